@@ -1,0 +1,168 @@
+//! Conditions shared by all rotor kinds, Cluster API style: a closed set of types and CamelCase
+//! reasons, `lastTransitionTime` that only moves when the status flips, and `observedGeneration`.
+
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+closed_enum! {
+    /// Status of a condition.
+    pub enum ConditionStatus {
+        True = "True",
+        False = "False",
+        Unknown = "Unknown",
+    }
+}
+
+closed_enum! {
+    /// Condition types across the three kinds. `Ready` is the summary every kind carries.
+    pub enum ConditionType {
+        /// Summary: the object is where its spec wants it.
+        Ready = "Ready",
+        /// Work is under way (a swap or a wave in progress).
+        Progressing = "Progressing",
+        /// `spec.paused` is set, or a rollout paused itself (failure budget).
+        Paused = "Paused",
+        /// Something is wrong but the object still serves (a gate failed, a swap rolled back).
+        Degraded = "Degraded",
+        /// Cluster: discovery reaches the active instance's API.
+        Reachable = "Reachable",
+        /// Swap: green exists, is reachable, at the target version, nodes Ready.
+        GreenReady = "GreenReady",
+        /// Swap: every selected workload is applied to green and available.
+        Migrated = "Migrated",
+        /// Swap: health gates pass on green.
+        Verified = "Verified",
+        /// Swap: green carries 100 % of the traffic.
+        TrafficShifted = "TrafficShifted",
+        /// Swap: blue still exists, so a rollback stays possible.
+        BlueRetained = "BlueRetained",
+        /// Rollout: the next wave is approved (manual approval).
+        Approved = "Approved",
+        /// Rollout: now is inside a maintenance window.
+        InMaintenanceWindow = "InMaintenanceWindow",
+    }
+}
+
+closed_enum! {
+    /// Why a condition (or a phase transition) is what it is. CamelCase, closed: a controller that
+    /// needs a new reason adds a variant here, so dashboards and alerts can rely on the set.
+    pub enum Reason {
+        // Cluster
+        Healthy = "Healthy",
+        Unreachable = "Unreachable",
+        NodesNotReady = "NodesNotReady",
+        WorkloadsUnavailable = "WorkloadsUnavailable",
+        SwapInProgress = "SwapInProgress",
+        NoActiveInstance = "NoActiveInstance",
+        // ClusterSwap
+        Created = "Created",
+        InvalidSpec = "InvalidSpec",
+        ClusterNotFound = "ClusterNotFound",
+        AnotherSwapActive = "AnotherSwapActive",
+        ProvisioningGreen = "ProvisioningGreen",
+        GreenCreated = "GreenCreated",
+        GreenReady = "GreenReady",
+        GreenNotReady = "GreenNotReady",
+        MigrationInProgress = "MigrationInProgress",
+        MigrationComplete = "MigrationComplete",
+        MigrationFailed = "MigrationFailed",
+        VerificationPassed = "VerificationPassed",
+        HealthGateFailed = "HealthGateFailed",
+        TrafficStepApplied = "TrafficStepApplied",
+        TrafficShifted = "TrafficShifted",
+        DrainingBlue = "DrainingBlue",
+        RetainingBlue = "RetainingBlue",
+        RetentionExpired = "RetentionExpired",
+        Decommissioned = "Decommissioned",
+        SwapSucceeded = "SwapSucceeded",
+        RollbackRequested = "RollbackRequested",
+        RolledBack = "RolledBack",
+        ProviderError = "ProviderError",
+        TrafficShifterError = "TrafficShifterError",
+        TimedOut = "TimedOut",
+        // Shared
+        Paused = "Paused",
+        Resumed = "Resumed",
+        // Rollout
+        WaveInProgress = "WaveInProgress",
+        WaveBaking = "WaveBaking",
+        WaitingForApproval = "WaitingForApproval",
+        OutsideMaintenanceWindow = "OutsideMaintenanceWindow",
+        FailureBudgetExceeded = "FailureBudgetExceeded",
+        NoClustersSelected = "NoClustersSelected",
+        RolloutComplete = "RolloutComplete",
+    }
+}
+
+/// One condition, as in `metav1.Condition` but with typed `type`, `status` and `reason`.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Condition {
+    /// Which aspect this condition describes.
+    #[serde(rename = "type")]
+    pub type_: ConditionType,
+    /// True, False or Unknown.
+    pub status: ConditionStatus,
+    /// Machine-readable reason for the last transition.
+    pub reason: Reason,
+    /// Human-readable details.
+    #[serde(default)]
+    pub message: String,
+    /// When `status` last changed (not when the condition was last written).
+    pub last_transition_time: Time,
+    /// The `metadata.generation` this condition was computed from.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub observed_generation: Option<i64>,
+}
+
+impl Condition {
+    /// A condition observed now for the given generation.
+    pub fn new(
+        type_: ConditionType,
+        status: ConditionStatus,
+        reason: Reason,
+        message: impl Into<String>,
+        now: Time,
+        observed_generation: Option<i64>,
+    ) -> Self {
+        Self {
+            type_,
+            status,
+            reason,
+            message: message.into(),
+            last_transition_time: now,
+            observed_generation,
+        }
+    }
+
+    /// Whether the condition's status is `True`.
+    pub fn is_true(&self) -> bool {
+        self.status == ConditionStatus::True
+    }
+}
+
+/// The condition of the given type, if present.
+pub fn find_condition(conditions: &[Condition], type_: ConditionType) -> Option<&Condition> {
+    conditions.iter().find(|c| c.type_ == type_)
+}
+
+/// Inserts or replaces the condition of `new.type_`. When the status does not change, the old
+/// `lastTransitionTime` is kept, so the time says when the status flipped. Returns whether
+/// anything changed (so a controller can skip a status write).
+pub fn set_condition(conditions: &mut Vec<Condition>, mut new: Condition) -> bool {
+    match conditions.iter_mut().find(|c| c.type_ == new.type_) {
+        Some(old) => {
+            if old.status == new.status {
+                new.last_transition_time = old.last_transition_time.clone();
+            }
+            let changed = *old != new;
+            *old = new;
+            changed
+        }
+        None => {
+            conditions.push(new);
+            true
+        }
+    }
+}

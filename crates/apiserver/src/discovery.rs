@@ -1,0 +1,379 @@
+//! Discovery (`/api`, `/apis`, `/apis/{g}/{v}`, legacy and aggregated), `/version`, and the
+//! OpenAPI v2/v3 documents, all derived from the resource table and the release's definitions.
+
+use std::collections::BTreeMap;
+use std::hash::{Hash, Hasher};
+use std::sync::Arc;
+
+use axum::body::Body;
+use axum::response::Response;
+use http::{StatusCode, header};
+use rotor_openapi::{CustomSchema, ResourcePaths};
+use serde_json::{Value, json};
+
+use crate::error::{ApiError, ApiResult};
+use crate::registry::Resource;
+use crate::request::Target;
+use crate::server::{ApiServer, json_response};
+
+const VERBS: [&str; 8] = [
+    "create",
+    "delete",
+    "deletecollection",
+    "get",
+    "list",
+    "patch",
+    "update",
+    "watch",
+];
+
+pub fn version(minor: u32) -> Value {
+    json!({
+        "major": "1",
+        "minor": minor.to_string(),
+        "emulationMajor": "1",
+        "emulationMinor": minor.to_string(),
+        "gitVersion": format!("v1.{minor}.0"),
+        "gitCommit": "rotor",
+        "gitTreeState": "clean",
+        "buildDate": "2026-01-01T00:00:00Z",
+        "goVersion": "rotor",
+        "compiler": "rustc",
+        "platform": "linux/amd64",
+    })
+}
+
+/// Groups in serving order: name → versions (preferred first) → resources.
+/// Versions of one group, preferred first, each with its resources.
+type GroupVersions = Vec<(String, Vec<Arc<Resource>>)>;
+
+fn groups(server: &ApiServer) -> BTreeMap<String, GroupVersions> {
+    let mut out: BTreeMap<String, GroupVersions> = BTreeMap::new();
+    for r in server.registry().all() {
+        let versions = out.entry(r.group.clone()).or_default();
+        match versions.iter_mut().find(|(v, _)| *v == r.version) {
+            Some((_, rs)) => rs.push(r),
+            None => versions.push((r.version.clone(), vec![r])),
+        }
+    }
+    for versions in out.values_mut() {
+        versions.sort_by_key(|v| std::cmp::Reverse(version_priority(&v.0)));
+    }
+    out
+}
+
+/// Kubernetes version priority: GA > beta > alpha, then by number.
+fn version_priority(v: &str) -> (u8, u32, u32) {
+    let digits = |s: &str| {
+        s.chars()
+            .take_while(char::is_ascii_digit)
+            .collect::<String>()
+            .parse::<u32>()
+            .unwrap_or(0)
+    };
+    let Some(rest) = v.strip_prefix('v') else {
+        return (0, 0, 0);
+    };
+    let major = digits(rest);
+    let tail = &rest[major.to_string().len().min(rest.len())..];
+    if tail.is_empty() {
+        (3, major, 0)
+    } else if let Some(b) = tail.strip_prefix("beta") {
+        (2, major, digits(b))
+    } else if let Some(a) = tail.strip_prefix("alpha") {
+        (1, major, digits(a))
+    } else {
+        (0, major, 0)
+    }
+}
+
+fn legacy_resources(group: &str, version: &str, resources: &[Arc<Resource>]) -> Value {
+    let mut list = Vec::new();
+    for r in resources {
+        let mut entry = json!({
+            "name": r.plural, "singularName": r.singular, "namespaced": r.namespaced, "kind": r.kind, "verbs": VERBS,
+        });
+        if !r.short_names.is_empty() {
+            entry["shortNames"] = json!(r.short_names);
+        }
+        if !r.categories.is_empty() {
+            entry["categories"] = json!(r.categories);
+        }
+        list.push(entry);
+        if r.has_status {
+            list.push(json!({"name": format!("{}/status", r.plural), "singularName": "", "namespaced": r.namespaced, "kind": r.kind, "verbs": ["get", "patch", "update"]}));
+        }
+        if r.scale.is_some() {
+            list.push(json!({"name": format!("{}/scale", r.plural), "singularName": "", "namespaced": r.namespaced, "group": "autoscaling", "version": "v1", "kind": "Scale", "verbs": ["get", "patch", "update"]}));
+        }
+    }
+    json!({"kind": "APIResourceList", "apiVersion": "v1", "groupVersion": crate::registry::group_version(group, version), "resources": list})
+}
+
+fn aggregated_group(group: &str, versions: &[(String, Vec<Arc<Resource>>)]) -> Value {
+    let versions: Vec<Value> = versions
+        .iter()
+        .map(|(version, resources)| {
+            let rs: Vec<Value> = resources
+                .iter()
+                .map(|r| {
+                    let kind = json!({"group": r.group, "version": r.version, "kind": r.kind});
+                    let mut subs = Vec::new();
+                    if r.has_status {
+                        subs.push(json!({"subresource": "status", "responseKind": kind, "verbs": ["get", "patch", "update"]}));
+                    }
+                    if r.scale.is_some() {
+                        subs.push(json!({"subresource": "scale", "responseKind": {"group": "autoscaling", "version": "v1", "kind": "Scale"}, "verbs": ["get", "patch", "update"]}));
+                    }
+                    let mut entry = json!({
+                        "resource": r.plural, "responseKind": kind, "scope": if r.namespaced { "Namespaced" } else { "Cluster" },
+                        "singularResource": r.singular, "verbs": VERBS,
+                    });
+                    if !r.short_names.is_empty() {
+                        entry["shortNames"] = json!(r.short_names);
+                    }
+                    if !r.categories.is_empty() {
+                        entry["categories"] = json!(r.categories);
+                    }
+                    if !subs.is_empty() {
+                        entry["subresources"] = json!(subs);
+                    }
+                    entry
+                })
+                .collect();
+            json!({"version": version, "resources": rs, "freshness": "Current"})
+        })
+        .collect();
+    json!({"metadata": {"name": group, "creationTimestamp": null}, "versions": versions})
+}
+
+/// Which aggregated discovery version the client accepts, if any.
+fn aggregated_version(accept: &str) -> Option<&'static str> {
+    if !accept.contains("as=APIGroupDiscoveryList") {
+        return None;
+    }
+    if accept.contains("v=v2;") || accept.contains("v=v2,") || accept.ends_with("v=v2") {
+        Some("v2")
+    } else if accept.contains("v=v2beta1") {
+        Some("v2beta1")
+    } else {
+        None
+    }
+}
+
+fn aggregated_response(items: Vec<Value>, version: &str) -> Response {
+    let body = json!({"kind": "APIGroupDiscoveryList", "apiVersion": format!("apidiscovery.k8s.io/{version}"), "metadata": {}, "items": items});
+    Response::builder()
+        .status(StatusCode::OK)
+        .header(
+            header::CONTENT_TYPE,
+            format!("application/json;g=apidiscovery.k8s.io;v={version};as=APIGroupDiscoveryList"),
+        )
+        .header(header::VARY, "Accept")
+        .body(Body::from(serde_json::to_vec(&body).unwrap_or_default()))
+        .unwrap_or_else(|_| json_response(StatusCode::INTERNAL_SERVER_ERROR, &json!({}), &[]))
+}
+
+fn api_group(name: &str, versions: &[(String, Vec<Arc<Resource>>)]) -> Value {
+    let vs: Vec<Value> = versions
+        .iter()
+        .map(|(v, _)| json!({"groupVersion": format!("{name}/{v}"), "version": v}))
+        .collect();
+    json!({"kind": "APIGroup", "apiVersion": "v1", "name": name, "versions": vs, "preferredVersion": vs.first().cloned().unwrap_or(Value::Null)})
+}
+
+pub fn respond(server: &ApiServer, target: &Target, accept: &str) -> ApiResult<Response> {
+    let groups = groups(server);
+    let aggregated = aggregated_version(accept);
+    match target {
+        Target::CoreVersions => {
+            let core = groups.get("").cloned().unwrap_or_default();
+            if let Some(v) = aggregated {
+                return Ok(aggregated_response(vec![aggregated_group("", &core)], v));
+            }
+            Ok(json_response(
+                StatusCode::OK,
+                &json!({"kind": "APIVersions", "versions": ["v1"], "serverAddressByClientCIDRs": [{"clientCIDR": "0.0.0.0/0", "serverAddress": "127.0.0.1"}]}),
+                &[],
+            ))
+        }
+        Target::Groups => {
+            let named = groups.iter().filter(|(g, _)| !g.is_empty());
+            if let Some(v) = aggregated {
+                return Ok(aggregated_response(
+                    named.map(|(g, vs)| aggregated_group(g, vs)).collect(),
+                    v,
+                ));
+            }
+            let list: Vec<Value> = named
+                .map(|(g, vs)| api_group(g, vs))
+                .map(|mut g| {
+                    if let Some(o) = g.as_object_mut() {
+                        o.remove("kind");
+                        o.remove("apiVersion");
+                    }
+                    g
+                })
+                .collect();
+            Ok(json_response(
+                StatusCode::OK,
+                &json!({"kind": "APIGroupList", "apiVersion": "v1", "groups": list}),
+                &[],
+            ))
+        }
+        Target::Group(g) => match groups.get(g.as_str()) {
+            Some(vs) if !g.is_empty() => Ok(json_response(StatusCode::OK, &api_group(g, vs), &[])),
+            _ => Err(ApiError::path_not_found(&format!("/apis/{g}"))),
+        },
+        Target::GroupVersion { group, version } => {
+            let resources = groups
+                .get(group.as_str())
+                .and_then(|vs| vs.iter().find(|(v, _)| v == version))
+                .map(|(_, rs)| rs.clone())
+                .unwrap_or_default();
+            Ok(json_response(
+                StatusCode::OK,
+                &legacy_resources(group, version, &resources),
+                &[],
+            ))
+        }
+        _ => Err(ApiError::internal("not a discovery target")),
+    }
+}
+
+fn resource_paths(r: &Resource) -> ResourcePaths {
+    let mut subresources = Vec::new();
+    if r.has_status {
+        subresources.push("status".to_string());
+    }
+    if r.scale.is_some() {
+        subresources.push("scale".to_string());
+    }
+    ResourcePaths {
+        group: r.group.clone(),
+        version: r.version.clone(),
+        plural: r.plural.clone(),
+        kind: r.kind.clone(),
+        namespaced: r.namespaced,
+        definition: r.definition.clone(),
+        subresources,
+    }
+}
+
+fn custom_schema(r: &Resource) -> Option<CustomSchema> {
+    r.custom_schema.as_ref().map(|s| CustomSchema {
+        definition: r.definition.clone(),
+        group: r.group.clone(),
+        version: r.version.clone(),
+        kind: r.kind.clone(),
+        schema: (**s).clone(),
+    })
+}
+
+/// A content hash of one group-version's document, so clients can cache it (`?hash=`).
+fn gv_hash(minor: u32, gv: &str, resources: &[Arc<Resource>]) -> String {
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    (minor, gv).hash(&mut h);
+    for r in resources {
+        (
+            r.plural.as_str(),
+            r.kind.as_str(),
+            r.namespaced,
+            r.has_status,
+        )
+            .hash(&mut h);
+        if let Some(s) = &r.custom_schema {
+            s.to_string().hash(&mut h);
+        }
+    }
+    format!("{:016X}", h.finish())
+}
+
+fn accepts_json(accept: &str) -> bool {
+    accept.is_empty() || accept.contains("application/json") || accept.contains("*/*")
+}
+
+pub fn openapi(server: &ApiServer, target: &Target, accept: &str) -> ApiResult<Response> {
+    if !accepts_json(accept) {
+        return Err(ApiError::not_acceptable(format!(
+            "only application/json is served here, not {accept}"
+        )));
+    }
+    let all = server.registry().all();
+    let spec = server.openapi();
+    match target {
+        Target::OpenApiV2 => {
+            let paths: Vec<ResourcePaths> = all.iter().map(|r| resource_paths(r)).collect();
+            let custom: Vec<CustomSchema> = all.iter().filter_map(|r| custom_schema(r)).collect();
+            Ok(json_response(
+                StatusCode::OK,
+                &spec.v2_document(&paths, &custom),
+                &[],
+            ))
+        }
+        Target::OpenApiV3Index => {
+            let mut by_gv: BTreeMap<String, Vec<Arc<Resource>>> = BTreeMap::new();
+            for r in all {
+                by_gv
+                    .entry(r.api_version().to_string())
+                    .or_default()
+                    .push(r);
+            }
+            let mut paths = serde_json::Map::new();
+            for (gv, rs) in &by_gv {
+                let prefix = if gv.contains('/') { "apis" } else { "api" };
+                let hash = gv_hash(spec.minor(), gv, rs);
+                paths.insert(
+                    format!("{prefix}/{gv}"),
+                    json!({"serverRelativeURL": format!("/openapi/v3/{prefix}/{gv}?hash={hash}")}),
+                );
+            }
+            Ok(json_response(StatusCode::OK, &json!({"paths": paths}), &[]))
+        }
+        Target::OpenApiV3(gv) => {
+            let rs: Vec<Arc<Resource>> =
+                all.into_iter().filter(|r| r.api_version() == gv).collect();
+            if rs.is_empty() {
+                return Err(ApiError::path_not_found(&format!("/openapi/v3/{gv}")));
+            }
+            let paths: Vec<ResourcePaths> = rs.iter().map(|r| resource_paths(r)).collect();
+            let custom: Vec<CustomSchema> = rs.iter().filter_map(|r| custom_schema(r)).collect();
+            let doc = spec.v3_document(gv, &paths, &custom);
+            let mut resp = json_response(StatusCode::OK, &doc, &[]);
+            resp.headers_mut().insert(
+                header::CACHE_CONTROL,
+                http::HeaderValue::from_static("public, immutable"),
+            );
+            resp.headers_mut().insert(
+                header::ETAG,
+                http::HeaderValue::from_str(&format!("\"{}\"", gv_hash(spec.minor(), gv, &rs)))
+                    .unwrap_or(http::HeaderValue::from_static("\"0\"")),
+            );
+            Ok(resp)
+        }
+        _ => Err(ApiError::internal("not an openapi target")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn version_order() {
+        let mut v = vec!["v1alpha1", "v2", "v1beta2", "v1", "v1beta1"];
+        v.sort_by_key(|x| std::cmp::Reverse(version_priority(x)));
+        assert_eq!(v, vec!["v2", "v1", "v1beta2", "v1beta1", "v1alpha1"]);
+    }
+
+    #[test]
+    fn aggregated_accept() {
+        assert_eq!(
+            aggregated_version(
+                "application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList,application/json"
+            ),
+            Some("v2")
+        );
+        assert_eq!(aggregated_version("application/json"), None);
+    }
+}

@@ -1,0 +1,21 @@
+//! A Kubernetes-compatible API server over pluggable storage ([`rotor_store`]): discovery, CRUD,
+//! the four patch types, watch, CRDs. rotor's control plane and every simulated member cluster
+//! are instances of it; kubectl and kube-rs talk to it unchanged.
+
+mod cursor;
+mod discovery;
+pub mod error;
+pub mod object;
+mod protobuf;
+pub mod registry;
+pub mod request;
+pub mod selector;
+mod server;
+mod table;
+mod watch;
+
+pub use error::{ApiError, ApiResult};
+pub use registry::{Registry, Resource};
+pub use server::{
+    ApiServer, FieldValidation, ListOptions, PatchType, ServerConfig, WriteOptions, Written,
+};

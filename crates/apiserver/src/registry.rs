@@ -1,0 +1,729 @@
+//! The resource table: which resources this server serves, built-in and registered at run time
+//! from CustomResourceDefinitions. One generic handler serves every entry; what differs per kind is
+//! only the data here (scope, names, subresources, schema) — the "strategy" of k8s.io/apiserver.
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, RwLock};
+
+use serde_json::Value;
+
+/// One served resource at one group-version.
+#[derive(Debug, Clone)]
+pub struct Resource {
+    /// `apps/v1`, or `v1` for the core group.
+    pub api_version: String,
+    pub group: String,
+    pub version: String,
+    pub plural: String,
+    pub singular: String,
+    pub kind: String,
+    pub namespaced: bool,
+    pub short_names: Vec<String>,
+    pub categories: Vec<String>,
+    pub has_status: bool,
+    /// `.spec.replicas`-style path for the scale subresource, when it has one.
+    pub scale: Option<ScalePaths>,
+    /// The OpenAPI definition name (`io.k8s.api.apps.v1.Deployment`) or, for a custom resource,
+    /// the name its schema gets in the OpenAPI documents.
+    pub definition: String,
+    /// The CRD's openAPIV3Schema for this version (custom resources only).
+    pub custom_schema: Option<Arc<Value>>,
+    /// The CRD's additionalPrinterColumns (custom resources only).
+    pub printer_columns: Vec<Value>,
+}
+
+#[derive(Debug, Clone)]
+pub struct ScalePaths {
+    pub spec_replicas: String,
+    pub status_replicas: String,
+    pub label_selector: Option<String>,
+}
+
+impl Resource {
+    pub fn api_version(&self) -> &str {
+        &self.api_version
+    }
+
+    pub fn is_custom(&self) -> bool {
+        self.custom_schema.is_some()
+    }
+
+    /// Storage key prefix of all objects of this resource. Versions of one group share storage.
+    pub fn key_prefix(&self) -> String {
+        let group = if self.group.is_empty() {
+            "core"
+        } else {
+            &self.group
+        };
+        format!("/{group}/{}/", self.plural)
+    }
+
+    /// Storage key prefix of one namespace's objects (all of them when `namespace` is None).
+    pub fn namespace_prefix(&self, namespace: Option<&str>) -> String {
+        match (self.namespaced, namespace) {
+            (true, Some(ns)) => format!("{}{ns}/", self.key_prefix()),
+            _ => self.key_prefix(),
+        }
+    }
+
+    pub fn key(&self, namespace: Option<&str>, name: &str) -> String {
+        match (self.namespaced, namespace) {
+            (true, Some(ns)) => format!("{}{ns}/{name}", self.key_prefix()),
+            _ => format!("{}{name}", self.key_prefix()),
+        }
+    }
+}
+
+pub fn group_version(group: &str, version: &str) -> String {
+    if group.is_empty() {
+        version.to_string()
+    } else {
+        format!("{group}/{version}")
+    }
+}
+
+const DEPLOY_SCALE: (&str, &str, Option<&str>) = (
+    ".spec.replicas",
+    ".status.replicas",
+    Some(".status.selector"),
+);
+
+/// (group, version, plural, singular, kind, namespaced, short names, categories, status, scale)
+type Builtin = (
+    &'static str,
+    &'static str,
+    &'static str,
+    &'static str,
+    &'static str,
+    bool,
+    &'static [&'static str],
+    &'static [&'static str],
+    bool,
+    bool,
+);
+
+/// The built-in kinds real workloads use (and rotor migrates).
+const BUILTINS: &[Builtin] = &[
+    (
+        "",
+        "v1",
+        "namespaces",
+        "namespace",
+        "Namespace",
+        false,
+        &["ns"],
+        &[],
+        true,
+        false,
+    ),
+    (
+        "",
+        "v1",
+        "nodes",
+        "node",
+        "Node",
+        false,
+        &["no"],
+        &[],
+        true,
+        false,
+    ),
+    (
+        "",
+        "v1",
+        "pods",
+        "pod",
+        "Pod",
+        true,
+        &["po"],
+        &["all"],
+        true,
+        false,
+    ),
+    (
+        "",
+        "v1",
+        "services",
+        "service",
+        "Service",
+        true,
+        &["svc"],
+        &["all"],
+        true,
+        false,
+    ),
+    (
+        "",
+        "v1",
+        "endpoints",
+        "endpoints",
+        "Endpoints",
+        true,
+        &["ep"],
+        &[],
+        false,
+        false,
+    ),
+    (
+        "",
+        "v1",
+        "configmaps",
+        "configmap",
+        "ConfigMap",
+        true,
+        &["cm"],
+        &[],
+        false,
+        false,
+    ),
+    (
+        "",
+        "v1",
+        "secrets",
+        "secret",
+        "Secret",
+        true,
+        &[],
+        &[],
+        false,
+        false,
+    ),
+    (
+        "",
+        "v1",
+        "serviceaccounts",
+        "serviceaccount",
+        "ServiceAccount",
+        true,
+        &["sa"],
+        &[],
+        false,
+        false,
+    ),
+    (
+        "",
+        "v1",
+        "persistentvolumeclaims",
+        "persistentvolumeclaim",
+        "PersistentVolumeClaim",
+        true,
+        &["pvc"],
+        &[],
+        true,
+        false,
+    ),
+    (
+        "",
+        "v1",
+        "events",
+        "event",
+        "Event",
+        true,
+        &["ev"],
+        &[],
+        false,
+        false,
+    ),
+    (
+        "apps",
+        "v1",
+        "deployments",
+        "deployment",
+        "Deployment",
+        true,
+        &["deploy"],
+        &["all"],
+        true,
+        true,
+    ),
+    (
+        "apps",
+        "v1",
+        "statefulsets",
+        "statefulset",
+        "StatefulSet",
+        true,
+        &["sts"],
+        &["all"],
+        true,
+        true,
+    ),
+    (
+        "apps",
+        "v1",
+        "daemonsets",
+        "daemonset",
+        "DaemonSet",
+        true,
+        &["ds"],
+        &["all"],
+        true,
+        false,
+    ),
+    (
+        "apps",
+        "v1",
+        "replicasets",
+        "replicaset",
+        "ReplicaSet",
+        true,
+        &["rs"],
+        &["all"],
+        true,
+        true,
+    ),
+    (
+        "batch",
+        "v1",
+        "jobs",
+        "job",
+        "Job",
+        true,
+        &[],
+        &["all"],
+        true,
+        false,
+    ),
+    (
+        "batch",
+        "v1",
+        "cronjobs",
+        "cronjob",
+        "CronJob",
+        true,
+        &["cj"],
+        &["all"],
+        true,
+        false,
+    ),
+    (
+        "networking.k8s.io",
+        "v1",
+        "ingresses",
+        "ingress",
+        "Ingress",
+        true,
+        &["ing"],
+        &[],
+        true,
+        false,
+    ),
+    (
+        "policy",
+        "v1",
+        "poddisruptionbudgets",
+        "poddisruptionbudget",
+        "PodDisruptionBudget",
+        true,
+        &["pdb"],
+        &[],
+        true,
+        false,
+    ),
+    (
+        "autoscaling",
+        "v2",
+        "horizontalpodautoscalers",
+        "horizontalpodautoscaler",
+        "HorizontalPodAutoscaler",
+        true,
+        &["hpa"],
+        &["all"],
+        true,
+        false,
+    ),
+    (
+        "rbac.authorization.k8s.io",
+        "v1",
+        "roles",
+        "role",
+        "Role",
+        true,
+        &[],
+        &[],
+        false,
+        false,
+    ),
+    (
+        "rbac.authorization.k8s.io",
+        "v1",
+        "rolebindings",
+        "rolebinding",
+        "RoleBinding",
+        true,
+        &[],
+        &[],
+        false,
+        false,
+    ),
+    (
+        "rbac.authorization.k8s.io",
+        "v1",
+        "clusterroles",
+        "clusterrole",
+        "ClusterRole",
+        false,
+        &[],
+        &[],
+        false,
+        false,
+    ),
+    (
+        "rbac.authorization.k8s.io",
+        "v1",
+        "clusterrolebindings",
+        "clusterrolebinding",
+        "ClusterRoleBinding",
+        false,
+        &[],
+        &[],
+        false,
+        false,
+    ),
+    (
+        "storage.k8s.io",
+        "v1",
+        "storageclasses",
+        "storageclass",
+        "StorageClass",
+        false,
+        &["sc"],
+        &[],
+        false,
+        false,
+    ),
+    (
+        "coordination.k8s.io",
+        "v1",
+        "leases",
+        "lease",
+        "Lease",
+        true,
+        &[],
+        &[],
+        false,
+        false,
+    ),
+    (
+        "events.k8s.io",
+        "v1",
+        "events",
+        "event",
+        "Event",
+        true,
+        &["ev"],
+        &[],
+        false,
+        false,
+    ),
+    (
+        "apiextensions.k8s.io",
+        "v1",
+        "customresourcedefinitions",
+        "customresourcedefinition",
+        "CustomResourceDefinition",
+        false,
+        &["crd", "crds"],
+        &[],
+        true,
+        false,
+    ),
+];
+
+/// The OpenAPI definition name of a built-in kind, as in the upstream documents.
+fn builtin_definition(group: &str, version: &str, kind: &str) -> String {
+    let pkg = match group {
+        "" => "core".to_string(),
+        "apiextensions.k8s.io" => {
+            return format!(
+                "io.k8s.apiextensions-apiserver.pkg.apis.apiextensions.{version}.{kind}"
+            );
+        }
+        g => g
+            .trim_end_matches(".k8s.io")
+            .replace(".authorization", "")
+            .to_string(),
+    };
+    format!("io.k8s.api.{pkg}.{version}.{kind}")
+}
+
+fn builtin_resources() -> Vec<Resource> {
+    BUILTINS
+        .iter()
+        .map(
+            |&(group, version, plural, singular, kind, namespaced, short, cats, status, scale)| {
+                Resource {
+                    api_version: group_version(group, version),
+                    group: group.into(),
+                    version: version.into(),
+                    plural: plural.into(),
+                    singular: singular.into(),
+                    kind: kind.into(),
+                    namespaced,
+                    short_names: short.iter().map(|s| s.to_string()).collect(),
+                    categories: cats.iter().map(|s| s.to_string()).collect(),
+                    has_status: status,
+                    scale: scale.then(|| ScalePaths {
+                        spec_replicas: DEPLOY_SCALE.0.into(),
+                        status_replicas: DEPLOY_SCALE.1.into(),
+                        label_selector: DEPLOY_SCALE.2.map(String::from),
+                    }),
+                    definition: builtin_definition(group, version, kind),
+                    custom_schema: None,
+                    printer_columns: Vec::new(),
+                }
+            },
+        )
+        .collect()
+}
+
+/// The built-in table is the same for every server in the process; share it.
+fn shared_builtins() -> Arc<Vec<Arc<Resource>>> {
+    static BUILTIN: std::sync::OnceLock<Arc<Vec<Arc<Resource>>>> = std::sync::OnceLock::new();
+    BUILTIN
+        .get_or_init(|| Arc::new(builtin_resources().into_iter().map(Arc::new).collect()))
+        .clone()
+}
+
+/// Resources served by one API server: the shared built-ins plus this server's CRDs.
+#[derive(Debug)]
+pub struct Registry {
+    builtins: Arc<Vec<Arc<Resource>>>,
+    /// CRD name → the resources (one per served version) it registered.
+    custom: RwLock<BTreeMap<String, Vec<Arc<Resource>>>>,
+}
+
+impl Default for Registry {
+    fn default() -> Self {
+        Registry {
+            builtins: shared_builtins(),
+            custom: RwLock::new(BTreeMap::new()),
+        }
+    }
+}
+
+impl Registry {
+    /// All resources, built-ins first, in a stable order.
+    pub fn all(&self) -> Vec<Arc<Resource>> {
+        let mut out: Vec<Arc<Resource>> = self.builtins.iter().cloned().collect();
+        if let Ok(custom) = self.custom.read() {
+            out.extend(custom.values().flatten().cloned());
+        }
+        out
+    }
+
+    pub fn lookup(&self, group: &str, version: &str, plural: &str) -> Option<Arc<Resource>> {
+        if let Some(r) = self
+            .builtins
+            .iter()
+            .find(|r| r.group == group && r.version == version && r.plural == plural)
+        {
+            return Some(r.clone());
+        }
+        let custom = self.custom.read().ok()?;
+        custom
+            .values()
+            .flatten()
+            .find(|r| r.group == group && r.version == version && r.plural == plural)
+            .cloned()
+    }
+
+    /// Is any version of this group served (for 404 vs. discovery answers)?
+    pub fn serves_group_version(&self, group: &str, version: &str) -> bool {
+        self.all()
+            .iter()
+            .any(|r| r.group == group && r.version == version)
+    }
+
+    /// Registers (or re-registers) the served versions of a CRD. Returns the resources.
+    pub fn register_crd(&self, crd_name: &str, resources: Vec<Resource>) {
+        if let Ok(mut custom) = self.custom.write() {
+            custom.insert(
+                crd_name.to_string(),
+                resources.into_iter().map(Arc::new).collect(),
+            );
+        }
+    }
+
+    pub fn unregister_crd(&self, crd_name: &str) -> Vec<Arc<Resource>> {
+        self.custom
+            .write()
+            .ok()
+            .and_then(|mut c| c.remove(crd_name))
+            .unwrap_or_default()
+    }
+}
+
+/// Reads the served versions of a CRD object into resources. Errors name the offending field.
+pub fn resources_from_crd(crd: &Value) -> Result<Vec<Resource>, (String, String)> {
+    let spec = crd
+        .get("spec")
+        .ok_or(("spec".to_string(), "Required value".to_string()))?;
+    let group = spec
+        .get("group")
+        .and_then(Value::as_str)
+        .filter(|g| !g.is_empty());
+    let group = group.ok_or(("spec.group".to_string(), "Required value".to_string()))?;
+    let names = spec
+        .get("names")
+        .ok_or(("spec.names".to_string(), "Required value".to_string()))?;
+    let plural = names
+        .get("plural")
+        .and_then(Value::as_str)
+        .filter(|p| !p.is_empty());
+    let plural = plural.ok_or((
+        "spec.names.plural".to_string(),
+        "Required value".to_string(),
+    ))?;
+    let kind = names
+        .get("kind")
+        .and_then(Value::as_str)
+        .filter(|k| !k.is_empty());
+    let kind = kind.ok_or(("spec.names.kind".to_string(), "Required value".to_string()))?;
+    let singular = names
+        .get("singular")
+        .and_then(Value::as_str)
+        .map(String::from)
+        .unwrap_or_else(|| kind.to_lowercase());
+    let str_list = |v: Option<&Value>| -> Vec<String> {
+        v.and_then(Value::as_array)
+            .map(|a| {
+                a.iter()
+                    .filter_map(|s| s.as_str().map(String::from))
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    let scope = spec
+        .get("scope")
+        .and_then(Value::as_str)
+        .unwrap_or("Namespaced");
+    if scope != "Namespaced" && scope != "Cluster" {
+        return Err((
+            "spec.scope".into(),
+            format!(
+                "Unsupported value: \"{scope}\": supported values: \"Cluster\", \"Namespaced\""
+            ),
+        ));
+    }
+    let expected_name = format!("{plural}.{group}");
+    let actual_name = crd
+        .pointer("/metadata/name")
+        .and_then(Value::as_str)
+        .unwrap_or_default();
+    if actual_name != expected_name {
+        return Err((
+            "metadata.name".into(),
+            format!("Invalid value: \"{actual_name}\": must be spec.names.plural+\".\"+spec.group"),
+        ));
+    }
+    let versions = spec
+        .get("versions")
+        .and_then(Value::as_array)
+        .filter(|v| !v.is_empty());
+    let versions = versions.ok_or((
+        "spec.versions".to_string(),
+        "Required value: must have exactly one version marked as storage version".to_string(),
+    ))?;
+    let mut out = Vec::new();
+    for (i, v) in versions.iter().enumerate() {
+        let name = v
+            .get("name")
+            .and_then(Value::as_str)
+            .filter(|n| !n.is_empty());
+        let name = name.ok_or((
+            format!("spec.versions[{i}].name"),
+            "Required value".to_string(),
+        ))?;
+        if v.get("served").and_then(Value::as_bool) == Some(false) {
+            continue;
+        }
+        let schema = v.pointer("/schema/openAPIV3Schema").cloned().unwrap_or_else(|| serde_json::json!({"type": "object", "x-kubernetes-preserve-unknown-fields": true}));
+        let has_status = v.pointer("/subresources/status").is_some();
+        let scale = v.pointer("/subresources/scale").map(|s| ScalePaths {
+            spec_replicas: s
+                .get("specReplicasPath")
+                .and_then(Value::as_str)
+                .unwrap_or(".spec.replicas")
+                .to_string(),
+            status_replicas: s
+                .get("statusReplicasPath")
+                .and_then(Value::as_str)
+                .unwrap_or(".status.replicas")
+                .to_string(),
+            label_selector: s
+                .get("labelSelectorPath")
+                .and_then(Value::as_str)
+                .map(String::from),
+        });
+        let reversed_group: Vec<&str> = group.split('.').rev().collect();
+        out.push(Resource {
+            api_version: group_version(group, name),
+            group: group.to_string(),
+            version: name.to_string(),
+            plural: plural.to_string(),
+            singular: singular.clone(),
+            kind: kind.to_string(),
+            namespaced: scope == "Namespaced",
+            short_names: str_list(names.get("shortNames")),
+            categories: str_list(names.get("categories")),
+            has_status,
+            scale,
+            definition: format!("{}.{name}.{kind}", reversed_group.join(".")),
+            custom_schema: Some(Arc::new(schema)),
+            printer_columns: v
+                .get("additionalPrinterColumns")
+                .and_then(Value::as_array)
+                .cloned()
+                .unwrap_or_default(),
+        });
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn builtin_definitions_match_upstream_names() {
+        let r = builtin_resources();
+        let def = |plural: &str| {
+            r.iter()
+                .find(|x| x.plural == plural)
+                .map(|x| x.definition.clone())
+                .unwrap_or_default()
+        };
+        assert_eq!(def("deployments"), "io.k8s.api.apps.v1.Deployment");
+        assert_eq!(def("configmaps"), "io.k8s.api.core.v1.ConfigMap");
+        assert_eq!(def("clusterroles"), "io.k8s.api.rbac.v1.ClusterRole");
+        assert_eq!(def("ingresses"), "io.k8s.api.networking.v1.Ingress");
+        assert_eq!(def("storageclasses"), "io.k8s.api.storage.v1.StorageClass");
+        assert_eq!(def("leases"), "io.k8s.api.coordination.v1.Lease");
+        assert_eq!(
+            def("customresourcedefinitions"),
+            "io.k8s.apiextensions-apiserver.pkg.apis.apiextensions.v1.CustomResourceDefinition"
+        );
+    }
+
+    #[test]
+    fn crd_versions_become_resources() {
+        let crd = serde_json::json!({
+            "metadata": {"name": "widgets.example.com"},
+            "spec": {"group": "example.com", "scope": "Namespaced",
+                "names": {"plural": "widgets", "kind": "Widget", "shortNames": ["wd"]},
+                "versions": [{"name": "v1", "served": true, "storage": true, "subresources": {"status": {}}},
+                             {"name": "v0", "served": false, "storage": false}]}
+        });
+        let rs = resources_from_crd(&crd).expect("valid crd");
+        assert_eq!(rs.len(), 1);
+        assert_eq!(rs[0].kind, "Widget");
+        assert!(rs[0].has_status && rs[0].namespaced);
+        assert_eq!(rs[0].definition, "com.example.v1.Widget");
+        let bad = serde_json::json!({"metadata": {"name": "x.example.com"}, "spec": {"group": "example.com", "names": {"plural": "widgets", "kind": "Widget"}, "versions": [{"name": "v1"}]}});
+        assert_eq!(
+            resources_from_crd(&bad).err().map(|e| e.0),
+            Some("metadata.name".to_string())
+        );
+    }
+}

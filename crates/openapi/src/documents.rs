@@ -1,0 +1,400 @@
+//! The OpenAPI v2 and v3 documents a server publishes, as kube-apiserver shapes them: the
+//! definitions (plus CRD schemas), and paths whose operations carry `x-kubernetes-action`,
+//! `x-kubernetes-group-version-kind` and the write parameters — kubectl reads the PATCH
+//! operation's `fieldValidation` parameter to decide that the server validates fields.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use serde_json::{Map, Value, json};
+
+use crate::Spec;
+
+/// One served resource, for the `paths` of a document.
+#[derive(Debug, Clone)]
+pub struct ResourcePaths {
+    pub group: String,
+    pub version: String,
+    pub plural: String,
+    pub kind: String,
+    pub namespaced: bool,
+    /// The schema name of its kind (`io.k8s.api.apps.v1.Deployment`, or a custom one).
+    pub definition: String,
+    /// `status`, `scale`.
+    pub subresources: Vec<String>,
+}
+
+/// A custom resource's schema, published under `definition`.
+#[derive(Debug, Clone)]
+pub struct CustomSchema {
+    pub definition: String,
+    pub group: String,
+    pub version: String,
+    pub kind: String,
+    /// The CRD's openAPIV3Schema for this version.
+    pub schema: Value,
+}
+
+const OBJECT_META: &str = "io.k8s.apimachinery.pkg.apis.meta.v1.ObjectMeta";
+const SCALE: &str = "io.k8s.api.autoscaling.v1.Scale";
+/// Definitions every group-version document carries (errors, options, lists, watch events).
+const COMMON: &[&str] = &[
+    "io.k8s.apimachinery.pkg.apis.meta.v1.Status",
+    "io.k8s.apimachinery.pkg.apis.meta.v1.DeleteOptions",
+    "io.k8s.apimachinery.pkg.apis.meta.v1.WatchEvent",
+    "io.k8s.apimachinery.pkg.apis.meta.v1.APIResourceList",
+    "io.k8s.apimachinery.pkg.apis.meta.v1.ListMeta",
+    "io.k8s.apimachinery.pkg.apis.meta.v1.Patch",
+    OBJECT_META,
+];
+
+/// A custom schema as kubectl expects it: typed apiVersion/kind, ObjectMeta, and its GVK.
+fn custom_definition(c: &CustomSchema, reference: &str) -> Value {
+    let mut schema = c.schema.clone();
+    if !schema.is_object() {
+        schema = json!({"type": "object"});
+    }
+    let props = schema
+        .as_object_mut()
+        .map(|o| o.entry("properties").or_insert_with(|| json!({})))
+        .and_then(Value::as_object_mut);
+    if let Some(props) = props {
+        props.insert("apiVersion".into(), json!({"type": "string"}));
+        props.insert("kind".into(), json!({"type": "string"}));
+        props.insert(
+            "metadata".into(),
+            json!({"$ref": format!("{reference}{OBJECT_META}")}),
+        );
+    }
+    schema["type"] = json!("object");
+    schema["x-kubernetes-group-version-kind"] =
+        json!([{"group": c.group, "version": c.version, "kind": c.kind}]);
+    schema
+}
+
+/// Rewrites `#/definitions/` refs to `prefix`, and (for v3) a `$ref` with siblings into the
+/// `allOf: [{$ref}]` form kube-apiserver uses.
+fn rewrite(value: &Value, prefix: &str, v3: bool) -> Value {
+    match value {
+        Value::Object(m) => {
+            let mut out = Map::new();
+            for (k, v) in m {
+                if k == "$ref"
+                    && let Some(r) = v.as_str()
+                {
+                    let name = r.rsplit('/').next().unwrap_or_default();
+                    out.insert(k.clone(), json!(format!("{prefix}{name}")));
+                    continue;
+                }
+                out.insert(k.clone(), rewrite(v, prefix, v3));
+            }
+            // (A property named "$ref", as in JSONSchemaProps, holds an object: left alone.)
+            if v3
+                && out.len() > 1
+                && out.get("$ref").is_some_and(Value::is_string)
+                && let Some(r) = out.remove("$ref")
+            {
+                out.insert("allOf".into(), json!([{"$ref": r}]));
+            }
+            Value::Object(out)
+        }
+        Value::Array(a) => Value::Array(a.iter().map(|v| rewrite(v, prefix, v3)).collect()),
+        other => other.clone(),
+    }
+}
+
+/// Names of definitions a schema refers to.
+fn refs(value: &Value, out: &mut Vec<String>) {
+    match value {
+        Value::Object(m) => {
+            for (k, v) in m {
+                if k == "$ref" {
+                    if let Some(r) = v.as_str() {
+                        out.push(r.rsplit('/').next().unwrap_or_default().to_string());
+                    }
+                } else {
+                    refs(v, out);
+                }
+            }
+        }
+        Value::Array(a) => a.iter().for_each(|v| refs(v, out)),
+        _ => {}
+    }
+}
+
+fn param(name: &str, location: &str, v3: bool) -> Value {
+    let mut p = json!({"name": name, "in": location, "uniqueItems": true});
+    if location == "path" {
+        p["required"] = json!(true);
+    }
+    let ty = if name == "force" { "boolean" } else { "string" };
+    if v3 {
+        p["schema"] = json!({"type": ty, "uniqueItems": true});
+    } else {
+        p["type"] = json!(ty);
+    }
+    p
+}
+
+fn operation(
+    action: &str,
+    id: String,
+    gvk: &Value,
+    reference: &str,
+    v3: bool,
+    body: Option<&str>,
+    response: &str,
+) -> Value {
+    let mut params: Vec<Value> = Vec::new();
+    match action {
+        "list" | "watch" => {
+            for q in [
+                "allowWatchBookmarks",
+                "continue",
+                "fieldSelector",
+                "labelSelector",
+                "limit",
+                "resourceVersion",
+                "resourceVersionMatch",
+                "sendInitialEvents",
+                "timeoutSeconds",
+                "watch",
+            ] {
+                params.push(param(q, "query", v3));
+            }
+        }
+        "post" | "put" | "patch" => {
+            for q in ["dryRun", "fieldManager", "fieldValidation"] {
+                params.push(param(q, "query", v3));
+            }
+            if action == "patch" {
+                params.push(param("force", "query", v3));
+            }
+        }
+        "delete" | "deletecollection" => {
+            for q in ["dryRun", "gracePeriodSeconds", "propagationPolicy"] {
+                params.push(param(q, "query", v3));
+            }
+        }
+        _ => {}
+    }
+    let schema = json!({"$ref": format!("{reference}{response}")});
+    let mut op = json!({
+        "operationId": id,
+        "x-kubernetes-action": action,
+        "x-kubernetes-group-version-kind": gvk,
+        "parameters": params,
+    });
+    if v3 {
+        let content: Map<String, Value> = [
+            "application/json",
+            "application/yaml",
+            "application/vnd.kubernetes.protobuf",
+        ]
+        .iter()
+        .map(|ct| (ct.to_string(), json!({"schema": schema.clone()})))
+        .collect();
+        op["responses"] = json!({"200": {"description": "OK", "content": content}, "401": {"description": "Unauthorized"}});
+        if let Some(b) = body {
+            let types: &[&str] = if action == "patch" {
+                &[
+                    "application/apply-patch+yaml",
+                    "application/json-patch+json",
+                    "application/merge-patch+json",
+                    "application/strategic-merge-patch+json",
+                ]
+            } else {
+                &["*/*"]
+            };
+            let body_schema = if action == "patch" {
+                json!({"$ref": format!("{reference}io.k8s.apimachinery.pkg.apis.meta.v1.Patch")})
+            } else {
+                json!({"$ref": format!("{reference}{b}")})
+            };
+            let content: Map<String, Value> = types
+                .iter()
+                .map(|ct| (ct.to_string(), json!({"schema": body_schema.clone()})))
+                .collect();
+            op["requestBody"] = json!({"required": true, "content": content});
+        }
+    } else {
+        op["responses"] = json!({"200": {"description": "OK", "schema": schema}, "401": {"description": "Unauthorized"}});
+        op["consumes"] = json!(["*/*"]);
+        op["produces"] = json!([
+            "application/json",
+            "application/yaml",
+            "application/vnd.kubernetes.protobuf"
+        ]);
+        if let Some(b) = body {
+            params_push_body(
+                &mut op,
+                json!({"name": "body", "in": "body", "required": true, "schema": {"$ref": format!("{reference}{b}")}}),
+            );
+        }
+    }
+    op
+}
+
+fn params_push_body(op: &mut Value, body: Value) {
+    if let Some(a) = op.get_mut("parameters").and_then(Value::as_array_mut) {
+        a.push(body);
+    }
+}
+
+fn paths_for(r: &ResourcePaths, reference: &str, v3: bool) -> BTreeMap<String, Value> {
+    let prefix = if r.group.is_empty() {
+        format!("/api/{}", r.version)
+    } else {
+        format!("/apis/{}/{}", r.group, r.version)
+    };
+    let ns = if r.namespaced {
+        "/namespaces/{namespace}"
+    } else {
+        ""
+    };
+    let collection = format!("{prefix}{ns}/{}", r.plural);
+    let item = format!("{collection}/{{name}}");
+    let gvk = json!({"group": r.group, "version": r.version, "kind": r.kind});
+    let scale_gvk = json!({"group": "autoscaling", "version": "v1", "kind": "Scale"});
+    let id = |verb: &str, suffix: &str| {
+        format!(
+            "{verb}{}{}{}",
+            r.kind,
+            if r.namespaced { "Namespaced" } else { "" },
+            suffix
+        )
+    };
+    let path_params = |with_name: bool| {
+        let mut p = Vec::new();
+        if with_name {
+            p.push(param("name", "path", v3));
+        }
+        if r.namespaced {
+            p.push(param("namespace", "path", v3));
+        }
+        p.push(param("pretty", "query", v3));
+        Value::Array(p)
+    };
+    let def = r.definition.as_str();
+    let mut out = BTreeMap::new();
+    out.insert(
+        collection,
+        json!({
+            "get": operation("list", id("list", ""), &gvk, reference, v3, None, def),
+            "post": operation("post", id("create", ""), &gvk, reference, v3, Some(def), def),
+            "delete": operation("deletecollection", id("deletecollection", ""), &gvk, reference, v3, None, "io.k8s.apimachinery.pkg.apis.meta.v1.Status"),
+            "parameters": path_params(false),
+        }),
+    );
+    out.insert(
+        item.clone(),
+        json!({
+            "get": operation("get", id("read", ""), &gvk, reference, v3, None, def),
+            "put": operation("put", id("replace", ""), &gvk, reference, v3, Some(def), def),
+            "patch": operation("patch", id("patch", ""), &gvk, reference, v3, Some(def), def),
+            "delete": operation("delete", id("delete", ""), &gvk, reference, v3, None, "io.k8s.apimachinery.pkg.apis.meta.v1.Status"),
+            "parameters": path_params(true),
+        }),
+    );
+    for sub in &r.subresources {
+        let (sub_gvk, sub_def) = if sub == "scale" {
+            (&scale_gvk, SCALE)
+        } else {
+            (&gvk, def)
+        };
+        let suffix = if sub == "scale" { "Scale" } else { "Status" };
+        out.insert(
+            format!("{item}/{sub}"),
+            json!({
+                "get": operation("get", id("read", suffix), sub_gvk, reference, v3, None, sub_def),
+                "put": operation("put", id("replace", suffix), sub_gvk, reference, v3, Some(sub_def), sub_def),
+                "patch": operation("patch", id("patch", suffix), sub_gvk, reference, v3, Some(sub_def), sub_def),
+                "parameters": path_params(true),
+            }),
+        );
+    }
+    out
+}
+
+impl Spec {
+    fn info(&self) -> Value {
+        json!({"title": "Kubernetes", "version": format!("v1.{}.0", self.minor())})
+    }
+
+    /// Definitions by name: the release's plus the custom ones (in `#/definitions/` form).
+    fn lookup<'a>(&'a self, custom: &'a BTreeMap<String, Value>, name: &str) -> Option<&'a Value> {
+        custom.get(name).or_else(|| self.definitions().get(name))
+    }
+
+    /// The Swagger 2.0 document with every definition and the given resources' paths.
+    pub fn v2_document(&self, resources: &[ResourcePaths], custom: &[CustomSchema]) -> Value {
+        let reference = "#/definitions/";
+        let mut defs: Map<String, Value> = self
+            .definitions()
+            .iter()
+            .map(|(k, v)| (k.clone(), rewrite(v, reference, false)))
+            .collect();
+        for c in custom {
+            defs.insert(c.definition.clone(), custom_definition(c, reference));
+        }
+        let mut paths = Map::new();
+        for r in resources {
+            paths.extend(paths_for(r, reference, false));
+        }
+        json!({"swagger": "2.0", "info": self.info(), "paths": paths, "definitions": defs})
+    }
+
+    /// The OpenAPI 3.0 document of one group-version (`v1`, `apps/v1`, `rotor.dev/v1alpha1`),
+    /// carrying every definition its kinds reach.
+    pub fn v3_document(
+        &self,
+        group_version: &str,
+        resources: &[ResourcePaths],
+        custom: &[CustomSchema],
+    ) -> Value {
+        let reference = "#/components/schemas/";
+        let custom_defs: BTreeMap<String, Value> = custom
+            .iter()
+            .map(|c| (c.definition.clone(), custom_definition(c, "#/definitions/")))
+            .collect();
+        let (group, version) = group_version
+            .rsplit_once('/')
+            .unwrap_or(("", group_version));
+        let mut wanted: Vec<String> = COMMON.iter().map(|s| s.to_string()).collect();
+        for r in resources
+            .iter()
+            .filter(|r| r.group == group && r.version == version)
+        {
+            wanted.push(r.definition.clone());
+            if let Some(list) =
+                self.definition_name(&r.group, &r.version, &format!("{}List", r.kind))
+            {
+                wanted.push(list.to_string());
+            }
+            if r.subresources.iter().any(|s| s == "scale") {
+                wanted.push(SCALE.to_string());
+            }
+        }
+        let mut seen = BTreeSet::new();
+        let mut schemas = Map::new();
+        while let Some(name) = wanted.pop() {
+            if !seen.insert(name.clone()) {
+                continue;
+            }
+            let Some(def) = self.lookup(&custom_defs, &name) else {
+                continue;
+            };
+            let mut next = Vec::new();
+            refs(def, &mut next);
+            wanted.extend(next);
+            schemas.insert(name, rewrite(def, reference, true));
+        }
+        let mut paths = Map::new();
+        for r in resources
+            .iter()
+            .filter(|r| r.group == group && r.version == version)
+        {
+            paths.extend(paths_for(r, reference, true));
+        }
+        json!({"openapi": "3.0.0", "info": self.info(), "paths": paths, "components": {"schemas": schemas}})
+    }
+}

@@ -1,0 +1,121 @@
+//! Strict field validation: unknown fields and wrong types, reported with their path as
+//! kube-apiserver does for `fieldValidation=Strict` (`unknown field "spec.replicass"`).
+
+use std::sync::Arc;
+
+use rotor_patch::SchemaCursor;
+use serde_json::Value;
+
+use crate::{Cursor, Spec};
+
+/// One problem in an object, at `path` (`.spec.replicas`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FieldProblem {
+    pub path: String,
+    pub message: String,
+}
+
+/// Bounds the walk on pathological (deeply nested) input.
+const MAX_DEPTH: usize = 64;
+
+pub(crate) fn validate(root: &Cursor, value: &Value) -> Vec<FieldProblem> {
+    let mut out = Vec::new();
+    walk(root, value, "", 0, &mut out);
+    out
+}
+
+/// Validates a custom resource against its CRD's openAPIV3Schema.
+pub fn validate_custom(spec: &Arc<Spec>, schema: &Arc<Value>, value: &Value) -> Vec<FieldProblem> {
+    validate(&Cursor::new(spec.clone(), schema.clone()), value)
+}
+
+fn type_name(v: &Value) -> &'static str {
+    match v {
+        Value::Null => "null",
+        Value::Bool(_) => "boolean",
+        Value::Number(n) if n.is_i64() || n.is_u64() => "integer",
+        Value::Number(_) => "number",
+        Value::String(_) => "string",
+        Value::Array(_) => "array",
+        Value::Object(_) => "object",
+    }
+}
+
+fn walk(cursor: &Cursor, value: &Value, path: &str, depth: usize, out: &mut Vec<FieldProblem>) {
+    if depth > MAX_DEPTH || value.is_null() {
+        return;
+    }
+    let Some(node) = cursor.node() else { return };
+    if node
+        .get("x-kubernetes-int-or-string")
+        .and_then(Value::as_bool)
+        == Some(true)
+    {
+        if !matches!(type_name(value), "integer" | "string") {
+            out.push(FieldProblem {
+                path: path.to_string(),
+                message: format!(
+                    "{}: Invalid value: \"{}\": must be an integer or a string",
+                    path.trim_start_matches('.'),
+                    type_name(value)
+                ),
+            });
+        }
+        return;
+    }
+    let expected = node.get("type").and_then(Value::as_str);
+    let actual = type_name(value);
+    let type_ok = match expected {
+        None => true,
+        Some("number") => matches!(actual, "number" | "integer"),
+        // Quantities are published as strings but accept numbers.
+        Some("string") if node.get("format").and_then(Value::as_str) == Some("quantity") => {
+            matches!(actual, "string" | "integer" | "number")
+        }
+        Some(t) => t == actual,
+    };
+    if !type_ok {
+        let shown = path.trim_start_matches('.');
+        out.push(FieldProblem {
+            path: path.to_string(),
+            message: format!("{shown}: Invalid value: \"{actual}\": {shown} in body must be of type {}: \"{actual}\"", expected.unwrap_or_default()),
+        });
+        return;
+    }
+    match value {
+        Value::Object(map) => {
+            let props = node.get("properties").and_then(Value::as_object);
+            let additional = node
+                .get("additionalProperties")
+                .is_some_and(Value::is_object);
+            let preserve = cursor.preserves_unknown()
+                || node
+                    .get("x-kubernetes-embedded-resource")
+                    .and_then(Value::as_bool)
+                    == Some(true);
+            if props.is_none() && !additional {
+                return; // free-form object
+            }
+            for (k, v) in map {
+                let child = format!("{path}.{k}");
+                match cursor.field(k) {
+                    Some(c) => walk(&c, v, &child, depth + 1, out),
+                    None if preserve || (path.is_empty() && (k == "apiVersion" || k == "kind")) => {
+                    }
+                    None => out.push(FieldProblem {
+                        path: child.clone(),
+                        message: format!("unknown field \"{}\"", child.trim_start_matches('.')),
+                    }),
+                }
+            }
+        }
+        Value::Array(items) => {
+            if let Some(c) = cursor.items() {
+                for (i, v) in items.iter().enumerate() {
+                    walk(&c, v, &format!("{path}[{i}]"), depth + 1, out);
+                }
+            }
+        }
+        _ => {}
+    }
+}

@@ -1,0 +1,252 @@
+//! `rotor bench …`: benchmarks that print one JSON object on the last line of stdout. Every
+//! figure is measured over real HTTP with kube-rs clients unless it says otherwise.
+
+use std::time::{Duration, Instant};
+
+use clap::{Args, Subcommand};
+use futures::StreamExt;
+use k8s_openapi::api::core::v1::ConfigMap;
+use kube::api::{Api, ListParams, PostParams};
+use serde_json::json;
+
+#[derive(Args)]
+pub struct BenchArgs {
+    #[command(subcommand)]
+    pub what: BenchWhat,
+}
+
+#[derive(Subcommand)]
+pub enum BenchWhat {
+    /// Create/get/list throughput of the API server with concurrent kube-rs clients.
+    Apiserver(ApiserverArgs),
+    /// Memory per simulated cluster and watch latency across a simulated fleet.
+    Sim(SimBenchArgs),
+}
+
+#[derive(Args)]
+pub struct ApiserverArgs {
+    /// `memory` or `sqlite:PATH` (a fresh file is recommended).
+    #[arg(long, default_value = "memory")]
+    pub store: String,
+    /// Concurrent clients.
+    #[arg(long, default_value_t = 32)]
+    pub clients: usize,
+    /// Objects created in total.
+    #[arg(long, default_value_t = 20_000)]
+    pub objects: usize,
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Args)]
+pub struct SimBenchArgs {
+    #[arg(long, default_value_t = 1000)]
+    pub clusters: usize,
+    /// ConfigMaps created in every cluster.
+    #[arg(long, default_value_t = 100)]
+    pub objects: usize,
+    /// Clusters whose watch latency is sampled over HTTP.
+    #[arg(long, default_value_t = 20)]
+    pub watched: usize,
+    #[arg(long)]
+    pub json: bool,
+}
+
+pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
+    match args.what {
+        BenchWhat::Apiserver(a) => apiserver(a).await,
+        BenchWhat::Sim(a) => sim(a).await,
+    }
+}
+
+fn percentile(sorted: &[f64], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return 0.0;
+    }
+    let idx = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted[idx.min(sorted.len() - 1)]
+}
+
+fn round2(x: f64) -> f64 {
+    (x * 100.0).round() / 100.0
+}
+
+/// Resident set size now and at peak, from /proc (MiB).
+fn rss_mib() -> (f64, f64) {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    let field = |name: &str| {
+        status
+            .lines()
+            .find(|l| l.starts_with(name))
+            .and_then(|l| l.split_whitespace().nth(1))
+            .and_then(|kb| kb.parse::<f64>().ok())
+            .unwrap_or(0.0)
+            / 1024.0
+    };
+    (field("VmRSS:"), field("VmHWM:"))
+}
+
+fn configmap(name: &str) -> ConfigMap {
+    let mut cm = ConfigMap::default();
+    cm.metadata.name = Some(name.to_string());
+    cm.data = Some([("key".to_string(), "value".to_string())].into());
+    cm
+}
+
+async fn apiserver(args: ApiserverArgs) -> anyhow::Result<()> {
+    let store = rotor::controlplane::open_store(&args.store)?;
+    let token = rotor_sim::random_token();
+    let server = rotor::controlplane::control_plane(store, Some(token.clone()), false).await?;
+    let (listener, addr) = super::bind("127.0.0.1:0").await?;
+    let router = server.router();
+    tokio::spawn(async move {
+        let _ = axum::serve(listener, router).await;
+    });
+    let kubeconfig = rotor_sim::kubeconfig_yaml("bench", &format!("http://{addr}"), &token);
+    let clients = args.clients.max(1);
+    let per_client = args.objects.div_ceil(clients);
+    let started = Instant::now();
+    let mut tasks = Vec::new();
+    for c in 0..clients {
+        let client = rotor::client_for(&kubeconfig).await?;
+        tasks.push(tokio::spawn(async move {
+            let api: Api<ConfigMap> = Api::namespaced(client, "default");
+            for i in 0..per_client {
+                api.create(&PostParams::default(), &configmap(&format!("c{c}-{i}")))
+                    .await?;
+            }
+            anyhow::Ok(())
+        }));
+    }
+    for t in tasks {
+        t.await??;
+    }
+    let create_s = started.elapsed().as_secs_f64();
+    let created = per_client * clients;
+
+    let client = rotor::client_for(&kubeconfig).await?;
+    let api: Api<ConfigMap> = Api::namespaced(client.clone(), "default");
+    let mut gets = Vec::with_capacity(1000);
+    for i in 0..1000 {
+        let t = Instant::now();
+        api.get(&format!("c{}-{}", i % clients, i % per_client))
+            .await?;
+        gets.push(t.elapsed().as_secs_f64() * 1000.0);
+    }
+    gets.sort_by(f64::total_cmp);
+    let t = Instant::now();
+    let page = api.list(&ListParams::default().limit(1000)).await?;
+    let list_ms = t.elapsed().as_secs_f64() * 1000.0;
+    let report = json!({
+        "store": args.store,
+        "clients": clients,
+        "objects": created,
+        "creates_per_s": round2(created as f64 / create_s),
+        "get_p50_ms": round2(percentile(&gets, 0.5)),
+        "get_p99_ms": round2(percentile(&gets, 0.99)),
+        "list_1000_ms": round2(list_ms),
+        "list_items": page.items.len(),
+    });
+    if !args.json {
+        eprintln!("created {created} objects with {clients} clients in {create_s:.2}s");
+    }
+    println!("{report}");
+    Ok(())
+}
+
+async fn sim(args: SimBenchArgs) -> anyhow::Result<()> {
+    let (rss_before, _) = rss_mib();
+    let sim = rotor_sim::Sim::new(rotor_sim::SimConfig {
+        nodes: 3,
+        ..rotor_sim::SimConfig::default()
+    });
+    let started = Instant::now();
+    let clusters = sim.start_clusters("member", args.clusters).await?;
+    let cm_res = clusters
+        .first()
+        .map(|c| c.server.resource("", "v1", "configmaps"))
+        .transpose()?;
+    let opts = rotor_apiserver::WriteOptions::default();
+    if let Some(res) = &cm_res {
+        for c in &clusters {
+            for i in 0..args.objects {
+                let obj = serde_json::to_value(configmap(&format!("cm-{i}")))?;
+                c.server
+                    .create(res, Some("default"), obj, &opts)
+                    .await
+                    .map_err(|e| anyhow::anyhow!("{}: {e}", c.name))?;
+            }
+        }
+    }
+    let fill_s = started.elapsed().as_secs_f64();
+    let (listener, addr) = super::bind("127.0.0.1:0").await?;
+    let router = sim.router();
+    tokio::spawn(async move {
+        let _ = axum::serve(listener, router).await;
+    });
+
+    // Watch latency: one HTTP watch per sampled cluster; each write's delivery time is measured.
+    let mut latencies = Vec::new();
+    for c in clusters.iter().take(args.watched.max(1)) {
+        let kubeconfig = sim
+            .kubeconfig(&c.name, &format!("http://{addr}"))
+            .ok_or_else(|| anyhow::anyhow!("kubeconfig {}", c.name))?;
+        let api: Api<ConfigMap> = Api::namespaced(rotor::client_for(&kubeconfig).await?, "default");
+        let rv = api
+            .list(&ListParams::default().limit(1))
+            .await?
+            .metadata
+            .resource_version
+            .unwrap_or_default();
+        let mut stream = api
+            .watch(&kube::api::WatchParams::default(), &rv)
+            .await?
+            .boxed();
+        let Some(res) = &cm_res else { break };
+        for i in 0..20 {
+            let name = format!("lat-{i}");
+            let t = Instant::now();
+            c.server
+                .create(
+                    res,
+                    Some("default"),
+                    serde_json::to_value(configmap(&name))?,
+                    &opts,
+                )
+                .await
+                .map_err(|e| anyhow::anyhow!("{e}"))?;
+            loop {
+                let ev = tokio::time::timeout(Duration::from_secs(5), stream.next())
+                    .await
+                    .map_err(|_| anyhow::anyhow!("watch event not delivered within 5s"))?;
+                match ev {
+                    Some(Ok(kube::api::WatchEvent::Added(o)))
+                        if o.metadata.name.as_deref() == Some(&name) =>
+                    {
+                        break;
+                    }
+                    Some(Ok(_)) => continue,
+                    Some(Err(e)) => anyhow::bail!("watch: {e}"),
+                    None => anyhow::bail!("watch ended"),
+                }
+            }
+            latencies.push(t.elapsed().as_secs_f64() * 1000.0);
+        }
+    }
+    latencies.sort_by(f64::total_cmp);
+    let (rss, peak) = rss_mib();
+    let n = args.clusters.max(1) as f64;
+    let report = json!({
+        "clusters": args.clusters,
+        "objects_per_cluster": args.objects,
+        "start_and_fill_s": round2(fill_s),
+        "rss_mib": round2(rss),
+        "peak_rss_mib": round2(peak),
+        "rss_per_cluster_mib": round2((rss - rss_before) / n),
+        "watch_samples": latencies.len(),
+        "watch_p50_ms": round2(percentile(&latencies, 0.5)),
+        "watch_p99_ms": round2(percentile(&latencies, 0.99)),
+    });
+    println!("{report}");
+    Ok(())
+}

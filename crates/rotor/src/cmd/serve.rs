@@ -1,0 +1,111 @@
+//! `rotor serve` and `rotor kubeconfig`: the control plane's API over SQLite (or memory), with
+//! rotor's CRDs registered at start.
+
+use clap::Args;
+use rotor::controlplane::{control_plane, open_store};
+use std::path::PathBuf;
+
+#[derive(Args)]
+pub struct ServeArgs {
+    /// `sqlite:PATH` (durable, the default) or `memory`.
+    #[arg(long, default_value = "sqlite:rotor.db")]
+    pub store: String,
+    /// Address to serve the API on.
+    #[arg(long, default_value = "127.0.0.1:6443")]
+    pub listen: String,
+    /// Where to write an admin kubeconfig (default: next to the SQLite file).
+    #[arg(long)]
+    pub kubeconfig_out: Option<PathBuf>,
+}
+
+#[derive(Args)]
+pub struct KubeconfigArgs {
+    /// The store given to `rotor serve`.
+    #[arg(long, default_value = "sqlite:rotor.db")]
+    pub store: String,
+    /// The address `rotor serve` listens on.
+    #[arg(long, default_value = "127.0.0.1:6443")]
+    pub server: String,
+}
+
+/// The token file beside a SQLite store: the admin credential survives restarts.
+fn token_path(store: &str) -> Option<PathBuf> {
+    store
+        .strip_prefix("sqlite:")
+        .map(|p| PathBuf::from(format!("{p}.token")))
+}
+
+fn load_or_create_token(store: &str) -> anyhow::Result<String> {
+    let Some(path) = token_path(store) else {
+        return Ok(rotor_sim::random_token());
+    };
+    if let Ok(t) = std::fs::read_to_string(&path) {
+        let t = t.trim().to_string();
+        if !t.is_empty() {
+            return Ok(t);
+        }
+    }
+    let token = rotor_sim::random_token();
+    rotor_sim::write_secret_file(&path, &token)?;
+    Ok(token)
+}
+
+pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
+    let store = open_store(&args.store)?;
+    let token = load_or_create_token(&args.store)?;
+    let server = control_plane(
+        store,
+        Some(token.clone()),
+        rotor::controlplane::is_loopback(&args.listen),
+    )
+    .await?;
+    let (listener, addr) = super::bind(&args.listen).await?;
+    let kubeconfig_path = args.kubeconfig_out.clone().or_else(|| {
+        args.store
+            .strip_prefix("sqlite:")
+            .map(|p| PathBuf::from(format!("{p}.kubeconfig")))
+    });
+    if let Some(path) = &kubeconfig_path {
+        rotor_sim::write_secret_file(
+            path,
+            &rotor_sim::kubeconfig_yaml("rotor", &format!("http://{addr}"), &token),
+        )?;
+    }
+    eprintln!(
+        "rotor control plane serving on http://{addr} (store {}){}",
+        args.store,
+        kubeconfig_path
+            .map(|p| format!(", kubeconfig {}", p.display()))
+            .unwrap_or_default()
+    );
+    axum::serve(listener, server.router())
+        .with_graceful_shutdown(super::shutdown_signal())
+        .await?;
+    Ok(())
+}
+
+pub fn kubeconfig(args: KubeconfigArgs) -> anyhow::Result<()> {
+    let path = token_path(&args.store).ok_or_else(|| {
+        anyhow::anyhow!(
+            "--store {}: only sqlite:PATH stores keep a token",
+            args.store
+        )
+    })?;
+    let token = std::fs::read_to_string(&path).map_err(|e| {
+        anyhow::anyhow!(
+            "reading {}: {e} (has `rotor serve --store {}` run?)",
+            path.display(),
+            args.store
+        )
+    })?;
+    let server = if args.server.starts_with("http") {
+        args.server.clone()
+    } else {
+        format!("http://{}", args.server)
+    };
+    println!(
+        "{}",
+        rotor_sim::kubeconfig_yaml("rotor", &server, token.trim())
+    );
+    Ok(())
+}

@@ -1,0 +1,70 @@
+//! `rotor sim`: a simulated fleet served over HTTP, one kubeconfig per member cluster.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::Args;
+use rotor_sim::{Sim, SimConfig};
+
+#[derive(Args)]
+pub struct SimArgs {
+    /// Number of member clusters to start.
+    #[arg(long, default_value_t = 3)]
+    pub clusters: usize,
+    /// Address of the simulator's API (all members behind /clusters/{name}/).
+    #[arg(long, default_value = "127.0.0.1:7443")]
+    pub listen: String,
+    /// Write `{name}.kubeconfig` for every member cluster here.
+    #[arg(long)]
+    pub kubeconfig_dir: Option<PathBuf>,
+    /// Kubernetes version the members run (1.25 … 1.37).
+    #[arg(long, default_value = "1.34")]
+    pub kubernetes_version: String,
+    /// Serve application traffic on 127.1.x.y:PORT per cluster.
+    #[arg(long)]
+    pub traffic_port: Option<u16>,
+    /// Delay before a changed workload reports ready, in milliseconds.
+    #[arg(long, default_value_t = 300)]
+    pub ready_delay_ms: u64,
+    /// Prefix of member cluster names.
+    #[arg(long, default_value = "member")]
+    pub name_prefix: String,
+}
+
+pub fn parse_minor(version: &str) -> anyhow::Result<u32> {
+    let minor = version
+        .trim_start_matches('v')
+        .strip_prefix("1.")
+        .and_then(|m| m.split('.').next())
+        .and_then(|m| m.parse::<u32>().ok())
+        .filter(|m| rotor_openapi::SUPPORTED_MINORS.contains(m));
+    minor.ok_or_else(|| anyhow::anyhow!("--kubernetes-version {version:?}: expected 1.25 … 1.37"))
+}
+
+pub async fn run(args: SimArgs) -> anyhow::Result<()> {
+    let config = SimConfig {
+        kubernetes_minor: parse_minor(&args.kubernetes_version)?,
+        traffic_port: args.traffic_port,
+        workload_ready_delay: Duration::from_millis(args.ready_delay_ms),
+        anonymous: rotor::controlplane::is_loopback(&args.listen),
+        ..SimConfig::default()
+    };
+    let sim = Sim::new(config);
+    let started = std::time::Instant::now();
+    sim.start_clusters(&args.name_prefix, args.clusters).await?;
+    let (listener, addr) = super::bind(&args.listen).await?;
+    let base = format!("http://{addr}");
+    if let Some(dir) = &args.kubeconfig_dir {
+        let n = sim.write_kubeconfigs(dir, &base)?;
+        eprintln!("wrote {n} kubeconfigs to {}", dir.display());
+    }
+    eprintln!(
+        "rotor sim: {} clusters serving on {base}/clusters/{{name}}/ (started in {:.1}s)",
+        args.clusters,
+        started.elapsed().as_secs_f64()
+    );
+    axum::serve(listener, sim.router())
+        .with_graceful_shutdown(super::shutdown_signal())
+        .await?;
+    Ok(())
+}

@@ -1,0 +1,69 @@
+//! The control plane's API: rotor's Kubernetes API over a store, with rotor's CRDs registered.
+//! Shared by `rotor serve`, `rotor demo` and the tests.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use rotor_apiserver::{ApiServer, ServerConfig, WriteOptions};
+use rotor_store::DynStore;
+
+/// Opens the store named by `--store`.
+pub fn open_store(spec: &str) -> anyhow::Result<DynStore> {
+    if spec == "memory" {
+        return Ok(Arc::new(rotor_store::memory::MemoryStore::default()));
+    }
+    if let Some(path) = spec.strip_prefix("sqlite:") {
+        let store = rotor_store::sqlite::SqliteStore::open(Path::new(path))
+            .map_err(|e| anyhow::anyhow!("opening SQLite store {path}: {e}"))?;
+        return Ok(Arc::new(store));
+    }
+    anyhow::bail!("--store {spec:?}: expected sqlite:PATH or memory (etcd is not supported yet)")
+}
+
+/// Starts a control-plane API server over `store` with rotor's CRDs registered.
+pub async fn control_plane(
+    store: DynStore,
+    token: Option<String>,
+    anonymous: bool,
+) -> anyhow::Result<Arc<ApiServer>> {
+    let server = ApiServer::new(
+        store,
+        ServerConfig {
+            token,
+            anonymous,
+            ..ServerConfig::default()
+        },
+    )
+    .await?;
+    let crds = server.resource("apiextensions.k8s.io", "v1", "customresourcedefinitions")?;
+    let opts = WriteOptions {
+        field_manager: "rotor".into(),
+        ..WriteOptions::default()
+    };
+    for crd in rotor_api::crds() {
+        let obj = serde_json::to_value(&crd)?;
+        let name = crd.metadata.name.clone().unwrap_or_default();
+        match server.create(&crds, None, obj.clone(), &opts).await {
+            Ok(_) => {}
+            Err(e) if e.reason == "AlreadyExists" => {
+                // Keep the stored CRD in step with this binary's schema.
+                let mut obj = obj;
+                obj["metadata"]["resourceVersion"] = serde_json::Value::Null;
+                server
+                    .update(&crds, None, &name, obj, None, &opts)
+                    .await
+                    .map_err(|e| anyhow::anyhow!("updating CRD {name}: {e}"))?;
+            }
+            Err(e) => anyhow::bail!("registering CRD {name}: {e}"),
+        }
+    }
+    Ok(server)
+}
+
+/// Is `listen` a loopback address (where plain HTTP without credentials is tolerated)?
+pub fn is_loopback(listen: &str) -> bool {
+    listen
+        .parse::<std::net::SocketAddr>()
+        .is_ok_and(|a| a.ip().is_loopback())
+        || listen.starts_with("localhost:")
+}

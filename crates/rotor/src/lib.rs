@@ -1,0 +1,13 @@
+//! The pieces of the `rotor` command that tests and other binaries reuse: starting a control
+//! plane, and kube-rs clients from in-memory kubeconfigs.
+
+pub mod controlplane;
+
+/// A kube-rs client for a kubeconfig held in memory.
+pub async fn client_for(kubeconfig: &str) -> anyhow::Result<kube::Client> {
+    let kc = kube::config::Kubeconfig::from_yaml(kubeconfig)?;
+    let config =
+        kube::Config::from_custom_kubeconfig(kc, &kube::config::KubeConfigOptions::default())
+            .await?;
+    Ok(kube::Client::try_from(config)?)
+}

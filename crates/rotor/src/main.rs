@@ -1,0 +1,63 @@
+//! The `rotor` command: argument parsing and wiring only; every capability lives in a library
+//! crate (apiserver, store, sim, api).
+
+mod cmd;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(
+    name = "rotor",
+    version,
+    about = "Blue-green rotation of Kubernetes cluster fleets"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the control plane: rotor's Kubernetes API with its CRDs over a durable store.
+    Serve(cmd::serve::ServeArgs),
+    /// Serve a simulated fleet of member clusters (one Kubernetes API each) and a simulated cloud.
+    Sim(cmd::sim::SimArgs),
+    /// Start a simulator and an embedded control plane, apply a sample fleet, report.
+    Demo(cmd::demo::DemoArgs),
+    /// Print an admin kubeconfig for a control plane started with `rotor serve`.
+    Kubeconfig(cmd::serve::KubeconfigArgs),
+    /// Print the CustomResourceDefinitions of rotor's kinds as YAML.
+    Crdgen,
+    /// Benchmarks; the last line of stdout is one JSON object.
+    Bench(cmd::bench::BenchArgs),
+}
+
+#[tokio::main]
+async fn main() -> std::process::ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("ROTOR_LOG")
+                .unwrap_or_else(|_| "warn".into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Serve(args) => cmd::serve::run(args).await,
+        Command::Sim(args) => cmd::sim::run(args).await,
+        Command::Demo(args) => cmd::demo::run(args).await,
+        Command::Kubeconfig(args) => cmd::serve::kubeconfig(args),
+        Command::Bench(args) => cmd::bench::run(args).await,
+        Command::Crdgen => {
+            print!("{}", rotor_api::crds_yaml());
+            Ok(())
+        }
+    };
+    match result {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,87 @@
+//! Shared by the integration tests: start servers on loopback, build clients, wait with bounds.
+#![allow(dead_code)]
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use rotor_apiserver::ApiServer;
+use rotor_store::DynStore;
+
+/// A control plane served on an ephemeral loopback port.
+pub struct TestServer {
+    pub addr: SocketAddr,
+    pub token: String,
+    pub server: Arc<ApiServer>,
+    pub client: kube::Client,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for TestServer {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+impl TestServer {
+    pub fn kubeconfig(&self) -> String {
+        rotor_sim::kubeconfig_yaml("test", &format!("http://{}", self.addr), &self.token)
+    }
+}
+
+pub async fn start(store: DynStore) -> TestServer {
+    let token = rotor_sim::random_token();
+    let server = rotor::controlplane::control_plane(store, Some(token.clone()), false)
+        .await
+        .expect("control plane starts");
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let router = server.clone().router();
+    let task = tokio::spawn(async move {
+        let _ = axum::serve(listener, router).await;
+    });
+    let client = rotor::client_for(&rotor_sim::kubeconfig_yaml(
+        "test",
+        &format!("http://{addr}"),
+        &token,
+    ))
+    .await
+    .expect("client");
+    TestServer {
+        addr,
+        token,
+        server,
+        client,
+        task,
+    }
+}
+
+pub fn memory() -> DynStore {
+    Arc::new(rotor_store::memory::MemoryStore::default())
+}
+
+pub fn sqlite(path: &std::path::Path) -> DynStore {
+    Arc::new(rotor_store::sqlite::SqliteStore::open(path).expect("sqlite opens"))
+}
+
+/// Polls `check` until it returns Some, failing the test after `limit`.
+pub async fn eventually<T, F, Fut>(limit: Duration, what: &str, mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Option<T>>,
+{
+    let deadline = Instant::now() + limit;
+    loop {
+        if let Some(v) = check().await {
+            return v;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "timed out after {limit:?} waiting for {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}

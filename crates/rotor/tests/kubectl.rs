@@ -1,0 +1,574 @@
+//! Conformance with the real kubectl, against `rotor sim` and `rotor serve` started as processes:
+//! each step asserts on what comes back, not only on the exit code.
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+const LIMIT: Duration = Duration::from_secs(20);
+
+/// A child process killed when the test ends, however it ends.
+struct Running(Child);
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .expect("bind")
+        .local_addr()
+        .expect("addr")
+        .port()
+}
+
+fn rotor(args: &[&str]) -> Running {
+    let child = Command::new(env!("CARGO_BIN_EXE_rotor"))
+        .args(args)
+        .stdout(Stdio::null())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("rotor starts");
+    Running(child)
+}
+
+fn wait_for_file(path: &Path) {
+    let deadline = Instant::now() + LIMIT;
+    while !path.exists() {
+        assert!(
+            Instant::now() < deadline,
+            "{} never appeared",
+            path.display()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+struct Kubectl {
+    kubeconfig: PathBuf,
+    cache: tempfile::TempDir,
+}
+
+impl Kubectl {
+    fn new(kubeconfig: PathBuf) -> Self {
+        Kubectl {
+            kubeconfig,
+            cache: tempfile::tempdir().expect("cache dir"),
+        }
+    }
+
+    fn command(&self, args: &[&str]) -> Command {
+        let mut c = Command::new("kubectl");
+        c.arg("--kubeconfig")
+            .arg(&self.kubeconfig)
+            .arg("--cache-dir")
+            .arg(self.cache.path())
+            .arg("--request-timeout=15s")
+            .args(args);
+        c.env("HOME", self.cache.path());
+        c
+    }
+
+    fn run(&self, args: &[&str]) -> Output {
+        self.command(args).output().expect("kubectl runs")
+    }
+
+    /// Runs and requires success; returns stdout.
+    fn ok(&self, args: &[&str]) -> String {
+        let out = self.run(args);
+        assert!(
+            out.status.success(),
+            "kubectl {args:?} failed:\nstdout: {}\nstderr: {}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    fn json(&self, args: &[&str]) -> Value {
+        let mut full = args.to_vec();
+        full.extend(["-o", "json"]);
+        serde_json::from_str(&self.ok(&full)).expect("kubectl printed JSON")
+    }
+
+    /// Retries until `check` accepts the JSON of `args`, bounded by LIMIT.
+    fn eventually(&self, args: &[&str], what: &str, check: impl Fn(&Value) -> bool) -> Value {
+        let deadline = Instant::now() + LIMIT;
+        loop {
+            let v = self.json(args);
+            if check(&v) {
+                return v;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "timed out waiting for {what}; last: {v}"
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    fn not_found(&self, args: &[&str]) {
+        let out = self.run(args);
+        assert!(!out.status.success(), "expected {args:?} to fail");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            err.contains("NotFound") || err.contains("not found"),
+            "expected NotFound from {args:?}, got: {err}"
+        );
+    }
+}
+
+const CRD: &str = r#"
+apiVersion: apiextensions.k8s.io/v1
+kind: CustomResourceDefinition
+metadata:
+  name: gadgets.example.com
+spec:
+  group: example.com
+  scope: Namespaced
+  names: {plural: gadgets, singular: gadget, kind: Gadget, shortNames: [gd]}
+  versions:
+  - name: v1
+    served: true
+    storage: true
+    subresources: {status: {}}
+    additionalPrinterColumns:
+    - {name: Size, type: integer, jsonPath: .spec.size}
+    schema:
+      openAPIV3Schema:
+        type: object
+        properties:
+          spec:
+            type: object
+            properties:
+              size: {type: integer}
+              color: {type: string}
+"#;
+
+fn manifest(replicas: u32) -> String {
+    format!(
+        r#"
+apiVersion: apps/v1
+kind: Deployment
+metadata: {{name: web, namespace: conf, labels: {{app: web}}}}
+spec:
+  replicas: {replicas}
+  selector: {{matchLabels: {{app: web}}}}
+  template:
+    metadata: {{labels: {{app: web}}}}
+    spec:
+      containers:
+      - name: web
+        image: nginx:1.27
+        ports: [{{containerPort: 80}}]
+        env: [{{name: MODE, value: blue}}]
+---
+apiVersion: v1
+kind: Service
+metadata: {{name: web, namespace: conf}}
+spec:
+  selector: {{app: web}}
+  ports: [{{port: 80, targetPort: 80}}]
+---
+apiVersion: v1
+kind: ConfigMap
+metadata: {{name: cfg, namespace: conf}}
+data: {{k: original}}
+---
+apiVersion: v1
+kind: Secret
+metadata: {{name: creds, namespace: conf}}
+stringData: {{password: hunter2}}
+---
+apiVersion: policy/v1
+kind: PodDisruptionBudget
+metadata: {{name: web, namespace: conf}}
+spec:
+  minAvailable: 1
+  selector: {{matchLabels: {{app: web}}}}
+---
+apiVersion: example.com/v1
+kind: Gadget
+metadata: {{name: g1, namespace: conf}}
+spec: {{size: {replicas}, color: blue}}
+"#
+    )
+}
+
+/// The conformance steps, against any API rotor serves.
+fn conformance(k: &Kubectl, dir: &Path, simulated: bool) {
+    // create ns (kubectl sends protobuf for this one)
+    let out = k.ok(&["create", "ns", "conf"]);
+    assert!(out.contains("namespace/conf created"), "{out}");
+    let ns = k.json(&["get", "ns", "conf"]);
+    assert_eq!(ns["status"]["phase"], "Active");
+
+    // CRD first (a CR's kind must be known before its manifest is mapped), then everything.
+    std::fs::write(dir.join("crd.yaml"), CRD).expect("write crd");
+    let out = k.ok(&["apply", "-f", dir.join("crd.yaml").to_str().expect("path")]);
+    assert!(
+        out.contains("customresourcedefinition.apiextensions.k8s.io/gadgets.example.com created"),
+        "{out}"
+    );
+    k.ok(&[
+        "wait",
+        "--for=condition=Established",
+        "crd/gadgets.example.com",
+        "--timeout=20s",
+    ]);
+    std::fs::write(dir.join("app.yaml"), manifest(2)).expect("write manifest");
+    let out = k.ok(&["apply", "-f", dir.join("app.yaml").to_str().expect("path")]);
+    for line in [
+        "deployment.apps/web created",
+        "service/web created",
+        "configmap/cfg created",
+        "secret/creds created",
+        "poddisruptionbudget.policy/web created",
+        "gadget.example.com/g1 created",
+    ] {
+        assert!(out.contains(line), "apply output lacks {line:?}: {out}");
+    }
+    // Re-applying unchanged is a no-op, reported as such.
+    let out = k.ok(&["apply", "-f", dir.join("app.yaml").to_str().expect("path")]);
+    assert!(out.contains("deployment.apps/web unchanged"), "{out}");
+
+    let d = k.json(&["get", "deploy", "web", "-n", "conf"]);
+    assert_eq!(d["spec"]["replicas"], 2);
+    assert_eq!(
+        d["spec"]["template"]["spec"]["containers"][0]["env"][0]["value"],
+        "blue"
+    );
+    assert!(
+        d["metadata"]["annotations"]["kubectl.kubernetes.io/last-applied-configuration"]
+            .is_string()
+    );
+    let svc = k.json(&["get", "svc", "web", "-n", "conf"]);
+    assert!(
+        svc["spec"]["clusterIP"]
+            .as_str()
+            .is_some_and(|ip| ip.starts_with("10.")),
+        "clusterIP allocated: {svc}"
+    );
+    let secret = k.json(&["get", "secret", "creds", "-n", "conf"]);
+    assert_eq!(
+        secret["data"]["password"], "aHVudGVyMg==",
+        "stringData folded into data"
+    );
+    let g = k.json(&["get", "gd", "g1", "-n", "conf"]);
+    assert_eq!(g["spec"]["color"], "blue");
+    let table = k.ok(&["get", "gadgets", "-n", "conf"]);
+    assert!(
+        table.contains("SIZE") && table.contains("g1"),
+        "printer columns: {table}"
+    );
+    if simulated {
+        k.eventually(
+            &["get", "deploy", "web", "-n", "conf"],
+            "deployment ready in the simulator",
+            |d| d["status"]["readyReplicas"] == 2,
+        );
+        let nodes = k.json(&["get", "nodes"]);
+        assert!(!nodes["items"].as_array().expect("items").is_empty());
+    }
+
+    // A client-side apply that drops the env var removes it (strategic merge patch with directives).
+    let changed = manifest(2).replace("        env: [{name: MODE, value: blue}]\n", "");
+    std::fs::write(dir.join("app2.yaml"), changed).expect("write");
+    k.ok(&["apply", "-f", dir.join("app2.yaml").to_str().expect("path")]);
+    let d = k.json(&["get", "deploy", "web", "-n", "conf"]);
+    assert!(
+        d["spec"]["template"]["spec"]["containers"][0]
+            .get("env")
+            .is_none(),
+        "env removed: {d}"
+    );
+    assert_eq!(d["metadata"]["generation"], 2);
+
+    // Server-side apply after client-side apply, as on a real cluster: changing a field the
+    // client-side applier owns conflicts; applying the same values shares ownership and kubectl
+    // migrates the client-side manager's fields to "kubectl"; after that, changes apply.
+    std::fs::write(dir.join("app3.yaml"), manifest(3)).expect("write");
+    let out = k.run(&[
+        "apply",
+        "--server-side",
+        "-f",
+        dir.join("app3.yaml").to_str().expect("path"),
+    ]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success()
+            && err.contains("conflict with \"kubectl-client-side-apply\"")
+            && err.contains(".spec.replicas"),
+        "{err}"
+    );
+    let out = k.ok(&[
+        "apply",
+        "--server-side",
+        "-f",
+        dir.join("app2.yaml").to_str().expect("path"),
+    ]);
+    assert!(
+        out.contains("deployment.apps/web serverside-applied"),
+        "{out}"
+    );
+    let d = k.json(&[
+        "get",
+        "deploy",
+        "web",
+        "-n",
+        "conf",
+        "--show-managed-fields",
+    ]);
+    let managers: Vec<&str> = d["metadata"]["managedFields"]
+        .as_array()
+        .expect("managedFields")
+        .iter()
+        .filter_map(|m| m["manager"].as_str())
+        .collect();
+    assert!(
+        !managers.contains(&"kubectl-client-side-apply"),
+        "kubectl migrated client-side ownership: {managers:?}"
+    );
+    let out = k.ok(&[
+        "apply",
+        "--server-side",
+        "-f",
+        dir.join("app3.yaml").to_str().expect("path"),
+    ]);
+    assert!(
+        out.contains("deployment.apps/web serverside-applied"),
+        "{out}"
+    );
+    let d = k.json(&[
+        "get",
+        "deploy",
+        "web",
+        "-n",
+        "conf",
+        "--show-managed-fields",
+    ]);
+    assert_eq!(d["spec"]["replicas"], 3);
+    let managers: Vec<&str> = d["metadata"]["managedFields"]
+        .as_array()
+        .expect("managedFields")
+        .iter()
+        .filter_map(|m| m["manager"].as_str())
+        .collect();
+    assert!(
+        managers.contains(&"kubectl"),
+        "kubectl owns fields after SSA: {managers:?}"
+    );
+    let g = k.json(&["get", "gadget", "g1", "-n", "conf"]);
+    assert_eq!(g["spec"]["size"], 3);
+
+    // get -w sees a patch made by another process.
+    let mut watch = k
+        .command(&[
+            "get",
+            "configmap",
+            "cfg",
+            "-n",
+            "conf",
+            "-w",
+            "-o",
+            "jsonpath={.data.k}{\"\\n\"}",
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("kubectl get -w");
+    let stdout = watch.stdout.take().expect("stdout");
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines() {
+            let Ok(line) = line else { return };
+            if tx.send(line).is_err() {
+                return;
+            }
+        }
+    });
+    let _watch = Running(watch);
+    assert_eq!(
+        rx.recv_timeout(LIMIT).expect("initial watch line"),
+        "original"
+    );
+    k.ok(&[
+        "patch",
+        "configmap",
+        "cfg",
+        "-n",
+        "conf",
+        "--type",
+        "merge",
+        "-p",
+        r#"{"data":{"k":"changed"}}"#,
+    ]);
+    let deadline = Instant::now() + LIMIT;
+    loop {
+        let line = rx
+            .recv_timeout(deadline.saturating_duration_since(Instant::now()))
+            .expect("watch saw the patch in time");
+        if line == "changed" {
+            break;
+        }
+    }
+
+    // scale, label
+    let out = k.ok(&["scale", "deploy", "web", "-n", "conf", "--replicas=4"]);
+    assert!(out.contains("deployment.apps/web scaled"), "{out}");
+    assert_eq!(
+        k.json(&["get", "deploy", "web", "-n", "conf"])["spec"]["replicas"],
+        4
+    );
+    if simulated {
+        k.eventually(
+            &["get", "deploy", "web", "-n", "conf"],
+            "4 ready replicas",
+            |d| d["status"]["readyReplicas"] == 4,
+        );
+    }
+    k.ok(&["label", "configmap", "cfg", "-n", "conf", "team=blue"]);
+    assert_eq!(
+        k.json(&["get", "cm", "cfg", "-n", "conf"])["metadata"]["labels"]["team"],
+        "blue"
+    );
+    let selected = k.json(&["get", "cm", "-n", "conf", "-l", "team=blue"]);
+    assert_eq!(selected["items"].as_array().map(Vec::len), Some(1));
+
+    // delete, delete ns
+    let out = k.ok(&["delete", "configmap", "cfg", "-n", "conf"]);
+    assert!(out.contains("configmap \"cfg\" deleted"), "{out}");
+    k.not_found(&["get", "configmap", "cfg", "-n", "conf"]);
+    let out = k.ok(&["delete", "ns", "conf", "--timeout=20s"]);
+    assert!(out.contains("namespace \"conf\" deleted"), "{out}");
+    k.not_found(&["get", "ns", "conf"]);
+    k.not_found(&["get", "deploy", "web", "-n", "conf"]);
+}
+
+#[test]
+fn kubectl_against_rotor_sim() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let port = free_port();
+    let kubeconfigs = dir.path().join("kubeconfigs");
+    let _sim = rotor(&[
+        "sim",
+        "--clusters",
+        "2",
+        "--listen",
+        &format!("127.0.0.1:{port}"),
+        "--kubeconfig-dir",
+        kubeconfigs.to_str().expect("path"),
+        "--ready-delay-ms",
+        "100",
+    ]);
+    let kc = kubeconfigs.join("member-0001.kubeconfig");
+    wait_for_file(&kc);
+    let k = Kubectl::new(kc);
+    let version = k.ok(&["version", "-o", "json"]);
+    let v: Value = serde_json::from_str(&version).expect("version json");
+    assert_eq!(v["serverVersion"]["gitVersion"], "v1.34.0");
+    conformance(&k, dir.path(), true);
+    // The other member cluster is a separate API: it never saw any of this.
+    let other = Kubectl::new(kubeconfigs.join("member-0000.kubeconfig"));
+    other.not_found(&["get", "crd", "gadgets.example.com"]);
+}
+
+#[test]
+fn kubectl_against_rotor_serve_and_restart() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let db = dir.path().join("rotor.db");
+    let kc = dir.path().join("admin.kubeconfig");
+    let store = format!("sqlite:{}", db.display());
+    let port = free_port();
+    let listen = format!("127.0.0.1:{port}");
+    {
+        let _serve = rotor(&[
+            "serve",
+            "--store",
+            &store,
+            "--listen",
+            &listen,
+            "--kubeconfig-out",
+            kc.to_str().expect("path"),
+        ]);
+        wait_for_file(&kc);
+        let k = Kubectl::new(kc.clone());
+        conformance(&k, dir.path(), false);
+        let empty = k.run(&["get", "clusters.rotor.dev"]);
+        assert!(
+            empty.status.success()
+                && String::from_utf8_lossy(&empty.stderr).contains("No resources found"),
+            "{empty:?}"
+        );
+        std::fs::write(dir.path().join("cluster.yaml"), rotor_api_cluster_yaml()).expect("write");
+        let out = k.ok(&[
+            "apply",
+            "-f",
+            dir.path().join("cluster.yaml").to_str().expect("path"),
+        ]);
+        assert!(
+            out.contains("cluster.rotor.dev/prod-sim-a created"),
+            "{out}"
+        );
+    }
+    std::fs::remove_file(&kc).expect("remove kubeconfig");
+    let _serve = rotor(&[
+        "serve",
+        "--store",
+        &store,
+        "--listen",
+        &listen,
+        "--kubeconfig-out",
+        kc.to_str().expect("path"),
+    ]);
+    wait_for_file(&kc);
+    let k = Kubectl::new(kc);
+    let c = {
+        let deadline = Instant::now() + LIMIT;
+        loop {
+            let out = k.run(&["get", "clusters.rotor.dev", "prod-sim-a", "-o", "json"]);
+            if out.status.success() {
+                break serde_json::from_slice::<Value>(&out.stdout).expect("json");
+            }
+            assert!(
+                Instant::now() < deadline,
+                "cluster not served after restart: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    };
+    assert_eq!(c["spec"]["region"], "us-east-1");
+    // `rotor kubeconfig` prints a working kubeconfig for the same server.
+    let printed = Command::new(env!("CARGO_BIN_EXE_rotor"))
+        .args(["kubeconfig", "--store", &store, "--server", &listen])
+        .output()
+        .expect("rotor kubeconfig");
+    assert!(printed.status.success());
+    let kc2 = dir.path().join("printed.kubeconfig");
+    std::fs::write(&kc2, &printed.stdout).expect("write");
+    let k2 = Kubectl::new(kc2);
+    assert!(k2.ok(&["get", "clusters.rotor.dev"]).contains("prod-sim-a"));
+}
+
+fn rotor_api_cluster_yaml() -> &'static str {
+    r#"
+apiVersion: rotor.dev/v1alpha1
+kind: Cluster
+metadata:
+  name: prod-sim-a
+  labels: {rotor.dev/cloud: sim, rotor.dev/region: us-east-1}
+spec:
+  provider: sim
+  account: demo
+  region: us-east-1
+  kubernetesVersion: "1.34"
+  traffic: {shifter: sim, endpoint: prod-sim-a}
+"#
+}

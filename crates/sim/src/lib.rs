@@ -1,0 +1,290 @@
+//! The simulator: a fleet of member-cluster API servers in one process (memory storage), each
+//! behind its own path prefix and kubeconfig, with simulated cluster behaviour (nodes, workload
+//! status), a simulated cloud that creates and deletes member clusters, and simulated application
+//! traffic on a loopback address per cluster.
+//!
+//! It is a product feature (rehearsing a fleet rollout on a laptop) and the ground of every
+//! end-to-end test; controllers reach it only through the Kubernetes API and the provider/traffic
+//! seams, never through its internals.
+
+mod behaviour;
+mod cloud;
+mod traffic;
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use axum::body::Body;
+use axum::response::{IntoResponse, Response};
+use http::{Request, StatusCode, Uri};
+use rotor_apiserver::{ApiServer, ServerConfig};
+use rotor_store::memory::MemoryStore;
+
+pub use cloud::{CloudCluster, CloudClusterState, CloudConfig, CreateRequest, SimCloud};
+
+/// How simulated clusters behave.
+#[derive(Debug, Clone)]
+pub struct SimConfig {
+    /// Kubernetes minor version the initial clusters run.
+    pub kubernetes_minor: u32,
+    /// Nodes per cluster.
+    pub nodes: usize,
+    /// How long a workload takes to become ready after a change to its spec.
+    pub workload_ready_delay: Duration,
+    /// How long a new node takes to become Ready.
+    pub node_ready_delay: Duration,
+    /// Watch history kept per cluster (events); memory per cluster grows with it.
+    pub history_events: usize,
+    /// Serve application traffic on a loopback address per cluster, on this port.
+    pub traffic_port: Option<u16>,
+    /// The simulated cloud's latency and failure rates.
+    pub cloud: CloudConfig,
+    /// Let clients without credentials in (see `ServerConfig::anonymous`).
+    pub anonymous: bool,
+}
+
+impl Default for SimConfig {
+    fn default() -> Self {
+        SimConfig {
+            kubernetes_minor: 34,
+            nodes: 3,
+            workload_ready_delay: Duration::from_millis(300),
+            node_ready_delay: Duration::from_millis(200),
+            history_events: 512,
+            traffic_port: None,
+            cloud: CloudConfig::default(),
+            anonymous: false,
+        }
+    }
+}
+
+/// One simulated member cluster.
+pub struct MemberCluster {
+    pub name: String,
+    pub server: Arc<ApiServer>,
+    /// The bearer token of its API (a secret: never logged).
+    pub token: String,
+    /// Where its application traffic is answered, when traffic is on.
+    pub traffic_addr: Option<SocketAddr>,
+    /// Background tasks (behaviour, traffic) stop when the cluster is deleted.
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+}
+
+impl Drop for MemberCluster {
+    fn drop(&mut self) {
+        for t in &self.tasks {
+            t.abort();
+        }
+    }
+}
+
+impl std::fmt::Debug for MemberCluster {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MemberCluster")
+            .field("name", &self.name)
+            .field("traffic_addr", &self.traffic_addr)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The simulated fleet: member clusters by name, plus the cloud that creates more.
+pub struct Sim {
+    config: SimConfig,
+    clusters: RwLock<BTreeMap<String, Arc<MemberCluster>>>,
+    /// The next loopback host index handed to a cluster's traffic listener.
+    next_host: std::sync::atomic::AtomicU32,
+    pub cloud: SimCloud,
+}
+
+impl Sim {
+    pub fn new(config: SimConfig) -> Arc<Self> {
+        Arc::new_cyclic(|weak| Sim {
+            cloud: SimCloud::new(config.cloud.clone(), weak.clone()),
+            config,
+            clusters: RwLock::new(BTreeMap::new()),
+            next_host: std::sync::atomic::AtomicU32::new(1),
+        })
+    }
+
+    pub fn config(&self) -> &SimConfig {
+        &self.config
+    }
+
+    /// Starts `n` clusters named `prefix-0000`, `prefix-0001`, …
+    pub async fn start_clusters(
+        &self,
+        prefix: &str,
+        n: usize,
+    ) -> anyhow::Result<Vec<Arc<MemberCluster>>> {
+        let mut out = Vec::with_capacity(n);
+        for i in 0..n {
+            let name = format!("{prefix}-{i:04}");
+            out.push(
+                self.add_cluster(&name, self.config.kubernetes_minor)
+                    .await?,
+            );
+            self.cloud.adopt(&name, self.config.kubernetes_minor);
+        }
+        Ok(out)
+    }
+
+    /// Adds (or returns the existing) member cluster `name` running Kubernetes 1.`minor`.
+    pub async fn add_cluster(&self, name: &str, minor: u32) -> anyhow::Result<Arc<MemberCluster>> {
+        if let Some(c) = self.cluster(name) {
+            return Ok(c);
+        }
+        let token = random_token();
+        let store = Arc::new(MemoryStore::with_history(self.config.history_events));
+        let server = ApiServer::new(
+            store,
+            ServerConfig {
+                kubernetes_minor: minor,
+                token: Some(token.clone()),
+                anonymous: self.config.anonymous,
+            },
+        )
+        .await?;
+        let mut tasks = vec![behaviour::spawn(server.clone(), self.config.clone(), minor)];
+        let mut traffic_addr = None;
+        if let Some(port) = self.config.traffic_port {
+            let idx = self
+                .next_host
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            let ip =
+                std::net::Ipv4Addr::new(127, 1 + (idx >> 16) as u8, (idx >> 8) as u8, idx as u8);
+            let (addr, task) = traffic::serve(server.clone(), SocketAddr::from((ip, port))).await?;
+            traffic_addr = Some(addr);
+            tasks.push(task);
+        }
+        let cluster = Arc::new(MemberCluster {
+            name: name.to_string(),
+            server,
+            token,
+            traffic_addr,
+            tasks,
+        });
+        let mut clusters = self
+            .clusters
+            .write()
+            .map_err(|_| anyhow::anyhow!("cluster table poisoned"))?;
+        Ok(clusters.entry(name.to_string()).or_insert(cluster).clone())
+    }
+
+    pub fn remove_cluster(&self, name: &str) -> Option<Arc<MemberCluster>> {
+        self.clusters.write().ok()?.remove(name)
+    }
+
+    pub fn cluster(&self, name: &str) -> Option<Arc<MemberCluster>> {
+        self.clusters.read().ok()?.get(name).cloned()
+    }
+
+    pub fn cluster_names(&self) -> Vec<String> {
+        self.clusters
+            .read()
+            .map(|c| c.keys().cloned().collect())
+            .unwrap_or_default()
+    }
+
+    /// The HTTP face of the whole simulator: `/clusters/{name}/…` is that member's Kubernetes API,
+    /// `/cloud/…` the simulated cloud.
+    pub fn router(self: &Arc<Self>) -> axum::Router {
+        let sim = self.clone();
+        axum::Router::new()
+            .nest("/cloud", cloud::router(self.clone()))
+            .fallback(move |req: Request<Body>| {
+                let sim = sim.clone();
+                async move { sim.route_member(req).await }
+            })
+    }
+
+    async fn route_member(&self, mut req: Request<Body>) -> Response {
+        let path = req.uri().path().to_string();
+        let Some(rest) = path.strip_prefix("/clusters/") else {
+            return (
+                StatusCode::NOT_FOUND,
+                "not a simulator path: use /clusters/{name}/ or /cloud/",
+            )
+                .into_response();
+        };
+        let (name, tail) = rest
+            .split_once('/')
+            .map(|(n, t)| (n, format!("/{t}")))
+            .unwrap_or((rest, "/".to_string()));
+        let Some(cluster) = self.cluster(name) else {
+            return rotor_apiserver::ApiError::path_not_found(&format!("simulated cluster {name}"))
+                .into_response();
+        };
+        let pq = match req.uri().query() {
+            Some(q) => format!("{tail}?{q}"),
+            None => tail,
+        };
+        match pq.parse::<Uri>() {
+            Ok(uri) => *req.uri_mut() = uri,
+            Err(_) => return (StatusCode::BAD_REQUEST, "bad path").into_response(),
+        }
+        cluster.server.handle(req).await
+    }
+
+    /// A kubeconfig for one member cluster reached at `base_url` (e.g. `http://127.0.0.1:6443`).
+    pub fn kubeconfig(&self, name: &str, base_url: &str) -> Option<String> {
+        let c = self.cluster(name)?;
+        Some(kubeconfig_yaml(
+            name,
+            &format!("{}/clusters/{name}", base_url.trim_end_matches('/')),
+            &c.token,
+        ))
+    }
+
+    /// Writes `DIR/{name}.kubeconfig` for every cluster (mode 0600: they hold tokens).
+    pub fn write_kubeconfigs(&self, dir: &Path, base_url: &str) -> anyhow::Result<usize> {
+        std::fs::create_dir_all(dir)?;
+        let names = self.cluster_names();
+        for name in &names {
+            if let Some(cfg) = self.kubeconfig(name, base_url) {
+                write_secret_file(&dir.join(format!("{name}.kubeconfig")), &cfg)?;
+            }
+        }
+        Ok(names.len())
+    }
+}
+
+/// Writes a file readable only by its owner, atomically (a reader never sees it half-written).
+pub fn write_secret_file(path: &Path, contents: &str) -> anyhow::Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let tmp = path.with_extension("tmp");
+    let mut f = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(true)
+        .write(true)
+        .mode(0o600)
+        .open(&tmp)?;
+    f.write_all(contents.as_bytes())?;
+    f.sync_all()?;
+    std::fs::rename(&tmp, path)?;
+    Ok(())
+}
+
+/// A minimal kubeconfig with one cluster, user and context, all named `name`.
+pub fn kubeconfig_yaml(name: &str, server: &str, token: &str) -> String {
+    let doc = serde_json::json!({
+        "apiVersion": "v1",
+        "kind": "Config",
+        "clusters": [{"name": name, "cluster": {"server": server}}],
+        "users": [{"name": name, "user": {"token": token}}],
+        "contexts": [{"name": name, "context": {"cluster": name, "user": name}}],
+        "current-context": name,
+        "preferences": {},
+    });
+    // JSON is YAML; kubectl and kube-rs read it as such.
+    serde_json::to_string_pretty(&doc).unwrap_or_default()
+}
+
+pub fn random_token() -> String {
+    use rand::Rng;
+    let bytes: [u8; 24] = rand::rng().random();
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}

@@ -1,0 +1,241 @@
+//! The simulator as users and later controllers see it: member clusters behind their own
+//! kubeconfigs, workloads converging, traffic answering 200/503 by readiness, the simulated cloud
+//! creating and deleting clusters over HTTP, and `rotor demo --json`'s report contract.
+
+mod common;
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::core::v1::Service;
+use kube::api::{Api, Patch, PatchParams, PostParams};
+use rotor_sim::{CloudConfig, Sim, SimConfig};
+use serde_json::json;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+const LIMIT: Duration = Duration::from_secs(10);
+
+/// One HTTP/1.1 request over a fresh connection; returns the status code and body.
+async fn http(addr: SocketAddr, method: &str, path: &str, body: Option<&str>) -> (u16, String) {
+    let mut s = tokio::net::TcpStream::connect(addr).await.expect("connect");
+    let body = body.unwrap_or_default();
+    let req = format!(
+        "{method} {path} HTTP/1.1\r\nHost: sim\r\nConnection: close\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    );
+    s.write_all(req.as_bytes()).await.expect("write");
+    let mut out = String::new();
+    s.read_to_string(&mut out).await.expect("read");
+    let code = out
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0);
+    let body = out
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_string())
+        .unwrap_or_default();
+    (code, body)
+}
+
+async fn serve(sim: &std::sync::Arc<Sim>) -> SocketAddr {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let router = sim.router();
+    tokio::spawn(async move {
+        let _ = axum::serve(listener, router).await;
+    });
+    addr
+}
+
+#[tokio::test]
+async fn workloads_converge_and_traffic_follows_readiness() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .expect("port")
+        .local_addr()
+        .expect("addr")
+        .port();
+    let sim = Sim::new(SimConfig {
+        traffic_port: Some(port),
+        workload_ready_delay: Duration::from_millis(200),
+        nodes: 2,
+        ..SimConfig::default()
+    });
+    let members = sim.start_clusters("t", 2).await.expect("clusters");
+    let addr = serve(&sim).await;
+    let traffic = members[0].traffic_addr.expect("traffic address");
+    assert_ne!(
+        traffic.ip(),
+        members[1].traffic_addr.expect("second").ip(),
+        "each cluster has its own loopback address"
+    );
+
+    let client = rotor::client_for(
+        &sim.kubeconfig("t-0000", &format!("http://{addr}"))
+            .expect("kubeconfig"),
+    )
+    .await
+    .expect("client");
+    let deps: Api<Deployment> = Api::namespaced(client.clone(), "default");
+    let svcs: Api<Service> = Api::namespaced(client.clone(), "default");
+    let d: Deployment = serde_json::from_value(json!({"metadata": {"name": "api"}, "spec": {"replicas": 2, "selector": {"matchLabels": {"app": "api"}},
+        "template": {"metadata": {"labels": {"app": "api"}}, "spec": {"containers": [{"name": "api", "image": "api:1"}]}}}}))
+    .expect("deployment");
+    let s: Service = serde_json::from_value(json!({"metadata": {"name": "api"}, "spec": {"selector": {"app": "api"}, "ports": [{"port": 80}]}})).expect("service");
+    svcs.create(&PostParams::default(), &s)
+        .await
+        .expect("service");
+    assert_eq!(
+        http(traffic, "GET", "/default/api", None).await.0,
+        503,
+        "no workload yet"
+    );
+    deps.create(&PostParams::default(), &d)
+        .await
+        .expect("deployment");
+    let ready = common::eventually(LIMIT, "deployment ready", || {
+        let deps = deps.clone();
+        async move {
+            deps.get("api")
+                .await
+                .ok()
+                .and_then(|d| d.status)
+                .filter(|s| s.ready_replicas == Some(2))
+        }
+    })
+    .await;
+    assert_eq!(ready.observed_generation, Some(1));
+    assert_eq!(http(traffic, "GET", "/default/api", None).await.0, 200);
+    assert_eq!(http(traffic, "GET", "/default/missing", None).await.0, 503);
+    // Scaling to zero takes the service down once the status catches up.
+    deps.patch(
+        "api",
+        &PatchParams::default(),
+        &Patch::Merge(json!({"spec": {"replicas": 0}})),
+    )
+    .await
+    .expect("scale");
+    common::eventually(LIMIT, "traffic to fail at zero replicas", || async move {
+        (http(traffic, "GET", "/default/api", None).await.0 == 503).then_some(())
+    })
+    .await;
+    // The other member cluster is untouched.
+    let other = rotor::client_for(
+        &sim.kubeconfig("t-0001", &format!("http://{addr}"))
+            .expect("kubeconfig"),
+    )
+    .await
+    .expect("client");
+    let other_deps: Api<Deployment> = Api::namespaced(other, "default");
+    assert!(other_deps.get_opt("api").await.expect("get").is_none());
+}
+
+#[tokio::test]
+async fn cloud_creates_and_deletes_clusters_over_http() {
+    let sim = Sim::new(SimConfig {
+        cloud: CloudConfig {
+            create_latency: Duration::from_millis(50),
+            delete_latency: Duration::from_millis(20),
+            create_failure_rate: 0.0,
+        },
+        ..SimConfig::default()
+    });
+    let addr = serve(&sim).await;
+    let req = r#"{"name": "green-7", "kubernetesVersion": "1.35", "idempotencyToken": "swap-7"}"#;
+    let (code, body) = http(addr, "POST", "/cloud/clusters", Some(req)).await;
+    assert_eq!(code, 202, "{body}");
+    assert_eq!(
+        serde_json::from_str::<serde_json::Value>(&body).expect("json")["state"],
+        "Creating"
+    );
+    // A retried create with the same token is the same cluster; another token conflicts.
+    assert_eq!(
+        http(addr, "POST", "/cloud/clusters", Some(req)).await.0,
+        202
+    );
+    let (code, body) = http(
+        addr,
+        "POST",
+        "/cloud/clusters",
+        Some(&req.replace("swap-7", "other")),
+    )
+    .await;
+    assert_eq!(code, 409, "{body}");
+    assert!(body.contains("green-7"));
+    let (code, body) = http(
+        addr,
+        "POST",
+        "/cloud/clusters",
+        Some(&req.replace("1.35", "1.99")),
+    )
+    .await;
+    assert_eq!(code, 400, "{body}");
+    assert!(body.contains("kubernetesVersion"), "{body}");
+    common::eventually(LIMIT, "cluster running", || async move {
+        let (_, body) = http(addr, "GET", "/cloud/clusters/green-7", None).await;
+        body.contains("\"Running\"").then_some(())
+    })
+    .await;
+    // The new cluster serves its own Kubernetes API at the claimed version.
+    let client = rotor::client_for(
+        &sim.kubeconfig("green-7", &format!("http://{addr}"))
+            .expect("kubeconfig"),
+    )
+    .await
+    .expect("client");
+    assert_eq!(
+        client
+            .apiserver_version()
+            .await
+            .expect("version")
+            .git_version,
+        "v1.35.0"
+    );
+    assert_eq!(
+        sim.cluster_names(),
+        vec!["green-7".to_string()],
+        "exactly one cluster for two creates"
+    );
+    let (code, _) = http(addr, "DELETE", "/cloud/clusters/green-7", None).await;
+    assert_eq!(code, 202);
+    common::eventually(LIMIT, "cluster deleted", || async move {
+        (http(addr, "GET", "/cloud/clusters/green-7", None).await.0 == 404).then_some(())
+    })
+    .await;
+    assert!(sim.cluster("green-7").is_none());
+    assert_eq!(
+        http(addr, "GET", "/clusters/green-7/version", None).await.0,
+        404
+    );
+}
+
+#[test]
+fn demo_json_report() {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_rotor"))
+        .args(["demo", "--clusters", "12", "--json"])
+        .output()
+        .expect("demo runs");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let last = stdout.lines().last().expect("a last line");
+    let report: serde_json::Value = serde_json::from_str(last).expect("last line is JSON");
+    assert_eq!(report["clusters"], 12);
+    assert_eq!(report["clusters_ready"], 12);
+    for key in [
+        "swaps_succeeded",
+        "swaps_failed",
+        "swaps_rolled_back",
+        "requests_total",
+        "requests_failed",
+        "wall_s",
+    ] {
+        assert!(report.get(key).is_some(), "report has {key}");
+    }
+}

@@ -5,6 +5,7 @@
 mod cursor;
 mod discovery;
 pub mod error;
+pub mod http;
 pub mod object;
 mod protobuf;
 pub mod registry;

@@ -46,7 +46,7 @@ async fn serve(sim: &std::sync::Arc<Sim>) -> SocketAddr {
     let addr = listener.local_addr().expect("addr");
     let router = sim.router();
     tokio::spawn(async move {
-        let _ = axum::serve(listener, router).await;
+        let _ = rotor_apiserver::http::serve(listener, router).await;
     });
     addr
 }

@@ -83,7 +83,7 @@ pub async fn serve(
         .map_err(|e| anyhow::anyhow!("binding traffic listener {addr}: {e}"))?;
     let local = listener.local_addr()?;
     let task = tokio::spawn(async move {
-        let _ = axum::serve(listener, app).await;
+        let _ = rotor_apiserver::http::serve(listener, app).await;
     });
     Ok((local, task))
 }

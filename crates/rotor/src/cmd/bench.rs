@@ -100,7 +100,7 @@ async fn apiserver(args: ApiserverArgs) -> anyhow::Result<()> {
     let (listener, addr) = super::bind("127.0.0.1:0").await?;
     let router = server.router();
     tokio::spawn(async move {
-        let _ = axum::serve(listener, router).await;
+        let _ = rotor_apiserver::http::serve(listener, router).await;
     });
     let kubeconfig = rotor_sim::kubeconfig_yaml("bench", &format!("http://{addr}"), &token);
     let clients = args.clients.max(1);
@@ -182,7 +182,7 @@ async fn sim(args: SimBenchArgs) -> anyhow::Result<()> {
     let (listener, addr) = super::bind("127.0.0.1:0").await?;
     let router = sim.router();
     tokio::spawn(async move {
-        let _ = axum::serve(listener, router).await;
+        let _ = rotor_apiserver::http::serve(listener, router).await;
     });
 
     // Watch latency: one HTTP watch per sampled cluster; each write's delivery time is measured.

@@ -52,7 +52,7 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
     let (sim_listener, sim_addr) = super::bind("127.0.0.1:0").await?;
     let sim_router = sim.router();
     tokio::spawn(async move {
-        let _ = axum::serve(sim_listener, sim_router).await;
+        let _ = rotor_apiserver::http::serve(sim_listener, sim_router).await;
     });
     progress(format!(
         "simulator: {} member clusters on http://{sim_addr}",
@@ -70,7 +70,7 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
     let (cp_listener, cp_addr) = super::bind("127.0.0.1:0").await?;
     let router = server.router();
     tokio::spawn(async move {
-        let _ = axum::serve(cp_listener, router).await;
+        let _ = rotor_apiserver::http::serve(cp_listener, router).await;
     });
     progress(format!(
         "control plane on http://{cp_addr} with CRDs clusters/clusterswaps/rollouts.rotor.dev"

@@ -78,9 +78,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
             .map(|p| format!(", kubeconfig {}", p.display()))
             .unwrap_or_default()
     );
-    axum::serve(listener, server.router())
-        .with_graceful_shutdown(super::shutdown_signal())
-        .await?;
+    rotor_apiserver::http::serve_until(listener, server.router(), super::shutdown_signal()).await?;
     Ok(())
 }
 

@@ -63,8 +63,6 @@ pub async fn run(args: SimArgs) -> anyhow::Result<()> {
         args.clusters,
         started.elapsed().as_secs_f64()
     );
-    axum::serve(listener, sim.router())
-        .with_graceful_shutdown(super::shutdown_signal())
-        .await?;
+    rotor_apiserver::http::serve_until(listener, sim.router(), super::shutdown_signal()).await?;
     Ok(())
 }

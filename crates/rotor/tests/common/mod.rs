@@ -41,7 +41,7 @@ pub async fn start(store: DynStore) -> TestServer {
     let addr = listener.local_addr().expect("addr");
     let router = server.clone().router();
     let task = tokio::spawn(async move {
-        let _ = axum::serve(listener, router).await;
+        let _ = rotor_apiserver::http::serve(listener, router).await;
     });
     let client = rotor::client_for(&rotor_sim::kubeconfig_yaml(
         "test",

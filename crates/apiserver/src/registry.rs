@@ -30,6 +30,8 @@ pub struct Resource {
     pub custom_schema: Option<Arc<Value>>,
     /// The CRD's additionalPrinterColumns (custom resources only).
     pub printer_columns: Vec<Value>,
+    /// Set when the objects are stored in another resource's form (events.k8s.io → core).
+    pub conversion: Option<crate::conversion::Conversion>,
 }
 
 #[derive(Debug, Clone)]
@@ -50,10 +52,10 @@ impl Resource {
 
     /// Storage key prefix of all objects of this resource. Versions of one group share storage.
     pub fn key_prefix(&self) -> String {
-        let group = if self.group.is_empty() {
-            "core"
-        } else {
-            &self.group
+        let group = match (self.conversion, self.group.as_str()) {
+            (Some(c), _) => c.storage_group(),
+            (None, "") => "core",
+            (None, g) => g,
         };
         format!("/{group}/{}/", self.plural)
     }
@@ -471,6 +473,8 @@ fn builtin_resources() -> Vec<Resource> {
                     definition: builtin_definition(group, version, kind),
                     custom_schema: None,
                     printer_columns: Vec::new(),
+                    conversion: (group == "events.k8s.io")
+                        .then_some(crate::conversion::Conversion::EventsV1),
                 }
             },
         )
@@ -676,6 +680,7 @@ pub fn resources_from_crd(crd: &Value) -> Result<Vec<Resource>, (String, String)
                 .and_then(Value::as_array)
                 .cloned()
                 .unwrap_or_default(),
+            conversion: None,
         });
     }
     Ok(out)

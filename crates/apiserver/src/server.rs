@@ -384,7 +384,7 @@ impl ApiServer {
             });
         }
         let key = res.key(ns.as_deref(), &name);
-        let kv = match self.store.create(&key, encode(&obj)?).await {
+        let kv = match self.store.create(&key, encode(&obj, res)?).await {
             Ok(kv) => kv,
             Err(StoreError::AlreadyExists(_)) => {
                 return Err(ApiError::already_exists(&res.plural, &res.group, &name));
@@ -650,7 +650,7 @@ impl ApiServer {
         let name = object::name(&written.object).to_string();
         let kv = match self
             .store
-            .create(&res.key(ns, &name), encode(&written.object)?)
+            .create(&res.key(ns, &name), encode(&written.object, res)?)
             .await
         {
             Ok(kv) => kv,
@@ -707,7 +707,7 @@ impl ApiServer {
                 }
                 match self
                     .store
-                    .update(&res.key(ns, name), encode(&next)?, rev)
+                    .update(&res.key(ns, name), encode(&next, res)?, rev)
                     .await
                 {
                     Ok(kv) => {
@@ -1016,7 +1016,7 @@ impl ApiServer {
         if opts.dry_run {
             return Ok(with_revision(next, rev));
         }
-        match self.store.update(&key, encode(&next)?, rev).await {
+        match self.store.update(&key, encode(&next, res)?, rev).await {
             Ok(kv) => {
                 let stored = with_revision(next, kv.mod_revision);
                 self.after_write(res, &stored);
@@ -1809,10 +1809,13 @@ pub(crate) fn json_response(code: StatusCode, body: &Value, warnings: &[String])
 }
 
 /// Stored form: the object without its resourceVersion (which is the key's revision).
-fn encode(obj: &Value) -> ApiResult<Bytes> {
+fn encode(obj: &Value, res: &Resource) -> ApiResult<Bytes> {
     let mut v = obj.clone();
     if let Some(m) = v.get_mut("metadata").and_then(Value::as_object_mut) {
         m.remove("resourceVersion");
+    }
+    if let Some(c) = res.conversion {
+        c.to_storage(&mut v);
     }
     serde_json::to_vec(&v)
         .map(Bytes::from)
@@ -1828,6 +1831,9 @@ pub(crate) fn decode(kv: &KeyValue) -> ApiResult<Value> {
 /// Decodes a stored object and presents it at the requested version of its resource.
 pub(crate) fn decode_as(kv: &KeyValue, res: &Resource) -> ApiResult<Value> {
     let mut v = decode(kv)?;
+    if let Some(c) = res.conversion {
+        c.to_served(&mut v);
+    }
     v["apiVersion"] = json!(res.api_version());
     Ok(v)
 }

@@ -130,6 +130,18 @@ fn columns(res: &Resource) -> Vec<Column> {
                     .map_or(0, |d| d.len())
             )
         })],
+        ("", "events") => vec![
+            ("Type", "string", |o| json!(text(o, "/type"))),
+            ("Reason", "string", |o| json!(text(o, "/reason"))),
+            ("Object", "string", |o| {
+                json!(format!(
+                    "{}/{}",
+                    text(o, "/involvedObject/kind").to_lowercase(),
+                    text(o, "/involvedObject/name")
+                ))
+            }),
+            ("Message", "string", |o| json!(text(o, "/message"))),
+        ],
         ("policy", "poddisruptionbudgets") => vec![
             ("Min Available", "string", |o| {
                 json!(text(o, "/spec/minAvailable"))

@@ -776,3 +776,59 @@ async fn wrong_or_missing_token_is_refused() {
         401
     );
 }
+
+/// Events a controller records with kube-rs (events.k8s.io/v1) are the core v1 Events that
+/// `kubectl get events` and `describe` read: one storage, converted per version.
+#[tokio::test]
+async fn recorded_events_are_core_events() {
+    use kube::Resource;
+    use kube::runtime::events::{Event, EventType, Recorder, Reporter};
+    let s = common::start(common::memory()).await;
+    let cms: Api<ConfigMap> = Api::namespaced(s.client.clone(), "default");
+    let target = cms
+        .create(&PostParams::default(), &cm("observed", &[]))
+        .await
+        .expect("create");
+    let recorder = Recorder::new(
+        s.client.clone(),
+        Reporter {
+            controller: "rotor-test".into(),
+            instance: None,
+        },
+    );
+    let ev = Event {
+        type_: EventType::Normal,
+        reason: "Rotated".into(),
+        note: Some("blue to green".into()),
+        action: "Rotate".into(),
+        secondary: None,
+    };
+    recorder
+        .publish(&ev, &target.object_ref(&()))
+        .await
+        .expect("publish");
+    let core: Api<k8s_openapi::api::core::v1::Event> = Api::namespaced(s.client.clone(), "default");
+    let events = core
+        .list(&ListParams::default())
+        .await
+        .expect("core events");
+    let e = events
+        .items
+        .iter()
+        .find(|e| e.reason.as_deref() == Some("Rotated"))
+        .expect("the recorded event, as a core Event");
+    assert_eq!(e.message.as_deref(), Some("blue to green"));
+    assert_eq!(e.involved_object.name.as_deref(), Some("observed"));
+    assert_eq!(e.reporting_component.as_deref(), Some("rotor-test"));
+    let v1: Api<k8s_openapi::api::events::v1::Event> = Api::namespaced(s.client.clone(), "default");
+    let same = v1
+        .list(&ListParams::default())
+        .await
+        .expect("events.k8s.io");
+    assert_eq!(same.items.len(), events.items.len());
+    assert!(
+        same.items
+            .iter()
+            .any(|e| e.note.as_deref() == Some("blue to green"))
+    );
+}

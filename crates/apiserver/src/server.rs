@@ -822,6 +822,9 @@ impl ApiServer {
 
     /// Kind-specific defaults on create (the "strategy" of each kind).
     fn prepare_create(&self, res: &Resource, obj: &mut Value) -> ApiResult<()> {
+        if let Some(schema) = &res.custom_schema {
+            rotor_openapi::prune_custom(&self.openapi, schema, obj);
+        }
         let name = object::name(obj).to_string();
         match (res.group.as_str(), res.plural.as_str()) {
             ("", "namespaces") => {
@@ -898,6 +901,10 @@ impl ApiServer {
         requested: Value,
         sub: Option<&str>,
     ) -> ApiResult<Value> {
+        let mut requested = requested;
+        if let Some(schema) = &res.custom_schema {
+            rotor_openapi::prune_custom(&self.openapi, schema, &mut requested);
+        }
         let mut next = match sub {
             Some("status") => {
                 let mut n = current.clone();

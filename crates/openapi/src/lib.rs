@@ -16,7 +16,7 @@ use rotor_patch::{FieldInfo, SchemaCursor};
 use serde_json::{Map, Value};
 
 pub use documents::{CustomSchema, ResourcePaths};
-pub use validate::{FieldProblem, validate_custom};
+pub use validate::{FieldProblem, prune_custom, validate_custom};
 
 pub const SUPPORTED_MINORS: RangeInclusive<u32> = 25..=37;
 

@@ -290,3 +290,21 @@ fn custom_cursor_reads_crd_list_types() {
         Some("set")
     );
 }
+
+#[test]
+fn pruning_drops_undeclared_fields_only() {
+    let s = spec(35).expect("spec");
+    let (_, custom) = widget();
+    let mut schema = custom.schema;
+    schema["properties"]["extra"] =
+        json!({"type": "object", "x-kubernetes-preserve-unknown-fields": true});
+    let schema = Arc::new(schema);
+    let mut obj = json!({"apiVersion": "example.com/v1", "kind": "Widget", "metadata": {"name": "w", "labels": {"a": "b"}},
+        "spec": {"size": 1, "sise": 2, "tags": ["x"]}, "extra": {"anything": {"goes": 1}}, "stray": true});
+    prune_custom(&s, &schema, &mut obj);
+    assert_eq!(
+        obj,
+        json!({"apiVersion": "example.com/v1", "kind": "Widget", "metadata": {"name": "w", "labels": {"a": "b"}},
+        "spec": {"size": 1, "tags": ["x"]}, "extra": {"anything": {"goes": 1}}})
+    );
+}

@@ -119,3 +119,54 @@ fn walk(cursor: &Cursor, value: &Value, path: &str, depth: usize, out: &mut Vec<
         _ => {}
     }
 }
+
+/// Drops the fields a custom resource's structural schema does not declare, as kube-apiserver
+/// prunes them (unless `x-kubernetes-preserve-unknown-fields`). `apiVersion`, `kind` and
+/// `metadata` at the root are kept; metadata is ObjectMeta and is never pruned here.
+pub fn prune_custom(spec: &Arc<Spec>, schema: &Arc<Value>, value: &mut Value) {
+    prune(&Cursor::new(spec.clone(), schema.clone()), value, true, 0);
+}
+
+fn prune(cursor: &Cursor, value: &mut Value, root: bool, depth: usize) {
+    if depth > MAX_DEPTH {
+        return;
+    }
+    let Some(node) = cursor.node() else { return };
+    match value {
+        Value::Object(map) => {
+            let declared = node.get("properties").is_some_and(Value::is_object)
+                || node
+                    .get("additionalProperties")
+                    .is_some_and(Value::is_object);
+            if !declared
+                || cursor.preserves_unknown()
+                || node
+                    .get("x-kubernetes-embedded-resource")
+                    .and_then(Value::as_bool)
+                    == Some(true)
+            {
+                return;
+            }
+            map.retain(|k, _| {
+                (root && matches!(k.as_str(), "apiVersion" | "kind" | "metadata"))
+                    || cursor.field(k).is_some()
+            });
+            for (k, v) in map.iter_mut() {
+                if root && k == "metadata" {
+                    continue;
+                }
+                if let Some(c) = cursor.field(k) {
+                    prune(&c, v, false, depth + 1);
+                }
+            }
+        }
+        Value::Array(items) => {
+            if let Some(c) = cursor.items() {
+                for v in items {
+                    prune(&c, v, false, depth + 1);
+                }
+            }
+        }
+        _ => {}
+    }
+}

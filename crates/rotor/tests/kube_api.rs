@@ -283,6 +283,18 @@ async fn crd_registration_and_dynamic_objects(client: kube::Client) {
         ),
         e => panic!("unexpected {e}"),
     }
+    // Under the default (Warn) validation an unknown field is accepted and pruned, as a
+    // structural schema does on a real cluster.
+    let bad: DynamicObject = serde_json::from_value(bad).expect("widget");
+    let pruned = widgets
+        .create(&PostParams::default(), &bad)
+        .await
+        .expect("created, pruned");
+    assert!(
+        pruned.data["spec"].get("sise").is_none(),
+        "unknown field pruned: {:?}",
+        pruned.data
+    );
     let st = widgets
         .patch_status(
             "w1",
@@ -312,11 +324,17 @@ async fn crd_registration_and_dynamic_objects(client: kube::Client) {
         )
         .await
         .expect("patch");
-    let next = tokio::time::timeout(LIMIT, stream.try_next())
-        .await
-        .expect("modified in time")
-        .expect("ok")
-        .expect("object");
+    // The initial events also carry w2; the modification of w1 follows them.
+    let next = tokio::time::timeout(LIMIT, async {
+        loop {
+            let o = stream.try_next().await.expect("ok").expect("object");
+            if o.metadata.name.as_deref() == Some("w1") {
+                return o;
+            }
+        }
+    })
+    .await
+    .expect("modified in time");
     assert_eq!(next.data["spec"]["size"], 4);
 
     // Deleting the CRD removes the kind.

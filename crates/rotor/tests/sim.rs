@@ -179,13 +179,20 @@ async fn cloud_creates_and_deletes_clusters_over_http() {
         body.contains("\"Running\"").then_some(())
     })
     .await;
-    // The new cluster serves its own Kubernetes API at the claimed version.
-    let client = rotor::client_for(
-        &sim.kubeconfig("green-7", &format!("http://{addr}"))
-            .expect("kubeconfig"),
-    )
-    .await
-    .expect("client");
+    // The cloud hands out the cluster's credentials; they reach its own Kubernetes API, at the
+    // claimed version.
+    let (code, body) = http(addr, "GET", "/cloud/clusters/green-7/credentials", None).await;
+    assert_eq!(code, 200, "{body}");
+    let token = serde_json::from_str::<serde_json::Value>(&body).expect("json")["token"]
+        .as_str()
+        .expect("token")
+        .to_string();
+    let kubeconfig = rotor_sim::kubeconfig_yaml(
+        "green-7",
+        &format!("http://{addr}/clusters/green-7"),
+        &token,
+    );
+    let client = rotor::client_for(&kubeconfig).await.expect("client");
     assert_eq!(
         client
             .apiserver_version()
@@ -199,6 +206,8 @@ async fn cloud_creates_and_deletes_clusters_over_http() {
         vec!["green-7".to_string()],
         "exactly one cluster for two creates"
     );
+    let (code, _) = http(addr, "GET", "/cloud/clusters/nope/credentials", None).await;
+    assert_eq!(code, 404);
     let (code, _) = http(addr, "DELETE", "/cloud/clusters/green-7", None).await;
     assert_eq!(code, 202);
     common::eventually(LIMIT, "cluster deleted", || async move {

@@ -66,6 +66,11 @@ pub enum CloudError {
     TokenMismatch { name: String },
     #[error("cluster {name} not found")]
     NotFound { name: String },
+    #[error("cluster {name} is {state:?}, not Running: no credentials yet")]
+    NotRunning {
+        name: String,
+        state: CloudClusterState,
+    },
     #[error(
         "invalid kubernetesVersion {version:?} for cluster {name}: expected 1.<minor> with a minor rotor simulates"
     )]
@@ -178,6 +183,32 @@ impl SimCloud {
             });
     }
 
+    /// The bearer token of a Running cluster's API, as a cloud hands out credentials.
+    pub fn credentials(&self, name: &str) -> Result<String, CloudError> {
+        match self.get(name).map(|c| c.state) {
+            Some(CloudClusterState::Running) => {}
+            Some(state) => {
+                return Err(CloudError::NotRunning {
+                    name: name.to_string(),
+                    state,
+                });
+            }
+            None => {
+                return Err(CloudError::NotFound {
+                    name: name.to_string(),
+                });
+            }
+        }
+        let sim = self.sim.upgrade().ok_or_else(|| CloudError::NotFound {
+            name: name.to_string(),
+        })?;
+        sim.cluster(name)
+            .map(|c| c.token.clone())
+            .ok_or_else(|| CloudError::NotFound {
+                name: name.to_string(),
+            })
+    }
+
     /// Deletes a cluster; idempotent while it is being deleted.
     pub fn delete(&self, name: &str) -> Result<CloudCluster, CloudError> {
         let mut table = self.table();
@@ -205,7 +236,7 @@ impl SimCloud {
 
 fn error_response(e: CloudError) -> Response {
     let code = match e {
-        CloudError::TokenMismatch { .. } => StatusCode::CONFLICT,
+        CloudError::TokenMismatch { .. } | CloudError::NotRunning { .. } => StatusCode::CONFLICT,
         CloudError::NotFound { .. } => StatusCode::NOT_FOUND,
         CloudError::BadVersion { .. } => StatusCode::BAD_REQUEST,
     };
@@ -239,6 +270,17 @@ pub(crate) fn router(sim: Arc<Sim>) -> axum::Router {
                 |State(sim): State<Arc<Sim>>, Path(name): Path<String>| async move {
                     match sim.cloud.delete(&name) {
                         Ok(c) => (StatusCode::ACCEPTED, Json(c)).into_response(),
+                        Err(e) => error_response(e),
+                    }
+                },
+            ),
+        )
+        .route(
+            "/clusters/{name}/credentials",
+            get(
+                |State(sim): State<Arc<Sim>>, Path(name): Path<String>| async move {
+                    match sim.cloud.credentials(&name) {
+                        Ok(token) => Json(serde_json::json!({"token": token})).into_response(),
                         Err(e) => error_response(e),
                     }
                 },

@@ -850,3 +850,45 @@ async fn recorded_events_are_core_events() {
             .any(|e| e.note.as_deref() == Some("blue to green"))
     );
 }
+
+/// Streaming lists (sendInitialEvents): the initial state arrives as watch events, closed by a
+/// bookmark annotated `k8s.io/initial-events-end`, and the watch then continues live.
+#[tokio::test]
+async fn streaming_list_watch() {
+    let s = common::start(common::memory()).await;
+    let cms: Api<ConfigMap> = Api::namespaced(s.client.clone(), "default");
+    for i in 0..3 {
+        cms.create(&PostParams::default(), &cm(&format!("s{i}"), &[]))
+            .await
+            .expect("create");
+    }
+    let mut stream = watcher(cms.clone(), watcher::Config::default().streaming_lists()).boxed();
+    let mut initial = Vec::new();
+    loop {
+        match tokio::time::timeout(LIMIT, stream.try_next())
+            .await
+            .expect("in time")
+            .expect("ok")
+            .expect("event")
+        {
+            watcher::Event::Init => {}
+            watcher::Event::InitApply(c) => initial.push(c.metadata.name.unwrap_or_default()),
+            watcher::Event::InitDone => break,
+            other => panic!("unexpected before InitDone: {other:?}"),
+        }
+    }
+    initial.sort();
+    assert_eq!(initial, vec!["s0", "s1", "s2"]);
+    cms.create(&PostParams::default(), &cm("live", &[]))
+        .await
+        .expect("create");
+    match tokio::time::timeout(LIMIT, stream.try_next())
+        .await
+        .expect("in time")
+        .expect("ok")
+        .expect("event")
+    {
+        watcher::Event::Apply(c) => assert_eq!(c.metadata.name.as_deref(), Some("live")),
+        other => panic!("unexpected {other:?}"),
+    }
+}

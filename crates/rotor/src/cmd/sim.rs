@@ -26,6 +26,15 @@ pub struct SimArgs {
     /// Delay before a changed workload reports ready, in milliseconds.
     #[arg(long, default_value_t = 300)]
     pub ready_delay_ms: u64,
+    /// Simulated cloud: how long creating a member cluster takes, in milliseconds.
+    #[arg(long, default_value_t = 500)]
+    pub cloud_create_ms: u64,
+    /// Simulated cloud: how long deleting a member cluster takes, in milliseconds.
+    #[arg(long, default_value_t = 200)]
+    pub cloud_delete_ms: u64,
+    /// Simulated cloud: probability (0 to 1) that a cluster create fails.
+    #[arg(long, default_value_t = 0.0)]
+    pub cloud_failure_rate: f64,
     /// Prefix of member cluster names.
     #[arg(long, default_value = "member")]
     pub name_prefix: String,
@@ -42,11 +51,22 @@ pub fn parse_minor(version: &str) -> anyhow::Result<u32> {
 }
 
 pub async fn run(args: SimArgs) -> anyhow::Result<()> {
+    if !(0.0..=1.0).contains(&args.cloud_failure_rate) {
+        anyhow::bail!(
+            "--cloud-failure-rate {}: must be between 0 and 1",
+            args.cloud_failure_rate
+        );
+    }
     let config = SimConfig {
         kubernetes_minor: parse_minor(&args.kubernetes_version)?,
         traffic_port: args.traffic_port,
         workload_ready_delay: Duration::from_millis(args.ready_delay_ms),
         anonymous: rotor::controlplane::is_loopback(&args.listen),
+        cloud: rotor_sim::CloudConfig {
+            create_latency: Duration::from_millis(args.cloud_create_ms),
+            delete_latency: Duration::from_millis(args.cloud_delete_ms),
+            create_failure_rate: args.cloud_failure_rate,
+        },
         ..SimConfig::default()
     };
     let sim = Sim::new(config);

@@ -27,6 +27,9 @@ const MAX_BODY_BYTES: usize = 3 * 1024 * 1024;
 /// unconditional updates), like kube-apiserver's GuaranteedUpdate.
 const MAX_WRITE_ATTEMPTS: usize = 8;
 
+/// Namespaces a cluster cannot work without; deleting them is refused, as kube-apiserver does.
+const PROTECTED_NAMESPACES: [&str; 3] = ["default", "kube-system", "kube-public"];
+
 /// How a server presents itself and whom it lets in.
 #[derive(Debug, Clone)]
 pub struct ServerConfig {
@@ -694,6 +697,11 @@ impl ApiServer {
                 return Ok(current);
             }
             let is_namespace = res.group.is_empty() && res.plural == "namespaces";
+            if is_namespace && PROTECTED_NAMESPACES.contains(&name) {
+                return Err(ApiError::forbidden(format!(
+                    "namespaces \"{name}\" is forbidden: this namespace may not be deleted"
+                )));
+            }
             if is_namespace || !object::finalizers(&current).is_empty() {
                 if object::is_deleting(&current) {
                     return Ok(current);

@@ -414,6 +414,14 @@ async fn selectors_and_pagination(client: kube::Client) {
 
 async fn namespace_deletion_and_finalizers(client: kube::Client) {
     let nss: Api<Namespace> = Api::all(client.clone());
+    assert_eq!(
+        api_code(
+            nss.delete("kube-system", &DeleteParams::default())
+                .await
+                .expect_err("protected")
+        ),
+        403
+    );
     nss.create(
         &PostParams::default(),
         &serde_json::from_value(json!({"metadata": {"name": "doomed"}})).expect("ns"),

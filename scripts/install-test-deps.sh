@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs what rotor's tests need on a fresh Debian 12 machine, idempotently (skips what is there).
-# Today: a real kubectl for the conformance suite. Later issues add etcd, HAProxy and moto here.
+# Today: a real kubectl (conformance suite) and HAProxy (traffic shifting). Later: etcd, moto.
 set -euo pipefail
 
 have() { command -v "$1" >/dev/null 2>&1; }
@@ -22,6 +22,14 @@ PY
   rm -rf "$tmp"
 fi
 kubectl version --client >&2
+
+# HAProxy for the traffic shifter's tests (driven through its runtime API socket).
+if ! have haproxy && [ ! -x /usr/sbin/haproxy ]; then
+  echo "installing haproxy" >&2
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends haproxy socat >/dev/null
+fi
 
 if ! have cargo-nextest && ! cargo nextest --version >/dev/null 2>&1; then
   echo "installing cargo-nextest" >&2

@@ -1,0 +1,498 @@
+//! An in-process weighted HTTP router: the [`TrafficShifter`] of the simulator and of
+//! `rotor demo` when HAProxy is absent.
+//!
+//! One listener serves every endpoint, named by the first path segment:
+//! `http://LISTEN/<endpoint>/rest?q` is forwarded to `http://<blue|green>/rest?q` (the segment
+//! is stripped). One listener rather than one per endpoint keeps a 1,000-cluster demo at one
+//! port and lets endpoints be registered after [`SimShifter::serve`]. Backends are picked by
+//! smooth weighted round-robin (nginx's algorithm), deterministic so tests can assert exact
+//! counts; the sequence restarts whenever the weights change. Each response carries
+//! `x-rotor-backend: blue|green`.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError, RwLock};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use axum::body::Body;
+use axum::extract::{Request, State};
+use axum::response::{IntoResponse, Response};
+use bytes::Bytes;
+use http::{HeaderName, HeaderValue, StatusCode, Uri, header};
+use http_body_util::{BodyExt, Full};
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::TokioExecutor;
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+
+use crate::{Backend, TrafficError, TrafficShifter, Weights, validate_endpoint};
+
+/// Response header naming the backend that answered.
+pub const BACKEND_HEADER: &str = "x-rotor-backend";
+
+/// Largest request or response body forwarded (the simulator's traffic is small).
+const MAX_BODY: usize = 8 << 20;
+
+/// Counters of one endpoint since registration (or [`SimShifter::reset_stats`]).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct TrafficStats {
+    /// Requests routed to a backend.
+    pub requests: u64,
+    /// Requests that got a 5xx from the backend, or no response (connect error, timeout).
+    pub failures: u64,
+    pub to_blue: u64,
+    pub to_green: u64,
+    pub blue_failures: u64,
+    pub green_failures: u64,
+}
+
+impl TrafficStats {
+    /// Failures per request routed to `backend` (0 when it got none): the health-gate signal.
+    pub fn failure_rate(&self, backend: Backend) -> f64 {
+        let (failed, total) = match backend {
+            Backend::Blue => (self.blue_failures, self.to_blue),
+            Backend::Green => (self.green_failures, self.to_green),
+        };
+        if total == 0 {
+            0.0
+        } else {
+            failed as f64 / total as f64
+        }
+    }
+}
+
+struct EndpointState {
+    blue: SocketAddr,
+    green: Option<SocketAddr>,
+    weights: Weights,
+    /// Smooth weighted round-robin state: `[blue, green]`.
+    current: [i32; 2],
+    stats: TrafficStats,
+}
+
+impl EndpointState {
+    /// nginx's smooth weighted round-robin: add each weight, pick the largest (blue on ties),
+    /// subtract the total from the pick.
+    fn pick(&mut self) -> (Backend, Option<SocketAddr>) {
+        let w = [
+            i32::from(self.weights.blue_pct()),
+            i32::from(self.weights.green_pct()),
+        ];
+        self.current[0] += w[0];
+        self.current[1] += w[1];
+        let backend = if self.current[0] >= self.current[1] {
+            self.current[0] -= 100;
+            Backend::Blue
+        } else {
+            self.current[1] -= 100;
+            Backend::Green
+        };
+        self.stats.requests += 1;
+        match backend {
+            Backend::Blue => {
+                self.stats.to_blue += 1;
+                (backend, Some(self.blue))
+            }
+            Backend::Green => {
+                self.stats.to_green += 1;
+                (backend, self.green)
+            }
+        }
+    }
+
+    fn record_failure(&mut self, backend: Backend) {
+        self.stats.failures += 1;
+        match backend {
+            Backend::Blue => self.stats.blue_failures += 1,
+            Backend::Green => self.stats.green_failures += 1,
+        }
+    }
+}
+
+type Endpoint = Arc<Mutex<EndpointState>>;
+
+struct Inner {
+    endpoints: RwLock<HashMap<String, Endpoint>>,
+    client: Client<HttpConnector, Full<Bytes>>,
+    request_timeout: Duration,
+}
+
+/// The simulated traffic layer. Cheap to clone (shared state); serve it with
+/// [`SimShifter::serve`] or mount [`SimShifter::router`] into another axum server.
+#[derive(Clone)]
+pub struct SimShifter {
+    inner: Arc<Inner>,
+}
+
+impl Default for SimShifter {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl std::fmt::Debug for SimShifter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SimShifter")
+            .field("request_timeout", &self.inner.request_timeout)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Locks never poison the data here (counters and addresses), so a poisoned lock is used as is.
+fn lock(endpoint: &Endpoint) -> MutexGuard<'_, EndpointState> {
+    endpoint.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+impl SimShifter {
+    /// Connect timeout 1 s, whole-request timeout 5 s.
+    pub fn new() -> Self {
+        Self::with_timeouts(Duration::from_secs(1), Duration::from_secs(5))
+    }
+
+    /// `connect` bounds each connection attempt to a backend; `request` bounds a forwarded
+    /// request from sending to the last byte of the response.
+    pub fn with_timeouts(connect: Duration, request: Duration) -> Self {
+        let mut connector = HttpConnector::new();
+        connector.set_connect_timeout(Some(connect));
+        connector.set_nodelay(true);
+        let client = Client::builder(TokioExecutor::new())
+            .pool_idle_timeout(Duration::from_secs(30))
+            .build(connector);
+        Self {
+            inner: Arc::new(Inner {
+                endpoints: RwLock::new(HashMap::new()),
+                client,
+                request_timeout: request,
+            }),
+        }
+    }
+
+    fn endpoint(&self, endpoint: &str) -> Result<Endpoint, TrafficError> {
+        self.inner
+            .endpoints
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(endpoint)
+            .cloned()
+            .ok_or_else(|| TrafficError::UnknownEndpoint {
+                endpoint: endpoint.to_string(),
+            })
+    }
+
+    /// Counters of `endpoint`.
+    pub fn stats(&self, endpoint: &str) -> Result<TrafficStats, TrafficError> {
+        Ok(lock(&self.endpoint(endpoint)?).stats)
+    }
+
+    /// Zero `endpoint`'s counters (e.g. at the start of a bake period).
+    pub fn reset_stats(&self, endpoint: &str) -> Result<(), TrafficError> {
+        lock(&self.endpoint(endpoint)?).stats = TrafficStats::default();
+        Ok(())
+    }
+
+    /// The names of the registered endpoints, sorted.
+    pub fn endpoints(&self) -> Vec<String> {
+        let mut names: Vec<String> = self
+            .inner
+            .endpoints
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .keys()
+            .cloned()
+            .collect();
+        names.sort();
+        names
+    }
+
+    /// The router that forwards `/<endpoint>/…` (see the module docs), for mounting elsewhere.
+    pub fn router(&self) -> axum::Router {
+        axum::Router::new()
+            .fallback(forward)
+            .with_state(self.clone())
+    }
+
+    /// Listen on `listen` (port 0 picks one) and route every registered endpoint's traffic.
+    /// The listener stops when the returned [`SimServer`] is dropped.
+    pub async fn serve(&self, listen: SocketAddr) -> Result<SimServer, TrafficError> {
+        let listener = tokio::net::TcpListener::bind(listen)
+            .await
+            .map_err(|source| TrafficError::Listen { listen, source })?;
+        let addr = listener
+            .local_addr()
+            .map_err(|source| TrafficError::Listen { listen, source })?;
+        let (shutdown, stopped) = oneshot::channel::<()>();
+        let router = self.router();
+        let task = tokio::spawn(async move {
+            let server = axum::serve(listener, router).with_graceful_shutdown(async move {
+                // Fires on an explicit shutdown and when the sender is dropped.
+                let _ = stopped.await;
+            });
+            if let Err(e) = server.await {
+                tracing::warn!(%addr, error = %e, "sim traffic listener stopped");
+            }
+        });
+        tracing::debug!(%addr, "sim traffic listener started");
+        Ok(SimServer {
+            addr,
+            shutdown: Some(shutdown),
+            task,
+        })
+    }
+
+    async fn forward(&self, req: Request) -> Response {
+        let path = req.uri().path().trim_start_matches('/');
+        let (endpoint_name, rest) = path.split_once('/').unwrap_or((path, ""));
+        let Ok(endpoint) = self.endpoint(endpoint_name) else {
+            return (
+                StatusCode::NOT_FOUND,
+                format!("no traffic endpoint {endpoint_name:?}\n"),
+            )
+                .into_response();
+        };
+        let endpoint_name = endpoint_name.to_string();
+        let path_and_query = match req.uri().query() {
+            Some(q) => format!("/{rest}?{q}"),
+            None => format!("/{rest}"),
+        };
+        let (backend, addr) = lock(&endpoint).pick();
+        let response = match addr {
+            Some(addr) => self.send(req, addr, &path_and_query).await,
+            None => Err((
+                StatusCode::BAD_GATEWAY,
+                "green is not registered".to_string(),
+            )),
+        };
+        let mut response = match response {
+            Ok(response) => {
+                if response.status().is_server_error() {
+                    lock(&endpoint).record_failure(backend);
+                }
+                response
+            }
+            Err((status, message)) => {
+                lock(&endpoint).record_failure(backend);
+                tracing::debug!(endpoint = %endpoint_name, %backend, %message, "forward failed");
+                (
+                    status,
+                    format!("endpoint {endpoint_name:?}: {backend}: {message}\n"),
+                )
+                    .into_response()
+            }
+        };
+        response.headers_mut().insert(
+            HeaderName::from_static(BACKEND_HEADER),
+            HeaderValue::from_static(backend.as_str()),
+        );
+        response
+    }
+
+    /// Forward `req` to `addr`, the whole exchange bounded by the request timeout.
+    async fn send(
+        &self,
+        req: Request,
+        addr: SocketAddr,
+        path_and_query: &str,
+    ) -> Result<Response, (StatusCode, String)> {
+        let bad_request = |e: String| (StatusCode::BAD_REQUEST, e);
+        let uri: Uri = format!("http://{addr}{path_and_query}")
+            .parse()
+            .map_err(|e: http::uri::InvalidUri| bad_request(e.to_string()))?;
+        let (mut parts, body) = req.into_parts();
+        let timeout = self.inner.request_timeout;
+        let exchange = async {
+            let body = axum::body::to_bytes(body, MAX_BODY)
+                .await
+                .map_err(|e| bad_request(format!("reading the request body: {e}")))?;
+            parts.uri = uri;
+            strip_hop_by_hop(&mut parts.headers);
+            parts.headers.remove(header::HOST);
+            let upstream = http::Request::from_parts(parts, Full::new(body));
+            let response = self
+                .inner
+                .client
+                .request(upstream)
+                .await
+                .map_err(|e| (StatusCode::BAD_GATEWAY, format!("{addr}: {e}")))?;
+            let (mut parts, body) = response.into_parts();
+            let body = http_body_util::Limited::new(body, MAX_BODY)
+                .collect()
+                .await
+                .map_err(|e| {
+                    (
+                        StatusCode::BAD_GATEWAY,
+                        format!("{addr}: reading the response: {e}"),
+                    )
+                })?
+                .to_bytes();
+            strip_hop_by_hop(&mut parts.headers);
+            parts.headers.remove(header::CONTENT_LENGTH);
+            Ok(Response::from_parts(parts, Body::from(body)))
+        };
+        match tokio::time::timeout(timeout, exchange).await {
+            Ok(result) => result,
+            Err(_) => Err((
+                StatusCode::GATEWAY_TIMEOUT,
+                format!("{addr}: no complete response within {timeout:?}"),
+            )),
+        }
+    }
+}
+
+fn strip_hop_by_hop(headers: &mut http::HeaderMap) {
+    for name in [
+        header::CONNECTION,
+        header::TE,
+        header::TRAILER,
+        header::TRANSFER_ENCODING,
+        header::UPGRADE,
+        header::PROXY_AUTHORIZATION,
+        header::PROXY_AUTHENTICATE,
+    ] {
+        headers.remove(name);
+    }
+    headers.remove("keep-alive");
+}
+
+async fn forward(State(shifter): State<SimShifter>, req: Request) -> Response {
+    shifter.forward(req).await
+}
+
+#[async_trait]
+impl TrafficShifter for SimShifter {
+    async fn register(
+        &self,
+        endpoint: &str,
+        blue: SocketAddr,
+        green: Option<SocketAddr>,
+    ) -> Result<(), TrafficError> {
+        validate_endpoint(endpoint)?;
+        let mut endpoints = self
+            .inner
+            .endpoints
+            .write()
+            .unwrap_or_else(PoisonError::into_inner);
+        match endpoints.get(endpoint) {
+            Some(existing) => {
+                let mut state = lock(existing);
+                state.blue = blue;
+                state.green = green;
+                if green.is_none() && state.weights != Weights::all_blue() {
+                    state.weights = Weights::all_blue();
+                    state.current = [0, 0];
+                }
+            }
+            None => {
+                endpoints.insert(
+                    endpoint.to_string(),
+                    Arc::new(Mutex::new(EndpointState {
+                        blue,
+                        green,
+                        weights: Weights::all_blue(),
+                        current: [0, 0],
+                        stats: TrafficStats::default(),
+                    })),
+                );
+            }
+        }
+        Ok(())
+    }
+
+    async fn set_weights(&self, endpoint: &str, weights: Weights) -> Result<(), TrafficError> {
+        validate_endpoint(endpoint)?;
+        let endpoint_state = self.endpoint(endpoint)?;
+        let mut state = lock(&endpoint_state);
+        if weights.green_pct() > 0 && state.green.is_none() {
+            return Err(TrafficError::GreenNotRegistered {
+                endpoint: endpoint.to_string(),
+                green: weights.green_pct(),
+            });
+        }
+        state.weights = weights;
+        state.current = [0, 0];
+        Ok(())
+    }
+
+    async fn weights(&self, endpoint: &str) -> Result<Weights, TrafficError> {
+        validate_endpoint(endpoint)?;
+        Ok(lock(&self.endpoint(endpoint)?).weights)
+    }
+}
+
+/// A running [`SimShifter`] listener. Dropping it stops accepting and closes connections
+/// gracefully.
+#[derive(Debug)]
+pub struct SimServer {
+    addr: SocketAddr,
+    shutdown: Option<oneshot::Sender<()>>,
+    task: JoinHandle<()>,
+}
+
+impl SimServer {
+    pub fn local_addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// The base URL of `endpoint`'s traffic: `http://ADDR/<endpoint>`.
+    pub fn url(&self, endpoint: &str) -> String {
+        format!("http://{}/{endpoint}", self.addr)
+    }
+
+    /// Stop and wait (at most `timeout`) for open connections to finish.
+    pub async fn shutdown(mut self, timeout: Duration) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        if tokio::time::timeout(timeout, &mut self.task).await.is_err() {
+            self.task.abort();
+        }
+    }
+}
+
+impl Drop for SimServer {
+    fn drop(&mut self) {
+        // Dropping the sender starts the graceful shutdown of open connections; aborting stops
+        // accepting at once.
+        self.shutdown.take();
+        self.task.abort();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn state(blue: u8, green: u8) -> EndpointState {
+        EndpointState {
+            blue: "127.0.0.1:1".parse().unwrap(),
+            green: Some("127.0.0.1:2".parse().unwrap()),
+            weights: Weights::new(blue, green).unwrap(),
+            current: [0, 0],
+            stats: TrafficStats::default(),
+        }
+    }
+
+    fn sequence(blue: u8, green: u8, n: usize) -> String {
+        let mut s = state(blue, green);
+        (0..n)
+            .map(|_| match s.pick().0 {
+                Backend::Blue => 'b',
+                Backend::Green => 'g',
+            })
+            .collect()
+    }
+
+    #[test]
+    fn smooth_weighted_round_robin_is_exact() {
+        assert_eq!(sequence(100, 0, 6), "bbbbbb");
+        assert_eq!(sequence(0, 100, 6), "gggggg");
+        assert_eq!(sequence(50, 50, 6), "bgbgbg");
+        assert_eq!(sequence(90, 10, 10), "bbbbbgbbbb");
+        // Over any 100 picks the split is exactly the weights.
+        for green in [1u8, 10, 25, 33, 50, 77, 99] {
+            let s = sequence(100 - green, green, 100);
+            assert_eq!(s.matches('g').count(), usize::from(green), "{green}");
+        }
+    }
+}

@@ -1,0 +1,123 @@
+//! Real HTTP backends and a real HTTP client for the traffic tests.
+#![allow(dead_code)]
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use axum::Router;
+use axum::http::{StatusCode, Uri};
+use axum::routing::get;
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::TokioExecutor;
+use tokio::task::JoinHandle;
+
+/// Bound on any single request a test sends.
+pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// A backend served by axum on 127.0.0.1:0; stops when dropped.
+pub struct TestBackend {
+    pub addr: SocketAddr,
+    task: JoinHandle<()>,
+}
+
+impl Drop for TestBackend {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+async fn serve(router: Router) -> TestBackend {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let task = tokio::spawn(async move {
+        axum::serve(listener, router).await.unwrap();
+    });
+    TestBackend { addr, task }
+}
+
+/// Answers `name` on every path, and `name URI` on `/echo…`.
+pub async fn backend(name: &'static str) -> TestBackend {
+    let router = Router::new()
+        .route(
+            "/echo",
+            get(move |uri: Uri| async move { format!("{name} {uri}") }),
+        )
+        .route(
+            "/echo/{*rest}",
+            get(move |uri: Uri| async move { format!("{name} {uri}") }),
+        )
+        .fallback(move || async move { name });
+    serve(router).await
+}
+
+/// Answers 503 with body `name` on every path.
+pub async fn failing_backend(name: &'static str) -> TestBackend {
+    serve(Router::new().fallback(move || async move { (StatusCode::SERVICE_UNAVAILABLE, name) }))
+        .await
+}
+
+/// Accepts TCP connections and never answers.
+pub async fn silent_backend() -> TestBackend {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let task = tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((conn, _)) = listener.accept().await {
+            held.push(conn);
+        }
+    });
+    TestBackend { addr, task }
+}
+
+/// An address nothing listens on (bound, then released).
+pub fn closed_addr() -> SocketAddr {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    listener.local_addr().unwrap()
+}
+
+pub type HttpClient = Client<HttpConnector, Full<Bytes>>;
+
+pub fn client() -> HttpClient {
+    let mut connector = HttpConnector::new();
+    connector.set_connect_timeout(Some(Duration::from_secs(1)));
+    Client::builder(TokioExecutor::new()).build(connector)
+}
+
+/// GET `url`: status and body, bounded by [`REQUEST_TIMEOUT`].
+pub async fn get_text(client: &HttpClient, url: &str) -> (StatusCode, String) {
+    let uri: Uri = url.parse().unwrap();
+    let exchange = async {
+        let response = client
+            .request(
+                axum::http::Request::get(uri)
+                    .body(Full::new(Bytes::new()))
+                    .unwrap(),
+            )
+            .await
+            .unwrap();
+        let status = response.status();
+        let body = response.into_body().collect().await.unwrap().to_bytes();
+        (status, String::from_utf8_lossy(&body).into_owned())
+    };
+    tokio::time::timeout(REQUEST_TIMEOUT, exchange)
+        .await
+        .unwrap_or_else(|_| panic!("GET {url} took longer than {REQUEST_TIMEOUT:?}"))
+}
+
+/// Send `n` GETs to `url` one after the other; the bodies in order.
+pub async fn bodies(client: &HttpClient, url: &str, n: usize) -> Vec<String> {
+    let mut out = Vec::with_capacity(n);
+    for _ in 0..n {
+        let (status, body) = get_text(client, url).await;
+        assert!(status.is_success(), "GET {url}: {status} {body}");
+        out.push(body);
+    }
+    out
+}
+
+pub fn count(bodies: &[String], name: &str) -> usize {
+    bodies.iter().filter(|b| *b == name).count()
+}

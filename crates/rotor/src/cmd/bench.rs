@@ -21,6 +21,23 @@ pub enum BenchWhat {
     Apiserver(ApiserverArgs),
     /// Memory per simulated cluster and watch latency across a simulated fleet.
     Sim(SimBenchArgs),
+    /// Raw storage backend: concurrent write throughput and write→watch latency.
+    Store(StoreBenchArgs),
+}
+
+#[derive(Args)]
+pub struct StoreBenchArgs {
+    /// `memory` or `sqlite:PATH` (a fresh file is recommended).
+    #[arg(long, default_value = "memory")]
+    pub store: String,
+    /// Concurrent writers.
+    #[arg(long, default_value_t = 32)]
+    pub writers: usize,
+    /// Writes in total.
+    #[arg(long, default_value_t = 50_000)]
+    pub writes: usize,
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Args)]
@@ -56,6 +73,7 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
     match args.what {
         BenchWhat::Apiserver(a) => apiserver(a).await,
         BenchWhat::Sim(a) => sim(a).await,
+        BenchWhat::Store(a) => store(a).await,
     }
 }
 
@@ -244,8 +262,62 @@ async fn sim(args: SimBenchArgs) -> anyhow::Result<()> {
         "peak_rss_mib": round2(peak),
         "rss_per_cluster_mib": round2((rss - rss_before) / n),
         "watch_samples": latencies.len(),
-        "watch_p50_ms": round2(percentile(&latencies, 0.5)),
-        "watch_p99_ms": round2(percentile(&latencies, 0.99)),
+        "watch_p50_ms": round3(percentile(&latencies, 0.5)),
+        "watch_p99_ms": round3(percentile(&latencies, 0.99)),
+    });
+    println!("{report}");
+    Ok(())
+}
+
+fn round3(x: f64) -> f64 {
+    (x * 1000.0).round() / 1000.0
+}
+
+async fn store(args: StoreBenchArgs) -> anyhow::Result<()> {
+    let store = rotor::controlplane::open_store(&args.store)?;
+    let writers = args.writers.max(1);
+    let per_writer = args.writes.div_ceil(writers);
+    let value = bytes::Bytes::from_static(
+        br#"{"apiVersion":"v1","kind":"ConfigMap","metadata":{"name":"x"},"data":{"key":"value"}}"#,
+    );
+    let started = Instant::now();
+    let mut tasks = Vec::new();
+    for w in 0..writers {
+        let (store, value) = (store.clone(), value.clone());
+        tasks.push(tokio::spawn(async move {
+            for i in 0..per_writer {
+                store
+                    .create(&format!("/bench/{w}/{i}"), value.clone())
+                    .await?;
+            }
+            anyhow::Ok(())
+        }));
+    }
+    for t in tasks {
+        t.await??;
+    }
+    let write_s = started.elapsed().as_secs_f64();
+    // Write → watch delivery, one write at a time.
+    let mut latencies = Vec::with_capacity(1000);
+    let mut rx = store
+        .watch("/lat/", store.current_revision().await?)
+        .await?;
+    for i in 0..1000 {
+        let t = Instant::now();
+        store.create(&format!("/lat/{i}"), value.clone()).await?;
+        tokio::time::timeout(Duration::from_secs(5), rx.recv())
+            .await
+            .map_err(|_| anyhow::anyhow!("watch event not delivered within 5s"))?;
+        latencies.push(t.elapsed().as_secs_f64() * 1000.0);
+    }
+    latencies.sort_by(f64::total_cmp);
+    let report = json!({
+        "store": args.store,
+        "writers": writers,
+        "writes": per_writer * writers,
+        "writes_per_s": round2((per_writer * writers) as f64 / write_s),
+        "watch_p50_ms": round3(percentile(&latencies, 0.5)),
+        "watch_p99_ms": round3(percentile(&latencies, 0.99)),
     });
     println!("{report}");
     Ok(())

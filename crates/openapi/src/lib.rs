@@ -49,6 +49,8 @@ pub enum OpenApiError {
 pub struct Spec {
     minor: u32,
     definitions: Map<String, Value>,
+    /// The same definitions, shareable: cursors hold their root without a lookup per step.
+    shared: HashMap<String, Arc<Value>>,
     by_gvk: HashMap<(String, String, String), String>,
 }
 
@@ -94,9 +96,14 @@ fn load(minor: u32, gz: &[u8]) -> Result<Spec, OpenApiError> {
             by_gvk.insert((s("group"), s("version"), s("kind")), name.clone());
         }
     }
+    let shared = definitions
+        .iter()
+        .map(|(k, v)| (k.clone(), Arc::new(v.clone())))
+        .collect();
     Ok(Spec {
         minor,
         definitions,
+        shared,
         by_gvk,
     })
 }
@@ -123,9 +130,9 @@ impl Spec {
 
     /// A cursor at the root of a definition.
     pub fn cursor(self: &Arc<Self>, definition: &str) -> Option<Cursor> {
-        self.definitions.contains_key(definition).then(|| Cursor {
+        self.shared.get(definition).map(|root| Cursor {
             spec: self.clone(),
-            root: Root::Definition(Arc::from(definition)),
+            root: Root::Definition(root.clone()),
             pointer: String::new(),
             info: FieldInfo::default(),
         })
@@ -143,7 +150,7 @@ impl Spec {
 /// Which document a cursor walks: a release definition or a CRD's openAPIV3Schema.
 #[derive(Clone, Debug)]
 enum Root {
-    Definition(Arc<str>),
+    Definition(Arc<Value>),
     Custom(Arc<Value>),
 }
 
@@ -161,8 +168,12 @@ pub struct Cursor {
 /// A cursor over a custom resource's schema (metadata resolves to the release's ObjectMeta).
 pub type CustomCursor = Cursor;
 
-fn escape(segment: &str) -> String {
-    segment.replace('~', "~0").replace('/', "~1")
+fn escape(segment: &str) -> std::borrow::Cow<'_, str> {
+    if segment.contains(['~', '/']) {
+        segment.replace('~', "~0").replace('/', "~1").into()
+    } else {
+        segment.into()
+    }
 }
 
 fn info_of(node: &Value) -> FieldInfo {
@@ -184,6 +195,20 @@ fn info_of(node: &Value) -> FieldInfo {
     }
 }
 
+/// `Value::pointer` for the object-only pointers cursors build, without unescaping (and
+/// allocating) segments that need none: this is on the hot path of every write.
+fn lookup<'a>(root: &'a Value, pointer: &str) -> Option<&'a Value> {
+    let mut node = root;
+    for segment in pointer.split('/').skip(1) {
+        node = if segment.contains('~') {
+            node.get(segment.replace("~1", "/").replace("~0", "~").as_str())?
+        } else {
+            node.get(segment)?
+        };
+    }
+    Some(node)
+}
+
 const OBJECT_META: &str = "io.k8s.apimachinery.pkg.apis.meta.v1.ObjectMeta";
 
 impl Cursor {
@@ -199,18 +224,17 @@ impl Cursor {
 
     fn root_value(&self) -> Option<&Value> {
         match &self.root {
-            Root::Definition(name) => self.spec.definitions.get(&**name),
-            Root::Custom(v) => Some(v),
+            Root::Definition(v) | Root::Custom(v) => Some(v),
         }
     }
 
     /// The schema node here, without following `$ref`.
     pub fn raw(&self) -> Option<&Value> {
-        self.root_value()?.pointer(&self.pointer)
+        lookup(self.root_value()?, &self.pointer)
     }
 
     /// The schema node here with `$ref`s (and single-ref `allOf`s) followed: (cursor, node).
-    fn resolved(&self) -> Option<Cursor> {
+    pub(crate) fn resolved(&self) -> Option<Cursor> {
         let mut cur = self.clone();
         for _ in 0..32 {
             let node = cur.raw()?;
@@ -224,12 +248,10 @@ impl Cursor {
             match reference {
                 Some(r) => {
                     let name = r.rsplit('/').next().unwrap_or_default();
-                    if !cur.spec.definitions.contains_key(name) {
-                        return None;
-                    }
+                    let root = cur.spec.shared.get(name)?.clone();
                     cur = Cursor {
                         spec: cur.spec.clone(),
-                        root: Root::Definition(Arc::from(name)),
+                        root: Root::Definition(root),
                         pointer: String::new(),
                         info: cur.info,
                     };
@@ -248,7 +270,7 @@ impl Cursor {
     fn step(&self, suffix: String) -> Option<Cursor> {
         let base = self.resolved()?;
         let pointer = format!("{}{suffix}", base.pointer);
-        let node = base.root_value()?.pointer(&pointer)?;
+        let node = lookup(base.root_value()?, &pointer)?;
         let info = info_of(node);
         Some(Cursor {
             spec: base.spec.clone(),

@@ -45,7 +45,10 @@ fn walk(cursor: &Cursor, value: &Value, path: &str, depth: usize, out: &mut Vec<
     if depth > MAX_DEPTH || value.is_null() {
         return;
     }
-    let Some(node) = cursor.node() else { return };
+    let Some(resolved) = cursor.resolved() else {
+        return;
+    };
+    let Some(node) = resolved.raw() else { return };
     if node
         .get("x-kubernetes-int-or-string")
         .and_then(Value::as_bool)
@@ -131,7 +134,10 @@ fn prune(cursor: &Cursor, value: &mut Value, root: bool, depth: usize) {
     if depth > MAX_DEPTH {
         return;
     }
-    let Some(node) = cursor.node() else { return };
+    let Some(resolved) = cursor.resolved() else {
+        return;
+    };
+    let Some(node) = resolved.raw() else { return };
     match value {
         Value::Object(map) => {
             let declared = node.get("properties").is_some_and(Value::is_object)

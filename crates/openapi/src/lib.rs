@@ -134,7 +134,7 @@ impl Spec {
             spec: self.clone(),
             root: Root::Definition(root.clone()),
             pointer: String::new(),
-            info: FieldInfo::default(),
+            info: Arc::default(),
         })
     }
 
@@ -162,7 +162,7 @@ pub struct Cursor {
     root: Root,
     /// JSON pointer inside the root.
     pointer: String,
-    info: FieldInfo,
+    info: Arc<FieldInfo>,
 }
 
 /// A cursor over a custom resource's schema (metadata resolves to the release's ObjectMeta).
@@ -218,7 +218,7 @@ impl Cursor {
             spec,
             root: Root::Custom(schema),
             pointer: String::new(),
-            info: FieldInfo::default(),
+            info: Arc::default(),
         }
     }
 
@@ -267,14 +267,19 @@ impl Cursor {
         self.resolved().and_then(|c| c.raw().cloned())
     }
 
-    fn step(&self, suffix: String) -> Option<Cursor> {
-        let base = self.resolved()?;
-        let pointer = format!("{}{suffix}", base.pointer);
-        let node = lookup(base.root_value()?, &pointer)?;
-        let info = info_of(node);
+    /// One level down from this (already resolved) position.
+    fn step(&self, segments: &[&str]) -> Option<Cursor> {
+        let mut pointer = String::with_capacity(self.pointer.len() + 32);
+        pointer.push_str(&self.pointer);
+        for s in segments {
+            pointer.push('/');
+            pointer.push_str(s);
+        }
+        let node = lookup(self.root_value()?, &pointer)?;
+        let info = Arc::new(info_of(node));
         Some(Cursor {
-            spec: base.spec.clone(),
-            root: base.root.clone(),
+            spec: self.spec.clone(),
+            root: self.root.clone(),
             pointer,
             info,
         })
@@ -301,13 +306,13 @@ impl SchemaCursor for Cursor {
         let base = self.resolved()?;
         let node = base.raw()?;
         if node.get("properties").and_then(|p| p.get(name)).is_some() {
-            return base.step(format!("/properties/{}", escape(name)));
+            return base.step(&["properties", &escape(name)]);
         }
         if node
             .get("additionalProperties")
             .is_some_and(Value::is_object)
         {
-            return base.step("/additionalProperties".to_string());
+            return base.step(&["additionalProperties"]);
         }
         None
     }
@@ -315,14 +320,14 @@ impl SchemaCursor for Cursor {
     fn items(&self) -> Option<Self> {
         let base = self.resolved()?;
         if base.raw()?.get("items").is_some_and(Value::is_object) {
-            base.step("/items".to_string())
+            base.step(&["items"])
         } else {
             None
         }
     }
 
     fn info(&self) -> FieldInfo {
-        self.info.clone()
+        (*self.info).clone()
     }
 }
 

@@ -345,15 +345,20 @@ impl ApiServer {
         let warnings = self.validate(res, &obj, &name, opts)?;
         if let Some(ns) = &ns {
             let namespaces = self.resource("", "v1", "namespaces")?;
-            match self.get(&namespaces, None, ns).await {
-                Ok(n) if object::is_deleting(&n) => {
+            // Only a namespace being deleted needs parsing; the raw bytes tell which.
+            let is_deleting = |kv: &KeyValue| {
+                kv.value.windows(19).any(|w| w == b"\"deletionTimestamp\"")
+                    && decode(kv).is_ok_and(|n| object::is_deleting(&n))
+            };
+            match self.store.get(&namespaces.key(None, ns)).await? {
+                None => return Err(ApiError::not_found("namespaces", "", ns)),
+                Some(kv) if is_deleting(&kv) => {
                     return Err(ApiError::forbidden(format!(
                         "{} \"{name}\" is forbidden: unable to create new content in namespace {ns} because it is being terminated",
                         crate::error::qualified(&res.plural, &res.group)
                     )));
                 }
-                Ok(_) => {}
-                Err(_) => return Err(ApiError::not_found("namespaces", "", ns)),
+                Some(_) => {}
             }
         }
         {
@@ -1825,14 +1830,21 @@ pub(crate) fn json_response(code: StatusCode, body: &Value, warnings: &[String])
 
 /// Stored form: the object without its resourceVersion (which is the key's revision).
 fn encode(obj: &Value, res: &Resource) -> ApiResult<Bytes> {
-    let mut v = obj.clone();
-    if let Some(m) = v.get_mut("metadata").and_then(Value::as_object_mut) {
-        m.remove("resourceVersion");
-    }
-    if let Some(c) = res.conversion {
-        c.to_storage(&mut v);
-    }
-    serde_json::to_vec(&v)
+    let has_rv = obj.pointer("/metadata/resourceVersion").is_some();
+    let bytes = if has_rv || res.conversion.is_some() {
+        let mut v = obj.clone();
+        if let Some(m) = v.get_mut("metadata").and_then(Value::as_object_mut) {
+            m.remove("resourceVersion");
+        }
+        if let Some(c) = res.conversion {
+            c.to_storage(&mut v);
+        }
+        serde_json::to_vec(&v)
+    } else {
+        // The common case (writes never carry one): no copy of the object.
+        serde_json::to_vec(obj)
+    };
+    bytes
         .map(Bytes::from)
         .map_err(|e| ApiError::internal(format!("encoding object: {e}")))
 }

@@ -1,0 +1,565 @@
+//! HTTP: routing a request to discovery, OpenAPI or a resource, content negotiation, options,
+//! the scale subresource — a thin layer over the in-process methods.
+
+use std::sync::Arc;
+
+use axum::body::Body;
+use axum::response::{IntoResponse, Response};
+use bytes::Bytes;
+use http::{HeaderMap, Method, Request, StatusCode, header};
+use serde_json::{Value, json};
+
+use super::*;
+use crate::error::{ApiError, ApiResult, Cause};
+use crate::object::{self};
+use crate::registry::Resource;
+use crate::request::{Query, ResourceRequest, Target, parse_target};
+use crate::selector::FieldSelector;
+use crate::{discovery, protobuf, table, watch};
+
+impl ApiServer {
+    /// An axum router that serves this API on every path.
+    pub fn router(self: Arc<Self>) -> axum::Router {
+        axum::Router::new().fallback(move |req: Request<Body>| {
+            let server = self.clone();
+            async move { server.handle(req).await }
+        })
+    }
+
+    /// Serves one HTTP request. Never panics on client input: every failure is a `Status` body.
+    pub async fn handle(self: &Arc<Self>, req: Request<Body>) -> Response {
+        let method = req.method().clone();
+        let path = req.uri().path().to_string();
+        match self.handle_inner(req).await {
+            Ok(resp) => resp,
+            Err(e) => {
+                tracing::debug!(%method, %path, code = e.code.as_u16(), reason = e.reason, "request failed");
+                e.into_response()
+            }
+        }
+    }
+
+    async fn handle_inner(self: &Arc<Self>, req: Request<Body>) -> ApiResult<Response> {
+        let (parts, body) = req.into_parts();
+        let target = parse_target(parts.uri.path(), &self.registry);
+        let public = matches!(target, Ok(Target::Version | Target::Health));
+        if !public {
+            self.authorize(&parts.headers)?;
+        }
+        let target = target?;
+        let query = Query::parse(parts.uri.query());
+        let accept = header_str(&parts.headers, header::ACCEPT).to_string();
+        match target {
+            Target::Version => Ok(json_response(
+                StatusCode::OK,
+                &discovery::version(self.config.kubernetes_minor),
+                &[],
+            )),
+            Target::Health => Ok((StatusCode::OK, "ok").into_response()),
+            Target::CoreVersions
+            | Target::Groups
+            | Target::Group(_)
+            | Target::GroupVersion { .. } => discovery::respond(self, &target, &accept),
+            Target::OpenApiV2 | Target::OpenApiV3Index | Target::OpenApiV3(_) => {
+                discovery::openapi(self, &target, &accept)
+            }
+            Target::Resource(rr) => {
+                let bytes = axum::body::to_bytes(body, MAX_BODY_BYTES)
+                    .await
+                    .map_err(|_| {
+                        ApiError::too_large(format!(
+                            "the request body is larger than {MAX_BODY_BYTES} bytes"
+                        ))
+                    })?;
+                self.handle_resource(parts.method, &parts.headers, rr, query, bytes, &accept)
+                    .await
+            }
+        }
+    }
+
+    fn authorize(&self, headers: &HeaderMap) -> ApiResult<()> {
+        let Some(token) = &self.config.token else {
+            return Ok(());
+        };
+        let authorization = header_str(headers, header::AUTHORIZATION);
+        if authorization.is_empty() && self.config.anonymous {
+            return Ok(());
+        }
+        let presented = authorization.strip_prefix("Bearer ").unwrap_or_default();
+        // Constant-time comparison: the token is a secret.
+        let equal = presented.len() == token.len()
+            && presented
+                .bytes()
+                .zip(token.bytes())
+                .fold(0u8, |acc, (a, b)| acc | (a ^ b))
+                == 0;
+        if equal {
+            Ok(())
+        } else {
+            Err(ApiError::unauthorized())
+        }
+    }
+
+    async fn handle_resource(
+        self: &Arc<Self>,
+        method: Method,
+        headers: &HeaderMap,
+        rr: ResourceRequest,
+        query: Query,
+        body: Bytes,
+        accept: &str,
+    ) -> ApiResult<Response> {
+        let res = rr.resource.clone();
+        let ns = rr.namespace.as_deref();
+        let sub = rr.subresource.as_deref();
+        let want_table = accept.contains("as=Table");
+        let opts = write_options(&query, headers, &method)?;
+        match (method, rr.name.as_deref()) {
+            (Method::GET, None) if query.flag("watch") => {
+                let list_opts = list_options(&query)?;
+                let stream = watch::start(
+                    self.clone(),
+                    res.clone(),
+                    ns.map(String::from),
+                    list_opts,
+                    &query,
+                    want_table,
+                )
+                .await?;
+                Ok(Response::builder()
+                    .status(StatusCode::OK)
+                    .header(header::CONTENT_TYPE, "application/json")
+                    .header(header::CACHE_CONTROL, "no-cache, private")
+                    .body(Body::from_stream(stream))
+                    .map_err(|e| ApiError::internal(e.to_string()))?)
+            }
+            (Method::GET, None) => {
+                let list = self.list(&res, ns, &list_options(&query)?).await?;
+                let body = if want_table {
+                    table::from_list(&res, &list, &query)
+                } else {
+                    list
+                };
+                Ok(json_response(StatusCode::OK, &body, &[]))
+            }
+            (Method::GET, Some(name)) if query.flag("watch") => {
+                let mut list_opts = list_options(&query)?;
+                list_opts.fields = FieldSelector::parse(&format!("metadata.name={name}"))
+                    .map_err(ApiError::bad_request)?;
+                let stream = watch::start(
+                    self.clone(),
+                    res.clone(),
+                    ns.map(String::from),
+                    list_opts,
+                    &query,
+                    want_table,
+                )
+                .await?;
+                Ok(Response::builder()
+                    .status(StatusCode::OK)
+                    .header(header::CONTENT_TYPE, "application/json")
+                    .body(Body::from_stream(stream))
+                    .map_err(|e| ApiError::internal(e.to_string()))?)
+            }
+            (Method::GET, Some(name)) => {
+                let obj = self.get(&res, ns, name).await?;
+                let body = match sub {
+                    Some("scale") => scale_of(&res, &obj),
+                    _ if want_table => table::from_object(&res, &obj, &query),
+                    _ => obj,
+                };
+                Ok(json_response(StatusCode::OK, &body, &[]))
+            }
+            (Method::POST, None) => {
+                let obj = decode_body(headers, &body, &res)?;
+                let written = self.create(&res, ns, obj, &opts).await?;
+                Ok(json_response(
+                    StatusCode::CREATED,
+                    &written.object,
+                    &written.warnings,
+                ))
+            }
+            (Method::PUT, Some(name)) => {
+                let obj = decode_body(headers, &body, &res)?;
+                let written = if sub == Some("scale") {
+                    self.write_scale(&res, ns, name, |_, _| Ok(obj.clone()), &opts)
+                        .await?
+                } else {
+                    self.update(&res, ns, name, obj, sub, &opts).await?
+                };
+                Ok(json_response(
+                    StatusCode::OK,
+                    &written.object,
+                    &written.warnings,
+                ))
+            }
+            (Method::PATCH, Some(name)) => {
+                let ct = header_str(headers, header::CONTENT_TYPE);
+                let patch_type = PatchType::from_content_type(ct).ok_or_else(|| {
+                    ApiError::unsupported_media_type(format!("the body of the request was in an unknown format - accepted media types include: application/json-patch+json, application/merge-patch+json, application/apply-patch+yaml, application/strategic-merge-patch+json (got {ct:?})"))
+                })?;
+                let patch = parse_patch_body(&body, patch_type, &res, name)?;
+                let written = if sub == Some("scale") {
+                    self.write_scale(
+                        &res,
+                        ns,
+                        name,
+                        |current_scale, _| patch_scale(current_scale, &patch, patch_type),
+                        &opts,
+                    )
+                    .await?
+                } else {
+                    self.patch(&res, ns, name, patch_type, &patch, sub, &opts)
+                        .await?
+                };
+                let code = if written.created {
+                    StatusCode::CREATED
+                } else {
+                    StatusCode::OK
+                };
+                Ok(json_response(code, &written.object, &written.warnings))
+            }
+            (Method::DELETE, Some(name)) => {
+                let options = if body.is_empty() {
+                    Value::Null
+                } else {
+                    decode_json(&body, "DeleteOptions")?
+                };
+                let dry_run = opts.dry_run
+                    || options
+                        .get("dryRun")
+                        .and_then(Value::as_array)
+                        .is_some_and(|a| !a.is_empty());
+                let gone = self.delete(&res, ns, name, &options, dry_run).await?;
+                Ok(json_response(StatusCode::OK, &gone, &[]))
+            }
+            (Method::DELETE, None) => {
+                let list = self.list(&res, ns, &list_options(&query)?).await?;
+                let mut deleted = Vec::new();
+                for item in list["items"].as_array().cloned().unwrap_or_default() {
+                    let item_ns = object::meta_str(&item, "namespace").map(String::from);
+                    match self
+                        .delete(
+                            &res,
+                            item_ns.as_deref(),
+                            object::name(&item),
+                            &Value::Null,
+                            opts.dry_run,
+                        )
+                        .await
+                    {
+                        Ok(gone) => deleted.push(gone),
+                        Err(e) if e.reason == "NotFound" => {}
+                        Err(e) => return Err(e),
+                    }
+                }
+                let body = json!({"apiVersion": res.api_version(), "kind": format!("{}List", res.kind), "metadata": list["metadata"].clone(), "items": deleted});
+                Ok(json_response(StatusCode::OK, &body, &[]))
+            }
+            (m, _) => Err(ApiError::method_not_allowed(format!(
+                "{m} is not supported on {}",
+                crate::error::qualified(&res.plural, &res.group)
+            ))),
+        }
+    }
+
+    /// Reads the scale subresource, lets `change` compute the new Scale, writes spec.replicas back.
+    async fn write_scale(
+        &self,
+        res: &Arc<Resource>,
+        ns: Option<&str>,
+        name: &str,
+        change: impl Fn(&Value, &Value) -> ApiResult<Value>,
+        opts: &WriteOptions,
+    ) -> ApiResult<Written> {
+        let Some(paths) = &res.scale else {
+            return Err(ApiError::path_not_found(&format!(
+                "{}/{name}/scale",
+                res.plural
+            )));
+        };
+        for _ in 0..MAX_WRITE_ATTEMPTS {
+            let (current, rev) = self.get_kv(res, ns, name).await?;
+            let scale = scale_of(res, &current);
+            let wanted = change(&scale, &current)?;
+            let replicas = wanted
+                .pointer("/spec/replicas")
+                .and_then(Value::as_i64)
+                .ok_or_else(|| {
+                    ApiError::invalid(
+                        "Scale",
+                        "autoscaling",
+                        name,
+                        vec![Cause {
+                            field: "spec.replicas".into(),
+                            message: "Required value".into(),
+                            reason: "FieldValueRequired",
+                        }],
+                    )
+                })?;
+            if replicas < 0 {
+                return Err(ApiError::invalid(
+                    "Scale",
+                    "autoscaling",
+                    name,
+                    vec![Cause {
+                        field: "spec.replicas".into(),
+                        message: format!(
+                            "Invalid value: {replicas}: must be greater than or equal to 0"
+                        ),
+                        reason: "FieldValueInvalid",
+                    }],
+                ));
+            }
+            if let Some(want_rv) = wanted
+                .pointer("/metadata/resourceVersion")
+                .and_then(Value::as_str)
+                && want_rv != rev.to_string()
+            {
+                return Err(ApiError::conflict(&res.plural, &res.group, name));
+            }
+            let mut next = current.clone();
+            set_path(&mut next, &paths.spec_replicas, json!(replicas));
+            let mut next = self.prepare_update(res, &current, next, None)?;
+            let cursor = self.cursor(res);
+            rotor_patch::track_update(
+                Some(&current),
+                &mut next,
+                cursor.as_ref(),
+                &apply_opts(res, opts, Some("scale"), &object::now_rfc3339()),
+            );
+            match self
+                .commit_update(res, ns, name, current, next, rev, opts)
+                .await
+            {
+                Err(e) if e.reason == "Conflict" => continue,
+                Err(e) => return Err(e),
+                Ok(obj) => {
+                    return Ok(Written {
+                        object: scale_of(res, &obj),
+                        created: false,
+                        warnings: Vec::new(),
+                    });
+                }
+            }
+        }
+        Err(ApiError::conflict(&res.plural, &res.group, name))
+    }
+}
+
+/// Sets a `.a.b.c` path, creating objects on the way.
+fn set_path(obj: &mut Value, path: &str, value: Value) {
+    let segs: Vec<&str> = path.trim_start_matches('.').split('.').collect();
+    let mut cur = obj;
+    for (i, seg) in segs.iter().enumerate() {
+        if i + 1 == segs.len() {
+            cur[*seg] = value;
+            return;
+        }
+        if !cur.get(*seg).is_some_and(Value::is_object) {
+            cur[*seg] = json!({});
+        }
+        cur = &mut cur[*seg];
+    }
+}
+
+fn get_path<'a>(obj: &'a Value, path: &str) -> Option<&'a Value> {
+    let pointer = format!("/{}", path.trim_start_matches('.').replace('.', "/"));
+    obj.pointer(&pointer)
+}
+
+/// The `autoscaling/v1` Scale of a scalable object.
+fn scale_of(res: &Resource, obj: &Value) -> Value {
+    let paths = res.scale.as_ref();
+    let spec_replicas = paths
+        .and_then(|p| get_path(obj, &p.spec_replicas))
+        .cloned()
+        .unwrap_or(json!(0));
+    let status_replicas = paths
+        .and_then(|p| get_path(obj, &p.status_replicas))
+        .cloned()
+        .unwrap_or(json!(0));
+    let selector = obj
+        .pointer("/spec/selector/matchLabels")
+        .and_then(Value::as_object)
+        .map(|m| {
+            m.iter()
+                .map(|(k, v)| format!("{k}={}", v.as_str().unwrap_or_default()))
+                .collect::<Vec<_>>()
+                .join(",")
+        })
+        .unwrap_or_default();
+    let m = object::meta(obj).cloned().unwrap_or_default();
+    let mut meta = json!({});
+    for f in [
+        "name",
+        "namespace",
+        "uid",
+        "resourceVersion",
+        "creationTimestamp",
+    ] {
+        if let Some(v) = m.get(f) {
+            meta[f] = v.clone();
+        }
+    }
+    json!({
+        "kind": "Scale",
+        "apiVersion": "autoscaling/v1",
+        "metadata": meta,
+        "spec": {"replicas": spec_replicas},
+        "status": {"replicas": status_replicas, "selector": selector},
+    })
+}
+
+fn patch_scale(current: &Value, patch: &Value, patch_type: PatchType) -> ApiResult<Value> {
+    let mut v = current.clone();
+    match patch_type {
+        PatchType::Json => rotor_patch::json_patch(&mut v, patch)
+            .map_err(|e| ApiError::bad_request(e.to_string()))?,
+        _ => rotor_patch::merge_patch(&mut v, patch),
+    }
+    Ok(v)
+}
+
+fn header_str(headers: &HeaderMap, name: header::HeaderName) -> &str {
+    headers
+        .get(name)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+}
+
+fn write_options(query: &Query, headers: &HeaderMap, method: &Method) -> ApiResult<WriteOptions> {
+    let validation = match query.get("fieldValidation") {
+        None | Some("Warn") => FieldValidation::Warn,
+        Some("Strict") => FieldValidation::Strict,
+        Some("Ignore") => FieldValidation::Ignore,
+        Some(other) => {
+            return Err(ApiError::bad_request(format!(
+                "fieldValidation: unsupported value \"{other}\": supported values: \"Ignore\", \"Warn\", \"Strict\""
+            )));
+        }
+    };
+    let dry_run = match query.get("dryRun") {
+        None => false,
+        Some("All") => true,
+        Some(other) => {
+            return Err(ApiError::bad_request(format!(
+                "dryRun: unsupported value \"{other}\": supported values: \"All\""
+            )));
+        }
+    };
+    let field_manager = match query.get("fieldManager") {
+        Some(m) => m.to_string(),
+        None => {
+            let ua = header_str(headers, header::USER_AGENT);
+            let base = ua.split('/').next().unwrap_or_default();
+            if base.is_empty() {
+                "unknown".to_string()
+            } else {
+                base.to_string()
+            }
+        }
+    };
+    if field_manager.len() > 128 {
+        return Err(ApiError::bad_request(
+            "fieldManager: Too long: must have at most 128 bytes",
+        ));
+    }
+    let force = query.flag("force");
+    let is_apply = *method == Method::PATCH
+        && header_str(headers, header::CONTENT_TYPE).starts_with("application/apply-patch");
+    if is_apply && query.get("fieldManager").is_none() {
+        return Err(ApiError::bad_request(
+            "PATCH /apply requires a non-empty fieldManager",
+        ));
+    }
+    Ok(WriteOptions {
+        dry_run,
+        field_manager,
+        validation,
+        force,
+    })
+}
+
+fn list_options(query: &Query) -> ApiResult<ListOptions> {
+    Ok(ListOptions {
+        labels: LabelSelector::parse(query.get("labelSelector").unwrap_or_default())
+            .map_err(|e| ApiError::bad_request(format!("unable to parse labelSelector: {e}")))?,
+        fields: FieldSelector::parse(query.get("fieldSelector").unwrap_or_default())
+            .map_err(|e| ApiError::bad_request(format!("unable to parse fieldSelector: {e}")))?,
+        limit: query.u64("limit")?.unwrap_or(0) as usize,
+        continue_token: query.get("continue").map(String::from),
+    })
+}
+
+fn decode_json(body: &[u8], what: &str) -> ApiResult<Value> {
+    serde_json::from_slice(body).map_err(|e| {
+        ApiError::bad_request(format!(
+            "the body of the request is not a valid {what}: {e}"
+        ))
+    })
+}
+
+/// Decodes a create/update body by Content-Type: JSON, YAML, or (Namespace only) protobuf.
+fn decode_body(headers: &HeaderMap, body: &[u8], res: &Resource) -> ApiResult<Value> {
+    let ct = header_str(headers, header::CONTENT_TYPE);
+    let essence = ct.split(';').next().unwrap_or_default().trim();
+    match essence {
+        "" | "application/json" | "*/*" => decode_json(body, &res.kind),
+        "application/yaml" => {
+            let text = std::str::from_utf8(body)
+                .map_err(|_| ApiError::bad_request("the YAML body is not valid UTF-8"))?;
+            yaml_serde::from_str(text).map_err(|e| {
+                ApiError::bad_request(format!(
+                    "the body of the request is not a valid {} YAML document: {e}",
+                    res.kind
+                ))
+            })
+        }
+        "application/vnd.kubernetes.protobuf" => protobuf::decode_object(body, res),
+        other => Err(ApiError::unsupported_media_type(format!(
+            "the body of the request was in an unknown format - accepted media types include: application/json, application/yaml (got {other:?})"
+        ))),
+    }
+}
+
+fn parse_patch_body(
+    body: &[u8],
+    patch_type: PatchType,
+    res: &Resource,
+    name: &str,
+) -> ApiResult<Value> {
+    let parsed = match patch_type {
+        PatchType::Apply => {
+            let text = std::str::from_utf8(body)
+                .map_err(|_| ApiError::bad_request("the apply body is not valid UTF-8"))?;
+            yaml_serde::from_str::<Value>(text).map_err(|e| {
+                ApiError::bad_request(format!(
+                    "error decoding YAML apply patch for {} \"{name}\": {e}",
+                    res.kind
+                ))
+            })?
+        }
+        _ => serde_json::from_slice(body).map_err(|e| {
+            ApiError::bad_request(format!(
+                "error decoding patch for {} \"{name}\": {e}",
+                res.kind
+            ))
+        })?,
+    };
+    Ok(parsed)
+}
+
+pub(crate) fn json_response(code: StatusCode, body: &Value, warnings: &[String]) -> Response {
+    let mut builder = Response::builder()
+        .status(code)
+        .header(header::CONTENT_TYPE, "application/json");
+    for w in warnings.iter().take(50) {
+        let text = w.replace(['"', '\n', '\r'], "'");
+        builder = builder.header("Warning", format!("299 - \"{text}\""));
+    }
+    let bytes = serde_json::to_vec(body).unwrap_or_default();
+    builder
+        .body(Body::from(bytes))
+        .unwrap_or_else(|_| (StatusCode::INTERNAL_SERVER_ERROR, "response").into_response())
+}

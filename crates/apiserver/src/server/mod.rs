@@ -1,0 +1,372 @@
+//! The API server: one generic implementation of create/get/list/update/patch/delete/watch over
+//! the resource table and a [`Store`](rotor_store::Store). HTTP is a thin layer on top
+//! ([`ApiServer::handle`]); the simulator calls the same methods in-process.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, Ordering};
+
+use bytes::Bytes;
+use rotor_store::{DynStore, KeyValue};
+use serde_json::{Value, json};
+
+use crate::cursor::AnyCursor;
+use crate::error::{ApiError, ApiResult};
+use crate::object::{self, meta_mut};
+use crate::registry::{Registry, Resource, resources_from_crd};
+use crate::selector::{FieldSelector, LabelSelector};
+
+mod handler;
+mod namespaces;
+mod strategy;
+mod write;
+
+pub(crate) use handler::json_response;
+use write::apply_opts;
+
+/// Largest request body accepted, as kube-apiserver (3 MiB).
+const MAX_BODY_BYTES: usize = 3 * 1024 * 1024;
+/// How often a write that lost an optimistic-concurrency race is retried server-side (patches and
+/// unconditional updates), like kube-apiserver's GuaranteedUpdate.
+const MAX_WRITE_ATTEMPTS: usize = 8;
+
+/// Namespaces a cluster cannot work without; deleting them is refused, as kube-apiserver does.
+const PROTECTED_NAMESPACES: [&str; 3] = ["default", "kube-system", "kube-public"];
+
+/// How a server presents itself and whom it lets in.
+#[derive(Debug, Clone)]
+pub struct ServerConfig {
+    /// Kubernetes minor version this server claims (`/version`) and whose schemas it serves.
+    pub kubernetes_minor: u32,
+    /// Bearer token required on every request but `/version` and health; None = open.
+    pub token: Option<String>,
+    /// Accept requests that present no credentials at all (a wrong token is still refused).
+    /// client-go never sends a bearer token over plain HTTP, so loopback HTTP listeners that
+    /// kubectl must reach set this until rotor serves TLS.
+    pub anonymous: bool,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        ServerConfig {
+            kubernetes_minor: 35,
+            token: None,
+            anonymous: false,
+        }
+    }
+}
+
+/// `fieldValidation`: what to do with unknown or mistyped fields.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FieldValidation {
+    Ignore,
+    Warn,
+    Strict,
+}
+
+/// Options shared by every write.
+#[derive(Debug, Clone)]
+pub struct WriteOptions {
+    pub dry_run: bool,
+    pub field_manager: String,
+    pub validation: FieldValidation,
+    pub force: bool,
+}
+
+impl Default for WriteOptions {
+    fn default() -> Self {
+        WriteOptions {
+            dry_run: false,
+            field_manager: "rotor".into(),
+            validation: FieldValidation::Strict,
+            force: false,
+        }
+    }
+}
+
+/// Options of a list (and of the initial state of a watch).
+#[derive(Debug, Clone, Default)]
+pub struct ListOptions {
+    pub labels: LabelSelector,
+    pub fields: FieldSelector,
+    pub limit: usize,
+    pub continue_token: Option<String>,
+}
+
+impl ListOptions {
+    pub fn matches(&self, obj: &Value) -> bool {
+        self.labels
+            .matches(object::meta(obj).and_then(|m| m.get("labels")))
+            && (self.fields.is_empty() || self.fields.matches(obj))
+    }
+}
+
+/// The patch types Kubernetes accepts, by Content-Type.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PatchType {
+    Json,
+    Merge,
+    Strategic,
+    Apply,
+}
+
+impl PatchType {
+    fn from_content_type(ct: &str) -> Option<Self> {
+        match ct.split(';').next().unwrap_or_default().trim() {
+            "application/json-patch+json" => Some(PatchType::Json),
+            "application/merge-patch+json" => Some(PatchType::Merge),
+            "application/strategic-merge-patch+json" => Some(PatchType::Strategic),
+            "application/apply-patch+yaml" | "application/apply-patch+json" => {
+                Some(PatchType::Apply)
+            }
+            _ => None,
+        }
+    }
+}
+
+/// A written object and the warnings the write produced (sent as `Warning` headers).
+pub struct Written {
+    pub object: Value,
+    pub created: bool,
+    pub warnings: Vec<String>,
+}
+
+/// A Kubernetes-compatible API server over one store.
+pub struct ApiServer {
+    store: DynStore,
+    registry: Registry,
+    config: ServerConfig,
+    openapi: Arc<rotor_openapi::Spec>,
+    next_cluster_ip: AtomicU32,
+}
+
+impl std::fmt::Debug for ApiServer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ApiServer")
+            .field("kubernetes_minor", &self.config.kubernetes_minor)
+            .finish_non_exhaustive()
+    }
+}
+
+impl ApiServer {
+    /// Opens a server over `store`: re-registers the CRDs found there, creates the system
+    /// namespaces, and resumes namespace deletions that a restart interrupted.
+    pub async fn new(store: DynStore, config: ServerConfig) -> anyhow::Result<Arc<Self>> {
+        let openapi = rotor_openapi::spec(config.kubernetes_minor).map_err(|e| {
+            anyhow::anyhow!("Kubernetes 1.{} schemas: {e}", config.kubernetes_minor)
+        })?;
+        let server = Arc::new(ApiServer {
+            store,
+            registry: Registry::default(),
+            config,
+            openapi,
+            next_cluster_ip: AtomicU32::new(u32::from_be_bytes([10, 96, 0, 10])),
+        });
+        let crds = server.resource("apiextensions.k8s.io", "v1", "customresourcedefinitions")?;
+        let page = server.store.list(&crds.key_prefix(), None, 0).await?;
+        for kv in &page.items {
+            let crd = decode(kv)?;
+            if let Ok(resources) = resources_from_crd(&crd) {
+                server.registry.register_crd(object::name(&crd), resources);
+            }
+        }
+        let namespaces = server.resource("", "v1", "namespaces")?;
+        for ns in ["default", "kube-system", "kube-public", "kube-node-lease"] {
+            let obj = json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}});
+            match server
+                .create(&namespaces, None, obj, &WriteOptions::default())
+                .await
+            {
+                Ok(_) => {}
+                Err(e) if e.reason == "AlreadyExists" => {}
+                Err(e) => return Err(anyhow::anyhow!("creating namespace {ns}: {e}")),
+            }
+        }
+        for kv in server
+            .store
+            .list(&namespaces.key_prefix(), None, 0)
+            .await?
+            .items
+        {
+            let ns = decode(&kv)?;
+            if object::is_deleting(&ns) {
+                server.spawn_namespace_cleanup(object::name(&ns).to_string());
+            }
+        }
+        Ok(server)
+    }
+
+    pub fn config(&self) -> &ServerConfig {
+        &self.config
+    }
+
+    pub fn registry(&self) -> &Registry {
+        &self.registry
+    }
+
+    pub fn store(&self) -> &DynStore {
+        &self.store
+    }
+
+    pub fn openapi(&self) -> &Arc<rotor_openapi::Spec> {
+        &self.openapi
+    }
+
+    /// A served resource by group, version and plural name.
+    pub fn resource(&self, group: &str, version: &str, plural: &str) -> ApiResult<Arc<Resource>> {
+        self.registry
+            .lookup(group, version, plural)
+            .ok_or_else(|| ApiError::path_not_found(&format!("{group}/{version}/{plural}")))
+    }
+
+    fn cursor(&self, res: &Resource) -> Option<AnyCursor> {
+        match &res.custom_schema {
+            Some(schema) => Some(AnyCursor::Custom(rotor_openapi::CustomCursor::new(
+                self.openapi.clone(),
+                schema.clone(),
+            ))),
+            None => self.openapi.cursor(&res.definition).map(AnyCursor::Builtin),
+        }
+    }
+
+    pub async fn get(&self, res: &Resource, ns: Option<&str>, name: &str) -> ApiResult<Value> {
+        Ok(self.get_kv(res, ns, name).await?.0)
+    }
+
+    async fn get_kv(
+        &self,
+        res: &Resource,
+        ns: Option<&str>,
+        name: &str,
+    ) -> ApiResult<(Value, u64)> {
+        match self.store.get(&res.key(ns, name)).await? {
+            Some(kv) => Ok((decode_as(&kv, res)?, kv.mod_revision)),
+            None => Err(ApiError::not_found(&res.plural, &res.group, name)),
+        }
+    }
+
+    /// A list object (`DeploymentList`…) of the matching objects, paginated by `limit`/`continue`.
+    pub async fn list(
+        &self,
+        res: &Resource,
+        ns: Option<&str>,
+        opts: &ListOptions,
+    ) -> ApiResult<Value> {
+        let prefix = res.namespace_prefix(ns);
+        let start_after = match &opts.continue_token {
+            Some(t) => Some(decode_continue(t, &prefix)?),
+            None => None,
+        };
+        let mut items = Vec::new();
+        let mut cursor = start_after;
+        let mut revision;
+        let mut more;
+        // Selectors filter after the store; keep reading pages until `limit` matches are found.
+        loop {
+            let want = if opts.limit == 0 {
+                0
+            } else {
+                (opts.limit - items.len()).max(64)
+            };
+            let page = self.store.list(&prefix, cursor.as_deref(), want).await?;
+            revision = page.revision;
+            more = page.more;
+            let mut last_key = None;
+            for kv in page.items {
+                last_key = Some(kv.key.clone());
+                let obj = decode_as(&kv, res)?;
+                if opts.matches(&obj) {
+                    items.push(obj);
+                    if opts.limit != 0 && items.len() == opts.limit {
+                        break;
+                    }
+                }
+            }
+            let full = opts.limit != 0 && items.len() >= opts.limit;
+            if full {
+                // More remain if the page had more keys after the one we stopped at.
+                if let Some(k) = &last_key {
+                    more = more || self.store.list(&prefix, Some(k), 1).await?.items.len() == 1;
+                }
+                cursor = last_key;
+                break;
+            }
+            if !more || last_key.is_none() {
+                more = false;
+                break;
+            }
+            cursor = last_key;
+        }
+        let mut metadata = json!({"resourceVersion": revision.to_string()});
+        if more && let Some(last) = &cursor {
+            metadata["continue"] = json!(encode_continue(&last[prefix.len()..], revision));
+        }
+        Ok(json!({
+            "apiVersion": res.api_version(),
+            "kind": format!("{}List", res.kind),
+            "metadata": metadata,
+            "items": items,
+        }))
+    }
+}
+
+/// Stored form: the object without its resourceVersion (which is the key's revision).
+fn encode(obj: &Value, res: &Resource) -> ApiResult<Bytes> {
+    let has_rv = obj.pointer("/metadata/resourceVersion").is_some();
+    let bytes = if has_rv || res.conversion.is_some() {
+        let mut v = obj.clone();
+        if let Some(m) = v.get_mut("metadata").and_then(Value::as_object_mut) {
+            m.remove("resourceVersion");
+        }
+        if let Some(c) = res.conversion {
+            c.to_storage(&mut v);
+        }
+        serde_json::to_vec(&v)
+    } else {
+        // The common case (writes never carry one): no copy of the object.
+        serde_json::to_vec(obj)
+    };
+    bytes
+        .map(Bytes::from)
+        .map_err(|e| ApiError::internal(format!("encoding object: {e}")))
+}
+
+pub(crate) fn decode(kv: &KeyValue) -> ApiResult<Value> {
+    let v: Value = serde_json::from_slice(&kv.value)
+        .map_err(|e| ApiError::internal(format!("stored object {} is corrupt: {e}", kv.key)))?;
+    Ok(with_revision(v, kv.mod_revision))
+}
+
+/// Decodes a stored object and presents it at the requested version of its resource.
+pub(crate) fn decode_as(kv: &KeyValue, res: &Resource) -> ApiResult<Value> {
+    let mut v = decode(kv)?;
+    if let Some(c) = res.conversion {
+        c.to_served(&mut v);
+    }
+    v["apiVersion"] = json!(res.api_version());
+    Ok(v)
+}
+
+pub(crate) fn with_revision(mut obj: Value, rev: u64) -> Value {
+    meta_mut(&mut obj).insert("resourceVersion".into(), json!(rev.to_string()));
+    obj
+}
+
+fn encode_continue(after: &str, rev: u64) -> String {
+    use base64::Engine;
+    base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .encode(serde_json::to_vec(&json!({"start": after, "rv": rev})).unwrap_or_default())
+}
+
+fn decode_continue(token: &str, prefix: &str) -> ApiResult<String> {
+    use base64::Engine;
+    let bad = || ApiError::bad_request(format!("continue key is not valid: \"{token}\""));
+    let raw = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(token)
+        .map_err(|_| bad())?;
+    let v: Value = serde_json::from_slice(&raw).map_err(|_| bad())?;
+    let start = v.get("start").and_then(Value::as_str).ok_or_else(bad)?;
+    if start.contains("..") {
+        return Err(bad());
+    }
+    Ok(format!("{prefix}{start}"))
+}

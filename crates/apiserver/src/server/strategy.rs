@@ -1,0 +1,225 @@
+//! Per-kind behaviour on create and update (kube-apiserver's "strategies"): defaults, what the
+//! status subresource owns, generation, Service IPs, Secret stringData, CRD status, pruning.
+
+use serde_json::{Value, json};
+
+use super::*;
+use crate::error::ApiResult;
+use crate::object::{self, meta_mut};
+use crate::registry::Resource;
+
+impl ApiServer {
+    /// Kind-specific defaults on create (the "strategy" of each kind).
+    pub(super) fn prepare_create(&self, res: &Resource, obj: &mut Value) -> ApiResult<()> {
+        if let Some(schema) = &res.custom_schema {
+            rotor_openapi::prune_custom(&self.openapi, schema, obj);
+        }
+        let name = object::name(obj).to_string();
+        match (res.group.as_str(), res.plural.as_str()) {
+            ("", "namespaces") => {
+                meta_mut(obj)
+                    .entry("labels")
+                    .or_insert_with(|| json!({}))
+                    .as_object_mut()
+                    .map(|l| l.insert("kubernetes.io/metadata.name".into(), json!(name)));
+                obj["spec"] = json!({"finalizers": ["kubernetes"]});
+                obj["status"] = json!({"phase": "Active"});
+            }
+            ("", "services") => {
+                let spec = ensure_object(obj, "spec");
+                spec.entry("type").or_insert_with(|| json!("ClusterIP"));
+                spec.entry("sessionAffinity")
+                    .or_insert_with(|| json!("None"));
+                let wants_ip =
+                    !matches!(spec.get("clusterIP").and_then(Value::as_str), Some("None"))
+                        && spec.get("type").and_then(Value::as_str) != Some("ExternalName");
+                if wants_ip
+                    && spec
+                        .get("clusterIP")
+                        .and_then(Value::as_str)
+                        .is_none_or(str::is_empty)
+                {
+                    let ip = std::net::Ipv4Addr::from(
+                        self.next_cluster_ip.fetch_add(1, Ordering::Relaxed),
+                    )
+                    .to_string();
+                    spec.insert("clusterIP".into(), json!(ip));
+                    spec.insert("clusterIPs".into(), json!([ip]));
+                }
+                if let Some(ports) = spec.get_mut("ports").and_then(Value::as_array_mut) {
+                    for p in ports.iter_mut().filter_map(Value::as_object_mut) {
+                        p.entry("protocol").or_insert_with(|| json!("TCP"));
+                        if let Some(port) = p.get("port").cloned() {
+                            p.entry("targetPort").or_insert(port);
+                        }
+                    }
+                }
+                obj["status"] = json!({"loadBalancer": {}});
+            }
+            ("", "secrets") => {
+                obj.as_object_mut()
+                    .map(|o| o.entry("type").or_insert_with(|| json!("Opaque")));
+                fold_string_data(obj);
+            }
+            ("", "pods") if obj.pointer("/status/phase").is_none() => {
+                obj["status"] = json!({"phase": "Pending"});
+            }
+            ("", "nodes") => {}
+            ("apps", "deployments" | "statefulsets" | "replicasets") => {
+                ensure_object(obj, "spec")
+                    .entry("replicas")
+                    .or_insert_with(|| json!(1));
+                obj["status"] = json!({});
+            }
+            ("apiextensions.k8s.io", "customresourcedefinitions") => crd_status(obj),
+            _ if res.has_status => {
+                if let Some(o) = obj.as_object_mut() {
+                    o.remove("status");
+                }
+            }
+            _ => {}
+        }
+        Ok(())
+    }
+
+    /// Builds the next stored object from the current one and the requested one.
+    pub(super) fn prepare_update(
+        &self,
+        res: &Resource,
+        current: &Value,
+        requested: Value,
+        sub: Option<&str>,
+    ) -> ApiResult<Value> {
+        let mut requested = requested;
+        if let Some(schema) = &res.custom_schema {
+            rotor_openapi::prune_custom(&self.openapi, schema, &mut requested);
+        }
+        let mut next = match sub {
+            Some("status") => {
+                let mut n = current.clone();
+                n["status"] = requested.get("status").cloned().unwrap_or(json!({}));
+                n
+            }
+            _ => {
+                let mut n = requested;
+                if res.has_status {
+                    match current.get("status") {
+                        Some(s) => n["status"] = s.clone(),
+                        None => {
+                            n.as_object_mut().map(|o| o.remove("status"));
+                        }
+                    }
+                }
+                n
+            }
+        };
+        next["apiVersion"] = json!(res.api_version());
+        next["kind"] = json!(res.kind);
+        let cur_meta = object::meta(current).cloned().unwrap_or_default();
+        {
+            let m = meta_mut(&mut next);
+            for f in [
+                "uid",
+                "creationTimestamp",
+                "name",
+                "namespace",
+                "deletionTimestamp",
+                "deletionGracePeriodSeconds",
+                "generation",
+            ] {
+                match cur_meta.get(f) {
+                    Some(v) => {
+                        m.insert(f.into(), v.clone());
+                    }
+                    None => {
+                        m.remove(f);
+                    }
+                }
+            }
+            m.remove("resourceVersion");
+        }
+        if object::spec_part(current) != object::spec_part(&next) {
+            let generation = cur_meta
+                .get("generation")
+                .and_then(Value::as_i64)
+                .unwrap_or(0)
+                + 1;
+            meta_mut(&mut next).insert("generation".into(), json!(generation));
+        }
+        match (res.group.as_str(), res.plural.as_str()) {
+            ("", "services") => {
+                for f in ["clusterIP", "clusterIPs"] {
+                    if next.pointer(&format!("/spec/{f}")).is_none()
+                        && let Some(v) = current.pointer(&format!("/spec/{f}")).cloned()
+                    {
+                        ensure_object(&mut next, "spec").insert(f.into(), v);
+                    }
+                }
+            }
+            ("", "secrets") => fold_string_data(&mut next),
+            ("", "namespaces") if next.get("status").is_none() => {
+                next["status"] = current
+                    .get("status")
+                    .cloned()
+                    .unwrap_or(json!({"phase": "Active"}));
+            }
+            ("apiextensions.k8s.io", "customresourcedefinitions") => crd_status(&mut next),
+            _ => {}
+        }
+        Ok(next)
+    }
+}
+
+pub(super) fn ensure_object<'a>(
+    obj: &'a mut Value,
+    field: &str,
+) -> &'a mut serde_json::Map<String, Value> {
+    if !obj.get(field).is_some_and(Value::is_object) {
+        obj[field] = json!({});
+    }
+    obj[field].as_object_mut().expect("object ensured above")
+}
+
+/// Secret `stringData` is write-only: folded into base64 `data`.
+fn fold_string_data(obj: &mut Value) {
+    use base64::Engine;
+    let Some(string_data) = obj.as_object_mut().and_then(|o| o.remove("stringData")) else {
+        return;
+    };
+    let Some(map) = string_data.as_object() else {
+        return;
+    };
+    let data = ensure_object(obj, "data");
+    for (k, v) in map {
+        if let Some(s) = v.as_str() {
+            data.insert(
+                k.clone(),
+                json!(base64::engine::general_purpose::STANDARD.encode(s)),
+            );
+        }
+    }
+}
+
+/// The status kube-apiserver gives an accepted CRD.
+fn crd_status(obj: &mut Value) {
+    let now = object::now_rfc3339();
+    let names = obj.pointer("/spec/names").cloned().unwrap_or(json!({}));
+    let stored: Vec<Value> = obj
+        .pointer("/spec/versions")
+        .and_then(Value::as_array)
+        .map(|vs| {
+            vs.iter()
+                .filter(|v| v.get("storage").and_then(Value::as_bool) == Some(true))
+                .filter_map(|v| v.get("name").cloned())
+                .collect()
+        })
+        .unwrap_or_default();
+    obj["status"] = json!({
+        "acceptedNames": names,
+        "storedVersions": stored,
+        "conditions": [
+            {"type": "NamesAccepted", "status": "True", "reason": "NoConflicts", "message": "no conflicts found", "lastTransitionTime": now},
+            {"type": "Established", "status": "True", "reason": "InitialNamesAccepted", "message": "the initial names have been accepted", "lastTransitionTime": now},
+        ],
+    });
+}

@@ -1,0 +1,701 @@
+//! Writes: create, update (PUT), the four patch types, delete — each one store operation,
+//! retried server-side only where Kubernetes does (unconditional updates and patches).
+
+use std::sync::Arc;
+
+use rotor_store::{KeyValue, StoreError};
+use serde_json::{Value, json};
+
+use super::*;
+use crate::error::{ApiError, ApiResult, Cause};
+use crate::object::{self, meta_mut};
+use crate::registry::{Resource, resources_from_crd};
+
+impl ApiServer {
+    pub async fn create(
+        &self,
+        res: &Arc<Resource>,
+        ns: Option<&str>,
+        mut obj: Value,
+        opts: &WriteOptions,
+    ) -> ApiResult<Written> {
+        if !obj.is_object() {
+            return Err(ApiError::bad_request(format!(
+                "the body of a {} create must be a JSON object",
+                res.kind
+            )));
+        }
+        check_type(res, &mut obj)?;
+        let ns = self.check_namespace(res, ns, &mut obj)?;
+        {
+            let m = meta_mut(&mut obj);
+            let has_name = m
+                .get("name")
+                .and_then(Value::as_str)
+                .is_some_and(|n| !n.is_empty());
+            if !has_name
+                && let Some(prefix) = m
+                    .get("generateName")
+                    .and_then(Value::as_str)
+                    .filter(|p| !p.is_empty())
+            {
+                let generated = format!("{prefix}{}", object::random_suffix());
+                m.insert("name".into(), json!(generated));
+            }
+        }
+        let name = object::name(&obj).to_string();
+        let warnings = self.validate(res, &obj, &name, opts)?;
+        if let Some(ns) = &ns {
+            let namespaces = self.resource("", "v1", "namespaces")?;
+            // Only a namespace being deleted needs parsing; the raw bytes tell which.
+            let is_deleting = |kv: &KeyValue| {
+                kv.value.windows(19).any(|w| w == b"\"deletionTimestamp\"")
+                    && decode(kv).is_ok_and(|n| object::is_deleting(&n))
+            };
+            match self.store.get(&namespaces.key(None, ns)).await? {
+                None => return Err(ApiError::not_found("namespaces", "", ns)),
+                Some(kv) if is_deleting(&kv) => {
+                    return Err(ApiError::forbidden(format!(
+                        "{} \"{name}\" is forbidden: unable to create new content in namespace {ns} because it is being terminated",
+                        crate::error::qualified(&res.plural, &res.group)
+                    )));
+                }
+                Some(_) => {}
+            }
+        }
+        {
+            let now = object::now_rfc3339();
+            let m = meta_mut(&mut obj);
+            m.insert("uid".into(), json!(object::new_uid()));
+            m.insert("creationTimestamp".into(), json!(now));
+            m.insert("generation".into(), json!(1));
+            for f in [
+                "resourceVersion",
+                "deletionTimestamp",
+                "deletionGracePeriodSeconds",
+                "selfLink",
+            ] {
+                m.remove(f);
+            }
+        }
+        self.prepare_create(res, &mut obj)?;
+        let cursor = self.cursor(res);
+        rotor_patch::track_update(
+            None,
+            &mut obj,
+            cursor.as_ref(),
+            &apply_opts(res, opts, None, &object::now_rfc3339()),
+        );
+        if opts.dry_run {
+            return Ok(Written {
+                object: obj,
+                created: true,
+                warnings,
+            });
+        }
+        let key = res.key(ns.as_deref(), &name);
+        let kv = match self.store.create(&key, encode(&obj, res)?).await {
+            Ok(kv) => kv,
+            Err(StoreError::AlreadyExists(_)) => {
+                return Err(ApiError::already_exists(&res.plural, &res.group, &name));
+            }
+            Err(e) => return Err(e.into()),
+        };
+        let stored = with_revision(obj, kv.mod_revision);
+        self.after_write(res, &stored);
+        Ok(Written {
+            object: stored,
+            created: true,
+            warnings,
+        })
+    }
+
+    /// PUT: replaces the object (or only its status, for the `status` subresource).
+    pub async fn update(
+        &self,
+        res: &Arc<Resource>,
+        ns: Option<&str>,
+        name: &str,
+        mut obj: Value,
+        sub: Option<&str>,
+        opts: &WriteOptions,
+    ) -> ApiResult<Written> {
+        if !obj.is_object() {
+            return Err(ApiError::bad_request(format!(
+                "the body of a {} update must be a JSON object",
+                res.kind
+            )));
+        }
+        check_type(res, &mut obj)?;
+        let body_name = object::name(&obj).to_string();
+        if !body_name.is_empty() && body_name != name {
+            return Err(ApiError::bad_request(format!(
+                "the name of the object ({body_name}) does not match the name on the URL ({name})"
+            )));
+        }
+        meta_mut(&mut obj).insert("name".into(), json!(name));
+        let ns = self.check_namespace(res, ns, &mut obj)?;
+        let precondition: Option<u64> = match object::meta_str(&obj, "resourceVersion") {
+            Some(rv) => Some(rv.parse().map_err(|_| {
+                ApiError::bad_request(format!("metadata.resourceVersion: invalid value \"{rv}\""))
+            })?),
+            None => None,
+        };
+        let warnings = self.validate(res, &obj, name, opts)?;
+        for _ in 0..MAX_WRITE_ATTEMPTS {
+            let (current, rev) = self.get_kv(res, ns.as_deref(), name).await?;
+            if precondition.is_some_and(|p| p != rev) {
+                return Err(ApiError::conflict(&res.plural, &res.group, name));
+            }
+            let mut next = self.prepare_update(res, &current, obj.clone(), sub)?;
+            let cursor = self.cursor(res);
+            rotor_patch::track_update(
+                Some(&current),
+                &mut next,
+                cursor.as_ref(),
+                &apply_opts(res, opts, sub, &object::now_rfc3339()),
+            );
+            match self
+                .commit_update(res, ns.as_deref(), name, current, next, rev, opts)
+                .await
+            {
+                Err(e) if e.reason == "Conflict" && precondition.is_none() => continue,
+                other => {
+                    return other.map(|object| Written {
+                        object,
+                        created: false,
+                        warnings,
+                    });
+                }
+            }
+        }
+        Err(ApiError::conflict(&res.plural, &res.group, name))
+    }
+
+    /// PATCH in any of the four patch types; server-side apply creates a missing object.
+    #[allow(clippy::too_many_arguments)]
+    pub async fn patch(
+        &self,
+        res: &Arc<Resource>,
+        ns: Option<&str>,
+        name: &str,
+        patch_type: PatchType,
+        body: &Value,
+        sub: Option<&str>,
+        opts: &WriteOptions,
+    ) -> ApiResult<Written> {
+        if patch_type == PatchType::Strategic && res.is_custom() {
+            return Err(ApiError::unsupported_media_type(format!(
+                "the body of the request was in an unknown format - accepted media types include: application/json-patch+json, application/merge-patch+json, application/apply-patch+yaml (strategic merge patch is not supported for custom resource {})",
+                crate::error::qualified(&res.plural, &res.group)
+            )));
+        }
+        if patch_type != PatchType::Json && !body.is_object() {
+            return Err(ApiError::bad_request(format!(
+                "the patch for {} \"{name}\" must be a JSON object",
+                res.kind
+            )));
+        }
+        if opts.force && patch_type != PatchType::Apply {
+            return Err(ApiError::bad_request(
+                "force is only allowed for apply patches",
+            ));
+        }
+        let ns = match (res.namespaced, ns) {
+            (true, None) => {
+                return Err(ApiError::bad_request(format!(
+                    "{} is namespaced: a namespace is required",
+                    res.kind
+                )));
+            }
+            (true, Some(n)) => Some(n.to_string()),
+            (false, _) => None,
+        };
+        let precondition: Option<u64> = match body
+            .pointer("/metadata/resourceVersion")
+            .and_then(Value::as_str)
+        {
+            Some(rv) => Some(rv.parse().map_err(|_| {
+                ApiError::bad_request(format!("metadata.resourceVersion: invalid value \"{rv}\""))
+            })?),
+            None => None,
+        };
+        let cursor = self.cursor(res);
+        let now = object::now_rfc3339();
+        let aopts = apply_opts(res, opts, sub, &now);
+        for _ in 0..MAX_WRITE_ATTEMPTS {
+            let (current, rev) = match self.get_kv(res, ns.as_deref(), name).await {
+                Ok(found) => found,
+                Err(e)
+                    if e.reason == "NotFound"
+                        && patch_type == PatchType::Apply
+                        && sub.is_none() =>
+                {
+                    let mut applied = body.clone();
+                    check_type(res, &mut applied)?;
+                    let applied_name = object::name(&applied).to_string();
+                    if !applied_name.is_empty() && applied_name != name {
+                        return Err(ApiError::bad_request(format!(
+                            "the name of the object ({applied_name}) does not match the name on the URL ({name})"
+                        )));
+                    }
+                    meta_mut(&mut applied).insert("name".into(), json!(name));
+                    let merged =
+                        rotor_patch::server_side_apply(None, &applied, cursor.as_ref(), &aopts)
+                            .map_err(|e| apply_error(res, name, e))?;
+                    let mut create_opts = opts.clone();
+                    create_opts.field_manager = opts.field_manager.clone();
+                    let mut written = self
+                        .create_applied(res, ns.as_deref(), merged, &create_opts)
+                        .await?;
+                    written.created = true;
+                    return Ok(written);
+                }
+                Err(e) => return Err(e),
+            };
+            if precondition.is_some_and(|p| p != rev) {
+                return Err(ApiError::conflict(&res.plural, &res.group, name));
+            }
+            let patched = match patch_type {
+                PatchType::Merge => {
+                    let mut v = current.clone();
+                    rotor_patch::merge_patch(&mut v, body);
+                    v
+                }
+                PatchType::Json => {
+                    let mut v = current.clone();
+                    rotor_patch::json_patch(&mut v, body).map_err(|e| {
+                        ApiError::invalid(
+                            &res.kind,
+                            &res.group,
+                            name,
+                            vec![Cause {
+                                field: "patch".into(),
+                                message: e.to_string(),
+                                reason: "FieldValueInvalid",
+                            }],
+                        )
+                    })?;
+                    v
+                }
+                PatchType::Strategic => {
+                    rotor_patch::strategic_merge_patch(&current, body, cursor.as_ref()).map_err(
+                        |e| {
+                            ApiError::bad_request(format!(
+                                "strategic merge patch of {} \"{name}\": {e}",
+                                res.kind
+                            ))
+                        },
+                    )?
+                }
+                PatchType::Apply => {
+                    let mut applied = body.clone();
+                    check_type(res, &mut applied)?;
+                    rotor_patch::server_side_apply(
+                        Some(&current),
+                        &applied,
+                        cursor.as_ref(),
+                        &aopts,
+                    )
+                    .map_err(|e| apply_error(res, name, e))?
+                }
+            };
+            let warnings = self.validate(res, &patched, name, opts)?;
+            let mut next = self.prepare_update(res, &current, patched, sub)?;
+            if patch_type != PatchType::Apply {
+                rotor_patch::track_update(Some(&current), &mut next, cursor.as_ref(), &aopts);
+            }
+            match self
+                .commit_update(res, ns.as_deref(), name, current, next, rev, opts)
+                .await
+            {
+                Err(e)
+                    if e.reason == "Conflict"
+                        && precondition.is_none()
+                        && e.details.is_some()
+                        && !e.message.starts_with("Apply failed") =>
+                {
+                    continue;
+                }
+                other => {
+                    return other.map(|object| Written {
+                        object,
+                        created: false,
+                        warnings,
+                    });
+                }
+            }
+        }
+        Err(ApiError::conflict(&res.plural, &res.group, name))
+    }
+
+    /// Create for server-side apply: the managed fields were already computed by the apply.
+    pub(super) async fn create_applied(
+        &self,
+        res: &Arc<Resource>,
+        ns: Option<&str>,
+        obj: Value,
+        opts: &WriteOptions,
+    ) -> ApiResult<Written> {
+        let managed = object::meta(&obj)
+            .and_then(|m| m.get("managedFields"))
+            .cloned();
+        let mut written = self
+            .create(
+                res,
+                ns,
+                obj,
+                &WriteOptions {
+                    dry_run: true,
+                    ..opts.clone()
+                },
+            )
+            .await?;
+        if let Some(mf) = managed {
+            meta_mut(&mut written.object).insert("managedFields".into(), mf);
+        }
+        if opts.dry_run {
+            return Ok(written);
+        }
+        let name = object::name(&written.object).to_string();
+        let kv = match self
+            .store
+            .create(&res.key(ns, &name), encode(&written.object, res)?)
+            .await
+        {
+            Ok(kv) => kv,
+            Err(StoreError::AlreadyExists(_)) => {
+                return Err(ApiError::conflict(&res.plural, &res.group, &name));
+            }
+            Err(e) => return Err(e.into()),
+        };
+        written.object = with_revision(written.object, kv.mod_revision);
+        self.after_write(res, &written.object);
+        Ok(written)
+    }
+
+    /// DELETE: removes the object, or marks it for deletion while finalizers remain.
+    pub async fn delete(
+        self: &Arc<Self>,
+        res: &Arc<Resource>,
+        ns: Option<&str>,
+        name: &str,
+        options: &Value,
+        dry_run: bool,
+    ) -> ApiResult<Value> {
+        let ns = if res.namespaced { ns } else { None };
+        for _ in 0..MAX_WRITE_ATTEMPTS {
+            let (current, rev) = self.get_kv(res, ns, name).await?;
+            if let Some(want) = options
+                .pointer("/preconditions/uid")
+                .and_then(Value::as_str)
+                && object::meta_str(&current, "uid") != Some(want)
+            {
+                return Err(ApiError::conflict(&res.plural, &res.group, name));
+            }
+            if let Some(want) = options
+                .pointer("/preconditions/resourceVersion")
+                .and_then(Value::as_str)
+                && want != rev.to_string()
+            {
+                return Err(ApiError::conflict(&res.plural, &res.group, name));
+            }
+            if dry_run {
+                return Ok(current);
+            }
+            let is_namespace = res.group.is_empty() && res.plural == "namespaces";
+            if is_namespace && PROTECTED_NAMESPACES.contains(&name) {
+                return Err(ApiError::forbidden(format!(
+                    "namespaces \"{name}\" is forbidden: this namespace may not be deleted"
+                )));
+            }
+            if is_namespace || !object::finalizers(&current).is_empty() {
+                if object::is_deleting(&current) {
+                    return Ok(current);
+                }
+                let mut next = current.clone();
+                let m = meta_mut(&mut next);
+                m.insert("deletionTimestamp".into(), json!(object::now_rfc3339()));
+                m.insert("deletionGracePeriodSeconds".into(), json!(0));
+                if is_namespace {
+                    next["status"] = json!({"phase": "Terminating"});
+                }
+                match self
+                    .store
+                    .update(&res.key(ns, name), encode(&next, res)?, rev)
+                    .await
+                {
+                    Ok(kv) => {
+                        if is_namespace {
+                            self.spawn_namespace_cleanup(name.to_string());
+                        }
+                        return Ok(with_revision(next, kv.mod_revision));
+                    }
+                    Err(StoreError::Conflict { .. }) => continue,
+                    Err(e) => return Err(e.into()),
+                }
+            }
+            match self.store.delete(&res.key(ns, name), Some(rev)).await {
+                Ok((_, delete_rev)) => {
+                    let gone = with_revision(current, delete_rev);
+                    self.after_delete(res, &gone);
+                    return Ok(gone);
+                }
+                Err(StoreError::Conflict { .. }) => continue,
+                Err(StoreError::NotFound(_)) => {
+                    return Err(ApiError::not_found(&res.plural, &res.group, name));
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Err(ApiError::conflict(&res.plural, &res.group, name))
+    }
+
+    /// The namespace a write goes to: the URL's, checked against the body's.
+    fn check_namespace(
+        &self,
+        res: &Resource,
+        ns: Option<&str>,
+        obj: &mut Value,
+    ) -> ApiResult<Option<String>> {
+        let m = meta_mut(obj);
+        if !res.namespaced {
+            m.remove("namespace");
+            return Ok(None);
+        }
+        let body_ns = m
+            .get("namespace")
+            .and_then(Value::as_str)
+            .filter(|s| !s.is_empty())
+            .map(String::from);
+        let ns = match (ns, body_ns) {
+            (Some(url), Some(body)) if url != body => {
+                return Err(ApiError::bad_request(format!(
+                    "the namespace of the provided object ({body}) does not match the namespace sent on the request ({url})"
+                )));
+            }
+            (Some(url), _) => url.to_string(),
+            (None, Some(body)) => body,
+            (None, None) => {
+                return Err(ApiError::bad_request(format!(
+                    "{} is namespaced: a namespace is required",
+                    res.kind
+                )));
+            }
+        };
+        m.insert("namespace".into(), json!(ns));
+        Ok(Some(ns))
+    }
+
+    /// Name, label and schema validation. Strict field validation fails the request; Warn returns
+    /// the problems as warnings.
+    fn validate(
+        &self,
+        res: &Resource,
+        obj: &Value,
+        name: &str,
+        opts: &WriteOptions,
+    ) -> ApiResult<Vec<String>> {
+        let mut causes = Vec::new();
+        let label_only =
+            res.group.is_empty() && matches!(res.plural.as_str(), "namespaces" | "services");
+        object::validate_name(name, label_only, "metadata.name", &mut causes);
+        object::validate_labels(obj, &mut causes);
+        if res.group == "apiextensions.k8s.io"
+            && let Err((field, message)) = resources_from_crd(obj)
+        {
+            causes.push(Cause {
+                field,
+                message,
+                reason: "FieldValueInvalid",
+            });
+        }
+        if !causes.is_empty() {
+            return Err(ApiError::invalid(&res.kind, &res.group, name, causes));
+        }
+        if opts.validation == FieldValidation::Ignore {
+            return Ok(Vec::new());
+        }
+        let problems = match &res.custom_schema {
+            Some(schema) => rotor_openapi::validate_custom(&self.openapi, schema, obj),
+            None => self.openapi.validate(&res.definition, obj),
+        };
+        let messages: Vec<String> = problems.iter().map(|p| p.message.clone()).collect();
+        if opts.validation == FieldValidation::Strict && !messages.is_empty() {
+            return Err(ApiError::bad_request(format!(
+                "{} in version \"{}\" cannot be handled as a {}: strict decoding error: {}",
+                res.kind,
+                res.api_version(),
+                res.kind,
+                messages.join(", ")
+            )));
+        }
+        Ok(messages)
+    }
+
+    /// Writes `next` if the key is still at `rev`; an object being deleted whose last finalizer
+    /// went away is removed instead.
+    #[allow(clippy::too_many_arguments)]
+    pub(super) async fn commit_update(
+        &self,
+        res: &Arc<Resource>,
+        ns: Option<&str>,
+        name: &str,
+        current: Value,
+        next: Value,
+        rev: u64,
+        opts: &WriteOptions,
+    ) -> ApiResult<Value> {
+        let key = res.key(ns, name);
+        if object::is_deleting(&next)
+            && object::finalizers(&next).is_empty()
+            && !(res.group.is_empty() && res.plural == "namespaces")
+        {
+            if opts.dry_run {
+                return Ok(next);
+            }
+            return match self.store.delete(&key, Some(rev)).await {
+                Ok((_, delete_rev)) => {
+                    let gone = with_revision(next, delete_rev);
+                    self.after_delete(res, &gone);
+                    Ok(gone)
+                }
+                Err(StoreError::Conflict { .. }) => {
+                    Err(ApiError::conflict(&res.plural, &res.group, name))
+                }
+                Err(StoreError::NotFound(_)) => {
+                    Err(ApiError::not_found(&res.plural, &res.group, name))
+                }
+                Err(e) => Err(e.into()),
+            };
+        }
+        // A write that changes nothing is not a write: resourceVersion stays, no watch event.
+        if strip_volatile(&current) == strip_volatile(&next) {
+            return Ok(current);
+        }
+        if opts.dry_run {
+            return Ok(with_revision(next, rev));
+        }
+        match self.store.update(&key, encode(&next, res)?, rev).await {
+            Ok(kv) => {
+                let stored = with_revision(next, kv.mod_revision);
+                self.after_write(res, &stored);
+                Ok(stored)
+            }
+            Err(StoreError::Conflict { .. }) => {
+                Err(ApiError::conflict(&res.plural, &res.group, name))
+            }
+            Err(StoreError::NotFound(_)) => Err(ApiError::not_found(&res.plural, &res.group, name)),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Side effects of a stored write: a CRD (re)registers its resources.
+    fn after_write(&self, res: &Resource, obj: &Value) {
+        if res.group == "apiextensions.k8s.io"
+            && res.plural == "customresourcedefinitions"
+            && let Ok(resources) = resources_from_crd(obj)
+        {
+            self.registry.register_crd(object::name(obj), resources);
+        }
+    }
+
+    /// Side effects of a delete: a CRD takes its resources and all their objects with it.
+    fn after_delete(&self, res: &Resource, obj: &Value) {
+        if res.group == "apiextensions.k8s.io" && res.plural == "customresourcedefinitions" {
+            let removed = self.registry.unregister_crd(object::name(obj));
+            if let Some(first) = removed.first() {
+                let store = self.store.clone();
+                let prefix = first.key_prefix();
+                tokio::spawn(async move {
+                    if let Ok(page) = store.list(&prefix, None, 0).await {
+                        for kv in page.items {
+                            let _ = store.delete(&kv.key, None).await;
+                        }
+                    }
+                });
+            }
+        }
+    }
+}
+
+pub(super) fn apply_opts<'a>(
+    res: &'a Resource,
+    opts: &'a WriteOptions,
+    sub: Option<&'a str>,
+    now: &'a str,
+) -> rotor_patch::ApplyOptions<'a> {
+    rotor_patch::ApplyOptions {
+        manager: &opts.field_manager,
+        force: opts.force,
+        api_version: res.api_version(),
+        time: now,
+        subresource: sub,
+    }
+}
+
+fn apply_error(res: &Resource, name: &str, e: rotor_patch::ApplyError) -> ApiError {
+    match e {
+        rotor_patch::ApplyError::Conflict { .. } => {
+            ApiError::apply_conflict(&res.plural, &res.group, name, e.to_string())
+        }
+        other => ApiError::invalid(
+            &res.kind,
+            &res.group,
+            name,
+            vec![Cause {
+                field: "patch".into(),
+                message: other.to_string(),
+                reason: "FieldValueInvalid",
+            }],
+        ),
+    }
+}
+
+/// Sets apiVersion/kind from the resource; rejects a body of another kind.
+pub(super) fn check_type(res: &Resource, obj: &mut Value) -> ApiResult<()> {
+    if let Some(kind) = obj.get("kind").and_then(Value::as_str)
+        && !kind.is_empty()
+        && kind != res.kind
+    {
+        return Err(ApiError::bad_request(format!(
+            "the kind in the body ({kind}) does not match the resource {} (kind {})",
+            crate::error::qualified(&res.plural, &res.group),
+            res.kind
+        )));
+    }
+    if let Some(av) = obj.get("apiVersion").and_then(Value::as_str) {
+        let group = av.rsplit_once('/').map(|(g, _)| g).unwrap_or("");
+        if !av.is_empty() && group != res.group {
+            return Err(ApiError::bad_request(format!(
+                "the apiVersion in the body ({av}) does not match the group of {}",
+                crate::error::qualified(&res.plural, &res.group)
+            )));
+        }
+    }
+    obj["apiVersion"] = json!(res.api_version());
+    obj["kind"] = json!(res.kind);
+    Ok(())
+}
+
+/// The object minus what changes on every write anyway (for no-op detection).
+fn strip_volatile(obj: &Value) -> Value {
+    let mut v = obj.clone();
+    if let Some(m) = v.get_mut("metadata").and_then(Value::as_object_mut) {
+        m.remove("resourceVersion");
+        if let Some(mf) = m.get_mut("managedFields").and_then(Value::as_array_mut) {
+            for e in mf.iter_mut().filter_map(Value::as_object_mut) {
+                e.remove("time");
+            }
+        }
+    }
+    if let Some(conds) = v
+        .pointer_mut("/status/conditions")
+        .and_then(Value::as_array_mut)
+    {
+        for c in conds.iter_mut().filter_map(Value::as_object_mut) {
+            c.remove("lastTransitionTime");
+        }
+    }
+    v
+}

@@ -224,7 +224,14 @@ async fn cloud_creates_and_deletes_clusters_over_http() {
 #[test]
 fn demo_json_report() {
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_rotor"))
-        .args(["demo", "--clusters", "12", "--json"])
+        .args([
+            "demo",
+            "--clusters",
+            "12",
+            "--requests-per-cluster",
+            "40",
+            "--json",
+        ])
         .output()
         .expect("demo runs");
     assert!(
@@ -237,6 +244,9 @@ fn demo_json_report() {
     let report: serde_json::Value = serde_json::from_str(last).expect("last line is JSON");
     assert_eq!(report["clusters"], 12);
     assert_eq!(report["clusters_ready"], 12);
+    // Load went through every cluster's traffic layer, and the baseline has no failures.
+    assert_eq!(report["requests_total"], 12 * 40);
+    assert_eq!(report["requests_failed"], 0);
     for key in [
         "swaps_succeeded",
         "swaps_failed",

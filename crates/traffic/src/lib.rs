@@ -10,6 +10,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 
 pub mod haproxy;
+pub mod load;
 pub mod sim;
 
 /// Longest endpoint name accepted (HAProxy proxy names are limited; keep headroom for `ep_`).

@@ -1,9 +1,11 @@
 //! `rotor demo`: the main job on the embedded default. Starts a simulated fleet and an embedded
 //! control plane, applies a sample fleet of Cluster objects through the Kubernetes API (kube-rs),
-//! waits until every member cluster reports its nodes Ready, and reports.
+//! waits until every member cluster reports its nodes Ready, deploys a sample application into
+//! every member, sends load through every cluster's traffic layer (the simulated weighted
+//! router, all traffic on the current instance) and reports.
 //!
-//! Rotation (swaps, rollouts, traffic) arrives with the controllers; until then the report's
-//! swap and request counters are zero because nothing was rotated.
+//! Rotation (swaps, rollouts) arrives with the controllers; until then the swap counters are
+//! zero because nothing was rotated, and the request counters are the baseline.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -25,7 +27,23 @@ pub struct DemoArgs {
     /// Fault to inject (arrives with the swap controller).
     #[arg(long)]
     pub inject: Option<String>,
+    /// Requests sent through each cluster's traffic layer.
+    #[arg(long, default_value_t = 50)]
+    pub requests_per_cluster: usize,
 }
+
+/// The sample application every member runs: a namespace, a Deployment and its Service.
+fn sample_app() -> anyhow::Result<(serde_json::Value, serde_json::Value, serde_json::Value)> {
+    let ns = json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": APP_NAMESPACE}});
+    let deploy = json!({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "web", "namespace": APP_NAMESPACE},
+        "spec": {"replicas": 2, "selector": {"matchLabels": {"app": "web"}},
+            "template": {"metadata": {"labels": {"app": "web"}}, "spec": {"containers": [{"name": "web", "image": "nginx:1.27", "ports": [{"containerPort": 80}]}]}}}});
+    let svc = json!({"apiVersion": "v1", "kind": "Service", "metadata": {"name": "web", "namespace": APP_NAMESPACE},
+        "spec": {"selector": {"app": "web"}, "ports": [{"port": 80, "targetPort": 80}]}});
+    Ok((ns, deploy, svc))
+}
+
+const APP_NAMESPACE: &str = "demo-app";
 
 pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
     if let Some(fault) = &args.inject {
@@ -41,7 +59,13 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
     };
 
     // The simulated fleet.
-    let sim = Sim::new(SimConfig::default());
+    let traffic_port = std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port();
+    let sim = Sim::new(SimConfig {
+        traffic_port: Some(traffic_port),
+        ..SimConfig::default()
+    });
     let fleet = rotor_api::sample_fleet(args.clusters);
     for c in &fleet {
         let name = c.metadata.name.clone().unwrap_or_default();
@@ -99,6 +123,7 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
     let deadline = Instant::now() + Duration::from_secs(60);
     let mut ready = 0usize;
     let mut member_nodes = Vec::new();
+    let mut members = Vec::new();
     for c in &fleet {
         let name = c.metadata.name.clone().unwrap_or_default();
         let kubeconfig = sim
@@ -123,6 +148,7 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
             if ready_nodes == sim.config().nodes && ready_nodes > 0 {
                 ready += 1;
                 member_nodes.push((name.clone(), ready_nodes));
+                members.push((name.clone(), nodes.clone().into_client()));
                 break;
             }
             if Instant::now() > deadline {
@@ -137,6 +163,79 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
     progress(format!(
         "{ready}/{} member clusters have all nodes Ready",
         fleet.len()
+    ));
+
+    // The sample application, applied to every member and waited for (bounded).
+    let (ns, deploy, svc) = sample_app()?;
+    let pp = PatchParams::apply("rotor-demo");
+    for (name, client) in &members {
+        let nss: Api<k8s_openapi::api::core::v1::Namespace> = Api::all(client.clone());
+        nss.patch(APP_NAMESPACE, &pp, &Patch::Apply(&ns))
+            .await
+            .map_err(|e| anyhow::anyhow!("{name}: namespace: {e}"))?;
+        let deps: Api<k8s_openapi::api::apps::v1::Deployment> =
+            Api::namespaced(client.clone(), APP_NAMESPACE);
+        deps.patch("web", &pp, &Patch::Apply(&deploy))
+            .await
+            .map_err(|e| anyhow::anyhow!("{name}: deployment: {e}"))?;
+        let svcs: Api<k8s_openapi::api::core::v1::Service> =
+            Api::namespaced(client.clone(), APP_NAMESPACE);
+        svcs.patch("web", &pp, &Patch::Apply(&svc))
+            .await
+            .map_err(|e| anyhow::anyhow!("{name}: service: {e}"))?;
+    }
+    for (name, client) in &members {
+        let deps: Api<k8s_openapi::api::apps::v1::Deployment> =
+            Api::namespaced(client.clone(), APP_NAMESPACE);
+        loop {
+            let d = deps.get("web").await?;
+            if d.status.as_ref().and_then(|s| s.ready_replicas) == Some(2) {
+                break;
+            }
+            if Instant::now() > deadline {
+                anyhow::bail!(
+                    "member cluster {name}: the sample application is not ready after 60s"
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+    progress(format!(
+        "sample application ready in {} member clusters",
+        members.len()
+    ));
+
+    // Load through every cluster's traffic layer: the simulated router, all weight on blue.
+    let shifter = rotor_traffic::sim::SimShifter::new();
+    for (name, _) in &members {
+        let blue = sim
+            .cluster(name)
+            .and_then(|c| c.traffic_addr)
+            .ok_or_else(|| anyhow::anyhow!("{name}: no traffic address"))?;
+        rotor_traffic::TrafficShifter::register(&shifter, name, blue, None).await?;
+    }
+    let router = shifter.serve("127.0.0.1:0".parse()?).await?;
+    let urls: Vec<String> = members
+        .iter()
+        .map(|(name, _)| format!("{}/{APP_NAMESPACE}/web", router.url(name)))
+        .collect();
+    let load =
+        rotor_traffic::load::run(&urls, args.requests_per_cluster, 32, Duration::from_secs(5))
+            .await;
+    let (mut requests_total, mut requests_failed) = (0u64, 0u64);
+    for (name, _) in &members {
+        let stats = shifter.stats(name)?;
+        requests_total += stats.requests;
+        requests_failed += stats.failures;
+    }
+    if requests_total != load.requests {
+        anyhow::bail!(
+            "the traffic layer counted {requests_total} requests, the load generator sent {}",
+            load.requests
+        );
+    }
+    progress(format!(
+        "{requests_total} requests through the traffic layer, {requests_failed} failed"
     ));
     if !args.json {
         println!(
@@ -166,8 +265,8 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
         "swaps_succeeded": 0,
         "swaps_failed": 0,
         "swaps_rolled_back": 0,
-        "requests_total": 0,
-        "requests_failed": 0,
+        "requests_total": requests_total,
+        "requests_failed": requests_failed,
         "wall_s": (started.elapsed().as_secs_f64() * 100.0).round() / 100.0,
     });
     if args.json {

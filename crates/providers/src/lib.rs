@@ -1,0 +1,222 @@
+//! The provider seam: everything rotor asks of a cloud — create, read and delete a cluster
+//! instance, and get credentials for its API. Controllers see only [`Provider`]; `sim` talks to
+//! the simulator's cloud API today, EKS/AKS/GKE implement the same trait.
+//!
+//! Creation is idempotent by construction: the instance name and the idempotency token are
+//! derived from (cluster, swap, attempt), so a crash between "create requested" and "create
+//! recorded" followed by a retry asks for the same instance and never yields a second one.
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+use async_trait::async_trait;
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+pub mod sim;
+
+/// What to create.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct InstanceSpec {
+    /// The logical Cluster this instance serves.
+    pub cluster: String,
+    /// The instance's name at the provider (see [`instance_name`]).
+    pub name: String,
+    /// `1.35`
+    pub kubernetes_version: String,
+    /// See [`idempotency_token`].
+    pub idempotency_token: String,
+    /// Provider-specific settings passed through (node pools, VPC, …).
+    #[serde(default)]
+    pub config: BTreeMap<String, String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum InstanceState {
+    Creating,
+    Running,
+    Deleting,
+    Failed,
+}
+
+/// An instance as the provider reports it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Instance {
+    pub name: String,
+    pub kubernetes_version: String,
+    pub state: InstanceState,
+    /// The provider's words on the state (a failure reason).
+    pub message: String,
+    /// The instance's API endpoint, once known.
+    pub endpoint: Option<String>,
+}
+
+/// A kubeconfig for an instance. It carries a credential: it never prints itself.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Kubeconfig(String);
+
+impl Kubeconfig {
+    pub fn new(yaml: String) -> Self {
+        Kubeconfig(yaml)
+    }
+    /// The kubeconfig text, to hand to a client. Keep it out of logs and status.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Kubeconfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Kubeconfig(<redacted, {} bytes>)", self.0.len())
+    }
+}
+
+/// What a provider call can fail with; every variant names the instance and the operation.
+#[derive(Debug, thiserror::Error)]
+pub enum ProviderError {
+    /// The provider could not be reached or answered 5xx/429: worth retrying with backoff.
+    #[error("{operation} of instance {instance}: provider unavailable: {message}")]
+    Unavailable {
+        operation: &'static str,
+        instance: String,
+        message: String,
+    },
+    /// The provider refused the request (4xx): retrying the same request will not help.
+    #[error("{operation} of instance {instance}: refused by the provider ({status}): {message}")]
+    Refused {
+        operation: &'static str,
+        instance: String,
+        status: u16,
+        message: String,
+    },
+    /// The instance exists but cannot serve the request yet (e.g. credentials while creating).
+    #[error("{operation} of instance {instance}: not ready: {message}")]
+    NotReady {
+        operation: &'static str,
+        instance: String,
+        message: String,
+    },
+    /// The provider answered something this client does not understand.
+    #[error("{operation} of instance {instance}: unexpected answer: {message}")]
+    Protocol {
+        operation: &'static str,
+        instance: String,
+        message: String,
+    },
+}
+
+impl ProviderError {
+    /// Whether the same call may succeed later (the caller backs off and retries).
+    pub fn is_retryable(&self) -> bool {
+        matches!(
+            self,
+            ProviderError::Unavailable { .. } | ProviderError::NotReady { .. }
+        )
+    }
+}
+
+#[async_trait]
+pub trait Provider: Send + Sync {
+    /// Requests an instance. Idempotent: the same name and token return the existing instance.
+    async fn create_instance(&self, spec: &InstanceSpec) -> Result<Instance, ProviderError>;
+    /// The instance, or None when the provider does not know it.
+    async fn get_instance(&self, name: &str) -> Result<Option<Instance>, ProviderError>;
+    /// Deletes an instance. Idempotent: deleting a missing instance is Ok.
+    async fn delete_instance(&self, name: &str) -> Result<(), ProviderError>;
+    /// Credentials for the instance's Kubernetes API.
+    async fn credentials(&self, name: &str) -> Result<Kubeconfig, ProviderError>;
+}
+
+fn digest(parts: &[&str]) -> String {
+    let mut h = Sha256::new();
+    for p in parts {
+        h.update((p.len() as u64).to_le_bytes());
+        h.update(p.as_bytes());
+    }
+    h.finalize().iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// The instance name for (cluster, swap, attempt): a DNS label of at most 40 characters, the
+/// cluster's name (trimmed) then 10 hex digits of a hash, readable in a cloud console and
+/// stable across retries.
+pub fn instance_name(cluster: &str, swap: &str, attempt: u32) -> String {
+    let hash = digest(&["instance", cluster, swap, &attempt.to_string()]);
+    let mut prefix: String = cluster
+        .to_ascii_lowercase()
+        .chars()
+        .map(|c| if c.is_ascii_alphanumeric() { c } else { '-' })
+        .take(29)
+        .collect();
+    while prefix.ends_with('-') {
+        prefix.pop();
+    }
+    if prefix.is_empty() || !prefix.starts_with(|c: char| c.is_ascii_lowercase()) {
+        prefix = format!("c{prefix}");
+        prefix.truncate(29);
+        while prefix.ends_with('-') {
+            prefix.pop();
+        }
+    }
+    format!("{prefix}-{}", &hash[..10])
+}
+
+/// The idempotency token for (cluster, swap, attempt): stable, 32 hex digits.
+pub fn idempotency_token(cluster: &str, swap: &str, attempt: u32) -> String {
+    digest(&["token", cluster, swap, &attempt.to_string()])[..32].to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn is_dns_label(s: &str) -> bool {
+        !s.is_empty()
+            && s.len() <= 63
+            && s.chars()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+            && s.starts_with(|c: char| c.is_ascii_lowercase())
+            && !s.ends_with('-')
+    }
+
+    #[test]
+    fn names_are_readable_and_stable() {
+        let n = instance_name("prod-aws-us-east-1-a", "swap-7", 0);
+        assert!(n.starts_with("prod-aws-us-east-1-a-"), "{n}");
+        assert_eq!(n, instance_name("prod-aws-us-east-1-a", "swap-7", 0));
+        assert_ne!(n, instance_name("prod-aws-us-east-1-a", "swap-7", 1));
+        assert_ne!(n, instance_name("prod-aws-us-east-1-a", "swap-8", 0));
+        assert_eq!(idempotency_token("a", "b", 0).len(), 32);
+        assert_ne!(
+            idempotency_token("a", "b", 0),
+            idempotency_token("a", "b", 1)
+        );
+        // Length-prefixed hashing: ("ab","c") and ("a","bc") differ.
+        assert_ne!(instance_name("ab", "c", 0), instance_name("a", "bc", 0));
+    }
+
+    #[test]
+    fn kubeconfig_never_prints() {
+        let k = Kubeconfig::new("token: s3cret".into());
+        assert!(!format!("{k:?}").contains("s3cret"));
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(256))]
+        #[test]
+        fn names_are_dns_labels(cluster in ".{0,80}", swap in ".{0,40}", attempt in 0u32..100) {
+            let n = instance_name(&cluster, &swap, attempt);
+            prop_assert!(is_dns_label(&n) && n.len() <= 40, "{}", n);
+            prop_assert_eq!(&n, &instance_name(&cluster, &swap, attempt));
+        }
+
+        #[test]
+        fn different_swaps_get_different_names(cluster in "[a-z][a-z0-9-]{0,40}", a in "[a-z0-9]{1,12}", b in "[a-z0-9]{1,12}") {
+            prop_assume!(a != b);
+            prop_assert_ne!(instance_name(&cluster, &a, 0), instance_name(&cluster, &b, 0));
+            prop_assert_ne!(idempotency_token(&cluster, &a, 0), idempotency_token(&cluster, &b, 0));
+        }
+    }
+}

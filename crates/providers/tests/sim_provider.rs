@@ -1,0 +1,158 @@
+//! The sim provider against a real in-process simulator, over HTTP.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use rotor_providers::sim::SimProvider;
+use rotor_providers::{
+    InstanceSpec, InstanceState, Provider, ProviderError, idempotency_token, instance_name,
+};
+use rotor_sim::{CloudConfig, Sim, SimConfig};
+
+const LIMIT: Duration = Duration::from_secs(10);
+
+async fn simulator() -> (Arc<Sim>, SocketAddr) {
+    let sim = Sim::new(SimConfig {
+        cloud: CloudConfig {
+            create_latency: Duration::from_millis(50),
+            delete_latency: Duration::from_millis(20),
+            create_failure_rate: 0.0,
+        },
+        nodes: 1,
+        ..SimConfig::default()
+    });
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let router = sim.router();
+    tokio::spawn(async move {
+        let _ = rotor_apiserver::http::serve(listener, router).await;
+    });
+    (sim, addr)
+}
+
+fn spec(swap: &str, version: &str) -> InstanceSpec {
+    InstanceSpec {
+        cluster: "prod-sim-a".into(),
+        name: instance_name("prod-sim-a", swap, 0),
+        kubernetes_version: version.into(),
+        idempotency_token: idempotency_token("prod-sim-a", swap, 0),
+        config: Default::default(),
+    }
+}
+
+async fn wait_running(p: &SimProvider, name: &str) {
+    let deadline = Instant::now() + LIMIT;
+    loop {
+        let i = p
+            .get_instance(name)
+            .await
+            .expect("describe")
+            .expect("known");
+        if i.state == InstanceState::Running {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "instance {name} not Running in time: {i:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+#[tokio::test]
+async fn create_is_idempotent_and_credentials_reach_the_instance() {
+    let (sim, addr) = simulator().await;
+    let p = SimProvider::new(&format!("http://{addr}"));
+    let s = spec("swap-1", "1.35");
+    let first = p.create_instance(&s).await.expect("create");
+    assert_eq!(first.state, InstanceState::Creating);
+    assert_eq!(first.name, s.name);
+    // Credentials before Running: not ready, retryable.
+    let early = p.credentials(&s.name).await.expect_err("not running yet");
+    assert!(early.is_retryable(), "{early}");
+    // A retry after a "crash" asks for the same instance.
+    let again = p.create_instance(&s).await.expect("retry");
+    assert_eq!(again.name, first.name);
+    wait_running(&p, &s.name).await;
+    assert_eq!(
+        sim.cluster_names(),
+        vec![s.name.clone()],
+        "exactly one instance for two creates"
+    );
+    // Same name, another token: refused, not retryable, names the instance.
+    let other = InstanceSpec {
+        idempotency_token: "someone-else".into(),
+        ..s.clone()
+    };
+    let err = p.create_instance(&other).await.expect_err("token mismatch");
+    assert!(
+        !err.is_retryable() && err.to_string().contains(&s.name),
+        "{err}"
+    );
+
+    let kubeconfig = p.credentials(&s.name).await.expect("credentials");
+    assert!(
+        !format!("{kubeconfig:?}").contains("token"),
+        "credentials never print"
+    );
+    let kc = kube::config::Kubeconfig::from_yaml(kubeconfig.expose()).expect("kubeconfig parses");
+    let config =
+        kube::Config::from_custom_kubeconfig(kc, &kube::config::KubeConfigOptions::default())
+            .await
+            .expect("config");
+    let client = kube::Client::try_from(config).expect("client");
+    assert_eq!(
+        client
+            .apiserver_version()
+            .await
+            .expect("version")
+            .git_version,
+        "v1.35.0"
+    );
+
+    p.delete_instance(&s.name).await.expect("delete");
+    let deadline = Instant::now() + LIMIT;
+    while p.get_instance(&s.name).await.expect("describe").is_some() {
+        assert!(Instant::now() < deadline, "instance not deleted in time");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    p.delete_instance(&s.name)
+        .await
+        .expect("deleting a missing instance is Ok");
+    assert!(sim.cluster(&s.name).is_none());
+}
+
+#[tokio::test]
+async fn bad_requests_are_refused_and_outages_are_retryable() {
+    let (_sim, addr) = simulator().await;
+    let p = SimProvider::new(&format!("http://{addr}"));
+    let err = p
+        .create_instance(&spec("swap-2", "1.99"))
+        .await
+        .expect_err("bad version");
+    match &err {
+        ProviderError::Refused {
+            status, message, ..
+        } => assert!(
+            *status == 400 && message.contains("kubernetesVersion"),
+            "{err}"
+        ),
+        other => panic!("unexpected {other}"),
+    }
+    assert!(!err.is_retryable());
+    assert!(p.get_instance("nope").await.expect("describe").is_none());
+
+    let closed = std::net::TcpListener::bind("127.0.0.1:0")
+        .expect("bind")
+        .local_addr()
+        .expect("addr");
+    let down = SimProvider::with_timeout(&format!("http://{closed}"), Duration::from_secs(2));
+    let started = Instant::now();
+    let err = down.get_instance("x").await.expect_err("unreachable");
+    assert!(err.is_retryable(), "{err}");
+    assert!(err.to_string().contains("instance x"), "{err}");
+    assert!(started.elapsed() < Duration::from_secs(3), "fails fast");
+}

@@ -5,6 +5,25 @@
 //! (`balance roundrobin`) with two servers, `blue` and `green`. Weights are the percentages
 //! themselves (HAProxy accepts 0..=256). Green starts in maintenance with weight 0 and is made
 //! ready by [`register`](TrafficShifter::register).
+//!
+//! Retries: the generated config ([`render_config`]) retries a failed request up to
+//! [`ConfigOptions::retries`] times and redispatches every retry to the other server
+//! (`option redispatch 1`; HAProxy picks another server than the one that failed when there is
+//! one). It retries on connection failures, on an empty response or none within
+//! `timeout server`, and on a 500, 501, 502, 503 or 504; all but connection failures (where the
+//! request was never sent) only for `GET`, `HEAD` and `OPTIONS`
+//! (`http-request disable-l7-retry unless METH_GET || METH_OPTIONS`). HAProxy copies a request
+//! into a buffer for these "L7" retries by itself; a request larger than `tune.bufsize` (16 KiB)
+//! is not retried. `option http-buffer-request` is not needed: bodiless GETs are retried
+//! without it (tested), and bodies are not retried anyway. Unlike the simulator, HAProxy never
+//! redispatches to a server with weight 0: at 100 % green a failing green fails requests
+//! (retried on green itself), and at 100 % blue a failing blue is not saved by green. Retrying a
+//! refused connection on the same server waits min(`timeout connect`, 1 s) first, so there a
+//! request waits up to `retries` seconds (3 s by default) for its 503 (measured: 1.5 s with
+//! `timeout connect 500ms`).
+//!
+//! [`backend_stats`](TrafficShifter::backend_stats) reads `show stat` (see
+//! [`parse_backend_stats`] for which columns and why).
 
 use std::collections::HashMap;
 use std::fmt::Write as _;
@@ -17,7 +36,10 @@ use async_trait::async_trait;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::UnixStream;
 
-use crate::{Backend, TrafficError, TrafficShifter, Weights, validate_endpoint};
+use crate::{
+    Backend, BackendCounters, BackendStats, TrafficError, TrafficShifter, Weights,
+    validate_endpoint,
+};
 
 /// Placeholder address of a server whose real address is not known at config time. Nothing
 /// listens on port 1, and the server is `disabled` until registered anyway.
@@ -324,6 +346,118 @@ fn parse_servers_state(
     Ok(servers)
 }
 
+/// Split one line of HAProxy's CSV: fields are separated by `,`; a field may be double-quoted
+/// (with `""` for a quote inside), which HAProxy does for texts such as check descriptions.
+fn split_csv(line: &str) -> Vec<String> {
+    let mut fields = Vec::new();
+    let mut field = String::new();
+    let mut quoted = false;
+    let mut chars = line.chars().peekable();
+    while let Some(c) = chars.next() {
+        match (c, quoted) {
+            ('"', true) if chars.peek() == Some(&'"') => {
+                chars.next();
+                field.push('"');
+            }
+            ('"', true) => quoted = false,
+            ('"', false) if field.is_empty() => quoted = true,
+            (',', false) => fields.push(std::mem::take(&mut field)),
+            (c, _) => field.push(c),
+        }
+    }
+    fields.push(field);
+    fields
+}
+
+/// [`BackendStats`] from the reply to `show stat ep_<endpoint> 4 -1` (the server rows of the
+/// endpoint's backend, CSV with a `# pxname,svname,…` header; columns are found by name).
+///
+/// Measured on HAProxy 2.6 with the generated config (50/50, green answering 503 to every
+/// request, all retried on blue): green's `stot` counts every attempt, retries included, but a
+/// 503 that triggered a retry is in neither `hrsp_5xx` nor `eresp` — only in `wretr`/`wredis`,
+/// and those count inconsistently (an L7 retry redispatched adds one to both, an L7 retry on the
+/// same server two to `wretr`, a connection failure redispatched only one to `wredis`, and
+/// `econ` counts only the last, unretried connection failure). So failures are derived from
+/// what did succeed instead:
+///
+/// * `requests` = `stot`: attempts sent to the server (a request retried on it again counts
+///   again).
+/// * `failures` = `stot` − `scur` (attempts still in flight) − (`hrsp_2xx` + `hrsp_3xx` +
+///   `hrsp_4xx`) (final answers that were not errors) + `srv_abrt` (a non-5xx answer whose body
+///   the server cut off). That is: every 5xx whether retried or not, connection errors, empty or
+///   timed-out responses, protocol errors (`hrsp_other`) and truncated answers.
+///
+/// `hrsp_1xx` is left out because HAProxy counts interim `100 Continue` answers there in
+/// addition to the final one (measured); the price is that a `101 Switching Protocols`
+/// (WebSocket upgrade) counts as a failure. A client that gives up before the server answered
+/// also counts as a failure of that server. Saturating throughout, and never above `requests`.
+pub fn parse_backend_stats(
+    endpoint: &str,
+    command: &str,
+    reply: &str,
+) -> Result<BackendStats, TrafficError> {
+    let protocol = || TrafficError::Protocol {
+        endpoint: endpoint.to_string(),
+        command: command.to_string(),
+        reply: reply.to_string(),
+    };
+    let mut lines = reply.lines();
+    let header = lines
+        .by_ref()
+        .find(|l| l.starts_with("# "))
+        .ok_or_else(|| rejected_or(endpoint, command, reply, protocol))?;
+    let columns = split_csv(&header[2..]);
+    let col = |name: &str| columns.iter().position(|c| c == name).ok_or_else(protocol);
+    let (px, sv) = (col("pxname")?, col("svname")?);
+    let [stot, scur, ok2, ok3, ok4, aborted] = [
+        "stot", "scur", "hrsp_2xx", "hrsp_3xx", "hrsp_4xx", "srv_abrt",
+    ]
+    .map(col);
+    let (stot, scur, aborted) = (stot?, scur?, aborted?);
+    let ok = [ok2?, ok3?, ok4?];
+    let backend = backend_name(endpoint);
+    let mut found: [Option<BackendCounters>; 2] = [None, None];
+    for line in lines {
+        let fields = split_csv(line);
+        if fields.len() < columns.len() || fields[px] != backend {
+            continue;
+        }
+        let slot = match fields[sv].as_str() {
+            "blue" => 0,
+            "green" => 1,
+            _ => continue,
+        };
+        // HAProxy leaves a counter empty when it does not apply; that is a 0.
+        let num = |i: usize| -> Result<u64, TrafficError> {
+            let field = fields[i].trim();
+            if field.is_empty() {
+                Ok(0)
+            } else {
+                field.parse().map_err(|_| protocol())
+            }
+        };
+        let requests = num(stot)?;
+        let mut answered = 0u64;
+        for i in ok {
+            answered = answered.saturating_add(num(i)?);
+        }
+        let failures = requests
+            .saturating_sub(num(scur)?)
+            .saturating_sub(answered)
+            .saturating_add(num(aborted)?)
+            .min(requests);
+        found[slot] = Some(BackendCounters { requests, failures });
+    }
+    match found {
+        [Some(blue), Some(green)] => Ok(BackendStats { blue, green }),
+        _ => Err(TrafficError::Command {
+            endpoint: endpoint.to_string(),
+            command: command.to_string(),
+            message: format!("backend {backend} lacks server blue or green in `show stat`"),
+        }),
+    }
+}
+
 fn verify_server(
     endpoint: &str,
     server: Backend,
@@ -405,8 +539,10 @@ impl TrafficShifter for HaproxyShifter {
                 commands.push((format!("set server {be}/green state ready"), true));
             }
             None => {
-                commands.push((format!("set weight {be}/green 0"), true));
+                // Blue up before green down: between the two commands some server must carry
+                // weight (when green hands over to a new blue at the same address, both do).
                 commands.push((format!("set weight {be}/blue 100"), true));
+                commands.push((format!("set weight {be}/green 0"), true));
                 commands.push((format!("set server {be}/green state maint"), true));
             }
         }
@@ -474,6 +610,18 @@ impl TrafficShifter for HaproxyShifter {
         }
         tracing::debug!(endpoint, %weights, "set HAProxy weights");
         Ok(())
+    }
+
+    /// One round trip: `show stat ep_<endpoint> 4 -1` (the backend's server rows), mapped as
+    /// [`parse_backend_stats`] describes. Cumulative since HAProxy started (or since
+    /// `clear counters`).
+    async fn backend_stats(&self, endpoint: &str) -> Result<BackendStats, TrafficError> {
+        validate_endpoint(endpoint)?;
+        let command = format!("show stat {} 4 -1", backend_name(endpoint));
+        let reply = self
+            .round_trip(endpoint, "reading statistics", &command)
+            .await?;
+        parse_backend_stats(endpoint, &command, &reply)
     }
 
     async fn weights(&self, endpoint: &str) -> Result<Weights, TrafficError> {
@@ -545,6 +693,9 @@ pub struct ConfigOptions {
     pub client_timeout: Duration,
     pub server_timeout: Duration,
     pub maxconn: u32,
+    /// How many times a failed request is retried, each time on the other server when it has
+    /// weight > 0 (see the module docs). 0 turns retries off.
+    pub retries: u32,
 }
 
 impl Default for ConfigOptions {
@@ -554,9 +705,18 @@ impl Default for ConfigOptions {
             client_timeout: Duration::from_secs(30),
             server_timeout: Duration::from_secs(30),
             maxconn: 4096,
+            retries: 3,
         }
     }
 }
+
+/// When a request is retried (`retry-on`): everything HAProxy 2.6 can retry on that means the
+/// server failed, except `junk-response` (a garbled answer is more likely the request's fault).
+const RETRY_ON: &str = "conn-failure empty-response response-timeout 500 501 502 503 504";
+
+/// Only idempotent requests are retried once sent (`METH_GET` covers `HEAD`); a connection
+/// failure is retried for every method, the request never having reached the server.
+const NO_L7_RETRY: &str = "http-request disable-l7-retry unless METH_GET || METH_OPTIONS";
 
 /// An address as HAProxy's config parser wants it (`ipv6@` prefix for IPv6).
 fn haproxy_addr(addr: SocketAddr) -> String {
@@ -579,10 +739,11 @@ fn quote(path: &Path) -> String {
     out
 }
 
-/// A complete haproxy.cfg: the admin runtime socket at `socket`, and per endpoint a frontend on
-/// its listen address and a `balance roundrobin` backend `ep_<name>` with servers `blue`
-/// (weight 100; `disabled` if its address is unknown) and `green` (weight 0, `disabled`, at
-/// [`PLACEHOLDER_ADDR`] if unknown) — both wait for [`TrafficShifter::register`].
+/// A complete haproxy.cfg: the admin runtime socket at `socket`, the retry settings of the module
+/// docs, and per endpoint a frontend on its listen address and a `balance roundrobin` backend
+/// `ep_<name>` with servers `blue` (weight 100; `disabled` if its address is unknown) and
+/// `green` (weight 0, `disabled`, at [`PLACEHOLDER_ADDR`] if unknown) — both wait for
+/// [`TrafficShifter::register`].
 pub fn render_config(
     endpoints: &[EndpointConfig],
     socket: &Path,
@@ -604,8 +765,12 @@ pub fn render_config(
          \x20   timeout connect {connect}ms\n\
          \x20   timeout client {client}ms\n\
          \x20   timeout server {server}ms\n\
-         \x20   timeout http-request {client}ms\n",
+         \x20   timeout http-request {client}ms\n\
+         \x20   retries {retries}\n\
+         \x20   option redispatch 1\n\
+         \x20   retry-on {RETRY_ON}\n",
         socket = quote(socket),
+        retries = options.retries,
         maxconn = options.maxconn,
         connect = ms(options.connect_timeout),
         client = ms(options.client_timeout),
@@ -628,6 +793,7 @@ pub fn render_config(
              \n\
              backend {be}\n\
              \x20   balance roundrobin\n\
+             \x20   {NO_L7_RETRY}\n\
              \x20   server blue {blue}\n\
              \x20   server green {green} weight 0 disabled\n",
             fe = frontend_name(&ep.name),
@@ -897,5 +1063,66 @@ mod tests {
         assert!(cfg.contains("server blue 127.0.0.1:1 weight 100 disabled\n"));
         assert!(cfg.contains("server green ipv6@::1:9002 weight 0 disabled\n"));
         assert_eq!(cfg.matches("balance roundrobin").count(), 2);
+        assert!(cfg.contains(
+            "    retries 3\n    option redispatch 1\n    retry-on conn-failure empty-response \
+             response-timeout 500 501 502 503 504\n"
+        ));
+        assert_eq!(
+            cfg.matches("    http-request disable-l7-retry unless METH_GET || METH_OPTIONS\n")
+                .count(),
+            2
+        );
+    }
+
+    #[test]
+    fn splits_csv() {
+        assert_eq!(split_csv("a,,b"), vec!["a", "", "b"]);
+        assert_eq!(split_csv(""), vec![""]);
+        assert_eq!(
+            split_csv("x,\"L7 \"\"bad\"\", 503\",y"),
+            vec!["x", "L7 \"bad\", 503", "y"]
+        );
+    }
+
+    #[test]
+    fn parses_backend_stats() {
+        // Real `show stat ep_x 4 -1` columns (HAProxy 2.6), trimmed after srv_abrt plus a quoted
+        // field; values from a run with green answering 503 (retried) and one request in flight.
+        let header = "# pxname,svname,qcur,qmax,scur,smax,slim,stot,bin,bout,dreq,dresp,ereq,econ,\
+                      eresp,wretr,wredis,status,weight,act,bck,chkfail,chkdown,lastchg,downtime,\
+                      qlimit,pid,iid,sid,throttle,lbtot,tracked,type,rate,rate_lim,rate_max,\
+                      check_status,check_code,check_duration,hrsp_1xx,hrsp_2xx,hrsp_3xx,hrsp_4xx,\
+                      hrsp_5xx,hrsp_other,hanafail,req_rate,req_rate_max,req_tot,cli_abrt,srv_abrt,\
+                      last_chk,";
+        let blue = "ep_x,blue,0,0,1,1,,101,0,0,,0,,0,0,0,0,no check,50,1,0,,,1,,,1,3,1,,100,,2,\
+                    0,,0,,,,0,95,3,2,0,0,,,,100,0,0,\"a, b\",";
+        let green = "ep_x,green,0,0,0,1,,99,0,0,,0,,0,2,99,99,no check,50,1,0,,,1,,,1,3,2,,99,,2,\
+                     0,,0,,,,5,5,0,0,0,0,,,,0,0,2,,";
+        let reply = format!("{header}\n{blue}\n{green}\n\n");
+        let stats = parse_backend_stats("x", "show stat", &reply).unwrap();
+        assert_eq!(
+            stats,
+            BackendStats {
+                blue: BackendCounters {
+                    requests: 101,
+                    failures: 0
+                },
+                green: BackendCounters {
+                    requests: 99,
+                    failures: 99 - 5 + 2
+                },
+            }
+        );
+        assert!(matches!(
+            parse_backend_stats("x", "show stat", "No such proxy.\n\n"),
+            Err(TrafficError::Command { .. })
+        ));
+        let only_blue = format!("{header}\n{blue}\n\n");
+        let err = parse_backend_stats("x", "show stat", &only_blue).unwrap_err();
+        assert!(err.to_string().contains("ep_x"), "{err}");
+        assert!(matches!(
+            parse_backend_stats("x", "show stat", "# pxname,svname\nep_x,blue\n"),
+            Err(TrafficError::Protocol { .. })
+        ));
     }
 }

@@ -1,6 +1,11 @@
 //! Traffic shifting between the blue (current) and green (new) instance of a logical cluster.
 //! A swap moves weight in steps and rolls back by sending everything to blue at once, so the
 //! controllers talk only to [`TrafficShifter`]: `haproxy` (runtime API, no reload) or `sim`.
+//!
+//! Both retry an idempotent request that failed on one backend on the other one, so a failing
+//! green costs clients nothing while blue is healthy and still takes a share (the simulator also
+//! falls back to a backend at weight 0, HAProxy does not: see the module docs). The failure
+//! still shows in [`TrafficShifter::backend_stats`], which is what a swap's health gate watches.
 
 use std::fmt;
 use std::net::SocketAddr;
@@ -86,11 +91,79 @@ impl Backend {
             Backend::Green => "green",
         }
     }
+
+    /// Blue for green and green for blue: where a failed request is retried.
+    pub const fn other(self) -> Backend {
+        match self {
+            Backend::Blue => Backend::Green,
+            Backend::Green => Backend::Blue,
+        }
+    }
 }
 
 impl fmt::Display for Backend {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.as_str())
+    }
+}
+
+/// What one backend of an endpoint was asked and how often it failed, counted per attempt: a
+/// request that failed on one backend and was retried on the other counts once for each.
+///
+/// Cumulative since the endpoint was registered (for HAProxy: since the process started), never
+/// reset, so a health gate takes the difference of two samples ([`BackendCounters::since`]).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub struct BackendCounters {
+    /// Requests sent to this backend, retries included.
+    pub requests: u64,
+    /// Of those, the ones this backend failed: a 5xx answer, a connection error, no answer in
+    /// time. Counted even when the request was then retried on the other backend and the client
+    /// never saw the failure, so it is the backend's health, not the client's experience.
+    pub failures: u64,
+}
+
+impl BackendCounters {
+    /// `failures / requests`, 0 when there were no requests.
+    pub fn failure_rate(&self) -> f64 {
+        if self.requests == 0 {
+            0.0
+        } else {
+            self.failures as f64 / self.requests as f64
+        }
+    }
+
+    /// What happened between `earlier` (a previous sample) and `self`. Saturating, so a counter
+    /// that went backwards (a restarted HAProxy) yields 0 rather than wrapping.
+    pub fn since(&self, earlier: &BackendCounters) -> BackendCounters {
+        BackendCounters {
+            requests: self.requests.saturating_sub(earlier.requests),
+            failures: self.failures.saturating_sub(earlier.failures),
+        }
+    }
+}
+
+/// [`BackendCounters`] of both backends of an endpoint: the per-backend error signal of a swap's
+/// health gate (see [`TrafficShifter::backend_stats`]).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub struct BackendStats {
+    pub blue: BackendCounters,
+    pub green: BackendCounters,
+}
+
+impl BackendStats {
+    pub const fn get(&self, backend: Backend) -> BackendCounters {
+        match backend {
+            Backend::Blue => self.blue,
+            Backend::Green => self.green,
+        }
+    }
+
+    /// Both backends' [`BackendCounters::since`].
+    pub fn since(&self, earlier: &BackendStats) -> BackendStats {
+        BackendStats {
+            blue: self.blue.since(&earlier.blue),
+            green: self.green.since(&earlier.green),
+        }
     }
 }
 
@@ -190,6 +263,11 @@ pub trait TrafficShifter: Send + Sync {
     /// The split currently in effect.
     async fn weights(&self, endpoint: &str) -> Result<Weights, TrafficError>;
 
+    /// Per-backend request and failure counts of `endpoint` (cumulative, see
+    /// [`BackendCounters`]). Failures a retry hid from the client are included: this is the
+    /// signal that green is unhealthy while clients still see no errors.
+    async fn backend_stats(&self, endpoint: &str) -> Result<BackendStats, TrafficError>;
+
     /// Send all traffic back to blue (the rollback), as fast as the implementation allows.
     async fn rollback(&self, endpoint: &str) -> Result<(), TrafficError> {
         self.set_weights(endpoint, Weights::all_blue()).await
@@ -243,6 +321,38 @@ mod tests {
             Weights::green(101),
             Err(TrafficError::InvalidWeights { green: 101, .. })
         ));
+    }
+
+    #[test]
+    fn backend_counters_rates_and_deltas() {
+        let before = BackendStats {
+            blue: BackendCounters {
+                requests: 10,
+                failures: 0,
+            },
+            green: BackendCounters {
+                requests: 4,
+                failures: 1,
+            },
+        };
+        let after = BackendStats {
+            blue: BackendCounters {
+                requests: 30,
+                failures: 1,
+            },
+            green: BackendCounters {
+                requests: 14,
+                failures: 6,
+            },
+        };
+        let window = after.since(&before);
+        assert_eq!(window.get(Backend::Blue).requests, 20);
+        assert_eq!(window.green.failure_rate(), 0.5);
+        assert_eq!(BackendCounters::default().failure_rate(), 0.0);
+        // A counter that went backwards (HAProxy restarted) is not a huge delta.
+        assert_eq!(before.since(&after), BackendStats::default());
+        assert_eq!(Backend::Green.other(), Backend::Blue);
+        assert_eq!(Backend::Blue.other(), Backend::Green);
     }
 
     #[test]

@@ -19,6 +19,53 @@ pub struct LoadReport {
     pub failed: u64,
 }
 
+type HttpClient = Client<HttpConnector, Empty<bytes::Bytes>>;
+
+fn client(timeout: Duration) -> HttpClient {
+    let mut connector = HttpConnector::new();
+    connector.set_nodelay(true);
+    connector.set_connect_timeout(Some(timeout));
+    Client::builder(TokioExecutor::new()).build(connector)
+}
+
+/// One GET, bounded by `timeout`; true when it got a 2xx and its whole body.
+async fn get(client: &HttpClient, url: &str, timeout: Duration) -> bool {
+    let Ok(uri) = url.parse::<http::Uri>() else {
+        return false;
+    };
+    match tokio::time::timeout(timeout, client.get(uri)).await {
+        Ok(Ok(resp)) => {
+            let success = resp.status().is_success();
+            // Drain the body so the connection is reused.
+            let drained = tokio::time::timeout(timeout, resp.into_body().collect()).await;
+            success && matches!(drained, Ok(Ok(_)))
+        }
+        _ => false,
+    }
+}
+
+#[derive(Default)]
+struct Counters {
+    requests: AtomicU64,
+    failed: AtomicU64,
+}
+
+impl Counters {
+    fn record(&self, ok: bool) {
+        self.requests.fetch_add(1, Ordering::Relaxed);
+        if !ok {
+            self.failed.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    fn report(&self) -> LoadReport {
+        LoadReport {
+            requests: self.requests.load(Ordering::Relaxed),
+            failed: self.failed.load(Ordering::Relaxed),
+        }
+    }
+}
+
 /// Sends `per_url` GETs to each URL, at most `concurrency` in flight, each bounded by `timeout`.
 pub async fn run(
     urls: &[String],
@@ -26,13 +73,8 @@ pub async fn run(
     concurrency: usize,
     timeout: Duration,
 ) -> LoadReport {
-    let mut connector = HttpConnector::new();
-    connector.set_nodelay(true);
-    connector.set_connect_timeout(Some(timeout));
-    let client: Client<HttpConnector, Empty<bytes::Bytes>> =
-        Client::builder(TokioExecutor::new()).build(connector);
-    let requests = Arc::new(AtomicU64::new(0));
-    let failed = Arc::new(AtomicU64::new(0));
+    let client = client(timeout);
+    let counters = Arc::new(Counters::default());
     let work: Arc<Vec<String>> = Arc::new(
         urls.iter()
             .flat_map(|u| std::iter::repeat_n(u.clone(), per_url))
@@ -41,49 +83,118 @@ pub async fn run(
     let next = Arc::new(AtomicU64::new(0));
     let mut workers = Vec::new();
     for _ in 0..concurrency.max(1) {
-        let (client, requests, failed, work, next) = (
-            client.clone(),
-            requests.clone(),
-            failed.clone(),
-            work.clone(),
-            next.clone(),
-        );
+        let (client, counters, work, next) =
+            (client.clone(), counters.clone(), work.clone(), next.clone());
         workers.push(tokio::spawn(async move {
             loop {
                 let i = next.fetch_add(1, Ordering::Relaxed) as usize;
                 let Some(url) = work.get(i) else { return };
-                requests.fetch_add(1, Ordering::Relaxed);
-                let ok = match url.parse::<http::Uri>() {
-                    Ok(uri) => match tokio::time::timeout(timeout, client.get(uri)).await {
-                        Ok(Ok(resp)) => {
-                            let success = resp.status().is_success();
-                            // Drain the body so the connection is reused.
-                            let drained =
-                                tokio::time::timeout(timeout, resp.into_body().collect()).await;
-                            success && matches!(drained, Ok(Ok(_)))
-                        }
-                        _ => false,
-                    },
-                    Err(_) => false,
-                };
-                if !ok {
-                    failed.fetch_add(1, Ordering::Relaxed);
-                }
+                counters.record(get(&client, url, timeout).await);
             }
         }));
     }
     for w in workers {
         let _ = w.await;
     }
-    LoadReport {
-        requests: requests.load(Ordering::Relaxed),
-        failed: failed.load(Ordering::Relaxed),
+    counters.report()
+}
+
+/// Steady load until stopped: `concurrency` workers cycle through the URLs, one request after
+/// the other. What the zero-downtime tests and `rotor demo` keep running during a swap.
+pub struct Load {
+    counters: Arc<Counters>,
+    stop: Arc<std::sync::atomic::AtomicBool>,
+    workers: Vec<tokio::task::JoinHandle<()>>,
+}
+
+impl Load {
+    /// Starts the workers (on the current tokio runtime).
+    pub fn start(urls: Vec<String>, concurrency: usize, timeout: Duration) -> Self {
+        let client = client(timeout);
+        let counters = Arc::new(Counters::default());
+        let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let urls = Arc::new(urls);
+        let next = Arc::new(AtomicU64::new(0));
+        let workers = (0..concurrency.max(1))
+            .map(|_| {
+                let (client, counters, stop, urls, next) = (
+                    client.clone(),
+                    counters.clone(),
+                    stop.clone(),
+                    urls.clone(),
+                    next.clone(),
+                );
+                tokio::spawn(async move {
+                    if urls.is_empty() {
+                        return;
+                    }
+                    while !stop.load(Ordering::Relaxed) {
+                        let i = next.fetch_add(1, Ordering::Relaxed) as usize % urls.len();
+                        counters.record(get(&client, &urls[i], timeout).await);
+                    }
+                })
+            })
+            .collect();
+        Load {
+            counters,
+            stop,
+            workers,
+        }
+    }
+
+    /// What was sent so far.
+    pub fn snapshot(&self) -> LoadReport {
+        self.counters.report()
+    }
+
+    /// Stops the workers, waits for the requests in flight, and reports.
+    pub async fn stop(self) -> LoadReport {
+        self.stop.store(true, Ordering::Relaxed);
+        for w in self.workers {
+            let _ = w.await;
+        }
+        self.counters.report()
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn steady_load_runs_until_stopped_and_counts_failures() {
+        let app = axum::Router::new()
+            .route("/ok", axum::routing::get(|| async { "ok" }))
+            .route(
+                "/down",
+                axum::routing::get(|| async { (http::StatusCode::SERVICE_UNAVAILABLE, "down") }),
+            );
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        tokio::spawn(async move {
+            let _ = axum::serve(listener, app).await;
+        });
+        let load = Load::start(
+            vec![format!("http://{addr}/ok"), format!("http://{addr}/down")],
+            2,
+            Duration::from_secs(2),
+        );
+        let deadline = std::time::Instant::now() + Duration::from_secs(20);
+        while load.snapshot().requests < 200 {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "load made no progress"
+            );
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        let report = load.stop().await;
+        assert!(report.requests >= 200, "{report:?}");
+        // Every other request goes to /down (give or take the requests in flight at stop).
+        let half = report.requests / 2;
+        assert!(report.failed.abs_diff(half) <= 2, "{report:?}");
+    }
 
     #[tokio::test]
     async fn counts_successes_and_failures() {

@@ -7,10 +7,21 @@
 //! port and lets endpoints be registered after [`SimShifter::serve`]. Backends are picked by
 //! smooth weighted round-robin (nginx's algorithm), deterministic so tests can assert exact
 //! counts; the sequence restarts whenever the weights change. Each response carries
-//! `x-rotor-backend: blue|green`.
+//! `x-rotor-backend: blue|green`, naming the backend whose answer the client got.
+//!
+//! Retry: when the picked backend fails — connection error, no complete answer within the
+//! request timeout, or a 5xx — and the request is idempotent (`GET`, `HEAD`, `OPTIONS`) and the
+//! other backend is registered, the request is sent once more, to the other backend, even if its
+//! weight is 0: it is the fallback, as HAProxy's redispatch is (which, unlike this router, only
+//! redispatches to a server with weight > 0). The client gets the retry's answer, marked
+//! `x-rotor-retried-from: <failed backend>`; the failure still counts against the backend that
+//! failed ([`TrafficShifter::backend_stats`], [`TrafficStats`]), so a failing green shows in the
+//! health signal while clients see nothing. Each attempt has its own request timeout, so a
+//! retried request can take twice as long. [`SimShifter::set_retry`] turns retries off.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError, RwLock};
 use std::time::Duration;
 
@@ -19,7 +30,7 @@ use axum::body::Body;
 use axum::extract::{Request, State};
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
-use http::{HeaderName, HeaderValue, StatusCode, Uri, header};
+use http::{HeaderName, HeaderValue, Method, StatusCode, Uri, header};
 use http_body_util::{BodyExt, Full};
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
@@ -27,29 +38,45 @@ use hyper_util::rt::TokioExecutor;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
-use crate::{Backend, TrafficError, TrafficShifter, Weights, validate_endpoint};
+use crate::{Backend, BackendStats, TrafficError, TrafficShifter, Weights, validate_endpoint};
 
 /// Response header naming the backend that answered.
 pub const BACKEND_HEADER: &str = "x-rotor-backend";
+
+/// Response header of a retried request, naming the backend that failed first.
+pub const RETRIED_FROM_HEADER: &str = "x-rotor-retried-from";
 
 /// Largest request or response body forwarded (the simulator's traffic is small).
 const MAX_BODY: usize = 8 << 20;
 
 /// Counters of one endpoint since registration (or [`SimShifter::reset_stats`]).
+///
+/// `requests` and `failures` are what clients saw; the per-backend fields count attempts, so a
+/// request that failed on green and was retried on blue adds one to `to_green`,
+/// `green_failures`, `to_blue` and `retries`, and nothing to `failures` if blue answered.
+/// Hence `to_blue + to_green == requests + retries`.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct TrafficStats {
-    /// Requests routed to a backend.
+    /// Client requests routed to a backend.
     pub requests: u64,
-    /// Requests that got a 5xx from the backend, or no response (connect error, timeout).
+    /// Client-visible failures: requests whose final answer (after any retry) was a 5xx or no
+    /// response at all (connect error, timeout).
     pub failures: u64,
+    /// Attempts sent to blue, retries included.
     pub to_blue: u64,
+    /// Attempts sent to green, retries included.
     pub to_green: u64,
+    /// Attempts blue failed, whether or not a retry then hid the failure from the client.
     pub blue_failures: u64,
+    /// Attempts green failed, whether or not a retry then hid the failure from the client.
     pub green_failures: u64,
+    /// Requests retried on the other backend after a failure.
+    pub retries: u64,
 }
 
 impl TrafficStats {
-    /// Failures per request routed to `backend` (0 when it got none): the health-gate signal.
+    /// Failed attempts per attempt sent to `backend` (0 when it got none): the health-gate
+    /// signal, retried failures included.
     pub fn failure_rate(&self, backend: Backend) -> f64 {
         let (failed, total) = match backend {
             Backend::Blue => (self.blue_failures, self.to_blue),
@@ -69,12 +96,16 @@ struct EndpointState {
     weights: Weights,
     /// Smooth weighted round-robin state: `[blue, green]`.
     current: [i32; 2],
+    /// Resettable ([`SimShifter::reset_stats`]).
     stats: TrafficStats,
+    /// Since registration, never reset ([`TrafficShifter::backend_stats`]).
+    backends: BackendStats,
 }
 
 impl EndpointState {
     /// nginx's smooth weighted round-robin: add each weight, pick the largest (blue on ties),
-    /// subtract the total from the pick.
+    /// subtract the total from the pick. Counts a client request (the attempt is counted by
+    /// [`EndpointState::record_attempt`]).
     fn pick(&mut self) -> (Backend, Option<SocketAddr>) {
         let w = [
             i32::from(self.weights.blue_pct()),
@@ -90,25 +121,53 @@ impl EndpointState {
             Backend::Green
         };
         self.stats.requests += 1;
+        (backend, self.addr(backend))
+    }
+
+    fn addr(&self, backend: Backend) -> Option<SocketAddr> {
         match backend {
-            Backend::Blue => {
-                self.stats.to_blue += 1;
-                (backend, Some(self.blue))
-            }
-            Backend::Green => {
-                self.stats.to_green += 1;
-                (backend, self.green)
-            }
+            Backend::Blue => Some(self.blue),
+            Backend::Green => self.green,
         }
     }
 
-    fn record_failure(&mut self, backend: Backend) {
-        self.stats.failures += 1;
-        match backend {
-            Backend::Blue => self.stats.blue_failures += 1,
-            Backend::Green => self.stats.green_failures += 1,
-        }
+    /// One attempt on `backend`, in both the resettable and the cumulative counters.
+    fn record_attempt(&mut self, backend: Backend, failed: bool) {
+        let failed = u64::from(failed);
+        let (to, failures, counters) = match backend {
+            Backend::Blue => (
+                &mut self.stats.to_blue,
+                &mut self.stats.blue_failures,
+                &mut self.backends.blue,
+            ),
+            Backend::Green => (
+                &mut self.stats.to_green,
+                &mut self.stats.green_failures,
+                &mut self.backends.green,
+            ),
+        };
+        *to += 1;
+        *failures += failed;
+        counters.requests += 1;
+        counters.failures += failed;
     }
+}
+
+/// The result of one attempt: the backend's response, or why there was none (the status the
+/// client gets for it, and a message).
+type Attempt = Result<Response, (StatusCode, String)>;
+
+/// A 5xx or no response: the backend failed this attempt.
+fn attempt_failed(attempt: &Attempt) -> bool {
+    match attempt {
+        Ok(response) => response.status().is_server_error(),
+        Err(_) => true,
+    }
+}
+
+/// Safe to send twice: the methods the router retries on the other backend.
+fn idempotent(method: &Method) -> bool {
+    matches!(*method, Method::GET | Method::HEAD | Method::OPTIONS)
 }
 
 type Endpoint = Arc<Mutex<EndpointState>>;
@@ -117,6 +176,7 @@ struct Inner {
     endpoints: RwLock<HashMap<String, Endpoint>>,
     client: Client<HttpConnector, Full<Bytes>>,
     request_timeout: Duration,
+    retry: AtomicBool,
 }
 
 /// The simulated traffic layer. Cheap to clone (shared state); serve it with
@@ -136,6 +196,7 @@ impl std::fmt::Debug for SimShifter {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("SimShifter")
             .field("request_timeout", &self.inner.request_timeout)
+            .field("retry", &self.retry())
             .finish_non_exhaustive()
     }
 }
@@ -146,13 +207,14 @@ fn lock(endpoint: &Endpoint) -> MutexGuard<'_, EndpointState> {
 }
 
 impl SimShifter {
-    /// Connect timeout 1 s, whole-request timeout 5 s.
+    /// Connect timeout 1 s, whole-request timeout 5 s, retries on.
     pub fn new() -> Self {
         Self::with_timeouts(Duration::from_secs(1), Duration::from_secs(5))
     }
 
-    /// `connect` bounds each connection attempt to a backend; `request` bounds a forwarded
-    /// request from sending to the last byte of the response.
+    /// `connect` bounds each connection attempt to a backend; `request` bounds each attempt of
+    /// a forwarded request from sending to the last byte of the response (and reading the
+    /// client's request body). Retries on.
     pub fn with_timeouts(connect: Duration, request: Duration) -> Self {
         let mut connector = HttpConnector::new();
         connector.set_connect_timeout(Some(connect));
@@ -165,8 +227,20 @@ impl SimShifter {
                 endpoints: RwLock::new(HashMap::new()),
                 client,
                 request_timeout: request,
+                retry: AtomicBool::new(true),
             }),
         }
+    }
+
+    /// Turn the retry on the other backend (see the module docs) on or off, for every clone of
+    /// this shifter. On by default; off, every failure of the picked backend reaches the client.
+    pub fn set_retry(&self, enabled: bool) {
+        self.inner.retry.store(enabled, Ordering::Relaxed);
+    }
+
+    /// Whether failed idempotent requests are retried on the other backend.
+    pub fn retry(&self) -> bool {
+        self.inner.retry.load(Ordering::Relaxed)
     }
 
     fn endpoint(&self, endpoint: &str) -> Result<Endpoint, TrafficError> {
@@ -181,12 +255,13 @@ impl SimShifter {
             })
     }
 
-    /// Counters of `endpoint`.
+    /// Counters of `endpoint` since registration or the last [`SimShifter::reset_stats`].
     pub fn stats(&self, endpoint: &str) -> Result<TrafficStats, TrafficError> {
         Ok(lock(&self.endpoint(endpoint)?).stats)
     }
 
-    /// Zero `endpoint`'s counters (e.g. at the start of a bake period).
+    /// Zero `endpoint`'s [`TrafficStats`] (e.g. at the start of a bake period). The cumulative
+    /// [`TrafficShifter::backend_stats`] are not reset.
     pub fn reset_stats(&self, endpoint: &str) -> Result<(), TrafficError> {
         lock(&self.endpoint(endpoint)?).stats = TrafficStats::default();
         Ok(())
@@ -256,27 +331,83 @@ impl SimShifter {
             Some(q) => format!("/{rest}?{q}"),
             None => format!("/{rest}"),
         };
-        let (backend, addr) = lock(&endpoint).pick();
-        let response = match addr {
-            Some(addr) => self.send(req, addr, &path_and_query).await,
-            None => Err((
-                StatusCode::BAD_GATEWAY,
-                "green is not registered".to_string(),
-            )),
-        };
-        let mut response = match response {
-            Ok(response) => {
-                if response.status().is_server_error() {
-                    lock(&endpoint).record_failure(backend);
-                }
-                response
+        let (mut parts, body) = req.into_parts();
+        // Read once, sent to each attempt. A client that cannot send its body is no backend's
+        // failure, and not counted.
+        let timeout = self.inner.request_timeout;
+        let body = match tokio::time::timeout(timeout, axum::body::to_bytes(body, MAX_BODY)).await {
+            Ok(Ok(body)) => body,
+            Ok(Err(e)) => {
+                return (
+                    StatusCode::BAD_REQUEST,
+                    format!("endpoint {endpoint_name:?}: reading the request body: {e}\n"),
+                )
+                    .into_response();
             }
+            Err(_) => {
+                return (
+                    StatusCode::REQUEST_TIMEOUT,
+                    format!(
+                        "endpoint {endpoint_name:?}: request body not received within {timeout:?}\n"
+                    ),
+                )
+                    .into_response();
+            }
+        };
+        strip_hop_by_hop(&mut parts.headers);
+        parts.headers.remove(header::HOST);
+        let retry = self.retry() && idempotent(&parts.method);
+
+        let (first, first_addr) = lock(&endpoint).pick();
+        let first_attempt = self
+            .attempt(&parts, &body, first, first_addr, &path_and_query)
+            .await;
+        let first_failed = attempt_failed(&first_attempt);
+        let fallback = {
+            let mut state = lock(&endpoint);
+            state.record_attempt(first, first_failed);
+            let fallback = if first_failed && retry {
+                state.addr(first.other())
+            } else {
+                None
+            };
+            if fallback.is_some() {
+                state.stats.retries += 1;
+            }
+            fallback
+        };
+        let (backend, attempt, retried_from) = match fallback {
+            Some(addr) => {
+                let second = first.other();
+                tracing::debug!(
+                    endpoint = %endpoint_name,
+                    failed = %first,
+                    error = %attempt_error(&first_attempt),
+                    retry = %second,
+                    "retrying on the other backend"
+                );
+                let attempt = self
+                    .attempt(&parts, &body, second, Some(addr), &path_and_query)
+                    .await;
+                lock(&endpoint).record_attempt(second, attempt_failed(&attempt));
+                (second, attempt, Some(first))
+            }
+            None => (first, first_attempt, None),
+        };
+        if attempt_failed(&attempt) {
+            lock(&endpoint).stats.failures += 1;
+        }
+        let mut response = match attempt {
+            Ok(response) => response,
             Err((status, message)) => {
-                lock(&endpoint).record_failure(backend);
                 tracing::debug!(endpoint = %endpoint_name, %backend, %message, "forward failed");
+                let retried = match retried_from {
+                    Some(failed) => format!(" (retried after {failed} failed)"),
+                    None => String::new(),
+                };
                 (
                     status,
-                    format!("endpoint {endpoint_name:?}: {backend}: {message}\n"),
+                    format!("endpoint {endpoint_name:?}: {backend}: {message}{retried}\n"),
                 )
                     .into_response()
             }
@@ -285,30 +416,49 @@ impl SimShifter {
             HeaderName::from_static(BACKEND_HEADER),
             HeaderValue::from_static(backend.as_str()),
         );
+        if let Some(failed) = retried_from {
+            response.headers_mut().insert(
+                HeaderName::from_static(RETRIED_FROM_HEADER),
+                HeaderValue::from_static(failed.as_str()),
+            );
+        }
         response
     }
 
-    /// Forward `req` to `addr`, the whole exchange bounded by the request timeout.
+    /// One attempt on `backend` (at `addr`, `None` if it is not registered).
+    async fn attempt(
+        &self,
+        parts: &http::request::Parts,
+        body: &Bytes,
+        backend: Backend,
+        addr: Option<SocketAddr>,
+        path_and_query: &str,
+    ) -> Attempt {
+        match addr {
+            Some(addr) => self.send(parts, body, addr, path_and_query).await,
+            None => Err((
+                StatusCode::BAD_GATEWAY,
+                format!("{backend} is not registered"),
+            )),
+        }
+    }
+
+    /// Forward a request to `addr`, the whole exchange bounded by the request timeout.
     async fn send(
         &self,
-        req: Request,
+        parts: &http::request::Parts,
+        body: &Bytes,
         addr: SocketAddr,
         path_and_query: &str,
-    ) -> Result<Response, (StatusCode, String)> {
-        let bad_request = |e: String| (StatusCode::BAD_REQUEST, e);
+    ) -> Attempt {
         let uri: Uri = format!("http://{addr}{path_and_query}")
             .parse()
-            .map_err(|e: http::uri::InvalidUri| bad_request(e.to_string()))?;
-        let (mut parts, body) = req.into_parts();
+            .map_err(|e: http::uri::InvalidUri| (StatusCode::BAD_REQUEST, e.to_string()))?;
+        let mut parts = parts.clone();
+        parts.uri = uri;
+        let upstream = http::Request::from_parts(parts, Full::new(body.clone()));
         let timeout = self.inner.request_timeout;
         let exchange = async {
-            let body = axum::body::to_bytes(body, MAX_BODY)
-                .await
-                .map_err(|e| bad_request(format!("reading the request body: {e}")))?;
-            parts.uri = uri;
-            strip_hop_by_hop(&mut parts.headers);
-            parts.headers.remove(header::HOST);
-            let upstream = http::Request::from_parts(parts, Full::new(body));
             let response = self
                 .inner
                 .client
@@ -337,6 +487,14 @@ impl SimShifter {
                 format!("{addr}: no complete response within {timeout:?}"),
             )),
         }
+    }
+}
+
+/// What went wrong in a failed attempt, for the log.
+fn attempt_error(attempt: &Attempt) -> String {
+    match attempt {
+        Ok(response) => format!("status {}", response.status()),
+        Err((_, message)) => message.clone(),
     }
 }
 
@@ -392,6 +550,7 @@ impl TrafficShifter for SimShifter {
                         weights: Weights::all_blue(),
                         current: [0, 0],
                         stats: TrafficStats::default(),
+                        backends: BackendStats::default(),
                     })),
                 );
             }
@@ -417,6 +576,13 @@ impl TrafficShifter for SimShifter {
     async fn weights(&self, endpoint: &str) -> Result<Weights, TrafficError> {
         validate_endpoint(endpoint)?;
         Ok(lock(&self.endpoint(endpoint)?).weights)
+    }
+
+    /// Attempts and failed attempts per backend since the endpoint was first registered;
+    /// neither re-registering nor [`SimShifter::reset_stats`] resets them.
+    async fn backend_stats(&self, endpoint: &str) -> Result<BackendStats, TrafficError> {
+        validate_endpoint(endpoint)?;
+        Ok(lock(&self.endpoint(endpoint)?).backends)
     }
 }
 
@@ -470,6 +636,7 @@ mod tests {
             weights: Weights::new(blue, green).unwrap(),
             current: [0, 0],
             stats: TrafficStats::default(),
+            backends: BackendStats::default(),
         }
     }
 

@@ -6,11 +6,17 @@ mod common;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use common::{backend, bodies, client, closed_addr, count};
+use axum::http::{Method, Request, StatusCode};
+use bytes::Bytes;
+use common::{
+    HttpClient, REQUEST_TIMEOUT, backend, bodies, client, closed_addr, count, failing_backend,
+    get_text,
+};
+use http_body_util::{BodyExt, Full};
 use rotor_traffic::haproxy::{
     ConfigOptions, EndpointConfig, HaproxyProcess, HaproxyShifter, find_haproxy,
 };
-use rotor_traffic::{TrafficError, TrafficShifter, Weights};
+use rotor_traffic::{BackendCounters, TrafficError, TrafficShifter, Weights};
 
 const EP: &str = "prod-aws-us-east-1-a";
 const READY: Duration = Duration::from_secs(5);
@@ -219,4 +225,213 @@ async fn haproxy_process_that_cannot_bind_fails_fast_with_its_log() {
     );
     assert!(matches!(err, TrafficError::Process { .. }), "{err}");
     assert!(err.to_string().contains("exited"), "{err}");
+}
+
+/// `n` GETs of `url` one after the other, all within `within`: (failed, bodies of the rest).
+async fn get_many(
+    http: &HttpClient,
+    url: &str,
+    n: usize,
+    within: Duration,
+) -> (usize, Vec<String>) {
+    let deadline = Instant::now() + within;
+    let (mut failed, mut ok) = (0, Vec::with_capacity(n));
+    for i in 0..n {
+        assert!(
+            Instant::now() < deadline,
+            "{i} of {n} GETs took over {within:?}"
+        );
+        let (status, body) = get_text(http, url).await;
+        if status.is_success() {
+            ok.push(body);
+        } else {
+            failed += 1;
+        }
+    }
+    (failed, ok)
+}
+
+/// POST an empty body to `url`: the status.
+async fn post_status(http: &HttpClient, url: &str) -> StatusCode {
+    let request = Request::builder()
+        .method(Method::POST)
+        .uri(url)
+        .body(Full::new(Bytes::new()))
+        .unwrap();
+    let exchange = async {
+        let response = http.request(request).await.unwrap();
+        let status = response.status();
+        response.into_body().collect().await.unwrap();
+        status
+    };
+    tokio::time::timeout(REQUEST_TIMEOUT, exchange)
+        .await
+        .expect("POST bounded")
+}
+
+#[tokio::test]
+async fn haproxy_retries_a_failing_green_on_blue_and_counts_green_failures() {
+    let Some(binary) =
+        haproxy_or_skip("haproxy_retries_a_failing_green_on_blue_and_counts_green_failures")
+    else {
+        return;
+    };
+    let (blue, green) = (backend("blue").await, failing_backend("green").await);
+    let (process, listen) = start(&binary, blue.addr).await;
+    let shifter = process.shifter();
+    shifter
+        .register(EP, blue.addr, Some(green.addr))
+        .await
+        .unwrap();
+    shifter
+        .set_weights(EP, Weights::new(50, 50).unwrap())
+        .await
+        .unwrap();
+    let (http, url) = (client(), format!("http://{listen}/"));
+    let before = shifter.backend_stats(EP).await.unwrap();
+    assert_eq!(before.green, BackendCounters::default());
+
+    // Green answers 503 to everything; every such request is retried on blue.
+    let (failed, got) = get_many(&http, &url, 300, Duration::from_secs(30)).await;
+    assert_eq!(failed, 0, "clients saw none of green's 503s");
+    assert_eq!(count(&got, "blue"), 300);
+
+    let window = shifter.backend_stats(EP).await.unwrap().since(&before);
+    assert_eq!(
+        window.blue,
+        BackendCounters {
+            requests: 300,
+            failures: 0
+        },
+        "blue answered everything: {window:?}"
+    );
+    assert_eq!(
+        window.green.failures, window.green.requests,
+        "every attempt on green failed: {window:?}"
+    );
+    // Roundrobin picks green for at least every other request (in practice nearly all: each
+    // redispatch to blue advances the rotation, so the next request starts on green again).
+    assert!(
+        window.green.failures >= 150,
+        "green's retried 503s are counted: {window:?}"
+    );
+    eprintln!("green answering 503, 300 GETs at 50/50, 0 failed: {window:?}");
+    let states = shifter.server_states(EP).await.unwrap();
+    assert!(states["green"].ready(), "no health check took green out");
+
+    // Not idempotent: a POST is sent once, so green's 503 reaches the client.
+    let mut statuses = Vec::new();
+    for _ in 0..10 {
+        statuses.push(post_status(&http, &url).await);
+    }
+    let unavailable = statuses
+        .iter()
+        .filter(|s| **s == StatusCode::SERVICE_UNAVAILABLE)
+        .count();
+    assert!(
+        (3..=7).contains(&unavailable),
+        "50/50 without retries: {statuses:?}"
+    );
+    assert_eq!(
+        statuses.iter().filter(|s| s.is_success()).count(),
+        10 - unavailable
+    );
+}
+
+#[tokio::test]
+async fn haproxy_backend_stats_of_a_healthy_green() {
+    let Some(binary) = haproxy_or_skip("haproxy_backend_stats_of_a_healthy_green") else {
+        return;
+    };
+    let (blue, green) = (backend("blue").await, backend("green").await);
+    let (process, listen) = start(&binary, blue.addr).await;
+    let shifter = process.shifter();
+    shifter
+        .register(EP, blue.addr, Some(green.addr))
+        .await
+        .unwrap();
+    shifter
+        .set_weights(EP, Weights::new(50, 50).unwrap())
+        .await
+        .unwrap();
+    let before = shifter.backend_stats(EP).await.unwrap();
+    let (http, url) = (client(), format!("http://{listen}/"));
+    let (failed, got) = get_many(&http, &url, 300, Duration::from_secs(30)).await;
+    assert_eq!(failed, 0);
+    let window = shifter.backend_stats(EP).await.unwrap().since(&before);
+    assert_eq!((window.blue.failures, window.green.failures), (0, 0));
+    assert_eq!(window.blue.requests + window.green.requests, 300);
+    assert_eq!(window.green.requests as usize, count(&got, "green"));
+    assert!(
+        (140..=160).contains(&window.green.requests),
+        "about half to green: {window:?}"
+    );
+
+    eprintln!("healthy green, 300 GETs at 50/50: {window:?}");
+
+    // Sampled under concurrent load, requests in flight are not failures.
+    let before = shifter.backend_stats(EP).await.unwrap();
+    let urls = vec![url.clone()];
+    let done = std::sync::atomic::AtomicBool::new(false);
+    let load = async {
+        let report = rotor_traffic::load::run(&urls, 1500, 8, Duration::from_secs(5)).await;
+        done.store(true, std::sync::atomic::Ordering::Relaxed);
+        report
+    };
+    let sample = async {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        let mut samples = 0;
+        while !done.load(std::sync::atomic::Ordering::Relaxed) {
+            assert!(Instant::now() < deadline, "load took over 30 s");
+            let now = shifter.backend_stats(EP).await.unwrap().since(&before);
+            assert_eq!((now.blue.failures, now.green.failures), (0, 0), "{now:?}");
+            samples += 1;
+        }
+        samples
+    };
+    let (report, samples) = tokio::join!(load, sample);
+    assert_eq!((report.requests, report.failed), (1500, 0));
+    let window = shifter.backend_stats(EP).await.unwrap().since(&before);
+    assert_eq!(window.blue.requests + window.green.requests, 1500);
+    assert_eq!((window.blue.failures, window.green.failures), (0, 0));
+    eprintln!("{samples} samples under load, none with failures: {window:?}");
+
+    // Unknown endpoints are errors naming the backend.
+    let err = shifter.backend_stats("missing").await.unwrap_err();
+    assert!(matches!(err, TrafficError::Command { .. }), "{err}");
+    assert!(err.to_string().contains("ep_missing"), "{err}");
+}
+
+/// Pins the documented difference from the simulator: HAProxy redispatches only to a server
+/// with weight > 0, so at 100 % green a failing green fails requests even though blue is up.
+#[tokio::test]
+async fn haproxy_does_not_fall_back_to_a_blue_at_weight_0() {
+    let Some(binary) = haproxy_or_skip("haproxy_does_not_fall_back_to_a_blue_at_weight_0") else {
+        return;
+    };
+    let (blue, green) = (backend("blue").await, failing_backend("green").await);
+    let (process, listen) = start(&binary, blue.addr).await;
+    let shifter = process.shifter();
+    shifter
+        .register(EP, blue.addr, Some(green.addr))
+        .await
+        .unwrap();
+    shifter
+        .set_weights(EP, Weights::green(100).unwrap())
+        .await
+        .unwrap();
+    let before = shifter.backend_stats(EP).await.unwrap();
+    let (http, url) = (client(), format!("http://{listen}/"));
+    let (failed, _) = get_many(&http, &url, 5, Duration::from_secs(10)).await;
+    assert_eq!(failed, 5);
+    let window = shifter.backend_stats(EP).await.unwrap().since(&before);
+    assert_eq!(window.blue, BackendCounters::default());
+    // Each request tried on green 1 + `retries` (3) times.
+    assert_eq!(
+        window.green,
+        BackendCounters {
+            requests: 20,
+            failures: 20
+        }
+    );
 }

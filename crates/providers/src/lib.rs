@@ -51,6 +51,9 @@ pub struct Instance {
     pub message: String,
     /// The instance's API endpoint, once known.
     pub endpoint: Option<String>,
+    /// Where the instance's application traffic enters: the cloud's address of its ingress load
+    /// balancer, once provisioned. Traffic checks and shifting aim here, not at the API.
+    pub traffic_address: Option<std::net::SocketAddr>,
 }
 
 /// A kubeconfig for an instance. It carries a credential: it never prints itself.

@@ -26,6 +26,9 @@ struct CloudCluster {
     kubernetes_version: String,
     state: InstanceState,
     message: String,
+    /// `127.1.0.5:PORT`, once the member runs and serves traffic.
+    #[serde(default)]
+    traffic_address: Option<String>,
 }
 
 pub struct SimProvider {
@@ -144,12 +147,22 @@ impl SimProvider {
                 instance: instance.to_string(),
                 message: e.to_string(),
             })?;
+        let traffic_address = c
+            .traffic_address
+            .map(|a| a.parse())
+            .transpose()
+            .map_err(|e| ProviderError::Protocol {
+                operation,
+                instance: instance.to_string(),
+                message: format!("trafficAddress: {e}"),
+            })?;
         Ok(Instance {
             name: c.name,
             kubernetes_version: c.kubernetes_version,
             state: c.state,
             message: c.message,
             endpoint: None,
+            traffic_address,
         })
     }
 

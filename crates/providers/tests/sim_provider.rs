@@ -12,8 +12,8 @@ use rotor_sim::{CloudConfig, Sim, SimConfig};
 
 const LIMIT: Duration = Duration::from_secs(10);
 
-async fn simulator() -> (Arc<Sim>, SocketAddr) {
-    let sim = Sim::new(SimConfig {
+fn config() -> SimConfig {
+    SimConfig {
         cloud: CloudConfig {
             create_latency: Duration::from_millis(50),
             delete_latency: Duration::from_millis(20),
@@ -21,7 +21,15 @@ async fn simulator() -> (Arc<Sim>, SocketAddr) {
         },
         nodes: 1,
         ..SimConfig::default()
-    });
+    }
+}
+
+async fn simulator() -> (Arc<Sim>, SocketAddr) {
+    simulator_with(config()).await
+}
+
+async fn simulator_with(config: SimConfig) -> (Arc<Sim>, SocketAddr) {
+    let sim = Sim::new(config);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
         .expect("bind");
@@ -155,4 +163,75 @@ async fn bad_requests_are_refused_and_outages_are_retryable() {
     assert!(err.is_retryable(), "{err}");
     assert!(err.to_string().contains("instance x"), "{err}");
     assert!(started.elapsed() < Duration::from_secs(3), "fails fast");
+}
+
+#[tokio::test]
+async fn cloud_outage_is_retryable_and_creates_nothing() {
+    let (sim, addr) = simulator().await;
+    let p = SimProvider::new(&format!("http://{addr}"));
+    let s = spec("swap-3", "1.35");
+    sim.cloud.fail_next_creates(2);
+    for _ in 0..2 {
+        match p.create_instance(&s).await {
+            Err(e @ ProviderError::Unavailable { .. }) => {
+                assert!(e.is_retryable() && e.to_string().contains(&s.name), "{e}")
+            }
+            other => panic!("expected Unavailable, got {other:?}"),
+        }
+    }
+    assert!(p.get_instance(&s.name).await.expect("describe").is_none());
+    p.create_instance(&s).await.expect("the outage is over");
+    p.create_instance(&s).await.expect("a retry");
+    wait_running(&p, &s.name).await;
+    assert_eq!(
+        sim.cloud.created_total(),
+        1,
+        "exactly one instance ever created"
+    );
+}
+
+#[tokio::test]
+async fn instances_report_their_traffic_address() {
+    let (sim, addr) = simulator_with(SimConfig {
+        traffic_port: Some(0),
+        ..config()
+    })
+    .await;
+    let p = SimProvider::new(&format!("http://{addr}"));
+    sim.start_clusters("blue", 1).await.expect("start");
+    let adopted = p
+        .get_instance("blue-0000")
+        .await
+        .expect("describe")
+        .expect("known");
+    let member = sim.cluster("blue-0000").expect("member");
+    assert_eq!(adopted.traffic_address, member.traffic_addr);
+    assert!(adopted.traffic_address.is_some(), "{adopted:?}");
+
+    let s = spec("swap-4", "1.35");
+    let created = p.create_instance(&s).await.expect("create");
+    assert_eq!(created.traffic_address, None, "not provisioned yet");
+    wait_running(&p, &s.name).await;
+    let running = p
+        .get_instance(&s.name)
+        .await
+        .expect("describe")
+        .expect("known");
+    let member = sim.cluster(&s.name).expect("member");
+    assert_eq!(running.traffic_address, member.traffic_addr);
+    assert_ne!(running.traffic_address, adopted.traffic_address);
+    // The address answers: the member's traffic listener (no such service: 503).
+    let mut conn = tokio::net::TcpStream::connect(running.traffic_address.expect("address"))
+        .await
+        .expect("connect");
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    conn.write_all(b"GET /default/web HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n")
+        .await
+        .expect("write");
+    let mut out = String::new();
+    tokio::time::timeout(LIMIT, conn.read_to_string(&mut out))
+        .await
+        .expect("answer in time")
+        .expect("read");
+    assert!(out.starts_with("HTTP/1.1 503"), "{out}");
 }

@@ -1,22 +1,29 @@
 //! The simulated cloud: creates and deletes member clusters on request, with latency and failure
 //! rates, idempotent by name and token (a retried create never yields a second cluster). The `sim`
 //! provider reaches it over HTTP at `/cloud/clusters`, like a real cloud API.
+//!
+//! Faults for rehearsals and tests: failing the next creates, changing the create latency at run
+//! time (`/cloud/faults`), and per-member faults (`/cloud/clusters/{name}/faults`, see
+//! [`crate::Fault`]); `/cloud/stats` counts creates and deletes.
 
 use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
 
 use axum::Json;
+use axum::extract::rejection::JsonRejection;
 use axum::extract::{Path, State};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use http::StatusCode;
 use serde::{Deserialize, Serialize};
 
-use crate::Sim;
+use crate::{Fault, Sim};
 
 #[derive(Debug, Clone)]
 pub struct CloudConfig {
+    /// The starting value: [`SimCloud::set_create_latency`] changes it at run time.
     pub create_latency: Duration,
     pub delete_latency: Duration,
     /// Probability in [0, 1] that a create ends Failed.
@@ -49,6 +56,10 @@ pub struct CloudCluster {
     pub state: CloudClusterState,
     pub idempotency_token: String,
     pub message: String,
+    /// Where the member's application traffic is served (`127.1.0.5:PORT`), once the member
+    /// exists and when traffic is on: what a real cloud reports as the ingress load balancer.
+    #[serde(default)]
+    pub traffic_address: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -75,12 +86,24 @@ pub enum CloudError {
         "invalid kubernetesVersion {version:?} for cluster {name}: expected 1.<minor> with a minor rotor simulates"
     )]
     BadVersion { name: String, version: String },
+    #[error("simulated cloud outage: create of cluster {name} refused, nothing created")]
+    Unavailable { name: String },
 }
 
 pub struct SimCloud {
     config: CloudConfig,
     clusters: Mutex<BTreeMap<String, CloudCluster>>,
+    faults: Mutex<CloudFaults>,
+    created_total: AtomicU64,
+    deleted_total: AtomicU64,
     sim: Weak<Sim>,
+}
+
+/// The cloud's run-time knobs (`/cloud/faults`); the config only gives their starting values.
+#[derive(Debug, Clone, Copy)]
+struct CloudFaults {
+    fail_next_creates: u32,
+    create_latency: Duration,
 }
 
 fn parse_minor(version: &str) -> Option<u32> {
@@ -94,8 +117,14 @@ fn parse_minor(version: &str) -> Option<u32> {
 impl SimCloud {
     pub(crate) fn new(config: CloudConfig, sim: Weak<Sim>) -> Self {
         SimCloud {
+            faults: Mutex::new(CloudFaults {
+                fail_next_creates: 0,
+                create_latency: config.create_latency,
+            }),
             config,
             clusters: Mutex::new(BTreeMap::new()),
+            created_total: AtomicU64::new(0),
+            deleted_total: AtomicU64::new(0),
             sim,
         }
     }
@@ -104,8 +133,54 @@ impl SimCloud {
         self.clusters.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Requests a cluster. The same name and token return the existing request.
+    fn fault_knobs(&self) -> std::sync::MutexGuard<'_, CloudFaults> {
+        self.faults.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The next `n` create requests (retries included) fail with 503 and create nothing, as in
+    /// a regional outage; replaces any count still pending.
+    pub fn fail_next_creates(&self, n: u32) {
+        self.fault_knobs().fail_next_creates = n;
+    }
+
+    /// How long creates requested from now on take to become Running (or Failed).
+    pub fn set_create_latency(&self, latency: Duration) {
+        self.fault_knobs().create_latency = latency;
+    }
+
+    /// Distinct instances ever requested through [`SimCloud::create`], failed ones included;
+    /// idempotent retries and adopted clusters are not counted.
+    pub fn created_total(&self) -> u64 {
+        self.created_total.load(Ordering::Relaxed)
+    }
+
+    /// Deletions ever started; repeated deletes of a cluster being deleted are not counted.
+    pub fn deleted_total(&self) -> u64 {
+        self.deleted_total.load(Ordering::Relaxed)
+    }
+
+    /// Adds what is known only while the member runs (its traffic address).
+    fn with_member(&self, mut c: CloudCluster) -> CloudCluster {
+        c.traffic_address = self
+            .sim
+            .upgrade()
+            .and_then(|sim| sim.cluster(&c.name))
+            .and_then(|m| m.traffic_addr)
+            .map(|a| a.to_string());
+        c
+    }
+
+    /// Requests a cluster. The same name and token return the existing request. Fails with
+    /// `Unavailable` while [`SimCloud::fail_next_creates`] has failures pending.
     pub fn create(&self, req: CreateRequest) -> Result<CloudCluster, CloudError> {
+        let latency = {
+            let mut knobs = self.fault_knobs();
+            if knobs.fail_next_creates > 0 {
+                knobs.fail_next_creates -= 1;
+                return Err(CloudError::Unavailable { name: req.name });
+            }
+            knobs.create_latency
+        };
         let minor = parse_minor(&req.kubernetes_version).ok_or_else(|| CloudError::BadVersion {
             name: req.name.clone(),
             version: req.kubernetes_version.clone(),
@@ -113,7 +188,9 @@ impl SimCloud {
         let mut table = self.table();
         if let Some(existing) = table.get(&req.name) {
             if existing.idempotency_token == req.idempotency_token {
-                return Ok(existing.clone());
+                let existing = existing.clone();
+                drop(table);
+                return Ok(self.with_member(existing));
             }
             return Err(CloudError::TokenMismatch { name: req.name });
         }
@@ -123,12 +200,13 @@ impl SimCloud {
             state: CloudClusterState::Creating,
             idempotency_token: req.idempotency_token,
             message: "provisioning".into(),
+            traffic_address: None,
         };
         table.insert(req.name.clone(), cluster.clone());
+        self.created_total.fetch_add(1, Ordering::Relaxed);
         drop(table);
-        let (sim, latency, fail) = (
+        let (sim, fail) = (
             self.sim.clone(),
-            self.config.create_latency,
             rand::random::<f64>() < self.config.create_failure_rate,
         );
         tokio::spawn(async move {
@@ -157,17 +235,23 @@ impl SimCloud {
                         c.message = message;
                     }
                 }
+            } else if !table.contains_key(&req.name) {
+                // Deleted while it was being created: the member must not outlive its record.
+                drop(table);
+                sim.remove_cluster(&req.name);
             }
         });
         Ok(cluster)
     }
 
     pub fn get(&self, name: &str) -> Option<CloudCluster> {
-        self.table().get(name).cloned()
+        let c = self.table().get(name).cloned()?;
+        Some(self.with_member(c))
     }
 
     pub fn list(&self) -> Vec<CloudCluster> {
-        self.table().values().cloned().collect()
+        let all: Vec<CloudCluster> = self.table().values().cloned().collect();
+        all.into_iter().map(|c| self.with_member(c)).collect()
     }
 
     /// Registers a cluster the simulator started directly (the initial fleet) as Running.
@@ -180,6 +264,7 @@ impl SimCloud {
                 state: CloudClusterState::Running,
                 idempotency_token: format!("adopted-{name}"),
                 message: "running".into(),
+                traffic_address: None,
             });
     }
 
@@ -218,6 +303,7 @@ impl SimCloud {
         if c.state != CloudClusterState::Deleting {
             c.state = CloudClusterState::Deleting;
             c.message = "deleting".into();
+            self.deleted_total.fetch_add(1, Ordering::Relaxed);
             let (sim, latency, name) = (
                 self.sim.clone(),
                 self.config.delete_latency,
@@ -230,7 +316,9 @@ impl SimCloud {
                 sim.cloud.table().remove(&name);
             });
         }
-        Ok(c.clone())
+        let c = c.clone();
+        drop(table);
+        Ok(self.with_member(c))
     }
 }
 
@@ -239,8 +327,47 @@ fn error_response(e: CloudError) -> Response {
         CloudError::TokenMismatch { .. } | CloudError::NotRunning { .. } => StatusCode::CONFLICT,
         CloudError::NotFound { .. } => StatusCode::NOT_FOUND,
         CloudError::BadVersion { .. } => StatusCode::BAD_REQUEST,
+        CloudError::Unavailable { .. } => StatusCode::SERVICE_UNAVAILABLE,
     };
     (code, Json(serde_json::json!({"error": e.to_string()}))).into_response()
+}
+
+fn bad_request(e: JsonRejection) -> Response {
+    (
+        StatusCode::BAD_REQUEST,
+        Json(serde_json::json!({"error": e.body_text()})),
+    )
+        .into_response()
+}
+
+/// `/cloud/clusters/{name}/faults`
+#[derive(Serialize, Deserialize)]
+struct FaultList {
+    faults: Vec<Fault>,
+}
+
+/// `PUT /cloud/faults`: absent fields keep their value.
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct CloudFaultsUpdate {
+    fail_next_creates: Option<u32>,
+    create_latency_ms: Option<u64>,
+}
+
+fn cloud_faults(cloud: &SimCloud) -> Response {
+    let knobs = *cloud.fault_knobs();
+    Json(serde_json::json!({
+        "failNextCreates": knobs.fail_next_creates,
+        "createLatencyMs": knobs.create_latency.as_millis() as u64,
+    }))
+    .into_response()
+}
+
+fn member_faults(sim: &Sim, name: String) -> Response {
+    match sim.faults(&name) {
+        Some(faults) => Json(FaultList { faults }).into_response(),
+        None => error_response(CloudError::NotFound { name }),
+    }
 }
 
 pub(crate) fn router(sim: Arc<Sim>) -> axum::Router {
@@ -285,6 +412,55 @@ pub(crate) fn router(sim: Arc<Sim>) -> axum::Router {
                     }
                 },
             ),
+        )
+        .route(
+            "/clusters/{name}/faults",
+            get(
+                |State(sim): State<Arc<Sim>>, Path(name): Path<String>| async move {
+                    member_faults(&sim, name)
+                },
+            )
+            .put(
+                |State(sim): State<Arc<Sim>>,
+                 Path(name): Path<String>,
+                 body: Result<Json<FaultList>, JsonRejection>| async move {
+                    match body {
+                        Ok(Json(list)) => {
+                            sim.set_faults(&name, &list.faults);
+                            member_faults(&sim, name)
+                        }
+                        Err(e) => bad_request(e),
+                    }
+                },
+            ),
+        )
+        .route(
+            "/faults",
+            get(|State(sim): State<Arc<Sim>>| async move { cloud_faults(&sim.cloud) }).put(
+                |State(sim): State<Arc<Sim>>,
+                 body: Result<Json<CloudFaultsUpdate>, JsonRejection>| async move {
+                    let update = match body {
+                        Ok(Json(update)) => update,
+                        Err(e) => return bad_request(e),
+                    };
+                    if let Some(n) = update.fail_next_creates {
+                        sim.cloud.fail_next_creates(n);
+                    }
+                    if let Some(ms) = update.create_latency_ms {
+                        sim.cloud.set_create_latency(Duration::from_millis(ms));
+                    }
+                    cloud_faults(&sim.cloud)
+                },
+            ),
+        )
+        .route(
+            "/stats",
+            get(|State(sim): State<Arc<Sim>>| async move {
+                Json(serde_json::json!({
+                    "createdTotal": sim.cloud.created_total(),
+                    "deletedTotal": sim.cloud.deleted_total(),
+                }))
+            }),
         )
         .with_state(sim)
 }
@@ -341,5 +517,44 @@ mod tests {
                 })
                 .is_err()
         );
+    }
+
+    #[tokio::test]
+    async fn created_total_counts_distinct_instances_and_outages_create_nothing() {
+        let sim = Sim::new(SimConfig {
+            nodes: 1,
+            ..SimConfig::default()
+        });
+        sim.cloud.set_create_latency(Duration::from_millis(5));
+        let req = |name: &str| CreateRequest {
+            name: name.into(),
+            kubernetes_version: "1.35".into(),
+            idempotency_token: format!("token-{name}"),
+        };
+        sim.cloud.fail_next_creates(2);
+        for _ in 0..2 {
+            assert_eq!(
+                sim.cloud.create(req("a")).err(),
+                Some(CloudError::Unavailable { name: "a".into() })
+            );
+        }
+        assert!(sim.cloud.list().is_empty(), "an outage creates nothing");
+        assert_eq!(sim.cloud.created_total(), 0);
+        sim.cloud.create(req("a")).expect("create");
+        sim.cloud.create(req("a")).expect("retry");
+        sim.cloud.create(req("b")).expect("create");
+        assert!(
+            sim.cloud
+                .create(CreateRequest {
+                    idempotency_token: "other".into(),
+                    ..req("b")
+                })
+                .is_err()
+        );
+        sim.cloud.adopt("adopted", 35);
+        assert_eq!(sim.cloud.created_total(), 2, "a and b, once each");
+        sim.cloud.delete("a").expect("delete");
+        sim.cloud.delete("a").expect("delete again");
+        assert_eq!(sim.cloud.deleted_total(), 1);
     }
 }

@@ -1,7 +1,8 @@
 //! The simulator: a fleet of member-cluster API servers in one process (memory storage), each
 //! behind its own path prefix and kubeconfig, with simulated cluster behaviour (nodes, workload
 //! status), a simulated cloud that creates and deletes member clusters, and simulated application
-//! traffic on a loopback address per cluster.
+//! traffic on a loopback address per cluster. Faults can be switched on per cluster and in the
+//! cloud ([`Fault`], [`SimCloud::fail_next_creates`]) to rehearse failures.
 //!
 //! It is a product feature (rehearsing a fleet rollout on a laptop) and the ground of every
 //! end-to-end test; controllers reach it only through the Kubernetes API and the provider/traffic
@@ -9,12 +10,13 @@
 
 mod behaviour;
 mod cloud;
+mod faults;
 mod traffic;
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::Path;
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
 use axum::body::Body;
@@ -24,6 +26,9 @@ use rotor_apiserver::{ApiServer, ServerConfig};
 use rotor_store::memory::MemoryStore;
 
 pub use cloud::{CloudCluster, CloudClusterState, CloudConfig, CreateRequest, SimCloud};
+pub use faults::Fault;
+
+use faults::{FaultSet, FaultSwitch};
 
 /// How simulated clusters behave.
 #[derive(Debug, Clone)]
@@ -69,6 +74,8 @@ pub struct MemberCluster {
     pub token: String,
     /// Where its application traffic is answered, when traffic is on.
     pub traffic_addr: Option<SocketAddr>,
+    /// Its faults: the same switch as the simulator's table entry for its name.
+    faults: FaultSwitch,
     /// Background tasks (behaviour, traffic) stop when the cluster is deleted.
     tasks: Vec<tokio::task::JoinHandle<()>>,
 }
@@ -96,6 +103,9 @@ pub struct Sim {
     clusters: RwLock<BTreeMap<String, Arc<MemberCluster>>>,
     /// The next loopback host index handed to a cluster's traffic listener.
     next_host: std::sync::atomic::AtomicU32,
+    /// Fault switches by cluster name; kept apart from the members so faults can be set while
+    /// the cloud is still creating a cluster (no race with a controller's first look at it).
+    faults: Mutex<BTreeMap<String, FaultSwitch>>,
     pub cloud: SimCloud,
 }
 
@@ -106,6 +116,7 @@ impl Sim {
             config,
             clusters: RwLock::new(BTreeMap::new()),
             next_host: std::sync::atomic::AtomicU32::new(1),
+            faults: Mutex::new(BTreeMap::new()),
         })
     }
 
@@ -147,6 +158,7 @@ impl Sim {
             },
         )
         .await?;
+        let faults = self.fault_switch(name);
         let mut tasks = vec![behaviour::spawn(server.clone(), self.config.clone(), minor)];
         let mut traffic_addr = None;
         if let Some(port) = self.config.traffic_port {
@@ -155,7 +167,12 @@ impl Sim {
                 .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             let ip =
                 std::net::Ipv4Addr::new(127, 1 + (idx >> 16) as u8, (idx >> 8) as u8, idx as u8);
-            let (addr, task) = traffic::serve(server.clone(), SocketAddr::from((ip, port))).await?;
+            let (addr, task) = traffic::serve(
+                server.clone(),
+                faults.subscribe(),
+                SocketAddr::from((ip, port)),
+            )
+            .await?;
             traffic_addr = Some(addr);
             tasks.push(task);
         }
@@ -164,6 +181,7 @@ impl Sim {
             server,
             token,
             traffic_addr,
+            faults,
             tasks,
         });
         let mut clusters = self
@@ -174,7 +192,64 @@ impl Sim {
     }
 
     pub fn remove_cluster(&self, name: &str) -> Option<Arc<MemberCluster>> {
+        // Release requests held by ApiTimeout: the cluster is gone, they get their 504 now.
+        if let Some(switch) = self.fault_table().remove(name) {
+            switch.send_replace(FaultSet::new());
+        }
         self.clusters.write().ok()?.remove(name)
+    }
+
+    fn fault_table(&self) -> std::sync::MutexGuard<'_, BTreeMap<String, FaultSwitch>> {
+        self.faults.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The switch of cluster `name`, made on first use.
+    fn fault_switch(&self, name: &str) -> FaultSwitch {
+        self.fault_table()
+            .entry(name.to_string())
+            .or_insert_with(|| FaultSwitch::new(FaultSet::new()))
+            .clone()
+    }
+
+    /// The switch of a cluster a member or the cloud knows (one being created included).
+    fn known_fault_switch(&self, name: &str) -> Option<FaultSwitch> {
+        (self.cluster(name).is_some() || self.cloud.get(name).is_some())
+            .then(|| self.fault_switch(name))
+    }
+
+    /// Turns `fault` on in cluster `cluster`; false when no member or cloud record has that name.
+    pub fn set_fault(&self, cluster: &str, fault: Fault) -> bool {
+        let Some(switch) = self.known_fault_switch(cluster) else {
+            return false;
+        };
+        switch.send_if_modified(|f| f.insert(fault));
+        true
+    }
+
+    /// Replaces the faults in force in `cluster` (an empty list clears them); false when unknown.
+    pub fn set_faults(&self, cluster: &str, faults: &[Fault]) -> bool {
+        let Some(switch) = self.known_fault_switch(cluster) else {
+            return false;
+        };
+        switch.send_replace(faults.iter().copied().collect());
+        true
+    }
+
+    /// Turns every fault off in `cluster`; held `ApiTimeout` requests get their 504.
+    pub fn clear_faults(&self, cluster: &str) {
+        if let Some(s) = self.fault_table().get(cluster) {
+            s.send_if_modified(|f| {
+                let had = !f.is_empty();
+                f.clear();
+                had
+            });
+        }
+    }
+
+    /// The faults in force in `cluster`, or None when no member or cloud record has that name.
+    pub fn faults(&self, cluster: &str) -> Option<Vec<Fault>> {
+        self.known_fault_switch(cluster)
+            .map(|s| s.borrow().iter().copied().collect())
     }
 
     pub fn cluster(&self, name: &str) -> Option<Arc<MemberCluster>> {
@@ -217,6 +292,10 @@ impl Sim {
             return rotor_apiserver::ApiError::path_not_found(&format!("simulated cluster {name}"))
                 .into_response();
         };
+        let switch = cluster.faults.subscribe();
+        if let Some(resp) = faults::api_fault(name, switch.clone()).await {
+            return resp;
+        }
         let pq = match req.uri().query() {
             Some(q) => format!("{tail}?{q}"),
             None => tail,
@@ -225,7 +304,13 @@ impl Sim {
             Ok(uri) => *req.uri_mut() = uri,
             Err(_) => return (StatusCode::BAD_REQUEST, "bad path").into_response(),
         }
-        cluster.server.handle(req).await
+        let watch = faults::is_watch(req.uri());
+        let resp = cluster.server.handle(req).await;
+        if watch {
+            faults::end_on_api_fault(resp, switch)
+        } else {
+            resp
+        }
     }
 
     /// A kubeconfig for one member cluster reached at `base_url` (e.g. `http://127.0.0.1:6443`).

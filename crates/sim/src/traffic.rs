@@ -1,16 +1,21 @@
 //! Simulated application traffic: each member cluster answers HTTP on its own loopback address.
 //! `GET /{namespace}/{service}` is 200 when a workload selected by the Service has ready replicas,
-//! 503 otherwise — what a load balancer in front of the cluster would see.
+//! 503 otherwise — what a load balancer in front of the cluster would see. Under the
+//! `TrafficErrors` fault every request is 503.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use axum::extract::{Path, State};
+use axum::extract::{Path, Request, State};
+use axum::middleware::Next;
 use axum::response::IntoResponse;
 use axum::routing::get;
 use http::StatusCode;
 use rotor_apiserver::{ApiServer, ListOptions};
 use serde_json::Value;
+use tokio::sync::watch;
+
+use crate::faults::{Fault, FaultSet};
 
 /// Is some ready workload behind `namespace/service`?
 pub async fn service_ready(
@@ -57,6 +62,7 @@ pub async fn service_ready(
 
 pub async fn serve(
     server: Arc<ApiServer>,
+    faults: watch::Receiver<FaultSet>,
     addr: SocketAddr,
 ) -> anyhow::Result<(SocketAddr, tokio::task::JoinHandle<()>)> {
     let app =
@@ -77,7 +83,19 @@ pub async fn serve(
                     },
                 ),
             )
-            .with_state(server);
+            .with_state(server)
+            .layer(axum::middleware::from_fn(
+                move |req: Request, next: Next| {
+                    let broken = faults.borrow().contains(&Fault::TrafficErrors);
+                    async move {
+                        if broken {
+                            crate::faults::traffic_error()
+                        } else {
+                            next.run(req).await
+                        }
+                    }
+                },
+            ));
     let listener = tokio::net::TcpListener::bind(addr)
         .await
         .map_err(|e| anyhow::anyhow!("binding traffic listener {addr}: {e}"))?;

@@ -1,0 +1,131 @@
+//! Fault injection: switches that break one member cluster on demand, to rehearse failures (a
+//! broken application in the green cluster, an API outage, a partition) and to drive end-to-end
+//! tests. Everything acts at the edges a client sees (HTTP answers), never inside the API server.
+
+use std::collections::BTreeSet;
+use std::time::Duration;
+
+use axum::body::Body;
+use axum::response::{IntoResponse, Response};
+use futures::StreamExt;
+use http::{StatusCode, Uri};
+use rotor_apiserver::ApiError;
+use serde::{Deserialize, Serialize};
+use tokio::sync::watch;
+
+/// A failure injected into one member cluster.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub enum Fault {
+    /// The application is broken there: its traffic listener answers 503 to every request.
+    TrafficErrors,
+    /// Its Kubernetes API answers 503 with a `Status` body, as behind a failing load balancer.
+    ApiUnavailable,
+    /// Its Kubernetes API never answers: a request is held until the fault is cleared (or
+    /// [`API_HOLD`]), then gets 504 without reaching the API server — a client cannot know
+    /// whether a timed-out write happened, so the simulator makes sure it did not.
+    ApiTimeout,
+}
+
+pub(crate) type FaultSet = BTreeSet<Fault>;
+
+/// The switch of one member: a watch channel, so held requests and open watches learn of changes.
+pub(crate) type FaultSwitch = watch::Sender<FaultSet>;
+
+/// How long an `ApiTimeout` request is held: longer than any sane client timeout.
+pub(crate) const API_HOLD: Duration = Duration::from_secs(60);
+
+fn status(code: StatusCode, reason: &'static str, message: String) -> Response {
+    ApiError {
+        code,
+        reason,
+        message,
+        details: None,
+        causes: Vec::new(),
+    }
+    .into_response()
+}
+
+/// The answer the API gives under the faults in force, or None to serve the request.
+pub(crate) async fn api_fault(
+    cluster: &str,
+    switch: watch::Receiver<FaultSet>,
+) -> Option<Response> {
+    let (timeout, unavailable) = {
+        let f = switch.borrow();
+        (
+            f.contains(&Fault::ApiTimeout),
+            f.contains(&Fault::ApiUnavailable),
+        )
+    };
+    if timeout {
+        let mut rx = switch;
+        let _ =
+            tokio::time::timeout(API_HOLD, rx.wait_for(|f| !f.contains(&Fault::ApiTimeout))).await;
+        return Some(status(
+            StatusCode::GATEWAY_TIMEOUT,
+            "Timeout",
+            format!("simulated fault ApiTimeout: the API of cluster {cluster} did not answer"),
+        ));
+    }
+    unavailable.then(|| {
+        status(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "ServiceUnavailable",
+            format!("simulated fault ApiUnavailable: the API of cluster {cluster} is unavailable"),
+        )
+    })
+}
+
+/// Whether the request opens a long-lived watch stream.
+pub(crate) fn is_watch(uri: &Uri) -> bool {
+    uri.path().contains("/watch/")
+        || uri.query().is_some_and(|q| {
+            q.split('&')
+                .any(|kv| kv == "watch=true" || kv == "watch=1" || kv == "watch")
+        })
+}
+
+/// Ends a streaming answer when an API fault is switched on, as an outage drops connections:
+/// otherwise an open watch would not notice the outage.
+pub(crate) fn end_on_api_fault(resp: Response, mut rx: watch::Receiver<FaultSet>) -> Response {
+    let (parts, body) = resp.into_parts();
+    let stop = async move {
+        let _ = rx
+            .wait_for(|f| f.contains(&Fault::ApiUnavailable) || f.contains(&Fault::ApiTimeout))
+            .await;
+    };
+    Response::from_parts(
+        parts,
+        Body::from_stream(body.into_data_stream().take_until(stop)),
+    )
+}
+
+/// The traffic answer under `TrafficErrors`.
+pub(crate) fn traffic_error() -> Response {
+    (
+        StatusCode::SERVICE_UNAVAILABLE,
+        "simulated fault TrafficErrors: the application is failing\n",
+    )
+        .into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn watches_are_recognised() {
+        let w = |s: &str| is_watch(&s.parse::<Uri>().expect("uri"));
+        assert!(w("/api/v1/pods?watch=true&resourceVersion=1"));
+        assert!(w("/apis/apps/v1/watch/deployments"));
+        assert!(w("/api/v1/namespaces/default/pods?watch=1"));
+        assert!(!w("/api/v1/pods?watch=false"));
+        assert!(!w("/api/v1/pods?limit=10"));
+    }
+
+    #[test]
+    fn faults_serialize_by_name() {
+        let json = serde_json::to_string(&[Fault::TrafficErrors, Fault::ApiTimeout]).expect("json");
+        assert_eq!(json, r#"["TrafficErrors","ApiTimeout"]"#);
+    }
+}

@@ -1,0 +1,406 @@
+//! Fault injection seen from outside, over real HTTP: the traffic listener, a member's
+//! Kubernetes API through the simulator's router, and the cloud's fault and stats routes.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use rotor_apiserver::WriteOptions;
+use rotor_sim::{CloudClusterState, CloudConfig, Fault, Sim, SimConfig};
+use serde_json::{Value, json};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+/// Bounds every wait: a broken fault switch fails the test instead of hanging it.
+const LIMIT: Duration = Duration::from_secs(10);
+
+fn config() -> SimConfig {
+    SimConfig {
+        nodes: 1,
+        workload_ready_delay: Duration::from_millis(20),
+        node_ready_delay: Duration::from_millis(10),
+        traffic_port: Some(0),
+        cloud: CloudConfig {
+            create_latency: Duration::from_millis(20),
+            delete_latency: Duration::from_millis(10),
+            create_failure_rate: 0.0,
+        },
+        ..SimConfig::default()
+    }
+}
+
+async fn serve(sim: &Arc<Sim>) -> SocketAddr {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let router = sim.router();
+    tokio::spawn(async move {
+        let _ = rotor_apiserver::http::serve(listener, router).await;
+    });
+    addr
+}
+
+/// One HTTP/1.1 exchange on a fresh connection: (status, body).
+async fn http(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    token: Option<&str>,
+    body: Option<&str>,
+) -> (u16, String) {
+    let exchange = async {
+        let mut s = tokio::net::TcpStream::connect(addr).await.expect("connect");
+        let body = body.unwrap_or_default();
+        let auth = token
+            .map(|t| format!("Authorization: Bearer {t}\r\n"))
+            .unwrap_or_default();
+        let req = format!(
+            "{method} {path} HTTP/1.1\r\nHost: sim\r\nConnection: close\r\n{auth}Content-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+            body.len()
+        );
+        s.write_all(req.as_bytes()).await.expect("write");
+        let mut out = String::new();
+        s.read_to_string(&mut out).await.expect("read");
+        let code = out
+            .split_whitespace()
+            .nth(1)
+            .and_then(|c| c.parse().ok())
+            .unwrap_or(0);
+        let body = out
+            .split_once("\r\n\r\n")
+            .map(|(_, b)| b.to_string())
+            .unwrap_or_default();
+        (code, body)
+    };
+    tokio::time::timeout(LIMIT, exchange)
+        .await
+        .unwrap_or_else(|_| panic!("{method} {path}: no answer within {LIMIT:?}"))
+}
+
+fn json_of(body: &str) -> Value {
+    serde_json::from_str(body).unwrap_or_else(|e| panic!("not JSON ({e}): {body}"))
+}
+
+async fn eventually<F, Fut>(what: &str, mut check: F)
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = bool>,
+{
+    let deadline = Instant::now() + LIMIT;
+    while !check().await {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// A Service `default/web` in front of a one-replica Deployment.
+async fn deploy_web(sim: &Sim, cluster: &str) {
+    let server = sim.cluster(cluster).expect("member").server.clone();
+    let opts = WriteOptions {
+        field_manager: "test".into(),
+        ..WriteOptions::default()
+    };
+    let services = server.resource("", "v1", "services").expect("services");
+    let svc = json!({"apiVersion": "v1", "kind": "Service", "metadata": {"name": "web"},
+        "spec": {"selector": {"app": "web"}, "ports": [{"port": 80}]}});
+    server
+        .create(&services, Some("default"), svc, &opts)
+        .await
+        .expect("service");
+    let deployments = server
+        .resource("apps", "v1", "deployments")
+        .expect("deployments");
+    let deploy = json!({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "web"},
+        "spec": {"replicas": 1, "selector": {"matchLabels": {"app": "web"}},
+            "template": {"metadata": {"labels": {"app": "web"}},
+                "spec": {"containers": [{"name": "web", "image": "web:1"}]}}}});
+    server
+        .create(&deployments, Some("default"), deploy, &opts)
+        .await
+        .expect("deployment");
+}
+
+#[tokio::test]
+async fn traffic_errors_answer_503_until_cleared() {
+    let sim = Sim::new(config());
+    let addr = serve(&sim).await;
+    sim.start_clusters("blue", 1).await.expect("start");
+    let traffic = sim
+        .cluster("blue-0000")
+        .and_then(|c| c.traffic_addr)
+        .expect("traffic on");
+    // The cloud reports the same address (a real cloud: the ingress load balancer).
+    let (code, body) = http(addr, "GET", "/cloud/clusters/blue-0000", None, None).await;
+    assert_eq!(code, 200, "{body}");
+    assert_eq!(json_of(&body)["trafficAddress"], traffic.to_string());
+
+    deploy_web(&sim, "blue-0000").await;
+    eventually("web ready", || async {
+        http(traffic, "GET", "/default/web", None, None).await.0 == 200
+    })
+    .await;
+
+    let (code, body) = http(
+        addr,
+        "PUT",
+        "/cloud/clusters/blue-0000/faults",
+        None,
+        Some(r#"{"faults": ["TrafficErrors"]}"#),
+    )
+    .await;
+    assert_eq!(code, 200, "{body}");
+    assert_eq!(json_of(&body), json!({"faults": ["TrafficErrors"]}));
+    let (code, body) = http(traffic, "GET", "/default/web", None, None).await;
+    assert_eq!(code, 503, "{body}");
+    assert!(body.contains("TrafficErrors"), "{body}");
+    // Every request, not only known services.
+    assert_eq!(http(traffic, "GET", "/x/y/z", None, None).await.0, 503);
+    // The API is untouched by a traffic fault.
+    let (code, _) = http(addr, "GET", "/cloud/clusters/blue-0000/faults", None, None).await;
+    assert_eq!(code, 200);
+    assert_eq!(sim.faults("blue-0000"), Some(vec![Fault::TrafficErrors]));
+
+    let (code, body) = http(
+        addr,
+        "PUT",
+        "/cloud/clusters/blue-0000/faults",
+        None,
+        Some(r#"{"faults": []}"#),
+    )
+    .await;
+    assert_eq!((code, json_of(&body)), (200, json!({"faults": []})));
+    assert_eq!(
+        http(traffic, "GET", "/default/web", None, None).await.0,
+        200
+    );
+}
+
+#[tokio::test]
+async fn api_unavailable_is_a_kubernetes_status_and_ends_watches() {
+    let sim = Sim::new(config());
+    let addr = serve(&sim).await;
+    sim.start_clusters("blue", 1).await.expect("start");
+    let token = sim.cluster("blue-0000").expect("member").token.clone();
+    let kubeconfig = sim
+        .kubeconfig("blue-0000", &format!("http://{addr}"))
+        .expect("kubeconfig");
+    let kc = kube::config::Kubeconfig::from_yaml(&kubeconfig).expect("parses");
+    let mut config =
+        kube::Config::from_custom_kubeconfig(kc, &kube::config::KubeConfigOptions::default())
+            .await
+            .expect("config");
+    // kube-rs retries 503 and 504 fifteen times with exponential backoff (minutes) by default.
+    config.default_retry = false;
+    config.read_timeout = Some(LIMIT);
+    let client = kube::Client::try_from(config).expect("client");
+    client.apiserver_version().await.expect("healthy API");
+
+    // An open watch ends when the outage starts, as a dropped connection would.
+    let watch = tokio::spawn(async move {
+        http(
+            addr,
+            "GET",
+            "/clusters/blue-0000/api/v1/namespaces/default/configmaps?watch=true",
+            Some(&token),
+            None,
+        )
+        .await
+    });
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert!(!watch.is_finished(), "the watch is open");
+
+    assert!(sim.set_fault("blue-0000", Fault::ApiUnavailable));
+    match client.apiserver_version().await {
+        Err(kube::Error::Api(status)) => {
+            assert_eq!(status.code, 503, "{status:?}");
+            assert_eq!(status.reason, "ServiceUnavailable", "{status:?}");
+            assert!(status.message.contains("blue-0000"), "{status:?}");
+        }
+        other => panic!("expected a 503 Status, got {other:?}"),
+    }
+    let (code, _) = tokio::time::timeout(LIMIT, watch)
+        .await
+        .expect("the watch ended")
+        .expect("join");
+    assert_eq!(code, 200, "the watch had started");
+
+    sim.clear_faults("blue-0000");
+    client.apiserver_version().await.expect("healthy again");
+    assert!(
+        !sim.set_fault("nope", Fault::ApiUnavailable),
+        "unknown cluster"
+    );
+}
+
+#[tokio::test]
+async fn api_timeout_holds_requests_until_cleared() {
+    let sim = Sim::new(config());
+    let addr = serve(&sim).await;
+    sim.start_clusters("blue", 1).await.expect("start");
+    let token = sim.cluster("blue-0000").expect("member").token.clone();
+    assert_eq!(
+        http(
+            addr,
+            "GET",
+            "/clusters/blue-0000/version",
+            Some(&token),
+            None
+        )
+        .await
+        .0,
+        200
+    );
+
+    assert!(sim.set_fault("blue-0000", Fault::ApiTimeout));
+    let t = token.clone();
+    let held = tokio::spawn(async move {
+        http(addr, "GET", "/clusters/blue-0000/version", Some(&t), None).await
+    });
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(!held.is_finished(), "no answer while the fault is on");
+
+    let cleared = Instant::now();
+    sim.clear_faults("blue-0000");
+    let (code, body) = tokio::time::timeout(LIMIT, held)
+        .await
+        .expect("answered after clear")
+        .expect("join");
+    assert!(cleared.elapsed() < Duration::from_secs(5));
+    assert_eq!(code, 504, "{body}");
+    let status = json_of(&body);
+    assert_eq!(
+        (status["kind"].as_str(), status["reason"].as_str()),
+        (Some("Status"), Some("Timeout")),
+        "{body}"
+    );
+    assert_eq!(
+        http(
+            addr,
+            "GET",
+            "/clusters/blue-0000/version",
+            Some(&token),
+            None
+        )
+        .await
+        .0,
+        200,
+        "served again"
+    );
+}
+
+#[tokio::test]
+async fn cloud_faults_and_stats_over_http() {
+    let sim = Sim::new(config());
+    let addr = serve(&sim).await;
+    let (code, body) = http(
+        addr,
+        "PUT",
+        "/cloud/faults",
+        None,
+        Some(r#"{"failNextCreates": 2, "createLatencyMs": 300}"#),
+    )
+    .await;
+    assert_eq!(code, 200, "{body}");
+    assert_eq!(
+        json_of(&body),
+        json!({"failNextCreates": 2, "createLatencyMs": 300})
+    );
+
+    let create = r#"{"name": "green-1", "kubernetesVersion": "1.35", "idempotencyToken": "t1"}"#;
+    for _ in 0..2 {
+        let (code, body) = http(addr, "POST", "/cloud/clusters", None, Some(create)).await;
+        assert_eq!(code, 503, "{body}");
+        assert!(body.contains("green-1"), "{body}");
+    }
+    assert!(sim.cloud.get("green-1").is_none(), "nothing created");
+    let (code, body) = http(addr, "POST", "/cloud/clusters", None, Some(create)).await;
+    assert_eq!(code, 202, "{body}");
+    assert_eq!(
+        json_of(&body)["trafficAddress"],
+        Value::Null,
+        "no member yet"
+    );
+    // A fault set while the cloud creates the cluster is in force from its first request.
+    let (code, body) = http(
+        addr,
+        "PUT",
+        "/cloud/clusters/green-1/faults",
+        None,
+        Some(r#"{"faults": ["ApiUnavailable"]}"#),
+    )
+    .await;
+    assert_eq!(code, 200, "{body}");
+    assert_eq!(
+        http(addr, "POST", "/cloud/clusters", None, Some(create))
+            .await
+            .0,
+        202,
+        "a retry"
+    );
+    eventually("green-1 running", || async {
+        sim.cloud.get("green-1").map(|c| c.state) == Some(CloudClusterState::Running)
+    })
+    .await;
+    let token = sim.cluster("green-1").expect("member").token.clone();
+    let (code, body) = http(addr, "GET", "/clusters/green-1/version", Some(&token), None).await;
+    assert_eq!(code, 503, "{body}");
+
+    let (code, body) = http(addr, "GET", "/cloud/stats", None, None).await;
+    assert_eq!(code, 200, "{body}");
+    assert_eq!(
+        json_of(&body),
+        json!({"createdTotal": 1, "deletedTotal": 0})
+    );
+    for _ in 0..2 {
+        assert_eq!(
+            http(addr, "DELETE", "/cloud/clusters/green-1", None, None)
+                .await
+                .0,
+            202
+        );
+    }
+    let (_, body) = http(addr, "GET", "/cloud/stats", None, None).await;
+    assert_eq!(
+        json_of(&body),
+        json!({"createdTotal": 1, "deletedTotal": 1})
+    );
+
+    // Bad requests are refused and name what is wrong.
+    let (code, body) = http(
+        addr,
+        "PUT",
+        "/cloud/clusters/nope/faults",
+        None,
+        Some(r#"{"faults": []}"#),
+    )
+    .await;
+    assert_eq!(code, 404, "{body}");
+    let (code, _) = http(addr, "GET", "/cloud/clusters/nope/faults", None, None).await;
+    assert_eq!(code, 404);
+    sim.start_clusters("blue", 1).await.expect("start");
+    let (code, body) = http(
+        addr,
+        "PUT",
+        "/cloud/clusters/blue-0000/faults",
+        None,
+        Some(r#"{"faults": ["Meteor"]}"#),
+    )
+    .await;
+    assert_eq!(code, 400, "{body}");
+    assert!(body.contains("Meteor"), "{body}");
+    let (code, body) = http(
+        addr,
+        "PUT",
+        "/cloud/faults",
+        None,
+        Some(r#"{"failNextCreate": 1}"#),
+    )
+    .await;
+    assert_eq!(code, 400, "{body}");
+    let (_, body) = http(addr, "GET", "/cloud/faults", None, None).await;
+    assert_eq!(
+        json_of(&body),
+        json!({"failNextCreates": 0, "createLatencyMs": 300})
+    );
+}

@@ -67,3 +67,67 @@ pub fn is_loopback(listen: &str) -> bool {
         .is_ok_and(|a| a.ip().is_loopback())
         || listen.starts_with("localhost:")
 }
+
+/// Where the controllers reach clouds and traffic layers: `--provider` and `--traffic` flags.
+#[derive(Clone, Debug, Default)]
+pub struct Wiring {
+    /// `sim:URL` — the simulated cloud of a `rotor sim` at URL.
+    pub providers: Vec<String>,
+    /// `sim:LISTEN` (an embedded weighted router serving on LISTEN) or `haproxy:SOCKET` (an
+    /// HAProxy's admin runtime socket).
+    pub traffic: Vec<String>,
+}
+
+/// The running traffic layers a [`Wiring`] started (the embedded sim router, if any).
+pub struct TrafficLayers {
+    pub sim: Option<(
+        rotor_traffic::sim::SimShifter,
+        rotor_traffic::sim::SimServer,
+    )>,
+}
+
+/// Builds the controllers' context for the control plane reached with `kubeconfig`.
+pub async fn controller_context(
+    kubeconfig: &str,
+    wiring: &Wiring,
+    settings: rotor_controllers::Settings,
+) -> anyhow::Result<(rotor_controllers::Context, TrafficLayers)> {
+    use rotor_api::{Provider, ShifterKind};
+    let client = rotor_controllers::client_for_kubeconfig(kubeconfig).await?;
+    let mut ctx = rotor_controllers::Context::new(client, settings);
+    for p in &wiring.providers {
+        match p.split_once(':') {
+            Some(("sim", url)) => {
+                ctx = ctx.with_provider(
+                    Provider::Sim,
+                    Arc::new(rotor_providers::sim::SimProvider::new(url)),
+                );
+            }
+            _ => anyhow::bail!(
+                "--provider {p:?}: expected sim:URL (aws, azure and gcp are not built yet)"
+            ),
+        }
+    }
+    let mut layers = TrafficLayers { sim: None };
+    for t in &wiring.traffic {
+        match t.split_once(':') {
+            Some(("sim", listen)) => {
+                let addr: std::net::SocketAddr = listen.parse().map_err(|e| {
+                    anyhow::anyhow!("--traffic {t:?}: {listen:?} is not an address: {e}")
+                })?;
+                let shifter = rotor_traffic::sim::SimShifter::new();
+                let server = shifter.serve(addr).await?;
+                ctx = ctx.with_shifter(ShifterKind::Sim, Arc::new(shifter.clone()));
+                layers.sim = Some((shifter, server));
+            }
+            Some(("haproxy", socket)) => {
+                ctx = ctx.with_shifter(
+                    ShifterKind::Haproxy,
+                    Arc::new(rotor_traffic::haproxy::HaproxyShifter::new(socket)),
+                );
+            }
+            _ => anyhow::bail!("--traffic {t:?}: expected sim:LISTEN or haproxy:SOCKET"),
+        }
+    }
+    Ok((ctx, layers))
+}

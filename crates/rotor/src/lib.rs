@@ -2,6 +2,7 @@
 //! plane, and kube-rs clients from in-memory kubeconfigs.
 
 pub mod controlplane;
+pub mod rehearsal;
 
 /// A kube-rs client for a kubeconfig held in memory.
 pub async fn client_for(kubeconfig: &str) -> anyhow::Result<kube::Client> {

@@ -23,6 +23,8 @@ pub enum BenchWhat {
     Sim(SimBenchArgs),
     /// Raw storage backend: concurrent write throughput and write→watch latency.
     Store(StoreBenchArgs),
+    /// Time from a failing health gate to all traffic on blue.
+    Rollback(super::bench_rollback::RollbackArgs),
 }
 
 #[derive(Args)]
@@ -74,6 +76,7 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
         BenchWhat::Apiserver(a) => apiserver(a).await,
         BenchWhat::Sim(a) => sim(a).await,
         BenchWhat::Store(a) => store(a).await,
+        BenchWhat::Rollback(a) => super::bench_rollback::run(a).await,
     }
 }
 

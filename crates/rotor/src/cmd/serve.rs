@@ -16,6 +16,16 @@ pub struct ServeArgs {
     /// Where to write an admin kubeconfig (default: next to the SQLite file).
     #[arg(long)]
     pub kubeconfig_out: Option<PathBuf>,
+    /// A cloud for the controllers: `sim:URL` (the simulated cloud of `rotor sim`). Repeatable.
+    #[arg(long = "provider")]
+    pub providers: Vec<String>,
+    /// A traffic layer for the controllers: `haproxy:SOCKET` (HAProxy's admin runtime socket)
+    /// or `sim:LISTEN` (an embedded weighted router). Repeatable.
+    #[arg(long = "traffic")]
+    pub traffic: Vec<String>,
+    /// Serve the API only; run no controllers.
+    #[arg(long)]
+    pub no_controllers: bool,
 }
 
 #[derive(Args)]
@@ -78,7 +88,48 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
             .map(|p| format!(", kubeconfig {}", p.display()))
             .unwrap_or_default()
     );
-    rotor_apiserver::http::serve_until(listener, server.router(), super::shutdown_signal()).await?;
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let stopped = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
+        let _ = rx.wait_for(|v| *v).await;
+    };
+    let http = tokio::spawn(rotor_apiserver::http::serve_until(
+        listener,
+        server.router(),
+        stopped(stop_rx.clone()),
+    ));
+    let mut _layers = None;
+    let controllers = if args.no_controllers {
+        None
+    } else {
+        let wiring = rotor::controlplane::Wiring {
+            providers: args.providers.clone(),
+            traffic: args.traffic.clone(),
+        };
+        let kubeconfig = rotor_sim::kubeconfig_yaml("rotor", &format!("http://{addr}"), &token);
+        let (ctx, layers) = rotor::controlplane::controller_context(
+            &kubeconfig,
+            &wiring,
+            rotor_controllers::Settings::default(),
+        )
+        .await?;
+        if let Some((_, sim)) = &layers.sim {
+            eprintln!(
+                "embedded traffic router on http://{}/<endpoint>/",
+                sim.local_addr()
+            );
+        }
+        _layers = Some(layers);
+        Some(tokio::spawn(rotor_controllers::run(
+            std::sync::Arc::new(ctx),
+            stopped(stop_rx),
+        )))
+    };
+    super::shutdown_signal().await;
+    let _ = stop_tx.send(true);
+    if let Some(c) = controllers {
+        let _ = c.await;
+    }
+    http.await??;
     Ok(())
 }
 

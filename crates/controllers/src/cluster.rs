@@ -1,0 +1,273 @@
+//! The Cluster controller: keeps each logical Cluster's status — the active physical instance,
+//! its health, whether a swap is in progress — and starts nothing by itself.
+//!
+//! - **Adoption**: a Cluster without an active instance adopts the provider's instance that
+//!   bears the Cluster's own name (how an existing fleet is brought under rotor), and attaches it
+//!   to the Cluster's traffic endpoint as the only backend.
+//! - **Health**: the active instance's API is probed (version, nodes, selected workloads) on
+//!   every resync; the discovery subsystem will replace the probe with watches.
+//! - **Ownership**: the swap controller writes `activeInstance`, `instances` and `currentSwap`
+//!   while it owns the Cluster; this controller only clears a `currentSwap` whose swap is gone
+//!   and re-attaches the active instance to a traffic layer that forgot it (a restart).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::StreamExt;
+use kube::ResourceExt;
+use kube::api::{Api, PostParams};
+use kube::runtime::controller::{Action, Controller};
+use kube::runtime::reflector::ObjectRef;
+use kube::runtime::watcher;
+use rotor_api::{
+    Cluster, ClusterStatus, ClusterSwap, Condition, ConditionStatus, ConditionType, HealthSummary,
+    InstancePhase, Reason, set_condition,
+};
+use rotor_providers::InstanceState;
+
+use crate::health::{self, Selection};
+use crate::swap::{is_conflict, upsert_instance};
+use crate::{Context, Error, now};
+
+pub async fn controller(
+    ctx: Arc<Context>,
+    stop: impl std::future::Future<Output = ()> + Send + Sync + 'static,
+) {
+    let clusters: Api<Cluster> = Api::all(ctx.client.clone());
+    let swaps: Api<ClusterSwap> = Api::all(ctx.client.clone());
+    Controller::new(clusters, watcher::Config::default())
+        // A swap's progress changes its Cluster's Progressing condition.
+        .watches(swaps, watcher::Config::default(), |swap: ClusterSwap| {
+            Some(ObjectRef::new(&swap.spec.cluster_ref))
+        })
+        .graceful_shutdown_on(stop)
+        .run(reconcile, error_policy, ctx)
+        .for_each(|_| async {})
+        .await;
+}
+
+fn error_policy(cluster: Arc<Cluster>, error: &Error, ctx: Arc<Context>) -> Action {
+    if is_conflict(error) {
+        return Action::requeue(Duration::from_millis(50));
+    }
+    tracing::info!(cluster = %cluster.name_any(), %error, "cluster reconcile failed; retrying");
+    Action::requeue(ctx.backoff(&format!("cluster/{}", cluster.name_any())))
+}
+
+async fn reconcile(cluster: Arc<Cluster>, ctx: Arc<Context>) -> Result<Action, Error> {
+    let name = cluster.name_any();
+    let api: Api<Cluster> = Api::all(ctx.client.clone());
+    let swaps: Api<ClusterSwap> = Api::all(ctx.client.clone());
+    let old = cluster.status.clone().unwrap_or_default();
+    let mut status = old.clone();
+    let provider = ctx.provider(cluster.spec.provider)?;
+    let t = now();
+    let generation = cluster.metadata.generation;
+
+    // Adoption of the instance named like the Cluster.
+    if status.active_instance.is_none()
+        && let Some(instance) = provider.get_instance(&name).await?
+        && instance.state == InstanceState::Running
+    {
+        status.active_instance = Some(name.clone());
+        upsert_instance(
+            &mut status.instances,
+            &name,
+            &instance.kubernetes_version,
+            InstancePhase::Active,
+            instance.endpoint.clone(),
+        );
+        if let Some(addr) = instance.traffic_address {
+            ctx.cache_address(&name, addr);
+        }
+    }
+
+    // Is a swap in progress? A claim by a swap that is gone or finished is released.
+    let mut swap_in_progress = None;
+    if let Some(current) = status.current_swap.clone() {
+        match swaps.get_opt(&current).await? {
+            Some(s) if !s.status.clone().unwrap_or_default().phase.is_terminal() => {
+                swap_in_progress = Some(current);
+            }
+            Some(s) if s.status.clone().unwrap_or_default().phase == rotor_api::Phase::Failed => {
+                // A failed swap keeps its claim visible until a person (or a new swap) acts.
+                swap_in_progress = None;
+            }
+            _ => status.current_swap = None,
+        }
+    }
+
+    // With no swap in progress, the active instance is the endpoint's only backend. Attaching
+    // it again is idempotent and heals a traffic layer that restarted or never knew it. The
+    // claim is re-read fresh: a swap that claimed the Cluster a moment ago owns the traffic.
+    if swap_in_progress.is_none()
+        && let Some(active) = status.active_instance.clone()
+        && api
+            .get_opt(&name)
+            .await?
+            .and_then(|c| c.status)
+            .and_then(|s| s.current_swap)
+            .is_none_or(|s| Some(&s) == old.current_swap.as_ref() && status.current_swap.is_none())
+    {
+        let shifter = ctx.shifter(cluster.spec.traffic.shifter)?;
+        let endpoint = &cluster.spec.traffic.endpoint;
+        let addr = match ctx.cached_address(&active) {
+            Some(a) => Some(a),
+            None => provider
+                .get_instance(&active)
+                .await?
+                .and_then(|i| i.traffic_address),
+        };
+        if let Some(addr) = addr {
+            ctx.cache_address(&active, addr);
+            shifter.register(endpoint, addr, None).await?;
+        }
+    }
+
+    // Health of the active instance.
+    let summary = match status.active_instance.clone() {
+        Some(active) => Some(probe(&ctx, &cluster, &active).await),
+        None => None,
+    };
+    if let Some((summary, why)) = &summary {
+        let reachable = summary.reachable;
+        set_condition(
+            &mut status.conditions,
+            Condition::new(
+                ConditionType::Reachable,
+                if reachable {
+                    ConditionStatus::True
+                } else {
+                    ConditionStatus::False
+                },
+                if reachable {
+                    Reason::Healthy
+                } else {
+                    Reason::Unreachable
+                },
+                if reachable {
+                    String::new()
+                } else {
+                    why.clone()
+                },
+                t.clone(),
+                generation,
+            ),
+        );
+        let (ready, reason) = if summary.is_healthy() {
+            (ConditionStatus::True, Reason::Healthy)
+        } else if !reachable {
+            (ConditionStatus::False, Reason::Unreachable)
+        } else if summary.nodes_ready < summary.nodes_total {
+            (ConditionStatus::False, Reason::NodesNotReady)
+        } else {
+            (ConditionStatus::False, Reason::WorkloadsUnavailable)
+        };
+        set_condition(
+            &mut status.conditions,
+            Condition::new(
+                ConditionType::Ready,
+                ready,
+                reason,
+                why.clone(),
+                t.clone(),
+                generation,
+            ),
+        );
+    } else {
+        set_condition(
+            &mut status.conditions,
+            Condition::new(
+                ConditionType::Ready,
+                ConditionStatus::False,
+                Reason::NoActiveInstance,
+                format!("no running instance named {name} to adopt"),
+                t.clone(),
+                generation,
+            ),
+        );
+    }
+    set_condition(
+        &mut status.conditions,
+        Condition::new(
+            ConditionType::Progressing,
+            if swap_in_progress.is_some() {
+                ConditionStatus::True
+            } else {
+                ConditionStatus::False
+            },
+            Reason::SwapInProgress,
+            swap_in_progress
+                .as_ref()
+                .map(|s| format!("ClusterSwap {s} is in progress"))
+                .unwrap_or_default(),
+            t.clone(),
+            generation,
+        ),
+    );
+    status.health = summary.map(|(s, _)| s);
+    status.observed_generation = generation;
+
+    // Write only when something besides the probe time changed.
+    if differs_beyond_last_seen(&old, &status) {
+        let mut obj = (*cluster).clone();
+        obj.status = Some(status);
+        api.replace_status(&name, &PostParams::default(), &obj)
+            .await?;
+    }
+    ctx.reset_backoff(&format!("cluster/{name}"));
+    Ok(Action::requeue(ctx.settings.cluster_resync))
+}
+
+/// The health of `instance`, and why it is not healthy (empty when it is).
+async fn probe(ctx: &Context, cluster: &Cluster, instance: &str) -> (HealthSummary, String) {
+    let mut summary = HealthSummary {
+        last_seen: Some(now()),
+        ..HealthSummary::default()
+    };
+    let selection = Selection {
+        cluster: cluster.spec.workloads.clone(),
+        policy: Default::default(),
+    };
+    let result = async {
+        let provider = ctx.provider(cluster.spec.provider)?;
+        let client = ctx.members.get(provider.as_ref(), instance).await?;
+        health::minor_version(&client, instance).await?;
+        let (ready, total) = health::nodes_ready(&client, instance).await?;
+        let workloads = health::workloads(&client, instance, &selection).await?;
+        Ok::<_, Error>((ready, total, workloads))
+    }
+    .await;
+    match result {
+        Ok((ready, total, workloads)) => {
+            summary.reachable = true;
+            summary.nodes_ready = ready;
+            summary.nodes_total = total;
+            summary.workloads_available = workloads.available;
+            summary.workloads_total = workloads.total;
+            let mut why = Vec::new();
+            if ready < total {
+                why.push(format!("{ready}/{total} nodes Ready"));
+            }
+            if !workloads.all_available() {
+                why.push(workloads.holding_up.join(", "));
+            }
+            (summary, why.join("; "))
+        }
+        Err(e) => {
+            ctx.members.forget(instance);
+            (summary, e.to_string())
+        }
+    }
+}
+
+fn differs_beyond_last_seen(old: &ClusterStatus, new: &ClusterStatus) -> bool {
+    let strip = |s: &ClusterStatus| {
+        let mut s = s.clone();
+        if let Some(h) = s.health.as_mut() {
+            h.last_seen = None;
+        }
+        s
+    };
+    strip(old) != strip(new)
+}

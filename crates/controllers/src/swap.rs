@@ -1,0 +1,1172 @@
+//! The ClusterSwap controller: one blue-green rotation, phase by phase (DESIGN.md, "The swap
+//! lifecycle").
+//!
+//! Every reconcile re-derives the next action from the object's status and the observed world:
+//! - the status is the intent: it is written *before* the side effect it announces (a new
+//!   traffic step), and every reconcile converges the traffic layer to it, so a crash between
+//!   the two heals on the next pass;
+//! - provider calls are idempotent by construction (the green instance's name and token derive
+//!   from the Cluster and the swap's uid);
+//! - status writes carry the `resourceVersion` read, so a stale view fails with 409 and is
+//!   retried instead of overwriting newer progress;
+//! - every phase transition is an Event, and so is every reason to wait or retry.
+//!
+//! Traffic safety: green gets a share only in ShiftingTraffic and later, after its workloads are
+//! available; a failing gate sends everything back to blue with one shifter call *before*
+//! anything is recorded.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::StreamExt;
+use k8s_openapi::api::core::v1::ObjectReference;
+use kube::api::{Api, PostParams};
+use kube::runtime::controller::{Action, Controller};
+use kube::runtime::watcher;
+use kube::{Resource, ResourceExt};
+use rotor_api::{
+    Cluster, ClusterInstance, ClusterSwap, ClusterSwapStatus, Condition, ConditionStatus,
+    ConditionType, InstancePhase, MigrationProgress, Phase, Reason, set_condition,
+};
+use rotor_providers::{InstanceSpec, InstanceState, idempotency_token, instance_name};
+use rotor_traffic::{TrafficShifter, Weights};
+
+use crate::health::{self, Selection};
+use crate::{Context, Error, migration, now, since};
+
+/// Runs the controller until `stop` resolves.
+pub async fn controller(
+    ctx: Arc<Context>,
+    stop: impl std::future::Future<Output = ()> + Send + Sync + 'static,
+) {
+    let api: Api<ClusterSwap> = Api::all(ctx.client.clone());
+    Controller::new(api, watcher::Config::default())
+        .graceful_shutdown_on(stop)
+        .run(reconcile, error_policy, ctx)
+        .for_each(|_| async {})
+        .await;
+}
+
+async fn reconcile(swap: Arc<ClusterSwap>, ctx: Arc<Context>) -> Result<Action, Error> {
+    let key = format!("clusterswap/{}", swap.name_any());
+    let result = Reconcile::new(&swap, &ctx).run().await;
+    match &result {
+        Ok(_) => ctx.reset_backoff(&key),
+        Err(e) if is_conflict(e) => {}
+        Err(e) => {
+            tracing::info!(swap = %swap.name_any(), error = %e, "swap reconcile failed; retrying");
+            ctx.recorder
+                .publish(
+                    &object_ref(&swap),
+                    true,
+                    error_reason(e),
+                    "Retry",
+                    format!("{e}; retrying with backoff"),
+                )
+                .await;
+        }
+    }
+    result
+}
+
+fn error_policy(swap: Arc<ClusterSwap>, error: &Error, ctx: Arc<Context>) -> Action {
+    if is_conflict(error) {
+        // Our view was stale; the fresh object is on its way.
+        return Action::requeue(Duration::from_millis(50));
+    }
+    Action::requeue(ctx.backoff(&format!("clusterswap/{}", swap.name_any())))
+}
+
+pub(crate) fn is_conflict(e: &Error) -> bool {
+    matches!(e, Error::Kube(kube::Error::Api(s)) if s.code == 409)
+}
+
+fn error_reason(e: &Error) -> &'static str {
+    match e {
+        Error::Provider(_) | Error::NoProvider(_) => Reason::ProviderError.as_str(),
+        Error::Traffic(_) | Error::NoShifter(_) => Reason::TrafficShifterError.as_str(),
+        Error::Member { .. } => "MemberClusterError",
+        Error::Kube(_) => "ControlPlaneError",
+        Error::Other(_) => "ReconcileError",
+    }
+}
+
+fn object_ref(swap: &ClusterSwap) -> ObjectReference {
+    swap.object_ref(&())
+}
+
+/// What green's gates say.
+enum Gate {
+    Pass,
+    /// Cannot tell now (green's API does not answer): do not advance, do not roll back.
+    Unknown(String),
+    Fail(String),
+}
+
+struct Reconcile<'a> {
+    swap: &'a ClusterSwap,
+    ctx: &'a Context,
+    name: String,
+    api: Api<ClusterSwap>,
+    clusters: Api<Cluster>,
+}
+
+impl<'a> Reconcile<'a> {
+    fn new(swap: &'a ClusterSwap, ctx: &'a Context) -> Self {
+        Reconcile {
+            swap,
+            ctx,
+            name: swap.name_any(),
+            api: Api::all(ctx.client.clone()),
+            clusters: Api::all(ctx.client.clone()),
+        }
+    }
+
+    async fn run(&self) -> Result<Action, Error> {
+        let status = self.swap.status.clone().unwrap_or_default();
+        let phase = status.phase;
+        if phase.is_terminal() {
+            return Ok(Action::await_change());
+        }
+        let spec = &self.swap.spec;
+        let Some(cluster) = self.clusters.get_opt(&spec.cluster_ref).await? else {
+            if phase == Phase::Pending {
+                return self
+                    .wait(
+                        status,
+                        Reason::ClusterNotFound,
+                        format!("Cluster {} does not exist", spec.cluster_ref),
+                        Duration::from_secs(10),
+                    )
+                    .await;
+            }
+            return self
+                .transition(
+                    status,
+                    Phase::Failed,
+                    Reason::ClusterNotFound,
+                    format!(
+                        "Cluster {} was deleted during the swap; instances are left as they are",
+                        spec.cluster_ref
+                    ),
+                )
+                .await;
+        };
+
+        if spec.rollback && phase.allows_rollback() {
+            return self
+                .start_rollback(
+                    &cluster,
+                    status,
+                    Reason::RollbackRequested,
+                    "spec.rollback is set".into(),
+                )
+                .await;
+        }
+        if spec.paused && phase != Phase::RollingBack {
+            return self.paused(&cluster, status).await;
+        }
+
+        match phase {
+            Phase::Pending => self.pending(&cluster, status).await,
+            Phase::Provisioning => self.provisioning(&cluster, status).await,
+            Phase::WaitingForGreen => self.waiting_for_green(&cluster, status).await,
+            Phase::Migrating => self.migrating(&cluster, status).await,
+            Phase::Verifying => self.verifying(&cluster, status).await,
+            Phase::ShiftingTraffic => self.shifting(&cluster, status).await,
+            Phase::Draining => self.draining(&cluster, status).await,
+            Phase::Retaining => self.retaining(&cluster, status).await,
+            Phase::Decommissioning => self.decommissioning(&cluster, status).await,
+            Phase::RollingBack => self.rolling_back(&cluster, status).await,
+            Phase::Succeeded | Phase::RolledBack | Phase::Failed => Ok(Action::await_change()),
+        }
+    }
+
+    // ---------------------------------------------------------------- phases
+
+    async fn pending(&self, cluster: &Cluster, status: ClusterSwapStatus) -> Result<Action, Error> {
+        if let Err(errors) = self.swap.spec.validate() {
+            let message = errors
+                .iter()
+                .map(|e| e.to_string())
+                .collect::<Vec<_>>()
+                .join("; ");
+            return self
+                .transition(status, Phase::Failed, Reason::InvalidSpec, message)
+                .await;
+        }
+        let cstatus = cluster.status.clone().unwrap_or_default();
+        let Some(active) = cstatus.active_instance.clone() else {
+            return self
+                .wait(
+                    status,
+                    Reason::NoActiveInstance,
+                    format!("Cluster {} has no active instance yet", cluster.name_any()),
+                    self.ctx.settings.poll_interval,
+                )
+                .await;
+        };
+        // Claim the Cluster: one swap at a time, decided by an optimistic-concurrency write.
+        if let Some(other) = cstatus.current_swap.as_deref().filter(|o| *o != self.name) {
+            let other_active = self
+                .api
+                .get_opt(other)
+                .await?
+                .is_some_and(|o| !o.status.unwrap_or_default().phase.is_terminal());
+            if other_active {
+                return self
+                    .wait(
+                        status,
+                        Reason::AnotherSwapActive,
+                        format!(
+                            "ClusterSwap {other} is in progress on Cluster {}",
+                            cluster.name_any()
+                        ),
+                        self.ctx.settings.poll_interval,
+                    )
+                    .await;
+            }
+        }
+        if cstatus.current_swap.as_deref() != Some(self.name.as_str()) {
+            let mut claimed = cluster.clone();
+            claimed
+                .status
+                .get_or_insert_with(Default::default)
+                .current_swap = Some(self.name.clone());
+            self.clusters
+                .replace_status(&cluster.name_any(), &PostParams::default(), &claimed)
+                .await?;
+        }
+        let mut status = status;
+        status.blue_instance = Some(active.clone());
+        self.transition(
+            status,
+            Phase::Provisioning,
+            Reason::ProvisioningGreen,
+            format!("blue is {active}; requesting green from the provider"),
+        )
+        .await
+    }
+
+    fn green_name(&self) -> String {
+        instance_name(
+            &self.swap.spec.cluster_ref,
+            self.swap.uid().as_deref().unwrap_or(&self.name),
+            0,
+        )
+    }
+
+    fn instance_spec(&self, cluster: &Cluster, green: &str) -> InstanceSpec {
+        let target = cluster.spec.with_target(&self.swap.spec.target);
+        InstanceSpec {
+            cluster: cluster.name_any(),
+            name: green.to_string(),
+            kubernetes_version: target.kubernetes_version,
+            idempotency_token: idempotency_token(
+                &self.swap.spec.cluster_ref,
+                self.swap.uid().as_deref().unwrap_or(&self.name),
+                0,
+            ),
+            config: target.config,
+        }
+    }
+
+    async fn provisioning(
+        &self,
+        cluster: &Cluster,
+        mut status: ClusterSwapStatus,
+    ) -> Result<Action, Error> {
+        let provider = self.ctx.provider(cluster.spec.provider)?;
+        let green = status
+            .green_instance
+            .clone()
+            .unwrap_or_else(|| self.green_name());
+        let spec = self.instance_spec(cluster, &green);
+        let instance = match provider.create_instance(&spec).await {
+            Ok(instance) => instance,
+            Err(e) if !e.is_retryable() => {
+                return self
+                    .transition(status, Phase::Failed, Reason::ProviderError, e.to_string())
+                    .await;
+            }
+            Err(e) => return Err(e.into()),
+        };
+        self.update_cluster(cluster, |st| {
+            upsert_instance(
+                &mut st.instances,
+                &green,
+                &spec.kubernetes_version,
+                InstancePhase::Provisioning,
+                instance.endpoint.clone(),
+            )
+        })
+        .await?;
+        status.green_instance = Some(green.clone());
+        self.transition(
+            status,
+            Phase::WaitingForGreen,
+            Reason::GreenCreated,
+            format!(
+                "the provider is creating green {green} (Kubernetes {})",
+                spec.kubernetes_version
+            ),
+        )
+        .await
+    }
+
+    async fn waiting_for_green(
+        &self,
+        cluster: &Cluster,
+        status: ClusterSwapStatus,
+    ) -> Result<Action, Error> {
+        let provider = self.ctx.provider(cluster.spec.provider)?;
+        let green = self.green(&status)?;
+        let timed_out = self.in_phase_for(&status) > self.ctx.settings.green_ready_timeout;
+        let instance = provider.get_instance(&green).await?;
+        let not_ready = match instance.as_ref().map(|i| i.state) {
+            None => {
+                // The provider lost the request (or never got it): ask again, idempotently.
+                provider
+                    .create_instance(&self.instance_spec(cluster, &green))
+                    .await?;
+                format!("green {green} is unknown to the provider; requested it again")
+            }
+            Some(InstanceState::Failed) | Some(InstanceState::Deleting) => {
+                let why = instance.map(|i| i.message).unwrap_or_default();
+                return self
+                    .start_rollback(
+                        cluster,
+                        status,
+                        Reason::ProviderError,
+                        format!("the provider reports green {green} failed: {why}"),
+                    )
+                    .await;
+            }
+            Some(InstanceState::Creating) => {
+                format!("the provider is still creating green {green}")
+            }
+            Some(InstanceState::Running) => match self.green_ready(cluster, &green).await {
+                Ok(Ok(message)) => {
+                    self.update_cluster(cluster, |st| {
+                        set_instance_phase(&mut st.instances, &green, InstancePhase::Ready)
+                    })
+                    .await?;
+                    return self
+                        .transition(status, Phase::Migrating, Reason::GreenReady, message)
+                        .await;
+                }
+                Ok(Err(why)) => why,
+                Err(e) => {
+                    self.ctx.members.forget(&green);
+                    e.to_string()
+                }
+            },
+        };
+        if timed_out {
+            return self
+                .start_rollback(
+                    cluster,
+                    status,
+                    Reason::TimedOut,
+                    format!(
+                        "green {green} not ready within {:?}: {not_ready}",
+                        self.ctx.settings.green_ready_timeout
+                    ),
+                )
+                .await;
+        }
+        self.wait(
+            status,
+            Reason::GreenNotReady,
+            not_ready,
+            self.ctx.settings.poll_interval,
+        )
+        .await
+    }
+
+    /// `Ok(Ok(summary))` when green is reachable, at the target version, all nodes Ready;
+    /// `Ok(Err(why))` when it is reachable but not there yet.
+    async fn green_ready(
+        &self,
+        cluster: &Cluster,
+        green: &str,
+    ) -> Result<Result<String, String>, Error> {
+        let provider = self.ctx.provider(cluster.spec.provider)?;
+        let client = self.ctx.members.get(provider.as_ref(), green).await?;
+        let minor = health::minor_version(&client, green).await?;
+        let target = cluster.spec.with_target(&self.swap.spec.target);
+        let want = target_minor(&target.kubernetes_version);
+        if want.is_some_and(|w| w != minor) {
+            return Ok(Err(format!(
+                "green {green} runs 1.{minor}, the target is {}",
+                target.kubernetes_version
+            )));
+        }
+        let (ready, total) = health::nodes_ready(&client, green).await?;
+        if total == 0 || ready < total {
+            return Ok(Err(format!("green {green}: {ready}/{total} nodes Ready")));
+        }
+        Ok(Ok(format!(
+            "green {green} is reachable, runs 1.{minor}, {ready}/{total} nodes Ready"
+        )))
+    }
+
+    fn selection(&self, cluster: &Cluster) -> Selection {
+        Selection {
+            cluster: cluster.spec.workloads.clone(),
+            policy: self.swap.spec.strategy.migration.selector.clone(),
+        }
+    }
+
+    async fn migrating(
+        &self,
+        cluster: &Cluster,
+        mut status: ClusterSwapStatus,
+    ) -> Result<Action, Error> {
+        let provider = self.ctx.provider(cluster.spec.provider)?;
+        let (blue, green) = (self.blue(&status)?, self.green(&status)?);
+        let blue_client = self.ctx.members.get(provider.as_ref(), &blue).await?;
+        let green_client = self.ctx.members.get(provider.as_ref(), &green).await?;
+        let report = migration::copy(
+            &blue_client,
+            &blue,
+            &green_client,
+            &green,
+            &self.selection(cluster),
+            &self.swap.spec.strategy.migration,
+        )
+        .await?;
+        status.migration = Some(MigrationProgress {
+            objects_total: report.total,
+            objects_applied: report.applied,
+            objects_ready: 0,
+        });
+        self.transition(
+            status,
+            Phase::Verifying,
+            Reason::MigrationComplete,
+            format!("applied {} objects from {blue} to {green}", report.applied),
+        )
+        .await
+    }
+
+    async fn verifying(
+        &self,
+        cluster: &Cluster,
+        mut status: ClusterSwapStatus,
+    ) -> Result<Action, Error> {
+        let provider = self.ctx.provider(cluster.spec.provider)?;
+        let green = self.green(&status)?;
+        let client = self.ctx.members.get(provider.as_ref(), &green).await?;
+        let workloads = health::workloads(&client, &green, &self.selection(cluster)).await?;
+        if !workloads.all_available() {
+            let why = format!(
+                "{}/{} workloads available in green {green}; waiting for {}",
+                workloads.available,
+                workloads.total,
+                workloads.holding_up.join(", ")
+            );
+            if self.in_phase_for(&status) > self.ctx.settings.verify_timeout {
+                return self
+                    .start_rollback(cluster, status, Reason::HealthGateFailed, why)
+                    .await;
+            }
+            return self
+                .wait(
+                    status,
+                    Reason::MigrationInProgress,
+                    why,
+                    self.ctx.settings.poll_interval,
+                )
+                .await;
+        }
+        // Attach green with no share; the first traffic step gives it one.
+        let (endpoint, shifter) = self.traffic(cluster)?;
+        let blue_addr = self.traffic_address(cluster, &self.blue(&status)?).await?;
+        let green_addr = self.traffic_address(cluster, &green).await?;
+        shifter
+            .register(endpoint, blue_addr, Some(green_addr))
+            .await?;
+        shifter.set_weights(endpoint, Weights::all_blue()).await?;
+        if let Some(m) = status.migration.as_mut() {
+            m.objects_ready = m.objects_applied;
+        }
+        status.current_step = None;
+        self.transition(
+            status,
+            Phase::ShiftingTraffic,
+            Reason::VerificationPassed,
+            format!(
+                "{}/{} workloads available in green {green}",
+                workloads.available, workloads.total
+            ),
+        )
+        .await
+    }
+
+    async fn shifting(
+        &self,
+        cluster: &Cluster,
+        mut status: ClusterSwapStatus,
+    ) -> Result<Action, Error> {
+        let steps = &self.swap.spec.strategy.traffic_steps;
+        let Some(step) = status.current_step else {
+            return self.apply_step(cluster, status, 0).await;
+        };
+        self.ensure_traffic(cluster, &status).await?;
+        match self.gates(cluster, &status).await? {
+            Gate::Fail(why) => {
+                return self
+                    .start_rollback(cluster, status, Reason::HealthGateFailed, why)
+                    .await;
+            }
+            Gate::Unknown(why) => {
+                return self
+                    .wait(
+                        status,
+                        Reason::GreenNotReady,
+                        why,
+                        self.ctx.settings.poll_interval,
+                    )
+                    .await;
+            }
+            Gate::Pass => {}
+        }
+        let bake = self.swap.spec.strategy.bake();
+        let baked = status.step_started_at.as_ref().map(since).unwrap_or(bake);
+        if baked < bake {
+            return Ok(Action::requeue(
+                self.ctx.settings.gate_interval.min(bake - baked),
+            ));
+        }
+        let next = step as usize + 1;
+        if next < steps.len() {
+            return self.apply_step(cluster, status, next).await;
+        }
+        status.green_weight_percent = 100;
+        self.transition(
+            status,
+            Phase::Draining,
+            Reason::TrafficShifted,
+            "green carries 100 % of the traffic; blue drains".into(),
+        )
+        .await
+    }
+
+    /// Records step `index` (the intent), then applies it to the traffic layer.
+    async fn apply_step(
+        &self,
+        cluster: &Cluster,
+        mut status: ClusterSwapStatus,
+        index: usize,
+    ) -> Result<Action, Error> {
+        let pct = self.swap.spec.strategy.traffic_steps[index];
+        status.current_step = Some(index as u32);
+        status.green_weight_percent = pct;
+        status.step_started_at = Some(now());
+        self.write(status.clone()).await?;
+        self.ensure_traffic(cluster, &status).await?;
+        self.event(
+            false,
+            Reason::TrafficStepApplied,
+            format!("green {pct} %, blue {} %", 100 - pct),
+        )
+        .await;
+        Ok(Action::requeue(self.ctx.settings.gate_interval))
+    }
+
+    async fn draining(
+        &self,
+        cluster: &Cluster,
+        status: ClusterSwapStatus,
+    ) -> Result<Action, Error> {
+        self.ensure_traffic(cluster, &status).await?;
+        let (blue, green) = (self.blue(&status)?, self.green(&status)?);
+        self.update_cluster(cluster, |st| {
+            let mut changed = st.active_instance.as_deref() != Some(green.as_str());
+            st.active_instance = Some(green.clone());
+            changed |= set_instance_phase(&mut st.instances, &green, InstancePhase::Active);
+            changed |= set_instance_phase(&mut st.instances, &blue, InstancePhase::Retained);
+            changed
+        })
+        .await?;
+        if let Gate::Fail(why) = self.gates(cluster, &status).await? {
+            return self
+                .start_rollback(cluster, status, Reason::HealthGateFailed, why)
+                .await;
+        }
+        let drain = self.ctx.settings.drain;
+        let drained = self.in_phase_for(&status);
+        if drained < drain {
+            return Ok(Action::requeue(
+                self.ctx.settings.gate_interval.min(drain - drained),
+            ));
+        }
+        let retention = self.swap.spec.strategy.blue_retention();
+        self.transition(
+            status,
+            Phase::Retaining,
+            Reason::RetainingBlue,
+            format!("blue {blue} stays idle for {retention:?} so a rollback stays possible"),
+        )
+        .await
+    }
+
+    async fn retaining(
+        &self,
+        cluster: &Cluster,
+        status: ClusterSwapStatus,
+    ) -> Result<Action, Error> {
+        self.ensure_traffic(cluster, &status).await?;
+        if let Gate::Fail(why) = self.gates(cluster, &status).await? {
+            return self
+                .start_rollback(cluster, status, Reason::HealthGateFailed, why)
+                .await;
+        }
+        let retention = self.swap.spec.strategy.blue_retention();
+        let retained = self.in_phase_for(&status);
+        if retained < retention {
+            return Ok(Action::requeue(
+                self.ctx.settings.gate_interval.min(retention - retained),
+            ));
+        }
+        let blue = self.blue(&status)?;
+        self.transition(
+            status,
+            Phase::Decommissioning,
+            Reason::RetentionExpired,
+            format!("retention over; deleting blue {blue}"),
+        )
+        .await
+    }
+
+    async fn decommissioning(
+        &self,
+        cluster: &Cluster,
+        status: ClusterSwapStatus,
+    ) -> Result<Action, Error> {
+        // Green becomes the endpoint's only backend before blue goes away.
+        self.ensure_traffic(cluster, &status).await?;
+        let provider = self.ctx.provider(cluster.spec.provider)?;
+        let blue = self.blue(&status)?;
+        self.update_cluster(cluster, |st| {
+            set_instance_phase(&mut st.instances, &blue, InstancePhase::Deleting)
+        })
+        .await?;
+        if provider.get_instance(&blue).await?.is_some() {
+            provider.delete_instance(&blue).await?;
+            return self
+                .wait(
+                    status,
+                    Reason::Decommissioned,
+                    format!("the provider is deleting blue {blue}"),
+                    self.ctx.settings.poll_interval,
+                )
+                .await;
+        }
+        self.ctx.members.forget(&blue);
+        self.update_cluster(cluster, |st| {
+            let before = st.instances.len();
+            st.instances.retain(|i| i.name != blue);
+            let released = st.current_swap.as_deref() == Some(self.name.as_str());
+            if released {
+                st.current_swap = None;
+            }
+            before != st.instances.len() || released
+        })
+        .await?;
+        let green = self.green(&status)?;
+        self.transition(
+            status,
+            Phase::Succeeded,
+            Reason::SwapSucceeded,
+            format!(
+                "green {green} serves Cluster {}; blue {blue} is deleted",
+                cluster.name_any()
+            ),
+        )
+        .await
+    }
+
+    /// All traffic back to blue at once (one shifter call), then record RollingBack.
+    async fn start_rollback(
+        &self,
+        cluster: &Cluster,
+        mut status: ClusterSwapStatus,
+        reason: Reason,
+        message: String,
+    ) -> Result<Action, Error> {
+        let phase = status.phase;
+        if phase.lifecycle_index() >= Phase::ShiftingTraffic.lifecycle_index() {
+            let (endpoint, shifter) = self.traffic(cluster)?;
+            shifter.rollback(endpoint).await?;
+        }
+        status.green_weight_percent = 0;
+        status.current_step = None;
+        status.step_started_at = None;
+        self.forget_baseline();
+        self.transition(status, Phase::RollingBack, reason, message)
+            .await
+    }
+
+    async fn rolling_back(
+        &self,
+        cluster: &Cluster,
+        status: ClusterSwapStatus,
+    ) -> Result<Action, Error> {
+        let blue = self.blue(&status).ok();
+        if blue.is_some() {
+            self.ensure_traffic(cluster, &status).await?;
+        }
+        let provider = self.ctx.provider(cluster.spec.provider)?;
+        if let Some(blue) = &blue {
+            self.update_cluster(cluster, |st| {
+                let changed = st.active_instance.as_deref() != Some(blue.as_str());
+                st.active_instance = Some(blue.clone());
+                set_instance_phase(&mut st.instances, blue, InstancePhase::Active) | changed
+            })
+            .await?;
+        }
+        if let Some(green) = status.green_instance.clone() {
+            self.update_cluster(cluster, |st| {
+                set_instance_phase(&mut st.instances, &green, InstancePhase::Deleting)
+            })
+            .await?;
+            if provider.get_instance(&green).await?.is_some() {
+                provider.delete_instance(&green).await?;
+                return self
+                    .wait(
+                        status,
+                        Reason::RollbackRequested,
+                        format!("traffic is on blue; the provider is deleting green {green}"),
+                        self.ctx.settings.poll_interval,
+                    )
+                    .await;
+            }
+            self.ctx.members.forget(&green);
+        }
+        let green = status.green_instance.clone();
+        self.update_cluster(cluster, |st| {
+            let before = st.instances.len();
+            st.instances.retain(|i| Some(&i.name) != green.as_ref());
+            let released = st.current_swap.as_deref() == Some(self.name.as_str());
+            if released {
+                st.current_swap = None;
+            }
+            before != st.instances.len() || released
+        })
+        .await?;
+        self.transition(
+            status,
+            Phase::RolledBack,
+            Reason::RolledBack,
+            format!(
+                "blue {} serves Cluster {}; green is deleted",
+                blue.unwrap_or_default(),
+                cluster.name_any()
+            ),
+        )
+        .await
+    }
+
+    async fn paused(
+        &self,
+        cluster: &Cluster,
+        mut status: ClusterSwapStatus,
+    ) -> Result<Action, Error> {
+        let carrying = matches!(
+            status.phase,
+            Phase::ShiftingTraffic | Phase::Draining | Phase::Retaining
+        );
+        if carrying {
+            // Paused freezes progress, not safety: gates still roll back.
+            self.ensure_traffic(cluster, &status).await?;
+            if let Gate::Fail(why) = self.gates(cluster, &status).await? {
+                return self
+                    .start_rollback(cluster, status, Reason::HealthGateFailed, why)
+                    .await;
+            }
+        }
+        let changed = set_condition(
+            &mut status.conditions,
+            Condition::new(
+                ConditionType::Paused,
+                ConditionStatus::True,
+                Reason::Paused,
+                format!("spec.paused is set; frozen in {}", status.phase),
+                now(),
+                self.swap.metadata.generation,
+            ),
+        );
+        if changed {
+            self.write(status).await?;
+            self.event(false, Reason::Paused, "spec.paused is set".into())
+                .await;
+        }
+        Ok(if carrying {
+            Action::requeue(self.ctx.settings.gate_interval)
+        } else {
+            Action::await_change()
+        })
+    }
+
+    // ---------------------------------------------------------------- traffic and gates
+
+    /// The Cluster's traffic endpoint and the shifter that serves it.
+    fn traffic<'c>(
+        &self,
+        cluster: &'c Cluster,
+    ) -> Result<(&'c str, &'a Arc<dyn TrafficShifter>), Error> {
+        let shifter = self.ctx.shifter(cluster.spec.traffic.shifter)?;
+        Ok((cluster.spec.traffic.endpoint.as_str(), shifter))
+    }
+
+    /// Where `instance` answers application traffic, from the provider (cached: it does not
+    /// change during an instance's life).
+    async fn traffic_address(
+        &self,
+        cluster: &Cluster,
+        instance: &str,
+    ) -> Result<SocketAddr, Error> {
+        if let Some(addr) = self.ctx.cached_address(instance) {
+            return Ok(addr);
+        }
+        let provider = self.ctx.provider(cluster.spec.provider)?;
+        let addr = provider
+            .get_instance(instance)
+            .await?
+            .and_then(|i| i.traffic_address)
+            .ok_or_else(|| Error::Member {
+                instance: instance.to_string(),
+                message: "the provider reports no traffic address".into(),
+            })?;
+        self.ctx.cache_address(instance, addr);
+        Ok(addr)
+    }
+
+    /// Converge the traffic layer to what the status says.
+    async fn ensure_traffic(
+        &self,
+        cluster: &Cluster,
+        status: &ClusterSwapStatus,
+    ) -> Result<(), Error> {
+        let endpoint = cluster.spec.traffic.endpoint.as_str();
+        let shifter = self.ctx.shifter(cluster.spec.traffic.shifter)?;
+        let blue = self.blue(status)?;
+        match status.phase {
+            Phase::ShiftingTraffic | Phase::Draining | Phase::Retaining => {
+                let green = self.green(status)?;
+                let want = Weights::green(status.green_weight_percent)?;
+                let have = shifter.weights(endpoint).await.ok();
+                if have != Some(want) {
+                    let blue_addr = self.traffic_address(cluster, &blue).await?;
+                    let green_addr = self.traffic_address(cluster, &green).await?;
+                    shifter
+                        .register(endpoint, blue_addr, Some(green_addr))
+                        .await?;
+                    shifter.set_weights(endpoint, want).await?;
+                }
+            }
+            Phase::Decommissioning | Phase::Succeeded => {
+                let green = self.green(status)?;
+                let green_addr = self.traffic_address(cluster, &green).await?;
+                shifter.register(endpoint, green_addr, None).await?;
+            }
+            _ => {
+                let blue_addr = self.traffic_address(cluster, &blue).await?;
+                if shifter.weights(endpoint).await.ok() != Some(Weights::all_blue()) {
+                    shifter.rollback(endpoint).await.ok();
+                }
+                shifter.register(endpoint, blue_addr, None).await?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Green's health gates: its workloads available, its error rate since the current step
+    /// began below the threshold.
+    async fn gates(&self, cluster: &Cluster, status: &ClusterSwapStatus) -> Result<Gate, Error> {
+        let gates = &self.swap.spec.strategy.health_gates;
+        let green = self.green(status)?;
+        let (endpoint, shifter) = self.traffic(cluster)?;
+        let stats = shifter.backend_stats(endpoint).await?;
+        let step = status.current_step.unwrap_or(u32::MAX);
+        let base = self.ctx.gate_baseline(&self.name, step, stats.green);
+        let requests = stats.green.requests.saturating_sub(base.requests);
+        let failures = stats.green.failures.saturating_sub(base.failures);
+        if requests >= self.ctx.settings.min_gate_requests && requests > 0 {
+            let rate = failures as f64 * 100.0 / requests as f64;
+            if rate > gates.max_error_rate_percent {
+                return Ok(Gate::Fail(format!(
+                    "green {green} failed {failures} of {requests} requests at {} % ({rate:.1} % > {} %)",
+                    status.green_weight_percent, gates.max_error_rate_percent
+                )));
+            }
+        }
+        if gates.require_availability {
+            let provider = self.ctx.provider(cluster.spec.provider)?;
+            let checked = async {
+                let client = self.ctx.members.get(provider.as_ref(), &green).await?;
+                health::workloads(&client, &green, &self.selection(cluster)).await
+            }
+            .await;
+            match checked {
+                Ok(w) if !w.all_available() => {
+                    return Ok(Gate::Fail(format!(
+                        "{}/{} workloads available in green {green}: {}",
+                        w.available,
+                        w.total,
+                        w.holding_up.join(", ")
+                    )));
+                }
+                Ok(_) => {}
+                Err(e) => {
+                    self.ctx.members.forget(&green);
+                    return Ok(Gate::Unknown(e.to_string()));
+                }
+            }
+        }
+        Ok(Gate::Pass)
+    }
+
+    fn forget_baseline(&self) {
+        self.ctx.forget_gate_baseline(&self.name);
+    }
+
+    // ---------------------------------------------------------------- status
+
+    fn blue(&self, status: &ClusterSwapStatus) -> Result<String, Error> {
+        status.blue_instance.clone().ok_or_else(|| {
+            Error::Other(format!(
+                "ClusterSwap {}: status.blueInstance is not set",
+                self.name
+            ))
+        })
+    }
+
+    fn green(&self, status: &ClusterSwapStatus) -> Result<String, Error> {
+        status.green_instance.clone().ok_or_else(|| {
+            Error::Other(format!(
+                "ClusterSwap {}: status.greenInstance is not set",
+                self.name
+            ))
+        })
+    }
+
+    /// How long the swap has been in its current phase.
+    fn in_phase_for(&self, status: &ClusterSwapStatus) -> Duration {
+        status
+            .history
+            .iter()
+            .rev()
+            .find(|t| t.phase == status.phase)
+            .map(|t| since(&t.time))
+            .unwrap_or(Duration::ZERO)
+    }
+
+    /// Writes `status` with the resourceVersion this reconcile read (409 when stale).
+    async fn write(&self, mut status: ClusterSwapStatus) -> Result<(), Error> {
+        status.observed_generation = self.swap.metadata.generation;
+        let mut obj = self.swap.clone();
+        obj.status = Some(status);
+        self.api
+            .replace_status(&self.name, &PostParams::default(), &obj)
+            .await?;
+        Ok(())
+    }
+
+    async fn event(&self, warning: bool, reason: Reason, note: String) {
+        let action = self
+            .swap
+            .status
+            .as_ref()
+            .map(|s| s.phase.as_str())
+            .unwrap_or("Pending");
+        self.ctx
+            .recorder
+            .publish(
+                &object_ref(self.swap),
+                warning,
+                reason.as_str(),
+                action,
+                note,
+            )
+            .await;
+    }
+
+    /// Records why the swap waits (a condition, when it changed) and polls again after `after`.
+    async fn wait(
+        &self,
+        mut status: ClusterSwapStatus,
+        reason: Reason,
+        message: String,
+        after: Duration,
+    ) -> Result<Action, Error> {
+        let changed = set_condition(
+            &mut status.conditions,
+            Condition::new(
+                ConditionType::Progressing,
+                ConditionStatus::True,
+                reason,
+                message.clone(),
+                now(),
+                self.swap.metadata.generation,
+            ),
+        );
+        if changed {
+            self.write(status).await?;
+            self.event(false, reason, message).await;
+        }
+        Ok(Action::requeue(after))
+    }
+
+    /// Moves to `next` (the lifecycle decides whether that is allowed), updates the
+    /// conditions, writes, and records an Event.
+    async fn transition(
+        &self,
+        mut status: ClusterSwapStatus,
+        next: Phase,
+        reason: Reason,
+        message: String,
+    ) -> Result<Action, Error> {
+        let t = now();
+        status
+            .transition(next, t.clone(), reason, message.clone())
+            .map_err(|e| Error::Other(format!("ClusterSwap {}: {e}", self.name)))?;
+        let generation = self.swap.metadata.generation;
+        let mut set = |type_: ConditionType, on: bool| {
+            let status_value = if on {
+                ConditionStatus::True
+            } else {
+                ConditionStatus::False
+            };
+            set_condition(
+                &mut status.conditions,
+                Condition::new(
+                    type_,
+                    status_value,
+                    reason,
+                    message.clone(),
+                    t.clone(),
+                    generation,
+                ),
+            );
+        };
+        set(ConditionType::Progressing, !next.is_terminal());
+        set(ConditionType::Ready, next == Phase::Succeeded);
+        match next {
+            Phase::Migrating => set(ConditionType::GreenReady, true),
+            Phase::Verifying => set(ConditionType::Migrated, true),
+            Phase::ShiftingTraffic => set(ConditionType::Verified, true),
+            Phase::Draining => {
+                set(ConditionType::TrafficShifted, true);
+                set(ConditionType::BlueRetained, true);
+            }
+            Phase::Decommissioning => set(ConditionType::BlueRetained, false),
+            Phase::RollingBack | Phase::Failed => set(ConditionType::Degraded, true),
+            _ => {}
+        }
+        self.write(status).await?;
+        tracing::info!(swap = %self.name, phase = %next, %reason, %message, "swap phase");
+        let warning = matches!(next, Phase::RollingBack | Phase::Failed);
+        self.ctx
+            .recorder
+            .publish(
+                &object_ref(self.swap),
+                warning,
+                reason.as_str(),
+                next.as_str(),
+                message,
+            )
+            .await;
+        // The watch event of this write triggers the next step; the requeue is a safety net.
+        Ok(Action::requeue(self.ctx.settings.poll_interval))
+    }
+
+    /// Read-modify-write of the Cluster's status with its resourceVersion (409 when stale).
+    async fn update_cluster(
+        &self,
+        cluster: &Cluster,
+        mutate: impl Fn(&mut rotor_api::ClusterStatus) -> bool,
+    ) -> Result<(), Error> {
+        let mut fresh = self
+            .clusters
+            .get_opt(&cluster.name_any())
+            .await?
+            .unwrap_or_else(|| cluster.clone());
+        let status = fresh.status.get_or_insert_with(Default::default);
+        if mutate(status) {
+            self.clusters
+                .replace_status(&cluster.name_any(), &PostParams::default(), &fresh)
+                .await?;
+        }
+        Ok(())
+    }
+}
+
+/// `1.35.0` → 35.
+fn target_minor(version: &str) -> Option<u32> {
+    version
+        .trim_start_matches('v')
+        .strip_prefix("1.")?
+        .split('.')
+        .next()?
+        .parse()
+        .ok()
+}
+
+/// Adds or updates an instance entry; returns whether anything changed.
+pub(crate) fn upsert_instance(
+    instances: &mut Vec<ClusterInstance>,
+    name: &str,
+    version: &str,
+    phase: InstancePhase,
+    endpoint: Option<String>,
+) -> bool {
+    match instances.iter_mut().find(|i| i.name == name) {
+        Some(i) => {
+            let changed = i.phase != phase || i.version != version;
+            i.phase = phase;
+            i.version = version.to_string();
+            changed
+        }
+        None => {
+            instances.push(ClusterInstance {
+                name: name.to_string(),
+                version: version.to_string(),
+                phase,
+                created_at: Some(now()),
+                endpoint,
+            });
+            true
+        }
+    }
+}
+
+/// Sets an existing instance's phase; returns whether anything changed.
+pub(crate) fn set_instance_phase(
+    instances: &mut [ClusterInstance],
+    name: &str,
+    phase: InstancePhase,
+) -> bool {
+    match instances.iter_mut().find(|i| i.name == name) {
+        Some(i) if i.phase != phase => {
+            i.phase = phase;
+            true
+        }
+        _ => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn target_minor_parses_versions() {
+        assert_eq!(target_minor("1.35.0"), Some(35));
+        assert_eq!(target_minor("v1.34"), Some(34));
+        assert_eq!(target_minor("2.0"), None);
+    }
+}

@@ -1,0 +1,332 @@
+//! A whole rotor installation in one process, as `rotor demo` runs it and as the end-to-end
+//! tests exercise it: a simulated fleet and cloud, the control plane's API, the controllers, a
+//! traffic layer (the embedded weighted router, or a real HAProxy), and a sample application in
+//! every member. Every part talks to the others over real loopback connections.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::core::v1::{Namespace, Service};
+use kube::ResourceExt;
+use kube::api::{Api, ListParams, Patch, PatchParams};
+use rotor_api::{Cluster, ShifterKind};
+use rotor_apiserver::ApiServer;
+use rotor_sim::{Sim, SimConfig};
+use rotor_traffic::TrafficShifter;
+use serde_json::json;
+
+/// Namespace of the sample application.
+pub const APP_NAMESPACE: &str = "demo-app";
+/// Name of its Deployment and Service.
+pub const APP_NAME: &str = "web";
+
+/// Which traffic layer carries the fleet's application traffic.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TrafficChoice {
+    /// The embedded weighted router (one listener, `/<endpoint>/...`).
+    Sim,
+    /// A real HAProxy, one frontend per endpoint, weights through its runtime API.
+    Haproxy,
+}
+
+pub struct RehearsalConfig {
+    pub fleet: Vec<Cluster>,
+    pub sim: SimConfig,
+    pub settings: rotor_controllers::Settings,
+    pub traffic: TrafficChoice,
+}
+
+pub struct Rehearsal {
+    pub sim: Arc<Sim>,
+    /// Base URL of the simulator (member APIs under `/clusters/{name}`, the cloud at `/cloud`).
+    pub sim_url: String,
+    pub control_plane: Arc<ApiServer>,
+    /// Admin kubeconfig of the control plane (holds its token).
+    pub kubeconfig: String,
+    pub client: kube::Client,
+    pub fleet: Vec<Cluster>,
+    pub sim_router: Option<(
+        rotor_traffic::sim::SimShifter,
+        rotor_traffic::sim::SimServer,
+    )>,
+    pub haproxy: Option<rotor_traffic::haproxy::HaproxyProcess>,
+    /// HAProxy frontends by endpoint.
+    frontends: BTreeMap<String, SocketAddr>,
+    stop: tokio::sync::watch::Sender<bool>,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+}
+
+impl Drop for Rehearsal {
+    fn drop(&mut self) {
+        let _ = self.stop.send(true);
+        for t in &self.tasks {
+            t.abort();
+        }
+    }
+}
+
+/// `1.34.2` → 34.
+pub fn minor_of(version: &str) -> anyhow::Result<u32> {
+    version
+        .trim_start_matches('v')
+        .strip_prefix("1.")
+        .and_then(|r| r.split('.').next())
+        .and_then(|m| m.parse().ok())
+        .ok_or_else(|| anyhow::anyhow!("{version:?} is not a Kubernetes version 1.N[.P]"))
+}
+
+fn free_port() -> anyhow::Result<u16> {
+    Ok(std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port())
+}
+
+impl Rehearsal {
+    pub async fn start(mut config: RehearsalConfig) -> anyhow::Result<Self> {
+        let (stop, stop_rx) = tokio::sync::watch::channel(false);
+        let stopped = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
+            let _ = rx.wait_for(|v| *v).await;
+        };
+        let mut tasks = Vec::new();
+
+        // The simulated fleet and cloud; each logical cluster's first instance bears its name.
+        if config.sim.traffic_port.is_none() {
+            config.sim.traffic_port = Some(free_port()?);
+        }
+        let sim = Sim::new(config.sim.clone());
+        for c in &config.fleet {
+            let minor = minor_of(&c.spec.kubernetes_version)?;
+            sim.add_cluster(&c.name_any(), minor).await?;
+            sim.cloud.adopt(&c.name_any(), minor);
+        }
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+        let sim_url = format!("http://{}", listener.local_addr()?);
+        let router = sim.router();
+        tasks.push(tokio::spawn(async move {
+            let _ = rotor_apiserver::http::serve(listener, router).await;
+        }));
+
+        // The control plane.
+        let token = rotor_sim::random_token();
+        let control_plane = crate::controlplane::control_plane(
+            Arc::new(rotor_store::memory::MemoryStore::default()),
+            Some(token.clone()),
+            false,
+        )
+        .await?;
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+        let cp_url = format!("http://{}", listener.local_addr()?);
+        let router = control_plane.clone().router();
+        tasks.push(tokio::spawn(async move {
+            let _ = rotor_apiserver::http::serve(listener, router).await;
+        }));
+        let kubeconfig = rotor_sim::kubeconfig_yaml("rotor", &cp_url, &token);
+        let client = crate::client_for(&kubeconfig).await?;
+
+        // The traffic layer.
+        let mut sim_router = None;
+        let mut haproxy = None;
+        let mut frontends = BTreeMap::new();
+        let shifter: Arc<dyn TrafficShifter> = match config.traffic {
+            TrafficChoice::Sim => {
+                let shifter = rotor_traffic::sim::SimShifter::new();
+                let server = shifter.serve("127.0.0.1:0".parse()?).await?;
+                sim_router = Some((shifter.clone(), server));
+                Arc::new(shifter)
+            }
+            TrafficChoice::Haproxy => {
+                let mut endpoints = Vec::new();
+                for c in &mut config.fleet {
+                    c.spec.traffic.shifter = ShifterKind::Haproxy;
+                    let listen: SocketAddr = format!("127.0.0.1:{}", free_port()?).parse()?;
+                    endpoints.push(rotor_traffic::haproxy::EndpointConfig::new(
+                        &c.spec.traffic.endpoint,
+                        listen,
+                    )?);
+                    frontends.insert(c.spec.traffic.endpoint.clone(), listen);
+                }
+                let process = rotor_traffic::haproxy::HaproxyProcess::start(
+                    &endpoints,
+                    Duration::from_secs(10),
+                )
+                .await?;
+                let shifter = process.shifter();
+                haproxy = Some(process);
+                Arc::new(shifter)
+            }
+        };
+        let kind = match config.traffic {
+            TrafficChoice::Sim => ShifterKind::Sim,
+            TrafficChoice::Haproxy => ShifterKind::Haproxy,
+        };
+
+        // The controllers.
+        let ctx = rotor_controllers::Context::new(
+            crate::client_for(&kubeconfig).await?,
+            config.settings.clone(),
+        )
+        .with_provider(
+            rotor_api::Provider::Sim,
+            Arc::new(rotor_providers::sim::SimProvider::new(&sim_url)),
+        )
+        .with_shifter(kind, shifter);
+        tasks.push(tokio::spawn(rotor_controllers::run(
+            Arc::new(ctx),
+            stopped(stop_rx),
+        )));
+
+        // The fleet, applied as an operator's automation would.
+        let clusters: Api<Cluster> = Api::all(client.clone());
+        let pp = PatchParams::apply("rotor-demo").force();
+        for c in &config.fleet {
+            let mut c = c.clone();
+            c.metadata.managed_fields = None;
+            clusters
+                .patch(&c.name_any(), &pp, &Patch::Apply(&c))
+                .await
+                .map_err(|e| anyhow::anyhow!("applying Cluster {}: {e}", c.name_any()))?;
+        }
+        Ok(Rehearsal {
+            sim,
+            sim_url,
+            control_plane,
+            kubeconfig,
+            client,
+            fleet: config.fleet,
+            sim_router,
+            haproxy,
+            frontends,
+            stop,
+            tasks,
+        })
+    }
+
+    /// The URL of the sample application of `endpoint`, through the traffic layer.
+    pub fn app_url(&self, endpoint: &str) -> String {
+        match (&self.sim_router, self.frontends.get(endpoint)) {
+            (_, Some(listen)) => format!("http://{listen}/{APP_NAMESPACE}/{APP_NAME}"),
+            (Some((_, server)), None) => {
+                format!("{}/{APP_NAMESPACE}/{APP_NAME}", server.url(endpoint))
+            }
+            (None, None) => format!("http://unknown-endpoint.invalid/{endpoint}"),
+        }
+    }
+
+    /// Every Cluster's app URL, in fleet order.
+    pub fn app_urls(&self) -> Vec<String> {
+        self.fleet
+            .iter()
+            .map(|c| self.app_url(&c.spec.traffic.endpoint))
+            .collect()
+    }
+
+    /// A kube client of one member-cluster instance.
+    pub async fn member(&self, instance: &str) -> anyhow::Result<kube::Client> {
+        let kubeconfig = self
+            .sim
+            .kubeconfig(instance, &self.sim_url)
+            .ok_or_else(|| anyhow::anyhow!("no simulated instance {instance}"))?;
+        crate::client_for(&kubeconfig).await
+    }
+
+    /// Waits until every Cluster has adopted its instance (the Cluster controller ran).
+    pub async fn wait_adopted(&self, limit: Duration) -> anyhow::Result<()> {
+        let clusters: Api<Cluster> = Api::all(self.client.clone());
+        let deadline = Instant::now() + limit;
+        loop {
+            let list = clusters.list(&ListParams::default()).await?;
+            let missing: Vec<String> = list
+                .items
+                .iter()
+                .filter(|c| {
+                    c.status
+                        .as_ref()
+                        .and_then(|s| s.active_instance.as_ref())
+                        .is_none()
+                })
+                .map(|c| c.name_any())
+                .collect();
+            if missing.is_empty() && list.items.len() == self.fleet.len() {
+                return Ok(());
+            }
+            if Instant::now() > deadline {
+                anyhow::bail!(
+                    "{} Clusters have no active instance after {limit:?}: {}",
+                    missing.len(),
+                    missing
+                        .iter()
+                        .take(5)
+                        .cloned()
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// Deploys the sample application (namespace, Deployment, Service) into every member and
+    /// waits until it answers through the traffic layer.
+    pub async fn deploy_app(&self, limit: Duration) -> anyhow::Result<()> {
+        let pp = PatchParams::apply("rotor-demo");
+        let (ns, deploy, svc) = sample_app();
+        for c in &self.fleet {
+            let name = c.name_any();
+            let client = self.member(&name).await?;
+            let nss: Api<Namespace> = Api::all(client.clone());
+            nss.patch(APP_NAMESPACE, &pp, &Patch::Apply(&ns))
+                .await
+                .map_err(|e| anyhow::anyhow!("{name}: namespace: {e}"))?;
+            let deps: Api<Deployment> = Api::namespaced(client.clone(), APP_NAMESPACE);
+            deps.patch(APP_NAME, &pp, &Patch::Apply(&deploy))
+                .await
+                .map_err(|e| anyhow::anyhow!("{name}: deployment: {e}"))?;
+            let svcs: Api<Service> = Api::namespaced(client, APP_NAMESPACE);
+            svcs.patch(APP_NAME, &pp, &Patch::Apply(&svc))
+                .await
+                .map_err(|e| anyhow::anyhow!("{name}: service: {e}"))?;
+        }
+        let deadline = Instant::now() + limit;
+        for url in self.app_urls() {
+            loop {
+                let report = rotor_traffic::load::run(
+                    std::slice::from_ref(&url),
+                    1,
+                    1,
+                    Duration::from_secs(2),
+                )
+                .await;
+                if report.failed == 0 {
+                    break;
+                }
+                if Instant::now() > deadline {
+                    anyhow::bail!(
+                        "the sample application at {url} does not answer after {limit:?}"
+                    );
+                }
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        }
+        // The readiness probes above went through the traffic layer: start counting afresh.
+        if let Some((shifter, _)) = &self.sim_router {
+            for c in &self.fleet {
+                shifter.reset_stats(&c.spec.traffic.endpoint)?;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The sample application every member runs: a namespace, a Deployment and its Service.
+pub fn sample_app() -> (serde_json::Value, serde_json::Value, serde_json::Value) {
+    let ns = json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": APP_NAMESPACE}});
+    let deploy = json!({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": APP_NAME, "namespace": APP_NAMESPACE},
+        "spec": {"replicas": 2, "selector": {"matchLabels": {"app": APP_NAME}},
+            "template": {"metadata": {"labels": {"app": APP_NAME}}, "spec": {"containers": [{"name": "web", "image": "nginx:1.27", "ports": [{"containerPort": 80}]}]}}}});
+    let svc = json!({"apiVersion": "v1", "kind": "Service", "metadata": {"name": APP_NAME, "namespace": APP_NAMESPACE},
+        "spec": {"selector": {"app": APP_NAME}, "ports": [{"port": 80, "targetPort": 80}]}});
+    (ns, deploy, svc)
+}

@@ -1,0 +1,318 @@
+//! Crash anywhere: `rotor serve` (control plane + controllers, SQLite store) is killed with
+//! SIGKILL at random moments during one swap and restarted each time. The swap still converges,
+//! the simulated cloud saw exactly one green ever created and keeps no orphan, and the steady
+//! load through HAProxy never saw a failed request.
+
+mod common;
+
+use std::net::SocketAddr;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::core::v1::{Namespace, Service};
+use kube::ResourceExt;
+use kube::api::{Api, Patch, PatchParams, PostParams};
+use rotor::rehearsal::{APP_NAME, APP_NAMESPACE, sample_app};
+use rotor_api::{
+    Cluster, ClusterSwap, ClusterSwapSpec, Phase, ShifterKind, SwapStrategy, SwapTarget,
+};
+use rotor_sim::{CloudConfig, Sim, SimConfig};
+use rotor_traffic::haproxy::{EndpointConfig, HaproxyProcess};
+use rotor_traffic::load::Load;
+
+const KILLS: usize = 20;
+
+/// A small xorshift: the kill moments vary per run, and the seed is printed to replay one.
+struct Rng(u64);
+impl Rng {
+    fn below(&mut self, n: u64) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0 % n
+    }
+}
+
+struct Serve {
+    child: Child,
+}
+
+impl Serve {
+    fn start(
+        store: &std::path::Path,
+        listen: SocketAddr,
+        sim_url: &str,
+        socket: &std::path::Path,
+        log: &std::path::Path,
+    ) -> Self {
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(log)
+            .expect("log file");
+        let child = Command::new(env!("CARGO_BIN_EXE_rotor"))
+            .args([
+                "serve",
+                "--store",
+                &format!("sqlite:{}", store.display()),
+                "--listen",
+                &listen.to_string(),
+                "--provider",
+                &format!("sim:{sim_url}"),
+                "--traffic",
+                &format!("haproxy:{}", socket.display()),
+            ])
+            .env("ROTOR_LOG", "info")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("rotor serve starts");
+        Serve { child }
+    }
+
+    fn kill(mut self) {
+        let _ = self.child.kill(); // SIGKILL
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for Serve {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_swap_survives_sigkill_of_the_control_plane_20_times() {
+    let seed = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos() as u64)
+        .unwrap_or(1)
+        | 1;
+    eprintln!("kill schedule seed {seed}");
+    let mut rng = Rng(seed);
+    let dir = tempfile::tempdir().expect("tempdir");
+
+    // The simulated fleet of one cluster, its cloud, and HAProxy in front of it.
+    let sim = Sim::new(SimConfig {
+        nodes: 2,
+        workload_ready_delay: Duration::from_millis(200),
+        node_ready_delay: Duration::from_millis(100),
+        traffic_port: Some(
+            std::net::TcpListener::bind("127.0.0.1:0")
+                .and_then(|l| l.local_addr())
+                .expect("port")
+                .port(),
+        ),
+        cloud: CloudConfig {
+            create_latency: Duration::from_millis(1500),
+            delete_latency: Duration::from_millis(500),
+            ..CloudConfig::default()
+        },
+        ..SimConfig::default()
+    });
+    let mut cluster = rotor_api::sample_fleet(1).remove(0);
+    cluster.spec.traffic.shifter = ShifterKind::Haproxy;
+    let name = cluster.name_any();
+    sim.add_cluster(&name, 34).await.expect("blue");
+    sim.cloud.adopt(&name, 34);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let sim_url = format!("http://{}", listener.local_addr().expect("addr"));
+    let router = sim.router();
+    tokio::spawn(async move {
+        let _ = rotor_apiserver::http::serve(listener, router).await;
+    });
+    let frontend: SocketAddr = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("port");
+    let haproxy = HaproxyProcess::start(
+        &[EndpointConfig::new(&cluster.spec.traffic.endpoint, frontend).expect("endpoint")],
+        Duration::from_secs(10),
+    )
+    .await
+    .expect("haproxy starts");
+
+    // The sample application in blue.
+    let member = rotor::client_for(&sim.kubeconfig(&name, &sim_url).expect("kubeconfig"))
+        .await
+        .expect("member client");
+    let (ns, deploy, svc) = sample_app();
+    let pp = PatchParams::apply("test");
+    Api::<Namespace>::all(member.clone())
+        .patch(APP_NAMESPACE, &pp, &Patch::Apply(&ns))
+        .await
+        .expect("namespace");
+    Api::<Deployment>::namespaced(member.clone(), APP_NAMESPACE)
+        .patch(APP_NAME, &pp, &Patch::Apply(&deploy))
+        .await
+        .expect("deployment");
+    Api::<Service>::namespaced(member, APP_NAMESPACE)
+        .patch(APP_NAME, &pp, &Patch::Apply(&svc))
+        .await
+        .expect("service");
+
+    // rotor serve, the first life.
+    let store = dir.path().join("rotor.db");
+    let log = dir.path().join("serve.log");
+    let listen: SocketAddr = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("port");
+    let start = || Serve::start(&store, listen, &sim_url, haproxy.socket_path(), &log);
+    let mut serve = start();
+    let kubeconfig_path = dir.path().join("rotor.db.kubeconfig");
+    common::eventually(
+        Duration::from_secs(20),
+        "rotor serve writes its kubeconfig",
+        || async { kubeconfig_path.exists().then_some(()) },
+    )
+    .await;
+    let kubeconfig = std::fs::read_to_string(&kubeconfig_path).expect("kubeconfig");
+    let client = rotor::client_for(&kubeconfig).await.expect("client");
+    let clusters: Api<Cluster> = Api::all(client.clone());
+    let swaps: Api<ClusterSwap> = Api::all(client.clone());
+    common::eventually(
+        Duration::from_secs(20),
+        "the Cluster is applied",
+        || async {
+            let mut c = cluster.clone();
+            c.metadata.managed_fields = None;
+            clusters
+                .patch(
+                    &name,
+                    &PatchParams::apply("test").force(),
+                    &Patch::Apply(&c),
+                )
+                .await
+                .ok()
+        },
+    )
+    .await;
+
+    // The app answers through HAProxy once the Cluster controller attached blue.
+    let url = format!("http://{frontend}/{APP_NAMESPACE}/{APP_NAME}");
+    common::eventually(
+        Duration::from_secs(30),
+        "the app answers through HAProxy",
+        || async {
+            let r =
+                rotor_traffic::load::run(std::slice::from_ref(&url), 1, 1, Duration::from_secs(2))
+                    .await;
+            (r.failed == 0).then_some(())
+        },
+    )
+    .await;
+    let load = Load::start(vec![url.clone()], 4, Duration::from_secs(5));
+
+    let swap = ClusterSwap::new(
+        "crash-upgrade",
+        ClusterSwapSpec {
+            cluster_ref: name.clone(),
+            target: SwapTarget {
+                kubernetes_version: Some("1.35.0".into()),
+                ..Default::default()
+            },
+            strategy: SwapStrategy {
+                traffic_steps: vec![10, 25, 50, 75, 100],
+                bake_seconds: 2,
+                blue_retention_seconds: 6,
+                ..Default::default()
+            },
+            paused: false,
+            rollback: false,
+        },
+    );
+    swaps
+        .create(&PostParams::default(), &swap)
+        .await
+        .expect("swap created");
+
+    // Kill and restart at random moments while the swap runs.
+    let mut phases_at_kill = Vec::new();
+    let mut kills_mid_swap = 0;
+    while kills_mid_swap < KILLS && phases_at_kill.len() < 3 * KILLS {
+        tokio::time::sleep(Duration::from_millis(300 + rng.below(800))).await;
+        let phase = swaps
+            .get("crash-upgrade")
+            .await
+            .ok()
+            .and_then(|s| s.status)
+            .map(|s| s.phase);
+        if phase.is_some_and(|p| p.is_terminal()) {
+            break;
+        }
+        if phase.is_some() {
+            kills_mid_swap += 1;
+        }
+        phases_at_kill.push(phase);
+        serve.kill();
+        tokio::time::sleep(Duration::from_millis(rng.below(200))).await;
+        serve = start();
+    }
+    eprintln!("phases seen at the kills: {phases_at_kill:?}");
+    assert!(
+        kills_mid_swap >= KILLS,
+        "only {kills_mid_swap} kills landed while the swap ran: {phases_at_kill:?}"
+    );
+    let distinct: std::collections::BTreeSet<_> = phases_at_kill.iter().flatten().collect();
+    assert!(
+        distinct.len() >= 4,
+        "the kills should land in several phases, saw {phases_at_kill:?}"
+    );
+
+    // Now let it finish.
+    let deadline = Instant::now() + Duration::from_secs(120);
+    let done = loop {
+        if let Ok(s) = swaps.get("crash-upgrade").await
+            && s.status.as_ref().is_some_and(|st| st.phase.is_terminal())
+        {
+            break s;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the swap did not converge after the kills; serve log:\n{}",
+            tail(&log)
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    let report = load.stop().await;
+    let status = done.status.clone().unwrap_or_default();
+    assert_eq!(
+        status.phase,
+        Phase::Succeeded,
+        "history {:?}\n{}",
+        status.history,
+        tail(&log)
+    );
+    let path: Vec<Phase> = status.history.iter().map(|t| t.phase).collect();
+    assert_eq!(
+        path,
+        Phase::LIFECYCLE[1..].to_vec(),
+        "every phase once, in order"
+    );
+    assert_eq!(report.failed, 0, "{report:?}");
+    assert!(report.requests > 1000, "{report:?}");
+    // Exactly one green was ever created, and nothing but green remains.
+    assert_eq!(sim.cloud.created_total(), 1);
+    let green = status.green_instance.clone().expect("green");
+    let remaining: Vec<String> = sim.cloud.list().into_iter().map(|c| c.name).collect();
+    assert_eq!(remaining, vec![green.clone()], "orphan instances");
+    let c = clusters
+        .get(&name)
+        .await
+        .expect("cluster")
+        .status
+        .unwrap_or_default();
+    assert_eq!(c.active_instance.as_deref(), Some(green.as_str()));
+    serve.kill();
+}
+
+fn tail(path: &std::path::Path) -> String {
+    let text = std::fs::read_to_string(path).unwrap_or_default();
+    let lines: Vec<&str> = text.lines().collect();
+    lines[lines.len().saturating_sub(60)..].join("\n")
+}

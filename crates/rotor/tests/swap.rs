@@ -1,0 +1,312 @@
+//! End-to-end swaps: the simulator (fleet + cloud), the control plane, the controllers and a
+//! real traffic layer (HAProxy, or the embedded router), with steady HTTP load through the
+//! traffic layer the whole time. Zero failed requests is asserted exactly.
+
+mod common;
+
+use std::time::Duration;
+
+use common::eventually;
+use kube::ResourceExt;
+use kube::api::{Api, Patch, PatchParams, PostParams};
+use rotor::rehearsal::{Rehearsal, RehearsalConfig, TrafficChoice};
+use rotor_api::{Cluster, ClusterSwap, ClusterSwapSpec, Phase, SwapStrategy, SwapTarget};
+use rotor_sim::{CloudConfig, Fault, SimConfig};
+use rotor_traffic::load::Load;
+
+const LIMIT: Duration = Duration::from_secs(90);
+
+async fn rehearsal(traffic: TrafficChoice) -> Rehearsal {
+    let fleet = rotor_api::sample_fleet(1);
+    let r = Rehearsal::start(RehearsalConfig {
+        fleet,
+        sim: SimConfig {
+            nodes: 2,
+            workload_ready_delay: Duration::from_millis(200),
+            node_ready_delay: Duration::from_millis(100),
+            cloud: CloudConfig {
+                create_latency: Duration::from_millis(300),
+                delete_latency: Duration::from_millis(100),
+                ..CloudConfig::default()
+            },
+            ..SimConfig::default()
+        },
+        settings: rotor_controllers::Settings {
+            gate_interval: Duration::from_millis(100),
+            poll_interval: Duration::from_millis(200),
+            drain: Duration::from_millis(300),
+            min_gate_requests: 10,
+            ..Default::default()
+        },
+        traffic,
+    })
+    .await
+    .expect("rehearsal starts");
+    r.wait_adopted(Duration::from_secs(20))
+        .await
+        .expect("clusters adopted");
+    r.deploy_app(Duration::from_secs(30))
+        .await
+        .expect("sample app answers");
+    r
+}
+
+async fn create_swap(r: &Rehearsal, steps: Vec<u8>, bake_seconds: u64, retention: u64) -> String {
+    let cluster = r.fleet[0].name_any();
+    let swap = ClusterSwap::new(
+        "upgrade",
+        ClusterSwapSpec {
+            cluster_ref: cluster,
+            target: SwapTarget {
+                kubernetes_version: Some(rotor_api::SAMPLE_TARGET_VERSION.into()),
+                ..Default::default()
+            },
+            strategy: SwapStrategy {
+                traffic_steps: steps,
+                bake_seconds,
+                blue_retention_seconds: retention,
+                ..Default::default()
+            },
+            paused: false,
+            rollback: false,
+        },
+    );
+    let api: Api<ClusterSwap> = Api::all(r.client.clone());
+    api.create(&PostParams::default(), &swap)
+        .await
+        .expect("swap created");
+    "upgrade".into()
+}
+
+async fn wait_phase(r: &Rehearsal, name: &str, want: impl Fn(&ClusterSwap) -> bool) -> ClusterSwap {
+    let api: Api<ClusterSwap> = Api::all(r.client.clone());
+    let mut last = String::new();
+    let found = tokio::time::timeout(LIMIT, async {
+        loop {
+            if let Ok(s) = api.get(name).await {
+                last = format!("{:?}", s.status);
+                if want(&s) {
+                    return s;
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await;
+    found.unwrap_or_else(|_| {
+        panic!("swap {name} did not get there within {LIMIT:?}; last status {last}")
+    })
+}
+
+fn phase(s: &ClusterSwap) -> Phase {
+    s.status.clone().unwrap_or_default().phase
+}
+
+/// Keeps the load going until at least `n` requests were sent (bounded).
+async fn at_least(load: &Load, n: u64) {
+    eventually(LIMIT, "enough load", || async {
+        (load.snapshot().requests >= n).then_some(())
+    })
+    .await;
+}
+
+async fn cluster(r: &Rehearsal) -> Cluster {
+    let api: Api<Cluster> = Api::all(r.client.clone());
+    api.get(&r.fleet[0].name_any()).await.expect("cluster")
+}
+
+async fn swap_succeeds(traffic: TrafficChoice) {
+    let r = rehearsal(traffic).await;
+    let blue = r.fleet[0].name_any();
+    let load = Load::start(r.app_urls(), 8, Duration::from_secs(5));
+    let name = create_swap(&r, vec![10, 50, 100], 1, 1).await;
+    let done = wait_phase(&r, &name, |s| phase(s).is_terminal()).await;
+    at_least(&load, 10_000).await;
+    let report = load.stop().await;
+    let status = done.status.clone().unwrap_or_default();
+    assert_eq!(
+        status.phase,
+        Phase::Succeeded,
+        "history: {:?}",
+        status.history
+    );
+    assert_eq!(report.failed, 0, "{report:?}");
+    assert!(report.requests >= 10_000, "{report:?}");
+    // Every phase of the lifecycle, in order, once.
+    let path: Vec<Phase> = status.history.iter().map(|t| t.phase).collect();
+    assert_eq!(path, Phase::LIFECYCLE[1..].to_vec());
+    let green = status.green_instance.clone().expect("green recorded");
+    assert_eq!(status.blue_instance.as_deref(), Some(blue.as_str()));
+    assert_ne!(green, blue);
+    // The Cluster now runs on green, at the target version; blue is gone from the cloud.
+    let c = cluster(&r).await.status.unwrap_or_default();
+    assert_eq!(c.active_instance.as_deref(), Some(green.as_str()));
+    assert_eq!(c.current_swap, None);
+    assert_eq!(c.instances.len(), 1, "{:?}", c.instances);
+    assert!(r.sim.cluster(&blue).is_none(), "blue still exists");
+    assert!(
+        r.sim.cloud.get(&blue).is_none(),
+        "blue still known to the cloud"
+    );
+    assert_eq!(
+        r.sim.cloud.created_total(),
+        1,
+        "exactly one green was created"
+    );
+    let member = r.sim.cluster(&green).expect("green exists");
+    assert_eq!(
+        r.sim.cloud.get(&green).map(|c| c.kubernetes_version),
+        Some("1.35".to_string()),
+        "green runs the target version"
+    );
+    // Traffic is on green: a request through the traffic layer lands on green's listener.
+    let green_addr = member.traffic_addr.expect("green traffic address");
+    match traffic {
+        TrafficChoice::Haproxy => {
+            let shifter = r.haproxy.as_ref().expect("haproxy").shifter();
+            let states = shifter
+                .server_states(&r.fleet[0].spec.traffic.endpoint)
+                .await
+                .expect("server states");
+            assert_eq!(states["blue"].socket_addr(), Some(green_addr));
+            assert!(states["blue"].ready());
+        }
+        TrafficChoice::Sim => {
+            let (shifter, _) = r.sim_router.as_ref().expect("router");
+            let stats = shifter
+                .stats(&r.fleet[0].spec.traffic.endpoint)
+                .expect("stats");
+            assert!(stats.to_green > 0, "{stats:?}");
+            assert_eq!(stats.failures, 0, "{stats:?}");
+        }
+    }
+    // The transitions are Events on the swap.
+    let events: Api<k8s_openapi::api::events::v1::Event> = Api::all(r.client.clone());
+    let list = events.list(&Default::default()).await.expect("events");
+    let reasons: Vec<String> = list
+        .items
+        .iter()
+        .filter(|e| e.regarding.as_ref().and_then(|o| o.name.as_deref()) == Some(name.as_str()))
+        .filter_map(|e| e.reason.clone())
+        .collect();
+    for reason in [
+        "ProvisioningGreen",
+        "GreenReady",
+        "TrafficStepApplied",
+        "SwapSucceeded",
+    ] {
+        assert!(
+            reasons.iter().any(|r| r == reason),
+            "no {reason} event in {reasons:?}"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn swap_through_haproxy_succeeds_with_zero_failed_requests() {
+    swap_succeeds(TrafficChoice::Haproxy).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn swap_through_the_embedded_router_succeeds_with_zero_failed_requests() {
+    swap_succeeds(TrafficChoice::Sim).await;
+}
+
+/// Green starts failing once it has half the traffic: the error-rate gate sends everything back
+/// to blue, green is deleted, and no client saw a failure (the traffic layer retried the
+/// failed requests on blue).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_gate_failure_at_50_percent_rolls_back_with_zero_failed_requests() {
+    let r = rehearsal(TrafficChoice::Haproxy).await;
+    let blue = r.fleet[0].name_any();
+    let load = Load::start(r.app_urls(), 8, Duration::from_secs(5));
+    let name = create_swap(&r, vec![10, 50, 100], 3, 1).await;
+    let at_50 = wait_phase(&r, &name, |s| {
+        s.status
+            .as_ref()
+            .is_some_and(|st| st.green_weight_percent == 50)
+            || phase(s).is_terminal()
+    })
+    .await;
+    let green = at_50
+        .status
+        .clone()
+        .unwrap_or_default()
+        .green_instance
+        .expect("green");
+    assert!(r.sim.set_fault(&green, Fault::TrafficErrors), "fault set");
+    let done = wait_phase(&r, &name, |s| phase(s).is_terminal()).await;
+    at_least(&load, 10_000).await;
+    let report = load.stop().await;
+    let status = done.status.clone().unwrap_or_default();
+    assert_eq!(
+        status.phase,
+        Phase::RolledBack,
+        "history: {:?}",
+        status.history
+    );
+    let rollback = status
+        .history
+        .iter()
+        .find(|t| t.phase == Phase::RollingBack)
+        .expect("RollingBack recorded");
+    assert_eq!(rollback.reason, rotor_api::Reason::HealthGateFailed);
+    assert_eq!(report.failed, 0, "{report:?}");
+    let c = cluster(&r).await.status.unwrap_or_default();
+    assert_eq!(c.active_instance.as_deref(), Some(blue.as_str()));
+    assert_eq!(c.current_swap, None);
+    assert!(r.sim.cluster(&green).is_none(), "green was not deleted");
+    let shifter = r.haproxy.as_ref().expect("haproxy").shifter();
+    let weights =
+        rotor_traffic::TrafficShifter::weights(&shifter, &r.fleet[0].spec.traffic.endpoint)
+            .await
+            .expect("weights");
+    assert_eq!(weights, rotor_traffic::Weights::all_blue());
+}
+
+/// After green took 100 %, blue is retained; an operator's `spec.rollback` brings it back with
+/// no failed request.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rollback_during_retention_restores_blue_with_zero_failed_requests() {
+    let r = rehearsal(TrafficChoice::Haproxy).await;
+    let blue = r.fleet[0].name_any();
+    let load = Load::start(r.app_urls(), 8, Duration::from_secs(5));
+    let name = create_swap(&r, vec![50, 100], 1, 600).await;
+    wait_phase(&r, &name, |s| {
+        phase(s) == Phase::Retaining || phase(s).is_terminal()
+    })
+    .await;
+    let c = cluster(&r).await.status.unwrap_or_default();
+    assert_ne!(
+        c.active_instance.as_deref(),
+        Some(blue.as_str()),
+        "green is active while retaining"
+    );
+    let api: Api<ClusterSwap> = Api::all(r.client.clone());
+    api.patch(
+        &name,
+        &PatchParams::default(),
+        &Patch::Merge(serde_json::json!({"spec": {"rollback": true}})),
+    )
+    .await
+    .expect("rollback requested");
+    let done = wait_phase(&r, &name, |s| phase(s).is_terminal()).await;
+    at_least(&load, 10_000).await;
+    let report = load.stop().await;
+    let status = done.status.clone().unwrap_or_default();
+    assert_eq!(
+        status.phase,
+        Phase::RolledBack,
+        "history: {:?}",
+        status.history
+    );
+    assert_eq!(report.failed, 0, "{report:?}");
+    let c = cluster(&r).await.status.unwrap_or_default();
+    assert_eq!(c.active_instance.as_deref(), Some(blue.as_str()));
+    assert!(
+        r.sim.cluster(&blue).is_some(),
+        "blue must survive the rollback"
+    );
+    let green = status.green_instance.expect("green");
+    assert!(r.sim.cluster(&green).is_none(), "green was not deleted");
+}

@@ -38,7 +38,7 @@ impl Selection {
 fn member_error(instance: &str, what: &str, e: kube::Error) -> Error {
     Error::Member {
         instance: instance.to_string(),
-        message: format!("{what}: {e}"),
+        message: format!("{what}: {}", crate::chain(&e)),
     }
 }
 

@@ -127,7 +127,7 @@ pub fn sanitize(obj: &DynamicObject, ar: &ApiResource) -> Value {
 fn member(instance: &str, what: String, e: kube::Error) -> Error {
     Error::Member {
         instance: instance.to_string(),
-        message: format!("{what}: {e}"),
+        message: format!("{what}: {}", crate::chain(&e)),
     }
 }
 

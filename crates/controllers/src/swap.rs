@@ -1035,6 +1035,22 @@ impl<'a> Reconcile<'a> {
             .transition(next, t.clone(), reason, message.clone())
             .map_err(|e| Error::Other(format!("ClusterSwap {}: {e}", self.name)))?;
         let generation = self.swap.metadata.generation;
+        if !self.swap.spec.paused
+            && rotor_api::find_condition(&status.conditions, ConditionType::Paused)
+                .is_some_and(|c| c.is_true())
+        {
+            set_condition(
+                &mut status.conditions,
+                Condition::new(
+                    ConditionType::Paused,
+                    ConditionStatus::False,
+                    Reason::Resumed,
+                    "spec.paused was cleared".to_string(),
+                    t.clone(),
+                    generation,
+                ),
+            );
+        }
         let mut set = |type_: ConditionType, on: bool| {
             let status_value = if on {
                 ConditionStatus::True

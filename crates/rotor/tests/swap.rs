@@ -310,3 +310,59 @@ async fn rollback_during_retention_restores_blue_with_zero_failed_requests() {
     let green = status.green_instance.expect("green");
     assert!(r.sim.cluster(&green).is_none(), "green was not deleted");
 }
+
+/// `spec.paused` freezes a swap where it is (with a Paused condition); unpausing resumes it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_paused_swap_waits_and_resumes() {
+    let r = rehearsal(TrafficChoice::Sim).await;
+    let api: Api<ClusterSwap> = Api::all(r.client.clone());
+    let mut swap = ClusterSwap::new(
+        "paused",
+        ClusterSwapSpec {
+            cluster_ref: r.fleet[0].name_any(),
+            target: SwapTarget {
+                kubernetes_version: Some(rotor_api::SAMPLE_TARGET_VERSION.into()),
+                ..Default::default()
+            },
+            strategy: SwapStrategy {
+                traffic_steps: vec![100],
+                bake_seconds: 0,
+                blue_retention_seconds: 0,
+                ..Default::default()
+            },
+            paused: true,
+            rollback: false,
+        },
+    );
+    swap = api
+        .create(&PostParams::default(), &swap)
+        .await
+        .expect("created");
+    let paused = wait_phase(&r, &swap.name_any(), |s| {
+        s.status.as_ref().is_some_and(|st| {
+            rotor_api::find_condition(&st.conditions, rotor_api::ConditionType::Paused)
+                .is_some_and(|c| c.is_true())
+        })
+    })
+    .await;
+    // Frozen: still Pending a while later, nothing created in the cloud.
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    let still = api.get("paused").await.expect("get");
+    assert_eq!(phase(&still), Phase::Pending, "{:?}", still.status);
+    assert_eq!(phase(&paused), Phase::Pending);
+    assert_eq!(r.sim.cloud.created_total(), 0);
+    api.patch(
+        "paused",
+        &PatchParams::default(),
+        &Patch::Merge(serde_json::json!({"spec": {"paused": false}})),
+    )
+    .await
+    .expect("unpaused");
+    let done = wait_phase(&r, "paused", |s| phase(s).is_terminal()).await;
+    assert_eq!(phase(&done), Phase::Succeeded, "{:?}", done.status);
+    let status = done.status.unwrap_or_default();
+    let paused = rotor_api::find_condition(&status.conditions, rotor_api::ConditionType::Paused)
+        .expect("Paused condition kept");
+    assert!(!paused.is_true(), "{paused:?}");
+    assert_eq!(paused.reason, rotor_api::Reason::Resumed);
+}

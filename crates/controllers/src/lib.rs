@@ -2,7 +2,8 @@
 //! Kubernetes API with kube-runtime:
 //!
 //! - [`swap`] drives one `ClusterSwap` through the blue-green lifecycle (DESIGN.md);
-//! - [`cluster`] keeps each `Cluster`'s status (active instance, health) and starts nothing.
+//! - [`cluster`] keeps each `Cluster`'s status (active instance, health) and starts nothing;
+//! - [`rollout`] rolls one change across the fleet in waves of ClusterSwaps.
 //!
 //! Both are level-triggered: every reconcile reads the object and the world (provider, traffic
 //! layer, member clusters), derives the one next action from them, and records progress in
@@ -18,6 +19,7 @@ mod events;
 pub mod health;
 pub mod members;
 pub mod migration;
+pub mod rollout;
 pub mod swap;
 
 use std::collections::HashMap;
@@ -83,7 +85,17 @@ pub struct Context {
     gate_baselines: Mutex<HashMap<String, (u32, rotor_traffic::BackendCounters)>>,
     /// Per object key: consecutive reconcile errors (exponential backoff).
     failures: Mutex<HashMap<String, u32>>,
+    /// Wall clock for maintenance windows (tests move it).
+    clock: Clock,
+    /// Precise starts of timed waits (bake, drain, retention): status times have one-second
+    /// resolution, which would cut a 1 s bake to nothing.
+    starts: Mutex<HashMap<String, (Time, std::time::Instant)>>,
 }
+
+type Time = k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+
+/// The wall clock the controllers read for maintenance windows.
+pub type Clock = Arc<dyn Fn() -> chrono::DateTime<chrono::Utc> + Send + Sync>;
 
 impl Context {
     pub fn new(client: Client, settings: Settings) -> Self {
@@ -97,7 +109,46 @@ impl Context {
             gate_baselines: Mutex::default(),
             addresses: Mutex::default(),
             failures: Mutex::default(),
+            clock: Arc::new(chrono::Utc::now),
+            starts: Mutex::default(),
         }
+    }
+
+    /// Remember that the wait `key` started now, recorded in status as `at`.
+    pub(crate) fn mark_started(&self, key: String, at: &Time) {
+        let mut starts = lock(&self.starts);
+        if starts.len() > 100_000 {
+            starts.clear();
+        }
+        starts.insert(key, (at.clone(), std::time::Instant::now()));
+    }
+
+    /// How long the wait `key` (recorded in status as `at`) has lasted: precisely when this
+    /// process started it, else conservatively (the recorded time is rounded down to the
+    /// second, so one second is subtracted: a wait is never cut short).
+    pub(crate) fn elapsed(&self, key: &str, at: &Time) -> Duration {
+        let mut starts = lock(&self.starts);
+        if let Some((recorded, instant)) = starts.get(key)
+            && recorded == at
+        {
+            return instant.elapsed();
+        }
+        let elapsed = since(at).saturating_sub(Duration::from_secs(1));
+        let start = std::time::Instant::now()
+            .checked_sub(elapsed)
+            .unwrap_or_else(std::time::Instant::now);
+        starts.insert(key.to_string(), (at.clone(), start));
+        elapsed
+    }
+
+    /// Read the wall clock from `clock` (maintenance windows in tests).
+    pub fn with_clock(mut self, clock: Clock) -> Self {
+        self.clock = clock;
+        self
+    }
+
+    pub(crate) fn clock(&self) -> chrono::DateTime<chrono::Utc> {
+        (self.clock)()
     }
 
     /// Serve Clusters whose `spec.provider` is `kind` with `provider`.
@@ -198,12 +249,13 @@ pub async fn run(
         let _ = rx.wait_for(|v| *v).await;
     };
     let swaps = swap::controller(ctx.clone(), stop(rx.clone()));
+    let rollouts = rollout::controller(ctx.clone(), stop(rx.clone()));
     let clusters = cluster::controller(ctx, stop(rx));
     tokio::spawn(async move {
         shutdown.await;
         let _ = tx.send(true);
     });
-    futures::join!(swaps, clusters);
+    futures::join!(swaps, rollouts, clusters);
 }
 
 /// `now` as the API's `Time`.

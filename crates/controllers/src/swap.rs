@@ -33,7 +33,7 @@ use rotor_providers::{InstanceSpec, InstanceState, idempotency_token, instance_n
 use rotor_traffic::{TrafficShifter, Weights};
 
 use crate::health::{self, Selection};
-use crate::{Context, Error, migration, now, since};
+use crate::{Context, Error, migration, now};
 
 /// Runs the controller until `stop` resolves.
 pub async fn controller(
@@ -534,7 +534,11 @@ impl<'a> Reconcile<'a> {
             Gate::Pass => {}
         }
         let bake = self.swap.spec.strategy.bake();
-        let baked = status.step_started_at.as_ref().map(since).unwrap_or(bake);
+        let baked = status
+            .step_started_at
+            .as_ref()
+            .map(|t| self.ctx.elapsed(&format!("swap/{}/step", self.name), t))
+            .unwrap_or(bake);
         if baked < bake {
             return Ok(Action::requeue(
                 self.ctx.settings.gate_interval.min(bake - baked),
@@ -564,8 +568,11 @@ impl<'a> Reconcile<'a> {
         let pct = self.swap.spec.strategy.traffic_steps[index];
         status.current_step = Some(index as u32);
         status.green_weight_percent = pct;
-        status.step_started_at = Some(now());
+        let t = now();
+        status.step_started_at = Some(t.clone());
         self.write(status.clone()).await?;
+        self.ctx
+            .mark_started(format!("swap/{}/step", self.name), &t);
         self.ensure_traffic(cluster, &status).await?;
         self.event(
             false,
@@ -961,7 +968,10 @@ impl<'a> Reconcile<'a> {
             .iter()
             .rev()
             .find(|t| t.phase == status.phase)
-            .map(|t| since(&t.time))
+            .map(|t| {
+                self.ctx
+                    .elapsed(&format!("swap/{}/phase/{}", self.name, t.phase), &t.time)
+            })
             .unwrap_or(Duration::ZERO)
     }
 
@@ -1084,6 +1094,8 @@ impl<'a> Reconcile<'a> {
             _ => {}
         }
         self.write(status).await?;
+        self.ctx
+            .mark_started(format!("swap/{}/phase/{next}", self.name), &t);
         tracing::info!(swap = %self.name, phase = %next, %reason, %message, "swap phase");
         let warning = matches!(next, Phase::RollingBack | Phase::Failed);
         self.ctx

@@ -217,7 +217,7 @@ async fn a_swap_survives_sigkill_of_the_control_plane_20_times() {
                 ..Default::default()
             },
             strategy: SwapStrategy {
-                traffic_steps: vec![10, 25, 50, 75, 100],
+                traffic_steps: vec![25, 100],
                 bake_seconds: 2,
                 blue_retention_seconds: 6,
                 ..Default::default()

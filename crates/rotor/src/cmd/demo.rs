@@ -1,21 +1,28 @@
 //! `rotor demo`: the main job on the embedded default. Starts a simulated fleet and cloud, an
 //! embedded control plane with its controllers and a traffic layer (HAProxy when installed,
 //! else the embedded router), deploys a sample application into every member, sends load
-//! through every cluster's traffic layer, rotates every cluster blue-green with a ClusterSwap,
-//! and reports. `--inject green-unhealthy` breaks each green once it carries half the traffic:
-//! every swap must then roll back, still with zero failed requests.
+//! through every cluster's traffic layer, and rotates the whole fleet blue-green with one staged
+//! Rollout (a canary, the staging clusters, 10 % of prod, the rest), then reports.
+//! `--inject green-unhealthy` breaks the canary's green once it carries half the traffic: that
+//! swap rolls back (within the failure budget), still with zero failed requests.
 //!
-//! Staged fleet rollouts (waves, budgets) arrive with the Rollout controller; until then every
-//! cluster gets its own ClusterSwap at once.
+//! `critical_path_s` is the lower bound of the run given the rollout's waves, its concurrency
+//! limit and the measured duration of every swap (per wave: the longest swap, or the total swap
+//! time divided by the concurrency limit, whichever is larger; plus the bakes between waves),
+//! plus the set-up before the rollout started; `wall_s / critical_path_s` is the scheduling
+//! overhead.
 
 use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use clap::{Args, ValueEnum};
+use futures::StreamExt;
 use kube::ResourceExt;
 use kube::api::{Api, ListParams, PostParams};
+use kube::runtime::WatchStreamExt;
 use rotor::rehearsal::{Rehearsal, RehearsalConfig, TrafficChoice};
-use rotor_api::{ClusterSwap, ClusterSwapSpec, Phase, SwapStrategy, SwapTarget};
+use rotor_api::{ClusterSwap, Phase, Rollout, RolloutPhase, RolloutStatus};
 use rotor_sim::SimConfig;
 use serde_json::json;
 
@@ -36,6 +43,9 @@ pub struct DemoArgs {
     /// Concurrent requests kept in flight across the fleet's endpoints.
     #[arg(long, default_value_t = 16)]
     pub concurrency: usize,
+    /// The Rollout's `maxConcurrentSwaps`.
+    #[arg(long, default_value_t = 50)]
+    pub max_concurrent: u32,
     /// Give up (and report) after this many seconds.
     #[arg(long, default_value_t = 600)]
     pub timeout_s: u64,
@@ -73,6 +83,8 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
         sim: SimConfig::default(),
         settings: rotor_controllers::Settings {
             drain: Duration::from_millis(500),
+            // The simulator answers in milliseconds; poll it as often as a watch would tell.
+            poll_interval: Duration::from_millis(250),
             ..Default::default()
         },
         traffic,
@@ -97,111 +109,190 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
 
     let load =
         rotor_traffic::load::Load::start(r.app_urls(), args.concurrency, Duration::from_secs(5));
-    let swaps: Api<ClusterSwap> = Api::all(r.client.clone());
-    for c in &r.fleet {
-        let swap = ClusterSwap::new(
-            &format!("{}-upgrade", c.name_any()),
-            ClusterSwapSpec {
-                cluster_ref: c.name_any(),
-                target: SwapTarget {
-                    kubernetes_version: Some(rotor_api::SAMPLE_TARGET_VERSION.into()),
-                    ..Default::default()
-                },
-                strategy: SwapStrategy {
-                    traffic_steps: vec![10, 50, 100],
-                    bake_seconds: 1,
-                    blue_retention_seconds: 2,
-                    ..Default::default()
-                },
-                paused: false,
-                rollback: false,
-            },
-        );
-        swaps
-            .create(&PostParams::default(), &swap)
-            .await
-            .map_err(|e| anyhow::anyhow!("creating ClusterSwap {}: {e}", swap.name_any()))?;
-    }
+
+    // Precise swap timings from a watch (status times have one-second resolution).
+    let timings: Arc<Mutex<BTreeMap<String, SwapTiming>>> = Arc::default();
+    let watch_task = {
+        let timings = timings.clone();
+        let api: Api<ClusterSwap> = Api::all(r.client.clone());
+        tokio::spawn(async move {
+            let stream = kube::runtime::watcher(api, kube::runtime::watcher::Config::default())
+                .default_backoff()
+                .applied_objects();
+            futures::pin_mut!(stream);
+            while let Some(Ok(s)) = stream.next().await {
+                let phase = s.status.clone().unwrap_or_default().phase;
+                let mut t = timings.lock().unwrap_or_else(|p| p.into_inner());
+                let entry = t.entry(s.name_any()).or_insert_with(|| SwapTiming {
+                    wave: s
+                        .labels()
+                        .get(rotor_api::labels::WAVE)
+                        .cloned()
+                        .unwrap_or_default(),
+                    created: Instant::now(),
+                    finished: None,
+                });
+                if phase.is_terminal() && entry.finished.is_none() {
+                    entry.finished = Some(Instant::now());
+                }
+            }
+        })
+    };
+
+    let mut rollout = rotor_api::sample_rollout("fleet-upgrade", rotor_api::SAMPLE_TARGET_VERSION);
+    rollout.spec.max_concurrent_swaps = args.max_concurrent;
+    let rollouts: Api<Rollout> = Api::all(r.client.clone());
+    let rollout_started = Instant::now();
+    rollouts
+        .create(&PostParams::default(), &rollout)
+        .await
+        .map_err(|e| anyhow::anyhow!("creating Rollout fleet-upgrade: {e}"))?;
     progress(format!(
-        "created {} ClusterSwaps to Kubernetes {}",
-        r.fleet.len(),
-        rotor_api::SAMPLE_TARGET_VERSION
+        "Rollout fleet-upgrade to Kubernetes {}: waves {}, at most {} swaps at once",
+        rotor_api::SAMPLE_TARGET_VERSION,
+        rollout
+            .spec
+            .waves
+            .iter()
+            .map(|w| w.name.as_str())
+            .collect::<Vec<_>>()
+            .join(" → "),
+        rollout.spec.max_concurrent_swaps
     ));
 
+    let swaps: Api<ClusterSwap> = Api::all(r.client.clone());
     let deadline = started + Duration::from_secs(args.timeout_s);
-    let mut broken = std::collections::BTreeSet::new();
+    let mut broken = false;
     let mut last_line = String::new();
-    let counts = loop {
-        let list = swaps.list(&ListParams::default()).await?;
-        let mut counts: BTreeMap<String, usize> = BTreeMap::new();
-        for s in &list.items {
-            let st = s.status.clone().unwrap_or_default();
-            *counts.entry(st.phase.to_string()).or_default() += 1;
-            if inject_unhealthy
-                && st.green_weight_percent >= 50
-                && st.phase == Phase::ShiftingTraffic
-                && let Some(green) = st.green_instance.clone()
-                && broken.insert(green.clone())
-            {
-                r.sim.set_fault(&green, rotor_sim::Fault::TrafficErrors);
-                progress(format!("injected: green {green} now fails every request"));
+    let final_status = loop {
+        let ro = rollouts.get("fleet-upgrade").await?;
+        let st = ro.status.clone().unwrap_or_default();
+        if inject_unhealthy && !broken {
+            for s in swaps.list(&ListParams::default()).await?.items {
+                let sst = s.status.clone().unwrap_or_default();
+                if sst.green_weight_percent >= 50
+                    && sst.phase == Phase::ShiftingTraffic
+                    && let Some(green) = sst.green_instance.clone()
+                {
+                    r.sim.set_fault(&green, rotor_sim::Fault::TrafficErrors);
+                    progress(format!(
+                        "injected: green {green} of {} now fails every request",
+                        s.name_any()
+                    ));
+                    broken = true;
+                    break;
+                }
             }
         }
-        let line = counts
-            .iter()
-            .map(|(p, n)| format!("{p}={n}"))
-            .collect::<Vec<_>>()
-            .join(" ");
+        let wave = st
+            .current_wave
+            .and_then(|i| {
+                st.waves.get(i as usize).map(|w| {
+                    format!(
+                        "wave {}/{} {} ({})",
+                        i + 1,
+                        st.waves.len(),
+                        w.name,
+                        w.phase.as_str()
+                    )
+                })
+            })
+            .unwrap_or_default();
+        let c = &st.counts;
+        let line = format!(
+            "{} {wave} | swaps {}/{} succeeded, {} running, {} rolled back, {} failed",
+            st.phase.as_str(),
+            c.succeeded,
+            c.total,
+            c.in_progress,
+            c.rolled_back,
+            c.failed
+        );
         if line != last_line {
             let sent = load.snapshot();
             progress(format!(
-                "swaps: {line} | requests {} failed {}",
+                "{line} | requests {} failed {}",
                 sent.requests, sent.failed
             ));
             last_line = line;
         }
-        let done = list
-            .items
-            .iter()
-            .all(|s| s.status.clone().unwrap_or_default().phase.is_terminal());
-        if done && list.items.len() == r.fleet.len() {
-            break counts;
+        if matches!(
+            st.phase,
+            RolloutPhase::Succeeded | RolloutPhase::Failed | RolloutPhase::Paused
+        ) {
+            break st;
         }
         if Instant::now() > deadline {
             progress(format!("timed out after {}s", args.timeout_s));
-            break counts;
+            break st;
         }
-        tokio::time::sleep(Duration::from_millis(200)).await;
+        tokio::time::sleep(Duration::from_millis(100)).await;
     };
+    let rollout_wall = rollout_started.elapsed().as_secs_f64();
+    let setup = rollout_started.duration_since(started).as_secs_f64();
+    watch_task.abort();
+    let critical = critical_path(
+        &final_status,
+        &timings.lock().unwrap_or_else(|p| p.into_inner()),
+        rollout.spec.max_concurrent_swaps,
+        rollout.spec.bake_seconds_between_waves as f64,
+    );
+    let counts = final_status.counts.clone();
     let sent = load.stop().await;
-    let count = |p: Phase| counts.get(p.as_str()).copied().unwrap_or(0);
     if !args.json {
         println!(
-            "{:<36} {:<14} {:<8} GREEN",
-            "CLUSTERSWAP", "PHASE", "GREEN%"
+            "{:<10} {:>8} {:>10} {:>11}  PHASE",
+            "WAVE", "CLUSTERS", "SUCCEEDED", "ROLLED-BACK"
         );
-        for s in swaps.list(&ListParams::default()).await?.items {
-            let st = s.status.clone().unwrap_or_default();
+        let phases: BTreeMap<String, Phase> = swaps
+            .list(&ListParams::default())
+            .await?
+            .items
+            .into_iter()
+            .map(|s| {
+                (
+                    s.spec.cluster_ref.clone(),
+                    s.status.unwrap_or_default().phase,
+                )
+            })
+            .collect();
+        for w in &final_status.waves {
+            let of = |p: Phase| {
+                w.clusters
+                    .iter()
+                    .filter(|c| phases.get(*c) == Some(&p))
+                    .count()
+            };
             println!(
-                "{:<36} {:<14} {:<8} {}",
-                s.name_any(),
-                st.phase.as_str(),
-                st.green_weight_percent,
-                st.green_instance.unwrap_or_default()
+                "{:<10} {:>8} {:>10} {:>11}  {}",
+                w.name,
+                w.clusters.len(),
+                of(Phase::Succeeded),
+                of(Phase::RolledBack),
+                w.phase.as_str()
             );
         }
     }
+    let round = |x: f64| (x * 100.0).round() / 100.0;
+    let wall = started.elapsed().as_secs_f64();
+    let critical_path_s = setup + critical;
     let report = json!({
         "clusters": r.fleet.len(),
         "traffic": match traffic { TrafficChoice::Haproxy => "haproxy", TrafficChoice::Sim => "sim" },
-        "swaps_succeeded": count(Phase::Succeeded),
-        "swaps_failed": count(Phase::Failed),
-        "swaps_rolled_back": count(Phase::RolledBack),
-        "swaps_unfinished": r.fleet.len() - count(Phase::Succeeded) - count(Phase::Failed) - count(Phase::RolledBack),
+        "rollout_phase": final_status.phase.as_str(),
+        "waves": final_status.waves.len(),
+        "swaps_succeeded": counts.succeeded,
+        "swaps_failed": counts.failed,
+        "swaps_rolled_back": counts.rolled_back,
+        "swaps_unfinished": counts.total - counts.succeeded - counts.failed - counts.rolled_back,
         "requests_total": sent.requests,
         "requests_failed": sent.failed,
         "injected": args.inject,
-        "wall_s": (started.elapsed().as_secs_f64() * 100.0).round() / 100.0,
+        "setup_s": round(setup),
+        "rollout_wall_s": round(rollout_wall),
+        "critical_path_s": round(critical_path_s),
+        "wall_s": round(wall),
+        "wall_over_critical_path": round(wall / critical_path_s.max(0.001)),
     });
     if args.json {
         println!("{report}");
@@ -209,4 +300,41 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
         eprintln!("report: {report}");
     }
     Ok(())
+}
+
+struct SwapTiming {
+    wave: String,
+    created: Instant,
+    finished: Option<Instant>,
+}
+
+/// The shortest the rollout could have taken given its waves, the concurrency limit and the
+/// measured swap durations: per wave max(longest swap, total swap time / limit), plus the bakes
+/// between waves.
+fn critical_path(
+    status: &RolloutStatus,
+    timings: &BTreeMap<String, SwapTiming>,
+    max_concurrent: u32,
+    bake_s: f64,
+) -> f64 {
+    let mut total = 0.0;
+    let mut waves_run = 0u32;
+    for w in &status.waves {
+        let durations: Vec<f64> = timings
+            .values()
+            .filter(|t| t.wave == w.name)
+            .filter_map(|t| {
+                t.finished
+                    .map(|f| f.duration_since(t.created).as_secs_f64())
+            })
+            .collect();
+        if durations.is_empty() {
+            continue;
+        }
+        waves_run += 1;
+        let longest = durations.iter().copied().fold(0.0, f64::max);
+        let sum: f64 = durations.iter().sum();
+        total += longest.max(sum / f64::from(max_concurrent.max(1)));
+    }
+    total + bake_s * f64::from(waves_run.saturating_sub(1))
 }

@@ -113,6 +113,10 @@ pub struct RolloutSpec {
     /// Start no new swaps; swaps in flight continue.
     #[serde(default)]
     pub paused: bool,
+    /// Clusters taken out of the rollout by an operator (`rotor rollout skip`): no swap starts
+    /// for them, and a failed swap of theirs no longer counts against the failure budget.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub skip_clusters: Vec<String>,
 }
 
 closed_enum! {
@@ -307,6 +311,9 @@ impl RolloutSpec {
             if start.is_some() && start == end {
                 errs.invalid(format!("{p}.end"), "must differ from start");
             }
+        }
+        for (i, c) in self.skip_clusters.iter().enumerate() {
+            errs.dns_subdomain(&format!("spec.skipClusters[{i}]"), c);
         }
         self.strategy.validate_at("spec.strategy", &mut errs);
         errs.into_result()

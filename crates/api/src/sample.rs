@@ -128,6 +128,7 @@ pub fn sample_rollout(name: &str, target_version: &str) -> Rollout {
                 ..Default::default()
             },
             paused: false,
+            skip_clusters: Vec::new(),
         },
     )
 }

@@ -233,9 +233,14 @@ async fn reconcile(rollout: Arc<Rollout>, state: Arc<State>) -> Result<Action, E
         .iter()
         .flat_map(|w| w.clusters.iter().cloned())
         .collect();
+    // Skipped clusters leave the counts (and the budget) unless their swap still runs.
+    let skipped: BTreeSet<&str> = spec.skip_clusters.iter().map(String::as_str).collect();
     status.counts = SwapCounts::from_phases(
         all_clusters
             .iter()
+            .filter(|c| {
+                !skipped.contains(c.as_str()) || phase_of(c).is_some_and(|p| !p.is_terminal())
+            })
             .map(|c| phase_of(c).unwrap_or(Phase::Pending)),
     );
     let mut in_flight = all_clusters
@@ -246,6 +251,7 @@ async fn reconcile(rollout: Arc<Rollout>, state: Arc<State>) -> Result<Action, E
     // The failure budget.
     let failed: Vec<String> = all_clusters
         .iter()
+        .filter(|c| !skipped.contains(c.as_str()))
         .filter(|c| matches!(phase_of(c), Some(Phase::Failed | Phase::RolledBack)))
         .map(|c| {
             let why = mine
@@ -339,6 +345,12 @@ async fn reconcile(rollout: Arc<Rollout>, state: Arc<State>) -> Result<Action, E
     let bake = Duration::from_secs(spec.bake_seconds_between_waves);
     let mut requeue = ctx.settings.poll_interval;
     let mut wave_event = None;
+    // Clusters of finished waves without a swap: their failed swap was deleted to retry it
+    // (`rotor rollout retry`). They start again, within the same limits.
+    let retries: Vec<(String, String)> = status.waves[..index]
+        .iter()
+        .flat_map(|w| w.clusters.iter().map(move |c| (w.name.clone(), c.clone())))
+        .collect();
     {
         let wave = &mut status.waves[index];
         if matches!(
@@ -370,14 +382,15 @@ async fn reconcile(rollout: Arc<Rollout>, state: Arc<State>) -> Result<Action, E
         if wave.phase == WavePhase::InProgress {
             let in_window = spec.in_maintenance_window(ctx.clock());
             if paused_reason.is_none() && in_window {
-                for cluster in &wave.clusters {
+                let current = wave.clusters.iter().map(|c| (wave.name.clone(), c.clone()));
+                for (wave_name, cluster) in retries.iter().cloned().chain(current) {
                     if in_flight >= spec.max_concurrent_swaps {
                         break;
                     }
-                    if phase_of(cluster).is_some() {
+                    if phase_of(&cluster).is_some() || skipped.contains(cluster.as_str()) {
                         continue;
                     }
-                    create_swap(&state, &rollout, &wave.name, cluster).await?;
+                    create_swap(&state, &rollout, &wave_name, &cluster).await?;
                     in_flight += 1;
                 }
             }
@@ -398,10 +411,9 @@ async fn reconcile(rollout: Arc<Rollout>, state: Arc<State>) -> Result<Action, E
                     },
                 ),
             );
-            let done = wave
-                .clusters
-                .iter()
-                .all(|c| phase_of(c).is_some_and(Phase::is_terminal));
+            let done = wave.clusters.iter().all(|c| {
+                skipped.contains(c.as_str()) || phase_of(c).is_some_and(Phase::is_terminal)
+            });
             if done {
                 wave.finished_at = Some(t.clone());
                 ctx.mark_started(format!("rollout/{name}/wave/{index}"), &t);

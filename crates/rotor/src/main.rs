@@ -30,6 +30,14 @@ enum Command {
     Crdgen,
     /// Benchmarks; the last line of stdout is one JSON object.
     Bench(cmd::bench::BenchArgs),
+    /// List clusters, clusterswaps or rollouts of a control plane.
+    Get(cmd::rollout::GetArgs),
+    /// Show a rollout's waves, counts, conditions and failed clusters.
+    Describe(cmd::rollout::DescribeArgs),
+    /// Approve a rollout's waiting wave: `rotor approve rollout/NAME`.
+    Approve(cmd::rollout::ApproveArgs),
+    /// Operate a rollout: pause, resume, retry, skip, abort, rollback, watch.
+    Rollout(cmd::rollout::RolloutArgs),
 }
 
 #[tokio::main]
@@ -48,6 +56,10 @@ async fn main() -> std::process::ExitCode {
         Command::Demo(args) => cmd::demo::run(args).await,
         Command::Kubeconfig(args) => cmd::serve::kubeconfig(args),
         Command::Bench(args) => cmd::bench::run(args).await,
+        Command::Get(args) => cmd::rollout::get(args).await,
+        Command::Describe(args) => cmd::rollout::describe(args).await,
+        Command::Approve(args) => cmd::rollout::approve(args).await,
+        Command::Rollout(args) => cmd::rollout::rollout(args).await,
         Command::Crdgen => {
             print!("{}", rotor_api::crds_yaml());
             Ok(())

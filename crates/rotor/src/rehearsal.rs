@@ -37,6 +37,8 @@ pub struct RehearsalConfig {
     pub sim: SimConfig,
     pub settings: rotor_controllers::Settings,
     pub traffic: TrafficChoice,
+    /// The controllers' wall clock (maintenance windows); the system clock when None.
+    pub clock: Option<rotor_controllers::Clock>,
 }
 
 pub struct Rehearsal {
@@ -173,6 +175,10 @@ impl Rehearsal {
             Arc::new(rotor_providers::sim::SimProvider::new(&sim_url)),
         )
         .with_shifter(kind, shifter);
+        let ctx = match config.clock.clone() {
+            Some(clock) => ctx.with_clock(clock),
+            None => ctx,
+        };
         tasks.push(tokio::spawn(rotor_controllers::run(
             Arc::new(ctx),
             stopped(stop_rx),

@@ -43,7 +43,7 @@ impl Serve {
         store: &std::path::Path,
         listen: SocketAddr,
         sim_url: &str,
-        socket: &std::path::Path,
+        traffic: &str,
         log: &std::path::Path,
     ) -> Self {
         let log = std::fs::OpenOptions::new()
@@ -61,7 +61,7 @@ impl Serve {
                 "--provider",
                 &format!("sim:{sim_url}"),
                 "--traffic",
-                &format!("haproxy:{}", socket.display()),
+                traffic,
             ])
             .env("ROTOR_LOG", "info")
             .stdin(Stdio::null())
@@ -162,7 +162,8 @@ async fn a_swap_survives_sigkill_of_the_control_plane_20_times() {
     let listen: SocketAddr = std::net::TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
         .expect("port");
-    let start = || Serve::start(&store, listen, &sim_url, haproxy.socket_path(), &log);
+    let traffic = format!("haproxy:{}", haproxy.socket_path().display());
+    let start = || Serve::start(&store, listen, &sim_url, &traffic, &log);
     let mut serve = start();
     let kubeconfig_path = dir.path().join("rotor.db.kubeconfig");
     common::eventually(
@@ -315,4 +316,145 @@ fn tail(path: &std::path::Path) -> String {
     let text = std::fs::read_to_string(path).unwrap_or_default();
     let lines: Vec<&str> = text.lines().collect();
     lines[lines.len().saturating_sub(60)..].join("\n")
+}
+
+/// A staged rollout over `rotor serve`, SIGKILLed and restarted again and again: it resumes
+/// from its status every time and never starts a swap twice (one swap per cluster, one green
+/// per cluster ever created, no orphan instance).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rollout_survives_sigkill_of_the_control_plane_without_starting_a_swap_twice() {
+    use rotor_api::{Rollout, RolloutPhase};
+    let seed = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos() as u64)
+        .unwrap_or(1)
+        | 1;
+    eprintln!("kill schedule seed {seed}");
+    let mut rng = Rng(seed);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let sim = Sim::new(SimConfig {
+        nodes: 1,
+        workload_ready_delay: Duration::from_millis(100),
+        node_ready_delay: Duration::from_millis(50),
+        traffic_port: Some(
+            std::net::TcpListener::bind("127.0.0.1:0")
+                .and_then(|l| l.local_addr())
+                .expect("port")
+                .port(),
+        ),
+        cloud: CloudConfig {
+            create_latency: Duration::from_millis(300),
+            delete_latency: Duration::from_millis(100),
+            ..CloudConfig::default()
+        },
+        ..SimConfig::default()
+    });
+    let fleet = rotor_api::sample_fleet(6);
+    for c in &fleet {
+        sim.add_cluster(&c.name_any(), 34).await.expect("blue");
+        sim.cloud.adopt(&c.name_any(), 34);
+    }
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let sim_url = format!("http://{}", listener.local_addr().expect("addr"));
+    let router = sim.router();
+    tokio::spawn(async move {
+        let _ = rotor_apiserver::http::serve(listener, router).await;
+    });
+    let store = dir.path().join("rotor.db");
+    let log = dir.path().join("serve.log");
+    let listen: SocketAddr = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("port");
+    let router_addr: SocketAddr = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("port");
+    let traffic = format!("sim:{router_addr}");
+    let start = || Serve::start(&store, listen, &sim_url, &traffic, &log);
+    let mut serve = start();
+    let kubeconfig_path = dir.path().join("rotor.db.kubeconfig");
+    common::eventually(
+        Duration::from_secs(20),
+        "rotor serve writes its kubeconfig",
+        || async { kubeconfig_path.exists().then_some(()) },
+    )
+    .await;
+    let kubeconfig = std::fs::read_to_string(&kubeconfig_path).expect("kubeconfig");
+    let client = rotor::client_for(&kubeconfig).await.expect("client");
+    let clusters: Api<Cluster> = Api::all(client.clone());
+    for c in &fleet {
+        common::eventually(Duration::from_secs(20), "a Cluster is applied", || async {
+            let mut c = c.clone();
+            c.metadata.managed_fields = None;
+            clusters
+                .patch(
+                    &c.name_any(),
+                    &PatchParams::apply("test").force(),
+                    &Patch::Apply(&c),
+                )
+                .await
+                .ok()
+        })
+        .await;
+    }
+    let mut rollout = rotor_api::sample_rollout("crash-rollout", "1.35.0");
+    rollout.spec.max_concurrent_swaps = 2;
+    rollout.spec.bake_seconds_between_waves = 1;
+    rollout.spec.strategy.blue_retention_seconds = 1;
+    let rollouts: Api<Rollout> = Api::all(client.clone());
+    common::eventually(
+        Duration::from_secs(20),
+        "the Rollout is created",
+        || async { rollouts.create(&PostParams::default(), &rollout).await.ok() },
+    )
+    .await;
+
+    let mut kills = 0;
+    let deadline = Instant::now() + Duration::from_secs(180);
+    let done = loop {
+        tokio::time::sleep(Duration::from_millis(400 + rng.below(1200))).await;
+        let status = rollouts
+            .get("crash-rollout")
+            .await
+            .ok()
+            .and_then(|r| r.status);
+        if let Some(st) = &status
+            && st.phase == RolloutPhase::Succeeded
+        {
+            break st.clone();
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the rollout did not finish: {status:?}\n{}",
+            tail(&log)
+        );
+        if kills < 15 {
+            serve.kill();
+            kills += 1;
+            tokio::time::sleep(Duration::from_millis(rng.below(200))).await;
+            serve = start();
+        }
+    };
+    assert!(kills >= 10, "only {kills} kills before the rollout ended");
+    assert_eq!(done.counts.succeeded, 6, "{:?}", done.counts);
+    // One swap per cluster, one green per cluster, nothing else left in the cloud.
+    let swaps: Api<ClusterSwap> = Api::all(client.clone());
+    let all = swaps.list(&Default::default()).await.expect("swaps").items;
+    assert_eq!(all.len(), 6);
+    let mut clusters_swapped: Vec<String> =
+        all.iter().map(|s| s.spec.cluster_ref.clone()).collect();
+    clusters_swapped.sort();
+    clusters_swapped.dedup();
+    assert_eq!(clusters_swapped.len(), 6);
+    assert_eq!(sim.cloud.created_total(), 6, "a green was created twice");
+    let mut remaining: Vec<String> = sim.cloud.list().into_iter().map(|c| c.name).collect();
+    let mut greens: Vec<String> = all
+        .iter()
+        .filter_map(|s| s.status.clone().and_then(|st| st.green_instance))
+        .collect();
+    remaining.sort();
+    greens.sort();
+    assert_eq!(remaining, greens, "orphan or missing instances");
+    serve.kill();
 }

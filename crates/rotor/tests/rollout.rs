@@ -8,7 +8,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use kube::ResourceExt;
-use kube::api::{Api, ListParams, Patch, PatchParams, PostParams};
+use kube::api::{Api, ListParams, PostParams};
 use rotor::rehearsal::{Rehearsal, RehearsalConfig, TrafficChoice};
 use rotor_api::{
     Approval, ClusterSwap, LabelSelector, Phase, Rollout, RolloutPhase, RolloutSpec, SwapStrategy,
@@ -19,6 +19,13 @@ use rotor_sim::{CloudConfig, SimConfig};
 const LIMIT: Duration = Duration::from_secs(120);
 
 async fn rehearsal(clusters: usize) -> Rehearsal {
+    rehearsal_with_clock(clusters, None).await
+}
+
+async fn rehearsal_with_clock(
+    clusters: usize,
+    clock: Option<rotor_controllers::Clock>,
+) -> Rehearsal {
     let r = Rehearsal::start(RehearsalConfig {
         fleet: rotor_api::sample_fleet(clusters),
         sim: SimConfig {
@@ -39,6 +46,7 @@ async fn rehearsal(clusters: usize) -> Rehearsal {
             ..Default::default()
         },
         traffic: TrafficChoice::Sim,
+        clock,
     })
     .await
     .expect("rehearsal");
@@ -95,6 +103,7 @@ fn rollout(name: &str, max_concurrent: u32, failure_budget: u32) -> Rollout {
                 ..Default::default()
             },
             paused: false,
+            skip_clusters: Vec::new(),
         },
     )
 }
@@ -218,40 +227,54 @@ async fn waves_run_in_order_within_the_concurrency_limit() {
     assert_eq!(r.sim.cloud.created_total(), 10);
 }
 
+/// Runs the `rotor` binary against the rehearsal's control plane.
+fn rotor(r: &Rehearsal, dir: &std::path::Path, args: &[&str]) -> String {
+    let kubeconfig = dir.join("rotor.kubeconfig");
+    std::fs::write(&kubeconfig, &r.kubeconfig).expect("kubeconfig written");
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_rotor"))
+        .args(args)
+        .arg("--kubeconfig")
+        .arg(&kubeconfig)
+        .output()
+        .expect("rotor runs");
+    assert!(
+        out.status.success(),
+        "rotor {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// A swap that rolls back exhausts a zero budget: the rollout pauses, names the cluster, starts
+/// nothing more; `rotor rollout retry CLUSTER` runs that cluster again and the rollout finishes.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_failure_budget_pauses_the_rollout() {
+async fn the_failure_budget_pauses_the_rollout_and_retry_resumes_it() {
     let r = rehearsal(6).await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let load = rotor_traffic::load::Load::start(r.app_urls(), 4, Duration::from_secs(5));
     let api: Api<Rollout> = Api::all(r.client.clone());
-    let mut ro = rollout("budget", 1, 0);
-    // Make the canary's swap slow enough to be rolled back by hand.
-    ro.spec.strategy.traffic_steps = vec![10, 100];
-    ro.spec.strategy.bake_seconds = 30;
+    let mut ro = rollout("budget", 2, 0);
+    ro.spec.strategy.bake_seconds = 1;
     api.create(&PostParams::default(), &ro)
         .await
         .expect("created");
     let swaps: Api<ClusterSwap> = Api::all(r.client.clone());
-    let canary = common::eventually(LIMIT, "the canary swap shifts traffic", || async {
-        swaps
+    // Break the canary's green before it gets traffic: its gate fails at the first step.
+    let canary = common::eventually(LIMIT, "the canary's green exists", || async {
+        let s = swaps
             .list(&ListParams::default())
             .await
             .ok()?
             .items
             .into_iter()
-            .find(|s| {
-                s.status
-                    .as_ref()
-                    .is_some_and(|st| st.phase == Phase::ShiftingTraffic)
-            })
+            .next()?;
+        let st = s.status.clone()?;
+        let green = st.green_instance.clone()?;
+        (st.phase == Phase::Migrating || st.phase == Phase::Verifying).then_some((s, green))
     })
     .await;
-    swaps
-        .patch(
-            &canary.name_any(),
-            &PatchParams::default(),
-            &Patch::Merge(serde_json::json!({"spec": {"rollback": true}})),
-        )
-        .await
-        .expect("rollback requested");
+    let (canary, green) = canary;
+    assert!(r.sim.set_fault(&green, rotor_sim::Fault::TrafficErrors));
     let paused = wait_rollout(&r, "budget", |ro| {
         ro.status
             .as_ref()
@@ -269,12 +292,12 @@ async fn the_failure_budget_pauses_the_rollout() {
         cond.message
     );
     assert!(
-        cond.message.contains("RollbackRequested"),
+        cond.message.contains("HealthGateFailed"),
         "{}",
         cond.message
     );
     // Paused means no new swap starts.
-    tokio::time::sleep(Duration::from_secs(2)).await;
+    tokio::time::sleep(Duration::from_millis(1500)).await;
     let all = swaps
         .list(&ListParams::default())
         .await
@@ -285,12 +308,158 @@ async fn the_failure_budget_pauses_the_rollout() {
         1,
         "a swap started while the rollout was over budget"
     );
-    let still = api
-        .get("budget")
+    let described = rotor(&r, dir.path(), &["describe", "rollout", "budget"]);
+    assert!(described.contains("Paused"), "{described}");
+    assert!(described.contains(&canary.spec.cluster_ref), "{described}");
+    // Retry: the cluster runs again (a fresh green), the budget is whole again, the rollout ends.
+    rotor(
+        &r,
+        dir.path(),
+        &["rollout", "retry", &canary.spec.cluster_ref],
+    );
+    let done = wait_rollout(&r, "budget", |ro| {
+        ro.status
+            .as_ref()
+            .is_some_and(|s| s.phase == RolloutPhase::Succeeded)
+    })
+    .await;
+    let report = load.stop().await;
+    let counts = done.status.unwrap_or_default().counts;
+    assert_eq!(counts.succeeded, 6, "{counts:?}");
+    assert_eq!(counts.failures(), 0, "{counts:?}");
+    assert_eq!(
+        r.sim.cloud.created_total(),
+        7,
+        "6 greens and the broken one"
+    );
+    assert_eq!(report.failed, 0, "{report:?}");
+}
+
+/// Manual approval: the canary runs, the next wave waits for `rotor approve`; a skipped cluster
+/// never gets a swap.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn manual_waves_wait_for_approval_and_skipped_clusters_are_left_alone() {
+    let r = rehearsal(5).await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let api: Api<Rollout> = Api::all(r.client.clone());
+    let mut ro = rollout("manual", 5, 0);
+    ro.spec.approval = Approval::Manual;
+    api.create(&PostParams::default(), &ro)
         .await
-        .expect("get")
-        .status
-        .unwrap_or_default();
-    assert_eq!(still.phase, RolloutPhase::Paused);
-    assert_eq!(still.counts.rolled_back, 1);
+        .expect("created");
+    let waiting = wait_rollout(&r, "manual", |ro| {
+        ro.status
+            .as_ref()
+            .is_some_and(|s| s.phase == RolloutPhase::WaitingForApproval)
+    })
+    .await;
+    let status = waiting.status.unwrap_or_default();
+    assert_eq!(status.current_wave, Some(1));
+    assert_eq!(
+        status.counts.succeeded, 1,
+        "the canary ran: {:?}",
+        status.counts
+    );
+    // Skip one cluster of a later wave, then approve everything.
+    let later = status.waves[2].clusters[0].clone();
+    rotor(
+        &r,
+        dir.path(),
+        &["rollout", "skip", &later, "--rollout", "manual"],
+    );
+    rotor(
+        &r,
+        dir.path(),
+        &["approve", "rollout/manual", "--through-wave", "9"],
+    );
+    let done = wait_rollout(&r, "manual", |ro| {
+        ro.status
+            .as_ref()
+            .is_some_and(|s| s.phase == RolloutPhase::Succeeded)
+    })
+    .await;
+    let counts = done.status.unwrap_or_default().counts;
+    assert_eq!(counts.succeeded, 4, "{counts:?}");
+    assert_eq!(
+        counts.total, 4,
+        "the skipped cluster is out of the counts: {counts:?}"
+    );
+    let swaps: Api<ClusterSwap> = Api::all(r.client.clone());
+    let all = swaps
+        .list(&ListParams::default())
+        .await
+        .expect("swaps")
+        .items;
+    assert_eq!(all.len(), 4);
+    assert!(
+        all.iter().all(|s| s.spec.cluster_ref != later),
+        "{later} was swapped"
+    );
+    let listed = rotor(&r, dir.path(), &["get", "rollouts"]);
+    assert!(
+        listed.contains("manual") && listed.contains("Succeeded"),
+        "{listed}"
+    );
+}
+
+/// No swap starts outside the maintenance windows; once the (test-controlled) clock enters one,
+/// the rollout proceeds.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn swaps_start_only_inside_a_maintenance_window() {
+    use chrono::TimeZone;
+    // Monday 2026-11-23 03:00 UTC; the window is Monday 04:00–05:00.
+    let now = Arc::new(Mutex::new(
+        chrono::Utc
+            .with_ymd_and_hms(2026, 11, 23, 3, 0, 0)
+            .single()
+            .expect("valid time"),
+    ));
+    let clock_now = now.clone();
+    let clock: rotor_controllers::Clock =
+        Arc::new(move || *clock_now.lock().unwrap_or_else(|p| p.into_inner()));
+    let r = rehearsal_with_clock(3, Some(clock)).await;
+    let api: Api<Rollout> = Api::all(r.client.clone());
+    let mut ro = rollout("windowed", 3, 0);
+    ro.spec.maintenance_windows = vec![rotor_api::MaintenanceWindow {
+        days: vec![rotor_api::DayOfWeek::Mon],
+        start: "04:00".into(),
+        end: "05:00".into(),
+    }];
+    api.create(&PostParams::default(), &ro)
+        .await
+        .expect("created");
+    let outside = wait_rollout(&r, "windowed", |ro| {
+        ro.status.as_ref().is_some_and(|s| {
+            rotor_api::find_condition(&s.conditions, rotor_api::ConditionType::InMaintenanceWindow)
+                .is_some_and(|c| !c.is_true())
+        })
+    })
+    .await;
+    let cond = rotor_api::find_condition(
+        &outside.status.unwrap_or_default().conditions,
+        rotor_api::ConditionType::InMaintenanceWindow,
+    )
+    .cloned()
+    .expect("condition");
+    assert_eq!(cond.reason, rotor_api::Reason::OutsideMaintenanceWindow);
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let swaps: Api<ClusterSwap> = Api::all(r.client.clone());
+    assert!(
+        swaps
+            .list(&ListParams::default())
+            .await
+            .expect("swaps")
+            .items
+            .is_empty(),
+        "a swap started outside the window"
+    );
+    // 04:30: inside.
+    *now.lock().unwrap_or_else(|p| p.into_inner()) += chrono::Duration::minutes(90);
+    let done = wait_rollout(&r, "windowed", |ro| {
+        ro.status
+            .as_ref()
+            .is_some_and(|s| s.phase == RolloutPhase::Succeeded)
+    })
+    .await;
+    assert_eq!(done.status.unwrap_or_default().counts.succeeded, 3);
 }

@@ -39,6 +39,7 @@ async fn rehearsal(traffic: TrafficChoice) -> Rehearsal {
             ..Default::default()
         },
         traffic,
+        clock: None,
     })
     .await
     .expect("rehearsal starts");

@@ -52,6 +52,7 @@ async fn rehearsal(node_ready_delay: Duration) -> Rehearsal {
             ..Default::default()
         },
         traffic: TrafficChoice::Sim,
+        clock: None,
     })
     .await
     .expect("rehearsal starts");

@@ -72,6 +72,7 @@ async fn once(traffic: TrafficChoice) -> anyhow::Result<(f64, u64)> {
         },
         settings: rotor_controllers::Settings::default(),
         traffic,
+        clock: None,
     })
     .await?;
     r.wait_adopted(Duration::from_secs(30)).await?;

@@ -88,6 +88,7 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
             ..Default::default()
         },
         traffic,
+        clock: None,
     })
     .await?;
     progress(format!(

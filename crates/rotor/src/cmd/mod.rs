@@ -3,6 +3,7 @@
 pub mod bench;
 mod bench_rollback;
 pub mod demo;
+pub mod rollout;
 pub mod serve;
 pub mod sim;
 

@@ -571,8 +571,13 @@ impl TrafficShifter for HaproxyShifter {
     }
 
     /// One round trip (two when green gets a share: green must be registered first): set both
-    /// weights, smaller new weight first, then `get weight` both and compare. A rollback to
+    /// weights, larger new weight first, then `get weight` both and compare. A rollback to
     /// all-blue is therefore a single connection.
+    ///
+    /// Larger first: between the two commands the backend has the new larger weight (≥ 50) and
+    /// the old other one, so some server always carries weight. Smaller first would pass
+    /// through blue=0 green=0 on a rollback from 100 % green, and HAProxy answers 503 to the
+    /// requests that arrive in that instant.
     async fn set_weights(&self, endpoint: &str, weights: Weights) -> Result<(), TrafficError> {
         validate_endpoint(endpoint)?;
         let be = backend_name(endpoint);
@@ -587,10 +592,10 @@ impl TrafficShifter for HaproxyShifter {
         }
         let set_blue = format!("set weight {be}/blue {}", weights.blue_pct());
         let set_green = format!("set weight {be}/green {}", weights.green_pct());
-        let (first, second) = if weights.green_pct() <= weights.blue_pct() {
-            (set_green, set_blue)
-        } else {
+        let (first, second) = if weights.blue_pct() >= weights.green_pct() {
             (set_blue, set_green)
+        } else {
+            (set_green, set_blue)
         };
         let get_blue = format!("get weight {be}/blue");
         let get_green = format!("get weight {be}/green");

@@ -435,3 +435,38 @@ async fn haproxy_does_not_fall_back_to_a_blue_at_weight_0() {
         }
     );
 }
+
+/// Flipping all traffic between blue and green under load never passes through a moment with
+/// no weighted server (HAProxy would answer 503): the regression of a rollback from 100 % green
+/// that set green to 0 before blue to 100.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn haproxy_flips_between_all_blue_and_all_green_without_a_failed_request() {
+    let Some(binary) = haproxy_or_skip("haproxy_flips_between_all_blue_and_all_green") else {
+        return;
+    };
+    let blue = backend("blue").await;
+    let green = backend("green").await;
+    let (process, listen) = start(&binary, blue.addr).await;
+    let shifter = process.shifter();
+    shifter
+        .register(EP, blue.addr, Some(green.addr))
+        .await
+        .unwrap();
+    let load = rotor_traffic::load::Load::start(
+        vec![format!("http://{listen}/")],
+        8,
+        Duration::from_secs(5),
+    );
+    for _ in 0..100 {
+        shifter
+            .set_weights(EP, Weights::green(100).unwrap())
+            .await
+            .unwrap();
+        tokio::time::sleep(Duration::from_millis(5)).await;
+        shifter.set_weights(EP, Weights::all_blue()).await.unwrap();
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let report = load.stop().await;
+    assert!(report.requests > 200, "{report:?}");
+    assert_eq!(report.failed, 0, "{report:?}");
+}

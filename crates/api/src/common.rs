@@ -266,6 +266,10 @@ pub struct SwapStrategy {
     /// Which workloads move from blue to green.
     #[serde(default)]
     pub migration: MigrationPolicy,
+    /// After a rollback, keep green (without traffic) for a person to inspect instead of
+    /// deleting it. Its instance stays in the Cluster's status as `Failed` until deleted.
+    #[serde(default)]
+    pub keep_green_on_rollback: bool,
 }
 
 impl Default for SwapStrategy {
@@ -276,6 +280,7 @@ impl Default for SwapStrategy {
             health_gates: HealthGates::default(),
             blue_retention_seconds: default_blue_retention_seconds(),
             migration: MigrationPolicy::default(),
+            keep_green_on_rollback: false,
         }
     }
 }

@@ -87,6 +87,8 @@ pub struct Context {
     failures: Mutex<HashMap<String, u32>>,
     /// Wall clock for maintenance windows (tests move it).
     clock: Clock,
+    /// Migration checkpoints by swap.
+    pub(crate) checkpoints: migration::Checkpoints,
     /// Precise starts of timed waits (bake, drain, retention): status times have one-second
     /// resolution, which would cut a 1 s bake to nothing.
     starts: Mutex<HashMap<String, (Time, std::time::Instant)>>,
@@ -111,6 +113,7 @@ impl Context {
             failures: Mutex::default(),
             clock: Arc::new(chrono::Utc::now),
             starts: Mutex::default(),
+            checkpoints: migration::Checkpoints::default(),
         }
     }
 

@@ -428,25 +428,36 @@ impl<'a> Reconcile<'a> {
         let (blue, green) = (self.blue(&status)?, self.green(&status)?);
         let blue_client = self.ctx.members.get(provider.as_ref(), &blue).await?;
         let green_client = self.ctx.members.get(provider.as_ref(), &green).await?;
-        let report = migration::copy(
+        let outcome = migration::migrate(
+            &self.ctx.checkpoints,
+            &self.name,
             &blue_client,
             &blue,
             &green_client,
             &green,
-            &self.selection(cluster),
+            &cluster.spec.workloads,
             &self.swap.spec.strategy.migration,
         )
         .await?;
+        let (total, applied) = match outcome {
+            migration::Outcome::Done { total, applied } => (total, applied),
+            migration::Outcome::Refused(why) => {
+                return self
+                    .start_rollback(cluster, status, Reason::MigrationFailed, why)
+                    .await;
+            }
+        };
+        self.ctx.checkpoints.forget(&self.name);
         status.migration = Some(MigrationProgress {
-            objects_total: report.total,
-            objects_applied: report.applied,
+            objects_total: total,
+            objects_applied: applied,
             objects_ready: 0,
         });
         self.transition(
             status,
             Phase::Verifying,
             Reason::MigrationComplete,
-            format!("applied {} objects from {blue} to {green}", report.applied),
+            format!("applied {applied} objects from {blue} to {green}"),
         )
         .await
     }
@@ -735,7 +746,8 @@ impl<'a> Reconcile<'a> {
             })
             .await?;
         }
-        if let Some(green) = status.green_instance.clone() {
+        let keep_green = self.swap.spec.strategy.keep_green_on_rollback;
+        if let Some(green) = status.green_instance.clone().filter(|_| !keep_green) {
             self.update_cluster(cluster, |st| {
                 set_instance_phase(&mut st.instances, &green, InstancePhase::Deleting)
             })
@@ -756,12 +768,17 @@ impl<'a> Reconcile<'a> {
         let green = status.green_instance.clone();
         self.update_cluster(cluster, |st| {
             let before = st.instances.len();
-            st.instances.retain(|i| Some(&i.name) != green.as_ref());
+            let mut kept = false;
+            if keep_green && let Some(g) = &green {
+                kept = set_instance_phase(&mut st.instances, g, InstancePhase::Failed);
+            } else {
+                st.instances.retain(|i| Some(&i.name) != green.as_ref());
+            }
             let released = st.current_swap.as_deref() == Some(self.name.as_str());
             if released {
                 st.current_swap = None;
             }
-            before != st.instances.len() || released
+            before != st.instances.len() || released || kept
         })
         .await?;
         self.transition(
@@ -769,9 +786,14 @@ impl<'a> Reconcile<'a> {
             Phase::RolledBack,
             Reason::RolledBack,
             format!(
-                "blue {} serves Cluster {}; green is deleted",
+                "blue {} serves Cluster {}; green {}",
                 blue.unwrap_or_default(),
-                cluster.name_any()
+                cluster.name_any(),
+                if keep_green {
+                    "is kept for inspection (strategy.keepGreenOnRollback)"
+                } else {
+                    "is deleted"
+                }
             ),
         )
         .await

@@ -367,3 +367,66 @@ async fn a_paused_swap_waits_and_resumes() {
     assert!(!paused.is_true(), "{paused:?}");
     assert_eq!(paused.reason, rotor_api::Reason::Resumed);
 }
+
+/// `strategy.keepGreenOnRollback`: after a rollback green stays (no traffic) for inspection.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rollback_can_keep_green_for_inspection() {
+    let r = rehearsal(TrafficChoice::Sim).await;
+    let api: Api<ClusterSwap> = Api::all(r.client.clone());
+    let mut swap = ClusterSwap::new(
+        "keep",
+        ClusterSwapSpec {
+            cluster_ref: r.fleet[0].name_any(),
+            target: SwapTarget {
+                kubernetes_version: Some(rotor_api::SAMPLE_TARGET_VERSION.into()),
+                ..Default::default()
+            },
+            strategy: SwapStrategy {
+                traffic_steps: vec![50, 100],
+                bake_seconds: 60,
+                keep_green_on_rollback: true,
+                ..Default::default()
+            },
+            paused: false,
+            rollback: false,
+        },
+    );
+    swap = api
+        .create(&PostParams::default(), &swap)
+        .await
+        .expect("created");
+    let at_50 = wait_phase(&r, &swap.name_any(), |s| {
+        s.status
+            .as_ref()
+            .is_some_and(|st| st.green_weight_percent == 50)
+    })
+    .await;
+    let green = at_50
+        .status
+        .unwrap_or_default()
+        .green_instance
+        .expect("green");
+    api.patch(
+        "keep",
+        &PatchParams::default(),
+        &Patch::Merge(serde_json::json!({"spec": {"rollback": true}})),
+    )
+    .await
+    .expect("rollback requested");
+    let done = wait_phase(&r, "keep", |s| phase(s).is_terminal()).await;
+    assert_eq!(phase(&done), Phase::RolledBack);
+    assert!(r.sim.cluster(&green).is_some(), "green was deleted");
+    let c = cluster(&r).await.status.unwrap_or_default();
+    assert_eq!(
+        c.active_instance.as_deref(),
+        Some(r.fleet[0].name_any().as_str())
+    );
+    let kept = c.instance(&green).expect("green listed");
+    assert_eq!(kept.phase, rotor_api::InstancePhase::Failed);
+    let (shifter, _) = r.sim_router.as_ref().expect("router");
+    let weights =
+        rotor_traffic::TrafficShifter::weights(shifter, &r.fleet[0].spec.traffic.endpoint)
+            .await
+            .expect("weights");
+    assert_eq!(weights, rotor_traffic::Weights::all_blue());
+}

@@ -25,6 +25,8 @@ pub enum BenchWhat {
     Store(StoreBenchArgs),
     /// Time from a failing health gate to all traffic on blue.
     Rollback(super::bench_rollback::RollbackArgs),
+    /// Migration engine throughput into one simulated API server, against kubectl.
+    Migrate(super::bench_migrate::MigrateArgs),
 }
 
 #[derive(Args)]
@@ -77,6 +79,7 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
         BenchWhat::Sim(a) => sim(a).await,
         BenchWhat::Store(a) => store(a).await,
         BenchWhat::Rollback(a) => super::bench_rollback::run(a).await,
+        BenchWhat::Migrate(a) => super::bench_migrate::run(a).await,
     }
 }
 

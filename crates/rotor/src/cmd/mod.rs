@@ -1,6 +1,7 @@
 //! One module per subcommand.
 
 pub mod bench;
+mod bench_migrate;
 mod bench_rollback;
 pub mod demo;
 pub mod rollout;

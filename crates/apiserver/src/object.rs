@@ -122,6 +122,26 @@ pub fn validate_name(name: &str, label_only: bool, field: &str, causes: &mut Vec
     }
 }
 
+/// Names that only have to be a URL path segment (RBAC's `system:…` names): not empty, not
+/// `.` or `..`, no `/` or `%`.
+pub fn validate_path_segment_name(name: &str, field: &str, causes: &mut Vec<Cause>) {
+    if name.is_empty() {
+        causes.push(Cause {
+            field: field.into(),
+            message: "Required value: name or generateName is required".into(),
+            reason: "FieldValueRequired",
+        });
+    } else if name == "." || name == ".." || name.contains('/') || name.contains('%') {
+        causes.push(Cause {
+            field: field.into(),
+            message: format!(
+                "Invalid value: \"{name}\": may not be '.' or '..' and may not contain '/' or '%'"
+            ),
+            reason: "FieldValueInvalid",
+        });
+    }
+}
+
 /// Label keys and values, and annotation keys, as Kubernetes validates them.
 pub fn validate_labels(obj: &Value, causes: &mut Vec<Cause>) {
     let Some(m) = meta(obj) else { return };
@@ -187,6 +207,12 @@ mod tests {
         validate_name("Web", false, "metadata.name", &mut c);
         validate_name("a.b", true, "metadata.name", &mut c);
         validate_name("", true, "metadata.name", &mut c);
+        validate_path_segment_name("system:controller:x", "metadata.name", &mut c);
         assert_eq!(c.len(), 3);
+        for bad in ["..", "a/b", "a%2f", ""] {
+            let mut c = Vec::new();
+            validate_path_segment_name(bad, "metadata.name", &mut c);
+            assert_eq!(c.len(), 1, "{bad:?}");
+        }
     }
 }

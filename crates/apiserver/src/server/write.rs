@@ -499,7 +499,12 @@ impl ApiServer {
         let mut causes = Vec::new();
         let label_only =
             res.group.is_empty() && matches!(res.plural.as_str(), "namespaces" | "services");
-        object::validate_name(name, label_only, "metadata.name", &mut causes);
+        if res.group == "rbac.authorization.k8s.io" {
+            // RBAC names are path segments (`system:controller:…`), as kube-apiserver checks.
+            object::validate_path_segment_name(name, "metadata.name", &mut causes);
+        } else {
+            object::validate_name(name, label_only, "metadata.name", &mut causes);
+        }
         object::validate_labels(obj, &mut causes);
         if res.group == "apiextensions.k8s.io"
             && let Err((field, message)) = resources_from_crd(obj)

@@ -35,11 +35,21 @@ pub async fn controller(
 ) {
     let clusters: Api<Cluster> = Api::all(ctx.client.clone());
     let swaps: Api<ClusterSwap> = Api::all(ctx.client.clone());
+    // A change discovery sees in an active instance re-queues that instance's Cluster.
+    let changes = ctx.discovery.as_ref().map(|d| d.changes());
+    let trigger_ctx = ctx.clone();
+    let triggers = futures::stream::iter(changes)
+        .flat_map(tokio_stream::wrappers::BroadcastStream::new)
+        .filter_map(move |change| {
+            let cluster = change.ok().and_then(|i| trigger_ctx.cluster_of(&i));
+            async move { cluster.map(|c| ObjectRef::<Cluster>::new(&c)) }
+        });
     Controller::new(clusters, watcher::Config::default())
         // A swap's progress changes its Cluster's Progressing condition.
         .watches(swaps, watcher::Config::default(), |swap: ClusterSwap| {
             Some(ObjectRef::new(&swap.spec.cluster_ref))
         })
+        .reconcile_on(triggers)
         .graceful_shutdown_on(stop)
         .run(reconcile, error_policy, ctx)
         .for_each(|_| async {})
@@ -124,9 +134,15 @@ async fn reconcile(cluster: Arc<Cluster>, ctx: Arc<Context>) -> Result<Action, E
         }
     }
 
-    // Health of the active instance.
+    // Health of the active instance: from discovery's watches when it has synced, else a probe.
     let summary = match status.active_instance.clone() {
-        Some(active) => Some(probe(&ctx, &cluster, &active).await),
+        Some(active) => {
+            ctx.watch_active(&cluster, &active).await?;
+            match from_discovery(&ctx, &active) {
+                Some(found) => Some(found),
+                None => Some(probe(&ctx, &cluster, &active).await),
+            }
+        }
         None => None,
     };
     if let Some((summary, why)) = &summary {
@@ -217,6 +233,26 @@ async fn reconcile(cluster: Arc<Cluster>, ctx: Arc<Context>) -> Result<Action, E
     }
     ctx.reset_backoff(&format!("cluster/{name}"));
     Ok(Action::requeue(ctx.settings.cluster_resync))
+}
+
+/// Discovery's summary of `instance` as the Cluster's health, once its first lists are in.
+fn from_discovery(ctx: &Context, instance: &str) -> Option<(HealthSummary, String)> {
+    let s = ctx.discovery.as_ref()?.summary(instance)?;
+    if !s.synced && s.reachable {
+        return None;
+    }
+    let last_change: chrono::DateTime<chrono::Utc> = s.last_change.into();
+    let health = HealthSummary {
+        reachable: s.reachable,
+        nodes_ready: s.nodes_ready,
+        nodes_total: s.nodes_total,
+        workloads_available: s.workloads_available,
+        workloads_total: s.workloads_total,
+        last_seen: k8s_openapi::jiff::Timestamp::from_millisecond(last_change.timestamp_millis())
+            .ok()
+            .map(k8s_openapi::apimachinery::pkg::apis::meta::v1::Time),
+    };
+    Some((health, s.reason.unwrap_or_default()))
 }
 
 /// The health of `instance`, and why it is not healthy (empty when it is).

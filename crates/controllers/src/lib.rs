@@ -87,6 +87,10 @@ pub struct Context {
     failures: Mutex<HashMap<String, u32>>,
     /// Wall clock for maintenance windows (tests move it).
     clock: Clock,
+    /// Watches of member clusters (none: the controllers probe instead).
+    pub(crate) discovery: Option<Arc<rotor_discovery::Discovery>>,
+    /// Instances discovery watches for the Cluster controller, and their Cluster.
+    watched: Mutex<HashMap<String, String>>,
     /// Migration checkpoints by swap.
     pub(crate) checkpoints: migration::Checkpoints,
     /// Precise starts of timed waits (bake, drain, retention): status times have one-second
@@ -114,7 +118,68 @@ impl Context {
             clock: Arc::new(chrono::Utc::now),
             starts: Mutex::default(),
             checkpoints: migration::Checkpoints::default(),
+            discovery: None,
+            watched: Mutex::default(),
         }
+    }
+
+    /// Learn member-cluster health from `discovery`'s watches (and be woken by its changes)
+    /// instead of probing on every resync.
+    pub fn with_discovery(mut self, discovery: Arc<rotor_discovery::Discovery>) -> Self {
+        self.discovery = Some(discovery);
+        self
+    }
+
+    /// The Cluster whose active instance is `instance`, if discovery watches it for us.
+    pub(crate) fn cluster_of(&self, instance: &str) -> Option<String> {
+        lock(&self.watched).get(instance).cloned()
+    }
+
+    /// Has discovery watch `instance`, the active instance of `cluster`; stops watching the
+    /// Cluster's previous instance. Credentials are fetched once per instance.
+    pub(crate) async fn watch_active(
+        &self,
+        cluster: &rotor_api::Cluster,
+        instance: &str,
+    ) -> Result<(), Error> {
+        use kube::ResourceExt;
+        let Some(discovery) = &self.discovery else {
+            return Ok(());
+        };
+        let name = cluster.name_any();
+        if lock(&self.watched).get(instance) == Some(&name) {
+            return Ok(());
+        }
+        let provider = self.provider(cluster.spec.provider)?;
+        let kubeconfig = provider.credentials(instance).await?;
+        let client = rotor_discovery::client_for_kubeconfig(kubeconfig.expose())
+            .await
+            .map_err(|e| Error::Member {
+                instance: instance.to_string(),
+                message: e.to_string(),
+            })?;
+        discovery.watch_instance(
+            instance,
+            client,
+            rotor_discovery::Selection::from(cluster.spec.workloads.clone()),
+        );
+        let previous: Vec<String> = {
+            let mut watched = lock(&self.watched);
+            let previous = watched
+                .iter()
+                .filter(|(i, c)| **c == name && i.as_str() != instance)
+                .map(|(i, _)| i.clone())
+                .collect::<Vec<_>>();
+            for p in &previous {
+                watched.remove(p);
+            }
+            watched.insert(instance.to_string(), name);
+            previous
+        };
+        for p in previous {
+            discovery.forget_instance(&p);
+        }
+        Ok(())
     }
 
     /// Remember that the wait `key` started now, recorded in status as `at`.

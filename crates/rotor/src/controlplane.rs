@@ -94,7 +94,8 @@ pub async fn controller_context(
 ) -> anyhow::Result<(rotor_controllers::Context, TrafficLayers)> {
     use rotor_api::{Provider, ShifterKind};
     let client = rotor_controllers::client_for_kubeconfig(kubeconfig).await?;
-    let mut ctx = rotor_controllers::Context::new(client, settings);
+    let mut ctx = rotor_controllers::Context::new(client, settings)
+        .with_discovery(rotor_discovery::Discovery::new(Default::default()));
     for p in &wiring.providers {
         match p.split_once(':') {
             Some(("sim", url)) => {

@@ -174,7 +174,8 @@ impl Rehearsal {
             rotor_api::Provider::Sim,
             Arc::new(rotor_providers::sim::SimProvider::new(&sim_url)),
         )
-        .with_shifter(kind, shifter);
+        .with_shifter(kind, shifter)
+        .with_discovery(rotor_discovery::Discovery::new(Default::default()));
         let ctx = match config.clock.clone() {
             Some(clock) => ctx.with_clock(clock),
             None => ctx,

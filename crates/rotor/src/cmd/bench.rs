@@ -27,6 +27,8 @@ pub enum BenchWhat {
     Rollback(super::bench_rollback::RollbackArgs),
     /// Migration engine throughput into one simulated API server, against kubectl.
     Migrate(super::bench_migrate::MigrateArgs),
+    /// Discovery across a simulated fleet: write → summary latency and memory.
+    Discovery(super::bench_discovery::DiscoveryArgs),
 }
 
 #[derive(Args)]
@@ -80,6 +82,7 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
         BenchWhat::Store(a) => store(a).await,
         BenchWhat::Rollback(a) => super::bench_rollback::run(a).await,
         BenchWhat::Migrate(a) => super::bench_migrate::run(a).await,
+        BenchWhat::Discovery(a) => super::bench_discovery::run(a).await,
     }
 }
 

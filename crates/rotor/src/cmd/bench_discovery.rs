@@ -2,14 +2,16 @@
 //! what watching a fleet costs in memory.
 //!
 //! One in-process simulator holds `--clusters` clusters with `--objects` Deployments each
-//! (created through each member's `ApiServer` directly, for speed); one discovery service
-//! watches every cluster over HTTP, as it would a real fleet. Then `--churn` status writes,
+//! (created through each member's `ApiServer` directly, for speed). Once the simulator reports
+//! them all available (`sim_settle_s`, the simulator's own work), one discovery service watches
+//! every cluster over HTTP, as it would a real fleet, until every summary is listed and healthy
+//! (`sync_s`). Then `--churn` status writes,
 //! round-robin over the clusters, each flip one Deployment between available and unavailable;
 //! each write is timed from just before the write until discovery's summary of that cluster
 //! shows it. Writes go one at a time, so the figure is latency, not throughput under load.
 //! `rss_mib` is the whole process (simulator included); `rss_sim_mib` was measured before
-//! discovery started, so their difference is discovery's share (clients and connections
-//! included).
+//! discovery started, and `rss_discovery_mib` is the growth until synced: discovery's share,
+//! but with the simulator's side of the watch connections in it too.
 
 use std::collections::HashSet;
 use std::sync::Arc;
@@ -133,7 +135,9 @@ pub async fn run(args: DiscoveryArgs) -> anyhow::Result<()> {
         settle(&m.server, objects, settle_started).await?;
     }
     let settle_s = settle_started.elapsed().as_secs_f64();
-    say(format!("the simulator reported every Deployment available after {settle_s:.1}s more"));
+    say(format!(
+        "the simulator reported every Deployment available after {settle_s:.1}s more"
+    ));
     let rss_sim = rss_mib();
 
     let discovery = Discovery::new(Settings::default());
@@ -263,22 +267,33 @@ async fn settle(
     let res = server.resource("apps", "v1", "deployments")?;
     loop {
         let list = server
-            .list(&res, Some(NAMESPACE), &rotor_apiserver::ListOptions::default())
+            .list(
+                &res,
+                Some(NAMESPACE),
+                &rotor_apiserver::ListOptions::default(),
+            )
             .await
             .map_err(|e| anyhow::anyhow!("list: {e}"))?;
-        let items = list["items"].as_array().map(Vec::as_slice).unwrap_or_default();
+        let items = list["items"]
+            .as_array()
+            .map(Vec::as_slice)
+            .unwrap_or_default();
         let available = items
             .iter()
             .filter(|d| {
                 d.pointer("/status/observedGeneration") == d.pointer("/metadata/generation")
-                    && d.pointer("/status/availableReplicas").and_then(|v| v.as_i64()) == Some(1)
+                    && d.pointer("/status/availableReplicas")
+                        .and_then(|v| v.as_i64())
+                        == Some(1)
             })
             .count();
         if available == objects {
             return Ok(());
         }
         if since.elapsed() > SYNC_LIMIT {
-            anyhow::bail!("the simulator did not report every Deployment available in {SYNC_LIMIT:?}");
+            anyhow::bail!(
+                "the simulator did not report every Deployment available in {SYNC_LIMIT:?}"
+            );
         }
         tokio::time::sleep(Duration::from_millis(200)).await;
     }

@@ -7,8 +7,9 @@
 //! swap rolls back (within the failure budget), still with zero failed requests.
 //!
 //! `critical_path_s` is the lower bound of the run given the rollout's waves, its concurrency
-//! limit and the measured duration of every swap (per wave: the longest swap, or the total swap
-//! time divided by the concurrency limit, whichever is larger; plus the bakes between waves),
+//! limit and the measured duration of every swap (per wave: the longest swap, the total swap time
+//! over the concurrency limit, or ceil(swaps / limit) times the shortest swap, whichever is
+//! largest; plus the bakes between waves),
 //! plus the set-up before the rollout started; `wall_s / critical_path_s` is the scheduling
 //! overhead.
 
@@ -310,8 +311,9 @@ struct SwapTiming {
 }
 
 /// The shortest the rollout could have taken given its waves, the concurrency limit and the
-/// measured swap durations: per wave max(longest swap, total swap time / limit), plus the bakes
-/// between waves.
+/// measured swap durations: per wave the largest of the longest swap, the total swap time over
+/// the limit, and ceil(swaps / limit) times the shortest swap (some slot runs that many in a
+/// row); plus the bakes between waves.
 fn critical_path(
     status: &RolloutStatus,
     timings: &BTreeMap<String, SwapTiming>,
@@ -333,9 +335,13 @@ fn critical_path(
             continue;
         }
         waves_run += 1;
+        let limit = f64::from(max_concurrent.max(1));
         let longest = durations.iter().copied().fold(0.0, f64::max);
+        let shortest = durations.iter().copied().fold(f64::INFINITY, f64::min);
         let sum: f64 = durations.iter().sum();
-        total += longest.max(sum / f64::from(max_concurrent.max(1)));
+        // Some slot runs at least ceil(n / limit) swaps one after the other.
+        let rounds = (durations.len() as f64 / limit).ceil();
+        total += longest.max(sum / limit).max(rounds * shortest);
     }
     total + bake_s * f64::from(waves_run.saturating_sub(1))
 }

@@ -1,6 +1,7 @@
 //! One module per subcommand.
 
 pub mod bench;
+mod bench_discovery;
 mod bench_migrate;
 mod bench_rollback;
 pub mod demo;

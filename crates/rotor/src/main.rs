@@ -38,6 +38,8 @@ enum Command {
     Approve(cmd::rollout::ApproveArgs),
     /// Operate a rollout: pause, resume, retry, skip, abort, rollback, watch.
     Rollout(cmd::rollout::RolloutArgs),
+    /// The migration engine by hand: plan what would move, or move it.
+    Migrate(cmd::migrate::MigrateArgs),
 }
 
 #[tokio::main]
@@ -60,6 +62,7 @@ async fn main() -> std::process::ExitCode {
         Command::Describe(args) => cmd::rollout::describe(args).await,
         Command::Approve(args) => cmd::rollout::approve(args).await,
         Command::Rollout(args) => cmd::rollout::rollout(args).await,
+        Command::Migrate(args) => cmd::migrate::run(args).await,
         Command::Crdgen => {
             print!("{}", rotor_api::crds_yaml());
             Ok(())

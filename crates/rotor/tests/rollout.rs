@@ -463,3 +463,134 @@ async fn swaps_start_only_inside_a_maintenance_window() {
     .await;
     assert_eq!(done.status.unwrap_or_default().counts.succeeded, 3);
 }
+
+/// `rotor rollout abort` pauses the rollout and rolls back the swaps in progress;
+/// `rotor rollout rollback` brings back every cluster still within its retention.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn abort_and_fleet_rollback_through_the_cli() {
+    let r = rehearsal(4).await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let api: Api<Rollout> = Api::all(r.client.clone());
+    let swaps: Api<ClusterSwap> = Api::all(r.client.clone());
+    // Fleet rollback: swaps that reached 100 % stay in retention (600 s) until rolled back.
+    let mut ro = rollout("retained", 4, 0);
+    ro.spec.waves = vec![Wave {
+        name: "all".into(),
+        percent: Some(100),
+        selector: None,
+    }];
+    ro.spec.strategy.traffic_steps = vec![100];
+    ro.spec.strategy.blue_retention_seconds = 600;
+    api.create(&PostParams::default(), &ro)
+        .await
+        .expect("created");
+    common::eventually(LIMIT, "every swap retains its blue", || async {
+        let all = swaps.list(&ListParams::default()).await.ok()?.items;
+        (all.len() == 4
+            && all.iter().all(|s| {
+                s.status
+                    .as_ref()
+                    .is_some_and(|st| st.phase == Phase::Retaining)
+            }))
+        .then_some(())
+    })
+    .await;
+    let out = rotor(&r, dir.path(), &["rollout", "rollback", "retained"]);
+    assert!(out.contains("4 swaps rolling back"), "{out}");
+    common::eventually(LIMIT, "every swap rolled back", || async {
+        let all = swaps.list(&ListParams::default()).await.ok()?.items;
+        all.iter()
+            .all(|s| {
+                s.status
+                    .as_ref()
+                    .is_some_and(|st| st.phase == Phase::RolledBack)
+            })
+            .then_some(())
+    })
+    .await;
+    for c in &r.fleet {
+        let cluster: Api<rotor_api::Cluster> = Api::all(r.client.clone());
+        let st = cluster
+            .get(&c.name_any())
+            .await
+            .expect("cluster")
+            .status
+            .unwrap_or_default();
+        assert_eq!(
+            st.active_instance.as_deref(),
+            Some(c.name_any().as_str()),
+            "blue serves again"
+        );
+    }
+    let paused = api
+        .get("retained")
+        .await
+        .expect("get")
+        .status
+        .unwrap_or_default();
+    assert_eq!(paused.phase, RolloutPhase::Paused);
+
+    // Abort: a second rollout whose swaps are mid-traffic-shift.
+    for s in swaps
+        .list(&ListParams::default())
+        .await
+        .expect("swaps")
+        .items
+    {
+        swaps
+            .delete(&s.name_any(), &Default::default())
+            .await
+            .expect("cleared");
+    }
+    let mut ro = rollout("aborted", 2, 4);
+    ro.spec.waves = vec![Wave {
+        name: "all".into(),
+        percent: Some(100),
+        selector: None,
+    }];
+    ro.spec.strategy.traffic_steps = vec![10, 100];
+    ro.spec.strategy.bake_seconds = 600;
+    api.create(&PostParams::default(), &ro)
+        .await
+        .expect("created");
+    let running = common::eventually(LIMIT, "two swaps shift traffic", || async {
+        let all: Vec<ClusterSwap> = swaps
+            .list(&ListParams::default().labels("rotor.dev/rollout=aborted"))
+            .await
+            .ok()?
+            .items;
+        (all.len() == 2
+            && all.iter().all(|s| {
+                s.status
+                    .as_ref()
+                    .is_some_and(|st| st.phase == Phase::ShiftingTraffic)
+            }))
+        .then_some(all)
+    })
+    .await;
+    let out = rotor(&r, dir.path(), &["rollout", "abort", "aborted"]);
+    assert!(out.contains("2 swaps in progress rolling back"), "{out}");
+    common::eventually(LIMIT, "the aborted swaps rolled back", || async {
+        let mut done = 0;
+        for s in &running {
+            let phase = swaps.get(&s.name_any()).await.ok()?.status?.phase;
+            done += usize::from(phase == Phase::RolledBack);
+        }
+        (done == 2).then_some(())
+    })
+    .await;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let all = swaps
+        .list(&ListParams::default().labels("rotor.dev/rollout=aborted"))
+        .await
+        .expect("swaps")
+        .items;
+    assert_eq!(all.len(), 2, "an aborted rollout started another swap");
+    let st = api
+        .get("aborted")
+        .await
+        .expect("get")
+        .status
+        .unwrap_or_default();
+    assert_eq!(st.phase, RolloutPhase::Paused);
+}

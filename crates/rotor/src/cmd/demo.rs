@@ -4,7 +4,8 @@
 //! through every cluster's traffic layer, and rotates the whole fleet blue-green with one staged
 //! Rollout (a canary, the staging clusters, 10 % of prod, the rest), then reports.
 //! `--inject green-unhealthy` breaks the canary's green once it carries half the traffic: that
-//! swap rolls back (within the failure budget), still with zero failed requests.
+//! swap rolls back (within the failure budget), still with zero failed requests, and is then
+//! retried as an operator would (`rotor rollout retry`), with a fresh green.
 //!
 //! `critical_path_s` is the lower bound of the run given the rollout's waves, its concurrency
 //! limit and the measured duration of every swap (per wave: the longest swap, the total swap time
@@ -164,12 +165,13 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
 
     let swaps: Api<ClusterSwap> = Api::all(r.client.clone());
     let deadline = started + Duration::from_secs(args.timeout_s);
-    let mut broken = false;
+    let mut broken: Option<String> = None;
+    let mut retried = 0u32;
     let mut last_line = String::new();
     let final_status = loop {
         let ro = rollouts.get("fleet-upgrade").await?;
         let st = ro.status.clone().unwrap_or_default();
-        if inject_unhealthy && !broken {
+        if inject_unhealthy && broken.is_none() {
             for s in swaps.list(&ListParams::default()).await?.items {
                 let sst = s.status.clone().unwrap_or_default();
                 if sst.green_weight_percent >= 50
@@ -181,10 +183,23 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
                         "injected: green {green} of {} now fails every request",
                         s.name_any()
                     ));
-                    broken = true;
+                    broken = Some(s.name_any());
                     break;
                 }
             }
+        }
+        // The operator's move after a rollback: `rotor rollout retry CLUSTER` (the swap is
+        // removed; the rollout starts it again with a fresh green).
+        if let Some(name) = broken.clone().filter(|_| retried == 0)
+            && let Some(s) = swaps.get_opt(&name).await?
+            && s.status.clone().unwrap_or_default().phase == Phase::RolledBack
+        {
+            swaps.delete(&name, &Default::default()).await?;
+            retried += 1;
+            progress(format!(
+                "{name} rolled back with all traffic on blue; retrying it (rotor rollout retry {})",
+                s.spec.cluster_ref
+            ));
         }
         let wave = st
             .current_wave
@@ -285,7 +300,8 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
         "waves": final_status.waves.len(),
         "swaps_succeeded": counts.succeeded,
         "swaps_failed": counts.failed,
-        "swaps_rolled_back": counts.rolled_back,
+        "swaps_rolled_back": counts.rolled_back + retried,
+        "swaps_retried": retried,
         "swaps_unfinished": counts.total - counts.succeeded - counts.failed - counts.rolled_back,
         "requests_total": sent.requests,
         "requests_failed": sent.failed,

@@ -91,6 +91,8 @@ pub struct Context {
     pub(crate) discovery: Option<Arc<rotor_discovery::Discovery>>,
     /// Instances discovery watches for the Cluster controller, and their Cluster.
     watched: Mutex<HashMap<String, String>>,
+    /// Green instances discovery watches for swaps, and their swap.
+    greens: Mutex<HashMap<String, String>>,
     /// Migration checkpoints by swap.
     pub(crate) checkpoints: migration::Checkpoints,
     /// Precise starts of timed waits (bake, drain, retention): status times have one-second
@@ -120,6 +122,7 @@ impl Context {
             checkpoints: migration::Checkpoints::default(),
             discovery: None,
             watched: Mutex::default(),
+            greens: Mutex::default(),
         }
     }
 
@@ -128,6 +131,53 @@ impl Context {
     pub fn with_discovery(mut self, discovery: Arc<rotor_discovery::Discovery>) -> Self {
         self.discovery = Some(discovery);
         self
+    }
+
+    /// The swap whose green is `instance`, if discovery watches it for that swap.
+    pub(crate) fn swap_of(&self, instance: &str) -> Option<String> {
+        lock(&self.greens).get(instance).cloned()
+    }
+
+    /// Has discovery watch a swap's green, so a change in green (Ready nodes, available
+    /// workloads) re-queues the swap at once instead of at its next poll. The swap still reads
+    /// green through its API before acting: the watch is a trigger, not the source of truth.
+    pub(crate) async fn watch_green(
+        &self,
+        swap: &str,
+        cluster: &rotor_api::Cluster,
+        instance: &str,
+    ) -> Result<(), Error> {
+        let Some(discovery) = &self.discovery else {
+            return Ok(());
+        };
+        if lock(&self.greens).contains_key(instance) || lock(&self.watched).contains_key(instance) {
+            return Ok(());
+        }
+        let provider = self.provider(cluster.spec.provider)?;
+        let kubeconfig = provider.credentials(instance).await?;
+        let client = rotor_discovery::client_for_kubeconfig(kubeconfig.expose())
+            .await
+            .map_err(|e| Error::Member {
+                instance: instance.to_string(),
+                message: e.to_string(),
+            })?;
+        discovery.watch_instance(
+            instance,
+            client,
+            rotor_discovery::Selection::from(cluster.spec.workloads.clone()),
+        );
+        lock(&self.greens).insert(instance.to_string(), swap.to_string());
+        Ok(())
+    }
+
+    /// Stops watching a swap's green (it is gone), unless it became a Cluster's active instance.
+    pub(crate) fn forget_green(&self, instance: &str) {
+        if lock(&self.greens).remove(instance).is_some()
+            && !lock(&self.watched).contains_key(instance)
+            && let Some(discovery) = &self.discovery
+        {
+            discovery.forget_instance(instance);
+        }
     }
 
     /// The Cluster whose active instance is `instance`, if discovery watches it for us.

@@ -41,7 +41,17 @@ pub async fn controller(
     stop: impl std::future::Future<Output = ()> + Send + Sync + 'static,
 ) {
     let api: Api<ClusterSwap> = Api::all(ctx.client.clone());
+    // A change discovery sees in a swap's green re-queues that swap.
+    let changes = ctx.discovery.as_ref().map(|d| d.changes());
+    let trigger_ctx = ctx.clone();
+    let triggers = futures::stream::iter(changes)
+        .flat_map(tokio_stream::wrappers::BroadcastStream::new)
+        .filter_map(move |change| {
+            let swap = change.ok().and_then(|i| trigger_ctx.swap_of(&i));
+            async move { swap.map(|s| kube::runtime::reflector::ObjectRef::<ClusterSwap>::new(&s)) }
+        });
     Controller::new(api, watcher::Config::default())
+        .reconcile_on(triggers)
         .graceful_shutdown_on(stop)
         .run(reconcile, error_policy, ctx)
         .for_each(|_| async {})
@@ -346,7 +356,7 @@ impl<'a> Reconcile<'a> {
             Some(InstanceState::Creating) => {
                 format!("the provider is still creating green {green}")
             }
-            Some(InstanceState::Running) => match self.green_ready(cluster, &green).await {
+            Some(InstanceState::Running) => match self.watch_then_check(cluster, &green).await {
                 Ok(Ok(message)) => {
                     self.update_cluster(cluster, |st| {
                         set_instance_phase(&mut st.instances, &green, InstancePhase::Ready)
@@ -383,6 +393,19 @@ impl<'a> Reconcile<'a> {
             self.ctx.settings.poll_interval,
         )
         .await
+    }
+
+    /// Starts discovery's watch of green (a trigger for the next reconciles), then reads
+    /// green's readiness through its API.
+    async fn watch_then_check(
+        &self,
+        cluster: &Cluster,
+        green: &str,
+    ) -> Result<Result<String, String>, Error> {
+        if let Err(e) = self.ctx.watch_green(&self.name, cluster, green).await {
+            tracing::debug!(swap = %self.name, error = %e, "watching green failed; polling only");
+        }
+        self.green_ready(cluster, green).await
     }
 
     /// `Ok(Ok(summary))` when green is reachable, at the target version, all nodes Ready;
@@ -1118,6 +1141,15 @@ impl<'a> Reconcile<'a> {
         self.write(status).await?;
         self.ctx
             .mark_started(format!("swap/{}/phase/{next}", self.name), &t);
+        if next.is_terminal()
+            && let Some(green) = self
+                .swap
+                .status
+                .as_ref()
+                .and_then(|s| s.green_instance.as_ref())
+        {
+            self.ctx.forget_green(green);
+        }
         tracing::info!(swap = %self.name, phase = %next, %reason, %message, "swap phase");
         let warning = matches!(next, Phase::RollingBack | Phase::Failed);
         self.ctx

@@ -311,6 +311,14 @@ async fn reconcile(rollout: Arc<Rollout>, state: Arc<State>) -> Result<Action, E
         .iter()
         .position(|w| !matches!(w.phase, WavePhase::Succeeded | WavePhase::Failed))
     else {
+        // Every wave ran; over budget or paused it is not a success (a retry or a skip may
+        // still bring it there).
+        if paused_reason.is_some() {
+            status.phase = RolloutPhase::Paused;
+            status.current_wave = None;
+            write(status).await?;
+            return Ok(Action::requeue(ctx.settings.poll_interval));
+        }
         status.phase = RolloutPhase::Succeeded;
         status.current_wave = None;
         set_condition(

@@ -689,14 +689,8 @@ impl<'a> Reconcile<'a> {
     ) -> Result<Action, Error> {
         // Green becomes the endpoint's only backend before blue goes away.
         self.ensure_traffic(cluster, &status).await?;
-        let provider = self.ctx.provider(cluster.spec.provider)?;
         let blue = self.blue(&status)?;
-        self.update_cluster(cluster, |st| {
-            set_instance_phase(&mut st.instances, &blue, InstancePhase::Deleting)
-        })
-        .await?;
-        if provider.get_instance(&blue).await?.is_some() {
-            provider.delete_instance(&blue).await?;
+        if !self.instance_gone(cluster, &blue).await? {
             return self
                 .wait(
                     status,
@@ -706,7 +700,6 @@ impl<'a> Reconcile<'a> {
                 )
                 .await;
         }
-        self.ctx.members.forget(&blue);
         self.update_cluster(cluster, |st| {
             let before = st.instances.len();
             st.instances.retain(|i| i.name != blue);
@@ -728,6 +721,22 @@ impl<'a> Reconcile<'a> {
             ),
         )
         .await
+    }
+
+    /// Marks `instance` Deleting in the Cluster's status and has the provider delete it
+    /// (idempotently); true once the provider no longer knows it.
+    async fn instance_gone(&self, cluster: &Cluster, instance: &str) -> Result<bool, Error> {
+        let provider = self.ctx.provider(cluster.spec.provider)?;
+        self.update_cluster(cluster, |st| {
+            set_instance_phase(&mut st.instances, instance, InstancePhase::Deleting)
+        })
+        .await?;
+        if provider.get_instance(instance).await?.is_some() {
+            provider.delete_instance(instance).await?;
+            return Ok(false);
+        }
+        self.ctx.members.forget(instance);
+        Ok(true)
     }
 
     /// All traffic back to blue at once (one shifter call), then record RollingBack.
@@ -760,7 +769,7 @@ impl<'a> Reconcile<'a> {
         if blue.is_some() {
             self.ensure_traffic(cluster, &status).await?;
         }
-        let provider = self.ctx.provider(cluster.spec.provider)?;
+        self.ctx.provider(cluster.spec.provider)?;
         if let Some(blue) = &blue {
             self.update_cluster(cluster, |st| {
                 let changed = st.active_instance.as_deref() != Some(blue.as_str());
@@ -770,23 +779,17 @@ impl<'a> Reconcile<'a> {
             .await?;
         }
         let keep_green = self.swap.spec.strategy.keep_green_on_rollback;
-        if let Some(green) = status.green_instance.clone().filter(|_| !keep_green) {
-            self.update_cluster(cluster, |st| {
-                set_instance_phase(&mut st.instances, &green, InstancePhase::Deleting)
-            })
-            .await?;
-            if provider.get_instance(&green).await?.is_some() {
-                provider.delete_instance(&green).await?;
-                return self
-                    .wait(
-                        status,
-                        Reason::RollbackRequested,
-                        format!("traffic is on blue; the provider is deleting green {green}"),
-                        self.ctx.settings.poll_interval,
-                    )
-                    .await;
-            }
-            self.ctx.members.forget(&green);
+        if let Some(green) = status.green_instance.clone().filter(|_| !keep_green)
+            && !self.instance_gone(cluster, &green).await?
+        {
+            return self
+                .wait(
+                    status,
+                    Reason::RollbackRequested,
+                    format!("traffic is on blue; the provider is deleting green {green}"),
+                    self.ctx.settings.poll_interval,
+                )
+                .await;
         }
         let green = status.green_instance.clone();
         self.update_cluster(cluster, |st| {

@@ -13,6 +13,7 @@ use crate::common::{
 };
 use crate::condition::Condition;
 use crate::validation::{Errors, FieldError, FieldErrorKind, VERSION_PATTERN};
+use crate::window::MaintenanceWindow;
 
 /// Desired state of a [`Cluster`]: a logical cluster (`prod-aws-us-east-1-a`) that rotor keeps
 /// serving while it rotates the physical instance behind it.
@@ -81,6 +82,14 @@ pub struct ClusterSpec {
     /// Which workloads belong to the cluster and move with it.
     #[serde(default)]
     pub workloads: WorkloadSelector,
+    /// Deliberately switched off (a stopped cluster): rollouts leave it out by their
+    /// `unavailableClusters` policy instead of failing on it.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub stopped: bool,
+    /// When swaps of this cluster may start (in addition to the rollout's windows); empty means
+    /// any time.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub maintenance_windows: Vec<MaintenanceWindow>,
 }
 
 impl ClusterSpec {
@@ -98,6 +107,9 @@ impl ClusterSpec {
         }
         errs.non_empty("spec.traffic.endpoint", &self.traffic.endpoint);
         self.workloads.validate_at("spec.workloads", &mut errs);
+        for (i, w) in self.maintenance_windows.iter().enumerate() {
+            w.validate_at(&format!("spec.maintenanceWindows[{i}]"), &mut errs);
+        }
         errs.into_result()
     }
 

@@ -384,6 +384,31 @@ pub struct MigrationPolicy {
     /// Kinds never copied, as `Kind` or `Kind.group` (`Event`, `Lease.coordination.k8s.io`).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub skip_kinds: Vec<String>,
+    /// Workloads that keep data in persistent volumes: migration does not copy volumes, so
+    /// they stop the plan unless their data is disposable or lives outside the cluster.
+    #[serde(default)]
+    pub stateful_data: StatefulData,
+}
+
+closed_enum! {
+    /// What the data of PVC-backed workloads is, for migration.
+    #[derive(Default)]
+    pub enum StatefulData {
+        /// Unknown: refuse to migrate such workloads (green would start with empty volumes).
+        #[default]
+        Refuse = "Refuse",
+        /// Caches, scratch space: green may start empty.
+        Disposable = "Disposable",
+        /// Kept outside the cluster (a managed database, a replicated store): green reconnects.
+        External = "External",
+    }
+}
+
+impl StatefulData {
+    /// Whether PVC-backed workloads may move.
+    pub fn allows_migration(self) -> bool {
+        self != StatefulData::Refuse
+    }
 }
 
 impl MigrationPolicy {

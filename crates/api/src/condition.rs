@@ -41,6 +41,8 @@ closed_enum! {
         Approved = "Approved",
         /// Rollout: now is inside a maintenance window.
         InMaintenanceWindow = "InMaintenanceWindow",
+        /// Rollout: the pre-flight before the first wave found no blocker.
+        PreflightPassed = "PreflightPassed",
     }
 }
 
@@ -92,6 +94,17 @@ closed_enum! {
         FailureBudgetExceeded = "FailureBudgetExceeded",
         NoClustersSelected = "NoClustersSelected",
         RolloutComplete = "RolloutComplete",
+        /// A cluster left out of a rollout (stopped, unreachable, blocked by pre-flight, or by an
+        /// operator).
+        ClusterSkipped = "ClusterSkipped",
+        /// A cluster's swap waits for the cluster to be reachable, started, or in its window.
+        ClusterUnavailable = "ClusterUnavailable",
+        /// A swap held at its safe point (green verified, traffic not moved).
+        Parked = "Parked",
+        /// The pre-flight found nothing that would stop a swap.
+        PreflightPassed = "PreflightPassed",
+        /// The pre-flight found clusters whose swap would fail.
+        PreflightBlocked = "PreflightBlocked",
     }
 }
 

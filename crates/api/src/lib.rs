@@ -31,22 +31,24 @@ mod rollout;
 mod sample;
 mod swap;
 mod validation;
+mod window;
 
 pub use cluster::{
     Cluster, ClusterInstance, ClusterSpec, ClusterStatus, HealthSummary, InstancePhase,
 };
 pub use common::{
     HealthGates, MAX_BAKE_SECONDS, MAX_NODES_PER_POOL, MAX_RETENTION_SECONDS, MAX_TRAFFIC_STEPS,
-    MigrationPolicy, NodePool, Provider, ShifterKind, SwapStrategy, SwapTarget, TrafficEndpoint,
-    WorkloadSelector,
+    MigrationPolicy, NodePool, Provider, ShifterKind, StatefulData, SwapStrategy, SwapTarget,
+    TrafficEndpoint, WorkloadSelector,
 };
 pub use condition::{
     Condition, ConditionStatus, ConditionType, Reason, find_condition, set_condition,
 };
 pub use rollout::{
-    Approval, DayOfWeek, MAX_CONCURRENT_SWAPS, MAX_WAVE_BAKE_SECONDS, MAX_WAVES, MaintenanceWindow,
-    PlannedWave, REMAINDER_WAVE, Rollout, RolloutPhase, RolloutSpec, RolloutStatus, SwapCounts,
-    Wave, WavePhase, WaveStatus,
+    Approval, MAX_CONCURRENT_SWAPS, MAX_WAVE_BAKE_SECONDS, MAX_WAVES, OrderKey, PlannedWave,
+    PreflightBlocker, PreflightPolicy, PreflightStatus, REMAINDER_WAVE, Rollout, RolloutPhase,
+    RolloutSpec, RolloutStatus, SkippedCluster, SwapCounts, UnavailablePolicy, Wave, WavePhase,
+    WaveStatus, resolve_budget,
 };
 pub use sample::{SAMPLE_KUBERNETES_VERSION, SAMPLE_TARGET_VERSION, sample_fleet, sample_rollout};
 pub use swap::{
@@ -54,6 +56,7 @@ pub use swap::{
     PhaseTransition,
 };
 pub use validation::{FieldError, FieldErrorKind, KubernetesVersion, validate_object};
+pub use window::{DayOfWeek, MAX_WINDOW_MINUTES, MaintenanceWindow, in_windows};
 
 /// Re-exported so users of this crate name the same `Time` and `LabelSelector` the kinds use.
 pub use k8s_openapi::apimachinery::pkg::apis::meta::v1::{

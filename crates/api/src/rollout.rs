@@ -3,8 +3,9 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use chrono::{DateTime, Datelike, Duration as ChronoDuration, Timelike, Utc, Weekday};
+use chrono::{DateTime, Utc};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, Time};
+use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use kube::{CustomResource, ResourceExt};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
@@ -14,6 +15,7 @@ use crate::common::{SwapStrategy, SwapTarget};
 use crate::condition::Condition;
 use crate::swap::Phase;
 use crate::validation::{Errors, FieldError, FieldErrorKind, selector_matches};
+use crate::window::{MaintenanceWindow, in_windows};
 
 /// Name of the implicit last wave that takes the clusters no declared wave took.
 pub const REMAINDER_WAVE: &str = "remainder";
@@ -23,8 +25,6 @@ pub const MAX_WAVES: usize = 50;
 pub const MAX_CONCURRENT_SWAPS: u32 = 1000;
 /// Upper bound on the bake time between waves, a week (also in the schema).
 pub const MAX_WAVE_BAKE_SECONDS: u64 = 7 * 86_400;
-
-const TIME_OF_DAY_PATTERN: &str = "^([01][0-9]|2[0-3]):[0-5][0-9]$";
 
 fn default_max_concurrent_swaps() -> u32 {
     10
@@ -101,9 +101,27 @@ pub struct RolloutSpec {
     /// which never waits). Raise it to approve the next wave.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub approved_through_wave: Option<u32>,
-    /// The rollout pauses itself when more swaps than this end Failed or RolledBack.
+    /// The rollout pauses itself when more swaps than this end Failed or RolledBack: a count
+    /// (`3`) or a percentage of the rollout's clusters (`"5%"`, rounded down).
+    #[serde(default = "zero_budget")]
+    pub failure_budget: IntOrString,
+    /// Sort keys for the order in which clusters fill the waves and start inside a wave:
+    /// `cloud`, `region` or `label:KEY`; ties (and the end) go by name. A percentage wave takes
+    /// the first clusters in this order, so `[region]` finishes one region before the next.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 8))]
+    pub order_by: Vec<String>,
+    /// What happens to a cluster that is unreachable or marked `spec.stopped` when its swap would
+    /// start: `Skip` leaves it out (recorded in status, not a failure), `Wait` holds it (and its
+    /// wave) until it is back.
     #[serde(default)]
-    pub failure_budget: u32,
+    pub unavailable_clusters: UnavailablePolicy,
+    /// Before the first wave, every selected cluster is checked for what would stop its swap
+    /// (API versions the target does not serve, stateful workloads without a data policy,
+    /// an unreachable API): `SkipBlocked` leaves blocked clusters out, `StopRollout` pauses the
+    /// rollout until they are fixed or skipped, `Disabled` does not check.
+    #[serde(default)]
+    pub preflight: PreflightPolicy,
     /// New swaps start only inside one of these windows; empty means any time.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub maintenance_windows: Vec<MaintenanceWindow>,
@@ -119,6 +137,127 @@ pub struct RolloutSpec {
     pub skip_clusters: Vec<String>,
 }
 
+fn zero_budget() -> IntOrString {
+    IntOrString::Int(0)
+}
+
+/// A budget given as a count or a percentage, resolved against `total` (percentages round down).
+/// `None` when the value is neither a non-negative count nor `N%` with N in 0..=100.
+pub fn resolve_budget(budget: &IntOrString, total: usize) -> Option<u32> {
+    match budget {
+        IntOrString::Int(n) => u32::try_from(*n).ok(),
+        IntOrString::String(s) => {
+            let pct: u32 = s.strip_suffix('%')?.parse().ok()?;
+            (pct <= 100).then(|| (total as u64 * u64::from(pct) / 100) as u32)
+        }
+    }
+}
+
+fn validate_budget(field: &str, budget: &IntOrString, errs: &mut Errors) {
+    if resolve_budget(budget, 0).is_none() {
+        let shown = match budget {
+            IntOrString::Int(n) => n.to_string(),
+            IntOrString::String(s) => format!("{s:?}"),
+        };
+        errs.invalid(
+            field,
+            format!("{shown}: must be a count >= 0 or a percentage like \"10%\" (0-100)"),
+        );
+    }
+}
+
+/// One `orderBy` key.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum OrderKey {
+    /// The `rotor.dev/cloud` label, else `spec.provider`.
+    Cloud,
+    /// `spec.region`.
+    Region,
+    /// The value of a label (clusters without it sort last).
+    Label(String),
+}
+
+impl OrderKey {
+    /// Parses `cloud`, `region` or `label:KEY`.
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "cloud" => Some(OrderKey::Cloud),
+            "region" => Some(OrderKey::Region),
+            _ => s
+                .strip_prefix("label:")
+                .filter(|k| !k.is_empty())
+                .map(|k| OrderKey::Label(k.to_string())),
+        }
+    }
+
+    /// The cluster's value for this key; `None` sorts after every value.
+    fn value<'a>(&self, c: &'a Cluster) -> Option<&'a str> {
+        match self {
+            OrderKey::Cloud => Some(
+                c.labels()
+                    .get(crate::labels::CLOUD)
+                    .map_or(c.spec.provider.as_str(), String::as_str),
+            ),
+            OrderKey::Region => Some(c.spec.region.as_str()),
+            OrderKey::Label(k) => c.labels().get(k).map(String::as_str),
+        }
+    }
+}
+
+closed_enum! {
+    /// What a rollout does with a cluster that is unreachable or stopped when its turn comes.
+    #[derive(Default)]
+    pub enum UnavailablePolicy {
+        /// Leave it out of this rollout; recorded in `status.skipped`, not counted as a failure.
+        #[default]
+        Skip = "Skip",
+        /// Hold it (and the end of its wave) until it is reachable and not stopped.
+        Wait = "Wait",
+    }
+}
+
+closed_enum! {
+    /// What a rollout does with the clusters its pre-flight finds blocked.
+    #[derive(Default)]
+    pub enum PreflightPolicy {
+        /// Leave blocked clusters out (`status.skipped`, reason `PreflightBlocked`).
+        #[default]
+        SkipBlocked = "SkipBlocked",
+        /// Pause before the first wave while a blocked cluster is not in `spec.skipClusters`.
+        StopRollout = "StopRollout",
+        /// No pre-flight.
+        Disabled = "Disabled",
+    }
+}
+
+/// The pre-flight's findings for one cluster.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct PreflightBlocker {
+    /// The Cluster's name.
+    pub cluster: String,
+    /// Everything that would stop its swap, for people.
+    pub reasons: Vec<String>,
+}
+
+/// The result of the pre-flight run before the first wave.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct PreflightStatus {
+    /// Clusters checked.
+    pub checked: u32,
+    /// Clusters with blockers.
+    #[serde(default)]
+    pub blocked: Vec<PreflightBlocker>,
+    /// Clusters stopped or unreachable at the check: not blocked, `spec.unavailableClusters`
+    /// decides when their turn comes.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub unavailable: Vec<String>,
+    /// When the check finished.
+    #[serde(default)]
+    pub completed_at: Option<Time>,
+}
+
 closed_enum! {
     /// Who lets the next wave start.
     #[derive(Default)]
@@ -131,10 +270,11 @@ closed_enum! {
     }
 }
 
-/// One wave: either a percentage of the clusters not yet taken by an earlier wave, or a selector.
-#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
+/// One wave: a percentage or a count of the clusters not yet taken by an earlier wave, or a
+/// selector; optionally with its own concurrency, failure budget and approval.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
-#[schemars(extend("x-kubernetes-validations" = [{"rule": "has(self.percent) != has(self.selector)", "message": "set exactly one of percent and selector"}]))]
+#[schemars(extend("x-kubernetes-validations" = [{"rule": "[has(self.percent), has(self.count), has(self.selector)].filter(x, x).size() == 1", "message": "set exactly one of percent, count and selector"}]))]
 pub struct Wave {
     /// Wave name, a DNS label, unique within the rollout (used in swap labels).
     #[schemars(length(min = 1, max = 63))]
@@ -143,78 +283,26 @@ pub struct Wave {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(range(min = 1, max = 100))]
     pub percent: Option<u8>,
+    /// This many of the remaining clusters (fewer if fewer remain).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1))]
+    pub count: Option<u32>,
     /// The remaining clusters whose labels match.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub selector: Option<LabelSelector>,
-}
-
-closed_enum! {
-    /// Day of the week, for maintenance windows.
-    pub enum DayOfWeek {
-        Mon = "Mon",
-        Tue = "Tue",
-        Wed = "Wed",
-        Thu = "Thu",
-        Fri = "Fri",
-        Sat = "Sat",
-        Sun = "Sun",
-    }
-}
-
-impl DayOfWeek {
-    fn from_weekday(w: Weekday) -> Self {
-        match w {
-            Weekday::Mon => DayOfWeek::Mon,
-            Weekday::Tue => DayOfWeek::Tue,
-            Weekday::Wed => DayOfWeek::Wed,
-            Weekday::Thu => DayOfWeek::Thu,
-            Weekday::Fri => DayOfWeek::Fri,
-            Weekday::Sat => DayOfWeek::Sat,
-            Weekday::Sun => DayOfWeek::Sun,
-        }
-    }
-}
-
-/// A weekly window in UTC. `end` before `start` wraps past midnight (the day is the day the
-/// window opens).
-#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, JsonSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct MaintenanceWindow {
-    /// Days the window opens on.
-    #[schemars(length(min = 1, max = 7))]
-    pub days: Vec<DayOfWeek>,
-    /// Opening time, `HH:MM` UTC.
-    #[schemars(pattern(TIME_OF_DAY_PATTERN))]
-    pub start: String,
-    /// Closing time, `HH:MM` UTC (exclusive).
-    #[schemars(pattern(TIME_OF_DAY_PATTERN))]
-    pub end: String,
-}
-
-fn parse_hhmm(s: &str) -> Option<u32> {
-    let (h, m) = s.split_once(':')?;
-    if h.len() != 2 || m.len() != 2 || !h.bytes().chain(m.bytes()).all(|b| b.is_ascii_digit()) {
-        return None;
-    }
-    let (h, m): (u32, u32) = (h.parse().ok()?, m.parse().ok()?);
-    (h < 24 && m < 60).then_some(h * 60 + m)
-}
-
-impl MaintenanceWindow {
-    /// Whether `t` falls inside the window. A window that does not parse contains nothing.
-    pub fn contains(&self, t: DateTime<Utc>) -> bool {
-        let (Some(start), Some(end)) = (parse_hhmm(&self.start), parse_hhmm(&self.end)) else {
-            return false;
-        };
-        let minute = t.hour() * 60 + t.minute();
-        let opens_on = |d: DateTime<Utc>| self.days.contains(&DayOfWeek::from_weekday(d.weekday()));
-        if start < end {
-            opens_on(t) && (start..end).contains(&minute)
-        } else {
-            (opens_on(t) && minute >= start)
-                || (opens_on(t - ChronoDuration::days(1)) && minute < end)
-        }
-    }
+    /// At most this many of this wave's swaps at once (the rollout-wide `maxConcurrentSwaps`
+    /// still holds).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1, max = 1000))]
+    pub max_concurrent: Option<u32>,
+    /// Failures (Failed or RolledBack) this wave tolerates before the rollout pauses: a count or
+    /// a percentage of the wave's clusters. The rollout-wide `failureBudget` still holds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub failure_budget: Option<IntOrString>,
+    /// Overrides `spec.approval` for this wave (`Manual` on the first wave makes even the canary
+    /// wait).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub approval: Option<Approval>,
 }
 
 impl RolloutSpec {
@@ -248,17 +336,55 @@ impl RolloutSpec {
                     format!("wave {:?} is defined twice", wave.name),
                 );
             }
-            match (&wave.percent, &wave.selector) {
-                (Some(_), Some(_)) => {
-                    errs.invalid(&p, "set exactly one of percent and selector, not both")
-                }
-                (None, None) => errs.required(&p, "set one of percent and selector"),
-                (Some(pct), None) if *pct == 0 || *pct > 100 => errs.invalid(
+            let set = [
+                wave.percent.is_some(),
+                wave.count.is_some(),
+                wave.selector.is_some(),
+            ]
+            .into_iter()
+            .filter(|x| *x)
+            .count();
+            if set > 1 {
+                errs.invalid(
+                    &p,
+                    "set exactly one of percent, count and selector, not several",
+                );
+            } else if set == 0 {
+                errs.required(&p, "set one of percent, count and selector");
+            }
+            if let Some(pct) = wave.percent
+                && (pct == 0 || pct > 100)
+            {
+                errs.invalid(
                     format!("{p}.percent"),
                     format!("{pct}: must be between 1 and 100"),
-                ),
-                (None, Some(sel)) => errs.label_selector(&format!("{p}.selector"), sel),
-                _ => {}
+                );
+            }
+            if wave.count == Some(0) {
+                errs.invalid(format!("{p}.count"), "0: must be at least 1");
+            }
+            if let Some(sel) = &wave.selector {
+                errs.label_selector(&format!("{p}.selector"), sel);
+            }
+            if let Some(m) = wave.max_concurrent
+                && (m == 0 || m > MAX_CONCURRENT_SWAPS)
+            {
+                errs.invalid(
+                    format!("{p}.maxConcurrent"),
+                    format!("{m}: must be between 1 and {MAX_CONCURRENT_SWAPS}"),
+                );
+            }
+            if let Some(b) = &wave.failure_budget {
+                validate_budget(&format!("{p}.failureBudget"), b, &mut errs);
+            }
+        }
+        validate_budget("spec.failureBudget", &self.failure_budget, &mut errs);
+        for (i, key) in self.order_by.iter().enumerate() {
+            if OrderKey::parse(key).is_none() {
+                errs.invalid(
+                    format!("spec.orderBy[{i}]"),
+                    format!("{key:?}: must be cloud, region or label:KEY"),
+                );
             }
         }
         if self.max_concurrent_swaps == 0 || self.max_concurrent_swaps > MAX_CONCURRENT_SWAPS {
@@ -280,37 +406,7 @@ impl RolloutSpec {
             );
         }
         for (i, w) in self.maintenance_windows.iter().enumerate() {
-            let p = format!("spec.maintenanceWindows[{i}]");
-            if w.days.is_empty() {
-                errs.required(format!("{p}.days"), "at least one day");
-            }
-            let mut seen = BTreeSet::new();
-            for (j, d) in w.days.iter().enumerate() {
-                if !seen.insert(d) {
-                    errs.push(
-                        format!("{p}.days[{j}]"),
-                        FieldErrorKind::Duplicate,
-                        format!("{d} is listed twice"),
-                    );
-                }
-            }
-            let start = parse_hhmm(&w.start);
-            let end = parse_hhmm(&w.end);
-            if start.is_none() {
-                errs.invalid(
-                    format!("{p}.start"),
-                    format!("{:?}: must be HH:MM (UTC)", w.start),
-                );
-            }
-            if end.is_none() {
-                errs.invalid(
-                    format!("{p}.end"),
-                    format!("{:?}: must be HH:MM (UTC)", w.end),
-                );
-            }
-            if start.is_some() && start == end {
-                errs.invalid(format!("{p}.end"), "must differ from start");
-            }
+            w.validate_at(&format!("spec.maintenanceWindows[{i}]"), &mut errs);
         }
         for (i, c) in self.skip_clusters.iter().enumerate() {
             errs.dns_subdomain(&format!("spec.skipClusters[{i}]"), c);
@@ -334,16 +430,16 @@ impl RolloutSpec {
 
     /// Whether a new swap may start at `t`.
     pub fn in_maintenance_window(&self, t: DateTime<Utc>) -> bool {
-        self.maintenance_windows.is_empty()
-            || self.maintenance_windows.iter().any(|w| w.contains(t))
+        in_windows(&self.maintenance_windows, t)
     }
 
     /// Whether wave `index` may start as far as approval goes.
     pub fn wave_approved(&self, index: usize) -> bool {
-        match self.approval {
+        let explicit = self.waves.get(index).and_then(|w| w.approval);
+        match explicit.unwrap_or(self.approval) {
             Approval::Automatic => true,
             Approval::Manual => {
-                index == 0
+                (index == 0 && explicit.is_none())
                     || self
                         .approved_through_wave
                         .is_some_and(|a| a as usize >= index)
@@ -351,35 +447,59 @@ impl RolloutSpec {
         }
     }
 
-    /// Assigns the selected clusters to waves, deterministically: clusters are taken in name
-    /// order; a percent wave takes `ceil(remaining * percent / 100)` of the remaining clusters, a
-    /// selector wave the remaining clusters it matches. Leftovers form a last wave named
-    /// [`REMAINDER_WAVE`]. A wave may be empty (its selector matched nothing left). Clusters not
-    /// matched by `clusterSelector` (or with an unparsable selector) are in no wave.
+    /// Assigns the selected clusters to waves, deterministically: clusters are taken in
+    /// `orderBy` order (then by name); a percent wave takes `ceil(remaining * percent / 100)` of
+    /// the remaining clusters, a count wave the first `count`, a selector wave the remaining
+    /// clusters it matches. Leftovers form a last wave named [`REMAINDER_WAVE`]. A wave may be
+    /// empty (its selector matched nothing left). Clusters not matched by `clusterSelector` (or
+    /// with an unparsable selector) are in no wave. Each wave lists its clusters in start order.
     pub fn plan_waves(&self, clusters: &[Cluster]) -> Vec<PlannedWave> {
-        let by_name: BTreeMap<String, &BTreeMap<String, String>> = clusters
+        let keys: Vec<OrderKey> = self
+            .order_by
+            .iter()
+            .filter_map(|k| OrderKey::parse(k))
+            .collect();
+        let mut selected: Vec<&Cluster> = clusters
             .iter()
             .filter(|c| selector_matches(&self.cluster_selector, c.labels()))
+            .collect();
+        selected.sort_by_cached_key(|c| {
+            let values: Vec<(bool, String)> = keys
+                .iter()
+                .map(|k| match k.value(c) {
+                    Some(v) => (false, v.to_string()),
+                    None => (true, String::new()),
+                })
+                .collect();
+            (values, c.name_any())
+        });
+        let by_name: BTreeMap<String, &BTreeMap<String, String>> = selected
+            .iter()
             .map(|c| (c.name_any(), c.labels()))
             .collect();
-        let mut remaining: Vec<&String> = by_name.keys().collect();
+        let order: Vec<String> = selected.iter().map(|c| c.name_any()).collect();
+        let mut remaining: Vec<&String> = order.iter().collect();
         let mut plan = Vec::with_capacity(self.waves.len() + 1);
         for wave in &self.waves {
-            let taken: Vec<String> = match (&wave.percent, &wave.selector) {
-                (Some(pct), _) => {
+            let taken: Vec<String> = match (&wave.percent, &wave.count, &wave.selector) {
+                (Some(pct), _, _) => {
                     let n = (remaining.len() * usize::from(*pct))
                         .div_ceil(100)
                         .min(remaining.len());
                     remaining.drain(..n).cloned().collect()
                 }
-                (None, Some(sel)) => {
+                (None, Some(count), _) => {
+                    let n = (*count as usize).min(remaining.len());
+                    remaining.drain(..n).cloned().collect()
+                }
+                (None, None, Some(sel)) => {
                     let (yes, no): (Vec<&String>, Vec<&String>) = remaining
                         .iter()
                         .partition(|name| selector_matches(sel, by_name[**name]));
                     remaining = no;
                     yes.into_iter().cloned().collect()
                 }
-                (None, None) => Vec::new(),
+                (None, None, None) => Vec::new(),
             };
             plan.push(PlannedWave {
                 name: wave.name.clone(),
@@ -463,6 +583,24 @@ pub struct WaveStatus {
     /// When its last swap ended.
     #[serde(default)]
     pub finished_at: Option<Time>,
+    /// This wave's swaps by phase.
+    #[serde(default)]
+    pub counts: SwapCounts,
+}
+
+/// A cluster the rollout left out, and why.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct SkippedCluster {
+    /// The Cluster's name.
+    pub cluster: String,
+    /// The wave it was in.
+    pub wave: String,
+    /// `Operator` (spec.skipClusters), `Stopped`, `Unreachable`, or `PreflightBlocked`.
+    pub reason: String,
+    /// Details for people.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub message: String,
 }
 
 /// Swaps of a rollout counted by where they are.
@@ -528,6 +666,16 @@ pub struct RolloutStatus {
     /// Swaps by phase.
     #[serde(default)]
     pub counts: SwapCounts,
+    /// Clusters left out of the rollout (by an operator or by policy), with the reason.
+    #[serde(default)]
+    pub skipped: Vec<SkippedCluster>,
+    /// Swaps held at their safe point (before traffic moves) because the rollout is paused or
+    /// outside a maintenance window.
+    #[serde(default)]
+    pub parked: Vec<String>,
+    /// What the pre-flight found before the first wave.
+    #[serde(default)]
+    pub preflight: Option<PreflightStatus>,
     /// `Ready`, `Progressing`, `Paused`, `Approved`, `InMaintenanceWindow`, `Degraded`.
     #[serde(default)]
     pub conditions: Vec<Condition>,

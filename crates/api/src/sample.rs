@@ -4,13 +4,14 @@
 use std::collections::BTreeMap;
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, LabelSelectorRequirement};
+use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 
 use crate::cluster::{Cluster, ClusterSpec};
 use crate::common::{
     NodePool, Provider, ShifterKind, SwapStrategy, SwapTarget, TrafficEndpoint, WorkloadSelector,
 };
 use crate::labels;
-use crate::rollout::{Approval, Rollout, RolloutSpec, Wave};
+use crate::rollout::{Approval, PreflightPolicy, Rollout, RolloutSpec, UnavailablePolicy, Wave};
 
 /// Version the sample fleet starts at.
 pub const SAMPLE_KUBERNETES_VERSION: &str = "1.34.2";
@@ -60,6 +61,8 @@ pub fn sample_fleet(n: usize) -> Vec<Cluster> {
                         ],
                         ..Default::default()
                     },
+                    stopped: false,
+                    maintenance_windows: Vec::new(),
                 },
             );
             cluster.metadata.labels = Some(BTreeMap::from([
@@ -98,29 +101,32 @@ pub fn sample_rollout(name: &str, target_version: &str) -> Rollout {
                 Wave {
                     name: "canary".into(),
                     percent: Some(1),
-                    selector: None,
+                    ..Default::default()
                 },
                 Wave {
                     name: "staging".into(),
-                    percent: None,
                     selector: Some(env_is("staging")),
+                    ..Default::default()
                 },
                 Wave {
                     name: "prod-early".into(),
                     percent: Some(10),
-                    selector: None,
+                    ..Default::default()
                 },
                 Wave {
                     name: "prod-rest".into(),
                     percent: Some(100),
-                    selector: None,
+                    ..Default::default()
                 },
             ],
             max_concurrent_swaps: 50,
             bake_seconds_between_waves: 2,
             approval: Approval::Automatic,
             approved_through_wave: None,
-            failure_budget: 2,
+            failure_budget: IntOrString::Int(2),
+            order_by: vec!["cloud".into(), "region".into()],
+            unavailable_clusters: UnavailablePolicy::Skip,
+            preflight: PreflightPolicy::SkipBlocked,
             maintenance_windows: Vec::new(),
             strategy: SwapStrategy {
                 bake_seconds: 1,

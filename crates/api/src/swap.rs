@@ -79,6 +79,10 @@ pub struct ClusterSwapSpec {
     /// Operator's request to roll back: all traffic to blue, green deleted. Cannot be withdrawn.
     #[serde(default)]
     pub rollback: bool,
+    /// Park at the safe point: the swap proceeds up to a verified green but does not move traffic
+    /// while this is set. A Rollout sets it when it is paused or its maintenance window closes.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub hold_before_traffic: bool,
 }
 
 impl ClusterSwapSpec {

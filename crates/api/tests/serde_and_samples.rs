@@ -36,11 +36,13 @@ fn full_swap() -> ClusterSwap {
                         ..Default::default()
                     },
                     skip_kinds: vec!["Event".into()],
+                    ..Default::default()
                 },
                 ..Default::default()
             },
             paused: false,
             rollback: false,
+            hold_before_traffic: false,
         },
     );
     let mut status = ClusterSwapStatus {
@@ -101,7 +103,7 @@ fn swap_round_trips_with_camel_case() {
     );
     assert_eq!(
         strategy["migration"],
-        json!({"excludeNamespaces": ["kube-system"], "skipKinds": ["Event"]})
+        json!({"excludeNamespaces": ["kube-system"], "skipKinds": ["Event"], "statefulData": "Refuse"})
     );
     assert!(strategy.get("blueRetentionSeconds").is_some());
     let status = &v["status"];
@@ -225,6 +227,7 @@ fn cluster_and_rollout_round_trip() {
         days: vec![DayOfWeek::Sat],
         start: "22:00".into(),
         end: "04:00".into(),
+        ..Default::default()
     }];
     r.status = Some(RolloutStatus {
         phase: RolloutPhase::Progressing,
@@ -235,10 +238,12 @@ fn cluster_and_rollout_round_trip() {
             phase: WavePhase::Succeeded,
             started_at: Some(t(1)),
             finished_at: Some(t(2)),
+            ..Default::default()
         }],
         counts: SwapCounts::from_phases([Phase::Succeeded, Phase::Migrating, Phase::RolledBack]),
         conditions: vec![],
         observed_generation: Some(1),
+        ..Default::default()
     });
     let v = serde_json::to_value(&r).unwrap();
     for k in [
@@ -336,6 +341,7 @@ fn leftovers_form_a_remainder_wave_and_selector_scopes_the_fleet() {
         name: "half".into(),
         percent: Some(50),
         selector: None,
+        ..Default::default()
     }];
     let plan = spec.plan_waves(&fleet);
     assert_eq!(plan.len(), 2);
@@ -360,6 +366,7 @@ fn maintenance_windows_and_approval() {
         days: vec![DayOfWeek::Sat],
         start: "22:00".into(),
         end: "04:00".into(),
+        ..Default::default()
     };
     // 2024-06-01 is a Saturday.
     let at = |d, h, m| Utc.with_ymd_and_hms(2024, 6, d, h, m, 0).unwrap();
@@ -375,6 +382,7 @@ fn maintenance_windows_and_approval() {
         days: vec![DayOfWeek::Mon, DayOfWeek::Tue],
         start: "09:00".into(),
         end: "17:00".into(),
+        ..Default::default()
     };
     assert!(
         day.contains(at(3, 9, 0)) && day.contains(at(4, 16, 59)) && !day.contains(at(5, 12, 0))

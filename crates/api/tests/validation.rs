@@ -22,6 +22,7 @@ fn swap(steps: Vec<u8>) -> ClusterSwapSpec {
         },
         paused: false,
         rollback: false,
+        hold_before_traffic: false,
     }
 }
 
@@ -274,21 +275,25 @@ fn rollout_errors() {
             name: "canary".into(),
             percent: Some(0),
             selector: None,
+            ..Default::default()
         },
         Wave {
             name: "canary".into(),
             percent: Some(10),
             selector: Some(LabelSelector::default()),
+            ..Default::default()
         },
         Wave {
             name: "x".into(),
             percent: None,
             selector: None,
+            ..Default::default()
         },
         Wave {
             name: "remainder".into(),
             percent: Some(100),
             selector: None,
+            ..Default::default()
         },
     ];
     r.max_concurrent_swaps = 0;
@@ -296,6 +301,7 @@ fn rollout_errors() {
         days: vec![],
         start: "25:00".into(),
         end: "03:00".into(),
+        ..Default::default()
     }];
     r.strategy.traffic_steps = vec![10, 5];
     assert_eq!(

@@ -334,6 +334,116 @@ const BUILTINS: &[Builtin] = &[
         true,
         false,
     ),
+    // Removed betas that share storage with the row above (autoscaling/v2beta2 until 1.25).
+    (
+        "autoscaling",
+        "v2beta2",
+        "horizontalpodautoscalers",
+        "horizontalpodautoscaler",
+        "HorizontalPodAutoscaler",
+        true,
+        &["hpa"],
+        &["all"],
+        true,
+        false,
+    ),
+    // API Priority and Fairness, in every version some release served (one storage).
+    (
+        "flowcontrol.apiserver.k8s.io",
+        "v1",
+        "flowschemas",
+        "flowschema",
+        "FlowSchema",
+        false,
+        &[],
+        &[],
+        true,
+        false,
+    ),
+    (
+        "flowcontrol.apiserver.k8s.io",
+        "v1",
+        "prioritylevelconfigurations",
+        "prioritylevelconfiguration",
+        "PriorityLevelConfiguration",
+        false,
+        &[],
+        &[],
+        true,
+        false,
+    ),
+    (
+        "flowcontrol.apiserver.k8s.io",
+        "v1beta3",
+        "flowschemas",
+        "flowschema",
+        "FlowSchema",
+        false,
+        &[],
+        &[],
+        true,
+        false,
+    ),
+    (
+        "flowcontrol.apiserver.k8s.io",
+        "v1beta3",
+        "prioritylevelconfigurations",
+        "prioritylevelconfiguration",
+        "PriorityLevelConfiguration",
+        false,
+        &[],
+        &[],
+        true,
+        false,
+    ),
+    (
+        "flowcontrol.apiserver.k8s.io",
+        "v1beta2",
+        "flowschemas",
+        "flowschema",
+        "FlowSchema",
+        false,
+        &[],
+        &[],
+        true,
+        false,
+    ),
+    (
+        "flowcontrol.apiserver.k8s.io",
+        "v1beta2",
+        "prioritylevelconfigurations",
+        "prioritylevelconfiguration",
+        "PriorityLevelConfiguration",
+        false,
+        &[],
+        &[],
+        true,
+        false,
+    ),
+    (
+        "flowcontrol.apiserver.k8s.io",
+        "v1beta1",
+        "flowschemas",
+        "flowschema",
+        "FlowSchema",
+        false,
+        &[],
+        &[],
+        true,
+        false,
+    ),
+    (
+        "flowcontrol.apiserver.k8s.io",
+        "v1beta1",
+        "prioritylevelconfigurations",
+        "prioritylevelconfiguration",
+        "PriorityLevelConfiguration",
+        false,
+        &[],
+        &[],
+        true,
+        false,
+    ),
     (
         "rbac.authorization.k8s.io",
         "v1",
@@ -441,10 +551,8 @@ fn builtin_definition(group: &str, version: &str, kind: &str) -> String {
                 "io.k8s.apiextensions-apiserver.pkg.apis.apiextensions.{version}.{kind}"
             );
         }
-        g => g
-            .trim_end_matches(".k8s.io")
-            .replace(".authorization", "")
-            .to_string(),
+        // rbac.authorization.k8s.io → rbac, flowcontrol.apiserver.k8s.io → flowcontrol.
+        g => g.split('.').next().unwrap_or(g).to_string(),
     };
     format!("io.k8s.api.{pkg}.{version}.{kind}")
 }
@@ -473,19 +581,40 @@ fn builtin_resources() -> Vec<Resource> {
                     definition: builtin_definition(group, version, kind),
                     custom_schema: None,
                     printer_columns: Vec::new(),
-                    conversion: (group == "events.k8s.io")
-                        .then_some(crate::conversion::Conversion::EventsV1),
+                    conversion: crate::conversion::Conversion::of(group, version, kind),
                 }
             },
         )
         .collect()
 }
 
-/// The built-in table is the same for every server in the process; share it.
+/// Every row of the built-in table, whatever the release (tests that need no release).
 fn shared_builtins() -> Arc<Vec<Arc<Resource>>> {
     static BUILTIN: std::sync::OnceLock<Arc<Vec<Arc<Resource>>>> = std::sync::OnceLock::new();
     BUILTIN
         .get_or_init(|| Arc::new(builtin_resources().into_iter().map(Arc::new).collect()))
+        .clone()
+}
+
+/// The rows a release serves: those its OpenAPI definitions define, named as that release names
+/// them. So a 1.25 server serves `autoscaling/v2beta2` and a 1.26 one does not, as upstream.
+/// Shared by every server that claims the release.
+fn release_builtins(spec: &rotor_openapi::Spec) -> Arc<Vec<Arc<Resource>>> {
+    type Cache = std::sync::Mutex<BTreeMap<u32, Arc<Vec<Arc<Resource>>>>>;
+    static BY_RELEASE: std::sync::OnceLock<Cache> = std::sync::OnceLock::new();
+    let cache = BY_RELEASE.get_or_init(Default::default);
+    let mut cache = cache.lock().unwrap_or_else(|p| p.into_inner());
+    cache
+        .entry(spec.minor())
+        .or_insert_with(|| {
+            let rows = builtin_resources().into_iter().filter_map(|mut r| {
+                r.definition = spec
+                    .definition_name(&r.group, &r.version, &r.kind)?
+                    .to_string();
+                Some(Arc::new(r))
+            });
+            Arc::new(rows.collect())
+        })
         .clone()
 }
 
@@ -507,6 +636,14 @@ impl Default for Registry {
 }
 
 impl Registry {
+    /// The built-ins Kubernetes 1.`spec.minor()` serves, and no CRDs yet.
+    pub fn for_release(spec: &rotor_openapi::Spec) -> Self {
+        Registry {
+            builtins: release_builtins(spec),
+            custom: RwLock::new(BTreeMap::new()),
+        }
+    }
+
     /// All resources, built-ins first, in a stable order.
     pub fn all(&self) -> Vec<Arc<Resource>> {
         let mut out: Vec<Arc<Resource>> = self.builtins.iter().cloned().collect();
@@ -709,6 +846,28 @@ mod tests {
             def("customresourcedefinitions"),
             "io.k8s.apiextensions-apiserver.pkg.apis.apiextensions.v1.CustomResourceDefinition"
         );
+    }
+
+    #[test]
+    fn releases_serve_the_versions_they_define() {
+        let served = |minor: u32| -> Vec<String> {
+            let spec = rotor_openapi::spec(minor).expect("release data");
+            Registry::for_release(&spec)
+                .all()
+                .iter()
+                .map(|r| format!("{}/{}", r.api_version, r.kind))
+                .collect()
+        };
+        let (v25, v26, v29, v32) = (served(25), served(26), served(29), served(32));
+        let hpa_beta = "autoscaling/v2beta2/HorizontalPodAutoscaler".to_string();
+        assert!(v25.contains(&hpa_beta) && !v26.contains(&hpa_beta));
+        let fs = |v: &str| format!("flowcontrol.apiserver.k8s.io/{v}/FlowSchema");
+        assert!(v25.contains(&fs("v1beta2")) && !v25.contains(&fs("v1beta3")));
+        assert!(v26.contains(&fs("v1beta3")) && !v26.contains(&fs("v1")));
+        assert!(v29.contains(&fs("v1")) && v29.contains(&fs("v1beta3")));
+        assert!(!v29.contains(&fs("v1beta2")));
+        assert!(v32.contains(&fs("v1")) && !v32.contains(&fs("v1beta3")));
+        assert!(v32.contains(&"apps/v1/Deployment".to_string()));
     }
 
     #[test]

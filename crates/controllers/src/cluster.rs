@@ -3,9 +3,13 @@
 //!
 //! - **Adoption**: a Cluster without an active instance adopts the provider's instance that
 //!   bears the Cluster's own name (how an existing fleet is brought under rotor), and attaches it
-//!   to the Cluster's traffic endpoint as the only backend.
-//! - **Health**: the active instance's API is probed (version, nodes, selected workloads) on
-//!   every resync; the discovery subsystem will replace the probe with watches.
+//!   to the Cluster's traffic endpoint as the only backend. While the cloud is still creating
+//!   that instance it is polled on the adaptive cloud-polling schedule (`Settings::cloud_poll`).
+//! - **Health**: from discovery's watches of the active instance (its changes re-queue the
+//!   Cluster); the instance's API is probed (version, nodes, selected workloads) until
+//!   discovery has listed it, or when the controllers run without discovery.
+//! - **Rate limits**: a provider that rate-limits a reconcile gets one Warning Event per
+//!   rate-limited stretch and is asked again on the schedule, not at the error backoff.
 //! - **Ownership**: the swap controller writes `activeInstance`, `instances` and `currentSwap`
 //!   while it owns the Cluster; this controller only clears a `currentSwap` whose swap is gone
 //!   and re-attaches the active instance to a traffic layer that forgot it (a restart).
@@ -14,11 +18,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use futures::StreamExt;
-use kube::ResourceExt;
 use kube::api::{Api, PostParams};
 use kube::runtime::controller::{Action, Controller};
 use kube::runtime::reflector::ObjectRef;
 use kube::runtime::watcher;
+use kube::{Resource, ResourceExt};
 use rotor_api::{
     Cluster, ClusterStatus, ClusterSwap, Condition, ConditionStatus, ConditionType, HealthSummary,
     InstancePhase, Reason, set_condition,
@@ -36,14 +40,7 @@ pub async fn controller(
     let clusters: Api<Cluster> = Api::all(ctx.client.clone());
     let swaps: Api<ClusterSwap> = Api::all(ctx.client.clone());
     // A change discovery sees in an active instance re-queues that instance's Cluster.
-    let changes = ctx.discovery.as_ref().map(|d| d.changes());
-    let trigger_ctx = ctx.clone();
-    let triggers = futures::stream::iter(changes)
-        .flat_map(tokio_stream::wrappers::BroadcastStream::new)
-        .filter_map(move |change| {
-            let cluster = change.ok().and_then(|i| trigger_ctx.cluster_of(&i));
-            async move { cluster.map(|c| ObjectRef::<Cluster>::new(&c)) }
-        });
+    let triggers = crate::discovery_triggers::<Cluster>(&ctx, Context::cluster_of);
     Controller::new(clusters, watcher::Config::default())
         // A swap's progress changes its Cluster's Progressing condition.
         .watches(swaps, watcher::Config::default(), |swap: ClusterSwap| {
@@ -64,7 +61,37 @@ fn error_policy(cluster: Arc<Cluster>, error: &Error, ctx: Arc<Context>) -> Acti
     Action::requeue(ctx.backoff(&format!("cluster/{}", cluster.name_any())))
 }
 
+/// Rate limits from the provider are not errors to back off from per poll: one Warning Event
+/// per rate-limited stretch, and the next try on the cloud-polling schedule.
 async fn reconcile(cluster: Arc<Cluster>, ctx: Arc<Context>) -> Result<Action, Error> {
+    let key = format!("cluster/{}", cluster.name_any());
+    let result = reconcile_once(&cluster, &ctx).await;
+    match &result {
+        Err(e) => {
+            if let Some(next) = ctx.rate_limited(&key, e) {
+                if next.warn {
+                    ctx.recorder
+                        .publish(
+                            &cluster.object_ref(&()),
+                            true,
+                            crate::swap::RATE_LIMITED,
+                            "Reconcile",
+                            format!(
+                                "{e}; polling the provider less often (next in {:?})",
+                                next.after
+                            ),
+                        )
+                        .await;
+                }
+                return Ok(Action::requeue(next.after));
+            }
+        }
+        Ok(_) => ctx.cloud_answered(&key),
+    }
+    result
+}
+
+async fn reconcile_once(cluster: &Cluster, ctx: &Context) -> Result<Action, Error> {
     let name = cluster.name_any();
     let api: Api<Cluster> = Api::all(ctx.client.clone());
     let swaps: Api<ClusterSwap> = Api::all(ctx.client.clone());
@@ -74,11 +101,16 @@ async fn reconcile(cluster: Arc<Cluster>, ctx: Arc<Context>) -> Result<Action, E
     let t = now();
     let generation = cluster.metadata.generation;
 
-    // Adoption of the instance named like the Cluster.
-    if status.active_instance.is_none()
-        && let Some(instance) = provider.get_instance(&name).await?
-        && instance.state == InstanceState::Running
-    {
+    // Adoption of the instance named like the Cluster; while the cloud is still creating it,
+    // it is polled on the adaptive schedule rather than at the resync pace.
+    let candidate = match status.active_instance {
+        None => provider.get_instance(&name).await?,
+        Some(_) => None,
+    };
+    let creating = candidate
+        .as_ref()
+        .is_some_and(|i| i.state == InstanceState::Creating);
+    if let Some(instance) = candidate.filter(|i| i.state == InstanceState::Running) {
         status.active_instance = Some(name.clone());
         upsert_instance(
             &mut status.instances,
@@ -137,10 +169,10 @@ async fn reconcile(cluster: Arc<Cluster>, ctx: Arc<Context>) -> Result<Action, E
     // Health of the active instance: from discovery's watches when it has synced, else a probe.
     let summary = match status.active_instance.clone() {
         Some(active) => {
-            ctx.watch_active(&cluster, &active).await?;
-            match from_discovery(&ctx, &active) {
+            ctx.watch_active(cluster, &active).await?;
+            match from_discovery(ctx, &active) {
                 Some(found) => Some(found),
-                None => Some(probe(&ctx, &cluster, &active).await),
+                None => Some(probe(ctx, cluster, &active).await),
             }
         }
         None => None,
@@ -231,7 +263,13 @@ async fn reconcile(cluster: Arc<Cluster>, ctx: Arc<Context>) -> Result<Action, E
         api.replace_status(&name, &PostParams::default(), &obj)
             .await?;
     }
-    ctx.reset_backoff(&format!("cluster/{name}"));
+    let key = format!("cluster/{name}");
+    ctx.reset_backoff(&key);
+    if creating {
+        let next = ctx.cloud_poll(&key, rotor_providers::poll::Observed::InProgress);
+        return Ok(Action::requeue(next.after.min(ctx.settings.cluster_resync)));
+    }
+    ctx.cloud_poll_done(&key);
     Ok(Action::requeue(ctx.settings.cluster_resync))
 }
 

@@ -1,6 +1,7 @@
 //! Probes of a member cluster instance through its Kubernetes API: version, node readiness,
-//! workload availability. The swap controller asks these directly today; the discovery
-//! subsystem will answer the same questions from watches.
+//! workload availability. Discovery answers the same questions from watches; these reads are
+//! the fallback when its summary of an instance is not current (not watched yet, unreachable,
+//! a watch failing, silent for longer than the watchdog allows).
 
 use k8s_openapi::api::apps::v1::{DaemonSet, Deployment, StatefulSet};
 use k8s_openapi::api::core::v1::Node;
@@ -32,6 +33,11 @@ impl Selection {
         self.selects_namespace(ns)
             && self.cluster.selects_labels(labels)
             && self.policy.selects_labels(labels)
+    }
+
+    /// The same selection, as discovery takes it (both selectors, system namespaces never).
+    pub fn discovery(&self) -> rotor_discovery::Selection {
+        rotor_discovery::Selection::all_of([self.cluster.clone(), self.policy.clone()])
     }
 }
 

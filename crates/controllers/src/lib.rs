@@ -19,6 +19,7 @@ mod events;
 pub mod health;
 pub mod members;
 pub mod migration;
+pub mod preflight;
 pub mod rollout;
 pub mod swap;
 
@@ -39,7 +40,8 @@ pub struct Settings {
     /// How often gates are checked while green carries traffic. Bounds the time from a gate
     /// failing to all traffic being back on blue.
     pub gate_interval: Duration,
-    /// How often progress is polled while waiting on the cloud or on green.
+    /// The safety-net poll while waiting on green or on a step (discovery's changes and watch
+    /// events usually come first). The cloud, which has no events, is polled on `cloud_poll`.
     pub poll_interval: Duration,
     /// How long blue keeps its connections after green took 100 % (Draining).
     pub drain: Duration,
@@ -53,6 +55,9 @@ pub struct Settings {
     pub min_gate_requests: u64,
     /// How often a Cluster's health is re-probed when nothing else triggers it.
     pub cluster_resync: Duration,
+    /// How the cloud is polled about operations it has no events for (a create or delete in
+    /// progress) and how its rate limits are honoured.
+    pub cloud_poll: rotor_providers::poll::PollPolicy,
 }
 
 impl Default for Settings {
@@ -65,6 +70,7 @@ impl Default for Settings {
             verify_timeout: Duration::from_secs(10 * 60),
             min_gate_requests: 20,
             cluster_resync: Duration::from_secs(30),
+            cloud_poll: rotor_providers::poll::PollPolicy::default(),
         }
     }
 }
@@ -95,6 +101,8 @@ pub struct Context {
     greens: Mutex<HashMap<String, String>>,
     /// Migration checkpoints by swap.
     pub(crate) checkpoints: migration::Checkpoints,
+    /// Where each object is in the cloud-polling schedule (`settings.cloud_poll`).
+    cloud_poller: rotor_providers::poll::Poller,
     /// Precise starts of timed waits (bake, drain, retention): status times have one-second
     /// resolution, which would cut a 1 s bake to nothing.
     starts: Mutex<HashMap<String, (Time, std::time::Instant)>>,
@@ -108,6 +116,7 @@ pub type Clock = Arc<dyn Fn() -> chrono::DateTime<chrono::Utc> + Send + Sync>;
 impl Context {
     pub fn new(client: Client, settings: Settings) -> Self {
         Context {
+            cloud_poller: rotor_providers::poll::Poller::new(settings.cloud_poll.clone()),
             recorder: events::Recorder::new(client.clone()),
             client,
             providers: HashMap::new(),
@@ -138,14 +147,16 @@ impl Context {
         lock(&self.greens).get(instance).cloned()
     }
 
-    /// Has discovery watch a swap's green, so a change in green (Ready nodes, available
-    /// workloads) re-queues the swap at once instead of at its next poll. The swap still reads
-    /// green through its API before acting: the watch is a trigger, not the source of truth.
+    /// Has discovery watch a swap's green with the swap's selection (the Cluster's workloads
+    /// and the migration policy's), so a change in green (Ready nodes, available workloads)
+    /// re-queues the swap at once instead of at its next poll, and the traffic gates can read
+    /// green's summary (see [`Context::current_summary`]) instead of its API.
     pub(crate) async fn watch_green(
         &self,
         swap: &str,
         cluster: &rotor_api::Cluster,
         instance: &str,
+        selection: rotor_discovery::Selection,
     ) -> Result<(), Error> {
         let Some(discovery) = &self.discovery else {
             return Ok(());
@@ -161,13 +172,62 @@ impl Context {
                 instance: instance.to_string(),
                 message: e.to_string(),
             })?;
-        discovery.watch_instance(
-            instance,
-            client,
-            rotor_discovery::Selection::from(cluster.spec.workloads.clone()),
-        );
+        discovery.watch_instance(instance, client, selection);
         lock(&self.greens).insert(instance.to_string(), swap.to_string());
         Ok(())
+    }
+
+    /// Discovery's summary of `instance` when a decision may rest on it now: watched with
+    /// `selection`, synced, reachable, every watch working, and heard from within the
+    /// watchdog's bound ([`rotor_discovery::Discovery::current_summary`]). None means "read
+    /// the instance's API".
+    pub(crate) fn current_summary(
+        &self,
+        instance: &str,
+        selection: &rotor_discovery::Selection,
+    ) -> Option<rotor_discovery::Summary> {
+        self.discovery
+            .as_ref()?
+            .current_summary(instance, selection)
+    }
+
+    /// When to ask the cloud about `key`'s operation again, after it `observed` this (see
+    /// [`rotor_providers::poll`]).
+    pub(crate) fn cloud_poll(
+        &self,
+        key: &str,
+        observed: rotor_providers::poll::Observed,
+    ) -> rotor_providers::poll::Next {
+        self.cloud_poller.next(key, observed)
+    }
+
+    /// `key`'s operation is over (or was never the cloud's): the next one starts fast.
+    pub(crate) fn cloud_poll_done(&self, key: &str) {
+        self.cloud_poller.forget(key);
+    }
+
+    /// A reconcile of `key` got through: a rate-limited stretch is over, so the next rate
+    /// limit is reported again.
+    pub(crate) fn cloud_answered(&self, key: &str) {
+        self.cloud_poller.answered(key);
+    }
+
+    /// A reconcile of `key` failed because the provider rate-limited it: when to try again
+    /// (backing off, honouring the provider's Retry-After), and whether to say so — once per
+    /// rate-limited stretch, not once per poll. None for any other error.
+    pub(crate) fn rate_limited(
+        &self,
+        key: &str,
+        error: &Error,
+    ) -> Option<rotor_providers::poll::Next> {
+        let Error::Provider(e) = error else {
+            return None;
+        };
+        let retry_after = e.rate_limited()?;
+        Some(self.cloud_poll(
+            key,
+            rotor_providers::poll::Observed::RateLimited { retry_after },
+        ))
     }
 
     /// Stops watching a swap's green (it is gone), unless it became a Cluster's active instance.
@@ -357,6 +417,45 @@ pub enum Error {
     Other(String),
 }
 
+/// Re-queues from discovery: every instance whose summary changed becomes the object
+/// `lookup` names for it (the Cluster it is the active instance of, the swap it is green for),
+/// for kube-runtime's `reconcile_on`. A receiver that fell behind (`Lagged`) re-queues the
+/// objects of every watched instance, since it cannot know which changes it missed. Empty
+/// without discovery.
+pub(crate) fn discovery_triggers<K>(
+    ctx: &Arc<Context>,
+    lookup: impl Fn(&Context, &str) -> Option<String> + Send + 'static,
+) -> futures::stream::BoxStream<'static, kube::runtime::reflector::ObjectRef<K>>
+where
+    K: kube::Resource + 'static,
+    K::DynamicType: Default,
+{
+    use futures::StreamExt;
+    use tokio_stream::wrappers::BroadcastStream;
+    use tokio_stream::wrappers::errors::BroadcastStreamRecvError;
+    let Some(discovery) = ctx.discovery.clone() else {
+        return futures::stream::empty().boxed();
+    };
+    let changes = discovery.changes();
+    let ctx = ctx.clone();
+    BroadcastStream::new(changes)
+        .flat_map(move |change| {
+            let instances = match change {
+                Ok(instance) => vec![instance],
+                Err(BroadcastStreamRecvError::Lagged(_)) => discovery.instances(),
+            };
+            let mut names: Vec<String> = instances.iter().filter_map(|i| lookup(&ctx, i)).collect();
+            names.sort();
+            names.dedup();
+            futures::stream::iter(
+                names
+                    .into_iter()
+                    .map(|n| kube::runtime::reflector::ObjectRef::<K>::new(&n)),
+            )
+        })
+        .boxed()
+}
+
 /// Runs the Cluster and ClusterSwap controllers until `shutdown` resolves.
 pub async fn run(
     ctx: Arc<Context>,
@@ -406,4 +505,84 @@ pub(crate) fn chain(e: &(dyn std::error::Error + 'static)) -> String {
         source = s.source();
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use futures::StreamExt;
+    use rotor_api::Cluster;
+
+    /// A client that is never called: the instances below are never reached.
+    fn idle_client() -> Client {
+        let config = kube::Config::new("http://127.0.0.1:9".parse().expect("url"));
+        Client::try_from(config).expect("client")
+    }
+
+    async fn next_names(
+        stream: &mut futures::stream::BoxStream<
+            'static,
+            kube::runtime::reflector::ObjectRef<Cluster>,
+        >,
+        n: usize,
+    ) -> Vec<String> {
+        let mut names = Vec::new();
+        for _ in 0..n {
+            let r = tokio::time::timeout(Duration::from_secs(5), stream.next())
+                .await
+                .expect("a trigger in time")
+                .expect("stream open");
+            names.push(r.name);
+        }
+        names
+    }
+
+    #[tokio::test]
+    async fn discovery_changes_become_the_looked_up_objects() {
+        let discovery = rotor_discovery::Discovery::new(rotor_discovery::Settings {
+            changes_capacity: 2,
+            ..Default::default()
+        });
+        let ctx = Arc::new(
+            Context::new(idle_client(), Settings::default()).with_discovery(discovery.clone()),
+        );
+        // Instances named `owned-*` belong to the object of the same suffix; others to nobody.
+        let mut triggers = discovery_triggers::<Cluster>(&ctx, |_, instance| {
+            instance
+                .strip_prefix("owned-")
+                .map(|c| format!("cluster-{c}"))
+        });
+        let everything = rotor_discovery::Selection::everything;
+        discovery.watch_instance("stray", idle_client(), everything());
+        discovery.watch_instance("owned-a", idle_client(), everything());
+        assert_eq!(next_names(&mut triggers, 1).await, ["cluster-a"]);
+
+        // More changes than the channel holds: the receiver lags, and every watched instance's
+        // object is re-queued once, since which changes were lost is unknown.
+        for i in 0..6 {
+            discovery.watch_instance(&format!("owned-{i}"), idle_client(), everything());
+        }
+        let mut names = next_names(&mut triggers, 7).await;
+        names.sort();
+        names.dedup();
+        assert_eq!(
+            names,
+            [
+                "cluster-0",
+                "cluster-1",
+                "cluster-2",
+                "cluster-3",
+                "cluster-4",
+                "cluster-5",
+                "cluster-a"
+            ]
+        );
+    }
+
+    #[tokio::test]
+    async fn without_discovery_there_are_no_triggers() {
+        let ctx = Arc::new(Context::new(idle_client(), Settings::default()));
+        let mut triggers = discovery_triggers::<Cluster>(&ctx, |_, i| Some(i.to_string()));
+        assert!(triggers.next().await.is_none());
+    }
 }

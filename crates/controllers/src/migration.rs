@@ -1,47 +1,216 @@
 //! The swap's migration step: the migration engine (`rotor-migration`) planned against blue,
-//! applied to green with server-side apply stage by stage, resumable through a checkpoint kept
-//! per swap. This module is the seam: the swap controller sees only [`migrate`] and its
+//! applied to green with server-side apply stage by stage, resumable through a durable
+//! checkpoint kept per swap in the control plane. This module is the seam: the swap controller sees only [`migrate`] and its
 //! [`Outcome`]; readiness is judged afterwards from green's workloads (Verifying).
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
+use k8s_openapi::api::core::v1::{ConfigMap, Namespace};
 use kube::Client;
+use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams};
 use rotor_api::{MigrationPolicy, WorkloadSelector};
-use rotor_migration::{MemoryCheckpoint, MigrationOptions};
+use rotor_migration::{Checkpoint, MigrationOptions};
 
 use crate::Error;
 
 /// What one migration run ended with.
 pub enum Outcome {
-    /// Every selected object is in green.
-    Done { total: u32, applied: u32 },
+    /// Every selected object is in green; `resumed` of them were already there by the
+    /// checkpoint (applied before a crash or a failed attempt).
+    Done {
+        total: u32,
+        applied: u32,
+        resumed: u32,
+    },
     /// Green refused objects, or the plan itself is refused (stateful workloads): retrying the
     /// same run will not help. The message names the objects.
     Refused(String),
 }
 
-/// Checkpoints by swap, so a retried run in this process skips what is already in green.
-/// (Server-side apply makes a run after a restart safe too, only slower.)
+/// Namespace of the control plane that holds the migration checkpoints.
+pub const CHECKPOINT_NAMESPACE: &str = "rotor-system";
+/// How often a running migration writes its checkpoint (a crash loses at most this much work).
+const FLUSH_EVERY: Duration = Duration::from_millis(500);
+
+/// Durable per-swap checkpoints: the keys of the objects already in green (each key carries a
+/// fingerprint of the object's body, so a changed object is applied again), kept in memory and
+/// written to a ConfigMap `rotor-system/migration-<swap>` of the control plane while the
+/// migration runs. A restarted `rotor serve` resumes the migration where it stopped instead of
+/// applying everything again. Keys are stored as 64-bit hashes so 10,000 objects stay ~170 kB.
 #[derive(Default)]
 pub struct Checkpoints {
-    by_swap: Mutex<HashMap<String, Arc<MemoryCheckpoint>>>,
+    by_swap: Mutex<HashMap<String, Arc<DurableCheckpoint>>>,
+}
+
+/// The checkpoint of one swap's migration.
+pub struct DurableCheckpoint {
+    name: String,
+    keys: Mutex<HashSet<u64>>,
+    dirty: AtomicBool,
+    /// Keys found in the ConfigMap when it was loaded (work done before a restart).
+    pub loaded: usize,
+}
+
+fn fnv(key: &str) -> u64 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in key.bytes() {
+        h = (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3);
+    }
+    h
+}
+
+/// `migration-<swap>`, shortened with a hash when longer than a name may be.
+pub fn checkpoint_name(swap: &str) -> String {
+    let full = format!("migration-{swap}");
+    if full.len() <= 253 {
+        return full;
+    }
+    format!("migration-{:016x}", fnv(swap))
+}
+
+impl Checkpoint for DurableCheckpoint {
+    fn done(&self, key: &str) -> bool {
+        self.keys
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .contains(&fnv(key))
+    }
+
+    fn record(&self, key: &str) {
+        self.keys
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(fnv(key));
+        self.dirty.store(true, Ordering::Release);
+    }
+}
+
+impl DurableCheckpoint {
+    /// Number of objects recorded.
+    pub fn len(&self) -> usize {
+        self.keys.lock().unwrap_or_else(|p| p.into_inner()).len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    async fn load(client: &Client, swap: &str) -> Result<Self, Error> {
+        let name = checkpoint_name(swap);
+        let api: Api<ConfigMap> = Api::namespaced(client.clone(), CHECKPOINT_NAMESPACE);
+        let keys: HashSet<u64> = match api.get_opt(&name).await? {
+            Some(cm) => cm
+                .data
+                .and_then(|d| d.get("objects").cloned())
+                .unwrap_or_default()
+                .split_whitespace()
+                .filter_map(|h| u64::from_str_radix(h, 16).ok())
+                .collect(),
+            None => HashSet::new(),
+        };
+        Ok(Self {
+            name,
+            loaded: keys.len(),
+            keys: Mutex::new(keys),
+            dirty: AtomicBool::new(false),
+        })
+    }
+
+    /// Writes the recorded keys if anything changed since the last write.
+    async fn flush(&self, client: &Client) -> Result<(), Error> {
+        if !self.dirty.swap(false, Ordering::AcqRel) {
+            return Ok(());
+        }
+        let mut keys: Vec<u64> = self
+            .keys
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .iter()
+            .copied()
+            .collect();
+        keys.sort_unstable();
+        let mut objects = String::with_capacity(keys.len() * 17);
+        for k in keys {
+            objects.push_str(&format!("{k:016x}\n"));
+        }
+        let cm = serde_json::json!({
+            "apiVersion": "v1",
+            "kind": "ConfigMap",
+            "metadata": {
+                "name": self.name,
+                "namespace": CHECKPOINT_NAMESPACE,
+                "labels": {"app.kubernetes.io/managed-by": "rotor"},
+            },
+            "data": {"objects": objects},
+        });
+        let api: Api<ConfigMap> = Api::namespaced(client.clone(), CHECKPOINT_NAMESPACE);
+        let params = PatchParams::apply(rotor_migration::FIELD_MANAGER).force();
+        let result = match api.patch(&self.name, &params, &Patch::Apply(&cm)).await {
+            Err(kube::Error::Api(e)) if e.code == 404 => {
+                ensure_namespace(client).await?;
+                api.patch(&self.name, &params, &Patch::Apply(&cm)).await
+            }
+            other => other,
+        };
+        if let Err(e) = result {
+            self.dirty.store(true, Ordering::Release);
+            return Err(e.into());
+        }
+        Ok(())
+    }
+}
+
+async fn ensure_namespace(client: &Client) -> Result<(), Error> {
+    let api: Api<Namespace> = Api::all(client.clone());
+    let ns: Namespace = serde_json::from_value(serde_json::json!({
+        "apiVersion": "v1",
+        "kind": "Namespace",
+        "metadata": {"name": CHECKPOINT_NAMESPACE},
+    }))
+    .expect("a valid Namespace");
+    match api.create(&PostParams::default(), &ns).await {
+        Ok(_) => Ok(()),
+        Err(kube::Error::Api(e)) if e.code == 409 => Ok(()),
+        Err(e) => Err(e.into()),
+    }
 }
 
 impl Checkpoints {
-    fn get(&self, swap: &str) -> Arc<MemoryCheckpoint> {
+    /// The swap's checkpoint, loaded from the control plane on first use in this process.
+    pub async fn get(&self, client: &Client, swap: &str) -> Result<Arc<DurableCheckpoint>, Error> {
+        if let Some(c) = self
+            .by_swap
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(swap)
+        {
+            return Ok(c.clone());
+        }
+        let loaded = Arc::new(DurableCheckpoint::load(client, swap).await?);
         let mut map = self.by_swap.lock().unwrap_or_else(|p| p.into_inner());
         if map.len() > 10_000 {
             map.clear();
         }
-        map.entry(swap.to_string()).or_default().clone()
+        Ok(map.entry(swap.to_string()).or_insert(loaded).clone())
     }
 
-    pub fn forget(&self, swap: &str) {
+    /// Drops the swap's checkpoint, here and in the control plane (the migration is done).
+    pub async fn forget(&self, client: &Client, swap: &str) {
         self.by_swap
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .remove(swap);
+        let api: Api<ConfigMap> = Api::namespaced(client.clone(), CHECKPOINT_NAMESPACE);
+        if let Err(e) = api
+            .delete(&checkpoint_name(swap), &DeleteParams::default())
+            .await
+            && !matches!(&e, kube::Error::Api(s) if s.code == 404)
+        {
+            tracing::debug!(%swap, error = %e, "deleting the migration checkpoint failed");
+        }
     }
 }
 
@@ -49,6 +218,7 @@ impl Checkpoints {
 #[allow(clippy::too_many_arguments)]
 pub async fn migrate(
     checkpoints: &Checkpoints,
+    control: &Client,
     swap: &str,
     blue: &Client,
     blue_name: &str,
@@ -60,6 +230,7 @@ pub async fn migrate(
     let options = MigrationOptions {
         policy: policy.clone(),
         workloads: workloads.clone(),
+        allow_stateful: policy.stateful_data.allows_migration(),
         ..MigrationOptions::default()
     };
     let plan = match rotor_migration::plan(blue, &options).await {
@@ -74,12 +245,45 @@ pub async fn migrate(
             });
         }
     };
-    let checkpoint = checkpoints.get(swap);
-    let report = rotor_migration::apply(green, &plan, &options, checkpoint.as_ref()).await;
+    let checkpoint = checkpoints.get(control, swap).await?;
+    let report = {
+        let apply = rotor_migration::apply(green, &plan, &options, checkpoint.as_ref());
+        tokio::pin!(apply);
+        let mut tick = tokio::time::interval(FLUSH_EVERY);
+        tick.tick().await;
+        loop {
+            tokio::select! {
+                report = &mut apply => break report,
+                _ = tick.tick() => {
+                    if let Err(e) = checkpoint.flush(control).await {
+                        tracing::debug!(%swap, error = %e, "writing the migration checkpoint failed");
+                    }
+                }
+            }
+        }
+    };
+    checkpoint.flush(control).await?;
+    // Objects green serves no version of (and none converts losslessly): nothing was written,
+    // and retrying the same plan cannot help.
+    if !report.refused.is_empty() {
+        return Ok(Outcome::Refused(format!(
+            "green {green_name} cannot take {} objects at any version rotor can convert them \
+             to: {}",
+            report.refused.len(),
+            report
+                .refused
+                .iter()
+                .take(5)
+                .map(|b| b.to_string())
+                .collect::<Vec<_>>()
+                .join("; ")
+        )));
+    }
     if report.is_complete() {
         return Ok(Outcome::Done {
             total: report.total as u32,
             applied: (report.applied + report.skipped) as u32,
+            resumed: report.skipped as u32,
         });
     }
     // A 4xx other than conflict/throttling is green saying no: the same request stays refused.

@@ -19,17 +19,19 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use futures::StreamExt;
-use kube::api::{Api, ListParams, PostParams};
+use kube::api::{Api, ListParams, Patch, PatchParams, PostParams};
 use kube::runtime::controller::{Action, Controller};
-use kube::runtime::reflector::{self, Store};
+use kube::runtime::reflector::{self, ObjectRef, Store};
 use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Resource, ResourceExt};
 use rotor_api::{
     Cluster, ClusterSwap, ClusterSwapSpec, Condition, ConditionStatus, ConditionType, Phase,
-    Reason, Rollout, RolloutPhase, RolloutStatus, SwapCounts, WavePhase, WaveStatus, labels,
-    set_condition,
+    PreflightPolicy, PreflightStatus, Reason, Rollout, RolloutPhase, RolloutStatus, SkippedCluster,
+    SwapCounts, UnavailablePolicy, WavePhase, WaveStatus, find_condition, in_windows, labels,
+    resolve_budget, set_condition,
 };
 
+use crate::preflight;
 use crate::swap::is_conflict;
 use crate::{Context, Error, now};
 
@@ -37,6 +39,8 @@ use crate::{Context, Error, now};
 struct State {
     ctx: Arc<Context>,
     swaps: Store<ClusterSwap>,
+    /// Every Cluster (stopped? reachable? its maintenance windows?), without a list per reconcile.
+    clusters: Store<Cluster>,
     /// Swaps this process created, by name, until the reflector has seen them.
     created: Mutex<BTreeSet<String>>,
 }
@@ -57,13 +61,26 @@ pub async fn controller(
     )
     .applied_objects();
     tokio::spawn(swaps_stream.for_each(|_| async {}));
+    let (cluster_reader, cluster_writer) = reflector::store();
+    let clusters_stream = reflector::reflector(
+        cluster_writer,
+        watcher(
+            Api::<Cluster>::all(ctx.client.clone()),
+            watcher::Config::default(),
+        )
+        .default_backoff(),
+    )
+    .applied_objects();
+    tokio::spawn(clusters_stream.for_each(|_| async {}));
     let state = Arc::new(State {
         ctx: ctx.clone(),
         swaps: reader.clone(),
+        clusters: cluster_reader.clone(),
         created: Mutex::default(),
     });
     // A reconcile must see every swap that exists: wait for the first full list.
     let _ = reader.wait_until_ready().await;
+    let _ = cluster_reader.wait_until_ready().await;
     let rollouts: Api<Rollout> = Api::all(ctx.client.clone());
     Controller::new(rollouts, watcher::Config::default())
         .owns(
@@ -172,6 +189,7 @@ async fn reconcile(rollout: Arc<Rollout>, state: Arc<State>) -> Result<Action, E
                 phase: WavePhase::Pending,
                 started_at: None,
                 finished_at: None,
+                counts: SwapCounts::default(),
             })
             .collect();
         if total == 0 {
@@ -207,6 +225,114 @@ async fn reconcile(rollout: Arc<Rollout>, state: Arc<State>) -> Result<Action, E
         return Ok(Action::requeue(Duration::from_millis(10)));
     }
 
+    // The pre-flight, once, before the first wave starts.
+    if spec.preflight != PreflightPolicy::Disabled
+        && status.preflight.is_none()
+        && status.waves.iter().all(|w| w.phase == WavePhase::Pending)
+    {
+        let names: Vec<String> = status
+            .waves
+            .iter()
+            .flat_map(|w| w.clusters.iter().cloned())
+            .filter(|c| !spec.skip_clusters.contains(c))
+            .collect();
+        let clusters = names
+            .iter()
+            .map(|n| {
+                let found = state.clusters.get(&ObjectRef::new(n)).map(|c| (*c).clone());
+                (n.clone(), found)
+            })
+            .collect();
+        let preflight::Findings {
+            blocked,
+            unavailable,
+        } = preflight::run(ctx, clusters, &spec.target, &spec.strategy).await;
+        let summary = blocked
+            .iter()
+            .take(10)
+            .map(|b| format!("{}: {}", b.cluster, b.reasons.join("; ")))
+            .collect::<Vec<_>>()
+            .join(" | ");
+        let mut message = if blocked.is_empty() {
+            format!("{} clusters checked, none blocked", names.len())
+        } else {
+            format!(
+                "{} of {} clusters blocked{}: {summary}",
+                blocked.len(),
+                names.len(),
+                if spec.preflight == PreflightPolicy::SkipBlocked {
+                    " and left out"
+                } else {
+                    ""
+                }
+            )
+        };
+        if !unavailable.is_empty() {
+            message.push_str(&format!(
+                "; {} stopped or unreachable, left to spec.unavailableClusters ({}) when their \
+                 turn comes: {}",
+                unavailable.len(),
+                spec.unavailable_clusters,
+                unavailable
+                    .iter()
+                    .take(10)
+                    .cloned()
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ));
+        }
+        if spec.preflight == PreflightPolicy::SkipBlocked {
+            for b in &blocked {
+                let wave = status
+                    .waves
+                    .iter()
+                    .find(|w| w.clusters.contains(&b.cluster))
+                    .map(|w| w.name.clone())
+                    .unwrap_or_default();
+                status.skipped.push(SkippedCluster {
+                    cluster: b.cluster.clone(),
+                    wave,
+                    reason: SKIP_PREFLIGHT.into(),
+                    message: b.reasons.join("; "),
+                });
+            }
+        }
+        set_condition(
+            &mut status.conditions,
+            condition(
+                ConditionType::PreflightPassed,
+                blocked.is_empty(),
+                if blocked.is_empty() {
+                    Reason::PreflightPassed
+                } else {
+                    Reason::PreflightBlocked
+                },
+                message.clone(),
+            ),
+        );
+        ctx.recorder
+            .publish(
+                &rollout.object_ref(&()),
+                !blocked.is_empty(),
+                if blocked.is_empty() {
+                    Reason::PreflightPassed.as_str()
+                } else {
+                    Reason::PreflightBlocked.as_str()
+                },
+                "Preflight",
+                message,
+            )
+            .await;
+        status.preflight = Some(PreflightStatus {
+            checked: names.len() as u32,
+            blocked,
+            unavailable,
+            completed_at: Some(t.clone()),
+        });
+        write(status).await?;
+        return Ok(Action::requeue(Duration::from_millis(10)));
+    }
+
     // What the swaps say, by cluster.
     let mine: BTreeMap<String, Arc<ClusterSwap>> = state
         .swaps
@@ -233,50 +359,145 @@ async fn reconcile(rollout: Arc<Rollout>, state: Arc<State>) -> Result<Action, E
         .iter()
         .flat_map(|w| w.clusters.iter().cloned())
         .collect();
+    let wave_of: BTreeMap<&str, usize> = status
+        .waves
+        .iter()
+        .enumerate()
+        .flat_map(|(i, w)| w.clusters.iter().map(move |c| (c.as_str(), i)))
+        .collect();
+    // Left out: by an operator (spec.skipClusters) or, once and for good, by policy.
+    let operator_skips: BTreeSet<&str> = spec.skip_clusters.iter().map(String::as_str).collect();
+    let mut skipped_list: Vec<SkippedCluster> = old
+        .skipped
+        .iter()
+        .filter(|s| s.reason != SKIP_OPERATOR && !operator_skips.contains(s.cluster.as_str()))
+        .cloned()
+        .collect();
+    for c in &all_clusters {
+        if operator_skips.contains(c.as_str()) {
+            skipped_list.push(SkippedCluster {
+                cluster: c.clone(),
+                wave: status.waves[wave_of[c.as_str()]].name.clone(),
+                reason: SKIP_OPERATOR.into(),
+                message: "listed in spec.skipClusters".into(),
+            });
+        }
+    }
+    let skipped_now = |list: &[SkippedCluster]| -> BTreeSet<String> {
+        list.iter().map(|s| s.cluster.clone()).collect()
+    };
+    let mut skipped = skipped_now(&skipped_list);
     // Skipped clusters leave the counts (and the budget) unless their swap still runs.
-    let skipped: BTreeSet<&str> = spec.skip_clusters.iter().map(String::as_str).collect();
-    status.counts = SwapCounts::from_phases(
-        all_clusters
-            .iter()
-            .filter(|c| {
-                !skipped.contains(c.as_str()) || phase_of(c).is_some_and(|p| !p.is_terminal())
-            })
-            .map(|c| phase_of(c).unwrap_or(Phase::Pending)),
-    );
+    let counted = |c: &String, skipped: &BTreeSet<String>| {
+        !skipped.contains(c) || phase_of(c).is_some_and(|p| !p.is_terminal())
+    };
+    let count = |clusters: &[String], skipped: &BTreeSet<String>| {
+        SwapCounts::from_phases(
+            clusters
+                .iter()
+                .filter(|c| counted(c, skipped))
+                .map(|c| phase_of(c).unwrap_or(Phase::Pending)),
+        )
+    };
+    status.counts = count(&all_clusters, &skipped);
+    for w in &mut status.waves {
+        w.counts = count(&w.clusters, &skipped);
+    }
     let mut in_flight = all_clusters
         .iter()
         .filter(|c| phase_of(c).is_some_and(|p| !p.is_terminal()))
         .count() as u32;
-
-    // The failure budget.
-    let failed: Vec<String> = all_clusters
+    let mut in_flight_by_wave: Vec<u32> = status
+        .waves
         .iter()
-        .filter(|c| !skipped.contains(c.as_str()))
-        .filter(|c| matches!(phase_of(c), Some(Phase::Failed | Phase::RolledBack)))
-        .map(|c| {
-            let why = mine
-                .get(c.as_str())
-                .and_then(|s| s.status.as_ref())
-                .and_then(|st| {
-                    st.history
-                        .iter()
-                        .rev()
-                        .find(|h| matches!(h.phase, Phase::RollingBack | Phase::Failed))
-                })
-                .map(|h| format!("{}: {}", h.reason, h.message))
-                .unwrap_or_default();
-            format!("{c} ({why})")
+        .map(|w| {
+            w.clusters
+                .iter()
+                .filter(|c| phase_of(c).is_some_and(|p| !p.is_terminal()))
+                .count() as u32
         })
         .collect();
-    let over_budget = failed.len() as u32 > spec.failure_budget;
-    let paused_reason = if over_budget {
+
+    // The failure budgets: rollout-wide, and per wave where the wave sets one.
+    let why_failed = |c: &str| {
+        let why = mine
+            .get(c)
+            .and_then(|s| s.status.as_ref())
+            .and_then(|st| {
+                st.history
+                    .iter()
+                    .rev()
+                    .find(|h| matches!(h.phase, Phase::RollingBack | Phase::Failed))
+            })
+            .map(|h| format!("{}: {}", h.reason, h.message))
+            .unwrap_or_default();
+        format!("{c} ({why})")
+    };
+    let is_failure = |c: &String| {
+        !skipped.contains(c) && matches!(phase_of(c), Some(Phase::Failed | Phase::RolledBack))
+    };
+    let failed: Vec<String> = all_clusters
+        .iter()
+        .filter(|c| is_failure(c))
+        .map(|c| why_failed(c))
+        .collect();
+    let budget_total = all_clusters
+        .iter()
+        .filter(|c| !skipped.contains(*c))
+        .count();
+    let budget = resolve_budget(&spec.failure_budget, budget_total).unwrap_or(0);
+    let wave_over_budget = status.waves.iter().enumerate().find_map(|(i, w)| {
+        let wave_budget = spec.waves.get(i)?.failure_budget.as_ref()?;
+        let members: Vec<&String> = w
+            .clusters
+            .iter()
+            .filter(|c| !skipped.contains(*c))
+            .collect();
+        let limit = resolve_budget(wave_budget, members.len()).unwrap_or(0);
+        let failures: Vec<String> = members
+            .into_iter()
+            .filter(|c| is_failure(c))
+            .map(|c| why_failed(c))
+            .collect();
+        (failures.len() as u32 > limit).then(|| {
+            format!(
+                "wave {}: {} swaps failed or rolled back, wave budget {limit}: {}",
+                w.name,
+                failures.len(),
+                failures.join("; ")
+            )
+        })
+    });
+    let preflight_stop: Option<Vec<String>> = (spec.preflight == PreflightPolicy::StopRollout)
+        .then(|| {
+            status
+                .preflight
+                .iter()
+                .flat_map(|p| &p.blocked)
+                .filter(|b| !operator_skips.contains(b.cluster.as_str()))
+                .map(|b| b.cluster.clone())
+                .collect::<Vec<_>>()
+        })
+        .filter(|b| !b.is_empty());
+    let paused_reason = if failed.len() as u32 > budget {
         Some((
             Reason::FailureBudgetExceeded,
             format!(
-                "{} swaps failed or rolled back, budget {}: {}",
+                "{} swaps failed or rolled back, budget {budget}: {}",
                 failed.len(),
-                spec.failure_budget,
                 failed.join("; ")
+            ),
+        ))
+    } else if let Some(message) = wave_over_budget {
+        Some((Reason::FailureBudgetExceeded, message))
+    } else if let Some(blocked) = preflight_stop {
+        Some((
+            Reason::PreflightBlocked,
+            format!(
+                "the pre-flight blocked {} clusters (spec.preflight: StopRollout); fix them or \
+                 skip them (rotor rollout skip CLUSTER): {}",
+                blocked.len(),
+                blocked.join(", ")
             ),
         ))
     } else if spec.paused {
@@ -355,10 +576,16 @@ async fn reconcile(rollout: Arc<Rollout>, state: Arc<State>) -> Result<Action, E
     let mut wave_event = None;
     // Clusters of finished waves without a swap: their failed swap was deleted to retry it
     // (`rotor rollout retry`). They start again, within the same limits.
-    let retries: Vec<(String, String)> = status.waves[..index]
+    let retries: Vec<(usize, String)> = status.waves[..index]
         .iter()
-        .flat_map(|w| w.clusters.iter().map(move |c| (w.name.clone(), c.clone())))
+        .enumerate()
+        .flat_map(|(i, w)| w.clusters.iter().map(move |c| (i, c.clone())))
         .collect();
+    let wave_names: Vec<String> = status.waves.iter().map(|w| w.name.clone()).collect();
+    let clock = ctx.clock();
+    let in_window = spec.in_maintenance_window(clock);
+    // Clusters whose turn came but which cannot start now (Wait policy, or outside their window).
+    let mut waiting: Vec<String> = Vec::new();
     {
         let wave = &mut status.waves[index];
         if matches!(
@@ -388,18 +615,56 @@ async fn reconcile(rollout: Arc<Rollout>, state: Arc<State>) -> Result<Action, E
             }
         }
         if wave.phase == WavePhase::InProgress {
-            let in_window = spec.in_maintenance_window(ctx.clock());
             if paused_reason.is_none() && in_window {
-                let current = wave.clusters.iter().map(|c| (wave.name.clone(), c.clone()));
-                for (wave_name, cluster) in retries.iter().cloned().chain(current) {
+                let current = wave.clusters.iter().map(|c| (index, c.clone()));
+                for (wi, cluster) in retries.iter().cloned().chain(current) {
                     if in_flight >= spec.max_concurrent_swaps {
                         break;
                     }
-                    if phase_of(&cluster).is_some() || skipped.contains(cluster.as_str()) {
+                    if phase_of(&cluster).is_some() || skipped.contains(&cluster) {
                         continue;
                     }
-                    create_swap(&state, &rollout, &wave_name, &cluster).await?;
+                    if let Some(limit) = spec.waves.get(wi).and_then(|w| w.max_concurrent)
+                        && in_flight_by_wave[wi] >= limit
+                    {
+                        continue;
+                    }
+                    let found = state.clusters.get(&ObjectRef::new(&cluster));
+                    match availability(found.as_deref(), clock) {
+                        Availability::Ready => {}
+                        Availability::OutsideWindow => {
+                            waiting.push(format!("{cluster} (outside its maintenance windows)"));
+                            continue;
+                        }
+                        Availability::Unavailable { reason, message } => {
+                            if reason == SKIP_NOT_FOUND
+                                || spec.unavailable_clusters == UnavailablePolicy::Skip
+                            {
+                                ctx.recorder
+                                    .publish(
+                                        &rollout.object_ref(&()),
+                                        true,
+                                        Reason::ClusterSkipped.as_str(),
+                                        "Skip",
+                                        format!("{cluster} left out of the rollout: {message}"),
+                                    )
+                                    .await;
+                                skipped_list.push(SkippedCluster {
+                                    cluster: cluster.clone(),
+                                    wave: wave_names[wi].clone(),
+                                    reason: reason.into(),
+                                    message,
+                                });
+                                skipped.insert(cluster.clone());
+                            } else {
+                                waiting.push(format!("{cluster} ({message})"));
+                            }
+                            continue;
+                        }
+                    }
+                    create_swap(&state, &rollout, &wave_names[wi], &cluster).await?;
                     in_flight += 1;
+                    in_flight_by_wave[wi] += 1;
                 }
             }
             set_condition(
@@ -419,9 +684,10 @@ async fn reconcile(rollout: Arc<Rollout>, state: Arc<State>) -> Result<Action, E
                     },
                 ),
             );
-            let done = wave.clusters.iter().all(|c| {
-                skipped.contains(c.as_str()) || phase_of(c).is_some_and(Phase::is_terminal)
-            });
+            let done = wave
+                .clusters
+                .iter()
+                .all(|c| skipped.contains(c) || phase_of(c).is_some_and(Phase::is_terminal));
             if done {
                 wave.finished_at = Some(t.clone());
                 ctx.mark_started(format!("rollout/{name}/wave/{index}"), &t);
@@ -451,6 +717,62 @@ async fn reconcile(rollout: Arc<Rollout>, state: Arc<State>) -> Result<Action, E
                 requeue = requeue.min(bake - baked);
             }
         }
+    }
+    // Hold running swaps at their safe point while the rollout is paused or outside a window
+    // (the rollout's or the cluster's); swaps that already moved traffic finish.
+    let mut parked = Vec::new();
+    for (cluster, swap) in &mine {
+        let phase = swap.status.as_ref().map(|s| s.phase).unwrap_or_default();
+        if phase.is_terminal() || phase == Phase::RollingBack || phase.green_may_serve() {
+            continue;
+        }
+        let cluster_window = state
+            .clusters
+            .get(&ObjectRef::new(cluster))
+            .is_none_or(|c| in_windows(&c.spec.maintenance_windows, clock));
+        let hold = paused_reason.is_some() || !in_window || !cluster_window;
+        if hold != swap.spec.hold_before_traffic {
+            let api: Api<ClusterSwap> = Api::all(ctx.client.clone());
+            let patch = serde_json::json!({"spec": {"holdBeforeTraffic": hold}});
+            api.patch(
+                &swap.name_any(),
+                &PatchParams::default(),
+                &Patch::Merge(&patch),
+            )
+            .await?;
+        }
+        if hold {
+            parked.push(swap.name_any());
+        }
+    }
+    status.parked = parked;
+    skipped_list.sort_by(|a, b| a.cluster.cmp(&b.cluster));
+    skipped_list.dedup_by(|a, b| a.cluster == b.cluster);
+    status.skipped = skipped_list;
+    if !waiting.is_empty() {
+        set_condition(
+            &mut status.conditions,
+            condition(
+                ConditionType::Degraded,
+                true,
+                Reason::ClusterUnavailable,
+                format!(
+                    "{} clusters wait before their swap can start: {}",
+                    waiting.len(),
+                    waiting.join("; ")
+                ),
+            ),
+        );
+    } else {
+        set_condition(
+            &mut status.conditions,
+            condition(
+                ConditionType::Degraded,
+                false,
+                Reason::Healthy,
+                String::new(),
+            ),
+        );
     }
     status.phase = if paused_reason.is_some() {
         RolloutPhase::Paused
@@ -490,6 +812,54 @@ async fn reconcile(rollout: Arc<Rollout>, state: Arc<State>) -> Result<Action, E
     Ok(Action::requeue(requeue))
 }
 
+/// `status.skipped[].reason` of a cluster listed in `spec.skipClusters`.
+const SKIP_OPERATOR: &str = "Operator";
+/// `status.skipped[].reason` of a cluster the pre-flight blocked (`SkipBlocked`).
+const SKIP_PREFLIGHT: &str = "PreflightBlocked";
+/// `status.skipped[].reason` of a cluster that no longer exists.
+const SKIP_NOT_FOUND: &str = "NotFound";
+
+/// Whether a cluster's swap can start now.
+enum Availability {
+    Ready,
+    /// Inside no maintenance window of the cluster's own.
+    OutsideWindow,
+    /// Stopped, unreachable, or gone; `reason` is the `status.skipped` reason.
+    Unavailable {
+        reason: &'static str,
+        message: String,
+    },
+}
+
+fn availability(cluster: Option<&Cluster>, now: chrono::DateTime<chrono::Utc>) -> Availability {
+    let Some(cluster) = cluster else {
+        return Availability::Unavailable {
+            reason: SKIP_NOT_FOUND,
+            message: "the Cluster does not exist".into(),
+        };
+    };
+    if cluster.spec.stopped {
+        return Availability::Unavailable {
+            reason: "Stopped",
+            message: "the Cluster is marked spec.stopped".into(),
+        };
+    }
+    let status = cluster.status.as_ref();
+    let unreachable = status
+        .and_then(|s| find_condition(&s.conditions, ConditionType::Reachable))
+        .filter(|c| c.status == ConditionStatus::False);
+    if let Some(c) = unreachable {
+        return Availability::Unavailable {
+            reason: "Unreachable",
+            message: format!("its API server is unreachable: {}", c.message),
+        };
+    }
+    if !in_windows(&cluster.spec.maintenance_windows, now) {
+        return Availability::OutsideWindow;
+    }
+    Availability::Ready
+}
+
 async fn create_swap(
     state: &State,
     rollout: &Rollout,
@@ -506,6 +876,7 @@ async fn create_swap(
             strategy: rollout.spec.strategy.clone(),
             paused: false,
             rollback: false,
+            hold_before_traffic: false,
         },
     );
     swap.metadata.labels = Some(BTreeMap::from([

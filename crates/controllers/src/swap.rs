@@ -42,14 +42,7 @@ pub async fn controller(
 ) {
     let api: Api<ClusterSwap> = Api::all(ctx.client.clone());
     // A change discovery sees in a swap's green re-queues that swap.
-    let changes = ctx.discovery.as_ref().map(|d| d.changes());
-    let trigger_ctx = ctx.clone();
-    let triggers = futures::stream::iter(changes)
-        .flat_map(tokio_stream::wrappers::BroadcastStream::new)
-        .filter_map(move |change| {
-            let swap = change.ok().and_then(|i| trigger_ctx.swap_of(&i));
-            async move { swap.map(|s| kube::runtime::reflector::ObjectRef::<ClusterSwap>::new(&s)) }
-        });
+    let triggers = crate::discovery_triggers::<ClusterSwap>(&ctx, Context::swap_of);
     Controller::new(api, watcher::Config::default())
         .reconcile_on(triggers)
         .graceful_shutdown_on(stop)
@@ -59,10 +52,34 @@ pub async fn controller(
 }
 
 async fn reconcile(swap: Arc<ClusterSwap>, ctx: Arc<Context>) -> Result<Action, Error> {
-    let key = format!("clusterswap/{}", swap.name_any());
+    let key = poll_key(&swap.name_any());
     let result = Reconcile::new(&swap, &ctx).run().await;
+    if let Err(e) = &result
+        && let Some(next) = ctx.rate_limited(&key, e)
+    {
+        // Not an error to back off from per poll: the provider asked us to slow down.
+        if next.warn {
+            ctx.recorder
+                .publish(
+                    &object_ref(&swap),
+                    true,
+                    RATE_LIMITED,
+                    "Retry",
+                    format!(
+                        "{e}; polling the provider less often (next in {:?})",
+                        next.after
+                    ),
+                )
+                .await;
+        }
+        tracing::debug!(swap = %swap.name_any(), error = %e, after = ?next.after, "rate-limited");
+        return Ok(Action::requeue(next.after));
+    }
     match &result {
-        Ok(_) => ctx.reset_backoff(&key),
+        Ok(_) => {
+            ctx.reset_backoff(&key);
+            ctx.cloud_answered(&key);
+        }
         Err(e) if is_conflict(e) => {}
         Err(e) => {
             tracing::info!(swap = %swap.name_any(), error = %e, "swap reconcile failed; retrying");
@@ -78,6 +95,14 @@ async fn reconcile(swap: Arc<ClusterSwap>, ctx: Arc<Context>) -> Result<Action, 
         }
     }
     result
+}
+
+/// The Event reason when the provider rate-limits a reconcile (one Warning per stretch).
+pub(crate) const RATE_LIMITED: &str = "ProviderRateLimited";
+
+/// The key of a swap's cloud-polling schedule and of its error backoff.
+fn poll_key(name: &str) -> String {
+    format!("clusterswap/{name}")
 }
 
 fn error_policy(swap: Arc<ClusterSwap>, error: &Error, ctx: Arc<Context>) -> Action {
@@ -334,6 +359,21 @@ impl<'a> Reconcile<'a> {
         let green = self.green(&status)?;
         let timed_out = self.in_phase_for(&status) > self.ctx.settings.green_ready_timeout;
         let instance = provider.get_instance(&green).await?;
+        let key = poll_key(&self.name);
+        // While the cloud creates green it has no events to tell: poll it on the adaptive
+        // schedule. Once green runs, discovery's watch of it is the trigger.
+        let creating = matches!(
+            instance.as_ref().map(|i| i.state),
+            None | Some(InstanceState::Creating)
+        );
+        let after = if creating {
+            self.ctx
+                .cloud_poll(&key, rotor_providers::poll::Observed::InProgress)
+                .after
+        } else {
+            self.ctx.cloud_poll_done(&key);
+            self.ctx.settings.poll_interval
+        };
         let not_ready = match instance.as_ref().map(|i| i.state) {
             None => {
                 // The provider lost the request (or never got it): ask again, idempotently.
@@ -386,13 +426,8 @@ impl<'a> Reconcile<'a> {
                 )
                 .await;
         }
-        self.wait(
-            status,
-            Reason::GreenNotReady,
-            not_ready,
-            self.ctx.settings.poll_interval,
-        )
-        .await
+        self.wait(status, Reason::GreenNotReady, not_ready, after)
+            .await
     }
 
     /// Starts discovery's watch of green (a trigger for the next reconciles), then reads
@@ -402,7 +437,12 @@ impl<'a> Reconcile<'a> {
         cluster: &Cluster,
         green: &str,
     ) -> Result<Result<String, String>, Error> {
-        if let Err(e) = self.ctx.watch_green(&self.name, cluster, green).await {
+        let selection = self.selection(cluster).discovery();
+        if let Err(e) = self
+            .ctx
+            .watch_green(&self.name, cluster, green, selection)
+            .await
+        {
             tracing::debug!(swap = %self.name, error = %e, "watching green failed; polling only");
         }
         self.green_ready(cluster, green).await
@@ -453,6 +493,7 @@ impl<'a> Reconcile<'a> {
         let green_client = self.ctx.members.get(provider.as_ref(), &green).await?;
         let outcome = migration::migrate(
             &self.ctx.checkpoints,
+            &self.ctx.client,
             &self.name,
             &blue_client,
             &blue,
@@ -462,15 +503,27 @@ impl<'a> Reconcile<'a> {
             &self.swap.spec.strategy.migration,
         )
         .await?;
-        let (total, applied) = match outcome {
-            migration::Outcome::Done { total, applied } => (total, applied),
+        let (total, applied, resumed) = match outcome {
+            migration::Outcome::Done {
+                total,
+                applied,
+                resumed,
+            } => (total, applied, resumed),
             migration::Outcome::Refused(why) => {
                 return self
                     .start_rollback(cluster, status, Reason::MigrationFailed, why)
                     .await;
             }
         };
-        self.ctx.checkpoints.forget(&self.name);
+        self.ctx
+            .checkpoints
+            .forget(&self.ctx.client, &self.name)
+            .await;
+        let resumed = if resumed > 0 {
+            format!(" ({resumed} already there by the checkpoint)")
+        } else {
+            String::new()
+        };
         status.migration = Some(MigrationProgress {
             objects_total: total,
             objects_applied: applied,
@@ -480,7 +533,7 @@ impl<'a> Reconcile<'a> {
             status,
             Phase::Verifying,
             Reason::MigrationComplete,
-            format!("applied {applied} objects from {blue} to {green}"),
+            format!("applied {applied} objects from {blue} to {green}{resumed}"),
         )
         .await
     }
@@ -511,6 +564,21 @@ impl<'a> Reconcile<'a> {
                     status,
                     Reason::MigrationInProgress,
                     why,
+                    self.ctx.settings.poll_interval,
+                )
+                .await;
+        }
+        // The safe point: green is verified and no traffic has moved. A paused rollout (or one
+        // whose maintenance window closed) holds its swaps here rather than mid-shift.
+        if self.swap.spec.hold_before_traffic {
+            return self
+                .wait(
+                    status,
+                    Reason::Parked,
+                    format!(
+                        "green {green} is verified; parked before traffic moves \
+                         (spec.holdBeforeTraffic, set by its rollout)"
+                    ),
                     self.ctx.settings.poll_interval,
                 )
                 .await;
@@ -691,15 +759,17 @@ impl<'a> Reconcile<'a> {
         self.ensure_traffic(cluster, &status).await?;
         let blue = self.blue(&status)?;
         if !self.instance_gone(cluster, &blue).await? {
+            let after = self.deletion_poll();
             return self
                 .wait(
                     status,
                     Reason::Decommissioned,
                     format!("the provider is deleting blue {blue}"),
-                    self.ctx.settings.poll_interval,
+                    after,
                 )
                 .await;
         }
+        self.ctx.cloud_poll_done(&poll_key(&self.name));
         self.update_cluster(cluster, |st| {
             let before = st.instances.len();
             st.instances.retain(|i| i.name != blue);
@@ -721,6 +791,16 @@ impl<'a> Reconcile<'a> {
             ),
         )
         .await
+    }
+
+    /// When to ask the cloud again about a deletion in progress (the adaptive schedule).
+    fn deletion_poll(&self) -> Duration {
+        self.ctx
+            .cloud_poll(
+                &poll_key(&self.name),
+                rotor_providers::poll::Observed::InProgress,
+            )
+            .after
     }
 
     /// Marks `instance` Deleting in the Cluster's status and has the provider delete it
@@ -782,15 +862,17 @@ impl<'a> Reconcile<'a> {
         if let Some(green) = status.green_instance.clone().filter(|_| !keep_green)
             && !self.instance_gone(cluster, &green).await?
         {
+            let after = self.deletion_poll();
             return self
                 .wait(
                     status,
                     Reason::RollbackRequested,
                     format!("traffic is on blue; the provider is deleting green {green}"),
-                    self.ctx.settings.poll_interval,
+                    after,
                 )
                 .await;
         }
+        self.ctx.cloud_poll_done(&poll_key(&self.name));
         let green = status.green_instance.clone();
         self.update_cluster(cluster, |st| {
             let before = st.instances.len();
@@ -941,6 +1023,19 @@ impl<'a> Reconcile<'a> {
 
     /// Green's health gates: its workloads available, its error rate since the current step
     /// began below the threshold.
+    ///
+    /// Availability comes from discovery's in-memory summary of green when it is current, and
+    /// from a list through green's API otherwise. "Current" is [`Context::current_summary`]:
+    /// watched with this swap's selection, synced, reachable, no watch failing, and heard from
+    /// within the watchdog's bound (`silence + probe_timeout`). That bound is what makes a
+    /// summary safe to act on: a gate decides whether green keeps its share of live traffic,
+    /// and a summary kept past it could describe an instance that stopped answering long ago
+    /// (a passing gate on stale data keeps traffic on a dead green; a failing one rolls back a
+    /// healthy swap). Within it, discovery has either heard from green or is still inside the
+    /// window the watchdog itself gives an instance before calling it unreachable; past it, the
+    /// gate asks green directly, and an unanswered read is `Unknown` (hold, do not advance).
+    /// Events a live connection fails to deliver are bounded by discovery's periodic resync,
+    /// not by this check.
     async fn gates(&self, cluster: &Cluster, status: &ClusterSwapStatus) -> Result<Gate, Error> {
         let gates = &self.swap.spec.strategy.health_gates;
         let green = self.green(status)?;
@@ -960,10 +1055,22 @@ impl<'a> Reconcile<'a> {
             }
         }
         if gates.require_availability {
+            let selection = self.selection(cluster);
+            if let Some(summary) = self.ctx.current_summary(&green, &selection.discovery()) {
+                if summary.workloads_available < summary.workloads_total {
+                    return Ok(Gate::Fail(format!(
+                        "{}/{} workloads available in green {green}: {}",
+                        summary.workloads_available,
+                        summary.workloads_total,
+                        summary.reason.unwrap_or_default()
+                    )));
+                }
+                return Ok(Gate::Pass);
+            }
             let provider = self.ctx.provider(cluster.spec.provider)?;
             let checked = async {
                 let client = self.ctx.members.get(provider.as_ref(), &green).await?;
-                health::workloads(&client, &green, &self.selection(cluster)).await
+                health::workloads(&client, &green, &selection).await
             }
             .await;
             match checked {
@@ -1144,6 +1251,9 @@ impl<'a> Reconcile<'a> {
         self.write(status).await?;
         self.ctx
             .mark_started(format!("swap/{}/phase/{next}", self.name), &t);
+        if next.is_terminal() {
+            self.ctx.cloud_poll_done(&poll_key(&self.name));
+        }
         if next.is_terminal()
             && let Some(green) = self
                 .swap

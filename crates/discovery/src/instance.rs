@@ -3,6 +3,7 @@
 //! publishes the summary whenever it changes.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant, SystemTime};
 
@@ -46,6 +47,17 @@ pub(crate) struct Entry {
     pub(crate) selection: Selection,
     pub(crate) task: tokio::task::JoinHandle<()>,
     pub(crate) summary: Arc<Summary>,
+    pub(crate) live: Arc<Live>,
+}
+
+/// What the instance's task shares with readers besides the summary, for
+/// [`crate::Discovery::current_summary`]: when the instance was last heard from, and how many
+/// of its watches are failing now. Neither is part of the summary: they change on every
+/// bookmark, and a summary change is announced.
+#[derive(Debug, Default)]
+pub(crate) struct Live {
+    pub(crate) activity: Arc<Activity>,
+    pub(crate) failing_watches: AtomicU32,
 }
 
 impl Shared {
@@ -181,6 +193,7 @@ struct Instance {
     client: Client,
     selection: Arc<Selection>,
     activity: Arc<Activity>,
+    live: Arc<Live>,
     state: InstanceState,
     published: Summary,
     /// When a watch last delivered an event (`now_ms`).
@@ -322,6 +335,15 @@ impl Instance {
                 ks.error = None;
             }
         }
+        let failing = self
+            .state
+            .kinds
+            .iter()
+            .filter(|k| k.error.is_some())
+            .count();
+        self.live
+            .failing_watches
+            .store(failing as u32, Ordering::Relaxed);
         let s = self.settings();
         let mut summary = self.state.summary(
             now_ms(),
@@ -349,8 +371,9 @@ pub(crate) async fn run(
     id: u64,
     client: Client,
     selection: Selection,
+    live: Arc<Live>,
 ) {
-    let activity = Arc::new(Activity::default());
+    let activity = live.activity.clone();
     let mut me = Instance {
         client: tap::client(client, activity.clone()),
         published: initial_summary(&shared.settings),
@@ -359,6 +382,7 @@ pub(crate) async fn run(
         id,
         selection: Arc::new(selection),
         activity,
+        live,
         state: InstanceState::default(),
         last_event: 0,
         probe_started: 0,

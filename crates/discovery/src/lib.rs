@@ -87,9 +87,15 @@ impl Selection {
 
     /// The intersection of `selectors` (e.g. the Cluster's `spec.workloads` and a swap's
     /// migration policy).
+    ///
+    /// A selector that selects everything is left out, so equal selections compare equal
+    /// (the Cluster's selector alone, or with a swap's default policy).
     pub fn all_of(selectors: impl IntoIterator<Item = WorkloadSelector>) -> Self {
         Selection {
-            all_of: selectors.into_iter().collect(),
+            all_of: selectors
+                .into_iter()
+                .filter(|s| *s != WorkloadSelector::default())
+                .collect(),
         }
     }
 
@@ -220,12 +226,14 @@ impl Discovery {
         }
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
         let summary = instance::initial_summary(&self.shared.settings);
+        let live = Arc::new(instance::Live::default());
         let task = tokio::spawn(instance::run(
             self.shared.clone(),
             name.to_string(),
             id,
             client,
             selection.clone(),
+            live.clone(),
         ));
         if let Some(old) = entries.insert(
             name.to_string(),
@@ -234,6 +242,7 @@ impl Discovery {
                 selection,
                 task,
                 summary: Arc::new(summary),
+                live,
             },
         ) {
             old.task.abort();
@@ -256,6 +265,38 @@ impl Discovery {
 
     pub fn summary(&self, name: &str) -> Option<Summary> {
         self.entries().get(name).map(|e| (*e.summary).clone())
+    }
+
+    /// The longest discovery lets an instance go unheard (no event, no bookmark, no answer)
+    /// while still calling it reachable: after `silence` the watchdog probes `/version`, and a
+    /// probe that has not answered within `probe_timeout` marks the instance unreachable.
+    pub fn max_unheard(&self) -> Duration {
+        let s = &self.shared.settings;
+        s.silence + s.probe_timeout
+    }
+
+    /// `name`'s summary if a decision may rest on it now, else None (then ask the instance's
+    /// API): watched with exactly `selection` (other selections count other workloads), every
+    /// kind listed, reachable, no watch failing at this moment (a failing watch's kind may be
+    /// behind, even before its reason says so), and heard from within
+    /// [`max_unheard`](Self::max_unheard).
+    ///
+    /// The last condition is what the watchdog itself allows: a summary is never older than
+    /// the silence after which the watchdog would have noticed a dead instance. It cannot see
+    /// events that a live connection fails to deliver; the periodic resync bounds those.
+    pub fn current_summary(&self, name: &str, selection: &Selection) -> Option<Summary> {
+        let entries = self.entries();
+        let e = entries.get(name)?;
+        if e.selection != *selection {
+            return None;
+        }
+        let unheard = tap::ms_between(e.live.activity.latest(), tap::now_ms());
+        let current = e.summary.reachable
+            && e.summary.synced
+            && e.live.failing_watches.load(Ordering::Relaxed) == 0
+            && e.live.activity.latest() > 0
+            && unheard <= self.max_unheard();
+        current.then(|| (*e.summary).clone())
     }
 
     /// The names of the watched instances, sorted.

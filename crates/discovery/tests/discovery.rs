@@ -29,6 +29,8 @@ struct Fixture {
     discovery: Arc<Discovery>,
     /// Deployment list requests (not watches) the simulator has answered.
     deployment_lists: Arc<AtomicUsize>,
+    /// Node list requests (not watches).
+    node_lists: Arc<AtomicUsize>,
 }
 
 fn settings() -> Settings {
@@ -59,14 +61,18 @@ async fn start_with(clusters: &[&str], settings: Settings) -> Fixture {
         .expect("bind");
     let addr = listener.local_addr().expect("addr");
     let deployment_lists = Arc::new(AtomicUsize::new(0));
-    let counter = deployment_lists.clone();
+    let node_lists = Arc::new(AtomicUsize::new(0));
+    let (counter, nodes_counter) = (deployment_lists.clone(), node_lists.clone());
     let router = sim.router().layer(axum::middleware::from_fn(
         move |req: Request, next: Next| {
             let uri = req.uri();
-            if uri.path().ends_with("/deployments")
-                && !uri.query().unwrap_or_default().contains("watch")
-            {
-                counter.fetch_add(1, Ordering::Relaxed);
+            if !uri.query().unwrap_or_default().contains("watch") {
+                if uri.path().ends_with("/deployments") {
+                    counter.fetch_add(1, Ordering::Relaxed);
+                }
+                if uri.path().ends_with("/api/v1/nodes") {
+                    nodes_counter.fetch_add(1, Ordering::Relaxed);
+                }
             }
             next.run(req)
         },
@@ -79,6 +85,7 @@ async fn start_with(clusters: &[&str], settings: Settings) -> Fixture {
         addr,
         discovery: Discovery::new(settings),
         deployment_lists,
+        node_lists,
     }
 }
 
@@ -433,5 +440,128 @@ async fn periodic_resync_relists_without_flapping() {
     assert_eq!(f.discovery.summary("alpha"), Some(before));
     while let Ok(name) = rx.try_recv() {
         assert_ne!(name, "alpha", "a resync was announced as a change");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_periodic_resync_repairs_a_missed_event() {
+    let resync = Duration::from_millis(2500);
+    let f = start_with(
+        &["alpha"],
+        Settings {
+            resync,
+            ..settings()
+        },
+    )
+    .await;
+    f.watch("alpha", Selection::everything()).await;
+    let before = f.healthy("alpha").await;
+    assert_eq!(before.nodes_ready, 3);
+    let client = f.client("alpha").await;
+
+    // The watches stay open and bookmarks flow, but object events are lost: the change below
+    // never reaches discovery through its watches.
+    assert!(f.sim.set_fault("alpha", Fault::WatchEventsDropped));
+    let lists = f.node_lists.load(Ordering::Relaxed);
+    let t = Instant::now();
+    set_node_ready(&client, "node-2", false).await;
+
+    // Missed, really: without the fault this shows within milliseconds (see the latency test);
+    // the summary still says 3 Ready well after that, and still counts as current (the API
+    // answers, so the watchdog has nothing to say).
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    let s = f.discovery.summary("alpha").expect("watched");
+    if f.node_lists.load(Ordering::Relaxed) == lists {
+        assert_eq!(s.nodes_ready, 3, "the event was not missed: {s:?}");
+        assert!(
+            f.discovery
+                .current_summary("alpha", &Selection::everything())
+                .is_some()
+        );
+    } else {
+        println!("a resync ran within 400 ms: the miss could not be observed this time");
+    }
+
+    // The periodic relist (jittered ±25 %) repairs it, with the fault still on.
+    let s = f
+        .until("alpha", "node-2 NotReady after the resync", |s| {
+            s.nodes_ready == 2
+        })
+        .await;
+    let took = t.elapsed();
+    println!("missed event repaired by the resync after {took:?} (resync {resync:?} ±25 %)");
+    assert!(
+        f.node_lists.load(Ordering::Relaxed) > lists,
+        "repaired without a relist"
+    );
+    assert!(
+        took <= resync.mul_f64(1.25) + Duration::from_secs(2),
+        "took {took:?}"
+    );
+    assert_eq!(s.reason.as_deref(), Some("Node node-2: NotReady"));
+    assert!(s.reachable && s.synced);
+
+    // The fault cleared, the watches carry changes again.
+    f.sim.clear_faults("alpha");
+    set_node_ready(&client, "node-2", true).await;
+    let t = Instant::now();
+    f.healthy("alpha").await;
+    assert!(
+        t.elapsed() < resync / 2,
+        "a live watch took {:?}",
+        t.elapsed()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_summary_is_current_only_while_the_instance_answers() {
+    let f = start(&["alpha"]).await;
+    let everything = Selection::everything();
+    assert_eq!(f.discovery.current_summary("alpha", &everything), None);
+    f.watch("alpha", everything.clone()).await;
+    f.healthy("alpha").await;
+    let s = f
+        .discovery
+        .current_summary("alpha", &everything)
+        .expect("a healthy, listening instance is current");
+    assert!(s.healthy());
+    assert_eq!(
+        f.discovery.max_unheard(),
+        settings().silence + settings().probe_timeout
+    );
+
+    // Another selection counts other workloads: not an answer for it. A selector that selects
+    // everything is the same selection as none.
+    let shop = Selection::from(WorkloadSelector {
+        include_namespaces: vec!["shop".into()],
+        ..WorkloadSelector::default()
+    });
+    assert_eq!(f.discovery.current_summary("alpha", &shop), None);
+    assert_eq!(
+        Selection::all_of([WorkloadSelector::default(), WorkloadSelector::default()]),
+        everything
+    );
+
+    // A hung API: no longer current once unheard for longer than the watchdog allows, even
+    // before the watchdog's probe has timed out and the summary says unreachable.
+    assert!(f.sim.set_fault("alpha", Fault::ApiTimeout));
+    let t = Instant::now();
+    let deadline = t + LIMIT;
+    while f.discovery.current_summary("alpha", &everything).is_some() {
+        assert!(Instant::now() < deadline, "still current after {LIMIT:?}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let took = t.elapsed();
+    println!("hung API → summary no longer current after {took:?}");
+    assert!(
+        took <= f.discovery.max_unheard() + Duration::from_secs(1),
+        "took {took:?}"
+    );
+    f.sim.clear_faults("alpha");
+    f.healthy("alpha").await;
+    let deadline = Instant::now() + LIMIT;
+    while f.discovery.current_summary("alpha", &everything).is_none() {
+        assert!(Instant::now() < deadline, "never current again");
+        tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }

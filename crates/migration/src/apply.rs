@@ -13,7 +13,8 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::plan::{PlannedObject, ResourceRef};
-use crate::{FIELD_MANAGER, MigrationOptions, Plan};
+use crate::versions::{BlockedObject, ServedVersions, VersionChoice};
+use crate::{FIELD_MANAGER, MigrationOptions, Plan, Stage};
 
 /// Remembers which objects reached green, so a resumed run skips them. Keys name the object and
 /// a fingerprint of its body: an object changed in blue since it was recorded is applied again.
@@ -74,7 +75,9 @@ impl std::fmt::Display for ObjectError {
     }
 }
 
-/// What one [`apply`] did. `applied + skipped + errors.len() == total`.
+/// What one [`apply`] did. `applied + skipped + errors.len() == total`, except when the plan was
+/// refused up front (`refused` not empty, or green's API versions could not be read): then
+/// nothing was applied and `errors` names the objects refused.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ApplyReport {
@@ -85,6 +88,10 @@ pub struct ApplyReport {
     pub errors: Vec<ObjectError>,
     /// Requests repeated after a 429, 5xx or transport error.
     pub retries: usize,
+    /// Objects green cannot take at any version rotor can convert them to: the whole plan was
+    /// refused before anything was written.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub refused: Vec<BlockedObject>,
 }
 
 impl ApplyReport {
@@ -213,8 +220,13 @@ pub async fn apply(
         limiter: RateLimiter::new(options.qps, options.burst),
         uids: Mutex::new(HashMap::new()),
     };
+    let (writes, retries) = match write_versions(green, plan, options).await {
+        Ok(w) => w,
+        Err(refusal) => return refusal,
+    };
     let mut report = ApplyReport {
         total: plan.total(),
+        retries,
         ..ApplyReport::default()
     };
     for stage in &plan.stages {
@@ -224,7 +236,10 @@ pub async fn apply(
         let objects: Vec<(&ResourceRef, &PlannedObject)> = stage
             .resources
             .iter()
-            .flat_map(|r| r.objects.iter().map(move |o| (&r.resource, o)))
+            .flat_map(|r| {
+                let res = writes.get(&r.resource).unwrap_or(&r.resource);
+                r.objects.iter().map(move |o| (res, o))
+            })
             .collect();
         let objects = &objects;
         let run = &run;
@@ -252,6 +267,115 @@ pub async fn apply(
     }
     report.errors.sort_by(|a, b| a.object.cmp(&b.object));
     report
+}
+
+/// Where each resource type of the plan is written in green: at its own version (not in the
+/// map), or at the version a lossless conversion targets. Err: the report of a plan refused
+/// before anything was written, naming every object green cannot take. Discovery is retried
+/// like any request (the count is returned).
+async fn write_versions(
+    green: &Client,
+    plan: &Plan,
+    options: &MigrationOptions,
+) -> Result<(HashMap<ResourceRef, ResourceRef>, usize), ApplyReport> {
+    let refusal = |message: &dyn Fn(&ResourceRef, &PlannedObject) -> Option<String>,
+                   refused: Vec<BlockedObject>| ApplyReport {
+        total: plan.total(),
+        errors: plan
+            .objects()
+            .filter_map(|(_, r, o)| {
+                message(r, o).map(|message| ObjectError {
+                    object: describe(r, o),
+                    message,
+                    code: None,
+                })
+            })
+            .collect(),
+        refused,
+        ..ApplyReport::default()
+    };
+    let mut backoff = options.initial_backoff;
+    let mut attempt = 0;
+    let mut served = loop {
+        match ServedVersions::discover(green, "green").await {
+            Ok(s) => break s,
+            Err(e) if attempt < options.max_retries && retryable(&e).is_some() => {
+                tokio::time::sleep(backoff).await;
+                backoff = (backoff * 2).min(options.max_backoff);
+                attempt += 1;
+            }
+            Err(e) => {
+                let why = format!(
+                    "not applied: green's API versions could not be read: {}",
+                    crate::api_message(&e)
+                );
+                let mut report = refusal(&|_, _| Some(why.clone()), Vec::new());
+                report.retries = attempt as usize;
+                return Err(report);
+            }
+        }
+    };
+    // The plan's CRDs are served by the time their objects are written (an earlier stage).
+    let crds = plan
+        .stages
+        .iter()
+        .filter(|s| s.stage == Stage::Crds)
+        .flat_map(|s| &s.resources)
+        .filter(|r| r.resource.kind == "CustomResourceDefinition")
+        .flat_map(|r| r.objects.iter().map(|o| &o.body));
+    for (group, kind, versions) in crate::versions::crd_versions(crds) {
+        served.add(&group, &kind, &versions);
+    }
+    let mut writes = HashMap::new();
+    let mut blocked: HashMap<ResourceRef, String> = HashMap::new();
+    let resources: HashSet<&ResourceRef> = plan.objects().map(|(_, r, _)| r).collect();
+    for r in resources {
+        let version = [r.version.clone()];
+        match crate::versions::choose(&r.group, &r.kind, &version, plan.source_minor, &served) {
+            VersionChoice::Ok { .. } => {}
+            VersionChoice::Convert { to, .. } => {
+                tracing::debug!(kind = %r.kind_group(), from = %r.version, %to, "converting");
+                let mut to_ref = r.clone();
+                to_ref.version = to;
+                writes.insert(r.clone(), to_ref);
+            }
+            VersionChoice::Blocked { reason, .. } => {
+                blocked.insert(r.clone(), reason);
+            }
+        }
+    }
+    if blocked.is_empty() {
+        return Ok((writes, attempt as usize));
+    }
+    let target = served.target();
+    let refused: Vec<BlockedObject> = plan
+        .objects()
+        .filter_map(|(_, r, o)| {
+            blocked.get(r).map(|reason| BlockedObject {
+                kind: r.kind.clone(),
+                namespace: o.namespace.clone(),
+                name: o.name.clone(),
+                api_version: r.api_version(),
+                target: target.clone(),
+                reason: reason.clone(),
+            })
+        })
+        .collect();
+    let mut report = refusal(
+        &|r, _| {
+            blocked.get(r).map(|reason| {
+                format!(
+                    "{} cannot be written to {target}: {reason}; the plan was refused, nothing \
+                     was applied",
+                    r.api_version()
+                )
+            })
+        },
+        refused,
+    );
+    report.errors.sort_by(|a, b| a.object.cmp(&b.object));
+    report.retries = attempt as usize;
+    Err(report)
 }
 
 fn describe(res: &ResourceRef, obj: &PlannedObject) -> String {
@@ -361,9 +485,18 @@ impl Run<'_> {
         if self.checkpoint.done(&key) {
             return self.skip(res, obj).await;
         }
+        let api_version = res.api_version();
+        let converted = obj.body.get("apiVersion").and_then(Value::as_str) != Some(&api_version);
         let body = match self.with_green_owners(&obj.body) {
-            std::borrow::Cow::Borrowed(_) => planned,
-            std::borrow::Cow::Owned(v) => serde_json::to_vec(&v).unwrap_or_default(),
+            std::borrow::Cow::Borrowed(_) if !converted => planned,
+            owners => {
+                // Converted: the same fields at the version green serves.
+                let mut v = owners.into_owned();
+                if converted {
+                    v["apiVersion"] = Value::String(api_version);
+                }
+                serde_json::to_vec(&v).unwrap_or_default()
+            }
         };
         let (result, retries) = self
             .send(|| {

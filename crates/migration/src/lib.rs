@@ -5,9 +5,17 @@
 //! [`apply`] (server-side apply to green, stage by stage, resumable through a [`Checkpoint`]) and
 //! [`readiness`]/[`wait_ready`] (are green's copies of the workloads available).
 //!
-//! Not in this slice: API-version conversion and preflight against green's schema (today a field
-//! green does not know fails the object, by strict field validation, rather than being dropped),
-//! a durable checkpoint, the `rotor migrate` command and a blue/green diff.
+//! API versions ([`versions`]): each kind is read from blue and written to green at a version
+//! both serve; when green serves none of blue's, the objects are converted if the two releases'
+//! OpenAPI definitions say the conversion is lossless (same fields), and otherwise blocked —
+//! [`apply`] then refuses the plan before writing anything, naming every blocked object.
+//! [`plan_for`] is the pre-flight: against green's discovery, or before green exists against
+//! the OpenAPI data of the release it will run ([`ServedVersions::of_release`]).
+//!
+//! Not in this slice: field-level conversions (a renamed field blocks the kind rather than being
+//! renamed), schema checks of objects green serves at the same version (a field green does not
+//! know fails the object, by strict field validation, rather than being dropped), a durable
+//! checkpoint and a blue/green diff.
 
 mod apply;
 mod options;
@@ -15,13 +23,17 @@ mod plan;
 mod ready;
 mod sanitize;
 mod select;
+pub mod versions;
 
 pub use apply::{ApplyReport, Checkpoint, MemoryCheckpoint, ObjectError, RateLimiter, apply};
 pub use options::MigrationOptions;
-pub use plan::{Plan, PlannedObject, ResourcePlan, ResourceRef, StagePlan, plan};
+pub use plan::{
+    KindVersions, Plan, PlannedObject, ResourcePlan, ResourceRef, StagePlan, plan, plan_for,
+};
 pub use ready::{Readiness, readiness, wait_ready};
 pub use sanitize::sanitize;
 pub use select::{SYSTEM_NAMESPACES, Stage};
+pub use versions::{BlockedObject, ServedVersions, VersionChoice};
 
 /// Field manager of everything rotor writes into member clusters (the controller's too, so a
 /// later engine run and the old copy step own the same fields).
@@ -44,6 +56,14 @@ pub enum Error {
         .workloads.join("; ")
     )]
     Stateful { workloads: Vec<String> },
+    /// Objects green cannot take at any version rotor can convert them to; nothing was applied.
+    #[error(
+        "refusing to migrate: {} object(s) have an API version green cannot take, and nothing \
+         was applied: {}",
+        .objects.len(),
+        .objects.iter().map(ToString::to_string).collect::<Vec<_>>().join("; ")
+    )]
+    Blocked { objects: Vec<BlockedObject> },
     /// Green's workloads did not all become available in time.
     #[error("{ready}/{total} workloads available in green after {waited_s:.0}s; waiting for: {}", .holding_up.join("; "))]
     NotReady {

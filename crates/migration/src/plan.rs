@@ -11,6 +11,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::select::{self, Stage};
+use crate::versions::{BlockedObject, ServedVersions, VersionChoice};
 use crate::{Error, MigrationOptions};
 
 /// Lists in flight at once while planning.
@@ -131,6 +132,34 @@ pub struct Plan {
     pub kinds_left: Vec<String>,
     /// PVC-backed workloads that move anyway (`allow_stateful`): their data does not.
     pub stateful: Vec<String>,
+    /// Blue's Kubernetes minor version (`/version`), when it said: the release whose schemas
+    /// a conversion is checked against.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source_minor: Option<u32>,
+    /// Planned against green ([`plan_for`]): per resource type, the version read and written.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub versions: Vec<KindVersions>,
+    /// Planned against green: the objects green cannot take. [`crate::apply`] refuses the plan
+    /// while any is here.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub blocked: Vec<BlockedObject>,
+}
+
+/// The pre-flight of one resource type: how its objects reach green.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct KindVersions {
+    /// `Kind.group`.
+    pub kind: String,
+    pub group: String,
+    /// Objects of this type in the plan.
+    pub objects: usize,
+    /// Versions blue serves, preferred first.
+    pub blue_versions: Vec<String>,
+    /// Versions green serves (or will, for a CRD that moves), preferred first.
+    pub green_versions: Vec<String>,
+    #[serde(flatten)]
+    pub choice: VersionChoice,
 }
 
 impl Plan {
@@ -145,6 +174,31 @@ impl Plan {
                 .iter()
                 .flat_map(move |r| r.objects.iter().map(move |o| (s.stage, &r.resource, o)))
         })
+    }
+
+    /// The pre-flight: one row per resource type with objects, `KIND OBJECTS STATUS DETAIL`,
+    /// then every blocked object.
+    pub fn versions_table(&self) -> String {
+        let rows: Vec<[String; 4]> = self
+            .versions
+            .iter()
+            .filter(|v| v.objects > 0)
+            .map(|v| {
+                let (status, detail) = match &v.choice {
+                    VersionChoice::Ok { version } => ("ok", version.clone()),
+                    VersionChoice::Convert { from, to } => ("convert", format!("{from} → {to}")),
+                    VersionChoice::Blocked { version, reason } => {
+                        ("blocked", format!("{version}: {reason}"))
+                    }
+                };
+                [v.kind.clone(), v.objects.to_string(), status.into(), detail]
+            })
+            .collect();
+        let mut out = table(["KIND", "OBJECTS", "STATUS", "DETAIL"], &rows);
+        for b in &self.blocked {
+            let _ = writeln!(out, "blocked: {b}");
+        }
+        out
     }
 
     /// One row per object: `STAGE KIND NAMESPACE NAME`.
@@ -196,6 +250,14 @@ impl std::fmt::Display for Plan {
         for s in &self.stateful {
             writeln!(f, "stateful, data not copied: {s}")?;
         }
+        for v in self.versions.iter().filter(|v| v.objects > 0) {
+            if let VersionChoice::Convert { from, to } = &v.choice {
+                writeln!(f, "converted: {} × {} {from} → {to}", v.objects, v.kind)?;
+            }
+        }
+        for b in &self.blocked {
+            writeln!(f, "blocked: {b}")?;
+        }
         Ok(())
     }
 }
@@ -234,9 +296,13 @@ fn blue_err(what: impl Into<String>, e: &kube::Error) -> Error {
     }
 }
 
-/// Blue's served, listable and patchable resources at their preferred versions; aggregated
-/// discovery when the server has it (2 requests instead of one per group).
-async fn discover(blue: &Client) -> Result<Vec<ResourceRef>, Error> {
+/// Versions of each (group, kind) blue serves, preferred first.
+type BlueVersions = BTreeMap<(String, String), Vec<String>>;
+
+/// Blue's served, listable and patchable resources at their preferred versions, and every
+/// version of each; aggregated discovery when the server has it (2 requests instead of one per
+/// group).
+async fn discover(blue: &Client) -> Result<(Vec<ResourceRef>, BlueVersions), Error> {
     let discovery = match Discovery::new(blue.clone()).run_aggregated().await {
         Ok(d) => d,
         Err(_) => Discovery::new(blue.clone())
@@ -245,7 +311,24 @@ async fn discover(blue: &Client) -> Result<Vec<ResourceRef>, Error> {
             .map_err(|e| blue_err("discovering blue's API resources", &e))?,
     };
     let mut out = Vec::new();
+    let mut versions = BlueVersions::new();
     for group in discovery.groups() {
+        let mut order: Vec<&str> = group.preferred_version().into_iter().collect();
+        order.extend(
+            group
+                .versions()
+                .filter(|v| Some(*v) != group.preferred_version()),
+        );
+        for v in order {
+            for (ar, caps) in group.versioned_resources(v) {
+                if caps.supports_operation(verbs::LIST) && caps.supports_operation(verbs::PATCH) {
+                    versions
+                        .entry((ar.group.clone(), ar.kind.clone()))
+                        .or_default()
+                        .push(ar.version.clone());
+                }
+            }
+        }
         for (ar, caps) in group.recommended_resources() {
             if caps.supports_operation(verbs::LIST) && caps.supports_operation(verbs::PATCH) {
                 out.push(ResourceRef::from_discovery(
@@ -256,7 +339,7 @@ async fn discover(blue: &Client) -> Result<Vec<ResourceRef>, Error> {
         }
     }
     out.sort();
-    Ok(out)
+    Ok((out, versions))
 }
 
 /// Every object of a resource type, page by page. None when the type is not served (it vanished
@@ -296,12 +379,38 @@ struct Candidate {
 }
 
 /// Discovers blue's resources, selects the objects `options` ask for, sanitizes and orders them.
+/// Each kind is read at blue's preferred version; [`crate::apply`] checks them against green.
 /// Refuses ([`Error::Stateful`]) when a moving workload keeps data in persistent volumes and
 /// `allow_stateful` is off.
 pub async fn plan(blue: &Client, options: &MigrationOptions) -> Result<Plan, Error> {
+    plan_inner(blue, None, options).await
+}
+
+/// [`plan`] against what green serves (its discovery, or the OpenAPI data of the release it will
+/// run): each kind is read at a version green serves, or at one that converts losslessly to
+/// one, and [`Plan::versions`] and [`Plan::blocked`] say which (the pre-flight).
+pub async fn plan_for(
+    blue: &Client,
+    green: &ServedVersions,
+    options: &MigrationOptions,
+) -> Result<Plan, Error> {
+    plan_inner(blue, Some(green), options).await
+}
+
+async fn plan_inner(
+    blue: &Client,
+    green: Option<&ServedVersions>,
+    options: &MigrationOptions,
+) -> Result<Plan, Error> {
     let mut out = Plan::default();
-    let served = discover(blue).await?;
-    let custom_groups: HashSet<String> = {
+    let (served, blue_versions) = discover(blue).await?;
+    out.source_minor = blue
+        .apiserver_version()
+        .await
+        .ok()
+        .filter(|i| i.major == "1")
+        .and_then(|i| i.minor.trim_end_matches('+').parse().ok());
+    let blue_crds: Vec<Value> = {
         let crds = served
             .iter()
             .find(|r| r.group == "apiextensions.k8s.io" && r.kind == "CustomResourceDefinition");
@@ -309,15 +418,29 @@ pub async fn plan(blue: &Client, options: &MigrationOptions) -> Result<Plan, Err
             Some(r) => list_blue(blue, r)
                 .await?
                 .unwrap_or_default()
-                .iter()
-                .filter_map(|c| c.data.pointer("/spec/group").and_then(Value::as_str))
-                .map(str::to_string)
+                .into_iter()
+                .map(|c| c.data)
                 .collect(),
-            None => HashSet::new(),
+            None => Vec::new(),
         }
     };
+    let custom_groups: HashSet<String> = blue_crds
+        .iter()
+        .filter_map(|c| c.pointer("/spec/group").and_then(Value::as_str))
+        .map(str::to_string)
+        .collect();
+    // Green serves a custom kind at its CRD's versions once the CRD has moved (CRDs go first,
+    // and a CRD moves whenever one of its objects does).
+    let green = green.map(|g| {
+        let mut g = g.clone();
+        for (group, kind, versions) in crate::versions::crd_versions(blue_crds.iter()) {
+            g.add(&group, &kind, &versions);
+        }
+        g
+    });
     let mut resources: Vec<(ResourceRef, Stage)> = Vec::new();
-    for r in served {
+    let mut choices: Vec<Option<VersionChoice>> = Vec::new();
+    for mut r in served {
         let stage = if custom_groups.contains(&r.group) {
             Some(Stage::CustomResources)
         } else {
@@ -327,7 +450,18 @@ pub async fn plan(blue: &Client, options: &MigrationOptions) -> Result<Plan, Err
             _ if options.policy.skips_kind(&r.kind, &r.group) => {
                 out.kinds_left.push(format!("{} (policy)", r.kind_group()))
             }
-            Some(stage) => resources.push((r, stage)),
+            Some(stage) => {
+                let choice = green.as_ref().map(|g| {
+                    let key = (r.group.clone(), r.kind.clone());
+                    let versions = blue_versions.get(&key).cloned().unwrap_or_default();
+                    crate::versions::choose(&r.group, &r.kind, &versions, out.source_minor, g)
+                });
+                if let Some(c) = &choice {
+                    r.version = c.read_version().to_string();
+                }
+                resources.push((r, stage));
+                choices.push(choice);
+            }
             None => out.kinds_left.push(r.kind_group()),
         }
     }
@@ -449,6 +583,41 @@ pub async fn plan(blue: &Client, options: &MigrationOptions) -> Result<Plan, Err
                 body,
                 source_uid: c.obj.metadata.uid.clone(),
             });
+    }
+    let mut counts = vec![0usize; resources.len()];
+    for ((_, res), objects) in &staged {
+        counts[*res] += objects.len();
+        if let Some(VersionChoice::Blocked { reason, .. }) = &choices[*res] {
+            let r = &resources[*res].0;
+            for o in objects {
+                out.blocked.push(BlockedObject {
+                    kind: r.kind.clone(),
+                    namespace: o.namespace.clone(),
+                    name: o.name.clone(),
+                    api_version: r.api_version(),
+                    target: green.as_ref().map(|g| g.target()).unwrap_or_default(),
+                    reason: reason.clone(),
+                });
+            }
+        }
+    }
+    if let Some(g) = &green {
+        for (i, choice) in choices.iter().enumerate() {
+            let (r, _) = &resources[i];
+            if let Some(choice) = choice {
+                out.versions.push(KindVersions {
+                    kind: r.kind_group(),
+                    group: r.group.clone(),
+                    objects: counts[i],
+                    blue_versions: blue_versions
+                        .get(&(r.group.clone(), r.kind.clone()))
+                        .cloned()
+                        .unwrap_or_default(),
+                    green_versions: g.versions(&r.group, &r.kind).to_vec(),
+                    choice: choice.clone(),
+                });
+            }
+        }
     }
     for ((stage, res), mut objects) in staged {
         for o in &mut objects {

@@ -80,7 +80,10 @@ pub(crate) fn builtin_stage(group: &str, kind: &str) -> Option<Stage> {
         | ("storage.k8s.io", "StorageClass")
         | ("scheduling.k8s.io", "PriorityClass")
         | ("networking.k8s.io", "IngressClass")
-        | ("node.k8s.io", "RuntimeClass") => Stage::ClusterScoped,
+        | ("node.k8s.io", "RuntimeClass")
+        | ("flowcontrol.apiserver.k8s.io", "FlowSchema" | "PriorityLevelConfiguration") => {
+            Stage::ClusterScoped
+        }
         (
             "",
             "ServiceAccount"
@@ -195,6 +198,10 @@ fn cluster_made(obj: &DynamicObject, group: &str, kind: &str, name: &str) -> Opt
             name.starts_with("system:")
         }
         ("scheduling.k8s.io", "PriorityClass") => name.starts_with("system-"),
+        // The API server's own configuration (mandatory and suggested), which it keeps updated.
+        ("flowcontrol.apiserver.k8s.io", _) => obj
+            .annotations()
+            .contains_key("apf.kubernetes.io/autoupdate-spec"),
         _ => false,
     };
     made.then_some("made by the cluster")
@@ -316,6 +323,19 @@ mod tests {
         let done = obj(json!({"metadata": {"name": "j", "namespace": "a"},
             "status": {"conditions": [{"type": "Complete", "status": "True"}]}}));
         assert!(exclusion(&done, "batch", "Job", true, &o).is_some());
+        let fc = "flowcontrol.apiserver.k8s.io";
+        let apf = obj(json!({"metadata": {"name": "exempt",
+            "annotations": {"apf.kubernetes.io/autoupdate-spec": "true"}}}));
+        assert_eq!(
+            exclusion(&apf, fc, "FlowSchema", false, &o),
+            Some("made by the cluster")
+        );
+        let users = obj(json!({"metadata": {"name": "batch"}}));
+        assert_eq!(exclusion(&users, fc, "FlowSchema", false, &o), None);
+        assert_eq!(
+            builtin_stage(fc, "PriorityLevelConfiguration"),
+            Some(Stage::ClusterScoped)
+        );
     }
 
     #[test]

@@ -13,6 +13,7 @@ use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
+pub mod poll;
 pub mod sim;
 
 /// What to create.
@@ -86,6 +87,15 @@ pub enum ProviderError {
         instance: String,
         message: String,
     },
+    /// The provider refused the call for its rate limit (429, throttling): retry later, slower
+    /// (see [`poll`]); `retry_after` is the provider's own word on how long, when it said.
+    #[error("{operation} of instance {instance}: rate-limited by the provider: {message}")]
+    RateLimited {
+        operation: &'static str,
+        instance: String,
+        retry_after: Option<std::time::Duration>,
+        message: String,
+    },
     /// The provider refused the request (4xx): retrying the same request will not help.
     #[error("{operation} of instance {instance}: refused by the provider ({status}): {message}")]
     Refused {
@@ -115,8 +125,18 @@ impl ProviderError {
     pub fn is_retryable(&self) -> bool {
         matches!(
             self,
-            ProviderError::Unavailable { .. } | ProviderError::NotReady { .. }
+            ProviderError::Unavailable { .. }
+                | ProviderError::NotReady { .. }
+                | ProviderError::RateLimited { .. }
         )
+    }
+
+    /// `Some(retry_after)` when the provider rate-limited the call.
+    pub fn rate_limited(&self) -> Option<Option<std::time::Duration>> {
+        match self {
+            ProviderError::RateLimited { retry_after, .. } => Some(*retry_after),
+            _ => None,
+        }
     }
 }
 

@@ -70,7 +70,7 @@ impl SimProvider {
         method: Method,
         path: &str,
         body: Option<serde_json::Value>,
-    ) -> Result<(StatusCode, Bytes), ProviderError> {
+    ) -> Result<(StatusCode, Option<Duration>, Bytes), ProviderError> {
         let unavailable = |message: String| ProviderError::Unavailable {
             operation,
             instance: instance.to_string(),
@@ -95,13 +95,20 @@ impl SimProvider {
                 ))
             })?;
             let status = resp.status();
+            // Retry-After in seconds (the HTTP-date form is not used by cloud APIs we know).
+            let retry_after = resp
+                .headers()
+                .get(http::header::RETRY_AFTER)
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.trim().parse::<u64>().ok())
+                .map(Duration::from_secs);
             let body = resp
                 .into_body()
                 .collect()
                 .await
                 .map_err(|e| unavailable(format!("reading the answer: {e}")))?
                 .to_bytes();
-            Ok::<_, ProviderError>((status, body))
+            Ok::<_, ProviderError>((status, retry_after, body))
         };
         tokio::time::timeout(self.timeout, exchange)
             .await
@@ -113,6 +120,7 @@ impl SimProvider {
         operation: &'static str,
         instance: &str,
         status: StatusCode,
+        retry_after: Option<Duration>,
         body: &[u8],
     ) -> ProviderError {
         let message = serde_json::from_slice::<serde_json::Value>(body)
@@ -120,7 +128,15 @@ impl SimProvider {
             .and_then(|v| v.get("error").and_then(|e| e.as_str()).map(String::from))
             .unwrap_or_else(|| String::from_utf8_lossy(body).chars().take(200).collect());
         let instance = instance.to_string();
-        if status.is_server_error() || status == StatusCode::TOO_MANY_REQUESTS {
+        if status == StatusCode::TOO_MANY_REQUESTS {
+            return ProviderError::RateLimited {
+                operation,
+                instance,
+                retry_after,
+                message: format!("{status}: {message}"),
+            };
+        }
+        if status.is_server_error() {
             ProviderError::Unavailable {
                 operation,
                 instance,
@@ -176,11 +192,11 @@ impl Provider for SimProvider {
     async fn create_instance(&self, spec: &InstanceSpec) -> Result<Instance, ProviderError> {
         const OP: &str = "create";
         let body = json!({"name": spec.name, "kubernetesVersion": spec.kubernetes_version, "idempotencyToken": spec.idempotency_token});
-        let (status, bytes) = self
+        let (status, retry_after, bytes) = self
             .call(OP, &spec.name, Method::POST, "/cloud/clusters", Some(body))
             .await?;
         if !status.is_success() {
-            return Err(Self::error(OP, &spec.name, status, &bytes));
+            return Err(Self::error(OP, &spec.name, status, retry_after, &bytes));
         }
         let mut instance = Self::parse(OP, &spec.name, &bytes)?;
         instance.endpoint = Some(self.endpoint(&spec.name));
@@ -189,7 +205,7 @@ impl Provider for SimProvider {
 
     async fn get_instance(&self, name: &str) -> Result<Option<Instance>, ProviderError> {
         const OP: &str = "describe";
-        let (status, bytes) = self
+        let (status, retry_after, bytes) = self
             .call(
                 OP,
                 name,
@@ -205,13 +221,13 @@ impl Provider for SimProvider {
                 instance.endpoint = Some(self.endpoint(name));
                 Ok(Some(instance))
             }
-            s => Err(Self::error(OP, name, s, &bytes)),
+            s => Err(Self::error(OP, name, s, retry_after, &bytes)),
         }
     }
 
     async fn delete_instance(&self, name: &str) -> Result<(), ProviderError> {
         const OP: &str = "delete";
-        let (status, bytes) = self
+        let (status, retry_after, bytes) = self
             .call(
                 OP,
                 name,
@@ -223,13 +239,13 @@ impl Provider for SimProvider {
         match status {
             StatusCode::NOT_FOUND => Ok(()),
             s if s.is_success() => Ok(()),
-            s => Err(Self::error(OP, name, s, &bytes)),
+            s => Err(Self::error(OP, name, s, retry_after, &bytes)),
         }
     }
 
     async fn credentials(&self, name: &str) -> Result<Kubeconfig, ProviderError> {
         const OP: &str = "credentials";
-        let (status, bytes) = self
+        let (status, retry_after, bytes) = self
             .call(
                 OP,
                 name,
@@ -240,9 +256,10 @@ impl Provider for SimProvider {
             .await?;
         if status == StatusCode::CONFLICT {
             // The sim cloud answers 409 while the instance is not Running yet.
-            let ProviderError::Refused { message, .. } = Self::error(OP, name, status, &bytes)
+            let ProviderError::Refused { message, .. } =
+                Self::error(OP, name, status, retry_after, &bytes)
             else {
-                return Err(Self::error(OP, name, status, &bytes));
+                return Err(Self::error(OP, name, status, retry_after, &bytes));
             };
             return Err(ProviderError::NotReady {
                 operation: OP,
@@ -251,7 +268,7 @@ impl Provider for SimProvider {
             });
         }
         if !status.is_success() {
-            return Err(Self::error(OP, name, status, &bytes));
+            return Err(Self::error(OP, name, status, retry_after, &bytes));
         }
         let token = serde_json::from_slice::<serde_json::Value>(&bytes)
             .ok()

@@ -235,3 +235,41 @@ async fn instances_report_their_traffic_address() {
         .expect("read");
     assert!(out.starts_with("HTTP/1.1 503"), "{out}");
 }
+
+#[tokio::test]
+async fn rate_limits_are_told_apart_with_their_retry_after() {
+    let (sim, addr) = simulator().await;
+    let p = SimProvider::new(&format!("http://{addr}"));
+    let s = spec("swap-9", "1.35");
+    sim.cloud
+        .rate_limit_next_calls(2, Some(Duration::from_secs(3)));
+    match p.create_instance(&s).await {
+        Err(e @ ProviderError::RateLimited { .. }) => {
+            assert!(e.is_retryable(), "{e}");
+            assert_eq!(e.rate_limited(), Some(Some(Duration::from_secs(3))));
+            assert!(e.to_string().contains("rate-limited"), "{e}");
+        }
+        other => panic!("expected RateLimited, got {other:?}"),
+    }
+    let e = p.get_instance(&s.name).await.expect_err("rate-limited");
+    assert!(e.rate_limited().is_some(), "{e}");
+    assert_eq!(
+        sim.cloud.created_total(),
+        0,
+        "a refused call changes nothing"
+    );
+    sim.cloud.rate_limit_next_calls(1, None);
+    let e = p.delete_instance(&s.name).await.expect_err("rate-limited");
+    assert_eq!(e.rate_limited(), Some(None));
+    // Other errors are not rate limits.
+    sim.cloud.fail_next_creates(1);
+    assert_eq!(
+        p.create_instance(&s)
+            .await
+            .expect_err("outage")
+            .rate_limited(),
+        None
+    );
+    p.create_instance(&s).await.expect("through");
+    wait_running(&p, &s.name).await;
+}

@@ -225,6 +225,7 @@ async fn a_swap_survives_sigkill_of_the_control_plane_20_times() {
             },
             paused: false,
             rollback: false,
+            hold_before_traffic: false,
         },
     );
     swaps

@@ -1,5 +1,6 @@
-//! Fleet rollouts end to end: waves in order, the concurrency limit at every sampled moment, the
-//! failure budget pausing the rollout.
+//! Fleet rollouts end to end: waves in order, the concurrency limits (fleet-wide and per wave)
+//! at every sampled moment, ordering, the failure budget pausing the rollout, stopped and
+//! unreachable clusters, parking at the safe point, windows, approval, abort and fleet rollback.
 
 mod common;
 
@@ -7,8 +8,9 @@ use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use kube::ResourceExt;
-use kube::api::{Api, ListParams, PostParams};
+use kube::api::{Api, ListParams, Patch, PatchParams, PostParams};
 use rotor::rehearsal::{Rehearsal, RehearsalConfig, TrafficChoice};
 use rotor_api::{
     Approval, ClusterSwap, LabelSelector, Phase, Rollout, RolloutPhase, RolloutSpec, SwapStrategy,
@@ -26,6 +28,14 @@ async fn rehearsal_with_clock(
     clusters: usize,
     clock: Option<rotor_controllers::Clock>,
 ) -> Rehearsal {
+    rehearsal_with(clusters, clock, Duration::from_millis(200)).await
+}
+
+async fn rehearsal_with(
+    clusters: usize,
+    clock: Option<rotor_controllers::Clock>,
+    create_latency: Duration,
+) -> Rehearsal {
     let r = Rehearsal::start(RehearsalConfig {
         fleet: rotor_api::sample_fleet(clusters),
         sim: SimConfig {
@@ -33,7 +43,7 @@ async fn rehearsal_with_clock(
             workload_ready_delay: Duration::from_millis(100),
             node_ready_delay: Duration::from_millis(50),
             cloud: CloudConfig {
-                create_latency: Duration::from_millis(200),
+                create_latency,
                 delete_latency: Duration::from_millis(50),
                 ..CloudConfig::default()
             },
@@ -78,23 +88,29 @@ fn rollout(name: &str, max_concurrent: u32, failure_budget: u32) -> Rollout {
                     name: "canary".into(),
                     percent: Some(10),
                     selector: None,
+                    ..Default::default()
                 },
                 Wave {
                     name: "staging".into(),
                     percent: None,
                     selector: Some(staging),
+                    ..Default::default()
                 },
                 Wave {
                     name: "half".into(),
                     percent: Some(50),
                     selector: None,
+                    ..Default::default()
                 },
             ],
             max_concurrent_swaps: max_concurrent,
             bake_seconds_between_waves: 1,
             approval: Approval::Automatic,
             approved_through_wave: None,
-            failure_budget,
+            failure_budget: IntOrString::Int(failure_budget as i32),
+            order_by: Vec::new(),
+            unavailable_clusters: Default::default(),
+            preflight: Default::default(),
             maintenance_windows: Vec::new(),
             strategy: SwapStrategy {
                 traffic_steps: vec![50, 100],
@@ -245,8 +261,9 @@ fn rotor(r: &Rehearsal, dir: &std::path::Path, args: &[&str]) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
-/// A swap that rolls back exhausts a zero budget: the rollout pauses, names the cluster, starts
-/// nothing more; `rotor rollout retry CLUSTER` runs that cluster again and the rollout finishes.
+/// A swap that rolls back exhausts the canary wave's zero budget (the rollout-wide budget of 50 %
+/// still holds): the rollout pauses, names the wave and the cluster, starts nothing more;
+/// `rotor rollout retry CLUSTER` runs that cluster again and the rollout finishes.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_failure_budget_pauses_the_rollout_and_retry_resumes_it() {
     let r = rehearsal(6).await;
@@ -255,6 +272,9 @@ async fn the_failure_budget_pauses_the_rollout_and_retry_resumes_it() {
     let api: Api<Rollout> = Api::all(r.client.clone());
     let mut ro = rollout("budget", 2, 0);
     ro.spec.strategy.bake_seconds = 1;
+    // The rollout as a whole tolerates half its clusters failing; the canary wave none.
+    ro.spec.failure_budget = IntOrString::String("50%".into());
+    ro.spec.waves[0].failure_budget = Some(IntOrString::Int(0));
     api.create(&PostParams::default(), &ro)
         .await
         .expect("created");
@@ -286,6 +306,7 @@ async fn the_failure_budget_pauses_the_rollout_and_retry_resumes_it() {
         .expect("Paused condition");
     assert!(cond.is_true());
     assert_eq!(cond.reason, rotor_api::Reason::FailureBudgetExceeded);
+    assert!(cond.message.starts_with("wave canary:"), "{}", cond.message);
     assert!(
         cond.message.contains(&canary.spec.cluster_ref),
         "{}",
@@ -407,7 +428,7 @@ async fn manual_waves_wait_for_approval_and_skipped_clusters_are_left_alone() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn swaps_start_only_inside_a_maintenance_window() {
     use chrono::TimeZone;
-    // Monday 2026-11-23 03:00 UTC; the window is Monday 04:00–05:00.
+    // Monday 2026-11-23 03:00 UTC; the window is Monday 04:00–08:00 UTC.
     let now = Arc::new(Mutex::new(
         chrono::Utc
             .with_ymd_and_hms(2026, 11, 23, 3, 0, 0)
@@ -423,7 +444,8 @@ async fn swaps_start_only_inside_a_maintenance_window() {
     ro.spec.maintenance_windows = vec![rotor_api::MaintenanceWindow {
         days: vec![rotor_api::DayOfWeek::Mon],
         start: "04:00".into(),
-        end: "05:00".into(),
+        end: "08:00".into(),
+        ..Default::default()
     }];
     api.create(&PostParams::default(), &ro)
         .await
@@ -435,6 +457,7 @@ async fn swaps_start_only_inside_a_maintenance_window() {
         })
     })
     .await;
+    let outside_plan = outside.status.clone().unwrap_or_default().waves;
     let cond = rotor_api::find_condition(
         &outside.status.unwrap_or_default().conditions,
         rotor_api::ConditionType::InMaintenanceWindow,
@@ -453,8 +476,57 @@ async fn swaps_start_only_inside_a_maintenance_window() {
             .is_empty(),
         "a swap started outside the window"
     );
-    // 04:30: inside.
+    // 04:30: inside the rollout's window, but not inside the own window of `late`: 07:00–08:00
+    // in Berlin (06:00–07:00 UTC in November), so its swap waits while the others run.
+    // (`late` is in the last wave: a cluster that waits holds its wave, and the waves after it.)
+    let clusters: Api<rotor_api::Cluster> = Api::all(r.client.clone());
+    let late = outside_plan
+        .last()
+        .and_then(|w| w.clusters.first())
+        .cloned()
+        .expect("a last wave with a cluster");
+    clusters
+        .patch(
+            &late,
+            &PatchParams::default(),
+            &Patch::Merge(serde_json::json!({"spec": {"maintenanceWindows": [
+                {"days": ["Mon"], "start": "07:00", "end": "08:00", "timeZone": "Europe/Berlin"}
+            ]}})),
+        )
+        .await
+        .expect("cluster window set");
     *now.lock().unwrap_or_else(|p| p.into_inner()) += chrono::Duration::minutes(90);
+    let waiting = wait_rollout(&r, "windowed", |ro| {
+        ro.status.as_ref().is_some_and(|s| {
+            s.counts.succeeded == 2
+                && rotor_api::find_condition(&s.conditions, rotor_api::ConditionType::Degraded)
+                    .is_some_and(|c| c.is_true())
+        })
+    })
+    .await;
+    let cond = rotor_api::find_condition(
+        &waiting.status.unwrap_or_default().conditions,
+        rotor_api::ConditionType::Degraded,
+    )
+    .cloned()
+    .expect("Degraded");
+    assert!(
+        cond.message.contains(&late) && cond.message.contains("maintenance windows"),
+        "{}",
+        cond.message
+    );
+    assert!(
+        swaps
+            .list(&ListParams::default())
+            .await
+            .expect("swaps")
+            .items
+            .iter()
+            .all(|s| s.spec.cluster_ref != late),
+        "a swap started outside the cluster's own window"
+    );
+    // 06:30 UTC = 07:30 in Berlin: its window is open.
+    *now.lock().unwrap_or_else(|p| p.into_inner()) += chrono::Duration::minutes(120);
     let done = wait_rollout(&r, "windowed", |ro| {
         ro.status
             .as_ref()
@@ -478,6 +550,7 @@ async fn abort_and_fleet_rollback_through_the_cli() {
         name: "all".into(),
         percent: Some(100),
         selector: None,
+        ..Default::default()
     }];
     ro.spec.strategy.traffic_steps = vec![100];
     ro.spec.strategy.blue_retention_seconds = 600;
@@ -547,6 +620,7 @@ async fn abort_and_fleet_rollback_through_the_cli() {
         name: "all".into(),
         percent: Some(100),
         selector: None,
+        ..Default::default()
     }];
     ro.spec.strategy.traffic_steps = vec![10, 100];
     ro.spec.strategy.bake_seconds = 600;
@@ -593,4 +667,420 @@ async fn abort_and_fleet_rollback_through_the_cli() {
         .status
         .unwrap_or_default();
     assert_eq!(st.phase, RolloutPhase::Paused);
+}
+
+/// `orderBy: [region]` fills the waves region by region; a wave's own `maxConcurrent` holds at
+/// every sampled moment; a cluster marked stopped is skipped (recorded, no swap, no failure).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ordering_per_wave_limits_and_stopped_clusters() {
+    let r = rehearsal(6).await;
+    let clusters: Api<rotor_api::Cluster> = Api::all(r.client.clone());
+    let fleet = clusters
+        .list(&ListParams::default())
+        .await
+        .expect("clusters")
+        .items;
+    let stopped = fleet[3].name_any();
+    clusters
+        .patch(
+            &stopped,
+            &PatchParams::default(),
+            &Patch::Merge(serde_json::json!({"spec": {"stopped": true}})),
+        )
+        .await
+        .expect("marked stopped");
+    let region_of: BTreeMap<String, String> = fleet
+        .iter()
+        .map(|c| (c.name_any(), c.spec.region.clone()))
+        .collect();
+    let (samples, sampling) = sampler(&r);
+    let api: Api<Rollout> = Api::all(r.client.clone());
+    let mut ro = rollout("ordered", 3, 0);
+    ro.spec.order_by = vec!["region".into()];
+    ro.spec.waves = vec![
+        Wave {
+            name: "canary".into(),
+            count: Some(1),
+            ..Default::default()
+        },
+        Wave {
+            name: "rest".into(),
+            percent: Some(100),
+            max_concurrent: Some(1),
+            ..Default::default()
+        },
+    ];
+    api.create(&PostParams::default(), &ro)
+        .await
+        .expect("created");
+    let done = wait_rollout(&r, "ordered", |ro| {
+        ro.status.as_ref().is_some_and(|s| {
+            matches!(
+                s.phase,
+                RolloutPhase::Succeeded | RolloutPhase::Failed | RolloutPhase::Paused
+            )
+        })
+    })
+    .await;
+    sampling.abort();
+    let status = done.status.clone().unwrap_or_default();
+    assert_eq!(status.phase, RolloutPhase::Succeeded, "{status:?}");
+    assert_eq!(status.counts.succeeded, 5, "{:?}", status.counts);
+    assert_eq!(status.counts.failures(), 0, "{:?}", status.counts);
+    assert_eq!(status.waves[1].counts.succeeded, 4, "{:?}", status.waves[1]);
+    // The stopped cluster: skipped with its reason, never swapped.
+    let skipped: Vec<(String, String)> = status
+        .skipped
+        .iter()
+        .map(|s| (s.cluster.clone(), s.reason.clone()))
+        .collect();
+    assert_eq!(skipped, vec![(stopped.clone(), "Stopped".to_string())]);
+    let swaps: Api<ClusterSwap> = Api::all(r.client.clone());
+    let all = swaps
+        .list(&ListParams::default())
+        .await
+        .expect("swaps")
+        .items;
+    assert_eq!(all.len(), 5);
+    assert!(all.iter().all(|s| s.spec.cluster_ref != stopped));
+    // The plan is in (region, name) order across waves.
+    let planned: Vec<&String> = status.waves.iter().flat_map(|w| &w.clusters).collect();
+    let keys: Vec<(&String, &String)> = planned.iter().map(|c| (&region_of[*c], *c)).collect();
+    let mut sorted = keys.clone();
+    sorted.sort();
+    assert_eq!(keys, sorted);
+    // The wave's limit of 1 held at every sampled moment (the fleet-wide limit is 3), so its
+    // swaps started one after another, in plan order.
+    let samples = samples.lock().expect("samples").clone();
+    let mut first_seen: Vec<String> = Vec::new();
+    for sample in &samples {
+        let running_rest = sample
+            .iter()
+            .filter(|(_, w, p)| w == "rest" && !p.is_terminal())
+            .count();
+        assert!(
+            running_rest <= 1,
+            "{running_rest} of wave rest at once: {sample:?}"
+        );
+        for (name, wave, _) in sample {
+            if wave == "rest" && !first_seen.contains(name) {
+                first_seen.push(name.clone());
+            }
+        }
+    }
+    let expected: Vec<String> = status.waves[1]
+        .clusters
+        .iter()
+        .filter(|c| **c != stopped)
+        .map(|c| rotor_controllers::rollout::swap_name("ordered", c))
+        .collect();
+    assert_eq!(first_seen, expected, "start order");
+}
+
+/// Pausing a rollout parks its running swaps at the safe point (green verified, no traffic
+/// moved) instead of letting them shift traffic; resuming lets them finish.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pause_parks_running_swaps_before_traffic_moves() {
+    // A slow cloud, so the swaps are still provisioning when the rollout is paused.
+    let r = rehearsal_with(2, None, Duration::from_millis(1500)).await;
+    let load = rotor_traffic::load::Load::start(r.app_urls(), 4, Duration::from_secs(5));
+    let api: Api<Rollout> = Api::all(r.client.clone());
+    let mut ro = rollout("parking", 2, 0);
+    ro.spec.waves = vec![Wave {
+        name: "all".into(),
+        percent: Some(100),
+        ..Default::default()
+    }];
+    api.create(&PostParams::default(), &ro)
+        .await
+        .expect("created");
+    let swaps: Api<ClusterSwap> = Api::all(r.client.clone());
+    common::eventually(LIMIT, "both swaps exist", || async {
+        let n = swaps.list(&ListParams::default()).await.ok()?.items.len();
+        (n == 2).then_some(())
+    })
+    .await;
+    let pause = |on: bool| {
+        let api = api.clone();
+        async move {
+            api.patch(
+                "parking",
+                &PatchParams::default(),
+                &Patch::Merge(serde_json::json!({"spec": {"paused": on}})),
+            )
+            .await
+            .expect("paused")
+        }
+    };
+    pause(true).await;
+    let parked = wait_rollout(&r, "parking", |ro| {
+        ro.status.as_ref().is_some_and(|s| s.parked.len() == 2)
+    })
+    .await;
+    assert_eq!(
+        parked.status.unwrap_or_default().phase,
+        RolloutPhase::Paused
+    );
+    // Both swaps reach Verifying and stay there with no traffic on green.
+    let held = common::eventually(LIMIT, "both swaps parked in Verifying", || async {
+        let items = swaps.list(&ListParams::default()).await.ok()?.items;
+        items
+            .iter()
+            .all(|s| {
+                let st = s.status.clone().unwrap_or_default();
+                s.spec.hold_before_traffic
+                    && st.phase == Phase::Verifying
+                    && st
+                        .conditions
+                        .iter()
+                        .any(|c| c.reason == rotor_api::Reason::Parked)
+            })
+            .then_some(items)
+    })
+    .await;
+    assert_eq!(held.len(), 2);
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    for s in swaps
+        .list(&ListParams::default())
+        .await
+        .expect("swaps")
+        .items
+    {
+        let st = s.status.clone().unwrap_or_default();
+        assert_eq!(
+            st.phase,
+            Phase::Verifying,
+            "{} moved while parked",
+            s.name_any()
+        );
+        assert_eq!(st.green_weight_percent, 0, "{}", s.name_any());
+    }
+    pause(false).await;
+    let done = wait_rollout(&r, "parking", |ro| {
+        ro.status
+            .as_ref()
+            .is_some_and(|s| s.phase == RolloutPhase::Succeeded)
+    })
+    .await;
+    let status = done.status.unwrap_or_default();
+    assert_eq!(status.counts.succeeded, 2, "{:?}", status.counts);
+    assert!(status.parked.is_empty());
+    let report = load.stop().await;
+    assert_eq!(report.failed, 0, "{report:?}");
+}
+
+/// With `unavailableClusters: Wait`, a cluster whose API is down holds its wave (the rollout
+/// says why) and is swapped once it answers again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unreachable_clusters_wait_by_policy() {
+    let r = rehearsal(3).await;
+    let clusters: Api<rotor_api::Cluster> = Api::all(r.client.clone());
+    let fleet = clusters
+        .list(&ListParams::default())
+        .await
+        .expect("clusters")
+        .items;
+    let down = fleet[0].name_any();
+    let instance = fleet[0]
+        .status
+        .clone()
+        .and_then(|s| s.active_instance)
+        .expect("adopted instance");
+    assert!(r.sim.set_fault(&instance, rotor_sim::Fault::ApiUnavailable));
+    common::eventually(LIMIT, "the cluster is seen unreachable", || async {
+        let c = clusters.get(&down).await.ok()?;
+        let st = c.status?;
+        rotor_api::find_condition(&st.conditions, rotor_api::ConditionType::Reachable)
+            .filter(|c| !c.is_true())
+            .map(|_| ())
+    })
+    .await;
+    let api: Api<Rollout> = Api::all(r.client.clone());
+    let mut ro = rollout("waiting", 3, 0);
+    ro.spec.unavailable_clusters = rotor_api::UnavailablePolicy::Wait;
+    ro.spec.waves = vec![Wave {
+        name: "all".into(),
+        percent: Some(100),
+        ..Default::default()
+    }];
+    api.create(&PostParams::default(), &ro)
+        .await
+        .expect("created");
+    let degraded = wait_rollout(&r, "waiting", |ro| {
+        ro.status.as_ref().is_some_and(|s| {
+            s.counts.succeeded == 2
+                && rotor_api::find_condition(&s.conditions, rotor_api::ConditionType::Degraded)
+                    .is_some_and(|c| c.is_true())
+        })
+    })
+    .await;
+    let status = degraded.status.unwrap_or_default();
+    let cond = rotor_api::find_condition(&status.conditions, rotor_api::ConditionType::Degraded)
+        .expect("Degraded");
+    assert_eq!(cond.reason, rotor_api::Reason::ClusterUnavailable);
+    assert!(cond.message.contains(&down), "{}", cond.message);
+    assert_eq!(status.phase, RolloutPhase::Progressing);
+    assert!(status.skipped.is_empty(), "{:?}", status.skipped);
+    // The pre-flight saw it unreachable and left it to the policy instead of blocking it.
+    let preflight = status.preflight.clone().expect("pre-flight ran");
+    assert_eq!(preflight.unavailable, vec![down.clone()]);
+    assert!(preflight.blocked.is_empty(), "{:?}", preflight.blocked);
+    let swaps: Api<ClusterSwap> = Api::all(r.client.clone());
+    assert!(
+        swaps
+            .list(&ListParams::default())
+            .await
+            .expect("swaps")
+            .items
+            .iter()
+            .all(|s| s.spec.cluster_ref != down),
+        "a swap started for an unreachable cluster"
+    );
+    r.sim.clear_faults(&instance);
+    let done = wait_rollout(&r, "waiting", |ro| {
+        ro.status
+            .as_ref()
+            .is_some_and(|s| s.phase == RolloutPhase::Succeeded)
+    })
+    .await;
+    assert_eq!(done.status.unwrap_or_default().counts.succeeded, 3);
+}
+
+/// The pre-flight runs before the first wave: a cluster with a PVC-backed workload and no
+/// stateful-data policy is reported blocked in the Rollout's status before any swap starts.
+/// `StopRollout` pauses until an operator skips it; `SkipBlocked` leaves it out by itself.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn preflight_blockers_show_before_any_swap_starts() {
+    let r = rehearsal(3).await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let blocked = r.fleet[1].name_any();
+    let member = r.member(&blocked).await.expect("member client");
+    let sts: Api<k8s_openapi::api::apps::v1::StatefulSet> =
+        Api::namespaced(member, rotor::rehearsal::APP_NAMESPACE);
+    let db: k8s_openapi::api::apps::v1::StatefulSet = serde_json::from_value(serde_json::json!({
+        "metadata": {"name": "db"},
+        "spec": {
+            "serviceName": "db",
+            "replicas": 1,
+            "selector": {"matchLabels": {"app": "db"}},
+            "template": {
+                "metadata": {"labels": {"app": "db"}},
+                "spec": {"containers": [{"name": "db", "image": "postgres:17"}]}
+            },
+            "volumeClaimTemplates": [{
+                "metadata": {"name": "data"},
+                "spec": {"accessModes": ["ReadWriteOnce"],
+                         "resources": {"requests": {"storage": "1Gi"}}}
+            }]
+        }
+    }))
+    .expect("statefulset");
+    sts.create(&PostParams::default(), &db)
+        .await
+        .expect("statefulset created");
+
+    let api: Api<Rollout> = Api::all(r.client.clone());
+    let mut ro = rollout("checked", 3, 0);
+    ro.spec.preflight = rotor_api::PreflightPolicy::StopRollout;
+    api.create(&PostParams::default(), &ro)
+        .await
+        .expect("created");
+    let paused = wait_rollout(&r, "checked", |ro| {
+        ro.status
+            .as_ref()
+            .is_some_and(|s| s.phase == RolloutPhase::Paused)
+    })
+    .await;
+    let status = paused.status.unwrap_or_default();
+    let preflight = status.preflight.clone().expect("pre-flight result");
+    assert_eq!(preflight.checked, 3);
+    assert_eq!(preflight.blocked.len(), 1, "{preflight:?}");
+    assert_eq!(preflight.blocked[0].cluster, blocked);
+    let why = preflight.blocked[0].reasons.join("; ");
+    assert!(
+        why.contains("persistent volumes") && why.contains("db"),
+        "{why}"
+    );
+    let cond = rotor_api::find_condition(&status.conditions, rotor_api::ConditionType::Paused)
+        .expect("Paused");
+    assert_eq!(cond.reason, rotor_api::Reason::PreflightBlocked);
+    assert!(cond.message.contains(&blocked), "{}", cond.message);
+    let swaps: Api<ClusterSwap> = Api::all(r.client.clone());
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert!(
+        swaps
+            .list(&ListParams::default())
+            .await
+            .expect("swaps")
+            .items
+            .is_empty(),
+        "a swap started although the pre-flight stopped the rollout"
+    );
+    let described = rotor(&r, dir.path(), &["describe", "rollout", "checked"]);
+    assert!(described.contains("PreflightBlocked"), "{described}");
+    // The operator skips the blocked cluster: the others are swapped, it is not.
+    rotor(
+        &r,
+        dir.path(),
+        &["rollout", "skip", &blocked, "--rollout", "checked"],
+    );
+    let done = wait_rollout(&r, "checked", |ro| {
+        ro.status
+            .as_ref()
+            .is_some_and(|s| s.phase == RolloutPhase::Succeeded)
+    })
+    .await;
+    assert_eq!(done.status.unwrap_or_default().counts.succeeded, 2);
+    let all = swaps
+        .list(&ListParams::default())
+        .await
+        .expect("swaps")
+        .items;
+    assert_eq!(all.len(), 2);
+    assert!(all.iter().all(|s| s.spec.cluster_ref != blocked));
+
+    // SkipBlocked (the default): the blocked cluster is left out without a person.
+    let mut only = rollout("only-blocked", 3, 0);
+    only.spec.cluster_selector = LabelSelector {
+        match_expressions: Some(vec![rotor_api::LabelSelectorRequirement {
+            key: labels::CLOUD.into(),
+            operator: "Exists".into(),
+            values: None,
+        }]),
+        ..Default::default()
+    };
+    only.spec.skip_clusters = r
+        .fleet
+        .iter()
+        .map(|c| c.name_any())
+        .filter(|n| *n != blocked)
+        .collect();
+    api.create(&PostParams::default(), &only)
+        .await
+        .expect("created");
+    let done = wait_rollout(&r, "only-blocked", |ro| {
+        ro.status
+            .as_ref()
+            .is_some_and(|s| s.phase == RolloutPhase::Succeeded)
+    })
+    .await;
+    let status = done.status.unwrap_or_default();
+    let left_out: Vec<(String, String)> = status
+        .skipped
+        .iter()
+        .filter(|s| s.reason != "Operator")
+        .map(|s| (s.cluster.clone(), s.reason.clone()))
+        .collect();
+    assert_eq!(left_out, vec![(blocked.clone(), "PreflightBlocked".into())]);
+    assert_eq!(status.counts.total, 0, "{:?}", status.counts);
+    assert_eq!(
+        swaps
+            .list(&ListParams::default())
+            .await
+            .expect("swaps")
+            .items
+            .len(),
+        2,
+        "no swap for the blocked cluster"
+    );
 }

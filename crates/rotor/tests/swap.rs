@@ -70,6 +70,7 @@ async fn create_swap(r: &Rehearsal, steps: Vec<u8>, bake_seconds: u64, retention
             },
             paused: false,
             rollback: false,
+            hold_before_traffic: false,
         },
     );
     let api: Api<ClusterSwap> = Api::all(r.client.clone());
@@ -333,6 +334,7 @@ async fn a_paused_swap_waits_and_resumes() {
             },
             paused: true,
             rollback: false,
+            hold_before_traffic: false,
         },
     );
     swap = api
@@ -389,6 +391,7 @@ async fn a_rollback_can_keep_green_for_inspection() {
             },
             paused: false,
             rollback: false,
+            hold_before_traffic: false,
         },
     );
     swap = api

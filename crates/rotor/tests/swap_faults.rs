@@ -83,6 +83,7 @@ async fn create_swap(r: &Rehearsal) -> String {
             },
             paused: false,
             rollback: false,
+            hold_before_traffic: false,
         },
     );
     let api: Api<ClusterSwap> = Api::all(r.client.clone());

@@ -104,6 +104,9 @@ pub struct SimCloud {
 struct CloudFaults {
     fail_next_creates: u32,
     create_latency: Duration,
+    /// The next calls about clusters answered 429 (rate limit), and the Retry-After they carry.
+    rate_limit_next_calls: u32,
+    rate_limit_retry_after: Option<Duration>,
 }
 
 fn parse_minor(version: &str) -> Option<u32> {
@@ -120,6 +123,8 @@ impl SimCloud {
             faults: Mutex::new(CloudFaults {
                 fail_next_creates: 0,
                 create_latency: config.create_latency,
+                rate_limit_next_calls: 0,
+                rate_limit_retry_after: None,
             }),
             config,
             clusters: Mutex::new(BTreeMap::new()),
@@ -141,6 +146,43 @@ impl SimCloud {
     /// a regional outage; replaces any count still pending.
     pub fn fail_next_creates(&self, n: u32) {
         self.fault_knobs().fail_next_creates = n;
+    }
+
+    /// The next `n` calls about clusters (create, describe, delete, credentials) are refused
+    /// with 429 and change nothing, carrying `Retry-After: retry_after` (whole seconds) when
+    /// given, as a cloud API throttling an account; replaces any count still pending.
+    pub fn rate_limit_next_calls(&self, n: u32, retry_after: Option<Duration>) {
+        let mut knobs = self.fault_knobs();
+        knobs.rate_limit_next_calls = n;
+        knobs.rate_limit_retry_after = retry_after;
+    }
+
+    /// Calls still to be rate-limited.
+    pub fn rate_limited_calls_pending(&self) -> u32 {
+        self.fault_knobs().rate_limit_next_calls
+    }
+
+    /// A 429 for this call when rate limiting is pending.
+    fn rate_limited(&self) -> Option<Response> {
+        let retry_after = {
+            let mut knobs = self.fault_knobs();
+            if knobs.rate_limit_next_calls == 0 {
+                return None;
+            }
+            knobs.rate_limit_next_calls -= 1;
+            knobs.rate_limit_retry_after
+        };
+        let mut resp = (
+            StatusCode::TOO_MANY_REQUESTS,
+            Json(serde_json::json!({"error": "simulated rate limit: too many requests"})),
+        )
+            .into_response();
+        if let Some(after) = retry_after
+            && let Ok(v) = http::HeaderValue::from_str(&after.as_secs().to_string())
+        {
+            resp.headers_mut().insert(http::header::RETRY_AFTER, v);
+        }
+        Some(resp)
     }
 
     /// How long creates requested from now on take to become Running (or Failed).
@@ -371,7 +413,8 @@ fn member_faults(sim: &Sim, name: String) -> Response {
 }
 
 pub(crate) fn router(sim: Arc<Sim>) -> axum::Router {
-    axum::Router::new()
+    let throttled = sim.clone();
+    let clusters = axum::Router::new()
         .route(
             "/clusters",
             get(|State(sim): State<Arc<Sim>>| async move { Json(sim.cloud.list()) }).post(
@@ -413,6 +456,19 @@ pub(crate) fn router(sim: Arc<Sim>) -> axum::Router {
                 },
             ),
         )
+        .layer(axum::middleware::from_fn(
+            move |req: axum::extract::Request, next: axum::middleware::Next| {
+                let throttled = throttled.clone();
+                async move {
+                    match throttled.cloud.rate_limited() {
+                        Some(resp) => resp,
+                        None => next.run(req).await,
+                    }
+                }
+            },
+        ));
+    axum::Router::new()
+        .merge(clusters)
         .route(
             "/clusters/{name}/faults",
             get(

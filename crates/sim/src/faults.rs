@@ -5,7 +5,7 @@
 use std::collections::BTreeSet;
 use std::time::Duration;
 
-use axum::body::Body;
+use axum::body::{Body, Bytes};
 use axum::response::{IntoResponse, Response};
 use futures::StreamExt;
 use http::{StatusCode, Uri};
@@ -24,6 +24,11 @@ pub enum Fault {
     /// [`API_HOLD`]), then gets 504 without reaching the API server — a client cannot know
     /// whether a timed-out write happened, so the simulator makes sure it did not.
     ApiTimeout,
+    /// Its watch streams lose their object events (ADDED, MODIFIED, DELETED) while the fault is
+    /// on: connections stay open, bookmarks and lists still come through, so nothing looks
+    /// wrong to a client — as with a proxy or watch cache that silently drops events. Only a
+    /// relist (a periodic resync) finds what was missed.
+    WatchEventsDropped,
 }
 
 pub(crate) type FaultSet = BTreeSet<Fault>;
@@ -100,6 +105,46 @@ pub(crate) fn end_on_api_fault(resp: Response, mut rx: watch::Receiver<FaultSet>
     )
 }
 
+/// Drops the object events of a watch stream while `WatchEventsDropped` is on. Watch bodies are
+/// JSON lines; they are split on newlines here (a line may span chunks), so a line is dropped
+/// or passed whole.
+pub(crate) fn drop_watch_events(resp: Response, rx: watch::Receiver<FaultSet>) -> Response {
+    let (parts, body) = resp.into_parts();
+    let mut partial: Vec<u8> = Vec::new();
+    let lines = body.into_data_stream().map(move |chunk| {
+        let chunk = chunk?;
+        partial.extend_from_slice(&chunk);
+        let Some(end) = partial.iter().rposition(|b| *b == b'\n') else {
+            return Ok::<_, axum::Error>(Bytes::new());
+        };
+        let complete: Vec<u8> = partial.drain(..=end).collect();
+        if !rx.borrow().contains(&Fault::WatchEventsDropped) {
+            return Ok(Bytes::from(complete));
+        }
+        let mut kept = Vec::with_capacity(complete.len());
+        for line in complete.split_inclusive(|b| *b == b'\n') {
+            if !is_object_event(line) {
+                kept.extend_from_slice(line);
+            }
+        }
+        Ok(Bytes::from(kept))
+    });
+    // An empty chunk is not sent: it would read as the end of a chunked body.
+    let lines = lines.filter(|c| std::future::ready(!matches!(c, Ok(b) if b.is_empty())));
+    Response::from_parts(parts, Body::from_stream(lines))
+}
+
+/// Whether a watch line carries an object event (not a BOOKMARK or an ERROR).
+fn is_object_event(line: &[u8]) -> bool {
+    #[derive(Deserialize)]
+    struct Head<'a> {
+        #[serde(rename = "type", borrow)]
+        kind: &'a str,
+    }
+    serde_json::from_slice::<Head>(line)
+        .is_ok_and(|h| matches!(h.kind, "ADDED" | "MODIFIED" | "DELETED"))
+}
+
 /// The traffic answer under `TrafficErrors`.
 pub(crate) fn traffic_error() -> Response {
     (
@@ -121,6 +166,18 @@ mod tests {
         assert!(w("/api/v1/namespaces/default/pods?watch=1"));
         assert!(!w("/api/v1/pods?watch=false"));
         assert!(!w("/api/v1/pods?limit=10"));
+    }
+
+    #[test]
+    fn only_object_events_are_dropped() {
+        assert!(is_object_event(
+            br#"{"type":"MODIFIED","object":{"kind":"Node"}}"#
+        ));
+        assert!(is_object_event(b"{\"type\":\"ADDED\",\"object\":{}}\n"));
+        assert!(!is_object_event(br#"{"type":"BOOKMARK","object":{}}"#));
+        assert!(!is_object_event(
+            br#"{"type":"ERROR","object":{"code":410}}"#
+        ));
     }
 
     #[test]

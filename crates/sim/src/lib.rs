@@ -307,7 +307,7 @@ impl Sim {
         let watch = faults::is_watch(req.uri());
         let resp = cluster.server.handle(req).await;
         if watch {
-            faults::end_on_api_fault(resp, switch)
+            faults::drop_watch_events(faults::end_on_api_fault(resp, switch.clone()), switch)
         } else {
             resp
         }

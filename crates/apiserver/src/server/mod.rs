@@ -156,7 +156,7 @@ impl ApiServer {
         })?;
         let server = Arc::new(ApiServer {
             store,
-            registry: Registry::default(),
+            registry: Registry::for_release(&openapi),
             config,
             openapi,
             next_cluster_ip: AtomicU32::new(u32::from_be_bytes([10, 96, 0, 10])),

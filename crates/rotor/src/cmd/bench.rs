@@ -113,6 +113,24 @@ fn rss_mib() -> (f64, f64) {
     (field("VmRSS:"), field("VmHWM:"))
 }
 
+/// CPU time (user + system) this process has used so far, in seconds, from /proc (clock ticks,
+/// 10 ms resolution: meant for phases that use seconds of CPU). Counts every thread, exited ones
+/// included, so it is independent of what else runs on the machine.
+fn process_cpu_s() -> f64 {
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    // Fields after the command (which may contain spaces) start after the last ')'.
+    let rest = stat.rsplit_once(')').map(|(_, r)| r).unwrap_or_default();
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let ticks = |i: usize| {
+        fields
+            .get(i)
+            .and_then(|v| v.parse::<f64>().ok())
+            .unwrap_or(0.0)
+    };
+    // utime and stime are fields 14 and 15 of stat, 12 and 13 after the command.
+    (ticks(11) + ticks(12)) / 100.0
+}
+
 fn configmap(name: &str) -> ConfigMap {
     let mut cm = ConfigMap::default();
     cm.metadata.name = Some(name.to_string());
@@ -132,6 +150,7 @@ async fn apiserver(args: ApiserverArgs) -> anyhow::Result<()> {
     let kubeconfig = rotor_sim::kubeconfig_yaml("bench", &format!("http://{addr}"), &token);
     let clients = args.clients.max(1);
     let per_client = args.objects.div_ceil(clients);
+    let cpu_before = process_cpu_s();
     let started = Instant::now();
     let mut tasks = Vec::new();
     for c in 0..clients {
@@ -149,6 +168,7 @@ async fn apiserver(args: ApiserverArgs) -> anyhow::Result<()> {
         t.await??;
     }
     let create_s = started.elapsed().as_secs_f64();
+    let create_cpu_s = process_cpu_s() - cpu_before;
     let created = per_client * clients;
 
     let client = rotor::client_for(&kubeconfig).await?;
@@ -169,6 +189,8 @@ async fn apiserver(args: ApiserverArgs) -> anyhow::Result<()> {
         "clients": clients,
         "objects": created,
         "creates_per_s": round2(created as f64 / create_s),
+        // Server and clients together (one process): the load-independent cost of a create.
+        "create_cpu_us": round2(create_cpu_s * 1e6 / created as f64),
         "get_p50_ms": round2(percentile(&gets, 0.5)),
         "get_p99_ms": round2(percentile(&gets, 0.99)),
         "list_1000_ms": round2(list_ms),

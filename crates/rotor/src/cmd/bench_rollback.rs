@@ -100,6 +100,7 @@ async fn once(traffic: TrafficChoice) -> anyhow::Result<(f64, u64)> {
             },
             paused: false,
             rollback: false,
+            hold_before_traffic: false,
         },
     );
     swaps.create(&PostParams::default(), &swap).await?;

@@ -1,12 +1,13 @@
-//! `rotor migrate plan|apply`: the migration engine by hand, between any two clusters reached
-//! with kubeconfigs — to see what a swap would move (and what it leaves behind, and why), or to
-//! move it.
+//! `rotor migrate plan|preflight|apply`: the migration engine by hand, between any two clusters
+//! reached with kubeconfigs — to see what a swap would move (and what it leaves behind, and
+//! why), whether the target release can take every object's API version (before the target
+//! exists: from that release's OpenAPI data), or to move it.
 
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use clap::{Args, Subcommand};
-use rotor_migration::{MemoryCheckpoint, MigrationOptions};
+use rotor_migration::{MemoryCheckpoint, MigrationOptions, ServedVersions};
 
 #[derive(Args)]
 pub struct MigrateArgs {
@@ -24,6 +25,30 @@ pub enum MigrateCommand {
         /// One row per object instead of the summary per stage.
         #[arg(long)]
         objects: bool,
+        /// Move workloads whose data lives in persistent volumes (the data does not move).
+        #[arg(long)]
+        allow_stateful: bool,
+        /// Kubeconfig of green: also shows each kind's API version there (conversions, blocks).
+        #[arg(long, conflicts_with = "target_version")]
+        to: Option<PathBuf>,
+        /// Green's Kubernetes release (`1.32`), before green exists: the same, from its OpenAPI data.
+        #[arg(long)]
+        target_version: Option<String>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Whether green can take every object at a version it serves: per resource type ok,
+    /// convert (from → to) or blocked (why). Exits non-zero when anything is blocked.
+    Preflight {
+        /// Kubeconfig of the source (blue) cluster.
+        #[arg(long)]
+        from: PathBuf,
+        /// Green's Kubernetes release (`1.32`): answered from its OpenAPI data, green need not exist.
+        #[arg(long, required_unless_present = "to", conflicts_with = "to")]
+        target_version: Option<String>,
+        /// Kubeconfig of green, when it exists: answered from its discovery.
+        #[arg(long)]
+        to: Option<PathBuf>,
         /// Move workloads whose data lives in persistent volumes (the data does not move).
         #[arg(long)]
         allow_stateful: bool,
@@ -54,11 +79,68 @@ async fn client(path: &PathBuf) -> anyhow::Result<kube::Client> {
         .map_err(|_| anyhow::anyhow!("kubeconfig {}: could not be loaded", path.display()))
 }
 
+/// `1.32` (or `v1.32`) → 32.
+fn parse_release(v: &str) -> anyhow::Result<u32> {
+    v.trim_start_matches('v')
+        .strip_prefix("1.")
+        .and_then(|m| m.split('.').next())
+        .and_then(|m| m.parse().ok())
+        .ok_or_else(|| anyhow::anyhow!("--target-version {v}: expected a release such as 1.32"))
+}
+
+/// What green serves: its discovery (`--to`) or its release's OpenAPI data (`--target-version`).
+async fn green_versions(
+    to: Option<&PathBuf>,
+    target_version: Option<&str>,
+) -> anyhow::Result<Option<ServedVersions>> {
+    match (to, target_version) {
+        (Some(path), _) => {
+            let green = client(path).await?;
+            let served = ServedVersions::discover(&green, "green")
+                .await
+                .map_err(|e| anyhow::anyhow!("discovering green's API versions: {e}"))?;
+            Ok(Some(served))
+        }
+        (None, Some(v)) => {
+            let served = ServedVersions::of_release(parse_release(v)?)
+                .map_err(|e| anyhow::anyhow!("--target-version {v}: {e}"))?;
+            Ok(Some(served))
+        }
+        (None, None) => Ok(None),
+    }
+}
+
 pub async fn run(args: MigrateArgs) -> anyhow::Result<()> {
     match args.command {
         MigrateCommand::Plan {
             from,
             objects,
+            allow_stateful,
+            to,
+            target_version,
+            json,
+        } => {
+            let blue = client(&from).await?;
+            let options = MigrationOptions {
+                allow_stateful,
+                ..MigrationOptions::default()
+            };
+            let plan = match green_versions(to.as_ref(), target_version.as_deref()).await? {
+                Some(green) => rotor_migration::plan_for(&blue, &green, &options).await?,
+                None => rotor_migration::plan(&blue, &options).await?,
+            };
+            if json {
+                println!("{}", serde_json::to_string(&plan)?);
+            } else if objects {
+                print!("{}", plan.objects_table());
+            } else {
+                print!("{plan}");
+            }
+        }
+        MigrateCommand::Preflight {
+            from,
+            target_version,
+            to,
             allow_stateful,
             json,
         } => {
@@ -67,14 +149,38 @@ pub async fn run(args: MigrateArgs) -> anyhow::Result<()> {
                 allow_stateful,
                 ..MigrationOptions::default()
             };
-            let plan = rotor_migration::plan(&blue, &options).await?;
+            let green = green_versions(to.as_ref(), target_version.as_deref())
+                .await?
+                .ok_or_else(|| anyhow::anyhow!("--target-version or --to is required"))?;
+            let plan = rotor_migration::plan_for(&blue, &green, &options).await?;
             if json {
-                println!("{}", serde_json::to_string(&plan)?);
-            } else if objects {
-                print!("{}", plan.objects_table());
+                let out = serde_json::json!({
+                    "sourceVersion": plan.source_minor.map(|m| format!("1.{m}")),
+                    "target": green.target(),
+                    "targetSource": green.source,
+                    "objects": plan.total(),
+                    "resources": plan.versions.iter().filter(|v| v.objects > 0).collect::<Vec<_>>(),
+                    "blocked": plan.blocked,
+                });
+                println!("{out}");
             } else {
-                print!("{plan}");
+                println!(
+                    "{} objects from Kubernetes {} to {} (by {})",
+                    plan.total(),
+                    plan.source_minor
+                        .map(|m| format!("1.{m}"))
+                        .unwrap_or_else(|| "?".into()),
+                    green.target(),
+                    green.source
+                );
+                print!("{}", plan.versions_table());
             }
+            anyhow::ensure!(
+                plan.blocked.is_empty(),
+                "{} object(s) cannot move to {}",
+                plan.blocked.len(),
+                green.target()
+            );
         }
         MigrateCommand::Apply {
             from,
@@ -89,13 +195,28 @@ pub async fn run(args: MigrateArgs) -> anyhow::Result<()> {
                 allow_stateful,
                 ..MigrationOptions::default()
             };
-            let plan = rotor_migration::plan(&blue, &options).await?;
+            let served = ServedVersions::discover(&green, "green")
+                .await
+                .map_err(|e| anyhow::anyhow!("discovering green's API versions: {e}"))?;
+            let plan = rotor_migration::plan_for(&blue, &served, &options).await?;
+            // Refused before anything is written (apply would refuse too).
+            if !plan.blocked.is_empty() {
+                return Err(rotor_migration::Error::Blocked {
+                    objects: plan.blocked,
+                }
+                .into());
+            }
             eprintln!(
                 "[{:6.2}s] planned {} objects in {} stages",
                 started.elapsed().as_secs_f64(),
                 plan.total(),
                 plan.stages.len()
             );
+            for v in plan.versions.iter().filter(|v| v.objects > 0) {
+                if let rotor_migration::VersionChoice::Convert { from, to } = &v.choice {
+                    eprintln!("  converting {} × {} {from} → {to}", v.objects, v.kind);
+                }
+            }
             let report =
                 rotor_migration::apply(&green, &plan, &options, &MemoryCheckpoint::new()).await;
             eprintln!(

@@ -9,6 +9,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::{Args, Subcommand, ValueEnum};
+use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use kube::ResourceExt;
 use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams};
 use rotor_api::{Cluster, ClusterSwap, Phase, Rollout, RolloutPhase, labels};
@@ -187,13 +188,20 @@ pub async fn describe(args: DescribeArgs) -> anyhow::Result<()> {
         r.spec.target.kubernetes_version.clone().unwrap_or_default()
     );
     println!("Phase:       {}", st.phase.as_str());
+    let budget = match &r.spec.failure_budget {
+        IntOrString::Int(n) => n.to_string(),
+        IntOrString::String(s) => s.clone(),
+    };
     println!(
-        "Limits:      {} swaps at once, failure budget {}, {} s bake between waves, approval {}",
+        "Limits:      {} swaps at once, failure budget {budget}, {} s bake between waves, approval {}, unavailable clusters: {}",
         r.spec.max_concurrent_swaps,
-        r.spec.failure_budget,
         r.spec.bake_seconds_between_waves,
-        r.spec.approval.as_str()
+        r.spec.approval.as_str(),
+        r.spec.unavailable_clusters.as_str()
     );
+    if !r.spec.order_by.is_empty() {
+        println!("Order:       {}", r.spec.order_by.join(", "));
+    }
     let c = &st.counts;
     println!(
         "Swaps:       {} total, {} succeeded, {} running, {} pending, {} rolled back, {} failed",
@@ -219,6 +227,22 @@ pub async fn describe(args: DescribeArgs) -> anyhow::Result<()> {
             w.name,
             w.phase.as_str(),
             w.clusters.len()
+        );
+    }
+    if !st.skipped.is_empty() {
+        println!("Skipped ({}):", st.skipped.len());
+        for sk in &st.skipped {
+            println!(
+                "  {:<32} {:<14} {:<12} {}",
+                sk.cluster, sk.wave, sk.reason, sk.message
+            );
+        }
+    }
+    if !st.parked.is_empty() {
+        println!(
+            "Parked before traffic ({}): {}",
+            st.parked.len(),
+            st.parked.join(", ")
         );
     }
     println!("Conditions:");

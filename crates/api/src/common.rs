@@ -270,6 +270,25 @@ pub struct SwapStrategy {
     /// deleting it. Its instance stays in the Cluster's status as `Failed` until deleted.
     #[serde(default)]
     pub keep_green_on_rollback: bool,
+    /// What blue's workloads do once traffic has left blue (Draining is over) and blue is
+    /// retained: `ScaledToZero` frees blue's capacity and a rollback first restores them and
+    /// moves traffic only once they are available again (so it takes as long as blue's
+    /// workloads take to start); `Warm` keeps them running for a rollback in one traffic call.
+    #[serde(default)]
+    pub blue_while_retained: BlueWhileRetained,
+}
+
+closed_enum! {
+    /// Blue's workloads while blue is retained for rollback.
+    #[derive(Default)]
+    pub enum BlueWhileRetained {
+        /// Deployments and StatefulSets scaled to zero (their replica counts kept in an
+        /// annotation), restored before a rollback moves traffic back.
+        #[default]
+        ScaledToZero = "ScaledToZero",
+        /// Left running.
+        Warm = "Warm",
+    }
 }
 
 impl Default for SwapStrategy {
@@ -281,6 +300,7 @@ impl Default for SwapStrategy {
             blue_retention_seconds: default_blue_retention_seconds(),
             migration: MigrationPolicy::default(),
             keep_green_on_rollback: false,
+            blue_while_retained: BlueWhileRetained::default(),
         }
     }
 }

@@ -76,6 +76,10 @@ closed_enum! {
         DrainingBlue = "DrainingBlue",
         RetainingBlue = "RetainingBlue",
         RetentionExpired = "RetentionExpired",
+        /// Blue's workloads scaled to zero while blue is retained.
+        BlueScaledDown = "BlueScaledDown",
+        /// A rollback restores blue's workloads; traffic moves once they are available.
+        RestoringBlue = "RestoringBlue",
         Decommissioned = "Decommissioned",
         SwapSucceeded = "SwapSucceeded",
         RollbackRequested = "RollbackRequested",

@@ -37,9 +37,9 @@ pub use cluster::{
     Cluster, ClusterInstance, ClusterSpec, ClusterStatus, HealthSummary, InstancePhase,
 };
 pub use common::{
-    HealthGates, MAX_BAKE_SECONDS, MAX_NODES_PER_POOL, MAX_RETENTION_SECONDS, MAX_TRAFFIC_STEPS,
-    MigrationPolicy, NodePool, Provider, ShifterKind, StatefulData, SwapStrategy, SwapTarget,
-    TrafficEndpoint, WorkloadSelector,
+    BlueWhileRetained, HealthGates, MAX_BAKE_SECONDS, MAX_NODES_PER_POOL, MAX_RETENTION_SECONDS,
+    MAX_TRAFFIC_STEPS, MigrationPolicy, NodePool, Provider, ShifterKind, StatefulData,
+    SwapStrategy, SwapTarget, TrafficEndpoint, WorkloadSelector,
 };
 pub use condition::{
     Condition, ConditionStatus, ConditionType, Reason, find_condition, set_condition,
@@ -52,8 +52,8 @@ pub use rollout::{
 };
 pub use sample::{SAMPLE_KUBERNETES_VERSION, SAMPLE_TARGET_VERSION, sample_fleet, sample_rollout};
 pub use swap::{
-    ClusterSwap, ClusterSwapSpec, ClusterSwapStatus, InvalidTransition, MigrationProgress, Phase,
-    PhaseTransition,
+    BlueWorkloads, ClusterSwap, ClusterSwapSpec, ClusterSwapStatus, InvalidTransition,
+    MigrationProgress, Phase, PhaseTransition,
 };
 pub use validation::{FieldError, FieldErrorKind, KubernetesVersion, validate_object};
 pub use window::{DayOfWeek, MAX_WINDOW_MINUTES, MaintenanceWindow, in_windows};
@@ -89,6 +89,15 @@ pub mod labels {
     pub const ROLLOUT: &str = "rotor.dev/rollout";
     /// On a ClusterSwap created by a Rollout: the wave's name.
     pub const WAVE: &str = "rotor.dev/wave";
+}
+
+/// Annotations rotor writes on member-cluster objects.
+pub mod annotations {
+    /// On a blue workload scaled to zero while blue is retained: its replica count before, so
+    /// a rollback restores exactly that (and a crash in between loses nothing).
+    pub const REPLICAS_BEFORE_SCALE_DOWN: &str = "rotor.dev/replicas-before-scale-down";
+    /// On the same workload: the ClusterSwap that scaled it down.
+    pub const SCALED_DOWN_BY: &str = "rotor.dev/scaled-down-by";
 }
 
 /// The CustomResourceDefinitions of all rotor kinds, in dependency order (Cluster first).

@@ -309,6 +309,10 @@ pub struct ClusterSwapStatus {
     #[serde(default)]
     #[schemars(range(max = 100))]
     pub green_weight_percent: u8,
+    /// Where blue's workloads are (`strategy.blueWhileRetained`): `Serving` until Retaining
+    /// scales them down, `Restoring` while a rollback brings them back before traffic moves.
+    #[serde(default)]
+    pub blue_workloads: BlueWorkloads,
     /// Index into `spec.strategy.trafficSteps` of the step applied last (resumes ShiftingTraffic).
     #[serde(default)]
     pub current_step: Option<u32>,
@@ -328,6 +332,22 @@ pub struct ClusterSwapStatus {
     /// The `metadata.generation` this status reflects.
     #[serde(default)]
     pub observed_generation: Option<i64>,
+}
+
+closed_enum! {
+    /// Where blue's workloads are during a swap.
+    #[derive(Default)]
+    pub enum BlueWorkloads {
+        /// Running as before the swap.
+        #[default]
+        Serving = "Serving",
+        /// Being scaled to zero (intent recorded first, so a crash or a rollback knows).
+        ScalingDown = "ScalingDown",
+        /// Scaled to zero; replica counts kept in each workload's annotation.
+        ScaledToZero = "ScaledToZero",
+        /// A rollback is restoring them; traffic stays on green until they are available.
+        Restoring = "Restoring",
+    }
 }
 
 impl ClusterSwapStatus {

@@ -14,6 +14,7 @@
 //! The controllers reach clouds only through [`rotor_providers::Provider`], traffic only through
 //! [`rotor_traffic::TrafficShifter`], and member clusters only through their Kubernetes API.
 
+pub mod blue_replicas;
 pub mod cluster;
 mod events;
 pub mod health;

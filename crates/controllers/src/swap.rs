@@ -26,14 +26,15 @@ use kube::runtime::controller::{Action, Controller};
 use kube::runtime::watcher;
 use kube::{Resource, ResourceExt};
 use rotor_api::{
-    Cluster, ClusterInstance, ClusterSwap, ClusterSwapStatus, Condition, ConditionStatus,
-    ConditionType, InstancePhase, MigrationProgress, Phase, Reason, set_condition,
+    BlueWhileRetained, BlueWorkloads, Cluster, ClusterInstance, ClusterSwap, ClusterSwapStatus,
+    Condition, ConditionStatus, ConditionType, InstancePhase, MigrationProgress, Phase, Reason,
+    set_condition,
 };
 use rotor_providers::{InstanceSpec, InstanceState, idempotency_token, instance_name};
 use rotor_traffic::{TrafficShifter, Weights};
 
 use crate::health::{self, Selection};
-use crate::{Context, Error, migration, now};
+use crate::{Context, Error, blue_replicas, migration, now};
 
 /// Runs the controller until `stop` resolves.
 pub async fn controller(
@@ -725,13 +726,31 @@ impl<'a> Reconcile<'a> {
     async fn retaining(
         &self,
         cluster: &Cluster,
-        status: ClusterSwapStatus,
+        mut status: ClusterSwapStatus,
     ) -> Result<Action, Error> {
         self.ensure_traffic(cluster, &status).await?;
         if let Gate::Fail(why) = self.gates(cluster, &status).await? {
             return self
                 .start_rollback(cluster, status, Reason::HealthGateFailed, why)
                 .await;
+        }
+        let strategy = &self.swap.spec.strategy;
+        if strategy.blue_while_retained == BlueWhileRetained::ScaledToZero
+            && !strategy.blue_retention().is_zero()
+        {
+            match status.blue_workloads {
+                BlueWorkloads::Serving => {
+                    // The intent first: from here on a rollback restores blue before it moves
+                    // traffic, even if the scale-down below is cut off halfway.
+                    status.blue_workloads = BlueWorkloads::ScalingDown;
+                    self.write(status).await?;
+                    return Ok(Action::requeue(Duration::ZERO));
+                }
+                BlueWorkloads::ScalingDown => {
+                    return self.scale_blue_down(cluster, status).await;
+                }
+                BlueWorkloads::ScaledToZero | BlueWorkloads::Restoring => {}
+            }
         }
         let retention = self.swap.spec.strategy.blue_retention();
         let retained = self.in_phase_for(&status);
@@ -793,6 +812,49 @@ impl<'a> Reconcile<'a> {
         .await
     }
 
+    /// Scales blue's selected workloads to zero (traffic left blue in Draining). A failure is
+    /// a Warning and a retry, never a reason to hold the swap: retention goes on, and blue is
+    /// deleted at its end either way.
+    async fn scale_blue_down(
+        &self,
+        cluster: &Cluster,
+        mut status: ClusterSwapStatus,
+    ) -> Result<Action, Error> {
+        let blue = self.blue(&status)?;
+        let scaled = async {
+            let provider = self.ctx.provider(cluster.spec.provider)?;
+            let client = self.ctx.members.get(provider.as_ref(), &blue).await?;
+            blue_replicas::scale_to_zero(&client, &blue, &self.name, &self.selection(cluster)).await
+        }
+        .await;
+        match scaled {
+            Ok(changed) => {
+                status.blue_workloads = BlueWorkloads::ScaledToZero;
+                self.write(status).await?;
+                self.event(
+                    false,
+                    Reason::BlueScaledDown,
+                    format!(
+                        "scaled {} workloads of blue {blue} to zero while it is retained; a \
+                         rollback restores them before traffic moves back",
+                        changed.patched + changed.already
+                    ),
+                )
+                .await;
+                Ok(Action::requeue(Duration::ZERO))
+            }
+            Err(e) => {
+                self.event(
+                    true,
+                    Reason::BlueScaledDown,
+                    format!("scaling blue {blue}'s workloads to zero failed, retrying: {e}"),
+                )
+                .await;
+                Ok(Action::requeue(self.ctx.settings.gate_interval))
+            }
+        }
+    }
+
     /// When to ask the cloud again about a deletion in progress (the adaptive schedule).
     fn deletion_poll(&self) -> Duration {
         self.ctx
@@ -828,16 +890,81 @@ impl<'a> Reconcile<'a> {
         message: String,
     ) -> Result<Action, Error> {
         let phase = status.phase;
-        if phase.lifecycle_index() >= Phase::ShiftingTraffic.lifecycle_index() {
-            let (endpoint, shifter) = self.traffic(cluster)?;
-            shifter.rollback(endpoint).await?;
+        let blue_down = matches!(
+            status.blue_workloads,
+            BlueWorkloads::ScalingDown | BlueWorkloads::ScaledToZero | BlueWorkloads::Restoring
+        );
+        if blue_down {
+            // Blue has nothing running to take the traffic: it stays where it is until blue's
+            // workloads are back (RollingBack restores them, then moves it in one call).
+            status.blue_workloads = BlueWorkloads::Restoring;
+        } else {
+            if phase.lifecycle_index() >= Phase::ShiftingTraffic.lifecycle_index() {
+                let (endpoint, shifter) = self.traffic(cluster)?;
+                shifter.rollback(endpoint).await?;
+            }
+            status.green_weight_percent = 0;
         }
-        status.green_weight_percent = 0;
         status.current_step = None;
         status.step_started_at = None;
         self.forget_baseline();
+        let message = if blue_down {
+            format!("{message}; restoring blue's workloads before traffic moves back")
+        } else {
+            message
+        };
         self.transition(status, Phase::RollingBack, reason, message)
             .await
+    }
+
+    /// A rollback from a scaled-down blue: give blue's workloads their replicas back, and once
+    /// they are all available, move all traffic to blue in one call. `None` when traffic is on
+    /// blue (go on with the rollback), else the wait.
+    async fn restore_blue(
+        &self,
+        cluster: &Cluster,
+        mut status: ClusterSwapStatus,
+    ) -> Result<Result<ClusterSwapStatus, Action>, Error> {
+        if status.blue_workloads != BlueWorkloads::Restoring {
+            return Ok(Ok(status));
+        }
+        let blue = self.blue(&status)?;
+        let provider = self.ctx.provider(cluster.spec.provider)?;
+        let client = self.ctx.members.get(provider.as_ref(), &blue).await?;
+        blue_replicas::restore(&client, &blue, &self.name).await?;
+        let workloads = health::workloads(&client, &blue, &self.selection(cluster)).await?;
+        if !workloads.all_available() {
+            let action = self
+                .wait(
+                    status,
+                    Reason::RestoringBlue,
+                    format!(
+                        "restoring blue {blue}: {}/{} workloads available ({}); traffic stays on \
+                         green until they are",
+                        workloads.available,
+                        workloads.total,
+                        workloads.holding_up.join(", ")
+                    ),
+                    self.ctx.settings.poll_interval.min(Duration::from_secs(1)),
+                )
+                .await?;
+            return Ok(Err(action));
+        }
+        let (endpoint, shifter) = self.traffic(cluster)?;
+        shifter.rollback(endpoint).await?;
+        status.blue_workloads = BlueWorkloads::Serving;
+        status.green_weight_percent = 0;
+        self.write(status.clone()).await?;
+        self.event(
+            false,
+            Reason::RestoringBlue,
+            format!(
+                "blue {blue}'s {} workloads are available again; all traffic is on blue",
+                workloads.total
+            ),
+        )
+        .await;
+        Ok(Ok(status))
     }
 
     async fn rolling_back(
@@ -849,6 +976,10 @@ impl<'a> Reconcile<'a> {
         if blue.is_some() {
             self.ensure_traffic(cluster, &status).await?;
         }
+        let status = match self.restore_blue(cluster, status).await? {
+            Ok(status) => status,
+            Err(wait) => return Ok(wait),
+        };
         self.ctx.provider(cluster.spec.provider)?;
         if let Some(blue) = &blue {
             self.update_cluster(cluster, |st| {
@@ -991,8 +1122,15 @@ impl<'a> Reconcile<'a> {
         let endpoint = cluster.spec.traffic.endpoint.as_str();
         let shifter = self.ctx.shifter(cluster.spec.traffic.shifter)?;
         let blue = self.blue(status)?;
+        // Green carries a share from ShiftingTraffic on, and keeps it during a rollback to a
+        // blue whose workloads are still coming back (Restoring).
+        let shared = matches!(
+            status.phase,
+            Phase::ShiftingTraffic | Phase::Draining | Phase::Retaining
+        ) || (status.phase == Phase::RollingBack
+            && status.blue_workloads == BlueWorkloads::Restoring);
         match status.phase {
-            Phase::ShiftingTraffic | Phase::Draining | Phase::Retaining => {
+            _ if shared => {
                 let green = self.green(status)?;
                 let want = Weights::green(status.green_weight_percent)?;
                 let have = shifter.weights(endpoint).await.ok();

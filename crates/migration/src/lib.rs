@@ -12,12 +12,15 @@
 //! [`plan_for`] is the pre-flight: against green's discovery, or before green exists against
 //! the OpenAPI data of the release it will run ([`ServedVersions::of_release`]).
 //!
-//! Not in this slice: field-level conversions (a renamed field blocks the kind rather than being
+//! [`diff`] compares blue's selected objects with their copies in green, sanitized alike.
+//!
+//! Not in this crate: field-level conversions (a renamed field blocks the kind rather than being
 //! renamed), schema checks of objects green serves at the same version (a field green does not
-//! know fails the object, by strict field validation, rather than being dropped), a durable
-//! checkpoint and a blue/green diff.
+//! know fails the object, by strict field validation, rather than being dropped); the durable
+//! checkpoint is the caller's (`Checkpoint`; the swap keeps one in the control plane).
 
 mod apply;
+mod diff;
 mod options;
 mod plan;
 mod ready;
@@ -26,6 +29,7 @@ mod select;
 pub mod versions;
 
 pub use apply::{ApplyReport, Checkpoint, MemoryCheckpoint, ObjectError, RateLimiter, apply};
+pub use diff::{DiffReport, DiffState, ObjectDiff, diff, differences};
 pub use options::MigrationOptions;
 pub use plan::{
     KindVersions, Plan, PlannedObject, ResourcePlan, ResourceRef, StagePlan, plan, plan_for,

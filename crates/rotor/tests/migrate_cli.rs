@@ -1,9 +1,9 @@
-//! `rotor migrate plan|apply` as an operator runs them, against two simulated clusters.
+//! `rotor migrate plan|preflight|diff|apply` as an operator runs them, against two simulated clusters.
 
 use std::time::Duration;
 
 use k8s_openapi::api::apps::v1::Deployment;
-use k8s_openapi::api::core::v1::{Namespace, Service};
+use k8s_openapi::api::core::v1::{Namespace, Secret, Service};
 use kube::api::{Api, Patch, PatchParams};
 use rotor::rehearsal::{APP_NAME, APP_NAMESPACE, sample_app};
 use rotor_sim::{Sim, SimConfig};
@@ -54,10 +54,20 @@ async fn migrate_plan_and_apply_between_two_clusters() {
         .patch(APP_NAME, &pp, &Patch::Apply(&deploy))
         .await
         .expect("deployment");
-    Api::<Service>::namespaced(blue, APP_NAMESPACE)
+    Api::<Service>::namespaced(blue.clone(), APP_NAMESPACE)
         .patch(APP_NAME, &pp, &Patch::Apply(&svc))
         .await
         .expect("service");
+    let secret: Secret = serde_json::from_value(serde_json::json!({
+        "apiVersion": "v1", "kind": "Secret",
+        "metadata": {"name": "creds", "namespace": APP_NAMESPACE},
+        "stringData": {"password": "blue-secret-value"},
+    }))
+    .expect("secret");
+    Api::<Secret>::namespaced(blue, APP_NAMESPACE)
+        .patch("creds", &pp, &Patch::Apply(&secret))
+        .await
+        .expect("secret");
 
     let blue_path = blue_cfg.to_str().expect("utf-8 path");
     let green_path = green_cfg.to_str().expect("utf-8 path");
@@ -80,6 +90,20 @@ async fn migrate_plan_and_apply_between_two_clusters() {
         "{table}"
     );
 
+    // Before the migration, everything selected is missing in green.
+    let diff = |json: bool| {
+        let mut args = vec!["migrate", "diff", "--from", blue_path, "--to", green_path];
+        if json {
+            args.push("--json");
+        }
+        rotor(&args)
+    };
+    let (ok, out, _) = diff(true);
+    assert!(!ok, "diff must fail while green lacks objects: {out}");
+    let before: serde_json::Value = serde_json::from_str(out.trim()).expect("diff is JSON");
+    assert!(before["objects"].as_u64().unwrap_or(0) >= 4, "{before}");
+    assert_eq!(before["missing"], before["objects"], "{before}");
+
     let (ok, out, err) = rotor(&[
         "migrate", "apply", "--from", blue_path, "--to", green_path, "--json",
     ]);
@@ -96,11 +120,56 @@ async fn migrate_plan_and_apply_between_two_clusters() {
     let green = rotor::client_for(&std::fs::read_to_string(&green_cfg).expect("read"))
         .await
         .expect("client");
-    let d = Api::<Deployment>::namespaced(green, APP_NAMESPACE)
+    let d = Api::<Deployment>::namespaced(green.clone(), APP_NAMESPACE)
         .get(APP_NAME)
         .await
         .expect("the Deployment is in green");
     assert_eq!(d.spec.and_then(|s| s.replicas), Some(2));
+
+    // After it, green holds what blue does.
+    let (ok, out, err) = diff(true);
+    assert!(ok, "{out} {err}");
+    let after: serde_json::Value = serde_json::from_str(out.trim()).expect("diff is JSON");
+    assert_eq!(after["same"], before["objects"], "{after}");
+    // Someone changes green: the diff names the paths, never a Secret's value.
+    Api::<Deployment>::namespaced(green.clone(), APP_NAMESPACE)
+        .patch(
+            APP_NAME,
+            &PatchParams::default(),
+            &Patch::Merge(serde_json::json!({"spec": {"replicas": 5}})),
+        )
+        .await
+        .expect("scaled");
+    Api::<Secret>::namespaced(green.clone(), APP_NAMESPACE)
+        .patch(
+            "creds",
+            &PatchParams::default(),
+            &Patch::Merge(serde_json::json!({"stringData": {"password": "green-secret-value"}})),
+        )
+        .await
+        .expect("secret changed");
+    let (ok, table, _) = diff(false);
+    assert!(!ok, "{table}");
+    assert!(
+        table
+            .lines()
+            .any(|l| l.contains("Deployment.apps demo-app/web")
+                && l.contains("spec.replicas: blue 2, green 5")),
+        "{table}"
+    );
+    assert!(
+        table.lines().any(|l| l.contains("Secret demo-app/creds")
+            && l.contains("data.password: blue (hidden), green (hidden)")),
+        "{table}"
+    );
+    for leaked in [
+        "blue-secret-value",
+        "green-secret-value",
+        "Z3JlZW4tc2VjcmV0LXZhbHVl",
+    ] {
+        assert!(!table.contains(leaked), "{table}");
+    }
+    assert!(table.contains(" 2 differ, 0 missing"), "{table}");
 
     // A source that cannot be reached is named in the error.
     let missing = dir.path().join("missing.kubeconfig");

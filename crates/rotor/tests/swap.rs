@@ -7,11 +7,15 @@ mod common;
 use std::time::Duration;
 
 use common::eventually;
+use k8s_openapi::api::apps::v1::Deployment;
 use kube::ResourceExt;
 use kube::api::{Api, Patch, PatchParams, PostParams};
 use rotor::rehearsal::{Rehearsal, RehearsalConfig, TrafficChoice};
-use rotor_api::{Cluster, ClusterSwap, ClusterSwapSpec, Phase, SwapStrategy, SwapTarget};
+use rotor_api::{
+    BlueWorkloads, Cluster, ClusterSwap, ClusterSwapSpec, Phase, SwapStrategy, SwapTarget,
+};
 use rotor_sim::{CloudConfig, Fault, SimConfig};
+use rotor_traffic::TrafficShifter;
 use rotor_traffic::load::Load;
 
 const LIMIT: Duration = Duration::from_secs(90);
@@ -53,6 +57,19 @@ async fn rehearsal(traffic: TrafficChoice) -> Rehearsal {
 }
 
 async fn create_swap(r: &Rehearsal, steps: Vec<u8>, bake_seconds: u64, retention: u64) -> String {
+    create_swap_with(
+        r,
+        SwapStrategy {
+            traffic_steps: steps,
+            bake_seconds,
+            blue_retention_seconds: retention,
+            ..Default::default()
+        },
+    )
+    .await
+}
+
+async fn create_swap_with(r: &Rehearsal, strategy: SwapStrategy) -> String {
     let cluster = r.fleet[0].name_any();
     let swap = ClusterSwap::new(
         "upgrade",
@@ -62,12 +79,7 @@ async fn create_swap(r: &Rehearsal, steps: Vec<u8>, bake_seconds: u64, retention
                 kubernetes_version: Some(rotor_api::SAMPLE_TARGET_VERSION.into()),
                 ..Default::default()
             },
-            strategy: SwapStrategy {
-                traffic_steps: steps,
-                bake_seconds,
-                blue_retention_seconds: retention,
-                ..Default::default()
-            },
+            strategy,
             paused: false,
             rollback: false,
             hold_before_traffic: false,
@@ -284,6 +296,52 @@ async fn rollback_during_retention_restores_blue_with_zero_failed_requests() {
         Some(blue.as_str()),
         "green is active while retaining"
     );
+    // Traffic has left blue: its workloads are scaled to zero (strategy.blueWhileRetained
+    // defaults to ScaledToZero), the replica count kept on the object.
+    let blue_deployments: Api<Deployment> = Api::namespaced(
+        r.member(&blue).await.expect("blue's client"),
+        rotor::rehearsal::APP_NAMESPACE,
+    );
+    let scaled = eventually(
+        LIMIT,
+        "blue's web scaled to zero and no replica ready",
+        || async {
+            let d = blue_deployments
+                .get(rotor::rehearsal::APP_NAME)
+                .await
+                .ok()?;
+            let ready = d
+                .status
+                .as_ref()
+                .and_then(|s| s.ready_replicas)
+                .unwrap_or(0);
+            (d.spec.as_ref()?.replicas == Some(0) && ready == 0).then_some(d)
+        },
+    )
+    .await;
+    assert_eq!(
+        scaled
+            .annotations()
+            .get(rotor_api::annotations::REPLICAS_BEFORE_SCALE_DOWN)
+            .map(String::as_str),
+        Some("2")
+    );
+    assert_eq!(
+        wait_phase(&r, &name, |s| s
+            .status
+            .as_ref()
+            .is_some_and(|st| st.blue_workloads == BlueWorkloads::ScaledToZero))
+        .await
+        .status
+        .unwrap_or_default()
+        .phase,
+        Phase::Retaining
+    );
+    // HAProxy retries a failed request on the other server, so clients alone cannot tell
+    // whether traffic reached blue before its workloads were back; blue's own counters can.
+    let shifter = r.haproxy.as_ref().expect("haproxy").shifter();
+    let endpoint = r.fleet[0].spec.traffic.endpoint.clone();
+    let before = shifter.backend_stats(&endpoint).await.expect("stats");
     let api: Api<ClusterSwap> = Api::all(r.client.clone());
     api.patch(
         &name,
@@ -294,7 +352,15 @@ async fn rollback_during_retention_restores_blue_with_zero_failed_requests() {
     .expect("rollback requested");
     let done = wait_phase(&r, &name, |s| phase(s).is_terminal()).await;
     at_least(&load, 10_000).await;
+    // Read while the load runs: requests a stopping client abandons would count as failures.
+    let stats = shifter
+        .backend_stats(&endpoint)
+        .await
+        .expect("backend stats")
+        .since(&before);
     let report = load.stop().await;
+    assert!(stats.blue.requests > 0, "{stats:?}");
+    assert_eq!(stats.blue.failures, 0, "blue served 503s: {stats:?}");
     let status = done.status.clone().unwrap_or_default();
     assert_eq!(
         status.phase,
@@ -311,6 +377,71 @@ async fn rollback_during_retention_restores_blue_with_zero_failed_requests() {
     );
     let green = status.green_instance.expect("green");
     assert!(r.sim.cluster(&green).is_none(), "green was not deleted");
+    // Blue got its replicas back before the traffic did (0 failed requests above), and the
+    // record of the scale-down is gone.
+    let restored = blue_deployments
+        .get(rotor::rehearsal::APP_NAME)
+        .await
+        .expect("blue's web");
+    assert_eq!(restored.spec.as_ref().and_then(|s| s.replicas), Some(2));
+    assert!(
+        !restored
+            .annotations()
+            .contains_key(rotor_api::annotations::REPLICAS_BEFORE_SCALE_DOWN)
+            && !restored
+                .annotations()
+                .contains_key(rotor_api::annotations::SCALED_DOWN_BY),
+        "{:?}",
+        restored.annotations()
+    );
+    assert_eq!(status.blue_workloads, BlueWorkloads::Serving);
+    assert!(
+        status
+            .history
+            .iter()
+            .any(|h| h.phase == Phase::RollingBack && h.message.contains("restoring blue")),
+        "{:?}",
+        status.history
+    );
+}
+
+/// `strategy.blueWhileRetained: Warm` keeps blue's workloads running through retention, so a
+/// rollback is one traffic call.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_warm_blue_keeps_its_replicas_while_retained() {
+    let r = rehearsal(TrafficChoice::Sim).await;
+    let blue = r.fleet[0].name_any();
+    let api: Api<ClusterSwap> = Api::all(r.client.clone());
+    create_swap_with(
+        &r,
+        SwapStrategy {
+            traffic_steps: vec![100],
+            bake_seconds: 0,
+            blue_retention_seconds: 600,
+            blue_while_retained: rotor_api::BlueWhileRetained::Warm,
+            ..Default::default()
+        },
+    )
+    .await;
+    wait_phase(&r, "upgrade", |s| {
+        phase(s) == Phase::Retaining || phase(s).is_terminal()
+    })
+    .await;
+    // Give a scale-down, were there one, time to happen (several reconciles at 100-200 ms).
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let blue_deployments: Api<Deployment> = Api::namespaced(
+        r.member(&blue).await.expect("blue's client"),
+        rotor::rehearsal::APP_NAMESPACE,
+    );
+    let d = blue_deployments
+        .get(rotor::rehearsal::APP_NAME)
+        .await
+        .expect("blue's web");
+    assert_eq!(d.spec.as_ref().and_then(|s| s.replicas), Some(2));
+    let s = api.get("upgrade").await.expect("swap");
+    let st = s.status.unwrap_or_default();
+    assert_eq!(st.phase, Phase::Retaining);
+    assert_eq!(st.blue_workloads, BlueWorkloads::Serving);
 }
 
 /// `spec.paused` freezes a swap where it is (with a Paused condition); unpausing resumes it.

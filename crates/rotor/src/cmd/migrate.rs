@@ -1,4 +1,4 @@
-//! `rotor migrate plan|preflight|apply`: the migration engine by hand, between any two clusters
+//! `rotor migrate plan|preflight|diff|apply`: the migration engine by hand, between any two clusters
 //! reached with kubeconfigs — to see what a swap would move (and what it leaves behind, and
 //! why), whether the target release can take every object's API version (before the target
 //! exists: from that release's OpenAPI data), or to move it.
@@ -50,6 +50,19 @@ pub enum MigrateCommand {
         #[arg(long)]
         to: Option<PathBuf>,
         /// Move workloads whose data lives in persistent volumes (the data does not move).
+        #[arg(long)]
+        allow_stateful: bool,
+        #[arg(long)]
+        json: bool,
+    },
+    /// What differs between FROM's selected objects and their copies in TO, compared as the
+    /// migration writes them (server-assigned fields left out; Secret values never shown).
+    /// Exits non-zero when anything differs or is missing, like `kubectl diff`.
+    Diff {
+        #[arg(long)]
+        from: PathBuf,
+        #[arg(long)]
+        to: PathBuf,
         #[arg(long)]
         allow_stateful: bool,
         #[arg(long)]
@@ -180,6 +193,30 @@ pub async fn run(args: MigrateArgs) -> anyhow::Result<()> {
                 "{} object(s) cannot move to {}",
                 plan.blocked.len(),
                 green.target()
+            );
+        }
+        MigrateCommand::Diff {
+            from,
+            to,
+            allow_stateful,
+            json,
+        } => {
+            let (blue, green) = (client(&from).await?, client(&to).await?);
+            let options = MigrationOptions {
+                allow_stateful,
+                ..MigrationOptions::default()
+            };
+            let report = rotor_migration::diff(&blue, &green, &options).await?;
+            if json {
+                println!("{}", serde_json::to_string(&report)?);
+            } else {
+                print!("{}", report.table());
+            }
+            anyhow::ensure!(
+                report.is_clean(),
+                "{} of {} objects differ or are missing in green",
+                report.objects - report.same,
+                report.objects
             );
         }
         MigrateCommand::Apply {

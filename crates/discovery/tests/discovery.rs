@@ -565,3 +565,53 @@ async fn a_summary_is_current_only_while_the_instance_answers() {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
+
+/// A watch whose history is gone (`410 Expired`, as after a compaction) makes discovery relist,
+/// and the relist brings what the watch missed. The periodic resync is minutes away here, so
+/// only the 410 can explain the repair.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_410_makes_discovery_relist_and_catch_up() {
+    let f = start_with(
+        &["alpha"],
+        Settings {
+            resync: Duration::from_secs(300),
+            ..settings()
+        },
+    )
+    .await;
+    f.watch("alpha", Selection::everything()).await;
+    assert_eq!(f.healthy("alpha").await.nodes_ready, 3);
+    let client = f.client("alpha").await;
+
+    // The change is lost on the wire…
+    assert!(f.sim.set_fault("alpha", Fault::WatchEventsDropped));
+    set_node_ready(&client, "node-2", false).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(
+        f.discovery.summary("alpha").expect("watched").nodes_ready,
+        3,
+        "the event was not missed"
+    );
+    // …then the watch history expires: open watches end with an ERROR 410 event, and resuming
+    // from a resourceVersion is refused the same way.
+    let lists = f.node_lists.load(Ordering::Relaxed);
+    assert!(f.sim.set_fault("alpha", Fault::WatchExpired));
+    let s = f
+        .until("alpha", "node-2 NotReady after the relist", |s| {
+            s.nodes_ready == 2
+        })
+        .await;
+    assert!(
+        f.node_lists.load(Ordering::Relaxed) > lists,
+        "repaired without a relist"
+    );
+    // While every resume is refused, the reason says so too (each kind relists and is refused
+    // again); the node is what the relist found.
+    let reason = s.reason.unwrap_or_default();
+    assert!(reason.contains("Node node-2: NotReady"), "{reason}");
+
+    // History back: live watches carry changes again.
+    f.sim.clear_faults("alpha");
+    set_node_ready(&client, "node-2", true).await;
+    f.healthy("alpha").await;
+}

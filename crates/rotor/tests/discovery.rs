@@ -100,4 +100,31 @@ async fn member_changes_reach_the_cluster_status_through_discovery() {
         (condition(&s, ConditionType::Reachable) == Some((true, Reason::Healthy))).then_some(())
     })
     .await;
+
+    // node-1 recovers while the watches lose their events, then the member's watch history
+    // expires (410 on every open and resumed watch): the relist finds the node Ready again.
+    assert!(r.sim.set_fault(&name, Fault::WatchEventsDropped));
+    nodes
+        .patch_status(
+            "node-1",
+            &PatchParams::default(),
+            &Patch::Merge(serde_json::json!({"status": {"conditions": [
+                {"type": "Ready", "status": "True", "reason": "KubeletReady", "message": "test"}
+            ]}})),
+        )
+        .await
+        .expect("node marked Ready");
+    assert!(r.sim.set_fault(&name, Fault::WatchExpired));
+    let s = common::eventually(LIMIT, "nodes Ready again after the 410", || async {
+        let s = cluster_status(&r).await;
+        (s.health.as_ref()?.nodes_ready == 2).then_some(s)
+    })
+    .await;
+    assert_eq!(s.health.expect("health").nodes_total, 2);
+    r.sim.clear_faults(&name);
+    common::eventually(LIMIT, "healthy again", || async {
+        let s = cluster_status(&r).await;
+        (condition(&s, ConditionType::Ready) == Some((true, Reason::Healthy))).then_some(())
+    })
+    .await;
 }

@@ -29,6 +29,11 @@ pub enum Fault {
     /// wrong to a client — as with a proxy or watch cache that silently drops events. Only a
     /// relist (a periodic resync) finds what was missed.
     WatchEventsDropped,
+    /// Its watch history is gone, as after an etcd compaction: open watch streams end with an
+    /// `ERROR` event carrying `410 Expired`, and a watch that asks to resume from a
+    /// resourceVersion gets the same answer while the fault is on. Lists still work, so a client
+    /// that relists (kube-runtime's watcher does) catches up with everything it missed.
+    WatchExpired,
 }
 
 pub(crate) type FaultSet = BTreeSet<Fault>;
@@ -102,6 +107,69 @@ pub(crate) fn end_on_api_fault(resp: Response, mut rx: watch::Receiver<FaultSet>
     Response::from_parts(
         parts,
         Body::from_stream(body.into_data_stream().take_until(stop)),
+    )
+}
+
+/// The `ERROR` watch event kube-apiserver sends when a watch's resourceVersion is too old.
+fn expired_event(cluster: &str) -> Bytes {
+    let event = serde_json::json!({
+        "type": "ERROR",
+        "object": {
+            "kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure",
+            "reason": "Expired", "code": 410,
+            "message": format!("simulated fault WatchExpired: the watch history of cluster {cluster} was compacted"),
+        },
+    });
+    let mut line = serde_json::to_vec(&event).expect("a JSON value serializes");
+    line.push(b'\n');
+    Bytes::from(line)
+}
+
+/// Whether a watch asks to resume from a resourceVersion (not "" or "0", which mean "from now
+/// / any": those never expire).
+pub(crate) fn resumes_from_version(uri: &Uri) -> bool {
+    uri.query().is_some_and(|q| {
+        q.split('&').any(|kv| {
+            kv.strip_prefix("resourceVersion=")
+                .is_some_and(|v| !v.is_empty() && v != "0")
+        })
+    })
+}
+
+/// The answer to a watch that asks to resume while `WatchExpired` is on: 200 with one `ERROR`
+/// 410 event, as kube-apiserver answers.
+pub(crate) fn expired_watch(cluster: &str) -> Response {
+    Response::builder()
+        .status(StatusCode::OK)
+        .header(http::header::CONTENT_TYPE, "application/json")
+        .body(Body::from(expired_event(cluster)))
+        .expect("a static response builds")
+}
+
+/// Ends an open watch stream with an `ERROR` 410 event when `WatchExpired` is switched on (a
+/// stream that ends by itself ends as it would).
+pub(crate) fn expire_on_fault(
+    cluster: &str,
+    resp: Response,
+    mut rx: watch::Receiver<FaultSet>,
+) -> Response {
+    let (parts, body) = resp.into_parts();
+    let expired = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let flag = expired.clone();
+    let stop = async move {
+        let _ = rx.wait_for(|f| f.contains(&Fault::WatchExpired)).await;
+        flag.store(true, std::sync::atomic::Ordering::Release);
+    };
+    let last = expired_event(cluster);
+    let tail = futures::stream::once(async move {
+        expired
+            .load(std::sync::atomic::Ordering::Acquire)
+            .then_some(Ok::<_, axum::Error>(last))
+    })
+    .filter_map(std::future::ready);
+    Response::from_parts(
+        parts,
+        Body::from_stream(body.into_data_stream().take_until(stop).chain(tail)),
     )
 }
 

@@ -305,9 +305,17 @@ impl Sim {
             Err(_) => return (StatusCode::BAD_REQUEST, "bad path").into_response(),
         }
         let watch = faults::is_watch(req.uri());
+        if watch
+            && switch.borrow().contains(&Fault::WatchExpired)
+            && faults::resumes_from_version(req.uri())
+        {
+            return faults::expired_watch(name);
+        }
         let resp = cluster.server.handle(req).await;
         if watch {
-            faults::drop_watch_events(faults::end_on_api_fault(resp, switch.clone()), switch)
+            let resp = faults::end_on_api_fault(resp, switch.clone());
+            let resp = faults::expire_on_fault(name, resp, switch.clone());
+            faults::drop_watch_events(resp, switch)
         } else {
             resp
         }

@@ -89,6 +89,15 @@ fn annotation<'o>(o: &'o impl Resource, key: &str) -> Option<&'o str> {
         .map(String::as_str)
 }
 
+/// Every object of kind `K` in `instance`, all namespaces.
+async fn list<K: Scalable>(client: &Client, instance: &str) -> Result<Vec<K>, Error> {
+    let all: Api<K> = Api::all(client.clone());
+    all.list(&ListParams::default())
+        .await
+        .map(|l| l.items)
+        .map_err(|e| member_error(instance, format!("listing {}s", K::kind(&())), e))
+}
+
 async fn scale_kind_to_zero<K: Scalable>(
     client: &Client,
     instance: &str,
@@ -97,12 +106,7 @@ async fn scale_kind_to_zero<K: Scalable>(
     changed: &mut Changed,
 ) -> Result<(), Error> {
     let kind = K::kind(&());
-    let all: Api<K> = Api::all(client.clone());
-    let list = all
-        .list(&ListParams::default())
-        .await
-        .map_err(|e| member_error(instance, format!("listing {kind}s"), e))?;
-    for w in list.items {
+    for w in list::<K>(client, instance).await? {
         let ns = w.namespace().unwrap_or_default();
         if !selection.selects(&ns, w.labels()) {
             continue;
@@ -160,12 +164,7 @@ async fn restore_kind<K: Scalable>(
     changed: &mut Changed,
 ) -> Result<(), Error> {
     let kind = K::kind(&());
-    let all: Api<K> = Api::all(client.clone());
-    let list = all
-        .list(&ListParams::default())
-        .await
-        .map_err(|e| member_error(instance, format!("listing {kind}s"), e))?;
-    for w in list.items {
+    for w in list::<K>(client, instance).await? {
         if annotation(&w, SCALED_DOWN_BY) != Some(swap) {
             continue;
         }

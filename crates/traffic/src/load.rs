@@ -17,6 +17,21 @@ pub struct LoadReport {
     pub requests: u64,
     /// Non-2xx answers, connection errors and timeouts.
     pub failed: u64,
+    /// Of `failed`: answered with a non-2xx status.
+    pub failed_status: u64,
+    /// Of `failed`: no answer in time (the request or its body).
+    pub failed_timeout: u64,
+    /// Of `failed`: the connection failed (refused, reset, broken body).
+    pub failed_connection: u64,
+}
+
+/// How one request ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Outcome {
+    Ok,
+    Status,
+    Timeout,
+    Connection,
 }
 
 type HttpClient = Client<HttpConnector, Empty<bytes::Bytes>>;
@@ -28,19 +43,24 @@ fn client(timeout: Duration) -> HttpClient {
     Client::builder(TokioExecutor::new()).build(connector)
 }
 
-/// One GET, bounded by `timeout`; true when it got a 2xx and its whole body.
-async fn get(client: &HttpClient, url: &str, timeout: Duration) -> bool {
+/// One GET, bounded by `timeout`: Ok when it got a 2xx and its whole body.
+async fn get(client: &HttpClient, url: &str, timeout: Duration) -> Outcome {
     let Ok(uri) = url.parse::<http::Uri>() else {
-        return false;
+        return Outcome::Connection;
     };
     match tokio::time::timeout(timeout, client.get(uri)).await {
         Ok(Ok(resp)) => {
             let success = resp.status().is_success();
             // Drain the body so the connection is reused.
-            let drained = tokio::time::timeout(timeout, resp.into_body().collect()).await;
-            success && matches!(drained, Ok(Ok(_)))
+            match tokio::time::timeout(timeout, resp.into_body().collect()).await {
+                Ok(Ok(_)) if success => Outcome::Ok,
+                Ok(Ok(_)) => Outcome::Status,
+                Ok(Err(_)) => Outcome::Connection,
+                Err(_) => Outcome::Timeout,
+            }
         }
-        _ => false,
+        Ok(Err(_)) => Outcome::Connection,
+        Err(_) => Outcome::Timeout,
     }
 }
 
@@ -48,20 +68,31 @@ async fn get(client: &HttpClient, url: &str, timeout: Duration) -> bool {
 struct Counters {
     requests: AtomicU64,
     failed: AtomicU64,
+    failed_status: AtomicU64,
+    failed_timeout: AtomicU64,
+    failed_connection: AtomicU64,
 }
 
 impl Counters {
-    fn record(&self, ok: bool) {
+    fn record(&self, outcome: Outcome) {
         self.requests.fetch_add(1, Ordering::Relaxed);
-        if !ok {
-            self.failed.fetch_add(1, Ordering::Relaxed);
-        }
+        let kind = match outcome {
+            Outcome::Ok => return,
+            Outcome::Status => &self.failed_status,
+            Outcome::Timeout => &self.failed_timeout,
+            Outcome::Connection => &self.failed_connection,
+        };
+        kind.fetch_add(1, Ordering::Relaxed);
+        self.failed.fetch_add(1, Ordering::Relaxed);
     }
 
     fn report(&self) -> LoadReport {
         LoadReport {
             requests: self.requests.load(Ordering::Relaxed),
             failed: self.failed.load(Ordering::Relaxed),
+            failed_status: self.failed_status.load(Ordering::Relaxed),
+            failed_timeout: self.failed_timeout.load(Ordering::Relaxed),
+            failed_connection: self.failed_connection.load(Ordering::Relaxed),
         }
     }
 }
@@ -225,7 +256,10 @@ mod tests {
             report,
             LoadReport {
                 requests: 30,
-                failed: 20
+                failed: 20,
+                failed_status: 10,
+                failed_timeout: 0,
+                failed_connection: 10,
             }
         );
     }

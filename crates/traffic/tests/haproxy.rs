@@ -470,3 +470,39 @@ async fn haproxy_flips_between_all_blue_and_all_green_without_a_failed_request()
     assert!(report.requests > 200, "{report:?}");
     assert_eq!(report.failed, 0, "{report:?}");
 }
+
+/// When green takes over blue's slot for good (`register(green, None)`, the swap's
+/// Decommissioning), no request may reach the retired blue any more, not even over a
+/// keep-alive connection HAProxy pooled to blue's old address while blue carried traffic: a
+/// retired blue is scaled down or deleted, and would answer 503 or nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_retired_blue_gets_no_request_once_green_takes_its_slot() {
+    let Some(binary) = haproxy_or_skip("a_retired_blue_gets_no_request_once_green_takes_its_slot")
+    else {
+        return;
+    };
+    let (blue, green) = (backend("blue").await, backend("green").await);
+    let (process, listen) = start(&binary, blue.addr).await;
+    let shifter = process.shifter();
+    let (http, url) = (client(), format!("http://{listen}/"));
+    shifter
+        .register(EP, blue.addr, Some(green.addr))
+        .await
+        .unwrap();
+    // Both carry traffic (connections to both pooled), then green takes it all, then blue's
+    // slot is given to green.
+    shifter
+        .set_weights(EP, Weights::green(50).unwrap())
+        .await
+        .unwrap();
+    let served = bodies(&http, &url, 40).await;
+    assert!(count(&served, "blue") > 0 && count(&served, "green") > 0);
+    shifter
+        .set_weights(EP, Weights::green(100).unwrap())
+        .await
+        .unwrap();
+    shifter.register(EP, green.addr, None).await.unwrap();
+    let served = bodies(&http, &url, 200).await;
+    assert_eq!(count(&served, "blue"), 0, "the retired blue still served");
+    assert_eq!(count(&served, "green"), 200);
+}

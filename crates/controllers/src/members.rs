@@ -64,6 +64,11 @@ impl MemberClients {
         Ok(client)
     }
 
+    /// Whether a client of `instance` is cached.
+    pub fn has(&self, instance: &str) -> bool {
+        self.lock().contains_key(instance)
+    }
+
     /// Forget the client of `instance` (it failed, or the instance is gone).
     pub fn forget(&self, instance: &str) {
         self.lock().remove(instance);

@@ -115,6 +115,20 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
 
     // Precise swap timings from a watch (status times have one-second resolution).
     let timings: Arc<Mutex<BTreeMap<String, SwapTiming>>> = Arc::default();
+    // The most files this process had open at once (sampled; Linux): the fleet's watches,
+    // clients and listeners all live here, and running out of descriptors fails requests.
+    let peak_fds = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let fd_task = {
+        let peak = peak_fds.clone();
+        tokio::spawn(async move {
+            loop {
+                if let Ok(dir) = std::fs::read_dir("/proc/self/fd") {
+                    peak.fetch_max(dir.count(), std::sync::atomic::Ordering::Relaxed);
+                }
+                tokio::time::sleep(Duration::from_millis(250)).await;
+            }
+        })
+    };
     let watch_task = {
         let timings = timings.clone();
         let api: Api<ClusterSwap> = Api::all(r.client.clone());
@@ -252,6 +266,7 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
     let rollout_wall = rollout_started.elapsed().as_secs_f64();
     let setup = rollout_started.duration_since(started).as_secs_f64();
     watch_task.abort();
+    fd_task.abort();
     let critical = critical_path(
         &final_status,
         &timings.lock().unwrap_or_else(|p| p.into_inner()),
@@ -334,6 +349,7 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
             "connection": sent.failed_connection,
         },
         "injected": args.inject,
+        "open_files_peak": peak_fds.load(std::sync::atomic::Ordering::Relaxed),
         "setup_s": round(setup),
         "preflight_s": round(preflight_s),
         "rollout_wall_s": round(rollout_wall),

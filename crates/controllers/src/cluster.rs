@@ -274,9 +274,13 @@ async fn reconcile_once(cluster: &Cluster, ctx: &Context) -> Result<Action, Erro
 }
 
 /// Discovery's summary of `instance` as the Cluster's health, once its first lists are in.
+/// Before that (just watched, or just after a restart of `rotor serve`) the summary has not
+/// heard from the instance and says "not reachable" only because it knows nothing yet: the
+/// probe answers instead, so a healthy cluster is never written Unreachable (a rollout skips
+/// unreachable clusters).
 fn from_discovery(ctx: &Context, instance: &str) -> Option<(HealthSummary, String)> {
     let s = ctx.discovery.as_ref()?.summary(instance)?;
-    if !s.synced && s.reachable {
+    if !s.synced {
         return None;
     }
     let last_change: chrono::DateTime<chrono::Utc> = s.last_change.into();

@@ -492,21 +492,8 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
-/// An error and its causes, `outer: inner: root` (kube's errors print only the outer layer,
-/// which for a timeout says "SendRequest" and not "timed out").
-pub(crate) fn chain(e: &(dyn std::error::Error + 'static)) -> String {
-    let mut out = e.to_string();
-    let mut source = e.source();
-    while let Some(s) = source {
-        let text = s.to_string();
-        if !out.contains(&text) {
-            out.push_str(": ");
-            out.push_str(&text);
-        }
-        source = s.source();
-    }
-    out
-}
+/// An error and its causes, `outer: inner: root` (kube prints only the outer layer).
+pub(crate) use rotor_migration::chain;
 
 #[cfg(test)]
 mod tests {

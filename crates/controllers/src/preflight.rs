@@ -128,8 +128,10 @@ async fn check(
     strategy: &SwapStrategy,
 ) -> Result<Vec<String>, String> {
     let status = cluster.status.clone().unwrap_or_default();
+    // Not adopted yet (a Cluster applied just before the Rollout): a state that passes, so
+    // unknown rather than blocked.
     let Some(instance) = status.active_instance else {
-        return Ok(vec!["it has no active instance yet (not adopted)".into()]);
+        return Err("it has no active instance yet (not adopted)".into());
     };
     let version = cluster.spec.with_target(target).kubernetes_version;
     let Some(minor) = version

@@ -78,8 +78,9 @@ pub enum Error {
     },
 }
 
-/// An error and its sources on one line: kube's top-level messages alone rarely say why.
-pub(crate) fn chain(e: &dyn std::error::Error) -> String {
+/// An error and its sources on one line: kube's top-level messages alone rarely say why. (The
+/// controllers use it too.)
+pub fn chain(e: &dyn std::error::Error) -> String {
     let mut out = e.to_string();
     let mut source = e.source();
     while let Some(s) = source {

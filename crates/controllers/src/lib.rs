@@ -51,8 +51,9 @@ pub struct Settings {
     pub green_ready_timeout: Duration,
     /// Migrated workloads must be available in green within this, or the swap rolls back.
     pub verify_timeout: Duration,
-    /// Requests green must have answered in a step before its error rate is judged (one failed
-    /// request out of two is noise, not a signal).
+    /// The smallest sample a gate judges green's error rate over: a step in which green
+    /// answered fewer requests counts its failures as if it had answered this many (see
+    /// `swap::error_rate_breached`).
     pub min_gate_requests: u64,
     /// How often a Cluster's health is re-probed when nothing else triggers it.
     pub cluster_resync: Duration,
@@ -88,8 +89,9 @@ pub struct Context {
     pub(crate) recorder: events::Recorder,
     /// Traffic addresses of instances (fixed for an instance's life).
     addresses: Mutex<HashMap<String, std::net::SocketAddr>>,
-    /// Per swap: the traffic step and green's counters when its bake began (gate baseline).
-    gate_baselines: Mutex<HashMap<String, (u32, rotor_traffic::BackendCounters)>>,
+    /// Per swap: the traffic step, green's counters when it began (the gate's baseline) and
+    /// when the gate last read them.
+    gate_baselines: Mutex<HashMap<String, GateWindow>>,
     /// Per object key: consecutive reconcile errors (exponential backoff).
     failures: Mutex<HashMap<String, u32>>,
     /// Wall clock for maintenance windows (tests move it).
@@ -371,8 +373,12 @@ impl Context {
         lock(&self.addresses).insert(instance.to_string(), addr);
     }
 
-    /// Green's counters when `step` of swap `swap` began; the first call for a step records
-    /// `current` as the baseline (also after a restart, which shortens one gate window).
+    /// Green's counters when `step` of swap `swap` began, given what they are now. A new step
+    /// starts from the counters the gate last read in the step before — the reading it passed
+    /// on — so an attempt that fails while the step changes is judged in the new step rather
+    /// than lost between the two. The first reading of a swap (also after a restart, which
+    /// shortens one gate window) is its own baseline, as is one below the last (the traffic
+    /// layer restarted and its counters with it).
     pub(crate) fn gate_baseline(
         &self,
         swap: &str,
@@ -380,13 +386,25 @@ impl Context {
         current: rotor_traffic::BackendCounters,
     ) -> rotor_traffic::BackendCounters {
         let mut baselines = lock(&self.gate_baselines);
-        match baselines.get(swap) {
-            Some((s, base)) if *s == step => *base,
-            _ => {
-                baselines.insert(swap.to_string(), (step, current));
-                current
-            }
+        let window = baselines.entry(swap.to_string()).or_insert(GateWindow {
+            step,
+            base: current,
+            last: current,
+        });
+        let went_back =
+            current.requests < window.last.requests || current.failures < window.last.failures;
+        if went_back {
+            *window = GateWindow {
+                step,
+                base: current,
+                last: current,
+            };
+        } else if window.step != step {
+            window.step = step;
+            window.base = window.last;
         }
+        window.last = current;
+        window.base
     }
 
     pub(crate) fn forget_gate_baseline(&self, swap: &str) {
@@ -396,6 +414,13 @@ impl Context {
     pub(crate) fn reset_backoff(&self, key: &str) {
         lock(&self.failures).remove(key);
     }
+}
+
+/// One swap's gate window: see [`Context::gate_baseline`].
+struct GateWindow {
+    step: u32,
+    base: rotor_traffic::BackendCounters,
+    last: rotor_traffic::BackendCounters,
 }
 
 /// What a reconcile can fail with. Every variant is retried with backoff; the message names the
@@ -500,6 +525,26 @@ mod tests {
     use super::*;
     use futures::StreamExt;
     use rotor_api::Cluster;
+
+    #[tokio::test]
+    async fn a_new_gate_step_starts_where_the_last_reading_of_the_step_before_ended() {
+        let ctx = Context::new(idle_client(), Settings::default());
+        let c = |requests, failures| rotor_traffic::BackendCounters { requests, failures };
+        // Step 0: the first reading is the baseline; later readings of the step keep it.
+        assert_eq!(ctx.gate_baseline("s", 0, c(10, 0)), c(10, 0));
+        assert_eq!(ctx.gate_baseline("s", 0, c(14, 0)), c(10, 0));
+        // Step 1 starts from the reading step 0 passed on (14, 0), not from its own first
+        // reading: the failure that happened in between is judged in step 1.
+        assert_eq!(ctx.gate_baseline("s", 1, c(17, 1)), c(14, 0));
+        assert_eq!(ctx.gate_baseline("s", 1, c(20, 2)), c(14, 0));
+        // Counters that went back (HAProxy restarted) start a fresh window.
+        assert_eq!(ctx.gate_baseline("s", 1, c(3, 0)), c(3, 0));
+        assert_eq!(ctx.gate_baseline("s", 1, c(5, 1)), c(3, 0));
+        // Swaps are independent, and a forgotten swap starts over.
+        assert_eq!(ctx.gate_baseline("t", 1, c(100, 7)), c(100, 7));
+        ctx.forget_gate_baseline("s");
+        assert_eq!(ctx.gate_baseline("s", 2, c(30, 2)), c(30, 2));
+    }
 
     /// A client that is never called: the instances below are never reached.
     fn idle_client() -> Client {

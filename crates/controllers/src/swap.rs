@@ -133,6 +133,26 @@ fn object_ref(swap: &ClusterSwap) -> ObjectReference {
 }
 
 /// What green's gates say.
+/// The error rate that breaches `max_rate_percent`, if green's `failures` of `requests` in a
+/// step do. A step that saw fewer than `min_requests` is judged as if it had seen that many:
+/// on a quiet endpoint a failing green may answer only a handful of requests before the next
+/// step, and waiting for a full sample would let it reach 100 %, where nothing can retry its
+/// failures on blue. So a few failures among few requests fail the gate (one out of up to
+/// `min_requests` does when `max_rate_percent` < 100 / `min_requests`); a larger sample is
+/// judged by its own rate.
+pub(crate) fn error_rate_breached(
+    requests: u64,
+    failures: u64,
+    min_requests: u64,
+    max_rate_percent: f64,
+) -> Option<f64> {
+    if failures == 0 {
+        return None;
+    }
+    let rate = failures as f64 * 100.0 / requests.max(min_requests).max(1) as f64;
+    (rate > max_rate_percent).then_some(rate)
+}
+
 enum Gate {
     Pass,
     /// Cannot tell now (green's API does not answer): do not advance, do not roll back.
@@ -1183,14 +1203,22 @@ impl<'a> Reconcile<'a> {
         let base = self.ctx.gate_baseline(&self.name, step, stats.green);
         let requests = stats.green.requests.saturating_sub(base.requests);
         let failures = stats.green.failures.saturating_sub(base.failures);
-        if requests >= self.ctx.settings.min_gate_requests && requests > 0 {
-            let rate = failures as f64 * 100.0 / requests as f64;
-            if rate > gates.max_error_rate_percent {
-                return Ok(Gate::Fail(format!(
-                    "green {green} failed {failures} of {requests} requests at {} % ({rate:.1} % > {} %)",
-                    status.green_weight_percent, gates.max_error_rate_percent
-                )));
-            }
+        if let Some(rate) = error_rate_breached(
+            requests,
+            failures,
+            self.ctx.settings.min_gate_requests,
+            gates.max_error_rate_percent,
+        ) {
+            let min = self.ctx.settings.min_gate_requests;
+            let over = if requests < min {
+                format!(" counted over at least {min}")
+            } else {
+                String::new()
+            };
+            return Ok(Gate::Fail(format!(
+                "green {green} failed {failures} of {requests} requests at {} % ({rate:.1} %{over} > {} %)",
+                status.green_weight_percent, gates.max_error_rate_percent
+            )));
         }
         if gates.require_availability {
             let selection = self.selection(cluster);
@@ -1495,6 +1523,25 @@ pub(crate) fn set_instance_phase(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_failure_among_few_requests_fails_the_gate() {
+        // No failure: never a breach, however few or many requests.
+        assert_eq!(error_rate_breached(0, 0, 20, 1.0), None);
+        assert_eq!(error_rate_breached(3, 0, 20, 1.0), None);
+        // One failure in the only request of a quiet step: judged over 20 → 5 % > 1 %.
+        assert_eq!(error_rate_breached(1, 1, 20, 1.0), Some(5.0));
+        // Four attempts of one request retried on green itself, all failed.
+        assert_eq!(error_rate_breached(4, 4, 20, 1.0), Some(20.0));
+        // A tolerant gate lets one failure in a small sample pass (1 of ≥ 20 = 5 % ≤ 10 %).
+        assert_eq!(error_rate_breached(2, 1, 20, 10.0), None);
+        assert_eq!(error_rate_breached(5, 3, 20, 10.0), Some(15.0));
+        // A full sample is judged by its own rate.
+        assert_eq!(error_rate_breached(1000, 10, 20, 1.0), None);
+        assert_eq!(error_rate_breached(1000, 11, 20, 1.0), Some(1.1));
+        // min_requests 0 still never divides by zero.
+        assert_eq!(error_rate_breached(0, 1, 0, 1.0), Some(100.0));
+    }
 
     #[test]
     fn target_minor_parses_versions() {

@@ -44,7 +44,19 @@ async fn a_cut_off_migration_resumes_from_the_durable_checkpoint() {
     }
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base = format!("http://{}", listener.local_addr().unwrap());
-    let router = sim.router();
+    // Every write to green takes a few milliseconds more, as over a real network: the first run
+    // must still be going when its first checkpoint is flushed (after 500 ms), however fast the
+    // machine, or it finishes before it can be cut off.
+    let router = sim.router().layer(axum::middleware::from_fn(
+        |req: axum::extract::Request, next: axum::middleware::Next| async move {
+            if req.method() != axum::http::Method::GET
+                && req.uri().path().contains("/clusters/green/")
+            {
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            next.run(req).await
+        },
+    ));
     tokio::spawn(async move {
         let _ = rotor_apiserver::http::serve(listener, router).await;
     });

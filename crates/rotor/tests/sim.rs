@@ -223,7 +223,7 @@ async fn cloud_creates_and_deletes_clusters_over_http() {
 
 #[test]
 fn demo_json_report() {
-    let report = demo(&["--clusters", "6"]);
+    let report = demo(&["--clusters", "6", "--inject", "none"]);
     assert_eq!(report["clusters"], 6);
     // The whole fleet rotated blue-green by one staged Rollout, under load, with no failed
     // request: canary, staging, prod-early, prod-rest.
@@ -242,18 +242,20 @@ fn demo_json_report() {
     assert!(critical > 0.0 && wall > 0.0, "{report}");
 }
 
-/// `--inject green-unhealthy`: the canary's green fails its requests at 50 %; that swap rolls
-/// back within the failure budget, is retried and succeeds, the rest of the fleet goes on, and
-/// no client sees a failure.
+/// The default injected failure (`--inject green-unhealthy`): the canary's green fails its
+/// requests at 50 %; that swap rolls back within the failure budget, is retried and succeeds,
+/// the rest of the fleet goes on, and no client sees a failure.
 #[test]
 fn demo_with_an_unhealthy_green_rolls_that_swap_back() {
-    let report = demo(&["--clusters", "4", "--inject", "green-unhealthy"]);
+    let report = demo(&["--clusters", "4"]);
+    assert_eq!(report["injected"], "green-unhealthy", "{report}");
     assert_eq!(report["swaps_rolled_back"], 1, "{report}");
     assert_eq!(report["swaps_retried"], 1, "{report}");
     // The retried cluster went through on its second green.
     assert_eq!(report["swaps_succeeded"], 4, "{report}");
     assert_eq!(report["rollout_phase"], "Succeeded", "{report}");
     assert_eq!(report["requests_failed"], 0, "{report}");
+    assert_eq!(report["failures"], serde_json::json!([]), "{report}");
     assert!(
         report["requests_total"].as_u64().unwrap_or(0) > 100,
         "{report}"

@@ -2,9 +2,9 @@
 //! request bounded in time, counting what succeeded. The zero-downtime claim is checked with it:
 //! a rotation passes only if no request sent through the traffic layer failed.
 
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::Duration;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use http_body_util::{BodyExt, Empty};
 use hyper_util::client::legacy::Client;
@@ -25,13 +25,26 @@ pub struct LoadReport {
     pub failed_connection: u64,
 }
 
+/// One failed request, kept so a failure can be traced to its endpoint and moment.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FailureSample {
+    /// Milliseconds after the load started.
+    pub at_ms: u64,
+    pub url: String,
+    /// `503: <the start of the body>`, `timeout`, or `connection: <error>`.
+    pub what: String,
+}
+
+/// How many failures a run keeps verbatim (the counters count them all).
+const SAMPLES_KEPT: usize = 50;
+
 /// How one request ended.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 enum Outcome {
     Ok,
-    Status,
+    Status(String),
     Timeout,
-    Connection,
+    Connection(String),
 }
 
 type HttpClient = Client<HttpConnector, Empty<bytes::Bytes>>;
@@ -46,44 +59,88 @@ fn client(timeout: Duration) -> HttpClient {
 /// One GET, bounded by `timeout`: Ok when it got a 2xx and its whole body.
 async fn get(client: &HttpClient, url: &str, timeout: Duration) -> Outcome {
     let Ok(uri) = url.parse::<http::Uri>() else {
-        return Outcome::Connection;
+        return Outcome::Connection(format!("not a URL: {url}"));
     };
     match tokio::time::timeout(timeout, client.get(uri)).await {
         Ok(Ok(resp)) => {
-            let success = resp.status().is_success();
+            let status = resp.status();
             // Drain the body so the connection is reused.
             match tokio::time::timeout(timeout, resp.into_body().collect()).await {
-                Ok(Ok(_)) if success => Outcome::Ok,
-                Ok(Ok(_)) => Outcome::Status,
-                Ok(Err(_)) => Outcome::Connection,
+                Ok(Ok(_)) if status.is_success() => Outcome::Ok,
+                Ok(Ok(body)) => {
+                    let body = body.to_bytes();
+                    let text = String::from_utf8_lossy(&body[..body.len().min(80)]);
+                    Outcome::Status(format!("{}: {}", status.as_u16(), text.trim()))
+                }
+                Ok(Err(e)) => Outcome::Connection(format!("body: {e}")),
                 Err(_) => Outcome::Timeout,
             }
         }
-        Ok(Err(_)) => Outcome::Connection,
+        Ok(Err(e)) => Outcome::Connection(error_chain(&e)),
         Err(_) => Outcome::Timeout,
     }
 }
 
-#[derive(Default)]
+/// An error with its causes, `a: b: c` (hyper's own message alone is only "client error").
+fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut out = e.to_string();
+    let mut cause = e.source();
+    while let Some(c) = cause {
+        out.push_str(": ");
+        out.push_str(&c.to_string());
+        cause = c.source();
+    }
+    out
+}
+
 struct Counters {
+    started: Instant,
     requests: AtomicU64,
     failed: AtomicU64,
     failed_status: AtomicU64,
     failed_timeout: AtomicU64,
     failed_connection: AtomicU64,
+    samples: Mutex<Vec<FailureSample>>,
 }
 
 impl Counters {
-    fn record(&self, outcome: Outcome) {
+    fn new() -> Self {
+        Counters {
+            started: Instant::now(),
+            requests: AtomicU64::new(0),
+            failed: AtomicU64::new(0),
+            failed_status: AtomicU64::new(0),
+            failed_timeout: AtomicU64::new(0),
+            failed_connection: AtomicU64::new(0),
+            samples: Mutex::new(Vec::new()),
+        }
+    }
+
+    fn record(&self, url: &str, outcome: Outcome) {
         self.requests.fetch_add(1, Ordering::Relaxed);
-        let kind = match outcome {
+        let (kind, what) = match outcome {
             Outcome::Ok => return,
-            Outcome::Status => &self.failed_status,
-            Outcome::Timeout => &self.failed_timeout,
-            Outcome::Connection => &self.failed_connection,
+            Outcome::Status(what) => (&self.failed_status, what),
+            Outcome::Timeout => (&self.failed_timeout, "timeout".to_string()),
+            Outcome::Connection(e) => (&self.failed_connection, format!("connection: {e}")),
         };
         kind.fetch_add(1, Ordering::Relaxed);
         self.failed.fetch_add(1, Ordering::Relaxed);
+        let mut samples = self.samples.lock().unwrap_or_else(|p| p.into_inner());
+        if samples.len() < SAMPLES_KEPT {
+            samples.push(FailureSample {
+                at_ms: self.started.elapsed().as_millis() as u64,
+                url: url.to_string(),
+                what,
+            });
+        }
+    }
+
+    fn samples(&self) -> Vec<FailureSample> {
+        self.samples
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
     }
 
     fn report(&self) -> LoadReport {
@@ -105,7 +162,7 @@ pub async fn run(
     timeout: Duration,
 ) -> LoadReport {
     let client = client(timeout);
-    let counters = Arc::new(Counters::default());
+    let counters = Arc::new(Counters::new());
     let work: Arc<Vec<String>> = Arc::new(
         urls.iter()
             .flat_map(|u| std::iter::repeat_n(u.clone(), per_url))
@@ -120,7 +177,7 @@ pub async fn run(
             loop {
                 let i = next.fetch_add(1, Ordering::Relaxed) as usize;
                 let Some(url) = work.get(i) else { return };
-                counters.record(get(&client, url, timeout).await);
+                counters.record(url, get(&client, url, timeout).await);
             }
         }));
     }
@@ -142,7 +199,7 @@ impl Load {
     /// Starts the workers (on the current tokio runtime).
     pub fn start(urls: Vec<String>, concurrency: usize, timeout: Duration) -> Self {
         let client = client(timeout);
-        let counters = Arc::new(Counters::default());
+        let counters = Arc::new(Counters::new());
         let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
         let urls = Arc::new(urls);
         let next = Arc::new(AtomicU64::new(0));
@@ -161,7 +218,7 @@ impl Load {
                     }
                     while !stop.load(Ordering::Relaxed) {
                         let i = next.fetch_add(1, Ordering::Relaxed) as usize % urls.len();
-                        counters.record(get(&client, &urls[i], timeout).await);
+                        counters.record(&urls[i], get(&client, &urls[i], timeout).await);
                     }
                 })
             })
@@ -176,6 +233,12 @@ impl Load {
     /// What was sent so far.
     pub fn snapshot(&self) -> LoadReport {
         self.counters.report()
+    }
+
+    /// The first failures (up to 50), with where and when: what a report shows so that a
+    /// failed request can be traced to a cluster and a moment of its swap.
+    pub fn failure_samples(&self) -> Vec<FailureSample> {
+        self.counters.samples()
     }
 
     /// Stops the workers, waits for the requests in flight, and reports.
@@ -220,8 +283,18 @@ mod tests {
             );
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
+        let samples = load.failure_samples();
         let report = load.stop().await;
         assert!(report.requests >= 200, "{report:?}");
+        // The first failures are kept with where they went and what came back.
+        assert_eq!(samples.len(), 50, "{samples:?}");
+        assert!(
+            samples
+                .iter()
+                .all(|s| s.url.ends_with("/down") && s.what == "503: down"),
+            "{samples:?}"
+        );
+        assert!(samples.windows(2).all(|w| w[0].at_ms <= w[1].at_ms));
         // Every other request goes to /down (give or take the requests in flight at stop).
         let half = report.requests / 2;
         assert!(report.failed.abs_diff(half) <= 2, "{report:?}");

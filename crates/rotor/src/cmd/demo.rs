@@ -3,14 +3,16 @@
 //! else the embedded router), deploys a sample application into every member, sends load
 //! through every cluster's traffic layer, and rotates the whole fleet blue-green with one staged
 //! Rollout (a canary, the staging clusters, 10 % of prod, the rest), then reports.
-//! `--inject green-unhealthy` breaks the canary's green once it carries half the traffic: that
-//! swap rolls back (within the failure budget), still with zero failed requests, and is then
-//! retried as an operator would (`rotor rollout retry`), with a fresh green.
+//! By default (`--inject green-unhealthy`; `--inject none` turns it off) one failure is injected:
+//! the canary's green breaks once it carries half the traffic. That swap rolls back (within the
+//! failure budget), still with zero failed requests, and is then retried as an operator would
+//! (`rotor rollout retry`), with a fresh green.
 //!
 //! `critical_path_s` is the lower bound of the run given the rollout's waves, its concurrency
 //! limit and the measured duration of every swap (per wave: the longest swap, the total swap time
 //! over the concurrency limit, or ceil(swaps / limit) times the shortest swap, whichever is
-//! largest; plus the bakes between waves),
+//! largest; plus the bakes between waves). A cluster's attempts run one after the other, so a
+//! retried cluster counts as one swap as long as its attempts together;
 //! plus the set-up before the rollout started and the pre-flight before its first wave (both
 //! measured, `setup_s` and `preflight_s`); `wall_s / critical_path_s` is the scheduling overhead.
 
@@ -36,9 +38,10 @@ pub struct DemoArgs {
     /// Print the report as one JSON object on the last line of stdout.
     #[arg(long)]
     pub json: bool,
-    /// Fault to inject: `green-unhealthy` (green fails its requests once it has 50 %).
-    #[arg(long)]
-    pub inject: Option<String>,
+    /// Fault to inject: `green-unhealthy` (the canary's green fails every request once it has
+    /// 50 %; the swap rolls back and is retried), or `none`.
+    #[arg(long, default_value = "green-unhealthy")]
+    pub inject: String,
     /// Traffic layer: HAProxy when installed (`auto`), or the embedded router.
     #[arg(long, value_enum, default_value_t = TrafficArg::Auto)]
     pub traffic: TrafficArg,
@@ -61,10 +64,10 @@ pub enum TrafficArg {
 }
 
 pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
-    let inject_unhealthy = match args.inject.as_deref() {
-        None => false,
-        Some("green-unhealthy") => true,
-        Some(other) => anyhow::bail!("--inject {other:?}: the known fault is green-unhealthy"),
+    let inject_unhealthy = match args.inject.as_str() {
+        "none" => false,
+        "green-unhealthy" => true,
+        other => anyhow::bail!("--inject {other:?}: the known fault is green-unhealthy (or none)"),
     };
     let started = Instant::now();
     let progress = |msg: String| {
@@ -110,10 +113,12 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
     r.deploy_app(Duration::from_secs(120)).await?;
     progress("sample application answers through every cluster's traffic layer".into());
 
+    let load_started = Instant::now();
     let load =
         rotor_traffic::load::Load::start(r.app_urls(), args.concurrency, Duration::from_secs(5));
 
-    // Precise swap timings from a watch (status times have one-second resolution).
+    // Precise swap timings from a watch (status times have one-second resolution), per swap
+    // object (uid): a retried cluster has one per attempt.
     let timings: Arc<Mutex<BTreeMap<String, SwapTiming>>> = Arc::default();
     // The most files this process had open at once (sampled; Linux): the fleet's watches,
     // clients and listeners all live here, and running out of descriptors fails requests.
@@ -138,18 +143,28 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
                 .applied_objects();
             futures::pin_mut!(stream);
             while let Some(Ok(s)) = stream.next().await {
-                let phase = s.status.clone().unwrap_or_default().phase;
+                let st = s.status.clone().unwrap_or_default();
                 let mut t = timings.lock().unwrap_or_else(|p| p.into_inner());
-                let entry = t.entry(s.name_any()).or_insert_with(|| SwapTiming {
-                    wave: s
-                        .labels()
-                        .get(rotor_api::labels::WAVE)
-                        .cloned()
-                        .unwrap_or_default(),
-                    created: Instant::now(),
-                    finished: None,
-                });
-                if phase.is_terminal() && entry.finished.is_none() {
+                let entry = t
+                    .entry(s.uid().unwrap_or_default())
+                    .or_insert_with(|| SwapTiming {
+                        cluster: s.spec.cluster_ref.clone(),
+                        wave: s
+                            .labels()
+                            .get(rotor_api::labels::WAVE)
+                            .cloned()
+                            .unwrap_or_default(),
+                        created: Instant::now(),
+                        finished: None,
+                        history: Vec::new(),
+                    });
+                let step = (st.phase.as_str().to_string(), st.green_weight_percent);
+                if entry.history.last().map(|(_, p, w)| (p, *w)) != Some((&step.0, step.1)) {
+                    entry
+                        .history
+                        .push((started.elapsed().as_secs_f64(), step.0, step.1));
+                }
+                if st.phase.is_terminal() && entry.finished.is_none() {
                     entry.finished = Some(Instant::now());
                 }
             }
@@ -267,13 +282,15 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
     let setup = rollout_started.duration_since(started).as_secs_f64();
     watch_task.abort();
     fd_task.abort();
-    let critical = critical_path(
+    let (critical, critical_by_wave) = critical_path(
         &final_status,
         &timings.lock().unwrap_or_else(|p| p.into_inner()),
         rollout.spec.max_concurrent_swaps,
         rollout.spec.bake_seconds_between_waves as f64,
+        started,
     );
     let counts = final_status.counts.clone();
+    let samples = load.failure_samples();
     let sent = load.stop().await;
     if !args.json {
         println!(
@@ -329,6 +346,36 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
         .map(|t| t.duration_since(rollout_started).as_secs_f64())
         .unwrap_or(0.0);
     let critical_path_s = setup + preflight_s + critical;
+    // Each failed request (the first 50) with its cluster and where that cluster's swaps were
+    // at that moment: what a zero-downtime claim that failed needs to be traced.
+    let cluster_of: BTreeMap<String, String> = r
+        .app_urls()
+        .into_iter()
+        .zip(r.fleet.iter().map(|c| c.name_any()))
+        .collect();
+    let failures: Vec<serde_json::Value> = {
+        let t = timings.lock().unwrap_or_else(|p| p.into_inner());
+        samples
+            .iter()
+            .map(|f| {
+                let at = load_started.duration_since(started).as_secs_f64() + f.at_ms as f64 / 1e3;
+                let cluster = cluster_of.get(&f.url).cloned().unwrap_or_default();
+                let swaps: Vec<serde_json::Value> = t
+                    .values()
+                    .filter(|s| s.cluster == cluster)
+                    .map(|s| {
+                        let state = s.history.iter().rev().find(|(t, _, _)| *t <= at);
+                        json!({
+                            "phase": state.map(|(_, p, _)| p.as_str()),
+                            "green_weight_percent": state.map(|(_, _, w)| *w),
+                            "history": s.history.iter().map(|(t, p, w)| format!("{:.2}s {p} {w}%", t)).collect::<Vec<_>>(),
+                        })
+                    })
+                    .collect();
+                json!({"at_s": round(at), "cluster": cluster, "what": f.what, "swaps": swaps})
+            })
+            .collect()
+    };
     let report = json!({
         "clusters": r.fleet.len(),
         "traffic": match traffic { TrafficChoice::Haproxy => "haproxy", TrafficChoice::Sim => "sim" },
@@ -349,11 +396,13 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
             "connection": sent.failed_connection,
         },
         "injected": args.inject,
+        "failures": failures,
         "open_files_peak": peak_fds.load(std::sync::atomic::Ordering::Relaxed),
         "setup_s": round(setup),
         "preflight_s": round(preflight_s),
         "rollout_wall_s": round(rollout_wall),
         "critical_path_s": round(critical_path_s),
+        "critical_path_by_wave": critical_by_wave,
         "wall_s": round(wall),
         "wall_over_critical_path": round(wall / critical_path_s.max(0.001)),
     });
@@ -366,43 +415,82 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
 }
 
 struct SwapTiming {
+    cluster: String,
     wave: String,
     created: Instant,
     finished: Option<Instant>,
+    /// (seconds since the demo started, phase, green's weight) at every change.
+    history: Vec<(f64, String, u8)>,
 }
 
 /// The shortest the rollout could have taken given its waves, the concurrency limit and the
 /// measured swap durations: per wave the largest of the longest swap, the total swap time over
 /// the limit, and ceil(swaps / limit) times the shortest swap (some slot runs that many in a
-/// row); plus the bakes between waves.
+/// row); plus the bakes between waves. A wave ends when each of its clusters' first attempt has
+/// ended (a swap rolled back within the failure budget counts as ended), so those are what the
+/// waves wait for. A retried cluster adds one more bound: its attempts run one after the other,
+/// from the start of its wave, so the run lasts at least that wave's start plus their sum.
 fn critical_path(
     status: &RolloutStatus,
     timings: &BTreeMap<String, SwapTiming>,
     max_concurrent: u32,
     bake_s: f64,
-) -> f64 {
-    let mut total = 0.0;
-    let mut waves_run = 0u32;
+    since: Instant,
+) -> (f64, Vec<serde_json::Value>) {
+    let round = |x: f64| (x * 100.0).round() / 100.0;
+    let secs = |a: Instant, b: Instant| b.duration_since(a).as_secs_f64();
+    let mut waves_end = 0.0;
+    let mut retries_end: f64 = 0.0;
+    let mut by_wave = Vec::new();
     for w in &status.waves {
-        let durations: Vec<f64> = timings
-            .values()
-            .filter(|t| t.wave == w.name)
-            .filter_map(|t| {
-                t.finished
-                    .map(|f| f.duration_since(t.created).as_secs_f64())
-            })
-            .collect();
+        let mut attempts: BTreeMap<&str, Vec<&SwapTiming>> = BTreeMap::new();
+        for t in timings.values().filter(|t| t.wave == w.name) {
+            attempts.entry(t.cluster.as_str()).or_default().push(t);
+        }
+        let mut durations = Vec::new();
+        let mut longest_chain: f64 = 0.0;
+        for a in attempts.values_mut() {
+            a.sort_by_key(|t| t.created);
+            if let Some(f) = a[0].finished {
+                durations.push(secs(a[0].created, f));
+            }
+            if a.len() > 1 && a.iter().all(|t| t.finished.is_some()) {
+                let chain: f64 = a
+                    .iter()
+                    .filter_map(|t| Some(secs(t.created, t.finished?)))
+                    .sum();
+                longest_chain = longest_chain.max(chain);
+            }
+        }
         if durations.is_empty() {
             continue;
         }
-        waves_run += 1;
+        if !by_wave.is_empty() {
+            waves_end += bake_s;
+        }
+        let wave_start = waves_end;
         let limit = f64::from(max_concurrent.max(1));
         let longest = durations.iter().copied().fold(0.0, f64::max);
         let shortest = durations.iter().copied().fold(f64::INFINITY, f64::min);
         let sum: f64 = durations.iter().sum();
         // Some slot runs at least ceil(n / limit) swaps one after the other.
         let rounds = (durations.len() as f64 / limit).ceil();
-        total += longest.max(sum / limit).max(rounds * shortest);
+        let bound = longest.max(sum / limit).max(rounds * shortest);
+        waves_end += bound;
+        retries_end = retries_end.max(wave_start + longest_chain);
+        let values = || attempts.values().flatten();
+        by_wave.push(json!({
+            "wave": w.name,
+            "swaps": durations.len(),
+            "attempts": values().count(),
+            "longest_s": round(longest),
+            "shortest_s": round(shortest),
+            "sum_over_limit_s": round(sum / limit),
+            "bound_s": round(bound),
+            "retried_chain_s": round(longest_chain),
+            "from_s": values().map(|t| t.created).min().map(|a| round(secs(since, a))),
+            "to_s": values().filter_map(|t| t.finished).max().map(|b| round(secs(since, b))),
+        }));
     }
-    total + bake_s * f64::from(waves_run.saturating_sub(1))
+    (waves_end.max(retries_end), by_wave)
 }

@@ -511,6 +511,14 @@ impl Spec {
         resources: &[ResourcePaths],
         custom: &[CustomSchema],
     ) -> EncodedDocument {
+        // In one order, whatever order a server lists them in (its CRDs come from a map).
+        let mut resources = resources.to_vec();
+        resources.sort_by(|a, b| {
+            (&a.group, &a.version, &a.plural).cmp(&(&b.group, &b.version, &b.plural))
+        });
+        let mut custom = custom.to_vec();
+        custom.sort_by(|a, b| a.definition.cmp(&b.definition));
+        let (resources, custom) = (resources.as_slice(), custom.as_slice());
         let fingerprint = self.v2_fingerprint(resources, custom);
         let lock = || self.v2_cache.lock().unwrap_or_else(|e| e.into_inner());
         {

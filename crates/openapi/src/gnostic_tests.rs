@@ -625,6 +625,17 @@ fn shared_documents_are_encoded_once_per_input() {
     let c = s.v2_protobuf_shared(&[configmaps(), paths], &[changed]);
     assert_ne!(b.etag, c.etag);
     assert_ne!(b.bytes, c.bytes);
+    // Servers listing the same resources in another order share the document.
+    let (paths, custom) = gizmo();
+    let mut other = custom.clone();
+    other.definition = "com.example.v1.Other".into();
+    let one = s.v2_protobuf_shared(
+        &[configmaps(), paths.clone()],
+        &[custom.clone(), other.clone()],
+    );
+    let two = s.v2_protobuf_shared(&[paths, configmaps()], &[other, custom]);
+    assert_eq!(one.bytes.as_ptr(), two.bytes.as_ptr());
+    assert_eq!(one.etag, two.etag);
     // Bounded: after more distinct documents than it keeps, the first is encoded anew.
     for i in 0..V2_CACHE_ENTRIES {
         let mut r = configmaps();

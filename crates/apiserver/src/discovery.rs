@@ -1,5 +1,7 @@
 //! Discovery (`/api`, `/apis`, `/apis/{g}/{v}`, legacy and aggregated), `/version`, and the
 //! OpenAPI v2/v3 documents, all derived from the resource table and the release's definitions.
+//! `/openapi/v2` is JSON, or gnostic protobuf for the clients that ask for it: kubectl does,
+//! for client-side validation (`apply -f` of a `kind: List`).
 
 use std::collections::BTreeMap;
 use std::hash::{Hash, Hasher};
@@ -293,7 +295,84 @@ fn accepts_json(accept: &str) -> bool {
     accept.is_empty() || accept.contains("application/json") || accept.contains("*/*")
 }
 
+/// The gnostic OpenAPI v2 protobuf media type kubectl asks `/openapi/v2` for.
+const OPENAPI_V2_PROTOBUF: &str = "application/com.github.proto-openapi.spec.v2@v1.0+protobuf";
+/// The same with a dot for the `@`: the spelling some clients ask for, and the Content-Type of
+/// the answer, as kube-apiserver sends it. client-go parses a response's Content-Type and
+/// rejects the `@` form ("mime: unexpected content after media subtype").
+const OPENAPI_V2_PROTOBUF_DOTTED: &str =
+    "application/com.github.proto-openapi.spec.v2.v1.0+protobuf";
+
+/// The forms `/openapi/v2` is served in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum V2Form {
+    Json,
+    Protobuf,
+}
+
+/// Which form of `/openapi/v2` the Accept header prefers: the listed one we serve with the
+/// highest `q` (the first of equals); JSON when the header is empty.
+fn v2_form(accept: &str) -> Option<V2Form> {
+    if accept.trim().is_empty() {
+        return Some(V2Form::Json);
+    }
+    let mut best: Option<(f32, V2Form)> = None;
+    for range in accept.split(',') {
+        let mut parts = range.split(';');
+        let media = parts.next().unwrap_or_default().trim().to_ascii_lowercase();
+        let q = parts
+            .filter_map(|p| p.trim().strip_prefix("q="))
+            .find_map(|q| q.trim().parse::<f32>().ok())
+            .unwrap_or(1.0);
+        let form = match media.as_str() {
+            // kube-apiserver also answers the Kubernetes protobuf type with this document.
+            OPENAPI_V2_PROTOBUF
+            | OPENAPI_V2_PROTOBUF_DOTTED
+            | "application/vnd.kubernetes.protobuf" => V2Form::Protobuf,
+            "application/json" | "application/*" | "*/*" => V2Form::Json,
+            _ => continue,
+        };
+        if q > 0.0 && best.is_none_or(|(b, _)| q > b) {
+            best = Some((q, form));
+        }
+    }
+    best.map(|(_, form)| form)
+}
+
+fn openapi_v2(server: &ApiServer, accept: &str) -> ApiResult<Response> {
+    let form = v2_form(accept).ok_or_else(|| {
+        ApiError::not_acceptable(format!(
+            "/openapi/v2 is served as application/json or {OPENAPI_V2_PROTOBUF}, not {accept}"
+        ))
+    })?;
+    let all = server.registry().all();
+    let spec = server.openapi();
+    let paths: Vec<ResourcePaths> = all.iter().map(|r| resource_paths(r)).collect();
+    let custom: Vec<CustomSchema> = all.iter().filter_map(|r| custom_schema(r)).collect();
+    let mut resp = match form {
+        V2Form::Json => json_response(StatusCode::OK, &spec.v2_document(&paths, &custom), &[]),
+        V2Form::Protobuf => {
+            let doc = spec.v2_protobuf_shared(&paths, &custom);
+            let mut resp = Response::new(Body::from(doc.bytes));
+            resp.headers_mut().insert(
+                header::CONTENT_TYPE,
+                http::HeaderValue::from_static(OPENAPI_V2_PROTOBUF_DOTTED),
+            );
+            if let Ok(etag) = http::HeaderValue::from_str(&doc.etag) {
+                resp.headers_mut().insert(header::ETAG, etag);
+            }
+            resp
+        }
+    };
+    resp.headers_mut()
+        .insert(header::VARY, http::HeaderValue::from_static("Accept"));
+    Ok(resp)
+}
+
 pub fn openapi(server: &ApiServer, target: &Target, accept: &str) -> ApiResult<Response> {
+    if matches!(target, Target::OpenApiV2) {
+        return openapi_v2(server, accept);
+    }
     if !accepts_json(accept) {
         return Err(ApiError::not_acceptable(format!(
             "only application/json is served here, not {accept}"
@@ -302,15 +381,6 @@ pub fn openapi(server: &ApiServer, target: &Target, accept: &str) -> ApiResult<R
     let all = server.registry().all();
     let spec = server.openapi();
     match target {
-        Target::OpenApiV2 => {
-            let paths: Vec<ResourcePaths> = all.iter().map(|r| resource_paths(r)).collect();
-            let custom: Vec<CustomSchema> = all.iter().filter_map(|r| custom_schema(r)).collect();
-            Ok(json_response(
-                StatusCode::OK,
-                &spec.v2_document(&paths, &custom),
-                &[],
-            ))
-        }
         Target::OpenApiV3Index => {
             let mut by_gv: BTreeMap<String, Vec<Arc<Resource>>> = BTreeMap::new();
             for r in all {
@@ -375,5 +445,40 @@ mod tests {
             Some("v2")
         );
         assert_eq!(aggregated_version("application/json"), None);
+    }
+
+    #[test]
+    fn openapi_v2_accept() {
+        // What kubectl sends, and the dotted spelling.
+        assert_eq!(v2_form(OPENAPI_V2_PROTOBUF), Some(V2Form::Protobuf));
+        assert_eq!(
+            v2_form("application/com.github.proto-openapi.spec.v2.v1.0+protobuf"),
+            Some(V2Form::Protobuf)
+        );
+        assert_eq!(v2_form(""), Some(V2Form::Json));
+        assert_eq!(v2_form("application/json"), Some(V2Form::Json));
+        assert_eq!(v2_form("*/*"), Some(V2Form::Json));
+        assert_eq!(
+            v2_form(&format!("{OPENAPI_V2_PROTOBUF}, application/json")),
+            Some(V2Form::Protobuf),
+            "first of equals"
+        );
+        assert_eq!(
+            v2_form(&format!(
+                "{OPENAPI_V2_PROTOBUF};q=0.5, application/json;q=0.9"
+            )),
+            Some(V2Form::Json)
+        );
+        assert_eq!(
+            v2_form(&format!(
+                "application/json;q=0, {OPENAPI_V2_PROTOBUF};q=0.1"
+            )),
+            Some(V2Form::Protobuf)
+        );
+        assert_eq!(
+            v2_form("application/vnd.kubernetes.protobuf"),
+            Some(V2Form::Protobuf)
+        );
+        assert_eq!(v2_form("application/yaml"), None);
     }
 }

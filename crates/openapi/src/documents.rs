@@ -1,16 +1,45 @@
 //! The OpenAPI v2 and v3 documents a server publishes, as kube-apiserver shapes them: the
 //! definitions (plus CRD schemas), and paths whose operations carry `x-kubernetes-action`,
 //! `x-kubernetes-group-version-kind` and the write parameters — kubectl reads the PATCH
-//! operation's `fieldValidation` parameter to decide that the server validates fields.
+//! operation's `fieldValidation` parameter to decide that the server validates fields. In v2 a
+//! CRD's schema takes the form kube-apiserver gives it there (`v2_structural`), since kubectl
+//! validates against v2 on the client; the v2 document is also encoded as protobuf
+//! (`v2_protobuf`).
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::hash::{Hash, Hasher};
+use std::ops::Range;
 
 use serde_json::{Map, Value, json};
 
-use crate::Spec;
+use crate::{Spec, gnostic};
+
+/// How many distinct protobuf v2 documents a release keeps encoded (`v2_protobuf_shared`):
+/// servers differ by their custom resources, and most share a handful of sets.
+pub const V2_CACHE_ENTRIES: usize = 8;
+
+/// An encoded document and its strong ETag.
+#[derive(Debug, Clone)]
+pub struct EncodedDocument {
+    pub bytes: bytes::Bytes,
+    pub etag: String,
+}
+
+/// The encoded `Definitions` entries of one release's definitions (`Spec::v2_protobuf`).
+pub(crate) struct V2Entries {
+    blob: Vec<u8>,
+    /// Where each definition's entry sits in `blob`.
+    index: HashMap<String, Range<usize>>,
+}
+
+impl std::fmt::Debug for V2Entries {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "V2Entries({} bytes)", self.blob.len())
+    }
+}
 
 /// One served resource, for the `paths` of a document.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Hash)]
 pub struct ResourcePaths {
     pub group: String,
     pub version: String,
@@ -47,28 +76,132 @@ const COMMON: &[&str] = &[
     OBJECT_META,
 ];
 
-/// A custom schema as kubectl expects it: typed apiVersion/kind, ObjectMeta, and its GVK.
-fn custom_definition(c: &CustomSchema, reference: &str) -> Value {
-    let mut schema = c.schema.clone();
+/// A custom schema as kubectl expects it: typed apiVersion/kind, ObjectMeta, and its GVK. In
+/// v2 the schema is first cut down as kube-apiserver does for a CRD (`v2_structural`), and a
+/// schema that keeps unknown fields at its root is published as a bare object: kubectl's v2
+/// models treat an object with properties as closed.
+fn custom_definition(c: &CustomSchema, reference: &str, v2: bool) -> Value {
+    let mut schema = if v2 {
+        v2_structural(&c.schema)
+    } else {
+        c.schema.clone()
+    };
     if !schema.is_object() {
         schema = json!({"type": "object"});
     }
-    let props = schema
-        .as_object_mut()
-        .map(|o| o.entry("properties").or_insert_with(|| json!({})))
-        .and_then(Value::as_object_mut);
-    if let Some(props) = props {
-        props.insert("apiVersion".into(), json!({"type": "string"}));
-        props.insert("kind".into(), json!({"type": "string"}));
-        props.insert(
-            "metadata".into(),
-            json!({"$ref": format!("{reference}{OBJECT_META}")}),
-        );
+    if v2 && preserves_unknown(&c.schema) {
+        schema = json!({"type": "object"});
+    } else {
+        let props = schema
+            .as_object_mut()
+            .map(|o| o.entry("properties").or_insert_with(|| json!({})))
+            .and_then(Value::as_object_mut);
+        if let Some(props) = props {
+            props.insert("apiVersion".into(), json!({"type": "string"}));
+            props.insert("kind".into(), json!({"type": "string"}));
+            props.insert(
+                "metadata".into(),
+                json!({"$ref": format!("{reference}{OBJECT_META}")}),
+            );
+        }
     }
     schema["type"] = json!("object");
     schema["x-kubernetes-group-version-kind"] =
         json!([{"group": c.group, "version": c.version, "kind": c.kind}]);
     schema
+}
+
+fn preserves_unknown(schema: &Value) -> bool {
+    schema
+        .get("x-kubernetes-preserve-unknown-fields")
+        .and_then(Value::as_bool)
+        .unwrap_or(false)
+}
+
+fn nullable(schema: &Value) -> bool {
+    schema
+        .get("nullable")
+        .and_then(Value::as_bool)
+        .unwrap_or(false)
+}
+
+/// A CRD's structural schema as kube-apiserver publishes it in OpenAPI v2
+/// (apiextensions-apiserver's `ToStructuralOpenAPIV2`): no `allOf`/`oneOf`/`anyOf`/`not`; a
+/// nullable node loses its type, items and properties, and a node that keeps unknown fields its
+/// items and properties (kubectl would reject a null, or an unlisted field); an array left
+/// without items loses its type (kubectl's models need exactly one item schema); a nullable
+/// property is not required. An embedded resource that lists properties gets apiVersion, kind
+/// and metadata, as kube-apiserver adds them.
+fn v2_structural(schema: &Value) -> Value {
+    let Some(m) = schema.as_object() else {
+        return schema.clone();
+    };
+    let mut out = Map::new();
+    for (k, v) in m {
+        let converted = match k.as_str() {
+            "allOf" | "oneOf" | "anyOf" | "not" | "nullable" => continue,
+            "properties" => match v.as_object() {
+                Some(props) => Value::Object(
+                    props
+                        .iter()
+                        .map(|(name, p)| (name.clone(), v2_structural(p)))
+                        .collect(),
+                ),
+                None => v.clone(),
+            },
+            "items" | "additionalProperties" if v.is_object() => v2_structural(v),
+            _ => v.clone(),
+        };
+        out.insert(k.clone(), converted);
+    }
+    if nullable(schema) {
+        for k in ["type", "items", "properties"] {
+            out.remove(k);
+        }
+    }
+    if preserves_unknown(schema) {
+        out.remove("items");
+        out.remove("properties");
+    }
+    if out.get("type").and_then(Value::as_str) == Some("array") && !out.contains_key("items") {
+        out.remove("type");
+    }
+    let additional_nullable = m.get("additionalProperties").is_some_and(nullable);
+    if additional_nullable {
+        out.remove("required");
+    } else if let (Some(Value::Array(required)), Some(props)) = (
+        out.get("required").cloned(),
+        m.get("properties").and_then(Value::as_object),
+    ) {
+        let kept: Vec<Value> = required
+            .into_iter()
+            .filter(|r| {
+                r.as_str()
+                    .and_then(|name| props.get(name))
+                    .is_none_or(|p| !nullable(p))
+            })
+            .collect();
+        if kept.is_empty() {
+            out.remove("required");
+        } else {
+            out.insert("required".into(), Value::Array(kept));
+        }
+    }
+    let embedded = m
+        .get("x-kubernetes-embedded-resource")
+        .and_then(Value::as_bool)
+        .unwrap_or(false);
+    if embedded && let Some(Value::Object(props)) = out.get_mut("properties") {
+        for field in ["apiVersion", "kind"] {
+            props
+                .entry(field)
+                .or_insert_with(|| json!({"type": "string"}));
+        }
+        props
+            .entry("metadata")
+            .or_insert_with(|| json!({"$ref": format!("#/definitions/{OBJECT_META}")}));
+    }
+    Value::Object(out)
 }
 
 /// Rewrites `#/definitions/` refs to `prefix`, and (for v3) a `$ref` with siblings into the
@@ -325,6 +458,15 @@ impl Spec {
         custom.get(name).or_else(|| self.definitions().get(name))
     }
 
+    /// The `paths` of the Swagger 2.0 document: the given resources'.
+    fn v2_paths(resources: &[ResourcePaths]) -> Map<String, Value> {
+        let mut paths = Map::new();
+        for r in resources {
+            paths.extend(paths_for(r, "#/definitions/", false));
+        }
+        paths
+    }
+
     /// The Swagger 2.0 document with every definition and the given resources' paths.
     pub fn v2_document(&self, resources: &[ResourcePaths], custom: &[CustomSchema]) -> Value {
         let reference = "#/definitions/";
@@ -334,13 +476,121 @@ impl Spec {
             .map(|(k, v)| (k.clone(), rewrite(v, reference, false)))
             .collect();
         for c in custom {
-            defs.insert(c.definition.clone(), custom_definition(c, reference));
+            defs.insert(c.definition.clone(), custom_definition(c, reference, true));
         }
-        let mut paths = Map::new();
-        for r in resources {
-            paths.extend(paths_for(r, reference, false));
-        }
+        let paths = Self::v2_paths(resources);
         json!({"swagger": "2.0", "info": self.info(), "paths": paths, "definitions": defs})
+    }
+
+    /// The release's definitions as encoded `Definitions` entries, made on first use and kept.
+    fn v2_entries(&self) -> &V2Entries {
+        self.v2_entries.get_or_init(|| {
+            let mut blob = Vec::new();
+            let mut index = HashMap::new();
+            for (name, v) in self.definitions() {
+                let start = blob.len();
+                gnostic::encode_definition(name, &rewrite(v, "#/definitions/", false), &mut blob);
+                index.insert(name.clone(), start..blob.len());
+            }
+            V2Entries { blob, index }
+        })
+    }
+
+    /// Where the encoded release definitions live, to see that they are encoded once.
+    #[cfg(test)]
+    pub(crate) fn v2_entries_ptr(&self) -> *const u8 {
+        self.v2_entries().blob.as_ptr()
+    }
+
+    /// `v2_document` as gnostic's OpenAPI v2 protobuf (`application/com.github.proto-openapi.
+    /// spec.v2@v1.0+protobuf`), the form kubectl reads, with an ETag. Shared: servers of this
+    /// release with the same resources and custom schemas (a thousand simulated clusters) get
+    /// the same bytes, encoded once; the last `V2_CACHE_ENTRIES` distinct documents are kept.
+    pub fn v2_protobuf_shared(
+        &self,
+        resources: &[ResourcePaths],
+        custom: &[CustomSchema],
+    ) -> EncodedDocument {
+        // In one order, whatever order a server lists them in (its CRDs come from a map).
+        let mut resources = resources.to_vec();
+        resources.sort_by(|a, b| {
+            (&a.group, &a.version, &a.plural).cmp(&(&b.group, &b.version, &b.plural))
+        });
+        let mut custom = custom.to_vec();
+        custom.sort_by(|a, b| a.definition.cmp(&b.definition));
+        let (resources, custom) = (resources.as_slice(), custom.as_slice());
+        let fingerprint = self.v2_fingerprint(resources, custom);
+        let lock = || self.v2_cache.lock().unwrap_or_else(|e| e.into_inner());
+        {
+            let mut cache = lock();
+            if let Some(i) = cache.iter().position(|(f, _)| *f == fingerprint)
+                && let Some(hit) = cache.remove(i)
+            {
+                let doc = hit.1.clone();
+                cache.push_front(hit);
+                return doc;
+            }
+        }
+        // Encoded outside the lock: two first requests may both encode, and one result stays.
+        let doc = EncodedDocument {
+            bytes: bytes::Bytes::from(self.v2_protobuf(resources, custom)),
+            etag: format!("\"{fingerprint:016X}\""),
+        };
+        let mut cache = lock();
+        if !cache.iter().any(|(f, _)| *f == fingerprint) {
+            cache.push_front((fingerprint, doc.clone()));
+            cache.truncate(V2_CACHE_ENTRIES);
+        }
+        doc
+    }
+
+    /// What `v2_protobuf` depends on, hashed: the release, the resources and custom schemas,
+    /// and this build (the encoding may change with it).
+    fn v2_fingerprint(&self, resources: &[ResourcePaths], custom: &[CustomSchema]) -> u64 {
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        (env!("CARGO_PKG_VERSION"), self.minor()).hash(&mut h);
+        resources.hash(&mut h);
+        for c in custom {
+            (&c.definition, &c.group, &c.version, &c.kind).hash(&mut h);
+            c.schema.to_string().hash(&mut h);
+        }
+        h.finish()
+    }
+
+    /// The protobuf document, encoded now. The release's definitions are encoded once per
+    /// process; the paths and custom definitions of each call are encoded here.
+    pub fn v2_protobuf(&self, resources: &[ResourcePaths], custom: &[CustomSchema]) -> Vec<u8> {
+        let entries = self.v2_entries();
+        let mut custom_entries = Vec::new();
+        let mut replaced = BTreeSet::new();
+        for c in custom {
+            let def = custom_definition(c, "#/definitions/", true);
+            gnostic::encode_definition(&c.definition, &def, &mut custom_entries);
+            if entries.index.contains_key(&c.definition) {
+                replaced.insert(c.definition.as_str());
+            }
+        }
+        let mut parts: Vec<&[u8]> = Vec::new();
+        if replaced.is_empty() {
+            parts.push(&entries.blob);
+        } else {
+            // A custom schema named like a release definition replaces it, as in the JSON form.
+            for (name, _) in self.definitions() {
+                if !replaced.contains(name.as_str())
+                    && let Some(range) = entries.index.get(name)
+                {
+                    parts.push(&entries.blob[range.clone()]);
+                }
+            }
+        }
+        parts.push(&custom_entries);
+        let head = gnostic::Document {
+            swagger: "2.0".into(),
+            info: Some(gnostic::info(&self.info())),
+            paths: Some(gnostic::paths(&Self::v2_paths(resources))),
+            ..Default::default()
+        };
+        gnostic::encode_document(&head, &parts)
     }
 
     /// The OpenAPI 3.0 document of one group-version (`v1`, `apps/v1`, `rotor.dev/v1alpha1`),
@@ -354,7 +604,12 @@ impl Spec {
         let reference = "#/components/schemas/";
         let custom_defs: BTreeMap<String, Value> = custom
             .iter()
-            .map(|c| (c.definition.clone(), custom_definition(c, "#/definitions/")))
+            .map(|c| {
+                (
+                    c.definition.clone(),
+                    custom_definition(c, "#/definitions/", false),
+                )
+            })
             .collect();
         let (group, version) = group_version
             .rsplit_once('/')

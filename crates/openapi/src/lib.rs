@@ -1,21 +1,23 @@
 //! The real Kubernetes OpenAPI definitions of releases 1.25–1.37, compiled in as data (see
 //! `data/LICENSE-NOTICE` and `tools/gen.py`). From them: the `/openapi/v2` and `/openapi/v3`
-//! documents kubectl reads, schema cursors that give the patch algorithms their merge keys and
-//! list types, and strict field validation. Each release is decompressed once per process and
-//! shared, however many simulated clusters claim it.
+//! documents kubectl reads (v2 also as gnostic protobuf, `gnostic.rs`), schema cursors that give
+//! the patch algorithms their merge keys and list types, and strict field validation. Each
+//! release is decompressed once per process and shared, however many simulated clusters claim
+//! it; so are its definitions' protobuf encoding and the protobuf documents servers share.
 
 mod documents;
+pub mod gnostic;
 mod validate;
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::io::Read;
 use std::ops::RangeInclusive;
-use std::sync::{Arc, OnceLock};
+use std::sync::{Arc, Mutex, OnceLock};
 
 use rotor_patch::{FieldInfo, SchemaCursor};
 use serde_json::{Map, Value};
 
-pub use documents::{CustomSchema, ResourcePaths};
+pub use documents::{CustomSchema, EncodedDocument, ResourcePaths, V2_CACHE_ENTRIES};
 pub use validate::{FieldProblem, prune_custom, validate_custom};
 
 pub const SUPPORTED_MINORS: RangeInclusive<u32> = 25..=37;
@@ -52,6 +54,10 @@ pub struct Spec {
     /// The same definitions, shareable: cursors hold their root without a lookup per step.
     shared: HashMap<String, Arc<Value>>,
     by_gvk: HashMap<(String, String, String), String>,
+    /// The definitions as OpenAPI v2 protobuf entries, encoded on first use.
+    v2_entries: OnceLock<documents::V2Entries>,
+    /// Recently served protobuf v2 documents, most recent first, by input fingerprint.
+    v2_cache: Mutex<VecDeque<(u64, EncodedDocument)>>,
 }
 
 /// The definitions of Kubernetes 1.`minor`, loaded on first use and shared.
@@ -105,6 +111,8 @@ fn load(minor: u32, gz: &[u8]) -> Result<Spec, OpenApiError> {
         definitions,
         shared,
         by_gvk,
+        v2_entries: OnceLock::new(),
+        v2_cache: Mutex::new(VecDeque::new()),
     })
 }
 
@@ -333,6 +341,9 @@ impl SchemaCursor for Cursor {
 
 #[cfg(test)]
 mod tests;
+
+#[cfg(test)]
+mod gnostic_tests;
 
 /// Test helper: every `$ref` in a document.
 #[cfg(test)]

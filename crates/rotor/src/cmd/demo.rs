@@ -54,6 +54,10 @@ pub struct DemoArgs {
     /// Give up (and report) after this many seconds.
     #[arg(long, default_value_t = 600)]
     pub timeout_s: u64,
+    /// Also write every swap attempt (cluster, wave, start and end in seconds since the demo
+    /// started, phase changes) to this file as JSON lines, to study the schedule.
+    #[arg(long)]
+    pub timeline: Option<std::path::PathBuf>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -281,6 +285,27 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
     let rollout_wall = rollout_started.elapsed().as_secs_f64();
     let setup = rollout_started.duration_since(started).as_secs_f64();
     watch_task.abort();
+    if let Some(path) = &args.timeline {
+        let t = timings.lock().unwrap_or_else(|p| p.into_inner());
+        let lines: String = t
+            .values()
+            .map(|s| {
+                let secs = |i: Instant| i.duration_since(started).as_secs_f64();
+                format!(
+                    "{}\n",
+                    json!({
+                        "cluster": s.cluster,
+                        "wave": s.wave,
+                        "created_s": secs(s.created),
+                        "finished_s": s.finished.map(secs),
+                        "history": s.history,
+                    })
+                )
+            })
+            .collect();
+        std::fs::write(path, lines)
+            .map_err(|e| anyhow::anyhow!("writing --timeline {}: {e}", path.display()))?;
+    }
     fd_task.abort();
     let (critical, critical_by_wave) = critical_path(
         &final_status,
@@ -425,8 +450,7 @@ struct SwapTiming {
 
 /// The shortest the rollout could have taken given its waves, the concurrency limit and the
 /// measured swap durations: per wave the largest of the longest swap, the total swap time over
-/// the limit, and ceil(swaps / limit) times the shortest swap (some slot runs that many in a
-/// row); plus the bakes between waves. A wave ends when each of its clusters' first attempt has
+/// the limit, and the pigeonhole bound [`slots_bound`]; plus the bakes between waves. A wave ends when each of its clusters' first attempt has
 /// ended (a swap rolled back within the failure budget counts as ended), so those are what the
 /// waves wait for. A retried cluster adds one more bound: its attempts run one after the other,
 /// from the start of its wave, so the run lasts at least that wave's start plus their sum.
@@ -473,9 +497,8 @@ fn critical_path(
         let longest = durations.iter().copied().fold(0.0, f64::max);
         let shortest = durations.iter().copied().fold(f64::INFINITY, f64::min);
         let sum: f64 = durations.iter().sum();
-        // Some slot runs at least ceil(n / limit) swaps one after the other.
-        let rounds = (durations.len() as f64 / limit).ceil();
-        let bound = longest.max(sum / limit).max(rounds * shortest);
+        let slots = slots_bound(&durations, max_concurrent);
+        let bound = longest.max(sum / limit).max(slots);
         waves_end += bound;
         retries_end = retries_end.max(wave_start + longest_chain);
         let values = || attempts.values().flatten();
@@ -486,6 +509,7 @@ fn critical_path(
             "longest_s": round(longest),
             "shortest_s": round(shortest),
             "sum_over_limit_s": round(sum / limit),
+            "slots_bound_s": round(slots),
             "bound_s": round(bound),
             "retried_chain_s": round(longest_chain),
             "from_s": values().map(|t| t.created).min().map(|a| round(secs(since, a))),
@@ -493,4 +517,39 @@ fn critical_path(
         }));
     }
     (waves_end.max(retries_end), by_wave)
+}
+
+/// With at most `limit` swaps at once, of the `k·limit + 1` longest swaps some slot runs at
+/// least `k + 1` one after the other, each at least as long as the shortest of them: so the
+/// wave lasts at least the sum of the `k + 1` shortest among the `k·limit + 1` longest, for
+/// every `k` with that many swaps (k = 1: the limit-th and the next longest together).
+fn slots_bound(durations: &[f64], limit: u32) -> f64 {
+    let mut d = durations.to_vec();
+    d.sort_by(|a, b| b.total_cmp(a));
+    let m = limit.max(1) as usize;
+    let mut best: f64 = 0.0;
+    let mut k = 1;
+    while k * m < d.len() {
+        best = best.max(d[k * m - k..=k * m].iter().sum());
+        k += 1;
+    }
+    best
+}
+
+#[cfg(test)]
+mod tests {
+    use super::slots_bound;
+
+    #[test]
+    fn the_slots_bound_is_what_a_slot_must_run_in_a_row() {
+        // Fewer swaps than slots: no slot runs two.
+        assert_eq!(slots_bound(&[5.0, 3.0], 2), 0.0);
+        // 3 swaps on 2 slots: the two shortest share a slot.
+        assert_eq!(slots_bound(&[10.0, 4.0, 3.0], 2), 7.0);
+        // 5 on 2: some slot runs 3, at least the 3 shortest of all 5; and k = 1 gives 4 + 3.
+        assert_eq!(slots_bound(&[10.0, 4.0, 3.0, 2.0, 1.0], 2), 7.0);
+        assert_eq!(slots_bound(&[4.0, 4.0, 4.0, 4.0, 4.0], 2), 12.0);
+        // One slot: everything in a row.
+        assert_eq!(slots_bound(&[1.0, 2.0, 3.0], 1), 6.0);
+    }
 }

@@ -90,7 +90,7 @@ spec: {{size: {replicas}, color: blue}}
 
 /// The conformance steps, against any API rotor serves.
 fn conformance(k: &Kubectl, dir: &Path, simulated: bool) {
-    // create ns (kubectl sends protobuf for this one)
+    // create ns (kubectl sends it as protobuf; kubectl_create.rs covers the other kinds)
     let out = k.ok(&["create", "ns", "conf"]);
     assert!(out.contains("namespace/conf created"), "{out}");
     let ns = k.json(&["get", "ns", "conf"]);

@@ -1,6 +1,6 @@
 //! Protobuf request bodies through the HTTP layer: kubectl's captured bodies create what they
-//! say, updates and subresource writes (status, scale) accept protobuf, custom resources refuse
-//! it with a 415, and no protobuf garbage gets a 5xx or writes anything.
+//! say, updates, subresource writes (status, scale) and DeleteOptions accept protobuf, custom
+//! resources refuse it with a 415, and no protobuf garbage gets a 5xx or writes anything.
 
 use std::sync::Arc;
 
@@ -261,6 +261,21 @@ async fn updates_and_subresources_accept_protobuf() {
         get(&s, &format!("{deploys}/web")).await["spec"]["replicas"],
         0
     );
+
+    // DELETE with protobuf DeleteOptions {dryRun: [All]}: answered, nothing deleted.
+    let options = envelope("v1", "DeleteOptions", &ld(5, b"All"));
+    let (code, v) = send(&s, "DELETE", &format!("{cms}/cm1"), PROTOBUF, options).await;
+    assert_eq!(code, 200, "{v}");
+    assert_eq!(
+        get(&s, &format!("{cms}/cm1")).await["data"],
+        json!({"a": "c"}),
+        "dry run"
+    );
+    let options = envelope("v1", "DeleteOptions", &int(1, 0));
+    let (code, v) = send(&s, "DELETE", &format!("{cms}/cm1"), PROTOBUF, options).await;
+    assert_eq!(code, 200, "{v}");
+    let (code, _) = send(&s, "GET", &format!("{cms}/cm1"), "", Vec::new()).await;
+    assert_eq!(code, 404, "deleted with gracePeriodSeconds 0");
 
     // A Service whose port has the zero targetPort Go always sends: defaulted to the port.
     let port = ld(1, &[int(3, 443), ld(4, b"")].concat());

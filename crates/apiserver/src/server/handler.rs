@@ -220,10 +220,13 @@ impl ApiServer {
                 Ok(json_response(code, &written.object, &written.warnings))
             }
             (Method::DELETE, Some(name)) => {
-                let options = if body.is_empty() {
-                    Value::Null
-                } else {
-                    decode_json(&body, "DeleteOptions")?
+                // Typed clients (kubectl drain's pod deletions) send DeleteOptions as protobuf.
+                let protobuf = header_str(headers, header::CONTENT_TYPE)
+                    .starts_with("application/vnd.kubernetes.protobuf");
+                let options = match (body.is_empty(), protobuf) {
+                    (true, _) => Value::Null,
+                    (false, true) => protobuf::decode_object(&body, &res)?,
+                    (false, false) => decode_json(&body, "DeleteOptions")?,
                 };
                 let dry_run = opts.dry_run
                     || options

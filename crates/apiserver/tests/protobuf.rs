@@ -276,6 +276,26 @@ async fn updates_and_subresources_accept_protobuf() {
     assert_eq!(code, 200, "{v}");
     let (code, _) = send(&s, "GET", &format!("{cms}/cm1"), "", Vec::new()).await;
     assert_eq!(code, 404, "deleted with gracePeriodSeconds 0");
+    // What kubectl drain sends.
+    let (code, _) = send(
+        &s,
+        "POST",
+        "/api/v1/namespaces/default/secrets",
+        PROTOBUF,
+        fixture("secret-generic"),
+    )
+    .await;
+    assert_eq!(code, 201);
+    let drain = fixture("drain-delete-options");
+    let (code, v) = send(
+        &s,
+        "DELETE",
+        "/api/v1/namespaces/default/secrets/s1",
+        PROTOBUF,
+        drain,
+    )
+    .await;
+    assert_eq!(code, 200, "{v}");
 
     // A Service whose port has the zero targetPort Go always sends: defaulted to the port.
     let port = ld(1, &[int(3, 443), ld(4, b"")].concat());

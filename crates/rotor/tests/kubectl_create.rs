@@ -1,6 +1,7 @@
-//! kubectl's imperative `create` commands against `rotor sim`: kubectl (≥1.32) sends these
-//! built-in kinds as protobuf and never retries as JSON, so each one exercises the API server's
-//! protobuf decoding; each object is then read back with `get -o json` and its fields checked.
+//! kubectl's imperative `create` commands (and `run`, `drain`) against `rotor sim`: kubectl
+//! (≥1.32) sends these built-in kinds as protobuf and never retries as JSON, so each one
+//! exercises the API server's protobuf decoding; each object is then read back with `get -o
+//! json` and its fields checked.
 
 mod common;
 
@@ -297,6 +298,38 @@ fn kubectl_create_commands_store_what_they_say() {
         k.json(&["get", "clusterrolebinding", "ops"])["subjects"],
         json!([{"kind": "Group", "apiGroup": "rbac.authorization.k8s.io", "name": "ops"}])
     );
+    // kubectl run creates a Pod (protobuf); kubectl drain deletes it with protobuf DeleteOptions.
+    let nodes = k.json(&["get", "nodes"]);
+    let node = nodes["items"][0]["metadata"]["name"]
+        .as_str()
+        .expect("a simulated node")
+        .to_string();
+    let overrides = json!({"apiVersion": "v1", "spec": {"nodeName": node}}).to_string();
+    let out = k.ok(&[
+        "run",
+        "-n",
+        "shop",
+        "solo",
+        "--image=busybox",
+        &format!("--overrides={overrides}"),
+    ]);
+    assert!(out.contains("pod/solo created"), "{out}");
+    assert_eq!(get(&k, "pod", "solo")["spec"]["nodeName"], node.as_str());
+    let out = k.ok(&[
+        "drain",
+        &node,
+        "--force",
+        "--disable-eviction",
+        "--ignore-daemonsets",
+        "--timeout=20s",
+    ]);
+    assert!(
+        out.contains("pod/solo deleted") && out.contains("drained"),
+        "{out}"
+    );
+    k.not_found(&["get", "pod", "solo", "-n", "shop"]);
+    k.ok(&["uncordon", &node]);
+
     let all = k.json(&[
         "get",
         "deploy,svc,cm,secret,sa,job,cronjob,pdb,quota",

@@ -113,6 +113,22 @@ fn decodes_what_kubectl_sends_as_kubectl_prints_it() {
 }
 
 #[test]
+fn every_built_in_resource_of_every_release_has_a_message() {
+    let t = table().expect("table");
+    for minor in rotor_openapi::SUPPORTED_MINORS {
+        let spec = rotor_openapi::spec(minor).expect("spec");
+        for res in crate::registry::Registry::for_release(&spec).all() {
+            assert!(
+                t.kind(res.api_version(), &res.kind).is_some(),
+                "1.{minor}: {} {} has no protobuf message",
+                res.api_version(),
+                res.kind
+            );
+        }
+    }
+}
+
+#[test]
 fn bytes_become_base64_and_map_values_keep_empty_strings() {
     let b64 = base64::engine::general_purpose::STANDARD;
     let secret = decode(&fixture("secret-generic.pb")).expect("secret");

@@ -1,14 +1,14 @@
 //! Conformance with the real kubectl, against `rotor sim` and `rotor serve` started as processes:
 //! each step asserts on what comes back, not only on the exit code.
 
-mod cli;
+mod common;
 
 use std::io::{BufRead, BufReader};
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use cli::{Kubectl, LIMIT, Running, free_port, rotor, wait_for_file};
+use common::kubectl::{Kubectl, LIMIT, Running, free_port, rotor, wait_for_file};
 use serde_json::Value;
 
 const CRD: &str = r#"
@@ -90,7 +90,7 @@ spec: {{size: {replicas}, color: blue}}
 
 /// The conformance steps, against any API rotor serves.
 fn conformance(k: &Kubectl, dir: &Path, simulated: bool) {
-    // create ns (kubectl sends protobuf for this one)
+    // create ns (kubectl sends it as protobuf; kubectl_create.rs covers the other kinds)
     let out = k.ok(&["create", "ns", "conf"]);
     assert!(out.contains("namespace/conf created"), "{out}");
     let ns = k.json(&["get", "ns", "conf"]);

@@ -4,11 +4,11 @@
 //! created; an item with a field its schema lacks is refused by kubectl before any request,
 //! naming the field, which only happens when kubectl has decoded the schemas.
 
-mod cli;
+mod common;
 
 use std::path::Path;
 
-use cli::{Kubectl, free_port, rotor, wait_for_file};
+use common::kubectl::{Kubectl, free_port, rotor, wait_for_file};
 use serde_json::Value;
 
 /// The List of the report, with the value quoted: a bare `y` is a boolean to kubectl's YAML 1.1

@@ -220,10 +220,13 @@ impl ApiServer {
                 Ok(json_response(code, &written.object, &written.warnings))
             }
             (Method::DELETE, Some(name)) => {
-                let options = if body.is_empty() {
-                    Value::Null
-                } else {
-                    decode_json(&body, "DeleteOptions")?
+                // Typed clients (kubectl drain's pod deletions) send DeleteOptions as protobuf.
+                let protobuf = header_str(headers, header::CONTENT_TYPE)
+                    .starts_with("application/vnd.kubernetes.protobuf");
+                let options = match (body.is_empty(), protobuf) {
+                    (true, _) => Value::Null,
+                    (false, true) => protobuf::decode_object(&body, &res)?,
+                    (false, false) => decode_json(&body, "DeleteOptions")?,
                 };
                 let dry_run = opts.dry_run
                     || options
@@ -500,7 +503,8 @@ fn decode_json(body: &[u8], what: &str) -> ApiResult<Value> {
     })
 }
 
-/// Decodes a create/update body by Content-Type: JSON, YAML, or (Namespace only) protobuf.
+/// Decodes a create/update body by Content-Type: JSON, YAML, or protobuf (every built-in kind,
+/// by the envelope's apiVersion and kind: a scale subresource body is an autoscaling/v1 Scale).
 fn decode_body(headers: &HeaderMap, body: &[u8], res: &Resource) -> ApiResult<Value> {
     let ct = header_str(headers, header::CONTENT_TYPE);
     let essence = ct.split(';').next().unwrap_or_default().trim();
@@ -518,7 +522,7 @@ fn decode_body(headers: &HeaderMap, body: &[u8], res: &Resource) -> ApiResult<Va
         }
         "application/vnd.kubernetes.protobuf" => protobuf::decode_object(body, res),
         other => Err(ApiError::unsupported_media_type(format!(
-            "the body of the request was in an unknown format - accepted media types include: application/json, application/yaml (got {other:?})"
+            "the body of the request was in an unknown format - accepted media types include: application/json, application/yaml, application/vnd.kubernetes.protobuf (got {other:?})"
         ))),
     }
 }

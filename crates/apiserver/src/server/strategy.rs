@@ -49,8 +49,14 @@ impl ApiServer {
                 if let Some(ports) = spec.get_mut("ports").and_then(Value::as_array_mut) {
                     for p in ports.iter_mut().filter_map(Value::as_object_mut) {
                         p.entry("protocol").or_insert_with(|| json!("TCP"));
-                        if let Some(port) = p.get("port").cloned() {
-                            p.entry("targetPort").or_insert(port);
+                        // Unset, 0 and "" all mean "the port itself" (a protobuf client
+                        // always sends targetPort, as Go's zero IntOrString).
+                        let unset = match p.get("targetPort") {
+                            None | Some(Value::Null) => true,
+                            Some(v) => v == &json!(0) || v == &json!(""),
+                        };
+                        if let (true, Some(port)) = (unset, p.get("port").cloned()) {
+                            p.insert("targetPort".into(), port);
                         }
                     }
                 }

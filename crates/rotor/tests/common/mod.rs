@@ -1,6 +1,8 @@
 //! Shared by the integration tests: start servers on loopback, build clients, wait with bounds.
 #![allow(dead_code)]
 
+pub mod kubectl;
+
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;

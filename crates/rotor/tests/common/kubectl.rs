@@ -1,6 +1,6 @@
-//! Shared by the tests that run rotor and the real kubectl as processes: start them, wait for
-//! them with bounds, read what kubectl prints.
-#![allow(dead_code)]
+//! The real kubectl against rotor started as a process (`rotor sim`, `rotor serve`): a child
+//! process that is killed however the test ends, and a kubectl with its own cache dir whose
+//! every wait is bounded.
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};

@@ -8,7 +8,7 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::kubectl::{Kubectl, LIMIT, Running, free_port, rotor, wait_for_file};
+use common::kubectl::{CLUSTER_YAML, Kubectl, LIMIT, Running, free_port, start_serve, start_sim};
 use serde_json::Value;
 
 const CRD: &str = r#"
@@ -341,22 +341,8 @@ fn conformance(k: &Kubectl, dir: &Path, simulated: bool) {
 #[test]
 fn kubectl_against_rotor_sim() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let port = free_port();
+    let (_sim, k) = start_sim(dir.path(), 2, &["--ready-delay-ms", "100"]);
     let kubeconfigs = dir.path().join("kubeconfigs");
-    let _sim = rotor(&[
-        "sim",
-        "--clusters",
-        "2",
-        "--listen",
-        &format!("127.0.0.1:{port}"),
-        "--kubeconfig-dir",
-        kubeconfigs.to_str().expect("path"),
-        "--ready-delay-ms",
-        "100",
-    ]);
-    let kc = kubeconfigs.join("member-0001.kubeconfig");
-    wait_for_file(&kc);
-    let k = Kubectl::new(kc);
     let version = k.ok(&["version", "-o", "json"]);
     let v: Value = serde_json::from_str(&version).expect("version json");
     assert_eq!(v["serverVersion"]["gitVersion"], "v1.34.0");
@@ -375,17 +361,7 @@ fn kubectl_against_rotor_serve_and_restart() {
     let port = free_port();
     let listen = format!("127.0.0.1:{port}");
     {
-        let _serve = rotor(&[
-            "serve",
-            "--store",
-            &store,
-            "--listen",
-            &listen,
-            "--kubeconfig-out",
-            kc.to_str().expect("path"),
-        ]);
-        wait_for_file(&kc);
-        let k = Kubectl::new(kc.clone());
+        let (_serve, k) = start_serve(&store, &listen, &kc);
         conformance(&k, dir.path(), false);
         let empty = k.run(&["get", "clusters.rotor.dev"]);
         assert!(
@@ -393,7 +369,7 @@ fn kubectl_against_rotor_serve_and_restart() {
                 && String::from_utf8_lossy(&empty.stderr).contains("No resources found"),
             "{empty:?}"
         );
-        std::fs::write(dir.path().join("cluster.yaml"), rotor_api_cluster_yaml()).expect("write");
+        std::fs::write(dir.path().join("cluster.yaml"), CLUSTER_YAML).expect("write");
         let out = k.ok(&[
             "apply",
             "-f",
@@ -405,17 +381,7 @@ fn kubectl_against_rotor_serve_and_restart() {
         );
     }
     std::fs::remove_file(&kc).expect("remove kubeconfig");
-    let _serve = rotor(&[
-        "serve",
-        "--store",
-        &store,
-        "--listen",
-        &listen,
-        "--kubeconfig-out",
-        kc.to_str().expect("path"),
-    ]);
-    wait_for_file(&kc);
-    let k = Kubectl::new(kc);
+    let (_serve, k) = start_serve(&store, &listen, &kc);
     let c = {
         let deadline = Instant::now() + LIMIT;
         loop {
@@ -442,20 +408,4 @@ fn kubectl_against_rotor_serve_and_restart() {
     std::fs::write(&kc2, &printed.stdout).expect("write");
     let k2 = Kubectl::new(kc2);
     assert!(k2.ok(&["get", "clusters.rotor.dev"]).contains("prod-sim-a"));
-}
-
-fn rotor_api_cluster_yaml() -> &'static str {
-    r#"
-apiVersion: rotor.dev/v1alpha1
-kind: Cluster
-metadata:
-  name: prod-sim-a
-  labels: {rotor.dev/cloud: sim, rotor.dev/region: us-east-1}
-spec:
-  provider: sim
-  account: demo
-  region: us-east-1
-  kubernetesVersion: "1.34"
-  traffic: {shifter: sim, endpoint: prod-sim-a}
-"#
 }

@@ -6,7 +6,7 @@
 mod common;
 
 use base64::Engine;
-use common::kubectl::{Kubectl, free_port, rotor, wait_for_file};
+use common::kubectl::{Kubectl, start_sim};
 use serde_json::{Value, json};
 
 /// Runs a create in namespace shop and checks kubectl's report of it.
@@ -25,21 +25,7 @@ fn get(k: &Kubectl, kind: &str, name: &str) -> Value {
 #[test]
 fn kubectl_create_commands_store_what_they_say() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let kubeconfigs = dir.path().join("kubeconfigs");
-    let _sim = rotor(&[
-        "sim",
-        "--clusters",
-        "1",
-        "--listen",
-        &format!("127.0.0.1:{}", free_port()),
-        "--kubeconfig-dir",
-        kubeconfigs.to_str().expect("path"),
-        "--ready-delay-ms",
-        "100",
-    ]);
-    let kc = kubeconfigs.join("member-0000.kubeconfig");
-    wait_for_file(&kc);
-    let k = Kubectl::new(kc);
+    let (_sim, k) = start_sim(dir.path(), 1, &["--ready-delay-ms", "100"]);
 
     let out = k.ok(&["create", "namespace", "shop"]);
     assert!(out.contains("namespace/shop created"), "{out}");

@@ -8,7 +8,7 @@ mod common;
 
 use std::path::Path;
 
-use common::kubectl::{Kubectl, free_port, rotor, wait_for_file};
+use common::kubectl::{CLUSTER_YAML, Kubectl, free_port, start_serve, start_sim};
 use serde_json::Value;
 
 /// The List of the report, with the value quoted: a bare `y` is a boolean to kubectl's YAML 1.1
@@ -215,61 +215,34 @@ fn list_validation(k: &Kubectl, dir: &Path) {
 #[test]
 fn kubectl_validates_lists_against_rotor_sim() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let kubeconfigs = dir.path().join("kubeconfigs");
-    let _sim = rotor(&[
-        "sim",
-        "--clusters",
-        "1",
-        "--listen",
-        &format!("127.0.0.1:{}", free_port()),
-        "--kubeconfig-dir",
-        kubeconfigs.to_str().expect("path"),
-    ]);
-    let kc = kubeconfigs.join("member-0000.kubeconfig");
-    wait_for_file(&kc);
-    list_validation(&Kubectl::new(kc), dir.path());
+    let (_sim, k) = start_sim(dir.path(), 1, &[]);
+    list_validation(&k, dir.path());
 }
 
-const CLUSTER_LIST: &str = r#"
-apiVersion: v1
-kind: List
-items:
-- apiVersion: rotor.dev/v1alpha1
-  kind: Cluster
-  metadata:
-    name: prod-sim-a
-    labels: {rotor.dev/cloud: sim, rotor.dev/region: us-east-1}
-  spec:
-    provider: sim
-    account: demo
-    region: us-east-1
-    kubernetesVersion: "1.34"
-    traffic: {shifter: sim, endpoint: prod-sim-a}
-"#;
+/// [`CLUSTER_YAML`] as the one item of a `kind: List`.
+fn cluster_list() -> String {
+    let mut out = String::from("apiVersion: v1\nkind: List\nitems:\n");
+    for (i, line) in CLUSTER_YAML.lines().enumerate() {
+        out.push_str(if i == 0 { "- " } else { "  " });
+        out.push_str(line);
+        out.push('\n');
+    }
+    out
+}
 
 #[test]
 fn kubectl_validates_lists_against_rotor_serve() {
     let dir = tempfile::tempdir().expect("tempdir");
     let kc = dir.path().join("admin.kubeconfig");
     let store = format!("sqlite:{}", dir.path().join("rotor.db").display());
-    let _serve = rotor(&[
-        "serve",
-        "--store",
-        &store,
-        "--listen",
-        &format!("127.0.0.1:{}", free_port()),
-        "--kubeconfig-out",
-        kc.to_str().expect("path"),
-    ]);
-    wait_for_file(&kc);
-    let k = Kubectl::new(kc);
+    let (_serve, k) = start_serve(&store, &format!("127.0.0.1:{}", free_port()), &kc);
     list_validation(&k, dir.path());
 
     // rotor's own kinds are validated from their schemas too.
     let out = k.ok(&[
         "apply",
         "-f",
-        &write(dir.path(), "clusters.yaml", CLUSTER_LIST),
+        &write(dir.path(), "clusters.yaml", &cluster_list()),
     ]);
     assert!(
         out.contains("cluster.rotor.dev/prod-sim-a created"),
@@ -277,7 +250,7 @@ fn kubectl_validates_lists_against_rotor_serve() {
     );
     let c: Value = k.json(&["get", "clusters.rotor.dev", "prod-sim-a"]);
     assert_eq!(c["spec"]["region"], "us-east-1", "{c}");
-    let typo = CLUSTER_LIST
+    let typo = cluster_list()
         .replace("prod-sim-a\n    labels", "prod-sim-b\n    labels")
         .replace("region: us-east-1\n", "regoin: us-east-1\n");
     let err = refused(&k, &write(dir.path(), "cluster-typo.yaml", &typo));

@@ -50,6 +50,57 @@ pub fn wait_for_file(path: &Path) {
     }
 }
 
+/// `rotor sim` with `clusters` member clusters on a free port, kubeconfigs under `dir`; waits for
+/// the kubeconfig of the last member and returns kubectl for it. `extra` goes on the command.
+pub fn start_sim(dir: &Path, clusters: usize, extra: &[&str]) -> (Running, Kubectl) {
+    let kubeconfigs = dir.join("kubeconfigs");
+    let (clusters_arg, listen) = (clusters.to_string(), format!("127.0.0.1:{}", free_port()));
+    let mut args = vec![
+        "sim",
+        "--clusters",
+        &clusters_arg,
+        "--listen",
+        &listen,
+        "--kubeconfig-dir",
+        kubeconfigs.to_str().expect("path"),
+    ];
+    args.extend_from_slice(extra);
+    let sim = rotor(&args);
+    let kc = kubeconfigs.join(format!("member-{:04}.kubeconfig", clusters.max(1) - 1));
+    wait_for_file(&kc);
+    (sim, Kubectl::new(kc))
+}
+
+/// `rotor serve` on `store` listening on `listen`, writing its admin kubeconfig to `kc`; waits
+/// for it and returns kubectl for it.
+pub fn start_serve(store: &str, listen: &str, kc: &Path) -> (Running, Kubectl) {
+    let serve = rotor(&[
+        "serve",
+        "--store",
+        store,
+        "--listen",
+        listen,
+        "--kubeconfig-out",
+        kc.to_str().expect("path"),
+    ]);
+    wait_for_file(kc);
+    (serve, Kubectl::new(kc.to_path_buf()))
+}
+
+/// A rotor.dev Cluster as a user writes it (kubectl applies it to `rotor serve`).
+pub const CLUSTER_YAML: &str = r#"apiVersion: rotor.dev/v1alpha1
+kind: Cluster
+metadata:
+  name: prod-sim-a
+  labels: {rotor.dev/cloud: sim, rotor.dev/region: us-east-1}
+spec:
+  provider: sim
+  account: demo
+  region: us-east-1
+  kubernetesVersion: "1.34"
+  traffic: {shifter: sim, endpoint: prod-sim-a}
+"#;
+
 pub struct Kubectl {
     kubeconfig: PathBuf,
     cache: tempfile::TempDir,

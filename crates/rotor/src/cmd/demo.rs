@@ -450,10 +450,11 @@ struct SwapTiming {
 
 /// The shortest the rollout could have taken given its waves, the concurrency limit and the
 /// measured swap durations: per wave the largest of the longest swap, the total swap time over
-/// the limit, and the pigeonhole bound [`slots_bound`]; plus the bakes between waves. A wave ends when each of its clusters' first attempt has
-/// ended (a swap rolled back within the failure budget counts as ended), so those are what the
-/// waves wait for. A retried cluster adds one more bound: its attempts run one after the other,
-/// from the start of its wave, so the run lasts at least that wave's start plus their sum.
+/// the limit, and the pigeonhole bound [`slots_bound`]; plus the bakes between waves. A wave ends
+/// when the swap of each of its clusters has ended (a swap rolled back within the failure budget
+/// counts as ended). A cluster retried before the rest of its wave ended is one chain of
+/// attempts that the wave waits for, as long as their sum; one retried after its wave ended
+/// runs beside the later waves, and adds its own bound: its wave's start plus that sum.
 fn critical_path(
     status: &RolloutStatus,
     timings: &BTreeMap<String, SwapTiming>,
@@ -471,19 +472,29 @@ fn critical_path(
         for t in timings.values().filter(|t| t.wave == w.name) {
             attempts.entry(t.cluster.as_str()).or_default().push(t);
         }
-        let mut durations = Vec::new();
-        let mut longest_chain: f64 = 0.0;
         for a in attempts.values_mut() {
             a.sort_by_key(|t| t.created);
-            if let Some(f) = a[0].finished {
-                durations.push(secs(a[0].created, f));
-            }
-            if a.len() > 1 && a.iter().all(|t| t.finished.is_some()) {
-                let chain: f64 = a
-                    .iter()
-                    .filter_map(|t| Some(secs(t.created, t.finished?)))
-                    .sum();
-                longest_chain = longest_chain.max(chain);
+        }
+        // When the wave would have ended on first attempts alone.
+        let firsts_end = attempts.values().filter_map(|a| a[0].finished).max();
+        let mut durations = Vec::new();
+        let mut longest_chain: f64 = 0.0;
+        for a in attempts.values() {
+            let Some(first) = a[0].finished.map(|f| secs(a[0].created, f)) else {
+                continue;
+            };
+            let chain: Option<f64> = a.iter().map(|t| Some(secs(t.created, t.finished?))).sum();
+            match (a.get(1), chain) {
+                (Some(retry), Some(chain))
+                    if firsts_end.is_some_and(|end| retry.created <= end) =>
+                {
+                    durations.push(chain)
+                }
+                (Some(_), Some(chain)) => {
+                    durations.push(first);
+                    longest_chain = longest_chain.max(chain);
+                }
+                _ => durations.push(first),
             }
         }
         if durations.is_empty() {
@@ -538,7 +549,104 @@ fn slots_bound(durations: &[f64], limit: u32) -> f64 {
 
 #[cfg(test)]
 mod tests {
-    use super::slots_bound;
+    use super::*;
+
+    fn status(waves: &[&str]) -> RolloutStatus {
+        RolloutStatus {
+            waves: waves
+                .iter()
+                .map(|w| rotor_api::WaveStatus {
+                    name: w.to_string(),
+                    ..Default::default()
+                })
+                .collect(),
+            ..Default::default()
+        }
+    }
+
+    /// Attempts as (cluster, wave, start, end) in seconds after `t0`.
+    fn timings(t0: Instant, attempts: &[(&str, &str, f64, f64)]) -> BTreeMap<String, SwapTiming> {
+        let at = |s: f64| t0 + Duration::from_secs_f64(s);
+        attempts
+            .iter()
+            .enumerate()
+            .map(|(i, (cluster, wave, start, end))| {
+                let timing = SwapTiming {
+                    cluster: cluster.to_string(),
+                    wave: wave.to_string(),
+                    created: at(*start),
+                    finished: Some(at(*end)),
+                    history: Vec::new(),
+                };
+                (format!("uid-{i}"), timing)
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_retry_inside_its_wave_is_one_chain_the_wave_waits_for() {
+        let t0 = Instant::now();
+        // a rolled back at 3 and was retried at 3.5, before b and c ended: the wave waited for
+        // the retry, so it lasted at least 3 + 10.
+        let t = timings(
+            t0,
+            &[
+                ("a", "canary", 0.0, 3.0),
+                ("a", "canary", 3.5, 13.5),
+                ("b", "canary", 0.0, 10.0),
+                ("c", "canary", 0.0, 10.5),
+            ],
+        );
+        let (bound, _) = critical_path(&status(&["canary"]), &t, 50, 2.0, t0);
+        assert!((bound - 13.0).abs() < 1e-6, "{bound}");
+    }
+
+    #[test]
+    fn a_retry_after_its_wave_runs_beside_the_next_waves() {
+        let t0 = Instant::now();
+        // canary (one cluster) ended at 3 with a rolled back swap; staging ran 5–15 (bake 2) and
+        // the retry 4–14 beside it: waves 3 + 2 + 10 = 15 bound the run, not the retry (0 + 13).
+        let t = timings(
+            t0,
+            &[
+                ("a", "canary", 0.0, 3.0),
+                ("a", "canary", 4.0, 14.0),
+                ("b", "staging", 5.0, 15.0),
+            ],
+        );
+        let (bound, _) = critical_path(&status(&["canary", "staging"]), &t, 50, 2.0, t0);
+        assert!((bound - 15.0).abs() < 1e-6, "{bound}");
+        // A retry that takes longer than the later waves bounds the run instead: 3 + 20.
+        let t = timings(
+            t0,
+            &[
+                ("a", "canary", 0.0, 3.0),
+                ("a", "canary", 4.0, 24.0),
+                ("b", "staging", 5.0, 15.0),
+            ],
+        );
+        let (bound, _) = critical_path(&status(&["canary", "staging"]), &t, 50, 2.0, t0);
+        assert!((bound - 23.0).abs() < 1e-6, "{bound}");
+    }
+
+    #[test]
+    fn waves_add_up_with_their_bakes_and_the_concurrency_limit() {
+        let t0 = Instant::now();
+        // Wave one: 3 swaps of 4 s on 2 slots → some slot runs two: 8. Wave two: one of 5 s.
+        let t = timings(
+            t0,
+            &[
+                ("a", "one", 0.0, 4.0),
+                ("b", "one", 0.0, 4.0),
+                ("c", "one", 4.0, 8.0),
+                ("d", "two", 10.0, 15.0),
+            ],
+        );
+        let (bound, by_wave) = critical_path(&status(&["one", "two"]), &t, 2, 2.0, t0);
+        assert!((bound - 15.0).abs() < 1e-6, "{bound}");
+        assert_eq!(by_wave.len(), 2);
+        assert_eq!(by_wave[0]["bound_s"], 8.0);
+    }
 
     #[test]
     fn the_slots_bound_is_what_a_slot_must_run_in_a_row() {

@@ -232,6 +232,7 @@ fn demo_json_report() {
     assert_eq!(report["swaps_succeeded"], 6, "{report}");
     assert_eq!(report["swaps_failed"], 0, "{report}");
     assert_eq!(report["swaps_rolled_back"], 0, "{report}");
+    assert_eq!(report["injected_into"], serde_json::Value::Null, "{report}");
     assert!(
         report["requests_total"].as_u64().unwrap_or(0) > 1000,
         "{report}"
@@ -249,6 +250,7 @@ fn demo_json_report() {
 fn demo_with_an_unhealthy_green_rolls_that_swap_back() {
     let report = demo(&["--clusters", "4"]);
     assert_eq!(report["injected"], "green-unhealthy", "{report}");
+    assert_eq!(report["injected_into"]["fault_set"], true, "{report}");
     assert_eq!(report["swaps_rolled_back"], 1, "{report}");
     assert_eq!(report["swaps_retried"], 1, "{report}");
     // The retried cluster went through on its second green.

@@ -138,8 +138,19 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
             }
         })
     };
+    // The injected failure, set from the watch the moment a canary swap's green reaches 50 %
+    // (a poll of 1,000 swaps can miss a step of one second).
+    let injection: Arc<Mutex<Option<Injection>>> = Arc::default();
+    let first_wave = rotor_api::sample_rollout("fleet-upgrade", rotor_api::SAMPLE_TARGET_VERSION)
+        .spec
+        .waves
+        .first()
+        .map(|w| w.name.clone())
+        .unwrap_or_default();
     let watch_task = {
         let timings = timings.clone();
+        let injection = injection.clone();
+        let sim = r.sim.clone();
         let api: Api<ClusterSwap> = Api::all(r.client.clone());
         tokio::spawn(async move {
             let stream = kube::runtime::watcher(api, kube::runtime::watcher::Config::default())
@@ -170,6 +181,22 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
                 }
                 if st.phase.is_terminal() && entry.finished.is_none() {
                     entry.finished = Some(Instant::now());
+                }
+                let mut injected = injection.lock().unwrap_or_else(|p| p.into_inner());
+                if inject_unhealthy
+                    && injected.is_none()
+                    && entry.wave == first_wave
+                    && st.phase == Phase::ShiftingTraffic
+                    && st.green_weight_percent >= 50
+                    && let Some(green) = st.green_instance.clone()
+                {
+                    let set = sim.set_fault(&green, rotor_sim::Fault::TrafficErrors);
+                    *injected = Some(Injection {
+                        swap: s.name_any(),
+                        green,
+                        at_s: started.elapsed().as_secs_f64(),
+                        set,
+                    });
                 }
             }
         })
@@ -208,22 +235,14 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
         if preflight_done.is_none() && st.preflight.is_some() {
             preflight_done = Some(Instant::now());
         }
-        if inject_unhealthy && broken.is_none() {
-            for s in swaps.list(&ListParams::default()).await?.items {
-                let sst = s.status.clone().unwrap_or_default();
-                if sst.green_weight_percent >= 50
-                    && sst.phase == Phase::ShiftingTraffic
-                    && let Some(green) = sst.green_instance.clone()
-                {
-                    r.sim.set_fault(&green, rotor_sim::Fault::TrafficErrors);
-                    progress(format!(
-                        "injected: green {green} of {} now fails every request",
-                        s.name_any()
-                    ));
-                    broken = Some(s.name_any());
-                    break;
-                }
-            }
+        if broken.is_none()
+            && let Some(i) = injection.lock().unwrap_or_else(|p| p.into_inner()).as_ref()
+        {
+            progress(format!(
+                "injected: green {} of {} now fails every request",
+                i.green, i.swap
+            ));
+            broken = Some(i.swap.clone());
         }
         // The operator's move after a rollback: `rotor rollout retry CLUSTER` (the swap is
         // removed; the rollout starts it again with a fresh green).
@@ -421,6 +440,9 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
             "connection": sent.failed_connection,
         },
         "injected": args.inject,
+        "injected_into": injection.lock().unwrap_or_else(|p| p.into_inner()).as_ref().map(|i| json!({
+            "swap": i.swap, "green": i.green, "at_s": round(i.at_s), "fault_set": i.set,
+        })),
         "failures": failures,
         "open_files_peak": peak_fds.load(std::sync::atomic::Ordering::Relaxed),
         "setup_s": round(setup),
@@ -437,6 +459,15 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
         eprintln!("report: {report}");
     }
     Ok(())
+}
+
+/// Where the demo injected its failure.
+struct Injection {
+    swap: String,
+    green: String,
+    at_s: f64,
+    /// Whether the simulator knew the green instance.
+    set: bool,
 }
 
 struct SwapTiming {

@@ -310,19 +310,18 @@ async fn probe(ctx: &Context, cluster: &Cluster, instance: &str) -> (HealthSumma
     // A client made for this probe alone is dropped after it, with its pooled connections:
     // probes run for every cluster discovery has not synced yet (all of them right after a
     // start), and 1,000 cached clients ran `rotor demo --clusters 1000` out of descriptors.
-    let cached = ctx.members.has(instance);
     let result = async {
         let provider = ctx.provider(cluster.spec.provider)?;
-        let client = ctx.members.get(provider.as_ref(), instance).await?;
+        let client = ctx
+            .members
+            .get_or_transient(provider.as_ref(), instance)
+            .await?;
         health::minor_version(&client, instance).await?;
         let (ready, total) = health::nodes_ready(&client, instance).await?;
         let workloads = health::workloads(&client, instance, &selection).await?;
         Ok::<_, Error>((ready, total, workloads))
     }
     .await;
-    if !cached {
-        ctx.members.forget(instance);
-    }
     match result {
         Ok((ready, total, workloads)) => {
             summary.reachable = true;

@@ -52,16 +52,35 @@ impl MemberClients {
         if let Some(c) = self.lock().get(instance) {
             return Ok(c.clone());
         }
+        let client = Self::make(provider, instance).await?;
+        self.lock().insert(instance.to_string(), client.clone());
+        Ok(client)
+    }
+
+    /// The cached client of `instance`, or else one made for this use alone and not cached:
+    /// it goes, with its pooled connections, when the caller drops it. For reads of the whole
+    /// fleet at once (the pre-flight, a probe of every cluster after a start): a cached client
+    /// for each of 1,000 clusters ran `rotor demo --clusters 1000` out of file descriptors.
+    pub async fn get_or_transient(
+        &self,
+        provider: &dyn Provider,
+        instance: &str,
+    ) -> Result<Client, Error> {
+        if let Some(c) = self.lock().get(instance) {
+            return Ok(c.clone());
+        }
+        Self::make(provider, instance).await
+    }
+
+    async fn make(provider: &dyn Provider, instance: &str) -> Result<Client, Error> {
         let kubeconfig = provider.credentials(instance).await?;
         // The error of a kubeconfig parse may quote it: say only what failed.
-        let client = member_client(kubeconfig.expose())
+        member_client(kubeconfig.expose())
             .await
             .map_err(|_| Error::Member {
                 instance: instance.to_string(),
                 message: "the provider's kubeconfig could not be loaded".into(),
-            })?;
-        self.lock().insert(instance.to_string(), client.clone());
-        Ok(client)
+            })
     }
 
     /// Whether a client of `instance` is cached.

@@ -150,22 +150,17 @@ async fn check(
     // demo --clusters 1000` (the simulated members share the process): keeping 1,000 such
     // clients made the pre-flight take 22 s and failed 8-33 application requests; dropping
     // them, 9 s and none (at most 14,000 descriptors open, of a limit of 20,000).
-    let cached = ctx.members.has(&instance);
     let client = match ctx.provider(cluster.spec.provider) {
-        Ok(p) => match ctx.members.get(p.as_ref(), &instance).await {
+        Ok(p) => match ctx.members.get_or_transient(p.as_ref(), &instance).await {
             Ok(c) => c,
             Err(e) => return Err(format!("no client for instance {instance}: {e}")),
         },
         Err(e) => return Ok(vec![e.to_string()]),
     };
-    let found = read(
+    read(
         ctx, &client, &instance, &served, strategy, cluster, &version,
     )
-    .await;
-    if !cached {
-        ctx.members.forget(&instance);
-    }
-    found
+    .await
 }
 
 /// The read part of [`check`]: plans the cluster's migration against the target's versions.

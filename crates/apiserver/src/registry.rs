@@ -69,10 +69,16 @@ impl Resource {
     }
 
     pub fn key(&self, namespace: Option<&str>, name: &str) -> String {
-        match (self.namespaced, namespace) {
-            (true, Some(ns)) => format!("{}{ns}/{name}", self.key_prefix()),
-            _ => format!("{}{name}", self.key_prefix()),
+        let mut key = self.key_prefix();
+        if self.namespaced
+            && let Some(ns) = namespace
+        {
+            key.reserve(ns.len() + 1 + name.len());
+            key.push_str(ns);
+            key.push('/');
         }
+        key.push_str(name);
+        key
     }
 }
 

@@ -2,7 +2,7 @@
 //! from CustomResourceDefinitions. One generic handler serves every entry; what differs per kind is
 //! only the data here (scope, names, subresources, schema) — the "strategy" of k8s.io/apiserver.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, RwLock};
 
 use serde_json::Value;
@@ -69,10 +69,16 @@ impl Resource {
     }
 
     pub fn key(&self, namespace: Option<&str>, name: &str) -> String {
-        match (self.namespaced, namespace) {
-            (true, Some(ns)) => format!("{}{ns}/{name}", self.key_prefix()),
-            _ => format!("{}{name}", self.key_prefix()),
+        let mut key = self.key_prefix();
+        if self.namespaced
+            && let Some(ns) = namespace
+        {
+            key.reserve(ns.len() + 1 + name.len());
+            key.push_str(ns);
+            key.push('/');
         }
+        key.push_str(name);
+        key
     }
 }
 
@@ -612,19 +618,49 @@ fn builtin_resources() -> Vec<Resource> {
         .collect()
 }
 
+/// The built-in rows a server serves, indexed by plural: every request looks its resource up.
+#[derive(Debug)]
+struct Builtins {
+    rows: Vec<Arc<Resource>>,
+    /// plural → positions in `rows` (one per group/version serving it).
+    by_plural: HashMap<String, Vec<usize>>,
+}
+
+impl Builtins {
+    fn new(rows: Vec<Arc<Resource>>) -> Self {
+        let mut by_plural: HashMap<String, Vec<usize>> = HashMap::new();
+        for (i, r) in rows.iter().enumerate() {
+            by_plural.entry(r.plural.clone()).or_default().push(i);
+        }
+        Builtins { rows, by_plural }
+    }
+
+    fn find(&self, group: &str, version: &str, plural: &str) -> Option<&Arc<Resource>> {
+        self.by_plural
+            .get(plural)?
+            .iter()
+            .map(|&i| &self.rows[i])
+            .find(|r| r.group == group && r.version == version)
+    }
+}
+
 /// Every row of the built-in table, whatever the release (tests that need no release).
-fn shared_builtins() -> Arc<Vec<Arc<Resource>>> {
-    static BUILTIN: std::sync::OnceLock<Arc<Vec<Arc<Resource>>>> = std::sync::OnceLock::new();
+fn shared_builtins() -> Arc<Builtins> {
+    static BUILTIN: std::sync::OnceLock<Arc<Builtins>> = std::sync::OnceLock::new();
     BUILTIN
-        .get_or_init(|| Arc::new(builtin_resources().into_iter().map(Arc::new).collect()))
+        .get_or_init(|| {
+            Arc::new(Builtins::new(
+                builtin_resources().into_iter().map(Arc::new).collect(),
+            ))
+        })
         .clone()
 }
 
 /// The rows a release serves: those its OpenAPI definitions define, named as that release names
 /// them. So a 1.25 server serves `autoscaling/v2beta2` and a 1.26 one does not, as upstream.
 /// Shared by every server that claims the release.
-fn release_builtins(spec: &rotor_openapi::Spec) -> Arc<Vec<Arc<Resource>>> {
-    type Cache = std::sync::Mutex<BTreeMap<u32, Arc<Vec<Arc<Resource>>>>>;
+fn release_builtins(spec: &rotor_openapi::Spec) -> Arc<Builtins> {
+    type Cache = std::sync::Mutex<BTreeMap<u32, Arc<Builtins>>>;
     static BY_RELEASE: std::sync::OnceLock<Cache> = std::sync::OnceLock::new();
     let cache = BY_RELEASE.get_or_init(Default::default);
     let mut cache = cache.lock().unwrap_or_else(|p| p.into_inner());
@@ -637,7 +673,7 @@ fn release_builtins(spec: &rotor_openapi::Spec) -> Arc<Vec<Arc<Resource>>> {
                     .to_string();
                 Some(Arc::new(r))
             });
-            Arc::new(rows.collect())
+            Arc::new(Builtins::new(rows.collect()))
         })
         .clone()
 }
@@ -645,7 +681,7 @@ fn release_builtins(spec: &rotor_openapi::Spec) -> Arc<Vec<Arc<Resource>>> {
 /// Resources served by one API server: the shared built-ins plus this server's CRDs.
 #[derive(Debug)]
 pub struct Registry {
-    builtins: Arc<Vec<Arc<Resource>>>,
+    builtins: Arc<Builtins>,
     /// CRD name → the resources (one per served version) it registered.
     custom: RwLock<BTreeMap<String, Vec<Arc<Resource>>>>,
 }
@@ -670,7 +706,7 @@ impl Registry {
 
     /// All resources, built-ins first, in a stable order.
     pub fn all(&self) -> Vec<Arc<Resource>> {
-        let mut out: Vec<Arc<Resource>> = self.builtins.iter().cloned().collect();
+        let mut out: Vec<Arc<Resource>> = self.builtins.rows.to_vec();
         if let Ok(custom) = self.custom.read() {
             out.extend(custom.values().flatten().cloned());
         }
@@ -678,11 +714,7 @@ impl Registry {
     }
 
     pub fn lookup(&self, group: &str, version: &str, plural: &str) -> Option<Arc<Resource>> {
-        if let Some(r) = self
-            .builtins
-            .iter()
-            .find(|r| r.group == group && r.version == version && r.plural == plural)
-        {
+        if let Some(r) = self.builtins.find(group, version, plural) {
             return Some(r.clone());
         }
         let custom = self.custom.read().ok()?;

@@ -61,24 +61,19 @@ pub fn parse_target(path: &str, registry: &Registry) -> ApiResult<Target> {
     let lookup = |plural: &str| registry.lookup(group, version, plural);
     let not_found = || ApiError::path_not_found(path);
     // namespaces/{ns}/{resource}[/{name}[/{sub}]] — unless `{resource}` is a namespace subresource.
-    let (namespace, rest) = match rest {
-        ["namespaces", ns, plural, tail @ ..] if lookup(plural).is_some_and(|r| r.namespaced) => {
-            (Some(ns.to_string()), [&[*plural][..], tail].concat())
+    let (namespace, resource, rest) = match rest {
+        ["namespaces", ns, plural, tail @ ..]
+            if let Some(r) = lookup(plural).filter(|r| r.namespaced) =>
+        {
+            (Some(ns.to_string()), r, tail)
         }
-        _ => (None, rest.to_vec()),
+        [plural, tail @ ..] => (None, lookup(plural).ok_or_else(not_found)?, tail),
+        [] => return Err(not_found()),
     };
-    let (resource, name, subresource) = match rest.as_slice() {
-        [plural] => (lookup(plural).ok_or_else(not_found)?, None, None),
-        [plural, name] => (
-            lookup(plural).ok_or_else(not_found)?,
-            Some(name.to_string()),
-            None,
-        ),
-        [plural, name, sub] => (
-            lookup(plural).ok_or_else(not_found)?,
-            Some(name.to_string()),
-            Some(sub.to_string()),
-        ),
+    let (name, subresource) = match rest {
+        [] => (None, None),
+        [name] => (Some(name.to_string()), None),
+        [name, sub] => (Some(name.to_string()), Some(sub.to_string())),
         _ => return Err(not_found()),
     };
     if let Some(sub) = &subresource {

@@ -51,8 +51,6 @@ pub enum OpenApiError {
 pub struct Spec {
     minor: u32,
     definitions: Map<String, Value>,
-    /// The same definitions, shareable: cursors hold their root without a lookup per step.
-    shared: HashMap<String, Arc<Value>>,
     by_gvk: HashMap<(String, String, String), String>,
     /// The definitions as OpenAPI v2 protobuf entries, encoded on first use.
     v2_entries: OnceLock<documents::V2Entries>,
@@ -60,9 +58,12 @@ pub struct Spec {
     v2_cache: Mutex<VecDeque<(u64, EncodedDocument)>>,
 }
 
+/// Every loaded release, kept for the life of the process: cursors borrow its definitions
+/// (`&'static`) instead of counting references or re-walking a pointer on every step.
+static CACHE: [OnceLock<Arc<Spec>>; 13] = [const { OnceLock::new() }; 13];
+
 /// The definitions of Kubernetes 1.`minor`, loaded on first use and shared.
 pub fn spec(minor: u32) -> Result<Arc<Spec>, OpenApiError> {
-    static CACHE: [OnceLock<Arc<Spec>>; 13] = [const { OnceLock::new() }; 13];
     if !SUPPORTED_MINORS.contains(&minor) {
         return Err(OpenApiError::Unsupported(minor));
     }
@@ -72,6 +73,16 @@ pub fn spec(minor: u32) -> Result<Arc<Spec>, OpenApiError> {
     }
     let loaded = Arc::new(load(minor, DATA[idx])?);
     Ok(CACHE[idx].get_or_init(|| loaded).clone())
+}
+
+/// The process-lifetime copy of a release already loaded. Every `Spec` there is comes from
+/// [`spec`] (loading is private), so any `&Spec` in hand is this one.
+fn loaded(spec: &Spec) -> &'static Spec {
+    let idx = (spec.minor - SUPPORTED_MINORS.start()) as usize;
+    match CACHE[idx].get() {
+        Some(s) if std::ptr::eq(&**s, spec) => s,
+        _ => unreachable!("a Spec exists only in the cache"),
+    }
 }
 
 fn load(minor: u32, gz: &[u8]) -> Result<Spec, OpenApiError> {
@@ -102,14 +113,9 @@ fn load(minor: u32, gz: &[u8]) -> Result<Spec, OpenApiError> {
             by_gvk.insert((s("group"), s("version"), s("kind")), name.clone());
         }
     }
-    let shared = definitions
-        .iter()
-        .map(|(k, v)| (k.clone(), Arc::new(v.clone())))
-        .collect();
     Ok(Spec {
         minor,
         definitions,
-        shared,
         by_gvk,
         v2_entries: OnceLock::new(),
         v2_cache: Mutex::new(VecDeque::new()),
@@ -137,17 +143,17 @@ impl Spec {
     }
 
     /// A cursor at the root of a definition.
-    pub fn cursor(self: &Arc<Self>, definition: &str) -> Option<Cursor> {
-        self.shared.get(definition).map(|root| Cursor {
-            spec: self.clone(),
-            root: Root::Definition(root.clone()),
-            pointer: String::new(),
-            info: Arc::default(),
+    pub fn cursor(&self, definition: &str) -> Option<Cursor> {
+        let spec = loaded(self);
+        spec.definitions.get(definition).map(|root| Cursor {
+            spec,
+            place: Place::Definition(root),
+            info: None,
         })
     }
 
     /// Strict field validation of an object against a definition.
-    pub fn validate(self: &Arc<Self>, definition: &str, value: &Value) -> Vec<FieldProblem> {
+    pub fn validate(&self, definition: &str, value: &Value) -> Vec<FieldProblem> {
         match self.cursor(definition) {
             Some(c) => validate::validate(&c, value),
             None => Vec::new(),
@@ -155,22 +161,24 @@ impl Spec {
     }
 }
 
-/// Which document a cursor walks: a release definition or a CRD's openAPIV3Schema.
+/// Where a cursor is: inside the release's definitions (borrowed for the process's life), or
+/// inside a CRD's openAPIV3Schema, kept alive by the cursor and addressed by a JSON pointer.
 #[derive(Clone, Debug)]
-enum Root {
-    Definition(Arc<Value>),
-    Custom(Arc<Value>),
+enum Place {
+    Definition(&'static Value),
+    Custom { root: Arc<Value>, pointer: String },
 }
 
 /// A position in a schema. Steps through `$ref`s; the list/map extensions of a field are read
-/// where the field is declared (on the property), as Kubernetes places them.
+/// where the field is declared (on the property), as Kubernetes places them. Stepping through
+/// the release's definitions allocates nothing unless the field carries list/map extensions:
+/// cursors are on the path of every write (validation, managedFields, patches).
 #[derive(Clone, Debug)]
 pub struct Cursor {
-    spec: Arc<Spec>,
-    root: Root,
-    /// JSON pointer inside the root.
-    pointer: String,
-    info: Arc<FieldInfo>,
+    spec: &'static Spec,
+    place: Place,
+    /// `None`: no list/map extensions (the common case, kept without an allocation).
+    info: Option<Arc<FieldInfo>>,
 }
 
 /// A cursor over a custom resource's schema (metadata resolves to the release's ObjectMeta).
@@ -184,34 +192,58 @@ fn escape(segment: &str) -> std::borrow::Cow<'_, str> {
     }
 }
 
-fn info_of(node: &Value) -> FieldInfo {
-    let s = |k: &str| node.get(k).and_then(Value::as_str).map(String::from);
-    FieldInfo {
-        patch_strategy: s("x-kubernetes-patch-strategy"),
-        patch_merge_key: s("x-kubernetes-patch-merge-key"),
-        list_type: s("x-kubernetes-list-type"),
-        list_map_keys: node
-            .get("x-kubernetes-list-map-keys")
-            .and_then(Value::as_array)
-            .map(|a| {
-                a.iter()
-                    .filter_map(|k| k.as_str().map(String::from))
-                    .collect()
-            })
-            .unwrap_or_default(),
-        map_type: s("x-kubernetes-map-type"),
+/// `node[key]` for schema nodes. They have a handful of keys, so a scan beats hashing the key;
+/// large maps (`properties`, `definitions`) are hashed as usual.
+fn get<'a>(node: &'a Value, key: &str) -> Option<&'a Value> {
+    let map = node.as_object()?;
+    if map.len() <= 16 {
+        map.iter().find(|(k, _)| *k == key).map(|(_, v)| v)
+    } else {
+        map.get(key)
     }
 }
 
+/// The list/map extensions declared on `node`; `None` when it has none.
+fn info_of(node: &Value) -> Option<Arc<FieldInfo>> {
+    let map = node.as_object()?;
+    let mut info = FieldInfo::default();
+    let mut any = false;
+    for (k, v) in map {
+        let Some(ext) = k.strip_prefix("x-kubernetes-") else {
+            continue;
+        };
+        let text = || v.as_str().map(String::from);
+        match ext {
+            "patch-strategy" => info.patch_strategy = text(),
+            "patch-merge-key" => info.patch_merge_key = text(),
+            "list-type" => info.list_type = text(),
+            "list-map-keys" => {
+                info.list_map_keys = v
+                    .as_array()
+                    .map(|a| {
+                        a.iter()
+                            .filter_map(|k| k.as_str().map(String::from))
+                            .collect()
+                    })
+                    .unwrap_or_default()
+            }
+            "map-type" => info.map_type = text(),
+            _ => continue,
+        }
+        any = true;
+    }
+    any.then(|| Arc::new(info))
+}
+
 /// `Value::pointer` for the object-only pointers cursors build, without unescaping (and
-/// allocating) segments that need none: this is on the hot path of every write.
+/// allocating) segments that need none.
 fn lookup<'a>(root: &'a Value, pointer: &str) -> Option<&'a Value> {
     let mut node = root;
     for segment in pointer.split('/').skip(1) {
         node = if segment.contains('~') {
-            node.get(segment.replace("~1", "/").replace("~0", "~").as_str())?
+            get(node, &segment.replace("~1", "/").replace("~0", "~"))?
         } else {
-            node.get(segment)?
+            get(node, segment)?
         };
     }
     Some(node)
@@ -223,48 +255,52 @@ impl Cursor {
     /// A cursor at the root of a CRD's openAPIV3Schema.
     pub fn new(spec: Arc<Spec>, schema: Arc<Value>) -> Self {
         Cursor {
-            spec,
-            root: Root::Custom(schema),
-            pointer: String::new(),
-            info: Arc::default(),
-        }
-    }
-
-    fn root_value(&self) -> Option<&Value> {
-        match &self.root {
-            Root::Definition(v) | Root::Custom(v) => Some(v),
+            spec: loaded(&spec),
+            place: Place::Custom {
+                root: schema,
+                pointer: String::new(),
+            },
+            info: None,
         }
     }
 
     /// The schema node here, without following `$ref`.
     pub fn raw(&self) -> Option<&Value> {
-        lookup(self.root_value()?, &self.pointer)
+        match &self.place {
+            Place::Definition(node) => Some(node),
+            Place::Custom { root, pointer } => lookup(root, pointer),
+        }
     }
 
     /// The schema node here with `$ref`s (and single-ref `allOf`s) followed: (cursor, node).
     pub(crate) fn resolved(&self) -> Option<Cursor> {
-        let mut cur = self.clone();
+        let mut node = self.raw()?;
+        let mut target = None;
         for _ in 0..32 {
-            let node = cur.raw()?;
-            let reference = node.get("$ref").and_then(Value::as_str).or_else(|| {
-                node.get("allOf")
+            let reference = get(node, "$ref").and_then(Value::as_str).or_else(|| {
+                get(node, "allOf")
                     .and_then(Value::as_array)
                     .filter(|a| a.len() == 1)
-                    .and_then(|a| a[0].get("$ref"))
+                    .and_then(|a| get(&a[0], "$ref"))
                     .and_then(Value::as_str)
             });
             match reference {
                 Some(r) => {
                     let name = r.rsplit('/').next().unwrap_or_default();
-                    let root = cur.spec.shared.get(name)?.clone();
-                    cur = Cursor {
-                        spec: cur.spec.clone(),
-                        root: Root::Definition(root),
-                        pointer: String::new(),
-                        info: cur.info,
-                    };
+                    let def = self.spec.definitions.get(name)?;
+                    target = Some(def);
+                    node = def;
                 }
-                None => return Some(cur),
+                None => {
+                    return Some(match target {
+                        None => self.clone(),
+                        Some(def) => Cursor {
+                            spec: self.spec,
+                            place: Place::Definition(def),
+                            info: self.info.clone(),
+                        },
+                    });
+                }
             }
         }
         None
@@ -275,22 +311,46 @@ impl Cursor {
         self.resolved().and_then(|c| c.raw().cloned())
     }
 
-    /// One level down from this (already resolved) position.
-    fn step(&self, segments: &[&str]) -> Option<Cursor> {
-        let mut pointer = String::with_capacity(self.pointer.len() + 32);
-        pointer.push_str(&self.pointer);
-        for s in segments {
-            pointer.push('/');
-            pointer.push_str(s);
-        }
-        let node = lookup(self.root_value()?, &pointer)?;
-        let info = Arc::new(info_of(node));
+    /// One level down from this (already resolved) position: to the child `find` picks from
+    /// this node, which sits under it at `segments`.
+    fn step(
+        &self,
+        find: impl for<'a> Fn(&'a Value) -> Option<&'a Value>,
+        segments: &[&str],
+    ) -> Option<Cursor> {
+        let (place, child) = match &self.place {
+            Place::Definition(node) => {
+                let child: &'static Value = find(node)?;
+                (Place::Definition(child), child)
+            }
+            Place::Custom { root, pointer } => {
+                let child = find(lookup(root, pointer)?)?;
+                let mut p = String::with_capacity(pointer.len() + 32);
+                p.push_str(pointer);
+                for s in segments {
+                    p.push('/');
+                    p.push_str(&escape(s));
+                }
+                let place = Place::Custom {
+                    root: root.clone(),
+                    pointer: p,
+                };
+                return Some(Cursor {
+                    spec: self.spec,
+                    info: info_of(child),
+                    place,
+                });
+            }
+        };
         Some(Cursor {
-            spec: self.spec.clone(),
-            root: self.root.clone(),
-            pointer,
-            info,
+            spec: self.spec,
+            info: info_of(child),
+            place,
         })
+    }
+
+    fn at_custom_root(&self) -> bool {
+        matches!(&self.place, Place::Custom { pointer, .. } if pointer.is_empty())
     }
 
     /// Does this object schema accept fields it does not list?
@@ -298,44 +358,47 @@ impl Cursor {
         self.resolved()
             .and_then(|c| {
                 c.raw()
-                    .and_then(|n| n.get("x-kubernetes-preserve-unknown-fields"))
+                    .and_then(|n| get(n, "x-kubernetes-preserve-unknown-fields"))
                     .and_then(Value::as_bool)
             })
             .unwrap_or(false)
+    }
+
+    /// `field` on a cursor already resolved (validation resolves each node once).
+    pub(crate) fn field_resolved(&self, name: &str) -> Option<Cursor> {
+        self.step(
+            |n| get(n, "properties").and_then(|p| p.get(name)),
+            &["properties", name],
+        )
+        .or_else(|| {
+            self.step(
+                |n| get(n, "additionalProperties").filter(|v| v.is_object()),
+                &["additionalProperties"],
+            )
+        })
+    }
+
+    /// `items` on a cursor already resolved.
+    pub(crate) fn items_resolved(&self) -> Option<Cursor> {
+        self.step(|n| get(n, "items").filter(|v| v.is_object()), &["items"])
     }
 }
 
 impl SchemaCursor for Cursor {
     fn field(&self, name: &str) -> Option<Self> {
         // A custom resource's metadata is the release's ObjectMeta, whatever its schema says.
-        if matches!(self.root, Root::Custom(_)) && self.pointer.is_empty() && name == "metadata" {
+        if name == "metadata" && self.at_custom_root() {
             return self.spec.cursor(OBJECT_META);
         }
-        let base = self.resolved()?;
-        let node = base.raw()?;
-        if node.get("properties").and_then(|p| p.get(name)).is_some() {
-            return base.step(&["properties", &escape(name)]);
-        }
-        if node
-            .get("additionalProperties")
-            .is_some_and(Value::is_object)
-        {
-            return base.step(&["additionalProperties"]);
-        }
-        None
+        self.resolved()?.field_resolved(name)
     }
 
     fn items(&self) -> Option<Self> {
-        let base = self.resolved()?;
-        if base.raw()?.get("items").is_some_and(Value::is_object) {
-            base.step(&["items"])
-        } else {
-            None
-        }
+        self.resolved()?.items_resolved()
     }
 
     fn info(&self) -> FieldInfo {
-        (*self.info).clone()
+        self.info.as_deref().cloned().unwrap_or_default()
     }
 }
 

@@ -20,7 +20,7 @@ const MAX_DEPTH: usize = 64;
 
 pub(crate) fn validate(root: &Cursor, value: &Value) -> Vec<FieldProblem> {
     let mut out = Vec::new();
-    walk(root, value, "", 0, &mut out);
+    walk(root, value, &mut String::new(), 0, &mut out);
     out
 }
 
@@ -41,7 +41,15 @@ fn type_name(v: &Value) -> &'static str {
     }
 }
 
-fn walk(cursor: &Cursor, value: &Value, path: &str, depth: usize, out: &mut Vec<FieldProblem>) {
+/// `path` is the place of `value` (`.spec.replicas`), grown and shrunk as the walk goes: no
+/// allocation per field unless there is a problem to report.
+fn walk(
+    cursor: &Cursor,
+    value: &Value,
+    path: &mut String,
+    depth: usize,
+    out: &mut Vec<FieldProblem>,
+) {
     if depth > MAX_DEPTH || value.is_null() {
         return;
     }
@@ -49,14 +57,11 @@ fn walk(cursor: &Cursor, value: &Value, path: &str, depth: usize, out: &mut Vec<
         return;
     };
     let Some(node) = resolved.raw() else { return };
-    if node
-        .get("x-kubernetes-int-or-string")
-        .and_then(Value::as_bool)
-        == Some(true)
-    {
+    let flag = |k: &str| crate::get(node, k).and_then(Value::as_bool) == Some(true);
+    if flag("x-kubernetes-int-or-string") {
         if !matches!(type_name(value), "integer" | "string") {
             out.push(FieldProblem {
-                path: path.to_string(),
+                path: path.clone(),
                 message: format!(
                     "{}: Invalid value: \"{}\": must be an integer or a string",
                     path.trim_start_matches('.'),
@@ -66,13 +71,15 @@ fn walk(cursor: &Cursor, value: &Value, path: &str, depth: usize, out: &mut Vec<
         }
         return;
     }
-    let expected = node.get("type").and_then(Value::as_str);
+    let expected = crate::get(node, "type").and_then(Value::as_str);
     let actual = type_name(value);
     let type_ok = match expected {
         None => true,
         Some("number") => matches!(actual, "number" | "integer"),
         // Quantities are published as strings but accept numbers.
-        Some("string") if node.get("format").and_then(Value::as_str) == Some("quantity") => {
+        Some("string")
+            if crate::get(node, "format").and_then(Value::as_str) == Some("quantity") =>
+        {
             matches!(actual, "string" | "integer" | "number")
         }
         Some(t) => t == actual,
@@ -80,47 +87,58 @@ fn walk(cursor: &Cursor, value: &Value, path: &str, depth: usize, out: &mut Vec<
     if !type_ok {
         let shown = path.trim_start_matches('.');
         out.push(FieldProblem {
-            path: path.to_string(),
+            path: path.clone(),
             message: format!("{shown}: Invalid value: \"{actual}\": {shown} in body must be of type {}: \"{actual}\"", expected.unwrap_or_default()),
         });
         return;
     }
     match value {
         Value::Object(map) => {
-            let props = node.get("properties").and_then(Value::as_object);
-            let additional = node
-                .get("additionalProperties")
-                .is_some_and(Value::is_object);
-            let preserve = cursor.preserves_unknown()
-                || node
-                    .get("x-kubernetes-embedded-resource")
-                    .and_then(Value::as_bool)
-                    == Some(true);
+            let props = crate::get(node, "properties").and_then(Value::as_object);
+            let additional = crate::get(node, "additionalProperties").is_some_and(Value::is_object);
+            let preserve = flag("x-kubernetes-preserve-unknown-fields")
+                || flag("x-kubernetes-embedded-resource");
             if props.is_none() && !additional {
                 return; // free-form object
             }
+            let at_root = path.is_empty();
             for (k, v) in map {
-                let child = format!("{path}.{k}");
-                match cursor.field(k) {
-                    Some(c) => walk(&c, v, &child, depth + 1, out),
-                    None if preserve || (path.is_empty() && (k == "apiVersion" || k == "kind")) => {
-                    }
+                let len = path.len();
+                path.push('.');
+                path.push_str(k);
+                match field(cursor, &resolved, k) {
+                    Some(c) => walk(&c, v, path, depth + 1, out),
+                    None if preserve || (at_root && (k == "apiVersion" || k == "kind")) => {}
                     None => out.push(FieldProblem {
-                        path: child.clone(),
-                        message: format!("unknown field \"{}\"", child.trim_start_matches('.')),
+                        path: path.clone(),
+                        message: format!("unknown field \"{}\"", path.trim_start_matches('.')),
                     }),
                 }
+                path.truncate(len);
             }
         }
         Value::Array(items) => {
-            if let Some(c) = cursor.items() {
+            if let Some(c) = resolved.items_resolved() {
                 for (i, v) in items.iter().enumerate() {
-                    walk(&c, v, &format!("{path}[{i}]"), depth + 1, out);
+                    let len = path.len();
+                    use std::fmt::Write;
+                    let _ = write!(path, "[{i}]");
+                    walk(&c, v, path, depth + 1, out);
+                    path.truncate(len);
                 }
             }
         }
         _ => {}
     }
+}
+
+/// `cursor.field(name)`, given `cursor` already resolved.
+fn field(cursor: &Cursor, resolved: &Cursor, name: &str) -> Option<Cursor> {
+    if name == "metadata" {
+        // A custom resource's metadata is the release's ObjectMeta (the trait method knows).
+        return cursor.field(name);
+    }
+    resolved.field_resolved(name)
 }
 
 /// Drops the fields a custom resource's structural schema does not declare, as kube-apiserver

@@ -190,7 +190,7 @@ pub(crate) fn compare<S: SchemaCursor>(
     out
 }
 
-fn walk_compare<S: SchemaCursor>(
+pub(crate) fn walk_compare<S: SchemaCursor>(
     old: Option<&Value>,
     new: Option<&Value>,
     schema: Option<&S>,
@@ -545,8 +545,8 @@ pub fn server_side_apply<S: SchemaCursor>(
         prune(&mut merged, &last_set, &keep, Some(applied), schema);
     }
 
-    let mut cmp = compare(live_clean.as_ref(), Some(&merged), schema);
-    managed_fields::ignore_comparison(&mut cmp, opts.subresource);
+    let cmp =
+        managed_fields::compare_tracked(live_clean.as_ref(), &merged, schema, opts.subresource);
     let changed = cmp.changed();
 
     let mut conflicts = Vec::new();

@@ -193,7 +193,11 @@ impl FieldSet {
         let Some((first, rest)) = path.split_first() else {
             return;
         };
-        let child = self.children.entry(first.clone()).or_default();
+        // Look up before cloning the element: most inserts share their prefix with earlier ones.
+        let child = match self.children.get_mut(first) {
+            Some(c) => c,
+            None => self.children.entry(first.clone()).or_default(),
+        };
         if rest.is_empty() {
             child.member = true;
         } else {

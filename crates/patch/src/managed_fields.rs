@@ -3,7 +3,7 @@
 
 use serde_json::{Map, Value};
 
-use crate::apply::{Comparison, compare};
+use crate::apply::{Comparison, compare, walk_compare};
 use crate::fieldpath::{FieldSet, PathElement};
 use crate::{ApplyOptions, SchemaCursor};
 
@@ -71,7 +71,7 @@ impl Entry {
 /// The entries of `obj.metadata.managedFields`; entries of the same (manager, operation,
 /// subresource) are merged. An error when any entry is malformed: Kubernetes then starts over.
 pub(crate) fn decode(obj: &Value) -> Result<Vec<Entry>, String> {
-    let Some(list) = obj.pointer("/metadata/managedFields") else {
+    let Some(list) = managed_fields(obj) else {
         return Ok(Vec::new());
     };
     let list = match list {
@@ -91,6 +91,11 @@ pub(crate) fn decode(obj: &Value) -> Result<Vec<Entry>, String> {
         }
     }
     Ok(out)
+}
+
+/// `obj.metadata.managedFields` (`Value::pointer` would allocate for every segment).
+fn managed_fields(obj: &Value) -> Option<&Value> {
+    obj.get("metadata")?.get("managedFields")
 }
 
 /// Writes `entries` to `obj.metadata.managedFields`, dropping empty ones, in Kubernetes' order
@@ -175,6 +180,70 @@ pub(crate) fn ignore_comparison(cmp: &mut Comparison, subresource: Option<&str>)
     ignore_untracked(&mut cmp.removed, subresource);
 }
 
+/// `compare` followed by [`ignore_comparison`], without walking what ownership never covers
+/// (apiVersion, kind, server-set metadata, the other half of main resource/status): on every
+/// write, most of an object's metadata is such fields.
+pub(crate) fn compare_tracked<S: SchemaCursor>(
+    old: Option<&Value>,
+    new: &Value,
+    schema: Option<&S>,
+    subresource: Option<&str>,
+) -> Comparison {
+    let empty = Map::new();
+    let (o, n) = match (old, new) {
+        (None, Value::Object(n)) => (&empty, n),
+        (Some(Value::Object(o)), Value::Object(n)) => (o, n),
+        // Not objects: the general walk, then the filter.
+        _ => {
+            let mut cmp = compare(old, Some(new), schema);
+            ignore_comparison(&mut cmp, subresource);
+            return cmp;
+        }
+    };
+    let mut out = Comparison::default();
+    let mut path = Vec::new();
+    let keys = o.keys().chain(n.keys().filter(|k| !o.contains_key(*k)));
+    for k in keys {
+        let tracked = match subresource {
+            Some("status") => k == "status",
+            _ => !matches!(k.as_str(), "apiVersion" | "kind" | "status"),
+        };
+        if !tracked {
+            continue;
+        }
+        let field = schema.and_then(|s| s.field(k));
+        let meta_maps = match (o.get(k), n.get(k)) {
+            (None | Some(Value::Object(_)), None | Some(Value::Object(_))) => {
+                crate::info(field.as_ref()).map_type.as_deref() != Some("atomic")
+            }
+            _ => false,
+        };
+        path.push(PathElement::Field(k.clone()));
+        if k == "metadata" && meta_maps {
+            // metadata is a map either side (or missing): walk its tracked fields only. Its
+            // own membership would be cleared by the filter.
+            let mo = o.get(k).and_then(Value::as_object).unwrap_or(&empty);
+            let mn = n.get(k).and_then(Value::as_object).unwrap_or(&empty);
+            for mk in mo.keys().chain(mn.keys().filter(|x| !mo.contains_key(*x))) {
+                if UNTRACKED_METADATA.contains(&mk.as_str()) {
+                    continue;
+                }
+                path.push(PathElement::Field(mk.clone()));
+                let sub = field.as_ref().and_then(|s| s.field(mk));
+                walk_compare(mo.get(mk), mn.get(mk), sub.as_ref(), &mut path, &mut out);
+                path.pop();
+            }
+        } else {
+            walk_compare(o.get(k), n.get(k), field.as_ref(), &mut path, &mut out);
+        }
+        path.pop();
+    }
+    // What the walk skipped is gone already; this drops the rest (metadata's own membership,
+    // emptied nodes), exactly as after a full comparison.
+    ignore_comparison(&mut out, subresource);
+    out
+}
+
 /// What a create starts from. Kubernetes compares with an empty object of the kind, in which the
 /// struct fields `metadata` and `spec` are present, so they are never owned as a whole.
 fn empty_like(new: &Value) -> Value {
@@ -196,15 +265,20 @@ pub(crate) fn update_set<S: SchemaCursor>(
     schema: Option<&S>,
     subresource: Option<&str>,
 ) -> FieldSet {
-    let base = old.cloned().unwrap_or_else(|| empty_like(new));
-    let mut cmp = compare(Some(&base), Some(new), schema);
-    ignore_comparison(&mut cmp, subresource);
-    cmp.changed()
+    let empty;
+    let base = match old {
+        Some(o) => o,
+        None => {
+            empty = empty_like(new);
+            &empty
+        }
+    };
+    compare_tracked(Some(base), new, schema, subresource).changed()
 }
 
 /// Whether the request asks to reset managedFields: an empty list, or a list of one empty entry.
 fn is_reset(new: &Value) -> bool {
-    match new.pointer("/metadata/managedFields") {
+    match managed_fields(new) {
         Some(Value::Array(list)) => match list.as_slice() {
             [] => true,
             [Value::Object(only)] => only.is_empty(),
@@ -234,11 +308,20 @@ pub fn track_update<S: SchemaCursor>(
             _ => old.and_then(|o| decode(o).ok()).unwrap_or_default(),
         }
     };
-    let old_clean = old.map(without_managed_fields);
-    let new_clean = without_managed_fields(new);
-    let base = old_clean.unwrap_or_else(|| empty_like(&new_clean));
-    let mut cmp = compare(Some(&base), Some(&new_clean), schema);
-    ignore_comparison(&mut cmp, opts.subresource);
+    // Compared without managedFields: taken out of `new` in place (they are rewritten below).
+    if let Some(Value::Object(meta)) = new.get_mut("metadata") {
+        meta.shift_remove("managedFields");
+    }
+    // The comparison never walks managedFields, so `old` needs no copy without them.
+    let empty;
+    let base = match old {
+        Some(o) => o,
+        None => {
+            empty = empty_like(new);
+            &empty
+        }
+    };
+    let cmp = compare_tracked(Some(base), new, schema, opts.subresource);
     let changed = cmp.changed();
 
     let mine = entries
@@ -270,9 +353,5 @@ pub fn track_update<S: SchemaCursor>(
             }),
         }
     }
-    *new = {
-        let mut out = new_clean;
-        write(&mut out, entries);
-        out
-    };
+    write(new, entries);
 }

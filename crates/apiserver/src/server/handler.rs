@@ -28,11 +28,13 @@ impl ApiServer {
 
     /// Serves one HTTP request. Never panics on client input: every failure is a `Status` body.
     pub async fn handle(self: &Arc<Self>, req: Request<Body>) -> Response {
+        // Kept for the log line of a failure; both are cheap clones (no copy of the path).
         let method = req.method().clone();
-        let path = req.uri().path().to_string();
+        let uri = req.uri().clone();
         match self.handle_inner(req).await {
             Ok(resp) => resp,
             Err(e) => {
+                let path = uri.path();
                 tracing::debug!(%method, %path, code = e.code.as_u16(), reason = e.reason, "request failed");
                 e.into_response()
             }
@@ -48,7 +50,7 @@ impl ApiServer {
         }
         let target = target?;
         let query = Query::parse(parts.uri.query());
-        let accept = header_str(&parts.headers, header::ACCEPT).to_string();
+        let accept = header_str(&parts.headers, header::ACCEPT);
         match target {
             Target::Version => Ok(json_response(
                 StatusCode::OK,
@@ -59,9 +61,9 @@ impl ApiServer {
             Target::CoreVersions
             | Target::Groups
             | Target::Group(_)
-            | Target::GroupVersion { .. } => discovery::respond(self, &target, &accept),
+            | Target::GroupVersion { .. } => discovery::respond(self, &target, accept),
             Target::OpenApiV2 | Target::OpenApiV3Index | Target::OpenApiV3(_) => {
-                discovery::openapi(self, &target, &accept)
+                discovery::openapi(self, &target, accept)
             }
             Target::Resource(rr) => {
                 let bytes = axum::body::to_bytes(body, MAX_BODY_BYTES)
@@ -71,7 +73,7 @@ impl ApiServer {
                             "the request body is larger than {MAX_BODY_BYTES} bytes"
                         ))
                     })?;
-                self.handle_resource(parts.method, &parts.headers, rr, query, bytes, &accept)
+                self.handle_resource(parts.method, &parts.headers, rr, query, bytes, accept)
                     .await
             }
         }

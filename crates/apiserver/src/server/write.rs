@@ -63,11 +63,11 @@ impl ApiServer {
                 Some(_) => {}
             }
         }
+        let now = object::now_rfc3339();
         {
-            let now = object::now_rfc3339();
             let m = meta_mut(&mut obj);
             m.insert("uid".into(), json!(object::new_uid()));
-            m.insert("creationTimestamp".into(), json!(now));
+            m.insert("creationTimestamp".into(), json!(&now));
             m.insert("generation".into(), json!(1));
             for f in [
                 "resourceVersion",
@@ -84,7 +84,7 @@ impl ApiServer {
             None,
             &mut obj,
             cursor.as_ref(),
-            &apply_opts(res, opts, None, &object::now_rfc3339()),
+            &apply_opts(res, opts, None, &now),
         );
         if opts.dry_run {
             return Ok(Written {

@@ -47,10 +47,6 @@ enum Command {
     Migrate(cmd::migrate::MigrateArgs),
 }
 
-/// mimalloc rather than glibc malloc: see the dependency's note in Cargo.toml.
-#[global_allocator]
-static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
     tracing_subscriber::fmt()

@@ -2,14 +2,15 @@
 //! say, updates, subresource writes (status, scale) and DeleteOptions accept protobuf, custom
 //! resources refuse it with a 415, and no protobuf garbage gets a 5xx or writes anything.
 
+mod common;
+
 use std::sync::Arc;
 
-use axum::body::Body;
-use http::Request;
+use common::{send, server};
+
 use proptest::prelude::*;
-use rotor_apiserver::{ApiServer, ServerConfig};
+use rotor_apiserver::ApiServer;
 use rotor_store::Store;
-use rotor_store::memory::MemoryStore;
 use serde_json::{Value, json};
 
 const PROTOBUF: &str = "application/vnd.kubernetes.protobuf";
@@ -20,35 +21,6 @@ fn fixture(name: &str) -> Vec<u8> {
         env!("CARGO_MANIFEST_DIR")
     );
     std::fs::read(&path).unwrap_or_else(|e| panic!("{path}: {e}"))
-}
-
-async fn server() -> (Arc<ApiServer>, Arc<MemoryStore>) {
-    let store = Arc::new(MemoryStore::default());
-    let server = ApiServer::new(store.clone(), ServerConfig::default())
-        .await
-        .expect("server");
-    (server, store)
-}
-
-async fn send(
-    server: &Arc<ApiServer>,
-    method: &str,
-    path: &str,
-    ct: &str,
-    body: Vec<u8>,
-) -> (u16, Value) {
-    let req = Request::builder()
-        .method(method)
-        .uri(path)
-        .header("content-type", ct)
-        .body(Body::from(body))
-        .expect("request");
-    let resp = server.handle(req).await;
-    let code = resp.status().as_u16();
-    let bytes = axum::body::to_bytes(resp.into_body(), 1 << 24)
-        .await
-        .expect("body");
-    (code, serde_json::from_slice(&bytes).unwrap_or(Value::Null))
 }
 
 async fn get(server: &Arc<ApiServer>, path: &str) -> Value {

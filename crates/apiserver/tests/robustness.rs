@@ -1,52 +1,17 @@
 //! Arbitrary request bodies and patches never panic the server, always get a 4xx Status, and
 //! never leave a half-written object behind.
 
-use std::sync::Arc;
+mod common;
 
-use axum::body::Body;
-use http::Request;
+use common::{send, server};
 use proptest::prelude::*;
-use rotor_apiserver::{ApiServer, ServerConfig};
 use rotor_store::Store;
-use rotor_store::memory::MemoryStore;
 
 fn runtime() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .expect("runtime")
-}
-
-async fn server() -> (Arc<ApiServer>, Arc<MemoryStore>) {
-    let store = Arc::new(MemoryStore::default());
-    let server = ApiServer::new(store.clone(), ServerConfig::default())
-        .await
-        .expect("server");
-    (server, store)
-}
-
-async fn send(
-    server: &Arc<ApiServer>,
-    method: &str,
-    path: &str,
-    ct: &str,
-    body: Vec<u8>,
-) -> (u16, serde_json::Value) {
-    let req = Request::builder()
-        .method(method)
-        .uri(path)
-        .header("content-type", ct)
-        .body(Body::from(body))
-        .expect("request");
-    let resp = server.handle(req).await;
-    let code = resp.status().as_u16();
-    let bytes = axum::body::to_bytes(resp.into_body(), 1 << 24)
-        .await
-        .expect("body");
-    (
-        code,
-        serde_json::from_slice(&bytes).unwrap_or(serde_json::Value::Null),
-    )
 }
 
 /// JSON-ish noise: valid JSON of random shape, or random bytes.

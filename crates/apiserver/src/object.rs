@@ -11,15 +11,21 @@ pub fn now_rfc3339() -> String {
 }
 
 pub fn new_uid() -> String {
-    let b: [u8; 16] = rand::rng().random();
-    format!(
-        "{:08x}-{:04x}-4{:03x}-{:04x}-{:012x}",
-        u32::from_be_bytes([b[0], b[1], b[2], b[3]]),
-        u16::from_be_bytes([b[4], b[5]]),
-        u16::from_be_bytes([b[6], b[7]]) & 0x0fff,
-        (u16::from_be_bytes([b[8], b[9]]) & 0x3fff) | 0x8000,
-        u64::from_be_bytes([0, 0, b[10], b[11], b[12], b[13], b[14], b[15]])
-    )
+    // A version 4 UUID, written out by hand: `format!` with five padded hex fields costs more
+    // than the rest of a create's metadata.
+    let mut b: [u8; 16] = rand::rng().random();
+    b[6] = (b[6] & 0x0f) | 0x40;
+    b[8] = (b[8] & 0x3f) | 0x80;
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    let mut out = String::with_capacity(36);
+    for (i, byte) in b.iter().enumerate() {
+        if matches!(i, 4 | 6 | 8 | 10) {
+            out.push('-');
+        }
+        out.push(HEX[usize::from(byte >> 4)] as char);
+        out.push(HEX[usize::from(byte & 0x0f)] as char);
+    }
+    out
 }
 
 /// Five lowercase alphanumerics, as `generateName` appends.
@@ -195,7 +201,15 @@ mod tests {
     fn uid_shape() {
         let u = new_uid();
         assert_eq!(u.len(), 36);
+        for (i, c) in u.char_indices() {
+            match i {
+                8 | 13 | 18 | 23 => assert_eq!(c, '-', "{u}"),
+                _ => assert!(matches!(c, '0'..='9' | 'a'..='f'), "{u}"),
+            }
+        }
+        // Version 4, RFC 4122 variant.
         assert_eq!(u.as_bytes()[14], b'4');
+        assert!(matches!(u.as_bytes()[19], b'8' | b'9' | b'a' | b'b'), "{u}");
         assert_ne!(u, new_uid());
     }
 

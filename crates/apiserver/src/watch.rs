@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use futures::Stream;
-use rotor_store::{StoreError, WatchEvent};
+use rotor_store::{KeyValue, StoreError, WatchEvent};
 use serde_json::{Value, json};
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
@@ -16,7 +16,7 @@ use tokio_stream::wrappers::ReceiverStream;
 use crate::error::{ApiError, ApiResult};
 use crate::registry::Resource;
 use crate::request::Query;
-use crate::server::{ApiServer, ListOptions, decode_as};
+use crate::server::{ApiServer, ListOptions, decode_as, served_json_at};
 use crate::table;
 
 /// Default and largest watch duration when the client gives no `timeoutSeconds`.
@@ -31,6 +31,47 @@ fn line(kind: &str, object: &Value) -> Bytes {
         serde_json::to_vec(&json!({"type": kind, "object": object})).unwrap_or_default();
     bytes.push(b'\n');
     Bytes::from(bytes)
+}
+
+/// [`line`] around an object already encoded as JSON (the same bytes).
+fn line_of_json(kind: &str, object: &[u8]) -> Bytes {
+    let mut out = Vec::with_capacity(object.len() + kind.len() + 24);
+    out.extend_from_slice(b"{\"type\":\"");
+    out.extend_from_slice(kind.as_bytes());
+    out.extend_from_slice(b"\",\"object\":");
+    out.extend_from_slice(object);
+    out.extend_from_slice(b"}\n");
+    Bytes::from(out)
+}
+
+/// How a watch renders objects. `Plain` (no selector, no table) never needs an object decoded:
+/// lines are built from the store's bytes ([`served_json`]) where they can be.
+enum Render<F> {
+    Plain,
+    Decoded(F),
+}
+
+impl<F: Fn(&Value) -> Value> Render<F> {
+    /// The line for a stored object at `rev`.
+    fn line(&self, kind: &str, kv: &KeyValue, res: &Resource, rev: u64) -> Option<Bytes> {
+        if let Render::Plain = self
+            && let Some(json) = served_json_at(kv, res, rev)
+        {
+            return Some(line_of_json(kind, &json));
+        }
+        let mut obj = decode_as(kv, res).ok()?;
+        if rev != kv.mod_revision {
+            obj["metadata"]["resourceVersion"] = json!(rev.to_string());
+        }
+        Some(line(kind, &self.value(obj)))
+    }
+
+    fn value(&self, obj: Value) -> Value {
+        match self {
+            Render::Plain => obj,
+            Render::Decoded(f) => f(&obj),
+        }
+    }
 }
 
 /// The event `type` for a change, given whether the object matched the selectors before and after.
@@ -65,58 +106,61 @@ pub async fn start(
     let render = {
         let res = res.clone();
         let query = query.clone();
-        move |obj: &Value| {
+        let selects = !opts.labels.is_empty() || !opts.fields.is_empty();
+        let table = move |obj: &Value| {
             if as_table {
                 table::from_object(&res, obj, &query)
             } else {
                 obj.clone()
             }
+        };
+        if selects || as_table {
+            Render::Decoded(table)
+        } else {
+            Render::Plain
         }
     };
 
     // Initial state: with no resourceVersion ("get state and start at most recent"), with "0",
     // or when the client asks for initial events.
+    let list_opts = ListOptions {
+        limit: 0,
+        continue_token: None,
+        ..opts.clone()
+    };
+    let initial_state = async || -> ApiResult<(Vec<Bytes>, Option<u64>)> {
+        let page = server
+            .list_page(&res, namespace.as_deref(), &list_opts)
+            .await?;
+        let lines = page
+            .items
+            .iter()
+            .filter_map(|(kv, decoded)| match decoded {
+                // Decoded for a selector already: render that.
+                Some(obj) => Some(line("ADDED", &render.value(obj.clone()))),
+                None => render.line("ADDED", kv, &res, kv.mod_revision),
+            })
+            .collect();
+        let rev = page.metadata["resourceVersion"]
+            .as_str()
+            .and_then(|s| s.parse().ok());
+        Ok((lines, rev))
+    };
     let mut initial = Vec::new();
     let start_rev = match requested_rv.as_deref() {
         None | Some("0") => {
-            let list = server
-                .list(
-                    &res,
-                    namespace.as_deref(),
-                    &ListOptions {
-                        limit: 0,
-                        continue_token: None,
-                        ..opts.clone()
-                    },
-                )
-                .await?;
-            initial = list["items"].as_array().cloned().unwrap_or_default();
-            list.pointer("/metadata/resourceVersion")
-                .and_then(Value::as_str)
-                .and_then(|s| s.parse().ok())
-                .unwrap_or(0)
+            let (lines, rev) = initial_state().await?;
+            initial = lines;
+            rev.unwrap_or(0)
         }
         Some(rv) => {
             let rev: u64 = rv
                 .parse()
                 .map_err(|_| ApiError::bad_request(format!("invalid resourceVersion \"{rv}\"")))?;
             if send_initial {
-                let list = server
-                    .list(
-                        &res,
-                        namespace.as_deref(),
-                        &ListOptions {
-                            limit: 0,
-                            continue_token: None,
-                            ..opts.clone()
-                        },
-                    )
-                    .await?;
-                initial = list["items"].as_array().cloned().unwrap_or_default();
-                list.pointer("/metadata/resourceVersion")
-                    .and_then(Value::as_str)
-                    .and_then(|s| s.parse().ok())
-                    .unwrap_or(rev)
+                let (lines, listed) = initial_state().await?;
+                initial = lines;
+                listed.unwrap_or(rev)
             } else {
                 rev
             }
@@ -135,8 +179,8 @@ pub async fn start(
         Err(e) => return Err(e.into()),
     };
 
-    for obj in &initial {
-        if tx.send(Ok(line("ADDED", &render(obj)))).await.is_err() {
+    for l in initial {
+        if tx.send(Ok(l)).await.is_err() {
             return Ok(ReceiverStream::new(rx));
         }
     }
@@ -171,7 +215,7 @@ async fn pump(
     tx: mpsc::Sender<Result<Bytes, Infallible>>,
     res: Arc<Resource>,
     opts: ListOptions,
-    render: impl Fn(&Value) -> Value,
+    render: Render<impl Fn(&Value) -> Value>,
     bookmark: impl Fn(u64, bool) -> Bytes,
     bookmarks: bool,
     timeout: Duration,
@@ -206,25 +250,33 @@ fn to_line(
     event: &WatchEvent,
     res: &Resource,
     opts: &ListOptions,
-    render: &impl Fn(&Value) -> Value,
+    render: &Render<impl Fn(&Value) -> Value>,
 ) -> Option<Bytes> {
-    match event {
-        WatchEvent::Put { kv, prev } => {
+    match (event, render) {
+        // Every object matches: the event type is whether it existed before.
+        (WatchEvent::Put { kv, prev }, Render::Plain) => {
+            let kind = if prev.is_some() { "MODIFIED" } else { "ADDED" };
+            render.line(kind, kv, res, kv.mod_revision)
+        }
+        (WatchEvent::Delete { prev, revision }, Render::Plain) => {
+            render.line("DELETED", prev, res, *revision)
+        }
+        (WatchEvent::Put { kv, prev }, Render::Decoded(_)) => {
             let obj = decode_as(kv, res).ok()?;
             let before = prev
                 .as_ref()
                 .and_then(|p| decode_as(p, res).ok())
                 .is_some_and(|p| opts.matches(&p));
             let kind = event_type(before, opts.matches(&obj))?;
-            Some(line(kind, &render(&obj)))
+            Some(line(kind, &render.value(obj)))
         }
-        WatchEvent::Delete { prev, revision } => {
+        (WatchEvent::Delete { prev, revision }, Render::Decoded(_)) => {
             let mut obj = decode_as(prev, res).ok()?;
             if !opts.matches(&obj) {
                 return None;
             }
             obj["metadata"]["resourceVersion"] = json!(revision.to_string());
-            Some(line("DELETED", &render(&obj)))
+            Some(line("DELETED", &render.value(obj)))
         }
     }
 }

@@ -135,14 +135,14 @@ impl ApiServer {
                     .body(Body::from_stream(stream))
                     .map_err(|e| ApiError::internal(e.to_string()))?)
             }
-            (Method::GET, None) => {
+            (Method::GET, None) if want_table => {
                 let list = self.list(&res, ns, &list_options(&query)?).await?;
-                let body = if want_table {
-                    table::from_list(&res, &list, &query)
-                } else {
-                    list
-                };
-                Ok(json_response(StatusCode::OK, &body, &[]))
+                let table = table::from_list(&res, &list, &query);
+                Ok(json_response(StatusCode::OK, &table, &[]))
+            }
+            (Method::GET, None) => {
+                let list = self.list_json(&res, ns, &list_options(&query)?).await?;
+                Ok(json_bytes_response(StatusCode::OK, list.into(), &[]))
             }
             (Method::GET, Some(name)) if query.flag("watch") => {
                 let mut list_opts = list_options(&query)?;
@@ -163,6 +163,10 @@ impl ApiServer {
                     .body(Body::from_stream(stream))
                     .map_err(|e| ApiError::internal(e.to_string()))?)
             }
+            (Method::GET, Some(name)) if sub.is_none() && !want_table => {
+                let obj = self.get_json(&res, ns, name).await?;
+                Ok(json_bytes_response(StatusCode::OK, obj, &[]))
+            }
             (Method::GET, Some(name)) => {
                 let obj = self.get(&res, ns, name).await?;
                 let body = match sub {
@@ -175,9 +179,9 @@ impl ApiServer {
             (Method::POST, None) => {
                 let obj = decode_body(headers, &body, &res)?;
                 let written = self.create(&res, ns, obj, &opts).await?;
-                Ok(json_response(
+                Ok(json_bytes_response(
                     StatusCode::CREATED,
-                    &written.object,
+                    written.to_json(),
                     &written.warnings,
                 ))
             }
@@ -340,11 +344,7 @@ impl ApiServer {
                 Err(e) if e.reason == "Conflict" => continue,
                 Err(e) => return Err(e),
                 Ok(obj) => {
-                    return Ok(Written {
-                        object: scale_of(res, &obj),
-                        created: false,
-                        warnings: Vec::new(),
-                    });
+                    return Ok(Written::new(scale_of(res, &obj), false, Vec::new()));
                 }
             }
         }
@@ -557,6 +557,12 @@ fn parse_patch_body(
 }
 
 pub(crate) fn json_response(code: StatusCode, body: &Value, warnings: &[String]) -> Response {
+    let bytes = serde_json::to_vec(body).unwrap_or_default();
+    json_bytes_response(code, bytes.into(), warnings)
+}
+
+/// A reply whose JSON body is already encoded.
+fn json_bytes_response(code: StatusCode, bytes: Bytes, warnings: &[String]) -> Response {
     let mut builder = Response::builder()
         .status(code)
         .header(header::CONTENT_TYPE, "application/json");
@@ -564,7 +570,6 @@ pub(crate) fn json_response(code: StatusCode, body: &Value, warnings: &[String])
         let text = w.replace(['"', '\n', '\r'], "'");
         builder = builder.header("Warning", format!("299 - \"{text}\""));
     }
-    let bytes = serde_json::to_vec(body).unwrap_or_default();
     builder
         .body(Body::from(bytes))
         .unwrap_or_else(|_| (StatusCode::INTERNAL_SERVER_ERROR, "response").into_response())

@@ -128,6 +128,28 @@ pub struct Written {
     pub object: Value,
     pub created: bool,
     pub warnings: Vec<String>,
+    /// `object` as JSON when the write produced it already (the stored bytes, revision spliced
+    /// in); the HTTP reply uses it instead of serialising `object` again.
+    json: Option<Bytes>,
+}
+
+impl Written {
+    fn new(object: Value, created: bool, warnings: Vec<String>) -> Self {
+        Written {
+            object,
+            created,
+            warnings,
+            json: None,
+        }
+    }
+
+    /// The object as JSON, as it goes out in the reply.
+    pub fn to_json(&self) -> Bytes {
+        match &self.json {
+            Some(bytes) => bytes.clone(),
+            None => serde_json::to_vec(&self.object).unwrap_or_default().into(),
+        }
+    }
 }
 
 /// A Kubernetes-compatible API server over one store.
@@ -232,6 +254,24 @@ impl ApiServer {
         Ok(self.get_kv(res, ns, name).await?.0)
     }
 
+    /// [`get`](Self::get) as JSON, from the store's bytes when they need no decoding.
+    pub(crate) async fn get_json(
+        &self,
+        res: &Resource,
+        ns: Option<&str>,
+        name: &str,
+    ) -> ApiResult<Bytes> {
+        let Some(kv) = self.store.get(&res.key(ns, name)).await? else {
+            return Err(ApiError::not_found(&res.plural, &res.group, name));
+        };
+        match served_json(&kv, res) {
+            Some(bytes) => Ok(bytes),
+            None => serde_json::to_vec(&decode_as(&kv, res)?)
+                .map(Bytes::from)
+                .map_err(|e| ApiError::internal(format!("encoding object: {e}"))),
+        }
+    }
+
     async fn get_kv(
         &self,
         res: &Resource,
@@ -251,11 +291,79 @@ impl ApiServer {
         ns: Option<&str>,
         opts: &ListOptions,
     ) -> ApiResult<Value> {
+        let page = self.list_page(res, ns, opts).await?;
+        let items = page
+            .items
+            .into_iter()
+            .map(|(kv, obj)| match obj {
+                Some(obj) => Ok(obj),
+                None => decode_as(&kv, res),
+            })
+            .collect::<ApiResult<Vec<Value>>>()?;
+        Ok(json!({
+            "apiVersion": res.api_version(),
+            "kind": format!("{}List", res.kind),
+            "metadata": page.metadata,
+            "items": items,
+        }))
+    }
+
+    /// [`list`](Self::list) as JSON: the same document, with every object that needs no decoding
+    /// copied from the store's bytes ([`served_json`]) rather than parsed and serialised again.
+    pub(crate) async fn list_json(
+        &self,
+        res: &Resource,
+        ns: Option<&str>,
+        opts: &ListOptions,
+    ) -> ApiResult<Vec<u8>> {
+        let page = self.list_page(res, ns, opts).await?;
+        let failed = |e: serde_json::Error| ApiError::internal(format!("encoding list: {e}"));
+        let size: usize = page.items.iter().map(|(kv, _)| kv.value.len() + 32).sum();
+        let mut out = Vec::with_capacity(size + 256);
+        out.extend_from_slice(b"{\"apiVersion\":");
+        serde_json::to_writer(&mut out, res.api_version()).map_err(failed)?;
+        out.extend_from_slice(b",\"kind\":");
+        serde_json::to_writer(&mut out, &format!("{}List", res.kind)).map_err(failed)?;
+        out.extend_from_slice(b",\"metadata\":");
+        serde_json::to_writer(&mut out, &page.metadata).map_err(failed)?;
+        out.extend_from_slice(b",\"items\":[");
+        for (i, (kv, obj)) in page.items.iter().enumerate() {
+            if i > 0 {
+                out.push(b',');
+            }
+            match obj.as_ref().map_or_else(|| served_json(kv, res), |_| None) {
+                Some(bytes) => out.extend_from_slice(&bytes),
+                None => {
+                    let decoded;
+                    let obj = match obj {
+                        Some(obj) => obj,
+                        None => {
+                            decoded = decode_as(kv, res)?;
+                            &decoded
+                        }
+                    };
+                    serde_json::to_writer(&mut out, obj).map_err(failed)?;
+                }
+            }
+        }
+        out.extend_from_slice(b"]}");
+        Ok(out)
+    }
+
+    /// The stored objects a list returns, with the decoded form of those a selector had to look
+    /// into, and the list's metadata (resourceVersion, continue).
+    pub(crate) async fn list_page(
+        &self,
+        res: &Resource,
+        ns: Option<&str>,
+        opts: &ListOptions,
+    ) -> ApiResult<ListedPage> {
         let prefix = res.namespace_prefix(ns);
         let start_after = match &opts.continue_token {
             Some(t) => Some(decode_continue(t, &prefix)?),
             None => None,
         };
+        let selects = !opts.labels.is_empty() || !opts.fields.is_empty();
         let mut items = Vec::new();
         let mut cursor = start_after;
         let mut revision;
@@ -273,12 +381,17 @@ impl ApiServer {
             let mut last_key = None;
             for kv in page.items {
                 last_key = Some(kv.key.clone());
-                let obj = decode_as(&kv, res)?;
-                if opts.matches(&obj) {
-                    items.push(obj);
-                    if opts.limit != 0 && items.len() == opts.limit {
-                        break;
+                if selects {
+                    let obj = decode_as(&kv, res)?;
+                    if !opts.matches(&obj) {
+                        continue;
                     }
+                    items.push((kv, Some(obj)));
+                } else {
+                    items.push((kv, None));
+                }
+                if opts.limit != 0 && items.len() == opts.limit {
+                    break;
                 }
             }
             let full = opts.limit != 0 && items.len() >= opts.limit;
@@ -300,34 +413,102 @@ impl ApiServer {
         if more && let Some(last) = &cursor {
             metadata["continue"] = json!(encode_continue(&last[prefix.len()..], revision));
         }
-        Ok(json!({
-            "apiVersion": res.api_version(),
-            "kind": format!("{}List", res.kind),
-            "metadata": metadata,
-            "items": items,
-        }))
+        Ok(ListedPage { items, metadata })
     }
 }
 
-/// Stored form: the object without its resourceVersion (which is the key's revision).
-fn encode(obj: &Value, res: &Resource) -> ApiResult<Bytes> {
-    let has_rv = obj.pointer("/metadata/resourceVersion").is_some();
-    let bytes = if has_rv || res.conversion.is_some() {
+/// What [`ApiServer::list_page`] found.
+pub(crate) struct ListedPage {
+    pub items: Vec<(KeyValue, Option<Value>)>,
+    pub metadata: Value,
+}
+
+/// An object as the store keeps it, and where the reply to the write can take its
+/// `resourceVersion`: the reply is these bytes with the revision the store assigned spliced into
+/// `metadata`, instead of a second serialisation of the object.
+pub(crate) struct Encoded {
+    pub bytes: Bytes,
+    /// Offset of the `}` closing `metadata`, and whether `metadata` has other fields before it.
+    /// `None` when the stored form is not the served one (a resource with storage conversion).
+    splice: Option<(usize, bool)>,
+}
+
+impl Encoded {
+    /// The object as served at revision `rev`, if the stored bytes are its served form.
+    fn reply(&self, rev: u64) -> Option<Bytes> {
+        let (at, comma) = self.splice?;
+        let rv = rev.to_string();
+        let mut out = Vec::with_capacity(self.bytes.len() + rv.len() + 22);
+        out.extend_from_slice(&self.bytes[..at]);
+        if comma {
+            out.push(b',');
+        }
+        out.extend_from_slice(b"\"resourceVersion\":\"");
+        out.extend_from_slice(rv.as_bytes());
+        out.push(b'"');
+        out.extend_from_slice(&self.bytes[at..]);
+        Some(out.into())
+    }
+}
+
+/// The stored form of an object: JSON without `metadata.resourceVersion` (the store's revision
+/// is the version) and at the storage version of its resource.
+fn encode(obj: &Value, res: &Resource) -> ApiResult<Encoded> {
+    let failed = |e: serde_json::Error| ApiError::internal(format!("encoding object: {e}"));
+    if let Some(c) = res.conversion {
         let mut v = obj.clone();
         if let Some(m) = v.get_mut("metadata").and_then(Value::as_object_mut) {
             m.remove("resourceVersion");
         }
-        if let Some(c) = res.conversion {
-            c.to_storage(&mut v);
-        }
-        serde_json::to_vec(&v)
-    } else {
-        // The common case (writes never carry one): no copy of the object.
-        serde_json::to_vec(obj)
+        c.to_storage(&mut v);
+        let bytes = serde_json::to_vec(&v).map_err(failed)?;
+        return Ok(Encoded {
+            bytes: bytes.into(),
+            splice: None,
+        });
+    }
+    let Some(map) = obj.as_object() else {
+        let bytes = serde_json::to_vec(obj).map_err(failed)?;
+        return Ok(Encoded {
+            bytes: bytes.into(),
+            splice: None,
+        });
     };
-    bytes
-        .map(Bytes::from)
-        .map_err(|e| ApiError::internal(format!("encoding object: {e}")))
+    // Written field by field (the same bytes serde_json writes for the whole map) to skip the
+    // resourceVersion without copying the object and to note where metadata ends.
+    let mut buf = Vec::with_capacity(512);
+    let mut splice = None;
+    buf.push(b'{');
+    for (i, (k, v)) in map.iter().enumerate() {
+        if i > 0 {
+            buf.push(b',');
+        }
+        serde_json::to_writer(&mut buf, k).map_err(failed)?;
+        buf.push(b':');
+        match v.as_object() {
+            Some(meta) if k == "metadata" => {
+                buf.push(b'{');
+                let mut fields = 0;
+                for (mk, mv) in meta.iter().filter(|(mk, _)| *mk != "resourceVersion") {
+                    if fields > 0 {
+                        buf.push(b',');
+                    }
+                    serde_json::to_writer(&mut buf, mk).map_err(failed)?;
+                    buf.push(b':');
+                    serde_json::to_writer(&mut buf, mv).map_err(failed)?;
+                    fields += 1;
+                }
+                splice = Some((buf.len(), fields > 0));
+                buf.push(b'}');
+            }
+            _ => serde_json::to_writer(&mut buf, v).map_err(failed)?,
+        }
+    }
+    buf.push(b'}');
+    Ok(Encoded {
+        bytes: buf.into(),
+        splice,
+    })
 }
 
 pub(crate) fn decode(kv: &KeyValue) -> ApiResult<Value> {
@@ -344,6 +525,55 @@ pub(crate) fn decode_as(kv: &KeyValue, res: &Resource) -> ApiResult<Value> {
     }
     v["apiVersion"] = json!(res.api_version());
     Ok(v)
+}
+
+/// The served JSON of a stored object without decoding it: the stored bytes with
+/// `metadata.resourceVersion` spliced in, exactly what serialising [`decode_as`] would give.
+/// `None` when the object needs decoding: a resource stored in another form, an object stored at
+/// another version of its resource than the one asked for, or bytes of an unexpected shape.
+pub(crate) fn served_json(kv: &KeyValue, res: &Resource) -> Option<Bytes> {
+    served_json_at(kv, res, kv.mod_revision)
+}
+
+/// [`served_json`] at revision `rev` (a deleted object is served at the delete's revision).
+pub(crate) fn served_json_at(kv: &KeyValue, res: &Resource, rev: u64) -> Option<Bytes> {
+    /// The two fields that decide; serde skips the rest without building values.
+    #[derive(serde::Deserialize)]
+    struct Top<'a> {
+        #[serde(rename = "apiVersion", borrow)]
+        api_version: Option<&'a str>,
+        #[serde(borrow)]
+        metadata: Option<&'a serde_json::value::RawValue>,
+    }
+    #[derive(serde::Deserialize)]
+    struct Meta {
+        #[serde(rename = "resourceVersion")]
+        resource_version: Option<serde::de::IgnoredAny>,
+    }
+    if res.conversion.is_some() {
+        return None;
+    }
+    let top: Top = serde_json::from_slice(&kv.value).ok()?;
+    if top.api_version != Some(res.api_version()) {
+        return None;
+    }
+    let meta = top.metadata?.get();
+    if !(meta.starts_with('{') && meta.ends_with('}')) {
+        return None;
+    }
+    let parsed: Meta = serde_json::from_str(meta).ok()?;
+    if parsed.resource_version.is_some() {
+        return None;
+    }
+    // `meta` borrows from the stored bytes: its offset there is where metadata starts.
+    let start = (meta.as_ptr() as usize).checked_sub(kv.value.as_ptr() as usize)?;
+    let close = start + meta.len() - 1;
+    let has_fields = !meta[1..meta.len() - 1].trim().is_empty();
+    Encoded {
+        bytes: kv.value.clone(),
+        splice: Some((close, has_fields)),
+    }
+    .reply(rev)
 }
 
 pub(crate) fn with_revision(mut obj: Value, rev: u64) -> Value {

@@ -87,14 +87,11 @@ impl ApiServer {
             &apply_opts(res, opts, None, &now),
         );
         if opts.dry_run {
-            return Ok(Written {
-                object: obj,
-                created: true,
-                warnings,
-            });
+            return Ok(Written::new(obj, true, warnings));
         }
         let key = res.key(ns.as_deref(), &name);
-        let kv = match self.store.create(&key, encode(&obj, res)?).await {
+        let encoded = encode(&obj, res)?;
+        let kv = match self.store.create(&key, encoded.bytes.clone()).await {
             Ok(kv) => kv,
             Err(StoreError::AlreadyExists(_)) => {
                 return Err(ApiError::already_exists(&res.plural, &res.group, &name));
@@ -103,11 +100,9 @@ impl ApiServer {
         };
         let stored = with_revision(obj, kv.mod_revision);
         self.after_write(res, &stored);
-        Ok(Written {
-            object: stored,
-            created: true,
-            warnings,
-        })
+        let mut written = Written::new(stored, true, warnings);
+        written.json = encoded.reply(kv.mod_revision);
+        Ok(written)
     }
 
     /// PUT: replaces the object (or only its status, for the `status` subresource).
@@ -161,11 +156,7 @@ impl ApiServer {
             {
                 Err(e) if e.reason == "Conflict" && precondition.is_none() => continue,
                 other => {
-                    return other.map(|object| Written {
-                        object,
-                        created: false,
-                        warnings,
-                    });
+                    return other.map(|object| Written::new(object, false, warnings));
                 }
             }
         }
@@ -318,11 +309,7 @@ impl ApiServer {
                     continue;
                 }
                 other => {
-                    return other.map(|object| Written {
-                        object,
-                        created: false,
-                        warnings,
-                    });
+                    return other.map(|object| Written::new(object, false, warnings));
                 }
             }
         }
@@ -360,7 +347,7 @@ impl ApiServer {
         let name = object::name(&written.object).to_string();
         let kv = match self
             .store
-            .create(&res.key(ns, &name), encode(&written.object, res)?)
+            .create(&res.key(ns, &name), encode(&written.object, res)?.bytes)
             .await
         {
             Ok(kv) => kv,
@@ -422,7 +409,7 @@ impl ApiServer {
                 }
                 match self
                     .store
-                    .update(&res.key(ns, name), encode(&next, res)?, rev)
+                    .update(&res.key(ns, name), encode(&next, res)?.bytes, rev)
                     .await
                 {
                     Ok(kv) => {
@@ -581,7 +568,11 @@ impl ApiServer {
         if opts.dry_run {
             return Ok(with_revision(next, rev));
         }
-        match self.store.update(&key, encode(&next, res)?, rev).await {
+        match self
+            .store
+            .update(&key, encode(&next, res)?.bytes, rev)
+            .await
+        {
             Ok(kv) => {
                 let stored = with_revision(next, kv.mod_revision);
                 self.after_write(res, &stored);

@@ -57,6 +57,11 @@ pub struct ApiserverArgs {
     /// Objects created in total.
     #[arg(long, default_value_t = 20_000)]
     pub objects: usize,
+    /// Also measure the floor: the same clients against a server that answers every create with
+    /// the bytes the real one returned, without doing any work. What the clients and loopback
+    /// HTTP cost on this machine bounds `creates_per_s` from above.
+    #[arg(long)]
+    pub floor: bool,
     #[arg(long)]
     pub json: bool,
 }
@@ -138,23 +143,22 @@ fn configmap(name: &str) -> ConfigMap {
     cm
 }
 
-async fn apiserver(args: ApiserverArgs) -> anyhow::Result<()> {
-    let store = rotor::controlplane::open_store(&args.store)?;
-    let token = rotor_sim::random_token();
-    let server = rotor::controlplane::control_plane(store, Some(token.clone()), false).await?;
-    let (listener, addr) = super::bind("127.0.0.1:0").await?;
-    let router = server.router();
-    tokio::spawn(async move {
-        let _ = rotor_apiserver::http::serve(listener, router).await;
-    });
-    let kubeconfig = rotor_sim::kubeconfig_yaml("bench", &format!("http://{addr}"), &token);
-    let clients = args.clients.max(1);
-    let per_client = args.objects.div_ceil(clients);
+/// Creates `objects` ConfigMaps in "default" from `clients` concurrent kube-rs clients (each its
+/// own connection pool); returns the elapsed time, the process CPU it took and how many it made.
+async fn drive_creates(
+    kubeconfig: &str,
+    clients: usize,
+    objects: usize,
+) -> anyhow::Result<(f64, f64, usize)> {
+    let per_client = objects.div_ceil(clients);
+    let mut handles = Vec::with_capacity(clients);
+    for _ in 0..clients {
+        handles.push(rotor::client_for(kubeconfig).await?);
+    }
     let cpu_before = process_cpu_s();
     let started = Instant::now();
     let mut tasks = Vec::new();
-    for c in 0..clients {
-        let client = rotor::client_for(&kubeconfig).await?;
+    for (c, client) in handles.into_iter().enumerate() {
         tasks.push(tokio::spawn(async move {
             let api: Api<ConfigMap> = Api::namespaced(client, "default");
             for i in 0..per_client {
@@ -167,9 +171,48 @@ async fn apiserver(args: ApiserverArgs) -> anyhow::Result<()> {
     for t in tasks {
         t.await??;
     }
-    let create_s = started.elapsed().as_secs_f64();
-    let create_cpu_s = process_cpu_s() - cpu_before;
-    let created = per_client * clients;
+    Ok((
+        started.elapsed().as_secs_f64(),
+        process_cpu_s() - cpu_before,
+        per_client * clients,
+    ))
+}
+
+/// The floor of `bench apiserver`: a bare HTTP server on the same stack (axum, hyper, TCP with
+/// `TCP_NODELAY`) that reads each request body and answers 201 with `reply`.
+async fn floor_server(reply: bytes::Bytes) -> anyhow::Result<String> {
+    let (listener, addr) = super::bind("127.0.0.1:0").await?;
+    let router = axum::Router::new().fallback(move |body: bytes::Bytes| {
+        let reply = reply.clone();
+        async move {
+            drop(body);
+            (
+                axum::http::StatusCode::CREATED,
+                [(axum::http::header::CONTENT_TYPE, "application/json")],
+                reply,
+            )
+        }
+    });
+    tokio::spawn(async move {
+        let _ = rotor_apiserver::http::serve(listener, router).await;
+    });
+    Ok(format!("http://{addr}"))
+}
+
+async fn apiserver(args: ApiserverArgs) -> anyhow::Result<()> {
+    let store = rotor::controlplane::open_store(&args.store)?;
+    let token = rotor_sim::random_token();
+    let server = rotor::controlplane::control_plane(store, Some(token.clone()), false).await?;
+    let (listener, addr) = super::bind("127.0.0.1:0").await?;
+    let router = server.router();
+    tokio::spawn(async move {
+        let _ = rotor_apiserver::http::serve(listener, router).await;
+    });
+    let kubeconfig = rotor_sim::kubeconfig_yaml("bench", &format!("http://{addr}"), &token);
+    let clients = args.clients.max(1);
+    let (create_s, create_cpu_s, created) =
+        drive_creates(&kubeconfig, clients, args.objects).await?;
+    let per_client = created / clients;
 
     let client = rotor::client_for(&kubeconfig).await?;
     let api: Api<ConfigMap> = Api::namespaced(client.clone(), "default");
@@ -181,10 +224,20 @@ async fn apiserver(args: ApiserverArgs) -> anyhow::Result<()> {
         gets.push(t.elapsed().as_secs_f64() * 1000.0);
     }
     gets.sort_by(f64::total_cmp);
-    let t = Instant::now();
-    let page = api.list(&ListParams::default().limit(1000)).await?;
-    let list_ms = t.elapsed().as_secs_f64() * 1000.0;
-    let report = json!({
+    // A list of 1000 is a few milliseconds of work: one sample says little, so ten.
+    let mut lists = Vec::with_capacity(10);
+    let mut list_items = 0;
+    for _ in 0..10 {
+        let t = Instant::now();
+        list_items = api
+            .list(&ListParams::default().limit(1000))
+            .await?
+            .items
+            .len();
+        lists.push(t.elapsed().as_secs_f64() * 1000.0);
+    }
+    lists.sort_by(f64::total_cmp);
+    let mut report = json!({
         "store": args.store,
         "clients": clients,
         "objects": created,
@@ -193,9 +246,20 @@ async fn apiserver(args: ApiserverArgs) -> anyhow::Result<()> {
         "create_cpu_us": round2(create_cpu_s * 1e6 / created as f64),
         "get_p50_ms": round2(percentile(&gets, 0.5)),
         "get_p99_ms": round2(percentile(&gets, 0.99)),
-        "list_1000_ms": round2(list_ms),
-        "list_items": page.items.len(),
+        "list_1000_ms": round2(percentile(&lists, 0.5)),
+        "list_1000_max_ms": round2(lists[lists.len() - 1]),
+        "list_items": list_items,
     });
+    if args.floor {
+        // The reply is what the real server stored for the first object, managed fields and all,
+        // so the clients decode exactly as much as they did above.
+        let first: ConfigMap = api.get("c0-0").await?;
+        let base = floor_server(serde_json::to_vec(&first)?.into()).await?;
+        let kubeconfig = rotor_sim::kubeconfig_yaml("floor", &base, &token);
+        let (s, cpu, n) = drive_creates(&kubeconfig, clients, args.objects).await?;
+        report["floor_creates_per_s"] = json!(round2(n as f64 / s));
+        report["floor_create_cpu_us"] = json!(round2(cpu * 1e6 / n as f64));
+    }
     if !args.json {
         eprintln!("created {created} objects with {clients} clients in {create_s:.2}s");
     }

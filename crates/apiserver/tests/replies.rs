@@ -6,34 +6,26 @@ mod common;
 use common::{send, server};
 use serde_json::{Value, json};
 
+type Server = std::sync::Arc<rotor_apiserver::ApiServer>;
+
+async fn post(server: &Server, collection: &str, body: &Value) -> (u16, Value) {
+    let body = body.to_string().into_bytes();
+    send(server, "POST", collection, "application/json", body).await
+}
+
+async fn get(server: &Server, path: &str) -> (u16, Value) {
+    send(server, "GET", path, "", Vec::new()).await
+}
+
 /// Creates `body` at `collection` and returns the reply and a GET of what was stored.
-async fn create_and_get(
-    server: &std::sync::Arc<rotor_apiserver::ApiServer>,
-    collection: &str,
-    body: Value,
-) -> (Value, Value) {
-    let server = server.clone();
-    let (code, reply) = send(
-        &server,
-        "POST",
-        collection,
-        "application/json",
-        body.to_string().into_bytes(),
-    )
-    .await;
+async fn create_and_get(server: &Server, collection: &str, body: Value) -> (Value, Value) {
+    let (code, reply) = post(server, collection, &body).await;
     assert_eq!(code, 201, "create at {collection}: {reply}");
     let name = reply["metadata"]["name"]
         .as_str()
         .expect("name")
         .to_string();
-    let (code, got) = send(
-        &server,
-        "GET",
-        &format!("{collection}/{name}"),
-        "",
-        Vec::new(),
-    )
-    .await;
+    let (code, got) = get(server, &format!("{collection}/{name}")).await;
     assert_eq!(code, 200, "get {name}: {got}");
     (reply, got)
 }
@@ -115,14 +107,7 @@ async fn get_and_list_from_stored_bytes_match_decoded_objects() {
         let body = json!({"apiVersion": "v1", "kind": "ConfigMap",
             "metadata": {"name": format!("cm-{i}"), "labels": {"n": i.to_string()}},
             "data": {"k": format!("v{i}")}});
-        let (code, _) = send(
-            &server,
-            "POST",
-            "/api/v1/namespaces/default/configmaps",
-            "application/json",
-            body.to_string().into_bytes(),
-        )
-        .await;
+        let (code, _) = post(&server, "/api/v1/namespaces/default/configmaps", &body).await;
         assert_eq!(code, 201);
     }
     // An HPA written at autoscaling/v2 and read at v2beta2 (one storage): that read must decode.
@@ -130,25 +115,16 @@ async fn get_and_list_from_stored_bytes_match_decoded_objects() {
         "metadata": {"name": "web"},
         "spec": {"scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": "web"},
                  "minReplicas": 1, "maxReplicas": 3}});
-    let (code, reply) = send(
+    let (code, reply) = post(
         &server,
-        "POST",
         "/apis/autoscaling/v2/namespaces/default/horizontalpodautoscalers",
-        "application/json",
-        hpa.to_string().into_bytes(),
+        &hpa,
     )
     .await;
     assert_eq!(code, 201, "{reply}");
 
     let cms = resource(&server, "", "v1", "configmaps");
-    let (code, got) = send(
-        &server,
-        "GET",
-        "/api/v1/namespaces/default/configmaps/cm-3",
-        "",
-        Vec::new(),
-    )
-    .await;
+    let (code, got) = get(&server, "/api/v1/namespaces/default/configmaps/cm-3").await;
     assert_eq!(code, 200);
     let decoded = server
         .get(&cms, Some("default"), "cm-3")
@@ -157,14 +133,7 @@ async fn get_and_list_from_stored_bytes_match_decoded_objects() {
     assert_eq!(got, decoded);
     assert_eq!(got["data"]["k"], "v3");
 
-    let (code, listed) = send(
-        &server,
-        "GET",
-        "/api/v1/namespaces/default/configmaps",
-        "",
-        Vec::new(),
-    )
-    .await;
+    let (code, listed) = get(&server, "/api/v1/namespaces/default/configmaps").await;
     assert_eq!(code, 200);
     let decoded = server
         .list(&cms, Some("default"), &Default::default())
@@ -180,12 +149,9 @@ async fn get_and_list_from_stored_bytes_match_decoded_objects() {
         "?labelSelector=n%3D4",
         "?fieldSelector=metadata.name%3Dcm-1",
     ] {
-        let (code, page) = send(
+        let (code, page) = get(
             &server,
-            "GET",
             &format!("/api/v1/namespaces/default/configmaps{query}"),
-            "",
-            Vec::new(),
         )
         .await;
         assert_eq!(code, 200, "{query}: {page}");
@@ -207,12 +173,9 @@ async fn get_and_list_from_stored_bytes_match_decoded_objects() {
         "horizontalpodautoscalers",
     );
     for path in ["", "/web"] {
-        let (code, got) = send(
+        let (code, got) = get(
             &server,
-            "GET",
             &format!("/apis/autoscaling/v2beta2/namespaces/default/horizontalpodautoscalers{path}"),
-            "",
-            Vec::new(),
         )
         .await;
         assert_eq!(code, 200, "{got}");
@@ -262,14 +225,7 @@ async fn watch_events_from_stored_bytes_match_decoded_ones() {
     for name in ["a", "b"] {
         let body = json!({"apiVersion": "v1", "kind": "ConfigMap",
             "metadata": {"name": name, "labels": {"app": "x"}}, "data": {"k": name}});
-        let (code, _) = send(
-            &server,
-            "POST",
-            "/api/v1/namespaces/default/configmaps",
-            "application/json",
-            body.to_string().into_bytes(),
-        )
-        .await;
+        let (code, _) = post(&server, "/api/v1/namespaces/default/configmaps", &body).await;
         assert_eq!(code, 201);
     }
     let cms = resource(&server, "", "v1", "configmaps");

@@ -24,6 +24,7 @@
 #[macro_use]
 mod macros;
 
+pub mod client;
 mod cluster;
 mod common;
 mod condition;

@@ -33,7 +33,7 @@ use rotor_api::{Provider as ProviderKind, ShifterKind};
 use rotor_providers::Provider;
 use rotor_traffic::TrafficShifter;
 
-pub use members::{MemberClients, client_for_kubeconfig};
+pub use members::MemberClients;
 
 /// Timings of the controllers. The defaults suit production; tests shorten them.
 #[derive(Clone, Debug)]

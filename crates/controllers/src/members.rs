@@ -7,6 +7,7 @@ use std::sync::Mutex;
 use std::time::Duration;
 
 use kube::Client;
+use rotor_api::client::{Calls, client};
 use rotor_providers::Provider;
 
 use crate::Error;
@@ -14,32 +15,6 @@ use crate::Error;
 /// Bounds every request to a member cluster, so an API that stops answering cannot hold a
 /// reconcile (and with it the per-object queue) forever.
 const MEMBER_TIMEOUT: Duration = Duration::from_secs(10);
-
-/// A kube-rs client for a kubeconfig held in memory (kube's default timeouts, which suit
-/// long-running watches).
-pub async fn client_for_kubeconfig(kubeconfig: &str) -> anyhow::Result<Client> {
-    Ok(Client::try_from(config_for(kubeconfig).await?)?)
-}
-
-async fn config_for(kubeconfig: &str) -> anyhow::Result<kube::Config> {
-    let kc = kube::config::Kubeconfig::from_yaml(kubeconfig)?;
-    Ok(
-        kube::Config::from_custom_kubeconfig(kc, &kube::config::KubeConfigOptions::default())
-            .await?,
-    )
-}
-
-/// A client for request/response calls to a member cluster: every call bounded in time.
-async fn member_client(kubeconfig: &str) -> anyhow::Result<Client> {
-    let mut config = config_for(kubeconfig).await?;
-    config.connect_timeout = Some(MEMBER_TIMEOUT);
-    config.read_timeout = Some(MEMBER_TIMEOUT);
-    config.write_timeout = Some(MEMBER_TIMEOUT);
-    // kube retries 5xx for minutes inside one call; a reconcile would hold its object's queue
-    // that long. The controllers retry themselves, with backoff and an Event saying why.
-    config.default_retry = false;
-    Ok(Client::try_from(config)?)
-}
 
 #[derive(Default)]
 pub struct MemberClients {
@@ -74,12 +49,12 @@ impl MemberClients {
 
     async fn make(provider: &dyn Provider, instance: &str) -> Result<Client, Error> {
         let kubeconfig = provider.credentials(instance).await?;
-        // The error of a kubeconfig parse may quote it: say only what failed.
-        member_client(kubeconfig.expose())
+        // Request/response calls: each bounded, retried by the controllers, not inside kube.
+        client(kubeconfig.expose(), Calls::Bounded(MEMBER_TIMEOUT))
             .await
-            .map_err(|_| Error::Member {
+            .map_err(|e| Error::Member {
                 instance: instance.to_string(),
-                message: "the provider's kubeconfig could not be loaded".into(),
+                message: format!("the provider's kubeconfig: {e}"),
             })
     }
 

@@ -324,21 +324,13 @@ impl Drop for Discovery {
     }
 }
 
-/// A client for discovery from a kubeconfig held in memory: no retries inside a call (the
-/// watchers back off on their own, and a call retrying a 503 for minutes would hide an outage
-/// from the watchdog), a bounded connect, no read timeout (watches are long).
-pub async fn client_for_kubeconfig(kubeconfig: &str) -> anyhow::Result<kube::Client> {
-    // A parse error may quote the kubeconfig, tokens included: say only what failed.
-    let kc = kube::config::Kubeconfig::from_yaml(kubeconfig)
-        .map_err(|_| anyhow::anyhow!("the kubeconfig could not be parsed"))?;
-    let mut config =
-        kube::Config::from_custom_kubeconfig(kc, &kube::config::KubeConfigOptions::default())
-            .await
-            .map_err(|_| anyhow::anyhow!("the kubeconfig could not be loaded"))?;
-    config.default_retry = false;
-    config.connect_timeout = Some(Duration::from_secs(10));
-    config.read_timeout = None;
-    Ok(kube::Client::try_from(config)?)
+/// A client for discovery from a kubeconfig held in memory: see
+/// [`Calls::Watch`](rotor_api::client::Calls::Watch) (no read timeout, no retries inside a call,
+/// a bounded connect).
+pub async fn client_for_kubeconfig(
+    kubeconfig: &str,
+) -> Result<kube::Client, rotor_api::client::ClientError> {
+    rotor_api::client::client(kubeconfig, rotor_api::client::Calls::Watch).await
 }
 
 #[cfg(test)]

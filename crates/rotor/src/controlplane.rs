@@ -93,7 +93,7 @@ pub async fn controller_context(
     settings: rotor_controllers::Settings,
 ) -> anyhow::Result<(rotor_controllers::Context, TrafficLayers)> {
     use rotor_api::{Provider, ShifterKind};
-    let client = rotor_controllers::client_for_kubeconfig(kubeconfig).await?;
+    let client = crate::client_for(kubeconfig).await?;
     let mut ctx = rotor_controllers::Context::new(client, settings)
         .with_discovery(rotor_discovery::Discovery::new(Default::default()));
     for p in &wiring.providers {

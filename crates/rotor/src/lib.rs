@@ -6,9 +6,5 @@ pub mod rehearsal;
 
 /// A kube-rs client for a kubeconfig held in memory.
 pub async fn client_for(kubeconfig: &str) -> anyhow::Result<kube::Client> {
-    let kc = kube::config::Kubeconfig::from_yaml(kubeconfig)?;
-    let config =
-        kube::Config::from_custom_kubeconfig(kc, &kube::config::KubeConfigOptions::default())
-            .await?;
-    Ok(kube::Client::try_from(config)?)
+    Ok(rotor_api::client::client(kubeconfig, rotor_api::client::Calls::Default).await?)
 }

@@ -9,8 +9,8 @@ use std::time::{Duration, Instant};
 use axum::http::{Method, Request, StatusCode};
 use bytes::Bytes;
 use common::{
-    HttpClient, REQUEST_TIMEOUT, backend, bodies, client, closed_addr, count, failing_backend,
-    get_text,
+    HttpClient, REQUEST_TIMEOUT, attach, backend, bodies, client, closed_addr, count,
+    failing_backend, get_text,
 };
 use http_body_util::{BodyExt, Full};
 use rotor_traffic::haproxy::{
@@ -279,14 +279,14 @@ async fn haproxy_retries_a_failing_green_on_blue_and_counts_green_failures() {
     let (blue, green) = (backend("blue").await, failing_backend("green").await);
     let (process, listen) = start(&binary, blue.addr).await;
     let shifter = process.shifter();
-    shifter
-        .register(EP, blue.addr, Some(green.addr))
-        .await
-        .unwrap();
-    shifter
-        .set_weights(EP, Weights::new(50, 50).unwrap())
-        .await
-        .unwrap();
+    attach(
+        &shifter,
+        EP,
+        blue.addr,
+        Some(green.addr),
+        Weights::new(50, 50).unwrap(),
+    )
+    .await;
     let (http, url) = (client(), format!("http://{listen}/"));
     let before = shifter.backend_stats(EP).await.unwrap();
     assert_eq!(before.green, BackendCounters::default());
@@ -346,14 +346,14 @@ async fn haproxy_backend_stats_of_a_healthy_green() {
     let (blue, green) = (backend("blue").await, backend("green").await);
     let (process, listen) = start(&binary, blue.addr).await;
     let shifter = process.shifter();
-    shifter
-        .register(EP, blue.addr, Some(green.addr))
-        .await
-        .unwrap();
-    shifter
-        .set_weights(EP, Weights::new(50, 50).unwrap())
-        .await
-        .unwrap();
+    attach(
+        &shifter,
+        EP,
+        blue.addr,
+        Some(green.addr),
+        Weights::new(50, 50).unwrap(),
+    )
+    .await;
     let before = shifter.backend_stats(EP).await.unwrap();
     let (http, url) = (client(), format!("http://{listen}/"));
     let (failed, got) = get_many(&http, &url, 300, Duration::from_secs(30)).await;
@@ -412,14 +412,14 @@ async fn haproxy_does_not_fall_back_to_a_blue_at_weight_0() {
     let (blue, green) = (backend("blue").await, failing_backend("green").await);
     let (process, listen) = start(&binary, blue.addr).await;
     let shifter = process.shifter();
-    shifter
-        .register(EP, blue.addr, Some(green.addr))
-        .await
-        .unwrap();
-    shifter
-        .set_weights(EP, Weights::green(100).unwrap())
-        .await
-        .unwrap();
+    attach(
+        &shifter,
+        EP,
+        blue.addr,
+        Some(green.addr),
+        Weights::green(100).unwrap(),
+    )
+    .await;
     let before = shifter.backend_stats(EP).await.unwrap();
     let (http, url) = (client(), format!("http://{listen}/"));
     let (failed, _) = get_many(&http, &url, 5, Duration::from_secs(10)).await;
@@ -485,16 +485,16 @@ async fn a_retired_blue_gets_no_request_once_green_takes_its_slot() {
     let (process, listen) = start(&binary, blue.addr).await;
     let shifter = process.shifter();
     let (http, url) = (client(), format!("http://{listen}/"));
-    shifter
-        .register(EP, blue.addr, Some(green.addr))
-        .await
-        .unwrap();
     // Both carry traffic (connections to both pooled), then green takes it all, then blue's
     // slot is given to green.
-    shifter
-        .set_weights(EP, Weights::green(50).unwrap())
-        .await
-        .unwrap();
+    attach(
+        &shifter,
+        EP,
+        blue.addr,
+        Some(green.addr),
+        Weights::green(50).unwrap(),
+    )
+    .await;
     let served = bodies(&http, &url, 40).await;
     assert!(count(&served, "blue") > 0 && count(&served, "green") > 0);
     shifter

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use axum::http::{HeaderValue, Method, Request, StatusCode};
 use bytes::Bytes;
 use common::{
-    backend, bodies, client, closed_addr, count, failing_backend, get_text, silent_backend,
+    attach, backend, bodies, client, closed_addr, count, failing_backend, get_text, silent_backend,
 };
 use http_body_util::{BodyExt, Full};
 use rotor_traffic::sim::{BACKEND_HEADER, RETRIED_FROM_HEADER, SimShifter, TrafficStats};
@@ -130,14 +130,14 @@ async fn sim_counts_5xx_as_failures_of_that_backend() {
     // Without retries every failure of the picked backend reaches the client.
     shifter.set_retry(false);
     let server = shifter.serve("127.0.0.1:0".parse().unwrap()).await.unwrap();
-    shifter
-        .register(EP, blue.addr, Some(green.addr))
-        .await
-        .unwrap();
-    shifter
-        .set_weights(EP, Weights::green(50).unwrap())
-        .await
-        .unwrap();
+    attach(
+        &shifter,
+        EP,
+        blue.addr,
+        Some(green.addr),
+        Weights::green(50).unwrap(),
+    )
+    .await;
     let http = client();
     let mut statuses = Vec::new();
     for _ in 0..20 {
@@ -181,14 +181,14 @@ async fn sim_unreachable_or_silent_green_fails_fast_and_is_counted() {
     let http = client();
 
     // Nothing listens: connection refused → 502 at once.
-    shifter
-        .register(EP, blue.addr, Some(closed_addr()))
-        .await
-        .unwrap();
-    shifter
-        .set_weights(EP, Weights::green(100).unwrap())
-        .await
-        .unwrap();
+    attach(
+        &shifter,
+        EP,
+        blue.addr,
+        Some(closed_addr()),
+        Weights::green(100).unwrap(),
+    )
+    .await;
     let started = Instant::now();
     for _ in 0..5 {
         let (status, body) = get_text(&http, &server.url(EP)).await;
@@ -251,14 +251,14 @@ async fn sim_rejects_what_it_cannot_do() {
 
     // Detaching green sends everything back to blue.
     let green = backend("green").await;
-    shifter
-        .register(EP, blue.addr, Some(green.addr))
-        .await
-        .unwrap();
-    shifter
-        .set_weights(EP, Weights::green(30).unwrap())
-        .await
-        .unwrap();
+    attach(
+        &shifter,
+        EP,
+        blue.addr,
+        Some(green.addr),
+        Weights::green(30).unwrap(),
+    )
+    .await;
     shifter
         .register(EP, blue.addr, Some(green.addr))
         .await
@@ -324,14 +324,14 @@ async fn sim_retry_hides_a_failing_green_from_clients_but_not_from_backend_stats
     let shifter = SimShifter::new();
     assert!(shifter.retry(), "retries are on by default");
     let server = shifter.serve("127.0.0.1:0".parse().unwrap()).await.unwrap();
-    shifter
-        .register(EP, blue.addr, Some(green.addr))
-        .await
-        .unwrap();
-    shifter
-        .set_weights(EP, Weights::new(50, 50).unwrap())
-        .await
-        .unwrap();
+    attach(
+        &shifter,
+        EP,
+        blue.addr,
+        Some(green.addr),
+        Weights::new(50, 50).unwrap(),
+    )
+    .await;
     let before = shifter.backend_stats(EP).await.unwrap();
     let http = client();
     let deadline = Instant::now() + Duration::from_secs(20);
@@ -427,14 +427,14 @@ async fn sim_retry_cannot_hide_failures_when_blue_fails_too() {
     );
     let shifter = SimShifter::new();
     let server = shifter.serve("127.0.0.1:0".parse().unwrap()).await.unwrap();
-    shifter
-        .register(EP, blue.addr, Some(green.addr))
-        .await
-        .unwrap();
-    shifter
-        .set_weights(EP, Weights::new(50, 50).unwrap())
-        .await
-        .unwrap();
+    attach(
+        &shifter,
+        EP,
+        blue.addr,
+        Some(green.addr),
+        Weights::new(50, 50).unwrap(),
+    )
+    .await;
     let http = client();
     for i in 0..20 {
         let (status, answered, retried_from) = send(&http, Method::GET, &server.url(EP)).await;
@@ -480,14 +480,14 @@ async fn sim_retry_falls_back_to_a_backend_at_weight_0() {
     let http = client();
 
     // All traffic on a green nothing listens on: blue (weight 0) answers, at once.
-    shifter
-        .register(EP, blue.addr, Some(closed_addr()))
-        .await
-        .unwrap();
-    shifter
-        .set_weights(EP, Weights::green(100).unwrap())
-        .await
-        .unwrap();
+    attach(
+        &shifter,
+        EP,
+        blue.addr,
+        Some(closed_addr()),
+        Weights::green(100).unwrap(),
+    )
+    .await;
     let started = Instant::now();
     for _ in 0..5 {
         let (status, answered, retried_from) = send(&http, Method::GET, &server.url(EP)).await;

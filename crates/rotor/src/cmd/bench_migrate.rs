@@ -160,14 +160,10 @@ pub async fn run(args: MigrateArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// A kube client that leaves retries to the engine.
+/// A kube client bounded as the swap controller's member clients are: the engine retries.
 async fn client(kubeconfig: &str) -> anyhow::Result<kube::Client> {
-    let kc = kube::config::Kubeconfig::from_yaml(kubeconfig)?;
-    let mut config =
-        kube::Config::from_custom_kubeconfig(kc, &kube::config::KubeConfigOptions::default())
-            .await?;
-    config.default_retry = false;
-    Ok(kube::Client::try_from(config)?)
+    let calls = rotor_api::client::Calls::Bounded(std::time::Duration::from_secs(10));
+    Ok(rotor_api::client::client(kubeconfig, calls).await?)
 }
 
 fn find_kubectl() -> Option<PathBuf> {

@@ -121,3 +121,21 @@ pub async fn bodies(client: &HttpClient, url: &str, n: usize) -> Vec<String> {
 pub fn count(bodies: &[String], name: &str) -> usize {
     bodies.iter().filter(|b| *b == name).count()
 }
+
+/// Registers blue and green at `endpoint` and sets `weights`: where most tests start.
+pub async fn attach<S: rotor_traffic::TrafficShifter + ?Sized>(
+    shifter: &S,
+    endpoint: &str,
+    blue: SocketAddr,
+    green: Option<SocketAddr>,
+    weights: rotor_traffic::Weights,
+) {
+    shifter
+        .register(endpoint, blue, green)
+        .await
+        .unwrap_or_else(|e| panic!("registering {endpoint}: {e}"));
+    shifter
+        .set_weights(endpoint, weights)
+        .await
+        .unwrap_or_else(|e| panic!("setting {endpoint}'s weights: {e}"));
+}

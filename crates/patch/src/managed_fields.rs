@@ -258,6 +258,20 @@ fn empty_like(new: &Value) -> Value {
     Value::Object(out)
 }
 
+/// What a non-apply write from `old` (`None` = create, compared with [`empty_like`]) to `new`
+/// changes, in the fields ownership covers.
+fn compare_write<S: SchemaCursor>(
+    old: Option<&Value>,
+    new: &Value,
+    schema: Option<&S>,
+    subresource: Option<&str>,
+) -> Comparison {
+    match old {
+        Some(o) => compare_tracked(Some(o), new, schema, subresource),
+        None => compare_tracked(Some(&empty_like(new)), new, schema, subresource),
+    }
+}
+
 /// The fields a non-apply write from `old` (`None` = create) to `new` sets, filtered.
 pub(crate) fn update_set<S: SchemaCursor>(
     old: Option<&Value>,
@@ -265,15 +279,7 @@ pub(crate) fn update_set<S: SchemaCursor>(
     schema: Option<&S>,
     subresource: Option<&str>,
 ) -> FieldSet {
-    let empty;
-    let base = match old {
-        Some(o) => o,
-        None => {
-            empty = empty_like(new);
-            &empty
-        }
-    };
-    compare_tracked(Some(base), new, schema, subresource).changed()
+    compare_write(old, new, schema, subresource).changed()
 }
 
 /// Whether the request asks to reset managedFields: an empty list, or a list of one empty entry.
@@ -313,15 +319,7 @@ pub fn track_update<S: SchemaCursor>(
         meta.shift_remove("managedFields");
     }
     // The comparison never walks managedFields, so `old` needs no copy without them.
-    let empty;
-    let base = match old {
-        Some(o) => o,
-        None => {
-            empty = empty_like(new);
-            &empty
-        }
-    };
-    let cmp = compare_tracked(Some(base), new, schema, opts.subresource);
+    let cmp = compare_write(old, new, schema, opts.subresource);
     let changed = cmp.changed();
 
     let mine = entries

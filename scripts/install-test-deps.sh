@@ -1,7 +1,10 @@
 #!/usr/bin/env bash
 # Installs what rotor's tests need on a fresh Debian 12 machine, idempotently (skips what is there).
-# Today: a real kubectl (conformance suite) and HAProxy (traffic shifting). Later: etcd, moto.
+# What building needs (protoc), a real kubectl (conformance suite), HAProxy (traffic shifting) and
+# etcd (the store's etcd backend, one etcd process per test). Later: moto.
 set -euo pipefail
+
+bash "$(dirname "$0")/install-build-deps.sh"
 
 have() { command -v "$1" >/dev/null 2>&1; }
 
@@ -30,6 +33,15 @@ if ! have haproxy && [ ! -x /usr/sbin/haproxy ]; then
   apt-get update -qq
   apt-get install -y -qq --no-install-recommends haproxy socat >/dev/null
 fi
+
+# etcd for the store's etcd backend: the tests start one process each on free ports.
+if ! have etcd && [ ! -x /usr/bin/etcd ]; then
+  echo "installing etcd" >&2
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends etcd-server etcd-client >/dev/null
+fi
+etcd --version | head -1 >&2
 
 if ! have cargo-nextest && ! cargo nextest --version >/dev/null 2>&1; then
   echo "installing cargo-nextest" >&2

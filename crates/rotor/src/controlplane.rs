@@ -8,7 +8,7 @@ use rotor_apiserver::{ApiServer, ServerConfig, WriteOptions};
 use rotor_store::DynStore;
 
 /// Opens the store named by `--store`.
-pub fn open_store(spec: &str) -> anyhow::Result<DynStore> {
+pub async fn open_store(spec: &str) -> anyhow::Result<DynStore> {
     if spec == "memory" {
         return Ok(Arc::new(rotor_store::memory::MemoryStore::default()));
     }
@@ -17,7 +17,25 @@ pub fn open_store(spec: &str) -> anyhow::Result<DynStore> {
             .map_err(|e| anyhow::anyhow!("opening SQLite store {path}: {e}"))?;
         return Ok(Arc::new(store));
     }
-    anyhow::bail!("--store {spec:?}: expected sqlite:PATH or memory (etcd is not supported yet)")
+    if let Some(urls) = spec.strip_prefix("etcd:") {
+        let endpoints: Vec<String> = urls
+            .split(',')
+            .map(str::trim)
+            .filter(|u| !u.is_empty())
+            .map(String::from)
+            .collect();
+        if let Some(bad) = endpoints.iter().find(|u| !u.starts_with("http://")) {
+            anyhow::bail!(
+                "--store {spec:?}: etcd endpoint {bad:?} must be http://HOST:PORT (TLS to etcd is not supported yet)"
+            );
+        }
+        let store =
+            rotor_store::etcd::EtcdStore::connect(&endpoints, rotor_store::etcd::DEFAULT_PREFIX)
+                .await
+                .map_err(|e| anyhow::anyhow!("opening etcd store {urls}: {e}"))?;
+        return Ok(Arc::new(store));
+    }
+    anyhow::bail!("--store {spec:?}: expected sqlite:PATH, etcd:URL[,URL…] or memory")
 }
 
 /// Starts a control-plane API server over `store` with rotor's CRDs registered.

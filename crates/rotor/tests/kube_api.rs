@@ -532,6 +532,16 @@ macro_rules! on_both_backends {
                 }
             )*
         }
+        mod etcd {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    let Some(etcd) = crate::common::etcd_process(stringify!($name)).await else { return };
+                    let s = crate::common::start(crate::common::etcd(&etcd.url).await).await;
+                    super::$name(s.client.clone()).await;
+                }
+            )*
+        }
     };
 }
 
@@ -629,6 +639,69 @@ async fn watcher_relists_after_410() {
     })
     .await;
     task.abort();
+}
+
+/// etcd: two control planes on one etcd serve the same objects — a write through one is read and
+/// watched through the other — and the objects outlive both.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn etcd_is_shared_by_control_planes_and_outlives_them() {
+    let Some(etcd) =
+        common::etcd_process("etcd_is_shared_by_control_planes_and_outlives_them").await
+    else {
+        return;
+    };
+    let a = common::start(common::etcd(&etcd.url).await).await;
+    let b = common::start(common::etcd(&etcd.url).await).await;
+    let on_a: Api<ConfigMap> = Api::namespaced(a.client.clone(), "default");
+    let on_b: Api<ConfigMap> = Api::namespaced(b.client.clone(), "default");
+    let (reader, writer) = reflector::store::<ConfigMap>();
+    let watching = tokio::spawn(
+        watcher(on_b.clone(), watcher::Config::default())
+            .reflect(writer)
+            .applied_objects()
+            .for_each(|_| futures::future::ready(())),
+    );
+    let made = on_a
+        .create(&PostParams::default(), &cm("shared", &[("via", "a")]))
+        .await
+        .expect("create through a");
+    let got = on_b.get("shared").await.expect("read through b");
+    assert_eq!(got.metadata.uid, made.metadata.uid);
+    assert_eq!(
+        got.metadata.resource_version,
+        made.metadata.resource_version
+    );
+    common::eventually(Duration::from_secs(10), "b's watch sees a's write", || {
+        let found = reader.get(&reflector::ObjectRef::new("shared").within("default"));
+        async move { found.map(|_| ()) }
+    })
+    .await;
+    // A stale write through b conflicts with a's newer one.
+    let mut newer = made.clone();
+    newer.data = Some([("k".to_string(), "a2".to_string())].into());
+    on_a.replace("shared", &PostParams::default(), &newer)
+        .await
+        .expect("update through a");
+    let err = on_b
+        .replace("shared", &PostParams::default(), &made)
+        .await
+        .expect_err("stale resourceVersion through b");
+    assert!(
+        matches!(err, kube::Error::Api(ref e) if e.code == 409),
+        "{err}"
+    );
+    watching.abort();
+    drop((a, b));
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let c = common::start(common::etcd(&etcd.url).await).await;
+    let on_c: Api<ConfigMap> = Api::namespaced(c.client.clone(), "default");
+    let kept = on_c.get("shared").await.expect("outlives the servers");
+    assert_eq!(kept.data.expect("data")["k"], "a2");
+    let clusters: Api<rotor_api::Cluster> = Api::all(c.client.clone());
+    clusters
+        .list(&ListParams::default())
+        .await
+        .expect("rotor's CRDs registered again over the stored ones");
 }
 
 /// SQLite: objects and CRD-registered kinds survive a restart of the server.

@@ -352,6 +352,32 @@ fn kubectl_against_rotor_sim() {
     other.not_found(&["get", "crd", "gadgets.example.com"]);
 }
 
+/// The same conformance run against `rotor serve --store etcd:URL` on a real etcd.
+#[test]
+fn kubectl_against_rotor_serve_on_etcd() {
+    let runtime = tokio::runtime::Runtime::new().expect("runtime");
+    let Some(etcd) = runtime.block_on(common::etcd_process("kubectl_against_rotor_serve_on_etcd"))
+    else {
+        return;
+    };
+    let dir = tempfile::tempdir().expect("tempdir");
+    let kc = dir.path().join("admin.kubeconfig");
+    let listen = format!("127.0.0.1:{}", free_port());
+    let (_serve, k) = start_serve(&format!("etcd:{}", etcd.url), &listen, &kc);
+    conformance(&k, dir.path(), false);
+    std::fs::write(dir.path().join("cluster.yaml"), CLUSTER_YAML).expect("write");
+    let out = k.ok(&[
+        "apply",
+        "-f",
+        dir.path().join("cluster.yaml").to_str().expect("path"),
+    ]);
+    assert!(
+        out.contains("cluster.rotor.dev/prod-sim-a created"),
+        "{out}"
+    );
+    assert!(k.ok(&["get", "clusters.rotor.dev"]).contains("prod-sim-a"));
+}
+
 #[test]
 fn kubectl_against_rotor_serve_and_restart() {
     let dir = tempfile::tempdir().expect("tempdir");

@@ -3,13 +3,15 @@
 //!
 //! The apiserver stores every Kubernetes object through [`Store`]; the object's `resourceVersion`
 //! is the `mod_revision` of its key. Backends: [`memory::MemoryStore`] (simulator),
-//! [`sqlite::SqliteStore`] (embedded default, durable).
+//! [`sqlite::SqliteStore`] (embedded default, durable), [`etcd::EtcdStore`] (shared, for HA).
 
 use std::sync::Arc;
 
 use async_trait::async_trait;
 use bytes::Bytes;
 
+pub mod etcd;
+pub mod etcd_process;
 mod hub;
 pub mod memory;
 pub mod sqlite;

@@ -5,6 +5,8 @@ use std::time::Duration;
 
 use bytes::Bytes;
 
+use crate::etcd::EtcdStore;
+use crate::etcd_process::{EtcdProcess, find_etcd};
 use crate::memory::MemoryStore;
 use crate::sqlite::SqliteStore;
 use crate::{DynStore, StoreError, WatchEvent};
@@ -13,6 +15,24 @@ const LIMIT: Duration = Duration::from_secs(5);
 
 fn b(s: &str) -> Bytes {
     Bytes::from(s.to_string())
+}
+
+/// A fresh etcd and a store on it; `None` (the test is skipped) where etcd is not installed,
+/// except in CI, where the test script installs it and a missing etcd is a failure.
+async fn etcd_store(test: &str) -> Option<(EtcdProcess, EtcdStore)> {
+    let Some(binary) = find_etcd() else {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "{test}: etcd is not installed (scripts/install-test-deps.sh installs it)"
+        );
+        eprintln!("SKIPPED {test}: etcd is not installed (apt-get install -y etcd-server)");
+        return None;
+    };
+    let etcd = EtcdProcess::start(&binary).await.expect("etcd starts");
+    let store = EtcdStore::connect(std::slice::from_ref(&etcd.url), "/rotor")
+        .await
+        .expect("connect");
+    Some((etcd, store))
 }
 
 async fn next(rx: &mut crate::WatchReceiver) -> WatchEvent {
@@ -165,6 +185,12 @@ macro_rules! suite {
                 super::$name(std::sync::Arc::new(super::SqliteStore::open(&dir.path().join("s.db")).expect("open"))).await;
             })*
         }
+        mod etcd_backend {
+            $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)] async fn $name() {
+                let Some((_etcd, store)) = super::etcd_store(stringify!($name)).await else { return };
+                super::$name(std::sync::Arc::new(store)).await;
+            })*
+        }
     };
 }
 
@@ -239,4 +265,74 @@ async fn sqlite_survives_reopen_and_batches_commits() {
     let mut rx = s.watch("/d/", 1025).await.expect("live");
     s.create("/d/new", b("v")).await.expect("create");
     assert_eq!(next(&mut rx).await.revision(), 1026);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn etcd_watch_from_a_compacted_revision_fails_and_keys_stay_under_the_prefix() {
+    use crate::Store;
+    let Some((etcd, s)) = etcd_store("etcd_watch_from_a_compacted_revision_fails").await else {
+        return;
+    };
+    for i in 0..10 {
+        s.create(&format!("/k/{i}"), b("v")).await.expect("create");
+    }
+    // kube-apiserver compacts etcd every few minutes; here by hand, up to store revision 6.
+    let mut raw = etcd_client::Client::connect([etcd.url.as_str()], None)
+        .await
+        .expect("raw client");
+    raw.compact(7, None).await.expect("compact");
+    match s.watch("/k/", 2).await {
+        Err(StoreError::Compacted { requested, oldest }) => {
+            assert_eq!(requested, 2);
+            assert_eq!(oldest, 6, "etcd's compact revision 7 is the store's 6");
+        }
+        other => panic!("expected Compacted, got {:?}", other.map(|_| ())),
+    }
+    let mut rx = s.watch("/k/", 6).await.expect("still retained");
+    assert_eq!(next(&mut rx).await.revision(), 7);
+    // Everything lives under /rotor; another prefix on the same etcd sees nothing of it.
+    let raw_keys = raw
+        .get(
+            "/rotor/k/",
+            Some(
+                etcd_client::GetOptions::new()
+                    .with_prefix()
+                    .with_count_only(),
+            ),
+        )
+        .await
+        .expect("raw get");
+    assert_eq!(raw_keys.count(), 10);
+    let other = EtcdStore::connect(std::slice::from_ref(&etcd.url), "/other")
+        .await
+        .expect("connect");
+    assert!(
+        other
+            .list("/k/", None, 0)
+            .await
+            .expect("list")
+            .items
+            .is_empty()
+    );
+    assert_eq!(other.get("/k/1").await.expect("get"), None);
+}
+
+#[tokio::test]
+async fn etcd_unreachable_is_a_clear_error() {
+    let url = format!("http://127.0.0.1:{}", {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        l.local_addr().expect("addr").port()
+    });
+    let started = std::time::Instant::now();
+    let err = EtcdStore::connect(std::slice::from_ref(&url), "/rotor")
+        .await
+        .err()
+        .expect("nothing listens there");
+    let text = err.to_string();
+    assert!(text.contains("etcd"), "{text}");
+    assert!(
+        started.elapsed() < Duration::from_secs(15),
+        "bounded: {:?}",
+        started.elapsed()
+    );
 }

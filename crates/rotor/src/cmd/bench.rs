@@ -200,7 +200,7 @@ async fn floor_server(reply: bytes::Bytes) -> anyhow::Result<String> {
 }
 
 async fn apiserver(args: ApiserverArgs) -> anyhow::Result<()> {
-    let store = rotor::controlplane::open_store(&args.store)?;
+    let store = rotor::controlplane::open_store(&args.store).await?;
     let token = rotor_sim::random_token();
     let server = rotor::controlplane::control_plane(store, Some(token.clone()), false).await?;
     let (listener, addr) = super::bind("127.0.0.1:0").await?;
@@ -369,7 +369,7 @@ fn round3(x: f64) -> f64 {
 }
 
 async fn store(args: StoreBenchArgs) -> anyhow::Result<()> {
-    let store = rotor::controlplane::open_store(&args.store)?;
+    let store = rotor::controlplane::open_store(&args.store).await?;
     let writers = args.writers.max(1);
     let per_writer = args.writes.div_ceil(writers);
     let value = bytes::Bytes::from_static(

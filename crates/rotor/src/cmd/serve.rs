@@ -7,7 +7,9 @@ use std::path::PathBuf;
 
 #[derive(Args)]
 pub struct ServeArgs {
-    /// `sqlite:PATH` (durable, the default) or `memory`.
+    /// `sqlite:PATH` (durable, the default), `etcd:URL[,URL…]` (an etcd v3 cluster, keys under
+    /// `/rotor`, shareable by several `rotor serve`; until leader election exists run the
+    /// controllers in one of them only, `--no-controllers` elsewhere) or `memory`.
     #[arg(long, default_value = "sqlite:rotor.db")]
     pub store: String,
     /// Address to serve the API on.
@@ -61,7 +63,7 @@ fn load_or_create_token(store: &str) -> anyhow::Result<String> {
 }
 
 pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
-    let store = open_store(&args.store)?;
+    let store = open_store(&args.store).await?;
     let token = load_or_create_token(&args.store)?;
     let server = control_plane(
         store,

@@ -69,6 +69,31 @@ pub fn sqlite(path: &std::path::Path) -> DynStore {
     Arc::new(rotor_store::sqlite::SqliteStore::open(path).expect("sqlite opens"))
 }
 
+/// A fresh etcd process; `None` (skip) where etcd is not installed, a failure in CI, where the
+/// test script installs it.
+pub async fn etcd_process(test: &str) -> Option<rotor_store::etcd_process::EtcdProcess> {
+    let Some(binary) = rotor_store::etcd_process::find_etcd() else {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "{test}: etcd is not installed (scripts/install-test-deps.sh installs it)"
+        );
+        eprintln!("SKIPPED {test}: etcd is not installed (apt-get install -y etcd-server)");
+        return None;
+    };
+    Some(
+        rotor_store::etcd_process::EtcdProcess::start(&binary)
+            .await
+            .expect("etcd starts"),
+    )
+}
+
+/// The store `rotor serve --store etcd:URL` opens.
+pub async fn etcd(url: &str) -> DynStore {
+    rotor::controlplane::open_store(&format!("etcd:{url}"))
+        .await
+        .expect("etcd store opens")
+}
+
 /// Polls `check` until it returns Some, failing the test after `limit`.
 pub async fn eventually<T, F, Fut>(limit: Duration, what: &str, mut check: F) -> T
 where

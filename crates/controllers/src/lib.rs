@@ -18,6 +18,7 @@ pub mod blue_replicas;
 pub mod cluster;
 mod events;
 pub mod health;
+pub mod leader;
 pub mod members;
 pub mod migration;
 pub mod preflight;

@@ -4,12 +4,13 @@
 use clap::Args;
 use rotor::controlplane::{control_plane, open_store};
 use std::path::PathBuf;
+use std::time::Duration;
 
 #[derive(Args)]
 pub struct ServeArgs {
     /// `sqlite:PATH` (durable, the default), `etcd:URL[,URL…]` (an etcd v3 cluster, keys under
-    /// `/rotor`, shareable by several `rotor serve`; until leader election exists run the
-    /// controllers in one of them only, `--no-controllers` elsewhere) or `memory`.
+    /// `/rotor`, shareable by several `rotor serve`, of which one runs the controllers: see
+    /// `--lease-duration-seconds`) or `memory`.
     #[arg(long, default_value = "sqlite:rotor.db")]
     pub store: String,
     /// Address to serve the API on.
@@ -28,6 +29,12 @@ pub struct ServeArgs {
     /// Serve the API only; run no controllers.
     #[arg(long)]
     pub no_controllers: bool,
+    /// With an etcd store the controllers run only while this process holds the Lease
+    /// kube-system/rotor-controllers in its own API: of several `rotor serve` on one etcd, one
+    /// leads. Seconds a lease holds without renewal (the longest the controllers stand still
+    /// after their leader dies).
+    #[arg(long, default_value_t = 15)]
+    pub lease_duration_seconds: u64,
 }
 
 #[derive(Args)]
@@ -121,15 +128,41 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
             );
         }
         _layers = Some(layers);
-        Some(tokio::spawn(rotor_controllers::run(
-            std::sync::Arc::new(ctx),
-            stopped(stop_rx),
-        )))
+        let ctx = std::sync::Arc::new(ctx);
+        if args.store.starts_with("etcd:") {
+            // A shared store: of the control planes on it, the Lease holder runs the controllers.
+            let mut election = rotor_controllers::leader::Election::new(
+                rotor_controllers::leader::Election::process_identity(),
+            );
+            election.lease_duration = Duration::from_secs(args.lease_duration_seconds.max(2));
+            election.grace = (election.lease_duration / 3).max(Duration::from_secs(1));
+            eprintln!(
+                "controllers run while {} holds Lease {}/{}",
+                election.identity,
+                rotor_controllers::leader::LEASE_NAMESPACE,
+                rotor_controllers::leader::LEASE_NAME
+            );
+            Some(tokio::spawn(rotor_controllers::leader::run_elected(
+                ctx,
+                election,
+                stopped(stop_rx),
+            )))
+        } else {
+            // SQLite and memory have one process: nobody to elect.
+            Some(tokio::spawn(async move {
+                rotor_controllers::run(ctx, stopped(stop_rx)).await;
+                anyhow::Ok(())
+            }))
+        }
     };
     super::shutdown_signal().await;
     let _ = stop_tx.send(true);
     if let Some(c) = controllers {
-        let _ = c.await;
+        match c.await {
+            Ok(Err(e)) => eprintln!("controllers: {e}"),
+            Err(e) => eprintln!("controllers: {e}"),
+            Ok(Ok(())) => {}
+        }
     }
     http.await??;
     Ok(())

@@ -1,0 +1,185 @@
+//! High availability: several `rotor serve` processes on one etcd, of which exactly one runs the
+//! controllers (it holds the Lease kube-system/rotor-controllers). When the leader stops, another
+//! takes over: when it shut down cleanly it released the lease, when it was killed the lease runs
+//! out first.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::kubectl::{free_port, wait_for_file};
+use k8s_openapi::api::coordination::v1::Lease;
+use kube::Api;
+
+/// Seconds a lease holds in this test (the default is 15).
+const LEASE_SECONDS: u64 = 3;
+
+/// A `rotor serve` process: its identity in the election, and its admin kubeconfig.
+struct Serve {
+    child: Child,
+    identity: String,
+    kubeconfig: PathBuf,
+    log: PathBuf,
+}
+
+impl Drop for Serve {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Serve {
+    fn start(dir: &Path, name: &str, etcd: &str) -> Serve {
+        let kubeconfig = dir.join(format!("{name}.kubeconfig"));
+        let log = dir.join(format!("{name}.log"));
+        let child = Command::new(env!("CARGO_BIN_EXE_rotor"))
+            .args(["serve", "--store", &format!("etcd:{etcd}")])
+            .args(["--listen", &format!("127.0.0.1:{}", free_port())])
+            .args(["--kubeconfig-out", kubeconfig.to_str().expect("path")])
+            .args(["--lease-duration-seconds", &LEASE_SECONDS.to_string()])
+            .env("ROTOR_LOG", "rotor_controllers::leader=info")
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&log).expect("log"))
+            .spawn()
+            .expect("rotor serve starts");
+        wait_for_file(&kubeconfig);
+        let identity = wait_for_line(&log, "controllers run while ")
+            .split_whitespace()
+            .nth(3)
+            .expect("identity")
+            .to_string();
+        Serve {
+            child,
+            identity,
+            kubeconfig,
+            log,
+        }
+    }
+
+    async fn leases(&self) -> Api<Lease> {
+        let yaml = std::fs::read_to_string(&self.kubeconfig).expect("kubeconfig");
+        Api::namespaced(
+            rotor::client_for(&yaml).await.expect("client"),
+            "kube-system",
+        )
+    }
+
+    fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    fn terminate(&self) {
+        let status = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status()
+            .expect("kill");
+        assert!(status.success());
+    }
+}
+
+fn wait_for_line(log: &Path, needle: &str) -> String {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let text = std::fs::read_to_string(log).unwrap_or_default();
+        if let Some(line) = text.lines().find(|l| l.contains(needle)) {
+            return line.to_string();
+        }
+        assert!(Instant::now() < deadline, "{needle:?} never logged: {text}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// The lease's holder once it is `want` (or, with `None`, anybody), within `limit`.
+async fn holder(leases: &Api<Lease>, want: Option<&str>, limit: Duration) -> String {
+    let deadline = Instant::now() + limit;
+    loop {
+        let now = leases
+            .get_opt("rotor-controllers")
+            .await
+            .ok()
+            .flatten()
+            .and_then(|l| l.spec?.holder_identity)
+            .filter(|h| !h.is_empty());
+        match (now, want) {
+            (Some(h), None) => return h,
+            (Some(h), Some(w)) if h == w => return h,
+            (now, _) => assert!(
+                Instant::now() < deadline,
+                "lease held by {now:?}, waiting for {want:?}"
+            ),
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_control_plane_leads_and_another_takes_over() {
+    let Some(etcd) = common::etcd_process("one_control_plane_leads_and_another_takes_over").await
+    else {
+        return;
+    };
+    let dir = tempfile::tempdir().expect("tempdir");
+    let a = Serve::start(dir.path(), "a", &etcd.url);
+    let leases = a.leases().await;
+    let first = holder(&leases, Some(&a.identity), Duration::from_secs(15)).await;
+    let b = Serve::start(dir.path(), "b", &etcd.url);
+    assert_ne!(a.identity, b.identity);
+
+    // Over twice the lease duration the leader renews and the follower never takes over.
+    let until = Instant::now() + Duration::from_secs(2 * LEASE_SECONDS + 1);
+    while Instant::now() < until {
+        assert_eq!(holder(&leases, None, Duration::from_secs(5)).await, first);
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+    assert!(
+        a.log_text().contains("controllers started"),
+        "{}",
+        a.log_text()
+    );
+    assert!(
+        !b.log_text().contains("controllers started"),
+        "{}",
+        b.log_text()
+    );
+
+    // A clean shutdown stops a's controllers and releases the lease; b takes it.
+    let b_leases = b.leases().await;
+    let stopped = Instant::now();
+    a.terminate();
+    holder(
+        &b_leases,
+        Some(&b.identity),
+        Duration::from_secs(LEASE_SECONDS + 10),
+    )
+    .await;
+    let handover = stopped.elapsed();
+    wait_for_line(&b.log, "controllers started");
+    drop(a);
+
+    // A killed leader cannot release it: c takes over once the lease has run out.
+    let c = Serve::start(dir.path(), "c", &etcd.url);
+    let c_leases = c.leases().await;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert_eq!(
+        holder(&c_leases, None, Duration::from_secs(5)).await,
+        b.identity
+    );
+    let killed = Instant::now();
+    drop(b);
+    holder(
+        &c_leases,
+        Some(&c.identity),
+        Duration::from_secs(3 * LEASE_SECONDS + 10),
+    )
+    .await;
+    let failover = killed.elapsed();
+    wait_for_line(&c.log, "controllers started");
+    eprintln!("hand-over after a clean stop {handover:?}, fail-over after a kill {failover:?}");
+    assert!(
+        failover >= Duration::from_secs(LEASE_SECONDS) - Duration::from_millis(1500),
+        "c took a live lease: {failover:?}"
+    );
+}

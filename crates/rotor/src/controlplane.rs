@@ -33,6 +33,7 @@ pub async fn open_store(spec: &str) -> anyhow::Result<DynStore> {
             rotor_store::etcd::EtcdStore::connect(&endpoints, rotor_store::etcd::DEFAULT_PREFIX)
                 .await
                 .map_err(|e| anyhow::anyhow!("opening etcd store {urls}: {e}"))?;
+        store.spawn_compactor(rotor_store::etcd::COMPACTION_INTERVAL);
         return Ok(Arc::new(store));
     }
     anyhow::bail!("--store {spec:?}: expected sqlite:PATH, etcd:URL[,URL…] or memory")

@@ -61,7 +61,7 @@ async fn main() -> std::process::ExitCode {
         Command::Serve(args) => cmd::serve::run(args).await,
         Command::Sim(args) => cmd::sim::run(args).await,
         Command::Demo(args) => cmd::demo::run(args).await,
-        Command::Kubeconfig(args) => cmd::serve::kubeconfig(args),
+        Command::Kubeconfig(args) => cmd::serve::kubeconfig(args).await,
         Command::Bench(args) => cmd::bench::run(args).await,
         Command::Get(args) => cmd::rollout::get(args).await,
         Command::Describe(args) => cmd::rollout::describe(args).await,

@@ -27,6 +27,8 @@ const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 /// The key prefix when the URL names none.
 pub const DEFAULT_PREFIX: &str = "/rotor";
+/// How often [`EtcdStore::spawn_compactor`] compacts etcd's history (kube-apiserver's default).
+pub const COMPACTION_INTERVAL: Duration = Duration::from_secs(300);
 
 pub struct EtcdStore {
     client: Client,
@@ -80,6 +82,50 @@ impl EtcdStore {
         // A first read proves the endpoints serve etcd, not only accept TCP.
         store.current_revision().await?;
         Ok(store)
+    }
+
+    /// Compacts etcd's history every `interval`, to the revision the previous run saw, as
+    /// kube-apiserver does: a watcher can always resume from anything it saw within the last
+    /// interval (older gets `Compacted`, then relists), and etcd's database stops growing with
+    /// every write ever made. Several control planes on one etcd may each run one: compacting
+    /// to a revision already compacted is a no-op. Runs until the runtime ends.
+    pub fn spawn_compactor(&self, interval: Duration) -> tokio::task::JoinHandle<()> {
+        let mut client = self.client.clone();
+        let probe = self.prefix.clone();
+        tokio::spawn(async move {
+            let mut ticker = tokio::time::interval(interval);
+            ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            let mut previous: Option<i64> = None;
+            loop {
+                ticker.tick().await;
+                let opts = GetOptions::new().with_count_only();
+                let now = match tokio::time::timeout(
+                    REQUEST_TIMEOUT,
+                    client.get(probe.clone(), Some(opts)),
+                )
+                .await
+                {
+                    Ok(Ok(resp)) => resp.header().map(|h| h.revision()),
+                    Ok(Err(e)) => {
+                        tracing::debug!(error = %e, "etcd compaction: reading the revision");
+                        None
+                    }
+                    Err(_) => None,
+                };
+                if let Some(target) = previous.filter(|r| *r > 1) {
+                    match tokio::time::timeout(REQUEST_TIMEOUT, client.compact(target, None)).await
+                    {
+                        Ok(Ok(_)) => tracing::debug!(revision = target, "etcd history compacted"),
+                        Ok(Err(e)) if e.to_string().contains("compacted") => {}
+                        Ok(Err(e)) => tracing::warn!(error = %e, "etcd compaction failed"),
+                        Err(_) => tracing::warn!("etcd compaction: no answer"),
+                    }
+                }
+                if now.is_some() {
+                    previous = now;
+                }
+            }
+        })
     }
 
     fn full_key(&self, key: &str) -> String {

@@ -336,3 +336,39 @@ async fn etcd_unreachable_is_a_clear_error() {
         started.elapsed()
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn etcd_history_is_compacted_on_a_schedule() {
+    use crate::Store;
+    let Some((_etcd, s)) = etcd_store("etcd_history_is_compacted_on_a_schedule").await else {
+        return;
+    };
+    for i in 0..5 {
+        s.create(&format!("/h/{i}"), b("v")).await.expect("create");
+    }
+    assert!(
+        s.watch("/h/", 0).await.is_ok(),
+        "all history is there at first"
+    );
+    let compactor = s.spawn_compactor(Duration::from_millis(200));
+    // The first run notes the revision (5), the next compacts to it.
+    let deadline = std::time::Instant::now() + LIMIT;
+    loop {
+        match s.watch("/h/", 0).await {
+            Err(StoreError::Compacted { oldest, .. }) => {
+                assert!(oldest >= 4, "compacted to what the first run saw: {oldest}");
+                break;
+            }
+            Ok(_) => assert!(std::time::Instant::now() < deadline, "never compacted"),
+            Err(e) => panic!("{e}"),
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // What was written since stays watchable; the keys themselves are all still there.
+    let rev = s.current_revision().await.expect("rev");
+    let mut rx = s.watch("/h/", rev).await.expect("a live watch");
+    s.create("/h/new", b("v")).await.expect("create");
+    assert_eq!(next(&mut rx).await.revision(), rev + 1);
+    assert_eq!(s.list("/h/", None, 0).await.expect("list").items.len(), 6);
+    compactor.abort();
+}

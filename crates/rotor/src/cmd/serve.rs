@@ -69,9 +69,46 @@ fn load_or_create_token(store: &str) -> anyhow::Result<String> {
     Ok(token)
 }
 
+/// Where a shared store keeps the admin token, outside every resource's keys.
+const SHARED_TOKEN_KEY: &str = "/rotor-internal/admin-token";
+
+/// The admin token of a store shared by several control planes (etcd): kept in the store, so
+/// every `rotor serve` on it accepts the same credential (one kubeconfig behind a load balancer)
+/// and `rotor kubeconfig` can print it. The first to start makes it; the others read it.
+async fn shared_token(store: &rotor_store::DynStore) -> anyhow::Result<String> {
+    let read = |kv: rotor_store::KeyValue| {
+        String::from_utf8(kv.value.to_vec())
+            .map(|t| t.trim().to_string())
+            .map_err(|_| anyhow::anyhow!("the stored admin token is not text"))
+    };
+    if let Some(kv) = store.get(SHARED_TOKEN_KEY).await? {
+        return read(kv);
+    }
+    let token = rotor_sim::random_token();
+    match store.create(SHARED_TOKEN_KEY, token.clone().into()).await {
+        Ok(_) => Ok(token),
+        // Another control plane made it first.
+        Err(rotor_store::StoreError::AlreadyExists(_)) => {
+            match store.get(SHARED_TOKEN_KEY).await? {
+                Some(kv) => read(kv),
+                None => anyhow::bail!("the admin token vanished from the store"),
+            }
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+async fn admin_token(spec: &str, store: &rotor_store::DynStore) -> anyhow::Result<String> {
+    if spec.starts_with("etcd:") {
+        shared_token(store).await
+    } else {
+        load_or_create_token(spec)
+    }
+}
+
 pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     let store = open_store(&args.store).await?;
-    let token = load_or_create_token(&args.store)?;
+    let token = admin_token(&args.store, &store).await?;
     let server = control_plane(
         store,
         Some(token.clone()),
@@ -168,20 +205,32 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-pub fn kubeconfig(args: KubeconfigArgs) -> anyhow::Result<()> {
-    let path = token_path(&args.store).ok_or_else(|| {
-        anyhow::anyhow!(
-            "--store {}: only sqlite:PATH stores keep a token",
-            args.store
-        )
-    })?;
-    let token = std::fs::read_to_string(&path).map_err(|e| {
-        anyhow::anyhow!(
-            "reading {}: {e} (has `rotor serve --store {}` run?)",
-            path.display(),
-            args.store
-        )
-    })?;
+pub async fn kubeconfig(args: KubeconfigArgs) -> anyhow::Result<()> {
+    let token = if args.store.starts_with("etcd:") {
+        let store = open_store(&args.store).await?;
+        match store.get(SHARED_TOKEN_KEY).await? {
+            Some(kv) => String::from_utf8_lossy(&kv.value).trim().to_string(),
+            None => anyhow::bail!(
+                "--store {}: no admin token stored yet (has `rotor serve --store {}` run?)",
+                args.store,
+                args.store
+            ),
+        }
+    } else {
+        let path = token_path(&args.store).ok_or_else(|| {
+            anyhow::anyhow!(
+                "--store {}: only sqlite:PATH and etcd:URL stores keep a token",
+                args.store
+            )
+        })?;
+        std::fs::read_to_string(&path).map_err(|e| {
+            anyhow::anyhow!(
+                "reading {}: {e} (has `rotor serve --store {}` run?)",
+                path.display(),
+                args.store
+            )
+        })?
+    };
     let server = if args.server.starts_with("http") {
         args.server.clone()
     } else {

@@ -352,6 +352,17 @@ fn kubectl_against_rotor_sim() {
     other.not_found(&["get", "crd", "gadgets.example.com"]);
 }
 
+/// `kubectl apply -f` of a rotor.dev Cluster, as a user writes it.
+fn apply_cluster(k: &Kubectl, dir: &Path) {
+    let file = dir.join("cluster.yaml");
+    std::fs::write(&file, CLUSTER_YAML).expect("write");
+    let out = k.ok(&["apply", "-f", file.to_str().expect("path")]);
+    assert!(
+        out.contains("cluster.rotor.dev/prod-sim-a created"),
+        "{out}"
+    );
+}
+
 /// The same conformance run against `rotor serve --store etcd:URL` on a real etcd.
 #[test]
 fn kubectl_against_rotor_serve_on_etcd() {
@@ -365,16 +376,7 @@ fn kubectl_against_rotor_serve_on_etcd() {
     let listen = format!("127.0.0.1:{}", free_port());
     let (_serve, k) = start_serve(&format!("etcd:{}", etcd.url), &listen, &kc);
     conformance(&k, dir.path(), false);
-    std::fs::write(dir.path().join("cluster.yaml"), CLUSTER_YAML).expect("write");
-    let out = k.ok(&[
-        "apply",
-        "-f",
-        dir.path().join("cluster.yaml").to_str().expect("path"),
-    ]);
-    assert!(
-        out.contains("cluster.rotor.dev/prod-sim-a created"),
-        "{out}"
-    );
+    apply_cluster(&k, dir.path());
     assert!(k.ok(&["get", "clusters.rotor.dev"]).contains("prod-sim-a"));
 }
 
@@ -395,16 +397,7 @@ fn kubectl_against_rotor_serve_and_restart() {
                 && String::from_utf8_lossy(&empty.stderr).contains("No resources found"),
             "{empty:?}"
         );
-        std::fs::write(dir.path().join("cluster.yaml"), CLUSTER_YAML).expect("write");
-        let out = k.ok(&[
-            "apply",
-            "-f",
-            dir.path().join("cluster.yaml").to_str().expect("path"),
-        ]);
-        assert!(
-            out.contains("cluster.rotor.dev/prod-sim-a created"),
-            "{out}"
-        );
+        apply_cluster(&k, dir.path());
     }
     std::fs::remove_file(&kc).expect("remove kubeconfig");
     let (_serve, k) = start_serve(&store, &listen, &kc);

@@ -48,8 +48,11 @@ pub async fn controller(
         })
         .reconcile_on(triggers)
         .graceful_shutdown_on(stop)
-        .run(reconcile, error_policy, ctx)
-        .for_each(|_| async {})
+        .run(reconcile, error_policy, ctx.clone())
+        .for_each(|result| {
+            ctx.metrics.reconciled("cluster", &result);
+            async {}
+        })
         .await;
 }
 

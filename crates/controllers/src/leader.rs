@@ -95,6 +95,7 @@ pub async fn run_elected(
             }
         }
         tracing::info!(%identity, "leading (Lease {LEASE_NAMESPACE}/{LEASE_NAME}): controllers started");
+        ctx.metrics.set_leading(true);
         let (stop_tx, mut stop_rx) = tokio::sync::watch::channel(false);
         let controllers = tokio::spawn(crate::run(ctx.clone(), async move {
             let _ = stop_rx.wait_for(|stop| *stop).await;
@@ -111,6 +112,7 @@ pub async fn run_elected(
         };
         let _ = stop_tx.send(true);
         let _ = controllers.await;
+        ctx.metrics.set_leading(false);
         if shutting_down {
             finish(leading).await;
             return Ok(());

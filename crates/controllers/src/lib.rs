@@ -20,6 +20,7 @@ mod events;
 pub mod health;
 pub mod leader;
 pub mod members;
+pub mod metrics;
 pub mod migration;
 pub mod preflight;
 pub mod rollout;
@@ -87,6 +88,8 @@ pub struct Context {
     pub settings: Settings,
     /// kube clients of member-cluster instances, built from provider credentials.
     pub members: MemberClients,
+    /// What `/metrics` serves.
+    pub metrics: Arc<metrics::Metrics>,
     pub(crate) recorder: events::Recorder,
     /// Traffic addresses of instances (fixed for an instance's life).
     addresses: Mutex<HashMap<String, std::net::SocketAddr>>,
@@ -127,6 +130,7 @@ impl Context {
             shifters: HashMap::new(),
             settings,
             members: MemberClients::default(),
+            metrics: Arc::default(),
             gate_baselines: Mutex::default(),
             addresses: Mutex::default(),
             failures: Mutex::default(),

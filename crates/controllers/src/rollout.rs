@@ -72,6 +72,7 @@ pub async fn controller(
     )
     .applied_objects();
     tokio::spawn(clusters_stream.for_each(|_| async {}));
+    let metrics = ctx.metrics.clone();
     let state = Arc::new(State {
         ctx: ctx.clone(),
         swaps: reader.clone(),
@@ -89,7 +90,10 @@ pub async fn controller(
         )
         .graceful_shutdown_on(stop)
         .run(reconcile, error_policy, state)
-        .for_each(|_| async {})
+        .for_each(|result| {
+            metrics.reconciled("rollout", &result);
+            async {}
+        })
         .await;
 }
 

@@ -47,8 +47,11 @@ pub async fn controller(
     Controller::new(api, watcher::Config::default())
         .reconcile_on(triggers)
         .graceful_shutdown_on(stop)
-        .run(reconcile, error_policy, ctx)
-        .for_each(|_| async {})
+        .run(reconcile, error_policy, ctx.clone())
+        .for_each(|result| {
+            ctx.metrics.reconciled("clusterswap", &result);
+            async {}
+        })
         .await;
 }
 

@@ -71,6 +71,22 @@ impl Serve {
         )
     }
 
+    async fn client(&self) -> kube::Client {
+        let yaml = std::fs::read_to_string(&self.kubeconfig).expect("kubeconfig");
+        rotor::client_for(&yaml).await.expect("client")
+    }
+
+    async fn metrics(&self) -> String {
+        let req = http::Request::get("/metrics")
+            .body(Vec::new())
+            .expect("request");
+        self.client()
+            .await
+            .request_text(req)
+            .await
+            .expect("/metrics")
+    }
+
     fn log_text(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_default()
     }
@@ -171,6 +187,43 @@ async fn one_control_plane_leads_and_another_takes_over() {
         "{}",
         b.log_text()
     );
+    // /metrics says who leads, and counts the leader's reconciles.
+    assert!(a.metrics().await.contains("rotor_leading 1"));
+    assert!(b.metrics().await.contains("rotor_leading 0"));
+    let clusters: Api<rotor_api::Cluster> = Api::all(a.client().await);
+    let cluster = rotor_api::sample_fleet(1).remove(0);
+    clusters
+        .create(&kube::api::PostParams::default(), &cluster)
+        .await
+        .expect("a Cluster");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !a
+        .metrics()
+        .await
+        .contains(r#"rotor_reconciles_total{controller="cluster""#)
+    {
+        assert!(Instant::now() < deadline, "{}", a.metrics().await);
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(
+        !b.metrics().await.contains("rotor_reconciles_total{"),
+        "the follower reconciles nothing"
+    );
+    let stranger = rotor::client_for(&rotor_sim::kubeconfig_yaml(
+        "x",
+        &format!("http://{}", a.server),
+        "not-the-token",
+    ))
+    .await
+    .expect("client");
+    let refused = stranger
+        .request_text(
+            http::Request::get("/metrics")
+                .body(Vec::new())
+                .expect("request"),
+        )
+        .await;
+    assert!(refused.is_err(), "metrics without the token: {refused:?}");
 
     // A clean shutdown stops a's controllers and releases the lease; b takes it.
     let b_leases = b.leases().await;

@@ -69,6 +69,31 @@ fn load_or_create_token(store: &str) -> anyhow::Result<String> {
     Ok(token)
 }
 
+/// `/metrics`: the controllers' metrics in Prometheus text format, for the admin token (as
+/// kube-apiserver's `/metrics`, it is not public).
+fn serve_metrics(
+    metrics: &rotor_controllers::metrics::Metrics,
+    token: &str,
+    headers: &axum::http::HeaderMap,
+) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    let given = headers
+        .get(axum::http::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "));
+    if given != Some(token) {
+        return (axum::http::StatusCode::UNAUTHORIZED, "Unauthorized\n").into_response();
+    }
+    (
+        [(
+            axum::http::header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
+        metrics.encode(),
+    )
+        .into_response()
+}
+
 /// Where a shared store keeps the admin token, outside every resource's keys.
 const SHARED_TOKEN_KEY: &str = "/rotor-internal/admin-token";
 
@@ -138,9 +163,19 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     let stopped = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
         let _ = rx.wait_for(|v| *v).await;
     };
+    let metrics = std::sync::Arc::new(rotor_controllers::metrics::Metrics::default());
+    let router = server.router().route(
+        "/metrics",
+        axum::routing::get({
+            let (metrics, token) = (metrics.clone(), token.clone());
+            move |headers: axum::http::HeaderMap| async move {
+                serve_metrics(&metrics, &token, &headers)
+            }
+        }),
+    );
     let http = tokio::spawn(rotor_apiserver::http::serve_until(
         listener,
-        server.router(),
+        router,
         stopped(stop_rx.clone()),
     ));
     let mut _layers = None;
@@ -152,12 +187,13 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
             traffic: args.traffic.clone(),
         };
         let kubeconfig = rotor_sim::kubeconfig_yaml("rotor", &format!("http://{addr}"), &token);
-        let (ctx, layers) = rotor::controlplane::controller_context(
+        let (mut ctx, layers) = rotor::controlplane::controller_context(
             &kubeconfig,
             &wiring,
             rotor_controllers::Settings::default(),
         )
         .await?;
+        ctx.metrics = metrics.clone();
         if let Some((_, sim)) = &layers.sim {
             eprintln!(
                 "embedded traffic router on http://{}/<endpoint>/",
@@ -186,6 +222,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
             )))
         } else {
             // SQLite and memory have one process: nobody to elect.
+            ctx.metrics.set_leading(true);
             Some(tokio::spawn(async move {
                 rotor_controllers::run(ctx, stopped(stop_rx)).await;
                 anyhow::Ok(())

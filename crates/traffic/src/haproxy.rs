@@ -391,6 +391,19 @@ fn split_csv(line: &str) -> Vec<String> {
 /// addition to the final one (measured); the price is that a `101 Switching Protocols`
 /// (WebSocket upgrade) counts as a failure. A client that gives up before the server answered
 /// also counts as a failure of that server. Saturating throughout, and never above `requests`.
+/// Two reads of the counters as one: `first`'s requests, and failures only as far as `second`
+/// still shows them (see [`HaproxyShifter::backend_stats`]).
+fn settled(first: BackendStats, second: BackendStats) -> BackendStats {
+    let one = |a: BackendCounters, b: BackendCounters| BackendCounters {
+        requests: a.requests,
+        failures: a.failures.min(b.failures),
+    };
+    BackendStats {
+        blue: one(first.blue, second.blue),
+        green: one(first.green, second.green),
+    }
+}
+
 pub fn parse_backend_stats(
     endpoint: &str,
     command: &str,
@@ -620,13 +633,24 @@ impl TrafficShifter for HaproxyShifter {
     /// One round trip: `show stat ep_<endpoint> 4 -1` (the backend's server rows), mapped as
     /// [`parse_backend_stats`] describes. Cumulative since HAProxy started (or since
     /// `clear counters`).
+    ///
+    /// Read twice, 2 ms apart, keeping the smaller failure count: under load HAProxy can let a
+    /// finished attempt leave `scur` just before its status reaches `hrsp_2xx`, and a read in
+    /// that moment counts a success as a failure (seen in a test: 1 of 470 healthy requests).
+    /// A real failure stays in the counters and shows in both reads.
     async fn backend_stats(&self, endpoint: &str) -> Result<BackendStats, TrafficError> {
         validate_endpoint(endpoint)?;
         let command = format!("show stat {} 4 -1", backend_name(endpoint));
-        let reply = self
-            .round_trip(endpoint, "reading statistics", &command)
-            .await?;
-        parse_backend_stats(endpoint, &command, &reply)
+        let read = || async {
+            let reply = self
+                .round_trip(endpoint, "reading statistics", &command)
+                .await?;
+            parse_backend_stats(endpoint, &command, &reply)
+        };
+        let first = read().await?;
+        tokio::time::sleep(std::time::Duration::from_millis(2)).await;
+        let second = read().await?;
+        Ok(settled(first, second))
     }
 
     async fn weights(&self, endpoint: &str) -> Result<Weights, TrafficError> {
@@ -991,6 +1015,25 @@ impl Drop for HaproxyProcess {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_failure_counts_once_a_second_read_still_shows_it() {
+        let stats = |bf, gf| BackendStats {
+            blue: BackendCounters {
+                requests: 470,
+                failures: bf,
+            },
+            green: BackendCounters {
+                requests: 469,
+                failures: gf,
+            },
+        };
+        // A transient 1 on blue vanishes; green's real 3 (4 by the second read) counts as 3.
+        let got = settled(stats(1, 3), stats(0, 4));
+        assert_eq!(got.blue.failures, 0);
+        assert_eq!(got.green.failures, 3);
+        assert_eq!((got.blue.requests, got.green.requests), (470, 469));
+    }
 
     #[test]
     fn splits_batched_replies() {

@@ -133,14 +133,7 @@ impl EtcdStore {
     }
 
     fn kv(&self, kv: &etcd_client::KeyValue) -> Result<KeyValue> {
-        let key = kv.key_str().map_err(|e| backend("reading a key", e))?;
-        let key = key.strip_prefix(self.prefix.as_str()).unwrap_or(key);
-        Ok(KeyValue {
-            key: key.to_string(),
-            value: Bytes::copy_from_slice(kv.value()),
-            create_revision: rev(kv.create_revision()),
-            mod_revision: rev(kv.mod_revision()),
-        })
+        key_value(kv, &self.prefix)
     }
 
     async fn bounded<T>(
@@ -422,17 +415,20 @@ impl EtcdStore {
     }
 }
 
+/// The store's key-value for an etcd one: the key loses the store prefix.
+fn key_value(kv: &etcd_client::KeyValue, prefix: &str) -> Result<KeyValue> {
+    let key = kv.key_str().map_err(|e| backend("reading a key", e))?;
+    Ok(KeyValue {
+        key: key.strip_prefix(prefix).unwrap_or(key).to_string(),
+        value: Bytes::copy_from_slice(kv.value()),
+        create_revision: rev(kv.create_revision()),
+        mod_revision: rev(kv.mod_revision()),
+    })
+}
+
 /// The store's event for an etcd one; keys lose the store prefix.
 fn to_event(event: &etcd_client::Event, prefix: &str) -> Option<WatchEvent> {
-    let convert = |kv: &etcd_client::KeyValue| -> Option<KeyValue> {
-        let key = kv.key_str().ok()?;
-        Some(KeyValue {
-            key: key.strip_prefix(prefix).unwrap_or(key).to_string(),
-            value: Bytes::copy_from_slice(kv.value()),
-            create_revision: rev(kv.create_revision()),
-            mod_revision: rev(kv.mod_revision()),
-        })
-    };
+    let convert = |kv: &etcd_client::KeyValue| key_value(kv, prefix).ok();
     let kv = event.kv()?;
     match event.event_type() {
         EventType::Put => Some(WatchEvent::Put {

@@ -41,7 +41,7 @@ if ! have etcd && [ ! -x /usr/bin/etcd ]; then
   apt-get update -qq
   apt-get install -y -qq --no-install-recommends etcd-server etcd-client >/dev/null
 fi
-etcd --version | head -1 >&2
+etcd --version >&2  # whole output: `| head -1` under pipefail dies of SIGPIPE (exit 141)
 
 if ! have cargo-nextest && ! cargo nextest --version >/dev/null 2>&1; then
   echo "installing cargo-nextest" >&2

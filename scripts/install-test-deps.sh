@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs what rotor's tests need on a fresh Debian 12 machine, idempotently (skips what is there).
 # What building needs (protoc), a real kubectl (conformance suite), HAProxy (traffic shifting) and
-# etcd (the store's etcd backend, one etcd process per test). Later: moto.
+# etcd (the store's etcd backend, one etcd process per test) and moto (AWS's EKS and Route 53
+# APIs for the EKS provider and the Route 53 shifter).
 set -euo pipefail
 
 bash "$(dirname "$0")/install-build-deps.sh"
@@ -42,6 +43,14 @@ if ! have etcd && [ ! -x /usr/bin/etcd ]; then
   apt-get install -y -qq --no-install-recommends etcd-server etcd-client >/dev/null
 fi
 etcd --version >&2  # whole output: `| head -1` under pipefail dies of SIGPIPE (exit 141)
+
+# moto in server mode: the AWS SDK's EKS and Route 53 calls go to it (tests start one each).
+# Its own venv, so the machine's Python packages are left alone; the tests look there too.
+if ! have moto_server && [ ! -x /opt/rotor-moto/bin/moto_server ]; then
+  echo "installing moto[server] into /opt/rotor-moto" >&2
+  python3 -m venv /opt/rotor-moto
+  /opt/rotor-moto/bin/pip install --quiet --disable-pip-version-check 'moto[server]>=5,<6'
+fi
 
 if ! have cargo-nextest && ! cargo nextest --version >/dev/null 2>&1; then
   echo "installing cargo-nextest" >&2

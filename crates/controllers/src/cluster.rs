@@ -100,7 +100,7 @@ async fn reconcile_once(cluster: &Cluster, ctx: &Context) -> Result<Action, Erro
     let swaps: Api<ClusterSwap> = Api::all(ctx.client.clone());
     let old = cluster.status.clone().unwrap_or_default();
     let mut status = old.clone();
-    let provider = ctx.provider(cluster.spec.provider)?;
+    let provider = ctx.provider(cluster)?;
     let t = now();
     let generation = cluster.metadata.generation;
 
@@ -314,11 +314,8 @@ async fn probe(ctx: &Context, cluster: &Cluster, instance: &str) -> (HealthSumma
     // probes run for every cluster discovery has not synced yet (all of them right after a
     // start), and 1,000 cached clients ran `rotor demo --clusters 1000` out of descriptors.
     let result = async {
-        let provider = ctx.provider(cluster.spec.provider)?;
-        let client = ctx
-            .members
-            .get_or_transient(provider.as_ref(), instance)
-            .await?;
+        let provider = ctx.provider(cluster)?;
+        let client = ctx.members.get_or_transient(&provider, instance).await?;
         health::minor_version(&client, instance).await?;
         let (ready, total) = health::nodes_ready(&client, instance).await?;
         let workloads = health::workloads(&client, instance, &selection).await?;

@@ -172,7 +172,7 @@ impl Context {
         if lock(&self.greens).contains_key(instance) || lock(&self.watched).contains_key(instance) {
             return Ok(());
         }
-        let provider = self.provider(cluster.spec.provider)?;
+        let provider = self.provider(cluster)?;
         let kubeconfig = provider.credentials(instance).await?;
         let client = rotor_discovery::client_for_kubeconfig(kubeconfig.expose())
             .await
@@ -268,7 +268,7 @@ impl Context {
         if lock(&self.watched).get(instance) == Some(&name) {
             return Ok(());
         }
-        let provider = self.provider(cluster.spec.provider)?;
+        let provider = self.provider(cluster)?;
         let kubeconfig = provider.credentials(instance).await?;
         let client = rotor_discovery::client_for_kubeconfig(kubeconfig.expose())
             .await
@@ -349,10 +349,23 @@ impl Context {
         self
     }
 
-    pub(crate) fn provider(&self, kind: ProviderKind) -> Result<&Arc<dyn Provider>, Error> {
-        self.providers
+    /// The provider of `cluster`, bound to its account and region.
+    pub(crate) fn provider(
+        &self,
+        cluster: &rotor_api::Cluster,
+    ) -> Result<rotor_providers::Located<'_>, Error> {
+        let kind = cluster.spec.provider;
+        let provider = self
+            .providers
             .get(&kind)
-            .ok_or(Error::NoProvider(kind.as_str()))
+            .ok_or(Error::NoProvider(kind.as_str()))?;
+        Ok(rotor_providers::Located::new(
+            provider.as_ref(),
+            rotor_providers::Placement {
+                account: cluster.spec.account.clone(),
+                region: cluster.spec.region.clone(),
+            },
+        ))
     }
 
     pub(crate) fn shifter(&self, kind: ShifterKind) -> Result<&Arc<dyn TrafficShifter>, Error> {

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use kube::Client;
 use rotor_api::client::{Calls, client};
-use rotor_providers::Provider;
+use rotor_providers::Located;
 
 use crate::Error;
 
@@ -23,7 +23,7 @@ pub struct MemberClients {
 
 impl MemberClients {
     /// The client of `instance`, asking `provider` for credentials the first time.
-    pub async fn get(&self, provider: &dyn Provider, instance: &str) -> Result<Client, Error> {
+    pub async fn get(&self, provider: &Located<'_>, instance: &str) -> Result<Client, Error> {
         if let Some(c) = self.lock().get(instance) {
             return Ok(c.clone());
         }
@@ -38,7 +38,7 @@ impl MemberClients {
     /// for each of 1,000 clusters ran `rotor demo --clusters 1000` out of file descriptors.
     pub async fn get_or_transient(
         &self,
-        provider: &dyn Provider,
+        provider: &Located<'_>,
         instance: &str,
     ) -> Result<Client, Error> {
         if let Some(c) = self.lock().get(instance) {
@@ -47,7 +47,7 @@ impl MemberClients {
         Self::make(provider, instance).await
     }
 
-    async fn make(provider: &dyn Provider, instance: &str) -> Result<Client, Error> {
+    async fn make(provider: &Located<'_>, instance: &str) -> Result<Client, Error> {
         let kubeconfig = provider.credentials(instance).await?;
         // Request/response calls: each bounded, retried by the controllers, not inside kube.
         client(kubeconfig.expose(), Calls::Bounded(MEMBER_TIMEOUT))

@@ -150,8 +150,8 @@ async fn check(
     // demo --clusters 1000` (the simulated members share the process): keeping 1,000 such
     // clients made the pre-flight take 22 s and failed 8-33 application requests; dropping
     // them, 9 s and none (at most 14,000 descriptors open, of a limit of 20,000).
-    let client = match ctx.provider(cluster.spec.provider) {
-        Ok(p) => match ctx.members.get_or_transient(p.as_ref(), &instance).await {
+    let client = match ctx.provider(cluster) {
+        Ok(p) => match ctx.members.get_or_transient(&p, &instance).await {
             Ok(c) => c,
             Err(e) => return Err(format!("no client for instance {instance}: {e}")),
         },

@@ -327,6 +327,17 @@ impl<'a> Reconcile<'a> {
                 self.swap.uid().as_deref().unwrap_or(&self.name),
                 0,
             ),
+            node_pools: target
+                .node_pools
+                .iter()
+                .map(|p| rotor_providers::NodePoolSpec {
+                    name: p.name.clone(),
+                    instance_type: p.instance_type.clone(),
+                    min_count: p.min_count,
+                    max_count: p.max_count,
+                    desired_count: p.desired_count,
+                })
+                .collect(),
             config: target.config,
         }
     }
@@ -336,7 +347,7 @@ impl<'a> Reconcile<'a> {
         cluster: &Cluster,
         mut status: ClusterSwapStatus,
     ) -> Result<Action, Error> {
-        let provider = self.ctx.provider(cluster.spec.provider)?;
+        let provider = self.ctx.provider(cluster)?;
         let green = status
             .green_instance
             .clone()
@@ -379,18 +390,19 @@ impl<'a> Reconcile<'a> {
         cluster: &Cluster,
         status: ClusterSwapStatus,
     ) -> Result<Action, Error> {
-        let provider = self.ctx.provider(cluster.spec.provider)?;
+        let provider = self.ctx.provider(cluster)?;
         let green = self.green(&status)?;
         let timed_out = self.in_phase_for(&status) > self.ctx.settings.green_ready_timeout;
-        let instance = provider.get_instance(&green).await?;
+        // Ensure rather than read: creating is idempotent, and a cloud that builds an instance
+        // in steps (EKS: the cluster, then its node groups once it is active) takes the next
+        // one here. One call per poll, as a read would be.
+        let instance = provider
+            .create_instance(&self.instance_spec(cluster, &green))
+            .await?;
         let key = poll_key(&self.name);
         // While the cloud creates green it has no events to tell: poll it on the adaptive
         // schedule. Once green runs, discovery's watch of it is the trigger.
-        let creating = matches!(
-            instance.as_ref().map(|i| i.state),
-            None | Some(InstanceState::Creating)
-        );
-        let after = if creating {
+        let after = if instance.state == InstanceState::Creating {
             self.ctx
                 .cloud_poll(&key, rotor_providers::poll::Observed::InProgress)
                 .after
@@ -398,29 +410,30 @@ impl<'a> Reconcile<'a> {
             self.ctx.cloud_poll_done(&key);
             self.ctx.settings.poll_interval
         };
-        let not_ready = match instance.as_ref().map(|i| i.state) {
-            None => {
-                // The provider lost the request (or never got it): ask again, idempotently.
-                provider
-                    .create_instance(&self.instance_spec(cluster, &green))
-                    .await?;
-                format!("green {green} is unknown to the provider; requested it again")
-            }
-            Some(InstanceState::Failed) | Some(InstanceState::Deleting) => {
-                let why = instance.map(|i| i.message).unwrap_or_default();
+        let not_ready = match instance.state {
+            InstanceState::Failed | InstanceState::Deleting => {
                 return self
                     .start_rollback(
                         cluster,
                         status,
                         Reason::ProviderError,
-                        format!("the provider reports green {green} failed: {why}"),
+                        format!(
+                            "the provider reports green {green} failed: {}",
+                            instance.message
+                        ),
                     )
                     .await;
             }
-            Some(InstanceState::Creating) => {
+            InstanceState::Creating if instance.message.is_empty() => {
                 format!("the provider is still creating green {green}")
             }
-            Some(InstanceState::Running) => match self.watch_then_check(cluster, &green).await {
+            InstanceState::Creating => {
+                format!(
+                    "the provider is still creating green {green}: {}",
+                    instance.message
+                )
+            }
+            InstanceState::Running => match self.watch_then_check(cluster, &green).await {
                 Ok(Ok(message)) => {
                     self.update_cluster(cluster, |st| {
                         set_instance_phase(&mut st.instances, &green, InstancePhase::Ready)
@@ -479,8 +492,8 @@ impl<'a> Reconcile<'a> {
         cluster: &Cluster,
         green: &str,
     ) -> Result<Result<String, String>, Error> {
-        let provider = self.ctx.provider(cluster.spec.provider)?;
-        let client = self.ctx.members.get(provider.as_ref(), green).await?;
+        let provider = self.ctx.provider(cluster)?;
+        let client = self.ctx.members.get(&provider, green).await?;
         let minor = health::minor_version(&client, green).await?;
         let target = cluster.spec.with_target(&self.swap.spec.target);
         let want = target_minor(&target.kubernetes_version);
@@ -511,10 +524,10 @@ impl<'a> Reconcile<'a> {
         cluster: &Cluster,
         mut status: ClusterSwapStatus,
     ) -> Result<Action, Error> {
-        let provider = self.ctx.provider(cluster.spec.provider)?;
+        let provider = self.ctx.provider(cluster)?;
         let (blue, green) = (self.blue(&status)?, self.green(&status)?);
-        let blue_client = self.ctx.members.get(provider.as_ref(), &blue).await?;
-        let green_client = self.ctx.members.get(provider.as_ref(), &green).await?;
+        let blue_client = self.ctx.members.get(&provider, &blue).await?;
+        let green_client = self.ctx.members.get(&provider, &green).await?;
         let outcome = migration::migrate(
             &self.ctx.checkpoints,
             &self.ctx.client,
@@ -567,9 +580,9 @@ impl<'a> Reconcile<'a> {
         cluster: &Cluster,
         mut status: ClusterSwapStatus,
     ) -> Result<Action, Error> {
-        let provider = self.ctx.provider(cluster.spec.provider)?;
+        let provider = self.ctx.provider(cluster)?;
         let green = self.green(&status)?;
-        let client = self.ctx.members.get(provider.as_ref(), &green).await?;
+        let client = self.ctx.members.get(&provider, &green).await?;
         let workloads = health::workloads(&client, &green, &self.selection(cluster)).await?;
         if !workloads.all_available() {
             let why = format!(
@@ -845,8 +858,8 @@ impl<'a> Reconcile<'a> {
     ) -> Result<Action, Error> {
         let blue = self.blue(&status)?;
         let scaled = async {
-            let provider = self.ctx.provider(cluster.spec.provider)?;
-            let client = self.ctx.members.get(provider.as_ref(), &blue).await?;
+            let provider = self.ctx.provider(cluster)?;
+            let client = self.ctx.members.get(&provider, &blue).await?;
             blue_replicas::scale_to_zero(&client, &blue, &self.name, &self.selection(cluster)).await
         }
         .await;
@@ -891,7 +904,7 @@ impl<'a> Reconcile<'a> {
     /// Marks `instance` Deleting in the Cluster's status and has the provider delete it
     /// (idempotently); true once the provider no longer knows it.
     async fn instance_gone(&self, cluster: &Cluster, instance: &str) -> Result<bool, Error> {
-        let provider = self.ctx.provider(cluster.spec.provider)?;
+        let provider = self.ctx.provider(cluster)?;
         self.update_cluster(cluster, |st| {
             set_instance_phase(&mut st.instances, instance, InstancePhase::Deleting)
         })
@@ -952,8 +965,8 @@ impl<'a> Reconcile<'a> {
             return Ok(Ok(status));
         }
         let blue = self.blue(&status)?;
-        let provider = self.ctx.provider(cluster.spec.provider)?;
-        let client = self.ctx.members.get(provider.as_ref(), &blue).await?;
+        let provider = self.ctx.provider(cluster)?;
+        let client = self.ctx.members.get(&provider, &blue).await?;
         blue_replicas::restore(&client, &blue, &self.name).await?;
         let workloads = health::workloads(&client, &blue, &self.selection(cluster)).await?;
         if !workloads.all_available() {
@@ -1003,7 +1016,7 @@ impl<'a> Reconcile<'a> {
             Ok(status) => status,
             Err(wait) => return Ok(wait),
         };
-        self.ctx.provider(cluster.spec.provider)?;
+        self.ctx.provider(cluster)?;
         if let Some(blue) = &blue {
             self.update_cluster(cluster, |st| {
                 let changed = st.active_instance.as_deref() != Some(blue.as_str());
@@ -1123,7 +1136,7 @@ impl<'a> Reconcile<'a> {
         if let Some(addr) = self.ctx.cached_address(instance) {
             return Ok(addr);
         }
-        let provider = self.ctx.provider(cluster.spec.provider)?;
+        let provider = self.ctx.provider(cluster)?;
         let addr = provider
             .get_instance(instance)
             .await?
@@ -1197,31 +1210,47 @@ impl<'a> Reconcile<'a> {
     /// gate asks green directly, and an unanswered read is `Unknown` (hold, do not advance).
     /// Events a live connection fails to deliver are bounded by discovery's periodic resync,
     /// not by this check.
-    async fn gates(&self, cluster: &Cluster, status: &ClusterSwapStatus) -> Result<Gate, Error> {
+    /// Green's failure rate since the current step began, when over the threshold: why the
+    /// gate fails.
+    fn error_rate_gate(
+        &self,
+        status: &ClusterSwapStatus,
+        green: &str,
+        stats: rotor_traffic::BackendStats,
+    ) -> Option<String> {
         let gates = &self.swap.spec.strategy.health_gates;
-        let green = self.green(status)?;
-        let (endpoint, shifter) = self.traffic(cluster)?;
-        let stats = shifter.backend_stats(endpoint).await?;
         let step = status.current_step.unwrap_or(u32::MAX);
         let base = self.ctx.gate_baseline(&self.name, step, stats.green);
         let requests = stats.green.requests.saturating_sub(base.requests);
         let failures = stats.green.failures.saturating_sub(base.failures);
-        if let Some(rate) = error_rate_breached(
-            requests,
-            failures,
-            self.ctx.settings.min_gate_requests,
-            gates.max_error_rate_percent,
-        ) {
-            let min = self.ctx.settings.min_gate_requests;
-            let over = if requests < min {
-                format!(" counted over at least {min}")
-            } else {
-                String::new()
-            };
-            return Ok(Gate::Fail(format!(
-                "green {green} failed {failures} of {requests} requests at {} % ({rate:.1} %{over} > {} %)",
-                status.green_weight_percent, gates.max_error_rate_percent
-            )));
+        let min = self.ctx.settings.min_gate_requests;
+        let rate = error_rate_breached(requests, failures, min, gates.max_error_rate_percent)?;
+        let over = if requests < min {
+            format!(" counted over at least {min}")
+        } else {
+            String::new()
+        };
+        Some(format!(
+            "green {green} failed {failures} of {requests} requests at {} % ({rate:.1} %{over} > {} %)",
+            status.green_weight_percent, gates.max_error_rate_percent
+        ))
+    }
+
+    async fn gates(&self, cluster: &Cluster, status: &ClusterSwapStatus) -> Result<Gate, Error> {
+        let gates = &self.swap.spec.strategy.health_gates;
+        let green = self.green(status)?;
+        let (endpoint, shifter) = self.traffic(cluster)?;
+        // A DNS shifter sees no requests: the error-rate gate has nothing to read, and the
+        // availability gate below is all there is (the docs of `route53` say so).
+        let counted = match shifter.backend_stats(endpoint).await {
+            Ok(stats) => Some(stats),
+            Err(rotor_traffic::TrafficError::NoRequestCounts { .. }) => None,
+            Err(e) => return Err(e.into()),
+        };
+        if let Some(stats) = counted
+            && let Some(why) = self.error_rate_gate(status, &green, stats)
+        {
+            return Ok(Gate::Fail(why));
         }
         if gates.require_availability {
             let selection = self.selection(cluster);
@@ -1236,9 +1265,9 @@ impl<'a> Reconcile<'a> {
                 }
                 return Ok(Gate::Pass);
             }
-            let provider = self.ctx.provider(cluster.spec.provider)?;
+            let provider = self.ctx.provider(cluster)?;
             let checked = async {
-                let client = self.ctx.members.get(provider.as_ref(), &green).await?;
+                let client = self.ctx.members.get(&provider, &green).await?;
                 health::workloads(&client, &green, &selection).await
             }
             .await;

@@ -1,6 +1,6 @@
 //! The provider seam: everything rotor asks of a cloud — create, read and delete a cluster
 //! instance, and get credentials for its API. Controllers see only [`Provider`]; `sim` talks to
-//! the simulator's cloud API today, EKS/AKS/GKE implement the same trait.
+//! the simulator's cloud API, `eks` AWS's; AKS and GKE implement the same trait.
 //!
 //! Creation is idempotent by construction: the instance name and the idempotency token are
 //! derived from (cluster, swap, attempt), so a crash between "create requested" and "create
@@ -13,6 +13,7 @@ use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
+pub mod eks;
 pub mod poll;
 pub mod sim;
 
@@ -28,7 +29,10 @@ pub struct InstanceSpec {
     pub kubernetes_version: String,
     /// See [`idempotency_token`].
     pub idempotency_token: String,
-    /// Provider-specific settings passed through (node pools, VPC, …).
+    /// Node pools to create with the instance.
+    #[serde(default)]
+    pub node_pools: Vec<NodePoolSpec>,
+    /// Provider-specific settings passed through (VPC, subnets, IAM roles, …).
     #[serde(default)]
     pub config: BTreeMap<String, String>,
 }
@@ -140,16 +144,89 @@ impl ProviderError {
     }
 }
 
+/// Where an instance lives: its Cluster's account (AWS account, GCP project, Azure
+/// subscription) and region. Every call names it: cloud APIs are regional, and an EKS or GKE
+/// cluster name is unique only within its account and region.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct Placement {
+    pub account: String,
+    pub region: String,
+}
+
+/// A node pool of an instance, as the provider creates it (EKS managed node group, AKS agent
+/// pool, GKE node pool).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct NodePoolSpec {
+    pub name: String,
+    pub instance_type: String,
+    pub min_count: u32,
+    pub max_count: u32,
+    pub desired_count: u32,
+}
+
 #[async_trait]
 pub trait Provider: Send + Sync {
-    /// Requests an instance. Idempotent: the same name and token return the existing instance.
-    async fn create_instance(&self, spec: &InstanceSpec) -> Result<Instance, ProviderError>;
+    /// Requests an instance, or converges one being created towards `spec` (a cloud that builds
+    /// an instance in steps, like EKS's cluster then node groups, takes the next step here).
+    /// Idempotent: the same name and token return the existing instance, never a second one.
+    async fn create_instance(
+        &self,
+        at: &Placement,
+        spec: &InstanceSpec,
+    ) -> Result<Instance, ProviderError>;
     /// The instance, or None when the provider does not know it.
-    async fn get_instance(&self, name: &str) -> Result<Option<Instance>, ProviderError>;
-    /// Deletes an instance. Idempotent: deleting a missing instance is Ok.
-    async fn delete_instance(&self, name: &str) -> Result<(), ProviderError>;
+    async fn get_instance(
+        &self,
+        at: &Placement,
+        name: &str,
+    ) -> Result<Option<Instance>, ProviderError>;
+    /// Deletes an instance. Idempotent: deleting a missing instance is Ok. A cloud that must
+    /// delete in steps (node groups first) reports the instance `Deleting` until it is gone.
+    async fn delete_instance(&self, at: &Placement, name: &str) -> Result<(), ProviderError>;
     /// Credentials for the instance's Kubernetes API.
-    async fn credentials(&self, name: &str) -> Result<Kubeconfig, ProviderError>;
+    async fn credentials(&self, at: &Placement, name: &str) -> Result<Kubeconfig, ProviderError>;
+}
+
+/// A provider bound to one Cluster's [`Placement`]: what the controllers hold while they work
+/// on that Cluster, so no call can name the wrong region.
+#[derive(Clone)]
+pub struct Located<'a> {
+    provider: &'a dyn Provider,
+    placement: Placement,
+}
+
+impl<'a> Located<'a> {
+    pub fn new(provider: &'a dyn Provider, placement: Placement) -> Self {
+        Located {
+            provider,
+            placement,
+        }
+    }
+
+    pub fn placement(&self) -> &Placement {
+        &self.placement
+    }
+
+    /// [`Provider::create_instance`] here.
+    pub async fn create_instance(&self, spec: &InstanceSpec) -> Result<Instance, ProviderError> {
+        self.provider.create_instance(&self.placement, spec).await
+    }
+
+    /// [`Provider::get_instance`] here.
+    pub async fn get_instance(&self, name: &str) -> Result<Option<Instance>, ProviderError> {
+        self.provider.get_instance(&self.placement, name).await
+    }
+
+    /// [`Provider::delete_instance`] here.
+    pub async fn delete_instance(&self, name: &str) -> Result<(), ProviderError> {
+        self.provider.delete_instance(&self.placement, name).await
+    }
+
+    /// [`Provider::credentials`] here.
+    pub async fn credentials(&self, name: &str) -> Result<Kubeconfig, ProviderError> {
+        self.provider.credentials(&self.placement, name).await
+    }
 }
 
 fn digest(parts: &[&str]) -> String {

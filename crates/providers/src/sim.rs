@@ -1,5 +1,6 @@
 //! The simulator's cloud, reached over HTTP like a real cloud API (`rotor sim` serves it at
 //! `/cloud/clusters`): create (idempotent by name + token), describe, delete, credentials.
+//! One simulated cloud has no regions: the placement is not sent.
 
 use std::time::Duration;
 
@@ -13,7 +14,9 @@ use hyper_util::rt::TokioExecutor;
 use serde::Deserialize;
 use serde_json::json;
 
-use crate::{Instance, InstanceSpec, InstanceState, Kubeconfig, Provider, ProviderError};
+use crate::{
+    Instance, InstanceSpec, InstanceState, Kubeconfig, Placement, Provider, ProviderError,
+};
 
 /// Bounds every call to the simulated cloud.
 const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
@@ -189,7 +192,11 @@ impl SimProvider {
 
 #[async_trait]
 impl Provider for SimProvider {
-    async fn create_instance(&self, spec: &InstanceSpec) -> Result<Instance, ProviderError> {
+    async fn create_instance(
+        &self,
+        _at: &Placement,
+        spec: &InstanceSpec,
+    ) -> Result<Instance, ProviderError> {
         const OP: &str = "create";
         let body = json!({"name": spec.name, "kubernetesVersion": spec.kubernetes_version, "idempotencyToken": spec.idempotency_token});
         let (status, retry_after, bytes) = self
@@ -203,7 +210,11 @@ impl Provider for SimProvider {
         Ok(instance)
     }
 
-    async fn get_instance(&self, name: &str) -> Result<Option<Instance>, ProviderError> {
+    async fn get_instance(
+        &self,
+        _at: &Placement,
+        name: &str,
+    ) -> Result<Option<Instance>, ProviderError> {
         const OP: &str = "describe";
         let (status, retry_after, bytes) = self
             .call(
@@ -225,7 +236,7 @@ impl Provider for SimProvider {
         }
     }
 
-    async fn delete_instance(&self, name: &str) -> Result<(), ProviderError> {
+    async fn delete_instance(&self, _at: &Placement, name: &str) -> Result<(), ProviderError> {
         const OP: &str = "delete";
         let (status, retry_after, bytes) = self
             .call(
@@ -243,7 +254,7 @@ impl Provider for SimProvider {
         }
     }
 
-    async fn credentials(&self, name: &str) -> Result<Kubeconfig, ProviderError> {
+    async fn credentials(&self, _at: &Placement, name: &str) -> Result<Kubeconfig, ProviderError> {
         const OP: &str = "credentials";
         let (status, retry_after, bytes) = self
             .call(

@@ -6,7 +6,8 @@ use std::time::{Duration, Instant};
 
 use rotor_providers::sim::SimProvider;
 use rotor_providers::{
-    InstanceSpec, InstanceState, Provider, ProviderError, idempotency_token, instance_name,
+    InstanceSpec, InstanceState, Located, Placement, ProviderError, idempotency_token,
+    instance_name,
 };
 use rotor_sim::{CloudConfig, Sim, SimConfig};
 
@@ -47,11 +48,23 @@ fn spec(swap: &str, version: &str) -> InstanceSpec {
         name: instance_name("prod-sim-a", swap, 0),
         kubernetes_version: version.into(),
         idempotency_token: idempotency_token("prod-sim-a", swap, 0),
+        node_pools: Vec::new(),
         config: Default::default(),
     }
 }
 
-async fn wait_running(p: &SimProvider, name: &str) {
+/// The sim provider at the (ignored) placement of a sim Cluster.
+fn at(provider: &SimProvider) -> Located<'_> {
+    Located::new(
+        provider,
+        Placement {
+            account: "sim".into(),
+            region: "sim-1".into(),
+        },
+    )
+}
+
+async fn wait_running(p: &Located<'_>, name: &str) {
     let deadline = Instant::now() + LIMIT;
     loop {
         let i = p
@@ -73,7 +86,8 @@ async fn wait_running(p: &SimProvider, name: &str) {
 #[tokio::test]
 async fn create_is_idempotent_and_credentials_reach_the_instance() {
     let (sim, addr) = simulator().await;
-    let p = SimProvider::new(&format!("http://{addr}"));
+    let provider = SimProvider::new(&format!("http://{addr}"));
+    let p = at(&provider);
     let s = spec("swap-1", "1.35");
     let first = p.create_instance(&s).await.expect("create");
     assert_eq!(first.state, InstanceState::Creating);
@@ -136,7 +150,8 @@ async fn create_is_idempotent_and_credentials_reach_the_instance() {
 #[tokio::test]
 async fn bad_requests_are_refused_and_outages_are_retryable() {
     let (_sim, addr) = simulator().await;
-    let p = SimProvider::new(&format!("http://{addr}"));
+    let provider = SimProvider::new(&format!("http://{addr}"));
+    let p = at(&provider);
     let err = p
         .create_instance(&spec("swap-2", "1.99"))
         .await
@@ -158,6 +173,7 @@ async fn bad_requests_are_refused_and_outages_are_retryable() {
         .local_addr()
         .expect("addr");
     let down = SimProvider::with_timeout(&format!("http://{closed}"), Duration::from_secs(2));
+    let down = at(&down);
     let started = Instant::now();
     let err = down.get_instance("x").await.expect_err("unreachable");
     assert!(err.is_retryable(), "{err}");
@@ -168,7 +184,8 @@ async fn bad_requests_are_refused_and_outages_are_retryable() {
 #[tokio::test]
 async fn cloud_outage_is_retryable_and_creates_nothing() {
     let (sim, addr) = simulator().await;
-    let p = SimProvider::new(&format!("http://{addr}"));
+    let provider = SimProvider::new(&format!("http://{addr}"));
+    let p = at(&provider);
     let s = spec("swap-3", "1.35");
     sim.cloud.fail_next_creates(2);
     for _ in 0..2 {
@@ -197,7 +214,8 @@ async fn instances_report_their_traffic_address() {
         ..config()
     })
     .await;
-    let p = SimProvider::new(&format!("http://{addr}"));
+    let provider = SimProvider::new(&format!("http://{addr}"));
+    let p = at(&provider);
     sim.start_clusters("blue", 1).await.expect("start");
     let adopted = p
         .get_instance("blue-0000")
@@ -239,7 +257,8 @@ async fn instances_report_their_traffic_address() {
 #[tokio::test]
 async fn rate_limits_are_told_apart_with_their_retry_after() {
     let (sim, addr) = simulator().await;
-    let p = SimProvider::new(&format!("http://{addr}"));
+    let provider = SimProvider::new(&format!("http://{addr}"));
+    let p = at(&provider);
     let s = spec("swap-9", "1.35");
     sim.cloud
         .rate_limit_next_calls(2, Some(Duration::from_secs(3)));

@@ -90,11 +90,35 @@ pub fn is_loopback(listen: &str) -> bool {
 /// Where the controllers reach clouds and traffic layers: `--provider` and `--traffic` flags.
 #[derive(Clone, Debug, Default)]
 pub struct Wiring {
-    /// `sim:URL` — the simulated cloud of a `rotor sim` at URL.
+    /// `sim:URL` — the simulated cloud of a `rotor sim` at URL; `aws` — EKS in each Cluster's
+    /// region, with the AWS SDK's default credential chain.
     pub providers: Vec<String>,
-    /// `sim:LISTEN` (an embedded weighted router serving on LISTEN) or `haproxy:SOCKET` (an
-    /// HAProxy's admin runtime socket).
+    /// `sim:LISTEN` (an embedded weighted router serving on LISTEN), `haproxy:SOCKET` (an
+    /// HAProxy's admin runtime socket) or `route53:ZONE_ID` (weighted records in that zone).
     pub traffic: Vec<String>,
+    /// Every AWS API at this URL instead of AWS's (a moto, a VPC endpoint).
+    pub aws_endpoint_url: Option<String>,
+    /// TTL of the Route 53 records rotor writes: how long resolvers may keep a weight.
+    pub route53_ttl_seconds: i64,
+}
+
+/// The AWS SDK configuration, loaded on first use only (no AWS flag, no credential lookup).
+struct Aws<'w> {
+    wiring: &'w Wiring,
+    config: Option<rotor_aws::SdkConfig>,
+}
+
+impl Aws<'_> {
+    async fn config(&mut self) -> &rotor_aws::SdkConfig {
+        if self.config.is_none() {
+            let options = rotor_aws::AwsOptions {
+                endpoint_url: self.wiring.aws_endpoint_url.clone(),
+                ..Default::default()
+            };
+            self.config = Some(rotor_aws::sdk_config(&options).await);
+        }
+        self.config.as_ref().expect("loaded above")
+    }
 }
 
 /// The running traffic layers a [`Wiring`] started (the embedded sim router, if any).
@@ -115,6 +139,10 @@ pub async fn controller_context(
     let client = crate::client_for(kubeconfig).await?;
     let mut ctx = rotor_controllers::Context::new(client, settings)
         .with_discovery(rotor_discovery::Discovery::new(Default::default()));
+    let mut aws = Aws {
+        wiring,
+        config: None,
+    };
     for p in &wiring.providers {
         match p.split_once(':') {
             Some(("sim", url)) => {
@@ -123,8 +151,12 @@ pub async fn controller_context(
                     Arc::new(rotor_providers::sim::SimProvider::new(url)),
                 );
             }
+            None if p == "aws" => {
+                let eks = rotor_providers::eks::EksProvider::new(aws.config().await);
+                ctx = ctx.with_provider(Provider::Aws, Arc::new(eks));
+            }
             _ => anyhow::bail!(
-                "--provider {p:?}: expected sim:URL (aws, azure and gcp are not built yet)"
+                "--provider {p:?}: expected sim:URL or aws (azure and gcp are not built yet)"
             ),
         }
     }
@@ -146,7 +178,17 @@ pub async fn controller_context(
                     Arc::new(rotor_traffic::haproxy::HaproxyShifter::new(socket)),
                 );
             }
-            _ => anyhow::bail!("--traffic {t:?}: expected sim:LISTEN or haproxy:SOCKET"),
+            Some(("route53", zone)) if !zone.is_empty() => {
+                let shifter = rotor_traffic::route53::Route53Shifter::new(
+                    aws.config().await,
+                    zone,
+                    wiring.route53_ttl_seconds,
+                );
+                ctx = ctx.with_shifter(ShifterKind::Route53, Arc::new(shifter));
+            }
+            _ => anyhow::bail!(
+                "--traffic {t:?}: expected sim:LISTEN, haproxy:SOCKET or route53:ZONE_ID"
+            ),
         }
     }
     Ok((ctx, layers))

@@ -318,7 +318,7 @@ async fn a_slow_cloud_keeps_the_swap_waiting_for_green_then_it_succeeds() {
             .unwrap_or_default()
             .green_instance
             .expect("green recorded");
-        let still_creating = format!("the provider is still creating green {green}");
+        let still_creating = format!("the provider is still creating green {green}: provisioning");
         assert_eq!(seen(&waiting).message, still_creating);
         assert!(r.sim.cluster(&green).is_none(), "green exists too early");
 

@@ -1,6 +1,7 @@
 //! Traffic shifting between the blue (current) and green (new) instance of a logical cluster.
 //! A swap moves weight in steps and rolls back by sending everything to blue at once, so the
-//! controllers talk only to [`TrafficShifter`]: `haproxy` (runtime API, no reload) or `sim`.
+//! controllers talk only to [`TrafficShifter`]: `haproxy` (runtime API, no reload), `route53`
+//! (weighted DNS records) or `sim`.
 //!
 //! Both retry an idempotent request that failed on one backend on the other one, so a failing
 //! green costs clients nothing while blue is healthy and still takes a share (the simulator also
@@ -16,6 +17,7 @@ use async_trait::async_trait;
 
 pub mod haproxy;
 pub mod load;
+pub mod route53;
 pub mod sim;
 
 /// Longest endpoint name accepted (HAProxy proxy names are limited; keep headroom for `ep_`).
@@ -231,6 +233,23 @@ pub enum TrafficError {
         source: Option<std::io::Error>,
     },
 
+    #[error("endpoint {endpoint:?}: {what} through Route 53: {message}")]
+    Route53 {
+        endpoint: String,
+        what: &'static str,
+        message: String,
+    },
+
+    #[error("endpoint {endpoint:?}: {reason}")]
+    Unsupported { endpoint: String, reason: String },
+
+    /// The shifter moves traffic without seeing it (DNS): there are no per-backend counts.
+    #[error("endpoint {endpoint:?}: the {shifter} shifter sees no requests, so it counts none")]
+    NoRequestCounts {
+        endpoint: String,
+        shifter: &'static str,
+    },
+
     #[error("traffic listener on {listen}: {source}")]
     Listen {
         listen: SocketAddr,
@@ -265,7 +284,8 @@ pub trait TrafficShifter: Send + Sync {
 
     /// Per-backend request and failure counts of `endpoint` (cumulative, see
     /// [`BackendCounters`]). Failures a retry hid from the client are included: this is the
-    /// signal that green is unhealthy while clients still see no errors.
+    /// signal that green is unhealthy while clients still see no errors. A shifter that never
+    /// sees requests (DNS) answers [`TrafficError::NoRequestCounts`].
     async fn backend_stats(&self, endpoint: &str) -> Result<BackendStats, TrafficError>;
 
     /// Send all traffic back to blue (the rollback), as fast as the implementation allows.

@@ -19,13 +19,23 @@ pub struct ServeArgs {
     /// Where to write an admin kubeconfig (default: next to the SQLite file).
     #[arg(long)]
     pub kubeconfig_out: Option<PathBuf>,
-    /// A cloud for the controllers: `sim:URL` (the simulated cloud of `rotor sim`). Repeatable.
+    /// A cloud for the controllers: `sim:URL` (the simulated cloud of `rotor sim`) or `aws`
+    /// (EKS in each Cluster's region; credentials from the AWS SDK's default chain).
+    /// Repeatable.
     #[arg(long = "provider")]
     pub providers: Vec<String>,
-    /// A traffic layer for the controllers: `haproxy:SOCKET` (HAProxy's admin runtime socket)
-    /// or `sim:LISTEN` (an embedded weighted router). Repeatable.
+    /// A traffic layer for the controllers: `haproxy:SOCKET` (HAProxy's admin runtime socket),
+    /// `route53:ZONE_ID` (weighted records in that hosted zone) or `sim:LISTEN` (an embedded
+    /// weighted router). Repeatable.
     #[arg(long = "traffic")]
     pub traffic: Vec<String>,
+    /// Every AWS API (EKS, Route 53) at this URL instead of AWS's: a moto, a VPC endpoint.
+    #[arg(long, env = "AWS_ENDPOINT_URL")]
+    pub aws_endpoint_url: Option<String>,
+    /// TTL of the Route 53 records rotor writes. Resolvers keep a weight this long, so it
+    /// bounds how fast a DNS rollback reaches clients.
+    #[arg(long, default_value_t = rotor_traffic::route53::DEFAULT_TTL_SECONDS)]
+    pub route53_ttl_seconds: i64,
     /// Serve the API only; run no controllers.
     #[arg(long)]
     pub no_controllers: bool,
@@ -185,6 +195,8 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         let wiring = rotor::controlplane::Wiring {
             providers: args.providers.clone(),
             traffic: args.traffic.clone(),
+            aws_endpoint_url: args.aws_endpoint_url.clone(),
+            route53_ttl_seconds: args.route53_ttl_seconds,
         };
         let kubeconfig = rotor_sim::kubeconfig_yaml("rotor", &format!("http://{addr}"), &token);
         let (mut ctx, layers) = rotor::controlplane::controller_context(

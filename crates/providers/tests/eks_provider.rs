@@ -1,0 +1,335 @@
+//! The EKS provider through the official AWS SDK against a real moto server (AWS's EKS API on
+//! 127.0.0.1). What moto cannot show: real EKS's minutes of CREATING and node group creation in
+//! the background; moto makes clusters and node groups ACTIVE at once.
+
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+use rotor_aws::moto::{self, MotoServer};
+use rotor_providers::eks::{EksProvider, TAG_TOKEN, TAG_TRAFFIC_ADDRESS};
+use rotor_providers::{
+    InstanceSpec, InstanceState, Located, NodePoolSpec, Placement, ProviderError,
+    idempotency_token, instance_name,
+};
+
+const LIMIT: Duration = Duration::from_secs(20);
+
+fn placement(region: &str) -> Placement {
+    Placement {
+        account: "123456789012".into(),
+        region: region.into(),
+    }
+}
+
+fn config() -> BTreeMap<String, String> {
+    BTreeMap::from([
+        (
+            "roleArn".to_string(),
+            "arn:aws:iam::123456789012:role/eks-cluster".to_string(),
+        ),
+        ("subnetIds".to_string(), "subnet-a, subnet-b".to_string()),
+        (
+            "nodeRoleArn".to_string(),
+            "arn:aws:iam::123456789012:role/eks-nodes".to_string(),
+        ),
+    ])
+}
+
+fn spec(swap: &str) -> InstanceSpec {
+    InstanceSpec {
+        cluster: "prod-aws-us-east-1-a".into(),
+        name: instance_name("prod-aws-us-east-1-a", swap, 0),
+        kubernetes_version: "1.30".into(),
+        idempotency_token: idempotency_token("prod-aws-us-east-1-a", swap, 0),
+        node_pools: vec![
+            NodePoolSpec {
+                name: "general".into(),
+                instance_type: "m7i.large".into(),
+                min_count: 2,
+                max_count: 6,
+                desired_count: 3,
+            },
+            NodePoolSpec {
+                name: "batch".into(),
+                instance_type: "c7i.xlarge".into(),
+                min_count: 0,
+                max_count: 4,
+                desired_count: 1,
+            },
+        ],
+        config: config(),
+    }
+}
+
+struct Aws {
+    _moto: MotoServer,
+    provider: EksProvider,
+    /// The SDK directly, to look at what the provider did.
+    eks: aws_sdk_eks::Client,
+}
+
+async fn aws() -> Option<Aws> {
+    let moto = moto::for_test().await?;
+    let config = rotor_aws::sdk_config(&moto.options()).await;
+    Some(Aws {
+        provider: EksProvider::new(&config),
+        eks: aws_sdk_eks::Client::new(&config),
+        _moto: moto,
+    })
+}
+
+async fn cluster_names(eks: &aws_sdk_eks::Client) -> Vec<String> {
+    eks.list_clusters()
+        .send()
+        .await
+        .expect("list clusters")
+        .clusters()
+        .to_vec()
+}
+
+/// The EKS cluster as moto holds it.
+async fn described(eks: &aws_sdk_eks::Client, name: &str) -> aws_sdk_eks::types::Cluster {
+    eks.describe_cluster()
+        .name(name)
+        .send()
+        .await
+        .expect("describe")
+        .cluster
+        .expect("cluster")
+}
+
+#[tokio::test]
+async fn create_is_idempotent_and_builds_the_node_groups() {
+    let Some(aws) = aws().await else { return };
+    let p = Located::new(&aws.provider, placement("us-east-1"));
+    let s = spec("swap-1");
+
+    let first = p.create_instance(&s).await.expect("create");
+    assert_eq!(first.name, s.name);
+    assert_eq!(first.kubernetes_version, "1.30");
+    assert!(
+        first
+            .endpoint
+            .as_deref()
+            .is_some_and(|e| e.starts_with("https://"))
+    );
+    // A retry (a crash after the request, a poll) asks for the same instance.
+    let again = p.create_instance(&s).await.expect("retry");
+    assert_eq!(again.name, s.name);
+    assert_eq!(again.state, InstanceState::Running, "{again:?}");
+    assert_eq!(cluster_names(&aws.eks).await, vec![s.name.clone()]);
+
+    let described = described(&aws.eks, &s.name).await;
+    let tags = described.tags().expect("tags");
+    assert_eq!(tags.get(TAG_TOKEN), Some(&s.idempotency_token));
+    assert_eq!(
+        tags.get("rotor.dev/cluster").map(String::as_str),
+        Some("prod-aws-us-east-1-a")
+    );
+    assert_eq!(
+        described.role_arn(),
+        Some("arn:aws:iam::123456789012:role/eks-cluster")
+    );
+    assert_eq!(
+        described
+            .resources_vpc_config()
+            .map(|v| v.subnet_ids().to_vec()),
+        Some(vec!["subnet-a".to_string(), "subnet-b".to_string()])
+    );
+
+    let mut groups = aws
+        .eks
+        .list_nodegroups()
+        .cluster_name(&s.name)
+        .send()
+        .await
+        .expect("list node groups")
+        .nodegroups()
+        .to_vec();
+    groups.sort();
+    assert_eq!(groups, vec!["batch".to_string(), "general".to_string()]);
+    let general = aws
+        .eks
+        .describe_nodegroup()
+        .cluster_name(&s.name)
+        .nodegroup_name("general")
+        .send()
+        .await
+        .expect("describe node group")
+        .nodegroup
+        .expect("node group");
+    let scaling = general.scaling_config().expect("scaling");
+    assert_eq!(
+        (
+            scaling.min_size(),
+            scaling.max_size(),
+            scaling.desired_size()
+        ),
+        (Some(2), Some(6), Some(3))
+    );
+    assert_eq!(general.instance_types(), ["m7i.large".to_string()]);
+    assert_eq!(
+        general.node_role(),
+        Some("arn:aws:iam::123456789012:role/eks-nodes")
+    );
+
+    let got = p.get_instance(&s.name).await.expect("get").expect("known");
+    assert_eq!(got.state, InstanceState::Running);
+    assert_eq!(got.traffic_address, None, "no tag, no address");
+}
+
+#[tokio::test]
+async fn another_swaps_cluster_of_the_same_name_is_refused_not_adopted() {
+    let Some(aws) = aws().await else { return };
+    let p = Located::new(&aws.provider, placement("us-east-1"));
+    let s = spec("swap-1");
+    p.create_instance(&s).await.expect("create");
+    let mut other = s.clone();
+    other.idempotency_token = idempotency_token("prod-aws-us-east-1-a", "swap-2", 0);
+    let err = p.create_instance(&other).await.expect_err("not ours");
+    assert!(
+        matches!(err, ProviderError::Refused { status: 409, .. }),
+        "{err:?}"
+    );
+    assert!(!err.is_retryable());
+    assert!(err.to_string().contains(&s.name), "{err}");
+    assert_eq!(cluster_names(&aws.eks).await, vec![s.name.clone()]);
+}
+
+#[tokio::test]
+async fn missing_config_is_refused_naming_the_field_and_creates_nothing() {
+    let Some(aws) = aws().await else { return };
+    let p = Located::new(&aws.provider, placement("us-east-1"));
+    for (key, field) in [
+        ("roleArn", "spec.config.roleArn"),
+        ("subnetIds", "spec.config.subnetIds"),
+        ("nodeRoleArn", "spec.config.nodeRoleArn"),
+    ] {
+        let mut s = spec("swap-1");
+        s.config.remove(key);
+        let err = p.create_instance(&s).await.expect_err("incomplete config");
+        assert!(
+            matches!(err, ProviderError::Refused { status: 400, .. }),
+            "{err:?}"
+        );
+        assert!(err.to_string().contains(field), "{key}: {err}");
+        assert!(err.to_string().contains(&s.name), "{key}: {err}");
+    }
+    assert!(cluster_names(&aws.eks).await.is_empty());
+}
+
+#[tokio::test]
+async fn instances_live_in_their_clusters_region() {
+    let Some(aws) = aws().await else { return };
+    let east = Located::new(&aws.provider, placement("us-east-1"));
+    let west = Located::new(&aws.provider, placement("eu-west-1"));
+    let s = spec("swap-1");
+    east.create_instance(&s).await.expect("create");
+    assert!(east.get_instance(&s.name).await.expect("get").is_some());
+    assert!(
+        west.get_instance(&s.name).await.expect("get").is_none(),
+        "an instance in us-east-1 must not be found in eu-west-1"
+    );
+    assert!(east.get_instance("nope").await.expect("get").is_none());
+}
+
+#[tokio::test]
+async fn delete_takes_the_node_groups_then_the_cluster() {
+    let Some(aws) = aws().await else { return };
+    let p = Located::new(&aws.provider, placement("us-east-1"));
+    let s = spec("swap-1");
+    p.create_instance(&s).await.expect("create");
+    // The controllers call delete until the provider no longer knows the instance.
+    let deadline = Instant::now() + LIMIT;
+    let mut calls = 0;
+    while p.get_instance(&s.name).await.expect("get").is_some() {
+        assert!(Instant::now() < deadline, "not gone after {calls} deletes");
+        p.delete_instance(&s.name).await.expect("delete");
+        calls += 1;
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(calls >= 1);
+    assert!(cluster_names(&aws.eks).await.is_empty());
+    p.delete_instance(&s.name)
+        .await
+        .expect("deleting a gone instance is Ok");
+}
+
+#[tokio::test]
+async fn credentials_carry_endpoint_and_ca_but_no_secret() {
+    let Some(aws) = aws().await else { return };
+    let p = Located::new(&aws.provider, placement("us-east-1"));
+    let s = spec("swap-1");
+    let instance = p.create_instance(&s).await.expect("create");
+    let kubeconfig = p.credentials(&s.name).await.expect("credentials");
+    let k: serde_json::Value = serde_json::from_str(kubeconfig.expose()).expect("json");
+    let cluster = &k["clusters"][0]["cluster"];
+    assert_eq!(cluster["server"].as_str(), instance.endpoint.as_deref());
+    assert!(
+        cluster["certificate-authority-data"]
+            .as_str()
+            .is_some_and(|c| !c.is_empty())
+    );
+    let user = &k["users"][0]["user"];
+    assert!(user.get("token").is_none(), "no static token: {user}");
+    let args: Vec<&str> = user["exec"]["args"]
+        .as_array()
+        .expect("exec args")
+        .iter()
+        .filter_map(|a| a.as_str())
+        .collect();
+    assert_eq!(
+        args,
+        [
+            "eks",
+            "get-token",
+            "--cluster-name",
+            &s.name,
+            "--region",
+            "us-east-1",
+            "--output",
+            "json"
+        ]
+    );
+    assert!(!format!("{kubeconfig:?}").contains("eks"));
+
+    let err = p.credentials("nope").await.expect_err("unknown instance");
+    assert!(err.to_string().contains("instance nope"), "{err}");
+}
+
+#[tokio::test]
+async fn the_traffic_address_comes_from_the_instances_tag() {
+    let Some(aws) = aws().await else { return };
+    let p = Located::new(&aws.provider, placement("us-east-1"));
+    let s = spec("swap-1");
+    p.create_instance(&s).await.expect("create");
+    let arn = described(&aws.eks, &s.name).await.arn.expect("arn");
+    let tag = |value: &'static str| {
+        aws.eks
+            .tag_resource()
+            .resource_arn(&arn)
+            .tags(TAG_TRAFFIC_ADDRESS, value)
+            .send()
+    };
+    tag("10.1.2.3:443").await.expect("tag");
+    let got = p.get_instance(&s.name).await.expect("get").expect("known");
+    assert_eq!(got.traffic_address, Some("10.1.2.3:443".parse().unwrap()));
+
+    tag("lb.example.com").await.expect("tag");
+    let err = p.get_instance(&s.name).await.expect_err("not IP:PORT");
+    assert!(matches!(err, ProviderError::Protocol { .. }), "{err:?}");
+    assert!(err.to_string().contains(TAG_TRAFFIC_ADDRESS), "{err}");
+}
+
+#[tokio::test]
+async fn an_unreachable_aws_is_retryable_and_fails_fast() {
+    let config = rotor_aws::sdk_config(&moto::unreachable()).await;
+    let provider = EksProvider::new(&config);
+    let p = Located::new(&provider, placement("us-east-1"));
+    let started = Instant::now();
+    let err = p.get_instance("x").await.expect_err("unreachable");
+    assert!(err.is_retryable(), "{err}");
+    assert!(err.to_string().contains("instance x"), "{err}");
+    assert!(!err.to_string().contains("s3cret"), "{err}");
+    assert!(started.elapsed() < LIMIT, "took {:?}", started.elapsed());
+}

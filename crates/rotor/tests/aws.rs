@@ -1,0 +1,279 @@
+//! The controllers on AWS's APIs, through the wiring `rotor serve` uses (`--provider aws
+//! --traffic route53:ZONE --aws-endpoint-url URL`), against a real moto server.
+//!
+//! moto serves EKS's and Route 53's APIs but runs no Kubernetes: an EKS cluster there has an
+//! endpoint nothing answers on. So the swap below goes as far as AWS can take it — the Cluster's
+//! instance adopted and registered in Route 53, green created in EKS with its node group and
+//! tags, waited for — and then, green's API never answering, rolls back on its timeout: green's
+//! node group and cluster deleted in EKS, Route 53 still all on blue. Every wait is bounded.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use kube::ResourceExt;
+use kube::api::{Api, PostParams};
+use rotor_api::{
+    Cluster, ClusterSwap, ClusterSwapSpec, NodePool, Phase, Provider, Reason, ShifterKind,
+    SwapStrategy, SwapTarget, TrafficEndpoint,
+};
+
+const LIMIT: Duration = Duration::from_secs(60);
+const ENDPOINT: &str = "shop.example.com";
+
+fn aws_cluster() -> Cluster {
+    let mut c = rotor_api::sample_fleet(1).remove(0);
+    c.metadata.name = Some("prod-aws-us-east-1-a".into());
+    c.metadata.managed_fields = None;
+    c.spec.provider = Provider::Aws;
+    c.spec.account = "123456789012".into();
+    c.spec.region = "us-east-1".into();
+    c.spec.kubernetes_version = "1.30".into();
+    c.spec.node_pools = vec![NodePool {
+        name: "general".into(),
+        instance_type: "m7i.large".into(),
+        min_count: 1,
+        max_count: 5,
+        desired_count: 2,
+    }];
+    c.spec.config = BTreeMap::from([
+        (
+            "roleArn".into(),
+            "arn:aws:iam::123456789012:role/eks".into(),
+        ),
+        ("subnetIds".into(), "subnet-1,subnet-2".into()),
+        (
+            "nodeRoleArn".into(),
+            "arn:aws:iam::123456789012:role/nodes".into(),
+        ),
+    ]);
+    c.spec.traffic = TrafficEndpoint {
+        shifter: ShifterKind::Route53,
+        endpoint: ENDPOINT.into(),
+    };
+    c
+}
+
+/// (set identifier, weight, value) of the endpoint's record sets.
+async fn records(r53: &aws_sdk_route53::Client, zone: &str) -> Vec<(String, i64, String)> {
+    let mut out: Vec<_> = r53
+        .list_resource_record_sets()
+        .hosted_zone_id(zone)
+        .send()
+        .await
+        .expect("list records")
+        .resource_record_sets()
+        .iter()
+        .filter(|s| s.name().trim_end_matches('.') == ENDPOINT)
+        .map(|s| {
+            (
+                s.set_identifier().unwrap_or_default().to_string(),
+                s.weight().unwrap_or(-1),
+                s.resource_records()
+                    .first()
+                    .map(|r| r.value().to_string())
+                    .unwrap_or_default(),
+            )
+        })
+        .collect();
+    out.sort();
+    out
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_swap_on_eks_and_route53_creates_green_then_rolls_back_cleanly() {
+    let Some(moto) = rotor_aws::moto::for_test().await else {
+        return;
+    };
+    tokio::time::timeout(Duration::from_secs(120), async {
+        let config = rotor_aws::sdk_config(&moto.options()).await;
+        let eks = aws_sdk_eks::Client::new(&config);
+        let r53 = aws_sdk_route53::Client::new(&config);
+        let zone = r53
+            .create_hosted_zone()
+            .name("example.com")
+            .caller_reference("rotor-e2e")
+            .send()
+            .await
+            .expect("zone")
+            .hosted_zone
+            .expect("zone")
+            .id;
+
+        // Blue: the EKS cluster already serving the Cluster (named like it, so it is adopted),
+        // its ingress address tagged on it.
+        let cluster = aws_cluster();
+        let name = cluster.name_any();
+        eks.create_cluster()
+            .name(&name)
+            .version("1.30")
+            .role_arn("arn:aws:iam::123456789012:role/eks")
+            .resources_vpc_config(
+                aws_sdk_eks::types::VpcConfigRequest::builder()
+                    .subnet_ids("subnet-1")
+                    .build(),
+            )
+            .tags(rotor_providers::eks::TAG_TRAFFIC_ADDRESS, "10.20.0.1:443")
+            .send()
+            .await
+            .expect("blue");
+
+        // The control plane and the controllers, wired as `rotor serve` wires them. moto's
+        // credentials come from the environment the SDK's default chain reads.
+        // SAFETY: nextest runs each test in a process of its own, and nothing in this one reads
+        // the environment concurrently: the control plane and the SDK start after this.
+        unsafe {
+            std::env::set_var("AWS_ACCESS_KEY_ID", "testing");
+            std::env::set_var("AWS_SECRET_ACCESS_KEY", "testing");
+            std::env::set_var("AWS_REGION", "us-east-1");
+        }
+        let cp = common::start(Arc::new(rotor_store::memory::MemoryStore::default())).await;
+        let wiring = rotor::controlplane::Wiring {
+            providers: vec!["aws".into()],
+            traffic: vec![format!("route53:{zone}")],
+            aws_endpoint_url: Some(moto.url.clone()),
+            route53_ttl_seconds: 10,
+        };
+        let settings = rotor_controllers::Settings {
+            poll_interval: Duration::from_millis(200),
+            green_ready_timeout: Duration::from_secs(4),
+            ..Default::default()
+        };
+        let (ctx, _layers) =
+            rotor::controlplane::controller_context(&cp.kubeconfig(), &wiring, settings)
+                .await
+                .expect("wiring");
+        let (stop, mut stopped) = tokio::sync::watch::channel(false);
+        let controllers = tokio::spawn(rotor_controllers::run(Arc::new(ctx), async move {
+            let _ = stopped.wait_for(|v| *v).await;
+        }));
+
+        let clusters: Api<Cluster> = Api::all(cp.client.clone());
+        clusters
+            .create(&PostParams::default(), &cluster)
+            .await
+            .expect("Cluster");
+        common::eventually(LIMIT, "blue adopted and registered in Route 53", || async {
+            let active = clusters.get(&name).await.ok()?.status?.active_instance;
+            let recs = records(&r53, &zone).await;
+            (active.as_deref() == Some(name.as_str())
+                && recs == [("rotor-blue".to_string(), 100, "10.20.0.1".to_string())])
+            .then_some(())
+        })
+        .await;
+
+        let swaps: Api<ClusterSwap> = Api::all(cp.client.clone());
+        let swap = ClusterSwap::new(
+            "upgrade",
+            ClusterSwapSpec {
+                cluster_ref: name.clone(),
+                target: SwapTarget {
+                    kubernetes_version: Some("1.31".into()),
+                    ..Default::default()
+                },
+                strategy: SwapStrategy {
+                    traffic_steps: vec![50, 100],
+                    bake_seconds: 1,
+                    blue_retention_seconds: 1,
+                    ..Default::default()
+                },
+                paused: false,
+                rollback: false,
+                hold_before_traffic: false,
+            },
+        );
+        swaps
+            .create(&PostParams::default(), &swap)
+            .await
+            .expect("swap");
+
+        // Green in EKS: at the target version, tagged for this swap, with the node group.
+        let green = common::eventually(LIMIT, "green created in EKS", || async {
+            let s = swaps.get("upgrade").await.ok()?.status?;
+            let green = s.green_instance?;
+            let described = eks
+                .describe_cluster()
+                .name(&green)
+                .send()
+                .await
+                .ok()?
+                .cluster?;
+            let groups = eks
+                .list_nodegroups()
+                .cluster_name(&green)
+                .send()
+                .await
+                .ok()?
+                .nodegroups()
+                .to_vec();
+            (groups == ["general".to_string()]).then_some((green, described))
+        })
+        .await;
+        let (green, described) = green;
+        println!("green {green} in EKS: {:?}", described.status());
+        assert_eq!(described.version(), Some("1.31"));
+        let tags = described.tags().expect("tags");
+        assert_eq!(
+            tags.get(rotor_providers::eks::TAG_CLUSTER),
+            Some(&name),
+            "{tags:?}"
+        );
+        assert!(
+            tags.contains_key(rotor_providers::eks::TAG_TOKEN),
+            "{tags:?}"
+        );
+
+        // Its API never answers: the swap rolls back on the timeout, deletes green, and
+        // traffic never left blue.
+        let done = common::eventually(LIMIT, "the swap rolled back", || async {
+            let s = swaps.get("upgrade").await.ok()?.status?;
+            (s.phase == Phase::RolledBack).then_some(s)
+        })
+        .await;
+        for t in &done.history {
+            println!("{:?} {:?}: {}", t.phase, t.reason, t.message);
+        }
+        let rolling_back = done
+            .history
+            .iter()
+            .find(|t| t.phase == Phase::RollingBack)
+            .expect("RollingBack recorded");
+        assert_eq!(rolling_back.reason, Reason::TimedOut, "{rolling_back:?}");
+        assert!(
+            rolling_back.message.contains(&green) && rolling_back.message.contains("not ready"),
+            "{rolling_back:?}"
+        );
+        assert!(
+            done.history
+                .iter()
+                .all(|t| t.phase != Phase::ShiftingTraffic),
+            "traffic moved: {:?}",
+            done.history
+        );
+        common::eventually(LIMIT, "green deleted from EKS", || async {
+            let listed = eks.list_clusters().send().await.ok()?;
+            (listed.clusters() == [name.clone()]).then_some(())
+        })
+        .await;
+        assert!(
+            eks.describe_cluster().name(&green).send().await.is_err(),
+            "green {green} still described"
+        );
+        assert_eq!(
+            records(&r53, &zone).await,
+            [("rotor-blue".to_string(), 100, "10.20.0.1".to_string())]
+        );
+        let c = clusters.get(&name).await.expect("Cluster");
+        assert_eq!(
+            c.status.and_then(|s| s.active_instance).as_deref(),
+            Some(name.as_str())
+        );
+
+        let _ = stop.send(true);
+        let _ = controllers.await;
+    })
+    .await
+    .expect("bounded");
+}

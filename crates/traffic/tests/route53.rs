@@ -1,0 +1,299 @@
+//! The Route 53 shifter through the official AWS SDK against a real moto server: weighted
+//! record sets written in atomic batches, read back through the SDK directly.
+
+use std::net::SocketAddr;
+
+use aws_sdk_route53::types::{
+    Change, ChangeAction, ChangeBatch, ResourceRecord, ResourceRecordSet, RrType,
+};
+use rotor_aws::moto::{self, MotoServer};
+use rotor_traffic::route53::Route53Shifter;
+use rotor_traffic::{TrafficError, TrafficShifter, Weights};
+
+struct Dns {
+    _moto: MotoServer,
+    shifter: Route53Shifter,
+    r53: aws_sdk_route53::Client,
+    zone: String,
+}
+
+async fn dns() -> Option<Dns> {
+    let moto = moto::for_test().await?;
+    let config = rotor_aws::sdk_config(&moto.options()).await;
+    let r53 = aws_sdk_route53::Client::new(&config);
+    let zone = r53
+        .create_hosted_zone()
+        .name("example.com")
+        .caller_reference("rotor-test")
+        .send()
+        .await
+        .expect("create zone")
+        .hosted_zone
+        .expect("zone")
+        .id;
+    Some(Dns {
+        shifter: Route53Shifter::new(&config, &zone, 10),
+        r53,
+        zone,
+        _moto: moto,
+    })
+}
+
+/// (set identifier, type, weight, value) of every record set named `name`, as Route 53 holds them.
+async fn records(d: &Dns, name: &str) -> Vec<(String, String, i64, String)> {
+    let mut out: Vec<_> = d
+        .r53
+        .list_resource_record_sets()
+        .hosted_zone_id(&d.zone)
+        .send()
+        .await
+        .expect("list")
+        .resource_record_sets()
+        .iter()
+        .filter(|s| s.name().trim_end_matches('.') == name)
+        .map(|s| {
+            (
+                s.set_identifier().unwrap_or_default().to_string(),
+                s.r#type().as_str().to_string(),
+                s.weight().unwrap_or(-1),
+                s.resource_records()
+                    .iter()
+                    .map(|r| r.value().to_string())
+                    .collect::<Vec<_>>()
+                    .join(","),
+            )
+        })
+        .collect();
+    out.sort();
+    out
+}
+
+fn addr(s: &str) -> SocketAddr {
+    s.parse().unwrap()
+}
+
+fn rec(id: &str, weight: i64, ip: &str) -> (String, String, i64, String) {
+    (id.into(), "A".into(), weight, ip.into())
+}
+
+const EP: &str = "app.example.com";
+
+#[tokio::test]
+async fn weights_move_between_blue_and_green_records() {
+    let Some(d) = dns().await else { return };
+    let s = &d.shifter;
+    s.register(EP, addr("10.0.0.1:443"), None)
+        .await
+        .expect("register blue");
+    assert_eq!(s.weights(EP).await.unwrap(), Weights::all_blue());
+    assert_eq!(
+        records(&d, EP).await,
+        vec![rec("rotor-blue", 100, "10.0.0.1")]
+    );
+
+    s.register(EP, addr("10.0.0.1:443"), Some(addr("10.0.0.2:443")))
+        .await
+        .expect("register green");
+    assert_eq!(s.weights(EP).await.unwrap(), Weights::all_blue());
+    assert_eq!(
+        records(&d, EP).await,
+        vec![
+            rec("rotor-blue", 100, "10.0.0.1"),
+            rec("rotor-green", 0, "10.0.0.2")
+        ]
+    );
+
+    s.set_weights(EP, Weights::green(50).unwrap())
+        .await
+        .expect("50/50");
+    assert_eq!(
+        records(&d, EP).await,
+        vec![
+            rec("rotor-blue", 50, "10.0.0.1"),
+            rec("rotor-green", 50, "10.0.0.2")
+        ]
+    );
+    // Re-registering the same backends keeps the split.
+    s.register(EP, addr("10.0.0.1:443"), Some(addr("10.0.0.2:443")))
+        .await
+        .expect("re-register");
+    assert_eq!(s.weights(EP).await.unwrap(), Weights::green(50).unwrap());
+
+    s.rollback(EP).await.expect("rollback");
+    assert_eq!(
+        records(&d, EP).await,
+        vec![
+            rec("rotor-blue", 100, "10.0.0.1"),
+            rec("rotor-green", 0, "10.0.0.2")
+        ]
+    );
+
+    // After a swap green becomes the only backend: one batch moves blue's record to green's
+    // address and deletes green's.
+    s.set_weights(EP, Weights::green(100).unwrap())
+        .await
+        .expect("100 %");
+    s.register(EP, addr("10.0.0.2:443"), None)
+        .await
+        .expect("promote");
+    assert_eq!(
+        records(&d, EP).await,
+        vec![rec("rotor-blue", 100, "10.0.0.2")]
+    );
+    assert_eq!(s.weights(EP).await.unwrap(), Weights::all_blue());
+}
+
+#[tokio::test]
+async fn bad_requests_are_refused_naming_the_endpoint_and_change_nothing() {
+    let Some(d) = dns().await else { return };
+    let s = &d.shifter;
+    let err = s.weights(EP).await.expect_err("unknown");
+    assert!(
+        matches!(err, TrafficError::UnknownEndpoint { .. }),
+        "{err:?}"
+    );
+
+    s.register(EP, addr("10.0.0.1:443"), None)
+        .await
+        .expect("register");
+    let err = s
+        .set_weights(EP, Weights::green(10).unwrap())
+        .await
+        .expect_err("no green");
+    assert!(
+        matches!(err, TrafficError::GreenNotRegistered { green: 10, .. }),
+        "{err:?}"
+    );
+
+    let err = s
+        .register(EP, addr("10.0.0.1:443"), Some(addr("10.0.0.2:8443")))
+        .await
+        .expect_err("ports differ");
+    assert!(matches!(err, TrafficError::Unsupported { .. }), "{err:?}");
+    assert!(
+        err.to_string().contains(EP) && err.to_string().contains("port"),
+        "{err}"
+    );
+    let err = s
+        .register(EP, addr("10.0.0.1:443"), Some(addr("[fd00::2]:443")))
+        .await
+        .expect_err("families differ");
+    assert!(matches!(err, TrafficError::Unsupported { .. }), "{err:?}");
+
+    let err = s
+        .register("a;b", addr("10.0.0.1:443"), None)
+        .await
+        .expect_err("bad name");
+    assert!(
+        matches!(err, TrafficError::InvalidEndpoint { .. }),
+        "{err:?}"
+    );
+
+    let err = s
+        .backend_stats(EP)
+        .await
+        .expect_err("DNS counts no requests");
+    assert!(
+        matches!(err, TrafficError::NoRequestCounts { .. }),
+        "{err:?}"
+    );
+
+    assert_eq!(
+        records(&d, EP).await,
+        vec![rec("rotor-blue", 100, "10.0.0.1")]
+    );
+}
+
+#[tokio::test]
+async fn other_records_are_left_alone_and_foreign_edits_are_reported() {
+    let Some(d) = dns().await else { return };
+    let s = &d.shifter;
+    // A record of someone else's, under the same name and beside it.
+    let foreign = |name: &str, id: Option<&str>, weight: Option<i64>| {
+        ResourceRecordSet::builder()
+            .name(name)
+            .r#type(RrType::A)
+            .set_set_identifier(id.map(String::from))
+            .set_weight(weight)
+            .ttl(60)
+            .resource_records(
+                ResourceRecord::builder()
+                    .value("192.0.2.9")
+                    .build()
+                    .unwrap(),
+            )
+            .build()
+            .unwrap()
+    };
+    let upsert = |set: ResourceRecordSet| {
+        d.r53
+            .change_resource_record_sets()
+            .hosted_zone_id(&d.zone)
+            .change_batch(
+                ChangeBatch::builder()
+                    .changes(
+                        Change::builder()
+                            .action(ChangeAction::Upsert)
+                            .resource_record_set(set)
+                            .build()
+                            .unwrap(),
+                    )
+                    .build()
+                    .unwrap(),
+            )
+            .send()
+    };
+    upsert(foreign("www.example.com", None, None))
+        .await
+        .expect("www");
+    s.register(EP, addr("10.0.0.1:443"), Some(addr("10.0.0.2:443")))
+        .await
+        .expect("register");
+    upsert(foreign(EP, Some("someone-else"), Some(0)))
+        .await
+        .expect("foreign");
+    s.set_weights(EP, Weights::green(30).unwrap())
+        .await
+        .expect("30 %");
+    s.register(EP, addr("10.0.0.2:443"), None)
+        .await
+        .expect("promote");
+    assert_eq!(
+        records(&d, EP).await,
+        vec![
+            rec("rotor-blue", 100, "10.0.0.2"),
+            rec("someone-else", 0, "192.0.2.9")
+        ]
+    );
+    assert_eq!(
+        records(&d, "www.example.com").await,
+        vec![(String::new(), "A".into(), -1, "192.0.2.9".into())]
+    );
+
+    // Weights edited by hand so they no longer sum to 100: reported, not guessed at.
+    s.register(EP, addr("10.0.0.2:443"), Some(addr("10.0.0.3:443")))
+        .await
+        .expect("register");
+    let mut edited = foreign(EP, Some("rotor-green"), Some(70));
+    edited.resource_records = Some(vec![
+        ResourceRecord::builder().value("10.0.0.3").build().unwrap(),
+    ]);
+    edited.ttl = Some(10);
+    upsert(edited).await.expect("edit");
+    let err = s.weights(EP).await.expect_err("sum is 170");
+    assert!(matches!(err, TrafficError::Verify { .. }), "{err:?}");
+    assert!(
+        err.to_string().contains(EP) && err.to_string().contains("green=70"),
+        "{err}"
+    );
+}
+
+#[tokio::test]
+async fn an_unreachable_route53_names_the_endpoint_and_no_secret() {
+    let config = rotor_aws::sdk_config(&moto::unreachable()).await;
+    let s = Route53Shifter::new(&config, "Z123", 10);
+    let err = s.weights(EP).await.expect_err("unreachable");
+    assert!(matches!(err, TrafficError::Route53 { .. }), "{err:?}");
+    assert!(err.to_string().contains(EP), "{err}");
+    assert!(!err.to_string().contains("s3cret"), "{err}");
+}

@@ -41,7 +41,9 @@ pub async fn controller(
     let swaps: Api<ClusterSwap> = Api::all(ctx.client.clone());
     // A change discovery sees in an active instance re-queues that instance's Cluster.
     let triggers = crate::discovery_triggers::<Cluster>(&ctx, Context::cluster_of);
-    Controller::new(clusters, watcher::Config::default())
+    let controller = Controller::new(clusters, watcher::Config::default());
+    ctx.metrics.count_clusters(controller.store());
+    controller
         // A swap's progress changes its Cluster's Progressing condition.
         .watches(swaps, watcher::Config::default(), |swap: ClusterSwap| {
             Some(ObjectRef::new(&swap.spec.cluster_ref))

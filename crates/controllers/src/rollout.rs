@@ -83,7 +83,9 @@ pub async fn controller(
     let _ = reader.wait_until_ready().await;
     let _ = cluster_reader.wait_until_ready().await;
     let rollouts: Api<Rollout> = Api::all(ctx.client.clone());
-    Controller::new(rollouts, watcher::Config::default())
+    let controller = Controller::new(rollouts, watcher::Config::default());
+    metrics.count_rollouts(controller.store());
+    controller
         .owns(
             swaps_api,
             watcher::Config::default().labels(labels::ROLLOUT),

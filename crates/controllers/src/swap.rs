@@ -44,7 +44,9 @@ pub async fn controller(
     let api: Api<ClusterSwap> = Api::all(ctx.client.clone());
     // A change discovery sees in a swap's green re-queues that swap.
     let triggers = crate::discovery_triggers::<ClusterSwap>(&ctx, Context::swap_of);
-    Controller::new(api, watcher::Config::default())
+    let controller = Controller::new(api, watcher::Config::default());
+    ctx.metrics.count_swaps(controller.store());
+    controller
         .reconcile_on(triggers)
         .graceful_shutdown_on(stop)
         .run(reconcile, error_policy, ctx.clone())
@@ -1447,6 +1449,16 @@ impl<'a> Reconcile<'a> {
             _ => {}
         }
         self.write(status).await?;
+        let took = self
+            .swap
+            .metadata
+            .creation_timestamp
+            .as_ref()
+            .and_then(|created| t.0.duration_since(created.0).try_into().ok())
+            .map(|d: Duration| d.as_secs_f64());
+        self.ctx
+            .metrics
+            .swap_transition(next, reason.as_str(), took);
         self.ctx
             .mark_started(format!("swap/{}/phase/{next}", self.name), &t);
         if next.is_terminal() {

@@ -209,6 +209,20 @@ async fn one_control_plane_leads_and_another_takes_over() {
         !b.metrics().await.contains("rotor_reconciles_total{"),
         "the follower reconciles nothing"
     );
+    // The fleet gauges count the leader's caches: one Cluster, in whichever readiness.
+    let clusters_counted = |text: &str| -> f64 {
+        text.lines()
+            .filter(|l| l.starts_with("rotor_clusters{"))
+            .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+            .sum()
+    };
+    let text = a.metrics().await;
+    assert_eq!(clusters_counted(&text), 1.0, "{text}");
+    assert!(text.contains(r#"rotor_swaps{phase="Pending"} 0"#), "{text}");
+    assert!(
+        !b.metrics().await.contains("rotor_clusters{"),
+        "the follower runs no controller, so it has no caches to count"
+    );
     let stranger = rotor::client_for(&rotor_sim::kubeconfig_yaml(
         "x",
         &format!("http://{}", a.server),

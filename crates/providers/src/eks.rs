@@ -42,10 +42,26 @@ pub const TAG_NODE_POOLS: &str = "rotor.dev/node-pools";
 /// Tag: where the instance takes application traffic (`IP:PORT`).
 pub const TAG_TRAFFIC_ADDRESS: &str = "rotor.dev/traffic-address";
 
-/// EKS, one SDK client per region (made on first use, shared by every Cluster there).
+/// Whose credentials act in a Cluster's account (`spec.account`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Accounts {
+    /// rotor's own AWS credentials, for Clusters of their own account only. A Cluster of
+    /// another account is refused (the account is read once with STS GetCallerIdentity): green
+    /// is never created in an account the Cluster does not name.
+    Own,
+    /// Assume this role in each Cluster's account; `{account}` in it stands for the account id
+    /// (`arn:aws:iam::{account}:role/rotor`).
+    AssumeRole(String),
+}
+
+/// EKS, one SDK client per (account, region), made on first use and shared by every Cluster
+/// there.
 pub struct EksProvider {
     config: SdkConfig,
-    clients: Mutex<HashMap<String, Client>>,
+    accounts: Accounts,
+    clients: Mutex<HashMap<(String, String), Client>>,
+    /// The account of rotor's own credentials (with [`Accounts::Own`]), once read.
+    own_account: tokio::sync::OnceCell<String>,
 }
 
 impl std::fmt::Debug for EksProvider {
@@ -127,24 +143,88 @@ fn node_group_token(token: &str, pool: &str) -> String {
 }
 
 impl EksProvider {
-    pub fn new(config: &SdkConfig) -> Self {
+    pub fn new(config: &SdkConfig, accounts: Accounts) -> Self {
         EksProvider {
             config: config.clone(),
+            accounts,
             clients: Mutex::new(HashMap::new()),
+            own_account: tokio::sync::OnceCell::new(),
         }
     }
 
-    fn client(&self, at: &Placement) -> Client {
-        let mut clients = self.clients.lock().unwrap_or_else(|e| e.into_inner());
-        clients
-            .entry(at.region.clone())
-            .or_insert_with(|| {
-                let config = aws_sdk_eks::config::Builder::from(&self.config)
-                    .region(aws_sdk_eks::config::Region::new(at.region.clone()))
-                    .build();
-                Client::from_conf(config)
-            })
-            .clone()
+    /// The client acting in `at`'s account and region, or why there is none.
+    async fn client(
+        &self,
+        operation: &'static str,
+        instance: &str,
+        at: &Placement,
+    ) -> Result<Client, ProviderError> {
+        let key = (at.account.clone(), at.region.clone());
+        if let Some(c) = self.lock_clients().get(&key) {
+            return Ok(c.clone());
+        }
+        let refused = |message: String| ProviderError::Refused {
+            operation,
+            instance: instance.to_string(),
+            status: 403,
+            message,
+        };
+        if at.account.len() != 12 || !at.account.bytes().all(|b| b.is_ascii_digit()) {
+            return Err(ProviderError::Refused {
+                operation,
+                instance: instance.to_string(),
+                status: 400,
+                message: format!(
+                    "spec.account {:?} is not an AWS account id (12 digits)",
+                    at.account
+                ),
+            });
+        }
+        let mut config = aws_sdk_eks::config::Builder::from(&self.config)
+            .region(aws_sdk_eks::config::Region::new(at.region.clone()));
+        match &self.accounts {
+            Accounts::Own => {
+                let own = self
+                    .own_account
+                    .get_or_try_init(|| async {
+                        let who = aws_sdk_sts::Client::new(&self.config)
+                            .get_caller_identity()
+                            .send()
+                            .await
+                            .map_err(|e| provider_error(operation, instance, classify(&e)))?;
+                        who.account.ok_or_else(|| ProviderError::Protocol {
+                            operation,
+                            instance: instance.to_string(),
+                            message: "STS GetCallerIdentity answered without an account".into(),
+                        })
+                    })
+                    .await?;
+                if *own != at.account {
+                    return Err(refused(format!(
+                        "the Cluster's spec.account {} is not the account of rotor's AWS \
+                         credentials ({own}); give rotor a role to assume in other accounts \
+                         (--aws-role-arn-template 'arn:aws:iam::{{account}}:role/NAME')",
+                        at.account
+                    )));
+                }
+            }
+            Accounts::AssumeRole(template) => {
+                let role = template.replace("{account}", &at.account);
+                let credentials = aws_config::sts::AssumeRoleProvider::builder(role)
+                    .session_name("rotor")
+                    .configure(&self.config)
+                    .build()
+                    .await;
+                config = config.credentials_provider(credentials);
+            }
+        }
+        let client = Client::from_conf(config.build());
+        self.lock_clients().insert(key, client.clone());
+        Ok(client)
+    }
+
+    fn lock_clients(&self) -> std::sync::MutexGuard<'_, HashMap<(String, String), Client>> {
+        self.clients.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     async fn describe(
@@ -402,7 +482,7 @@ impl Provider for EksProvider {
         spec: &InstanceSpec,
     ) -> Result<Instance, ProviderError> {
         const OP: &str = "create";
-        let client = self.client(at);
+        let client = self.client(OP, &spec.name, at).await?;
         let cluster = match Self::describe(&client, OP, &spec.name).await? {
             Some(c) => c,
             None => Self::create_cluster(&client, spec).await?.ok_or_else(|| {
@@ -438,7 +518,7 @@ impl Provider for EksProvider {
         name: &str,
     ) -> Result<Option<Instance>, ProviderError> {
         const OP: &str = "describe";
-        let client = self.client(at);
+        let client = self.client(OP, name, at).await?;
         match Self::describe(&client, OP, name).await? {
             Some(cluster) => Ok(Some(Self::observe(&client, OP, &cluster).await?)),
             None => Ok(None),
@@ -447,7 +527,7 @@ impl Provider for EksProvider {
 
     async fn delete_instance(&self, at: &Placement, name: &str) -> Result<(), ProviderError> {
         const OP: &str = "delete";
-        let client = self.client(at);
+        let client = self.client(OP, name, at).await?;
         let Some(cluster) = Self::describe(&client, OP, name).await? else {
             return Ok(());
         };
@@ -504,7 +584,7 @@ impl Provider for EksProvider {
     /// is minted from the process's own AWS credentials each time it is needed.
     async fn credentials(&self, at: &Placement, name: &str) -> Result<Kubeconfig, ProviderError> {
         const OP: &str = "credentials";
-        let client = self.client(at);
+        let client = self.client(OP, name, at).await?;
         let cluster =
             Self::describe(&client, OP, name)
                 .await?

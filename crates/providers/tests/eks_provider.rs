@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use rotor_aws::moto::{self, MotoServer};
-use rotor_providers::eks::{EksProvider, TAG_TOKEN, TAG_TRAFFIC_ADDRESS};
+use rotor_providers::eks::{Accounts, EksProvider, TAG_TOKEN, TAG_TRAFFIC_ADDRESS};
 use rotor_providers::{
     InstanceSpec, InstanceState, Located, NodePoolSpec, Placement, ProviderError,
     idempotency_token, instance_name,
@@ -72,7 +72,7 @@ async fn aws() -> Option<Aws> {
     let moto = moto::for_test().await?;
     let config = rotor_aws::sdk_config(&moto.options()).await;
     Some(Aws {
-        provider: EksProvider::new(&config),
+        provider: EksProvider::new(&config, Accounts::Own),
         eks: aws_sdk_eks::Client::new(&config),
         _moto: moto,
     })
@@ -234,6 +234,92 @@ async fn instances_live_in_their_clusters_region() {
 }
 
 #[tokio::test]
+async fn a_cluster_of_another_account_is_refused_without_a_role_to_assume() {
+    let Some(aws) = aws().await else { return };
+    // moto's own credentials are of account 123456789012.
+    let other = Located::new(
+        &aws.provider,
+        Placement {
+            account: "111111111111".into(),
+            region: "us-east-1".into(),
+        },
+    );
+    let s = spec("swap-1");
+    let err = other.create_instance(&s).await.expect_err("wrong account");
+    assert!(
+        matches!(err, ProviderError::Refused { status: 403, .. }),
+        "{err:?}"
+    );
+    let text = err.to_string();
+    assert!(
+        text.contains("111111111111") && text.contains("123456789012"),
+        "{text}"
+    );
+    assert!(text.contains("--aws-role-arn-template"), "{text}");
+    assert!(cluster_names(&aws.eks).await.is_empty());
+
+    let bad = Located::new(
+        &aws.provider,
+        Placement {
+            account: "prod".into(),
+            region: "us-east-1".into(),
+        },
+    );
+    let err = bad
+        .get_instance(&s.name)
+        .await
+        .expect_err("not an account id");
+    assert!(err.to_string().contains("spec.account"), "{err}");
+}
+
+#[tokio::test]
+async fn with_a_role_template_each_cluster_acts_in_its_own_account() {
+    let Some(moto) = moto::for_test().await else {
+        return;
+    };
+    let config = rotor_aws::sdk_config(&moto.options()).await;
+    let provider = EksProvider::new(
+        &config,
+        Accounts::AssumeRole("arn:aws:iam::{account}:role/rotor".into()),
+    );
+    let at = |account: &str| {
+        Located::new(
+            &provider,
+            Placement {
+                account: account.into(),
+                region: "us-east-1".into(),
+            },
+        )
+    };
+    let s = spec("swap-1");
+    at("111111111111")
+        .create_instance(&s)
+        .await
+        .expect("create in 111111111111");
+    assert!(
+        at("111111111111")
+            .get_instance(&s.name)
+            .await
+            .expect("get")
+            .is_some()
+    );
+    assert!(
+        at("222222222222")
+            .get_instance(&s.name)
+            .await
+            .expect("get")
+            .is_none(),
+        "an instance of account 111111111111 must not be found in 222222222222"
+    );
+    // Nothing in the credentials' own account.
+    assert!(
+        cluster_names(&aws_sdk_eks::Client::new(&config))
+            .await
+            .is_empty()
+    );
+}
+
+#[tokio::test]
 async fn delete_takes_the_node_groups_then_the_cluster() {
     let Some(aws) = aws().await else { return };
     let p = Located::new(&aws.provider, placement("us-east-1"));
@@ -324,7 +410,7 @@ async fn the_traffic_address_comes_from_the_instances_tag() {
 #[tokio::test]
 async fn an_unreachable_aws_is_retryable_and_fails_fast() {
     let config = rotor_aws::sdk_config(&moto::unreachable()).await;
-    let provider = EksProvider::new(&config);
+    let provider = EksProvider::new(&config, Accounts::Own);
     let p = Located::new(&provider, placement("us-east-1"));
     let started = Instant::now();
     let err = p.get_instance("x").await.expect_err("unreachable");

@@ -98,6 +98,9 @@ pub struct Wiring {
     pub traffic: Vec<String>,
     /// Every AWS API at this URL instead of AWS's (a moto, a VPC endpoint).
     pub aws_endpoint_url: Option<String>,
+    /// The role to assume in each Cluster's AWS account (`{account}` stands for its id); None:
+    /// rotor's own credentials, for Clusters of their account only.
+    pub aws_role_arn_template: Option<String>,
     /// TTL of the Route 53 records rotor writes: how long resolvers may keep a weight.
     pub route53_ttl_seconds: i64,
 }
@@ -152,7 +155,17 @@ pub async fn controller_context(
                 );
             }
             None if p == "aws" => {
-                let eks = rotor_providers::eks::EksProvider::new(aws.config().await);
+                let accounts = match &wiring.aws_role_arn_template {
+                    Some(t) if t.contains("{account}") => {
+                        rotor_providers::eks::Accounts::AssumeRole(t.clone())
+                    }
+                    Some(t) => anyhow::bail!(
+                        "--aws-role-arn-template {t:?}: it must contain {{account}} \
+                         (arn:aws:iam::{{account}}:role/NAME)"
+                    ),
+                    None => rotor_providers::eks::Accounts::Own,
+                };
+                let eks = rotor_providers::eks::EksProvider::new(aws.config().await, accounts);
                 ctx = ctx.with_provider(Provider::Aws, Arc::new(eks));
             }
             _ => anyhow::bail!(

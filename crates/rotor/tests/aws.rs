@@ -134,6 +134,7 @@ async fn a_swap_on_eks_and_route53_creates_green_then_rolls_back_cleanly() {
             providers: vec!["aws".into()],
             traffic: vec![format!("route53:{zone}")],
             aws_endpoint_url: Some(moto.url.clone()),
+            aws_role_arn_template: None,
             route53_ttl_seconds: 10,
         };
         let settings = rotor_controllers::Settings {

@@ -32,6 +32,11 @@ pub struct ServeArgs {
     /// Every AWS API (EKS, Route 53) at this URL instead of AWS's: a moto, a VPC endpoint.
     #[arg(long, env = "AWS_ENDPOINT_URL")]
     pub aws_endpoint_url: Option<String>,
+    /// The IAM role rotor assumes in each Cluster's AWS account, `{account}` standing for the
+    /// account id (`arn:aws:iam::{account}:role/rotor`). Without it rotor acts with its own
+    /// credentials and refuses Clusters of any other account.
+    #[arg(long)]
+    pub aws_role_arn_template: Option<String>,
     /// TTL of the Route 53 records rotor writes. Resolvers keep a weight this long, so it
     /// bounds how fast a DNS rollback reaches clients.
     #[arg(long, default_value_t = rotor_traffic::route53::DEFAULT_TTL_SECONDS)]
@@ -196,6 +201,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
             providers: args.providers.clone(),
             traffic: args.traffic.clone(),
             aws_endpoint_url: args.aws_endpoint_url.clone(),
+            aws_role_arn_template: args.aws_role_arn_template.clone(),
             route53_ttl_seconds: args.route53_ttl_seconds,
         };
         let kubeconfig = rotor_sim::kubeconfig_yaml("rotor", &format!("http://{addr}"), &token);

@@ -365,7 +365,8 @@ impl Context {
                 account: cluster.spec.account.clone(),
                 region: cluster.spec.region.clone(),
             },
-        ))
+        )
+        .observed_by(kind.as_str(), self.metrics.as_ref()))
     }
 
     pub(crate) fn shifter(&self, kind: ShifterKind) -> Result<&Arc<dyn TrafficShifter>, Error> {

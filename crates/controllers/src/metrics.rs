@@ -26,6 +26,13 @@ struct TransitionLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct CallLabels {
+    provider: &'static str,
+    operation: &'static str,
+    outcome: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct OutcomeLabels {
     outcome: &'static str,
 }
@@ -146,8 +153,13 @@ pub struct Metrics {
     leading: Gauge<i64, AtomicI64>,
     transitions: Family<TransitionLabels, Counter>,
     swap_seconds: Family<OutcomeLabels, Histogram>,
+    provider_calls: Family<CallLabels, Counter>,
+    provider_seconds: Family<CallLabels, Histogram>,
     caches: Caches,
 }
+
+/// Buckets of one cloud API call, in seconds.
+const CALL_SECONDS_BUCKETS: [f64; 10] = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 10.0];
 
 /// Buckets of a swap's duration, in seconds: a simulated swap takes seconds, a real one with
 /// bake times and blue retention minutes to hours.
@@ -184,6 +196,20 @@ impl Default for Metrics {
             "Finished ClusterSwaps from creation to their end, by outcome (Succeeded, RolledBack, Failed)",
             swap_seconds.clone(),
         );
+        let provider_calls = Family::<CallLabels, Counter>::default();
+        registry.register(
+            "provider_calls",
+            "Cloud provider calls by provider, operation and outcome (ok or the error's class)",
+            provider_calls.clone(),
+        );
+        let provider_seconds = Family::<CallLabels, Histogram>::new_with_constructor(|| {
+            Histogram::new(CALL_SECONDS_BUCKETS)
+        });
+        registry.register(
+            "provider_call_duration_seconds",
+            "Cloud provider calls' durations, by provider, operation and outcome",
+            provider_seconds.clone(),
+        );
         let caches = Caches::default();
         registry.register_collector(Box::new(caches.clone()));
         Metrics {
@@ -192,8 +218,30 @@ impl Default for Metrics {
             leading,
             transitions,
             swap_seconds,
+            provider_calls,
+            provider_seconds,
             caches,
         }
+    }
+}
+
+impl rotor_providers::CallObserver for Metrics {
+    fn observed(
+        &self,
+        provider: &'static str,
+        operation: &'static str,
+        outcome: &'static str,
+        seconds: f64,
+    ) {
+        let labels = CallLabels {
+            provider,
+            operation,
+            outcome,
+        };
+        self.provider_calls.get_or_create(&labels).inc();
+        self.provider_seconds
+            .get_or_create(&labels)
+            .observe(seconds);
     }
 }
 

@@ -135,6 +135,18 @@ impl ProviderError {
         )
     }
 
+    /// The error's class, as a metric label: `unavailable`, `rate_limited`, `refused`,
+    /// `not_ready` or `protocol`.
+    pub fn class(&self) -> &'static str {
+        match self {
+            ProviderError::Unavailable { .. } => "unavailable",
+            ProviderError::RateLimited { .. } => "rate_limited",
+            ProviderError::Refused { .. } => "refused",
+            ProviderError::NotReady { .. } => "not_ready",
+            ProviderError::Protocol { .. } => "protocol",
+        }
+    }
+
     /// `Some(retry_after)` when the provider rate-limited the call.
     pub fn rate_limited(&self) -> Option<Option<std::time::Duration>> {
         match self {
@@ -188,12 +200,26 @@ pub trait Provider: Send + Sync {
     async fn credentials(&self, at: &Placement, name: &str) -> Result<Kubeconfig, ProviderError>;
 }
 
+/// Told of every call a [`Located`] provider makes: its operation, how it ended
+/// ([`ProviderError::class`], or `ok`) and how long it took. The controllers' metrics.
+pub trait CallObserver: Send + Sync {
+    fn observed(
+        &self,
+        provider: &'static str,
+        operation: &'static str,
+        outcome: &'static str,
+        seconds: f64,
+    );
+}
+
 /// A provider bound to one Cluster's [`Placement`]: what the controllers hold while they work
-/// on that Cluster, so no call can name the wrong region.
+/// on that Cluster, so no call can name the wrong region. Every call is reported to its
+/// observer, if it has one.
 #[derive(Clone)]
 pub struct Located<'a> {
     provider: &'a dyn Provider,
     placement: Placement,
+    observer: Option<(&'static str, &'a dyn CallObserver)>,
 }
 
 impl<'a> Located<'a> {
@@ -201,31 +227,68 @@ impl<'a> Located<'a> {
         Located {
             provider,
             placement,
+            observer: None,
         }
+    }
+
+    /// Reports every call to `observer`, labelled with the provider's `kind` (`aws`, `sim`).
+    pub fn observed_by(mut self, kind: &'static str, observer: &'a dyn CallObserver) -> Self {
+        self.observer = Some((kind, observer));
+        self
     }
 
     pub fn placement(&self) -> &Placement {
         &self.placement
     }
 
+    async fn call<T>(
+        &self,
+        operation: &'static str,
+        call: impl std::future::Future<Output = Result<T, ProviderError>>,
+    ) -> Result<T, ProviderError> {
+        let started = std::time::Instant::now();
+        let result = call.await;
+        if let Some((kind, observer)) = self.observer {
+            let outcome = result.as_ref().err().map_or("ok", ProviderError::class);
+            observer.observed(kind, operation, outcome, started.elapsed().as_secs_f64());
+        }
+        result
+    }
+
     /// [`Provider::create_instance`] here.
     pub async fn create_instance(&self, spec: &InstanceSpec) -> Result<Instance, ProviderError> {
-        self.provider.create_instance(&self.placement, spec).await
+        self.call(
+            "create",
+            self.provider.create_instance(&self.placement, spec),
+        )
+        .await
     }
 
     /// [`Provider::get_instance`] here.
     pub async fn get_instance(&self, name: &str) -> Result<Option<Instance>, ProviderError> {
-        self.provider.get_instance(&self.placement, name).await
+        self.call(
+            "describe",
+            self.provider.get_instance(&self.placement, name),
+        )
+        .await
     }
 
     /// [`Provider::delete_instance`] here.
     pub async fn delete_instance(&self, name: &str) -> Result<(), ProviderError> {
-        self.provider.delete_instance(&self.placement, name).await
+        self.call(
+            "delete",
+            self.provider.delete_instance(&self.placement, name),
+        )
+        .await
     }
 
     /// [`Provider::credentials`] here.
     pub async fn credentials(&self, name: &str) -> Result<Kubeconfig, ProviderError> {
-        self.provider.credentials(&self.placement, name).await
+        self.call(
+            "credentials",
+            self.provider.credentials(&self.placement, name),
+        )
+        .await
     }
 }
 

@@ -146,8 +146,9 @@ async fn a_swap_on_eks_and_route53_creates_green_then_rolls_back_cleanly() {
             rotor::controlplane::controller_context(&cp.kubeconfig(), &wiring, settings)
                 .await
                 .expect("wiring");
+        let ctx = Arc::new(ctx);
         let (stop, mut stopped) = tokio::sync::watch::channel(false);
-        let controllers = tokio::spawn(rotor_controllers::run(Arc::new(ctx), async move {
+        let controllers = tokio::spawn(rotor_controllers::run(ctx.clone(), async move {
             let _ = stopped.wait_for(|v| *v).await;
         }));
 
@@ -271,6 +272,18 @@ async fn a_swap_on_eks_and_route53_creates_green_then_rolls_back_cleanly() {
             c.status.and_then(|s| s.active_instance).as_deref(),
             Some(name.as_str())
         );
+
+        // What the metrics say of it: the cloud calls by outcome, the transitions, the duration.
+        let text = ctx.metrics.encode();
+        for line in [
+            r#"rotor_provider_calls_total{provider="aws",operation="create",outcome="ok"}"#,
+            r#"rotor_provider_calls_total{provider="aws",operation="delete",outcome="ok"}"#,
+            r#"rotor_swap_transitions_total{phase="RollingBack",reason="TimedOut"} 1"#,
+            r#"rotor_swap_duration_seconds_count{outcome="RolledBack"} 1"#,
+            r#"rotor_swaps{phase="RolledBack"} 1"#,
+        ] {
+            assert!(text.contains(line), "{line} not in\n{text}");
+        }
 
         let _ = stop.send(true);
         let _ = controllers.await;

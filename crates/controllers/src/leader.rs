@@ -12,6 +12,8 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
+use k8s_openapi::api::coordination::v1::Lease;
+use kube::Api;
 use kube_lease_manager::LeaseManagerBuilder;
 
 use crate::Context;
@@ -74,16 +76,24 @@ pub async fn run_elected(
             anyhow::anyhow!("leader election on Lease {LEASE_NAMESPACE}/{LEASE_NAME}: {e}")
         })?;
     let (mut leading, manager_task) = manager.watch().await;
+    let (confirmed, fence_task) = fence(
+        Api::namespaced(ctx.client.clone(), LEASE_NAMESPACE),
+        election.identity.clone(),
+        election.lease_duration,
+        election.grace,
+    );
+    let mut confirmed = confirmed;
     let identity = election.identity;
     tokio::pin!(shutdown);
     let finish = |leading: tokio::sync::watch::Receiver<bool>| async move {
+        fence_task.abort();
         // Closing the channel makes the manager release the lease.
         drop(leading);
         let _ = manager_task.await;
     };
     loop {
-        // Follow until this process holds the lease.
-        while !*leading.borrow_and_update() {
+        // Follow until this process holds the lease and the store confirms it.
+        while !(*leading.borrow_and_update() && *confirmed.borrow_and_update()) {
             tokio::select! {
                 _ = &mut shutdown => {
                     finish(leading).await;
@@ -91,7 +101,8 @@ pub async fn run_elected(
                 }
                 changed = leading.changed() => if changed.is_err() {
                     anyhow::bail!("leader election on Lease {LEASE_NAMESPACE}/{LEASE_NAME} ended");
-                }
+                },
+                _ = confirmed.changed() => {}
             }
         }
         tracing::info!(%identity, "leading (Lease {LEASE_NAMESPACE}/{LEASE_NAME}): controllers started");
@@ -100,12 +111,17 @@ pub async fn run_elected(
         let controllers = tokio::spawn(crate::run(ctx.clone(), async move {
             let _ = stop_rx.wait_for(|stop| *stop).await;
         }));
-        let shutting_down = loop {
+        let stopped = loop {
             tokio::select! {
-                _ = &mut shutdown => break true,
+                _ = &mut shutdown => break Stopped::Shutdown,
                 changed = leading.changed() => {
                     if changed.is_err() || !*leading.borrow_and_update() {
-                        break false;
+                        break Stopped::Lost;
+                    }
+                }
+                _ = confirmed.changed() => {
+                    if !*confirmed.borrow_and_update() {
+                        break Stopped::Unconfirmed;
                     }
                 }
             }
@@ -113,10 +129,97 @@ pub async fn run_elected(
         let _ = stop_tx.send(true);
         let _ = controllers.await;
         ctx.metrics.set_leading(false);
-        if shutting_down {
-            finish(leading).await;
-            return Ok(());
+        match stopped {
+            Stopped::Shutdown => {
+                finish(leading).await;
+                return Ok(());
+            }
+            Stopped::Lost => {
+                tracing::warn!(%identity, "lost the lease: controllers stopped, following");
+            }
+            Stopped::Unconfirmed => tracing::warn!(
+                %identity,
+                "cannot confirm the lease in the store: controllers stopped before it could \
+                 expire, following"
+            ),
         }
-        tracing::warn!(%identity, "lost the lease: controllers stopped, following");
     }
+}
+
+/// Why the controllers stopped.
+enum Stopped {
+    Shutdown,
+    /// The lease manager saw another holder.
+    Lost,
+    /// The store could not confirm the lease in time (see [`fence`]).
+    Unconfirmed,
+}
+
+/// The fence kube-lease-manager lacks: it keeps believing it holds the lease while it cannot
+/// reach it (a control plane cut off from etcd), and another control plane takes the lease
+/// once it expires. So the lease is read back through the API every `grace / 4`, and the
+/// answer is `true` only while the store shows this process as holder and the lease it holds
+/// has more than `grace / 2` left: the holder renews `grace` before expiry, so a renewal shows
+/// before the bound, while a leader that cannot read stops `grace / 2` before anyone
+/// else may start (the verdict is given when the bound runs out, before the next read).
+/// Clocks may differ by less than that margin, as kube-lease-manager itself assumes.
+fn fence(
+    leases: Api<Lease>,
+    identity: String,
+    duration: Duration,
+    grace: Duration,
+) -> (
+    tokio::sync::watch::Receiver<bool>,
+    tokio::task::JoinHandle<()>,
+) {
+    let (tx, rx) = tokio::sync::watch::channel(false);
+    let interval = (grace / 4).max(Duration::from_millis(50));
+    let task = tokio::spawn(async move {
+        let mut valid_until: Option<tokio::time::Instant> = None;
+        let report = |valid_until: Option<tokio::time::Instant>| {
+            let now = tokio::time::Instant::now();
+            tx.send_if_modified(|held| {
+                let holds = valid_until.is_some_and(|t| now < t);
+                std::mem::replace(held, holds) != holds
+            });
+        };
+        loop {
+            // The verdict first (a bound may have run out while asleep), then a fresh read.
+            report(valid_until);
+            let read = tokio::time::timeout(interval, leases.get_opt(LEASE_NAME)).await;
+            match read {
+                Ok(Ok(Some(lease))) => {
+                    let spec = lease.spec.unwrap_or_default();
+                    valid_until = if spec.holder_identity.as_deref() == Some(identity.as_str()) {
+                        let renewed = spec.renew_time.or(spec.acquire_time).map(|t| t.0);
+                        let held = spec
+                            .lease_duration_seconds
+                            .and_then(|s| u64::try_from(s).ok())
+                            .map_or(duration, Duration::from_secs);
+                        renewed.and_then(|renewed| {
+                            let bound = renewed.checked_add(held.saturating_sub(grace / 2)).ok()?;
+                            let left = Duration::try_from(
+                                bound.duration_since(k8s_openapi::jiff::Timestamp::now()),
+                            )
+                            .ok()?;
+                            Some(tokio::time::Instant::now() + left)
+                        })
+                    } else {
+                        None
+                    };
+                }
+                Ok(Ok(None)) => valid_until = None,
+                // Unreadable: the last bound stands, and runs out by itself.
+                Ok(Err(_)) | Err(_) => {}
+            }
+            report(valid_until);
+            let now = tokio::time::Instant::now();
+            let next = now + interval;
+            let wake = valid_until
+                .filter(|t| *t > now)
+                .map_or(next, |t| t.min(next));
+            tokio::time::sleep_until(wake).await;
+        }
+    });
+    (rx, task)
 }

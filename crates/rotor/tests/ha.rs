@@ -300,3 +300,139 @@ async fn one_control_plane_leads_and_another_takes_over() {
         "c took the lease at {taken}, b's ran until {expiry}"
     );
 }
+
+/// A TCP link that can be cut: the network between one control plane and etcd.
+struct Link {
+    url: String,
+    cut: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    conns: std::sync::Arc<std::sync::Mutex<Vec<tokio::task::AbortHandle>>>,
+    accept: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for Link {
+    fn drop(&mut self) {
+        self.accept.abort();
+        self.cut();
+    }
+}
+
+impl Link {
+    async fn to(upstream_url: &str) -> Link {
+        let upstream: std::net::SocketAddr = upstream_url
+            .trim_start_matches("http://")
+            .parse()
+            .expect("etcd address");
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let url = format!("http://{}", listener.local_addr().expect("addr"));
+        let cut = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let conns = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let (is_cut, tracked) = (cut.clone(), conns.clone());
+        let accept = tokio::spawn(async move {
+            while let Ok((mut down, _)) = listener.accept().await {
+                if is_cut.load(std::sync::atomic::Ordering::SeqCst) {
+                    continue; // dropped: the connection is refused once made
+                }
+                let relay = tokio::spawn(async move {
+                    if let Ok(mut up) = tokio::net::TcpStream::connect(upstream).await {
+                        let _ = tokio::io::copy_bidirectional(&mut down, &mut up).await;
+                    }
+                });
+                tracked.lock().expect("conns").push(relay.abort_handle());
+            }
+        });
+        Link {
+            url,
+            cut,
+            conns,
+            accept,
+        }
+    }
+
+    /// Closes every connection through the link and drops every new one.
+    fn cut(&self) {
+        self.cut.store(true, std::sync::atomic::Ordering::SeqCst);
+        for conn in self.conns.lock().expect("conns").drain(..) {
+            conn.abort();
+        }
+    }
+}
+
+/// A leader cut off from etcd cannot renew and, through the same store, cannot read the lease
+/// either. Left to itself the lease manager keeps believing it leads; the fence stops its
+/// controllers before the lease runs out, so when the other control plane takes over (after
+/// expiry) the old leader's controllers are already stopped: never two at once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_leader_cut_off_from_etcd_stops_before_another_takes_over() {
+    let Some(etcd) =
+        common::etcd_process("a_leader_cut_off_from_etcd_stops_before_another_takes_over").await
+    else {
+        return;
+    };
+    let dir = tempfile::tempdir().expect("tempdir");
+    let link = Link::to(&etcd.url).await;
+    let a = Serve::start(dir.path(), "a", &link.url);
+    let leases = a.leases().await;
+    holder(&leases, Some(&a.identity), Duration::from_secs(15)).await;
+    let b = Serve::start(dir.path(), "b", &etcd.url);
+    let b_leases = b.leases().await;
+    wait_for_line(&a.log, "controllers started");
+    assert!(a.metrics().await.contains("rotor_leading 1"));
+    // Led for over a lease duration with the fence in place: no flapping while connected.
+    tokio::time::sleep(Duration::from_secs(LEASE_SECONDS + 1)).await;
+    assert!(a.metrics().await.contains("rotor_leading 1"));
+    assert_eq!(
+        wait_for_count(&a.log, "controllers started"),
+        1,
+        "{}",
+        a.log_text()
+    );
+
+    let cut = Instant::now();
+    link.cut();
+    let deadline = cut + Duration::from_secs(3 * LEASE_SECONDS + 10);
+    let (mut a_stopped, mut b_leads) = (None, None);
+    while b_leads.is_none() {
+        assert!(
+            Instant::now() < deadline,
+            "a stopped after {a_stopped:?}; b never took over:\n{}",
+            a.log_text()
+        );
+        if a_stopped.is_none() && a.metrics().await.contains("rotor_leading 0") {
+            a_stopped = Some(cut.elapsed());
+        }
+        let held = b_leases
+            .get_opt("rotor-controllers")
+            .await
+            .ok()
+            .flatten()
+            .and_then(|l| l.spec?.holder_identity);
+        if held.as_deref() == Some(b.identity.as_str()) {
+            b_leads = Some(cut.elapsed());
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    eprintln!("cut at 0: a stopped after {a_stopped:?}, b took the lease after {b_leads:?}");
+    let a_stopped = a_stopped.unwrap_or_else(|| panic!("a still leads:\n{}", a.log_text()));
+    assert!(
+        Some(a_stopped) < b_leads,
+        "a stopped at {a_stopped:?}, b led from {b_leads:?}"
+    );
+    assert!(
+        a.log_text().contains("cannot confirm the lease"),
+        "{}",
+        a.log_text()
+    );
+    assert!(
+        a_stopped <= Duration::from_secs(LEASE_SECONDS),
+        "{a_stopped:?}"
+    );
+}
+
+fn wait_for_count(log: &Path, needle: &str) -> usize {
+    std::fs::read_to_string(log)
+        .unwrap_or_default()
+        .matches(needle)
+        .count()
+}

@@ -327,6 +327,18 @@ impl Context {
         elapsed
     }
 
+    /// How long since `key` was first asked about in this process (zero the first time): for
+    /// waits whose start is not in status. After a restart they start over, which only makes
+    /// them longer.
+    pub(crate) fn since_first(&self, key: &str) -> Duration {
+        let mut starts = lock(&self.starts);
+        if let Some((_, instant)) = starts.get(key) {
+            return instant.elapsed();
+        }
+        starts.insert(key.to_string(), (now(), std::time::Instant::now()));
+        Duration::ZERO
+    }
+
     /// Read the wall clock from `clock` (maintenance windows in tests).
     pub fn with_clock(mut self, clock: Clock) -> Self {
         self.clock = clock;

@@ -744,7 +744,12 @@ impl<'a> Reconcile<'a> {
                 .start_rollback(cluster, status, Reason::HealthGateFailed, why)
                 .await;
         }
-        let drain = self.ctx.settings.drain;
+        // Clients that cached blue's address (DNS) reach it for the shifter's settle time.
+        let drain = self
+            .ctx
+            .settings
+            .drain
+            .max(self.traffic(cluster)?.1.settle_time());
         let drained = self.in_phase_for(&status);
         if drained < drain {
             return Ok(Action::requeue(
@@ -1028,6 +1033,34 @@ impl<'a> Reconcile<'a> {
             .await?;
         }
         let keep_green = self.swap.spec.strategy.keep_green_on_rollback;
+        // Traffic is on blue from here. Clients that cached green's address (DNS) still reach
+        // it for the shifter's settle time: green goes only after that.
+        let settle = self
+            .traffic(cluster)
+            .map(|(_, shifter)| shifter.settle_time())
+            .unwrap_or_default();
+        if let Some(green) = status.green_instance.clone().filter(|_| !keep_green)
+            && !settle.is_zero()
+        {
+            let on_blue = self
+                .ctx
+                .since_first(&format!("swap/{}/rolled-back-traffic", self.name));
+            if on_blue < settle {
+                let left = settle - on_blue;
+                return self
+                    .wait(
+                        status,
+                        Reason::RollbackRequested,
+                        format!(
+                            "traffic is on blue; green {green} is deleted {}s after, once \
+                             clients' cached DNS answers for it have expired",
+                            settle.as_secs()
+                        ),
+                        left,
+                    )
+                    .await;
+            }
+        }
         if let Some(green) = status.green_instance.clone().filter(|_| !keep_green)
             && !self.instance_gone(cluster, &green).await?
         {

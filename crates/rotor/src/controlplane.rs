@@ -103,6 +103,8 @@ pub struct Wiring {
     pub aws_role_arn_template: Option<String>,
     /// TTL of the Route 53 records rotor writes: how long resolvers may keep a weight.
     pub route53_ttl_seconds: i64,
+    /// How long Route 53 takes to serve a change from all its name servers.
+    pub route53_propagation: std::time::Duration,
 }
 
 /// The AWS SDK configuration, loaded on first use only (no AWS flag, no credential lookup).
@@ -196,7 +198,8 @@ pub async fn controller_context(
                     aws.config().await,
                     zone,
                     wiring.route53_ttl_seconds,
-                );
+                )
+                .with_propagation(wiring.route53_propagation);
                 ctx = ctx.with_shifter(ShifterKind::Route53, Arc::new(shifter));
             }
             _ => anyhow::bail!(

@@ -135,7 +135,10 @@ async fn a_swap_on_eks_and_route53_creates_green_then_rolls_back_cleanly() {
             traffic: vec![format!("route53:{zone}")],
             aws_endpoint_url: Some(moto.url.clone()),
             aws_role_arn_template: None,
-            route53_ttl_seconds: 10,
+            // Green is kept this long after the rollback (TTL + propagation), for clients
+            // that cached its address.
+            route53_ttl_seconds: 3,
+            route53_propagation: Duration::ZERO,
         };
         let settings = rotor_controllers::Settings {
             poll_interval: Duration::from_millis(200),
@@ -246,6 +249,17 @@ async fn a_swap_on_eks_and_route53_creates_green_then_rolls_back_cleanly() {
         assert!(
             rolling_back.message.contains(&green) && rolling_back.message.contains("not ready"),
             "{rolling_back:?}"
+        );
+        // Green outlived the rollback by the DNS settle time (history times are whole seconds).
+        let rolled_back = done
+            .history
+            .iter()
+            .find(|t| t.phase == Phase::RolledBack)
+            .expect("RolledBack recorded");
+        let kept = rolled_back.time.0.duration_since(rolling_back.time.0);
+        assert!(
+            kept >= k8s_openapi::jiff::SignedDuration::from_secs(2),
+            "green deleted {kept} after the rollback began, before DNS caches (TTL 3 s) expired"
         );
         assert!(
             done.history

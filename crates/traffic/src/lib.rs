@@ -288,6 +288,14 @@ pub trait TrafficShifter: Send + Sync {
     /// sees requests (DNS) answers [`TrafficError::NoRequestCounts`].
     async fn backend_stats(&self, endpoint: &str) -> Result<BackendStats, TrafficError>;
 
+    /// How long after a change of weights clients may still follow the old ones: zero for a
+    /// proxy (HAProxy, the simulator), the record's TTL plus propagation for DNS. An instance
+    /// that lost its share of traffic is deleted only this long after, or clients that cached
+    /// its address would fail.
+    fn settle_time(&self) -> Duration {
+        Duration::ZERO
+    }
+
     /// Send all traffic back to blue (the rollback), as fast as the implementation allows.
     async fn rollback(&self, endpoint: &str) -> Result<(), TrafficError> {
         self.set_weights(endpoint, Weights::all_blue()).await

@@ -8,13 +8,15 @@
 //! - **Rollback takes the record's TTL**, not milliseconds: resolvers keep the old answer until
 //!   it expires (`ttl`, 10 s by default, plus Route 53's own propagation, usually under a
 //!   minute). HAProxy or a load balancer in front is the fast path; DNS is for shifting between
-//!   regions or accounts.
+//!   regions or accounts. [`TrafficShifter::settle_time`] says so to the swap, which keeps an
+//!   instance that lost its traffic that long before deleting it.
 //! - **Route 53 sees no requests**, so [`TrafficShifter::backend_stats`] answers
 //!   [`TrafficError::NoRequestCounts`]: a swap's gates then rest on green's workload
 //!   availability alone, and say so.
 //! - **DNS carries no port**: blue and green must take traffic on the same port.
 
 use std::net::{IpAddr, SocketAddr};
+use std::time::Duration;
 
 use async_trait::async_trait;
 use aws_sdk_route53::Client;
@@ -32,10 +34,15 @@ const GREEN_ID: &str = "rotor-green";
 /// The TTL of the records rotor writes unless told otherwise.
 pub const DEFAULT_TTL_SECONDS: i64 = 10;
 
+/// How long Route 53 may take to serve a change from all its name servers ("generally within
+/// 60 seconds", AWS says), unless told otherwise.
+pub const DEFAULT_PROPAGATION: Duration = Duration::from_secs(60);
+
 pub struct Route53Shifter {
     client: Client,
     zone: String,
     ttl: i64,
+    propagation: Duration,
 }
 
 impl std::fmt::Debug for Route53Shifter {
@@ -84,7 +91,14 @@ impl Route53Shifter {
             client: Client::new(config),
             zone: zone_id.trim_start_matches("/hostedzone/").to_string(),
             ttl: ttl_seconds,
+            propagation: DEFAULT_PROPAGATION,
         }
+    }
+
+    /// How long Route 53 takes to serve a change everywhere (see [`DEFAULT_PROPAGATION`]).
+    pub fn with_propagation(mut self, propagation: Duration) -> Self {
+        self.propagation = propagation;
+        self
     }
 
     fn failed(endpoint: &str, what: &'static str, failure: Failure) -> TrafficError {
@@ -354,6 +368,12 @@ impl TrafficShifter for Route53Shifter {
     async fn weights(&self, endpoint: &str) -> Result<Weights, TrafficError> {
         validate_endpoint(endpoint)?;
         Self::weights_of(endpoint, &self.read(endpoint).await?)
+    }
+
+    /// Resolvers may answer with the old weights until the change has propagated and their
+    /// cached answer (TTL) has expired.
+    fn settle_time(&self) -> Duration {
+        self.propagation + Duration::from_secs(u64::try_from(self.ttl).unwrap_or(0))
     }
 
     async fn backend_stats(&self, endpoint: &str) -> Result<BackendStats, TrafficError> {

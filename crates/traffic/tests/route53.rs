@@ -297,3 +297,12 @@ async fn an_unreachable_route53_names_the_endpoint_and_no_secret() {
     assert!(err.to_string().contains(EP), "{err}");
     assert!(!err.to_string().contains("s3cret"), "{err}");
 }
+
+#[tokio::test]
+async fn clients_follow_a_change_only_after_propagation_and_ttl() {
+    let config = rotor_aws::sdk_config(&moto::unreachable()).await;
+    let s = Route53Shifter::new(&config, "Z123", 10);
+    assert_eq!(s.settle_time(), std::time::Duration::from_secs(70));
+    let s = s.with_propagation(std::time::Duration::ZERO);
+    assert_eq!(s.settle_time(), std::time::Duration::from_secs(10));
+}

@@ -41,6 +41,10 @@ pub struct ServeArgs {
     /// bounds how fast a DNS rollback reaches clients.
     #[arg(long, default_value_t = rotor_traffic::route53::DEFAULT_TTL_SECONDS)]
     pub route53_ttl_seconds: i64,
+    /// Seconds Route 53 may take to serve a change from all its name servers. With the TTL it
+    /// is how long an instance that lost its traffic is kept before it is deleted.
+    #[arg(long, default_value_t = rotor_traffic::route53::DEFAULT_PROPAGATION.as_secs())]
+    pub route53_propagation_seconds: u64,
     /// Serve the API only; run no controllers.
     #[arg(long)]
     pub no_controllers: bool,
@@ -203,6 +207,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
             aws_endpoint_url: args.aws_endpoint_url.clone(),
             aws_role_arn_template: args.aws_role_arn_template.clone(),
             route53_ttl_seconds: args.route53_ttl_seconds,
+            route53_propagation: std::time::Duration::from_secs(args.route53_propagation_seconds),
         };
         let kubeconfig = rotor_sim::kubeconfig_yaml("rotor", &format!("http://{addr}"), &token);
         let (mut ctx, layers) = rotor::controlplane::controller_context(

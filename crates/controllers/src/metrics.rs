@@ -74,19 +74,34 @@ fn gauge_family(
     Ok(())
 }
 
+/// How many of `objects` are in each of `all` phases (an object without status is in the
+/// default phase), as `(phase, count)`.
+fn count_by<P, K>(
+    all: &[P],
+    name: fn(P) -> &'static str,
+    objects: &[Arc<K>],
+    phase: impl Fn(&K) -> Option<P>,
+) -> Vec<(&'static str, i64)>
+where
+    P: Copy + Default + PartialEq,
+{
+    all.iter()
+        .map(|p| {
+            let n = objects
+                .iter()
+                .filter(|o| phase(o).unwrap_or_default() == *p)
+                .count();
+            (name(*p), n as i64)
+        })
+        .collect()
+}
+
 impl Collector for Caches {
     fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
         if let Some(swaps) = snapshot(&self.swaps) {
-            let counts: Vec<_> = Phase::ALL
-                .iter()
-                .map(|p| {
-                    let n = swaps
-                        .iter()
-                        .filter(|s| s.status.as_ref().map(|st| st.phase).unwrap_or_default() == *p)
-                        .count();
-                    (p.as_str(), n as i64)
-                })
-                .collect();
+            let counts = count_by(Phase::ALL, Phase::as_str, &swaps, |s| {
+                s.status.as_ref().map(|st| st.phase)
+            });
             gauge_family(
                 &mut encoder,
                 "swaps",
@@ -96,16 +111,9 @@ impl Collector for Caches {
             )?;
         }
         if let Some(rollouts) = snapshot(&self.rollouts) {
-            let counts: Vec<_> = RolloutPhase::ALL
-                .iter()
-                .map(|p| {
-                    let n = rollouts
-                        .iter()
-                        .filter(|r| r.status.as_ref().map(|st| st.phase).unwrap_or_default() == *p)
-                        .count();
-                    (p.as_str(), n as i64)
-                })
-                .collect();
+            let counts = count_by(RolloutPhase::ALL, RolloutPhase::as_str, &rollouts, |r| {
+                r.status.as_ref().map(|st| st.phase)
+            });
             gauge_family(
                 &mut encoder,
                 "rollouts",

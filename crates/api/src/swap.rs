@@ -125,7 +125,7 @@ impl ClusterSwapSpec {
 }
 
 closed_enum! {
-    /// Where a swap is in its lifecycle (see DESIGN.md, "The swap lifecycle").
+    /// Where a swap is in its lifecycle (see docs/design.md, "The swap lifecycle").
     #[derive(Default)]
     pub enum Phase {
         /// Accepted, nothing done yet.

@@ -17,7 +17,7 @@ const HAPPY: [Phase; 10] = [
     Succeeded,
 ];
 
-/// The full allowed set, written out by hand from DESIGN.md.
+/// The full allowed set, written out by hand from docs/design.md.
 fn allowed() -> Vec<(Phase, Phase)> {
     let mut v: Vec<(Phase, Phase)> = HAPPY.windows(2).map(|w| (w[0], w[1])).collect();
     for p in [

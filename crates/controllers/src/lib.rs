@@ -1,7 +1,7 @@
 //! rotor's reconcilers, run by `rotor serve` (and `rotor demo`) against the control plane's
 //! Kubernetes API with kube-runtime:
 //!
-//! - [`swap`] drives one `ClusterSwap` through the blue-green lifecycle (DESIGN.md);
+//! - [`swap`] drives one `ClusterSwap` through the blue-green lifecycle (docs/design.md);
 //! - [`cluster`] keeps each `Cluster`'s status (active instance, health) and starts nothing;
 //! - [`rollout`] rolls one change across the fleet in waves of ClusterSwaps.
 //!

@@ -1,4 +1,4 @@
-//! The ClusterSwap controller: one blue-green rotation, phase by phase (DESIGN.md, "The swap
+//! The ClusterSwap controller: one blue-green rotation, phase by phase (docs/design.md, "The swap
 //! lifecycle").
 //!
 //! Every reconcile re-derives the next action from the object's status and the observed world:

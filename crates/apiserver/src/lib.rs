@@ -4,6 +4,7 @@
 
 mod conversion;
 mod cursor;
+mod defaults;
 mod discovery;
 pub mod error;
 pub mod http;

@@ -9,6 +9,55 @@ use crate::object::{self, meta_mut};
 use crate::registry::Resource;
 
 impl ApiServer {
+    /// Decoding as upstream's: explicit nulls dropped (built-ins) and every default applied —
+    /// the built-in `SetDefaults_*` or a custom resource's schema `default`s. Runs on every
+    /// write once the body or patch is applied, before validation.
+    pub(super) fn default_object(&self, res: &Resource, obj: &mut Value) {
+        match &res.custom_schema {
+            Some(schema) => rotor_openapi::default_custom(schema, obj),
+            None => {
+                crate::defaults::drop_nulls(&res.group, &res.plural, obj);
+                crate::defaults::apply(
+                    &res.group,
+                    &res.version,
+                    &res.plural,
+                    self.config.kubernetes_minor,
+                    obj,
+                );
+            }
+        }
+    }
+
+    /// Does this kind carry `metadata.generation` upstream? Custom resources and the kinds
+    /// whose strategy sets it (workloads, policies, configurations with an observed
+    /// generation); not ConfigMap, Secret, Service, Namespace… Pods from 1.33.
+    pub(super) fn uses_generation(&self, res: &Resource) -> bool {
+        if res.is_custom() {
+            return true;
+        }
+        match res.group.as_str() {
+            "" => match res.plural.as_str() {
+                "replicationcontrollers" => true,
+                "pods" => self.config.kubernetes_minor >= 33,
+                _ => false,
+            },
+            "apps" => res.plural != "controllerrevisions",
+            "batch"
+            | "autoscaling"
+            | "policy"
+            | "admissionregistration.k8s.io"
+            | "flowcontrol.apiserver.k8s.io"
+            | "apiextensions.k8s.io" => true,
+            "networking.k8s.io" => {
+                matches!(
+                    res.plural.as_str(),
+                    "ingresses" | "ingressclasses" | "networkpolicies"
+                )
+            }
+            _ => false,
+        }
+    }
+
     /// Kind-specific defaults on create (the "strategy" of each kind).
     pub(super) fn prepare_create(&self, res: &Resource, obj: &mut Value) -> ApiResult<()> {
         if let Some(schema) = &res.custom_schema {
@@ -27,9 +76,6 @@ impl ApiServer {
             }
             ("", "services") => {
                 let spec = ensure_object(obj, "spec");
-                spec.entry("type").or_insert_with(|| json!("ClusterIP"));
-                spec.entry("sessionAffinity")
-                    .or_insert_with(|| json!("None"));
                 let wants_ip =
                     !matches!(spec.get("clusterIP").and_then(Value::as_str), Some("None"))
                         && spec.get("type").and_then(Value::as_str) != Some("ExternalName");
@@ -46,35 +92,14 @@ impl ApiServer {
                     spec.insert("clusterIP".into(), json!(ip));
                     spec.insert("clusterIPs".into(), json!([ip]));
                 }
-                if let Some(ports) = spec.get_mut("ports").and_then(Value::as_array_mut) {
-                    for p in ports.iter_mut().filter_map(Value::as_object_mut) {
-                        p.entry("protocol").or_insert_with(|| json!("TCP"));
-                        // Unset, 0 and "" all mean "the port itself" (a protobuf client
-                        // always sends targetPort, as Go's zero IntOrString).
-                        let unset = match p.get("targetPort") {
-                            None | Some(Value::Null) => true,
-                            Some(v) => v == &json!(0) || v == &json!(""),
-                        };
-                        if let (true, Some(port)) = (unset, p.get("port").cloned()) {
-                            p.insert("targetPort".into(), port);
-                        }
-                    }
-                }
                 obj["status"] = json!({"loadBalancer": {}});
             }
-            ("", "secrets") => {
-                obj.as_object_mut()
-                    .map(|o| o.entry("type").or_insert_with(|| json!("Opaque")));
-                fold_string_data(obj);
-            }
+            ("", "secrets") => fold_string_data(obj),
             ("", "pods") if obj.pointer("/status/phase").is_none() => {
                 obj["status"] = json!({"phase": "Pending"});
             }
             ("", "nodes") => {}
             ("apps", "deployments" | "statefulsets" | "replicasets") => {
-                ensure_object(obj, "spec")
-                    .entry("replicas")
-                    .or_insert_with(|| json!(1));
                 obj["status"] = json!({});
             }
             ("apiextensions.k8s.io", "customresourcedefinitions") => crd_status(obj),
@@ -144,7 +169,7 @@ impl ApiServer {
             }
             m.remove("resourceVersion");
         }
-        if object::spec_part(current) != object::spec_part(&next) {
+        if self.uses_generation(res) && object::spec_part(current) != object::spec_part(&next) {
             let generation = cur_meta
                 .get("generation")
                 .and_then(Value::as_i64)

@@ -44,6 +44,7 @@ impl ApiServer {
             }
         }
         let name = object::name(&obj).to_string();
+        self.default_object(res, &mut obj);
         let warnings = self.validate(res, &obj, &name, opts)?;
         if let Some(ns) = &ns {
             let namespaces = self.resource("", "v1", "namespaces")?;
@@ -68,15 +69,18 @@ impl ApiServer {
             let m = meta_mut(&mut obj);
             m.insert("uid".into(), json!(object::new_uid()));
             m.insert("creationTimestamp".into(), json!(&now));
-            m.insert("generation".into(), json!(1));
             for f in [
                 "resourceVersion",
+                "generation",
                 "deletionTimestamp",
                 "deletionGracePeriodSeconds",
                 "selfLink",
             ] {
                 m.remove(f);
             }
+        }
+        if self.uses_generation(res) {
+            meta_mut(&mut obj).insert("generation".into(), json!(1));
         }
         self.prepare_create(res, &mut obj)?;
         let cursor = self.cursor(res);
@@ -136,6 +140,7 @@ impl ApiServer {
             })?),
             None => None,
         };
+        self.default_object(res, &mut obj);
         let warnings = self.validate(res, &obj, name, opts)?;
         for _ in 0..MAX_WRITE_ATTEMPTS {
             let (current, rev) = self.get_kv(res, ns.as_deref(), name).await?;
@@ -247,7 +252,7 @@ impl ApiServer {
             if precondition.is_some_and(|p| p != rev) {
                 return Err(ApiError::conflict(&res.plural, &res.group, name));
             }
-            let patched = match patch_type {
+            let mut patched = match patch_type {
                 PatchType::Merge => {
                     let mut v = current.clone();
                     rotor_patch::merge_patch(&mut v, body);
@@ -291,6 +296,7 @@ impl ApiServer {
                     .map_err(|e| apply_error(res, name, e))?
                 }
             };
+            self.default_object(res, &mut patched);
             let warnings = self.validate(res, &patched, name, opts)?;
             let mut next = self.prepare_update(res, &current, patched, sub)?;
             if patch_type != PatchType::Apply {

@@ -1,26 +1,75 @@
 //! Serving a router over TCP the way an API server must: with TCP_NODELAY, so small writes (a
 //! watch event, a short response) leave at once instead of waiting out Nagle's algorithm and the
-//! peer's delayed ACK (a steady 40 ms on Linux).
+//! peer's delayed ACK (a steady 40 ms on Linux); and with a shutdown that ends: open streams
+//! (watches) end when it starts, and connections still open after a grace are dropped.
 
+use std::future::IntoFuture;
+use std::time::Duration;
+
+use axum::body::{Body, HttpBody};
+use axum::response::Response;
 use axum::serve::ListenerExt;
+use futures::StreamExt;
+use tokio::sync::watch;
 
-/// Serves `router` on `listener` until `shutdown` resolves.
+/// Serves `router` on `listener` until `shutdown` resolves, then stops accepting, ends every
+/// streaming response (watches: clients resume elsewhere from their last resourceVersion), lets
+/// the other responses finish for at most `grace` and returns.
 pub async fn serve_until(
     listener: tokio::net::TcpListener,
     router: axum::Router,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+    grace: Duration,
 ) -> std::io::Result<()> {
     let listener = listener.tap_io(|tcp| {
         if let Err(e) = tcp.set_nodelay(true) {
             tracing::debug!(error = %e, "TCP_NODELAY");
         }
     });
-    axum::serve(listener, router)
-        .with_graceful_shutdown(shutdown)
-        .await
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let router = router.layer(axum::middleware::map_response(move |res: Response| {
+        let stop = stop_rx.clone();
+        async move { end_streams_on(stop, res) }
+    }));
+    let stopping = stopped(stop_tx.subscribe());
+    let server = axum::serve(listener, router)
+        .with_graceful_shutdown(stopping)
+        .into_future();
+    tokio::pin!(server);
+    tokio::select! {
+        result = &mut server => return result,
+        () = shutdown => {}
+    }
+    let _ = stop_tx.send(true);
+    match tokio::time::timeout(grace, server).await {
+        Ok(result) => result,
+        Err(_) => {
+            tracing::warn!(
+                ?grace,
+                "connections still open after the shutdown grace: dropped"
+            );
+            Ok(())
+        }
+    }
 }
 
 /// Serves `router` on `listener` for as long as the task runs.
 pub async fn serve(listener: tokio::net::TcpListener, router: axum::Router) -> std::io::Result<()> {
-    serve_until(listener, router, std::future::pending()).await
+    serve_until(listener, router, std::future::pending(), Duration::ZERO).await
+}
+
+/// Resolves once `stop` turns true (or its sender is gone).
+async fn stopped(mut stop: watch::Receiver<bool>) {
+    let _ = stop.wait_for(|v| *v).await;
+}
+
+/// A response of unknown length (a watch, a chunked stream) ends when the server stops;
+/// responses of known length are left whole.
+fn end_streams_on(stop: watch::Receiver<bool>, res: Response) -> Response {
+    if res.body().size_hint().exact().is_some() {
+        return res;
+    }
+    let (parts, body) = res.into_parts();
+    let body = body.into_data_stream().take_until(stopped(stop));
+    Response::from_parts(parts, Body::from_stream(body))
 }

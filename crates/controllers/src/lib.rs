@@ -62,6 +62,9 @@ pub struct Settings {
     /// How the cloud is polled about operations it has no events for (a create or delete in
     /// progress) and how its rate limits are honoured.
     pub cloud_poll: rotor_providers::poll::PollPolicy,
+    /// On shutdown, how long running reconciles may take to reach their end before they are
+    /// dropped where they stand (each step is safe to resume: the next leader or start redoes it).
+    pub shutdown_grace: Duration,
 }
 
 impl Default for Settings {
@@ -75,6 +78,7 @@ impl Default for Settings {
             min_gate_requests: 20,
             cluster_resync: Duration::from_secs(30),
             cloud_poll: rotor_providers::poll::PollPolicy::default(),
+            shutdown_grace: Duration::from_secs(6),
         }
     }
 }
@@ -513,7 +517,8 @@ where
         .boxed()
 }
 
-/// Runs the Cluster and ClusterSwap controllers until `shutdown` resolves.
+/// Runs the Cluster, ClusterSwap and Rollout controllers until `shutdown` resolves, then stops
+/// them within `settings.shutdown_grace`.
 pub async fn run(
     ctx: Arc<Context>,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
@@ -522,14 +527,25 @@ pub async fn run(
     let stop = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
         let _ = rx.wait_for(|v| *v).await;
     };
+    let grace = ctx.settings.shutdown_grace;
     let swaps = swap::controller(ctx.clone(), stop(rx.clone()));
     let rollouts = rollout::controller(ctx.clone(), stop(rx.clone()));
     let clusters = cluster::controller(ctx, stop(rx));
-    tokio::spawn(async move {
-        shutdown.await;
-        let _ = tx.send(true);
-    });
-    futures::join!(swaps, rollouts, clusters);
+    let all = futures::future::join3(swaps, rollouts, clusters);
+    tokio::pin!(all);
+    tokio::select! {
+        _ = &mut all => return,
+        () = shutdown => {}
+    }
+    // kube-runtime's graceful shutdown: no new reconcile starts, running ones finish; bounded,
+    // since one may be a long step (a migration). Dropping the controllers drops the rest.
+    let _ = tx.send(true);
+    if tokio::time::timeout(grace, all).await.is_err() {
+        tracing::warn!(
+            ?grace,
+            "reconciles still running after the shutdown grace: stopped where they stood"
+        );
+    }
 }
 
 /// `now` as the API's `Time`.

@@ -12,6 +12,7 @@ use bytes::Bytes;
 
 pub mod etcd;
 pub mod etcd_process;
+pub mod file_lock;
 mod hub;
 pub mod memory;
 pub mod sqlite;
@@ -89,6 +90,9 @@ pub enum StoreError {
     Compacted { requested: u64, oldest: u64 },
     #[error("storage backend: {0}")]
     Backend(String),
+    /// Another process holds the store file (one process per SQLite file).
+    #[error("{path} is in use by another process{}: one rotor serve per SQLite file", holder.map(|p| format!(" (pid {p})")).unwrap_or_default())]
+    Locked { path: String, holder: Option<u32> },
 }
 
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;

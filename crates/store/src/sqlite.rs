@@ -12,6 +12,7 @@ use bytes::Bytes;
 use rusqlite::{Connection, OptionalExtension, params};
 use tokio::sync::oneshot;
 
+use crate::file_lock::FileLock;
 use crate::hub::Hub;
 use crate::{KeyValue, ListPage, Result, Store, StoreError, WatchEvent, WatchReceiver};
 
@@ -53,6 +54,8 @@ pub struct SqliteStore {
     /// Transactions committed by the writer (group commit makes this far below the write count).
     commits: Arc<AtomicU64>,
     thread: Mutex<Option<std::thread::JoinHandle<()>>>,
+    /// Held while open: a second process on the same file is refused (see [`FileLock`]).
+    _lock: FileLock,
 }
 
 fn backend(what: &str, e: impl std::fmt::Display) -> StoreError {
@@ -78,7 +81,10 @@ impl SqliteStore {
         Self::open_with_history(path, DEFAULT_HISTORY)
     }
 
+    /// Opens (or creates) the store at `path`, refusing with [`StoreError::Locked`] while
+    /// another process (or another open store in this one) holds it.
     pub fn open_with_history(path: &Path, history: usize) -> Result<Self> {
+        let lock = FileLock::acquire(path)?;
         let writer_conn = open_connection(path)?;
         writer_conn
             .execute_batch(
@@ -110,6 +116,7 @@ impl SqliteStore {
             hub,
             commits,
             thread: Mutex::new(Some(thread)),
+            _lock: lock,
         })
     }
 

@@ -54,6 +54,10 @@ pub struct ServeArgs {
     /// after their leader dies).
     #[arg(long, default_value_t = 15)]
     pub lease_duration_seconds: u64,
+    /// After SIGTERM or SIGINT, the process exits within this: running reconciles get most of
+    /// it, then the lease is released and open connections (watches) are ended.
+    #[arg(long, default_value_t = 10)]
+    pub shutdown_grace_seconds: u64,
 }
 
 #[derive(Args)]
@@ -192,10 +196,14 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
             }
         }),
     );
+    let grace = Duration::from_secs(args.shutdown_grace_seconds.max(1));
+    // The API outlives the controllers: they release the lease through it.
+    let (http_stop_tx, http_stop_rx) = tokio::sync::watch::channel(false);
     let http = tokio::spawn(rotor_apiserver::http::serve_until(
         listener,
         router,
-        stopped(stop_rx.clone()),
+        stopped(http_stop_rx),
+        grace / 5,
     ));
     let mut _layers = None;
     let controllers = if args.no_controllers {
@@ -210,12 +218,12 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
             route53_propagation: std::time::Duration::from_secs(args.route53_propagation_seconds),
         };
         let kubeconfig = rotor_sim::kubeconfig_yaml("rotor", &format!("http://{addr}"), &token);
-        let (mut ctx, layers) = rotor::controlplane::controller_context(
-            &kubeconfig,
-            &wiring,
-            rotor_controllers::Settings::default(),
-        )
-        .await?;
+        let settings = rotor_controllers::Settings {
+            shutdown_grace: grace * 3 / 5,
+            ..Default::default()
+        };
+        let (mut ctx, layers) =
+            rotor::controlplane::controller_context(&kubeconfig, &wiring, settings).await?;
         ctx.metrics = metrics.clone();
         if let Some((_, sim)) = &layers.sim {
             eprintln!(
@@ -253,16 +261,30 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         }
     };
     super::shutdown_signal().await;
+    eprintln!("stopping (within {}s)", grace.as_secs());
     let _ = stop_tx.send(true);
     if let Some(c) = controllers {
-        match c.await {
-            Ok(Err(e)) => eprintln!("controllers: {e}"),
-            Err(e) => eprintln!("controllers: {e}"),
-            Ok(Ok(())) => {}
-        }
+        stop_controllers(c, grace * 4 / 5).await;
     }
+    let _ = http_stop_tx.send(true);
     http.await??;
     Ok(())
+}
+
+/// Waits for the controllers (and the lease release) for at most `bound`, then aborts them.
+async fn stop_controllers(mut task: tokio::task::JoinHandle<anyhow::Result<()>>, bound: Duration) {
+    match tokio::time::timeout(bound, &mut task).await {
+        Ok(Ok(Err(e))) => eprintln!("controllers: {e}"),
+        Ok(Err(e)) => eprintln!("controllers: {e}"),
+        Ok(Ok(Ok(()))) => {}
+        Err(_) => {
+            eprintln!(
+                "controllers did not stop within {}s: aborted",
+                bound.as_secs()
+            );
+            task.abort();
+        }
+    }
 }
 
 pub async fn kubeconfig(args: KubeconfigArgs) -> anyhow::Result<()> {

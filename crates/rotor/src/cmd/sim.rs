@@ -38,6 +38,10 @@ pub struct SimArgs {
     /// Prefix of member cluster names.
     #[arg(long, default_value = "member")]
     pub name_prefix: String,
+    /// After SIGTERM or SIGINT, the process exits within this: watches end at once, other
+    /// requests get this long to finish.
+    #[arg(long, default_value_t = 10)]
+    pub shutdown_grace_seconds: u64,
 }
 
 pub fn parse_minor(version: &str) -> anyhow::Result<u32> {
@@ -83,6 +87,11 @@ pub async fn run(args: SimArgs) -> anyhow::Result<()> {
         args.clusters,
         started.elapsed().as_secs_f64()
     );
-    rotor_apiserver::http::serve_until(listener, sim.router(), super::shutdown_signal()).await?;
+    let grace = Duration::from_secs(args.shutdown_grace_seconds);
+    let stop = async move {
+        super::shutdown_signal().await;
+        eprintln!("stopping (within {}s)", grace.as_secs());
+    };
+    rotor_apiserver::http::serve_until(listener, sim.router(), stop, grace).await?;
     Ok(())
 }

@@ -1,0 +1,263 @@
+//! Process lifecycle: `rotor serve` and `rotor sim` exit 0 within their shutdown grace after
+//! SIGTERM, with watches attached and with controllers mid-swap; a second `rotor serve` on a
+//! SQLite file another process holds refuses to start.
+
+mod common;
+
+use std::path::Path;
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::time::{Duration, Instant};
+
+use common::kubectl::{CLUSTER_YAML, Kubectl, Running, free_port, rotor, start_sim, wait_for_file};
+use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::core::v1::{Namespace, Service};
+use kube::ResourceExt;
+use kube::api::{Api, Patch, PatchParams, PostParams};
+use rotor::rehearsal::{APP_NAME, APP_NAMESPACE, sample_app};
+use rotor_api::{ClusterSwap, ClusterSwapSpec, Phase, ShifterKind, SwapStrategy, SwapTarget};
+use rotor_sim::{CloudConfig, Sim, SimConfig};
+
+/// The grace the tests configure; a process must be gone within it plus [`MARGIN`].
+const GRACE_SECONDS: u64 = 4;
+/// Process teardown after the grace (runtime drop, exit): generous, yet far below "never".
+const MARGIN: Duration = Duration::from_secs(4);
+
+fn sigterm(child: &Child) {
+    let status = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .expect("kill runs");
+    assert!(status.success(), "kill -TERM {}", child.id());
+}
+
+/// Waits for `child` to exit, failing the test after `within`.
+fn exit_within(child: &mut Child, within: Duration, what: &str) -> ExitStatus {
+    let deadline = Instant::now() + within;
+    loop {
+        if let Some(status) = child.try_wait().expect("try_wait") {
+            return status;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{what} still running {within:?} after SIGTERM"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+fn bound() -> Duration {
+    Duration::from_secs(GRACE_SECONDS) + MARGIN
+}
+
+/// `rotor serve` on `store` with the test grace; returns it and kubectl for it.
+fn serve(store: &Path, kc: &Path, extra: &[&str]) -> (Running, Kubectl) {
+    let (listen, grace, store) = (
+        format!("127.0.0.1:{}", free_port()),
+        GRACE_SECONDS.to_string(),
+        format!("sqlite:{}", store.display()),
+    );
+    let mut args = vec![
+        "serve",
+        "--store",
+        &store,
+        "--listen",
+        &listen,
+        "--kubeconfig-out",
+        kc.to_str().expect("path"),
+        "--shutdown-grace-seconds",
+        &grace,
+    ];
+    args.extend_from_slice(extra);
+    let running = rotor(&args);
+    wait_for_file(kc);
+    (running, Kubectl::new(kc.to_path_buf()))
+}
+
+/// `kubectl get … -w -o name` running, returned once it printed `first_line` (it listed; the
+/// watch request follows at once).
+fn watching(kubectl: &Kubectl, args: &[&str], first_line: &str) -> Running {
+    use std::io::BufRead;
+    let mut full = vec!["get"];
+    full.extend_from_slice(args);
+    full.extend(["-w", "-o", "name", "--request-timeout=0"]);
+    let mut child = kubectl
+        .command(&full)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("kubectl get -w starts");
+    let stdout = child.stdout.take().expect("stdout");
+    let mut lines = std::io::BufReader::new(stdout).lines();
+    let first = lines.next().expect("kubectl printed a line").expect("line");
+    assert_eq!(first, first_line, "kubectl get -w listed");
+    // Keep reading so kubectl never blocks on a full pipe.
+    std::thread::spawn(move || lines.for_each(drop));
+    Running(child)
+}
+
+#[test]
+fn sigterm_stops_serve_with_a_watch_attached_within_the_grace() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (mut server, kubectl) = serve(&dir.path().join("rotor.db"), &dir.path().join("kc"), &[]);
+    let cluster = dir.path().join("cluster.yaml");
+    std::fs::write(&cluster, CLUSTER_YAML).expect("write");
+    kubectl.ok(&["apply", "-f", cluster.to_str().expect("path")]);
+    let _watch = watching(&kubectl, &["clusters"], "cluster.rotor.dev/prod-sim-a");
+    sigterm(&server.0);
+    let status = exit_within(&mut server.0, bound(), "rotor serve");
+    assert!(status.success(), "rotor serve exited with {status}");
+}
+
+#[test]
+fn sigterm_stops_sim_with_a_watch_attached_within_the_grace() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let grace = GRACE_SECONDS.to_string();
+    let (mut sim, kubectl) = start_sim(dir.path(), 1, &["--shutdown-grace-seconds", &grace]);
+    let _watch = watching(&kubectl, &["namespaces", "default"], "namespace/default");
+    sigterm(&sim.0);
+    let status = exit_within(&mut sim.0, bound(), "rotor sim");
+    assert!(status.success(), "rotor sim exited with {status}");
+}
+
+#[test]
+fn a_second_serve_on_the_same_sqlite_file_refuses_until_the_first_is_gone() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let db = dir.path().join("rotor.db");
+    let (mut first, _) = serve(&db, &dir.path().join("kc1"), &["--no-controllers"]);
+    let second = Command::new(env!("CARGO_BIN_EXE_rotor"))
+        .args(["serve", "--store", &format!("sqlite:{}", db.display())])
+        .args(["--listen", &format!("127.0.0.1:{}", free_port())])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("rotor starts");
+    let mut second = Running(second);
+    let status = exit_within(
+        &mut second.0,
+        common::kubectl::LIMIT,
+        "the second rotor serve",
+    );
+    assert!(!status.success(), "the second rotor serve must refuse");
+    let mut stderr = String::new();
+    std::io::Read::read_to_string(&mut second.0.stderr.take().expect("stderr"), &mut stderr)
+        .expect("stderr");
+    assert!(
+        stderr.contains(&db.display().to_string())
+            && stderr.contains(&format!("pid {}", first.0.id())),
+        "the refusal names the file and the holder: {stderr}"
+    );
+
+    sigterm(&first.0);
+    assert!(exit_within(&mut first.0, bound(), "rotor serve").success());
+    let (_again, kubectl) = serve(&db, &dir.path().join("kc2"), &["--no-controllers"]);
+    kubectl.ok(&["get", "namespaces", "default"]);
+}
+
+/// A fleet of one Cluster in an in-process simulator, the sample app in it, served over HTTP.
+async fn sim_with_app(
+    workload_ready_delay: Duration,
+) -> (std::sync::Arc<Sim>, String, rotor_api::Cluster) {
+    let sim = Sim::new(SimConfig {
+        nodes: 1,
+        workload_ready_delay,
+        node_ready_delay: Duration::from_millis(50),
+        cloud: CloudConfig {
+            create_latency: Duration::from_millis(300),
+            delete_latency: Duration::from_millis(100),
+            ..CloudConfig::default()
+        },
+        ..SimConfig::default()
+    });
+    let mut cluster = rotor_api::sample_fleet(1).remove(0);
+    cluster.spec.traffic.shifter = ShifterKind::Sim;
+    let name = cluster.name_any();
+    sim.add_cluster(&name, 34).await.expect("blue");
+    sim.cloud.adopt(&name, 34);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let url = format!("http://{}", listener.local_addr().expect("addr"));
+    let router = sim.router();
+    tokio::spawn(async move {
+        let _ = rotor_apiserver::http::serve(listener, router).await;
+    });
+    let member = rotor::client_for(&sim.kubeconfig(&name, &url).expect("kubeconfig"))
+        .await
+        .expect("member client");
+    let (ns, deploy, svc) = sample_app();
+    let pp = PatchParams::apply("test");
+    Api::<Namespace>::all(member.clone())
+        .patch(APP_NAMESPACE, &pp, &Patch::Apply(&ns))
+        .await
+        .expect("namespace");
+    Api::<Deployment>::namespaced(member.clone(), APP_NAMESPACE)
+        .patch(APP_NAME, &pp, &Patch::Apply(&deploy))
+        .await
+        .expect("deployment");
+    Api::<Service>::namespaced(member, APP_NAMESPACE)
+        .patch(APP_NAME, &pp, &Patch::Apply(&svc))
+        .await
+        .expect("service");
+    (sim, url, cluster)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_stops_serve_with_controllers_mid_swap_within_the_grace() {
+    // Green's workloads take a minute to be ready: the swap sits in its middle phases.
+    let (_sim, sim_url, cluster) = sim_with_app(Duration::from_secs(60)).await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let kc = dir.path().join("kc");
+    let (provider, traffic) = (
+        format!("sim:{sim_url}"),
+        format!("sim:127.0.0.1:{}", free_port()),
+    );
+    let (mut server, _) = serve(
+        &dir.path().join("rotor.db"),
+        &kc,
+        &["--provider", &provider, "--traffic", &traffic],
+    );
+    let client = rotor::client_for(&std::fs::read_to_string(&kc).expect("kubeconfig"))
+        .await
+        .expect("client");
+    let pp = PatchParams::apply("test");
+    Api::<rotor_api::Cluster>::all(client.clone())
+        .patch(&cluster.name_any(), &pp, &Patch::Apply(&cluster))
+        .await
+        .expect("cluster applied");
+    let swaps: Api<ClusterSwap> = Api::all(client);
+    let swap = ClusterSwap::new(
+        "mid-swap",
+        ClusterSwapSpec {
+            cluster_ref: cluster.name_any(),
+            target: SwapTarget {
+                kubernetes_version: Some("1.35.0".into()),
+                ..Default::default()
+            },
+            strategy: SwapStrategy::default(),
+            paused: false,
+            rollback: false,
+            hold_before_traffic: false,
+        },
+    );
+    swaps
+        .create(&PostParams::default(), &swap)
+        .await
+        .expect("swap created");
+    let phase = common::eventually(
+        Duration::from_secs(60),
+        "the swap past provisioning",
+        || async {
+            let phase = swaps.get("mid-swap").await.ok()?.status?.phase;
+            matches!(
+                phase,
+                Phase::WaitingForGreen | Phase::Migrating | Phase::Verifying
+            )
+            .then_some(phase)
+        },
+    )
+    .await;
+    eprintln!("SIGTERM in phase {phase:?}");
+    sigterm(&server.0);
+    let status = tokio::task::block_in_place(|| exit_within(&mut server.0, bound(), "rotor serve"));
+    assert!(status.success(), "rotor serve exited with {status}");
+}

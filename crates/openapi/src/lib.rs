@@ -6,7 +6,9 @@
 //! it; so are its definitions' protobuf encoding and the protobuf documents servers share.
 
 mod documents;
+mod formats;
 pub mod gnostic;
+mod structural;
 mod validate;
 
 use std::collections::{HashMap, VecDeque};
@@ -18,7 +20,7 @@ use rotor_patch::{FieldInfo, SchemaCursor};
 use serde_json::{Map, Value};
 
 pub use documents::{CustomSchema, EncodedDocument, ResourcePaths, V2_CACHE_ENTRIES};
-pub use validate::{FieldProblem, prune_custom, validate_custom};
+pub use validate::{FieldProblem, GoTypeError, ProblemKind, prune_custom, validate_custom};
 
 pub const SUPPORTED_MINORS: RangeInclusive<u32> = 25..=37;
 
@@ -155,7 +157,11 @@ impl Spec {
     /// Strict field validation of an object against a definition.
     pub fn validate(&self, definition: &str, value: &Value) -> Vec<FieldProblem> {
         match self.cursor(definition) {
-            Some(c) => validate::validate(&c, value),
+            Some(c) => {
+                let name = loaded(self).definitions.get_key_value(definition);
+                let owner = name.and_then(|(k, _)| k.rsplit('.').next());
+                validate::validate(&c, owner.unwrap_or_default(), value)
+            }
             None => Vec::new(),
         }
     }
@@ -269,6 +275,15 @@ impl Cursor {
         match &self.place {
             Place::Definition(node) => Some(node),
             Place::Custom { root, pointer } => lookup(root, pointer),
+        }
+    }
+
+    /// The schema node here when it is one of the release's definitions (they live for the
+    /// process), without following `$ref`.
+    pub(crate) fn definition_node(&self) -> Option<&'static Value> {
+        match &self.place {
+            Place::Definition(node) => Some(node),
+            Place::Custom { .. } => None,
         }
     }
 

@@ -7,7 +7,9 @@
 
 mod default;
 mod documents;
+mod formats;
 pub mod gnostic;
+mod structural;
 mod validate;
 
 use std::collections::{HashMap, VecDeque};
@@ -20,7 +22,7 @@ use serde_json::{Map, Value};
 
 pub use default::{default_custom, has_defaults};
 pub use documents::{CustomSchema, EncodedDocument, ResourcePaths, V2_CACHE_ENTRIES};
-pub use validate::{FieldProblem, prune_custom, validate_custom};
+pub use validate::{FieldProblem, GoTypeError, ProblemKind, prune_custom, validate_custom};
 
 pub const SUPPORTED_MINORS: RangeInclusive<u32> = 25..=37;
 
@@ -157,7 +159,11 @@ impl Spec {
     /// Strict field validation of an object against a definition.
     pub fn validate(&self, definition: &str, value: &Value) -> Vec<FieldProblem> {
         match self.cursor(definition) {
-            Some(c) => validate::validate(&c, value),
+            Some(c) => {
+                let name = loaded(self).definitions.get_key_value(definition);
+                let owner = name.and_then(|(k, _)| k.rsplit('.').next());
+                validate::validate(&c, owner.unwrap_or_default(), value)
+            }
             None => Vec::new(),
         }
     }
@@ -271,6 +277,15 @@ impl Cursor {
         match &self.place {
             Place::Definition(node) => Some(node),
             Place::Custom { root, pointer } => lookup(root, pointer),
+        }
+    }
+
+    /// The schema node here when it is one of the release's definitions (they live for the
+    /// process), without following `$ref`.
+    pub(crate) fn definition_node(&self) -> Option<&'static Value> {
+        match &self.place {
+            Place::Definition(node) => Some(node),
+            Place::Custom { .. } => None,
         }
     }
 

@@ -242,7 +242,8 @@ fn strict_validation() {
         problems,
         vec![FieldProblem {
             path: ".spec.replicass".into(),
-            message: "unknown field \"spec.replicass\"".into()
+            message: "unknown field \"spec.replicass\"".into(),
+            kind: ProblemKind::Unknown,
         }]
     );
     let wrong = json!({"spec": {"replicas": "two", "template": {"spec": {"containers": [{"name": "x", "imagee": "y"}]}}}});
@@ -254,6 +255,14 @@ fn strict_validation() {
             .contains("spec.replicas in body must be of type integer")
     );
     assert_eq!(problems[1].path, ".spec.template.spec.containers[0].imagee");
+    let ProblemKind::Type { go } = &problems[0].kind else {
+        panic!("a type problem: {problems:?}")
+    };
+    assert_eq!(
+        go.to_string(),
+        "json: cannot unmarshal string into Go struct field DeploymentSpec.spec.replicas of type int32"
+    );
+    assert_eq!(problems[1].kind, ProblemKind::Unknown);
 
     let (_, custom) = widget();
     let schema = Arc::new(custom.schema);

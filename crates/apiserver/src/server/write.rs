@@ -3,6 +3,7 @@
 
 use std::sync::Arc;
 
+use rotor_openapi::{FieldProblem, ProblemKind};
 use rotor_store::{KeyValue, StoreError};
 use serde_json::{Value, json};
 
@@ -511,14 +512,21 @@ impl ApiServer {
         if !causes.is_empty() {
             return Err(ApiError::invalid(&res.kind, &res.group, name, causes));
         }
-        if opts.validation == FieldValidation::Ignore {
-            return Ok(Vec::new());
-        }
         let problems = match &res.custom_schema {
             Some(schema) => rotor_openapi::validate_custom(&self.openapi, schema, obj),
             None => self.openapi.validate(&res.definition, obj),
         };
-        let messages: Vec<String> = problems.iter().map(|p| p.message.clone()).collect();
+        // Wrong types (and a CRD's schema rules) are refused at every level; the level decides
+        // only about unknown fields.
+        let (refused, unknown): (Vec<_>, Vec<_>) =
+            problems.into_iter().partition(|p| p.kind.always_refused());
+        if !refused.is_empty() {
+            return Err(schema_error(res, name, refused));
+        }
+        if opts.validation == FieldValidation::Ignore {
+            return Ok(Vec::new());
+        }
+        let messages: Vec<String> = unknown.into_iter().map(|p| p.message).collect();
         if opts.validation == FieldValidation::Strict && !messages.is_empty() {
             return Err(ApiError::bad_request(format!(
                 "{} in version \"{}\" cannot be handled as a {}: strict decoding error: {}",
@@ -700,4 +708,39 @@ fn strip_volatile(obj: &Value) -> Value {
         }
     }
     v
+}
+
+/// The refusal of an object with type or schema problems: a custom resource gets 422 Invalid
+/// with a cause per field, as upstream's schema validation; a built-in kind gets the 400 its
+/// JSON decoder gives (it stops at the first wrong type).
+fn schema_error(res: &Resource, name: &str, problems: Vec<FieldProblem>) -> ApiError {
+    if res.is_custom() {
+        let causes = problems
+            .into_iter()
+            .map(|p| {
+                let field = p.path.trim_start_matches('.').to_string();
+                let message = match p.message.strip_prefix(&field) {
+                    Some(rest) => rest.trim_start_matches(": ").to_string(),
+                    None => p.message.clone(),
+                };
+                Cause {
+                    reason: p.kind.reason(),
+                    field,
+                    message,
+                }
+            })
+            .collect();
+        return ApiError::invalid(&res.kind, &res.group, name, causes);
+    }
+    let first = problems.iter().find_map(|p| match &p.kind {
+        ProblemKind::Type { go } => Some(go.to_string()),
+        _ => None,
+    });
+    ApiError::bad_request(format!(
+        "{} in version \"{}\" cannot be handled as a {}: {}",
+        res.kind,
+        res.version,
+        res.kind,
+        first.unwrap_or_else(|| problems[0].message.clone())
+    ))
 }

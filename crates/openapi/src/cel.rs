@@ -79,8 +79,8 @@ pub(crate) fn check(
         match program.execute(ctx) {
             Ok(Cel::Bool(true)) => {}
             Ok(Cel::Bool(false)) => {
-                let message = match rule.get("message").and_then(Value::as_str) {
-                    Some(m) => m.to_string(),
+                let message = match message_of(rule, ctx) {
+                    Some(m) => m,
                     None => format!("failed rule: {source}"),
                 };
                 let reason = reason(rule);
@@ -101,6 +101,21 @@ pub(crate) fn check(
             )),
         }
     }
+}
+
+/// The failure message: `messageExpression`'s string when it yields a non-empty one (it
+/// costs an evaluation only on failure), else `message`.
+fn message_of(rule: &Value, ctx: &Context) -> Option<String> {
+    let expression = rule.get("messageExpression").and_then(Value::as_str);
+    if let Some(Ok(program)) = expression.map(compiled)
+        && let Ok(Cel::String(m)) = program.execute(ctx)
+        && !m.trim().is_empty()
+    {
+        return Some(m.to_string());
+    }
+    rule.get("message")
+        .and_then(Value::as_str)
+        .map(str::to_string)
 }
 
 fn context(value: &Value, old: Option<&Value>) -> Context<'static> {
@@ -163,13 +178,15 @@ fn schema_rules(schema: &Value, path: &mut String, depth: usize, out: &mut Vec<(
         .get("x-kubernetes-validations")
         .and_then(Value::as_array);
     for (j, rule) in rules.into_iter().flatten().enumerate() {
-        let source = rule.get("rule").and_then(Value::as_str).unwrap_or_default();
-        if let Err(e) = compiled(source) {
-            let field = format!("{path}.x-kubernetes-validations[{j}].rule");
-            out.push((
-                field,
-                format!("Invalid value: {source:?}: compilation failed: {e}"),
-            ));
+        for key in ["rule", "messageExpression"] {
+            let Some(source) = rule.get(key).and_then(Value::as_str) else {
+                continue;
+            };
+            if let Err(e) = compiled(source) {
+                let field = format!("{path}.x-kubernetes-validations[{j}].{key}");
+                let message = format!("Invalid value: {source:?}: compilation failed: {e}");
+                out.push((field, message));
+            }
         }
     }
     let mut child = |suffix: &str, node: &Value, out: &mut Vec<(String, String)>| {

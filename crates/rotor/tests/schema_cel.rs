@@ -85,12 +85,24 @@ async fn cel_rules_refuse_with_their_message_field_and_reason() {
         "spec.versions[0].schema.openAPIV3Schema.properties[spec].x-kubernetes-validations[0].rule"
     );
     assert!(message.contains("compilation failed"), "{message}");
+    let bad = crd(json!([{"rule": "true", "messageExpression": "'a' +"}]));
+    let e = crds.create(&PostParams::default(), &bad).await;
+    let kube::Error::Api(status) = e.expect_err("bad messageExpression") else {
+        panic!("an API error")
+    };
+    assert!(
+        cause(status)
+            .0
+            .ends_with("x-kubernetes-validations[0].messageExpression")
+    );
 
     let rules = json!([
         {"rule": "!has(self.min) || !has(self.max) || self.min <= self.max", "message": "min must not exceed max"},
         {"rule": "!has(self.max) || self.max <= 100", "fieldPath": ".max", "reason": "FieldValueForbidden",
             "message": "max is at most 100"},
         {"rule": "!has(self.min) || self.min >= 0"},
+        {"rule": "!has(self.mode) || self.mode != 'off'", "message": "not off",
+            "messageExpression": "'mode ' + self.mode + ' is not allowed'"},
     ]);
     crds.create(&PostParams::default(), &crd(rules))
         .await
@@ -133,7 +145,13 @@ async fn cel_rules_refuse_with_their_message_field_and_reason() {
             "Invalid value: \"object\": failed rule: !has(self.min) || self.min >= 0"
         )
     );
-    for name in ["a", "b", "c"] {
+    let (_, _, m) = cause(
+        post(obj("d", json!({"mode": "off"})))
+            .await
+            .expect_err("off"),
+    );
+    assert_eq!(m, "Invalid value: \"object\": mode off is not allowed");
+    for name in ["a", "b", "c", "d"] {
         let got = send(
             c,
             "GET",

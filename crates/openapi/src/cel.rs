@@ -155,8 +155,8 @@ fn failure(rule: &Value, reason: &'static str, message: String) -> Failure {
     }
 }
 
-/// Compiles every rule of a CRD's schemas; one `(field, message)` per rule that does not
-/// compile, naming it as upstream does
+/// Compiles every rule (and `pattern`) of a CRD's schemas; one `(field, message)` per one that
+/// does not compile, naming it as upstream does
 /// (`spec.versions[0].schema.openAPIV3Schema.properties[spec].x-kubernetes-validations[0].rule`).
 pub fn crd_rule_errors(crd: &Value) -> Vec<(String, String)> {
     let mut out = Vec::new();
@@ -173,6 +173,14 @@ pub fn crd_rule_errors(crd: &Value) -> Vec<(String, String)> {
 fn schema_rules(schema: &Value, path: &mut String, depth: usize, out: &mut Vec<(String, String)>) {
     if depth > 64 {
         return;
+    }
+    if let Some(pattern) = schema.get("pattern").and_then(Value::as_str)
+        && let Err(e) = regex::Regex::new(pattern)
+    {
+        let message = format!(
+            "Invalid value: {pattern:?}: must be a valid regular expression, but isn't: {e}"
+        );
+        out.push((format!("{path}.pattern"), message));
     }
     let rules = schema
         .get("x-kubernetes-validations")

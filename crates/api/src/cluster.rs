@@ -59,10 +59,13 @@ use crate::window::MaintenanceWindow;
 )]
 #[serde(rename_all = "camelCase")]
 pub struct ClusterSpec {
-    /// Who runs the instances.
+    /// Who runs the instances. Immutable (also in the schema, so any API server refuses a
+    /// change): moving a cluster between clouds is a new Cluster.
+    #[schemars(extend("x-kubernetes-validations" = [{"rule": "self == oldSelf", "message": "field is immutable"}]))]
     pub provider: Provider,
-    /// AWS account, GCP project or Azure subscription the instances live in.
+    /// AWS account, GCP project or Azure subscription the instances live in. Immutable.
     #[schemars(length(min = 1))]
+    #[schemars(extend("x-kubernetes-validations" = [{"rule": "self == oldSelf", "message": "field is immutable"}]))]
     pub account: String,
     /// Provider region (`us-east-1`, `westeurope`, `us-central1`).
     #[schemars(length(min = 1))]

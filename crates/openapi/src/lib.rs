@@ -5,6 +5,7 @@
 //! release is decompressed once per process and shared, however many simulated clusters claim
 //! it; so are its definitions' protobuf encoding and the protobuf documents servers share.
 
+mod cel;
 mod default;
 mod documents;
 mod formats;
@@ -20,6 +21,7 @@ use std::sync::{Arc, Mutex, OnceLock};
 use rotor_patch::{FieldInfo, SchemaCursor};
 use serde_json::{Map, Value};
 
+pub use cel::crd_rule_errors;
 pub use default::{default_custom, has_defaults};
 pub use documents::{CustomSchema, EncodedDocument, ResourcePaths, V2_CACHE_ENTRIES};
 pub use validate::{FieldProblem, GoTypeError, ProblemKind, prune_custom, validate_custom};

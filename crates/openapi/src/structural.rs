@@ -17,10 +17,26 @@ const MAX_DEPTH: usize = 64;
 /// Compiled `pattern`s kept process-wide (a CRD's patterns are few; cleared when full).
 const PATTERN_CACHE: usize = 1024;
 
-/// Checks `value` against the CRD schema `schema`, appending one problem per failed keyword.
-pub(crate) fn check(schema: &Value, value: &Value, out: &mut Vec<FieldProblem>) {
+/// Checks `value` against the CRD schema `schema`, appending one problem per failed keyword
+/// or CEL rule; `old` is the stored object on update (transition rules need it).
+pub(crate) fn check(
+    schema: &Value,
+    value: &Value,
+    old: Option<&Value>,
+    out: &mut Vec<FieldProblem>,
+) {
     let mut path = String::new();
-    node(schema, value, &mut path, 0, out);
+    let mut walk = Walk {
+        out,
+        budget: crate::cel::MAX_EVALUATIONS,
+    };
+    node(schema, value, old, &mut path, 0, &mut walk);
+}
+
+/// What the walk gathers, and what it may still spend on CEL rules.
+struct Walk<'a> {
+    out: &'a mut Vec<FieldProblem>,
+    budget: usize,
 }
 
 fn get<'a>(node: &'a Value, key: &str) -> Option<&'a Value> {
@@ -66,13 +82,15 @@ fn type_matches(ty: &str, v: &Value) -> bool {
 fn node(
     schema: &Value,
     value: &Value,
+    old: Option<&Value>,
     path: &mut String,
     depth: usize,
-    out: &mut Vec<FieldProblem>,
+    walk: &mut Walk,
 ) {
     if depth > MAX_DEPTH {
         return;
     }
+    let out = &mut *walk.out;
     let flag = |k: &str| get(schema, k).and_then(Value::as_bool) == Some(true);
     let ty = get(schema, "type").and_then(Value::as_str);
     if value.is_null() {
@@ -94,9 +112,43 @@ fn node(
     match value {
         Value::String(s) => string(schema, s, value, path, out),
         Value::Number(_) => number(schema, value, path, out),
-        Value::Array(items) => array(schema, items, value, path, depth, out),
-        Value::Object(map) => object(schema, map, value, path, depth, out),
+        Value::Array(items) => array(schema, items, value, path, depth, walk),
+        Value::Object(map) => object(schema, map, value, old, path, depth, walk),
         Value::Bool(_) | Value::Null => {}
+    }
+    if let Some(rules) = get(schema, "x-kubernetes-validations").and_then(Value::as_array) {
+        rules_of(rules, value, old, path, walk);
+    }
+}
+
+/// Evaluates a node's CEL rules; a failure is reported at the node (or its `fieldPath`).
+fn rules_of(rules: &[Value], value: &Value, old: Option<&Value>, path: &str, walk: &mut Walk) {
+    let mut failures = Vec::new();
+    crate::cel::check(rules, value, old, &mut walk.budget, &mut failures);
+    for f in failures {
+        let at = match &f.field_path {
+            Some(p) => format!(
+                "{path}{}",
+                if p.starts_with(['.', '[']) {
+                    p.to_string()
+                } else {
+                    format!(".{p}")
+                }
+            ),
+            None => path.to_string(),
+        };
+        let shown = match value {
+            Value::Object(_) => "\"object\"".to_string(),
+            Value::Array(_) => "\"array\"".to_string(),
+            other => show(other),
+        };
+        let message = match f.reason {
+            "FieldValueRequired" => format!("Required value: {}", f.message),
+            "FieldValueForbidden" => format!("Forbidden: {}", f.message),
+            "FieldValueDuplicate" => format!("Duplicate value: {shown}: {}", f.message),
+            _ => format!("Invalid value: {shown}: {}", f.message),
+        };
+        push(walk.out, &at, f.reason, message);
     }
 }
 
@@ -236,8 +288,9 @@ fn array(
     value: &Value,
     path: &mut String,
     depth: usize,
-    out: &mut Vec<FieldProblem>,
+    walk: &mut Walk,
 ) {
+    let out = &mut *walk.out;
     let count = items.len() as u64;
     if let Some(max) = get(schema, "maxItems").and_then(Value::as_u64)
         && count > max
@@ -276,7 +329,8 @@ fn array(
         for (i, v) in items.iter().enumerate() {
             let len = path.len();
             let _ = write!(path, "[{i}]");
-            node(item_schema, v, path, depth + 1, out);
+            // Items are not correlated with the old list: transition rules skip them.
+            node(item_schema, v, None, path, depth + 1, walk);
             path.truncate(len);
         }
     }
@@ -306,10 +360,12 @@ fn object(
     schema: &Value,
     map: &serde_json::Map<String, Value>,
     value: &Value,
+    old: Option<&Value>,
     path: &mut String,
     depth: usize,
-    out: &mut Vec<FieldProblem>,
+    walk: &mut Walk,
 ) {
+    let out = &mut *walk.out;
     let count = map.len() as u64;
     if let Some(max) = get(schema, "maxProperties").and_then(Value::as_u64)
         && count > max
@@ -355,7 +411,8 @@ fn object(
         let len = path.len();
         path.push('.');
         path.push_str(k);
-        node(child, v, path, depth + 1, out);
+        let old_child = old.and_then(|o| o.get(k));
+        node(child, v, old_child, path, depth + 1, walk);
         path.truncate(len);
     }
 }

@@ -270,7 +270,8 @@ fn strict_validation() {
         validate_custom(
             &s,
             &schema,
-            &json!({"metadata": {"name": "w"}, "spec": {"size": 1}})
+            &json!({"metadata": {"name": "w"}, "spec": {"size": 1}}),
+            None
         )
         .is_empty()
     );
@@ -278,6 +279,7 @@ fn strict_validation() {
         &s,
         &schema,
         &json!({"metadata": {"name": "w", "bogus": 1}, "spec": {"sise": 1}}),
+        None,
     );
     assert_eq!(p.len(), 2, "{p:?}");
 }

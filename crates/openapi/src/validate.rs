@@ -81,11 +81,17 @@ pub(crate) fn validate(root: &Cursor, owner: &'static str, value: &Value) -> Vec
     out
 }
 
-/// Validates a custom resource against its CRD's openAPIV3Schema: unknown fields, types and
-/// every structural-schema keyword (`structural.rs`).
-pub fn validate_custom(spec: &Arc<Spec>, schema: &Arc<Value>, value: &Value) -> Vec<FieldProblem> {
+/// Validates a custom resource against its CRD's openAPIV3Schema: unknown fields, types,
+/// every structural-schema keyword (`structural.rs`) and CEL rules (`cel.rs`); `old` is the
+/// stored object on update, for transition rules.
+pub fn validate_custom(
+    spec: &Arc<Spec>,
+    schema: &Arc<Value>,
+    value: &Value,
+    old: Option<&Value>,
+) -> Vec<FieldProblem> {
     let mut out = validate(&Cursor::new(spec.clone(), schema.clone()), "", value);
-    crate::structural::check(schema, value, &mut out);
+    crate::structural::check(schema, value, old, &mut out);
     out
 }
 

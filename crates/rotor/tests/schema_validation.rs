@@ -171,6 +171,20 @@ async fn custom_resources_breaking_a_schema_keyword_get_422_naming_the_field() {
     let server = common::start(common::memory()).await;
     let c = &server.client;
     let crds: Api<CustomResourceDefinition> = Api::all(c.clone());
+    // A pattern that is no regular expression refuses its CRD, naming it.
+    let mut bad = serde_json::to_value(gadget_crd()).expect("json");
+    bad["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"]["spec"]["properties"]["name"]
+        ["pattern"] = json!("([a-z");
+    let bad: CustomResourceDefinition = serde_json::from_value(bad).expect("crd");
+    let Err(kube::Error::Api(e)) = crds.create(&PostParams::default(), &bad).await else {
+        panic!("a CRD with a broken pattern was accepted")
+    };
+    assert_eq!(e.code, 422, "{e:?}");
+    let causes = e.details.expect("details").causes;
+    assert_eq!(
+        causes[0].field,
+        "spec.versions[0].schema.openAPIV3Schema.properties[spec].properties[name].pattern"
+    );
     crds.create(&PostParams::default(), &gadget_crd())
         .await
         .expect("crd");

@@ -46,7 +46,7 @@ impl ApiServer {
         }
         let name = object::name(&obj).to_string();
         self.default_object(res, &mut obj);
-        let warnings = self.validate(res, &obj, &name, opts)?;
+        let warnings = self.validate(res, &obj, &name, None, opts)?;
         if let Some(ns) = &ns {
             let namespaces = self.resource("", "v1", "namespaces")?;
             // Only a namespace being deleted needs parsing; the raw bytes tell which.
@@ -142,9 +142,10 @@ impl ApiServer {
             None => None,
         };
         self.default_object(res, &mut obj);
-        let warnings = self.validate(res, &obj, name, opts)?;
         for _ in 0..MAX_WRITE_ATTEMPTS {
             let (current, rev) = self.get_kv(res, ns.as_deref(), name).await?;
+            // Against the stored object: CEL transition rules compare with it.
+            let warnings = self.validate(res, &obj, name, Some(&current), opts)?;
             if precondition.is_some_and(|p| p != rev) {
                 return Err(ApiError::conflict(&res.plural, &res.group, name));
             }
@@ -298,7 +299,7 @@ impl ApiServer {
                 }
             };
             self.default_object(res, &mut patched);
-            let warnings = self.validate(res, &patched, name, opts)?;
+            let warnings = self.validate(res, &patched, name, Some(&current), opts)?;
             let mut next = self.prepare_update(res, &current, patched, sub)?;
             if patch_type != PatchType::Apply {
                 rotor_patch::track_update(Some(&current), &mut next, cursor.as_ref(), &aopts);
@@ -488,6 +489,7 @@ impl ApiServer {
         res: &Resource,
         obj: &Value,
         name: &str,
+        old: Option<&Value>,
         opts: &WriteOptions,
     ) -> ApiResult<Vec<String>> {
         let mut causes = Vec::new();
@@ -509,11 +511,21 @@ impl ApiServer {
                 reason: "FieldValueInvalid",
             });
         }
+        if res.group == "apiextensions.k8s.io" {
+            // CEL rules that do not compile are refused with their CRD, as upstream.
+            for (field, message) in rotor_openapi::crd_rule_errors(obj) {
+                causes.push(Cause {
+                    field,
+                    message,
+                    reason: "FieldValueInvalid",
+                });
+            }
+        }
         if !causes.is_empty() {
             return Err(ApiError::invalid(&res.kind, &res.group, name, causes));
         }
         let problems = match &res.custom_schema {
-            Some(schema) => rotor_openapi::validate_custom(&self.openapi, schema, obj),
+            Some(schema) => rotor_openapi::validate_custom(&self.openapi, schema, obj, old),
             None => self.openapi.validate(&res.definition, obj),
         };
         // Wrong types (and a CRD's schema rules) are refused at every level; the level decides

@@ -165,13 +165,16 @@ async fn apply_keeps_defaults_that_the_applier_does_not_own() {
     assert_eq!(d["metadata"]["generation"], 2, "3 → 1 replicas is a change");
 }
 
+/// A kind's API, an object to create, and the (JSON pointer, value) pairs defaulting must add.
+type DefaultingCase = (Api<DynamicObject>, Value, Vec<(&'static str, Value)>);
+
 #[tokio::test]
 async fn other_kinds_get_upstreams_defaults() {
     let ts = common::start(common::memory()).await;
     let c = &ts.client;
     let pod_template = json!({"metadata": {"labels": {"app": "x"}},
         "spec": {"restartPolicy": "OnFailure", "containers": [{"name": "c", "image": "busybox:1.36"}]}});
-    let cases: Vec<(Api<DynamicObject>, Value, Vec<(&str, Value)>)> = vec![
+    let cases: Vec<DefaultingCase> = vec![
         (
             api(c, "v1", "Service", "services"),
             json!({"metadata": {"name": "svc"}, "spec": {"selector": {"app": "x"}, "ports": [{"port": 80}]}}),

@@ -12,7 +12,8 @@ use serde_json::{Value, json};
 
 fn api(client: &kube::Client, gv: &str, kind: &str, plural: &str) -> Api<DynamicObject> {
     let (group, version) = gv.rsplit_once('/').unwrap_or(("", gv));
-    let ar = ApiResource::from_gvk_with_plural(&GroupVersionKind::gvk(group, version, kind), plural);
+    let ar =
+        ApiResource::from_gvk_with_plural(&GroupVersionKind::gvk(group, version, kind), plural);
     Api::namespaced_with(client.clone(), "default", &ar)
 }
 
@@ -62,7 +63,10 @@ fn assert_deployment_defaults(d: &Value) {
         json!({"httpGet": {"port": 80, "path": "/", "scheme": "HTTP"}, "timeoutSeconds": 1,
             "periodSeconds": 10, "successThreshold": 1, "failureThreshold": 3})
     );
-    assert_eq!(pod["containers"][1]["imagePullPolicy"], "Always", "untagged is latest");
+    assert_eq!(
+        pod["containers"][1]["imagePullPolicy"], "Always",
+        "untagged is latest"
+    );
 }
 
 #[tokio::test]
@@ -99,7 +103,9 @@ async fn deployment_defaults_return_after_every_kind_of_write() {
     deps.patch(
         "web",
         &pp,
-        &Patch::Merge(json!({"spec": {"replicas": null, "strategy": null, "revisionHistoryLimit": null}})),
+        &Patch::Merge(
+            json!({"spec": {"replicas": null, "strategy": null, "revisionHistoryLimit": null}}),
+        ),
     )
     .await
     .expect("merge patch");
@@ -125,7 +131,10 @@ async fn deployment_defaults_return_after_every_kind_of_write() {
     .expect("strategic patch");
     let after = get(&deps, "web").await;
     assert_deployment_defaults(&after);
-    assert_eq!(after["metadata"]["generation"], 1, "no real change: {after}");
+    assert_eq!(
+        after["metadata"]["generation"], 1,
+        "no real change: {after}"
+    );
 }
 
 #[tokio::test]
@@ -149,14 +158,21 @@ async fn apply_keeps_defaults_that_the_applier_does_not_own() {
         .expect("the applier's entry")["fieldsV1"]["f:spec"]
         .clone();
     assert!(owned.get("f:replicas").is_some(), "{owned}");
-    for defaulted in ["f:revisionHistoryLimit", "f:strategy", "f:progressDeadlineSeconds"] {
+    for defaulted in [
+        "f:revisionHistoryLimit",
+        "f:strategy",
+        "f:progressDeadlineSeconds",
+    ] {
         assert!(
             owned.get(defaulted).is_none(),
             "the applier must not own {defaulted}: {owned}"
         );
     }
     // The same manager applies without replicas: it gives the field up, defaulting restores 1.
-    manifest["spec"].as_object_mut().expect("spec").remove("replicas");
+    manifest["spec"]
+        .as_object_mut()
+        .expect("spec")
+        .remove("replicas");
     deps.patch("applied", &pp, &Patch::Apply(&manifest))
         .await
         .expect("apply again");
@@ -206,11 +222,20 @@ async fn other_kinds_get_upstreams_defaults() {
             vec![
                 ("/spec/replicas", json!(1)),
                 ("/spec/podManagementPolicy", json!("OrderedReady")),
-                ("/spec/updateStrategy", json!({"type": "RollingUpdate", "rollingUpdate": {"partition": 0}})),
+                (
+                    "/spec/updateStrategy",
+                    json!({"type": "RollingUpdate", "rollingUpdate": {"partition": 0}}),
+                ),
                 ("/spec/revisionHistoryLimit", json!(10)),
-                ("/spec/persistentVolumeClaimRetentionPolicy", json!({"whenDeleted": "Retain", "whenScaled": "Retain"})),
+                (
+                    "/spec/persistentVolumeClaimRetentionPolicy",
+                    json!({"whenDeleted": "Retain", "whenScaled": "Retain"}),
+                ),
                 ("/spec/template/spec/restartPolicy", json!("OnFailure")),
-                ("/spec/template/spec/containers/0/imagePullPolicy", json!("IfNotPresent")),
+                (
+                    "/spec/template/spec/containers/0/imagePullPolicy",
+                    json!("IfNotPresent"),
+                ),
             ],
         ),
         (
@@ -218,7 +243,10 @@ async fn other_kinds_get_upstreams_defaults() {
             json!({"metadata": {"name": "ds"}, "spec": {
                 "selector": {"matchLabels": {"app": "x"}}, "template": pod_template}}),
             vec![
-                ("/spec/updateStrategy", json!({"type": "RollingUpdate", "rollingUpdate": {"maxUnavailable": 1, "maxSurge": 0}})),
+                (
+                    "/spec/updateStrategy",
+                    json!({"type": "RollingUpdate", "rollingUpdate": {"maxUnavailable": 1, "maxSurge": 0}}),
+                ),
                 ("/spec/revisionHistoryLimit", json!(10)),
             ],
         ),
@@ -244,24 +272,46 @@ async fn other_kinds_get_upstreams_defaults() {
                 ("/spec/suspend", json!(false)),
                 ("/spec/successfulJobsHistoryLimit", json!(3)),
                 ("/spec/failedJobsHistoryLimit", json!(1)),
-                ("/spec/jobTemplate/spec/template/spec/dnsPolicy", json!("ClusterFirst")),
+                (
+                    "/spec/jobTemplate/spec/template/spec/dnsPolicy",
+                    json!("ClusterFirst"),
+                ),
             ],
         ),
         (
-            api(c, "autoscaling/v2", "HorizontalPodAutoscaler", "horizontalpodautoscalers"),
+            api(
+                c,
+                "autoscaling/v2",
+                "HorizontalPodAutoscaler",
+                "horizontalpodautoscalers",
+            ),
             json!({"metadata": {"name": "hpa"}, "spec": {"maxReplicas": 5,
                 "scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": "web"},
                 "behavior": {"scaleDown": {"stabilizationWindowSeconds": 60}}}}),
             vec![
                 ("/spec/minReplicas", json!(1)),
-                ("/spec/metrics/0/resource", json!({"name": "cpu", "target": {"type": "Utilization", "averageUtilization": 80}})),
-                ("/spec/behavior/scaleDown", json!({"stabilizationWindowSeconds": 60, "selectPolicy": "Max",
-                    "policies": [{"type": "Percent", "value": 100, "periodSeconds": 15}]})),
-                ("/spec/behavior/scaleUp/policies/0", json!({"type": "Pods", "value": 4, "periodSeconds": 15})),
+                (
+                    "/spec/metrics/0/resource",
+                    json!({"name": "cpu", "target": {"type": "Utilization", "averageUtilization": 80}}),
+                ),
+                (
+                    "/spec/behavior/scaleDown",
+                    json!({"stabilizationWindowSeconds": 60, "selectPolicy": "Max",
+                    "policies": [{"type": "Percent", "value": 100, "periodSeconds": 15}]}),
+                ),
+                (
+                    "/spec/behavior/scaleUp/policies/0",
+                    json!({"type": "Pods", "value": 4, "periodSeconds": 15}),
+                ),
             ],
         ),
         (
-            api(c, "rbac.authorization.k8s.io/v1", "RoleBinding", "rolebindings"),
+            api(
+                c,
+                "rbac.authorization.k8s.io/v1",
+                "RoleBinding",
+                "rolebindings",
+            ),
             json!({"metadata": {"name": "rb"}, "roleRef": {"kind": "Role", "name": "r"},
                 "subjects": [{"kind": "User", "name": "u"}, {"kind": "ServiceAccount", "name": "sa", "namespace": "default"}]}),
             vec![
@@ -301,7 +351,10 @@ async fn nulls_are_dropped_and_generation_is_only_where_upstream_has_it() {
         .expect("create");
     let created = serde_json::to_value(created).expect("json");
     assert!(created.get("binaryData").is_none(), "{created}");
-    assert!(created["metadata"].get("annotations").is_none(), "{created}");
+    assert!(
+        created["metadata"].get("annotations").is_none(),
+        "{created}"
+    );
     assert!(
         created["metadata"].get("generation").is_none(),
         "ConfigMaps carry no generation upstream: {created}"
@@ -352,7 +405,10 @@ async fn crd_schema_defaults_apply_on_every_write() {
         ),
     );
     let crd = crds
-        .create(&PostParams::default(), &obj(serde_json::from_str(CRD).expect("crd")))
+        .create(
+            &PostParams::default(),
+            &obj(serde_json::from_str(CRD).expect("crd")),
+        )
         .await
         .expect("crd");
     let crd = serde_json::to_value(crd).expect("json");
@@ -361,21 +417,28 @@ async fn crd_schema_defaults_apply_on_every_write() {
     assert_eq!(crd["spec"]["conversion"], json!({"strategy": "None"}));
 
     let widgets = api(&ts.client, "example.com/v1", "Widget", "widgets");
-    let w = common::eventually(std::time::Duration::from_secs(10), "the CRD to serve", || {
-        let widgets = widgets.clone();
-        async move {
-            widgets
-                .create(
-                    &PostParams::default(),
-                    &obj(json!({"apiVersion": "example.com/v1", "kind": "Widget",
+    let w = common::eventually(
+        std::time::Duration::from_secs(10),
+        "the CRD to serve",
+        || {
+            let widgets = widgets.clone();
+            async move {
+                widgets
+                    .create(
+                        &PostParams::default(),
+                        &obj(json!({"apiVersion": "example.com/v1", "kind": "Widget",
                         "metadata": {"name": "w"}})),
-                )
-                .await
-                .ok()
-        }
-    })
+                    )
+                    .await
+                    .ok()
+            }
+        },
+    )
     .await;
-    assert_eq!(serde_json::to_value(w).expect("json")["spec"], json!({"size": 3}));
+    assert_eq!(
+        serde_json::to_value(w).expect("json")["spec"],
+        json!({"size": 3})
+    );
 
     widgets
         .patch(

@@ -83,7 +83,10 @@ fn kubectl_create_commands_store_what_they_say() {
     let c = &d["spec"]["template"]["spec"]["containers"][0];
     assert_eq!(c["image"], "nginx:1.27");
     // The protocol is upstream's default.
-    assert_eq!(c["ports"], json!([{"containerPort": 80, "protocol": "TCP"}]));
+    assert_eq!(
+        c["ports"],
+        json!([{"containerPort": 80, "protocol": "TCP"}])
+    );
     k.eventually(
         &["get", "deployment", "web", "-n", "shop"],
         "3 ready replicas in the simulator",

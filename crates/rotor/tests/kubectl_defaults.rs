@@ -53,7 +53,14 @@ fn write(dir: &Path, name: &str, text: &str) -> String {
 
 fn ready(k: &Kubectl) -> Value {
     k.eventually(
-        &["get", "deployment", "web", "-n", "default", "--show-managed-fields"],
+        &[
+            "get",
+            "deployment",
+            "web",
+            "-n",
+            "default",
+            "--show-managed-fields",
+        ],
         "web to be ready with 1 replica",
         |d| d["spec"]["replicas"] == 1 && d["status"]["readyReplicas"] == 1,
     )

@@ -23,6 +23,8 @@ pub struct ApiError {
     /// `details.name`, `details.group`, `details.kind` (boxed: errors travel in every Result).
     pub details: Option<Box<(String, String, String)>>,
     pub causes: Vec<Cause>,
+    /// `details.retryAfterSeconds`: when the client may try again.
+    pub retry_after_seconds: Option<u32>,
 }
 
 pub type ApiResult<T> = Result<T, ApiError>;
@@ -44,6 +46,7 @@ impl ApiError {
             message: message.into(),
             details: None,
             causes: Vec::new(),
+            retry_after_seconds: None,
         }
     }
 
@@ -126,6 +129,24 @@ impl ApiError {
         Self::new(StatusCode::GONE, "Expired", message)
     }
 
+    /// A read from a resourceVersion the store has not reached (after waiting for it), as the
+    /// watch cache answers: 504 Timeout with the `ResourceVersionTooLarge` cause client-go
+    /// recognises.
+    pub fn resource_version_too_large(requested: u64, current: u64) -> Self {
+        let mut e = Self::new(
+            StatusCode::GATEWAY_TIMEOUT,
+            "Timeout",
+            format!("Too large resource version: {requested}, current: {current}"),
+        );
+        e.causes.push(Cause {
+            field: String::new(),
+            message: "Too large resource version".into(),
+            reason: "ResourceVersionTooLarge",
+        });
+        e.retry_after_seconds = Some(1);
+        e
+    }
+
     pub fn method_not_allowed(message: impl Into<String>) -> Self {
         Self::new(StatusCode::METHOD_NOT_ALLOWED, "MethodNotAllowed", message)
     }
@@ -173,7 +194,7 @@ impl ApiError {
             "reason": self.reason,
             "code": self.code.as_u16(),
         });
-        if self.details.is_some() || !self.causes.is_empty() {
+        if self.details.is_some() || !self.causes.is_empty() || self.retry_after_seconds.is_some() {
             let mut details = json!({});
             if let Some(d) = &self.details {
                 let (name, group, kind) = &**d;
@@ -187,8 +208,17 @@ impl ApiError {
                 details["causes"] = self
                     .causes
                     .iter()
-                    .map(|c| json!({"reason": c.reason, "message": c.message, "field": c.field}))
+                    .map(|c| {
+                        let mut cause = json!({"reason": c.reason, "message": c.message});
+                        if !c.field.is_empty() {
+                            cause["field"] = json!(c.field);
+                        }
+                        cause
+                    })
                     .collect();
+            }
+            if let Some(seconds) = self.retry_after_seconds {
+                details["retryAfterSeconds"] = json!(seconds);
             }
             body["details"] = details;
         }

@@ -30,6 +30,8 @@ pub struct Resource {
     pub custom_schema: Option<Arc<Value>>,
     /// The CRD's additionalPrinterColumns (custom resources only).
     pub printer_columns: Vec<Value>,
+    /// The CRD version's `selectableFields` as field labels (`spec.color`), custom resources only.
+    pub selectable_fields: Vec<String>,
     /// Set when the objects are stored in another resource's form (events.k8s.io → core).
     pub conversion: Option<crate::conversion::Conversion>,
 }
@@ -44,6 +46,15 @@ pub struct ScalePaths {
 impl Resource {
     pub fn api_version(&self) -> &str {
         &self.api_version
+    }
+
+    /// Does a field selector on this resource accept `label`?
+    pub fn supports_field_label(&self, label: &str) -> bool {
+        matches!(label, "metadata.name" | "metadata.namespace")
+            || self.selectable_fields.iter().any(|f| f == label)
+            || (!self.is_custom()
+                && crate::selector::builtin_field_labels(&self.group, &self.plural)
+                    .contains(&label))
     }
 
     pub fn is_custom(&self) -> bool {
@@ -611,6 +622,7 @@ fn builtin_resources() -> Vec<Resource> {
                     definition: builtin_definition(group, version, kind),
                     custom_schema: None,
                     printer_columns: Vec::new(),
+                    selectable_fields: Vec::new(),
                     conversion: crate::conversion::Conversion::of(group, version, kind),
                 }
             },
@@ -868,6 +880,14 @@ pub fn resources_from_crd(crd: &Value) -> Result<Vec<Resource>, (String, String)
             scale,
             definition: format!("{}.{name}.{kind}", reversed_group.join(".")),
             custom_schema: Some(Arc::new(schema)),
+            selectable_fields: v
+                .get("selectableFields")
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten()
+                .filter_map(|f| f.get("jsonPath").and_then(Value::as_str))
+                .map(|p| p.trim_start_matches('.').to_string())
+                .collect(),
             printer_columns: v
                 .get("additionalPrinterColumns")
                 .and_then(Value::as_array)

@@ -183,6 +183,15 @@ impl FieldSelector {
         self.reqs.is_empty()
     }
 
+    /// The first field this selector names that `supported` does not list (kube-apiserver
+    /// refuses a selector on a field the kind has no label conversion for).
+    pub fn unsupported(&self, supported: impl Fn(&str) -> bool) -> Option<String> {
+        self.reqs
+            .iter()
+            .map(|(path, _, _)| path.join("."))
+            .find(|label| !supported(label))
+    }
+
     pub fn matches(&self, obj: &Value) -> bool {
         self.reqs.iter().all(|(path, eq, want)| {
             let mut cur = Some(obj);
@@ -196,6 +205,58 @@ impl FieldSelector {
             };
             (have == *want) == *eq
         })
+    }
+}
+
+/// The field labels kube-apiserver accepts in a field selector on a built-in kind: the object
+/// meta's two everywhere, plus the kind's own (its registered field label conversion).
+pub fn builtin_field_labels(group: &str, plural: &str) -> &'static [&'static str] {
+    match (group, plural) {
+        ("", "pods") => &[
+            "spec.nodeName",
+            "spec.restartPolicy",
+            "spec.schedulerName",
+            "spec.serviceAccountName",
+            "spec.hostNetwork",
+            "status.phase",
+            "status.podIP",
+            "status.podIPs",
+            "status.nominatedNodeName",
+        ],
+        ("", "events") => &[
+            "involvedObject.kind",
+            "involvedObject.namespace",
+            "involvedObject.name",
+            "involvedObject.uid",
+            "involvedObject.apiVersion",
+            "involvedObject.resourceVersion",
+            "involvedObject.fieldPath",
+            "reason",
+            "reportingComponent",
+            "source",
+            "type",
+        ],
+        ("events.k8s.io", "events") => &[
+            "regarding.kind",
+            "regarding.namespace",
+            "regarding.name",
+            "regarding.uid",
+            "regarding.apiVersion",
+            "regarding.resourceVersion",
+            "regarding.fieldPath",
+            "reason",
+            "reportingController",
+            "type",
+        ],
+        ("", "namespaces") => &["status.phase"],
+        ("", "secrets") => &["type"],
+        ("", "nodes") => &["spec.unschedulable"],
+        ("", "replicationcontrollers") => &["spec.replicas", "status.replicas"],
+        ("", "services") => &["spec.clusterIP", "spec.type"],
+        ("apps", "replicasets") => &["status.replicas"],
+        ("batch", "jobs") => &["status.successful"],
+        ("certificates.k8s.io", "certificatesigningrequests") => &["spec.signerName"],
+        _ => &[],
     }
 }
 

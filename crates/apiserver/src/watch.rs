@@ -157,6 +157,8 @@ pub async fn start(
             let rev: u64 = rv
                 .parse()
                 .map_err(|_| ApiError::bad_request(format!("invalid resourceVersion \"{rv}\"")))?;
+            // A revision not reached yet: wait for it (bounded), as the watch cache does.
+            server.wait_for_revision(rev).await?;
             if send_initial {
                 let (lines, listed) = initial_state().await?;
                 initial = lines;

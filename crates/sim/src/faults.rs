@@ -51,6 +51,7 @@ fn status(code: StatusCode, reason: &'static str, message: String) -> Response {
         message,
         details: None,
         causes: Vec::new(),
+        retry_after_seconds: None,
     }
     .into_response()
 }

@@ -118,7 +118,7 @@ impl ApiServer {
         let opts = write_options(&query, headers, &method)?;
         match (method, rr.name.as_deref()) {
             (Method::GET, None) if query.flag("watch") => {
-                let list_opts = list_options(&query)?;
+                let list_opts = list_options(&query, &res)?;
                 let stream = watch::start(
                     self.clone(),
                     res.clone(),
@@ -136,16 +136,20 @@ impl ApiServer {
                     .map_err(|e| ApiError::internal(e.to_string()))?)
             }
             (Method::GET, None) if want_table => {
-                let list = self.list(&res, ns, &list_options(&query)?).await?;
+                self.check_list_version(&res, ns, &query).await?;
+                let list = self.list(&res, ns, &list_options(&query, &res)?).await?;
                 let table = table::from_list(&res, &list, &query);
                 Ok(json_response(StatusCode::OK, &table, &[]))
             }
             (Method::GET, None) => {
-                let list = self.list_json(&res, ns, &list_options(&query)?).await?;
+                self.check_list_version(&res, ns, &query).await?;
+                let list = self
+                    .list_json(&res, ns, &list_options(&query, &res)?)
+                    .await?;
                 Ok(json_bytes_response(StatusCode::OK, list.into(), &[]))
             }
             (Method::GET, Some(name)) if query.flag("watch") => {
-                let mut list_opts = list_options(&query)?;
+                let mut list_opts = list_options(&query, &res)?;
                 list_opts.fields = FieldSelector::parse(&format!("metadata.name={name}"))
                     .map_err(ApiError::bad_request)?;
                 let stream = watch::start(
@@ -243,7 +247,7 @@ impl ApiServer {
                 Ok(json_response(StatusCode::OK, &gone, &[]))
             }
             (Method::DELETE, None) => {
-                let list = self.list(&res, ns, &list_options(&query)?).await?;
+                let list = self.list(&res, ns, &list_options(&query, &res)?).await?;
                 let mut deleted = Vec::new();
                 for item in list["items"].as_array().cloned().unwrap_or_default() {
                     let item_ns = object::meta_str(&item, "namespace").map(String::from);
@@ -486,12 +490,18 @@ fn write_options(query: &Query, headers: &HeaderMap, method: &Method) -> ApiResu
     })
 }
 
-fn list_options(query: &Query) -> ApiResult<ListOptions> {
+fn list_options(query: &Query, res: &Resource) -> ApiResult<ListOptions> {
+    let fields = FieldSelector::parse(query.get("fieldSelector").unwrap_or_default())
+        .map_err(|e| ApiError::bad_request(format!("unable to parse fieldSelector: {e}")))?;
+    if let Some(label) = fields.unsupported(|l| res.supports_field_label(l)) {
+        return Err(ApiError::bad_request(format!(
+            "field label not supported: {label}"
+        )));
+    }
     Ok(ListOptions {
         labels: LabelSelector::parse(query.get("labelSelector").unwrap_or_default())
             .map_err(|e| ApiError::bad_request(format!("unable to parse labelSelector: {e}")))?,
-        fields: FieldSelector::parse(query.get("fieldSelector").unwrap_or_default())
-            .map_err(|e| ApiError::bad_request(format!("unable to parse fieldSelector: {e}")))?,
+        fields,
         limit: query.u64("limit")?.unwrap_or(0) as usize,
         continue_token: query.get("continue").map(String::from),
     })

@@ -18,6 +18,7 @@ use crate::selector::{FieldSelector, LabelSelector};
 mod handler;
 mod namespaces;
 mod strategy;
+mod versions;
 mod write;
 
 pub(crate) use handler::json_response;

@@ -176,3 +176,47 @@ impl ErrorLog {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rotor_api::Cluster;
+
+    fn stored(provider: Option<&str>, rv: &str) -> DynamicObject {
+        let mut spec = serde_json::json!({
+            "account": "demo", "region": "us-east-1", "kubernetesVersion": "1.34",
+            "traffic": {"shifter": "sim", "endpoint": "e"},
+        });
+        if let Some(p) = provider {
+            spec["provider"] = p.into();
+        }
+        serde_json::from_value(serde_json::json!({
+            "apiVersion": "rotor.dev/v1alpha1", "kind": "Cluster",
+            "metadata": {"name": "c", "uid": format!("uid-{rv}-{provider:?}"), "resourceVersion": rv},
+            "spec": spec,
+        }))
+        .expect("a DynamicObject")
+    }
+
+    #[test]
+    fn the_error_names_the_field_and_a_version_is_reported_once() {
+        let good = stored(Some("sim"), "1");
+        decode_object::<Cluster>(&good).expect("a complete Cluster decodes");
+        let bad = stored(None, "2");
+        let err = decode_object::<Cluster>(&bad).expect_err("no provider");
+        assert_eq!(err.to_string(), "spec: missing field `provider`");
+        assert!(first_report(&bad), "first sight of this version");
+        assert!(
+            !first_report(&bad),
+            "a relist of the same version is not reported again"
+        );
+        let mut newer = bad.clone();
+        newer.metadata.resource_version = Some("3".into());
+        assert!(first_report(&newer), "a new version is reported");
+        forget(&newer);
+        assert!(
+            first_report(&newer),
+            "forgotten once it decoded or was deleted"
+        );
+    }
+}

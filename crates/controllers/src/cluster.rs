@@ -21,7 +21,7 @@ use futures::StreamExt;
 use kube::api::{Api, PostParams};
 use kube::runtime::controller::{Action, Controller};
 use kube::runtime::reflector::ObjectRef;
-use kube::runtime::watcher;
+use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Resource, ResourceExt};
 use rotor_api::{
     Cluster, ClusterStatus, ClusterSwap, Condition, ConditionStatus, ConditionType, HealthSummary,
@@ -30,6 +30,7 @@ use rotor_api::{
 use rotor_providers::InstanceState;
 
 use crate::health::{self, Selection};
+use crate::lenient;
 use crate::swap::{is_conflict, upsert_instance};
 use crate::{Context, Error, now};
 
@@ -37,15 +38,15 @@ pub async fn controller(
     ctx: Arc<Context>,
     stop: impl std::future::Future<Output = ()> + Send + Sync + 'static,
 ) {
-    let clusters: Api<Cluster> = Api::all(ctx.client.clone());
-    let swaps: Api<ClusterSwap> = Api::all(ctx.client.clone());
     // A change discovery sees in an active instance re-queues that instance's Cluster.
     let triggers = crate::discovery_triggers::<Cluster>(&ctx, Context::cluster_of);
-    let controller = Controller::new(clusters, watcher::Config::default());
+    let (store, clusters) = lenient::reflect::<Cluster>(&ctx, watcher::Config::default());
+    let swaps = lenient::events::<ClusterSwap>(&ctx, watcher::Config::default()).touched_objects();
+    let controller = Controller::for_stream(clusters, store);
     ctx.metrics.count_clusters(controller.store());
     controller
         // A swap's progress changes its Cluster's Progressing condition.
-        .watches(swaps, watcher::Config::default(), |swap: ClusterSwap| {
+        .watches_stream(swaps, |swap: ClusterSwap| {
             Some(ObjectRef::new(&swap.spec.cluster_ref))
         })
         .reconcile_on(triggers)

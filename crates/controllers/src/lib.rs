@@ -19,6 +19,7 @@ pub mod cluster;
 mod events;
 pub mod health;
 pub mod leader;
+pub mod lenient;
 pub mod members;
 pub mod metrics;
 pub mod migration;

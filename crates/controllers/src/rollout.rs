@@ -21,7 +21,7 @@ use std::time::Duration;
 use futures::StreamExt;
 use kube::api::{Api, ListParams, Patch, PatchParams, PostParams};
 use kube::runtime::controller::{Action, Controller};
-use kube::runtime::reflector::{self, ObjectRef, Store};
+use kube::runtime::reflector::{ObjectRef, Store};
 use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Resource, ResourceExt};
 use rotor_api::{
@@ -31,9 +31,9 @@ use rotor_api::{
     resolve_budget, set_condition,
 };
 
-use crate::preflight;
 use crate::swap::is_conflict;
 use crate::{Context, Error, now};
+use crate::{lenient, preflight};
 
 /// Shared by all reconciles of this controller.
 struct State {
@@ -49,28 +49,11 @@ pub async fn controller(
     ctx: Arc<Context>,
     stop: impl std::future::Future<Output = ()> + Send + Sync + 'static,
 ) {
-    let swaps_api: Api<ClusterSwap> = Api::all(ctx.client.clone());
-    let (reader, writer) = reflector::store();
-    let swaps_stream = reflector::reflector(
-        writer,
-        watcher(
-            swaps_api.clone(),
-            watcher::Config::default().labels(labels::ROLLOUT),
-        )
-        .default_backoff(),
-    )
-    .applied_objects();
+    let of_rollouts = || watcher::Config::default().labels(labels::ROLLOUT);
+    let (reader, swaps_stream) = lenient::reflect::<ClusterSwap>(&ctx, of_rollouts());
     tokio::spawn(swaps_stream.for_each(|_| async {}));
-    let (cluster_reader, cluster_writer) = reflector::store();
-    let clusters_stream = reflector::reflector(
-        cluster_writer,
-        watcher(
-            Api::<Cluster>::all(ctx.client.clone()),
-            watcher::Config::default(),
-        )
-        .default_backoff(),
-    )
-    .applied_objects();
+    let (cluster_reader, clusters_stream) =
+        lenient::reflect::<Cluster>(&ctx, watcher::Config::default());
     tokio::spawn(clusters_stream.for_each(|_| async {}));
     let metrics = ctx.metrics.clone();
     let state = Arc::new(State {
@@ -82,14 +65,11 @@ pub async fn controller(
     // A reconcile must see every swap that exists: wait for the first full list.
     let _ = reader.wait_until_ready().await;
     let _ = cluster_reader.wait_until_ready().await;
-    let rollouts: Api<Rollout> = Api::all(ctx.client.clone());
-    let controller = Controller::new(rollouts, watcher::Config::default());
+    let (store, rollouts) = lenient::reflect::<Rollout>(&ctx, watcher::Config::default());
+    let controller = Controller::for_stream(rollouts, store);
     metrics.count_rollouts(controller.store());
     controller
-        .owns(
-            swaps_api,
-            watcher::Config::default().labels(labels::ROLLOUT),
-        )
+        .owns_stream(lenient::events::<ClusterSwap>(&ctx, of_rollouts()).touched_objects())
         .graceful_shutdown_on(stop)
         .run(reconcile, error_policy, state)
         .for_each(|result| {

@@ -41,10 +41,10 @@ pub async fn controller(
     ctx: Arc<Context>,
     stop: impl std::future::Future<Output = ()> + Send + Sync + 'static,
 ) {
-    let api: Api<ClusterSwap> = Api::all(ctx.client.clone());
     // A change discovery sees in a swap's green re-queues that swap.
     let triggers = crate::discovery_triggers::<ClusterSwap>(&ctx, Context::swap_of);
-    let controller = Controller::new(api, watcher::Config::default());
+    let (store, swaps) = crate::lenient::reflect::<ClusterSwap>(&ctx, watcher::Config::default());
+    let controller = Controller::for_stream(swaps, store);
     ctx.metrics.count_swaps(controller.store());
     controller
         .reconcile_on(triggers)

@@ -108,6 +108,26 @@ pub enum RolloutCommand {
     Watch { name: String },
 }
 
+/// Every object of `K` that decodes; the others are named on stderr, so one bad object does
+/// not hide the rest.
+async fn readable<K>(client: &kube::Client, lp: &ListParams) -> anyhow::Result<Vec<K>>
+where
+    K: kube::Resource<DynamicType = ()> + serde::de::DeserializeOwned,
+{
+    let ar = kube::api::ApiResource::erase::<K>(&());
+    let list = Api::<kube::api::DynamicObject>::all_with(client.clone(), &ar)
+        .list(lp)
+        .await?;
+    let mut good = Vec::with_capacity(list.items.len());
+    for obj in &list.items {
+        match rotor_controllers::lenient::decode_object::<K>(obj) {
+            Ok(k) => good.push(k),
+            Err(e) => eprintln!("{} {} cannot be read: {e}", ar.kind, obj.name_any()),
+        }
+    }
+    Ok(good)
+}
+
 pub async fn get(args: GetArgs) -> anyhow::Result<()> {
     let client = args.conn.client().await?;
     let lp = ListParams::default();
@@ -117,7 +137,7 @@ pub async fn get(args: GetArgs) -> anyhow::Result<()> {
                 "{:<24} {:<18} {:<10} {:>6} {:>9} {:>8} {:>6}",
                 "NAME", "PHASE", "TARGET", "WAVE", "SUCCEEDED", "FAILED", "TOTAL"
             );
-            for r in Api::<Rollout>::all(client).list(&lp).await?.items {
+            for r in readable::<Rollout>(&client, &lp).await? {
                 let st = r.status.clone().unwrap_or_default();
                 println!(
                     "{:<24} {:<18} {:<10} {:>6} {:>9} {:>8} {:>6}",
@@ -138,7 +158,7 @@ pub async fn get(args: GetArgs) -> anyhow::Result<()> {
                 "{:<40} {:<28} {:<16} {:>6}",
                 "NAME", "CLUSTER", "PHASE", "GREEN%"
             );
-            for s in Api::<ClusterSwap>::all(client).list(&lp).await?.items {
+            for s in readable::<ClusterSwap>(&client, &lp).await? {
                 let st = s.status.clone().unwrap_or_default();
                 println!(
                     "{:<40} {:<28} {:<16} {:>6}",
@@ -154,7 +174,7 @@ pub async fn get(args: GetArgs) -> anyhow::Result<()> {
                 "{:<32} {:<10} {:<36} {:<8}",
                 "NAME", "VERSION", "ACTIVE", "SWAP"
             );
-            for c in Api::<Cluster>::all(client).list(&lp).await?.items {
+            for c in readable::<Cluster>(&client, &lp).await? {
                 let st = c.status.clone().unwrap_or_default();
                 println!(
                     "{:<32} {:<10} {:<36} {:<8}",

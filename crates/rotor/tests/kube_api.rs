@@ -726,9 +726,7 @@ async fn sqlite_survives_restart() {
             .await
             .expect("cluster");
     }
-    // Give the aborted server task a moment to drop its handles.
-    tokio::time::sleep(Duration::from_millis(100)).await;
-    let s = common::start(common::sqlite(&path)).await;
+    let s = common::start(common::sqlite_reopened(&path).await).await;
     let cms: Api<ConfigMap> = Api::namespaced(s.client.clone(), "default");
     let got = cms.get("durable").await.expect("survived");
     assert_eq!(got.metadata.labels.as_ref().expect("labels")["a"], "b");

@@ -69,6 +69,23 @@ pub fn sqlite(path: &std::path::Path) -> DynStore {
     Arc::new(rotor_store::sqlite::SqliteStore::open(path).expect("sqlite opens"))
 }
 
+/// The SQLite store at `path` once the server that held it has let go: a stopped test server's
+/// connection tasks drop their handles asynchronously, and the file's lock goes with the last.
+pub async fn sqlite_reopened(path: &std::path::Path) -> DynStore {
+    eventually(
+        Duration::from_secs(10),
+        "the previous server to release the SQLite file",
+        || async {
+            match rotor_store::sqlite::SqliteStore::open(path) {
+                Ok(store) => Some(Arc::new(store) as DynStore),
+                Err(rotor_store::StoreError::Locked { .. }) => None,
+                Err(e) => panic!("sqlite opens: {e}"),
+            }
+        },
+    )
+    .await
+}
+
 /// A fresh etcd process; `None` (skip) where etcd is not installed, a failure in CI, where the
 /// test script installs it.
 pub async fn etcd_process(test: &str) -> Option<rotor_store::etcd_process::EtcdProcess> {

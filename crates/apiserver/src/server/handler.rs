@@ -230,38 +230,40 @@ impl ApiServer {
                 Ok(json_response(code, &written.object, &written.warnings))
             }
             (Method::DELETE, Some(name)) => {
-                // Typed clients (kubectl drain's pod deletions) send DeleteOptions as protobuf.
-                let protobuf = header_str(headers, header::CONTENT_TYPE)
-                    .starts_with("application/vnd.kubernetes.protobuf");
-                let options = match (body.is_empty(), protobuf) {
-                    (true, _) => Value::Null,
-                    (false, true) => protobuf::decode_object(&body, &res)?,
-                    (false, false) => decode_json(&body, "DeleteOptions")?,
+                let (options, dry_run) = delete_options(headers, &body, &res, &opts)?;
+                let deleted = self
+                    .delete_object(&res, ns, name, &options, dry_run)
+                    .await?;
+                // Upstream answers 202 to an explicit `orphanDependents: false` left pending.
+                let code = match deleted.removed {
+                    false if options.get("orphanDependents") == Some(&json!(false)) => {
+                        StatusCode::ACCEPTED
+                    }
+                    _ => StatusCode::OK,
                 };
-                let dry_run = opts.dry_run
-                    || options
-                        .get("dryRun")
-                        .and_then(Value::as_array)
-                        .is_some_and(|a| !a.is_empty());
-                let gone = self.delete(&res, ns, name, &options, dry_run).await?;
-                Ok(json_response(StatusCode::OK, &gone, &[]))
+                let body = match deleted.removed {
+                    true => propagation::reply_for_removed(&res, deleted.object),
+                    false => deleted.object,
+                };
+                Ok(json_response(code, &body, &[]))
             }
             (Method::DELETE, None) => {
+                let (options, dry_run) = delete_options(headers, &body, &res, &opts)?;
                 let list = self.list(&res, ns, &list_options(&query, &res)?).await?;
                 let mut deleted = Vec::new();
                 for item in list["items"].as_array().cloned().unwrap_or_default() {
                     let item_ns = object::meta_str(&item, "namespace").map(String::from);
                     match self
-                        .delete(
+                        .delete_object(
                             &res,
                             item_ns.as_deref(),
                             object::name(&item),
-                            &Value::Null,
-                            opts.dry_run,
+                            &options,
+                            dry_run,
                         )
                         .await
                     {
-                        Ok(gone) => deleted.push(gone),
+                        Ok(gone) => deleted.push(gone.object),
                         Err(e) if e.reason == "NotFound" => {}
                         Err(e) => return Err(e),
                     }
@@ -488,6 +490,29 @@ fn write_options(query: &Query, headers: &HeaderMap, method: &Method) -> ApiResu
         validation,
         force,
     })
+}
+
+/// A DELETE's `DeleteOptions` (JSON, or protobuf as typed clients such as kubectl drain send
+/// them) and whether it is a dry run.
+fn delete_options(
+    headers: &HeaderMap,
+    body: &[u8],
+    res: &Resource,
+    opts: &WriteOptions,
+) -> ApiResult<(Value, bool)> {
+    let protobuf = header_str(headers, header::CONTENT_TYPE)
+        .starts_with("application/vnd.kubernetes.protobuf");
+    let options = match (body.is_empty(), protobuf) {
+        (true, _) => Value::Null,
+        (false, true) => protobuf::decode_object(body, res)?,
+        (false, false) => decode_json(body, "DeleteOptions")?,
+    };
+    let dry_run = opts.dry_run
+        || options
+            .get("dryRun")
+            .and_then(Value::as_array)
+            .is_some_and(|a| !a.is_empty());
+    Ok((options, dry_run))
 }
 
 fn list_options(query: &Query, res: &Resource) -> ApiResult<ListOptions> {

@@ -15,8 +15,10 @@ use crate::object::{self, meta_mut};
 use crate::registry::{Registry, Resource, resources_from_crd};
 use crate::selector::{FieldSelector, LabelSelector};
 
+mod gc;
 mod handler;
 mod namespaces;
+mod propagation;
 mod strategy;
 mod versions;
 mod write;
@@ -160,6 +162,8 @@ pub struct ApiServer {
     config: ServerConfig,
     openapi: Arc<rotor_openapi::Spec>,
     next_cluster_ip: AtomicU32,
+    /// Ends the garbage collector when the server is dropped.
+    _gc: gc::Stop,
 }
 
 impl std::fmt::Debug for ApiServer {
@@ -172,17 +176,20 @@ impl std::fmt::Debug for ApiServer {
 
 impl ApiServer {
     /// Opens a server over `store`: re-registers the CRDs found there, creates the system
-    /// namespaces, and resumes namespace deletions that a restart interrupted.
+    /// namespaces, resumes namespace deletions that a restart interrupted, and starts the
+    /// garbage collector (which ends when the server is dropped).
     pub async fn new(store: DynStore, config: ServerConfig) -> anyhow::Result<Arc<Self>> {
         let openapi = rotor_openapi::spec(config.kubernetes_minor).map_err(|e| {
             anyhow::anyhow!("Kubernetes 1.{} schemas: {e}", config.kubernetes_minor)
         })?;
+        let (gc_stop, gc_stopped) = gc::stop_channel();
         let server = Arc::new(ApiServer {
             store,
             registry: Registry::for_release(&openapi),
             config,
             openapi,
             next_cluster_ip: AtomicU32::new(u32::from_be_bytes([10, 96, 0, 10])),
+            _gc: gc_stop,
         });
         let crds = server.resource("apiextensions.k8s.io", "v1", "customresourcedefinitions")?;
         let page = server.store.list(&crds.key_prefix(), None, 0).await?;
@@ -215,6 +222,7 @@ impl ApiServer {
                 server.spawn_namespace_cleanup(object::name(&ns).to_string());
             }
         }
+        gc::spawn(&server, gc_stopped);
         Ok(server)
     }
 

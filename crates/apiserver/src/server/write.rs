@@ -7,6 +7,7 @@ use rotor_openapi::{FieldProblem, ProblemKind};
 use rotor_store::{KeyValue, StoreError};
 use serde_json::{Value, json};
 
+use super::propagation;
 use super::*;
 use crate::error::{ApiError, ApiResult, Cause};
 use crate::object::{self, meta_mut};
@@ -369,7 +370,10 @@ impl ApiServer {
         Ok(written)
     }
 
-    /// DELETE: removes the object, or marks it for deletion while finalizers remain.
+    /// DELETE: removes the object, or marks it for deletion while finalizers remain (among them
+    /// the garbage collector's, when `options` ask for orphaning or foreground propagation).
+    /// The reply is upstream's: the object while it lingers, and for a removed object a
+    /// `Status` or the object, by kind ([`propagation::reply_for_removed`]).
     pub async fn delete(
         self: &Arc<Self>,
         res: &Arc<Resource>,
@@ -378,43 +382,46 @@ impl ApiServer {
         options: &Value,
         dry_run: bool,
     ) -> ApiResult<Value> {
+        let deleted = self.delete_object(res, ns, name, options, dry_run).await?;
+        Ok(match deleted.removed {
+            true => propagation::reply_for_removed(res, deleted.object),
+            false => deleted.object,
+        })
+    }
+
+    /// [`delete`](Self::delete), answering with the object as it was removed or as it lingers.
+    pub(crate) async fn delete_object(
+        self: &Arc<Self>,
+        res: &Arc<Resource>,
+        ns: Option<&str>,
+        name: &str,
+        options: &Value,
+        dry_run: bool,
+    ) -> ApiResult<Deleted> {
         let ns = if res.namespaced { ns } else { None };
+        let requested = propagation::requested(options)?;
+        let is_namespace = res.group.is_empty() && res.plural == "namespaces";
+        if is_namespace && PROTECTED_NAMESPACES.contains(&name) {
+            return Err(ApiError::forbidden(format!(
+                "namespaces \"{name}\" is forbidden: this namespace may not be deleted"
+            )));
+        }
         for _ in 0..MAX_WRITE_ATTEMPTS {
             let (current, rev) = self.get_kv(res, ns, name).await?;
-            if let Some(want) = options
-                .pointer("/preconditions/uid")
-                .and_then(Value::as_str)
-                && object::meta_str(&current, "uid") != Some(want)
-            {
-                return Err(ApiError::conflict(&res.plural, &res.group, name));
-            }
-            if let Some(want) = options
-                .pointer("/preconditions/resourceVersion")
-                .and_then(Value::as_str)
-                && want != rev.to_string()
-            {
-                return Err(ApiError::conflict(&res.plural, &res.group, name));
-            }
+            check_delete_preconditions(res, name, options, &current, rev)?;
             if dry_run {
-                return Ok(current);
+                return Ok(Deleted::lingering(current));
             }
-            let is_namespace = res.group.is_empty() && res.plural == "namespaces";
-            if is_namespace && PROTECTED_NAMESPACES.contains(&name) {
-                return Err(ApiError::forbidden(format!(
-                    "namespaces \"{name}\" is forbidden: this namespace may not be deleted"
-                )));
-            }
-            if is_namespace || !object::finalizers(&current).is_empty() {
-                if object::is_deleting(&current) {
-                    return Ok(current);
+            let finalizers = object::finalizers(&current);
+            let next_finalizers = match is_namespace {
+                true => finalizers.clone(),
+                false => propagation::finalizers_after_delete(res, &finalizers, requested),
+            };
+            if is_namespace || !next_finalizers.is_empty() {
+                if object::is_deleting(&current) && next_finalizers == finalizers {
+                    return Ok(Deleted::lingering(current));
                 }
-                let mut next = current.clone();
-                let m = meta_mut(&mut next);
-                m.insert("deletionTimestamp".into(), json!(object::now_rfc3339()));
-                m.insert("deletionGracePeriodSeconds".into(), json!(0));
-                if is_namespace {
-                    next["status"] = json!({"phase": "Terminating"});
-                }
+                let next = marked_for_deletion(current, next_finalizers, is_namespace);
                 match self
                     .store
                     .update(&res.key(ns, name), encode(&next, res)?.bytes, rev)
@@ -424,7 +431,7 @@ impl ApiServer {
                         if is_namespace {
                             self.spawn_namespace_cleanup(name.to_string());
                         }
-                        return Ok(with_revision(next, kv.mod_revision));
+                        return Ok(Deleted::lingering(with_revision(next, kv.mod_revision)));
                     }
                     Err(StoreError::Conflict { .. }) => continue,
                     Err(e) => return Err(e.into()),
@@ -434,7 +441,10 @@ impl ApiServer {
                 Ok((_, delete_rev)) => {
                     let gone = with_revision(current, delete_rev);
                     self.after_delete(res, &gone);
-                    return Ok(gone);
+                    return Ok(Deleted {
+                        object: gone,
+                        removed: true,
+                    });
                 }
                 Err(StoreError::Conflict { .. }) => continue,
                 Err(StoreError::NotFound(_)) => {
@@ -755,4 +765,65 @@ fn schema_error(res: &Resource, name: &str, problems: Vec<FieldProblem>) -> ApiE
         res.kind,
         first.unwrap_or_else(|| problems[0].message.clone())
     ))
+}
+
+/// What a DELETE did: removed the object, or left it with `deletionTimestamp` set while its
+/// finalizers remain.
+pub(crate) struct Deleted {
+    pub object: Value,
+    pub removed: bool,
+}
+
+impl Deleted {
+    fn lingering(object: Value) -> Self {
+        Deleted {
+            object,
+            removed: false,
+        }
+    }
+}
+
+/// `DeleteOptions.preconditions`: the uid and resourceVersion the caller expects.
+fn check_delete_preconditions(
+    res: &Resource,
+    name: &str,
+    options: &Value,
+    current: &Value,
+    rev: u64,
+) -> ApiResult<()> {
+    if let Some(want) = options
+        .pointer("/preconditions/uid")
+        .and_then(Value::as_str)
+        && object::meta_str(current, "uid") != Some(want)
+    {
+        return Err(ApiError::conflict(&res.plural, &res.group, name));
+    }
+    if let Some(want) = options
+        .pointer("/preconditions/resourceVersion")
+        .and_then(Value::as_str)
+        && want != rev.to_string()
+    {
+        return Err(ApiError::conflict(&res.plural, &res.group, name));
+    }
+    Ok(())
+}
+
+/// `current` with its finalizers replaced and, unless already set, `deletionTimestamp`.
+fn marked_for_deletion(current: Value, finalizers: Vec<String>, is_namespace: bool) -> Value {
+    let mut next = current;
+    let deleting = object::is_deleting(&next);
+    let m = meta_mut(&mut next);
+    if finalizers.is_empty() {
+        m.remove("finalizers");
+    } else {
+        m.insert("finalizers".into(), json!(finalizers));
+    }
+    if !deleting {
+        m.insert("deletionTimestamp".into(), json!(object::now_rfc3339()));
+        m.insert("deletionGracePeriodSeconds".into(), json!(0));
+        if is_namespace {
+            next["status"] = json!({"phase": "Terminating"});
+        }
+    }
+    next
 }

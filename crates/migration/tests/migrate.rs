@@ -176,9 +176,22 @@ async fn seed_app(s: &ApiServer) {
         "spec": {"minAvailable": 2, "selector": {"matchLabels": {"app": "web"}}}})).await;
     put(s, json!({"apiVersion": "autoscaling/v2", "kind": "HorizontalPodAutoscaler", "metadata": {"name": "web", "namespace": "shop"},
         "spec": {"scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": "web"}, "minReplicas": 3, "maxReplicas": 10}})).await;
-    // A ReplicaSet's pod: its controller recreates it in green.
+    // A ReplicaSet's pod: its controller recreates it in green. Its owners exist (by uid), or
+    // the API server's garbage collector would take it, as upstream's does.
+    let uid_of = |plural: &'static str, group: &'static str, name: &'static str| async move {
+        let res = s.resource(group, "v1", plural).unwrap();
+        let obj = s.get(&res, Some("shop"), name).await.unwrap();
+        obj["metadata"]["uid"].as_str().unwrap().to_string()
+    };
+    let web = uid_of("deployments", "apps", "web").await;
+    put(s, json!({"apiVersion": "apps/v1", "kind": "ReplicaSet", "metadata": {"name": "web-5d8f", "namespace": "shop",
+        "labels": {"app": "web"},
+        "ownerReferences": [{"apiVersion": "apps/v1", "kind": "Deployment", "name": "web", "uid": web, "controller": true}]},
+        "spec": {"replicas": 1, "selector": {"matchLabels": {"app": "web"}},
+            "template": {"metadata": {"labels": {"app": "web"}}, "spec": {"containers": [{"name": "main", "image": "registry.example/web:1.2"}]}}}})).await;
+    let replica_set = uid_of("replicasets", "apps", "web-5d8f").await;
     put(s, json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "web-5d8f-abcde", "namespace": "shop",
-        "ownerReferences": [{"apiVersion": "apps/v1", "kind": "ReplicaSet", "name": "web-5d8f", "uid": "0f0f", "controller": true}]},
+        "ownerReferences": [{"apiVersion": "apps/v1", "kind": "ReplicaSet", "name": "web-5d8f", "uid": replica_set, "controller": true}]},
         "spec": {"nodeName": "node-0", "containers": [{"name": "main", "image": "registry.example/web:1.2"}]}})).await;
     put(s, json!({"apiVersion": "v1", "kind": "Event", "metadata": {"name": "web.1", "namespace": "shop"},
         "involvedObject": {"kind": "Deployment", "name": "web", "namespace": "shop"}, "reason": "ScalingReplicaSet", "message": "scaled"})).await;

@@ -13,15 +13,18 @@ use common::eventually;
 use kube::ResourceExt;
 use kube::api::{Api, DeleteParams, PostParams};
 use rotor::rehearsal::{Rehearsal, RehearsalConfig, TrafficChoice};
-use rotor_api::{Cluster, ClusterSwap, ClusterSwapSpec, Phase, SwapStrategy, SwapTarget};
+use rotor_api::{
+    Cluster, ClusterSwap, ClusterSwapSpec, Phase, Rollout, RolloutSpec, SwapStrategy, SwapTarget,
+    Wave,
+};
 use rotor_sim::{CloudConfig, SimConfig};
 use rotor_traffic::load::Load;
 
 const LIMIT: Duration = Duration::from_secs(90);
 
-async fn rehearsal() -> Rehearsal {
+async fn rehearsal(clusters: usize) -> Rehearsal {
     let r = Rehearsal::start(RehearsalConfig {
-        fleet: rotor_api::sample_fleet(1),
+        fleet: rotor_api::sample_fleet(clusters),
         sim: SimConfig {
             nodes: 2,
             workload_ready_delay: Duration::from_millis(200),
@@ -174,7 +177,7 @@ async fn cleaned_up_from(r: &Rehearsal, name: &str, phase: Phase) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn deleting_a_swap_in_any_phase_leaks_nothing_and_fails_no_request() {
-    let r = rehearsal().await;
+    let r = rehearsal(1).await;
     let blue = r.fleet[0].name_any();
     let load = Load::start(r.app_urls(), 8, Duration::from_secs(5));
 
@@ -256,6 +259,100 @@ async fn deleting_a_swap_in_any_phase_leaks_nothing_and_fails_no_request() {
     let c = delete_and_wait(&r, "done").await;
     assert_nothing_leaked(&r, &c, &active, "Succeeded");
 
+    let report = load.stop().await;
+    assert!(report.requests > 0, "{report:?}");
+    assert_eq!(report.failed, 0, "{report:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deleting_a_rollout_takes_its_swaps_through_their_finalizers() {
+    let r = rehearsal(2).await;
+    let load = Load::start(r.app_urls(), 8, Duration::from_secs(5));
+    let rollout = Rollout::new(
+        "fleet",
+        RolloutSpec {
+            cluster_selector: Default::default(),
+            target: SwapTarget {
+                kubernetes_version: Some(rotor_api::SAMPLE_TARGET_VERSION.into()),
+                ..Default::default()
+            },
+            waves: vec![Wave {
+                name: "all".into(),
+                percent: Some(100),
+                ..Default::default()
+            }],
+            max_concurrent_swaps: 2,
+            bake_seconds_between_waves: 0,
+            approval: rotor_api::Approval::Automatic,
+            approved_through_wave: None,
+            failure_budget: k8s_openapi::apimachinery::pkg::util::intstr::IntOrString::Int(2),
+            order_by: Vec::new(),
+            unavailable_clusters: Default::default(),
+            preflight: Default::default(),
+            maintenance_windows: Vec::new(),
+            // Each swap bakes at 50 % until it is deleted.
+            strategy: SwapStrategy {
+                traffic_steps: vec![50, 100],
+                bake_seconds: 600,
+                ..Default::default()
+            },
+            paused: false,
+            skip_clusters: Vec::new(),
+        },
+    );
+    let rollouts: Api<Rollout> = Api::all(r.client.clone());
+    let created = rollouts
+        .create(&PostParams::default(), &rollout)
+        .await
+        .expect("rollout created");
+    let swaps: Api<ClusterSwap> = Api::all(r.client.clone());
+    let owned = eventually(LIMIT, "both swaps shifting traffic", || async {
+        let list = swaps.list(&Default::default()).await.ok()?;
+        let shifting: Vec<ClusterSwap> = list
+            .items
+            .into_iter()
+            .filter(|s| phase(s) == Phase::ShiftingTraffic && guarded(s))
+            .collect();
+        (shifting.len() == 2).then_some(shifting)
+    })
+    .await;
+    for s in &owned {
+        let owner = s
+            .owner_references()
+            .first()
+            .cloned()
+            .expect("owned by the rollout");
+        assert_eq!(owner.uid, created.uid().expect("uid"));
+    }
+
+    rollouts
+        .delete("fleet", &DeleteParams::default())
+        .await
+        .expect("delete rollout");
+    eventually(LIMIT, "the rollout's swaps collected", || async {
+        let left = swaps.list(&Default::default()).await.ok()?.items;
+        left.is_empty().then_some(())
+    })
+    .await;
+    let clusters: Api<Cluster> = Api::all(r.client.clone());
+    let mut serving = BTreeSet::new();
+    for c in &r.fleet {
+        let status = clusters
+            .get(&c.name_any())
+            .await
+            .expect("cluster")
+            .status
+            .unwrap_or_default();
+        assert_eq!(
+            status.active_instance.as_deref(),
+            Some(c.name_any().as_str()),
+            "blue serves"
+        );
+        assert_eq!(status.current_swap, None, "claim released");
+        serving.insert(c.name_any());
+    }
+    let cloud: BTreeSet<String> = r.sim.cloud.list().into_iter().map(|c| c.name).collect();
+    assert_eq!(cloud, serving, "no green left in the cloud");
     let report = load.stop().await;
     assert!(report.requests > 0, "{report:?}");
     assert_eq!(report.failed, 0, "{report:?}");

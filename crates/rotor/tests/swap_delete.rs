@@ -203,6 +203,7 @@ async fn deleting_a_swap_in_any_phase_leaks_nothing_and_fails_no_request() {
         .expect("delete");
     r.sim.cloud.rate_limit_next_calls(0, None);
     let c = delete_and_wait(&r, "provisioning").await;
+    cleaned_up_from(&r, "provisioning", Phase::Provisioning).await;
     assert_nothing_leaked(&r, &c, &blue, "Provisioning");
 
     // WaitingForGreen: green is still being created.

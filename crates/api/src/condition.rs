@@ -84,6 +84,10 @@ closed_enum! {
         SwapSucceeded = "SwapSucceeded",
         RollbackRequested = "RollbackRequested",
         RolledBack = "RolledBack",
+        /// The ClusterSwap is being deleted: what it created is cleaned up first (finalizer).
+        SwapDeleted = "SwapDeleted",
+        /// The deleted ClusterSwap's cleanup is done; its finalizer is removed.
+        CleanupComplete = "CleanupComplete",
         ProviderError = "ProviderError",
         TrafficShifterError = "TrafficShifterError",
         TimedOut = "TimedOut",

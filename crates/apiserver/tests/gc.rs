@@ -383,3 +383,70 @@ async fn the_collector_ends_with_its_server() {
         tokio::task::yield_now().await;
     }
 }
+#[tokio::test]
+async fn cluster_scoped_custom_resources_are_collected() {
+    let s = serve().await;
+    let crd = json!({"apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
+        "metadata": {"name": "widgets.example.com"},
+        "spec": {"group": "example.com", "scope": "Cluster",
+            "names": {"plural": "widgets", "singular": "widget", "kind": "Widget"},
+            "versions": [{"name": "v1", "served": true, "storage": true,
+                "schema": {"openAPIV3Schema": {"type": "object", "x-kubernetes-preserve-unknown-fields": true}}}]}});
+    let crds = "/apis/apiextensions.k8s.io/v1/customresourcedefinitions";
+    let (code, reply) = common::send(
+        &s.server,
+        "POST",
+        crds,
+        "application/json",
+        crd.to_string().into_bytes(),
+    )
+    .await;
+    assert_eq!(code, 201, "{reply}");
+    let widgets = "/apis/example.com/v1/widgets";
+    let owner =
+        json!({"apiVersion": "example.com/v1", "kind": "Widget", "metadata": {"name": "owner"}});
+    let (code, owner) = common::send(
+        &s.server,
+        "POST",
+        widgets,
+        "application/json",
+        owner.to_string().into_bytes(),
+    )
+    .await;
+    assert_eq!(code, 201, "{owner}");
+    let dep = json!({"apiVersion": "example.com/v1", "kind": "Widget", "metadata": {"name": "dep",
+        "finalizers": ["example.com/cleanup"],
+        "ownerReferences": [{"apiVersion": "example.com/v1", "kind": "Widget", "name": "owner",
+            "uid": owner["metadata"]["uid"], "controller": true, "blockOwnerDeletion": true}]}});
+    let (code, dep) = common::send(
+        &s.server,
+        "POST",
+        widgets,
+        "application/json",
+        dep.to_string().into_bytes(),
+    )
+    .await;
+    assert_eq!(code, 201, "{dep}");
+    let (code, reply) = common::send(
+        &s.server,
+        "DELETE",
+        &format!("{widgets}/owner"),
+        "",
+        Vec::new(),
+    )
+    .await;
+    assert_eq!(code, 200, "{reply}");
+    let ar = kube::core::ApiResource::from_gvk(&kube::core::GroupVersionKind::gvk(
+        "example.com",
+        "v1",
+        "Widget",
+    ));
+    let api: Api<kube::core::DynamicObject> = Api::all_with(s.client.clone(), &ar);
+    let marked = |o: Option<&kube::core::DynamicObject>| {
+        o.is_some_and(|o| o.metadata.deletion_timestamp.is_some())
+    };
+    tokio::time::timeout(LIMIT, await_condition(api, "dep", marked))
+        .await
+        .expect("the dependent is marked for deletion")
+        .expect("watch");
+}

@@ -36,6 +36,9 @@ use rotor_traffic::{TrafficShifter, Weights};
 use crate::health::{self, Selection};
 use crate::{Context, Error, blue_replicas, migration, now};
 
+mod cleanup;
+pub use cleanup::FINALIZER;
+
 /// Runs the controller until `stop` resolves.
 pub async fn controller(
     ctx: Arc<Context>,
@@ -186,8 +189,14 @@ impl<'a> Reconcile<'a> {
 
     async fn run(&self) -> Result<Action, Error> {
         let status = self.swap.status.clone().unwrap_or_default();
+        if self.swap.metadata.deletion_timestamp.is_some() {
+            return self.deleting(status).await;
+        }
         let phase = status.phase;
         if phase.is_terminal() {
+            return Ok(Action::await_change());
+        }
+        if self.ensure_finalizer().await? {
             return Ok(Action::await_change());
         }
         let spec = &self.swap.spec;
@@ -1032,7 +1041,9 @@ impl<'a> Reconcile<'a> {
             })
             .await?;
         }
-        let keep_green = self.swap.spec.strategy.keep_green_on_rollback;
+        // A deleted swap keeps nothing: no swap would be left to account for green.
+        let keep_green = self.swap.spec.strategy.keep_green_on_rollback
+            && self.swap.metadata.deletion_timestamp.is_none();
         // Traffic is on blue from here. Clients that cached green's address (DNS) still reach
         // it for the shifter's settle time: green goes only after that.
         let settle = self

@@ -340,3 +340,56 @@ async fn objects_kubectl_sends_still_pass() {
     }
     assert!(n >= 15, "only {n} fixtures");
 }
+
+/// The issue's examples through the real kubectl against `rotor serve`.
+const INVALID_YAML: &str = r#"apiVersion: apps/v1
+kind: Deployment
+metadata: {name: bad}
+spec:
+  replicas: -3
+  selector: {matchLabels: {app: web}}
+  template:
+    metadata: {labels: {app: other}}
+    spec: {containers: []}
+---
+apiVersion: v1
+kind: Service
+metadata: {name: bad}
+spec:
+  ports: [{port: 99999}]
+---
+apiVersion: v1
+kind: ConfigMap
+metadata:
+  name: bad
+  labels: {a/b/c: x}
+"#;
+
+#[test]
+fn kubectl_apply_names_the_fields_and_writes_nothing() {
+    use common::kubectl::{free_port, start_serve};
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (kc, listen) = (
+        dir.path().join("admin.kubeconfig"),
+        format!("127.0.0.1:{}", free_port()),
+    );
+    let store = format!("sqlite:{}", dir.path().join("rotor.db").display());
+    let (_serve, k) = start_serve(&store, &listen, &kc);
+    let file = dir.path().join("invalid.yaml");
+    std::fs::write(&file, INVALID_YAML).expect("write");
+    let out = k.run(&["apply", "-f", file.to_str().expect("path")]);
+    assert!(!out.status.success(), "invalid objects applied");
+    let err = String::from_utf8_lossy(&out.stderr);
+    for want in [
+        "spec.replicas: Invalid value: -3: must be greater than or equal to 0",
+        "spec.template.metadata.labels: Invalid value",
+        "spec.template.spec.containers: Required value",
+        "spec.ports[0].port: Invalid value: 99999: must be between 1 and 65535, inclusive",
+        "metadata.labels: Invalid value: \"a/b/c\"",
+    ] {
+        assert!(err.contains(want), "kubectl's error misses {want:?}: {err}");
+    }
+    for kind in ["deployment", "service", "configmap"] {
+        k.not_found(&["get", kind, "bad"]);
+    }
+}

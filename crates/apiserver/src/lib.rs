@@ -15,6 +15,7 @@ pub mod request;
 pub mod selector;
 mod server;
 mod table;
+pub mod validation;
 mod watch;
 
 pub use error::{ApiError, ApiResult};

@@ -4,8 +4,6 @@
 use rand::Rng;
 use serde_json::{Map, Value, json};
 
-use crate::error::Cause;
-
 pub fn now_rfc3339() -> String {
     chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
 }
@@ -92,107 +90,6 @@ pub fn spec_part(obj: &Value) -> Value {
     v
 }
 
-/// RFC 1123 subdomain (most object names) or label (namespaces, services).
-pub fn validate_name(name: &str, label_only: bool, field: &str, causes: &mut Vec<Cause>) {
-    let max = if label_only { 63 } else { 253 };
-    let segment_ok = |s: &str| {
-        !s.is_empty()
-            && s.chars()
-                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
-            && !s.starts_with('-')
-            && !s.ends_with('-')
-    };
-    let ok = name.len() <= max
-        && if label_only {
-            segment_ok(name)
-        } else {
-            name.split('.').all(segment_ok)
-        };
-    if name.is_empty() {
-        causes.push(Cause {
-            field: field.into(),
-            message: "Required value: name or generateName is required".into(),
-            reason: "FieldValueRequired",
-        });
-    } else if !ok {
-        let what = if label_only {
-            "RFC 1123 label"
-        } else {
-            "RFC 1123 subdomain"
-        };
-        causes.push(Cause {
-            field: field.into(),
-            message: format!("Invalid value: \"{name}\": a lowercase {what} must consist of lower case alphanumeric characters, '-' or '.', and must start and end with an alphanumeric character"),
-            reason: "FieldValueInvalid",
-        });
-    }
-}
-
-/// Names that only have to be a URL path segment (RBAC's `system:…` names): not empty, not
-/// `.` or `..`, no `/` or `%`.
-pub fn validate_path_segment_name(name: &str, field: &str, causes: &mut Vec<Cause>) {
-    if name.is_empty() {
-        causes.push(Cause {
-            field: field.into(),
-            message: "Required value: name or generateName is required".into(),
-            reason: "FieldValueRequired",
-        });
-    } else if name == "." || name == ".." || name.contains('/') || name.contains('%') {
-        causes.push(Cause {
-            field: field.into(),
-            message: format!(
-                "Invalid value: \"{name}\": may not be '.' or '..' and may not contain '/' or '%'"
-            ),
-            reason: "FieldValueInvalid",
-        });
-    }
-}
-
-/// Label keys and values, and annotation keys, as Kubernetes validates them.
-pub fn validate_labels(obj: &Value, causes: &mut Vec<Cause>) {
-    let Some(m) = meta(obj) else { return };
-    for field in ["labels", "annotations"] {
-        let Some(v) = m.get(field) else { continue };
-        if v.is_null() {
-            continue;
-        }
-        let Some(map) = v.as_object() else {
-            causes.push(Cause {
-                field: format!("metadata.{field}"),
-                message: "Invalid value: must be a map of strings".into(),
-                reason: "FieldValueInvalid",
-            });
-            continue;
-        };
-        for (k, val) in map {
-            let name_part = k.rsplit('/').next().unwrap_or_default();
-            let key_ok = !name_part.is_empty()
-                && name_part.len() <= 63
-                && name_part
-                    .chars()
-                    .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
-                && name_part
-                    .chars()
-                    .next()
-                    .is_some_and(|c| c.is_ascii_alphanumeric())
-                && name_part
-                    .chars()
-                    .last()
-                    .is_some_and(|c| c.is_ascii_alphanumeric());
-            if !key_ok {
-                causes.push(Cause { field: format!("metadata.{field}"), message: format!("Invalid value: \"{k}\": name part must consist of alphanumeric characters, '-', '_' or '.'"), reason: "FieldValueInvalid" });
-            }
-            match val.as_str() {
-                None => causes.push(Cause { field: format!("metadata.{field}.{k}"), message: "Invalid value: must be a string".into(), reason: "FieldValueInvalid" }),
-                Some(s) if field == "labels" && (s.len() > 63 || !s.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))) => {
-                    causes.push(Cause { field: "metadata.labels".to_string(), message: format!("Invalid value: \"{s}\": a valid label must be an empty string or consist of alphanumeric characters, '-', '_' or '.'"), reason: "FieldValueInvalid" })
-                }
-                _ => {}
-            }
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -211,22 +108,5 @@ mod tests {
         assert_eq!(u.as_bytes()[14], b'4');
         assert!(matches!(u.as_bytes()[19], b'8' | b'9' | b'a' | b'b'), "{u}");
         assert_ne!(u, new_uid());
-    }
-
-    #[test]
-    fn names() {
-        let mut c = Vec::new();
-        validate_name("web-1.prod", false, "metadata.name", &mut c);
-        assert!(c.is_empty());
-        validate_name("Web", false, "metadata.name", &mut c);
-        validate_name("a.b", true, "metadata.name", &mut c);
-        validate_name("", true, "metadata.name", &mut c);
-        validate_path_segment_name("system:controller:x", "metadata.name", &mut c);
-        assert_eq!(c.len(), 3);
-        for bad in ["..", "a/b", "a%2f", ""] {
-            let mut c = Vec::new();
-            validate_path_segment_name(bad, "metadata.name", &mut c);
-            assert_eq!(c.len(), 1, "{bad:?}");
-        }
     }
 }

@@ -85,6 +85,7 @@ impl ApiServer {
             meta_mut(&mut obj).insert("generation".into(), json!(1));
         }
         self.prepare_create(res, &mut obj)?;
+        crate::validation::check(res, &name, None, &obj)?;
         let cursor = self.cursor(res);
         rotor_patch::track_update(
             None,
@@ -492,7 +493,7 @@ impl ApiServer {
         Ok(Some(ns))
     }
 
-    /// Name, label and schema validation. Strict field validation fails the request; Warn returns
+    /// Field rules of the kind (`validation`) and schema validation. Strict field validation fails the request; Warn returns
     /// the problems as warnings.
     fn validate(
         &self,
@@ -503,15 +504,6 @@ impl ApiServer {
         opts: &WriteOptions,
     ) -> ApiResult<Vec<String>> {
         let mut causes = Vec::new();
-        let label_only =
-            res.group.is_empty() && matches!(res.plural.as_str(), "namespaces" | "services");
-        if res.group == "rbac.authorization.k8s.io" {
-            // RBAC names are path segments (`system:controller:…`), as kube-apiserver checks.
-            object::validate_path_segment_name(name, "metadata.name", &mut causes);
-        } else {
-            object::validate_name(name, label_only, "metadata.name", &mut causes);
-        }
-        object::validate_labels(obj, &mut causes);
         if res.group == "apiextensions.k8s.io"
             && let Err((field, message)) = resources_from_crd(obj)
         {
@@ -574,6 +566,7 @@ impl ApiServer {
         rev: u64,
         opts: &WriteOptions,
     ) -> ApiResult<Value> {
+        crate::validation::check(res, name, Some(&current), &next)?;
         let key = res.key(ns, name);
         if object::is_deleting(&next)
             && object::finalizers(&next).is_empty()

@@ -188,7 +188,10 @@ type DefaultingCase = (Api<DynamicObject>, Value, Vec<(&'static str, Value)>);
 async fn other_kinds_get_upstreams_defaults() {
     let ts = common::start(common::memory()).await;
     let c = &ts.client;
+    // StatefulSets and DaemonSets allow only `Always` (validation), Jobs `OnFailure` or `Never`.
     let pod_template = json!({"metadata": {"labels": {"app": "x"}},
+        "spec": {"containers": [{"name": "c", "image": "busybox:1.36"}]}});
+    let job_pod_template = json!({"metadata": {"labels": {"app": "x"}},
         "spec": {"restartPolicy": "OnFailure", "containers": [{"name": "c", "image": "busybox:1.36"}]}});
     let cases: Vec<DefaultingCase> = vec![
         (
@@ -231,7 +234,7 @@ async fn other_kinds_get_upstreams_defaults() {
                     "/spec/persistentVolumeClaimRetentionPolicy",
                     json!({"whenDeleted": "Retain", "whenScaled": "Retain"}),
                 ),
-                ("/spec/template/spec/restartPolicy", json!("OnFailure")),
+                ("/spec/template/spec/restartPolicy", json!("Always")),
                 (
                     "/spec/template/spec/containers/0/imagePullPolicy",
                     json!("IfNotPresent"),
@@ -252,7 +255,7 @@ async fn other_kinds_get_upstreams_defaults() {
         ),
         (
             api(c, "batch/v1", "Job", "jobs"),
-            json!({"metadata": {"name": "job"}, "spec": {"template": pod_template}}),
+            json!({"metadata": {"name": "job"}, "spec": {"template": job_pod_template}}),
             vec![
                 ("/spec/completions", json!(1)),
                 ("/spec/parallelism", json!(1)),
@@ -266,7 +269,7 @@ async fn other_kinds_get_upstreams_defaults() {
         (
             api(c, "batch/v1", "CronJob", "cronjobs"),
             json!({"metadata": {"name": "cron"}, "spec": {"schedule": "*/5 * * * *",
-                "jobTemplate": {"spec": {"template": pod_template}}}}),
+                "jobTemplate": {"spec": {"template": job_pod_template}}}}),
             vec![
                 ("/spec/concurrencyPolicy", json!("Allow")),
                 ("/spec/suspend", json!(false)),

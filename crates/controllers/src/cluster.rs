@@ -15,7 +15,6 @@
 //!   and re-attaches the active instance to a traffic layer that forgot it (a restart).
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use futures::StreamExt;
 use kube::api::{Api, PostParams};
@@ -31,7 +30,8 @@ use rotor_providers::InstanceState;
 
 use crate::health::{self, Selection};
 use crate::lenient;
-use crate::swap::{is_conflict, upsert_instance};
+use crate::retry::is_conflict;
+use crate::swap::upsert_instance;
 use crate::{Context, Error, now};
 
 pub async fn controller(
@@ -60,11 +60,10 @@ pub async fn controller(
 }
 
 fn error_policy(cluster: Arc<Cluster>, error: &Error, ctx: Arc<Context>) -> Action {
-    if is_conflict(error) {
-        return Action::requeue(Duration::from_millis(50));
+    if !is_conflict(error) {
+        tracing::info!(cluster = %cluster.name_any(), %error, "cluster reconcile failed; retrying");
     }
-    tracing::info!(cluster = %cluster.name_any(), %error, "cluster reconcile failed; retrying");
-    Action::requeue(ctx.backoff(&format!("cluster/{}", cluster.name_any())))
+    crate::retry::requeue(&ctx, &format!("cluster/{}", cluster.name_any()), error)
 }
 
 /// Rate limits from the provider are not errors to back off from per poll: one Warning Event

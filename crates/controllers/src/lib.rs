@@ -24,6 +24,7 @@ pub mod members;
 pub mod metrics;
 pub mod migration;
 pub mod preflight;
+mod retry;
 pub mod rollout;
 pub mod swap;
 
@@ -56,7 +57,7 @@ pub struct Settings {
     pub verify_timeout: Duration,
     /// The smallest sample a gate judges green's error rate over: a step in which green
     /// answered fewer requests counts its failures as if it had answered this many (see
-    /// `swap::error_rate_breached`).
+    /// `swap::gates::error_rate_breached`).
     pub min_gate_requests: u64,
     /// How often a Cluster's health is re-probed when nothing else triggers it.
     pub cluster_resync: Duration,
@@ -98,9 +99,8 @@ pub struct Context {
     pub(crate) recorder: events::Recorder,
     /// Traffic addresses of instances (fixed for an instance's life).
     addresses: Mutex<HashMap<String, std::net::SocketAddr>>,
-    /// Per swap: the traffic step, green's counters when it began (the gate's baseline) and
-    /// when the gate last read them.
-    gate_baselines: Mutex<HashMap<String, GateWindow>>,
+    /// Per live swap: precise starts of its waits and its gate's counters.
+    pub(crate) swaps: swap::memory::Memories,
     /// Per object key: consecutive reconcile errors (exponential backoff).
     failures: Mutex<HashMap<String, u32>>,
     /// Wall clock for maintenance windows (tests move it).
@@ -136,7 +136,7 @@ impl Context {
             settings,
             members: MemberClients::default(),
             metrics: Arc::default(),
-            gate_baselines: Mutex::default(),
+            swaps: swap::memory::Memories::default(),
             addresses: Mutex::default(),
             failures: Mutex::default(),
             clock: Arc::new(chrono::Utc::now),
@@ -332,18 +332,6 @@ impl Context {
         elapsed
     }
 
-    /// How long since `key` was first asked about in this process (zero the first time): for
-    /// waits whose start is not in status. After a restart they start over, which only makes
-    /// them longer.
-    pub(crate) fn since_first(&self, key: &str) -> Duration {
-        let mut starts = lock(&self.starts);
-        if let Some((_, instant)) = starts.get(key) {
-            return instant.elapsed();
-        }
-        starts.insert(key.to_string(), (now(), std::time::Instant::now()));
-        Duration::ZERO
-    }
-
     /// Read the wall clock from `clock` (maintenance windows in tests).
     pub fn with_clock(mut self, clock: Clock) -> Self {
         self.clock = clock;
@@ -409,54 +397,9 @@ impl Context {
         lock(&self.addresses).insert(instance.to_string(), addr);
     }
 
-    /// Green's counters when `step` of swap `swap` began, given what they are now. A new step
-    /// starts from the counters the gate last read in the step before — the reading it passed
-    /// on — so an attempt that fails while the step changes is judged in the new step rather
-    /// than lost between the two. The first reading of a swap (also after a restart, which
-    /// shortens one gate window) is its own baseline, as is one below the last (the traffic
-    /// layer restarted and its counters with it).
-    pub(crate) fn gate_baseline(
-        &self,
-        swap: &str,
-        step: u32,
-        current: rotor_traffic::BackendCounters,
-    ) -> rotor_traffic::BackendCounters {
-        let mut baselines = lock(&self.gate_baselines);
-        let window = baselines.entry(swap.to_string()).or_insert(GateWindow {
-            step,
-            base: current,
-            last: current,
-        });
-        let went_back =
-            current.requests < window.last.requests || current.failures < window.last.failures;
-        if went_back {
-            *window = GateWindow {
-                step,
-                base: current,
-                last: current,
-            };
-        } else if window.step != step {
-            window.step = step;
-            window.base = window.last;
-        }
-        window.last = current;
-        window.base
-    }
-
-    pub(crate) fn forget_gate_baseline(&self, swap: &str) {
-        lock(&self.gate_baselines).remove(swap);
-    }
-
     pub(crate) fn reset_backoff(&self, key: &str) {
         lock(&self.failures).remove(key);
     }
-}
-
-/// One swap's gate window: see [`Context::gate_baseline`].
-struct GateWindow {
-    step: u32,
-    base: rotor_traffic::BackendCounters,
-    last: rotor_traffic::BackendCounters,
 }
 
 /// What a reconcile can fail with. Every variant is retried with backoff; the message names the
@@ -475,8 +418,34 @@ pub enum Error {
     NoShifter(&'static str),
     #[error("member cluster {instance}: {message}")]
     Member { instance: String, message: String },
+    /// The controller asked for a phase change the lifecycle forbids: a bug, reported.
+    #[error("ClusterSwap {swap}: {source}")]
+    InvalidTransition {
+        swap: String,
+        source: rotor_api::InvalidTransition,
+    },
+    /// A phase needs a status field an earlier phase should have set.
+    #[error("ClusterSwap {swap}: {field} is not set")]
+    StatusIncomplete { swap: String, field: &'static str },
     #[error("{0}")]
     Other(String),
+}
+
+impl Error {
+    /// The reason of the Warning Event that reports this error.
+    pub(crate) fn reason(&self) -> &'static str {
+        match self {
+            Error::Provider(_) | Error::NoProvider(_) => rotor_api::Reason::ProviderError.as_str(),
+            Error::Traffic(_) | Error::NoShifter(_) => {
+                rotor_api::Reason::TrafficShifterError.as_str()
+            }
+            Error::Member { .. } => "MemberClusterError",
+            Error::Kube(_) => "ControlPlaneError",
+            Error::InvalidTransition { .. } | Error::StatusIncomplete { .. } | Error::Other(_) => {
+                "ReconcileError"
+            }
+        }
+    }
 }
 
 /// Re-queues from discovery: every instance whose summary changed becomes the object
@@ -573,26 +542,6 @@ mod tests {
     use super::*;
     use futures::StreamExt;
     use rotor_api::Cluster;
-
-    #[tokio::test]
-    async fn a_new_gate_step_starts_where_the_last_reading_of_the_step_before_ended() {
-        let ctx = Context::new(idle_client(), Settings::default());
-        let c = |requests, failures| rotor_traffic::BackendCounters { requests, failures };
-        // Step 0: the first reading is the baseline; later readings of the step keep it.
-        assert_eq!(ctx.gate_baseline("s", 0, c(10, 0)), c(10, 0));
-        assert_eq!(ctx.gate_baseline("s", 0, c(14, 0)), c(10, 0));
-        // Step 1 starts from the reading step 0 passed on (14, 0), not from its own first
-        // reading: the failure that happened in between is judged in step 1.
-        assert_eq!(ctx.gate_baseline("s", 1, c(17, 1)), c(14, 0));
-        assert_eq!(ctx.gate_baseline("s", 1, c(20, 2)), c(14, 0));
-        // Counters that went back (HAProxy restarted) start a fresh window.
-        assert_eq!(ctx.gate_baseline("s", 1, c(3, 0)), c(3, 0));
-        assert_eq!(ctx.gate_baseline("s", 1, c(5, 1)), c(3, 0));
-        // Swaps are independent, and a forgotten swap starts over.
-        assert_eq!(ctx.gate_baseline("t", 1, c(100, 7)), c(100, 7));
-        ctx.forget_gate_baseline("s");
-        assert_eq!(ctx.gate_baseline("s", 2, c(30, 2)), c(30, 2));
-    }
 
     /// A client that is never called: the instances below are never reached.
     fn idle_client() -> Client {

@@ -13,6 +13,7 @@ use rotor_api::{Cluster, ClusterSwapStatus, Phase, Reason};
 use serde_json::json;
 
 use super::Reconcile;
+use super::step::Step;
 use crate::Error;
 
 /// The finalizer every ClusterSwap carries while it may own cloud resources.
@@ -39,7 +40,7 @@ impl Reconcile<'_> {
     }
 
     /// A swap with a deletionTimestamp: clean up by phase, then remove the finalizer.
-    pub(super) async fn deleting(&self, status: ClusterSwapStatus) -> Result<Action, Error> {
+    pub(super) async fn deleting(&self, mut status: ClusterSwapStatus) -> Result<Action, Error> {
         if !self.swap.finalizers().iter().any(|f| f == FINALIZER) {
             return Ok(Action::await_change());
         }
@@ -48,11 +49,11 @@ impl Reconcile<'_> {
         let Some(cluster) = cluster.filter(|_| !phase.is_terminal()) else {
             return self.let_go(None, phase).await;
         };
-        match phase {
+        let step = match phase {
             // Nothing created yet: at most the claim to give back.
-            Phase::Pending => self.let_go(Some(&cluster), phase).await,
-            Phase::RollingBack => self.rolling_back(&cluster, status).await,
-            Phase::Decommissioning => self.decommissioning(&cluster, status).await,
+            Phase::Pending => return self.let_go(Some(&cluster), phase).await,
+            Phase::RollingBack => self.rolling_back(&cluster, &mut status).await?,
+            Phase::Decommissioning => self.decommissioning(&cluster, &mut status).await?,
             _ if phase.allows_rollback() => {
                 let message = format!(
                     "the ClusterSwap is being deleted in {}: traffic returns to blue, green is \
@@ -61,25 +62,19 @@ impl Reconcile<'_> {
                 );
                 self.event(false, Reason::SwapDeleted, message.clone())
                     .await;
-                self.start_rollback(&cluster, status, Reason::SwapDeleted, message)
-                    .await
+                Step::roll_back(Reason::SwapDeleted, message)
             }
-            _ => self.let_go(Some(&cluster), phase).await,
-        }
+            _ => return self.let_go(Some(&cluster), phase).await,
+        };
+        self.apply(&cluster, status, step).await
     }
 
     /// Releases the Cluster's claim if this swap still holds it, then removes the finalizer.
     async fn let_go(&self, cluster: Option<&Cluster>, phase: Phase) -> Result<Action, Error> {
         if let Some(cluster) = cluster {
-            self.update_cluster(cluster, |st| {
-                let held = st.current_swap.as_deref() == Some(self.name.as_str());
-                if held {
-                    st.current_swap = None;
-                }
-                held
-            })
-            .await?;
+            self.update_cluster(cluster, |st| self.release(st)).await?;
         }
+        self.forget_all();
         let kept: Vec<String> = self
             .swap
             .finalizers()

@@ -1,0 +1,245 @@
+//! Green's health gates, checked while green carries traffic: its error rate since the current
+//! step began, and its workloads' availability.
+
+use std::fmt;
+
+use rotor_api::{Cluster, ClusterSwapStatus};
+
+use super::Reconcile;
+use crate::{Error, health};
+
+/// What green's gates say.
+pub(super) enum Gate {
+    Pass,
+    /// Cannot tell now (green's API does not answer): do not advance, do not roll back.
+    Unknown(Error),
+    Fail(GateFailure),
+}
+
+/// Why a gate failed: the Event's and the condition's message.
+#[derive(Debug, PartialEq)]
+pub(super) enum GateFailure {
+    /// Green failed too many of the requests it answered in this step.
+    ErrorRate {
+        green: String,
+        failures: u64,
+        requests: u64,
+        weight: u8,
+        rate: f64,
+        /// The sample was smaller than this, and counted as this many.
+        counted_over: Option<u64>,
+        max_rate: f64,
+    },
+    /// Some of green's selected workloads are not available.
+    Unavailable {
+        green: String,
+        available: u32,
+        total: u32,
+        why: String,
+    },
+}
+
+impl fmt::Display for GateFailure {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            GateFailure::ErrorRate {
+                green,
+                failures,
+                requests,
+                weight,
+                rate,
+                counted_over,
+                max_rate,
+            } => {
+                let over = counted_over
+                    .map(|min| format!(" counted over at least {min}"))
+                    .unwrap_or_default();
+                write!(
+                    f,
+                    "green {green} failed {failures} of {requests} requests at {weight} % \
+                     ({rate:.1} %{over} > {max_rate} %)"
+                )
+            }
+            GateFailure::Unavailable {
+                green,
+                available,
+                total,
+                why,
+            } => write!(
+                f,
+                "{available}/{total} workloads available in green {green}: {why}"
+            ),
+        }
+    }
+}
+
+/// The error rate that breaches `max_rate_percent`, if green's `failures` of `requests` in a
+/// step do. A step that saw fewer than `min_requests` is judged as if it had seen that many:
+/// on a quiet endpoint a failing green may answer only a handful of requests before the next
+/// step, and waiting for a full sample would let it reach 100 %, where nothing can retry its
+/// failures on blue. So a few failures among few requests fail the gate (one out of up to
+/// `min_requests` does when `max_rate_percent` < 100 / `min_requests`); a larger sample is
+/// judged by its own rate.
+pub(crate) fn error_rate_breached(
+    requests: u64,
+    failures: u64,
+    min_requests: u64,
+    max_rate_percent: f64,
+) -> Option<f64> {
+    if failures == 0 {
+        return None;
+    }
+    let rate = failures as f64 * 100.0 / requests.max(min_requests).max(1) as f64;
+    (rate > max_rate_percent).then_some(rate)
+}
+
+impl Reconcile<'_> {
+    /// Green's error rate since the current step began, when over the threshold.
+    fn error_rate_gate(
+        &self,
+        status: &ClusterSwapStatus,
+        green: &str,
+        stats: rotor_traffic::BackendStats,
+    ) -> Option<GateFailure> {
+        let gates = &self.swap.spec.strategy.health_gates;
+        let step = status.current_step.unwrap_or(u32::MAX);
+        let base = self.ctx.swaps.gate_baseline(&self.name, step, stats.green);
+        let requests = stats.green.requests.saturating_sub(base.requests);
+        let failures = stats.green.failures.saturating_sub(base.failures);
+        let min = self.ctx.settings.min_gate_requests;
+        let rate = error_rate_breached(requests, failures, min, gates.max_error_rate_percent)?;
+        Some(GateFailure::ErrorRate {
+            green: green.to_string(),
+            failures,
+            requests,
+            weight: status.green_weight_percent,
+            rate,
+            counted_over: (requests < min).then_some(min),
+            max_rate: gates.max_error_rate_percent,
+        })
+    }
+
+    /// Green's health gates: its workloads available, its error rate since the current step
+    /// began below the threshold.
+    ///
+    /// Availability comes from discovery's in-memory summary of green when it is current, and
+    /// from a list through green's API otherwise. "Current" is
+    /// [`crate::Context::current_summary`]: watched with this swap's selection, synced,
+    /// reachable, no watch failing, and heard from within the watchdog's bound
+    /// (`silence + probe_timeout`). That bound is what makes a summary safe to act on: a gate
+    /// decides whether green keeps its share of live traffic, and a summary kept past it could
+    /// describe an instance that stopped answering long ago (a passing gate on stale data
+    /// keeps traffic on a dead green; a failing one rolls back a healthy swap). Within it,
+    /// discovery has either heard from green or is still inside the window the watchdog itself
+    /// gives an instance before calling it unreachable; past it, the gate asks green directly,
+    /// and an unanswered read is `Unknown` (hold, do not advance). Events a live connection
+    /// fails to deliver are bounded by discovery's periodic resync, not by this check.
+    pub(super) async fn gates(
+        &self,
+        cluster: &Cluster,
+        status: &ClusterSwapStatus,
+    ) -> Result<Gate, Error> {
+        let green = self.green(status)?;
+        let (endpoint, shifter) = self.traffic(cluster)?;
+        // A DNS shifter sees no requests: the error-rate gate has nothing to read, and the
+        // availability gate below is all there is (the docs of `route53` say so).
+        let counted = match shifter.backend_stats(endpoint).await {
+            Ok(stats) => Some(stats),
+            Err(rotor_traffic::TrafficError::NoRequestCounts { .. }) => None,
+            Err(e) => return Err(e.into()),
+        };
+        if let Some(failure) = counted.and_then(|s| self.error_rate_gate(status, &green, s)) {
+            return Ok(Gate::Fail(failure));
+        }
+        if !self.swap.spec.strategy.health_gates.require_availability {
+            return Ok(Gate::Pass);
+        }
+        self.availability_gate(cluster, green).await
+    }
+
+    /// Green's selected workloads all available, from discovery when current, else green's API.
+    async fn availability_gate(&self, cluster: &Cluster, green: String) -> Result<Gate, Error> {
+        let selection = self.selection(cluster);
+        if let Some(summary) = self.ctx.current_summary(&green, &selection.discovery()) {
+            if summary.workloads_available < summary.workloads_total {
+                return Ok(Gate::Fail(GateFailure::Unavailable {
+                    available: summary.workloads_available,
+                    total: summary.workloads_total,
+                    why: summary.reason.unwrap_or_default(),
+                    green,
+                }));
+            }
+            return Ok(Gate::Pass);
+        }
+        let provider = self.ctx.provider(cluster)?;
+        let checked = async {
+            let client = self.ctx.members.get(&provider, &green).await?;
+            health::workloads(&client, &green, &selection).await
+        }
+        .await;
+        match checked {
+            Ok(w) if !w.all_available() => Ok(Gate::Fail(GateFailure::Unavailable {
+                available: w.available,
+                total: w.total,
+                why: w.holding_up.join(", "),
+                green,
+            })),
+            Ok(_) => Ok(Gate::Pass),
+            Err(e) => {
+                self.ctx.members.forget(&green);
+                Ok(Gate::Unknown(e))
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_failure_among_few_requests_fails_the_gate() {
+        // No failure: never a breach, however few or many requests.
+        assert_eq!(error_rate_breached(0, 0, 20, 1.0), None);
+        assert_eq!(error_rate_breached(3, 0, 20, 1.0), None);
+        // One failure in the only request of a quiet step: judged over 20 → 5 % > 1 %.
+        assert_eq!(error_rate_breached(1, 1, 20, 1.0), Some(5.0));
+        // Four attempts of one request retried on green itself, all failed.
+        assert_eq!(error_rate_breached(4, 4, 20, 1.0), Some(20.0));
+        // A tolerant gate lets one failure in a small sample pass (1 of ≥ 20 = 5 % ≤ 10 %).
+        assert_eq!(error_rate_breached(2, 1, 20, 10.0), None);
+        assert_eq!(error_rate_breached(5, 3, 20, 10.0), Some(15.0));
+        // A full sample is judged by its own rate.
+        assert_eq!(error_rate_breached(1000, 10, 20, 1.0), None);
+        assert_eq!(error_rate_breached(1000, 11, 20, 1.0), Some(1.1));
+        // min_requests 0 still never divides by zero.
+        assert_eq!(error_rate_breached(0, 1, 0, 1.0), Some(100.0));
+    }
+
+    #[test]
+    fn gate_failures_say_what_was_counted() {
+        let small = GateFailure::ErrorRate {
+            green: "g".into(),
+            failures: 1,
+            requests: 3,
+            weight: 10,
+            rate: 5.0,
+            counted_over: Some(20),
+            max_rate: 1.0,
+        };
+        assert_eq!(
+            small.to_string(),
+            "green g failed 1 of 3 requests at 10 % (5.0 % counted over at least 20 > 1 %)"
+        );
+        let down = GateFailure::Unavailable {
+            green: "g".into(),
+            available: 1,
+            total: 2,
+            why: "Deployment a/web: 0/2 ready".into(),
+        };
+        assert_eq!(
+            down.to_string(),
+            "1/2 workloads available in green g: Deployment a/web: 0/2 ready"
+        );
+    }
+}

@@ -1,0 +1,213 @@
+//! What the swap controller remembers about a swap between its reconciles, in this process
+//! only: precise starts of timed waits and the traffic gate's counter window. Everything here
+//! can be lost (a restart, another leader) at the cost of a slightly longer wait or one shorter
+//! gate window; nothing here decides what status does not also say. A swap's memory is
+//! dropped when it ends or is deleted, so the map holds live swaps only.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use rotor_api::Phase;
+use rotor_traffic::BackendCounters;
+
+use crate::{Time, lock, since};
+
+/// Every live swap's memory, by swap name.
+#[derive(Default)]
+pub(crate) struct Memories(Mutex<HashMap<String, Memory>>);
+
+/// One swap's memory.
+#[derive(Default)]
+struct Memory {
+    /// When the current phase began (status records it rounded down to the second).
+    phase: Option<(Phase, Started)>,
+    /// When the current traffic step began (its bake).
+    step: Option<Started>,
+    /// Since when traffic has been on blue during a rollback (not in status).
+    on_blue: Option<Instant>,
+    /// The error-rate gate's counters: see [`Memories::gate_baseline`].
+    gate: Option<GateWindow>,
+}
+
+/// A wait's start as recorded in status, and precisely.
+#[derive(Clone)]
+struct Started {
+    recorded: Time,
+    at: Instant,
+}
+
+impl Started {
+    fn now(recorded: &Time) -> Self {
+        Started {
+            recorded: recorded.clone(),
+            at: Instant::now(),
+        }
+    }
+
+    /// How long since `recorded`: precisely when this process saw it start, else
+    /// conservatively (status times are rounded down to the second, so one second less: a wait
+    /// is never cut short), remembering the estimate so it stays steady.
+    fn elapsed(slot: &mut Option<Started>, recorded: &Time) -> Duration {
+        if let Some(s) = slot.as_ref().filter(|s| &s.recorded == recorded) {
+            return s.at.elapsed();
+        }
+        let elapsed = since(recorded).saturating_sub(Duration::from_secs(1));
+        let at = Instant::now()
+            .checked_sub(elapsed)
+            .unwrap_or_else(Instant::now);
+        *slot = Some(Started {
+            recorded: recorded.clone(),
+            at,
+        });
+        elapsed
+    }
+}
+
+/// One swap's gate window: see [`Memories::gate_baseline`].
+struct GateWindow {
+    step: u32,
+    base: BackendCounters,
+    last: BackendCounters,
+}
+
+impl Memories {
+    fn with<R>(&self, swap: &str, f: impl FnOnce(&mut Memory) -> R) -> R {
+        f(lock(&self.0).entry(swap.to_string()).or_default())
+    }
+
+    /// `swap` entered `phase` now, recorded in status as `at`.
+    pub(crate) fn mark_phase(&self, swap: &str, phase: Phase, at: &Time) {
+        self.with(swap, |m| m.phase = Some((phase, Started::now(at))));
+    }
+
+    /// How long `swap` has been in `phase`, which status says began at `at`.
+    pub(crate) fn in_phase(&self, swap: &str, phase: Phase, at: &Time) -> Duration {
+        self.with(swap, |m| {
+            let mut slot = m.phase.take().filter(|(p, _)| *p == phase).map(|(_, s)| s);
+            let elapsed = Started::elapsed(&mut slot, at);
+            m.phase = slot.map(|s| (phase, s));
+            elapsed
+        })
+    }
+
+    /// `swap`'s traffic step began now, recorded in status as `at`.
+    pub(crate) fn mark_step(&self, swap: &str, at: &Time) {
+        self.with(swap, |m| m.step = Some(Started::now(at)));
+    }
+
+    /// How long `swap`'s current traffic step (begun at `at`) has baked.
+    pub(crate) fn in_step(&self, swap: &str, at: &Time) -> Duration {
+        self.with(swap, |m| Started::elapsed(&mut m.step, at))
+    }
+
+    /// How long traffic has been back on blue in `swap`'s rollback, zero the first time asked.
+    /// After a restart it starts over, which only makes the wait longer.
+    pub(crate) fn on_blue_for(&self, swap: &str) -> Duration {
+        self.with(swap, |m| {
+            m.on_blue.get_or_insert_with(Instant::now).elapsed()
+        })
+    }
+
+    /// Green's counters when `step` of `swap` began, given what they are now. A new step
+    /// starts from the counters the gate last read in the step before — the reading it passed
+    /// on — so an attempt that fails while the step changes is judged in the new step rather
+    /// than lost between the two. The first reading of a swap (also after a restart, which
+    /// shortens one gate window) is its own baseline, as is one below the last (the traffic
+    /// layer restarted and its counters with it).
+    pub(crate) fn gate_baseline(
+        &self,
+        swap: &str,
+        step: u32,
+        current: BackendCounters,
+    ) -> BackendCounters {
+        self.with(swap, |m| {
+            let fresh = GateWindow {
+                step,
+                base: current,
+                last: current,
+            };
+            let window = m.gate.get_or_insert(fresh);
+            let went_back =
+                current.requests < window.last.requests || current.failures < window.last.failures;
+            if went_back {
+                window.base = current;
+                window.step = step;
+            } else if window.step != step {
+                window.step = step;
+                window.base = window.last;
+            }
+            window.last = current;
+            window.base
+        })
+    }
+
+    /// The gate starts over (traffic went back to blue).
+    pub(crate) fn forget_gate(&self, swap: &str) {
+        self.with(swap, |m| m.gate = None);
+    }
+
+    /// `swap` ended or was deleted: nothing of it is kept.
+    pub(crate) fn forget(&self, swap: &str) {
+        lock(&self.0).remove(swap);
+    }
+
+    #[cfg(test)]
+    fn len(&self) -> usize {
+        lock(&self.0).len()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn c(requests: u64, failures: u64) -> BackendCounters {
+        BackendCounters { requests, failures }
+    }
+
+    #[test]
+    fn a_new_gate_step_starts_where_the_last_reading_of_the_step_before_ended() {
+        let m = Memories::default();
+        // Step 0: the first reading is the baseline; later readings of the step keep it.
+        assert_eq!(m.gate_baseline("s", 0, c(10, 0)), c(10, 0));
+        assert_eq!(m.gate_baseline("s", 0, c(14, 0)), c(10, 0));
+        // Step 1 starts from the reading step 0 passed on (14, 0), not from its own first
+        // reading: the failure that happened in between is judged in step 1.
+        assert_eq!(m.gate_baseline("s", 1, c(17, 1)), c(14, 0));
+        assert_eq!(m.gate_baseline("s", 1, c(20, 2)), c(14, 0));
+        // Counters that went back (HAProxy restarted) start a fresh window.
+        assert_eq!(m.gate_baseline("s", 1, c(3, 0)), c(3, 0));
+        assert_eq!(m.gate_baseline("s", 1, c(5, 1)), c(3, 0));
+        // Swaps are independent, and a forgotten gate starts over.
+        assert_eq!(m.gate_baseline("t", 1, c(100, 7)), c(100, 7));
+        m.forget_gate("s");
+        assert_eq!(m.gate_baseline("s", 2, c(30, 2)), c(30, 2));
+    }
+
+    #[test]
+    fn a_wait_recorded_before_this_process_is_never_cut_short() {
+        let m = Memories::default();
+        let five_s_ago = k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(
+            k8s_openapi::jiff::Timestamp::now() - Duration::from_secs(5),
+        );
+        // Unknown start: status's time, less the second it may have been rounded down by.
+        let first = m.in_phase("s", Phase::Draining, &five_s_ago);
+        assert!(first >= Duration::from_secs(4), "{first:?}");
+        // The estimate is kept and goes on from there.
+        assert!(m.in_phase("s", Phase::Draining, &five_s_ago) >= first);
+        assert!(m.in_step("s", &five_s_ago) >= Duration::from_secs(4));
+    }
+
+    #[test]
+    fn an_ended_swap_leaves_nothing_behind() {
+        let m = Memories::default();
+        m.mark_step("a", &crate::now());
+        m.on_blue_for("b");
+        m.gate_baseline("a", 0, c(1, 0));
+        assert_eq!(m.len(), 2);
+        m.forget("a");
+        m.forget("b");
+        assert_eq!(m.len(), 0);
+    }
+}

@@ -1,0 +1,170 @@
+//! Draining, Retaining, Decommissioning: green serves everything; blue drains, stays warm (or
+//! scaled to zero) for a rollback during the retention, and is then deleted.
+
+use std::time::Duration;
+
+use kube::ResourceExt;
+use rotor_api::{BlueWhileRetained, BlueWorkloads, Cluster, ClusterSwapStatus, InstancePhase};
+use rotor_api::{Phase, Reason};
+
+use super::gates::Gate;
+use super::instances::set_instance_phase;
+use super::step::Step;
+use super::{Reconcile, poll_key};
+use crate::{Error, blue_replicas};
+
+impl Reconcile<'_> {
+    pub(super) async fn draining(
+        &self,
+        cluster: &Cluster,
+        status: &mut ClusterSwapStatus,
+    ) -> Result<Step, Error> {
+        self.ensure_traffic(cluster, status).await?;
+        let (blue, green) = (self.blue(status)?, self.green(status)?);
+        self.update_cluster(cluster, |st| {
+            let mut changed = st.active_instance.as_deref() != Some(green.as_str());
+            st.active_instance = Some(green.clone());
+            changed |= set_instance_phase(&mut st.instances, &green, InstancePhase::Active);
+            changed |= set_instance_phase(&mut st.instances, &blue, InstancePhase::Retained);
+            changed
+        })
+        .await?;
+        if let Gate::Fail(why) = self.gates(cluster, status).await? {
+            return Ok(Step::roll_back(Reason::HealthGateFailed, why.to_string()));
+        }
+        // Clients that cached blue's address (DNS) reach it for the shifter's settle time.
+        let drain = self
+            .ctx
+            .settings
+            .drain
+            .max(self.traffic(cluster)?.1.settle_time());
+        let drained = self.in_phase_for(status);
+        if drained < drain {
+            return Ok(Step::Requeue(
+                self.ctx.settings.gate_interval.min(drain - drained),
+            ));
+        }
+        let retention = self.swap.spec.strategy.blue_retention();
+        Ok(Step::advance(
+            Phase::Retaining,
+            Reason::RetainingBlue,
+            format!("blue {blue} stays idle for {retention:?} so a rollback stays possible"),
+        ))
+    }
+
+    pub(super) async fn retaining(
+        &self,
+        cluster: &Cluster,
+        status: &mut ClusterSwapStatus,
+    ) -> Result<Step, Error> {
+        self.ensure_traffic(cluster, status).await?;
+        if let Gate::Fail(why) = self.gates(cluster, status).await? {
+            return Ok(Step::roll_back(Reason::HealthGateFailed, why.to_string()));
+        }
+        let strategy = &self.swap.spec.strategy;
+        if strategy.blue_while_retained == BlueWhileRetained::ScaledToZero
+            && !strategy.blue_retention().is_zero()
+        {
+            match status.blue_workloads {
+                BlueWorkloads::Serving => {
+                    // The intent first: from here on a rollback restores blue before it moves
+                    // traffic, even if the scale-down below is cut off halfway.
+                    status.blue_workloads = BlueWorkloads::ScalingDown;
+                    self.write(status.clone()).await?;
+                    return Ok(Step::Requeue(Duration::ZERO));
+                }
+                BlueWorkloads::ScalingDown => return self.scale_blue_down(cluster, status).await,
+                BlueWorkloads::ScaledToZero | BlueWorkloads::Restoring => {}
+            }
+        }
+        let retention = strategy.blue_retention();
+        let retained = self.in_phase_for(status);
+        if retained < retention {
+            return Ok(Step::Requeue(
+                self.ctx.settings.gate_interval.min(retention - retained),
+            ));
+        }
+        let blue = self.blue(status)?;
+        Ok(Step::advance(
+            Phase::Decommissioning,
+            Reason::RetentionExpired,
+            format!("retention over; deleting blue {blue}"),
+        ))
+    }
+
+    pub(super) async fn decommissioning(
+        &self,
+        cluster: &Cluster,
+        status: &mut ClusterSwapStatus,
+    ) -> Result<Step, Error> {
+        // Green becomes the endpoint's only backend before blue goes away.
+        self.ensure_traffic(cluster, status).await?;
+        let blue = self.blue(status)?;
+        if !self.instance_gone(cluster, &blue).await? {
+            return Ok(Step::wait(
+                Reason::Decommissioned,
+                format!("the provider is deleting blue {blue}"),
+                self.deletion_poll(),
+            ));
+        }
+        self.ctx.cloud_poll_done(&poll_key(&self.name));
+        self.update_cluster(cluster, |st| {
+            let before = st.instances.len();
+            st.instances.retain(|i| i.name != blue);
+            self.release(st) | (before != st.instances.len())
+        })
+        .await?;
+        let green = self.green(status)?;
+        Ok(Step::advance(
+            Phase::Succeeded,
+            Reason::SwapSucceeded,
+            format!(
+                "green {green} serves Cluster {}; blue {blue} is deleted",
+                cluster.name_any()
+            ),
+        ))
+    }
+
+    /// Scales blue's selected workloads to zero (traffic left blue in Draining). A failure is
+    /// a Warning and a retry, never a reason to hold the swap: retention goes on, and blue is
+    /// deleted at its end either way.
+    async fn scale_blue_down(
+        &self,
+        cluster: &Cluster,
+        status: &mut ClusterSwapStatus,
+    ) -> Result<Step, Error> {
+        let blue = self.blue(status)?;
+        let scaled = async {
+            let provider = self.ctx.provider(cluster)?;
+            let client = self.ctx.members.get(&provider, &blue).await?;
+            blue_replicas::scale_to_zero(&client, &blue, &self.name, &self.selection(cluster)).await
+        }
+        .await;
+        match scaled {
+            Ok(changed) => {
+                status.blue_workloads = BlueWorkloads::ScaledToZero;
+                self.write(status.clone()).await?;
+                self.event(
+                    false,
+                    Reason::BlueScaledDown,
+                    format!(
+                        "scaled {} workloads of blue {blue} to zero while it is retained; a \
+                         rollback restores them before traffic moves back",
+                        changed.patched + changed.already
+                    ),
+                )
+                .await;
+                Ok(Step::Requeue(Duration::ZERO))
+            }
+            Err(e) => {
+                self.event(
+                    true,
+                    Reason::BlueScaledDown,
+                    format!("scaling blue {blue}'s workloads to zero failed, retrying: {e}"),
+                )
+                .await;
+                Ok(Step::Requeue(self.ctx.settings.gate_interval))
+            }
+        }
+    }
+}

@@ -1,0 +1,162 @@
+//! ShiftingTraffic, and the traffic layer every phase converges to its status: green's share
+//! grows step by step while the gates pass and each step has baked.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use rotor_api::{BlueWorkloads, Cluster, ClusterSwapStatus, Phase, Reason};
+use rotor_traffic::{TrafficShifter, Weights};
+
+use super::Reconcile;
+use super::gates::Gate;
+use super::step::Step;
+use crate::{Error, now};
+
+impl<'a> Reconcile<'a> {
+    pub(super) async fn shifting(
+        &self,
+        cluster: &Cluster,
+        status: &mut ClusterSwapStatus,
+    ) -> Result<Step, Error> {
+        let steps = &self.swap.spec.strategy.traffic_steps;
+        let Some(step) = status.current_step else {
+            return self.apply_step(cluster, status, 0).await;
+        };
+        self.ensure_traffic(cluster, status).await?;
+        match self.gates(cluster, status).await? {
+            Gate::Fail(why) => {
+                return Ok(Step::roll_back(Reason::HealthGateFailed, why.to_string()));
+            }
+            Gate::Unknown(why) => {
+                return Ok(Step::wait(
+                    Reason::GreenNotReady,
+                    why.to_string(),
+                    self.ctx.settings.poll_interval,
+                ));
+            }
+            Gate::Pass => {}
+        }
+        let bake = self.swap.spec.strategy.bake();
+        let baked = status
+            .step_started_at
+            .as_ref()
+            .map(|t| self.ctx.swaps.in_step(&self.name, t))
+            .unwrap_or(bake);
+        if baked < bake {
+            return Ok(Step::Requeue(
+                self.ctx.settings.gate_interval.min(bake - baked),
+            ));
+        }
+        let next = step as usize + 1;
+        if next < steps.len() {
+            return self.apply_step(cluster, status, next).await;
+        }
+        status.green_weight_percent = 100;
+        Ok(Step::advance(
+            Phase::Draining,
+            Reason::TrafficShifted,
+            "green carries 100 % of the traffic; blue drains",
+        ))
+    }
+
+    /// Records step `index` (the intent), then applies it to the traffic layer.
+    async fn apply_step(
+        &self,
+        cluster: &Cluster,
+        status: &mut ClusterSwapStatus,
+        index: usize,
+    ) -> Result<Step, Error> {
+        let pct = self.swap.spec.strategy.traffic_steps[index];
+        status.current_step = Some(index as u32);
+        status.green_weight_percent = pct;
+        let t = now();
+        status.step_started_at = Some(t.clone());
+        self.write(status.clone()).await?;
+        self.ctx.swaps.mark_step(&self.name, &t);
+        self.ensure_traffic(cluster, status).await?;
+        self.event(
+            false,
+            Reason::TrafficStepApplied,
+            format!("green {pct} %, blue {} %", 100 - pct),
+        )
+        .await;
+        Ok(Step::Requeue(self.ctx.settings.gate_interval))
+    }
+
+    /// The Cluster's traffic endpoint and the shifter that serves it.
+    pub(super) fn traffic<'c>(
+        &self,
+        cluster: &'c Cluster,
+    ) -> Result<(&'c str, &'a Arc<dyn TrafficShifter>), Error> {
+        let shifter = self.ctx.shifter(cluster.spec.traffic.shifter)?;
+        Ok((cluster.spec.traffic.endpoint.as_str(), shifter))
+    }
+
+    /// Where `instance` answers application traffic, from the provider (cached: it does not
+    /// change during an instance's life).
+    pub(super) async fn traffic_address(
+        &self,
+        cluster: &Cluster,
+        instance: &str,
+    ) -> Result<SocketAddr, Error> {
+        if let Some(addr) = self.ctx.cached_address(instance) {
+            return Ok(addr);
+        }
+        let provider = self.ctx.provider(cluster)?;
+        let addr = provider
+            .get_instance(instance)
+            .await?
+            .and_then(|i| i.traffic_address)
+            .ok_or_else(|| Error::Member {
+                instance: instance.to_string(),
+                message: "the provider reports no traffic address".into(),
+            })?;
+        self.ctx.cache_address(instance, addr);
+        Ok(addr)
+    }
+
+    /// Converge the traffic layer to what the status says.
+    pub(super) async fn ensure_traffic(
+        &self,
+        cluster: &Cluster,
+        status: &ClusterSwapStatus,
+    ) -> Result<(), Error> {
+        let (endpoint, shifter) = self.traffic(cluster)?;
+        let blue = self.blue(status)?;
+        // Green carries a share from ShiftingTraffic on, and keeps it during a rollback to a
+        // blue whose workloads are still coming back (Restoring).
+        let shared = matches!(
+            status.phase,
+            Phase::ShiftingTraffic | Phase::Draining | Phase::Retaining
+        ) || (status.phase == Phase::RollingBack
+            && status.blue_workloads == BlueWorkloads::Restoring);
+        match status.phase {
+            _ if shared => {
+                let green = self.green(status)?;
+                let want = Weights::green(status.green_weight_percent)?;
+                let have = shifter.weights(endpoint).await.ok();
+                if have != Some(want) {
+                    let blue_addr = self.traffic_address(cluster, &blue).await?;
+                    let green_addr = self.traffic_address(cluster, &green).await?;
+                    shifter
+                        .register(endpoint, blue_addr, Some(green_addr))
+                        .await?;
+                    shifter.set_weights(endpoint, want).await?;
+                }
+            }
+            Phase::Decommissioning | Phase::Succeeded => {
+                let green = self.green(status)?;
+                let green_addr = self.traffic_address(cluster, &green).await?;
+                shifter.register(endpoint, green_addr, None).await?;
+            }
+            _ => {
+                let blue_addr = self.traffic_address(cluster, &blue).await?;
+                if shifter.weights(endpoint).await.ok() != Some(Weights::all_blue()) {
+                    shifter.rollback(endpoint).await.ok();
+                }
+                shifter.register(endpoint, blue_addr, None).await?;
+            }
+        }
+        Ok(())
+    }
+}

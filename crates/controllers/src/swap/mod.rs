@@ -220,3 +220,6 @@ impl<'a> Reconcile<'a> {
             .await
     }
 }
+
+#[cfg(test)]
+mod tests;

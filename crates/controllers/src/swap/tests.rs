@@ -1,0 +1,409 @@
+//! One phase at a time: a swap is put in a phase by writing its status, one reconcile step is
+//! decided and carried out, and what it did is read back — from the in-process API server of a
+//! simulated control plane, the simulated cloud (through the sim provider's HTTP API) and the
+//! embedded traffic router. The end-to-end tests in `crates/rotor/tests/swap*.rs` run whole
+//! swaps; these pin each phase's decision.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use kube::Client;
+use kube::api::{Api, PostParams};
+use rotor_api::{
+    Cluster, ClusterStatus, ClusterSwap, ClusterSwapSpec, ClusterSwapStatus, ConditionType, Phase,
+    Reason, SwapStrategy, find_condition,
+};
+use rotor_sim::{CloudConfig, Fault, Sim, SimConfig};
+use rotor_traffic::sim::{SimServer, SimShifter};
+use rotor_traffic::{TrafficShifter, Weights};
+
+use super::Reconcile;
+use super::step::Step;
+use crate::{Context, Settings};
+
+/// The cluster every test swaps; its blue instance bears its name, as in the sample fleet.
+const BLUE: &str = "prod-a";
+/// An instance the simulated cloud already runs, for phases that start with green up.
+const GREEN: &str = "prod-a-green";
+
+struct Harness {
+    sim: Arc<Sim>,
+    ctx: Context,
+    client: Client,
+    shifter: SimShifter,
+    router: SimServer,
+    cluster: Cluster,
+    _servers: Vec<tokio::task::JoinHandle<()>>,
+}
+
+/// A control plane with rotor's CRDs, a Cluster whose active instance is `BLUE`, and the
+/// instances `BLUE` and `GREEN` running in the simulated cloud; the cloud takes
+/// `create_latency` to create anything else.
+async fn harness(create_latency: Duration) -> Harness {
+    let sim = Sim::new(SimConfig {
+        nodes: 1,
+        node_ready_delay: Duration::from_millis(10),
+        workload_ready_delay: Duration::from_millis(10),
+        traffic_port: Some(free_port()),
+        cloud: CloudConfig {
+            create_latency,
+            delete_latency: Duration::ZERO,
+            ..CloudConfig::default()
+        },
+        ..SimConfig::default()
+    });
+    let control = sim.add_cluster("control", 35).await.expect("control plane");
+    install_crds(&control.server).await;
+    for instance in [BLUE, GREEN] {
+        sim.add_cluster(instance, 35).await.expect("instance");
+        sim.cloud.adopt(instance, 35);
+    }
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let base = format!("http://{}", listener.local_addr().expect("addr"));
+    let router = sim.router();
+    let server = tokio::spawn(async move {
+        let _ = rotor_apiserver::http::serve(listener, router).await;
+    });
+    let client = client(&sim, "control", &base).await;
+    let shifter = SimShifter::new();
+    let router = shifter
+        .serve("127.0.0.1:0".parse().expect("addr"))
+        .await
+        .expect("router");
+    let ctx = Context::new(client.clone(), Settings::default())
+        .with_provider(
+            rotor_api::Provider::Sim,
+            Arc::new(rotor_providers::sim::SimProvider::new(&base)),
+        )
+        .with_shifter(rotor_api::ShifterKind::Sim, Arc::new(shifter.clone()));
+    let cluster = create_cluster(&client).await;
+    Harness {
+        sim,
+        ctx,
+        client,
+        shifter,
+        router,
+        cluster,
+        _servers: vec![server],
+    }
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free port")
+        .port()
+}
+
+async fn install_crds(server: &rotor_apiserver::ApiServer) {
+    let crds = server
+        .resource("apiextensions.k8s.io", "v1", "customresourcedefinitions")
+        .expect("CRDs are served");
+    for crd in rotor_api::crds() {
+        let obj = serde_json::to_value(&crd).expect("json");
+        server
+            .create(&crds, None, obj, &rotor_apiserver::WriteOptions::default())
+            .await
+            .expect("CRD created");
+    }
+}
+
+async fn client(sim: &Sim, name: &str, base: &str) -> Client {
+    let yaml = sim.kubeconfig(name, base).expect("kubeconfig");
+    let kubeconfig = kube::config::Kubeconfig::from_yaml(&yaml).expect("yaml");
+    let config = kube::Config::from_custom_kubeconfig(kubeconfig, &Default::default())
+        .await
+        .expect("config");
+    Client::try_from(config).expect("client")
+}
+
+async fn create_cluster(client: &Client) -> Cluster {
+    let api: Api<Cluster> = Api::all(client.clone());
+    let mut cluster = rotor_api::sample_fleet(1).remove(0);
+    cluster.metadata.name = Some(BLUE.into());
+    cluster.spec.traffic.endpoint = BLUE.into();
+    let mut created = api
+        .create(&PostParams::default(), &cluster)
+        .await
+        .expect("Cluster");
+    created.status = Some(ClusterStatus {
+        active_instance: Some(BLUE.into()),
+        ..Default::default()
+    });
+    api.replace_status(BLUE, &PostParams::default(), &created)
+        .await
+        .expect("Cluster status")
+}
+
+impl Harness {
+    /// Creates swap `name` of the Cluster and puts it in `status`; the swap as stored.
+    async fn swap(
+        &self,
+        name: &str,
+        strategy: SwapStrategy,
+        status: ClusterSwapStatus,
+    ) -> ClusterSwap {
+        let api: Api<ClusterSwap> = Api::all(self.client.clone());
+        let spec = ClusterSwapSpec {
+            cluster_ref: BLUE.into(),
+            target: rotor_api::SwapTarget {
+                kubernetes_version: Some("1.35".into()),
+                ..Default::default()
+            },
+            strategy,
+            paused: false,
+            rollback: false,
+            hold_before_traffic: false,
+        };
+        let mut swap = api
+            .create(&PostParams::default(), &ClusterSwap::new(name, spec))
+            .await
+            .expect("ClusterSwap");
+        swap.status = Some(status);
+        api.replace_status(name, &PostParams::default(), &swap)
+            .await
+            .expect("swap status")
+    }
+
+    async fn fresh_swap(&self, name: &str) -> ClusterSwap {
+        Api::<ClusterSwap>::all(self.client.clone())
+            .get(name)
+            .await
+            .expect("swap")
+    }
+
+    async fn fresh_cluster(&self) -> Cluster {
+        Api::<Cluster>::all(self.client.clone())
+            .get(BLUE)
+            .await
+            .expect("Cluster")
+    }
+
+    /// One decision of `swap` in its current phase, and the status the phase left.
+    async fn decide(&self, swap: &ClusterSwap) -> (Step, ClusterSwapStatus) {
+        let mut status = swap.status.clone().unwrap_or_default();
+        let cluster = self.fresh_cluster().await;
+        let step = Reconcile::new(swap, &self.ctx)
+            .decide(&cluster, &mut status)
+            .await
+            .expect("the phase decides");
+        (step, status)
+    }
+
+    /// Decides and carries out one step; the swap as stored afterwards.
+    async fn step(&self, name: &str) -> ClusterSwap {
+        let swap = self.fresh_swap(name).await;
+        let (step, status) = self.decide(&swap).await;
+        Reconcile::new(&swap, &self.ctx)
+            .apply(&self.cluster, status, step)
+            .await
+            .expect("the step is carried out");
+        self.fresh_swap(name).await
+    }
+}
+
+fn status_in(phase: Phase) -> ClusterSwapStatus {
+    ClusterSwapStatus {
+        phase,
+        blue_instance: Some(BLUE.into()),
+        green_instance: Some(GREEN.into()),
+        ..Default::default()
+    }
+}
+
+fn strategy(steps: Vec<u8>) -> SwapStrategy {
+    SwapStrategy {
+        traffic_steps: steps,
+        bake_seconds: 0,
+        ..Default::default()
+    }
+}
+
+#[tokio::test]
+async fn pending_claims_the_cluster_and_another_swap_waits_for_it() {
+    let h = harness(Duration::from_secs(3600)).await;
+    let first = h
+        .swap(
+            "first",
+            strategy(vec![50, 100]),
+            ClusterSwapStatus::default(),
+        )
+        .await;
+    let (step, status) = h.decide(&first).await;
+    assert!(
+        matches!(
+            &step,
+            Step::Advance {
+                to: Phase::Provisioning,
+                reason: Reason::ProvisioningGreen,
+                ..
+            }
+        ),
+        "{step:?}"
+    );
+    assert_eq!(status.blue_instance.as_deref(), Some(BLUE));
+    let claimed = h.fresh_cluster().await.status.unwrap_or_default();
+    assert_eq!(claimed.current_swap.as_deref(), Some("first"));
+
+    let second = h
+        .swap(
+            "second",
+            strategy(vec![50, 100]),
+            ClusterSwapStatus::default(),
+        )
+        .await;
+    let (step, _) = h.decide(&second).await;
+    match step {
+        Step::Wait {
+            reason: Reason::AnotherSwapActive,
+            message,
+            ..
+        } => {
+            assert!(message.contains("ClusterSwap first"), "{message}");
+        }
+        other => panic!("the second swap waits, not {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn provisioning_asks_the_cloud_for_green_and_waits_while_it_is_created() {
+    let h = harness(Duration::from_secs(3600)).await;
+    let mut status = status_in(Phase::Provisioning);
+    status.green_instance = None;
+    h.swap("s", strategy(vec![50, 100]), status).await;
+    let swap = h.step("s").await;
+    let status = swap.status.expect("status");
+    assert_eq!(status.phase, Phase::WaitingForGreen);
+    let green = status
+        .green_instance
+        .expect("green is named before it is created");
+    let instances = h.fresh_cluster().await.status.unwrap_or_default().instances;
+    assert!(instances.iter().any(|i| i.name == green), "{instances:?}");
+    assert!(
+        h.sim.cloud.get(&green).is_some(),
+        "the cloud creates {green}"
+    );
+
+    let (step, _) = h.decide(&h.fresh_swap("s").await).await;
+    match step {
+        Step::Wait {
+            reason: Reason::GreenNotReady,
+            message,
+            ..
+        } => {
+            assert!(message.contains("still creating"), "{message}");
+        }
+        other => panic!("waits for the cloud, not {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn traffic_moves_by_step_and_a_failing_green_rolls_back_to_blue() {
+    let h = harness(Duration::from_secs(3600)).await;
+    let baking = SwapStrategy {
+        bake_seconds: 3600,
+        ..strategy(vec![50, 100])
+    };
+    h.swap("s", baking, status_in(Phase::ShiftingTraffic)).await;
+    // The first step: recorded, then applied to the router.
+    let swap = h.step("s").await;
+    assert_eq!(swap.status.as_ref().and_then(|s| s.current_step), Some(0));
+    assert_eq!(
+        h.shifter.weights(BLUE).await.expect("weights"),
+        Weights::green(50).expect("50")
+    );
+    // The gate's first reading of the step is its baseline; the step bakes.
+    let (step, _) = h.decide(&swap).await;
+    assert!(matches!(step, Step::Requeue(_)), "{step:?}");
+
+    // Green's application breaks; requests through the router reach it half of the time.
+    h.sim.set_fault(GREEN, Fault::TrafficErrors);
+    let load =
+        rotor_traffic::load::Load::start(vec![h.router.url(BLUE)], 2, Duration::from_secs(5));
+    for _ in 0..500 {
+        if load.snapshot().requests >= 40 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    load.stop().await;
+    let (step, _) = h.decide(&swap).await;
+    match &step {
+        Step::RollBack {
+            reason: Reason::HealthGateFailed,
+            message,
+        } => {
+            assert!(
+                message.contains(&format!("green {GREEN} failed")),
+                "{message}"
+            );
+        }
+        other => panic!("the gate rolls back, not {other:?}"),
+    }
+    // Carried out: everything on blue in one call, then RollingBack.
+    let swap = h.step("s").await;
+    assert_eq!(
+        swap.status.as_ref().map(|s| s.phase),
+        Some(Phase::RollingBack)
+    );
+    assert_eq!(
+        h.shifter.weights(BLUE).await.expect("weights"),
+        Weights::all_blue()
+    );
+}
+
+#[tokio::test]
+async fn rolling_back_deletes_green_then_gives_blue_the_cluster_back() {
+    let h = harness(Duration::from_secs(3600)).await;
+    h.swap("s", strategy(vec![50, 100]), status_in(Phase::RollingBack))
+        .await;
+    // The cloud deletes in the background: each step asks it again (bounded).
+    let mut swap = h.step("s").await;
+    for _ in 0..100 {
+        if swap.status.as_ref().map(|s| s.phase) == Some(Phase::RolledBack) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        swap = h.step("s").await;
+    }
+    assert!(h.sim.cloud.get(GREEN).is_none(), "green is deleted");
+    let cluster = h.fresh_cluster().await.status.unwrap_or_default();
+    assert_eq!(cluster.active_instance.as_deref(), Some(BLUE));
+    assert_eq!(cluster.current_swap, None);
+    let history: Vec<Phase> = swap
+        .status
+        .expect("status")
+        .history
+        .iter()
+        .map(|t| t.phase)
+        .collect();
+    assert_eq!(history.last(), Some(&Phase::RolledBack));
+}
+
+#[tokio::test]
+async fn the_operators_levers_override_the_phase() {
+    let h = harness(Duration::from_secs(3600)).await;
+    let mut s = h
+        .swap("s", strategy(vec![50, 100]), status_in(Phase::Verifying))
+        .await;
+    s.spec.paused = true;
+    let (step, status) = h.decide(&s).await;
+    assert!(matches!(step, Step::AwaitChange), "{step:?}");
+    let paused = find_condition(&status.conditions, ConditionType::Paused).expect("Paused");
+    assert!(paused.is_true());
+    let mut s = h.fresh_swap("s").await;
+    s.spec.rollback = true;
+    let (step, _) = h.decide(&s).await;
+    assert!(
+        matches!(
+            step,
+            Step::RollBack {
+                reason: Reason::RollbackRequested,
+                ..
+            }
+        ),
+        "{step:?}"
+    );
+}

@@ -127,7 +127,7 @@ pub async fn run_elected(
             }
         };
         let _ = stop_tx.send(true);
-        let _ = controllers.await;
+        stop_controllers(&ctx, controllers, &stopped, election.grace).await;
         ctx.metrics.set_leading(false);
         match stopped {
             Stopped::Shutdown => {
@@ -143,6 +143,27 @@ pub async fn run_elected(
                  expire, following"
             ),
         }
+    }
+}
+
+/// Waits for the controllers told to stop. On shutdown they get their own grace; when the lease
+/// is lost or unconfirmed another leader may start once it expires, so running tasks stop at
+/// once and reconciles get `grace / 4` — the fence reported `grace / 2` before expiry — and are
+/// then dropped where they stand.
+async fn stop_controllers(
+    ctx: &Context,
+    mut controllers: tokio::task::JoinHandle<()>,
+    stopped: &Stopped,
+    grace: Duration,
+) {
+    if matches!(stopped, Stopped::Shutdown) {
+        let _ = controllers.await;
+        return;
+    }
+    ctx.migrations.cancel_all();
+    if tokio::time::timeout(grace / 4, &mut controllers).await.is_err() {
+        controllers.abort();
+        let _ = controllers.await;
     }
 }
 

@@ -27,6 +27,7 @@ pub mod preflight;
 mod retry;
 pub mod rollout;
 pub mod swap;
+pub mod tasks;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -111,8 +112,10 @@ pub struct Context {
     watched: Mutex<HashMap<String, String>>,
     /// Green instances discovery watches for swaps, and their swap.
     greens: Mutex<HashMap<String, String>>,
-    /// Migration checkpoints by swap.
-    pub(crate) checkpoints: migration::Checkpoints,
+    /// Migration checkpoints by swap (shared with the migration tasks).
+    pub(crate) checkpoints: Arc<migration::Checkpoints>,
+    /// Running migrations by swap, outside the reconciles.
+    pub(crate) migrations: tasks::Tasks<migration::Outcome>,
     /// Where each object is in the cloud-polling schedule (`settings.cloud_poll`).
     cloud_poller: rotor_providers::poll::Poller,
     /// Precise starts of timed waits (bake, drain, retention): status times have one-second
@@ -141,7 +144,8 @@ impl Context {
             failures: Mutex::default(),
             clock: Arc::new(chrono::Utc::now),
             starts: Mutex::default(),
-            checkpoints: migration::Checkpoints::default(),
+            checkpoints: Arc::default(),
+            migrations: tasks::Tasks::default(),
             discovery: None,
             watched: Mutex::default(),
             greens: Mutex::default(),
@@ -427,6 +431,9 @@ pub enum Error {
     /// A phase needs a status field an earlier phase should have set.
     #[error("ClusterSwap {swap}: {field} is not set")]
     StatusIncomplete { swap: String, field: &'static str },
+    /// A task ended without an answer (it panicked): the step starts it again.
+    #[error("{task}: the task ended without a result: {message}")]
+    TaskEnded { task: String, message: String },
     #[error("{0}")]
     Other(String),
 }
@@ -441,9 +448,10 @@ impl Error {
             }
             Error::Member { .. } => "MemberClusterError",
             Error::Kube(_) => "ControlPlaneError",
-            Error::InvalidTransition { .. } | Error::StatusIncomplete { .. } | Error::Other(_) => {
-                "ReconcileError"
-            }
+            Error::InvalidTransition { .. }
+            | Error::StatusIncomplete { .. }
+            | Error::TaskEnded { .. }
+            | Error::Other(_) => "ReconcileError",
         }
     }
 }
@@ -498,18 +506,29 @@ pub async fn run(
         let _ = rx.wait_for(|v| *v).await;
     };
     let grace = ctx.settings.shutdown_grace;
+    ctx.migrations.open();
     let swaps = swap::controller(ctx.clone(), stop(rx.clone()));
     let rollouts = rollout::controller(ctx.clone(), stop(rx.clone()));
-    let clusters = cluster::controller(ctx, stop(rx));
+    let clusters = cluster::controller(ctx.clone(), stop(rx));
     let all = futures::future::join3(swaps, rollouts, clusters);
     tokio::pin!(all);
     tokio::select! {
         _ = &mut all => return,
         () = shutdown => {}
     }
-    // kube-runtime's graceful shutdown: no new reconcile starts, running ones finish; bounded,
-    // since one may be a long step (a migration). Dropping the controllers drops the rest.
+    // Long steps run as tasks, not in reconciles: they stop here, where they stand (each is
+    // resumable), so nothing acts after the controllers were told to stop — on shutdown, or
+    // because the lease is lost and another leader may start the same work.
     let _ = tx.send(true);
+    let cancelled = ctx.migrations.cancel_all();
+    if cancelled > 0 {
+        tracing::info!(
+            cancelled,
+            "migrations stopped; the next leader resumes them from their checkpoints"
+        );
+    }
+    // kube-runtime's graceful shutdown: no new reconcile starts, running ones finish (short
+    // now), bounded all the same. Dropping the controllers drops the rest.
     if tokio::time::timeout(grace, all).await.is_err() {
         tracing::warn!(
             ?grace,

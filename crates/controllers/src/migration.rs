@@ -15,6 +15,7 @@ use rotor_api::{MigrationPolicy, WorkloadSelector};
 use rotor_migration::{Checkpoint, MigrationOptions};
 
 use crate::Error;
+use crate::tasks::Progress;
 
 /// What one migration run ended with.
 pub enum Outcome {
@@ -214,69 +215,121 @@ impl Checkpoints {
     }
 }
 
-/// Plans against blue and applies to green.
-#[allow(clippy::too_many_arguments)]
-pub async fn migrate(
-    checkpoints: &Checkpoints,
-    control: &Client,
-    swap: &str,
-    blue: &Client,
-    blue_name: &str,
-    green: &Client,
-    green_name: &str,
-    workloads: &WorkloadSelector,
-    policy: &MigrationPolicy,
-) -> Result<Outcome, Error> {
-    let options = MigrationOptions {
-        policy: policy.clone(),
-        workloads: workloads.clone(),
-        allow_stateful: policy.stateful_data.allows_migration(),
-        ..MigrationOptions::default()
-    };
-    let plan = match rotor_migration::plan(blue, &options).await {
-        Ok(plan) => plan,
-        Err(e @ rotor_migration::Error::Stateful { .. }) => {
-            return Ok(Outcome::Refused(e.to_string()));
+/// One member-cluster instance as the migration sees it.
+#[derive(Clone)]
+pub struct Member {
+    pub client: Client,
+    pub name: String,
+}
+
+/// One swap's migration, owning what it needs so that it can run as a task
+/// ([`crate::tasks`]) outside the reconcile.
+#[derive(Clone)]
+pub struct Job {
+    /// The control plane's API, where the checkpoint lives.
+    pub control: Client,
+    pub swap: String,
+    pub blue: Member,
+    pub green: Member,
+    pub workloads: WorkloadSelector,
+    pub policy: MigrationPolicy,
+}
+
+/// A checkpoint that also counts progress: objects found done (applied before a restart) and
+/// objects applied now.
+struct Counted<'a> {
+    inner: &'a DurableCheckpoint,
+    progress: &'a Progress,
+}
+
+impl Checkpoint for Counted<'_> {
+    fn done(&self, key: &str) -> bool {
+        let done = self.inner.done(key);
+        if done {
+            self.progress.add_done(1);
         }
-        Err(e) => {
-            return Err(Error::Member {
-                instance: blue_name.to_string(),
-                message: format!("planning the migration: {e}"),
-            });
-        }
-    };
-    let checkpoint = checkpoints.get(control, swap).await?;
-    let report = {
-        let apply = rotor_migration::apply(green, &plan, &options, checkpoint.as_ref());
+        done
+    }
+
+    fn record(&self, key: &str) {
+        self.inner.record(key);
+        self.progress.add_done(1);
+    }
+}
+
+impl Job {
+    /// Plans against blue and applies to green, counting into `progress`.
+    pub async fn run(
+        self,
+        checkpoints: &Checkpoints,
+        progress: &Progress,
+    ) -> Result<Outcome, Error> {
+        let options = MigrationOptions {
+            policy: self.policy.clone(),
+            workloads: self.workloads.clone(),
+            allow_stateful: self.policy.stateful_data.allows_migration(),
+            ..MigrationOptions::default()
+        };
+        let plan = match rotor_migration::plan(&self.blue.client, &options).await {
+            Ok(plan) => plan,
+            Err(e @ rotor_migration::Error::Stateful { .. }) => {
+                return Ok(Outcome::Refused(e.to_string()));
+            }
+            Err(e) => {
+                return Err(Error::Member {
+                    instance: self.blue.name.clone(),
+                    message: format!("planning the migration: {e}"),
+                });
+            }
+        };
+        progress.set_total(plan.total() as u32);
+        let report = self.apply(&plan, &options, checkpoints, progress).await?;
+        judge(&self.green.name, report)
+    }
+
+    /// Applies `plan` to green, flushing the checkpoint as it goes and once at the end.
+    async fn apply(
+        &self,
+        plan: &rotor_migration::Plan,
+        options: &MigrationOptions,
+        checkpoints: &Checkpoints,
+        progress: &Progress,
+    ) -> Result<rotor_migration::ApplyReport, Error> {
+        let checkpoint = checkpoints.get(&self.control, &self.swap).await?;
+        let counted = Counted {
+            inner: checkpoint.as_ref(),
+            progress,
+        };
+        let apply = rotor_migration::apply(&self.green.client, plan, options, &counted);
         tokio::pin!(apply);
         let mut tick = tokio::time::interval(FLUSH_EVERY);
         tick.tick().await;
-        loop {
+        let report = loop {
             tokio::select! {
                 report = &mut apply => break report,
                 _ = tick.tick() => {
-                    if let Err(e) = checkpoint.flush(control).await {
-                        tracing::debug!(%swap, error = %e, "writing the migration checkpoint failed");
+                    if let Err(e) = checkpoint.flush(&self.control).await {
+                        tracing::debug!(swap = %self.swap, error = %e, "writing the migration checkpoint failed");
                     }
                 }
             }
-        }
-    };
-    checkpoint.flush(control).await?;
-    // Objects green serves no version of (and none converts losslessly): nothing was written,
-    // and retrying the same plan cannot help.
+        };
+        checkpoint.flush(&self.control).await?;
+        Ok(report)
+    }
+}
+
+/// What an apply's report means for the swap: done, refused for good (retrying the same plan
+/// cannot help), or an error worth retrying.
+fn judge(green: &str, report: rotor_migration::ApplyReport) -> Result<Outcome, Error> {
+    let first =
+        |items: Vec<String>, n: usize| items.into_iter().take(n).collect::<Vec<_>>().join("; ");
+    // Objects green serves no version of (and none converts losslessly): nothing was written.
     if !report.refused.is_empty() {
         return Ok(Outcome::Refused(format!(
-            "green {green_name} cannot take {} objects at any version rotor can convert them \
-             to: {}",
+            "green {green} cannot take {} objects at any version rotor can convert them to: {}",
             report.refused.len(),
-            report
-                .refused
-                .iter()
-                .take(5)
-                .map(|b| b.to_string())
-                .collect::<Vec<_>>()
-                .join("; ")
+            first(report.refused.iter().map(|b| b.to_string()).collect(), 5)
         )));
     }
     if report.is_complete() {
@@ -298,29 +351,18 @@ pub async fn migrate(
         .collect();
     if !refused.is_empty() {
         return Ok(Outcome::Refused(format!(
-            "green {green_name} refused {} objects: {}",
+            "green {green} refused {} objects: {}",
             refused.len(),
-            refused
-                .iter()
-                .take(5)
-                .cloned()
-                .collect::<Vec<_>>()
-                .join("; ")
+            first(refused, 5)
         )));
     }
     Err(Error::Member {
-        instance: green_name.to_string(),
+        instance: green.to_string(),
         message: format!(
             "applied {}/{} objects; {}",
             report.applied + report.skipped,
             report.total,
-            report
-                .errors
-                .iter()
-                .take(3)
-                .map(|e| e.to_string())
-                .collect::<Vec<_>>()
-                .join("; ")
+            first(report.errors.iter().map(|e| e.to_string()).collect(), 3)
         ),
     })
 }

@@ -9,7 +9,10 @@ use k8s_openapi::api::core::v1::ConfigMap;
 use kube::api::{Api, ListParams, PostParams};
 use kube::{Client, ResourceExt};
 use rotor_api::{MigrationPolicy, WorkloadSelector};
-use rotor_controllers::migration::{CHECKPOINT_NAMESPACE, Checkpoints, Outcome, checkpoint_name};
+use rotor_controllers::migration::{
+    CHECKPOINT_NAMESPACE, Checkpoints, Job, Member, Outcome, checkpoint_name,
+};
+use rotor_controllers::tasks::Progress;
 use rotor_sim::{Fault, Sim, SimConfig};
 
 const OBJECTS: usize = 1500;
@@ -74,16 +77,25 @@ async fn a_cut_off_migration_resumes_from_the_durable_checkpoint() {
         .unwrap();
         cms.create(&PostParams::default(), &cm).await.unwrap();
     }
-    let workloads = WorkloadSelector::default();
-    let policy = MigrationPolicy::default();
+    let member = |client: &Client, name: &str| Member {
+        client: client.clone(),
+        name: name.into(),
+    };
+    let job = Job {
+        control: control.clone(),
+        swap: "swap-1".into(),
+        blue: member(&blue, "blue"),
+        green: member(&green, "green"),
+        workloads: WorkloadSelector::default(),
+        policy: MigrationPolicy::default(),
+    };
 
     // First process: the migration runs until part of it is checkpointed, then green stops
     // answering and the process is gone (the future is dropped mid-flight).
     {
         let first = Checkpoints::default();
-        let run = rotor_controllers::migration::migrate(
-            &first, &control, "swap-1", &blue, "blue", &green, "green", &workloads, &policy,
-        );
+        let progress = Progress::default();
+        let run = job.clone().run(&first, &progress);
         let deadline = Instant::now() + Duration::from_secs(60);
         tokio::pin!(run);
         loop {
@@ -108,11 +120,12 @@ async fn a_cut_off_migration_resumes_from_the_durable_checkpoint() {
 
     // Second process: resumes; what the checkpoint holds is not applied again.
     let second = Checkpoints::default();
-    let out = rotor_controllers::migration::migrate(
-        &second, &control, "swap-1", &blue, "blue", &green, "green", &workloads, &policy,
-    )
-    .await
-    .expect("resumed migration");
+    let progress = Progress::default();
+    let out = job
+        .clone()
+        .run(&second, &progress)
+        .await
+        .expect("resumed migration");
     let Outcome::Done {
         total,
         applied,
@@ -123,6 +136,8 @@ async fn a_cut_off_migration_resumes_from_the_durable_checkpoint() {
     };
     assert!(total as usize >= OBJECTS, "{total}");
     assert_eq!(applied, total);
+    // Progress counts what the checkpoint already held and what this run applied.
+    assert_eq!(progress.read(), (total, total));
     assert!(
         resumed as usize >= at_crash && resumed < total,
         "resumed {resumed}, checkpointed {at_crash}, total {total}"
@@ -142,11 +157,10 @@ async fn a_cut_off_migration_resumes_from_the_durable_checkpoint() {
     let third = Arc::new(Checkpoints::default());
     let Outcome::Done {
         resumed, applied, ..
-    } = rotor_controllers::migration::migrate(
-        &third, &control, "swap-1", &blue, "blue", &green, "green", &workloads, &policy,
-    )
-    .await
-    .expect("no-op run")
+    } = job
+        .run(&third, &Progress::default())
+        .await
+        .expect("no-op run")
     else {
         panic!("refused");
     };

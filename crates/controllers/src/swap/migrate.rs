@@ -8,6 +8,7 @@ use rotor_traffic::Weights;
 use super::Reconcile;
 use super::step::Step;
 use crate::health::{self, Selection};
+use crate::tasks::Polled;
 use crate::{Error, migration};
 
 impl Reconcile<'_> {
@@ -20,27 +21,78 @@ impl Reconcile<'_> {
         }
     }
 
+    /// The migration runs as a task ([`crate::tasks`]): the first reconcile starts it, later
+    /// ones write its progress into status, and the one after it ended judges the outcome. A
+    /// task that failed is started again, resuming from its checkpoint.
     pub(super) async fn migrating(
         &self,
         cluster: &Cluster,
         status: &mut ClusterSwapStatus,
     ) -> Result<Step, Error> {
-        let provider = self.ctx.provider(cluster)?;
         let (blue, green) = (self.blue(status)?, self.green(status)?);
-        let blue_client = self.ctx.members.get(&provider, &blue).await?;
-        let green_client = self.ctx.members.get(&provider, &green).await?;
-        let outcome = migration::migrate(
-            &self.ctx.checkpoints,
-            &self.ctx.client,
-            &self.name,
-            &blue_client,
-            &blue,
-            &green_client,
-            &green,
-            &cluster.spec.workloads,
-            &self.swap.spec.strategy.migration,
-        )
-        .await?;
+        let poll = self.ctx.settings.poll_interval;
+        match self.ctx.migrations.poll(&self.name) {
+            None => {
+                self.start_migration(cluster, &blue, &green).await?;
+                Ok(Step::wait(
+                    Reason::MigrationInProgress,
+                    format!("migrating the selected objects from {blue} to {green}"),
+                    poll,
+                ))
+            }
+            Some(Polled::Running(progress)) => {
+                let (done, total) = progress.read();
+                status.migration = Some(MigrationProgress {
+                    objects_total: total,
+                    objects_applied: done.min(total),
+                    objects_ready: 0,
+                });
+                Ok(Step::wait(
+                    Reason::MigrationInProgress,
+                    format!("migrating the selected objects from {blue} to {green}"),
+                    poll,
+                ))
+            }
+            Some(Polled::Ended(outcome)) => self.migrated(status, outcome?, &blue, &green).await,
+        }
+    }
+
+    async fn start_migration(
+        &self,
+        cluster: &Cluster,
+        blue: &str,
+        green: &str,
+    ) -> Result<(), Error> {
+        let provider = self.ctx.provider(cluster)?;
+        let member = |client, name: &str| migration::Member {
+            client,
+            name: name.to_string(),
+        };
+        let job = migration::Job {
+            control: self.ctx.client.clone(),
+            swap: self.name.clone(),
+            blue: member(self.ctx.members.get(&provider, blue).await?, blue),
+            green: member(self.ctx.members.get(&provider, green).await?, green),
+            workloads: cluster.spec.workloads.clone(),
+            policy: self.swap.spec.strategy.migration.clone(),
+        };
+        let checkpoints = self.ctx.checkpoints.clone();
+        self.ctx
+            .migrations
+            .start(&self.name, |progress| async move {
+                job.run(&checkpoints, &progress).await
+            });
+        Ok(())
+    }
+
+    /// The migration ended with `outcome`: on to Verifying, or back if green refused it.
+    async fn migrated(
+        &self,
+        status: &mut ClusterSwapStatus,
+        outcome: migration::Outcome,
+        blue: &str,
+        green: &str,
+    ) -> Result<Step, Error> {
         let (total, applied, resumed) = match outcome {
             migration::Outcome::Done {
                 total,

@@ -27,6 +27,7 @@ use futures::StreamExt;
 use k8s_openapi::api::core::v1::ObjectReference;
 use kube::api::Api;
 use kube::runtime::controller::{Action, Controller};
+use kube::runtime::reflector::ObjectRef;
 use kube::runtime::watcher;
 use kube::{Resource, ResourceExt};
 use rotor_api::{Cluster, ClusterSwap, ClusterSwapStatus, Phase, Reason};
@@ -54,8 +55,12 @@ pub async fn controller(
     ctx: Arc<Context>,
     stop: impl std::future::Future<Output = ()> + Send + Sync + 'static,
 ) {
-    // A change discovery sees in a swap's green re-queues that swap.
-    let triggers = crate::discovery_triggers::<ClusterSwap>(&ctx, Context::swap_of);
+    // A change discovery sees in a swap's green re-queues that swap, as does the end of its
+    // migration task.
+    let discovered = crate::discovery_triggers::<ClusterSwap>(&ctx, Context::swap_of);
+    let migrated = tokio_stream::wrappers::BroadcastStream::new(ctx.migrations.ended())
+        .filter_map(|ended| async move { ended.ok().map(|name| ObjectRef::new(&name)) });
+    let triggers = futures::stream::select(discovered, migrated);
     let (store, swaps) = crate::lenient::reflect::<ClusterSwap>(&ctx, watcher::Config::default());
     let controller = Controller::for_stream(swaps, store);
     ctx.metrics.count_swaps(controller.store());

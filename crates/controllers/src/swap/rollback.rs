@@ -45,6 +45,8 @@ impl Reconcile<'_> {
         status.current_step = None;
         status.step_started_at = None;
         self.ctx.swaps.forget_gate(&self.name);
+        // A migration still running would go on writing to a green that is about to go.
+        self.ctx.migrations.cancel(&self.name);
         self.transition(status, Phase::RollingBack, reason, message)
             .await
     }

@@ -153,8 +153,12 @@ impl Reconcile<'_> {
                 self.swap.metadata.generation,
             ),
         );
-        if changed {
+        // Progress the phase recorded (a migration's counts) is written without an Event.
+        let progressed = self.swap.status.as_ref() != Some(&status);
+        if changed || progressed {
             self.write(status).await?;
+        }
+        if changed {
             self.event(false, reason, message).await;
         }
         Ok(Action::requeue(after))
@@ -285,8 +289,10 @@ impl Reconcile<'_> {
             .await;
     }
 
-    /// The swap is over: drop its memory, its cloud-polling schedule and green's watch.
+    /// The swap is over: stop its migration, drop its memory, its cloud-polling schedule and
+    /// green's watch.
     pub(super) fn forget_all(&self) {
+        self.ctx.migrations.cancel(&self.name);
         self.ctx.swaps.forget(&self.name);
         self.ctx.cloud_poll_done(&poll_key(&self.name));
         if let Some(green) = self

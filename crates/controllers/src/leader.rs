@@ -161,7 +161,10 @@ async fn stop_controllers(
         return;
     }
     ctx.migrations.cancel_all();
-    if tokio::time::timeout(grace / 4, &mut controllers).await.is_err() {
+    if tokio::time::timeout(grace / 4, &mut controllers)
+        .await
+        .is_err()
+    {
         controllers.abort();
         let _ = controllers.await;
     }

@@ -35,6 +35,11 @@ impl Drop for Serve {
 
 impl Serve {
     fn start(dir: &Path, name: &str, etcd: &str) -> Serve {
+        Serve::start_with(dir, name, etcd, &[])
+    }
+
+    /// With more flags (a provider, a traffic layer).
+    fn start_with(dir: &Path, name: &str, etcd: &str, extra: &[String]) -> Serve {
         let kubeconfig = dir.join(format!("{name}.kubeconfig"));
         let log = dir.join(format!("{name}.log"));
         let server = format!("127.0.0.1:{}", free_port());
@@ -43,6 +48,7 @@ impl Serve {
             .args(["--listen", &server])
             .args(["--kubeconfig-out", kubeconfig.to_str().expect("path")])
             .args(["--lease-duration-seconds", &LEASE_SECONDS.to_string()])
+            .args(extra)
             .env("ROTOR_LOG", "rotor_controllers::leader=info")
             .stdout(Stdio::null())
             .stderr(std::fs::File::create(&log).expect("log"))
@@ -362,7 +368,10 @@ impl Link {
 /// A leader cut off from etcd cannot renew and, through the same store, cannot read the lease
 /// either. Left to itself the lease manager keeps believing it leads; the fence stops its
 /// controllers before the lease runs out, so when the other control plane takes over (after
-/// expiry) the old leader's controllers are already stopped: never two at once.
+/// expiry) the old leader's controllers are already stopped: never two at once. The leader is
+/// cut off in the middle of a long migration (every write to green takes `GREEN_WRITE_DELAY`):
+/// the migration, a task outside the reconciles, stops with the controllers — no write to green
+/// starts after the old leader stopped — and the new leader resumes it from its checkpoint.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_leader_cut_off_from_etcd_stops_before_another_takes_over() {
     let Some(etcd) =
@@ -370,12 +379,13 @@ async fn a_leader_cut_off_from_etcd_stops_before_another_takes_over() {
     else {
         return;
     };
+    let fleet = MigratingFleet::start().await;
     let dir = tempfile::tempdir().expect("tempdir");
     let link = Link::to(&etcd.url).await;
-    let a = Serve::start(dir.path(), "a", &link.url);
+    let a = Serve::start_with(dir.path(), "a", &link.url, &fleet.serve_args());
     let leases = a.leases().await;
     holder(&leases, Some(&a.identity), Duration::from_secs(15)).await;
-    let b = Serve::start(dir.path(), "b", &etcd.url);
+    let b = Serve::start_with(dir.path(), "b", &etcd.url, &fleet.serve_args());
     let b_leases = b.leases().await;
     wait_for_line(&a.log, "controllers started");
     assert!(a.metrics().await.contains("rotor_leading 1"));
@@ -388,6 +398,8 @@ async fn a_leader_cut_off_from_etcd_stops_before_another_takes_over() {
         "{}",
         a.log_text()
     );
+    fleet.start_swap(&a.client().await).await;
+    fleet.wait_for_green_writes(Duration::from_secs(60)).await;
 
     let cut = Instant::now();
     link.cut();
@@ -415,8 +427,9 @@ async fn a_leader_cut_off_from_etcd_stops_before_another_takes_over() {
     }
     eprintln!("cut at 0: a stopped after {a_stopped:?}, b took the lease after {b_leads:?}");
     let a_stopped = a_stopped.unwrap_or_else(|| panic!("a still leads:\n{}", a.log_text()));
+    let b_leads = b_leads.expect("b leads");
     assert!(
-        Some(a_stopped) < b_leads,
+        a_stopped < b_leads,
         "a stopped at {a_stopped:?}, b led from {b_leads:?}"
     );
     assert!(
@@ -428,6 +441,168 @@ async fn a_leader_cut_off_from_etcd_stops_before_another_takes_over() {
         a_stopped <= Duration::from_secs(LEASE_SECONDS),
         "{a_stopped:?}"
     );
+    // Nobody wrote to green between a's stop and b's lead: a's migration stopped with it.
+    let between = fleet.green_writes_between(cut + a_stopped, cut + b_leads);
+    assert_eq!(between, 0, "writes to green after a stopped, before b led");
+    // b resumes the migration where a's checkpoint left it, and the swap goes on.
+    fleet
+        .wait_for_phase_past_migrating(&b.client().await, Duration::from_secs(90))
+        .await;
+}
+
+/// A simulated cloud whose one Cluster's blue holds `OBJECTS` ConfigMaps, and where every
+/// write to any other instance (green) takes `GREEN_WRITE_DELAY` and is logged: a migration
+/// long enough to cut a leader off in the middle of it.
+struct MigratingFleet {
+    sim_url: String,
+    cluster: rotor_api::Cluster,
+    green_writes: std::sync::Arc<std::sync::Mutex<Vec<Instant>>>,
+    _server: tokio::task::JoinHandle<()>,
+}
+
+const OBJECTS: usize = 1000;
+const GREEN_WRITE_DELAY: Duration = Duration::from_millis(500);
+
+impl MigratingFleet {
+    async fn start() -> MigratingFleet {
+        let sim = rotor_sim::Sim::new(rotor_sim::SimConfig {
+            nodes: 1,
+            node_ready_delay: Duration::from_millis(10),
+            cloud: rotor_sim::CloudConfig {
+                create_latency: Duration::from_millis(100),
+                delete_latency: Duration::from_millis(100),
+                ..Default::default()
+            },
+            ..Default::default()
+        });
+        let cluster = rotor_api::sample_fleet(1).remove(0);
+        let blue = kube::ResourceExt::name_any(&cluster);
+        let minor = rotor::rehearsal::minor_of(&cluster.spec.kubernetes_version).expect("minor");
+        sim.add_cluster(&blue, minor).await.expect("blue");
+        sim.cloud.adopt(&blue, minor);
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let sim_url = format!("http://{}", listener.local_addr().expect("addr"));
+        let green_writes = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let router = sim.router().layer(axum::middleware::from_fn({
+            let (log, blue_path) = (green_writes.clone(), format!("/clusters/{blue}/"));
+            move |req: axum::extract::Request, next: axum::middleware::Next| {
+                let log = log.clone();
+                let to_green = req.method() != axum::http::Method::GET
+                    && req.uri().path().starts_with("/clusters/")
+                    && !req.uri().path().starts_with(&blue_path);
+                async move {
+                    if to_green {
+                        log.lock().expect("log").push(Instant::now());
+                        tokio::time::sleep(GREEN_WRITE_DELAY).await;
+                    }
+                    next.run(req).await
+                }
+            }
+        }));
+        let server = tokio::spawn(async move {
+            let _ = rotor_apiserver::http::serve(listener, router).await;
+        });
+        let yaml = sim.kubeconfig(&blue, &sim_url).expect("kubeconfig");
+        let client = rotor::client_for(&yaml).await.expect("blue client");
+        let cms: Api<k8s_openapi::api::core::v1::ConfigMap> = Api::namespaced(client, "default");
+        for i in 0..OBJECTS {
+            let cm = serde_json::from_value(serde_json::json!({
+                "metadata": {"name": format!("settings-{i}")},
+                "data": {"i": i.to_string()},
+            }))
+            .expect("ConfigMap");
+            cms.create(&Default::default(), &cm)
+                .await
+                .expect("ConfigMap in blue");
+        }
+        MigratingFleet {
+            sim_url,
+            cluster,
+            green_writes,
+            _server: server,
+        }
+    }
+
+    fn serve_args(&self) -> Vec<String> {
+        vec![
+            "--provider".into(),
+            format!("sim:{}", self.sim_url),
+            "--traffic".into(),
+            "sim:127.0.0.1:0".into(),
+        ]
+    }
+
+    async fn start_swap(&self, client: &kube::Client) {
+        let clusters: Api<rotor_api::Cluster> = Api::all(client.clone());
+        let mut cluster = self.cluster.clone();
+        cluster.metadata.managed_fields = None;
+        clusters
+            .create(&Default::default(), &cluster)
+            .await
+            .expect("Cluster");
+        let swap = rotor_api::ClusterSwap::new(
+            "upgrade",
+            rotor_api::ClusterSwapSpec {
+                cluster_ref: kube::ResourceExt::name_any(&cluster),
+                target: rotor_api::SwapTarget {
+                    kubernetes_version: Some(rotor_api::SAMPLE_TARGET_VERSION.into()),
+                    ..Default::default()
+                },
+                strategy: Default::default(),
+                paused: false,
+                rollback: false,
+                hold_before_traffic: false,
+            },
+        );
+        Api::<rotor_api::ClusterSwap>::all(client.clone())
+            .create(&Default::default(), &swap)
+            .await
+            .expect("ClusterSwap");
+    }
+
+    async fn wait_for_green_writes(&self, limit: Duration) {
+        let deadline = Instant::now() + limit;
+        while self.green_writes.lock().expect("log").is_empty() {
+            assert!(
+                Instant::now() < deadline,
+                "no write to green within {limit:?}"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    fn green_writes_between(&self, from: Instant, to: Instant) -> usize {
+        let log = self.green_writes.lock().expect("log");
+        log.iter().filter(|t| **t > from && **t < to).count()
+    }
+
+    async fn wait_for_phase_past_migrating(&self, client: &kube::Client, limit: Duration) {
+        let swaps: Api<rotor_api::ClusterSwap> = Api::all(client.clone());
+        let deadline = Instant::now() + limit;
+        loop {
+            let phase = swaps
+                .get_opt("upgrade")
+                .await
+                .ok()
+                .flatten()
+                .and_then(|s| s.status)
+                .map(|s| s.phase);
+            let past = phase
+                .and_then(|p| p.lifecycle_index())
+                .zip(rotor_api::Phase::Migrating.lifecycle_index())
+                .is_some_and(|(now, migrating)| now > migrating);
+            if past {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the swap stayed in {phase:?} after b took over"
+            );
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
 }
 
 fn wait_for_count(log: &Path, needle: &str) -> usize {

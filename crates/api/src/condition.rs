@@ -43,6 +43,9 @@ closed_enum! {
         InMaintenanceWindow = "InMaintenanceWindow",
         /// Rollout: the pre-flight before the first wave found no blocker.
         PreflightPassed = "PreflightPassed",
+        /// Any kind: the stored object cannot be read by this rotor (the message names the
+        /// field); the controllers skip it until it is fixed.
+        InvalidSpec = "InvalidSpec",
     }
 }
 

@@ -109,6 +109,9 @@ async fn decode<K: Watched>(obj: DynamicObject, ar: &ApiResource, ctx: &Context)
     match decode_object(&obj) {
         Ok(k) => {
             forget(&obj);
+            if invalid_condition(&obj).is_some() {
+                set_invalid_condition(&obj, ar, ctx, None).await;
+            }
             Some(k)
         }
         Err(e) => {
@@ -128,10 +131,14 @@ fn key(obj: &DynamicObject) -> String {
     obj.uid().unwrap_or_else(|| obj.name_any())
 }
 
-/// True the first time this version of the object is seen undecodable.
+/// True the first time this version of the object is seen undecodable. A version is the
+/// generation (the spec's), so the condition written on the object's status is no new version.
 fn first_report(obj: &DynamicObject) -> bool {
-    let rv = obj.resource_version().unwrap_or_default();
-    crate::lock(&REPORTED).insert(key(obj), rv.clone()) != Some(rv)
+    let version = match obj.metadata.generation {
+        Some(g) => format!("g{g}"),
+        None => obj.resource_version().unwrap_or_default(),
+    };
+    crate::lock(&REPORTED).insert(key(obj), version.clone()) != Some(version)
 }
 
 fn forget(obj: &DynamicObject) {
@@ -153,6 +160,61 @@ async fn report(
     ctx.recorder
         .publish(&obj.object_ref(ar), true, INVALID_OBJECT, "Skip", note)
         .await;
+    let message = format!("cannot be read by this rotor: {error}; skipped until fixed");
+    if invalid_condition(obj) != Some(message.as_str()) {
+        set_invalid_condition(obj, ar, ctx, Some(message)).await;
+    }
+}
+
+/// The message of the object's `InvalidSpec` condition, if it has one that is True.
+fn invalid_condition(obj: &DynamicObject) -> Option<&str> {
+    let conditions = obj.data.pointer("/status/conditions")?.as_array()?;
+    conditions
+        .iter()
+        .find(|c| c["type"] == INVALID_SPEC && c["status"] == "True")
+        .and_then(|c| c["message"].as_str())
+}
+
+const INVALID_SPEC: &str = rotor_api::ConditionType::InvalidSpec.as_str();
+
+/// Sets (with a message) or removes the `InvalidSpec` condition in the object's status, other
+/// conditions kept, as a compare-and-swap on the version read. The object cannot be decoded,
+/// so its conditions are edited as JSON. A failure is logged and left: the Event says it too.
+async fn set_invalid_condition(
+    obj: &DynamicObject,
+    ar: &ApiResource,
+    ctx: &Context,
+    message: Option<String>,
+) {
+    let mut conditions: Vec<serde_json::Value> = obj
+        .data
+        .pointer("/status/conditions")
+        .and_then(|c| c.as_array())
+        .cloned()
+        .unwrap_or_default();
+    conditions.retain(|c| c["type"] != INVALID_SPEC);
+    if let Some(message) = message {
+        conditions.push(serde_json::json!({
+            "type": INVALID_SPEC,
+            "status": "True",
+            "reason": rotor_api::Reason::InvalidSpec.as_str(),
+            "message": message,
+            "lastTransitionTime": crate::now(),
+            "observedGeneration": obj.metadata.generation,
+        }));
+    }
+    let patch = serde_json::json!({
+        "metadata": {"resourceVersion": obj.resource_version()},
+        "status": {"conditions": conditions},
+    });
+    let api: Api<DynamicObject> = Api::all_with(ctx.client.clone(), ar);
+    let params = kube::api::PatchParams::default();
+    if let Err(e) = api
+        .patch_status(&obj.name_any(), &params, &kube::api::Patch::Merge(&patch))
+        .await
+    {
+        tracing::debug!(kind = %ar.kind, name = %obj.name_any(), error = %e, "the InvalidSpec condition was not written");
+    }
 }
 
 /// Watch errors logged on the 1st, 2nd, 4th, 8th… failure in a row, not on every retry.

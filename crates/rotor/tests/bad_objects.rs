@@ -142,7 +142,7 @@ async fn an_undecodable_cluster_holds_back_no_other_and_is_reported() {
     )
     .await;
 
-    let events: Api<Event> = Api::namespaced(client, "default");
+    let events: Api<Event> = Api::namespaced(client.clone(), "default");
     let event = common::eventually(
         Duration::from_secs(20),
         "a Warning Event on the bad Cluster",
@@ -161,7 +161,29 @@ async fn an_undecodable_cluster_holds_back_no_other_and_is_reported() {
         note.contains("spec") && note.contains("missing field `provider`"),
         "the Event names the field: {note}"
     );
-
+    // And a condition on the object itself, written as JSON (it cannot be decoded).
+    let ar = kube::api::ApiResource::erase::<Cluster>(&());
+    let raw: Api<kube::api::DynamicObject> = Api::all_with(client.clone(), &ar);
+    let invalid = |o: &kube::api::DynamicObject| {
+        o.data
+            .pointer("/status/conditions")?
+            .as_array()?
+            .iter()
+            .find_map(|c| {
+                (c["type"] == "InvalidSpec" && c["status"] == "True")
+                    .then(|| c["message"].as_str().unwrap_or_default().to_string())
+            })
+    };
+    let message = common::eventually(
+        Duration::from_secs(20),
+        "an InvalidSpec condition on the bad Cluster",
+        || async { invalid(&raw.get("broken").await.ok()?) },
+    )
+    .await;
+    assert!(
+        message.contains("missing field `provider`"),
+        "the condition names the field: {message}"
+    );
     let out = tokio::task::block_in_place(|| {
         Command::new(env!("CARGO_BIN_EXE_rotor"))
             .args([
@@ -184,4 +206,21 @@ async fn an_undecodable_cluster_holds_back_no_other_and_is_reported() {
         stderr.contains("broken") && stderr.contains("provider"),
         "the bad one is named: {stderr}"
     );
+    // Fixed, it is read again and the condition goes.
+    raw.patch(
+        "broken",
+        &PatchParams::default(),
+        &Patch::Merge(serde_json::json!({"spec": {"provider": "sim"}})),
+    )
+    .await
+    .expect("the bad Cluster fixed");
+    common::eventually(
+        Duration::from_secs(20),
+        "the InvalidSpec condition cleared",
+        || async {
+            let o = raw.get("broken").await.ok()?;
+            invalid(&o).is_none().then_some(())
+        },
+    )
+    .await;
 }

@@ -47,7 +47,7 @@ impl ApiServer {
         }
         let name = object::name(&obj).to_string();
         self.default_object(res, &mut obj);
-        let warnings = self.validate(res, &obj, &name, None, opts)?;
+        let warnings = self.validate(res, &obj, &name, None, None, opts)?;
         if let Some(ns) = &ns {
             let namespaces = self.resource("", "v1", "namespaces")?;
             // Only a namespace being deleted needs parsing; the raw bytes tell which.
@@ -147,7 +147,7 @@ impl ApiServer {
         for _ in 0..MAX_WRITE_ATTEMPTS {
             let (current, rev) = self.get_kv(res, ns.as_deref(), name).await?;
             // Against the stored object: CEL transition rules compare with it.
-            let warnings = self.validate(res, &obj, name, Some(&current), opts)?;
+            let warnings = self.validate(res, &obj, name, Some(&current), sub, opts)?;
             if precondition.is_some_and(|p| p != rev) {
                 return Err(ApiError::conflict(&res.plural, &res.group, name));
             }
@@ -301,7 +301,7 @@ impl ApiServer {
                 }
             };
             self.default_object(res, &mut patched);
-            let warnings = self.validate(res, &patched, name, Some(&current), opts)?;
+            let warnings = self.validate(res, &patched, name, Some(&current), sub, opts)?;
             let mut next = self.prepare_update(res, &current, patched, sub)?;
             if patch_type != PatchType::Apply {
                 rotor_patch::track_update(Some(&current), &mut next, cursor.as_ref(), &aopts);
@@ -494,13 +494,17 @@ impl ApiServer {
     }
 
     /// Field rules of the kind (`validation`) and schema validation. Strict field validation fails the request; Warn returns
-    /// the problems as warnings.
+    /// the problems as warnings. A write to the `status` subresource takes only the status from
+    /// the body, so only the status is judged, as upstream's status strategy does: an object
+    /// whose stored spec no longer passes (written before a schema change) can still be told so
+    /// in its status.
     fn validate(
         &self,
         res: &Resource,
         obj: &Value,
         name: &str,
         old: Option<&Value>,
+        sub: Option<&str>,
         opts: &WriteOptions,
     ) -> ApiResult<Vec<String>> {
         let mut causes = Vec::new();
@@ -526,10 +530,16 @@ impl ApiServer {
         if !causes.is_empty() {
             return Err(ApiError::invalid(&res.kind, &res.group, name, causes));
         }
-        let problems = match &res.custom_schema {
+        let mut problems = match &res.custom_schema {
             Some(schema) => rotor_openapi::validate_custom(&self.openapi, schema, obj, old),
             None => self.openapi.validate(&res.definition, obj),
         };
+        if sub == Some("status") {
+            problems.retain(|p| {
+                let path = p.path.trim_start_matches('.');
+                path == "status" || path.starts_with("status.") || path.starts_with("status[")
+            });
+        }
         // Wrong types (and a CRD's schema rules) are refused at every level; the level decides
         // only about unknown fields.
         let (refused, unknown): (Vec<_>, Vec<_>) =

@@ -181,17 +181,28 @@ impl Context {
         if lock(&self.greens).contains_key(instance) || lock(&self.watched).contains_key(instance) {
             return Ok(());
         }
+        let client = self.discovery_client(cluster, instance).await?;
+        discovery.watch_instance(instance, client, selection);
+        lock(&self.greens).insert(instance.to_string(), swap.to_string());
+        Ok(())
+    }
+
+    /// A client for discovery's watches of `instance`, from the provider's credentials
+    /// (discovery's own connection settings: long-lived watches, not the bounded calls of
+    /// [`MemberClients`]).
+    async fn discovery_client(
+        &self,
+        cluster: &rotor_api::Cluster,
+        instance: &str,
+    ) -> Result<kube::Client, Error> {
         let provider = self.provider(cluster)?;
         let kubeconfig = provider.credentials(instance).await?;
-        let client = rotor_discovery::client_for_kubeconfig(kubeconfig.expose())
+        rotor_discovery::client_for_kubeconfig(kubeconfig.expose())
             .await
             .map_err(|e| Error::Member {
                 instance: instance.to_string(),
                 message: e.to_string(),
-            })?;
-        discovery.watch_instance(instance, client, selection);
-        lock(&self.greens).insert(instance.to_string(), swap.to_string());
-        Ok(())
+            })
     }
 
     /// Discovery's summary of `instance` when a decision may rest on it now: watched with
@@ -277,14 +288,7 @@ impl Context {
         if lock(&self.watched).get(instance) == Some(&name) {
             return Ok(());
         }
-        let provider = self.provider(cluster)?;
-        let kubeconfig = provider.credentials(instance).await?;
-        let client = rotor_discovery::client_for_kubeconfig(kubeconfig.expose())
-            .await
-            .map_err(|e| Error::Member {
-                instance: instance.to_string(),
-                message: e.to_string(),
-            })?;
+        let client = self.discovery_client(cluster, instance).await?;
         discovery.watch_instance(
             instance,
             client,

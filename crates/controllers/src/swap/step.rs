@@ -115,13 +115,14 @@ impl Reconcile<'_> {
         Ok(())
     }
 
+    /// An Event on the swap, its action the phase it is in.
     pub(super) async fn event(&self, warning: bool, reason: Reason, note: String) {
-        let action = self
-            .swap
-            .status
-            .as_ref()
-            .map(|s| s.phase.as_str())
-            .unwrap_or("Pending");
+        let phase = self.swap.status.as_ref().map(|s| s.phase);
+        let action = phase.unwrap_or_default().as_str();
+        self.publish(warning, reason, action, note).await;
+    }
+
+    async fn publish(&self, warning: bool, reason: Reason, action: &str, note: String) {
         self.ctx
             .recorder
             .publish(
@@ -277,16 +278,7 @@ impl Reconcile<'_> {
         }
         tracing::info!(swap = %self.name, phase = %next, %reason, %message, "swap phase");
         let warning = matches!(next, Phase::RollingBack | Phase::Failed);
-        self.ctx
-            .recorder
-            .publish(
-                &object_ref(self.swap),
-                warning,
-                reason.as_str(),
-                next.as_str(),
-                message,
-            )
-            .await;
+        self.publish(warning, reason, next.as_str(), message).await;
     }
 
     /// The swap is over: stop its migration, drop its memory, its cloud-polling schedule and

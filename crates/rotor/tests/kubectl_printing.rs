@@ -1,0 +1,152 @@
+//! Server-side printing seen through the real kubectl against `rotor sim`: the built-in kinds'
+//! columns in upstream's order with their `-o wide` ones, and a CRD's printer columns with full
+//! JSONPath (a filter on conditions), `date` columns as ages, priority-1 columns only with
+//! `-o wide`, and the implicit Age column only for a CRD that defines no columns.
+
+mod common;
+
+use std::path::Path;
+
+use common::kubectl::{Kubectl, start_sim};
+
+const DEPLOYMENT: &str = r#"apiVersion: apps/v1
+kind: Deployment
+metadata: {name: web, namespace: default}
+spec:
+  replicas: 2
+  selector: {matchLabels: {app: web}}
+  template:
+    metadata: {labels: {app: web}}
+    spec:
+      containers:
+      - {name: web, image: "nginx:1.27"}
+      - {name: sidecar, image: "busybox:1.36"}
+"#;
+
+/// Gizmos print Ready (a filter on conditions), Started (a date) and, wide, Size; Widgets
+/// define no columns.
+const CRDS: &str = r#"apiVersion: apiextensions.k8s.io/v1
+kind: CustomResourceDefinition
+metadata: {name: gizmos.example.com}
+spec:
+  group: example.com
+  scope: Namespaced
+  names: {plural: gizmos, kind: Gizmo}
+  versions:
+  - name: v1
+    served: true
+    storage: true
+    additionalPrinterColumns:
+    - {name: Ready, type: string, jsonPath: '.status.conditions[?(@.type=="Ready")].status'}
+    - {name: Started, type: date, jsonPath: .status.startedAt}
+    - {name: Size, type: integer, jsonPath: .spec.size, priority: 1}
+    schema:
+      openAPIV3Schema: {type: object, x-kubernetes-preserve-unknown-fields: true}
+---
+apiVersion: apiextensions.k8s.io/v1
+kind: CustomResourceDefinition
+metadata: {name: widgets.example.com}
+spec:
+  group: example.com
+  scope: Namespaced
+  names: {plural: widgets, kind: Widget}
+  versions:
+  - name: v1
+    served: true
+    storage: true
+    schema:
+      openAPIV3Schema: {type: object, x-kubernetes-preserve-unknown-fields: true}
+"#;
+
+const OBJECTS: &str = r#"apiVersion: example.com/v1
+kind: Gizmo
+metadata: {name: g, namespace: default}
+spec: {size: 7}
+status:
+  startedAt: "2020-01-01T00:00:00Z"
+  conditions:
+  - {type: Progressing, status: "True"}
+  - {type: Ready, status: "False"}
+---
+apiVersion: example.com/v1
+kind: Widget
+metadata: {name: w, namespace: default}
+"#;
+
+fn write(dir: &Path, name: &str, text: &str) -> String {
+    let path = dir.join(name);
+    std::fs::write(&path, text).expect("write manifest");
+    path.to_str().expect("path").to_string()
+}
+
+/// The header's column names and the first row's cells, split on runs of two spaces or more.
+fn table(k: &Kubectl, args: &[&str]) -> (Vec<String>, Vec<String>) {
+    let out = k.ok(args);
+    let split = |line: &str| -> Vec<String> {
+        line.split("  ")
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .map(str::to_string)
+            .collect()
+    };
+    let mut lines = out.lines();
+    let header = split(lines.next().unwrap_or_default());
+    let row = split(lines.next().unwrap_or_default());
+    assert_eq!(header.len(), row.len(), "{out}");
+    (header, row)
+}
+
+#[test]
+fn built_in_and_custom_columns_print_as_upstream() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (_sim, k) = start_sim(dir.path(), 1, &["--ready-delay-ms", "50"]);
+    k.ok(&["apply", "-f", &write(dir.path(), "web.yaml", DEPLOYMENT)]);
+    k.eventually(
+        &["get", "deployment", "web", "-n", "default"],
+        "web ready",
+        |d| d["status"]["readyReplicas"] == 2,
+    );
+    let (header, row) = table(&k, &["get", "deployment", "web", "-n", "default"]);
+    assert_eq!(header, ["NAME", "READY", "UP-TO-DATE", "AVAILABLE", "AGE"]);
+    assert_eq!(&row[..4], ["web", "2/2", "2", "2"]);
+    let (header, row) = table(
+        &k,
+        &["get", "deployment", "web", "-n", "default", "-o", "wide"],
+    );
+    assert_eq!(
+        header,
+        [
+            "NAME",
+            "READY",
+            "UP-TO-DATE",
+            "AVAILABLE",
+            "AGE",
+            "CONTAINERS",
+            "IMAGES",
+            "SELECTOR"
+        ]
+    );
+    assert_eq!(
+        &row[5..],
+        ["web,sidecar", "nginx:1.27,busybox:1.36", "app=web"]
+    );
+
+    k.ok(&["apply", "-f", &write(dir.path(), "crds.yaml", CRDS)]);
+    for crd in ["crd/gizmos.example.com", "crd/widgets.example.com"] {
+        k.ok(&["wait", "--for=condition=Established", crd, "--timeout=15s"]);
+    }
+    k.ok(&["apply", "-f", &write(dir.path(), "objects.yaml", OBJECTS)]);
+    let (header, row) = table(&k, &["get", "gizmos", "-n", "default"]);
+    assert_eq!(header, ["NAME", "READY", "STARTED"], "no implicit AGE");
+    assert_eq!(&row[..2], ["g", "False"]);
+    assert!(
+        row[2].ends_with('d') || row[2].contains('y'),
+        "a date prints as an age: {row:?}"
+    );
+    let (header, row) = table(&k, &["get", "gizmos", "-n", "default", "-o", "wide"]);
+    assert_eq!(header, ["NAME", "READY", "STARTED", "SIZE"]);
+    assert_eq!(row[3], "7");
+    let (header, row) = table(&k, &["get", "widgets", "-n", "default"]);
+    assert_eq!(header, ["NAME", "AGE"]);
+    assert_eq!(row[0], "w");
+}

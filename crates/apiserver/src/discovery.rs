@@ -369,7 +369,14 @@ fn openapi_v2(server: &ApiServer, accept: &str) -> ApiResult<Response> {
     Ok(resp)
 }
 
-pub fn openapi(server: &ApiServer, target: &Target, accept: &str) -> ApiResult<Response> {
+/// The OpenAPI documents; `path_prefix` is what a proxy in front of this API strips (see
+/// [`crate::request::PathPrefix`]), put back into the URLs clients follow.
+pub fn openapi(
+    server: &ApiServer,
+    target: &Target,
+    accept: &str,
+    path_prefix: &str,
+) -> ApiResult<Response> {
     if matches!(target, Target::OpenApiV2) {
         return openapi_v2(server, accept);
     }
@@ -395,7 +402,7 @@ pub fn openapi(server: &ApiServer, target: &Target, accept: &str) -> ApiResult<R
                 let hash = gv_hash(spec.minor(), gv, rs);
                 paths.insert(
                     format!("{prefix}/{gv}"),
-                    json!({"serverRelativeURL": format!("/openapi/v3/{prefix}/{gv}?hash={hash}")}),
+                    json!({"serverRelativeURL": format!("{path_prefix}/openapi/v3/{prefix}/{gv}?hash={hash}")}),
                 );
             }
             Ok(json_response(StatusCode::OK, &json!({"paths": paths}), &[]))

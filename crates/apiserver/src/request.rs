@@ -211,3 +211,10 @@ mod tests {
         assert_eq!(q.get("x"), Some("%zz"));
     }
 }
+
+/// The path this API is served under when a proxy in front of it strips a prefix (the
+/// simulator serves each member under `/clusters/NAME`): a request extension the proxy sets, so
+/// the URLs the API hands out for clients to follow (`serverRelativeURL` in `/openapi/v3`) carry
+/// it. Not a header: a client cannot make the server hand out other paths.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PathPrefix(pub String);

@@ -304,6 +304,10 @@ impl Sim {
             Ok(uri) => *req.uri_mut() = uri,
             Err(_) => return (StatusCode::BAD_REQUEST, "bad path").into_response(),
         }
+        req.extensions_mut()
+            .insert(rotor_apiserver::request::PathPrefix(format!(
+                "/clusters/{name}"
+            )));
         let watch = faults::is_watch(req.uri());
         if watch
             && switch.borrow().contains(&Fault::WatchExpired)

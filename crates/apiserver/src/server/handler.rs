@@ -63,7 +63,9 @@ impl ApiServer {
             | Target::Group(_)
             | Target::GroupVersion { .. } => discovery::respond(self, &target, accept),
             Target::OpenApiV2 | Target::OpenApiV3Index | Target::OpenApiV3(_) => {
-                discovery::openapi(self, &target, accept)
+                let prefix = parts.extensions.get::<crate::request::PathPrefix>();
+                let prefix = prefix.map_or("", |p| p.0.as_str());
+                discovery::openapi(self, &target, accept, prefix)
             }
             Target::Resource(rr) => {
                 let bytes = axum::body::to_bytes(body, MAX_BODY_BYTES)

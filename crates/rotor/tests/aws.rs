@@ -84,7 +84,7 @@ async fn records(r53: &aws_sdk_route53::Client, zone: &str) -> Vec<(String, i64,
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_swap_on_eks_and_route53_creates_green_then_rolls_back_cleanly() {
-    let Some(moto) = rotor_aws::moto::for_test().await else {
+    let Some(moto) = rotor_test_support::moto::for_test().await else {
         return;
     };
     tokio::time::timeout(Duration::from_secs(120), async {

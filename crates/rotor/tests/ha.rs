@@ -137,8 +137,7 @@ async fn holder(leases: &Api<Lease>, want: Option<&str>, limit: Duration) -> Str
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn one_control_plane_leads_and_another_takes_over() {
-    let Some(etcd) = common::etcd_process("one_control_plane_leads_and_another_takes_over").await
-    else {
+    let Some(etcd) = common::etcd_process().await else {
         return;
     };
     let dir = tempfile::tempdir().expect("tempdir");
@@ -365,9 +364,7 @@ impl Link {
 /// expiry) the old leader's controllers are already stopped: never two at once.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_leader_cut_off_from_etcd_stops_before_another_takes_over() {
-    let Some(etcd) =
-        common::etcd_process("a_leader_cut_off_from_etcd_stops_before_another_takes_over").await
-    else {
+    let Some(etcd) = common::etcd_process().await else {
         return;
     };
     let dir = tempfile::tempdir().expect("tempdir");

@@ -367,8 +367,7 @@ fn apply_cluster(k: &Kubectl, dir: &Path) {
 #[test]
 fn kubectl_against_rotor_serve_on_etcd() {
     let runtime = tokio::runtime::Runtime::new().expect("runtime");
-    let Some(etcd) = runtime.block_on(common::etcd_process("kubectl_against_rotor_serve_on_etcd"))
-    else {
+    let Some(etcd) = runtime.block_on(common::etcd_process()) else {
         return;
     };
     let dir = tempfile::tempdir().expect("tempdir");

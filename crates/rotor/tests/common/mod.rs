@@ -88,20 +88,8 @@ pub async fn sqlite_reopened(path: &std::path::Path) -> DynStore {
 
 /// A fresh etcd process; `None` (skip) where etcd is not installed, a failure in CI, where the
 /// test script installs it.
-pub async fn etcd_process(test: &str) -> Option<rotor_store::etcd_process::EtcdProcess> {
-    let Some(binary) = rotor_store::etcd_process::find_etcd() else {
-        assert!(
-            std::env::var_os("CI").is_none(),
-            "{test}: etcd is not installed (scripts/install-test-deps.sh installs it)"
-        );
-        eprintln!("SKIPPED {test}: etcd is not installed (apt-get install -y etcd-server)");
-        return None;
-    };
-    Some(
-        rotor_store::etcd_process::EtcdProcess::start(&binary)
-            .await
-            .expect("etcd starts"),
-    )
+pub async fn etcd_process() -> Option<rotor_test_support::etcd::EtcdProcess> {
+    rotor_test_support::etcd::for_test().await
 }
 
 /// The store `rotor serve --store etcd:URL` opens.

@@ -1,7 +1,9 @@
 //! Shared by the integration tests: start servers on loopback, build clients, wait with bounds.
 #![allow(dead_code)]
 
+pub mod fleet;
 pub mod kubectl;
+pub mod process;
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -97,6 +99,53 @@ pub async fn etcd(url: &str) -> DynStore {
     rotor::controlplane::open_store(&format!("etcd:{url}"))
         .await
         .expect("etcd store opens")
+}
+
+/// A client of the control plane whose admin kubeconfig is at `path`.
+pub async fn client_from(path: &std::path::Path) -> kube::Client {
+    let yaml = std::fs::read_to_string(path).expect("kubeconfig");
+    rotor::client_for(&yaml).await.expect("client")
+}
+
+/// Sends one request with `body` as JSON of `content_type`, bounded: `Ok` with the object, or
+/// the Status the server refused it with.
+pub async fn send(
+    client: &kube::Client,
+    method: &str,
+    uri: &str,
+    content_type: &str,
+    body: &serde_json::Value,
+) -> Result<serde_json::Value, Box<kube::core::Status>> {
+    let req = http::Request::builder()
+        .method(method)
+        .uri(uri)
+        .header("content-type", content_type)
+        .body(serde_json::to_vec(body).expect("body"))
+        .expect("request");
+    let call = client.request::<serde_json::Value>(req);
+    match tokio::time::timeout(Duration::from_secs(10), call)
+        .await
+        .expect("bounded")
+    {
+        Ok(v) => Ok(v),
+        Err(kube::Error::Api(status)) => Err(status),
+        Err(other) => panic!("{method} {uri}: {other}"),
+    }
+}
+
+/// [`send`] of a GET: the object, or the Status (404 where nothing was written).
+pub async fn get(
+    client: &kube::Client,
+    uri: &str,
+) -> Result<serde_json::Value, Box<kube::core::Status>> {
+    send(
+        client,
+        "GET",
+        uri,
+        "application/json",
+        &serde_json::json!({}),
+    )
+    .await
 }
 
 /// Polls `check` until it returns Some, failing the test after `limit`.

@@ -1,5 +1,6 @@
 //! What rotor's AWS integrations (the EKS provider, the Route 53 shifter) share: one way to build
-//! the SDK's configuration, one reading of the SDK's errors, and a real moto server for tests.
+//! the SDK's configuration, and one reading of the SDK's errors (tests reach a real moto through
+//! `rotor-test-support`).
 //!
 //! The SDK is built without its default HTTPS client (that one compiles aws-lc from C); rotor
 //! gives it the same hyper client with rustls on ring. Credentials come from the SDK's default
@@ -14,8 +15,6 @@ use aws_smithy_runtime_api::client::orchestrator::HttpResponse;
 use aws_smithy_runtime_api::client::result::SdkError;
 use aws_smithy_types::error::display::DisplayErrorContext;
 use aws_smithy_types::error::metadata::ProvideErrorMetadata;
-
-pub mod moto;
 
 /// The region used when neither the flag nor the environment names one. Every call of the EKS
 /// provider sets the Cluster's own region; this only matters for global services (Route 53).

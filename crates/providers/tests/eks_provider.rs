@@ -5,12 +5,12 @@
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
-use rotor_aws::moto::{self, MotoServer};
 use rotor_providers::eks::{Accounts, EksProvider, TAG_TOKEN, TAG_TRAFFIC_ADDRESS};
 use rotor_providers::{
     InstanceSpec, InstanceState, Located, NodePoolSpec, Placement, ProviderError,
     idempotency_token, instance_name,
 };
+use rotor_test_support::moto::{self, MotoServer};
 
 const LIMIT: Duration = Duration::from_secs(20);
 

@@ -13,11 +13,12 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
+use common::fleet::swap;
 use kube::ResourceExt;
 use kube::api::{Api, PostParams};
 use rotor_api::{
-    Cluster, ClusterSwap, ClusterSwapSpec, NodePool, Phase, Provider, Reason, ShifterKind,
-    SwapStrategy, SwapTarget, TrafficEndpoint,
+    Cluster, ClusterSwap, NodePool, Phase, Provider, Reason, ShifterKind, SwapStrategy,
+    TrafficEndpoint,
 };
 
 const LIMIT: Duration = Duration::from_secs(60);
@@ -84,7 +85,7 @@ async fn records(r53: &aws_sdk_route53::Client, zone: &str) -> Vec<(String, i64,
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_swap_on_eks_and_route53_creates_green_then_rolls_back_cleanly() {
-    let Some(moto) = rotor_aws::moto::for_test().await else {
+    let Some(moto) = rotor_test_support::moto::for_test().await else {
         return;
     };
     tokio::time::timeout(Duration::from_secs(120), async {
@@ -170,25 +171,13 @@ async fn a_swap_on_eks_and_route53_creates_green_then_rolls_back_cleanly() {
         .await;
 
         let swaps: Api<ClusterSwap> = Api::all(cp.client.clone());
-        let swap = ClusterSwap::new(
-            "upgrade",
-            ClusterSwapSpec {
-                cluster_ref: name.clone(),
-                target: SwapTarget {
-                    kubernetes_version: Some("1.31".into()),
-                    ..Default::default()
-                },
-                strategy: SwapStrategy {
-                    traffic_steps: vec![50, 100],
-                    bake_seconds: 1,
-                    blue_retention_seconds: 1,
-                    ..Default::default()
-                },
-                paused: false,
-                rollback: false,
-                hold_before_traffic: false,
-            },
-        );
+        let strategy = SwapStrategy {
+            traffic_steps: vec![50, 100],
+            bake_seconds: 1,
+            blue_retention_seconds: 1,
+            ..Default::default()
+        };
+        let swap = swap("upgrade", &name, "1.31", strategy);
         swaps
             .create(&PostParams::default(), &swap)
             .await

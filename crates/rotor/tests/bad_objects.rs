@@ -5,47 +5,17 @@
 
 mod common;
 
-use std::process::Command;
 use std::time::Duration;
 
-use common::kubectl::{CLUSTER_YAML, Kubectl, Running, free_port, rotor, wait_for_file};
+use common::fleet::one_cluster;
+use common::kubectl::{CLUSTER_YAML, LIMIT, free_port, serve_sqlite};
+use common::process::stop;
 use k8s_openapi::api::events::v1::Event;
 use kube::ResourceExt;
 use kube::api::{Api, ListParams, Patch, PatchParams};
 use rotor_api::{Cluster, ShifterKind};
-use rotor_sim::{CloudConfig, Sim, SimConfig};
+use rotor_sim::{CloudConfig, SimConfig};
 use rotor_store::Store;
-
-/// `rotor serve` on `db` with `extra` flags; returns it and kubectl for it.
-fn serve(db: &std::path::Path, kc: &std::path::Path, extra: &[&str]) -> (Running, Kubectl) {
-    let (store, listen) = (
-        format!("sqlite:{}", db.display()),
-        format!("127.0.0.1:{}", free_port()),
-    );
-    let mut args = vec!["serve", "--store", &store, "--listen", &listen];
-    args.extend(["--kubeconfig-out", kc.to_str().expect("path")]);
-    args.extend_from_slice(extra);
-    let running = rotor(&args);
-    wait_for_file(kc);
-    (running, Kubectl::new(kc.to_path_buf()))
-}
-
-/// Stops `serve` with SIGTERM and waits for it, so the store file is free.
-fn stop(mut serve: Running) {
-    let status = Command::new("kill")
-        .args(["-TERM", &serve.0.id().to_string()])
-        .status()
-        .expect("kill runs");
-    assert!(status.success());
-    let deadline = std::time::Instant::now() + common::kubectl::LIMIT;
-    while serve.0.try_wait().expect("try_wait").is_none() {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "rotor serve did not stop"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
 
 /// Writes into the store at `db` a Cluster `broken` without `spec.provider`, built from the
 /// stored `prod-sim-a` (which it replaces), as no API server would accept it.
@@ -80,38 +50,25 @@ async fn an_undecodable_cluster_holds_back_no_other_and_is_reported() {
     let dir = tempfile::tempdir().expect("tempdir");
     let db = dir.path().join("rotor.db");
     // A first life stores a Cluster the ordinary way; it becomes the template of the bad one.
-    let (first, kubectl) = serve(&db, &dir.path().join("kc1"), &["--no-controllers"]);
+    let (mut first, kubectl) = serve_sqlite(&db, &dir.path().join("kc1"), &["--no-controllers"]);
     let yaml = dir.path().join("cluster.yaml");
     std::fs::write(&yaml, CLUSTER_YAML).expect("write");
     tokio::task::block_in_place(|| {
         kubectl.ok(&["apply", "-f", yaml.to_str().expect("path")]);
-        stop(first);
+        stop(&mut first, LIMIT, "rotor serve");
     });
     write_undecodable_cluster(&db).await;
 
     // The fleet: one Cluster the simulated cloud knows.
-    let sim = Sim::new(SimConfig {
+    let config = SimConfig {
         nodes: 1,
         cloud: CloudConfig {
             create_latency: Duration::from_millis(100),
             ..CloudConfig::default()
         },
         ..SimConfig::default()
-    });
-    let mut cluster = rotor_api::sample_fleet(1).remove(0);
-    cluster.spec.traffic.shifter = ShifterKind::Sim;
-    sim.add_cluster(&cluster.name_any(), 34)
-        .await
-        .expect("blue");
-    sim.cloud.adopt(&cluster.name_any(), 34);
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
-    let sim_url = format!("http://{}", listener.local_addr().expect("addr"));
-    let router = sim.router();
-    tokio::spawn(async move {
-        let _ = rotor_apiserver::http::serve(listener, router).await;
-    });
+    };
+    let (_sim, sim_url, cluster) = one_cluster(config, ShifterKind::Sim).await;
 
     // The second life, with controllers, over the store holding the bad Cluster.
     let kc = dir.path().join("kc2");
@@ -119,10 +76,8 @@ async fn an_undecodable_cluster_holds_back_no_other_and_is_reported() {
         format!("sim:{sim_url}"),
         format!("sim:127.0.0.1:{}", free_port()),
     );
-    let (_serve, _) = serve(&db, &kc, &["--provider", &provider, "--traffic", &traffic]);
-    let client = rotor::client_for(&std::fs::read_to_string(&kc).expect("kubeconfig"))
-        .await
-        .expect("client");
+    let (_serve, _) = serve_sqlite(&db, &kc, &["--provider", &provider, "--traffic", &traffic]);
+    let client = common::client_from(&kc).await;
     let clusters: Api<Cluster> = Api::all(client.clone());
     clusters
         .patch(
@@ -184,22 +139,12 @@ async fn an_undecodable_cluster_holds_back_no_other_and_is_reported() {
         message.contains("missing field `provider`"),
         "the condition names the field: {message}"
     );
-    let out = tokio::task::block_in_place(|| {
-        Command::new(env!("CARGO_BIN_EXE_rotor"))
-            .args([
-                "get",
-                "clusters",
-                "--kubeconfig",
-                kc.to_str().expect("path"),
-            ])
-            .output()
-            .expect("rotor get runs")
+
+    let kc = kc.to_str().expect("path");
+    let (ok, stdout, stderr) = tokio::task::block_in_place(|| {
+        common::process::run(&["get", "clusters", "--kubeconfig", kc])
     });
-    let (stdout, stderr) = (
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr),
-    );
-    assert!(out.status.success(), "rotor get clusters: {stderr}");
+    assert!(ok, "rotor get clusters: {stderr}");
     assert!(stdout.contains(&cluster.name_any()), "{stdout}");
     assert!(!stdout.contains("broken"), "{stdout}");
     assert!(

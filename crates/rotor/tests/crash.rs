@@ -6,17 +6,16 @@
 mod common;
 
 use std::net::SocketAddr;
-use std::process::{Child, Command, Stdio};
+use std::path::Path;
 use std::time::{Duration, Instant};
 
-use k8s_openapi::api::apps::v1::Deployment;
-use k8s_openapi::api::core::v1::{Namespace, Service};
+use common::fleet::{one_cluster_with_app, serve_router, swap};
+use common::kubectl::{Running, free_port};
+use common::process::{append_to, command};
 use kube::ResourceExt;
 use kube::api::{Api, Patch, PatchParams, PostParams};
-use rotor::rehearsal::{APP_NAME, APP_NAMESPACE, sample_app};
-use rotor_api::{
-    Cluster, ClusterSwap, ClusterSwapSpec, Phase, ShifterKind, SwapStrategy, SwapTarget,
-};
+use rotor::rehearsal::{APP_NAME, APP_NAMESPACE};
+use rotor_api::{Cluster, ClusterSwap, Phase, ShifterKind, SwapStrategy};
 use rotor_sim::{CloudConfig, Sim, SimConfig};
 use rotor_traffic::haproxy::{EndpointConfig, HaproxyProcess};
 use rotor_traffic::load::Load;
@@ -34,102 +33,95 @@ impl Rng {
     }
 }
 
-struct Serve {
-    child: Child,
+/// `rotor serve` with controllers on the SQLite file `store`, its log appended to `log` (every
+/// life adds to it), killed with SIGKILL when dropped.
+fn rotor_serve(
+    store: &Path,
+    listen: SocketAddr,
+    sim_url: &str,
+    traffic: &str,
+    log: &Path,
+) -> Running {
+    let (store, listen, provider) = (
+        format!("sqlite:{}", store.display()),
+        listen.to_string(),
+        format!("sim:{sim_url}"),
+    );
+    let child = command(&["serve", "--store", &store, "--listen", &listen])
+        .args(["--provider", &provider, "--traffic", traffic])
+        .env("ROTOR_LOG", "info")
+        .stderr(append_to(log))
+        .spawn()
+        .expect("rotor serve starts");
+    Running(child)
 }
 
-impl Serve {
-    fn start(
-        store: &std::path::Path,
-        listen: SocketAddr,
-        sim_url: &str,
-        traffic: &str,
-        log: &std::path::Path,
-    ) -> Self {
-        let log = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(log)
-            .expect("log file");
-        let child = Command::new(env!("CARGO_BIN_EXE_rotor"))
-            .args([
-                "serve",
-                "--store",
-                &format!("sqlite:{}", store.display()),
-                "--listen",
-                &listen.to_string(),
-                "--provider",
-                &format!("sim:{sim_url}"),
-                "--traffic",
-                traffic,
-            ])
-            .env("ROTOR_LOG", "info")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(log)
-            .spawn()
-            .expect("rotor serve starts");
-        Serve { child }
-    }
-
-    fn kill(mut self) {
-        let _ = self.child.kill(); // SIGKILL
-        let _ = self.child.wait();
-    }
+/// A loopback address free when asked.
+fn free_addr() -> SocketAddr {
+    SocketAddr::from(([127, 0, 0, 1], free_port()))
 }
 
-impl Drop for Serve {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_swap_survives_sigkill_of_the_control_plane_20_times() {
+/// A kill schedule's seed: the time, printed so that a failing run can be replayed.
+fn seed() -> u64 {
     let seed = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_nanos() as u64)
         .unwrap_or(1)
         | 1;
     eprintln!("kill schedule seed {seed}");
-    let mut rng = Rng(seed);
+    seed
+}
+
+/// Applies `cluster` once `rotor serve` answers (it may still be starting).
+async fn apply_cluster(clusters: &Api<Cluster>, cluster: &Cluster) {
+    common::eventually(Duration::from_secs(20), "a Cluster is applied", || async {
+        let mut c = cluster.clone();
+        c.metadata.managed_fields = None;
+        clusters
+            .patch(
+                &c.name_any(),
+                &PatchParams::apply("test").force(),
+                &Patch::Apply(&c),
+            )
+            .await
+            .ok()
+    })
+    .await;
+}
+
+/// A client of `rotor serve` once it wrote its kubeconfig to `path`.
+async fn client_once_written(path: &Path) -> kube::Client {
+    common::eventually(
+        Duration::from_secs(20),
+        "rotor serve writes its kubeconfig",
+        || async { path.exists().then_some(()) },
+    )
+    .await;
+    common::client_from(path).await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_swap_survives_sigkill_of_the_control_plane_20_times() {
+    let mut rng = Rng(seed());
     let dir = tempfile::tempdir().expect("tempdir");
 
     // The simulated fleet of one cluster, its cloud, and HAProxy in front of it.
-    let sim = Sim::new(SimConfig {
+    // The sample application runs in blue.
+    let config = SimConfig {
         nodes: 2,
         workload_ready_delay: Duration::from_millis(200),
         node_ready_delay: Duration::from_millis(100),
-        traffic_port: Some(
-            std::net::TcpListener::bind("127.0.0.1:0")
-                .and_then(|l| l.local_addr())
-                .expect("port")
-                .port(),
-        ),
+        traffic_port: Some(free_port()),
         cloud: CloudConfig {
             create_latency: Duration::from_millis(1500),
             delete_latency: Duration::from_millis(500),
             ..CloudConfig::default()
         },
         ..SimConfig::default()
-    });
-    let mut cluster = rotor_api::sample_fleet(1).remove(0);
-    cluster.spec.traffic.shifter = ShifterKind::Haproxy;
+    };
+    let (sim, sim_url, cluster) = one_cluster_with_app(config, ShifterKind::Haproxy).await;
     let name = cluster.name_any();
-    sim.add_cluster(&name, 34).await.expect("blue");
-    sim.cloud.adopt(&name, 34);
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
-    let sim_url = format!("http://{}", listener.local_addr().expect("addr"));
-    let router = sim.router();
-    tokio::spawn(async move {
-        let _ = rotor_apiserver::http::serve(listener, router).await;
-    });
-    let frontend: SocketAddr = std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("port");
+    let frontend = free_addr();
     let haproxy = HaproxyProcess::start(
         &[EndpointConfig::new(&cluster.spec.traffic.endpoint, frontend).expect("endpoint")],
         Duration::from_secs(10),
@@ -137,62 +129,17 @@ async fn a_swap_survives_sigkill_of_the_control_plane_20_times() {
     .await
     .expect("haproxy starts");
 
-    // The sample application in blue.
-    let member = rotor::client_for(&sim.kubeconfig(&name, &sim_url).expect("kubeconfig"))
-        .await
-        .expect("member client");
-    let (ns, deploy, svc) = sample_app();
-    let pp = PatchParams::apply("test");
-    Api::<Namespace>::all(member.clone())
-        .patch(APP_NAMESPACE, &pp, &Patch::Apply(&ns))
-        .await
-        .expect("namespace");
-    Api::<Deployment>::namespaced(member.clone(), APP_NAMESPACE)
-        .patch(APP_NAME, &pp, &Patch::Apply(&deploy))
-        .await
-        .expect("deployment");
-    Api::<Service>::namespaced(member, APP_NAMESPACE)
-        .patch(APP_NAME, &pp, &Patch::Apply(&svc))
-        .await
-        .expect("service");
-
     // rotor serve, the first life.
     let store = dir.path().join("rotor.db");
     let log = dir.path().join("serve.log");
-    let listen: SocketAddr = std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("port");
+    let listen = free_addr();
     let traffic = format!("haproxy:{}", haproxy.socket_path().display());
-    let start = || Serve::start(&store, listen, &sim_url, &traffic, &log);
+    let start = || rotor_serve(&store, listen, &sim_url, &traffic, &log);
     let mut serve = start();
-    let kubeconfig_path = dir.path().join("rotor.db.kubeconfig");
-    common::eventually(
-        Duration::from_secs(20),
-        "rotor serve writes its kubeconfig",
-        || async { kubeconfig_path.exists().then_some(()) },
-    )
-    .await;
-    let kubeconfig = std::fs::read_to_string(&kubeconfig_path).expect("kubeconfig");
-    let client = rotor::client_for(&kubeconfig).await.expect("client");
+    let client = client_once_written(&dir.path().join("rotor.db.kubeconfig")).await;
     let clusters: Api<Cluster> = Api::all(client.clone());
     let swaps: Api<ClusterSwap> = Api::all(client.clone());
-    common::eventually(
-        Duration::from_secs(20),
-        "the Cluster is applied",
-        || async {
-            let mut c = cluster.clone();
-            c.metadata.managed_fields = None;
-            clusters
-                .patch(
-                    &name,
-                    &PatchParams::apply("test").force(),
-                    &Patch::Apply(&c),
-                )
-                .await
-                .ok()
-        },
-    )
-    .await;
+    apply_cluster(&clusters, &cluster).await;
 
     // The app answers through HAProxy once the Cluster controller attached blue.
     let url = format!("http://{frontend}/{APP_NAMESPACE}/{APP_NAME}");
@@ -209,25 +156,13 @@ async fn a_swap_survives_sigkill_of_the_control_plane_20_times() {
     .await;
     let load = Load::start(vec![url.clone()], 4, Duration::from_secs(5));
 
-    let swap = ClusterSwap::new(
-        "crash-upgrade",
-        ClusterSwapSpec {
-            cluster_ref: name.clone(),
-            target: SwapTarget {
-                kubernetes_version: Some("1.35.0".into()),
-                ..Default::default()
-            },
-            strategy: SwapStrategy {
-                traffic_steps: vec![25, 100],
-                bake_seconds: 2,
-                blue_retention_seconds: 6,
-                ..Default::default()
-            },
-            paused: false,
-            rollback: false,
-            hold_before_traffic: false,
-        },
-    );
+    let strategy = SwapStrategy {
+        traffic_steps: vec![25, 100],
+        bake_seconds: 2,
+        blue_retention_seconds: 6,
+        ..Default::default()
+    };
+    let swap = swap("crash-upgrade", &name, "1.35.0", strategy);
     swaps
         .create(&PostParams::default(), &swap)
         .await
@@ -251,7 +186,7 @@ async fn a_swap_survives_sigkill_of_the_control_plane_20_times() {
             kills_mid_swap += 1;
         }
         phases_at_kill.push(phase);
-        serve.kill();
+        drop(serve); // SIGKILL
         tokio::time::sleep(Duration::from_millis(rng.below(200))).await;
         serve = start();
     }
@@ -310,7 +245,7 @@ async fn a_swap_survives_sigkill_of_the_control_plane_20_times() {
         .status
         .unwrap_or_default();
     assert_eq!(c.active_instance.as_deref(), Some(green.as_str()));
-    serve.kill();
+    drop(serve);
 }
 
 fn tail(path: &std::path::Path) -> String {
@@ -325,24 +260,13 @@ fn tail(path: &std::path::Path) -> String {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_rollout_survives_sigkill_of_the_control_plane_without_starting_a_swap_twice() {
     use rotor_api::{Rollout, RolloutPhase};
-    let seed = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_nanos() as u64)
-        .unwrap_or(1)
-        | 1;
-    eprintln!("kill schedule seed {seed}");
-    let mut rng = Rng(seed);
+    let mut rng = Rng(seed());
     let dir = tempfile::tempdir().expect("tempdir");
     let sim = Sim::new(SimConfig {
         nodes: 1,
         workload_ready_delay: Duration::from_millis(100),
         node_ready_delay: Duration::from_millis(50),
-        traffic_port: Some(
-            std::net::TcpListener::bind("127.0.0.1:0")
-                .and_then(|l| l.local_addr())
-                .expect("port")
-                .port(),
-        ),
+        traffic_port: Some(free_port()),
         cloud: CloudConfig {
             create_latency: Duration::from_millis(300),
             delete_latency: Duration::from_millis(100),
@@ -355,49 +279,17 @@ async fn a_rollout_survives_sigkill_of_the_control_plane_without_starting_a_swap
         sim.add_cluster(&c.name_any(), 34).await.expect("blue");
         sim.cloud.adopt(&c.name_any(), 34);
     }
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
-    let sim_url = format!("http://{}", listener.local_addr().expect("addr"));
-    let router = sim.router();
-    tokio::spawn(async move {
-        let _ = rotor_apiserver::http::serve(listener, router).await;
-    });
+    let sim_url = serve_router(sim.router()).await;
     let store = dir.path().join("rotor.db");
     let log = dir.path().join("serve.log");
-    let listen: SocketAddr = std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("port");
-    let router_addr: SocketAddr = std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("port");
+    let (listen, router_addr) = (free_addr(), free_addr());
     let traffic = format!("sim:{router_addr}");
-    let start = || Serve::start(&store, listen, &sim_url, &traffic, &log);
+    let start = || rotor_serve(&store, listen, &sim_url, &traffic, &log);
     let mut serve = start();
-    let kubeconfig_path = dir.path().join("rotor.db.kubeconfig");
-    common::eventually(
-        Duration::from_secs(20),
-        "rotor serve writes its kubeconfig",
-        || async { kubeconfig_path.exists().then_some(()) },
-    )
-    .await;
-    let kubeconfig = std::fs::read_to_string(&kubeconfig_path).expect("kubeconfig");
-    let client = rotor::client_for(&kubeconfig).await.expect("client");
+    let client = client_once_written(&dir.path().join("rotor.db.kubeconfig")).await;
     let clusters: Api<Cluster> = Api::all(client.clone());
     for c in &fleet {
-        common::eventually(Duration::from_secs(20), "a Cluster is applied", || async {
-            let mut c = c.clone();
-            c.metadata.managed_fields = None;
-            clusters
-                .patch(
-                    &c.name_any(),
-                    &PatchParams::apply("test").force(),
-                    &Patch::Apply(&c),
-                )
-                .await
-                .ok()
-        })
-        .await;
+        apply_cluster(&clusters, c).await;
     }
     let mut rollout = rotor_api::sample_rollout("crash-rollout", "1.35.0");
     rollout.spec.max_concurrent_swaps = 2;
@@ -431,7 +323,7 @@ async fn a_rollout_survives_sigkill_of_the_control_plane_without_starting_a_swap
             tail(&log)
         );
         if kills < 15 {
-            serve.kill();
+            drop(serve); // SIGKILL
             kills += 1;
             tokio::time::sleep(Duration::from_millis(rng.below(200))).await;
             serve = start();
@@ -457,5 +349,5 @@ async fn a_rollout_survives_sigkill_of_the_control_plane_without_starting_a_swap
     remaining.sort();
     greens.sort();
     assert_eq!(remaining, greens, "orphan or missing instances");
-    serve.kill();
+    drop(serve);
 }

@@ -52,13 +52,7 @@ async fn a_missed_node_change_reaches_the_cluster_status_after_the_resync() {
                 next.run(req)
             },
         ));
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("bind");
-        let sim_url = format!("http://{}", listener.local_addr().expect("addr"));
-        tokio::spawn(async move {
-            let _ = rotor_apiserver::http::serve(listener, router).await;
-        });
+        let sim_url = common::fleet::serve_router(router).await;
 
         // The control plane and the controllers, discovery with a short resync.
         let cp = common::start(Arc::new(rotor_store::memory::MemoryStore::default())).await;

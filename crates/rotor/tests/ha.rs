@@ -6,10 +6,10 @@
 mod common;
 
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::kubectl::{free_port, wait_for_file};
+use common::kubectl::{Running, free_port, wait_for_file};
+use common::process::{command, run, sigterm};
 use k8s_openapi::api::coordination::v1::Lease;
 use kube::Api;
 
@@ -18,19 +18,12 @@ const LEASE_SECONDS: u64 = 3;
 
 /// A `rotor serve` process: its identity in the election, and its admin kubeconfig.
 struct Serve {
-    child: Child,
+    child: Running,
     identity: String,
     /// `127.0.0.1:PORT`.
     server: String,
     kubeconfig: PathBuf,
     log: PathBuf,
-}
-
-impl Drop for Serve {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
 }
 
 impl Serve {
@@ -43,14 +36,12 @@ impl Serve {
         let kubeconfig = dir.join(format!("{name}.kubeconfig"));
         let log = dir.join(format!("{name}.log"));
         let server = format!("127.0.0.1:{}", free_port());
-        let child = Command::new(env!("CARGO_BIN_EXE_rotor"))
-            .args(["serve", "--store", &format!("etcd:{etcd}")])
-            .args(["--listen", &server])
+        let store = format!("etcd:{etcd}");
+        let child = command(&["serve", "--store", &store, "--listen", &server])
             .args(["--kubeconfig-out", kubeconfig.to_str().expect("path")])
             .args(["--lease-duration-seconds", &LEASE_SECONDS.to_string()])
             .args(extra)
             .env("ROTOR_LOG", "rotor_controllers::leader=info")
-            .stdout(Stdio::null())
             .stderr(std::fs::File::create(&log).expect("log"))
             .spawn()
             .expect("rotor serve starts");
@@ -61,7 +52,7 @@ impl Serve {
             .expect("identity")
             .to_string();
         Serve {
-            child,
+            child: Running(child),
             identity,
             server,
             kubeconfig,
@@ -98,11 +89,7 @@ impl Serve {
     }
 
     fn terminate(&self) {
-        let status = Command::new("kill")
-            .args(["-TERM", &self.child.id().to_string()])
-            .status()
-            .expect("kill");
-        assert!(status.success());
+        sigterm(&self.child.0);
     }
 }
 
@@ -143,8 +130,7 @@ async fn holder(leases: &Api<Lease>, want: Option<&str>, limit: Duration) -> Str
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn one_control_plane_leads_and_another_takes_over() {
-    let Some(etcd) = common::etcd_process("one_control_plane_leads_and_another_takes_over").await
-    else {
+    let Some(etcd) = common::etcd_process().await else {
         return;
     };
     let dir = tempfile::tempdir().expect("tempdir");
@@ -163,15 +149,10 @@ async fn one_control_plane_leads_and_another_takes_over() {
             .to_string()
     };
     assert_eq!(token(&a.kubeconfig), token(&b.kubeconfig));
-    let printed = Command::new(env!("CARGO_BIN_EXE_rotor"))
-        .args(["kubeconfig", "--store", &format!("etcd:{}", etcd.url)])
-        .args(["--server", &b.server])
-        .output()
-        .expect("rotor kubeconfig");
-    assert!(printed.status.success(), "{printed:?}");
-    let from_cli: kube::Client = rotor::client_for(&String::from_utf8_lossy(&printed.stdout))
-        .await
-        .expect("client");
+    let store = format!("etcd:{}", etcd.url);
+    let (ok, printed, err) = run(&["kubeconfig", "--store", &store, "--server", &b.server]);
+    assert!(ok, "rotor kubeconfig: {err}");
+    let from_cli: kube::Client = rotor::client_for(&printed).await.expect("client");
     Api::<Lease>::namespaced(from_cli, "kube-system")
         .get("rotor-controllers")
         .await
@@ -374,9 +355,7 @@ impl Link {
 /// starts after the old leader stopped — and the new leader resumes it from its checkpoint.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_leader_cut_off_from_etcd_stops_before_another_takes_over() {
-    let Some(etcd) =
-        common::etcd_process("a_leader_cut_off_from_etcd_stops_before_another_takes_over").await
-    else {
+    let Some(etcd) = common::etcd_process().await else {
         return;
     };
     let fleet = MigratingFleet::start().await;

@@ -536,7 +536,7 @@ macro_rules! on_both_backends {
             $(
                 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
                 async fn $name() {
-                    let Some(etcd) = crate::common::etcd_process(stringify!($name)).await else { return };
+                    let Some(etcd) = crate::common::etcd_process().await else { return };
                     let s = crate::common::start(crate::common::etcd(&etcd.url).await).await;
                     super::$name(s.client.clone()).await;
                 }
@@ -645,9 +645,7 @@ async fn watcher_relists_after_410() {
 /// watched through the other — and the objects outlive both.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn etcd_is_shared_by_control_planes_and_outlives_them() {
-    let Some(etcd) =
-        common::etcd_process("etcd_is_shared_by_control_planes_and_outlives_them").await
-    else {
+    let Some(etcd) = common::etcd_process().await else {
         return;
     };
     let a = common::start(common::etcd(&etcd.url).await).await;

@@ -5,7 +5,7 @@ mod common;
 
 use std::io::{BufRead, BufReader};
 use std::path::Path;
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use common::kubectl::{CLUSTER_YAML, Kubectl, LIMIT, Running, free_port, start_serve, start_sim};
@@ -367,8 +367,7 @@ fn apply_cluster(k: &Kubectl, dir: &Path) {
 #[test]
 fn kubectl_against_rotor_serve_on_etcd() {
     let runtime = tokio::runtime::Runtime::new().expect("runtime");
-    let Some(etcd) = runtime.block_on(common::etcd_process("kubectl_against_rotor_serve_on_etcd"))
-    else {
+    let Some(etcd) = runtime.block_on(common::etcd_process()) else {
         return;
     };
     let dir = tempfile::tempdir().expect("tempdir");
@@ -418,13 +417,11 @@ fn kubectl_against_rotor_serve_and_restart() {
     };
     assert_eq!(c["spec"]["region"], "us-east-1");
     // `rotor kubeconfig` prints a working kubeconfig for the same server.
-    let printed = Command::new(env!("CARGO_BIN_EXE_rotor"))
-        .args(["kubeconfig", "--store", &store, "--server", &listen])
-        .output()
-        .expect("rotor kubeconfig");
-    assert!(printed.status.success());
+    let (ok, printed, err) =
+        common::process::run(&["kubeconfig", "--store", &store, "--server", &listen]);
+    assert!(ok, "rotor kubeconfig: {err}");
     let kc2 = dir.path().join("printed.kubeconfig");
-    std::fs::write(&kc2, &printed.stdout).expect("write");
+    std::fs::write(&kc2, printed).expect("write");
     let k2 = Kubectl::new(kc2);
     assert!(k2.ok(&["get", "clusters.rotor.dev"]).contains("prod-sim-a"));
 }

@@ -5,72 +5,32 @@
 mod common;
 
 use std::path::Path;
-use std::process::{Child, Command, ExitStatus, Stdio};
-use std::time::{Duration, Instant};
+use std::process::Stdio;
+use std::time::Duration;
 
-use common::kubectl::{CLUSTER_YAML, Kubectl, Running, free_port, rotor, start_sim, wait_for_file};
-use k8s_openapi::api::apps::v1::Deployment;
-use k8s_openapi::api::core::v1::{Namespace, Service};
+use common::fleet::{one_cluster_with_app, swap};
+use common::kubectl::{CLUSTER_YAML, Kubectl, Running, free_port, serve_sqlite, start_sim};
+use common::process::{command, exit_within, stop};
 use kube::ResourceExt;
 use kube::api::{Api, Patch, PatchParams, PostParams};
-use rotor::rehearsal::{APP_NAME, APP_NAMESPACE, sample_app};
-use rotor_api::{ClusterSwap, ClusterSwapSpec, Phase, ShifterKind, SwapStrategy, SwapTarget};
-use rotor_sim::{CloudConfig, Sim, SimConfig};
+use rotor_api::{ClusterSwap, Phase, ShifterKind, SwapStrategy};
+use rotor_sim::{CloudConfig, SimConfig};
 
 /// The grace the tests configure; a process must be gone within it plus [`MARGIN`].
 const GRACE_SECONDS: u64 = 4;
 /// Process teardown after the grace (runtime drop, exit): generous, yet far below "never".
 const MARGIN: Duration = Duration::from_secs(4);
 
-fn sigterm(child: &Child) {
-    let status = Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()
-        .expect("kill runs");
-    assert!(status.success(), "kill -TERM {}", child.id());
-}
-
-/// Waits for `child` to exit, failing the test after `within`.
-fn exit_within(child: &mut Child, within: Duration, what: &str) -> ExitStatus {
-    let deadline = Instant::now() + within;
-    loop {
-        if let Some(status) = child.try_wait().expect("try_wait") {
-            return status;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "{what} still running {within:?} after SIGTERM"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
-
 fn bound() -> Duration {
     Duration::from_secs(GRACE_SECONDS) + MARGIN
 }
 
-/// `rotor serve` on `store` with the test grace; returns it and kubectl for it.
-fn serve(store: &Path, kc: &Path, extra: &[&str]) -> (Running, Kubectl) {
-    let (listen, grace, store) = (
-        format!("127.0.0.1:{}", free_port()),
-        GRACE_SECONDS.to_string(),
-        format!("sqlite:{}", store.display()),
-    );
-    let mut args = vec![
-        "serve",
-        "--store",
-        &store,
-        "--listen",
-        &listen,
-        "--kubeconfig-out",
-        kc.to_str().expect("path"),
-        "--shutdown-grace-seconds",
-        &grace,
-    ];
+/// `rotor serve` on the SQLite file `db` with the test grace; returns it and kubectl for it.
+fn serve(db: &Path, kc: &Path, extra: &[&str]) -> (Running, Kubectl) {
+    let grace = GRACE_SECONDS.to_string();
+    let mut args = vec!["--shutdown-grace-seconds", &grace];
     args.extend_from_slice(extra);
-    let running = rotor(&args);
-    wait_for_file(kc);
-    (running, Kubectl::new(kc.to_path_buf()))
+    serve_sqlite(db, kc, &args)
 }
 
 /// `kubectl get … -w -o name` running, returned once it printed `first_line` (it listed; the
@@ -103,8 +63,7 @@ fn sigterm_stops_serve_with_a_watch_attached_within_the_grace() {
     std::fs::write(&cluster, CLUSTER_YAML).expect("write");
     kubectl.ok(&["apply", "-f", cluster.to_str().expect("path")]);
     let _watch = watching(&kubectl, &["clusters"], "cluster.rotor.dev/prod-sim-a");
-    sigterm(&server.0);
-    let status = exit_within(&mut server.0, bound(), "rotor serve");
+    let status = stop(&mut server, bound(), "rotor serve");
     assert!(status.success(), "rotor serve exited with {status}");
 }
 
@@ -114,8 +73,7 @@ fn sigterm_stops_sim_with_a_watch_attached_within_the_grace() {
     let grace = GRACE_SECONDS.to_string();
     let (mut sim, kubectl) = start_sim(dir.path(), 1, &["--shutdown-grace-seconds", &grace]);
     let _watch = watching(&kubectl, &["namespaces", "default"], "namespace/default");
-    sigterm(&sim.0);
-    let status = exit_within(&mut sim.0, bound(), "rotor sim");
+    let status = stop(&mut sim, bound(), "rotor sim");
     assert!(status.success(), "rotor sim exited with {status}");
 }
 
@@ -124,10 +82,11 @@ fn a_second_serve_on_the_same_sqlite_file_refuses_until_the_first_is_gone() {
     let dir = tempfile::tempdir().expect("tempdir");
     let db = dir.path().join("rotor.db");
     let (mut first, _) = serve(&db, &dir.path().join("kc1"), &["--no-controllers"]);
-    let second = Command::new(env!("CARGO_BIN_EXE_rotor"))
-        .args(["serve", "--store", &format!("sqlite:{}", db.display())])
-        .args(["--listen", &format!("127.0.0.1:{}", free_port())])
-        .stdout(Stdio::null())
+    let (store, listen) = (
+        format!("sqlite:{}", db.display()),
+        format!("127.0.0.1:{}", free_port()),
+    );
+    let second = command(&["serve", "--store", &store, "--listen", &listen])
         .stderr(Stdio::piped())
         .spawn()
         .expect("rotor starts");
@@ -147,8 +106,7 @@ fn a_second_serve_on_the_same_sqlite_file_refuses_until_the_first_is_gone() {
         "the refusal names the file and the holder: {stderr}"
     );
 
-    sigterm(&first.0);
-    assert!(exit_within(&mut first.0, bound(), "rotor serve").success());
+    assert!(stop(&mut first, bound(), "rotor serve").success());
     let (_again, kubectl) = serve(&db, &dir.path().join("kc2"), &["--no-controllers"]);
     kubectl.ok(&["get", "namespaces", "default"]);
 }
@@ -156,8 +114,8 @@ fn a_second_serve_on_the_same_sqlite_file_refuses_until_the_first_is_gone() {
 /// A fleet of one Cluster in an in-process simulator, the sample app in it, served over HTTP.
 async fn sim_with_app(
     workload_ready_delay: Duration,
-) -> (std::sync::Arc<Sim>, String, rotor_api::Cluster) {
-    let sim = Sim::new(SimConfig {
+) -> (std::sync::Arc<rotor_sim::Sim>, String, rotor_api::Cluster) {
+    let config = SimConfig {
         nodes: 1,
         workload_ready_delay,
         node_ready_delay: Duration::from_millis(50),
@@ -167,38 +125,8 @@ async fn sim_with_app(
             ..CloudConfig::default()
         },
         ..SimConfig::default()
-    });
-    let mut cluster = rotor_api::sample_fleet(1).remove(0);
-    cluster.spec.traffic.shifter = ShifterKind::Sim;
-    let name = cluster.name_any();
-    sim.add_cluster(&name, 34).await.expect("blue");
-    sim.cloud.adopt(&name, 34);
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
-    let url = format!("http://{}", listener.local_addr().expect("addr"));
-    let router = sim.router();
-    tokio::spawn(async move {
-        let _ = rotor_apiserver::http::serve(listener, router).await;
-    });
-    let member = rotor::client_for(&sim.kubeconfig(&name, &url).expect("kubeconfig"))
-        .await
-        .expect("member client");
-    let (ns, deploy, svc) = sample_app();
-    let pp = PatchParams::apply("test");
-    Api::<Namespace>::all(member.clone())
-        .patch(APP_NAMESPACE, &pp, &Patch::Apply(&ns))
-        .await
-        .expect("namespace");
-    Api::<Deployment>::namespaced(member.clone(), APP_NAMESPACE)
-        .patch(APP_NAME, &pp, &Patch::Apply(&deploy))
-        .await
-        .expect("deployment");
-    Api::<Service>::namespaced(member, APP_NAMESPACE)
-        .patch(APP_NAME, &pp, &Patch::Apply(&svc))
-        .await
-        .expect("service");
-    (sim, url, cluster)
+    };
+    one_cluster_with_app(config, ShifterKind::Sim).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -216,28 +144,18 @@ async fn sigterm_stops_serve_with_controllers_mid_swap_within_the_grace() {
         &kc,
         &["--provider", &provider, "--traffic", &traffic],
     );
-    let client = rotor::client_for(&std::fs::read_to_string(&kc).expect("kubeconfig"))
-        .await
-        .expect("client");
+    let client = common::client_from(&kc).await;
     let pp = PatchParams::apply("test");
     Api::<rotor_api::Cluster>::all(client.clone())
         .patch(&cluster.name_any(), &pp, &Patch::Apply(&cluster))
         .await
         .expect("cluster applied");
     let swaps: Api<ClusterSwap> = Api::all(client);
-    let swap = ClusterSwap::new(
+    let swap = swap(
         "mid-swap",
-        ClusterSwapSpec {
-            cluster_ref: cluster.name_any(),
-            target: SwapTarget {
-                kubernetes_version: Some("1.35.0".into()),
-                ..Default::default()
-            },
-            strategy: SwapStrategy::default(),
-            paused: false,
-            rollback: false,
-            hold_before_traffic: false,
-        },
+        &cluster.name_any(),
+        "1.35.0",
+        SwapStrategy::default(),
     );
     swaps
         .create(&PostParams::default(), &swap)
@@ -257,7 +175,6 @@ async fn sigterm_stops_serve_with_controllers_mid_swap_within_the_grace() {
     )
     .await;
     eprintln!("SIGTERM in phase {phase:?}");
-    sigterm(&server.0);
-    let status = tokio::task::block_in_place(|| exit_within(&mut server.0, bound(), "rotor serve"));
+    let status = tokio::task::block_in_place(|| stop(&mut server, bound(), "rotor serve"));
     assert!(status.success(), "rotor serve exited with {status}");
 }

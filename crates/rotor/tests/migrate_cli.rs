@@ -1,24 +1,16 @@
 //! `rotor migrate plan|preflight|diff|apply` as an operator runs them, against two simulated clusters.
 
+mod common;
+
 use std::time::Duration;
 
+use common::fleet::{apply_sample_app, serve_router};
+use common::process::run as rotor;
 use k8s_openapi::api::apps::v1::Deployment;
-use k8s_openapi::api::core::v1::{Namespace, Secret, Service};
+use k8s_openapi::api::core::v1::{Namespace, Secret};
 use kube::api::{Api, Patch, PatchParams};
-use rotor::rehearsal::{APP_NAME, APP_NAMESPACE, sample_app};
+use rotor::rehearsal::{APP_NAME, APP_NAMESPACE};
 use rotor_sim::{Sim, SimConfig};
-
-fn rotor(args: &[&str]) -> (bool, String, String) {
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_rotor"))
-        .args(args)
-        .output()
-        .expect("rotor runs");
-    (
-        out.status.success(),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn migrate_plan_and_apply_between_two_clusters() {
@@ -28,14 +20,7 @@ async fn migrate_plan_and_apply_between_two_clusters() {
     });
     sim.add_cluster("blue", 34).await.expect("blue");
     sim.add_cluster("green", 35).await.expect("green");
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
-    let url = format!("http://{}", listener.local_addr().expect("addr"));
-    let router = sim.router();
-    tokio::spawn(async move {
-        let _ = rotor_apiserver::http::serve(listener, router).await;
-    });
+    let url = serve_router(sim.router()).await;
     let dir = tempfile::tempdir().expect("tempdir");
     sim.write_kubeconfigs(dir.path(), &url)
         .expect("kubeconfigs");
@@ -44,20 +29,8 @@ async fn migrate_plan_and_apply_between_two_clusters() {
     let blue = rotor::client_for(&std::fs::read_to_string(&blue_cfg).expect("read"))
         .await
         .expect("client");
-    let (ns, deploy, svc) = sample_app();
+    apply_sample_app(&blue).await;
     let pp = PatchParams::apply("test");
-    Api::<Namespace>::all(blue.clone())
-        .patch(APP_NAMESPACE, &pp, &Patch::Apply(&ns))
-        .await
-        .expect("ns");
-    Api::<Deployment>::namespaced(blue.clone(), APP_NAMESPACE)
-        .patch(APP_NAME, &pp, &Patch::Apply(&deploy))
-        .await
-        .expect("deployment");
-    Api::<Service>::namespaced(blue.clone(), APP_NAMESPACE)
-        .patch(APP_NAME, &pp, &Patch::Apply(&svc))
-        .await
-        .expect("service");
     let secret: Secret = serde_json::from_value(serde_json::json!({
         "apiVersion": "v1", "kind": "Secret",
         "metadata": {"name": "creds", "namespace": APP_NAMESPACE},
@@ -190,14 +163,7 @@ async fn preflight_names_what_the_target_release_cannot_take() {
         .expect("blue")
         .server
         .clone();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
-    let url = format!("http://{}", listener.local_addr().expect("addr"));
-    let router = sim.router();
-    tokio::spawn(async move {
-        let _ = rotor_apiserver::http::serve(listener, router).await;
-    });
+    let url = serve_router(sim.router()).await;
     let dir = tempfile::tempdir().expect("tempdir");
     let put = |plural: &'static str, obj: serde_json::Value| {
         let server = blue_server.clone();

@@ -7,37 +7,11 @@
 
 mod common;
 
-use std::time::Duration;
-
+use common::send;
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::api::{Api, PostParams};
 use kube::core::Status;
 use serde_json::{Value, json};
-
-const LIMIT: Duration = Duration::from_secs(10);
-
-async fn send(
-    c: &kube::Client,
-    method: &str,
-    uri: &str,
-    ct: &str,
-    body: &Value,
-) -> Result<Value, Box<Status>> {
-    let req = http::Request::builder()
-        .method(method)
-        .uri(uri)
-        .header("content-type", ct)
-        .body(serde_json::to_vec(body).expect("body"))
-        .expect("request");
-    match tokio::time::timeout(LIMIT, c.request::<Value>(req))
-        .await
-        .expect("bounded")
-    {
-        Ok(v) => Ok(v),
-        Err(kube::Error::Api(status)) => Err(status),
-        Err(other) => panic!("{method} {uri}: {other}"),
-    }
-}
 
 /// The one cause of a 422 refusal: (field, reason, message).
 fn cause(e: Box<Status>) -> (String, String, String) {
@@ -152,14 +126,7 @@ async fn cel_rules_refuse_with_their_message_field_and_reason() {
     );
     assert_eq!(m, "Invalid value: \"object\": mode off is not allowed");
     for name in ["a", "b", "c", "d"] {
-        let got = send(
-            c,
-            "GET",
-            &format!("{base}/{name}"),
-            "application/json",
-            &json!({}),
-        )
-        .await;
+        let got = common::get(c, &format!("{base}/{name}")).await;
         assert_eq!(got.expect_err("not written").code, 404);
     }
 

@@ -8,37 +8,12 @@
 
 mod common;
 
-use std::time::Duration;
-
+use common::send;
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::api::{Api, PostParams};
-use kube::core::Status;
 use serde_json::{Value, json};
 
-const LIMIT: Duration = Duration::from_secs(10);
 const LEVELS: [&str; 3] = ["Ignore", "Warn", "Strict"];
-
-/// Sends one request; `Ok` with the object, or the Status the server refused it with.
-async fn send(
-    client: &kube::Client,
-    method: &str,
-    uri: &str,
-    content_type: &str,
-    body: &Value,
-) -> Result<Value, Box<Status>> {
-    let req = http::Request::builder()
-        .method(method)
-        .uri(uri)
-        .header("content-type", content_type)
-        .body(serde_json::to_vec(body).expect("body"))
-        .expect("request");
-    let call = client.request::<Value>(req);
-    match tokio::time::timeout(LIMIT, call).await.expect("bounded") {
-        Ok(v) => Ok(v),
-        Err(kube::Error::Api(status)) => Err(status),
-        Err(other) => panic!("{method} {uri}: {other}"),
-    }
-}
 
 const CM_TYPE_ERROR: &str = "ConfigMap in version \"v1\" cannot be handled as a ConfigMap: json: \
     cannot unmarshal number into Go struct field ConfigMap.data of type string";
@@ -70,14 +45,7 @@ async fn a_type_error_in_a_built_in_kind_is_refused_at_every_level_on_every_path
             "apply {level}"
         );
     }
-    let e = send(
-        c,
-        "GET",
-        &format!("{base}/cfg"),
-        "application/json",
-        &json!({}),
-    )
-    .await;
+    let e = common::get(c, &format!("{base}/cfg")).await;
     assert_eq!(e.expect_err("nothing was written").code, 404);
 
     // On an existing object: update and every patch type are refused, the object unchanged.
@@ -115,9 +83,7 @@ async fn a_type_error_in_a_built_in_kind_is_refused_at_every_level_on_every_path
             );
         }
     }
-    let now = send(c, "GET", &one, "application/json", &json!({}))
-        .await
-        .expect("get");
+    let now = common::get(c, &one).await.expect("get");
     assert_eq!(now["data"], json!({"port": "80"}));
 
     // The innermost Go struct and the field path of struct fields, as Go's decoder names them.
@@ -395,14 +361,7 @@ async fn custom_resources_breaking_a_schema_keyword_get_422_naming_the_field() {
                 e.message
             );
         }
-        let got = send(
-            c,
-            "GET",
-            &format!("{base}/{name}"),
-            "application/json",
-            &json!({}),
-        )
-        .await;
+        let got = common::get(c, &format!("{base}/{name}")).await;
         assert_eq!(got.expect_err("not written").code, 404, "{keyword}");
     }
 
@@ -451,9 +410,7 @@ async fn custom_resources_breaking_a_schema_keyword_get_422_naming_the_field() {
     )
     .await;
     assert_eq!(e.expect_err("patch").code, 422);
-    let now = send(c, "GET", &uri, "application/json", &json!({}))
-        .await
-        .expect("get");
+    let now = common::get(c, &uri).await.expect("get");
     assert_eq!(now["spec"]["color"], "red");
 }
 

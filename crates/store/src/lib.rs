@@ -11,7 +11,6 @@ use async_trait::async_trait;
 use bytes::Bytes;
 
 pub mod etcd;
-pub mod etcd_process;
 pub mod file_lock;
 mod hub;
 pub mod memory;

@@ -6,10 +6,10 @@ use std::time::Duration;
 use bytes::Bytes;
 
 use crate::etcd::EtcdStore;
-use crate::etcd_process::{EtcdProcess, find_etcd};
 use crate::memory::MemoryStore;
 use crate::sqlite::SqliteStore;
 use crate::{DynStore, StoreError, WatchEvent};
+use rotor_test_support::etcd::{self, EtcdProcess};
 
 const LIMIT: Duration = Duration::from_secs(5);
 
@@ -19,16 +19,8 @@ fn b(s: &str) -> Bytes {
 
 /// A fresh etcd and a store on it; `None` (the test is skipped) where etcd is not installed,
 /// except in CI, where the test script installs it and a missing etcd is a failure.
-async fn etcd_store(test: &str) -> Option<(EtcdProcess, EtcdStore)> {
-    let Some(binary) = find_etcd() else {
-        assert!(
-            std::env::var_os("CI").is_none(),
-            "{test}: etcd is not installed (scripts/install-test-deps.sh installs it)"
-        );
-        eprintln!("SKIPPED {test}: etcd is not installed (apt-get install -y etcd-server)");
-        return None;
-    };
-    let etcd = EtcdProcess::start(&binary).await.expect("etcd starts");
+async fn etcd_store() -> Option<(EtcdProcess, EtcdStore)> {
+    let etcd = etcd::for_test().await?;
     let store = EtcdStore::connect(std::slice::from_ref(&etcd.url), "/rotor")
         .await
         .expect("connect");
@@ -187,7 +179,7 @@ macro_rules! suite {
         }
         mod etcd_backend {
             $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)] async fn $name() {
-                let Some((_etcd, store)) = super::etcd_store(stringify!($name)).await else { return };
+                let Some((_etcd, store)) = super::etcd_store().await else { return };
                 super::$name(std::sync::Arc::new(store)).await;
             })*
         }
@@ -270,7 +262,7 @@ async fn sqlite_survives_reopen_and_batches_commits() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn etcd_watch_from_a_compacted_revision_fails_and_keys_stay_under_the_prefix() {
     use crate::Store;
-    let Some((etcd, s)) = etcd_store("etcd_watch_from_a_compacted_revision_fails").await else {
+    let Some((etcd, s)) = etcd_store().await else {
         return;
     };
     for i in 0..10 {
@@ -340,7 +332,7 @@ async fn etcd_unreachable_is_a_clear_error() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn etcd_history_is_compacted_on_a_schedule() {
     use crate::Store;
-    let Some((_etcd, s)) = etcd_store("etcd_history_is_compacted_on_a_schedule").await else {
+    let Some((_etcd, s)) = etcd_store().await else {
         return;
     };
     for i in 0..5 {

@@ -1,5 +1,5 @@
 //! HaproxyShifter against a real HAProxy (started per test with HaproxyProcess) in front of real
-//! HTTP backends. Skipped, with a message, only when `haproxy` is not installed.
+//! HTTP backends. Skipped, with a message, only when `haproxy` is not installed and `CI` is unset.
 
 mod common;
 
@@ -21,15 +21,9 @@ use rotor_traffic::{BackendCounters, BackendStats, TrafficError, TrafficShifter,
 const EP: &str = "prod-aws-us-east-1-a";
 const READY: Duration = Duration::from_secs(5);
 
-fn haproxy_or_skip(test: &str) -> Option<std::path::PathBuf> {
-    let found = find_haproxy();
-    if found.is_none() {
-        eprintln!(
-            "SKIPPED {test}: haproxy is not installed (apt-get install -y haproxy socat; \
-             scripts/install-test-deps.sh does this)"
-        );
-    }
-    found
+/// The haproxy binary: `None` (skip) where it is not installed, a failure in CI.
+fn haproxy() -> Option<std::path::PathBuf> {
+    rotor_test_support::required("haproxy", find_haproxy())
 }
 
 /// HAProxy with one endpoint whose green address is unknown at config time. The listen port is
@@ -60,7 +54,7 @@ async fn cum_conns(shifter: &HaproxyShifter) -> u64 {
 
 #[tokio::test]
 async fn haproxy_shifts_traffic_by_weight() {
-    let Some(binary) = haproxy_or_skip("haproxy_shifts_traffic_by_weight") else {
+    let Some(binary) = haproxy() else {
         return;
     };
     let (blue, green) = (backend("blue").await, backend("green").await);
@@ -132,8 +126,7 @@ async fn haproxy_shifts_traffic_by_weight() {
 
 #[tokio::test]
 async fn haproxy_errors_name_the_endpoint_and_leave_haproxy_alone() {
-    let Some(binary) = haproxy_or_skip("haproxy_errors_name_the_endpoint_and_leave_haproxy_alone")
-    else {
+    let Some(binary) = haproxy() else {
         return;
     };
     let (blue, green) = (backend("blue").await, backend("green").await);
@@ -208,8 +201,7 @@ async fn haproxy_errors_name_the_endpoint_and_leave_haproxy_alone() {
 
 #[tokio::test]
 async fn haproxy_process_that_cannot_bind_fails_fast_with_its_log() {
-    let Some(binary) = haproxy_or_skip("haproxy_process_that_cannot_bind_fails_fast_with_its_log")
-    else {
+    let Some(binary) = haproxy() else {
         return;
     };
     let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
@@ -271,9 +263,7 @@ async fn post_status(http: &HttpClient, url: &str) -> StatusCode {
 
 #[tokio::test]
 async fn haproxy_retries_a_failing_green_on_blue_and_counts_green_failures() {
-    let Some(binary) =
-        haproxy_or_skip("haproxy_retries_a_failing_green_on_blue_and_counts_green_failures")
-    else {
+    let Some(binary) = haproxy() else {
         return;
     };
     let (blue, green) = (backend("blue").await, failing_backend("green").await);
@@ -343,7 +333,7 @@ async fn haproxy_retries_a_failing_green_on_blue_and_counts_green_failures() {
 
 #[tokio::test]
 async fn haproxy_backend_stats_of_a_healthy_green() {
-    let Some(binary) = haproxy_or_skip("haproxy_backend_stats_of_a_healthy_green") else {
+    let Some(binary) = haproxy() else {
         return;
     };
     let (blue, green) = (backend("blue").await, backend("green").await);
@@ -432,7 +422,7 @@ async fn stats_when(
 /// with weight > 0, so at 100 % green a failing green fails requests even though blue is up.
 #[tokio::test]
 async fn haproxy_does_not_fall_back_to_a_blue_at_weight_0() {
-    let Some(binary) = haproxy_or_skip("haproxy_does_not_fall_back_to_a_blue_at_weight_0") else {
+    let Some(binary) = haproxy() else {
         return;
     };
     let (blue, green) = (backend("blue").await, failing_backend("green").await);
@@ -467,7 +457,7 @@ async fn haproxy_does_not_fall_back_to_a_blue_at_weight_0() {
 /// that set green to 0 before blue to 100.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn haproxy_flips_between_all_blue_and_all_green_without_a_failed_request() {
-    let Some(binary) = haproxy_or_skip("haproxy_flips_between_all_blue_and_all_green") else {
+    let Some(binary) = haproxy() else {
         return;
     };
     let blue = backend("blue").await;
@@ -503,8 +493,7 @@ async fn haproxy_flips_between_all_blue_and_all_green_without_a_failed_request()
 /// retired blue is scaled down or deleted, and would answer 503 or nothing.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_retired_blue_gets_no_request_once_green_takes_its_slot() {
-    let Some(binary) = haproxy_or_skip("a_retired_blue_gets_no_request_once_green_takes_its_slot")
-    else {
+    let Some(binary) = haproxy() else {
         return;
     };
     let (blue, green) = (backend("blue").await, backend("green").await);

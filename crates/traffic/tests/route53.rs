@@ -6,7 +6,7 @@ use std::net::SocketAddr;
 use aws_sdk_route53::types::{
     Change, ChangeAction, ChangeBatch, ResourceRecord, ResourceRecordSet, RrType,
 };
-use rotor_aws::moto::{self, MotoServer};
+use rotor_test_support::moto::{self, MotoServer};
 use rotor_traffic::route53::Route53Shifter;
 use rotor_traffic::{TrafficError, TrafficShifter, Weights};
 

@@ -3,7 +3,7 @@
 //! every wait is bounded.
 
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
@@ -11,31 +11,15 @@ use serde_json::Value;
 pub const LIMIT: Duration = Duration::from_secs(20);
 
 /// A child process killed when the test ends, however it ends.
-pub struct Running(pub Child);
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
+pub use rotor_test_support::KillOnDrop as Running;
 
 pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .expect("bind")
-        .local_addr()
-        .expect("addr")
-        .port()
+    rotor_test_support::free_port().expect("a free loopback port")
 }
 
+/// `rotor ARGS` running, its stderr on the test's.
 pub fn rotor(args: &[&str]) -> Running {
-    let child = Command::new(env!("CARGO_BIN_EXE_rotor"))
-        .args(args)
-        .stdout(Stdio::null())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .expect("rotor starts");
-    Running(child)
+    Running(super::process::command(args).spawn().expect("rotor starts"))
 }
 
 pub fn wait_for_file(path: &Path) {
@@ -74,17 +58,31 @@ pub fn start_sim(dir: &Path, clusters: usize, extra: &[&str]) -> (Running, Kubec
 /// `rotor serve` on `store` listening on `listen`, writing its admin kubeconfig to `kc`; waits
 /// for it and returns kubectl for it.
 pub fn start_serve(store: &str, listen: &str, kc: &Path) -> (Running, Kubectl) {
-    let serve = rotor(&[
-        "serve",
-        "--store",
-        store,
-        "--listen",
-        listen,
-        "--kubeconfig-out",
-        kc.to_str().expect("path"),
-    ]);
+    start_serve_with(store, listen, kc, &[])
+}
+
+/// [`start_serve`] with `extra` flags.
+pub fn start_serve_with(
+    store: &str,
+    listen: &str,
+    kc: &Path,
+    extra: &[&str],
+) -> (Running, Kubectl) {
+    let mut args = vec!["serve", "--store", store, "--listen", listen];
+    args.extend(["--kubeconfig-out", kc.to_str().expect("path")]);
+    args.extend_from_slice(extra);
+    let serve = rotor(&args);
     wait_for_file(kc);
     (serve, Kubectl::new(kc.to_path_buf()))
+}
+
+/// `rotor serve` on the SQLite file `db` on a free port, with `extra` flags; see [`start_serve`].
+pub fn serve_sqlite(db: &Path, kc: &Path, extra: &[&str]) -> (Running, Kubectl) {
+    let (store, listen) = (
+        format!("sqlite:{}", db.display()),
+        format!("127.0.0.1:{}", free_port()),
+    );
+    start_serve_with(&store, &listen, kc, extra)
 }
 
 /// A rotor.dev Cluster as a user writes it (kubectl applies it to `rotor serve`).

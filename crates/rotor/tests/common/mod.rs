@@ -1,7 +1,9 @@
 //! Shared by the integration tests: start servers on loopback, build clients, wait with bounds.
 #![allow(dead_code)]
 
+pub mod fleet;
 pub mod kubectl;
+pub mod process;
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -88,20 +90,8 @@ pub async fn sqlite_reopened(path: &std::path::Path) -> DynStore {
 
 /// A fresh etcd process; `None` (skip) where etcd is not installed, a failure in CI, where the
 /// test script installs it.
-pub async fn etcd_process(test: &str) -> Option<rotor_store::etcd_process::EtcdProcess> {
-    let Some(binary) = rotor_store::etcd_process::find_etcd() else {
-        assert!(
-            std::env::var_os("CI").is_none(),
-            "{test}: etcd is not installed (scripts/install-test-deps.sh installs it)"
-        );
-        eprintln!("SKIPPED {test}: etcd is not installed (apt-get install -y etcd-server)");
-        return None;
-    };
-    Some(
-        rotor_store::etcd_process::EtcdProcess::start(&binary)
-            .await
-            .expect("etcd starts"),
-    )
+pub async fn etcd_process() -> Option<rotor_test_support::etcd::EtcdProcess> {
+    rotor_test_support::etcd::for_test().await
 }
 
 /// The store `rotor serve --store etcd:URL` opens.
@@ -109,6 +99,53 @@ pub async fn etcd(url: &str) -> DynStore {
     rotor::controlplane::open_store(&format!("etcd:{url}"))
         .await
         .expect("etcd store opens")
+}
+
+/// A client of the control plane whose admin kubeconfig is at `path`.
+pub async fn client_from(path: &std::path::Path) -> kube::Client {
+    let yaml = std::fs::read_to_string(path).expect("kubeconfig");
+    rotor::client_for(&yaml).await.expect("client")
+}
+
+/// Sends one request with `body` as JSON of `content_type`, bounded: `Ok` with the object, or
+/// the Status the server refused it with.
+pub async fn send(
+    client: &kube::Client,
+    method: &str,
+    uri: &str,
+    content_type: &str,
+    body: &serde_json::Value,
+) -> Result<serde_json::Value, Box<kube::core::Status>> {
+    let req = http::Request::builder()
+        .method(method)
+        .uri(uri)
+        .header("content-type", content_type)
+        .body(serde_json::to_vec(body).expect("body"))
+        .expect("request");
+    let call = client.request::<serde_json::Value>(req);
+    match tokio::time::timeout(Duration::from_secs(10), call)
+        .await
+        .expect("bounded")
+    {
+        Ok(v) => Ok(v),
+        Err(kube::Error::Api(status)) => Err(status),
+        Err(other) => panic!("{method} {uri}: {other}"),
+    }
+}
+
+/// [`send`] of a GET: the object, or the Status (404 where nothing was written).
+pub async fn get(
+    client: &kube::Client,
+    uri: &str,
+) -> Result<serde_json::Value, Box<kube::core::Status>> {
+    send(
+        client,
+        "GET",
+        uri,
+        "application/json",
+        &serde_json::json!({}),
+    )
+    .await
 }
 
 /// Polls `check` until it returns Some, failing the test after `limit`.

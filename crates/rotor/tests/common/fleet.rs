@@ -1,0 +1,87 @@
+//! A simulated fleet for tests that run the controllers: the simulator served over HTTP, one
+//! Cluster whose blue the simulated cloud knows, the sample application in it, swaps of it.
+
+use std::sync::Arc;
+
+use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::core::v1::{Namespace, Service};
+use kube::ResourceExt;
+use kube::api::{Api, Patch, PatchParams};
+use rotor::rehearsal::{APP_NAME, APP_NAMESPACE, sample_app};
+use rotor_api::{Cluster, ClusterSwap, ClusterSwapSpec, ShifterKind, SwapStrategy, SwapTarget};
+use rotor_sim::{Sim, SimConfig};
+
+/// Serves `router` (a simulator's) on a loopback port until the runtime ends: its base URL.
+pub async fn serve_router(router: axum::Router) -> String {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let url = format!("http://{}", listener.local_addr().expect("addr"));
+    tokio::spawn(async move {
+        let _ = rotor_apiserver::http::serve(listener, router).await;
+    });
+    url
+}
+
+/// The sample application (namespace, Deployment, Service) applied to a member cluster.
+pub async fn apply_sample_app(member: &kube::Client) {
+    let (ns, deploy, svc) = sample_app();
+    let pp = PatchParams::apply("test");
+    Api::<Namespace>::all(member.clone())
+        .patch(APP_NAMESPACE, &pp, &Patch::Apply(&ns))
+        .await
+        .expect("namespace");
+    Api::<Deployment>::namespaced(member.clone(), APP_NAMESPACE)
+        .patch(APP_NAME, &pp, &Patch::Apply(&deploy))
+        .await
+        .expect("deployment");
+    Api::<Service>::namespaced(member.clone(), APP_NAMESPACE)
+        .patch(APP_NAME, &pp, &Patch::Apply(&svc))
+        .await
+        .expect("service");
+}
+
+/// A simulator on `config` holding the first sample Cluster (traffic through `shifter`), its
+/// blue at 1.34 adopted by the simulated cloud, served over HTTP: (sim, its URL, the Cluster).
+pub async fn one_cluster(config: SimConfig, shifter: ShifterKind) -> (Arc<Sim>, String, Cluster) {
+    let sim = Sim::new(config);
+    let mut cluster = rotor_api::sample_fleet(1).remove(0);
+    cluster.spec.traffic.shifter = shifter;
+    let name = cluster.name_any();
+    sim.add_cluster(&name, 34).await.expect("blue");
+    sim.cloud.adopt(&name, 34);
+    let url = serve_router(sim.router()).await;
+    (sim, url, cluster)
+}
+
+/// [`one_cluster`] with the sample application running in blue.
+pub async fn one_cluster_with_app(
+    config: SimConfig,
+    shifter: ShifterKind,
+) -> (Arc<Sim>, String, Cluster) {
+    let (sim, url, cluster) = one_cluster(config, shifter).await;
+    let kubeconfig = sim
+        .kubeconfig(&cluster.name_any(), &url)
+        .expect("kubeconfig");
+    let member = rotor::client_for(&kubeconfig).await.expect("member client");
+    apply_sample_app(&member).await;
+    (sim, url, cluster)
+}
+
+/// Swap `name` of `cluster` to Kubernetes `version` with `strategy`, neither paused nor held.
+pub fn swap(name: &str, cluster: &str, version: &str, strategy: SwapStrategy) -> ClusterSwap {
+    ClusterSwap::new(
+        name,
+        ClusterSwapSpec {
+            cluster_ref: cluster.to_string(),
+            target: SwapTarget {
+                kubernetes_version: Some(version.into()),
+                ..Default::default()
+            },
+            strategy,
+            paused: false,
+            rollback: false,
+            hold_before_traffic: false,
+        },
+    )
+}

@@ -1,0 +1,51 @@
+//! `rotor` as a child process: the command, a one-shot run with its output, and a stop by
+//! SIGTERM bounded in time (the generic parts are `rotor_test_support`'s).
+
+use std::path::Path;
+use std::process::{Command, ExitStatus, Stdio};
+use std::time::Duration;
+
+pub use rotor_test_support::{exit_within, sigterm};
+
+use super::kubectl::Running;
+
+/// The `rotor` binary with `args`: stdin and stdout closed, stderr inherited (set it otherwise
+/// before spawning).
+pub fn command(args: &[&str]) -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_rotor"));
+    c.args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::inherit());
+    c
+}
+
+/// `rotor ARGS` run to its end: (success, stdout, stderr).
+pub fn run(args: &[&str]) -> (bool, String, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_rotor"))
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .expect("rotor runs");
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// Stderr appended to the file `log` (a restarted process adds to its predecessor's).
+pub fn append_to(log: &Path) -> Stdio {
+    std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(log)
+        .expect("log file")
+        .into()
+}
+
+/// SIGTERM to `process`, then its exit within `within`: its status.
+pub fn stop(process: &mut Running, within: Duration, what: &str) -> ExitStatus {
+    sigterm(&process.0);
+    exit_within(&mut process.0, within, what)
+}

@@ -1,0 +1,189 @@
+//! A HAProxy process on a generated config. It lives in this production crate, not in the tests'
+//! support crate, because `rotor demo --traffic haproxy` (and `rotor bench rollback`) run one in
+//! front of the simulated fleet; the tests use the same launcher.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use super::{ConfigOptions, EndpointConfig, HaproxyShifter, render_config};
+use crate::TrafficError;
+
+/// Where the `haproxy` binary is: `$ROTOR_HAPROXY`, else `PATH`, else the sbin directories
+/// (Debian installs it in /usr/sbin, which is not on every user's PATH).
+pub fn find_haproxy() -> Option<PathBuf> {
+    if let Some(path) = std::env::var_os("ROTOR_HAPROXY") {
+        let path = PathBuf::from(path);
+        return path.is_file().then_some(path);
+    }
+    let path_dirs = std::env::var_os("PATH")
+        .map(|p| std::env::split_paths(&p).collect::<Vec<_>>())
+        .unwrap_or_default();
+    path_dirs
+        .into_iter()
+        .chain(["/usr/sbin", "/usr/local/sbin", "/sbin"].map(PathBuf::from))
+        .map(|dir| dir.join("haproxy"))
+        .find(|p| p.is_file())
+}
+
+/// A HAProxy started in the foreground (`-db`) on a generated config in its own temp dir;
+/// killed (and reaped) on drop.
+#[derive(Debug)]
+pub struct HaproxyProcess {
+    child: Child,
+    socket: PathBuf,
+    config: PathBuf,
+    log: PathBuf,
+    // Last field: removed after the child is gone.
+    _dir: tempfile::TempDir,
+}
+
+impl HaproxyProcess {
+    /// [`find_haproxy`] + [`HaproxyProcess::start_with`] with default options.
+    pub async fn start(
+        endpoints: &[EndpointConfig],
+        ready_timeout: Duration,
+    ) -> Result<Self, TrafficError> {
+        let binary = find_haproxy().ok_or_else(|| TrafficError::Process {
+            message: "haproxy not found in $ROTOR_HAPROXY, PATH or /usr/sbin".to_string(),
+            source: None,
+        })?;
+        Self::start_with(&binary, endpoints, &ConfigOptions::default(), ready_timeout).await
+    }
+
+    /// Write the config, start `binary -f CFG -db`, and wait until the runtime socket answers
+    /// `show info`, at most `ready_timeout`.
+    pub async fn start_with(
+        binary: &Path,
+        endpoints: &[EndpointConfig],
+        options: &ConfigOptions,
+        ready_timeout: Duration,
+    ) -> Result<Self, TrafficError> {
+        let process_err = |message: String, source: Option<std::io::Error>| TrafficError::Process {
+            message,
+            source,
+        };
+        let dir = tempfile::Builder::new()
+            .prefix("rotor-haproxy-")
+            .tempdir()
+            .map_err(|e| process_err("creating a temp dir".to_string(), Some(e)))?;
+        let socket = dir.path().join("admin.sock");
+        // sun_path holds 108 bytes including the NUL.
+        if socket.as_os_str().len() >= 104 {
+            return Err(process_err(
+                format!("socket path {socket:?} is too long for a unix socket; set TMPDIR"),
+                None,
+            ));
+        }
+        let config = dir.path().join("haproxy.cfg");
+        let log = dir.path().join("haproxy.log");
+        std::fs::write(&config, render_config(endpoints, &socket, options))
+            .map_err(|e| process_err(format!("writing {config:?}"), Some(e)))?;
+        let log_file = std::fs::File::create(&log)
+            .map_err(|e| process_err(format!("creating {log:?}"), Some(e)))?;
+        let log_file2 = log_file
+            .try_clone()
+            .map_err(|e| process_err(format!("opening {log:?}"), Some(e)))?;
+        let child = Command::new(binary)
+            .arg("-f")
+            .arg(&config)
+            .arg("-db")
+            .stdin(Stdio::null())
+            .stdout(log_file)
+            .stderr(log_file2)
+            .spawn()
+            .map_err(|e| process_err(format!("starting {binary:?}"), Some(e)))?;
+        // From here on, Drop kills the child on every error path.
+        let mut process = Self {
+            child,
+            socket,
+            config,
+            log,
+            _dir: dir,
+        };
+        process.wait_ready(ready_timeout).await?;
+        Ok(process)
+    }
+
+    async fn wait_ready(&mut self, ready_timeout: Duration) -> Result<(), TrafficError> {
+        let deadline = Instant::now() + ready_timeout;
+        let probe = self.shifter().with_timeout(Duration::from_millis(250));
+        let mut last_error = String::from("socket not created yet");
+        loop {
+            match self.child.try_wait() {
+                Ok(Some(status)) => {
+                    return Err(TrafficError::Process {
+                        message: format!(
+                            "haproxy exited with {status} before it was ready: {}",
+                            self.log_tail()
+                        ),
+                        source: None,
+                    });
+                }
+                Ok(None) => {}
+                Err(e) => {
+                    return Err(TrafficError::Process {
+                        message: "checking the haproxy child".to_string(),
+                        source: Some(e),
+                    });
+                }
+            }
+            if self.socket.exists() {
+                match probe.raw("haproxy", "show info").await {
+                    Ok(info) if info.contains("Name: HAProxy") => return Ok(()),
+                    Ok(info) => last_error = format!("unexpected `show info` reply {info:?}"),
+                    Err(e) => last_error = e.to_string(),
+                }
+            }
+            let now = Instant::now();
+            if now >= deadline {
+                return Err(TrafficError::Process {
+                    message: format!(
+                        "runtime socket {:?} did not answer `show info` within {ready_timeout:?} ({last_error}); log: {}",
+                        self.socket,
+                        self.log_tail()
+                    ),
+                    source: None,
+                });
+            }
+            // Poll interval while HAProxy parses its config and binds (typically < 50 ms).
+            tokio::time::sleep((deadline - now).min(Duration::from_millis(10))).await;
+        }
+    }
+
+    /// A shifter on this process's runtime socket.
+    pub fn shifter(&self) -> HaproxyShifter {
+        HaproxyShifter::new(&self.socket)
+    }
+
+    pub fn socket_path(&self) -> &Path {
+        &self.socket
+    }
+
+    pub fn config_path(&self) -> &Path {
+        &self.config
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// The last 2 KiB of HAProxy's stdout/stderr (warnings, alerts).
+    pub fn log_tail(&self) -> String {
+        match std::fs::read(&self.log) {
+            Ok(bytes) => {
+                let start = bytes.len().saturating_sub(2048);
+                String::from_utf8_lossy(&bytes[start..]).into_owned()
+            }
+            Err(e) => format!("(log unreadable: {e})"),
+        }
+    }
+}
+
+impl Drop for HaproxyProcess {
+    fn drop(&mut self) {
+        // Ignore errors: the child may already have exited.
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}

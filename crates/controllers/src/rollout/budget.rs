@@ -126,3 +126,94 @@ pub(super) fn pause(
     }
     spec.paused.then_some(Pause::Requested)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::rollout::count::Tally;
+    use crate::rollout::fixtures::{set, spec, swap, waves};
+    use rotor_api::{Phase, PreflightBlocker, PreflightStatus};
+
+    fn status(waves_: &[(&str, &[&str])]) -> RolloutStatus {
+        RolloutStatus {
+            waves: waves(waves_),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn failures_beyond_the_budget_pause_and_name_each_cluster() {
+        let status = status(&[("canary", &["a"]), ("remainder", &["b", "c", "d"])]);
+        let tally = Tally::new(
+            "r",
+            [
+                swap("r", "a", Phase::Failed),
+                swap("r", "b", Phase::RolledBack),
+            ],
+            &set(&[]),
+        );
+        let within = spec(serde_json::json!({"failureBudget": 2}));
+        assert_eq!(pause(&within, &status, &tally, &set(&[])), None);
+        // 50 % of 4 clusters is 2 as well; of the 3 left when one is skipped, 1.
+        let half = spec(serde_json::json!({"failureBudget": "50%"}));
+        assert_eq!(pause(&half, &status, &tally, &set(&[])), None);
+        let over = pause(&half, &status, &tally, &set(&["d"])).expect("over budget");
+        assert_eq!(over.reason(), Reason::FailureBudgetExceeded);
+        assert_eq!(
+            over.to_string(),
+            "2 swaps failed or rolled back, budget 1: a (HealthGateFailed: a's error rate too \
+             high); b (HealthGateFailed: b's error rate too high)"
+        );
+        // A skipped cluster's failure no longer counts.
+        let one = spec(serde_json::json!({"failureBudget": 1}));
+        assert_eq!(pause(&one, &status, &tally, &set(&["a"])), None);
+    }
+
+    #[test]
+    fn a_wave_budget_pauses_within_the_rollouts_budget() {
+        let status = status(&[("canary", &["a", "b"]), ("remainder", &["c"])]);
+        let tally = Tally::new("r", [swap("r", "b", Phase::Failed)], &set(&[]));
+        let spec = spec(serde_json::json!({
+            "failureBudget": 5,
+            "waves": [{"name": "canary", "count": 2, "failureBudget": 0}],
+        }));
+        let got = pause(&spec, &status, &tally, &set(&[]));
+        assert_eq!(
+            got,
+            Some(Pause::WaveOverBudget {
+                wave: "canary".into(),
+                limit: 0,
+                failed: vec!["b (HealthGateFailed: b's error rate too high)".into()],
+            })
+        );
+    }
+
+    #[test]
+    fn preflight_blockers_stop_the_rollout_until_skipped_and_paused_comes_last() {
+        let mut status = status(&[("canary", &["a", "b"])]);
+        status.preflight = Some(PreflightStatus {
+            checked: 2,
+            blocked: vec![PreflightBlocker {
+                cluster: "b".into(),
+                reasons: vec!["no data policy".into()],
+            }],
+            unavailable: Vec::new(),
+            completed_at: None,
+        });
+        let tally = Tally::new("r", [], &set(&[]));
+        let stop = spec(serde_json::json!({"preflight": "StopRollout", "paused": true}));
+        let got = pause(&stop, &status, &tally, &set(&[])).expect("paused");
+        assert_eq!(got.reason(), Reason::PreflightBlocked);
+        assert!(got.to_string().ends_with(": b"), "{got}");
+        // Skipped by an operator, b no longer blocks; spec.paused still holds.
+        let skipped = spec(serde_json::json!({
+            "preflight": "StopRollout", "paused": true, "skipClusters": ["b"],
+        }));
+        let got = pause(&skipped, &status, &tally, &set(&["b"]));
+        assert_eq!(got, Some(Pause::Requested));
+        assert_eq!(Pause::Requested.reason(), Reason::Paused);
+        // Under SkipBlocked the blockers were left out at the pre-flight: nothing pauses.
+        let skip = spec(serde_json::json!({"preflight": "SkipBlocked"}));
+        assert_eq!(pause(&skip, &status, &tally, &set(&[])), None);
+    }
+}

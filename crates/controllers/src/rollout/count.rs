@@ -130,3 +130,65 @@ impl Tally {
         &self.swaps
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::rollout::fixtures::{set, swap, waves};
+
+    #[test]
+    fn a_cluster_is_in_its_swaps_phase_or_pending_once_created_here() {
+        let swaps = [
+            swap("r", "a", Phase::Migrating),
+            swap("other", "b", Phase::Failed),
+        ];
+        let created = set(&["r-b", "r-a"]);
+        let tally = Tally::new("r", swaps, &created);
+        assert_eq!(tally.phase("a"), Some(Phase::Migrating));
+        // Another rollout's swap of b is not ours; ours was created here and not seen yet.
+        assert_eq!(tally.phase("b"), Some(Phase::Pending));
+        assert_eq!(tally.phase("c"), None);
+        assert!(tally.running("a") && tally.running("b") && !tally.running("c"));
+        assert_eq!(tally.swaps().keys().collect::<Vec<_>>(), ["a"]);
+    }
+
+    #[test]
+    fn skipped_clusters_leave_the_counts_unless_their_swap_still_runs() {
+        let swaps = [
+            swap("r", "a", Phase::Succeeded),
+            swap("r", "b", Phase::RolledBack),
+            swap("r", "c", Phase::Migrating),
+            swap("r", "d", Phase::Failed),
+        ];
+        let tally = Tally::new("r", swaps, &set(&[]));
+        let mut status = rotor_api::RolloutStatus {
+            waves: waves(&[("one", &["a", "b"]), ("two", &["c", "d", "e"])]),
+            ..Default::default()
+        };
+        tally.count(&mut status, &set(&["c", "d"]));
+        let want = |total, pending, in_progress, succeeded, rolled_back, failed| SwapCounts {
+            total,
+            pending,
+            in_progress,
+            succeeded,
+            rolled_back,
+            failed,
+        };
+        // c runs although skipped: counted. d ended and is skipped: not. e has no swap: Pending.
+        assert_eq!(status.counts, want(4, 1, 1, 1, 1, 0));
+        assert_eq!(status.waves[0].counts, want(2, 0, 0, 1, 1, 0));
+        assert_eq!(status.waves[1].counts, want(2, 1, 1, 0, 0, 0));
+        assert_eq!(tally.in_flight(&status.waves), (1, vec![0, 1]));
+    }
+
+    #[test]
+    fn why_a_swap_failed_comes_from_its_history() {
+        let tally = Tally::new("r", [swap("r", "a", Phase::Failed)], &set(&[]));
+        assert!(tally.failed("a") && tally.ended("a"));
+        assert_eq!(
+            tally.why_failed("a"),
+            "a (HealthGateFailed: a's error rate too high)"
+        );
+        assert_eq!(tally.why_failed("z"), "z ()");
+    }
+}

@@ -143,3 +143,103 @@ impl Reconcile<'_> {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::rollout::fixtures::{set, spec, swap, waves};
+    use rotor_api::Phase;
+
+    /// Everyone available but `outside` (outside its window), `stopped` and `gone`.
+    fn world(name: &str) -> Availability {
+        match name {
+            "outside" => Availability::OutsideWindow,
+            "stopped" => Availability::Unavailable {
+                reason: SkipReason::Stopped,
+                message: "stopped".into(),
+            },
+            "gone" => Availability::Unavailable {
+                reason: SkipReason::NotFound,
+                message: "gone".into(),
+            },
+            _ => Availability::Ready,
+        }
+    }
+
+    fn candidates(waves: &[WaveStatus]) -> Vec<(usize, String)> {
+        let each = waves.iter().enumerate();
+        each.flat_map(|(i, w)| w.clusters.iter().map(move |c| (i, c.clone())))
+            .collect()
+    }
+
+    #[test]
+    fn swaps_start_up_to_the_limits_in_order() {
+        let waves = waves(&[("canary", &["a", "b"]), ("rest", &["c", "d", "e", "f"])]);
+        let spec = spec(serde_json::json!({
+            "maxConcurrentSwaps": 3,
+            "waves": [{"name": "canary", "count": 2, "maxConcurrent": 1}],
+        }));
+        // a runs: canary is full (1), one slot of three is taken.
+        let tally = Tally::new("r", [swap("r", "a", Phase::Migrating)], &set(&[]));
+        let mut slots = Slots::new(&spec, &waves, &tally);
+        assert_eq!(slots.running, 1);
+        let names = vec!["canary".to_string(), "rest".to_string()];
+        let policy = UnavailablePolicy::Wait;
+        let starts = pick(
+            candidates(&waves),
+            &mut slots,
+            &tally,
+            &set(&["c"]),
+            policy,
+            &names,
+            world,
+        );
+        let create = vec![(1, "d".to_string()), (1, "e".to_string())];
+        assert_eq!(
+            starts,
+            Starts {
+                create,
+                ..Default::default()
+            }
+        );
+        assert_eq!(slots.running, 3);
+    }
+
+    #[test]
+    fn unavailable_clusters_wait_or_are_left_out_as_the_policy_says() {
+        let waves = waves(&[("all", &["outside", "stopped", "gone", "ok"])]);
+        let spec = spec(serde_json::json!({"maxConcurrentSwaps": 10}));
+        let tally = Tally::new("r", [], &set(&[]));
+        let names = vec!["all".to_string()];
+        let run = |policy| {
+            let mut slots = Slots::new(&spec, &waves, &tally);
+            pick(
+                candidates(&waves),
+                &mut slots,
+                &tally,
+                &set(&[]),
+                policy,
+                &names,
+                world,
+            )
+        };
+        let wait = run(UnavailablePolicy::Wait);
+        assert_eq!(wait.create, [(0, "ok".to_string())]);
+        assert_eq!(
+            wait.waiting,
+            [
+                "outside (outside its maintenance windows)",
+                "stopped (stopped)"
+            ]
+        );
+        // A Cluster that is gone is left out whatever the policy.
+        assert_eq!(
+            wait.skipped,
+            [SkipReason::NotFound.entry("gone", "all", "gone".into())]
+        );
+        let skip = run(UnavailablePolicy::Skip);
+        assert_eq!(skip.waiting, ["outside (outside its maintenance windows)"]);
+        let reasons: Vec<&str> = skip.skipped.iter().map(|s| s.reason.as_str()).collect();
+        assert_eq!(reasons, ["Stopped", "NotFound"]);
+    }
+}

@@ -30,6 +30,9 @@ mod status;
 mod waves;
 mod windows;
 
+#[cfg(test)]
+mod fixtures;
+
 use std::collections::BTreeSet;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;

@@ -149,3 +149,82 @@ impl Reconcile<'_> {
         Decision::Preflighted { blocked, message }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::rollout::fixtures::{spec, waves};
+    use rotor_api::PreflightBlocker;
+
+    #[test]
+    fn the_frozen_plan_starts_pending_and_is_summarised() {
+        let frozen = freeze(vec![
+            PlannedWave {
+                name: "canary".into(),
+                clusters: vec!["a".into()],
+            },
+            PlannedWave {
+                name: "remainder".into(),
+                clusters: vec!["b".into(), "c".into()],
+            },
+        ]);
+        assert_eq!(
+            frozen,
+            waves(&[("canary", &["a"]), ("remainder", &["b", "c"])])
+        );
+        assert_eq!(summary(&frozen), "canary (1), remainder (2)");
+    }
+
+    #[test]
+    fn the_preflight_runs_once_before_any_wave_over_the_clusters_not_skipped() {
+        let spec_ = spec(serde_json::json!({"skipClusters": ["b"]}));
+        let mut status = RolloutStatus {
+            waves: waves(&[("canary", &["a"]), ("remainder", &["b", "c"])]),
+            ..Default::default()
+        };
+        assert!(preflight_due(&spec_, &status));
+        assert_eq!(preflight_targets(&spec_, &status.waves), ["a", "c"]);
+        let disabled = spec(serde_json::json!({"preflight": "Disabled"}));
+        assert!(!preflight_due(&disabled, &status));
+        status.waves[0].phase = WavePhase::WaitingForApproval;
+        assert!(!preflight_due(&spec_, &status));
+        status.waves[0].phase = WavePhase::Pending;
+        status.preflight = Some(Default::default());
+        assert!(!preflight_due(&spec_, &status));
+    }
+
+    #[test]
+    fn blocked_clusters_are_reported_and_left_out_only_under_skip_blocked() {
+        let waves = waves(&[("canary", &["a"]), ("remainder", &["b", "c"])]);
+        let findings = preflight::Findings {
+            blocked: vec![PreflightBlocker {
+                cluster: "c".into(),
+                reasons: vec!["v1beta1 Ingress".into(), "no data policy".into()],
+            }],
+            unavailable: vec!["b".into()],
+        };
+        let skip = spec(serde_json::json!({"preflight": "SkipBlocked"}));
+        let (message, skipped) = preflight_report(&skip, &waves, 3, &findings);
+        assert_eq!(
+            message,
+            "1 of 3 clusters blocked and left out: c: v1beta1 Ingress; no data policy; 1 stopped \
+             or unreachable, left to spec.unavailableClusters (Skip) when their turn comes: b"
+        );
+        let entry = SkipReason::PreflightBlocked.entry(
+            "c",
+            "remainder",
+            "v1beta1 Ingress; no data policy".into(),
+        );
+        assert_eq!(skipped, [entry]);
+        let stop = spec(serde_json::json!({"preflight": "StopRollout"}));
+        let (message, skipped) = preflight_report(&stop, &waves, 3, &findings);
+        assert!(
+            message.starts_with("1 of 3 clusters blocked: c:"),
+            "{message}"
+        );
+        assert!(skipped.is_empty());
+        let clear = preflight::Findings::default();
+        let (message, _) = preflight_report(&stop, &waves, 3, &clear);
+        assert_eq!(message, "3 clusters checked, none blocked");
+    }
+}

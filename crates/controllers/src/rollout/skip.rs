@@ -95,3 +95,37 @@ impl Skips {
         self.list
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::rollout::fixtures::waves;
+
+    #[test]
+    fn operator_skips_follow_the_spec_and_policy_skips_stay() {
+        let waves = waves(&[("canary", &["a"]), ("rest", &["b", "c", "d"])]);
+        let recorded = vec![
+            SkipReason::Operator.entry("a", "canary", "listed".into()),
+            SkipReason::Stopped.entry("c", "rest", "stopped".into()),
+            SkipReason::Unreachable.entry("d", "rest", "gone quiet".into()),
+        ];
+        // a is no longer listed: it comes back. d is listed now: the operator's reason wins.
+        let mut skips = Skips::new(&recorded, &["d".into(), "b".into()], &waves);
+        let names: Vec<&str> = skips.clusters().iter().map(String::as_str).collect();
+        assert_eq!(names, ["b", "c", "d"]);
+        skips.add(SkipReason::NotFound.entry("b", "rest", "gone".into()));
+        let list = skips.into_list();
+        let got: Vec<(&str, &str, &str)> = list
+            .iter()
+            .map(|s| (s.cluster.as_str(), s.wave.as_str(), s.reason.as_str()))
+            .collect();
+        assert_eq!(
+            got,
+            [
+                ("b", "rest", "Operator"),
+                ("c", "rest", "Stopped"),
+                ("d", "rest", "Operator")
+            ]
+        );
+    }
+}

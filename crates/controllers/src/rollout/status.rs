@@ -332,3 +332,171 @@ impl Reconcile<'_> {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::{Arc, Mutex};
+    use std::time::Duration;
+
+    use super::*;
+    use crate::rollout::State;
+    use crate::rollout::fixtures::waves;
+    use crate::rollout::skip::SkipReason;
+    use rotor_api::find_condition;
+
+    /// A State whose client is never called: settling writes nothing.
+    fn state() -> State {
+        let config = kube::Config::new("http://127.0.0.1:9".parse().expect("url"));
+        let client = kube::Client::try_from(config).expect("client");
+        let ctx = crate::Context::new(client, crate::Settings::default());
+        State {
+            ctx: Arc::new(ctx),
+            swaps: kube::runtime::reflector::store().0,
+            clusters: kube::runtime::reflector::store().0,
+            created: Mutex::default(),
+        }
+    }
+
+    fn condition(status: &RolloutStatus, type_: ConditionType) -> (bool, Reason, String) {
+        let c = find_condition(&status.conditions, type_).expect("the condition");
+        (c.is_true(), c.reason, c.message.clone())
+    }
+
+    fn over_budget() -> Pause {
+        Pause::OverBudget {
+            budget: 0,
+            failed: vec!["b (HealthGateFailed: too many errors)".into()],
+        }
+    }
+
+    #[tokio::test]
+    async fn a_paused_wave_sets_every_condition_and_tells_the_pause_once() {
+        let state = state();
+        let rollout = rotor_api::sample_rollout("r", "1.35.0");
+        let r = Reconcile::new(&rollout, &state);
+        let mut status = RolloutStatus {
+            waves: waves(&[("canary", &["a", "b"]), ("rest", &["c"])]),
+            ..Default::default()
+        };
+        status.waves[0].phase = WavePhase::InProgress;
+        let progress = || Progress {
+            wave: 0,
+            in_flight: 1,
+            window: Some(false),
+            waiting: vec!["c (stopped)".into()],
+            skipped: vec![SkipReason::Stopped.entry("d", "rest", "stopped".into())],
+            event: None,
+            requeue: Duration::from_secs(3),
+        };
+        let decision = || Decision::Run {
+            pause: Some(over_budget()),
+            waves: Waves::Current(progress()),
+        };
+        let settled = r.settle(&mut status, decision());
+        assert_eq!(settled.action, Action::requeue(Duration::from_secs(3)));
+        assert!(settled.reset_backoff);
+        assert_eq!(status.phase, RolloutPhase::Paused);
+        assert_eq!(status.current_wave, Some(0));
+        let paused = condition(&status, ConditionType::Paused);
+        assert_eq!((paused.0, paused.1), (true, Reason::FailureBudgetExceeded));
+        assert_eq!(
+            condition(&status, ConditionType::InMaintenanceWindow),
+            (
+                false,
+                Reason::OutsideMaintenanceWindow,
+                "no swap starts outside spec.maintenanceWindows".into()
+            )
+        );
+        assert_eq!(
+            condition(&status, ConditionType::Degraded),
+            (
+                true,
+                Reason::ClusterUnavailable,
+                "1 clusters wait before their swap can start: c (stopped)".into()
+            )
+        );
+        assert_eq!(
+            condition(&status, ConditionType::Progressing),
+            (
+                false,
+                Reason::WaveInProgress,
+                "wave 0 (canary) InProgress; 1 of 50 swaps running".into()
+            )
+        );
+        let told: Vec<(bool, Reason, &str)> = settled
+            .notes
+            .iter()
+            .map(|n| (n.warning(), n.reason(), n.action()))
+            .collect();
+        assert_eq!(
+            told,
+            [
+                (true, Reason::FailureBudgetExceeded, "Pause"),
+                (true, Reason::ClusterSkipped, "Skip")
+            ]
+        );
+        assert_eq!(
+            settled.notes[1].message("r"),
+            "d left out of the rollout: stopped"
+        );
+        // The same pause again: the condition holds, no second Event.
+        let again = r.settle(&mut status, decision());
+        assert!(again.notes.iter().all(|n| !matches!(n, Note::Pause(_))));
+    }
+
+    #[tokio::test]
+    async fn ended_waves_succeed_unless_paused_and_an_invalid_spec_fails() {
+        let state = state();
+        let rollout = rotor_api::sample_rollout("r", "1.35.0");
+        let r = Reconcile::new(&rollout, &state);
+        let mut status = RolloutStatus {
+            waves: waves(&[("canary", &["a"]), ("rest", &["b", "c"])]),
+            current_wave: Some(1),
+            ..Default::default()
+        };
+        status.counts.succeeded = 2;
+        status.counts.rolled_back = 1;
+        let paused = Decision::Run {
+            pause: Some(over_budget()),
+            waves: Waves::Done,
+        };
+        let settled = r.settle(&mut status, paused);
+        assert_eq!(
+            (status.phase, status.current_wave),
+            (RolloutPhase::Paused, None)
+        );
+        assert_eq!(
+            settled.action,
+            Action::requeue(state.ctx.settings.poll_interval)
+        );
+
+        let done = Decision::Run {
+            pause: None,
+            waves: Waves::Done,
+        };
+        let settled = r.settle(&mut status, done);
+        assert_eq!(status.phase, RolloutPhase::Succeeded);
+        assert_eq!(settled.action, Action::await_change());
+        assert!(!settled.reset_backoff);
+        assert_eq!(
+            condition(&status, ConditionType::Ready),
+            (
+                true,
+                Reason::RolloutComplete,
+                "2 succeeded, 1 rolled back, 0 failed".into()
+            )
+        );
+        assert_eq!(condition(&status, ConditionType::Paused).1, Reason::Resumed);
+        assert_eq!(settled.notes, [Note::Complete { clusters: 3 }]);
+        assert_eq!(settled.notes[0].message("r"), "all waves done: 3 clusters");
+
+        let mut status = RolloutStatus::default();
+        let settled = r.settle(&mut status, Decision::Fail("spec.waves: empty".into()));
+        assert_eq!(status.phase, RolloutPhase::Failed);
+        assert_eq!(settled.action, Action::await_change());
+        assert_eq!(
+            condition(&status, ConditionType::Ready),
+            (false, Reason::InvalidSpec, "spec.waves: empty".into())
+        );
+    }
+}

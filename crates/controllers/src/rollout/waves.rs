@@ -257,3 +257,105 @@ impl Reconcile<'_> {
         format!("rollout/{}/wave/{index}", self.name)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::rollout::fixtures::{set, swap, time, waves};
+    use rotor_api::Phase;
+
+    #[test]
+    fn the_current_wave_is_the_first_not_ended() {
+        let mut w = waves(&[("a", &["x"]), ("b", &["y"]), ("c", &[])]);
+        assert_eq!(current(&w), Some(0));
+        w[0].phase = WavePhase::Succeeded;
+        w[1].phase = WavePhase::Baking;
+        assert_eq!(current(&w), Some(1));
+        w[1].phase = WavePhase::Failed;
+        w[2].phase = WavePhase::Succeeded;
+        assert_eq!(current(&w), None);
+    }
+
+    #[test]
+    fn a_wave_opens_when_approved_and_else_waits_for_approval_once() {
+        let mut w = waves(&[("prod", &["x", "y"])]).remove(0);
+        let waits = open(&mut w, 2, false, &time());
+        assert_eq!(
+            waits,
+            Some(WaveEvent::AwaitsApproval {
+                index: 2,
+                wave: "prod".into()
+            })
+        );
+        assert_eq!(w.phase, WavePhase::WaitingForApproval);
+        assert!(
+            waits
+                .expect("an event")
+                .message("r")
+                .contains("set spec.approvedThroughWave to 2 (rotor approve rollout/r)")
+        );
+        assert_eq!(open(&mut w, 2, false, &time()), None, "said once");
+        let started = open(&mut w, 2, true, &time());
+        let want = WaveEvent::Started {
+            wave: "prod".into(),
+            clusters: 2,
+        };
+        assert_eq!(started, Some(want));
+        assert_eq!(
+            (w.phase, w.started_at.clone()),
+            (WavePhase::InProgress, Some(time()))
+        );
+        assert_eq!(open(&mut w, 2, true, &time()), None);
+    }
+
+    #[test]
+    fn a_wave_ends_when_each_cluster_ended_or_was_left_out_then_bakes() {
+        let w = waves(&[("one", &["a", "b", "c"])]);
+        let tally = Tally::new(
+            "r",
+            [
+                swap("r", "a", Phase::Succeeded),
+                swap("r", "b", Phase::RolledBack),
+            ],
+            &set(&[]),
+        );
+        let skips = |names: &[String]| Skips::new(&[], names, &w);
+        assert!(!done(&w[0], &tally, &skips(&[])));
+        assert!(done(&w[0], &tally, &skips(&["c".into()])));
+
+        let bake_for = Duration::from_secs(60);
+        let mut wave = w[0].clone();
+        let event = finish(&mut wave, false, bake_for, &time());
+        assert_eq!(
+            (wave.phase, wave.finished_at.clone()),
+            (WavePhase::Baking, Some(time()))
+        );
+        assert_eq!(event.message("r"), "wave one finished; baking 60s");
+        let poll = Duration::from_secs(1);
+        let left = bake(
+            &mut wave,
+            Duration::from_secs(59) + Duration::from_millis(700),
+            bake_for,
+            poll,
+        );
+        assert_eq!(
+            (wave.phase, left),
+            (WavePhase::Baking, Duration::from_millis(300))
+        );
+        let left = bake(&mut wave, Duration::from_secs(30), bake_for, poll);
+        assert_eq!(left, poll);
+        assert_eq!(bake(&mut wave, bake_for, bake_for, poll), STEP);
+        assert_eq!(wave.phase, WavePhase::Succeeded);
+        // No bake after the last wave, without a bake, or for an empty wave.
+        for (last, bake_for, clusters) in [
+            (true, bake_for, 1),
+            (false, Duration::ZERO, 1),
+            (false, bake_for, 0),
+        ] {
+            let mut wave = w[0].clone();
+            wave.clusters.truncate(clusters);
+            finish(&mut wave, last, bake_for, &time());
+            assert_eq!(wave.phase, WavePhase::Succeeded);
+        }
+    }
+}

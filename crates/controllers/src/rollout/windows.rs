@@ -98,3 +98,78 @@ impl Reconcile<'_> {
         Ok(parked)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::rollout::fixtures::{saturday_10am, time};
+    use rotor_api::{Condition, DayOfWeek, MaintenanceWindow, Reason};
+
+    fn cluster() -> Cluster {
+        rotor_api::sample_fleet(1).remove(0)
+    }
+
+    fn window(day: DayOfWeek) -> MaintenanceWindow {
+        MaintenanceWindow {
+            days: vec![day],
+            start: "08:00".into(),
+            end: "12:00".into(),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn a_cluster_starts_only_when_it_exists_runs_answers_and_is_in_its_window() {
+        let now = saturday_10am();
+        let unavailable = |c: Option<&Cluster>| match availability(c, now) {
+            Availability::Unavailable { reason, message } => (reason, message),
+            other => panic!("unavailable expected, got {other:?}"),
+        };
+        assert_eq!(unavailable(None).0, SkipReason::NotFound);
+        let mut stopped = cluster();
+        stopped.spec.stopped = true;
+        assert_eq!(unavailable(Some(&stopped)).0, SkipReason::Stopped);
+        let mut unreachable = cluster();
+        let down = Condition::new(
+            ConditionType::Reachable,
+            ConditionStatus::False,
+            Reason::Unreachable,
+            "connection refused",
+            time(),
+            None,
+        );
+        unreachable.status = Some(rotor_api::ClusterStatus {
+            conditions: vec![down],
+            ..Default::default()
+        });
+        assert_eq!(
+            unavailable(Some(&unreachable)),
+            (
+                SkipReason::Unreachable,
+                "its API server is unreachable: connection refused".to_string()
+            )
+        );
+        let mut sundays = cluster();
+        sundays.spec.maintenance_windows = vec![window(DayOfWeek::Sun)];
+        assert_eq!(
+            availability(Some(&sundays), now),
+            Availability::OutsideWindow
+        );
+        let mut saturdays = cluster();
+        saturdays.spec.maintenance_windows = vec![window(DayOfWeek::Sat)];
+        assert_eq!(availability(Some(&saturdays), now), Availability::Ready);
+        assert_eq!(availability(Some(&cluster()), now), Availability::Ready);
+    }
+
+    #[test]
+    fn only_swaps_before_their_safe_point_are_held() {
+        for phase in [Phase::Succeeded, Phase::RollingBack, Phase::ShiftingTraffic] {
+            assert_eq!(hold(phase, true, false), None, "{phase}");
+        }
+        for phase in [Phase::Pending, Phase::Migrating] {
+            assert_eq!(hold(phase, true, true), Some(true), "{phase}");
+            assert_eq!(hold(phase, false, false), Some(true), "{phase}");
+            assert_eq!(hold(phase, false, true), Some(false), "{phase}");
+        }
+    }
+}

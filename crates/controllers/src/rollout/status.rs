@@ -1,0 +1,502 @@
+//! What a reconcile decided, and the one place that carries it out: the phase, the conditions,
+//! the status write, then the Events (so an Event never tells of a status that was not written).
+
+use kube::api::{Api, PostParams};
+use kube::runtime::controller::Action;
+use kube::{Resource, ResourceExt};
+use rotor_api::{
+    Condition, ConditionStatus, ConditionType, Reason, Rollout, RolloutPhase, RolloutStatus,
+    WavePhase, set_condition,
+};
+
+use super::budget::Pause;
+use super::waves::{Progress, WaveEvent};
+use super::{Reconcile, STEP, backoff_key};
+use crate::Error;
+
+/// What one reconcile decided.
+#[derive(Debug, PartialEq)]
+pub(super) enum Decision {
+    /// The spec is invalid (the message says where): the rollout fails.
+    Fail(String),
+    /// The plan was frozen: `clusters` clusters in the waves `summary` lists.
+    Planned { clusters: usize, summary: String },
+    /// No Cluster is selected: nothing to do.
+    NothingSelected,
+    /// The pre-flight ran; whether it `blocked` any cluster, and what it found.
+    Preflighted { blocked: bool, message: String },
+    /// The waves ran: whether the rollout is paused, and where its waves are.
+    Run { pause: Option<Pause>, waves: Waves },
+}
+
+/// Where the waves are.
+#[derive(Debug, PartialEq)]
+pub(super) enum Waves {
+    /// Every wave ended.
+    Done,
+    /// A wave is current.
+    Current(Progress),
+}
+
+/// An Event on the Rollout.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(super) enum Note {
+    Plan { clusters: usize, summary: String },
+    Preflight { blocked: bool, message: String },
+    Pause(Pause),
+    Skip { cluster: String, message: String },
+    Wave(WaveEvent),
+    Complete { clusters: usize },
+}
+
+impl Note {
+    fn warning(&self) -> bool {
+        match self {
+            Note::Preflight { blocked, .. } => *blocked,
+            Note::Pause(p) => p.reason() == Reason::FailureBudgetExceeded,
+            Note::Skip { .. } => true,
+            Note::Plan { .. } | Note::Wave(_) | Note::Complete { .. } => false,
+        }
+    }
+
+    fn reason(&self) -> Reason {
+        match self {
+            Note::Plan { .. } => Reason::WaveInProgress,
+            Note::Preflight { blocked: true, .. } => Reason::PreflightBlocked,
+            Note::Preflight { blocked: false, .. } => Reason::PreflightPassed,
+            Note::Pause(p) => p.reason(),
+            Note::Skip { .. } => Reason::ClusterSkipped,
+            Note::Wave(w) => w.reason(),
+            Note::Complete { .. } => Reason::RolloutComplete,
+        }
+    }
+
+    /// The Event's action.
+    fn action(&self) -> &'static str {
+        match self {
+            Note::Plan { .. } => "Plan",
+            Note::Preflight { .. } => "Preflight",
+            Note::Pause(_) => "Pause",
+            Note::Skip { .. } => "Skip",
+            Note::Wave(_) => "Wave",
+            Note::Complete { .. } => "Complete",
+        }
+    }
+
+    fn message(&self, rollout: &str) -> String {
+        match self {
+            Note::Plan { clusters, summary } => format!("{clusters} clusters in waves: {summary}"),
+            Note::Preflight { message, .. } => message.clone(),
+            Note::Pause(p) => p.to_string(),
+            Note::Skip { cluster, message } => {
+                format!("{cluster} left out of the rollout: {message}")
+            }
+            Note::Wave(w) => w.message(rollout),
+            Note::Complete { clusters } => format!("all waves done: {clusters} clusters"),
+        }
+    }
+}
+
+/// What [`Reconcile::settle`] leaves to do after the status is written.
+pub(super) struct Settled {
+    pub(super) action: Action,
+    pub(super) notes: Vec<Note>,
+    /// Whether the rollout's error backoff starts over.
+    pub(super) reset_backoff: bool,
+}
+
+impl Reconcile<'_> {
+    /// Carries out `decision`: phase and conditions into `status`, the status write, Events.
+    pub(super) async fn apply(
+        &self,
+        mut status: RolloutStatus,
+        decision: Decision,
+    ) -> Result<Action, Error> {
+        let settled = self.settle(&mut status, decision);
+        self.write(status).await?;
+        for note in settled.notes {
+            let object = self.rollout.object_ref(&());
+            let (warning, reason, action) = (note.warning(), note.reason(), note.action());
+            let message = note.message(&self.name);
+            let recorder = &self.ctx.recorder;
+            recorder
+                .publish(&object, warning, reason.as_str(), action, message)
+                .await;
+        }
+        if settled.reset_backoff {
+            self.ctx.reset_backoff(&backoff_key(&self.name));
+        }
+        Ok(settled.action)
+    }
+
+    /// `decision`'s phase and conditions, set in `status`; the Events and requeue it calls for.
+    pub(super) fn settle(&self, status: &mut RolloutStatus, decision: Decision) -> Settled {
+        let mut notes = Vec::new();
+        let reset_backoff = matches!(
+            decision,
+            Decision::Run {
+                waves: Waves::Current(_),
+                ..
+            }
+        );
+        let action = match decision {
+            Decision::Fail(message) => {
+                status.phase = RolloutPhase::Failed;
+                self.set(
+                    status,
+                    ConditionType::Ready,
+                    false,
+                    Reason::InvalidSpec,
+                    message,
+                );
+                Action::await_change()
+            }
+            Decision::Planned { clusters, summary } => {
+                status.phase = RolloutPhase::Progressing;
+                notes.push(Note::Plan { clusters, summary });
+                Action::requeue(STEP)
+            }
+            Decision::NothingSelected => {
+                status.phase = RolloutPhase::Succeeded;
+                let message = "no Cluster matches spec.clusterSelector".to_string();
+                self.set(
+                    status,
+                    ConditionType::Ready,
+                    true,
+                    Reason::NoClustersSelected,
+                    message,
+                );
+                Action::requeue(STEP)
+            }
+            Decision::Preflighted { blocked, message } => {
+                let reason = match blocked {
+                    true => Reason::PreflightBlocked,
+                    false => Reason::PreflightPassed,
+                };
+                let type_ = ConditionType::PreflightPassed;
+                self.set(status, type_, !blocked, reason, message.clone());
+                notes.push(Note::Preflight { blocked, message });
+                Action::requeue(STEP)
+            }
+            Decision::Run { pause, waves } => self.settle_run(status, pause, waves, &mut notes),
+        };
+        Settled {
+            action,
+            notes,
+            reset_backoff,
+        }
+    }
+
+    /// The `Paused` condition (an Event when it turns on), then the waves' end or progress.
+    fn settle_run(
+        &self,
+        status: &mut RolloutStatus,
+        pause: Option<Pause>,
+        waves: Waves,
+        notes: &mut Vec<Note>,
+    ) -> Action {
+        let changed = match &pause {
+            Some(p) => self.set(
+                status,
+                ConditionType::Paused,
+                true,
+                p.reason(),
+                p.to_string(),
+            ),
+            None => self.set(status, ConditionType::Paused, false, Reason::Resumed, ""),
+        };
+        if changed && let Some(p) = &pause {
+            notes.push(Note::Pause(p.clone()));
+        }
+        match waves {
+            Waves::Current(progress) => self.settle_wave(status, pause.is_some(), progress, notes),
+            // Every wave ran; paused (over budget) it is not a success: a retry or a skip may
+            // still bring it there.
+            Waves::Done if pause.is_some() => {
+                status.phase = RolloutPhase::Paused;
+                status.current_wave = None;
+                Action::requeue(self.ctx.settings.poll_interval)
+            }
+            Waves::Done => {
+                status.phase = RolloutPhase::Succeeded;
+                status.current_wave = None;
+                let c = &status.counts;
+                let message = format!(
+                    "{} succeeded, {} rolled back, {} failed",
+                    c.succeeded, c.rolled_back, c.failed
+                );
+                self.set(
+                    status,
+                    ConditionType::Ready,
+                    true,
+                    Reason::RolloutComplete,
+                    message,
+                );
+                let clusters = status.waves.iter().map(|w| w.clusters.len()).sum();
+                notes.push(Note::Complete { clusters });
+                Action::await_change()
+            }
+        }
+    }
+
+    /// The current wave's conditions: `InMaintenanceWindow`, `Degraded` (clusters waiting),
+    /// `Progressing`; the phase.
+    fn settle_wave(
+        &self,
+        status: &mut RolloutStatus,
+        paused: bool,
+        p: Progress,
+        notes: &mut Vec<Note>,
+    ) -> Action {
+        status.current_wave = Some(p.wave as u32);
+        if let Some(inside) = p.window {
+            let (reason, message) = match inside {
+                true => (Reason::WaveInProgress, ""),
+                false => (
+                    Reason::OutsideMaintenanceWindow,
+                    "no swap starts outside spec.maintenanceWindows",
+                ),
+            };
+            self.set(
+                status,
+                ConditionType::InMaintenanceWindow,
+                inside,
+                reason,
+                message,
+            );
+        }
+        notes.extend(p.skipped.into_iter().map(|s| Note::Skip {
+            cluster: s.cluster,
+            message: s.message,
+        }));
+        let (reason, message) = match p.waiting.is_empty() {
+            true => (Reason::Healthy, String::new()),
+            false => (
+                Reason::ClusterUnavailable,
+                format!(
+                    "{} clusters wait before their swap can start: {}",
+                    p.waiting.len(),
+                    p.waiting.join("; ")
+                ),
+            ),
+        };
+        let degraded = !p.waiting.is_empty();
+        self.set(status, ConditionType::Degraded, degraded, reason, message);
+        let wave = &status.waves[p.wave];
+        status.phase = if paused {
+            RolloutPhase::Paused
+        } else if wave.phase == WavePhase::WaitingForApproval {
+            RolloutPhase::WaitingForApproval
+        } else {
+            RolloutPhase::Progressing
+        };
+        let message = format!(
+            "wave {} ({}) {}; {} of {} swaps running",
+            p.wave, wave.name, wave.phase, p.in_flight, self.spec.max_concurrent_swaps
+        );
+        let type_ = ConditionType::Progressing;
+        self.set(status, type_, !paused, Reason::WaveInProgress, message);
+        notes.extend(p.event.map(Note::Wave));
+        Action::requeue(p.requeue)
+    }
+
+    /// Sets a condition observed now; whether it changed.
+    fn set(
+        &self,
+        status: &mut RolloutStatus,
+        type_: ConditionType,
+        on: bool,
+        reason: Reason,
+        message: impl Into<String>,
+    ) -> bool {
+        let on = match on {
+            true => ConditionStatus::True,
+            false => ConditionStatus::False,
+        };
+        let generation = self.rollout.metadata.generation;
+        let condition = Condition::new(type_, on, reason, message, self.t.clone(), generation);
+        set_condition(&mut status.conditions, condition)
+    }
+
+    /// Writes `status` unless it is what the Rollout has.
+    async fn write(&self, mut status: RolloutStatus) -> Result<(), Error> {
+        if self.rollout.status.as_ref() == Some(&status) {
+            return Ok(());
+        }
+        let mut obj = self.rollout.clone();
+        status.observed_generation = obj.metadata.generation;
+        obj.status = Some(status);
+        let api: Api<Rollout> = Api::all(self.ctx.client.clone());
+        api.replace_status(&obj.name_any(), &PostParams::default(), &obj)
+            .await?;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::{Arc, Mutex};
+    use std::time::Duration;
+
+    use super::*;
+    use crate::rollout::State;
+    use crate::rollout::fixtures::waves;
+    use crate::rollout::skip::SkipReason;
+    use rotor_api::find_condition;
+
+    /// A State whose client is never called: settling writes nothing.
+    fn state() -> State {
+        let config = kube::Config::new("http://127.0.0.1:9".parse().expect("url"));
+        let client = kube::Client::try_from(config).expect("client");
+        let ctx = crate::Context::new(client, crate::Settings::default());
+        State {
+            ctx: Arc::new(ctx),
+            swaps: kube::runtime::reflector::store().0,
+            clusters: kube::runtime::reflector::store().0,
+            created: Mutex::default(),
+        }
+    }
+
+    fn condition(status: &RolloutStatus, type_: ConditionType) -> (bool, Reason, String) {
+        let c = find_condition(&status.conditions, type_).expect("the condition");
+        (c.is_true(), c.reason, c.message.clone())
+    }
+
+    fn over_budget() -> Pause {
+        Pause::OverBudget {
+            budget: 0,
+            failed: vec!["b (HealthGateFailed: too many errors)".into()],
+        }
+    }
+
+    #[tokio::test]
+    async fn a_paused_wave_sets_every_condition_and_tells_the_pause_once() {
+        let state = state();
+        let rollout = rotor_api::sample_rollout("r", "1.35.0");
+        let r = Reconcile::new(&rollout, &state);
+        let mut status = RolloutStatus {
+            waves: waves(&[("canary", &["a", "b"]), ("rest", &["c"])]),
+            ..Default::default()
+        };
+        status.waves[0].phase = WavePhase::InProgress;
+        let progress = || Progress {
+            wave: 0,
+            in_flight: 1,
+            window: Some(false),
+            waiting: vec!["c (stopped)".into()],
+            skipped: vec![SkipReason::Stopped.entry("d", "rest", "stopped".into())],
+            event: None,
+            requeue: Duration::from_secs(3),
+        };
+        let decision = || Decision::Run {
+            pause: Some(over_budget()),
+            waves: Waves::Current(progress()),
+        };
+        let settled = r.settle(&mut status, decision());
+        assert_eq!(settled.action, Action::requeue(Duration::from_secs(3)));
+        assert!(settled.reset_backoff);
+        assert_eq!(status.phase, RolloutPhase::Paused);
+        assert_eq!(status.current_wave, Some(0));
+        let paused = condition(&status, ConditionType::Paused);
+        assert_eq!((paused.0, paused.1), (true, Reason::FailureBudgetExceeded));
+        assert_eq!(
+            condition(&status, ConditionType::InMaintenanceWindow),
+            (
+                false,
+                Reason::OutsideMaintenanceWindow,
+                "no swap starts outside spec.maintenanceWindows".into()
+            )
+        );
+        assert_eq!(
+            condition(&status, ConditionType::Degraded),
+            (
+                true,
+                Reason::ClusterUnavailable,
+                "1 clusters wait before their swap can start: c (stopped)".into()
+            )
+        );
+        assert_eq!(
+            condition(&status, ConditionType::Progressing),
+            (
+                false,
+                Reason::WaveInProgress,
+                "wave 0 (canary) InProgress; 1 of 50 swaps running".into()
+            )
+        );
+        let told: Vec<(bool, Reason, &str)> = settled
+            .notes
+            .iter()
+            .map(|n| (n.warning(), n.reason(), n.action()))
+            .collect();
+        assert_eq!(
+            told,
+            [
+                (true, Reason::FailureBudgetExceeded, "Pause"),
+                (true, Reason::ClusterSkipped, "Skip")
+            ]
+        );
+        assert_eq!(
+            settled.notes[1].message("r"),
+            "d left out of the rollout: stopped"
+        );
+        // The same pause again: the condition holds, no second Event.
+        let again = r.settle(&mut status, decision());
+        assert!(again.notes.iter().all(|n| !matches!(n, Note::Pause(_))));
+    }
+
+    #[tokio::test]
+    async fn ended_waves_succeed_unless_paused_and_an_invalid_spec_fails() {
+        let state = state();
+        let rollout = rotor_api::sample_rollout("r", "1.35.0");
+        let r = Reconcile::new(&rollout, &state);
+        let mut status = RolloutStatus {
+            waves: waves(&[("canary", &["a"]), ("rest", &["b", "c"])]),
+            current_wave: Some(1),
+            ..Default::default()
+        };
+        status.counts.succeeded = 2;
+        status.counts.rolled_back = 1;
+        let paused = Decision::Run {
+            pause: Some(over_budget()),
+            waves: Waves::Done,
+        };
+        let settled = r.settle(&mut status, paused);
+        assert_eq!(
+            (status.phase, status.current_wave),
+            (RolloutPhase::Paused, None)
+        );
+        assert_eq!(
+            settled.action,
+            Action::requeue(state.ctx.settings.poll_interval)
+        );
+
+        let done = Decision::Run {
+            pause: None,
+            waves: Waves::Done,
+        };
+        let settled = r.settle(&mut status, done);
+        assert_eq!(status.phase, RolloutPhase::Succeeded);
+        assert_eq!(settled.action, Action::await_change());
+        assert!(!settled.reset_backoff);
+        assert_eq!(
+            condition(&status, ConditionType::Ready),
+            (
+                true,
+                Reason::RolloutComplete,
+                "2 succeeded, 1 rolled back, 0 failed".into()
+            )
+        );
+        assert_eq!(condition(&status, ConditionType::Paused).1, Reason::Resumed);
+        assert_eq!(settled.notes, [Note::Complete { clusters: 3 }]);
+        assert_eq!(settled.notes[0].message("r"), "all waves done: 3 clusters");
+
+        let mut status = RolloutStatus::default();
+        let settled = r.settle(&mut status, Decision::Fail("spec.waves: empty".into()));
+        assert_eq!(status.phase, RolloutPhase::Failed);
+        assert_eq!(settled.action, Action::await_change());
+        assert_eq!(
+            condition(&status, ConditionType::Ready),
+            (false, Reason::InvalidSpec, "spec.waves: empty".into())
+        );
+    }
+}

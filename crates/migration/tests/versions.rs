@@ -410,6 +410,10 @@ async fn each_release_serves_the_versions_it_defines() {
         .as_str()
         .unwrap_or_else(|| panic!("1.25's OpenAPI v3 index: {index}"))
         .to_string();
+    // Relative to the host, under the simulator's prefix; kube-rs puts its own base path in
+    // front of a request's path, so the part from /openapi/v3 on is what it is given.
+    assert!(url.starts_with("/clusters/blue/openapi/v3/"), "{url}");
+    let url = url["/clusters/blue".len()..].to_string();
     let doc = get(e.blue.clone(), url).await;
     assert!(
         doc["components"]["schemas"]

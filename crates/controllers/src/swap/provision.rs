@@ -80,7 +80,9 @@ impl Reconcile<'_> {
         Ok(running.then(|| other.to_string()))
     }
 
-    fn green_name(&self) -> String {
+    /// Green's name: derived from the Cluster and the swap's uid, so it is known before status
+    /// records it (see `rolling_back`).
+    pub(super) fn green_name(&self) -> String {
         instance_name(
             &self.swap.spec.cluster_ref,
             self.swap.uid().as_deref().unwrap_or(&self.name),

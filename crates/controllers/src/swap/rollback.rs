@@ -121,14 +121,18 @@ impl Reconcile<'_> {
         // A deleted swap keeps nothing: no swap would be left to account for green.
         let keep_green = self.swap.spec.strategy.keep_green_on_rollback
             && self.swap.metadata.deletion_timestamp.is_none();
-        if !keep_green
-            && let Some(green) = status.green_instance.clone()
-            && let Some(wait) = self.retire_green(cluster, &green).await?
-        {
+        // Green by its derived name, whether or not status recorded it: a create that reached
+        // the cloud while the write announcing it lost a race (a deletion, a conflict) left a
+        // green that only its name finds.
+        let green = status
+            .green_instance
+            .clone()
+            .unwrap_or_else(|| self.green_name());
+        if !keep_green && let Some(wait) = self.retire_green(cluster, &green).await? {
             return Ok(wait);
         }
         self.ctx.cloud_poll_done(&poll_key(&self.name));
-        let green = status.green_instance.clone();
+        let green = Some(green);
         self.update_cluster(cluster, |st| {
             let before = st.instances.len();
             let mut kept = false;

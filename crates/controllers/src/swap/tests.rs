@@ -407,3 +407,26 @@ async fn the_operators_levers_override_the_phase() {
         "{step:?}"
     );
 }
+
+#[tokio::test]
+async fn a_green_the_status_never_recorded_is_found_by_its_name_and_deleted() {
+    let h = harness(Duration::from_secs(3600)).await;
+    let mut status = status_in(Phase::RollingBack);
+    status.green_instance = None;
+    let swap = h.swap("s", strategy(vec![50, 100]), status).await;
+    // The cloud made green, but the write that would have recorded it lost a race.
+    let uid = swap.metadata.uid.clone().expect("uid");
+    let green = rotor_providers::instance_name(BLUE, &uid, 0);
+    h.sim.add_cluster(&green, 35).await.expect("green");
+    h.sim.cloud.adopt(&green, 35);
+    let mut swap = h.step("s").await;
+    for _ in 0..100 {
+        if swap.status.as_ref().map(|s| s.phase) == Some(Phase::RolledBack) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        swap = h.step("s").await;
+    }
+    assert_eq!(swap.status.map(|s| s.phase), Some(Phase::RolledBack));
+    assert!(h.sim.cloud.get(&green).is_none(), "{green} is deleted");
+}

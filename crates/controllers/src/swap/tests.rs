@@ -192,6 +192,19 @@ impl Harness {
         (step, status)
     }
 
+    /// Steps until the swap reaches `phase` (the cloud works in the background; each step asks
+    /// it again), at most 100 steps.
+    async fn step_until(&self, name: &str, phase: Phase) -> ClusterSwap {
+        for _ in 0..100 {
+            let swap = self.step(name).await;
+            if swap.status.as_ref().map(|s| s.phase) == Some(phase) {
+                return swap;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        panic!("{name} did not reach {phase} within 100 steps");
+    }
+
     /// Decides and carries out one step; the swap as stored afterwards.
     async fn step(&self, name: &str) -> ClusterSwap {
         let swap = self.fresh_swap(name).await;
@@ -360,14 +373,7 @@ async fn rolling_back_deletes_green_then_gives_blue_the_cluster_back() {
     h.swap("s", strategy(vec![50, 100]), status_in(Phase::RollingBack))
         .await;
     // The cloud deletes in the background: each step asks it again (bounded).
-    let mut swap = h.step("s").await;
-    for _ in 0..100 {
-        if swap.status.as_ref().map(|s| s.phase) == Some(Phase::RolledBack) {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-        swap = h.step("s").await;
-    }
+    let swap = h.step_until("s", Phase::RolledBack).await;
     assert!(h.sim.cloud.get(GREEN).is_none(), "green is deleted");
     let cluster = h.fresh_cluster().await.status.unwrap_or_default();
     assert_eq!(cluster.active_instance.as_deref(), Some(BLUE));
@@ -419,14 +425,6 @@ async fn a_green_the_status_never_recorded_is_found_by_its_name_and_deleted() {
     let green = rotor_providers::instance_name(BLUE, &uid, 0);
     h.sim.add_cluster(&green, 35).await.expect("green");
     h.sim.cloud.adopt(&green, 35);
-    let mut swap = h.step("s").await;
-    for _ in 0..100 {
-        if swap.status.as_ref().map(|s| s.phase) == Some(Phase::RolledBack) {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-        swap = h.step("s").await;
-    }
-    assert_eq!(swap.status.map(|s| s.phase), Some(Phase::RolledBack));
+    h.step_until("s", Phase::RolledBack).await;
     assert!(h.sim.cloud.get(&green).is_none(), "{green} is deleted");
 }

@@ -171,9 +171,8 @@ impl Reconcile<'_> {
             }
             return Ok(Gate::Pass);
         }
-        let provider = self.ctx.provider(cluster)?;
         let checked = async {
-            let client = self.ctx.members.get(&provider, &green).await?;
+            let client = self.member(cluster, &green).await?;
             health::workloads(&client, &green, &selection).await
         }
         .await;

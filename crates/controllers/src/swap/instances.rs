@@ -32,6 +32,16 @@ impl Reconcile<'_> {
         }
     }
 
+    /// A kube client of the member-cluster instance `name` of `cluster` (blue or green).
+    pub(super) async fn member(
+        &self,
+        cluster: &Cluster,
+        name: &str,
+    ) -> Result<kube::Client, Error> {
+        let provider = self.ctx.provider(cluster)?;
+        self.ctx.members.get(&provider, name).await
+    }
+
     /// How long the swap has been in its current phase.
     pub(super) fn in_phase_for(&self, status: &ClusterSwapStatus) -> Duration {
         status

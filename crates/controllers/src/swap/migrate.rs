@@ -63,7 +63,6 @@ impl Reconcile<'_> {
         blue: &str,
         green: &str,
     ) -> Result<(), Error> {
-        let provider = self.ctx.provider(cluster)?;
         let member = |client, name: &str| migration::Member {
             client,
             name: name.to_string(),
@@ -71,8 +70,8 @@ impl Reconcile<'_> {
         let job = migration::Job {
             control: self.ctx.client.clone(),
             swap: self.name.clone(),
-            blue: member(self.ctx.members.get(&provider, blue).await?, blue),
-            green: member(self.ctx.members.get(&provider, green).await?, green),
+            blue: member(self.member(cluster, blue).await?, blue),
+            green: member(self.member(cluster, green).await?, green),
             workloads: cluster.spec.workloads.clone(),
             policy: self.swap.spec.strategy.migration.clone(),
         };
@@ -129,9 +128,8 @@ impl Reconcile<'_> {
         cluster: &Cluster,
         status: &mut ClusterSwapStatus,
     ) -> Result<Step, Error> {
-        let provider = self.ctx.provider(cluster)?;
         let green = self.green(status)?;
-        let client = self.ctx.members.get(&provider, &green).await?;
+        let client = self.member(cluster, &green).await?;
         let workloads = health::workloads(&client, &green, &self.selection(cluster)).await?;
         if !workloads.all_available() {
             let why = format!(

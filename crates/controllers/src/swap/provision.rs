@@ -242,8 +242,7 @@ impl Reconcile<'_> {
 
     /// Ready when green is reachable, at the target version, all nodes Ready.
     async fn green_ready(&self, cluster: &Cluster, green: &str) -> Result<Readiness, Error> {
-        let provider = self.ctx.provider(cluster)?;
-        let client = self.ctx.members.get(&provider, green).await?;
+        let client = self.member(cluster, green).await?;
         let minor = health::minor_version(&client, green).await?;
         let target = cluster.spec.with_target(&self.swap.spec.target);
         let want = target_minor(&target.kubernetes_version);

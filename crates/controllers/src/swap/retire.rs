@@ -135,8 +135,7 @@ impl Reconcile<'_> {
     ) -> Result<Step, Error> {
         let blue = self.blue(status)?;
         let scaled = async {
-            let provider = self.ctx.provider(cluster)?;
-            let client = self.ctx.members.get(&provider, &blue).await?;
+            let client = self.member(cluster, &blue).await?;
             blue_replicas::scale_to_zero(&client, &blue, &self.name, &self.selection(cluster)).await
         }
         .await;

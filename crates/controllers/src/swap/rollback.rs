@@ -63,8 +63,7 @@ impl Reconcile<'_> {
             return Ok(None);
         }
         let blue = self.blue(status)?;
-        let provider = self.ctx.provider(cluster)?;
-        let client = self.ctx.members.get(&provider, &blue).await?;
+        let client = self.member(cluster, &blue).await?;
         blue_replicas::restore(&client, &blue, &self.name).await?;
         let workloads = health::workloads(&client, &blue, &self.selection(cluster)).await?;
         if !workloads.all_available() {

@@ -116,6 +116,16 @@ closed_enum! {
         PreflightPassed = "PreflightPassed",
         /// The pre-flight found clusters whose swap would fail.
         PreflightBlocked = "PreflightBlocked",
+        /// The provider asked rotor to slow down (one Warning per rate-limited stretch).
+        ProviderRateLimited = "ProviderRateLimited",
+        /// A member cluster's API failed a call; retried with backoff.
+        MemberClusterError = "MemberClusterError",
+        /// The control plane's own API failed a call; retried with backoff.
+        ControlPlaneError = "ControlPlaneError",
+        /// A reconcile failed for another reason (a bug, a task that ended without a result).
+        ReconcileError = "ReconcileError",
+        /// A stored object cannot be decoded by this rotor; it is skipped until fixed.
+        InvalidObject = "InvalidObject",
     }
 }
 

@@ -20,7 +20,7 @@ use serde::de::DeserializeOwned;
 use crate::Context;
 
 /// Event reason for an object the controllers cannot read.
-pub const INVALID_OBJECT: &str = "InvalidObject";
+pub const INVALID_OBJECT: &str = rotor_api::Reason::InvalidObject.as_str();
 
 /// A kind the lenient watch serves: rotor's cluster-scoped kinds.
 pub trait Watched:

@@ -444,18 +444,17 @@ pub enum Error {
 
 impl Error {
     /// The reason of the Warning Event that reports this error.
-    pub(crate) fn reason(&self) -> &'static str {
+    pub(crate) fn reason(&self) -> rotor_api::Reason {
+        use rotor_api::Reason;
         match self {
-            Error::Provider(_) | Error::NoProvider(_) => rotor_api::Reason::ProviderError.as_str(),
-            Error::Traffic(_) | Error::NoShifter(_) => {
-                rotor_api::Reason::TrafficShifterError.as_str()
-            }
-            Error::Member { .. } => "MemberClusterError",
-            Error::Kube(_) => "ControlPlaneError",
+            Error::Provider(_) | Error::NoProvider(_) => Reason::ProviderError,
+            Error::Traffic(_) | Error::NoShifter(_) => Reason::TrafficShifterError,
+            Error::Member { .. } => Reason::MemberClusterError,
+            Error::Kube(_) => Reason::ControlPlaneError,
             Error::InvalidTransition { .. }
             | Error::StatusIncomplete { .. }
             | Error::TaskEnded { .. }
-            | Error::Other(_) => "ReconcileError",
+            | Error::Other(_) => Reason::ReconcileError,
         }
     }
 }

@@ -111,7 +111,7 @@ async fn reconcile(swap: Arc<ClusterSwap>, ctx: Arc<Context>) -> Result<Action, 
                 .publish(
                     &object_ref(&swap),
                     true,
-                    e.reason(),
+                    e.reason().as_str(),
                     "Retry",
                     format!("{e}; retrying with backoff"),
                 )
@@ -122,7 +122,7 @@ async fn reconcile(swap: Arc<ClusterSwap>, ctx: Arc<Context>) -> Result<Action, 
 }
 
 /// The Event reason when the provider rate-limits a reconcile (one Warning per stretch).
-pub(crate) const RATE_LIMITED: &str = "ProviderRateLimited";
+pub(crate) const RATE_LIMITED: &str = Reason::ProviderRateLimited.as_str();
 
 /// The key of a swap's cloud-polling schedule and of its error backoff.
 fn poll_key(name: &str) -> String {

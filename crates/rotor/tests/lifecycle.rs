@@ -9,8 +9,10 @@ use std::process::Stdio;
 use std::time::Duration;
 
 use common::fleet::{one_cluster_with_app, swap};
-use common::kubectl::{CLUSTER_YAML, Kubectl, Running, free_port, serve_sqlite, start_sim};
-use common::process::{command, exit_within, stop};
+use common::kubectl::{
+    CLUSTER_YAML, Kubectl, Running, free_port, serve_sqlite, start_sim, wait_for_file,
+};
+use common::process::{append_to, command, exit_within, stop};
 use kube::ResourceExt;
 use kube::api::{Api, Patch, PatchParams, PostParams};
 use rotor_api::{ClusterSwap, Phase, ShifterKind, SwapStrategy};
@@ -139,11 +141,35 @@ async fn sigterm_stops_serve_with_controllers_mid_swap_within_the_grace() {
         format!("sim:{sim_url}"),
         format!("sim:127.0.0.1:{}", free_port()),
     );
-    let (mut server, _) = serve(
-        &dir.path().join("rotor.db"),
-        &kc,
-        &["--provider", &provider, "--traffic", &traffic],
+    // Stderr kept: after the stop nothing may complain (a watch still reconnecting to the API
+    // the process just closed would).
+    let log = dir.path().join("serve.log");
+    let (store, listen) = (
+        format!("sqlite:{}", dir.path().join("rotor.db").display()),
+        format!("127.0.0.1:{}", free_port()),
     );
+    let grace = GRACE_SECONDS.to_string();
+    let mut server = Running(
+        command(&[
+            "serve",
+            "--store",
+            &store,
+            "--listen",
+            &listen,
+            "--kubeconfig-out",
+            kc.to_str().expect("path"),
+            "--shutdown-grace-seconds",
+            &grace,
+            "--provider",
+            &provider,
+            "--traffic",
+            &traffic,
+        ])
+        .stderr(append_to(&log))
+        .spawn()
+        .expect("rotor serve starts"),
+    );
+    wait_for_file(&kc);
     let client = common::client_from(&kc).await;
     let pp = PatchParams::apply("test");
     Api::<rotor_api::Cluster>::all(client.clone())
@@ -177,4 +203,10 @@ async fn sigterm_stops_serve_with_controllers_mid_swap_within_the_grace() {
     eprintln!("SIGTERM in phase {phase:?}");
     let status = tokio::task::block_in_place(|| stop(&mut server, bound(), "rotor serve"));
     assert!(status.success(), "rotor serve exited with {status}");
+    let text = std::fs::read_to_string(&log).expect("log");
+    let (_, after) = text.split_once("stopping").expect("the stop is logged");
+    assert!(
+        !after.contains("watch failing") && !after.contains("client error"),
+        "nothing complains after the stop:{after}"
+    );
 }

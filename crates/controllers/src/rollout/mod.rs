@@ -65,31 +65,48 @@ struct State {
     created: Mutex<BTreeSet<String>>,
 }
 
+/// Runs the controller until `stop` resolves. The reflectors of swaps and Clusters run inside
+/// this future, not as tasks of their own, so they stop with it (a stopped or deposed
+/// controller keeps no watch open).
 pub async fn controller(
     ctx: Arc<Context>,
     stop: impl std::future::Future<Output = ()> + Send + Sync + 'static,
 ) {
     let of_rollouts = || watcher::Config::default().labels(labels::ROLLOUT);
     let (reader, swaps_stream) = lenient::reflect::<ClusterSwap>(&ctx, of_rollouts());
-    tokio::spawn(swaps_stream.for_each(|_| async {}));
     let (cluster_reader, clusters_stream) =
         lenient::reflect::<Cluster>(&ctx, watcher::Config::default());
-    tokio::spawn(clusters_stream.for_each(|_| async {}));
-    let metrics = ctx.metrics.clone();
     let state = Arc::new(State {
         ctx: ctx.clone(),
         swaps: reader.clone(),
         clusters: cluster_reader.clone(),
         created: Mutex::default(),
     });
-    // A reconcile must see every swap that exists: wait for the first full list.
-    let _ = reader.wait_until_ready().await;
-    let _ = cluster_reader.wait_until_ready().await;
+    let run = async move {
+        // A reconcile must see every swap that exists: wait for the first full list.
+        let _ = reader.wait_until_ready().await;
+        let _ = cluster_reader.wait_until_ready().await;
+        run_controller(ctx, state, of_rollouts(), stop).await;
+    };
+    tokio::select! {
+        () = run => {}
+        () = swaps_stream.for_each(|_| async {}) => {}
+        () = clusters_stream.for_each(|_| async {}) => {}
+    }
+}
+
+async fn run_controller(
+    ctx: Arc<Context>,
+    state: Arc<State>,
+    of_rollouts: watcher::Config,
+    stop: impl std::future::Future<Output = ()> + Send + Sync + 'static,
+) {
+    let metrics = ctx.metrics.clone();
     let (store, rollouts) = lenient::reflect::<Rollout>(&ctx, watcher::Config::default());
     let controller = Controller::for_stream(rollouts, store);
     metrics.count_rollouts(controller.store());
     controller
-        .owns_stream(lenient::events::<ClusterSwap>(&ctx, of_rollouts()).touched_objects())
+        .owns_stream(lenient::events::<ClusterSwap>(&ctx, of_rollouts).touched_objects())
         .graceful_shutdown_on(stop)
         .run(reconcile, error_policy, state)
         .for_each(|result| {

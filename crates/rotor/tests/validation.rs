@@ -187,6 +187,15 @@ fn catalogue() -> Vec<(Value, Vec<&'static str>)> {
             ],
         ),
         (
+            json!({"apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy", "metadata": {"name": "bad"}, "spec": {"podSelector": {},
+            "policyTypes": ["Sideways"], "ingress": [{"ports": [{"protocol": "TCP", "port": 80, "endPort": 70}], "from": [{}]}]}}),
+            vec![
+                "spec.ingress[0].ports[0].endPort",
+                "spec.ingress[0].from[0]",
+                "spec.policyTypes[0]",
+            ],
+        ),
+        (
             json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "Role", "metadata": {"name": "bad"}, "rules": [{"apiGroups": [""], "resources": ["pods"], "verbs": []}]}),
             vec!["rules[0].verbs"],
         ),

@@ -184,15 +184,17 @@ impl ApiServer {
             }
             (Method::POST, None) => {
                 let obj = decode_body(headers, &body, &res)?;
+                let duplicated = duplicates::judge(&body, &res, opts.validation)?;
                 let written = self.create(&res, ns, obj, &opts).await?;
                 Ok(json_bytes_response(
                     StatusCode::CREATED,
                     written.to_json(),
-                    &written.warnings,
+                    &[duplicated, written.warnings].concat(),
                 ))
             }
             (Method::PUT, Some(name)) => {
                 let obj = decode_body(headers, &body, &res)?;
+                let duplicated = duplicates::judge(&body, &res, opts.validation)?;
                 let written = if sub == Some("scale") {
                     self.write_scale(&res, ns, name, |_, _| Ok(obj.clone()), &opts)
                         .await?
@@ -202,7 +204,7 @@ impl ApiServer {
                 Ok(json_response(
                     StatusCode::OK,
                     &written.object,
-                    &written.warnings,
+                    &[duplicated, written.warnings].concat(),
                 ))
             }
             (Method::PATCH, Some(name)) => {
@@ -211,6 +213,7 @@ impl ApiServer {
                     ApiError::unsupported_media_type(format!("the body of the request was in an unknown format - accepted media types include: application/json-patch+json, application/merge-patch+json, application/apply-patch+yaml, application/strategic-merge-patch+json (got {ct:?})"))
                 })?;
                 let patch = parse_patch_body(&body, patch_type, &res, name)?;
+                let duplicated = duplicates::judge(&body, &res, opts.validation)?;
                 let written = if sub == Some("scale") {
                     self.write_scale(
                         &res,
@@ -229,7 +232,11 @@ impl ApiServer {
                 } else {
                     StatusCode::OK
                 };
-                Ok(json_response(code, &written.object, &written.warnings))
+                Ok(json_response(
+                    code,
+                    &written.object,
+                    &[duplicated, written.warnings].concat(),
+                ))
             }
             (Method::DELETE, Some(name)) => {
                 let (options, dry_run) = delete_options(headers, &body, &res, &opts)?;

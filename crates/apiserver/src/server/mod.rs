@@ -15,6 +15,7 @@ use crate::object::{self, meta_mut};
 use crate::registry::{Registry, Resource, resources_from_crd};
 use crate::selector::{FieldSelector, LabelSelector};
 
+mod duplicates;
 mod gc;
 mod handler;
 mod namespaces;

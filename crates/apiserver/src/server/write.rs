@@ -291,6 +291,7 @@ impl ApiServer {
                 PatchType::Apply => {
                     let mut applied = body.clone();
                     check_type(res, &mut applied)?;
+                    self.refuse_type_errors(res, name, &applied)?;
                     rotor_patch::server_side_apply(
                         Some(&current),
                         &applied,
@@ -561,6 +562,24 @@ impl ApiServer {
             )));
         }
         Ok(messages)
+    }
+
+    /// An apply body's wrong types, refused before it is merged: upstream decodes the body into
+    /// the kind first, so a wrong type is refused as such even where the field would also
+    /// conflict with another manager.
+    fn refuse_type_errors(&self, res: &Resource, name: &str, applied: &Value) -> ApiResult<()> {
+        let problems = match &res.custom_schema {
+            Some(schema) => rotor_openapi::validate_custom(&self.openapi, schema, applied, None),
+            None => self.openapi.validate(&res.definition, applied),
+        };
+        let typed: Vec<FieldProblem> = problems
+            .into_iter()
+            .filter(|p| matches!(p.kind, ProblemKind::Type { .. }))
+            .collect();
+        if typed.is_empty() {
+            return Ok(());
+        }
+        Err(schema_error(res, name, typed))
     }
 
     /// Writes `next` if the key is still at `rev`; an object being deleted whose last finalizer

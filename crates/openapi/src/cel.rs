@@ -7,7 +7,6 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, OnceLock};
 
-use cel_interpreter::extractors::This;
 use cel_interpreter::{Context, Program, Value as Cel};
 use serde_json::Value;
 
@@ -120,10 +119,7 @@ fn message_of(rule: &Value, ctx: &Context) -> Option<String> {
 
 fn context(value: &Value, old: Option<&Value>) -> Context<'static> {
     let mut ctx = Context::default();
-    // Kubernetes' CEL list library, the part rotor's own CRDs use.
-    ctx.add_function("isSorted", |This(list): This<Arc<Vec<Cel>>>| {
-        list.windows(2).all(|w| w[0] <= w[1])
-    });
+    crate::cel_libs::register(&mut ctx);
     if let Ok(v) = cel_interpreter::to_value(value) {
         ctx.add_variable_from_value("self", v);
     }

@@ -6,6 +6,7 @@
 //! it; so are its definitions' protobuf encoding and the protobuf documents servers share.
 
 mod cel;
+mod cel_libs;
 mod default;
 mod documents;
 mod formats;

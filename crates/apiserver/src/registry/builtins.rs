@@ -127,6 +127,7 @@ pub(super) fn builtin_resources() -> Vec<Resource> {
                     printer_columns: Vec::new(),
                     selectable_fields: Vec::new(),
                     conversion: crate::conversion::Conversion::of(group, version, kind),
+                    read_defaults: false,
                 }
             },
         )

@@ -34,6 +34,9 @@ pub struct Resource {
     pub selectable_fields: Vec<String>,
     /// Set when the objects are stored in another resource's form (events.k8s.io → core).
     pub conversion: Option<crate::conversion::Conversion>,
+    /// The CRD's schema has `default`s: an object stored before a default was added gets it
+    /// when read, as upstream defaults on read from storage (custom resources only).
+    pub read_defaults: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -340,6 +343,7 @@ pub fn resources_from_crd(crd: &Value) -> Result<Vec<Resource>, (String, String)
                 .map(String::from),
         });
         let reversed_group: Vec<&str> = group.split('.').rev().collect();
+        let read_defaults = has_defaults(&schema);
         out.push(Resource {
             api_version: group_version(group, name),
             group: group.to_string(),
@@ -368,9 +372,35 @@ pub fn resources_from_crd(crd: &Value) -> Result<Vec<Resource>, (String, String)
                 .cloned()
                 .unwrap_or_default(),
             conversion: None,
+            read_defaults,
         });
     }
     Ok(out)
+}
+
+/// Does a structural schema (or any schema under it) carry a `default`?
+fn has_defaults(schema: &Value) -> bool {
+    if schema.get("default").is_some() {
+        return true;
+    }
+    let children = ["items", "additionalProperties", "not"]
+        .iter()
+        .filter_map(|k| schema.get(*k))
+        .chain(
+            ["properties", "patternProperties"]
+                .iter()
+                .filter_map(|k| schema.get(*k).and_then(Value::as_object))
+                .flat_map(|m| m.values()),
+        )
+        .chain(
+            ["allOf", "anyOf", "oneOf"]
+                .iter()
+                .filter_map(|k| schema.get(*k).and_then(Value::as_array))
+                .flatten(),
+        );
+    children
+        .into_iter()
+        .any(|c| c.is_object() && has_defaults(c))
 }
 
 #[cfg(test)]

@@ -533,6 +533,9 @@ pub(crate) fn decode_as(kv: &KeyValue, res: &Resource) -> ApiResult<Value> {
     if let Some(c) = res.conversion {
         c.to_served(&mut v);
     }
+    if let Some(schema) = res.custom_schema.as_ref().filter(|_| res.read_defaults) {
+        rotor_openapi::default_custom(schema, &mut v);
+    }
     v["apiVersion"] = json!(res.api_version());
     Ok(v)
 }
@@ -560,7 +563,7 @@ pub(crate) fn served_json_at(kv: &KeyValue, res: &Resource, rev: u64) -> Option<
         #[serde(rename = "resourceVersion")]
         resource_version: Option<serde::de::IgnoredAny>,
     }
-    if res.conversion.is_some() {
+    if res.conversion.is_some() || res.read_defaults {
         return None;
     }
     let top: Top = serde_json::from_slice(&kv.value).ok()?;

@@ -112,6 +112,9 @@ pub fn route(queue: &Queue, event: &WatchEvent) {
             .and_then(|o| controller_name(&o, kind))
     };
     match (group, plural) {
+        // A status written by someone else stands until the spec or a ReplicaSet changes (how
+        // tests inject unavailability); the simulator's own status writes need no second look.
+        ("apps", "deployments") if status_only(event) => {}
         ("apps", "deployments") => queue.push(Task::Deployment { ns, name }),
         ("apps", "replicasets") => {
             if let Some(d) = owner("Deployment") {
@@ -129,6 +132,27 @@ pub fn route(queue: &Queue, event: &WatchEvent) {
         }
         _ => {}
     }
+}
+
+/// Whether `event` is an update that changed nothing but status (and bookkeeping metadata).
+fn status_only(event: &WatchEvent) -> bool {
+    let WatchEvent::Put {
+        kv,
+        prev: Some(prev),
+    } = event
+    else {
+        return false;
+    };
+    let strip = |bytes: &[u8]| {
+        let mut v = serde_json::from_slice::<Value>(bytes).ok()?;
+        let o = v.as_object_mut()?;
+        o.remove("status");
+        let meta = o.get_mut("metadata")?.as_object_mut()?;
+        meta.remove("resourceVersion");
+        meta.remove("managedFields");
+        Some(v)
+    };
+    matches!((strip(&kv.value), strip(&prev.value)), (Some(a), Some(b)) if a == b)
 }
 
 /// Works the queue until the cluster goes away.

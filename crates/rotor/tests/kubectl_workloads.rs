@@ -1,6 +1,6 @@
 //! Workload simulation seen through the real kubectl against `rotor sim`: a Deployment owns
 //! ReplicaSets that own Running, Ready Pods; `rollout status`, `rollout history`, `rollout undo`,
-//! `scale` and `logs` behave as on a real cluster, and deleting the Deployment takes its
+//! `scale` and `logs` behave as on a real cluster, a deleted Pod is replaced, and deleting the Deployment takes its
 //! ReplicaSets and Pods with it.
 
 mod common;
@@ -192,6 +192,15 @@ fn a_deployment_rolls_out_rolls_back_scales_logs_and_goes_on_the_simulator() {
         "{logs}"
     );
     k.not_found(&["logs", "no-such-pod", "-n", "default"]);
+
+    // A deleted Pod is replaced by its ReplicaSet.
+    let victim = name(&running_pods(&k, 2)[0]).to_string();
+    k.ok(&["delete", "pod", &victim, "-n", "default", "--wait=false"]);
+    let replaced = running_pods(&k, 2);
+    assert!(
+        replaced.iter().all(|p| name(p) != victim),
+        "{victim} came back"
+    );
 
     k.ok(&["scale", "deployment/web", "--replicas=3", "-n", "default"]);
     running_pods(&k, 3);

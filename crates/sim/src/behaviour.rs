@@ -1,6 +1,7 @@
-//! What a real cluster's kubelets and controllers would do, reduced to what rotor observes:
-//! nodes become Ready; Deployments, StatefulSets, ReplicaSets and DaemonSets report their replicas
-//! ready (status, observedGeneration, conditions) a configurable delay after each spec change.
+//! What a real cluster's kubelets and controllers would do: nodes become Ready; one watch on the
+//! whole store feeds the workload controllers (`workloads/`: Deployments own ReplicaSets own
+//! Pods); StatefulSets and DaemonSets still only report their replicas ready (status,
+//! observedGeneration) a configurable delay after each spec change.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -10,14 +11,10 @@ use rotor_store::{StoreError, WatchEvent};
 use serde_json::{Value, json};
 
 use crate::SimConfig;
+use crate::workloads::{self, Ctx, Queue, Task};
 
-/// The workload kinds whose status the simulator converges: (group, plural).
-const WORKLOADS: &[(&str, &str)] = &[
-    ("apps", "deployments"),
-    ("apps", "statefulsets"),
-    ("apps", "replicasets"),
-    ("apps", "daemonsets"),
-];
+/// The workload kinds whose status alone the simulator converges: (group, plural).
+const WORKLOADS: &[(&str, &str)] = &[("apps", "statefulsets"), ("apps", "daemonsets")];
 
 fn opts() -> WriteOptions {
     WriteOptions {
@@ -31,7 +28,15 @@ pub fn spawn(server: Arc<ApiServer>, config: SimConfig, minor: u32) -> tokio::ta
         if let Err(e) = create_nodes(&server, &config, minor).await {
             tracing::warn!(error = %e, "simulated nodes");
         }
-        run(server, config).await;
+        let (queue, rx) = Queue::new();
+        let ctx = Ctx {
+            server: server.clone(),
+            nodes: config.nodes,
+            ready_delay: config.workload_ready_delay,
+            queue: queue.clone(),
+        };
+        // One task per cluster: aborting it ends the watch and the controllers together.
+        tokio::join!(run(server, config, queue), workloads::work(ctx, rx));
     })
 }
 
@@ -79,26 +84,28 @@ async fn create_nodes(
 }
 
 /// Follows every change in the cluster; a lagging or compacted watch falls back to a resync.
-async fn run(server: Arc<ApiServer>, config: SimConfig) {
+async fn run(server: Arc<ApiServer>, config: SimConfig, queue: Queue) {
     let mut from = 0u64;
     let mut backoff = Duration::from_millis(50);
     loop {
-        let watch = match server.store().watch("/apps/", from).await {
+        let watch = match server.store().watch("/", from).await {
             Ok(w) => w,
             Err(StoreError::Compacted { .. }) | Err(_) => {
-                from = resync(&server, &config).await;
+                from = resync(&server, &config, &queue).await;
                 tokio::time::sleep(backoff).await;
                 backoff = (backoff * 2).min(Duration::from_secs(5));
                 continue;
             }
         };
         if from == 0 {
-            from = resync(&server, &config).await;
+            from = resync(&server, &config, &queue).await;
         }
         let mut events = watch;
         while let Some(event) = events.recv().await {
             from = event.revision();
+            workloads::route(&queue, &event);
             if let WatchEvent::Put { kv, .. } = &event
+                && kv.key.starts_with("/apps/")
                 && let Ok(obj) = serde_json::from_slice::<Value>(&kv.value)
             {
                 consider(&server, &config, &kv.key, obj);
@@ -108,8 +115,28 @@ async fn run(server: Arc<ApiServer>, config: SimConfig) {
 }
 
 /// Looks at every workload once; returns the revision to watch from.
-async fn resync(server: &Arc<ApiServer>, config: &SimConfig) -> u64 {
+async fn resync(server: &Arc<ApiServer>, config: &SimConfig, queue: &Queue) -> u64 {
     let rev = server.store().current_revision().await.unwrap_or(0);
+    for (plural, task) in [("deployments", true), ("replicasets", false)] {
+        let Ok(page) = server
+            .store()
+            .list(&format!("/apps/{plural}/"), None, 0)
+            .await
+        else {
+            continue;
+        };
+        for kv in page.items {
+            let mut parts = kv.key.rsplitn(3, '/');
+            let (Some(name), Some(ns)) = (parts.next(), parts.next()) else {
+                continue;
+            };
+            let (ns, name) = (ns.to_string(), name.to_string());
+            queue.push(match task {
+                true => Task::Deployment { ns, name },
+                false => Task::ReplicaSet { ns, name },
+            });
+        }
+    }
     for (group, plural) in WORKLOADS {
         let prefix = format!("/{group}/{plural}/");
         if let Ok(page) = server.store().list(&prefix, None, 0).await {
@@ -185,7 +212,6 @@ fn ready_status(plural: &str, obj: &Value, nodes: i64) -> Value {
         .pointer("/metadata/generation")
         .and_then(Value::as_i64)
         .unwrap_or(1);
-    let now = rotor_apiserver::object::now_rfc3339();
     if plural == "daemonsets" {
         return json!({
             "observedGeneration": generation, "desiredNumberScheduled": nodes, "currentNumberScheduled": nodes,
@@ -200,17 +226,8 @@ fn ready_status(plural: &str, obj: &Value, nodes: i64) -> Value {
         "observedGeneration": generation, "replicas": replicas, "readyReplicas": replicas,
         "availableReplicas": replicas, "updatedReplicas": replicas,
     });
-    if plural == "deployments" {
-        status["conditions"] = json!([
-            {"type": "Available", "status": "True", "reason": "MinimumReplicasAvailable", "message": "Deployment has minimum availability.", "lastUpdateTime": now, "lastTransitionTime": now},
-            {"type": "Progressing", "status": "True", "reason": "NewReplicaSetAvailable", "message": "ReplicaSet has successfully progressed.", "lastUpdateTime": now, "lastTransitionTime": now},
-        ]);
-    }
     if plural == "statefulsets" {
         status["currentReplicas"] = json!(replicas);
-    }
-    if plural == "replicasets" {
-        status["fullyLabeledReplicas"] = json!(replicas);
     }
     status
 }
@@ -222,11 +239,11 @@ mod tests {
     #[test]
     fn ready_status_matches_spec() {
         let d = json!({"metadata": {"generation": 3}, "spec": {"replicas": 4}});
-        let s = ready_status("deployments", &d, 3);
+        let s = ready_status("statefulsets", &d, 3);
         assert_eq!(s["observedGeneration"], 3);
         assert_eq!(s["readyReplicas"], 4);
-        assert_eq!(s["conditions"][0]["type"], "Available");
         let ds = ready_status("daemonsets", &d, 5);
+        assert_eq!(ready_status("statefulsets", &d, 3)["currentReplicas"], 4);
         assert_eq!(ds["numberReady"], 5);
     }
 }

@@ -12,6 +12,7 @@ mod behaviour;
 mod cloud;
 mod faults;
 mod traffic;
+mod workloads;
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -314,6 +315,14 @@ impl Sim {
             && faults::resumes_from_version(req.uri())
         {
             return faults::expired_watch(name);
+        }
+        if let Some((ns, pod)) = workloads::logs::log_target(req.uri().path())
+            && req.method() == http::Method::GET
+            && let Some(read) = workloads::logs::pod_request(&req, ns, pod)
+        {
+            let query = req.uri().query().map(str::to_string);
+            let pod_reply = cluster.server.handle(read).await;
+            return workloads::logs::reply(pod_reply, query.as_deref()).await;
         }
         let resp = cluster.server.handle(req).await;
         if watch {

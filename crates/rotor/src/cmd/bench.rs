@@ -1,6 +1,7 @@
 //! `rotor bench …`: benchmarks that print one JSON object on the last line of stdout. Every
 //! figure is measured over real HTTP with kube-rs clients unless it says otherwise.
 
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use clap::{Args, Subcommand};
@@ -73,6 +74,10 @@ pub struct SimBenchArgs {
     /// ConfigMaps created in every cluster.
     #[arg(long, default_value_t = 100)]
     pub objects: usize,
+    /// Deployments (2 replicas each) created in every cluster too; the simulator adds their
+    /// ReplicaSets and Pods, and the measurement waits until every one is ready.
+    #[arg(long, default_value_t = 0)]
+    pub deployments: usize,
     /// Clusters whose watch latency is sampled over HTTP.
     #[arg(long, default_value_t = 20)]
     pub watched: usize,
@@ -134,6 +139,50 @@ fn process_cpu_s() -> f64 {
     };
     // utime and stime are fields 14 and 15 of stat, 12 and 13 after the command.
     (ticks(11) + ticks(12)) / 100.0
+}
+
+/// `n` two-replica Deployments in every cluster, then waits (bounded) until all are ready.
+async fn fill_deployments(
+    clusters: &[Arc<rotor_sim::MemberCluster>],
+    n: usize,
+) -> anyhow::Result<()> {
+    let opts = rotor_apiserver::WriteOptions::default();
+    for c in clusters.iter().filter(|_| n > 0) {
+        let res = c.server.resource("apps", "v1", "deployments")?;
+        for i in 0..n {
+            let d = json!({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": format!("web-{i}")},
+                "spec": {"replicas": 2, "selector": {"matchLabels": {"app": format!("web-{i}")}},
+                    "template": {"metadata": {"labels": {"app": format!("web-{i}")}},
+                        "spec": {"containers": [{"name": "web", "image": "nginx:1.27"}]}}}});
+            c.server
+                .create(&res, Some("default"), d, &opts)
+                .await
+                .map_err(|e| anyhow::anyhow!("{}: {e}", c.name))?;
+        }
+    }
+    let deadline = Instant::now() + Duration::from_secs(300);
+    for c in clusters.iter().filter(|_| n > 0) {
+        let res = c.server.resource("apps", "v1", "deployments")?;
+        for i in 0..n {
+            loop {
+                let d = c
+                    .server
+                    .get(&res, Some("default"), &format!("web-{i}"))
+                    .await
+                    .map_err(|e| anyhow::anyhow!("{e}"))?;
+                if d.pointer("/status/readyReplicas") == Some(&json!(2)) {
+                    break;
+                }
+                anyhow::ensure!(
+                    Instant::now() < deadline,
+                    "{}: deployment web-{i} not ready within 300s",
+                    c.name
+                );
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        }
+    }
+    Ok(())
 }
 
 fn configmap(name: &str) -> ConfigMap {
@@ -291,6 +340,7 @@ async fn sim(args: SimBenchArgs) -> anyhow::Result<()> {
             }
         }
     }
+    fill_deployments(&clusters, args.deployments).await?;
     let fill_s = started.elapsed().as_secs_f64();
     let (listener, addr) = super::bind("127.0.0.1:0").await?;
     let router = sim.router();
@@ -352,6 +402,7 @@ async fn sim(args: SimBenchArgs) -> anyhow::Result<()> {
     let report = json!({
         "clusters": args.clusters,
         "objects_per_cluster": args.objects,
+        "deployments_per_cluster": args.deployments,
         "start_and_fill_s": round2(fill_s),
         "rss_mib": round2(rss),
         "peak_rss_mib": round2(peak),

@@ -1,0 +1,278 @@
+//! Workload simulation: the parts of kube-controller-manager and the kubelets a user sees.
+//! Deployments own ReplicaSets (`deployment.rs`, template hash in `hash.rs`, revisions in
+//! `revision.rs`), ReplicaSets own Pods that start Running and Ready after the configured delay
+//! (`replicaset.rs`, `pods.rs`), a few `ScalingReplicaSet` Events (`events.rs`), and `pods/log`
+//! answered with a simulated line (`logs.rs`).
+//!
+//! Reconciliation is level-triggered and serial: watch events become [`Task`]s in one
+//! de-duplicated queue per cluster (at most one entry per object), worked by one loop; the only
+//! other tasks are the short-lived timers that mark new Pods ready.
+
+mod deployment;
+mod events;
+pub mod hash;
+pub mod logs;
+mod pods;
+mod replicaset;
+mod revision;
+
+use std::collections::HashSet;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use rotor_apiserver::{ApiError, ApiServer, ListOptions, PatchType, Resource, WriteOptions};
+use rotor_store::WatchEvent;
+use serde_json::Value;
+use tokio::sync::mpsc;
+
+/// One unit of work, named by what it reconciles.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum Task {
+    Deployment {
+        ns: String,
+        name: String,
+    },
+    ReplicaSet {
+        ns: String,
+        name: String,
+    },
+    /// Pods created a `workload_ready_delay` ago: now Running and Ready.
+    PodsReady {
+        ns: String,
+        names: Vec<String>,
+    },
+}
+
+/// The de-duplicated queue: a task waiting is not queued twice.
+#[derive(Clone)]
+pub struct Queue {
+    tx: mpsc::UnboundedSender<Task>,
+    waiting: Arc<Mutex<HashSet<Task>>>,
+}
+
+impl Queue {
+    pub fn new() -> (Self, mpsc::UnboundedReceiver<Task>) {
+        let (tx, rx) = mpsc::unbounded_channel();
+        let waiting = Arc::new(Mutex::new(HashSet::new()));
+        (Queue { tx, waiting }, rx)
+    }
+
+    pub fn push(&self, task: Task) {
+        let fresh = self
+            .waiting
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(task.clone());
+        if fresh {
+            let _ = self.tx.send(task);
+        }
+    }
+
+    fn taken(&self, task: &Task) {
+        self.waiting
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(task);
+    }
+
+    /// Queues `task` after `delay` (a timer that ends when it fires).
+    fn after(&self, delay: Duration, task: Task) {
+        let queue = self.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(delay).await;
+            queue.push(task);
+        });
+    }
+}
+
+/// What every reconciler needs: the cluster's API, its shape and the queue.
+pub struct Ctx {
+    pub server: Arc<ApiServer>,
+    pub nodes: usize,
+    pub ready_delay: Duration,
+    pub queue: Queue,
+}
+
+/// The tasks a change to the object at `key` calls for (its own, its controller's).
+pub fn route(queue: &Queue, event: &WatchEvent) {
+    let (key, value) = match event {
+        WatchEvent::Put { kv, .. } => (&kv.key, &kv.value),
+        WatchEvent::Delete { prev, .. } => (&prev.key, &prev.value),
+    };
+    let mut parts = key.trim_start_matches('/').splitn(4, '/');
+    let (Some(group), Some(plural), Some(ns), Some(name)) =
+        (parts.next(), parts.next(), parts.next(), parts.next())
+    else {
+        return;
+    };
+    let (ns, name) = (ns.to_string(), name.to_string());
+    let owner = |kind: &str| {
+        serde_json::from_slice::<Value>(value)
+            .ok()
+            .and_then(|o| controller_name(&o, kind))
+    };
+    match (group, plural) {
+        // A status written by someone else stands until the spec or a ReplicaSet changes (how
+        // tests inject unavailability); the simulator's own status writes need no second look.
+        ("apps", "deployments") if status_only(event) => {}
+        ("apps", "deployments") => queue.push(Task::Deployment { ns, name }),
+        ("apps", "replicasets") => {
+            if let Some(d) = owner("Deployment") {
+                queue.push(Task::Deployment {
+                    ns: ns.clone(),
+                    name: d,
+                });
+            }
+            queue.push(Task::ReplicaSet { ns, name });
+        }
+        ("core", "pods") => {
+            if let Some(rs) = owner("ReplicaSet") {
+                queue.push(Task::ReplicaSet { ns, name: rs });
+            }
+        }
+        _ => {}
+    }
+}
+
+/// Whether `event` is an update that changed nothing but status (and bookkeeping metadata).
+fn status_only(event: &WatchEvent) -> bool {
+    let WatchEvent::Put {
+        kv,
+        prev: Some(prev),
+    } = event
+    else {
+        return false;
+    };
+    let strip = |bytes: &[u8]| {
+        let mut v = serde_json::from_slice::<Value>(bytes).ok()?;
+        let o = v.as_object_mut()?;
+        o.remove("status");
+        let meta = o.get_mut("metadata")?.as_object_mut()?;
+        meta.remove("resourceVersion");
+        meta.remove("managedFields");
+        Some(v)
+    };
+    matches!((strip(&kv.value), strip(&prev.value)), (Some(a), Some(b)) if a == b)
+}
+
+/// Works the queue until the cluster goes away.
+pub async fn work(ctx: Ctx, mut rx: mpsc::UnboundedReceiver<Task>) {
+    while let Some(task) = rx.recv().await {
+        ctx.queue.taken(&task);
+        let result = match &task {
+            Task::Deployment { ns, name } => deployment::reconcile(&ctx, ns, name).await,
+            Task::ReplicaSet { ns, name } => replicaset::reconcile(&ctx, ns, name).await,
+            Task::PodsReady { ns, names } => pods::mark_ready(&ctx, ns, names).await,
+        };
+        if let Err(e) = result {
+            tracing::debug!(?task, error = %e, "simulated workload controller");
+        }
+    }
+}
+
+/// The field manager of every simulated controller write.
+pub fn opts() -> WriteOptions {
+    WriteOptions {
+        field_manager: "kube-controller-manager".into(),
+        ..WriteOptions::default()
+    }
+}
+
+/// The name of `obj`'s controlling owner of kind `kind`.
+pub fn controller_name(obj: &Value, kind: &str) -> Option<String> {
+    obj.pointer("/metadata/ownerReferences")?
+        .as_array()?
+        .iter()
+        .find(|r| r["controller"] == true && r["kind"] == kind)
+        .and_then(|r| r["name"].as_str())
+        .map(str::to_string)
+}
+
+pub fn uid(obj: &Value) -> &str {
+    obj.pointer("/metadata/uid")
+        .and_then(Value::as_str)
+        .unwrap_or("")
+}
+
+/// The objects of `res` in `ns` whose controller is the object with `owner_uid`.
+pub async fn owned(
+    server: &ApiServer,
+    res: &Arc<Resource>,
+    ns: &str,
+    owner_uid: &str,
+) -> Result<Vec<Value>, ApiError> {
+    let list = server.list(res, Some(ns), &ListOptions::default()).await?;
+    let controlled = |o: &Value| {
+        o.pointer("/metadata/ownerReferences")
+            .and_then(Value::as_array)
+            .is_some_and(|refs| {
+                refs.iter()
+                    .any(|r| r["controller"] == true && r["uid"] == owner_uid)
+            })
+    };
+    Ok(match list {
+        Value::Object(mut m) => match m.remove("items") {
+            Some(Value::Array(items)) => items.into_iter().filter(controlled).collect(),
+            _ => Vec::new(),
+        },
+        _ => Vec::new(),
+    })
+}
+
+/// The owner reference a controller puts on what it creates.
+pub fn owner_ref(api_version: &str, kind: &str, owner: &Value) -> Value {
+    serde_json::json!({
+        "apiVersion": api_version, "kind": kind,
+        "name": rotor_apiserver::object::name(owner), "uid": uid(owner),
+        "controller": true, "blockOwnerDeletion": true,
+    })
+}
+
+/// A merge patch of `obj`'s main resource or of its `status` subresource.
+pub async fn merge(
+    server: &ApiServer,
+    res: &Arc<Resource>,
+    ns: &str,
+    name: &str,
+    patch: &Value,
+    status: bool,
+) -> Result<(), ApiError> {
+    let sub = status.then_some("status");
+    server
+        .patch(res, Some(ns), name, PatchType::Merge, patch, sub, &opts())
+        .await
+        .map(|_| ())
+}
+
+/// Reads an object; None when it is gone or being deleted (nothing left to reconcile).
+pub async fn live(
+    server: &ApiServer,
+    res: &Arc<Resource>,
+    ns: &str,
+    name: &str,
+) -> Result<Option<Value>, ApiError> {
+    match server.get(res, Some(ns), name).await {
+        Ok(o) if rotor_apiserver::object::is_deleting(&o) => Ok(None),
+        Ok(o) => Ok(Some(o)),
+        Err(e) if e.reason == "NotFound" => Ok(None),
+        Err(e) => Err(e),
+    }
+}
+
+/// An integer field, or `default`.
+pub fn int(obj: &Value, pointer: &str, default: i64) -> i64 {
+    obj.pointer(pointer)
+        .and_then(Value::as_i64)
+        .unwrap_or(default)
+}
+
+/// Whether the merge patch `new` would change `old` (a null in `new` removes a field).
+pub fn differs(old: &Value, new: &Value) -> bool {
+    let Some(fields) = new.as_object() else {
+        return old != new;
+    };
+    fields.iter().any(|(k, v)| match (old.get(k), v) {
+        (None | Some(Value::Null), Value::Null) => false,
+        (current, v) => current != Some(v),
+    })
+}

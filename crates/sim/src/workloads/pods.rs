@@ -1,0 +1,187 @@
+//! Simulated Pods: made from their owner's template, scheduled on a simulated node at once, and
+//! Running and Ready (conditions, container statuses, a 10.x address) after the ready delay.
+
+use std::sync::Arc;
+
+use rotor_apiserver::{ApiError, Resource, object};
+use serde_json::{Value, json};
+
+use super::{Ctx, live, merge, owner_ref};
+
+/// A Pod of `owner` (its `spec.template`), on a node picked at random among `nodes`.
+pub fn from_template(owner: &Value, kind: &str, nodes: usize) -> Value {
+    use rand::Rng;
+    let template = &owner["spec"]["template"];
+    let name = format!("{}-{}", object::name(owner), object::random_suffix());
+    let mut spec = template["spec"].clone();
+    let node = rand::rng().random_range(0..nodes.max(1));
+    spec["nodeName"] = json!(format!("node-{node}"));
+    let mut meta = template["metadata"].clone();
+    if !meta.is_object() {
+        meta = json!({});
+    }
+    meta["name"] = json!(name);
+    meta["namespace"] = owner["metadata"]["namespace"].clone();
+    meta["ownerReferences"] = json!([owner_ref("apps/v1", kind, owner)]);
+    json!({"apiVersion": "v1", "kind": "Pod", "metadata": meta, "spec": spec})
+}
+
+/// Whether a Pod's Ready condition is True.
+pub fn is_ready(pod: &Value) -> bool {
+    pod.pointer("/status/conditions")
+        .and_then(Value::as_array)
+        .is_some_and(|cs| {
+            cs.iter()
+                .any(|c| c["type"] == "Ready" && c["status"] == "True")
+        })
+}
+
+/// Newest first (creation time, then name): the order scale-down deletes in.
+pub fn sort_newest_first(pods: &mut [Value]) {
+    let key = |p: &Value| {
+        (
+            object::meta_str(p, "creationTimestamp")
+                .unwrap_or("")
+                .to_string(),
+            object::name(p).to_string(),
+        )
+    };
+    pods.sort_by_key(|p| std::cmp::Reverse(key(p)));
+}
+
+pub async fn delete(
+    ctx: &Ctx,
+    res: &Arc<Resource>,
+    ns: &str,
+    pods: &[Value],
+) -> Result<(), ApiError> {
+    for p in pods {
+        match ctx
+            .server
+            .delete(res, Some(ns), object::name(p), &json!({}), false)
+            .await
+        {
+            Ok(_) => {}
+            Err(e) if e.reason == "NotFound" => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
+}
+
+/// The kubelet's report: Pods `names` in `ns` are Running and Ready (those still there).
+pub async fn mark_ready(ctx: &Ctx, ns: &str, names: &[String]) -> Result<(), ApiError> {
+    let res = ctx.server.resource("", "v1", "pods")?;
+    for name in names {
+        let Some(pod) = live(&ctx.server, &res, ns, name).await? else {
+            continue;
+        };
+        let status = running_status(&pod);
+        merge(
+            &ctx.server,
+            &res,
+            ns,
+            name,
+            &json!({"status": status}),
+            true,
+        )
+        .await?;
+    }
+    Ok(())
+}
+
+fn running_status(pod: &Value) -> Value {
+    use rand::Rng;
+    let now = object::now_rfc3339();
+    let mut rng = rand::rng();
+    let ip = format!(
+        "10.244.{}.{}",
+        rng.random_range(0..=255),
+        rng.random_range(2..=254)
+    );
+    let node = pod
+        .pointer("/spec/nodeName")
+        .and_then(Value::as_str)
+        .unwrap_or("node-0");
+    let host = format!(
+        "10.0.0.{}",
+        node.trim_start_matches("node-")
+            .parse::<u8>()
+            .unwrap_or(0)
+            .saturating_add(10)
+    );
+    let conditions: Vec<Value> = ["PodScheduled", "Initialized", "ContainersReady", "Ready"]
+        .iter()
+        .map(|t| json!({"type": t, "status": "True", "lastTransitionTime": now}))
+        .collect();
+    let containers = pod
+        .pointer("/spec/containers")
+        .and_then(Value::as_array)
+        .cloned()
+        .unwrap_or_default();
+    let statuses: Vec<Value> = containers
+        .iter()
+        .map(|c| json!({
+            "name": c["name"], "image": c["image"], "imageID": "", "ready": true, "started": true,
+            "restartCount": 0, "containerID": format!("sim://{}-{}", object::name(pod), c["name"].as_str().unwrap_or("")),
+            "state": {"running": {"startedAt": now}},
+        }))
+        .collect();
+    json!({
+        "phase": "Running", "conditions": conditions, "hostIP": host, "hostIPs": [{"ip": host}],
+        "podIP": ip, "podIPs": [{"ip": ip}], "startTime": now, "qosClass": "BestEffort",
+        "containerStatuses": statuses,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rs() -> Value {
+        json!({"metadata": {"name": "web-abc", "namespace": "shop", "uid": "u2"},
+            "spec": {"template": {"metadata": {"labels": {"app": "web", "pod-template-hash": "abc"}},
+                "spec": {"containers": [{"name": "web", "image": "nginx"}]}}}})
+    }
+
+    #[test]
+    fn a_pod_is_named_labelled_owned_and_scheduled() {
+        let p = from_template(&rs(), "ReplicaSet", 3);
+        let name = object::name(&p);
+        let suffix = name.strip_prefix("web-abc-").expect("owner's name prefix");
+        assert_eq!(suffix.len(), 5);
+        assert_eq!(p["metadata"]["labels"]["pod-template-hash"], "abc");
+        assert_eq!(p["metadata"]["namespace"], "shop");
+        assert_eq!(p["metadata"]["ownerReferences"][0]["kind"], "ReplicaSet");
+        assert_eq!(p["metadata"]["ownerReferences"][0]["controller"], true);
+        let node = p["spec"]["nodeName"].as_str().expect("scheduled");
+        assert!(["node-0", "node-1", "node-2"].contains(&node), "{node}");
+    }
+
+    #[test]
+    fn a_running_pod_is_ready_with_every_container() {
+        let mut p = from_template(&rs(), "ReplicaSet", 1);
+        assert!(!is_ready(&p));
+        p["status"] = running_status(&p);
+        assert!(is_ready(&p));
+        assert_eq!(p["status"]["phase"], "Running");
+        assert_eq!(p["status"]["containerStatuses"][0]["ready"], true);
+        assert!(
+            p["status"]["podIP"]
+                .as_str()
+                .is_some_and(|ip| ip.starts_with("10."))
+        );
+    }
+
+    #[test]
+    fn scale_down_takes_the_newest_first() {
+        let pod =
+            |name: &str, ts: &str| json!({"metadata": {"name": name, "creationTimestamp": ts}});
+        let mut pods = vec![
+            pod("a", "2026-01-01T00:00:00Z"),
+            pod("b", "2026-01-02T00:00:00Z"),
+        ];
+        sort_newest_first(&mut pods);
+        assert_eq!(object::name(&pods[0]), "b");
+    }
+}

@@ -310,6 +310,33 @@ fn assert_complete(r: &ApplyReport) {
 async fn migrates_a_realistic_app_once() {
     let e = env(35).await;
     seed_app(&e.blue_server).await;
+    // The simulator's deployment controller takes the Deployments over (the hand-made
+    // ReplicaSet goes to 0): its ReplicaSets' Pods are the controller-owned objects the plan
+    // leaves behind (bounded wait for the first of them).
+    let pods: kube::Api<k8s_openapi::api::core::v1::Pod> =
+        kube::Api::namespaced(e.blue.clone(), "shop");
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    let simulated = |p: &k8s_openapi::api::core::v1::Pod| {
+        p.metadata
+            .owner_references
+            .iter()
+            .flatten()
+            .any(|o| o.kind == "ReplicaSet" && o.name != "web-5d8f")
+    };
+    while !pods
+        .list(&Default::default())
+        .await
+        .unwrap()
+        .items
+        .iter()
+        .any(simulated)
+    {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no simulated Pod in blue within 10 s"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
     let options = MigrationOptions::default();
     let plan = plan(&e.blue, &options).await.unwrap();
     let want: BTreeSet<String> = APP.iter().map(|s| s.to_string()).collect();

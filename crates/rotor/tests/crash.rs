@@ -156,10 +156,12 @@ async fn a_swap_survives_sigkill_of_the_control_plane_20_times() {
     .await;
     let load = Load::start(vec![url.clone()], 4, Duration::from_secs(5));
 
+    // Long enough for all the kills at their slowest (20 × 1.1 s plus restarts), now that a
+    // restarted control plane picks the swap up faster (migration outside the reconcile).
     let strategy = SwapStrategy {
         traffic_steps: vec![25, 100],
         bake_seconds: 2,
-        blue_retention_seconds: 6,
+        blue_retention_seconds: 12,
         ..Default::default()
     };
     let swap = swap("crash-upgrade", &name, "1.35.0", strategy);

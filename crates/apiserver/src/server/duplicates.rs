@@ -9,7 +9,7 @@ use std::fmt;
 use serde::de::{DeserializeSeed, Deserializer, MapAccess, SeqAccess, Visitor};
 
 use super::FieldValidation;
-use crate::error::{ApiError, ApiResult};
+use crate::error::ApiResult;
 use crate::registry::Resource;
 
 /// The warnings to send with the reply (Warn), or the refusal (Strict), for `body`.
@@ -17,20 +17,11 @@ pub(super) fn judge(body: &[u8], res: &Resource, level: FieldValidation) -> ApiR
     if level == FieldValidation::Ignore {
         return Ok(Vec::new());
     }
-    let messages: Vec<String> = duplicate_fields(body)
+    let messages = duplicate_fields(body)
         .into_iter()
         .map(|path| format!("duplicate field \"{path}\""))
         .collect();
-    if level == FieldValidation::Strict && !messages.is_empty() {
-        return Err(ApiError::bad_request(format!(
-            "{} in version \"{}\" cannot be handled as a {}: strict decoding error: {}",
-            res.kind,
-            res.api_version(),
-            res.kind,
-            messages.join(", ")
-        )));
-    }
-    Ok(messages)
+    super::write::by_level(res, level, messages)
 }
 
 /// The paths (`spec.template.spec.containers[0].name`) of keys given twice in one object of

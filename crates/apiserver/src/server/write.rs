@@ -548,20 +548,8 @@ impl ApiServer {
         if !refused.is_empty() {
             return Err(schema_error(res, name, refused));
         }
-        if opts.validation == FieldValidation::Ignore {
-            return Ok(Vec::new());
-        }
-        let messages: Vec<String> = unknown.into_iter().map(|p| p.message).collect();
-        if opts.validation == FieldValidation::Strict && !messages.is_empty() {
-            return Err(ApiError::bad_request(format!(
-                "{} in version \"{}\" cannot be handled as a {}: strict decoding error: {}",
-                res.kind,
-                res.api_version(),
-                res.kind,
-                messages.join(", ")
-            )));
-        }
-        Ok(messages)
+        let messages = unknown.into_iter().map(|p| p.message).collect();
+        by_level(res, opts.validation, messages)
     }
 
     /// An apply body's wrong types, refused before it is merged: upstream decodes the body into
@@ -757,6 +745,26 @@ fn strip_volatile(obj: &Value) -> Value {
 /// The refusal of an object with type or schema problems: a custom resource gets 422 Invalid
 /// with a cause per field, as upstream's schema validation; a built-in kind gets the 400 its
 /// JSON decoder gives (it stops at the first wrong type).
+/// What the `fieldValidation` level makes of problems it decides (unknown and duplicate
+/// fields): nothing (Ignore), warnings (Warn), or a 400 naming them all (Strict).
+pub(super) fn by_level(
+    res: &Resource,
+    level: FieldValidation,
+    messages: Vec<String>,
+) -> ApiResult<Vec<String>> {
+    match level {
+        FieldValidation::Ignore => Ok(Vec::new()),
+        FieldValidation::Strict if !messages.is_empty() => Err(ApiError::bad_request(format!(
+            "{} in version \"{}\" cannot be handled as a {}: strict decoding error: {}",
+            res.kind,
+            res.api_version(),
+            res.kind,
+            messages.join(", ")
+        ))),
+        _ => Ok(messages),
+    }
+}
+
 fn schema_error(res: &Resource, name: &str, problems: Vec<FieldProblem>) -> ApiError {
     if res.is_custom() {
         let causes = problems

@@ -5,9 +5,7 @@
 
 mod common;
 
-use std::path::Path;
-
-use common::kubectl::{Kubectl, start_sim};
+use common::kubectl::{Kubectl, start_sim, write_manifest};
 use serde_json::Value;
 
 const DEPLOYMENT: &str = r#"apiVersion: apps/v1
@@ -45,12 +43,6 @@ spec:
               color: {type: string, default: blue}
 "#;
 
-fn write(dir: &Path, name: &str, text: &str) -> String {
-    let path = dir.join(name);
-    std::fs::write(&path, text).expect("write manifest");
-    path.to_str().expect("path").to_string()
-}
-
 fn ready(k: &Kubectl) -> Value {
     k.eventually(
         &[
@@ -70,7 +62,7 @@ fn ready(k: &Kubectl) -> Value {
 fn client_side_then_server_side_apply_keeps_defaults_on_the_simulator() {
     let dir = tempfile::tempdir().expect("tempdir");
     let (_sim, k) = start_sim(dir.path(), 1, &["--ready-delay-ms", "50"]);
-    let deployment = write(dir.path(), "web.yaml", DEPLOYMENT);
+    let deployment = write_manifest(dir.path(), "web.yaml", DEPLOYMENT);
     k.ok(&["apply", "-f", &deployment]);
     let d = ready(&k);
     assert_eq!(d["spec"]["strategy"]["type"], "RollingUpdate");
@@ -95,7 +87,7 @@ fn client_side_then_server_side_apply_keeps_defaults_on_the_simulator() {
         "{table}"
     );
 
-    k.ok(&["apply", "-f", &write(dir.path(), "crd.yaml", CRD)]);
+    k.ok(&["apply", "-f", &write_manifest(dir.path(), "crd.yaml", CRD)]);
     k.ok(&[
         "wait",
         "--for=condition=Established",
@@ -103,7 +95,11 @@ fn client_side_then_server_side_apply_keeps_defaults_on_the_simulator() {
         "--timeout=15s",
     ]);
     let gizmo = "apiVersion: example.com/v1\nkind: Gizmo\nmetadata: {name: g, namespace: default}\nspec: {color: red}\n";
-    k.ok(&["apply", "-f", &write(dir.path(), "gizmo.yaml", gizmo)]);
+    k.ok(&[
+        "apply",
+        "-f",
+        &write_manifest(dir.path(), "gizmo.yaml", gizmo),
+    ]);
     let g = k.json(&["get", "gizmo", "g", "-n", "default"]);
     assert_eq!(g["spec"]["size"], 3, "{g}");
     assert_eq!(g["spec"]["color"], "red", "{g}");

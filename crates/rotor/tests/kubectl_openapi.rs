@@ -8,7 +8,7 @@ mod common;
 
 use std::path::Path;
 
-use common::kubectl::{CLUSTER_YAML, Kubectl, free_port, start_serve, start_sim};
+use common::kubectl::{CLUSTER_YAML, Kubectl, free_port, start_serve, start_sim, write_manifest};
 use serde_json::Value;
 
 /// The List of the report, with the value quoted: a bare `y` is a boolean to kubectl's YAML 1.1
@@ -96,12 +96,6 @@ items:
     )
 }
 
-fn write(dir: &Path, name: &str, text: &str) -> String {
-    let path = dir.join(name);
-    std::fs::write(&path, text).expect("write manifest");
-    path.to_str().expect("utf-8 path").to_string()
-}
-
 /// Applies a manifest that kubectl must refuse while validating; returns its stderr.
 fn refused(k: &Kubectl, file: &str) -> String {
     let out = k.run(&["apply", "-f", file]);
@@ -118,7 +112,7 @@ fn refused(k: &Kubectl, file: &str) -> String {
 /// The List steps, against any API rotor serves.
 fn list_validation(k: &Kubectl, dir: &Path) {
     // The List is applied with validation on; kubectl reads /openapi/v2 as protobuf for it.
-    let list = write(dir, "list.yaml", LIST);
+    let list = write_manifest(dir, "list.yaml", LIST);
     let out = k.run(&["apply", "-f", &list, "-v=6"]);
     let log = String::from_utf8_lossy(&out.stderr);
     assert!(
@@ -145,7 +139,7 @@ fn list_validation(k: &Kubectl, dir: &Path) {
     );
 
     // A field the ConfigMap schema lacks: refused by kubectl, naming it; nothing created.
-    let err = refused(k, &write(dir, "unknown.yaml", LIST_UNKNOWN_FIELD));
+    let err = refused(k, &write_manifest(dir, "unknown.yaml", LIST_UNKNOWN_FIELD));
     assert!(
         err.contains(r#"unknown field "data2""#) && err.contains("io.k8s.api.core.v1.ConfigMap"),
         "{err}"
@@ -153,7 +147,7 @@ fn list_validation(k: &Kubectl, dir: &Path) {
     k.not_found(&["get", "configmap", "l2", "-n", "default"]);
 
     // Nested: a typo in a Deployment's spec, next to a valid item. The whole List is refused.
-    let err = refused(k, &write(dir, "typo.yaml", LIST_DEPLOYMENT_TYPO));
+    let err = refused(k, &write_manifest(dir, "typo.yaml", LIST_DEPLOYMENT_TYPO));
     assert!(
         err.contains(r#"unknown field "replicaz""#)
             && err.contains("io.k8s.api.apps.v1.DeploymentSpec"),
@@ -163,14 +157,14 @@ fn list_validation(k: &Kubectl, dir: &Path) {
     k.not_found(&["get", "deployment", "web", "-n", "default"]);
 
     // A CRD registered now: its schema and GVK are in the next v2 document.
-    k.ok(&["apply", "-f", &write(dir, "crd.yaml", CRD)]);
+    k.ok(&["apply", "-f", &write_manifest(dir, "crd.yaml", CRD)]);
     k.ok(&[
         "wait",
         "--for=condition=Established",
         "crd/gadgets.example.com",
         "--timeout=20s",
     ]);
-    let good = write(
+    let good = write_manifest(
         dir,
         "gadgets.yaml",
         &gadget_list("{size: 2, color: blue, extra: {anything: 1}}"),
@@ -187,7 +181,7 @@ fn list_validation(k: &Kubectl, dir: &Path) {
     assert_eq!(g["spec"]["extra"]["anything"], 1, "{g}");
     let err = refused(
         k,
-        &write(
+        &write_manifest(
             dir,
             "gadget-typo.yaml",
             &gadget_list("{size: 2, colour: red}"),
@@ -199,7 +193,7 @@ fn list_validation(k: &Kubectl, dir: &Path) {
     );
     let err = refused(
         k,
-        &write(dir, "gadget-type.yaml", &gadget_list("{size: two}")),
+        &write_manifest(dir, "gadget-type.yaml", &gadget_list("{size: two}")),
     );
     assert!(
         err.contains("com.example.v1.Gadget.spec.size") && err.contains(r#"expected "integer""#),
@@ -242,7 +236,7 @@ fn kubectl_validates_lists_against_rotor_serve() {
     let out = k.ok(&[
         "apply",
         "-f",
-        &write(dir.path(), "clusters.yaml", &cluster_list()),
+        &write_manifest(dir.path(), "clusters.yaml", &cluster_list()),
     ]);
     assert!(
         out.contains("cluster.rotor.dev/prod-sim-a created"),
@@ -253,7 +247,7 @@ fn kubectl_validates_lists_against_rotor_serve() {
     let typo = cluster_list()
         .replace("prod-sim-a\n    labels", "prod-sim-b\n    labels")
         .replace("region: us-east-1\n", "regoin: us-east-1\n");
-    let err = refused(&k, &write(dir.path(), "cluster-typo.yaml", &typo));
+    let err = refused(&k, &write_manifest(dir.path(), "cluster-typo.yaml", &typo));
     assert!(
         err.contains(r#"unknown field "regoin""#) && err.contains("Cluster.spec"),
         "{err}"

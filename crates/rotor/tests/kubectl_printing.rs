@@ -5,9 +5,7 @@
 
 mod common;
 
-use std::path::Path;
-
-use common::kubectl::{Kubectl, start_sim};
+use common::kubectl::{Kubectl, start_sim, write_manifest};
 
 const DEPLOYMENT: &str = r#"apiVersion: apps/v1
 kind: Deployment
@@ -73,12 +71,6 @@ kind: Widget
 metadata: {name: w, namespace: default}
 "#;
 
-fn write(dir: &Path, name: &str, text: &str) -> String {
-    let path = dir.join(name);
-    std::fs::write(&path, text).expect("write manifest");
-    path.to_str().expect("path").to_string()
-}
-
 /// The header's column names and the first row's cells, split on runs of two spaces or more.
 fn table(k: &Kubectl, args: &[&str]) -> (Vec<String>, Vec<String>) {
     let out = k.ok(args);
@@ -100,7 +92,11 @@ fn table(k: &Kubectl, args: &[&str]) -> (Vec<String>, Vec<String>) {
 fn built_in_and_custom_columns_print_as_upstream() {
     let dir = tempfile::tempdir().expect("tempdir");
     let (_sim, k) = start_sim(dir.path(), 1, &["--ready-delay-ms", "50"]);
-    k.ok(&["apply", "-f", &write(dir.path(), "web.yaml", DEPLOYMENT)]);
+    k.ok(&[
+        "apply",
+        "-f",
+        &write_manifest(dir.path(), "web.yaml", DEPLOYMENT),
+    ]);
     k.eventually(
         &["get", "deployment", "web", "-n", "default"],
         "web ready",
@@ -131,11 +127,19 @@ fn built_in_and_custom_columns_print_as_upstream() {
         ["web,sidecar", "nginx:1.27,busybox:1.36", "app=web"]
     );
 
-    k.ok(&["apply", "-f", &write(dir.path(), "crds.yaml", CRDS)]);
+    k.ok(&[
+        "apply",
+        "-f",
+        &write_manifest(dir.path(), "crds.yaml", CRDS),
+    ]);
     for crd in ["crd/gizmos.example.com", "crd/widgets.example.com"] {
         k.ok(&["wait", "--for=condition=Established", crd, "--timeout=15s"]);
     }
-    k.ok(&["apply", "-f", &write(dir.path(), "objects.yaml", OBJECTS)]);
+    k.ok(&[
+        "apply",
+        "-f",
+        &write_manifest(dir.path(), "objects.yaml", OBJECTS),
+    ]);
     let (header, row) = table(&k, &["get", "gizmos", "-n", "default"]);
     assert_eq!(header, ["NAME", "READY", "STARTED"], "no implicit AGE");
     assert_eq!(&row[..2], ["g", "False"]);

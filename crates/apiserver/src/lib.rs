@@ -4,7 +4,6 @@
 
 mod conversion;
 mod cursor;
-mod defaults;
 mod discovery;
 pub mod error;
 pub mod http;

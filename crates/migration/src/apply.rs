@@ -1,5 +1,5 @@
-//! Applying a plan to green: server-side apply, stage by stage, bounded concurrency within a
-//! stage, a client-side rate limit, backoff on 429/5xx, and a checkpoint so a resumed run skips
+//! Applying a plan to green: each object written and owned as in blue ([`crate::write`]), stage
+//! by stage, bounded concurrency within a stage, a client-side rate limit, backoff on 429/5xx, and a checkpoint so a resumed run skips
 //! what is already there.
 
 use std::collections::{HashMap, HashSet};
@@ -8,13 +8,14 @@ use std::time::{Duration, Instant};
 
 use futures::StreamExt;
 use kube::api::{Api, DynamicObject};
-use kube::{Client, Resource, ResourceExt};
+use kube::{Client, ResourceExt};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::plan::{PlannedObject, ResourceRef};
 use crate::versions::{BlockedObject, ServedVersions, VersionChoice};
-use crate::{FIELD_MANAGER, MigrationOptions, Plan, Stage};
+use crate::write::WriteError;
+use crate::{MigrationOptions, Plan, Stage};
 
 /// Remembers which objects reached green, so a resumed run skips them. Keys name the object and
 /// a fingerprint of its body: an object changed in blue since it was recorded is applied again.
@@ -147,45 +148,18 @@ impl RateLimiter {
 }
 
 /// The checkpoint key of an object: `Kind.group namespace/name fingerprint`, the fingerprint
-/// taken over the serialized apply body.
+/// taken over the serialized body and blue's owners (a change of either writes it again).
 pub(crate) fn checkpoint_key(res: &ResourceRef, obj: &PlannedObject, body: &[u8]) -> String {
     // FNV-1a: stable across builds and Rust versions, unlike std's hasher.
     let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    for &b in body {
+    let owners = match obj.managed_fields.as_slice() {
+        [] => Vec::new(),
+        list => serde_json::to_vec(list).unwrap_or_default(),
+    };
+    for &b in body.iter().chain(&owners) {
         h = (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3);
     }
     format!("{} {} {h:016x}", res.kind_group(), obj.qualified_name())
-}
-
-/// The server-side apply request for one object. Built by hand rather than through `Api::patch`
-/// so the body is serialized once (for the request and the checkpoint key) and the response is
-/// not decoded unless its uid is needed: at thousands of objects a second, the client's CPU is
-/// taken from the API server's when both share a machine.
-fn apply_request(res: &ResourceRef, obj: &PlannedObject, body: Vec<u8>) -> http::Request<Vec<u8>> {
-    let ns = obj.namespace.as_deref().filter(|_| res.namespaced);
-    let url = format!(
-        "{}/{}?fieldManager={FIELD_MANAGER}&force=true&fieldValidation=Strict",
-        DynamicObject::url_path(&res.api_resource(), ns),
-        obj.name
-    );
-    let mut req = http::Request::new(body);
-    *req.method_mut() = http::Method::PATCH;
-    *req.uri_mut() = url.parse().unwrap_or_default();
-    req.headers_mut().insert(
-        http::header::CONTENT_TYPE,
-        http::HeaderValue::from_static("application/apply-patch+yaml"),
-    );
-    req
-}
-
-#[derive(Deserialize)]
-struct UidOnly {
-    metadata: UidMeta,
-}
-
-#[derive(Deserialize)]
-struct UidMeta {
-    uid: Option<String>,
 }
 
 enum Outcome {
@@ -194,8 +168,9 @@ enum Outcome {
     Failed { error: ObjectError, retries: usize },
 }
 
-struct Run<'a> {
-    green: &'a Client,
+/// One [`apply`]: what every object's write shares.
+pub(crate) struct Run<'a> {
+    pub(crate) green: &'a Client,
     options: &'a MigrationOptions,
     checkpoint: &'a dyn Checkpoint,
     limiter: RateLimiter,
@@ -203,8 +178,8 @@ struct Run<'a> {
     uids: Mutex<HashMap<String, String>>,
 }
 
-/// Applies `plan` to `green` as field manager [`FIELD_MANAGER`] (forced, strict field
-/// validation: a field green does not know fails the object instead of vanishing). Stages run
+/// Writes `plan` into `green` (strict field validation: a field green does not know fails the
+/// object instead of vanishing), each object owned as in blue ([`crate::write`]). Stages run
 /// in order, objects within a stage concurrently. An object that fails is reported and not
 /// recorded; the others go on, so a re-run with the same checkpoint retries only the failures.
 pub async fn apply(
@@ -407,7 +382,7 @@ fn retryable(e: &kube::Error) -> Option<bool> {
 }
 
 impl Run<'_> {
-    fn api(&self, res: &ResourceRef, obj: &PlannedObject) -> Api<DynamicObject> {
+    pub(crate) fn api(&self, res: &ResourceRef, obj: &PlannedObject) -> Api<DynamicObject> {
         let ar = res.api_resource();
         match (&obj.namespace, res.namespaced) {
             (Some(ns), true) => Api::namespaced_with(self.green.clone(), ns, &ar),
@@ -416,7 +391,7 @@ impl Run<'_> {
     }
 
     /// Runs `call` under the rate limit, repeating it with backoff while it fails retryably.
-    async fn send<T, F, Fut>(&self, mut call: F) -> (Result<T, kube::Error>, usize)
+    pub(crate) async fn send<T, F, Fut>(&self, mut call: F) -> (Result<T, kube::Error>, usize)
     where
         F: FnMut() -> Fut,
         Fut: Future<Output = Result<T, kube::Error>>,
@@ -486,49 +461,62 @@ impl Run<'_> {
             return self.skip(res, obj).await;
         }
         let api_version = res.api_version();
-        let converted = obj.body.get("apiVersion").and_then(Value::as_str) != Some(&api_version);
-        let body = match self.with_green_owners(&obj.body) {
-            std::borrow::Cow::Borrowed(_) if !converted => planned,
+        let blue_version = obj.body["apiVersion"].as_str().unwrap_or_default();
+        let converted = blue_version != api_version;
+        let desired = match self.with_green_owners(&obj.body) {
+            std::borrow::Cow::Borrowed(b) if !converted => std::borrow::Cow::Borrowed(b),
             owners => {
                 // Converted: the same fields at the version green serves.
                 let mut v = owners.into_owned();
                 if converted {
-                    v["apiVersion"] = Value::String(api_version);
+                    v["apiVersion"] = Value::String(api_version.clone());
                 }
-                serde_json::to_vec(&v).unwrap_or_default()
+                std::borrow::Cow::Owned(v)
             }
         };
-        let (result, retries) = self
-            .send(|| {
-                self.green
-                    .request_text(apply_request(res, obj, body.clone()))
-            })
+        let body = match &desired {
+            std::borrow::Cow::Borrowed(_) => planned,
+            std::borrow::Cow::Owned(v) => serde_json::to_vec(v).unwrap_or_default(),
+        };
+        let owners = {
+            let uids = self.uids.lock().unwrap_or_else(|p| p.into_inner());
+            crate::ownership::for_green(&obj.managed_fields, &uids, blue_version, &api_version)
+        };
+        let mut retries = 0;
+        let written = self
+            .write(res, obj, &desired, body, &owners, &mut retries)
             .await;
-        match result {
-            Ok(applied) => {
-                if let Some(src) = &obj.source_uid
-                    && let Ok(o) = serde_json::from_str::<UidOnly>(&applied)
-                    && let Some(uid) = o.metadata.uid
-                {
+        let error = |message: String, code: Option<u16>| Outcome::Failed {
+            error: ObjectError {
+                object: describe(res, obj),
+                message,
+                code,
+            },
+            retries,
+        };
+        match written {
+            Ok(uid) => {
+                if let (Some(src), Some(uid)) = (&obj.source_uid, uid) {
                     self.remember(src, uid);
                 }
                 if let Err(message) = self.crd_served(res, obj).await {
-                    return Outcome::Failed {
-                        error: ObjectError {
-                            object: describe(res, obj),
-                            message,
-                            code: None,
-                        },
-                        retries,
-                    };
+                    return error(message, None);
                 }
                 self.checkpoint.record(&key);
                 Outcome::Applied { retries }
             }
-            Err(e) => Outcome::Failed {
+            Err(WriteError::Api(e)) => Outcome::Failed {
                 error: object_error(res, obj, &e),
                 retries,
             },
+            Err(WriteError::OwnersNotKept { managers }) => error(
+                format!(
+                    "green kept other owners than blue's after {} attempts (managers now: {})",
+                    crate::write::HAND_OVER_ATTEMPTS,
+                    managers.join(", ")
+                ),
+                None,
+            ),
         }
     }
 
@@ -660,6 +648,7 @@ mod tests {
             name: "web".into(),
             body: serde_json::json!({"spec": {"replicas": 1}}),
             source_uid: None,
+            managed_fields: Vec::new(),
         };
         let key =
             |o: &PlannedObject| checkpoint_key(&res, o, &serde_json::to_vec(&o.body).unwrap());

@@ -22,11 +22,13 @@
 mod apply;
 mod diff;
 mod options;
+pub mod ownership;
 mod plan;
 mod ready;
 mod sanitize;
 mod select;
 pub mod versions;
+mod write;
 
 pub use apply::{ApplyReport, Checkpoint, MemoryCheckpoint, ObjectError, RateLimiter, apply};
 pub use diff::{DiffReport, DiffState, ObjectDiff, diff, differences};

@@ -83,6 +83,11 @@ pub struct PlannedObject {
     /// to green's uid to rewrite that ownerReference.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub source_uid: Option<String>,
+    /// Blue's owners of the object's fields (its `managedFields` but the status subresource's),
+    /// which green's copy gets too ([`crate::ownership`]). Empty: blue recorded none, and green's
+    /// copy has none either.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub managed_fields: Vec<Value>,
 }
 
 impl PlannedObject {
@@ -128,6 +133,10 @@ pub struct Plan {
     pub stages: Vec<StagePlan>,
     /// Objects left behind, counted by `Kind: reason`.
     pub skipped: BTreeMap<String, u64>,
+    /// Objects whose ownership cannot be carried as blue has it, counted by `Kind: reason`
+    /// (no managed fields recorded, unreadable entries dropped).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub ownership: BTreeMap<String, u64>,
     /// Served kinds not even listed: not migrated by rotor, skipped by policy, or not writable.
     pub kinds_left: Vec<String>,
     /// PVC-backed workloads that move anyway (`allow_stateful`): their data does not.
@@ -243,6 +252,9 @@ impl std::fmt::Display for Plan {
         )?;
         for (why, n) in &self.skipped {
             writeln!(f, "left behind: {n} × {why}")?;
+        }
+        for (why, n) in &self.ownership {
+            writeln!(f, "ownership: {n} × {why}")?;
         }
         if !self.kinds_left.is_empty() {
             writeln!(f, "kinds not migrated: {}", self.kinds_left.join(", "))?;
@@ -574,6 +586,13 @@ async fn plan_inner(
             }
         }
         let stage = if owned { Stage::Owned } else { c.stage };
+        let (managed_fields, broken) = crate::ownership::carried(&c.obj);
+        if broken > 0 {
+            out.note_ownership(&res.kind, "unreadable managedFields entries dropped");
+        }
+        if managed_fields.is_empty() {
+            out.note_ownership(&res.kind, "no managed fields in blue, none in green either");
+        }
         staged
             .entry((stage, c.res))
             .or_default()
@@ -582,6 +601,7 @@ async fn plan_inner(
                 name: c.obj.name_any(),
                 body,
                 source_uid: c.obj.metadata.uid.clone(),
+                managed_fields,
             });
     }
     let mut counts = vec![0usize; resources.len()];
@@ -647,6 +667,10 @@ async fn plan_inner(
 impl Plan {
     fn skip(&mut self, kind: &str, why: &str) {
         *self.skipped.entry(format!("{kind}: {why}")).or_default() += 1;
+    }
+
+    fn note_ownership(&mut self, kind: &str, why: &str) {
+        *self.ownership.entry(format!("{kind}: {why}")).or_default() += 1;
     }
 }
 

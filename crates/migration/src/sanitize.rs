@@ -6,8 +6,9 @@ use serde_json::{Map, Value};
 
 /// Annotations written by blue's own controllers about blue's state; copied, they would mislead
 /// green's (a PVC "bound" to blue's volume, a node of blue selected for scheduling).
+/// (`kubectl.kubernetes.io/last-applied-configuration` is the owner's and moves: kubectl's next
+/// client-side apply diffs and prunes against it.)
 const BLUE_ANNOTATIONS: &[&str] = &[
-    "kubectl.kubernetes.io/last-applied-configuration",
     "deployment.kubernetes.io/revision",
     "pv.kubernetes.io/bind-completed",
     "pv.kubernetes.io/bound-by-controller",
@@ -146,7 +147,7 @@ mod tests {
                 "generation": 2, "creationTimestamp": "2024-01-01T00:00:00Z", "selfLink": "/x",
                 "managedFields": [{"manager": "kubectl"}],
                 "labels": {"app": "web"},
-                "annotations": {"kubectl.kubernetes.io/last-applied-configuration": "{}", "team": "a"},
+                "annotations": {"kubectl.kubernetes.io/last-applied-configuration": "{}", "deployment.kubernetes.io/revision": "3", "team": "a"},
                 "ownerReferences": [{"apiVersion": "v1", "kind": "ConfigMap", "name": "o", "uid": "u0"}]},
             "spec": {"clusterIP": "10.0.0.7", "clusterIPs": ["10.0.0.7"], "ports": [{"port": 80}]},
             "status": {"loadBalancer": {}},
@@ -155,7 +156,8 @@ mod tests {
         assert_eq!(
             out,
             json!({"apiVersion": "v1", "kind": "Service",
-                "metadata": {"name": "web", "namespace": "shop", "labels": {"app": "web"}, "annotations": {"team": "a"}},
+                "metadata": {"name": "web", "namespace": "shop", "labels": {"app": "web"},
+                    "annotations": {"kubectl.kubernetes.io/last-applied-configuration": "{}", "team": "a"}},
                 "spec": {"ports": [{"port": 80}]}})
         );
         let kept = sanitize(&svc, "v1", "Service", &|o| o.name == "o");

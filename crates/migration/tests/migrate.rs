@@ -2,65 +2,26 @@
 //! application, green empty.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::sync::Arc;
 use std::time::Duration;
 
 use kube::api::{Api, DynamicObject};
 use kube::{Client, ResourceExt};
-use rotor_apiserver::{ApiServer, WriteOptions};
+use rotor_apiserver::ApiServer;
 use rotor_migration::{
     ApplyReport, Checkpoint, MemoryCheckpoint, MigrationOptions, Plan, Stage, apply, plan,
     readiness, sanitize, wait_ready,
 };
-use rotor_sim::{Sim, SimConfig};
 use serde_json::{Value, json};
 
-struct Env {
-    sim: Arc<Sim>,
-    blue: Client,
-    green: Client,
-    blue_server: Arc<ApiServer>,
-    green_server: Arc<ApiServer>,
-}
-
-async fn client(kubeconfig: &str) -> Client {
-    let kc = kube::config::Kubeconfig::from_yaml(kubeconfig).unwrap();
-    let mut config = kube::Config::from_custom_kubeconfig(kc, &Default::default())
-        .await
-        .unwrap();
-    // The engine does its own backoff; kube's would hide it.
-    config.default_retry = false;
-    Client::try_from(config).unwrap()
-}
+mod common;
+use common::Env;
 
 async fn env(green_minor: u32) -> Env {
-    let sim = Sim::new(SimConfig {
-        workload_ready_delay: Duration::from_millis(50),
-        node_ready_delay: Duration::from_millis(10),
-        history_events: 4096,
-        ..SimConfig::default()
-    });
-    let blue = sim.add_cluster("blue", 35).await.unwrap();
-    let green = sim.add_cluster("green", green_minor).await.unwrap();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let base = format!("http://{}", listener.local_addr().unwrap());
-    let router = sim.router();
-    tokio::spawn(async move {
-        let _ = rotor_apiserver::http::serve(listener, router).await;
-    });
-    Env {
-        blue: client(&sim.kubeconfig("blue", &base).unwrap()).await,
-        green: client(&sim.kubeconfig("green", &base).unwrap()).await,
-        blue_server: blue.server.clone(),
-        green_server: green.server.clone(),
-        sim,
-    }
+    common::env(35, green_minor).await
 }
 
 /// Creates `obj` in-process, as a user would have with kubectl.
 async fn put(server: &ApiServer, obj: Value) {
-    let api_version = obj["apiVersion"].as_str().unwrap();
-    let (group, version) = api_version.rsplit_once('/').unwrap_or(("", api_version));
     let kind = obj["kind"].as_str().unwrap();
     let plural = match kind {
         "Ingress" => "ingresses".to_string(),
@@ -70,16 +31,7 @@ async fn put(server: &ApiServer, obj: Value) {
         "NetworkPolicy" => "networkpolicies".to_string(),
         k => format!("{}s", k.to_lowercase()),
     };
-    let res = server.resource(group, version, &plural).unwrap();
-    let ns = obj.pointer("/metadata/namespace").and_then(Value::as_str);
-    let opts = WriteOptions {
-        field_manager: "kubectl".into(),
-        ..WriteOptions::default()
-    };
-    server
-        .create(&res, ns, obj.clone(), &opts)
-        .await
-        .unwrap_or_else(|e| panic!("creating {kind}: {e}"));
+    common::create_as(server, &plural, "kubectl", obj).await;
 }
 
 fn deployment(ns: &str, name: &str, replicas: i64, volumes: Value) -> Value {
@@ -260,8 +212,8 @@ fn planned(plan: &Plan) -> BTreeSet<String> {
 }
 
 /// Every object of the plan's kinds, sanitized, by `Kind namespace/name`, with its
-/// resourceVersion.
-async fn snapshot(client: &Client, plan: &Plan) -> BTreeMap<String, (Value, String)> {
+/// resourceVersion and owners.
+async fn snapshot(client: &Client, plan: &Plan) -> BTreeMap<String, (Value, String, Value)> {
     let mut out = BTreeMap::new();
     let kinds: BTreeSet<_> = plan.objects().map(|(_, r, _)| r.clone()).collect();
     for r in kinds {
@@ -275,10 +227,8 @@ async fn snapshot(client: &Client, plan: &Plan) -> BTreeMap<String, (Value, Stri
                 None => format!("{} {}", r.kind, o.name_any()),
             };
             let rv = o.resource_version().unwrap_or_default();
-            out.insert(
-                key,
-                (sanitize(&o, &r.api_version(), &r.kind, &|_| true), rv),
-            );
+            let body = sanitize(&o, &r.api_version(), &r.kind, &|_| true);
+            out.insert(key, (body, rv, common::owners(&o)));
         }
     }
     out
@@ -291,9 +241,10 @@ async fn assert_same(e: &Env, plan: &Plan, before: &BTreeSet<String>) {
     let green = snapshot(&e.green, plan).await;
     let keys = planned(plan);
     for k in &keys {
-        let b = &blue.get(k).unwrap_or_else(|| panic!("{k} not in blue")).0;
-        let g = &green.get(k).unwrap_or_else(|| panic!("{k} not in green")).0;
-        assert_eq!(b, g, "{k} differs");
+        let b = blue.get(k).unwrap_or_else(|| panic!("{k} not in blue"));
+        let g = green.get(k).unwrap_or_else(|| panic!("{k} not in green"));
+        assert_eq!(b.0, g.0, "{k} differs");
+        assert_eq!(b.2, g.2, "{k}: green's owners differ from blue's");
     }
     let extra: Vec<_> = green
         .keys()
@@ -467,9 +418,10 @@ async fn migrates_a_realistic_app_once() {
     let second = apply(&e.green, &plan, &options, &cp).await;
     assert_complete(&second);
     assert_eq!((second.applied, second.skipped), (0, 28));
-    // Without a checkpoint it re-applies, and server-side apply changes nothing.
-    let rvs = |m: BTreeMap<String, (Value, String)>| -> BTreeMap<String, String> {
-        m.into_iter().map(|(k, (_, rv))| (k, rv)).collect()
+    // Without a checkpoint it writes again, and finds nothing to change: no object's
+    // resourceVersion moves (not its content, not its owners).
+    let rvs = |m: BTreeMap<String, (Value, String, Value)>| -> BTreeMap<String, String> {
+        m.into_iter().map(|(k, (_, rv, _))| (k, rv)).collect()
     };
     let before_rerun = rvs(snapshot(&e.green, &plan).await);
     let again = apply(&e.green, &plan, &options, &MemoryCheckpoint::new()).await;

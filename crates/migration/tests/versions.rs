@@ -3,76 +3,24 @@
 //! otherwise; the pre-flight answers the same from green's discovery and from the target
 //! release's OpenAPI data.
 
-use std::sync::Arc;
-use std::time::Duration;
-
 use kube::api::{Api, ApiResource, DynamicObject};
 use kube::discovery::Discovery;
 use kube::{Client, ResourceExt};
-use rotor_apiserver::{ApiServer, WriteOptions};
+use rotor_apiserver::ApiServer;
 use rotor_migration::{
     BlockedObject, Error, MemoryCheckpoint, MigrationOptions, Plan, ServedVersions, VersionChoice,
     apply, plan, plan_for, sanitize,
 };
-use rotor_sim::{Sim, SimConfig};
 use serde_json::{Value, json};
 
 const FC: &str = "flowcontrol.apiserver.k8s.io";
 
-struct Env {
-    sim: Arc<Sim>,
-    blue: Client,
-    green: Client,
-    blue_server: Arc<ApiServer>,
-}
-
-async fn client(kubeconfig: &str) -> Client {
-    let kc = kube::config::Kubeconfig::from_yaml(kubeconfig).unwrap();
-    let mut config = kube::Config::from_custom_kubeconfig(kc, &Default::default())
-        .await
-        .unwrap();
-    config.default_retry = false;
-    config.read_timeout = Some(Duration::from_secs(10));
-    Client::try_from(config).unwrap()
-}
-
-async fn env(blue_minor: u32, green_minor: u32) -> Env {
-    let sim = Sim::new(SimConfig {
-        workload_ready_delay: Duration::from_millis(50),
-        ..SimConfig::default()
-    });
-    let blue = sim.add_cluster("blue", blue_minor).await.unwrap();
-    sim.add_cluster("green", green_minor).await.unwrap();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let base = format!("http://{}", listener.local_addr().unwrap());
-    let router = sim.router();
-    tokio::spawn(async move {
-        let _ = rotor_apiserver::http::serve(listener, router).await;
-    });
-    Env {
-        blue: client(&sim.kubeconfig("blue", &base).unwrap()).await,
-        green: client(&sim.kubeconfig("green", &base).unwrap()).await,
-        blue_server: blue.server.clone(),
-        sim,
-    }
-}
+mod common;
+use common::env;
 
 /// Creates `obj` in-process at its apiVersion, as a user would have with kubectl.
 async fn put(server: &ApiServer, plural: &str, obj: Value) {
-    let api_version = obj["apiVersion"].as_str().unwrap();
-    let (group, version) = api_version.rsplit_once('/').unwrap_or(("", api_version));
-    let res = server
-        .resource(group, version, plural)
-        .unwrap_or_else(|e| panic!("{api_version} {plural}: {e}"));
-    let ns = obj.pointer("/metadata/namespace").and_then(Value::as_str);
-    let opts = WriteOptions {
-        field_manager: "kubectl".into(),
-        ..WriteOptions::default()
-    };
-    server
-        .create(&res, ns, obj.clone(), &opts)
-        .await
-        .unwrap_or_else(|e| panic!("creating {plural} at {api_version}: {e}"));
+    common::create_as(server, plural, "kubectl", obj).await;
 }
 
 fn ar(group: &str, version: &str, kind: &str, plural: &str) -> ApiResource {

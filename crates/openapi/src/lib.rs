@@ -5,6 +5,7 @@
 //! release is decompressed once per process and shared, however many simulated clusters claim
 //! it; so are its definitions' protobuf encoding and the protobuf documents servers share.
 
+pub mod builtin_defaults;
 mod cel;
 mod cel_libs;
 mod default;

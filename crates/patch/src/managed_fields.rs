@@ -282,11 +282,11 @@ pub(crate) fn update_set<S: SchemaCursor>(
     compare_write(old, new, schema, subresource).changed()
 }
 
-/// Whether the request asks to reset managedFields: an empty list, or a list of one empty entry.
+/// Whether the request asks to reset managedFields: a list of one empty entry. An empty list
+/// does not, as upstream: a client unaware of the field must not strip it by accident.
 fn is_reset(new: &Value) -> bool {
     match managed_fields(new) {
         Some(Value::Array(list)) => match list.as_slice() {
-            [] => true,
             [Value::Object(only)] => only.is_empty(),
             _ => false,
         },

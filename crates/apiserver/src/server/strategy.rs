@@ -16,8 +16,8 @@ impl ApiServer {
         match &res.custom_schema {
             Some(schema) => rotor_openapi::default_custom(schema, obj),
             None => {
-                crate::defaults::drop_nulls(&res.group, &res.plural, obj);
-                crate::defaults::apply(
+                rotor_openapi::builtin_defaults::drop_nulls(&res.group, &res.plural, obj);
+                rotor_openapi::builtin_defaults::apply(
                     &res.group,
                     &res.version,
                     &res.plural,

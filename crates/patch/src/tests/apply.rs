@@ -509,3 +509,26 @@ fn track_update_honours_a_reset_and_keeps_fields_of_others() {
         entry(&live, "kubectl")["fieldsV1"]
     );
 }
+
+#[test]
+fn an_empty_list_keeps_managed_fields_and_a_given_list_replaces_them() {
+    let live = apply(None, &manifest(), &opts("kubectl", "t1")).unwrap();
+    let mut empty = live.clone();
+    empty["metadata"]["managedFields"] = json!([]);
+    track_update(Some(&live), &mut empty, Some(&schema()), &opts("x", "t2"));
+    assert_eq!(managed(&empty), managed(&live));
+
+    // What a restore or a migration sends: the content unchanged, the owners of another copy.
+    let theirs = json!([{"manager": "helm", "operation": "Apply", "apiVersion": "apps/v1",
+        "time": "2020-01-01T00:00:00Z", "fieldsType": "FieldsV1",
+        "fieldsV1": {"f:spec": {"f:replicas": {}}}}]);
+    let mut given = live.clone();
+    given["metadata"]["managedFields"] = theirs.clone();
+    track_update(
+        Some(&live),
+        &mut given,
+        Some(&schema()),
+        &opts("rotor", "t3"),
+    );
+    assert_eq!(given["metadata"]["managedFields"], theirs);
+}

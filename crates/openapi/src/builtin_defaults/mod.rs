@@ -2,6 +2,8 @@
 //! pkg/apis/*/v1/defaults.go) run while decoding every write: create, update, every patch type
 //! and server-side apply. Running after the patch is applied is what brings back a defaulted
 //! field that a patch or an apply removed. One file per API group; the shared helpers here.
+//! Here rather than in the API server because migration compares objects as a server of the
+//! target release would store them.
 //!
 //! Upstream's Go types decide what "unset" means: a nil pointer, map or slice is absent here; a
 //! plain string is also unset when empty, a plain integer when 0.
@@ -20,7 +22,7 @@ use serde_json::{Map, Value, json};
 
 /// Applies the defaults of the built-in kind `group`/`plural` (served at `version` by a server
 /// of Kubernetes `minor`) to `obj`. Kinds without defaults upstream are left alone.
-pub(crate) fn apply(group: &str, version: &str, plural: &str, minor: u32, obj: &mut Value) {
+pub fn apply(group: &str, version: &str, plural: &str, minor: u32, obj: &mut Value) {
     let Some(root) = obj.as_object_mut() else {
         return;
     };
@@ -42,7 +44,7 @@ pub(crate) fn apply(group: &str, version: &str, plural: &str, minor: u32, obj: &
 /// Drops explicit `null` members, as decoding into upstream's Go types does (a null pointer,
 /// map or slice is simply unset, and is never encoded back). Raw JSON subtrees that keep their
 /// nulls upstream (a CRD's schemas, a ControllerRevision's `data`) are left as sent.
-pub(crate) fn drop_nulls(group: &str, plural: &str, obj: &mut Value) {
+pub fn drop_nulls(group: &str, plural: &str, obj: &mut Value) {
     let Some(root) = obj.as_object_mut() else {
         return;
     };

@@ -1,9 +1,13 @@
 //! What differs between blue and green for the objects a migration would move: each selected
 //! object of blue, sanitized as the plan has it, against green's copy read at the version it
 //! is written there and sanitized the same way, so only what an owner wrote is compared (not
-//! uids, resourceVersions, status, allocated IPs…). Secret values are never shown, only the
-//! paths that differ. Objects only in green are not listed: what green holds beyond blue's
-//! selection is green's own business.
+//! uids, resourceVersions, status, allocated IPs…). Both sides are then normalised as green's
+//! API server would store them (explicit nulls dropped, the built-in defaults of green's
+//! release filled in), so a default one release sets and another does not, or a null an older
+//! server kept, is no difference. Who owns which fields is compared too (`metadata.managedFields`
+//! as [`crate::ownership::comparable`]). Secret values are never shown, only the paths that
+//! differ. Objects only in green are not listed: what green holds beyond blue's selection is
+//! green's own business.
 
 use std::collections::HashMap;
 
@@ -102,11 +106,14 @@ impl DiffReport {
     }
 }
 
-/// Compares the objects `options` select in blue with their copies in green.
+/// Compares the objects `options` select in blue with their copies in green. A difference at
+/// a path of `ignore` (`spec.replicas`, `metadata.labels.team`), or under it, is known drift
+/// and not reported.
 pub async fn diff(
     blue: &Client,
     green: &Client,
     options: &MigrationOptions,
+    ignore: &[String],
 ) -> Result<DiffReport, Error> {
     let served = ServedVersions::discover(green, "green")
         .await
@@ -140,6 +147,11 @@ pub async fn diff(
                 None => HashMap::new(),
             };
             let secret = r.resource.group.is_empty() && r.resource.kind == "Secret";
+            let at = |body: &Value| {
+                let mut v = comparable(body);
+                normalise(&r.resource, served.minor, &mut v);
+                v
+            };
             for o in &r.objects {
                 let object = format!("{} {}", r.resource.kind_group(), o.qualified_name());
                 let key = (o.namespace.clone(), o.name.clone());
@@ -147,7 +159,15 @@ pub async fn diff(
                     (None, _) => (DiffState::Blocked, Vec::new()),
                     (Some(_), None) => (DiffState::Missing, Vec::new()),
                     (Some(_), Some(g)) => {
-                        let paths = differences(&comparable(&o.body), &comparable(g), !secret);
+                        let mut paths = differences(&at(&o.body), &at(&g.body), !secret);
+                        let (blue_owners, green_owners) = (
+                            crate::ownership::comparable(&o.managed_fields),
+                            crate::ownership::comparable(&g.managed_fields),
+                        );
+                        if blue_owners != green_owners {
+                            paths.push(owners_line(&blue_owners, &green_owners));
+                        }
+                        paths.retain(|p| !ignored(p, ignore));
                         if paths.is_empty() {
                             (DiffState::Same, paths)
                         } else {
@@ -173,12 +193,18 @@ pub async fn diff(
     Ok(report)
 }
 
-/// Green's objects of one resource type, sanitized, by (namespace, name); none when green
-/// does not serve the type.
+/// Green's copy of an object: sanitized, and its owners.
+struct GreenCopy {
+    body: Value,
+    managed_fields: Vec<Value>,
+}
+
+/// Green's objects of one resource type by (namespace, name); none when green does not serve
+/// the type.
 async fn green_objects(
     green: &Client,
     resource: &ResourceRef,
-) -> Result<HashMap<(Option<String>, String), Value>, Error> {
+) -> Result<HashMap<(Option<String>, String), GreenCopy>, Error> {
     let items = list_all(green, resource)
         .await
         .map_err(|e| Error::Green {
@@ -194,7 +220,20 @@ async fn green_objects(
                 obj.metadata.name.clone().unwrap_or_default(),
             );
             let body = sanitize(&obj, &resource.api_version(), &resource.kind, &|_| false);
-            (key, body)
+            let managed_fields = obj
+                .metadata
+                .managed_fields
+                .iter()
+                .flatten()
+                .filter_map(|e| serde_json::to_value(e).ok())
+                .collect();
+            (
+                key,
+                GreenCopy {
+                    body,
+                    managed_fields,
+                },
+            )
         })
         .collect())
 }
@@ -211,6 +250,54 @@ fn comparable(body: &Value) -> Value {
         }
     }
     v
+}
+
+/// As green's API server would store `body`: nulls dropped, its release's built-in defaults
+/// filled in (custom resources were defaulted by their schemas when read).
+fn normalise(resource: &ResourceRef, minor: Option<u32>, body: &mut Value) {
+    use rotor_openapi::builtin_defaults;
+    builtin_defaults::drop_nulls(&resource.group, &resource.plural, body);
+    if let Some(minor) = minor {
+        builtin_defaults::apply(
+            &resource.group,
+            &resource.version,
+            &resource.plural,
+            minor,
+            body,
+        );
+    }
+}
+
+/// Whether a difference line (`path: blue …, green …`) is at or under one of `ignore`.
+fn ignored(line: &str, ignore: &[String]) -> bool {
+    let path = line.split(": ").next().unwrap_or(line);
+    ignore.iter().any(|i| {
+        path == i
+            || path
+                .strip_prefix(i.as_str())
+                .is_some_and(|rest| rest.starts_with('.') || rest.starts_with('['))
+    })
+}
+
+/// The owners line of an object whose owners differ: each side's managers.
+fn owners_line(blue: &[String], green: &[String]) -> String {
+    let managers = |list: &[String]| {
+        let names: Vec<&str> = list
+            .iter()
+            .map(|e| e.split(' ').next().unwrap_or_default())
+            .collect();
+        if names.is_empty() {
+            "(none)".to_string()
+        } else {
+            names.join(", ")
+        }
+    };
+    let (b, g) = (managers(blue), managers(green));
+    if b == g {
+        format!("metadata.managedFields: the same managers ({b}) own other fields")
+    } else {
+        format!("metadata.managedFields: blue {b}, green {g}")
+    }
 }
 
 /// The paths at which `blue` and `green` differ, with both values when `show_values`.
@@ -323,5 +410,28 @@ mod tests {
         let a = json!({"apiVersion": "v1beta3", "kind": "X", "metadata": {"name": "n", "ownerReferences": [{"uid": "1"}]}});
         let b = json!({"apiVersion": "v1", "kind": "X", "metadata": {"name": "n", "ownerReferences": [{"uid": "2"}]}});
         assert_eq!(comparable(&a), comparable(&b));
+    }
+
+    #[test]
+    fn nulls_and_defaults_are_no_difference_and_ignored_paths_are_dropped() {
+        let deploy = ResourceRef {
+            group: "apps".into(),
+            version: "v1".into(),
+            kind: "Deployment".into(),
+            plural: "deployments".into(),
+            namespaced: true,
+        };
+        let mut older = json!({"metadata": {"name": "web", "labels": null},
+            "spec": {"template": {"metadata": {"creationTimestamp": null}}}});
+        let mut stored = json!({"metadata": {"name": "web"},
+            "spec": {"replicas": 1, "template": {"metadata": {}}}});
+        normalise(&deploy, Some(35), &mut older);
+        normalise(&deploy, Some(35), &mut stored);
+        assert_eq!(differences(&older, &stored, true), Vec::<String>::new());
+
+        let ignore = ["spec.replicas".to_string()];
+        assert!(ignored("spec.replicas: blue 1, green 2", &ignore));
+        assert!(!ignored("spec.replicasX: blue 1, green 2", &ignore));
+        assert!(ignored("spec.template: blue 1, green 2", &["spec".into()]));
     }
 }

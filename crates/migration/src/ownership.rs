@@ -113,6 +113,44 @@ pub fn differs(want: &[Value], have: &[Value]) -> bool {
     want != have
 }
 
+/// Owners as two clusters' copies of an object can be compared: each entry but the status
+/// subresource's as `manager/operation[/subresource] apiVersion fields`, without times and with
+/// ownerReferences keyed by no uid (each cluster has its own), sorted.
+pub fn comparable(entries: &[Value]) -> Vec<String> {
+    let mut out: Vec<String> = entries
+        .iter()
+        .filter(|e| e["subresource"] != "status")
+        .map(|e| {
+            let mut fields = e["fieldsV1"].clone();
+            if let Some(refs) = fields
+                .pointer_mut("/f:metadata/f:ownerReferences")
+                .and_then(Value::as_object_mut)
+            {
+                *refs = refs
+                    .iter()
+                    .map(|(k, v)| match k.strip_prefix("k:") {
+                        Some(_) => ("k:{\"uid\":…}".to_string(), v.clone()),
+                        None => (k.clone(), v.clone()),
+                    })
+                    .collect();
+            }
+            let text = |k: &str| e[k].as_str().unwrap_or_default().to_string();
+            let sub = e["subresource"]
+                .as_str()
+                .map(|s| format!("/{s}"))
+                .unwrap_or_default();
+            format!(
+                "{}/{}{sub} {} {fields}",
+                text("manager"),
+                text("operation"),
+                text("apiVersion")
+            )
+        })
+        .collect();
+    out.sort();
+    out
+}
+
 fn identity(entry: &Value) -> Value {
     let mut e = entry.clone();
     if let Some(m) = e.as_object_mut() {

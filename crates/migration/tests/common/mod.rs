@@ -72,28 +72,10 @@ pub async fn create_as(server: &ApiServer, plural: &str, manager: &str, obj: Val
         .unwrap_or_else(|e| panic!("creating {plural} at {api_version}: {e}"));
 }
 
-/// Who owns what, as compared between blue and green: the carried entries without their times,
-/// owners' uids blanked (each cluster has its own), sorted.
+/// Who owns what, as compared between blue and green (see `ownership::comparable`); an entry
+/// that cannot be read fails the test.
 pub fn owners(o: &DynamicObject) -> Value {
     let (entries, broken) = rotor_migration::ownership::carried(o);
     assert_eq!(broken, 0, "{}", o.name_any());
-    let mut out: Vec<String> = entries
-        .into_iter()
-        .map(|mut e| {
-            e.as_object_mut().unwrap().remove("time");
-            let text = e.to_string();
-            let uid = named_uids(&text);
-            uid.iter().fold(text, |t, u| t.replace(u.as_str(), "UID"))
-        })
-        .collect();
-    out.sort();
-    json!(out)
-}
-
-/// The uids named in a field set's ownerReferences keys.
-fn named_uids(text: &str) -> Vec<String> {
-    text.split("uid\\\":\\\"")
-        .skip(1)
-        .filter_map(|rest| rest.split("\\\"").next().map(str::to_string))
-        .collect()
+    json!(rotor_migration::ownership::comparable(&entries))
 }

@@ -65,6 +65,10 @@ pub enum MigrateCommand {
         to: PathBuf,
         #[arg(long)]
         allow_stateful: bool,
+        /// Known drift: a difference at this path or under it (`spec.replicas`,
+        /// `metadata.labels.team`, `metadata.managedFields`) is not reported. Repeatable.
+        #[arg(long = "ignore", value_name = "PATH")]
+        ignore: Vec<String>,
         #[arg(long)]
         json: bool,
     },
@@ -199,6 +203,7 @@ pub async fn run(args: MigrateArgs) -> anyhow::Result<()> {
             from,
             to,
             allow_stateful,
+            ignore,
             json,
         } => {
             let (blue, green) = (client(&from).await?, client(&to).await?);
@@ -206,7 +211,7 @@ pub async fn run(args: MigrateArgs) -> anyhow::Result<()> {
                 allow_stateful,
                 ..MigrationOptions::default()
             };
-            let report = rotor_migration::diff(&blue, &green, &options).await?;
+            let report = rotor_migration::diff(&blue, &green, &options, &ignore).await?;
             if json {
                 println!("{}", serde_json::to_string(&report)?);
             } else {

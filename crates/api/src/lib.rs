@@ -99,6 +99,9 @@ pub mod annotations {
     pub const REPLICAS_BEFORE_SCALE_DOWN: &str = "rotor.dev/replicas-before-scale-down";
     /// On the same workload: the ClusterSwap that scaled it down.
     pub const SCALED_DOWN_BY: &str = "rotor.dev/scaled-down-by";
+    /// On the same workload: the swap and the field managers that owned `spec.replicas` before
+    /// (JSON), so the restore hands the field back to them rather than keeping it.
+    pub const REPLICAS_OWNERS: &str = "rotor.dev/replicas-owners";
 }
 
 /// The CustomResourceDefinitions of all rotor kinds, in dependency order (Cluster first).

@@ -5,19 +5,21 @@
 //! that did it, as annotations written in the same patch as `spec.replicas: 0`. So the member
 //! cluster is the source of truth, a crash between two workloads loses nothing, and a restore
 //! is idempotent (it touches only what this swap scaled down and clears the record).
-//! DaemonSets have no replica count and keep running.
+//! DaemonSets have no replica count and keep running. Both writes are rotor's (field manager
+//! `rotor`); the restore hands `spec.replicas` back to its owners ([`crate::replica_owners`]).
 
 use std::collections::BTreeMap;
 
 use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
 use kube::api::{Api, ListParams, Patch, PatchParams};
 use kube::{Client, Resource, ResourceExt};
-use rotor_api::annotations::{REPLICAS_BEFORE_SCALE_DOWN, SCALED_DOWN_BY};
+use rotor_api::annotations::{REPLICAS_BEFORE_SCALE_DOWN, REPLICAS_OWNERS, SCALED_DOWN_BY};
 use serde::de::DeserializeOwned;
 use serde_json::json;
 
 use crate::Error;
 use crate::health::Selection;
+use crate::replica_owners::{self, Record};
 
 /// What a scale-down or a restore did.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -127,34 +129,43 @@ async fn scale_kind_to_zero<K: Scalable>(
                 "spec": {"replicas": 0},
             })
         } else {
+            let record = Record {
+                swap: swap.to_string(),
+                owners: replica_owners::replicas_owners(&w),
+            };
             json!({
                 "metadata": {
                     "resourceVersion": w.resource_version(),
                     "annotations": {
                         REPLICAS_BEFORE_SCALE_DOWN: replicas.to_string(),
                         SCALED_DOWN_BY: swap,
+                        REPLICAS_OWNERS: serde_json::to_string(&record).unwrap_or_default(),
                     },
                 },
                 "spec": {"replicas": 0},
             })
         };
         let api: Api<K> = Api::namespaced(client.clone(), &ns);
-        api.patch(
-            &w.name_any(),
-            &PatchParams::default(),
-            &Patch::Merge(&patch),
-        )
-        .await
-        .map_err(|e| {
-            member_error(
-                instance,
-                format!("scaling {kind} {ns}/{} to zero", w.name_any()),
-                e,
-            )
-        })?;
+        api.patch(&w.name_any(), &rotors(), &Patch::Merge(&patch))
+            .await
+            .map_err(|e| {
+                member_error(
+                    instance,
+                    format!("scaling {kind} {ns}/{} to zero", w.name_any()),
+                    e,
+                )
+            })?;
         changed.patched += 1;
     }
     Ok(())
+}
+
+/// rotor's writes to member clusters: its own field manager.
+fn rotors() -> PatchParams {
+    PatchParams {
+        field_manager: Some(replica_owners::FIELD_MANAGER.into()),
+        ..PatchParams::default()
+    }
 }
 
 async fn restore_kind<K: Scalable>(
@@ -165,41 +176,67 @@ async fn restore_kind<K: Scalable>(
 ) -> Result<(), Error> {
     let kind = K::kind(&());
     for w in list::<K>(client, instance).await? {
-        if annotation(&w, SCALED_DOWN_BY) != Some(swap) {
+        let scaled = annotation(&w, SCALED_DOWN_BY) == Some(swap);
+        // A record without the scale-down: restored, its owners not yet given the field back.
+        let record = Record::of(&w, swap);
+        if !scaled && record.is_none() {
             continue;
         }
         let ns = w.namespace().unwrap_or_default();
         let name = w.name_any();
-        let Some(before) = annotation(&w, REPLICAS_BEFORE_SCALE_DOWN)
-            .and_then(|r| r.parse::<i32>().ok())
-            .filter(|r| *r >= 0)
-        else {
-            return Err(Error::Member {
-                instance: instance.to_string(),
-                message: format!(
-                    "{kind} {ns}/{name}: annotation {REPLICAS_BEFORE_SCALE_DOWN} is missing or \
-                     not a replica count; set spec.replicas by hand and remove {SCALED_DOWN_BY}"
-                ),
-            });
-        };
-        let patch = json!({
-            "metadata": {
-                "resourceVersion": w.resource_version(),
-                "annotations": {REPLICAS_BEFORE_SCALE_DOWN: null, SCALED_DOWN_BY: null},
-            },
-            "spec": {"replicas": before},
-        });
         let api: Api<K> = Api::namespaced(client.clone(), &ns);
-        api.patch(&name, &PatchParams::default(), &Patch::Merge(&patch))
-            .await
-            .map_err(|e| {
-                member_error(
-                    instance,
-                    format!("restoring {kind} {ns}/{name} to {before} replicas"),
-                    e,
-                )
-            })?;
+        let w = if scaled {
+            restore_one(&api, instance, &w).await?
+        } else {
+            w
+        };
+        if let Some(record) = record {
+            replica_owners::hand_back(&api, &w, &record)
+                .await
+                .map_err(|e| {
+                    member_error(
+                        instance,
+                        format!("handing {kind} {ns}/{name}'s spec.replicas back to its owners"),
+                        e,
+                    )
+                })?;
+        }
         changed.patched += 1;
     }
     Ok(())
+}
+
+/// Gives one workload its recorded replica count back and clears the record of the
+/// scale-down (the owners' record stays for the hand-back).
+async fn restore_one<K: Scalable>(api: &Api<K>, instance: &str, w: &K) -> Result<K, Error> {
+    let kind = K::kind(&());
+    let (ns, name) = (w.namespace().unwrap_or_default(), w.name_any());
+    let Some(before) = annotation(w, REPLICAS_BEFORE_SCALE_DOWN)
+        .and_then(|r| r.parse::<i32>().ok())
+        .filter(|r| *r >= 0)
+    else {
+        return Err(Error::Member {
+            instance: instance.to_string(),
+            message: format!(
+                "{kind} {ns}/{name}: annotation {REPLICAS_BEFORE_SCALE_DOWN} is missing or \
+                 not a replica count; set spec.replicas by hand and remove {SCALED_DOWN_BY}"
+            ),
+        });
+    };
+    let patch = json!({
+        "metadata": {
+            "resourceVersion": w.resource_version(),
+            "annotations": {REPLICAS_BEFORE_SCALE_DOWN: null, SCALED_DOWN_BY: null},
+        },
+        "spec": {"replicas": before},
+    });
+    api.patch(&name, &rotors(), &Patch::Merge(&patch))
+        .await
+        .map_err(|e| {
+            member_error(
+                instance,
+                format!("restoring {kind} {ns}/{name} to {before} replicas"),
+                e,
+            )
+        })
 }

@@ -24,6 +24,7 @@ pub mod members;
 pub mod metrics;
 pub mod migration;
 pub mod preflight;
+pub mod replica_owners;
 mod retry;
 pub mod rollout;
 pub mod swap;

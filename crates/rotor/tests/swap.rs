@@ -384,6 +384,37 @@ async fn rollback_during_retention_restores_blue_with_zero_failed_requests() {
         .await
         .expect("blue's web");
     assert_eq!(restored.spec.as_ref().and_then(|s| s.replicas), Some(2));
+    // And `spec.replicas` belongs again to whoever applied it (the rehearsal's app manager
+    // `rotor-demo`, server-side): rotor owns nothing, so the team's next apply cannot conflict.
+    let replicas_owners: Vec<(String, String)> = restored
+        .managed_fields()
+        .iter()
+        .filter(|e| {
+            e.fields_v1
+                .as_ref()
+                .is_some_and(|f| f.0.pointer("/f:spec/f:replicas").is_some())
+        })
+        .map(|e| {
+            (
+                e.manager.clone().unwrap_or_default(),
+                e.operation.clone().unwrap_or_default(),
+            )
+        })
+        .collect();
+    assert_eq!(replicas_owners, vec![("rotor-demo".into(), "Apply".into())]);
+    assert!(
+        restored
+            .managed_fields()
+            .iter()
+            .all(|e| e.manager.as_deref() != Some("rotor")),
+        "{:?}",
+        restored.managed_fields()
+    );
+    assert!(
+        !restored
+            .annotations()
+            .contains_key(rotor_api::annotations::REPLICAS_OWNERS)
+    );
     assert!(
         !restored
             .annotations()

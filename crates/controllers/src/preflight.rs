@@ -181,21 +181,24 @@ async fn read(
     };
     Ok(
         match rotor_migration::plan_for(client, served, &options).await {
-            Ok(plan) if plan.blocked.is_empty() => Vec::new(),
             Ok(plan) => {
-                let shown: Vec<String> =
-                    plan.blocked.iter().take(5).map(|b| b.to_string()).collect();
-                vec![format!(
-                    "{} objects at API versions Kubernetes {version} does not serve (and no lossless \
-                 conversion exists): {}{}",
-                    plan.blocked.len(),
-                    shown.join("; "),
-                    if plan.blocked.len() > shown.len() {
-                        "; …"
-                    } else {
-                        ""
-                    }
-                )]
+                let mut reasons = Vec::new();
+                if !plan.blocked.is_empty() {
+                    reasons.push(format!(
+                        "{} objects at API versions Kubernetes {version} does not serve (and no \
+                         lossless conversion exists): {}",
+                        plan.blocked.len(),
+                        first_five(plan.blocked.iter().map(ToString::to_string))
+                    ));
+                }
+                if !plan.refused.is_empty() {
+                    reasons.push(format!(
+                        "{} objects Kubernetes {version} refuses: {}",
+                        plan.refused.len(),
+                        first_five(plan.refused.iter().map(ToString::to_string))
+                    ));
+                }
+                reasons
             }
             Err(e @ rotor_migration::Error::Stateful { .. }) => vec![format!(
                 "{e} (set strategy.migration.statefulData to Disposable or External)"
@@ -206,4 +209,11 @@ async fn read(
             }
         },
     )
+}
+
+/// Up to five items joined, `…` when there were more.
+fn first_five(items: impl ExactSizeIterator<Item = String>) -> String {
+    let more = items.len() > 5;
+    let shown: Vec<String> = items.take(5).collect();
+    format!("{}{}", shown.join("; "), if more { "; …" } else { "" })
 }

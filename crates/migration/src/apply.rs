@@ -195,10 +195,15 @@ pub async fn apply(
         limiter: RateLimiter::new(options.qps, options.burst),
         uids: Mutex::new(HashMap::new()),
     };
-    let (writes, retries) = match write_versions(green, plan, options).await {
+    let (writes, minor, retries) = match write_versions(green, plan, options).await {
         Ok(w) => w,
         Err(refusal) => return refusal,
     };
+    if let Some(minor) = minor
+        && let Err(refusal) = refuse_what_green_refuses(plan, minor, &writes).await
+    {
+        return refusal;
+    }
     let mut report = ApplyReport {
         total: plan.total(),
         retries,
@@ -252,7 +257,7 @@ async fn write_versions(
     green: &Client,
     plan: &Plan,
     options: &MigrationOptions,
-) -> Result<(HashMap<ResourceRef, ResourceRef>, usize), ApplyReport> {
+) -> Result<(HashMap<ResourceRef, ResourceRef>, Option<u32>, usize), ApplyReport> {
     let refusal = |message: &dyn Fn(&ResourceRef, &PlannedObject) -> Option<String>,
                    refused: Vec<BlockedObject>| ApplyReport {
         total: plan.total(),
@@ -320,7 +325,7 @@ async fn write_versions(
         }
     }
     if blocked.is_empty() {
-        return Ok((writes, attempt as usize));
+        return Ok((writes, served.minor, attempt as usize));
     }
     let target = served.target();
     let refused: Vec<BlockedObject> = plan
@@ -351,6 +356,85 @@ async fn write_versions(
     report.errors.sort_by(|a, b| a.object.cmp(&b.object));
     report.retries = attempt as usize;
     Err(report)
+}
+
+/// Green's own judgement of every object of `plan`, nothing stored (server-side dry-run): what
+/// only green can know (its admission webhooks and policies, quotas, objects it has already).
+/// Objects whose namespace or resource type green does not have yet are not judged here (the
+/// rehearsal on green's release judges them). The refusals, by object; Err: green's API
+/// versions could not be read.
+pub async fn dry_run_on_green(
+    green: &Client,
+    plan: &Plan,
+    options: &MigrationOptions,
+) -> Result<Vec<ObjectError>, ApplyReport> {
+    let run = Run {
+        green,
+        options,
+        checkpoint: &MemoryCheckpoint::new(),
+        limiter: RateLimiter::new(options.qps, options.burst),
+        uids: Mutex::new(HashMap::new()),
+    };
+    let (writes, _, _) = write_versions(green, plan, options).await?;
+    let objects: Vec<(&ResourceRef, &ResourceRef, &PlannedObject)> = plan
+        .objects()
+        .map(|(_, r, o)| (r, writes.get(r).unwrap_or(r), o))
+        .collect();
+    let run = &run;
+    let mut refused: Vec<ObjectError> = futures::stream::iter(objects)
+        .map(|(r, at, o)| async move {
+            let desired = crate::rehearse::body_at(o, at);
+            match run.dry_write(at, o, &desired).await {
+                Err(e @ kube::Error::Api(_)) if retryable(&e).is_none() => {
+                    Some(object_error(r, o, &e))
+                }
+                Err(e) => {
+                    tracing::debug!(object = %describe(r, o), error = %crate::chain(&e), "green did not judge");
+                    None
+                }
+                Ok(_) => None,
+            }
+        })
+        .buffer_unordered(options.concurrency.max(1))
+        .filter_map(|r| async move { r })
+        .collect()
+        .await;
+    refused.sort_by(|a, b| a.object.cmp(&b.object));
+    Ok(refused)
+}
+
+/// Rehearses the plan on a scratch server of green's release: Err is the report of a plan
+/// refused before anything was written, naming every object that release refuses and why.
+async fn refuse_what_green_refuses(
+    plan: &Plan,
+    minor: u32,
+    writes: &HashMap<ResourceRef, ResourceRef>,
+) -> Result<(), ApplyReport> {
+    let refused = match crate::rehearse::rehearse(plan, minor, writes).await {
+        Ok(r) => r.refused,
+        Err(message) => {
+            tracing::warn!(%message, "the plan could not be rehearsed; green judges each object");
+            return Ok(());
+        }
+    };
+    if refused.is_empty() {
+        return Ok(());
+    }
+    let errors = refused
+        .into_iter()
+        .map(|e| ObjectError {
+            message: format!(
+                "Kubernetes 1.{minor} refuses it: {}; the plan was refused, nothing was applied",
+                e.message
+            ),
+            ..e
+        })
+        .collect();
+    Err(ApplyReport {
+        total: plan.total(),
+        errors,
+        ..ApplyReport::default()
+    })
 }
 
 fn describe(res: &ResourceRef, obj: &PlannedObject) -> String {

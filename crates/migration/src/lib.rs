@@ -25,12 +25,15 @@ mod options;
 pub mod ownership;
 mod plan;
 mod ready;
+pub mod rehearse;
 mod sanitize;
 mod select;
 pub mod versions;
 mod write;
 
-pub use apply::{ApplyReport, Checkpoint, MemoryCheckpoint, ObjectError, RateLimiter, apply};
+pub use apply::{
+    ApplyReport, Checkpoint, MemoryCheckpoint, ObjectError, RateLimiter, apply, dry_run_on_green,
+};
 pub use diff::{DiffReport, DiffState, ObjectDiff, diff, differences};
 pub use options::MigrationOptions;
 pub use plan::{

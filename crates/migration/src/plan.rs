@@ -1,6 +1,6 @@
 //! The plan: which of blue's objects move, sanitized, in the order green gets them.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fmt::Write as _;
 
 use futures::{StreamExt, TryStreamExt};
@@ -152,6 +152,11 @@ pub struct Plan {
     /// while any is here.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub blocked: Vec<BlockedObject>,
+    /// Planned against a target release: the objects its validation refuses, found by
+    /// rehearsing the plan on a scratch server of that release ([`crate::rehearse`]).
+    /// [`crate::apply`] refuses the plan while any is here.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub refused: Vec<crate::ObjectError>,
 }
 
 /// The pre-flight of one resource type: how its objects reach green.
@@ -269,6 +274,9 @@ impl std::fmt::Display for Plan {
         }
         for b in &self.blocked {
             writeln!(f, "blocked: {b}")?;
+        }
+        for r in &self.refused {
+            writeln!(f, "refused: {r}")?;
         }
         Ok(())
     }
@@ -661,7 +669,38 @@ async fn plan_inner(
             }),
         }
     }
+    if let Some(minor) = green.as_ref().and_then(|g| g.minor) {
+        let writes = conversions(&resources, &choices);
+        let rehearsal = crate::rehearse::rehearse(&out, minor, &writes)
+            .await
+            .map_err(|message| Error::Green {
+                what: "rehearsing the plan".into(),
+                message,
+            })?;
+        out.refused = rehearsal.refused;
+    }
     Ok(out)
+}
+
+/// Where each converted resource type is written (the others at their own version).
+fn conversions(
+    resources: &[(ResourceRef, Stage)],
+    choices: &[Option<VersionChoice>],
+) -> HashMap<ResourceRef, ResourceRef> {
+    resources
+        .iter()
+        .zip(choices)
+        .filter_map(|((r, _), c)| match c {
+            Some(VersionChoice::Convert { to, .. }) => Some((
+                r.clone(),
+                ResourceRef {
+                    version: to.clone(),
+                    ..r.clone()
+                },
+            )),
+            _ => None,
+        })
+        .collect()
 }
 
 impl Plan {

@@ -94,6 +94,13 @@ fn create_request(
     req
 }
 
+/// `dryRun=All` on a request's URL: green judges it and stores nothing.
+fn dry(mut req: http::Request<Vec<u8>>) -> http::Request<Vec<u8>> {
+    let uri = format!("{}&dryRun=All", req.uri());
+    *req.uri_mut() = uri.parse().unwrap_or_default();
+    req
+}
+
 fn patch_params() -> PatchParams {
     PatchParams {
         field_manager: Some(FIELD_MANAGER.to_string()),
@@ -161,6 +168,44 @@ impl Run<'_> {
             Err(e) => return Err(e.into()),
         };
         self.hand_over(res, obj, owners, written, retries).await
+    }
+
+    /// Asks green to judge `desired` without storing it: a dry-run create, or where green has
+    /// the object, a dry-run patch of what differs. Ok(false): green cannot judge it yet (its
+    /// namespace or resource type comes with the plan).
+    pub(crate) async fn dry_write(
+        &self,
+        res: &ResourceRef,
+        obj: &PlannedObject,
+        desired: &Value,
+    ) -> Result<bool, kube::Error> {
+        let body = serde_json::to_vec(desired).unwrap_or_default();
+        let (created, _) = self
+            .send(|| {
+                let req = create_request(res, obj, FIELD_MANAGER, body.clone());
+                self.green.request_text(dry(req))
+            })
+            .await;
+        match created {
+            Ok(_) => Ok(true),
+            Err(kube::Error::Api(s)) if s.code == 404 => Ok(false),
+            Err(kube::Error::Api(s)) if s.code == 409 && s.reason == "AlreadyExists" => {
+                let api = self.api(res, obj);
+                let (got, _) = self.send(|| api.get(&obj.name)).await;
+                let have = sanitize(&got?, &res.api_version(), &res.kind, &|_| true);
+                let Some(patch) = merge_diff(&have, desired) else {
+                    return Ok(true);
+                };
+                let params = PatchParams {
+                    dry_run: true,
+                    ..patch_params()
+                };
+                let patch = Patch::Merge(&patch);
+                let (patched, _) = self.send(|| api.patch(&obj.name, &params, &patch)).await;
+                patched.map(|_| true)
+            }
+            Err(e) => Err(e),
+        }
     }
 
     /// Green has the object (an earlier run, or blue changed since): patches what differs from

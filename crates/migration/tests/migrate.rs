@@ -5,6 +5,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
 use kube::api::{Api, DynamicObject};
+use kube::core::{ApiResource, GroupVersionKind};
 use kube::{Client, ResourceExt};
 use rotor_apiserver::ApiServer;
 use rotor_migration::{
@@ -486,7 +487,7 @@ async fn resumes_after_a_crash() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn names_an_object_green_rejects() {
+async fn an_object_greens_release_refuses_stops_the_plan_before_any_write() {
     // Green runs 1.29, which does not know Service.spec.trafficDistribution (1.30).
     let e = env(29).await;
     let s = &e.blue_server;
@@ -498,19 +499,73 @@ async fn names_an_object_green_rejects() {
     put(s, json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "web", "namespace": "shop"}, "data": {"a": "b"}})).await;
     put(s, json!({"apiVersion": "v1", "kind": "Service", "metadata": {"name": "web", "namespace": "shop"},
         "spec": {"selector": {"app": "web"}, "ports": [{"port": 80}], "trafficDistribution": "PreferClose"}})).await;
-    put(s, json!({"apiVersion": "v1", "kind": "Service", "metadata": {"name": "api", "namespace": "shop"},
-        "spec": {"selector": {"app": "api"}, "ports": [{"port": 80}]}})).await;
     let options = MigrationOptions::default();
     let plan = plan(&e.blue, &options).await.unwrap();
+    let report = apply(&e.green, &plan, &options, &MemoryCheckpoint::new()).await;
+    assert_eq!((report.total, report.applied), (3, 0), "{report:#?}");
+    assert_eq!(report.errors.len(), 1, "{report:#?}");
+    let err = &report.errors[0];
+    assert_eq!(err.object, "Service shop/web");
+    assert!(err.message.contains("trafficDistribution"), "{err}");
+    assert_eq!(err.code, Some(400));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn names_an_object_only_green_itself_rejects_and_goes_on_with_the_others() {
+    let e = env(35).await;
+    let s = &e.blue_server;
+    put(
+        s,
+        json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "shop"}}),
+    )
+    .await;
+    put(s, json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "web", "namespace": "shop"}, "data": {"a": "b"}})).await;
+    put(s, json!({"apiVersion": "v1", "kind": "Service", "metadata": {"name": "web", "namespace": "shop"},
+        "spec": {"selector": {"app": "web"}, "ports": [{"port": 80}]}})).await;
+    put(s, json!({"apiVersion": "v1", "kind": "Service", "metadata": {"name": "api", "namespace": "shop"},
+        "spec": {"selector": {"app": "api"}, "ports": [{"port": 80}]}})).await;
+    // Green has its own, immutable ConfigMap of that name: its data may not change, which no
+    // rehearsal can know.
+    let g = &e.green_server;
+    put(
+        g,
+        json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "shop"}}),
+    )
+    .await;
+    put(g, json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "web", "namespace": "shop"},
+        "immutable": true, "data": {"a": "green"}})).await;
+    let options = MigrationOptions::default();
+    let plan = plan(&e.blue, &options).await.unwrap();
+    // Asked first, green names it and stores nothing.
+    let judged = rotor_migration::dry_run_on_green(&e.green, &plan, &options)
+        .await
+        .unwrap();
+    assert_eq!(judged.len(), 1, "{judged:#?}");
+    assert_eq!(judged[0].object, "ConfigMap shop/web");
+    assert!(judged[0].message.contains("immutable"), "{:?}", judged[0]);
+    let services: Api<DynamicObject> = Api::namespaced_with(
+        e.green.clone(),
+        "shop",
+        &ApiResource::from_gvk(&GroupVersionKind::gvk("", "v1", "Service")),
+    );
+    assert!(
+        services
+            .list(&Default::default())
+            .await
+            .unwrap()
+            .items
+            .is_empty()
+    );
+
     let cp = MemoryCheckpoint::new();
     let report = apply(&e.green, &plan, &options, &cp).await;
     assert!(!report.is_complete());
     assert_eq!((report.total, report.applied), (4, 3));
     assert_eq!(report.errors.len(), 1, "{report:#?}");
     let err = &report.errors[0];
-    assert_eq!(err.object, "Service shop/web");
-    assert!(err.message.contains("trafficDistribution"), "{err}");
-    assert_eq!(err.code, Some(400));
+    assert_eq!(err.object, "ConfigMap shop/web");
+    assert!(err.message.contains("immutable"), "{err}");
+    assert_eq!(err.code, Some(422));
     // Not recorded: a re-run tries it again (and only it).
     let again = apply(&e.green, &plan, &options, &cp).await;
     assert_eq!((again.skipped, again.errors.len()), (3, 1));

@@ -93,10 +93,14 @@ impl ApiServer {
             cursor.as_ref(),
             &apply_opts(res, opts, None, &now),
         );
+        let key = res.key(ns.as_deref(), &name);
         if opts.dry_run {
+            // As upstream: a dry run goes as far as storage, which refuses a name taken.
+            if self.store.get(&key).await?.is_some() {
+                return Err(ApiError::already_exists(&res.plural, &res.group, &name));
+            }
             return Ok(Written::new(obj, true, warnings));
         }
-        let key = res.key(ns.as_deref(), &name);
         let encoded = encode(&obj, res)?;
         let kv = match self.store.create(&key, encoded.bytes.clone()).await {
             Ok(kv) => kv,

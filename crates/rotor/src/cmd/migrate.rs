@@ -169,7 +169,19 @@ pub async fn run(args: MigrateArgs) -> anyhow::Result<()> {
             let green = green_versions(to.as_ref(), target_version.as_deref())
                 .await?
                 .ok_or_else(|| anyhow::anyhow!("--target-version or --to is required"))?;
-            let plan = rotor_migration::plan_for(&blue, &green, &options).await?;
+            let mut plan = rotor_migration::plan_for(&blue, &green, &options).await?;
+            if let Some(to) = &to {
+                let on_green =
+                    rotor_migration::dry_run_on_green(&client(to).await?, &plan, &options)
+                        .await
+                        .map_err(|r| {
+                            anyhow::anyhow!(
+                                "green could not be asked: {}",
+                                r.errors.first().map(|e| e.message.as_str()).unwrap_or("?")
+                            )
+                        })?;
+                merge_refusals(&mut plan.refused, on_green);
+            }
             if json {
                 let out = serde_json::json!({
                     "sourceVersion": plan.source_minor.map(|m| format!("1.{m}")),
@@ -178,6 +190,7 @@ pub async fn run(args: MigrateArgs) -> anyhow::Result<()> {
                     "objects": plan.total(),
                     "resources": plan.versions.iter().filter(|v| v.objects > 0).collect::<Vec<_>>(),
                     "blocked": plan.blocked,
+                    "refused": plan.refused,
                 });
                 println!("{out}");
             } else {
@@ -191,12 +204,16 @@ pub async fn run(args: MigrateArgs) -> anyhow::Result<()> {
                     green.source
                 );
                 print!("{}", plan.versions_table());
+                for r in &plan.refused {
+                    println!("refused: {r}");
+                }
             }
             anyhow::ensure!(
-                plan.blocked.is_empty(),
-                "{} object(s) cannot move to {}",
+                plan.blocked.is_empty() && plan.refused.is_empty(),
+                "{} object(s) cannot move to {} and {} would be refused there",
                 plan.blocked.len(),
-                green.target()
+                green.target(),
+                plan.refused.len()
             );
         }
         MigrateCommand::Diff {
@@ -305,4 +322,18 @@ pub async fn run(args: MigrateArgs) -> anyhow::Result<()> {
         }
     }
     Ok(())
+}
+
+/// Green's own refusals added to the rehearsal's, one per object (the rehearsal's kept: it names
+/// the release's rule; green's adds what only green knows).
+fn merge_refusals(
+    refused: &mut Vec<rotor_migration::ObjectError>,
+    on_green: Vec<rotor_migration::ObjectError>,
+) {
+    for r in on_green {
+        if !refused.iter().any(|e| e.object == r.object) {
+            refused.push(r);
+        }
+    }
+    refused.sort_by(|a, b| a.object.cmp(&b.object));
 }

@@ -170,7 +170,8 @@ pub async fn run(args: MigrateArgs) -> anyhow::Result<()> {
                 .await?
                 .ok_or_else(|| anyhow::anyhow!("--target-version or --to is required"))?;
             let mut plan = rotor_migration::plan_for(&blue, &green, &options).await?;
-            if let Some(to) = &to {
+            // Green judges a plan it can take at all (a blocked one is refused already).
+            if let Some(to) = to.as_ref().filter(|_| plan.blocked.is_empty()) {
                 let on_green =
                     rotor_migration::dry_run_on_green(&client(to).await?, &plan, &options)
                         .await

@@ -458,9 +458,21 @@ async fn plan_inner(
         }
         g
     });
+    let webhook_storage = crate::versions::webhook_storage_versions(blue_crds.iter());
+    let mut blue_versions = blue_versions;
     let mut resources: Vec<(ResourceRef, Stage)> = Vec::new();
     let mut choices: Vec<Option<VersionChoice>> = Vec::new();
     for mut r in served {
+        // A kind converted by a webhook is read and written at its storage version, so neither
+        // cluster's webhook is called (green's is not even running while its objects move).
+        let key = (r.group.clone(), r.kind.clone());
+        if let Some(storage) = webhook_storage.get(&key) {
+            r.version = storage.clone();
+            if let Some(list) = blue_versions.get_mut(&key) {
+                list.retain(|v| v != storage);
+                list.insert(0, storage.clone());
+            }
+        }
         let stage = if custom_groups.contains(&r.group) {
             Some(Stage::CustomResources)
         } else {

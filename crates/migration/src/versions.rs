@@ -7,7 +7,7 @@
 //! and group-version-kind lists are set aside (and `status`, which never moves). Anything else is
 //! blocked, and [`crate::apply`] refuses the whole plan before it writes anything.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fmt::Write as _;
 
 use kube::Client;
@@ -444,11 +444,47 @@ pub(crate) fn crd_versions<'a>(
             .filter_map(|v| v.get("name").and_then(Value::as_str).map(String::from))
             .collect();
         sort_by_priority(&mut versions);
+        if let Some(storage) = webhook_storage(crd) {
+            versions.retain(|v| v != &storage);
+            versions.insert(0, storage);
+        }
         if !group.is_empty() && !kind.is_empty() {
             out.push((group.to_string(), kind.to_string(), versions));
         }
     }
     out
+}
+
+/// The storage version of a CRD whose versions are converted by a webhook.
+fn webhook_storage(crd: &Value) -> Option<String> {
+    if crd
+        .pointer("/spec/conversion/strategy")
+        .and_then(Value::as_str)
+        != Some("Webhook")
+    {
+        return None;
+    }
+    crd.pointer("/spec/versions")?
+        .as_array()?
+        .iter()
+        .find(|v| v.get("storage").and_then(Value::as_bool) == Some(true))?
+        .get("name")?
+        .as_str()
+        .map(String::from)
+}
+
+/// (group, kind) → storage version of every CRD converted by a webhook.
+pub(crate) fn webhook_storage_versions<'a>(
+    crds: impl Iterator<Item = &'a Value>,
+) -> HashMap<(String, String), String> {
+    crds.filter_map(|crd| {
+        let s = |p: &str| crd.pointer(p).and_then(Value::as_str).map(String::from);
+        Some((
+            (s("/spec/group")?, s("/spec/names/kind")?),
+            webhook_storage(crd)?,
+        ))
+    })
+    .collect()
 }
 
 /// An object green cannot take at any version rotor can convert it to.

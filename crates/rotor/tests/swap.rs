@@ -595,3 +595,46 @@ async fn a_rollback_can_keep_green_for_inspection() {
             .expect("weights");
     assert_eq!(weights, rotor_traffic::Weights::all_blue());
 }
+
+/// An object green's release would refuse (a number where a string belongs, kept by an older,
+/// laxer API) is found when the migration starts: the swap rolls back naming the object and
+/// its field, with nothing written, and blue keeps serving.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_object_green_refuses_rolls_the_swap_back_before_any_write() {
+    let r = rehearsal(TrafficChoice::Sim).await;
+    let blue = r.fleet[0].name_any();
+    let server = r.sim.cluster(&blue).expect("blue").server.clone();
+    let res = server.resource("", "v1", "configmaps").expect("configmaps");
+    let legacy = serde_json::json!({"apiVersion": "v1", "kind": "ConfigMap",
+        "metadata": {"name": "legacy", "namespace": rotor::rehearsal::APP_NAMESPACE,
+            "uid": "00000000-0000-4000-8000-00000000abcd", "creationTimestamp": "2020-01-01T00:00:00Z"},
+        "data": {"port": 8080}});
+    server
+        .store()
+        .create(
+            &res.key(Some(rotor::rehearsal::APP_NAMESPACE), "legacy"),
+            serde_json::to_vec(&legacy).expect("json").into(),
+        )
+        .await
+        .expect("stored as an older API would have");
+    let name = create_swap(&r, vec![100], 0, 0).await;
+    let done = wait_phase(&r, &name, |s| phase(s).is_terminal()).await;
+    let status = done.status.unwrap_or_default();
+    assert_eq!(status.phase, Phase::RolledBack, "{:?}", status.history);
+    let why = status
+        .history
+        .iter()
+        .find(|h| h.reason == rotor_api::Reason::MigrationFailed)
+        .map(|h| h.message.clone())
+        .unwrap_or_else(|| panic!("no MigrationFailed in {:?}", status.history));
+    assert!(
+        why.contains(&format!(
+            "ConfigMap {}/legacy",
+            rotor::rehearsal::APP_NAMESPACE
+        )) && why.contains("ConfigMap.data")
+            && why.contains("nothing was applied"),
+        "{why}"
+    );
+    let c = cluster(&r).await.status.unwrap_or_default();
+    assert_eq!(c.active_instance.as_deref(), Some(blue.as_str()));
+}

@@ -1084,3 +1084,58 @@ async fn preflight_blockers_show_before_any_swap_starts() {
         "no swap for the blocked cluster"
     );
 }
+
+/// The pre-flight rehearses each cluster's migration on the target release: an object it
+/// refuses blocks the cluster before any swap, named with its field.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn preflight_names_an_object_the_target_release_refuses() {
+    let r = rehearsal(1).await;
+    let name = r.fleet[0].name_any();
+    let server = r.sim.cluster(&name).expect("member").server.clone();
+    common::fleet::store_mistyped_config_map(&server, rotor::rehearsal::APP_NAMESPACE).await;
+    let api: Api<Rollout> = Api::all(r.client.clone());
+    let mut ro = rollout("refusing", 1, 0);
+    ro.spec.cluster_selector = LabelSelector {
+        match_expressions: Some(vec![rotor_api::LabelSelectorRequirement {
+            key: labels::CLOUD.into(),
+            operator: "Exists".into(),
+            values: None,
+        }]),
+        ..Default::default()
+    };
+    ro.spec.preflight = rotor_api::PreflightPolicy::StopRollout;
+    api.create(&PostParams::default(), &ro)
+        .await
+        .expect("created");
+    let paused = wait_rollout(&r, "refusing", |ro| {
+        ro.status
+            .as_ref()
+            .is_some_and(|s| s.phase == RolloutPhase::Paused)
+    })
+    .await;
+    let preflight = paused
+        .status
+        .unwrap_or_default()
+        .preflight
+        .expect("pre-flight result");
+    assert_eq!(preflight.blocked.len(), 1, "{preflight:?}");
+    let why = preflight.blocked[0].reasons.join("; ");
+    assert!(
+        why.contains("refuses")
+            && why.contains(&format!(
+                "ConfigMap {}/legacy",
+                rotor::rehearsal::APP_NAMESPACE
+            ))
+            && why.contains("ConfigMap.data"),
+        "{why}"
+    );
+    let swaps: Api<ClusterSwap> = Api::all(r.client.clone());
+    assert!(
+        swaps
+            .list(&ListParams::default())
+            .await
+            .expect("swaps")
+            .items
+            .is_empty()
+    );
+}

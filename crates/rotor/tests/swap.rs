@@ -604,19 +604,7 @@ async fn an_object_green_refuses_rolls_the_swap_back_before_any_write() {
     let r = rehearsal(TrafficChoice::Sim).await;
     let blue = r.fleet[0].name_any();
     let server = r.sim.cluster(&blue).expect("blue").server.clone();
-    let res = server.resource("", "v1", "configmaps").expect("configmaps");
-    let legacy = serde_json::json!({"apiVersion": "v1", "kind": "ConfigMap",
-        "metadata": {"name": "legacy", "namespace": rotor::rehearsal::APP_NAMESPACE,
-            "uid": "00000000-0000-4000-8000-00000000abcd", "creationTimestamp": "2020-01-01T00:00:00Z"},
-        "data": {"port": 8080}});
-    server
-        .store()
-        .create(
-            &res.key(Some(rotor::rehearsal::APP_NAMESPACE), "legacy"),
-            serde_json::to_vec(&legacy).expect("json").into(),
-        )
-        .await
-        .expect("stored as an older API would have");
+    common::fleet::store_mistyped_config_map(&server, rotor::rehearsal::APP_NAMESPACE).await;
     let name = create_swap(&r, vec![100], 0, 0).await;
     let done = wait_phase(&r, &name, |s| phase(s).is_terminal()).await;
     let status = done.status.unwrap_or_default();

@@ -85,3 +85,22 @@ pub fn swap(name: &str, cluster: &str, version: &str, strategy: SwapStrategy) ->
         },
     )
 }
+
+/// A ConfigMap `legacy` in `ns` with a number where a string belongs, written straight into the
+/// member's store as an older, laxer API server would have kept it: every Kubernetes release
+/// refuses to take it.
+pub async fn store_mistyped_config_map(server: &rotor_apiserver::ApiServer, ns: &str) {
+    let res = server.resource("", "v1", "configmaps").expect("configmaps");
+    let legacy = serde_json::json!({"apiVersion": "v1", "kind": "ConfigMap",
+        "metadata": {"name": "legacy", "namespace": ns,
+            "uid": "00000000-0000-4000-8000-00000000abcd", "creationTimestamp": "2020-01-01T00:00:00Z"},
+        "data": {"port": 8080}});
+    server
+        .store()
+        .create(
+            &res.key(Some(ns), "legacy"),
+            serde_json::to_vec(&legacy).expect("json").into(),
+        )
+        .await
+        .expect("stored as an older API would have");
+}

@@ -182,3 +182,46 @@ async fn a_kind_converted_by_a_webhook_moves_at_its_storage_version() {
     .await;
     assert_eq!(g.data["spec"]["size"], 3);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_object_blue_recorded_no_owners_for_has_none_in_green_and_the_plan_says_so() {
+    let e = common::env(35, 35).await;
+    common::create_as(
+        &e.blue_server,
+        "namespaces",
+        "kubectl",
+        json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "shop"}}),
+    )
+    .await;
+    // Written before server-side apply existed: no managedFields.
+    let res = e.blue_server.resource("", "v1", "configmaps").unwrap();
+    let old = json!({"apiVersion": "v1", "kind": "ConfigMap",
+        "metadata": {"name": "old", "namespace": "shop", "uid": "00000000-0000-4000-8000-0000000000aa",
+            "creationTimestamp": "2018-01-01T00:00:00Z"},
+        "data": {"a": "1"}});
+    e.blue_server
+        .store()
+        .create(
+            &res.key(Some("shop"), "old"),
+            serde_json::to_vec(&old).unwrap().into(),
+        )
+        .await
+        .unwrap();
+    let plan = migrate(&e).await;
+    assert_eq!(
+        plan.ownership
+            .get("ConfigMap: no managed fields in blue, none in green either"),
+        Some(&1),
+        "{:?}",
+        plan.ownership
+    );
+    let green = get(
+        &e.green,
+        GroupVersionKind::gvk("", "v1", "ConfigMap"),
+        "shop",
+        "old",
+    )
+    .await;
+    assert!(green.metadata.managed_fields.unwrap_or_default().is_empty());
+    assert_eq!(green.data["data"], json!({"a": "1"}));
+}

@@ -66,6 +66,9 @@ impl ApiServer {
                 Some(_) => {}
             }
         }
+        if !opts.dry_run {
+            refuse_resource_version(&obj)?;
+        }
         let now = object::now_rfc3339();
         {
             let m = meta_mut(&mut obj);
@@ -339,6 +342,9 @@ impl ApiServer {
         obj: Value,
         opts: &WriteOptions,
     ) -> ApiResult<Written> {
+        if !opts.dry_run {
+            refuse_resource_version(&obj)?;
+        }
         let managed = object::meta(&obj)
             .and_then(|m| m.get("managedFields"))
             .cloned();
@@ -663,6 +669,21 @@ impl ApiServer {
             }
         }
     }
+}
+
+/// A create carrying a resourceVersion was sourced from another object (a `kubectl get` piped
+/// into a create): refused as upstream's storage does, with its status (500) and words.
+fn refuse_resource_version(obj: &Value) -> ApiResult<()> {
+    let set = object::meta(obj)
+        .and_then(|m| m.get("resourceVersion"))
+        .and_then(Value::as_str)
+        .is_some_and(|rv| !rv.is_empty() && rv != "0");
+    if set {
+        return Err(ApiError::internal(
+            "resourceVersion should not be set on objects to be created",
+        ));
+    }
+    Ok(())
 }
 
 pub(super) fn apply_opts<'a>(

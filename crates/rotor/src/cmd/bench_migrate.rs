@@ -1,6 +1,8 @@
 //! `rotor bench migrate`: objects per second the migration engine moves between two simulated
-//! clusters over HTTP, against `kubectl get -o yaml | kubectl apply -f -` per namespace (when
-//! kubectl is on PATH) moving the same objects into a third cluster.
+//! clusters over HTTP, against `kubectl get -o json | (strip) | kubectl apply -f -` per namespace
+//! (when kubectl is on PATH) moving the same objects into a third cluster. The strip is what an
+//! operator's `jq` would do: what the source assigned (resourceVersion, uid, creation time,
+//! status) goes, since a create carrying a resourceVersion is refused, as upstream's is.
 //!
 //! Blue is filled in-process (the fill is not measured); the clock covers the whole migration:
 //! discovery, listing, sanitizing, ordering and applying. Readiness is timed apart (`ready_s`):
@@ -271,7 +273,7 @@ fn kubectl_copy(
     namespaces: &[String],
 ) -> anyhow::Result<()> {
     for ns in namespaces {
-        pipe(kubectl, from, to, &["get", "namespace", ns, "-o", "yaml"])?;
+        pipe(kubectl, from, to, &["get", "namespace", ns, "-o", "json"])?;
         pipe(
             kubectl,
             from,
@@ -282,7 +284,7 @@ fn kubectl_copy(
                 "-n",
                 ns,
                 "-o",
-                "yaml",
+                "json",
             ],
         )?;
     }
@@ -290,29 +292,12 @@ fn kubectl_copy(
 }
 
 fn pipe(kubectl: &Path, from: &Path, to: &Path, get: &[&str]) -> anyhow::Result<()> {
-    let mut source = Command::new(kubectl)
+    let got = Command::new(kubectl)
         .arg("--kubeconfig")
         .arg(from)
         .args(get)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()?;
-    let stdout = source
-        .stdout
-        .take()
-        .ok_or_else(|| anyhow::anyhow!("kubectl get: no stdout"))?;
-    let sink = Command::new(kubectl)
-        .arg("--kubeconfig")
-        .arg(to)
-        // The objects come from a server that validated them when they were written: kubectl's
-        // client-side validation of the List (its models built from /openapi/v2) would only
-        // make the measured copy slower.
-        .args(["apply", "--validate=false", "-f", "-"])
-        .stdin(Stdio::from(stdout))
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
+        .stdin(Stdio::null())
         .output()?;
-    let got = source.wait_with_output()?;
     if !got.status.success() {
         anyhow::bail!(
             "kubectl {}: {}",
@@ -320,14 +305,54 @@ fn pipe(kubectl: &Path, from: &Path, to: &Path, get: &[&str]) -> anyhow::Result<
             String::from_utf8_lossy(&got.stderr).trim()
         );
     }
-    if !sink.status.success() {
+    let mut listed: serde_json::Value = serde_json::from_slice(&got.stdout)?;
+    strip_assigned(&mut listed);
+    let mut sink = Command::new(kubectl)
+        .arg("--kubeconfig")
+        .arg(to)
+        // The objects come from a server that validated them when they were written: kubectl's
+        // client-side validation of the List (its models built from /openapi/v2) would only
+        // make the measured copy slower.
+        .args(["apply", "--validate=false", "-f", "-"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()?;
+    {
+        let mut stdin = sink
+            .stdin
+            .take()
+            .ok_or_else(|| anyhow::anyhow!("kubectl apply: no stdin"))?;
+        std::io::Write::write_all(&mut stdin, &serde_json::to_vec(&listed)?)?;
+    }
+    let applied = sink.wait_with_output()?;
+    if !applied.status.success() {
         anyhow::bail!(
             "kubectl apply (of {}): {}",
             get.join(" "),
-            String::from_utf8_lossy(&sink.stderr).trim()
+            String::from_utf8_lossy(&applied.stderr).trim()
         );
     }
     Ok(())
+}
+
+/// What the source cluster assigned, removed from a `kubectl get -o json` answer (one object or
+/// a List), as `jq 'del(.metadata.resourceVersion, …)'` would.
+fn strip_assigned(listed: &mut serde_json::Value) {
+    let strip = |o: &mut serde_json::Value| {
+        if let Some(obj) = o.as_object_mut() {
+            obj.remove("status");
+        }
+        if let Some(m) = o.get_mut("metadata").and_then(|m| m.as_object_mut()) {
+            for f in ["resourceVersion", "uid", "creationTimestamp", "generation"] {
+                m.remove(f);
+            }
+        }
+    };
+    match listed.get_mut("items").and_then(|i| i.as_array_mut()) {
+        Some(items) => items.iter_mut().for_each(strip),
+        None => strip(listed),
+    }
 }
 
 /// Namespaces, ConfigMaps, Secrets and Deployments in `cluster` outside the system namespaces.

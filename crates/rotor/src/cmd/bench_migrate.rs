@@ -19,9 +19,15 @@ use serde_json::{Value, json};
 
 #[derive(Args, Debug)]
 pub struct MigrateArgs {
-    /// Objects migrated, namespaces included (mostly ConfigMaps and Secrets, 5 % Deployments).
+    /// Objects migrated, namespaces included (ConfigMaps and Secrets, and Deployments as
+    /// `--deployment-every` says).
     #[arg(long, default_value_t = 10_000)]
     pub objects: usize,
+    /// Every Nth object is a Deployment (0: none). Each makes the simulated clusters' workload
+    /// controllers, in this process, create a ReplicaSet and two Pods: CPU the engine and the
+    /// API servers share.
+    #[arg(long, default_value_t = 20)]
+    pub deployment_every: usize,
     /// Namespaces the objects are spread over.
     #[arg(long, default_value_t = 20)]
     pub namespaces: usize,
@@ -60,7 +66,13 @@ pub async fn run(args: MigrateArgs) -> anyhow::Result<()> {
         sim.add_cluster(KUBECTL_GREEN, 35).await?;
     }
     let fill = Instant::now();
-    let names = fill_blue(&blue.server, args.objects, namespaces).await?;
+    let names = fill_blue(
+        &blue.server,
+        args.objects,
+        namespaces,
+        args.deployment_every,
+    )
+    .await?;
     settle(&blue.server).await?;
     if !args.json {
         eprintln!(
@@ -128,6 +140,7 @@ pub async fn run(args: MigrateArgs) -> anyhow::Result<()> {
     let mut out = json!({
         "objects": report.total,
         "namespaces": namespaces,
+        "deployment_every": args.deployment_every,
         "concurrency": options.concurrency,
         "qps_limit": options.qps,
         "plan_s": round2(plan_s),
@@ -174,12 +187,13 @@ fn find_kubectl() -> Option<PathBuf> {
         .find(|p| p.is_file())
 }
 
-/// Creates `objects` objects in blue, namespaces included: every 20th a Deployment, the rest
-/// alternately ConfigMaps and Secrets. Returns the namespaces.
+/// Creates `objects` objects in blue, namespaces included: every `deployment_every`th a
+/// Deployment, the rest alternately ConfigMaps and Secrets. Returns the namespaces.
 async fn fill_blue(
     server: &rotor_apiserver::ApiServer,
     objects: usize,
     namespaces: usize,
+    deployment_every: usize,
 ) -> anyhow::Result<Vec<String>> {
     let opts = WriteOptions {
         field_manager: "kubectl".into(),
@@ -201,7 +215,7 @@ async fn fill_blue(
         let ns = &names[i % namespaces];
         let name = format!("obj-{i:06}");
         let labels = json!({"app": format!("svc-{}", i % 50), "tier": "backend"});
-        let (res, obj): (_, Value) = if i % 20 == 0 {
+        let (res, obj): (_, Value) = if deployment_every > 0 && i % deployment_every == 0 {
             (
                 &deploy,
                 json!({"apiVersion": "apps/v1", "kind": "Deployment",

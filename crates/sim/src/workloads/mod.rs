@@ -20,7 +20,7 @@ use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use rotor_apiserver::{ApiError, ApiServer, ListOptions, PatchType, Resource, WriteOptions};
+use rotor_apiserver::{ApiError, ApiServer, PatchType, Resource, WriteOptions};
 use rotor_store::WatchEvent;
 use serde_json::Value;
 use tokio::sync::mpsc;
@@ -201,7 +201,11 @@ pub async fn owned(
     ns: &str,
     owner_uid: &str,
 ) -> Result<Vec<Value>, ApiError> {
-    let list = server.list(res, Some(ns), &ListOptions::default()).await?;
+    // Only objects that mention the uid are parsed: a namespace holds many more than one
+    // owner's, and this runs on every event of theirs.
+    let finder = memchr::memmem::Finder::new(owner_uid.as_bytes());
+    let mentions = |bytes: &[u8]| finder.find(bytes).is_some();
+    let candidates = server.list_where(res, Some(ns), mentions).await?;
     let controlled = |o: &Value| {
         o.pointer("/metadata/ownerReferences")
             .and_then(Value::as_array)
@@ -210,13 +214,7 @@ pub async fn owned(
                     .any(|r| r["controller"] == true && r["uid"] == owner_uid)
             })
     };
-    Ok(match list {
-        Value::Object(mut m) => match m.remove("items") {
-            Some(Value::Array(items)) => items.into_iter().filter(controlled).collect(),
-            _ => Vec::new(),
-        },
-        _ => Vec::new(),
-    })
+    Ok(candidates.into_iter().filter(controlled).collect())
 }
 
 /// The owner reference a controller puts on what it creates.

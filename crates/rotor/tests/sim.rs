@@ -238,6 +238,11 @@ fn demo_json_report() {
         "{report}"
     );
     assert_eq!(report["requests_failed"], 0, "{report}");
+    assert!(
+        report["streams_total"].as_u64().unwrap_or(0) >= 6,
+        "{report}"
+    );
+    assert_eq!(report["streams_broken"], 0, "{report}");
     let wall = report["wall_s"].as_f64().expect("wall_s");
     let critical = report["critical_path_s"].as_f64().expect("critical_path_s");
     assert!(critical > 0.0 && wall > 0.0, "{report}");
@@ -248,7 +253,15 @@ fn demo_json_report() {
 /// the rest of the fleet goes on, and no client sees a failure.
 #[test]
 fn demo_with_an_unhealthy_green_rolls_that_swap_back() {
-    let report = demo(&["--clusters", "4"]);
+    // POSTs through the embedded router (through HAProxy they meet a known bug, issue 17).
+    let report = demo(&[
+        "--clusters",
+        "4",
+        "--traffic",
+        "sim",
+        "--post-percent",
+        "20",
+    ]);
     assert_eq!(report["injected"], "green-unhealthy", "{report}");
     assert_eq!(report["injected_into"]["fault_set"], true, "{report}");
     assert_eq!(report["swaps_rolled_back"], 1, "{report}");
@@ -256,8 +269,20 @@ fn demo_with_an_unhealthy_green_rolls_that_swap_back() {
     // The retried cluster went through on its second green.
     assert_eq!(report["swaps_succeeded"], 4, "{report}");
     assert_eq!(report["rollout_phase"], "Succeeded", "{report}");
-    assert_eq!(report["requests_failed"], 0, "{report}");
-    assert_eq!(report["failures"], serde_json::json!([]), "{report}");
+    // GETs failed on green are retried on blue; POSTs are not: those green answered 503
+    // before the gate tripped fail, all on the injected cluster, all with green's 503.
+    assert_eq!(report["requests_by_method"]["GET"]["failed"], 0, "{report}");
+    let post = &report["requests_by_method"]["POST"];
+    assert!(post["total"].as_u64().unwrap_or(0) > 0, "{report}");
+    assert_eq!(post["failed"], post["status"], "{report}");
+    let injected = report["injected_into"]["swap"].as_str().expect("swap");
+    for f in report["failures"].as_array().expect("failures") {
+        let what = f["what"].as_str().unwrap_or_default();
+        assert!(what.starts_with("POST 503"), "{report}");
+        let cluster = f["cluster"].as_str().unwrap_or("?");
+        assert!(injected.ends_with(&format!("-{cluster}")), "{report}");
+    }
+    assert_eq!(report["streams_broken"], 0, "{report}");
     assert!(
         report["requests_total"].as_u64().unwrap_or(0) > 100,
         "{report}"

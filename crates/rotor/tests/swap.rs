@@ -15,8 +15,9 @@ use rotor_api::{
     BlueWorkloads, Cluster, ClusterSwap, ClusterSwapSpec, Phase, SwapStrategy, SwapTarget,
 };
 use rotor_sim::{CloudConfig, Fault, SimConfig};
+use rotor_traffic::CLIENT_TIMEOUT;
 use rotor_traffic::TrafficShifter;
-use rotor_traffic::load::Load;
+use rotor_traffic::load::{Load, Mix};
 
 const LIMIT: Duration = Duration::from_secs(90);
 
@@ -129,14 +130,57 @@ async fn cluster(r: &Rehearsal) -> Cluster {
     api.get(&r.fleet[0].name_any()).await.expect("cluster")
 }
 
+/// Writes and long-lived streams besides GETs: what a zero-downtime claim must hold for, not
+/// GETs alone. Slow requests are not in the mix yet: blue's drain is a fixed timer (300 ms
+/// here), and a request still in flight on blue when its workloads scale to zero fails (issue
+/// 17, draining by sessions).
+///
+/// Through HAProxy the POSTs are left out for now: `rotor demo` saw one POST of 34,540 fail with
+/// "connection closed before message completed" as blue was decommissioned (likely an idle
+/// pooled connection to blue's address reused after the server slot moved to green); a GET
+/// there is retried, a POST must not be. To be fixed with draining (issue 17).
+fn mixed(traffic: TrafficChoice) -> Mix {
+    Mix {
+        post_percent: if traffic == TrafficChoice::Haproxy {
+            0
+        } else {
+            20
+        },
+        slow_percent: 0,
+        streams: 2,
+    }
+}
+
 async fn swap_succeeds(traffic: TrafficChoice) {
     let r = rehearsal(traffic).await;
     let blue = r.fleet[0].name_any();
-    let load = Load::start(r.app_urls(), 8, Duration::from_secs(5));
+    let mix = mixed(traffic);
+    let load = Load::start_mixed(r.app_urls(), 8, CLIENT_TIMEOUT, mix);
     let name = create_swap(&r, vec![10, 50, 100], 1, 1).await;
     let done = wait_phase(&r, &name, |s| phase(s).is_terminal()).await;
     at_least(&load, 10_000).await;
+    // Blue's deletion ended its streams cleanly; each was opened again, on green.
+    let streams = mix.streams as u64;
+    eventually(LIMIT, "streams reopened on green", || async {
+        (load.snapshot().streams.opened >= 2 * streams).then_some(())
+    })
+    .await;
     let report = load.stop().await;
+    assert!(
+        mix.post_percent == 0 || report.post.total > 1_000,
+        "{report:?}"
+    );
+    assert_eq!(
+        (report.get.failed, report.post.failed),
+        (0, 0),
+        "{report:?}"
+    );
+    assert_eq!(
+        report.streams.broken + report.streams.refused,
+        0,
+        "{report:?}"
+    );
+    assert!(report.streams.messages > 0, "{report:?}");
     let status = done.status.clone().unwrap_or_default();
     assert_eq!(
         status.phase,

@@ -18,6 +18,13 @@ use tokio::sync::watch;
 pub enum Fault {
     /// The application is broken there: its traffic listener answers 503 to every request.
     TrafficErrors,
+    /// The application hangs: its traffic listener accepts requests and never answers (until
+    /// the fault is cleared).
+    TrafficHangs,
+    /// The application is slow: every answer comes a second late.
+    TrafficSlow,
+    /// The application drops connections: the status line and headers, then a reset.
+    TrafficResets,
     /// Its Kubernetes API answers 503 with a `Status` body, as behind a failing load balancer.
     ApiUnavailable,
     /// Its Kubernetes API never answers: a request is held until the fault is cleared (or

@@ -28,6 +28,7 @@ use rotor_store::memory::MemoryStore;
 
 pub use cloud::{CloudCluster, CloudClusterState, CloudConfig, CreateRequest, SimCloud};
 pub use faults::Fault;
+pub use traffic::{DRAIN_GRACE, HANG_HOLD, MAX_DELAY, SLOW_LATENCY, STREAM_TICK};
 
 use faults::{FaultSet, FaultSwitch};
 
@@ -77,8 +78,10 @@ pub struct MemberCluster {
     pub traffic_addr: Option<SocketAddr>,
     /// Its faults: the same switch as the simulator's table entry for its name.
     faults: FaultSwitch,
-    /// Background tasks (behaviour, traffic) stop when the cluster is deleted.
+    /// Background tasks stop when the cluster is deleted.
     tasks: Vec<tokio::task::JoinHandle<()>>,
+    /// Drains when the cluster is deleted (streams end cleanly, requests in flight finish).
+    _traffic: Option<traffic::TrafficListener>,
 }
 
 impl Drop for MemberCluster {
@@ -160,22 +163,22 @@ impl Sim {
         )
         .await?;
         let faults = self.fault_switch(name);
-        let mut tasks = vec![behaviour::spawn(server.clone(), self.config.clone(), minor)];
-        let mut traffic_addr = None;
+        let tasks = vec![behaviour::spawn(server.clone(), self.config.clone(), minor)];
+        let (mut traffic_addr, mut traffic) = (None, None);
         if let Some(port) = self.config.traffic_port {
             let idx = self
                 .next_host
                 .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             let ip =
                 std::net::Ipv4Addr::new(127, 1 + (idx >> 16) as u8, (idx >> 8) as u8, idx as u8);
-            let (addr, task) = traffic::serve(
+            let listener = traffic::serve(
                 server.clone(),
                 faults.subscribe(),
                 SocketAddr::from((ip, port)),
             )
             .await?;
-            traffic_addr = Some(addr);
-            tasks.push(task);
+            traffic_addr = Some(listener.addr);
+            traffic = Some(listener);
         }
         let cluster = Arc::new(MemberCluster {
             name: name.to_string(),
@@ -184,6 +187,7 @@ impl Sim {
             traffic_addr,
             faults,
             tasks,
+            _traffic: traffic,
         });
         let mut clusters = self
             .clusters

@@ -1,21 +1,50 @@
-//! Simulated application traffic: each member cluster answers HTTP on its own loopback address.
-//! `GET /{namespace}/{service}` is 200 when a workload selected by the Service has ready replicas,
-//! 503 otherwise — what a load balancer in front of the cluster would see. Under the
-//! `TrafficErrors` fault every request is 503.
+//! Simulated application traffic: each member cluster answers HTTP on its own loopback address,
+//! as a load balancer in front of the cluster would see its applications:
+//!
+//! - `GET /{namespace}/{service}`: 200 when a workload selected by the Service has ready
+//!   replicas, 503 otherwise. `?delay_ms=N` (at most [`MAX_DELAY`]) answers N ms later: a slow
+//!   request, in flight while weights move.
+//! - `POST /{namespace}/{service}`: the same check, then 201 with the length of the body read: a
+//!   write, which no proxy may send twice.
+//! - `GET /{namespace}/{service}/stream`: server-sent events, one `data:` message every
+//!   [`STREAM_TICK`], each message one chunk, for as long as the cluster lives.
+//!
+//! Deleting the cluster drains its listener as a terminating Pod does: no new connections, every
+//! stream ends after a whole message (a clean end a client reconnects after, never a reset), and
+//! requests in flight finish within [`DRAIN_GRACE`].
+//!
+//! Faults ([`Fault`]): `TrafficErrors` answers 503; `TrafficHangs` accepts and never answers
+//! (until the fault is cleared, or [`HANG_HOLD`]); `TrafficSlow` answers [`SLOW_LATENCY`] late;
+//! `TrafficResets` sends the status line and headers, then drops the connection.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Duration;
 
-use axum::extract::{Path, Request, State};
+use axum::body::{Body, Bytes};
+use axum::extract::{Path, Query, Request, State};
 use axum::middleware::Next;
-use axum::response::IntoResponse;
+use axum::response::{IntoResponse, Response};
 use axum::routing::get;
+use futures::StreamExt;
 use http::StatusCode;
 use rotor_apiserver::{ApiServer, ListOptions};
+use serde::Deserialize;
 use serde_json::Value;
-use tokio::sync::watch;
+use tokio::sync::{oneshot, watch};
 
 use crate::faults::{Fault, FaultSet};
+
+/// Longest `delay_ms` honoured.
+pub const MAX_DELAY: Duration = Duration::from_secs(10);
+/// Interval between two messages of a stream.
+pub const STREAM_TICK: Duration = Duration::from_millis(100);
+/// What `TrafficSlow` adds to every answer.
+pub const SLOW_LATENCY: Duration = Duration::from_secs(1);
+/// How long `TrafficHangs` holds a request at most: longer than any client waits.
+pub const HANG_HOLD: Duration = Duration::from_secs(60);
+/// How long a deleted cluster's requests in flight may take to finish.
+pub const DRAIN_GRACE: Duration = Duration::from_secs(15);
 
 /// Is some ready workload behind `namespace/service`?
 pub async fn service_ready(
@@ -60,48 +89,153 @@ pub async fn service_ready(
     Ok(false)
 }
 
+/// The query of a plain request.
+#[derive(Deserialize, Default)]
+struct Slow {
+    delay_ms: Option<u64>,
+}
+
+/// 503 with why, unless the service has a ready workload.
+async fn unready(server: &ApiServer, ns: &str, svc: &str) -> Option<Response> {
+    match service_ready(server, ns, svc).await {
+        Ok(true) => None,
+        Ok(false) => {
+            Some((StatusCode::SERVICE_UNAVAILABLE, "no ready endpoints\n").into_response())
+        }
+        Err(e) => Some((StatusCode::SERVICE_UNAVAILABLE, format!("{e}\n")).into_response()),
+    }
+}
+
+async fn wait(q: &Slow) {
+    if let Some(ms) = q.delay_ms {
+        tokio::time::sleep(Duration::from_millis(ms).min(MAX_DELAY)).await;
+    }
+}
+
+async fn read(
+    State(server): State<Arc<ApiServer>>,
+    Path((ns, svc)): Path<(String, String)>,
+    Query(q): Query<Slow>,
+) -> Response {
+    wait(&q).await;
+    unready(&server, &ns, &svc)
+        .await
+        .unwrap_or_else(|| (StatusCode::OK, "ok\n").into_response())
+}
+
+async fn write(
+    State(server): State<Arc<ApiServer>>,
+    Path((ns, svc)): Path<(String, String)>,
+    Query(q): Query<Slow>,
+    body: Bytes,
+) -> Response {
+    wait(&q).await;
+    unready(&server, &ns, &svc).await.unwrap_or_else(|| {
+        (
+            StatusCode::CREATED,
+            format!("created {} bytes\n", body.len()),
+        )
+            .into_response()
+    })
+}
+
+async fn stream(
+    State(server): State<Arc<ApiServer>>,
+    Path((ns, svc)): Path<(String, String)>,
+) -> Response {
+    if let Some(refused) = unready(&server, &ns, &svc).await {
+        return refused;
+    }
+    let ticks = futures::stream::unfold(0u64, |n| async move {
+        if n > 0 {
+            tokio::time::sleep(STREAM_TICK).await;
+        }
+        let message = Bytes::from(format!("data: {n}\n\n"));
+        Some((Ok::<_, std::convert::Infallible>(message), n + 1))
+    });
+    Response::builder()
+        .header(http::header::CONTENT_TYPE, "text/event-stream")
+        .header(http::header::CACHE_CONTROL, "no-cache")
+        .body(Body::from_stream(ticks))
+        .expect("a static response builds")
+}
+
+/// The answer under the traffic faults in force (see the module docs).
+async fn faulty(faults: watch::Receiver<FaultSet>, req: Request, next: Next) -> Response {
+    let now = faults.borrow().clone();
+    if now.contains(&Fault::TrafficHangs) {
+        let mut rx = faults.clone();
+        let cleared = rx.wait_for(|f| !f.contains(&Fault::TrafficHangs));
+        let _ = tokio::time::timeout(HANG_HOLD, cleared).await;
+    }
+    if now.contains(&Fault::TrafficSlow) {
+        tokio::time::sleep(SLOW_LATENCY).await;
+    }
+    if now.contains(&Fault::TrafficErrors) {
+        return crate::faults::traffic_error();
+    }
+    if now.contains(&Fault::TrafficResets) {
+        return reset();
+    }
+    next.run(req).await
+}
+
+/// The head and the start of a body, then a failure: hyper drops the connection mid-answer.
+/// (The pause lets the head go out first, as it would from a server that dies while writing.)
+fn reset() -> Response {
+    let start = futures::stream::once(async { Ok(Bytes::from_static(b"partial answer")) });
+    let broken = futures::stream::once(async {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+        Err(std::io::Error::new(
+            std::io::ErrorKind::ConnectionReset,
+            "simulated fault TrafficResets",
+        ))
+    });
+    Response::builder()
+        .header(http::header::CONTENT_TYPE, "text/plain")
+        .body(Body::from_stream(start.chain(broken)))
+        .expect("a static response builds")
+}
+
+/// A cluster's traffic listener; dropping it drains (see the module docs).
+pub struct TrafficListener {
+    pub addr: SocketAddr,
+    stop: Option<oneshot::Sender<()>>,
+}
+
+impl Drop for TrafficListener {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+    }
+}
+
 pub async fn serve(
     server: Arc<ApiServer>,
     faults: watch::Receiver<FaultSet>,
     addr: SocketAddr,
-) -> anyhow::Result<(SocketAddr, tokio::task::JoinHandle<()>)> {
-    let app =
-        axum::Router::new()
-            .route(
-                "/{namespace}/{service}",
-                get(
-                    |State(server): State<Arc<ApiServer>>,
-                     Path((ns, svc)): Path<(String, String)>| async move {
-                        match service_ready(&server, &ns, &svc).await {
-                            Ok(true) => (StatusCode::OK, "ok\n").into_response(),
-                            Ok(false) => (StatusCode::SERVICE_UNAVAILABLE, "no ready endpoints\n")
-                                .into_response(),
-                            Err(e) => {
-                                (StatusCode::SERVICE_UNAVAILABLE, format!("{e}\n")).into_response()
-                            }
-                        }
-                    },
-                ),
-            )
-            .with_state(server)
-            .layer(axum::middleware::from_fn(
-                move |req: Request, next: Next| {
-                    let broken = faults.borrow().contains(&Fault::TrafficErrors);
-                    async move {
-                        if broken {
-                            crate::faults::traffic_error()
-                        } else {
-                            next.run(req).await
-                        }
-                    }
-                },
-            ));
+) -> anyhow::Result<TrafficListener> {
+    let app = axum::Router::new()
+        .route("/{namespace}/{service}", get(read).post(write))
+        .route("/{namespace}/{service}/stream", get(stream))
+        .with_state(server)
+        .layer(axum::middleware::from_fn(
+            move |req: Request, next: Next| faulty(faults.clone(), req, next),
+        ));
     let listener = tokio::net::TcpListener::bind(addr)
         .await
         .map_err(|e| anyhow::anyhow!("binding traffic listener {addr}: {e}"))?;
     let local = listener.local_addr()?;
-    let task = tokio::spawn(async move {
-        let _ = rotor_apiserver::http::serve(listener, app).await;
+    let (stop, stopped) = oneshot::channel::<()>();
+    tokio::spawn(async move {
+        let stopped = async move {
+            let _ = stopped.await;
+        };
+        let _ = rotor_apiserver::http::serve_until(listener, app, stopped, DRAIN_GRACE).await;
     });
-    Ok((local, task))
+    Ok(TrafficListener {
+        addr: local,
+        stop: Some(stop),
+    })
 }

@@ -404,3 +404,119 @@ async fn cloud_faults_and_stats_over_http() {
         json!({"failNextCreates": 0, "createLatencyMs": 300})
     );
 }
+
+/// Sends `GET path` on a fresh connection and reads the raw answer until `done` says it has
+/// enough (or the connection ends); bounded by [`LIMIT`].
+async fn read_raw(
+    stream: &mut tokio::net::TcpStream,
+    out: &mut Vec<u8>,
+    done: impl Fn(&[u8]) -> bool,
+) -> bool {
+    let read = async {
+        let mut buf = [0u8; 4096];
+        while !done(out) {
+            match stream.read(&mut buf).await {
+                Ok(0) | Err(_) => return false,
+                Ok(n) => out.extend_from_slice(&buf[..n]),
+            }
+        }
+        true
+    };
+    tokio::time::timeout(LIMIT, read)
+        .await
+        .unwrap_or_else(|_| panic!("no answer within {LIMIT:?}"))
+}
+
+async fn open(addr: SocketAddr, path: &str) -> tokio::net::TcpStream {
+    let mut s = tokio::net::TcpStream::connect(addr).await.expect("connect");
+    let req = format!("GET {path} HTTP/1.1\r\nHost: app\r\n\r\n");
+    s.write_all(req.as_bytes()).await.expect("write");
+    s
+}
+
+/// The application's answers besides a plain GET: a write, a slow request and a stream that a
+/// deleted cluster ends after a whole message.
+#[tokio::test]
+async fn application_answers_writes_slow_requests_and_streams_that_end_cleanly() {
+    let sim = Sim::new(config());
+    sim.start_clusters("blue", 1).await.expect("start");
+    let traffic = sim.cluster("blue-0000").and_then(|c| c.traffic_addr);
+    let traffic = traffic.expect("traffic on");
+    deploy_web(&sim, "blue-0000").await;
+    eventually("web ready", || async {
+        http(traffic, "GET", "/default/web", None, None).await.0 == 200
+    })
+    .await;
+
+    let (code, body) = http(traffic, "POST", "/default/web", None, Some("{\"a\":1}")).await;
+    assert_eq!((code, body.as_str()), (201, "created 7 bytes\n"));
+    let asked = Instant::now();
+    let (code, _) = http(traffic, "GET", "/default/web?delay_ms=200", None, None).await;
+    assert_eq!(code, 200);
+    assert!(asked.elapsed() >= Duration::from_millis(200));
+
+    let mut stream = open(traffic, "/default/web/stream").await;
+    let mut seen = Vec::new();
+    let three = |b: &[u8]| String::from_utf8_lossy(b).contains("data: 2\n\n");
+    assert!(
+        read_raw(&mut stream, &mut seen, three).await,
+        "three messages"
+    );
+    let head = String::from_utf8_lossy(&seen).to_string();
+    assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+    assert!(head.contains("content-type: text/event-stream"), "{head}");
+
+    // Deleting the cluster drains: the stream ends after a whole message, with the chunked
+    // body's terminator (a clean end), and nothing listens afterwards.
+    drop(sim.remove_cluster("blue-0000"));
+    read_raw(&mut stream, &mut seen, |_| false).await;
+    let all = String::from_utf8_lossy(&seen).to_string();
+    assert!(all.ends_with("\n\n\r\n0\r\n\r\n"), "{all:?}");
+    eventually("listener closed", || async {
+        tokio::net::TcpStream::connect(traffic).await.is_err()
+    })
+    .await;
+}
+
+/// `TrafficHangs` holds requests until cleared, `TrafficSlow` answers late, `TrafficResets`
+/// breaks the answer off after its head.
+#[tokio::test]
+async fn traffic_hangs_slows_and_resets() {
+    let sim = Sim::new(config());
+    sim.start_clusters("blue", 1).await.expect("start");
+    let traffic = sim.cluster("blue-0000").and_then(|c| c.traffic_addr);
+    let traffic = traffic.expect("traffic on");
+    deploy_web(&sim, "blue-0000").await;
+    eventually("web ready", || async {
+        http(traffic, "GET", "/default/web", None, None).await.0 == 200
+    })
+    .await;
+
+    assert!(sim.set_fault("blue-0000", Fault::TrafficHangs));
+    let held = tokio::spawn(async move { http(traffic, "GET", "/default/web", None, None).await });
+    let mut probe = open(traffic, "/default/web").await;
+    let mut got = Vec::new();
+    let answered = tokio::time::timeout(
+        Duration::from_millis(300),
+        read_raw(&mut probe, &mut got, |b| !b.is_empty()),
+    );
+    assert!(answered.await.is_err(), "answered while hanging: {got:?}");
+    sim.clear_faults("blue-0000");
+    assert_eq!(held.await.expect("held request").0, 200);
+
+    assert!(sim.set_fault("blue-0000", Fault::TrafficSlow));
+    let asked = Instant::now();
+    assert_eq!(
+        http(traffic, "GET", "/default/web", None, None).await.0,
+        200
+    );
+    assert!(asked.elapsed() >= rotor_sim::SLOW_LATENCY);
+    sim.clear_faults("blue-0000");
+
+    assert!(sim.set_fault("blue-0000", Fault::TrafficResets));
+    let mut conn = open(traffic, "/default/web").await;
+    let mut got = Vec::new();
+    let complete = read_raw(&mut conn, &mut got, |b| b.ends_with(b"0\r\n\r\n")).await;
+    let text = String::from_utf8_lossy(&got);
+    assert!(!complete && text.starts_with("HTTP/1.1 200"), "{text:?}");
+}

@@ -20,6 +20,17 @@ pub mod load;
 pub mod route53;
 pub mod sim;
 
+/// The timeouts zero downtime relies on, one above the other: an application answers within
+/// [`load::SLOW_REQUEST`] (5 s, the slowest request the load asks for); the proxy gives up on a
+/// server after [`PROXY_SERVER_TIMEOUT`], so a hanging green becomes a counted 504 — a failure
+/// the health gate sees, and a GET retried on blue — rather than a silent stall; clients wait
+/// [`CLIENT_TIMEOUT`], longer, so they get the proxy's answer instead of giving up first.
+pub const PROXY_SERVER_TIMEOUT: Duration = Duration::from_secs(8);
+
+/// What clients of the traffic layer (the load generator, the demo) wait for an answer; see
+/// [`PROXY_SERVER_TIMEOUT`].
+pub const CLIENT_TIMEOUT: Duration = Duration::from_secs(10);
+
 /// Longest endpoint name accepted (HAProxy proxy names are limited; keep headroom for `ep_`).
 pub const MAX_ENDPOINT_LEN: usize = 63;
 

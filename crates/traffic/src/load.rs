@@ -1,15 +1,50 @@
-//! A load generator: steady HTTP GETs against a set of URLs with bounded concurrency, every
+//! A load generator: steady HTTP requests against a set of URLs with bounded concurrency, every
 //! request bounded in time, counting what succeeded. The zero-downtime claim is checked with it:
 //! a rotation passes only if no request sent through the traffic layer failed.
+//!
+//! Besides plain GETs, a [`Mix`] sends POSTs with a body (writes: a proxy must not send them
+//! twice), slow requests (the application answers 1–5 s later, `?delay_ms=`, so requests are in
+//! flight at every weight change) and holds long-lived streams (`<url>/stream`, server-sent
+//! events) open throughout: a stream that ends cleanly after a whole message is reopened, as a
+//! client does when a server drains; one that ends mid-message, errs or stalls is broken.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use http_body_util::{BodyExt, Empty};
+use bytes::Bytes;
+use http::Method;
+use http_body_util::{BodyExt, Full};
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
+use tokio::sync::watch;
+
+/// What one method's requests came to.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct MethodReport {
+    pub total: u64,
+    pub failed: u64,
+    /// Of `failed`: answered with a non-2xx status.
+    pub status: u64,
+    /// Of `failed`: no answer in time (the request or its body).
+    pub timeout: u64,
+    /// Of `failed`: the connection failed (refused, reset, broken body).
+    pub reset: u64,
+}
+
+/// What the long-lived streams came to.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct StreamReport {
+    /// Streams opened (2xx answer), reopenings after a clean end included.
+    pub opened: u64,
+    /// Attempts to open one that got no 2xx answer.
+    pub refused: u64,
+    /// Streams that ended mid-message, with an error, or went silent for the request timeout.
+    pub broken: u64,
+    /// Whole messages received.
+    pub messages: u64,
+}
 
 /// What a load run saw.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -23,6 +58,9 @@ pub struct LoadReport {
     pub failed_timeout: u64,
     /// Of `failed`: the connection failed (refused, reset, broken body).
     pub failed_connection: u64,
+    pub get: MethodReport,
+    pub post: MethodReport,
+    pub streams: StreamReport,
 }
 
 /// One failed request, kept so a failure can be traced to its endpoint and moment.
@@ -31,8 +69,41 @@ pub struct FailureSample {
     /// Milliseconds after the load started.
     pub at_ms: u64,
     pub url: String,
-    /// `503: <the start of the body>`, `timeout`, or `connection: <error>`.
+    /// `POST 503: <the start of the body>`, `GET timeout`, `stream broken: <why>`, …
     pub what: String,
+}
+
+/// What a [`Load`] sends besides plain GETs (see the module docs). The default is GETs only.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Mix {
+    /// Percentage of requests sent as POST with a JSON body.
+    pub post_percent: u8,
+    /// Percentage of requests the application is asked to answer 1–5 s late. Each waits in its
+    /// own task, beside the workers, so slow requests add to the steady rate, not replace it.
+    pub slow_percent: u8,
+    /// Streams held open in all, spread over the URLs in turn.
+    pub streams: usize,
+}
+
+/// Shortest and longest delay a slow request asks for.
+pub const SLOW_REQUEST: (Duration, Duration) = (Duration::from_secs(1), Duration::from_secs(5));
+
+impl Mix {
+    /// The method and query of request number `i`: spread evenly, the same for every run.
+    fn request(&self, i: u64) -> (Method, Option<u64>) {
+        let method = if (i % 100) < u64::from(self.post_percent) {
+            Method::POST
+        } else {
+            Method::GET
+        };
+        let slow = (i.wrapping_mul(37) % 100) < u64::from(self.slow_percent);
+        let (min, max) = (
+            SLOW_REQUEST.0.as_millis() as u64,
+            SLOW_REQUEST.1.as_millis() as u64,
+        );
+        let delay = slow.then(|| min + i.wrapping_mul(7919) % (max - min + 1));
+        (method, delay)
+    }
 }
 
 /// How many failures a run keeps verbatim (the counters count them all).
@@ -47,7 +118,7 @@ enum Outcome {
     Connection(String),
 }
 
-type HttpClient = Client<HttpConnector, Empty<bytes::Bytes>>;
+type HttpClient = Client<HttpConnector, Full<Bytes>>;
 
 fn client(timeout: Duration) -> HttpClient {
     let mut connector = HttpConnector::new();
@@ -56,12 +127,33 @@ fn client(timeout: Duration) -> HttpClient {
     Client::builder(TokioExecutor::new()).build(connector)
 }
 
-/// One GET, bounded by `timeout`: Ok when it got a 2xx and its whole body.
-async fn get(client: &HttpClient, url: &str, timeout: Duration) -> Outcome {
-    let Ok(uri) = url.parse::<http::Uri>() else {
-        return Outcome::Connection(format!("not a URL: {url}"));
+/// The body every POST sends.
+const POST_BODY: &[u8] =
+    br#"{"order": {"item": "rotor-load", "quantity": 1, "note": "a write no proxy may repeat"}}"#;
+
+fn request(method: &Method, url: &str) -> Result<http::Request<Full<Bytes>>, String> {
+    let uri = url
+        .parse::<http::Uri>()
+        .map_err(|_| format!("not a URL: {url}"))?;
+    let body = match *method {
+        Method::POST => Bytes::from_static(POST_BODY),
+        _ => Bytes::new(),
     };
-    match tokio::time::timeout(timeout, client.get(uri)).await {
+    http::Request::builder()
+        .method(method.clone())
+        .uri(uri)
+        .header(http::header::CONTENT_TYPE, "application/json")
+        .body(Full::new(body))
+        .map_err(|e| e.to_string())
+}
+
+/// One request, bounded by `timeout`: Ok when it got a 2xx and its whole body.
+async fn send(client: &HttpClient, method: &Method, url: &str, timeout: Duration) -> Outcome {
+    let req = match request(method, url) {
+        Ok(r) => r,
+        Err(e) => return Outcome::Connection(e),
+    };
+    match tokio::time::timeout(timeout, client.request(req)).await {
         Ok(Ok(resp)) => {
             let status = resp.status();
             // Drain the body so the connection is reused.
@@ -72,7 +164,7 @@ async fn get(client: &HttpClient, url: &str, timeout: Duration) -> Outcome {
                     let text = String::from_utf8_lossy(&body[..body.len().min(80)]);
                     Outcome::Status(format!("{}: {}", status.as_u16(), text.trim()))
                 }
-                Ok(Err(e)) => Outcome::Connection(format!("body: {e}")),
+                Ok(Err(e)) => Outcome::Connection(format!("body: {}", error_chain(&e))),
                 Err(_) => Outcome::Timeout,
             }
         }
@@ -93,13 +185,93 @@ fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
     out
 }
 
+/// How a stream ended.
+enum StreamEnd {
+    /// The server ended it after a whole message (or the load stopped).
+    Clean,
+    Refused(String),
+    Broken(String),
+}
+
+/// Holds one stream of `url` open until it ends or `stop` turns true, counting its messages.
+async fn hold_stream(
+    client: &HttpClient,
+    url: &str,
+    timeout: Duration,
+    counters: &Counters,
+    stop: &mut watch::Receiver<bool>,
+) -> StreamEnd {
+    let req = match request(&Method::GET, url) {
+        Ok(r) => r,
+        Err(e) => return StreamEnd::Refused(e),
+    };
+    let resp = match tokio::time::timeout(timeout, client.request(req)).await {
+        Ok(Ok(r)) if r.status().is_success() => r,
+        Ok(Ok(r)) => return StreamEnd::Refused(format!("{}", r.status().as_u16())),
+        Ok(Err(e)) => return StreamEnd::Refused(error_chain(&e)),
+        Err(_) => return StreamEnd::Refused("timeout".into()),
+    };
+    counters.streams.opened.fetch_add(1, Ordering::Relaxed);
+    let mut body = resp.into_body();
+    let mut partial: Vec<u8> = Vec::new();
+    loop {
+        let frame = tokio::select! {
+            _ = stop.wait_for(|s| *s) => return StreamEnd::Clean,
+            f = tokio::time::timeout(timeout, body.frame()) => f,
+        };
+        match frame {
+            Ok(Some(Ok(frame))) => {
+                let Ok(data) = frame.into_data() else {
+                    continue;
+                };
+                partial.extend_from_slice(&data);
+                while let Some(end) = partial.windows(2).position(|w| w == b"\n\n") {
+                    partial.drain(..end + 2);
+                    counters.streams.messages.fetch_add(1, Ordering::Relaxed);
+                }
+            }
+            Ok(Some(Err(e))) => return StreamEnd::Broken(error_chain(&e)),
+            Ok(None) if partial.is_empty() => return StreamEnd::Clean,
+            Ok(None) => return StreamEnd::Broken("ended mid-message".into()),
+            Err(_) => return StreamEnd::Broken(format!("silent for {timeout:?}")),
+        }
+    }
+}
+
+#[derive(Default)]
+struct MethodCounters {
+    total: AtomicU64,
+    failed: AtomicU64,
+    status: AtomicU64,
+    timeout: AtomicU64,
+    reset: AtomicU64,
+}
+
+impl MethodCounters {
+    fn report(&self) -> MethodReport {
+        MethodReport {
+            total: self.total.load(Ordering::Relaxed),
+            failed: self.failed.load(Ordering::Relaxed),
+            status: self.status.load(Ordering::Relaxed),
+            timeout: self.timeout.load(Ordering::Relaxed),
+            reset: self.reset.load(Ordering::Relaxed),
+        }
+    }
+}
+
+#[derive(Default)]
+struct StreamCounters {
+    opened: AtomicU64,
+    refused: AtomicU64,
+    broken: AtomicU64,
+    messages: AtomicU64,
+}
+
 struct Counters {
     started: Instant,
-    requests: AtomicU64,
-    failed: AtomicU64,
-    failed_status: AtomicU64,
-    failed_timeout: AtomicU64,
-    failed_connection: AtomicU64,
+    get: MethodCounters,
+    post: MethodCounters,
+    streams: StreamCounters,
     samples: Mutex<Vec<FailureSample>>,
 }
 
@@ -107,25 +279,42 @@ impl Counters {
     fn new() -> Self {
         Counters {
             started: Instant::now(),
-            requests: AtomicU64::new(0),
-            failed: AtomicU64::new(0),
-            failed_status: AtomicU64::new(0),
-            failed_timeout: AtomicU64::new(0),
-            failed_connection: AtomicU64::new(0),
+            get: MethodCounters::default(),
+            post: MethodCounters::default(),
+            streams: StreamCounters::default(),
             samples: Mutex::new(Vec::new()),
         }
     }
 
-    fn record(&self, url: &str, outcome: Outcome) {
-        self.requests.fetch_add(1, Ordering::Relaxed);
+    fn record(&self, method: &Method, url: &str, outcome: Outcome) {
+        let counters = if *method == Method::POST {
+            &self.post
+        } else {
+            &self.get
+        };
+        counters.total.fetch_add(1, Ordering::Relaxed);
         let (kind, what) = match outcome {
             Outcome::Ok => return,
-            Outcome::Status(what) => (&self.failed_status, what),
-            Outcome::Timeout => (&self.failed_timeout, "timeout".to_string()),
-            Outcome::Connection(e) => (&self.failed_connection, format!("connection: {e}")),
+            Outcome::Status(what) => (&counters.status, what),
+            Outcome::Timeout => (&counters.timeout, "timeout".to_string()),
+            Outcome::Connection(e) => (&counters.reset, format!("connection: {e}")),
         };
         kind.fetch_add(1, Ordering::Relaxed);
-        self.failed.fetch_add(1, Ordering::Relaxed);
+        counters.failed.fetch_add(1, Ordering::Relaxed);
+        self.sample(url, format!("{method} {what}"));
+    }
+
+    fn record_stream(&self, url: &str, end: &StreamEnd) {
+        let (counter, what) = match end {
+            StreamEnd::Clean => return,
+            StreamEnd::Refused(why) => (&self.streams.refused, format!("stream refused: {why}")),
+            StreamEnd::Broken(why) => (&self.streams.broken, format!("stream broken: {why}")),
+        };
+        counter.fetch_add(1, Ordering::Relaxed);
+        self.sample(url, what);
+    }
+
+    fn sample(&self, url: &str, what: String) {
         let mut samples = self.samples.lock().unwrap_or_else(|p| p.into_inner());
         if samples.len() < SAMPLES_KEPT {
             samples.push(FailureSample {
@@ -144,12 +333,22 @@ impl Counters {
     }
 
     fn report(&self) -> LoadReport {
+        let (get, post) = (self.get.report(), self.post.report());
+        let s = &self.streams;
         LoadReport {
-            requests: self.requests.load(Ordering::Relaxed),
-            failed: self.failed.load(Ordering::Relaxed),
-            failed_status: self.failed_status.load(Ordering::Relaxed),
-            failed_timeout: self.failed_timeout.load(Ordering::Relaxed),
-            failed_connection: self.failed_connection.load(Ordering::Relaxed),
+            requests: get.total + post.total,
+            failed: get.failed + post.failed,
+            failed_status: get.status + post.status,
+            failed_timeout: get.timeout + post.timeout,
+            failed_connection: get.reset + post.reset,
+            get,
+            post,
+            streams: StreamReport {
+                opened: s.opened.load(Ordering::Relaxed),
+                refused: s.refused.load(Ordering::Relaxed),
+                broken: s.broken.load(Ordering::Relaxed),
+                messages: s.messages.load(Ordering::Relaxed),
+            },
         }
     }
 }
@@ -177,7 +376,8 @@ pub async fn run(
             loop {
                 let i = next.fetch_add(1, Ordering::Relaxed) as usize;
                 let Some(url) = work.get(i) else { return };
-                counters.record(url, get(&client, url, timeout).await);
+                let outcome = send(&client, &Method::GET, url, timeout).await;
+                counters.record(&Method::GET, url, outcome);
             }
         }));
     }
@@ -188,45 +388,103 @@ pub async fn run(
 }
 
 /// Steady load until stopped: `concurrency` workers cycle through the URLs, one request after
-/// the other. What the zero-downtime tests and `rotor demo` keep running during a swap.
+/// the other, plus the streams of its [`Mix`]. What the zero-downtime tests and `rotor demo`
+/// keep running during a swap.
 pub struct Load {
     counters: Arc<Counters>,
-    stop: Arc<std::sync::atomic::AtomicBool>,
+    stop: watch::Sender<bool>,
     workers: Vec<tokio::task::JoinHandle<()>>,
+    slow: SlowRequests,
+}
+
+/// The slow requests in flight, each in its own task (each ends within the request timeout).
+#[derive(Clone, Default)]
+struct SlowRequests(Arc<Mutex<Vec<tokio::task::JoinHandle<()>>>>);
+
+impl SlowRequests {
+    fn spawn(&self, request: impl std::future::Future<Output = ()> + Send + 'static) {
+        let mut tasks = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        tasks.retain(|t| !t.is_finished());
+        tasks.push(tokio::spawn(request));
+    }
+
+    fn take(&self) -> Vec<tokio::task::JoinHandle<()>> {
+        std::mem::take(&mut *self.0.lock().unwrap_or_else(|p| p.into_inner()))
+    }
 }
 
 impl Load {
-    /// Starts the workers (on the current tokio runtime).
+    /// Plain GETs (on the current tokio runtime).
     pub fn start(urls: Vec<String>, concurrency: usize, timeout: Duration) -> Self {
+        Self::start_mixed(urls, concurrency, timeout, Mix::default())
+    }
+
+    /// GETs, POSTs, slow requests and streams as `mix` says (on the current tokio runtime).
+    pub fn start_mixed(urls: Vec<String>, concurrency: usize, timeout: Duration, mix: Mix) -> Self {
         let client = client(timeout);
         let counters = Arc::new(Counters::new());
-        let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let (stop, stopped) = watch::channel(false);
         let urls = Arc::new(urls);
         let next = Arc::new(AtomicU64::new(0));
-        let workers = (0..concurrency.max(1))
+        let slow = SlowRequests::default();
+        let mut workers: Vec<_> = (0..concurrency.max(1))
             .map(|_| {
-                let (client, counters, stop, urls, next) = (
+                let (client, counters, stopped, urls, next, slow) = (
                     client.clone(),
                     counters.clone(),
-                    stop.clone(),
+                    stopped.clone(),
                     urls.clone(),
                     next.clone(),
+                    slow.clone(),
                 );
                 tokio::spawn(async move {
                     if urls.is_empty() {
                         return;
                     }
-                    while !stop.load(Ordering::Relaxed) {
-                        let i = next.fetch_add(1, Ordering::Relaxed) as usize % urls.len();
-                        counters.record(&urls[i], get(&client, &urls[i], timeout).await);
+                    while !*stopped.borrow() {
+                        let i = next.fetch_add(1, Ordering::Relaxed);
+                        let base = urls[i as usize % urls.len()].clone();
+                        let (method, delay) = mix.request(i);
+                        let Some(ms) = delay else {
+                            let outcome = send(&client, &method, &base, timeout).await;
+                            counters.record(&method, &base, outcome);
+                            continue;
+                        };
+                        // A slow request waits beside the workers, not in their place: the
+                        // steady rate stays what `concurrency` gives.
+                        let (client, counters) = (client.clone(), counters.clone());
+                        slow.spawn(async move {
+                            let url = format!("{base}?delay_ms={ms}");
+                            let outcome = send(&client, &method, &url, timeout).await;
+                            counters.record(&method, &base, outcome);
+                        });
                     }
                 })
             })
             .collect();
+        for url in urls.iter().cycle().take(mix.streams) {
+            let (client, counters, mut stopped) =
+                (client.clone(), counters.clone(), stopped.clone());
+            let url = format!("{url}/stream");
+            workers.push(tokio::spawn(async move {
+                while !*stopped.borrow() {
+                    let end = hold_stream(&client, &url, timeout, &counters, &mut stopped).await;
+                    counters.record_stream(&url, &end);
+                    if !matches!(end, StreamEnd::Clean) {
+                        // Not at once: a refusing server would be asked in a tight loop.
+                        tokio::select! {
+                            _ = stopped.wait_for(|s| *s) => {}
+                            () = tokio::time::sleep(Duration::from_millis(100)) => {}
+                        }
+                    }
+                }
+            }));
+        }
         Load {
             counters,
             stop,
             workers,
+            slow,
         }
     }
 
@@ -243,9 +501,12 @@ impl Load {
 
     /// Stops the workers, waits for the requests in flight, and reports.
     pub async fn stop(self) -> LoadReport {
-        self.stop.store(true, Ordering::Relaxed);
+        let _ = self.stop.send(true);
         for w in self.workers {
             let _ = w.await;
+        }
+        for t in self.slow.take() {
+            let _ = t.await;
         }
         self.counters.report()
     }
@@ -291,7 +552,7 @@ mod tests {
         assert!(
             samples
                 .iter()
-                .all(|s| s.url.ends_with("/down") && s.what == "503: down"),
+                .all(|s| s.url.ends_with("/down") && s.what == "GET 503: down"),
             "{samples:?}"
         );
         assert!(samples.windows(2).all(|w| w[0].at_ms <= w[1].at_ms));
@@ -333,7 +594,115 @@ mod tests {
                 failed_status: 10,
                 failed_timeout: 0,
                 failed_connection: 10,
+                get: MethodReport {
+                    total: 30,
+                    failed: 20,
+                    status: 10,
+                    timeout: 0,
+                    reset: 10,
+                },
+                ..LoadReport::default()
             }
+        );
+    }
+
+    #[test]
+    fn mix_spreads_methods_and_delays_evenly() {
+        let mix = Mix {
+            post_percent: 30,
+            slow_percent: 10,
+            streams: 0,
+        };
+        let requests: Vec<_> = (0..1000).map(|i| mix.request(i)).collect();
+        let posts = requests.iter().filter(|(m, _)| *m == Method::POST).count();
+        let delays: Vec<u64> = requests.iter().filter_map(|(_, d)| *d).collect();
+        assert_eq!(posts, 300);
+        assert_eq!(delays.len(), 100);
+        assert!(
+            delays.iter().all(|d| (1000..=5000).contains(d)),
+            "{delays:?}"
+        );
+        assert!(delays.iter().any(|d| *d < 2000) && delays.iter().any(|d| *d > 4000));
+        assert!(Mix::default().request(7) == (Method::GET, None));
+    }
+
+    /// Three whole messages, then a clean end; or one, then half of one.
+    fn events(clean: bool) -> axum::body::Body {
+        let chunks: Vec<Result<Bytes, std::io::Error>> = if clean {
+            (0..3)
+                .map(|n| Ok(Bytes::from(format!("data: {n}\n\n"))))
+                .collect()
+        } else {
+            vec![Ok(Bytes::from("data: 0\n\n")), Ok(Bytes::from("data: 1"))]
+        };
+        axum::body::Body::from_stream(futures::stream::iter(chunks))
+    }
+
+    #[tokio::test]
+    async fn mixed_load_counts_methods_and_streams() {
+        use axum::routing::get;
+        let app = axum::Router::new()
+            .route("/ok", get(|| async { "ok" }).post(|| async { "created" }))
+            .route(
+                "/down",
+                get(|| async { (http::StatusCode::SERVICE_UNAVAILABLE, "down") })
+                    .post(|| async { (http::StatusCode::SERVICE_UNAVAILABLE, "down") }),
+            )
+            .route("/ok/stream", get(|| async { events(true) }))
+            .route("/down/stream", get(|| async { events(false) }));
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        tokio::spawn(async move {
+            let _ = axum::serve(listener, app).await;
+        });
+        let mix = Mix {
+            post_percent: 50,
+            slow_percent: 0,
+            streams: 2,
+        };
+        let urls = vec![format!("http://{addr}/ok"), format!("http://{addr}/down")];
+        let load = Load::start_mixed(urls, 2, Duration::from_secs(5), mix);
+        let deadline = std::time::Instant::now() + Duration::from_secs(20);
+        loop {
+            let now = load.snapshot();
+            if now.requests >= 400 && now.streams.opened >= 6 && now.streams.broken >= 2 {
+                break;
+            }
+            assert!(std::time::Instant::now() < deadline, "no progress: {now:?}");
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        let samples = load.failure_samples();
+        let r = load.stop().await;
+        assert_eq!(r.requests, r.get.total + r.post.total, "{r:?}");
+        assert_eq!(r.failed, r.get.failed + r.post.failed, "{r:?}");
+        // Half the requests are POSTs, and half of each method go to /down.
+        assert!(r.post.total.abs_diff(r.requests / 2) <= 52, "{r:?}");
+        assert!(r.post.failed.abs_diff(r.post.total / 2) <= 2, "{r:?}");
+        assert!(r.get.failed.abs_diff(r.get.total / 2) <= 2, "{r:?}");
+        assert_eq!(r.failed, r.failed_status, "{r:?}");
+        assert!(
+            samples.iter().any(|s| s.what == "POST 503: down"),
+            "{samples:?}"
+        );
+        // The clean stream was reopened after each end; the other broke every time.
+        assert!(r.streams.broken >= 2 && r.streams.refused == 0, "{r:?}");
+        // Three messages per finished clean stream; at stop each URL may have one open.
+        assert!(
+            r.streams.messages >= 3 * (r.streams.opened - r.streams.broken - 2),
+            "{r:?}"
+        );
+        assert!(
+            samples
+                .iter()
+                .any(|s| s.url.ends_with("/down/stream")
+                    && s.what == "stream broken: ended mid-message"),
+            "{samples:?}"
+        );
+        assert!(
+            !samples.iter().any(|s| s.url.ends_with("/ok/stream")),
+            "{samples:?}"
         );
     }
 }

@@ -9,8 +9,10 @@
 //! counts; the sequence restarts whenever the weights change. Each response carries
 //! `x-rotor-backend: blue|green`, naming the backend whose answer the client got.
 //!
-//! Retry: when the picked backend fails — connection error, no complete answer within the
-//! request timeout, or a 5xx — and the request is idempotent (`GET`, `HEAD`, `OPTIONS`) and the
+//! Answers are passed on as they come (a stream stays a stream), except a 5xx, read whole.
+//!
+//! Retry: when the picked backend fails — connection error, no answer within the request
+//! timeout, or a 5xx — and the request is idempotent (`GET`, `HEAD`, `OPTIONS`) and the
 //! other backend is registered, the request is sent once more, to the other backend, even if its
 //! weight is 0: it is the fallback, as HAProxy's redispatch is (which, unlike this router, only
 //! redispatches to a server with weight > 0). The client gets the retry's answer, marked
@@ -151,6 +153,17 @@ impl EndpointState {
         counters.requests += 1;
         counters.failures += failed;
     }
+
+    /// An answer `backend` began well and broke off (its body failed): a failure after all.
+    fn record_broken(&mut self, backend: Backend) {
+        let (failures, counters) = match backend {
+            Backend::Blue => (&mut self.stats.blue_failures, &mut self.backends.blue),
+            Backend::Green => (&mut self.stats.green_failures, &mut self.backends.green),
+        };
+        *failures += 1;
+        counters.failures += 1;
+        self.stats.failures += 1;
+    }
 }
 
 /// The result of one attempt: the backend's response, or why there was none (the status the
@@ -207,14 +220,14 @@ fn lock(endpoint: &Endpoint) -> MutexGuard<'_, EndpointState> {
 }
 
 impl SimShifter {
-    /// Connect timeout 1 s, whole-request timeout 5 s, retries on.
+    /// Connect timeout 1 s, an answer's head within [`crate::PROXY_SERVER_TIMEOUT`], retries on.
     pub fn new() -> Self {
-        Self::with_timeouts(Duration::from_secs(1), Duration::from_secs(5))
+        Self::with_timeouts(Duration::from_secs(1), crate::PROXY_SERVER_TIMEOUT)
     }
 
     /// `connect` bounds each connection attempt to a backend; `request` bounds each attempt of
-    /// a forwarded request from sending to the last byte of the response (and reading the
-    /// client's request body). Retries on.
+    /// a forwarded request from sending to the head of the response (to its last byte for a
+    /// 5xx), and reading the client's request body. Retries on.
     pub fn with_timeouts(connect: Duration, request: Duration) -> Self {
         let mut connector = HttpConnector::new();
         connector.set_connect_timeout(Some(connect));
@@ -398,7 +411,14 @@ impl SimShifter {
             lock(&endpoint).stats.failures += 1;
         }
         let mut response = match attempt {
-            Ok(response) => response,
+            Ok(response) => {
+                let (parts, body) = response.into_parts();
+                let body = body.map_err(move |e| {
+                    lock(&endpoint).record_broken(backend);
+                    e
+                });
+                Response::from_parts(parts, Body::new(body))
+            }
             Err((status, message)) => {
                 tracing::debug!(endpoint = %endpoint_name, %backend, %message, "forward failed");
                 let retried = match retried_from {
@@ -443,7 +463,9 @@ impl SimShifter {
         }
     }
 
-    /// Forward a request to `addr`, the whole exchange bounded by the request timeout.
+    /// Forward a request to `addr`. The answer's head must come within the request timeout; a
+    /// 5xx body is read whole (the request may be retried), any other body is passed on as it
+    /// comes, so a stream stays a stream and ends when the backend ends it.
     async fn send(
         &self,
         parts: &http::request::Parts,
@@ -458,35 +480,34 @@ impl SimShifter {
         parts.uri = uri;
         let upstream = http::Request::from_parts(parts, Full::new(body.clone()));
         let timeout = self.inner.request_timeout;
-        let exchange = async {
-            let response = self
-                .inner
-                .client
-                .request(upstream)
-                .await
-                .map_err(|e| (StatusCode::BAD_GATEWAY, format!("{addr}: {e}")))?;
-            let (mut parts, body) = response.into_parts();
-            let body = http_body_util::Limited::new(body, MAX_BODY)
-                .collect()
-                .await
-                .map_err(|e| {
-                    (
-                        StatusCode::BAD_GATEWAY,
-                        format!("{addr}: reading the response: {e}"),
-                    )
-                })?
-                .to_bytes();
-            strip_hop_by_hop(&mut parts.headers);
-            parts.headers.remove(header::CONTENT_LENGTH);
-            Ok(Response::from_parts(parts, Body::from(body)))
-        };
-        match tokio::time::timeout(timeout, exchange).await {
-            Ok(result) => result,
-            Err(_) => Err((
+        let late = || {
+            (
                 StatusCode::GATEWAY_TIMEOUT,
-                format!("{addr}: no complete response within {timeout:?}"),
-            )),
+                format!("{addr}: no response within {timeout:?}"),
+            )
+        };
+        let response = tokio::time::timeout(timeout, self.inner.client.request(upstream))
+            .await
+            .map_err(|_| late())?
+            .map_err(|e| (StatusCode::BAD_GATEWAY, format!("{addr}: {e}")))?;
+        let (mut parts, body) = response.into_parts();
+        strip_hop_by_hop(&mut parts.headers);
+        if !parts.status.is_server_error() {
+            return Ok(Response::from_parts(parts, Body::new(body)));
         }
+        let read = http_body_util::Limited::new(body, MAX_BODY).collect();
+        let body = tokio::time::timeout(timeout, read)
+            .await
+            .map_err(|_| late())?
+            .map_err(|e| {
+                (
+                    StatusCode::BAD_GATEWAY,
+                    format!("{addr}: reading the response: {e}"),
+                )
+            })?
+            .to_bytes();
+        parts.headers.remove(header::CONTENT_LENGTH);
+        Ok(Response::from_parts(parts, Body::from(body)))
     }
 }
 

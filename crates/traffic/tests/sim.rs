@@ -8,6 +8,7 @@ use axum::http::{HeaderValue, Method, Request, StatusCode};
 use bytes::Bytes;
 use common::{
     attach, backend, bodies, client, closed_addr, count, failing_backend, get_text, silent_backend,
+    streaming_backend,
 };
 use http_body_util::{BodyExt, Full};
 use rotor_traffic::sim::{BACKEND_HEADER, RETRIED_FROM_HEADER, SimShifter, TrafficStats};
@@ -540,4 +541,56 @@ async fn sim_retry_falls_back_to_a_backend_at_weight_0() {
         (StatusCode::BAD_GATEWAY, "blue", None)
     );
     assert_eq!(shifter.stats(EP).unwrap().failures, 1);
+}
+
+/// A stream stays a stream through the router (its first message arrives while it is still
+/// open), and an answer that breaks off mid-body counts against the backend that sent it.
+#[tokio::test]
+async fn sim_passes_streams_through_and_counts_a_broken_answer_against_its_backend() {
+    let (blue, green) = (streaming_backend().await, streaming_backend().await);
+    let shifter = SimShifter::new();
+    let server = shifter.serve("127.0.0.1:0".parse().unwrap()).await.unwrap();
+    attach(
+        &shifter,
+        EP,
+        blue.addr,
+        Some(green.addr),
+        Weights::all_blue(),
+    )
+    .await;
+    let http = client();
+
+    let uri: axum::http::Uri = format!("{}/stream", server.url(EP)).parse().unwrap();
+    let first = async {
+        let req = Request::get(uri).body(Full::new(Bytes::new())).unwrap();
+        let resp = http.request(req).await.expect("stream opens");
+        assert_eq!(resp.status(), StatusCode::OK);
+        let mut body = resp.into_body();
+        let frame = body.frame().await.expect("a frame").expect("no error");
+        (frame.into_data().expect("data"), body)
+    };
+    let (data, body) = tokio::time::timeout(common::REQUEST_TIMEOUT, first)
+        .await
+        .expect("the first message before the stream ends");
+    // The backend never ends this stream: a router that read answers whole would time out.
+    assert_eq!(&data[..], b"data: 0\n\n");
+    drop(body);
+
+    shifter
+        .set_weights(EP, Weights::green(100).unwrap())
+        .await
+        .unwrap();
+    let uri: axum::http::Uri = format!("{}/broken", server.url(EP)).parse().unwrap();
+    let broken = async {
+        let req = Request::get(uri).body(Full::new(Bytes::new())).unwrap();
+        let resp = http.request(req).await.expect("head arrives");
+        (resp.status(), resp.into_body().collect().await.is_err())
+    };
+    let (status, failed) = tokio::time::timeout(common::REQUEST_TIMEOUT, broken)
+        .await
+        .expect("answer within the bound");
+    assert_eq!((status, failed), (StatusCode::OK, true));
+    let stats = shifter.stats(EP).unwrap();
+    assert_eq!((stats.green_failures, stats.failures), (1, 1), "{stats:?}");
+    assert_eq!(stats.blue_failures, 0, "{stats:?}");
 }

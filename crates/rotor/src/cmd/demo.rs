@@ -1,12 +1,14 @@
 //! `rotor demo`: the main job on the embedded default. Starts a simulated fleet and cloud, an
 //! embedded control plane with its controllers and a traffic layer (HAProxy when installed,
-//! else the embedded router), deploys a sample application into every member, sends load
-//! through every cluster's traffic layer, and rotates the whole fleet blue-green with one staged
-//! Rollout (a canary, the staging clusters, 10 % of prod, the rest), then reports.
+//! else the embedded router), deploys a sample application into every member, sends a mixed load
+//! through every cluster's traffic layer (GETs, POSTs with bodies, slow requests and long-lived
+//! streams: [`rotor_traffic::load::Mix`]), and rotates the whole fleet blue-green with one staged
+//! Rollout (a canary, the staging clusters, 10 % of prod, the rest), then reports, per method.
 //! By default (`--inject green-unhealthy`; `--inject none` turns it off) one failure is injected:
 //! the canary's green breaks once it carries half the traffic. That swap rolls back (within the
-//! failure budget), still with zero failed requests, and is then retried as an operator would
-//! (`rotor rollout retry`), with a fresh green.
+//! failure budget) and is then retried as an operator would (`rotor rollout retry`), with a
+//! fresh green. Failed GETs are retried on blue by the traffic layer; POSTs are never retried,
+//! so those green took before the gate tripped can fail (under `green-hangs`, those it held).
 //!
 //! `critical_path_s` is the lower bound of the run given the rollout's waves, its concurrency
 //! limit and the measured duration of every swap ([`critical_path`]), plus the set-up before the
@@ -39,10 +41,26 @@ pub struct DemoArgs {
     /// Print the report as one JSON object on the last line of stdout.
     #[arg(long)]
     pub json: bool,
-    /// Fault to inject: `green-unhealthy` (the canary's green fails every request once it has
-    /// 50 %; the swap rolls back and is retried), or `none`.
+    /// Fault injected into the canary's green once it has 50 %: `green-unhealthy` (every
+    /// request 503; also `green-errors`), `green-hangs` (accepts, never answers),
+    /// `green-slow` (answers a second late), `green-resets` (drops connections mid-answer), or
+    /// `none`. A detected fault rolls the swap back; it is then retried with a fresh green.
     #[arg(long, default_value = "green-unhealthy")]
     pub inject: String,
+    /// Percentage of the load's requests sent as POST with a body (never retried). 0 by
+    /// default for now: through HAProxy a POST can fail as blue is decommissioned (a known
+    /// bug, issue 17).
+    #[arg(long, default_value_t = 0)]
+    pub post_percent: u8,
+    /// Percentage of the load's requests the application answers 1–5 s late. 0 by default:
+    /// blue's drain is a fixed timer, and a slow request still in flight on blue when its
+    /// workloads scale to zero fails (draining by sessions is not built yet).
+    #[arg(long, default_value_t = 0)]
+    pub slow_percent: u8,
+    /// Long-lived streams (server-sent events) held open across the fleet, spread over the
+    /// clusters in turn.
+    #[arg(long, default_value_t = 20)]
+    pub streams: usize,
     /// Traffic layer: HAProxy when installed (`auto`), or the embedded router.
     #[arg(long, value_enum, default_value_t = TrafficArg::Auto)]
     pub traffic: TrafficArg,
@@ -69,10 +87,15 @@ pub enum TrafficArg {
 }
 
 pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
-    let inject_unhealthy = match args.inject.as_str() {
-        "none" => false,
-        "green-unhealthy" => true,
-        other => anyhow::bail!("--inject {other:?}: the known fault is green-unhealthy (or none)"),
+    let fault = injected_fault(&args.inject)?;
+    anyhow::ensure!(
+        args.post_percent <= 100 && args.slow_percent <= 100,
+        "--post-percent and --slow-percent are percentages (0–100)"
+    );
+    let mix = rotor_traffic::load::Mix {
+        post_percent: args.post_percent,
+        slow_percent: args.slow_percent,
+        streams: args.streams,
     };
     let started = Instant::now();
     let progress = |msg: String| {
@@ -119,8 +142,12 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
     progress("sample application answers through every cluster's traffic layer".into());
 
     let load_started = Instant::now();
-    let load =
-        rotor_traffic::load::Load::start(r.app_urls(), args.concurrency, Duration::from_secs(5));
+    let load = rotor_traffic::load::Load::start_mixed(
+        r.app_urls(),
+        args.concurrency,
+        rotor_traffic::CLIENT_TIMEOUT,
+        mix,
+    );
 
     // Precise swap timings from a watch (status times have one-second resolution), per swap
     // object (uid): a retried cluster has one per attempt.
@@ -184,14 +211,14 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
                     entry.finished = Some(Instant::now());
                 }
                 let mut injected = injection.lock().unwrap_or_else(|p| p.into_inner());
-                if inject_unhealthy
+                if let Some(fault) = fault
                     && injected.is_none()
                     && entry.wave == first_wave
                     && st.phase == Phase::ShiftingTraffic
                     && st.green_weight_percent >= 50
                     && let Some(green) = st.green_instance.clone()
                 {
-                    let set = sim.set_fault(&green, rotor_sim::Fault::TrafficErrors);
+                    let set = sim.set_fault(&green, fault);
                     *injected = Some(Injection {
                         swap: s.name_any(),
                         green,
@@ -240,8 +267,8 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
             && let Some(i) = injection.lock().unwrap_or_else(|p| p.into_inner()).as_ref()
         {
             progress(format!(
-                "injected: green {} of {} now fails every request",
-                i.green, i.swap
+                "injected {}: green {} of {}",
+                args.inject, i.green, i.swap
             ));
             broken = Some(i.swap.clone());
         }
@@ -404,7 +431,8 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
             .iter()
             .map(|f| {
                 let at = load_started.duration_since(started).as_secs_f64() + f.at_ms as f64 / 1e3;
-                let cluster = cluster_of.get(&f.url).cloned().unwrap_or_default();
+                let url = f.url.strip_suffix("/stream").unwrap_or(&f.url);
+                let cluster = cluster_of.get(url).cloned().unwrap_or_default();
                 let swaps: Vec<serde_json::Value> = t
                     .values()
                     .filter(|s| s.cluster == cluster)
@@ -440,6 +468,21 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
             "timeout": sent.failed_timeout,
             "connection": sent.failed_connection,
         },
+        "requests_by_method": {
+            "GET": by_method(&sent.get),
+            "POST": by_method(&sent.post),
+        },
+        "load": {
+            "concurrency": args.concurrency,
+            "post_percent": mix.post_percent,
+            "slow_percent": mix.slow_percent,
+            "slow_request_s": [rotor_traffic::load::SLOW_REQUEST.0.as_secs(), rotor_traffic::load::SLOW_REQUEST.1.as_secs()],
+            "client_timeout_s": rotor_traffic::CLIENT_TIMEOUT.as_secs(),
+            "proxy_server_timeout_s": rotor_traffic::PROXY_SERVER_TIMEOUT.as_secs(),
+        },
+        "streams_total": sent.streams.opened,
+        "streams_broken": sent.streams.broken,
+        "streams_refused": sent.streams.refused,
         "injected": args.inject,
         "injected_into": injection.lock().unwrap_or_else(|p| p.into_inner()).as_ref().map(|i| json!({
             "swap": i.swap, "green": i.green, "at_s": round(i.at_s), "fault_set": i.set,
@@ -460,6 +503,27 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
         eprintln!("report: {report}");
     }
     Ok(())
+}
+
+/// The simulator fault an `--inject` value names (None: `none`).
+fn injected_fault(name: &str) -> anyhow::Result<Option<rotor_sim::Fault>> {
+    use rotor_sim::Fault;
+    Ok(Some(match name {
+        "none" => return Ok(None),
+        "green-unhealthy" | "green-errors" => Fault::TrafficErrors,
+        "green-hangs" => Fault::TrafficHangs,
+        "green-slow" => Fault::TrafficSlow,
+        "green-resets" => Fault::TrafficResets,
+        other => anyhow::bail!(
+            "--inject {other:?}: the known faults are green-unhealthy (green-errors), \
+             green-hangs, green-slow, green-resets, or none"
+        ),
+    }))
+}
+
+/// One method's line of the report.
+fn by_method(m: &rotor_traffic::load::MethodReport) -> serde_json::Value {
+    json!({"total": m.total, "failed": m.failed, "status": m.status, "timeout": m.timeout, "reset": m.reset})
 }
 
 /// Where the demo injected its failure.

@@ -69,7 +69,7 @@ impl Default for ConfigOptions {
         Self {
             connect_timeout: Duration::from_secs(2),
             client_timeout: Duration::from_secs(30),
-            server_timeout: Duration::from_secs(30),
+            server_timeout: crate::PROXY_SERVER_TIMEOUT,
             maxconn: 4096,
             retries: 3,
         }

@@ -59,6 +59,35 @@ pub async fn failing_backend(name: &'static str) -> TestBackend {
         .await
 }
 
+/// `/stream`: one `data: N` message every 20 ms, never ending; `/broken`: a first chunk, then
+/// the answer breaks off (the connection is dropped mid-body).
+pub async fn streaming_backend() -> TestBackend {
+    let stream = || async {
+        let ticks = futures::stream::unfold(0u64, |n| async move {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+            Some((
+                Ok::<_, std::io::Error>(Bytes::from(format!("data: {n}\n\n"))),
+                n + 1,
+            ))
+        });
+        axum::body::Body::from_stream(ticks)
+    };
+    let broken = || async {
+        let start = futures::stream::once(async { Ok(Bytes::from_static(b"partial")) });
+        let fail = futures::stream::once(async {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+            Err(std::io::Error::other("backend died"))
+        });
+        axum::body::Body::from_stream(futures::StreamExt::chain(start, fail))
+    };
+    serve(
+        Router::new()
+            .route("/stream", get(stream))
+            .route("/broken", get(broken)),
+    )
+    .await
+}
+
 /// Accepts TCP connections and never answers.
 pub async fn silent_backend() -> TestBackend {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();

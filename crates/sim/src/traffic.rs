@@ -161,20 +161,25 @@ async fn stream(
 }
 
 /// The answer under the traffic faults in force (see the module docs).
-async fn faulty(faults: watch::Receiver<FaultSet>, req: Request, next: Next) -> Response {
-    let now = faults.borrow().clone();
-    if now.contains(&Fault::TrafficHangs) {
-        let mut rx = faults.clone();
-        let cleared = rx.wait_for(|f| !f.contains(&Fault::TrafficHangs));
+async fn faulty(mut faults: watch::Receiver<FaultSet>, req: Request, next: Next) -> Response {
+    let on = |fault| faults.borrow().contains(&fault);
+    let (hangs, slow, errors, resets) = (
+        on(Fault::TrafficHangs),
+        on(Fault::TrafficSlow),
+        on(Fault::TrafficErrors),
+        on(Fault::TrafficResets),
+    );
+    if hangs {
+        let cleared = faults.wait_for(|f| !f.contains(&Fault::TrafficHangs));
         let _ = tokio::time::timeout(HANG_HOLD, cleared).await;
     }
-    if now.contains(&Fault::TrafficSlow) {
+    if slow {
         tokio::time::sleep(SLOW_LATENCY).await;
     }
-    if now.contains(&Fault::TrafficErrors) {
+    if errors {
         return crate::faults::traffic_error();
     }
-    if now.contains(&Fault::TrafficResets) {
+    if resets {
         return reset();
     }
     next.run(req).await

@@ -405,8 +405,23 @@ async fn cloud_faults_and_stats_over_http() {
     );
 }
 
-/// Sends `GET path` on a fresh connection and reads the raw answer until `done` says it has
-/// enough (or the connection ends); bounded by [`LIMIT`].
+/// A simulator with one cluster, `blue-0000`, whose `default/web` answers: and its traffic
+/// address.
+async fn web_cluster() -> (Arc<Sim>, SocketAddr) {
+    let sim = Sim::new(config());
+    sim.start_clusters("blue", 1).await.expect("start");
+    let traffic = sim.cluster("blue-0000").and_then(|c| c.traffic_addr);
+    let traffic = traffic.expect("traffic on");
+    deploy_web(&sim, "blue-0000").await;
+    eventually("web ready", || async {
+        http(traffic, "GET", "/default/web", None, None).await.0 == 200
+    })
+    .await;
+    (sim, traffic)
+}
+
+/// Reads the raw answer on `stream` until `done` says it has enough (true) or the connection
+/// ends (false); bounded by [`LIMIT`].
 async fn read_raw(
     stream: &mut tokio::net::TcpStream,
     out: &mut Vec<u8>,
@@ -427,6 +442,7 @@ async fn read_raw(
         .unwrap_or_else(|_| panic!("no answer within {LIMIT:?}"))
 }
 
+/// Sends `GET path` on a fresh connection, left open for [`read_raw`].
 async fn open(addr: SocketAddr, path: &str) -> tokio::net::TcpStream {
     let mut s = tokio::net::TcpStream::connect(addr).await.expect("connect");
     let req = format!("GET {path} HTTP/1.1\r\nHost: app\r\n\r\n");
@@ -438,15 +454,7 @@ async fn open(addr: SocketAddr, path: &str) -> tokio::net::TcpStream {
 /// deleted cluster ends after a whole message.
 #[tokio::test]
 async fn application_answers_writes_slow_requests_and_streams_that_end_cleanly() {
-    let sim = Sim::new(config());
-    sim.start_clusters("blue", 1).await.expect("start");
-    let traffic = sim.cluster("blue-0000").and_then(|c| c.traffic_addr);
-    let traffic = traffic.expect("traffic on");
-    deploy_web(&sim, "blue-0000").await;
-    eventually("web ready", || async {
-        http(traffic, "GET", "/default/web", None, None).await.0 == 200
-    })
-    .await;
+    let (sim, traffic) = web_cluster().await;
 
     let (code, body) = http(traffic, "POST", "/default/web", None, Some("{\"a\":1}")).await;
     assert_eq!((code, body.as_str()), (201, "created 7 bytes\n"));
@@ -482,15 +490,7 @@ async fn application_answers_writes_slow_requests_and_streams_that_end_cleanly()
 /// breaks the answer off after its head.
 #[tokio::test]
 async fn traffic_hangs_slows_and_resets() {
-    let sim = Sim::new(config());
-    sim.start_clusters("blue", 1).await.expect("start");
-    let traffic = sim.cluster("blue-0000").and_then(|c| c.traffic_addr);
-    let traffic = traffic.expect("traffic on");
-    deploy_web(&sim, "blue-0000").await;
-    eventually("web ready", || async {
-        http(traffic, "GET", "/default/web", None, None).await.0 == 200
-    })
-    .await;
+    let (sim, traffic) = web_cluster().await;
 
     assert!(sim.set_fault("blue-0000", Fault::TrafficHangs));
     let held = tokio::spawn(async move { http(traffic, "GET", "/default/web", None, None).await });

@@ -516,6 +516,18 @@ impl Load {
 mod tests {
     use super::*;
 
+    /// Serves `app` on a loopback port until the test ends.
+    async fn serve(app: axum::Router) -> std::net::SocketAddr {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        tokio::spawn(async move {
+            let _ = axum::serve(listener, app).await;
+        });
+        addr
+    }
+
     #[tokio::test]
     async fn steady_load_runs_until_stopped_and_counts_failures() {
         let app = axum::Router::new()
@@ -524,13 +536,7 @@ mod tests {
                 "/down",
                 axum::routing::get(|| async { (http::StatusCode::SERVICE_UNAVAILABLE, "down") }),
             );
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("bind");
-        let addr = listener.local_addr().expect("addr");
-        tokio::spawn(async move {
-            let _ = axum::serve(listener, app).await;
-        });
+        let addr = serve(app).await;
         let load = Load::start(
             vec![format!("http://{addr}/ok"), format!("http://{addr}/down")],
             2,
@@ -569,13 +575,7 @@ mod tests {
                 "/down",
                 axum::routing::get(|| async { (http::StatusCode::SERVICE_UNAVAILABLE, "down") }),
             );
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("bind");
-        let addr = listener.local_addr().expect("addr");
-        tokio::spawn(async move {
-            let _ = axum::serve(listener, app).await;
-        });
+        let addr = serve(app).await;
         let closed = std::net::TcpListener::bind("127.0.0.1:0")
             .expect("bind")
             .local_addr()
@@ -650,13 +650,7 @@ mod tests {
             )
             .route("/ok/stream", get(|| async { events(true) }))
             .route("/down/stream", get(|| async { events(false) }));
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("bind");
-        let addr = listener.local_addr().expect("addr");
-        tokio::spawn(async move {
-            let _ = axum::serve(listener, app).await;
-        });
+        let addr = serve(app).await;
         let mix = Mix {
             post_percent: 50,
             slow_percent: 0,

@@ -33,13 +33,7 @@ fn secret(name: &str, kind: &str, data: Value) -> Value {
 async fn large_objects_and_every_secret_type_move_tokens_stay() {
     let e = common::env(35, 35).await;
     let s = &e.blue_server;
-    common::create_as(
-        s,
-        "namespaces",
-        "kubectl",
-        json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "shop"}}),
-    )
-    .await;
+    common::namespace(s, "shop").await;
     // Just under a ConfigMap's and a Secret's 1 MiB of data.
     let big = "x".repeat(1024 * 1024 - 1024);
     common::create_as(
@@ -150,13 +144,7 @@ async fn a_kind_converted_by_a_webhook_moves_at_its_storage_version() {
             "versions": [version("v1", true), version("v2", false)],
             "conversion": {"strategy": "Webhook", "webhook": {"conversionReviewVersions": ["v1"],
                 "clientConfig": {"service": {"namespace": "shop", "name": "converter", "path": "/convert"}}}}}})).await;
-    common::create_as(
-        s,
-        "namespaces",
-        "kubectl",
-        json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "shop"}}),
-    )
-    .await;
+    common::namespace(s, "shop").await;
     common::create_as(
         s,
         "gadgets",
@@ -186,13 +174,7 @@ async fn a_kind_converted_by_a_webhook_moves_at_its_storage_version() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_object_blue_recorded_no_owners_for_has_none_in_green_and_the_plan_says_so() {
     let e = common::env(35, 35).await;
-    common::create_as(
-        &e.blue_server,
-        "namespaces",
-        "kubectl",
-        json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "shop"}}),
-    )
-    .await;
+    common::namespace(&e.blue_server, "shop").await;
     // Written before server-side apply existed: no managedFields.
     let res = e.blue_server.resource("", "v1", "configmaps").unwrap();
     let old = json!({"apiVersion": "v1", "kind": "ConfigMap",

@@ -30,13 +30,7 @@ async fn store_a_mistyped_config_map(e: &common::Env) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_object_green_refuses_stops_the_plan_before_any_write() {
     let e = common::env(35, 35).await;
-    common::create_as(
-        &e.blue_server,
-        "namespaces",
-        "kubectl",
-        json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "shop"}}),
-    )
-    .await;
+    common::namespace(&e.blue_server, "shop").await;
     common::create_as(
         &e.blue_server,
         "configmaps",

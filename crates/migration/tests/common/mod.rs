@@ -72,6 +72,12 @@ pub async fn create_as(server: &ApiServer, plural: &str, manager: &str, obj: Val
         .unwrap_or_else(|e| panic!("creating {plural} at {api_version}: {e}"));
 }
 
+/// Creates namespace `name` as kubectl would.
+pub async fn namespace(server: &ApiServer, name: &str) {
+    let ns = json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}});
+    create_as(server, "namespaces", "kubectl", ns).await;
+}
+
 /// Who owns what, as compared between blue and green (see `ownership::comparable`); an entry
 /// that cannot be read fails the test.
 pub fn owners(o: &DynamicObject) -> Value {

@@ -367,6 +367,17 @@ impl SwapStrategy {
                 format!("{rate}: must be between 0 and 100"),
             );
         }
+        for (field, ms) in [
+            ("maxLatencyP95Ms", self.health_gates.max_latency_p95_ms),
+            ("maxLatencyP99Ms", self.health_gates.max_latency_p99_ms),
+        ] {
+            if ms == Some(0) {
+                errs.invalid(
+                    format!("{path}.healthGates.{field}"),
+                    "0: must be at least 1".to_string(),
+                );
+            }
+        }
         self.migration
             .validate_at(&format!("{path}.migration"), errs);
     }
@@ -383,6 +394,28 @@ pub struct HealthGates {
     #[serde(default = "default_max_error_rate_percent")]
     #[schemars(range(min = 0, max = 100))]
     pub max_error_rate_percent: f64,
+    /// The 95th percentile of green's time to answer (to the answer's head) in a traffic step
+    /// must stay at or below this, in milliseconds. Needs a traffic layer that times requests
+    /// (the embedded router); elsewhere the gate cannot be judged and the swap holds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1))]
+    pub max_latency_p95_ms: Option<u32>,
+    /// As `maxLatencyP95Ms`, for the 99th percentile.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1))]
+    pub max_latency_p99_ms: Option<u32>,
+}
+
+impl HealthGates {
+    /// The latency bounds set, as (quantile, milliseconds).
+    pub fn latency_bounds(&self) -> impl Iterator<Item = (f64, u32)> {
+        [
+            (0.95, self.max_latency_p95_ms),
+            (0.99, self.max_latency_p99_ms),
+        ]
+        .into_iter()
+        .filter_map(|(q, ms)| ms.map(|ms| (q, ms)))
+    }
 }
 
 impl Default for HealthGates {
@@ -390,6 +423,8 @@ impl Default for HealthGates {
         Self {
             require_availability: true,
             max_error_rate_percent: default_max_error_rate_percent(),
+            max_latency_p95_ms: None,
+            max_latency_p99_ms: None,
         }
     }
 }

@@ -77,6 +77,9 @@ closed_enum! {
         TrafficStepApplied = "TrafficStepApplied",
         TrafficShifted = "TrafficShifted",
         DrainingBlue = "DrainingBlue",
+        /// Blue's drain timeout passed with sessions still open on it (long-lived streams, or
+        /// requests slower than the timeout); they end with blue's workloads.
+        DrainTimedOut = "DrainTimedOut",
         RetainingBlue = "RetainingBlue",
         RetentionExpired = "RetentionExpired",
         /// Blue's workloads scaled to zero while blue is retained.

@@ -50,8 +50,11 @@ pub struct Settings {
     /// The safety-net poll while waiting on green or on a step (discovery's changes and watch
     /// events usually come first). The cloud, which has no events, is polled on `cloud_poll`.
     pub poll_interval: Duration,
-    /// How long blue keeps its connections after green took 100 % (Draining).
-    pub drain: Duration,
+    /// How long blue's open sessions may take to end after green took 100 % (Draining); the
+    /// drain ends as soon as the traffic layer counts none on blue. As a Pod's termination
+    /// grace period: longer than the slowest request, so that only long-lived streams reach
+    /// it (they end with blue's workloads, gracefully).
+    pub drain_timeout: Duration,
     /// Green must be reachable, at the target version and Ready within this, or the swap rolls
     /// back.
     pub green_ready_timeout: Duration,
@@ -76,7 +79,7 @@ impl Default for Settings {
         Settings {
             gate_interval: Duration::from_millis(250),
             poll_interval: Duration::from_secs(1),
-            drain: Duration::from_secs(2),
+            drain_timeout: Duration::from_secs(30),
             green_ready_timeout: Duration::from_secs(30 * 60),
             verify_timeout: Duration::from_secs(10 * 60),
             min_gate_requests: 20,

@@ -18,7 +18,7 @@ use rotor::rehearsal::{APP_NAME, APP_NAMESPACE};
 use rotor_api::{Cluster, ClusterSwap, Phase, ShifterKind, SwapStrategy};
 use rotor_sim::{CloudConfig, Sim, SimConfig};
 use rotor_traffic::haproxy::{EndpointConfig, HaproxyProcess};
-use rotor_traffic::load::Load;
+use rotor_traffic::load::{Load, Mix};
 
 const KILLS: usize = 20;
 
@@ -154,7 +154,14 @@ async fn a_swap_survives_sigkill_of_the_control_plane_20_times() {
         },
     )
     .await;
-    let load = Load::start(vec![url.clone()], 4, Duration::from_secs(5));
+    // Writes and slow requests too: blue drains until its slow requests end, so Draining is a
+    // phase the kills can land in, and the drain must survive them.
+    let mix = Mix {
+        post_percent: 20,
+        slow_percent: 10,
+        streams: 0,
+    };
+    let load = Load::start_mixed(vec![url.clone()], 4, rotor_traffic::CLIENT_TIMEOUT, mix);
 
     // Long enough for all the kills at their slowest (20 × 1.1 s plus restarts), now that a
     // restarted control plane picks the swap up faster (migration outside the reconcile).

@@ -52,7 +52,7 @@ async fn rehearsal_with(
         settings: rotor_controllers::Settings {
             gate_interval: Duration::from_millis(100),
             poll_interval: Duration::from_millis(200),
-            drain: Duration::from_millis(100),
+            drain_timeout: Duration::from_millis(100),
             ..Default::default()
         },
         traffic: TrafficChoice::Sim,

@@ -48,7 +48,7 @@ async fn rehearsal(
         settings: rotor_controllers::Settings {
             gate_interval: Duration::from_millis(100),
             poll_interval: POLL,
-            drain: Duration::from_millis(300),
+            drain_timeout: Duration::from_millis(300),
             min_gate_requests: 10,
             cloud_poll,
             ..Default::default()

@@ -47,7 +47,7 @@ async fn rehearsal(node_ready_delay: Duration) -> Rehearsal {
         settings: rotor_controllers::Settings {
             gate_interval: Duration::from_millis(100),
             poll_interval: Duration::from_millis(200),
-            drain: Duration::from_millis(300),
+            drain_timeout: Duration::from_millis(300),
             min_gate_requests: 10,
             ..Default::default()
         },

@@ -2,12 +2,15 @@
 //! as a load balancer in front of the cluster would see its applications:
 //!
 //! - `GET /{namespace}/{service}`: 200 when a workload selected by the Service has ready
-//!   replicas, 503 otherwise. `?delay_ms=N` (at most [`MAX_DELAY`]) answers N ms later: a slow
-//!   request, in flight while weights move.
-//! - `POST /{namespace}/{service}`: the same check, then 201 with the length of the body read: a
+//!   replicas when the request arrives, 503 otherwise. `?delay_ms=N` (at most [`MAX_DELAY`])
+//!   answers N ms later: a slow request, in flight while weights move. A request once accepted
+//!   is answered even if the workload stops meanwhile, as a Pod finishes its requests in its
+//!   termination grace period.
+//! - `POST /{namespace}/{service}`: the same, then 201 with the length of the body read: a
 //!   write, which no proxy may send twice.
 //! - `GET /{namespace}/{service}/stream`: server-sent events, one `data:` message every
-//!   [`STREAM_TICK`], each message one chunk, for as long as the cluster lives.
+//!   [`STREAM_TICK`], each message one chunk, for as long as the cluster lives and the workload
+//!   runs (it is checked every second; a stopped one ends the stream after a whole message).
 //!
 //! Deleting the cluster drains its listener as a terminating Pod does: no new connections, every
 //! stream ends after a whole message (a clean end a client reconnects after, never a reset), and
@@ -39,6 +42,9 @@ use crate::faults::{Fault, FaultSet};
 pub const MAX_DELAY: Duration = Duration::from_secs(10);
 /// Interval between two messages of a stream.
 pub const STREAM_TICK: Duration = Duration::from_millis(100);
+/// A stream checks every this many messages that its workload still runs, and ends cleanly
+/// when it does not.
+const STREAM_READY_EVERY: u64 = 10;
 /// What `TrafficSlow` adds to every answer.
 pub const SLOW_LATENCY: Duration = Duration::from_secs(1);
 /// How long `TrafficHangs` holds a request at most: longer than any client waits.
@@ -117,10 +123,11 @@ async fn read(
     Path((ns, svc)): Path<(String, String)>,
     Query(q): Query<Slow>,
 ) -> Response {
+    if let Some(refused) = unready(&server, &ns, &svc).await {
+        return refused;
+    }
     wait(&q).await;
-    unready(&server, &ns, &svc)
-        .await
-        .unwrap_or_else(|| (StatusCode::OK, "ok\n").into_response())
+    (StatusCode::OK, "ok\n").into_response()
 }
 
 async fn write(
@@ -129,14 +136,15 @@ async fn write(
     Query(q): Query<Slow>,
     body: Bytes,
 ) -> Response {
+    if let Some(refused) = unready(&server, &ns, &svc).await {
+        return refused;
+    }
     wait(&q).await;
-    unready(&server, &ns, &svc).await.unwrap_or_else(|| {
-        (
-            StatusCode::CREATED,
-            format!("created {} bytes\n", body.len()),
-        )
-            .into_response()
-    })
+    (
+        StatusCode::CREATED,
+        format!("created {} bytes\n", body.len()),
+    )
+        .into_response()
 }
 
 async fn stream(
@@ -146,12 +154,22 @@ async fn stream(
     if let Some(refused) = unready(&server, &ns, &svc).await {
         return refused;
     }
-    let ticks = futures::stream::unfold(0u64, |n| async move {
-        if n > 0 {
-            tokio::time::sleep(STREAM_TICK).await;
+    let ticks = futures::stream::unfold(0u64, move |n| {
+        let (server, ns, svc) = (Arc::clone(&server), ns.clone(), svc.clone());
+        async move {
+            if n > 0 {
+                tokio::time::sleep(STREAM_TICK).await;
+            }
+            // The workload that serves the stream stopped: it ends the stream after a whole
+            // message, as an application does on SIGTERM.
+            if n % STREAM_READY_EVERY == STREAM_READY_EVERY - 1
+                && unready(&server, &ns, &svc).await.is_some()
+            {
+                return None;
+            }
+            let message = Bytes::from(format!("data: {n}\n\n"));
+            Some((Ok::<_, std::convert::Infallible>(message), n + 1))
         }
-        let message = Bytes::from(format!("data: {n}\n\n"));
-        Some((Ok::<_, std::convert::Infallible>(message), n + 1))
     });
     Response::builder()
         .header(http::header::CONTENT_TYPE, "text/event-stream")

@@ -486,6 +486,60 @@ async fn application_answers_writes_slow_requests_and_streams_that_end_cleanly()
     .await;
 }
 
+/// A workload scaled to zero behaves as terminating Pods: a request it accepted is still
+/// answered, a stream ends after a whole message, and new requests are refused.
+#[tokio::test]
+async fn a_stopped_workload_finishes_what_it_accepted_and_ends_streams_cleanly() {
+    let (sim, traffic) = web_cluster().await;
+    let mut stream = open(traffic, "/default/web/stream").await;
+    let mut seen = Vec::new();
+    let first = |b: &[u8]| String::from_utf8_lossy(b).contains("data: 0\n\n");
+    assert!(read_raw(&mut stream, &mut seen, first).await, "a message");
+    let slow = tokio::spawn(http(
+        traffic,
+        "GET",
+        "/default/web?delay_ms=1500",
+        None,
+        None,
+    ));
+    // The slow request is in the application before the workload stops.
+    tokio::time::sleep(Duration::from_millis(200)).await;
+
+    let server = sim.cluster("blue-0000").expect("member").server.clone();
+    let deployments = server
+        .resource("apps", "v1", "deployments")
+        .expect("deployments");
+    let opts = WriteOptions {
+        field_manager: "test".into(),
+        ..WriteOptions::default()
+    };
+    server
+        .patch(
+            &deployments,
+            Some("default"),
+            "web",
+            rotor_apiserver::PatchType::Merge,
+            &json!({"spec": {"replicas": 0}}),
+            None,
+            &opts,
+        )
+        .await
+        .expect("scaled to zero");
+    eventually("new requests refused", || async {
+        http(traffic, "GET", "/default/web", None, None).await.0 == 503
+    })
+    .await;
+    assert_eq!(slow.await.expect("slow request").0, 200);
+    // The chunked body's terminator right after a whole message: a clean end.
+    let ended = |b: &[u8]| b.ends_with(b"\r\n0\r\n\r\n");
+    assert!(
+        read_raw(&mut stream, &mut seen, ended).await,
+        "the stream ends"
+    );
+    let all = String::from_utf8_lossy(&seen).to_string();
+    assert!(all.ends_with("\n\n\r\n0\r\n\r\n"), "{all:?}");
+}
+
 /// `TrafficHangs` holds requests until cleared, `TrafficSlow` answers late, `TrafficResets`
 /// breaks the answer off after its head.
 #[tokio::test]

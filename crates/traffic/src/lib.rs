@@ -16,9 +16,12 @@ use std::time::Duration;
 use async_trait::async_trait;
 
 pub mod haproxy;
+pub mod latency;
 pub mod load;
 pub mod route53;
 pub mod sim;
+
+pub use latency::{BackendLatencies, Latencies};
 
 /// The timeouts zero downtime relies on, one above the other: an application answers within
 /// [`load::SLOW_REQUEST`] (5 s, the slowest request the load asks for); the proxy gives up on a
@@ -180,6 +183,23 @@ impl BackendStats {
     }
 }
 
+/// Sessions open on each backend of an endpoint at one moment: requests in flight and streams
+/// still open. A gauge, not a counter: what draining waits to see reach zero on blue.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub struct Sessions {
+    pub blue: u64,
+    pub green: u64,
+}
+
+impl Sessions {
+    pub const fn get(&self, backend: Backend) -> u64 {
+        match backend {
+            Backend::Blue => self.blue,
+            Backend::Green => self.green,
+        }
+    }
+}
+
 /// Everything that can go wrong while shifting traffic. Each variant names the endpoint (or the
 /// process/listener) and what failed.
 #[derive(Debug, thiserror::Error)]
@@ -261,6 +281,13 @@ pub enum TrafficError {
         shifter: &'static str,
     },
 
+    /// The shifter does not time requests: there is nothing for a latency gate to read.
+    #[error("endpoint {endpoint:?}: the {shifter} shifter does not time requests")]
+    NoLatencies {
+        endpoint: String,
+        shifter: &'static str,
+    },
+
     #[error("traffic listener on {listen}: {source}")]
     Listen {
         listen: SocketAddr,
@@ -298,6 +325,16 @@ pub trait TrafficShifter: Send + Sync {
     /// signal that green is unhealthy while clients still see no errors. A shifter that never
     /// sees requests (DNS) answers [`TrafficError::NoRequestCounts`].
     async fn backend_stats(&self, endpoint: &str) -> Result<BackendStats, TrafficError>;
+
+    /// Per-backend latency histograms of `endpoint`, cumulative (see [`latency`]): what a
+    /// latency gate reads. A shifter that does not time requests answers
+    /// [`TrafficError::NoLatencies`].
+    async fn latencies(&self, endpoint: &str) -> Result<BackendLatencies, TrafficError>;
+
+    /// The sessions open on each backend of `endpoint` now (see [`Sessions`]): a backend with
+    /// weight 0 is drained when its count reaches zero. A shifter that never sees requests
+    /// (DNS) answers [`TrafficError::NoRequestCounts`].
+    async fn sessions(&self, endpoint: &str) -> Result<Sessions, TrafficError>;
 
     /// How long after a change of weights clients may still follow the old ones: zero for a
     /// proxy (HAProxy, the simulator), the record's TTL plus propagation for DNS. An instance

@@ -25,7 +25,10 @@ use aws_sdk_route53::types::{
 };
 use rotor_aws::{Failure, SdkConfig, classify};
 
-use crate::{BackendStats, TrafficError, TrafficShifter, Weights, validate_endpoint};
+use crate::{
+    BackendLatencies, BackendStats, Sessions, TrafficError, TrafficShifter, Weights,
+    validate_endpoint,
+};
 
 /// The record sets' set identifiers.
 const BLUE_ID: &str = "rotor-blue";
@@ -377,6 +380,22 @@ impl TrafficShifter for Route53Shifter {
     }
 
     async fn backend_stats(&self, endpoint: &str) -> Result<BackendStats, TrafficError> {
+        Err(TrafficError::NoRequestCounts {
+            endpoint: endpoint.to_string(),
+            shifter: "route53",
+        })
+    }
+
+    /// DNS times no requests.
+    async fn latencies(&self, endpoint: &str) -> Result<BackendLatencies, TrafficError> {
+        Err(TrafficError::NoLatencies {
+            endpoint: endpoint.to_string(),
+            shifter: "route53",
+        })
+    }
+
+    /// DNS sees no connections either: a drain behind Route 53 is its settle time.
+    async fn sessions(&self, endpoint: &str) -> Result<Sessions, TrafficError> {
         Err(TrafficError::NoRequestCounts {
             endpoint: endpoint.to_string(),
             shifter: "route53",

@@ -25,7 +25,7 @@ use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError, RwLock};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use axum::body::Body;
@@ -40,7 +40,10 @@ use hyper_util::rt::TokioExecutor;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
-use crate::{Backend, BackendStats, TrafficError, TrafficShifter, Weights, validate_endpoint};
+use crate::{
+    Backend, BackendLatencies, BackendStats, Sessions, TrafficError, TrafficShifter, Weights,
+    validate_endpoint,
+};
 
 /// Response header naming the backend that answered.
 pub const BACKEND_HEADER: &str = "x-rotor-backend";
@@ -102,6 +105,11 @@ struct EndpointState {
     stats: TrafficStats,
     /// Since registration, never reset ([`TrafficShifter::backend_stats`]).
     backends: BackendStats,
+    /// Attempts whose answer has not ended yet, per backend ([`TrafficShifter::sessions`]).
+    sessions: Sessions,
+    /// Time to each attempt's answer head (or its failure), since registration
+    /// ([`TrafficShifter::latencies`]).
+    latencies: BackendLatencies,
 }
 
 impl EndpointState {
@@ -133,8 +141,10 @@ impl EndpointState {
         }
     }
 
-    /// One attempt on `backend`, in both the resettable and the cumulative counters.
-    fn record_attempt(&mut self, backend: Backend, failed: bool) {
+    /// One attempt on `backend` that took `took` to its answer's head or its failure, in both
+    /// the resettable and the cumulative counters.
+    fn record_attempt(&mut self, backend: Backend, failed: bool, took: Duration) {
+        self.latencies.get_mut(backend).record(took);
         let failed = u64::from(failed);
         let (to, failures, counters) = match backend {
             Backend::Blue => (
@@ -154,6 +164,13 @@ impl EndpointState {
         counters.failures += failed;
     }
 
+    fn session_count(&mut self, backend: Backend) -> &mut u64 {
+        match backend {
+            Backend::Blue => &mut self.sessions.blue,
+            Backend::Green => &mut self.sessions.green,
+        }
+    }
+
     /// An answer `backend` began well and broke off (its body failed): a failure after all.
     fn record_broken(&mut self, backend: Backend) {
         let (failures, counters) = match backend {
@@ -163,6 +180,37 @@ impl EndpointState {
         *failures += 1;
         counters.failures += 1;
         self.stats.failures += 1;
+    }
+}
+
+/// One attempt counted in [`EndpointState::sessions`] from when it is sent until its answer
+/// has ended (the last byte passed on, the client gone, or no answer at all): dropped, it
+/// counts itself out.
+struct Session {
+    endpoint: Endpoint,
+    backend: Backend,
+}
+
+impl Session {
+    fn open(endpoint: &Endpoint, backend: Backend) -> Self {
+        *lock(endpoint).session_count(backend) += 1;
+        Session {
+            endpoint: Arc::clone(endpoint),
+            backend,
+        }
+    }
+
+    /// The answer began well and broke off: see [`EndpointState::record_broken`].
+    fn broken(&self) {
+        lock(&self.endpoint).record_broken(self.backend);
+    }
+}
+
+impl Drop for Session {
+    fn drop(&mut self) {
+        let mut state = lock(&self.endpoint);
+        let count = state.session_count(self.backend);
+        *count = count.saturating_sub(1);
     }
 }
 
@@ -372,13 +420,15 @@ impl SimShifter {
         let retry = self.retry() && idempotent(&parts.method);
 
         let (first, first_addr) = lock(&endpoint).pick();
+        let first_session = Session::open(&endpoint, first);
+        let sent = Instant::now();
         let first_attempt = self
             .attempt(&parts, &body, first, first_addr, &path_and_query)
             .await;
         let first_failed = attempt_failed(&first_attempt);
         let fallback = {
             let mut state = lock(&endpoint);
-            state.record_attempt(first, first_failed);
+            state.record_attempt(first, first_failed, sent.elapsed());
             let fallback = if first_failed && retry {
                 state.addr(first.other())
             } else {
@@ -389,9 +439,11 @@ impl SimShifter {
             }
             fallback
         };
-        let (backend, attempt, retried_from) = match fallback {
+        let (backend, attempt, retried_from, session) = match fallback {
             Some(addr) => {
+                drop(first_session);
                 let second = first.other();
+                let session = Session::open(&endpoint, second);
                 tracing::debug!(
                     endpoint = %endpoint_name,
                     failed = %first,
@@ -399,13 +451,15 @@ impl SimShifter {
                     retry = %second,
                     "retrying on the other backend"
                 );
+                let sent = Instant::now();
                 let attempt = self
                     .attempt(&parts, &body, second, Some(addr), &path_and_query)
                     .await;
-                lock(&endpoint).record_attempt(second, attempt_failed(&attempt));
-                (second, attempt, Some(first))
+                let took = sent.elapsed();
+                lock(&endpoint).record_attempt(second, attempt_failed(&attempt), took);
+                (second, attempt, Some(first), session)
             }
-            None => (first, first_attempt, None),
+            None => (first, first_attempt, None, first_session),
         };
         if attempt_failed(&attempt) {
             lock(&endpoint).stats.failures += 1;
@@ -413,8 +467,10 @@ impl SimShifter {
         let mut response = match attempt {
             Ok(response) => {
                 let (parts, body) = response.into_parts();
+                // The session ends with the body: when the last byte is passed on, or when
+                // the client goes away and the body is dropped.
                 let body = body.map_err(move |e| {
-                    lock(&endpoint).record_broken(backend);
+                    session.broken();
                     e
                 });
                 Response::from_parts(parts, Body::new(body))
@@ -572,6 +628,8 @@ impl TrafficShifter for SimShifter {
                         current: [0, 0],
                         stats: TrafficStats::default(),
                         backends: BackendStats::default(),
+                        sessions: Sessions::default(),
+                        latencies: BackendLatencies::default(),
                     })),
                 );
             }
@@ -604,6 +662,20 @@ impl TrafficShifter for SimShifter {
     async fn backend_stats(&self, endpoint: &str) -> Result<BackendStats, TrafficError> {
         validate_endpoint(endpoint)?;
         Ok(lock(&self.endpoint(endpoint)?).backends)
+    }
+
+    /// Each attempt's time to its answer's head (a 5xx: to its last byte; a failure: to the
+    /// failure), per backend, since the endpoint was first registered.
+    async fn latencies(&self, endpoint: &str) -> Result<BackendLatencies, TrafficError> {
+        validate_endpoint(endpoint)?;
+        Ok(lock(&self.endpoint(endpoint)?).latencies)
+    }
+
+    /// Attempts sent to each backend whose answer has not ended: requests in flight and
+    /// streams still open, as the router passes them on.
+    async fn sessions(&self, endpoint: &str) -> Result<Sessions, TrafficError> {
+        validate_endpoint(endpoint)?;
+        Ok(lock(&self.endpoint(endpoint)?).sessions)
     }
 }
 
@@ -658,6 +730,8 @@ mod tests {
             current: [0, 0],
             stats: TrafficStats::default(),
             backends: BackendStats::default(),
+            sessions: Sessions::default(),
+            latencies: BackendLatencies::default(),
         }
     }
 

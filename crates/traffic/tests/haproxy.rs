@@ -10,7 +10,7 @@ use axum::http::{Method, Request, StatusCode};
 use bytes::Bytes;
 use common::{
     HttpClient, REQUEST_TIMEOUT, attach, backend, bodies, client, closed_addr, count,
-    failing_backend, get_text,
+    failing_backend, get_text, streaming_backend,
 };
 use http_body_util::{BodyExt, Full};
 use rotor_traffic::haproxy::{
@@ -520,4 +520,25 @@ async fn a_retired_blue_gets_no_request_once_green_takes_its_slot() {
     let served = bodies(&http, &url, 200).await;
     assert_eq!(count(&served, "blue"), 0, "the retired blue still served");
     assert_eq!(count(&served, "green"), 200);
+}
+
+/// `scur` as rotor reads it: a stream stays on blue after blue's weight goes to 0, a new one
+/// goes to green, and blue's count returns to zero once its client leaves.
+#[tokio::test]
+async fn haproxy_counts_open_sessions_per_server() {
+    let Some(binary) = haproxy() else {
+        return;
+    };
+    let (blue, green) = (streaming_backend().await, streaming_backend().await);
+    let (process, listen) = start(&binary, blue.addr).await;
+    let shifter = process.shifter();
+    attach(
+        &shifter,
+        EP,
+        blue.addr,
+        Some(green.addr),
+        Weights::all_blue(),
+    )
+    .await;
+    common::sessions_follow_streams(&shifter, EP, &format!("http://{listen}/stream")).await;
 }

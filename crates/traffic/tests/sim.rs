@@ -594,3 +594,22 @@ async fn sim_passes_streams_through_and_counts_a_broken_answer_against_its_backe
     assert_eq!((stats.green_failures, stats.failures), (1, 1), "{stats:?}");
     assert_eq!(stats.blue_failures, 0, "{stats:?}");
 }
+
+/// The router counts what it has open on each backend: a stream stays on blue after blue's
+/// weight goes to 0 (draining moves no open session), a new one goes to green, and blue's count
+/// returns to zero once its client leaves.
+#[tokio::test]
+async fn sim_counts_open_sessions_per_backend() {
+    let (blue, green) = (streaming_backend().await, streaming_backend().await);
+    let shifter = SimShifter::new();
+    let server = shifter.serve("127.0.0.1:0".parse().unwrap()).await.unwrap();
+    attach(
+        &shifter,
+        EP,
+        blue.addr,
+        Some(green.addr),
+        Weights::all_blue(),
+    )
+    .await;
+    common::sessions_follow_streams(&shifter, EP, &format!("{}/stream", server.url(EP))).await;
+}

@@ -1,5 +1,5 @@
-//! Green's health gates, checked while green carries traffic: its error rate since the current
-//! step began, and its workloads' availability.
+//! Green's health gates, checked while green carries traffic: its error rate and latency
+//! percentiles since the current step began, and its workloads' availability.
 
 use std::fmt;
 
@@ -30,6 +30,17 @@ pub(super) enum GateFailure {
         counted_over: Option<u64>,
         max_rate: f64,
     },
+    /// Green answered too slowly in this step.
+    Latency {
+        green: String,
+        /// 95 or 99.
+        percentile: u8,
+        /// The percentile's bucket bound; `None` past the last bound.
+        measured_ms: Option<u64>,
+        bound_ms: u32,
+        requests: u64,
+        weight: u8,
+    },
     /// Some of green's selected workloads are not available.
     Unavailable {
         green: String,
@@ -58,6 +69,24 @@ impl fmt::Display for GateFailure {
                     f,
                     "green {green} failed {failures} of {requests} requests at {weight} % \
                      ({rate:.1} %{over} > {max_rate} %)"
+                )
+            }
+            GateFailure::Latency {
+                green,
+                percentile,
+                measured_ms,
+                bound_ms,
+                requests,
+                weight,
+            } => {
+                let measured = match measured_ms {
+                    Some(ms) => format!("≤ {ms} ms"),
+                    None => format!("over {} ms", rotor_traffic::latency::BUCKET_BOUNDS_MS[15]),
+                };
+                write!(
+                    f,
+                    "green {green}'s p{percentile} latency over {requests} requests at \
+                     {weight} % is {measured} (> {bound_ms} ms)"
                 )
             }
             GateFailure::Unavailable {
@@ -119,6 +148,41 @@ impl Reconcile<'_> {
         })
     }
 
+    /// Green's latency percentiles since the current step began, when over a bound (see
+    /// `HealthGates::latency_bounds`); `Err` when a bound is set and the traffic layer does
+    /// not time requests (the gate cannot be judged, so it never passes).
+    async fn latency_gate(
+        &self,
+        status: &ClusterSwapStatus,
+        green: &str,
+        endpoint: &str,
+        shifter: &dyn rotor_traffic::TrafficShifter,
+    ) -> Result<Option<GateFailure>, Error> {
+        let gates = &self.swap.spec.strategy.health_gates;
+        if gates.latency_bounds().next().is_none() {
+            return Ok(None);
+        }
+        let now = shifter.latencies(endpoint).await?.green;
+        let step = status.current_step.unwrap_or(u32::MAX);
+        let base = self.ctx.swaps.latency_baseline(&self.name, step, now);
+        let seen = now.since(&base);
+        let judged = seen.padded(self.ctx.settings.min_gate_requests);
+        for (q, bound_ms) in gates.latency_bounds() {
+            let measured = judged.quantile_ms(q).unwrap_or(0);
+            if measured > u64::from(bound_ms) {
+                return Ok(Some(GateFailure::Latency {
+                    green: green.to_string(),
+                    percentile: (q * 100.0).round() as u8,
+                    measured_ms: (measured != rotor_traffic::Latencies::OVER).then_some(measured),
+                    bound_ms,
+                    requests: seen.total(),
+                    weight: status.green_weight_percent,
+                }));
+            }
+        }
+        Ok(None)
+    }
+
     /// Green's health gates: its workloads available, its error rate since the current step
     /// began below the threshold.
     ///
@@ -150,6 +214,14 @@ impl Reconcile<'_> {
         };
         if let Some(failure) = counted.and_then(|s| self.error_rate_gate(status, &green, s)) {
             return Ok(Gate::Fail(failure));
+        }
+        match self
+            .latency_gate(status, &green, endpoint, shifter.as_ref())
+            .await
+        {
+            Ok(Some(failure)) => return Ok(Gate::Fail(failure)),
+            Ok(None) => {}
+            Err(e) => return Ok(Gate::Unknown(e)),
         }
         if !self.swap.spec.strategy.health_gates.require_availability {
             return Ok(Gate::Pass);
@@ -230,6 +302,27 @@ mod tests {
             small.to_string(),
             "green g failed 1 of 3 requests at 10 % (5.0 % counted over at least 20 > 1 %)"
         );
+        let slow = GateFailure::Latency {
+            green: "g".into(),
+            percentile: 99,
+            measured_ms: Some(1_500),
+            bound_ms: 500,
+            requests: 40,
+            weight: 50,
+        };
+        assert_eq!(
+            slow.to_string(),
+            "green g's p99 latency over 40 requests at 50 % is ≤ 1500 ms (> 500 ms)"
+        );
+        let hung = GateFailure::Latency {
+            green: "g".into(),
+            percentile: 99,
+            measured_ms: None,
+            bound_ms: 500,
+            requests: 40,
+            weight: 50,
+        };
+        assert!(hung.to_string().contains("is over 10000 ms"), "{hung}");
         let down = GateFailure::Unavailable {
             green: "g".into(),
             available: 1,

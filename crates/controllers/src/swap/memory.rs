@@ -9,7 +9,7 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use rotor_api::Phase;
-use rotor_traffic::BackendCounters;
+use rotor_traffic::{BackendCounters, Latencies};
 
 use crate::{Time, lock, since};
 
@@ -27,7 +27,9 @@ struct Memory {
     /// Since when traffic has been on blue during a rollback (not in status).
     on_blue: Option<Instant>,
     /// The error-rate gate's counters: see [`Memories::gate_baseline`].
-    gate: Option<GateWindow>,
+    gate: Option<GateWindow<BackendCounters>>,
+    /// The latency gate's histogram, windowed the same way.
+    latency: Option<GateWindow<Latencies>>,
 }
 
 /// A wait's start as recorded in status, and precisely.
@@ -64,11 +66,46 @@ impl Started {
     }
 }
 
-/// One swap's gate window: see [`Memories::gate_baseline`].
-struct GateWindow {
+/// One swap's gate window over a cumulative reading: see [`Memories::gate_baseline`].
+struct GateWindow<T> {
     step: u32,
-    base: BackendCounters,
-    last: BackendCounters,
+    base: T,
+    last: T,
+}
+
+/// A cumulative reading of the traffic layer, which only goes back when the layer restarted.
+trait Cumulative: Copy {
+    fn went_back(&self, last: &Self) -> bool;
+}
+
+impl Cumulative for BackendCounters {
+    fn went_back(&self, last: &Self) -> bool {
+        self.requests < last.requests || self.failures < last.failures
+    }
+}
+
+impl Cumulative for Latencies {
+    fn went_back(&self, last: &Self) -> bool {
+        self.total() < last.total()
+    }
+}
+
+/// The baseline of `step` given the `current` reading (see [`Memories::gate_baseline`]).
+fn window_base<T: Cumulative>(slot: &mut Option<GateWindow<T>>, step: u32, current: T) -> T {
+    let window = slot.get_or_insert(GateWindow {
+        step,
+        base: current,
+        last: current,
+    });
+    if current.went_back(&window.last) {
+        window.base = current;
+        window.step = step;
+    } else if window.step != step {
+        window.step = step;
+        window.base = window.last;
+    }
+    window.last = current;
+    window.base
 }
 
 impl Memories {
@@ -121,30 +158,20 @@ impl Memories {
         step: u32,
         current: BackendCounters,
     ) -> BackendCounters {
-        self.with(swap, |m| {
-            let fresh = GateWindow {
-                step,
-                base: current,
-                last: current,
-            };
-            let window = m.gate.get_or_insert(fresh);
-            let went_back =
-                current.requests < window.last.requests || current.failures < window.last.failures;
-            if went_back {
-                window.base = current;
-                window.step = step;
-            } else if window.step != step {
-                window.step = step;
-                window.base = window.last;
-            }
-            window.last = current;
-            window.base
-        })
+        self.with(swap, |m| window_base(&mut m.gate, step, current))
+    }
+
+    /// Green's latency histogram when `step` of `swap` began: as [`Memories::gate_baseline`].
+    pub(crate) fn latency_baseline(&self, swap: &str, step: u32, current: Latencies) -> Latencies {
+        self.with(swap, |m| window_base(&mut m.latency, step, current))
     }
 
     /// The gate starts over (traffic went back to blue).
     pub(crate) fn forget_gate(&self, swap: &str) {
-        self.with(swap, |m| m.gate = None);
+        self.with(swap, |m| {
+            m.gate = None;
+            m.latency = None;
+        });
     }
 
     /// `swap` ended or was deleted: nothing of it is kept.

@@ -7,6 +7,8 @@ use kube::ResourceExt;
 use rotor_api::{BlueWhileRetained, BlueWorkloads, Cluster, ClusterSwapStatus, InstancePhase};
 use rotor_api::{Phase, Reason};
 
+use rotor_traffic::TrafficError;
+
 use super::gates::Gate;
 use super::instances::set_instance_phase;
 use super::step::Step;
@@ -32,17 +34,8 @@ impl Reconcile<'_> {
         if let Gate::Fail(why) = self.gates(cluster, status).await? {
             return Ok(Step::roll_back(Reason::HealthGateFailed, why.to_string()));
         }
-        // Clients that cached blue's address (DNS) reach it for the shifter's settle time.
-        let drain = self
-            .ctx
-            .settings
-            .drain
-            .max(self.traffic(cluster)?.1.settle_time());
-        let drained = self.in_phase_for(status);
-        if drained < drain {
-            return Ok(Step::Requeue(
-                self.ctx.settings.gate_interval.min(drain - drained),
-            ));
+        if let Some(wait) = self.drain_wait(cluster, status).await? {
+            return Ok(Step::Requeue(wait));
         }
         let retention = self.swap.spec.strategy.blue_retention();
         Ok(Step::advance(
@@ -50,6 +43,49 @@ impl Reconcile<'_> {
             Reason::RetainingBlue,
             format!("blue {blue} stays idle for {retention:?} so a rollback stays possible"),
         ))
+    }
+
+    /// How long to look again before blue counts as drained, `None` once it does: clients that
+    /// cached blue's address (DNS) reach it for the shifter's settle time, and a proxy that
+    /// counts sessions lets the ones open on blue end, up to the drain timeout. A shifter that
+    /// counts none (DNS) waits the whole timeout; sessions still open at the timeout are a
+    /// Warning (they end with blue's workloads), never a hold.
+    async fn drain_wait(
+        &self,
+        cluster: &Cluster,
+        status: &ClusterSwapStatus,
+    ) -> Result<Option<Duration>, Error> {
+        let (endpoint, shifter) = self.traffic(cluster)?;
+        let settle = shifter.settle_time();
+        let timeout = self.ctx.settings.drain_timeout.max(settle);
+        let drained = self.in_phase_for(status);
+        if drained < settle {
+            return Ok(Some(self.ctx.settings.gate_interval.min(settle - drained)));
+        }
+        let open = match shifter.sessions(endpoint).await {
+            Ok(sessions) => Some(sessions.blue),
+            Err(TrafficError::NoRequestCounts { .. }) => None,
+            Err(e) => return Err(e.into()),
+        };
+        if open == Some(0) {
+            return Ok(None);
+        }
+        if drained < timeout {
+            return Ok(Some(self.ctx.settings.gate_interval.min(timeout - drained)));
+        }
+        if let Some(open) = open {
+            let blue = self.blue(status)?;
+            self.event(
+                true,
+                Reason::DrainTimedOut,
+                format!(
+                    "{open} sessions still open on blue {blue} after the drain timeout of \
+                     {timeout:?}; they end when blue's workloads stop"
+                ),
+            )
+            .await;
+        }
+        Ok(None)
     }
 
     pub(super) async fn retaining(
@@ -97,7 +133,6 @@ impl Reconcile<'_> {
         cluster: &Cluster,
         status: &mut ClusterSwapStatus,
     ) -> Result<Step, Error> {
-        // Green becomes the endpoint's only backend before blue goes away.
         self.ensure_traffic(cluster, status).await?;
         let blue = self.blue(status)?;
         if !self.instance_gone(cluster, &blue).await? {
@@ -108,6 +143,7 @@ impl Reconcile<'_> {
             ));
         }
         self.ctx.cloud_poll_done(&poll_key(&self.name));
+        self.attach_green_alone(cluster, status).await?;
         self.update_cluster(cluster, |st| {
             let before = st.instances.len();
             st.instances.retain(|i| i.name != blue);

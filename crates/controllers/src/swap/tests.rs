@@ -428,3 +428,145 @@ async fn a_green_the_status_never_recorded_is_found_by_its_name_and_deleted() {
     h.step_until("s", Phase::RolledBack).await;
     assert!(h.sim.cloud.get(&green).is_none(), "{green} is deleted");
 }
+
+/// A backend that holds each request until `release` is sent, then answers 200: a request in
+/// flight for as long as a test wants.
+async fn held_backend() -> (std::net::SocketAddr, tokio::sync::watch::Sender<bool>) {
+    let (release, released) = tokio::sync::watch::channel(false);
+    let app = axum::Router::new().fallback(move || {
+        let mut released = released.clone();
+        async move {
+            let _ = released.wait_for(|r| *r).await;
+            "ok"
+        }
+    });
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    tokio::spawn(async move {
+        let _ = axum::serve(listener, app).await;
+    });
+    (addr, release)
+}
+
+/// Blue's open sessions as the router counts them, once they are `want` (bounded).
+async fn blue_sessions_become(shifter: &SimShifter, want: u64) {
+    for _ in 0..500 {
+        if shifter.sessions(BLUE).await.expect("sessions").blue == want {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    panic!("blue's sessions did not become {want} within 5 s");
+}
+
+#[tokio::test]
+async fn draining_waits_for_blues_sessions_then_gives_up_at_the_timeout_with_a_warning() {
+    let mut h = harness(Duration::from_secs(3600)).await;
+    // Blue's traffic goes to a backend that answers when told; a request reaches it while
+    // blue still carries everything.
+    let (held, release) = held_backend().await;
+    h.ctx.cache_address(BLUE, held);
+    let green = h.sim.cluster(GREEN).and_then(|c| c.traffic_addr);
+    let green = green.expect("green's traffic address");
+    h.shifter
+        .register(BLUE, held, Some(green))
+        .await
+        .expect("register");
+    let url = h.router.url(BLUE);
+    let in_flight = tokio::spawn(async move { get_status(&url).await });
+    blue_sessions_become(&h.shifter, 1).await;
+
+    let mut status = status_in(Phase::Draining);
+    status.green_weight_percent = 100;
+    h.swap("s", strategy(vec![100]), status).await;
+    let swap = h.step("s").await;
+    assert_eq!(swap.status.as_ref().map(|s| s.phase), Some(Phase::Draining));
+    let (step, _) = h.decide(&swap).await;
+    assert!(
+        matches!(step, Step::Requeue(_)),
+        "blue has a session: {step:?}"
+    );
+
+    release.send_replace(true);
+    assert_eq!(in_flight.await.expect("request task"), 200);
+    blue_sessions_become(&h.shifter, 0).await;
+    let (step, _) = h.decide(&swap).await;
+    assert!(
+        matches!(
+            step,
+            Step::Advance {
+                to: Phase::Retaining,
+                ..
+            }
+        ),
+        "blue drained: {step:?}"
+    );
+
+    // A session that never ends (release is spent: a new backend holds it) stops the drain
+    // only until the timeout, and is named in a Warning.
+    let (held, _hold) = held_backend().await;
+    h.ctx.cache_address(BLUE, held);
+    h.shifter
+        .register(BLUE, held, Some(green))
+        .await
+        .expect("register");
+    h.shifter
+        .set_weights(BLUE, Weights::all_blue())
+        .await
+        .expect("weights");
+    let url = h.router.url(BLUE);
+    let _stuck = tokio::spawn(async move { get_status(&url).await });
+    blue_sessions_become(&h.shifter, 1).await;
+    h.shifter
+        .set_weights(BLUE, Weights::green(100).expect("100"))
+        .await
+        .expect("weights");
+    h.ctx.settings.drain_timeout = Duration::ZERO;
+    let (step, _) = h.decide(&swap).await;
+    assert!(
+        matches!(
+            step,
+            Step::Advance {
+                to: Phase::Retaining,
+                ..
+            }
+        ),
+        "the timeout ends the drain: {step:?}"
+    );
+    let events: Api<k8s_openapi::api::events::v1::Event> = Api::all(h.client.clone());
+    let events = events.list(&Default::default()).await.expect("events");
+    let warning = events
+        .items
+        .iter()
+        .find(|e| e.reason.as_deref() == Some("DrainTimedOut"))
+        .expect("a DrainTimedOut event");
+    let note = warning.note.as_deref().unwrap_or_default();
+    assert!(
+        note.contains(&format!("1 sessions still open on blue {BLUE}")),
+        "{note}"
+    );
+    assert_eq!(warning.type_.as_deref(), Some("Warning"));
+}
+
+/// GET `url` (`http://ADDR/PATH`) over a plain TCP connection; the status code.
+async fn get_status(url: &str) -> u16 {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let rest = url.strip_prefix("http://").expect("an http URL");
+    let (addr, path) = rest.split_once('/').unwrap_or((rest, ""));
+    let exchange = async {
+        let mut conn = tokio::net::TcpStream::connect(addr).await.expect("connect");
+        let request = format!("GET /{path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
+        conn.write_all(request.as_bytes()).await.expect("send");
+        let mut head = [0u8; 12];
+        conn.read_exact(&mut head).await.expect("status line");
+        std::str::from_utf8(&head[9..12])
+            .expect("ascii")
+            .parse()
+            .expect("a status code")
+    };
+    tokio::time::timeout(Duration::from_secs(30), exchange)
+        .await
+        .expect("answered within 30 s")
+}

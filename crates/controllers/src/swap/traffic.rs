@@ -144,11 +144,14 @@ impl<'a> Reconcile<'a> {
                     shifter.set_weights(endpoint, want).await?;
                 }
             }
-            Phase::Decommissioning | Phase::Succeeded => {
-                let green = self.green(status)?;
-                let green_addr = self.traffic_address(cluster, &green).await?;
-                shifter.register(endpoint, green_addr, None).await?;
+            // Blue keeps its slot, with weight 0, until it is gone (see `attach_green_alone`);
+            // a traffic layer that forgot the split (restarted) gets green alone at once.
+            Phase::Decommissioning => {
+                if shifter.weights(endpoint).await.ok() != Some(Weights::green(100)?) {
+                    self.attach_green_alone(cluster, status).await?;
+                }
             }
+            Phase::Succeeded => self.attach_green_alone(cluster, status).await?,
             _ => {
                 let blue_addr = self.traffic_address(cluster, &blue).await?;
                 if shifter.weights(endpoint).await.ok() != Some(Weights::all_blue()) {
@@ -157,6 +160,22 @@ impl<'a> Reconcile<'a> {
                 shifter.register(endpoint, blue_addr, None).await?;
             }
         }
+        Ok(())
+    }
+
+    /// Green becomes the endpoint's only backend, in blue's slot. Only once blue is gone: a
+    /// proxy that pools connections to a server keeps the ones to blue's address in that slot,
+    /// and a request sent on one as blue closes it would fail; with blue gone they are closed
+    /// before the slot carries traffic again.
+    pub(super) async fn attach_green_alone(
+        &self,
+        cluster: &Cluster,
+        status: &ClusterSwapStatus,
+    ) -> Result<(), Error> {
+        let (endpoint, shifter) = self.traffic(cluster)?;
+        let green = self.green(status)?;
+        let green_addr = self.traffic_address(cluster, &green).await?;
+        shifter.register(endpoint, green_addr, None).await?;
         Ok(())
     }
 }

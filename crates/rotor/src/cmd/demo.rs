@@ -47,15 +47,12 @@ pub struct DemoArgs {
     /// `none`. A detected fault rolls the swap back; it is then retried with a fresh green.
     #[arg(long, default_value = "green-unhealthy")]
     pub inject: String,
-    /// Percentage of the load's requests sent as POST with a body (never retried). 0 by
-    /// default for now: through HAProxy a POST can fail as blue is decommissioned (a known
-    /// bug, issue 17).
-    #[arg(long, default_value_t = 0)]
+    /// Percentage of the load's requests sent as POST with a body (never retried).
+    #[arg(long, default_value_t = 20)]
     pub post_percent: u8,
-    /// Percentage of the load's requests the application answers 1–5 s late. 0 by default:
-    /// blue's drain is a fixed timer, and a slow request still in flight on blue when its
-    /// workloads scale to zero fails (draining by sessions is not built yet).
-    #[arg(long, default_value_t = 0)]
+    /// Percentage of the load's requests the application answers 1–5 s late: in flight at
+    /// every weight change and while blue drains.
+    #[arg(long, default_value_t = 5)]
     pub slow_percent: u8,
     /// Long-lived streams (server-sent events) held open across the fleet, spread over the
     /// clusters in turn.
@@ -114,12 +111,7 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
     let r = Rehearsal::start(RehearsalConfig {
         fleet: rotor_api::sample_fleet(args.clusters),
         sim: SimConfig::default(),
-        settings: rotor_controllers::Settings {
-            drain: Duration::from_millis(500),
-            // The simulator answers in milliseconds; poll it as often as a watch would tell.
-            poll_interval: Duration::from_millis(250),
-            ..Default::default()
-        },
+        settings: demo_settings(),
         traffic,
         clock: None,
     })
@@ -449,6 +441,7 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
             })
             .collect()
     };
+    let settings = demo_settings();
     let report = json!({
         "clusters": r.fleet.len(),
         "traffic": match traffic { TrafficChoice::Haproxy => "haproxy", TrafficChoice::Sim => "sim" },
@@ -480,6 +473,11 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
             "client_timeout_s": rotor_traffic::CLIENT_TIMEOUT.as_secs(),
             "proxy_server_timeout_s": rotor_traffic::PROXY_SERVER_TIMEOUT.as_secs(),
         },
+        "controllers": {
+            "drain_timeout_s": settings.drain_timeout.as_secs_f64(),
+            "poll_interval_s": settings.poll_interval.as_secs_f64(),
+            "gate_interval_s": settings.gate_interval.as_secs_f64(),
+        },
         "streams_total": sent.streams.opened,
         "streams_broken": sent.streams.broken,
         "streams_refused": sent.streams.refused,
@@ -503,6 +501,18 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
         eprintln!("report: {report}");
     }
     Ok(())
+}
+
+/// The controllers' timings in the demo, where they differ from `rotor serve`'s.
+fn demo_settings() -> rotor_controllers::Settings {
+    rotor_controllers::Settings {
+        // Just longer than the load's slowest request: a drain ends when blue's sessions do,
+        // and only a stream, which lasts until blue's workloads stop, reaches the timeout.
+        drain_timeout: rotor_traffic::load::SLOW_REQUEST.1 + Duration::from_secs(1),
+        // The simulator answers in milliseconds; poll it as often as a watch would tell.
+        poll_interval: Duration::from_millis(250),
+        ..Default::default()
+    }
 }
 
 /// The simulator fault an `--inject` value names (None: `none`).

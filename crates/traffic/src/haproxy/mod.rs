@@ -38,7 +38,10 @@ use async_trait::async_trait;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::UnixStream;
 
-use crate::{Backend, BackendStats, TrafficError, TrafficShifter, Weights, validate_endpoint};
+use crate::{
+    Backend, BackendLatencies, BackendStats, Sessions, TrafficError, TrafficShifter, Weights,
+    validate_endpoint,
+};
 
 mod config;
 mod process;
@@ -46,7 +49,7 @@ mod replies;
 
 pub use config::{ConfigOptions, EndpointConfig, render_config};
 pub use process::{HaproxyProcess, find_haproxy};
-pub use replies::{ServerState, parse_backend_stats};
+pub use replies::{ServerState, parse_backend_stats, parse_sessions};
 use replies::{
     expect_silent, parse_get_weight, parse_servers_state, rejection, settled, split_replies,
 };
@@ -369,6 +372,29 @@ impl TrafficShifter for HaproxyShifter {
         tokio::time::sleep(std::time::Duration::from_millis(2)).await;
         let second = read().await?;
         Ok(settled(first, second))
+    }
+
+    /// HAProxy's statistics hold averages of the last 1,024 requests (`rtime`), no
+    /// distribution, so there is no percentile to read from them: a latency gate behind HAProxy
+    /// has nothing to judge (the swap's Event says so).
+    async fn latencies(&self, endpoint: &str) -> Result<BackendLatencies, TrafficError> {
+        Err(TrafficError::NoLatencies {
+            endpoint: endpoint.to_string(),
+            shifter: "haproxy",
+        })
+    }
+
+    /// One round trip: each server's `scur` in `show stat`. A server with weight 0 gets no new
+    /// sessions (the effect of HAProxy's `drain` state, which rotor does not set: weight 0
+    /// alone keeps a rollback one `set weight` away), and its open ones end as their clients
+    /// and the server end them.
+    async fn sessions(&self, endpoint: &str) -> Result<Sessions, TrafficError> {
+        validate_endpoint(endpoint)?;
+        let command = format!("show stat {} 4 -1", backend_name(endpoint));
+        let reply = self
+            .round_trip(endpoint, "reading sessions", &command)
+            .await?;
+        parse_sessions(endpoint, &command, &reply)
     }
 
     async fn weights(&self, endpoint: &str) -> Result<Weights, TrafficError> {

@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
 
 use super::backend_name;
-use crate::{Backend, BackendCounters, BackendStats, TrafficError};
+use crate::{Backend, BackendCounters, BackendStats, Sessions, TrafficError};
 
 /// HAProxy admin-state bits (`srv_admin_state` in `show servers state`): forced and inherited
 /// maintenance. Either one means the server takes no traffic.
@@ -245,6 +245,43 @@ pub fn parse_backend_stats(
     command: &str,
     reply: &str,
 ) -> Result<BackendStats, TrafficError> {
+    const COLUMNS: [&str; 6] = [
+        "stot", "scur", "hrsp_2xx", "hrsp_3xx", "hrsp_4xx", "srv_abrt",
+    ];
+    let rows = server_rows(endpoint, command, reply, COLUMNS)?;
+    let counters = |[stot, scur, ok2, ok3, ok4, aborted]: [u64; 6]| BackendCounters {
+        requests: stot,
+        failures: stot
+            .saturating_sub(scur)
+            .saturating_sub(ok2.saturating_add(ok3).saturating_add(ok4))
+            .saturating_add(aborted)
+            .min(stot),
+    };
+    Ok(BackendStats {
+        blue: counters(rows[0]),
+        green: counters(rows[1]),
+    })
+}
+
+/// [`Sessions`] from the same reply as [`parse_backend_stats`]: each server's `scur`, its
+/// sessions open now (requests in flight and streams alike).
+pub fn parse_sessions(
+    endpoint: &str,
+    command: &str,
+    reply: &str,
+) -> Result<Sessions, TrafficError> {
+    let [[blue], [green]] = server_rows(endpoint, command, reply, ["scur"])?;
+    Ok(Sessions { blue, green })
+}
+
+/// The named numeric columns of servers `blue` and `green` (in that order) of `endpoint`'s
+/// backend in a `show stat` CSV reply; columns are found by name in its `# pxname,…` header.
+fn server_rows<const N: usize>(
+    endpoint: &str,
+    command: &str,
+    reply: &str,
+    names: [&str; N],
+) -> Result<[[u64; N]; 2], TrafficError> {
     let protocol = || TrafficError::Protocol {
         endpoint: endpoint.to_string(),
         command: command.to_string(),
@@ -258,14 +295,12 @@ pub fn parse_backend_stats(
     let columns = split_csv(&header[2..]);
     let col = |name: &str| columns.iter().position(|c| c == name).ok_or_else(protocol);
     let (px, sv) = (col("pxname")?, col("svname")?);
-    let [stot, scur, ok2, ok3, ok4, aborted] = [
-        "stot", "scur", "hrsp_2xx", "hrsp_3xx", "hrsp_4xx", "srv_abrt",
-    ]
-    .map(col);
-    let (stot, scur, aborted) = (stot?, scur?, aborted?);
-    let ok = [ok2?, ok3?, ok4?];
+    let mut wanted = [0usize; N];
+    for (slot, name) in wanted.iter_mut().zip(names) {
+        *slot = col(name)?;
+    }
     let backend = backend_name(endpoint);
-    let mut found: [Option<BackendCounters>; 2] = [None, None];
+    let mut found: [Option<[u64; N]>; 2] = [None, None];
     for line in lines {
         let fields = split_csv(line);
         if fields.len() < columns.len() || fields[px] != backend {
@@ -276,29 +311,20 @@ pub fn parse_backend_stats(
             "green" => 1,
             _ => continue,
         };
-        // HAProxy leaves a counter empty when it does not apply; that is a 0.
-        let num = |i: usize| -> Result<u64, TrafficError> {
+        let mut row = [0u64; N];
+        for (value, &i) in row.iter_mut().zip(&wanted) {
+            // HAProxy leaves a counter empty when it does not apply; that is a 0.
             let field = fields[i].trim();
-            if field.is_empty() {
-                Ok(0)
+            *value = if field.is_empty() {
+                0
             } else {
-                field.parse().map_err(|_| protocol())
-            }
-        };
-        let requests = num(stot)?;
-        let mut answered = 0u64;
-        for i in ok {
-            answered = answered.saturating_add(num(i)?);
+                field.parse().map_err(|_| protocol())?
+            };
         }
-        let failures = requests
-            .saturating_sub(num(scur)?)
-            .saturating_sub(answered)
-            .saturating_add(num(aborted)?)
-            .min(requests);
-        found[slot] = Some(BackendCounters { requests, failures });
+        found[slot] = Some(row);
     }
     match found {
-        [Some(blue), Some(green)] => Ok(BackendStats { blue, green }),
+        [Some(blue), Some(green)] => Ok([blue, green]),
         _ => Err(TrafficError::Command {
             endpoint: endpoint.to_string(),
             command: command.to_string(),
@@ -426,6 +452,8 @@ mod tests {
             parse_backend_stats("x", "show stat", "No such proxy.\n\n"),
             Err(TrafficError::Command { .. })
         ));
+        let sessions = parse_sessions("x", "show stat", &reply).unwrap();
+        assert_eq!(sessions, Sessions { blue: 1, green: 0 });
         let only_blue = format!("{header}\n{blue}\n\n");
         let err = parse_backend_stats("x", "show stat", &only_blue).unwrap_err();
         assert!(err.to_string().contains("ep_x"), "{err}");

@@ -168,3 +168,70 @@ pub async fn attach<S: rotor_traffic::TrafficShifter + ?Sized>(
         .await
         .unwrap_or_else(|e| panic!("setting {endpoint}'s weights: {e}"));
 }
+
+/// Opens `url` (a stream) and reads its first message: the open body, which keeps the stream
+/// open until dropped.
+pub async fn open_stream(client: &HttpClient, url: &str) -> axum::body::Body {
+    let uri: Uri = url.parse().unwrap();
+    let open = async {
+        let req = http::Request::get(uri)
+            .body(Full::new(Bytes::new()))
+            .unwrap();
+        let resp = client.request(req).await.expect("stream opens");
+        assert_eq!(resp.status(), StatusCode::OK);
+        let mut body = axum::body::Body::new(resp.into_body());
+        let frame = body.frame().await.expect("a frame").expect("no error");
+        assert!(frame.is_data());
+        body
+    };
+    tokio::time::timeout(REQUEST_TIMEOUT, open)
+        .await
+        .unwrap_or_else(|_| panic!("no first message from {url} within {REQUEST_TIMEOUT:?}"))
+}
+
+/// Waits (bounded by [`REQUEST_TIMEOUT`], re-reading every 10 ms) until `endpoint`'s open
+/// sessions are `want`: the traffic layer's count follows connections a moment after they end.
+pub async fn sessions_become<S: rotor_traffic::TrafficShifter + ?Sized>(
+    shifter: &S,
+    endpoint: &str,
+    want: rotor_traffic::Sessions,
+) {
+    let deadline = tokio::time::Instant::now() + REQUEST_TIMEOUT;
+    loop {
+        let have = shifter.sessions(endpoint).await.unwrap();
+        if have == want {
+            return;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{endpoint}: sessions {have:?}, want {want:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+/// What every shifter's session count must show, at `endpoint` whose blue and green stream
+/// (`url`): a stream stays on blue after blue's weight goes to 0 (draining moves no open
+/// session), a new one goes to green, and blue's count returns to zero once its client leaves.
+pub async fn sessions_follow_streams<S: rotor_traffic::TrafficShifter + ?Sized>(
+    shifter: &S,
+    endpoint: &str,
+    url: &str,
+) {
+    use rotor_traffic::{Sessions, Weights};
+    let http = client();
+    assert_eq!(
+        shifter.sessions(endpoint).await.unwrap(),
+        Sessions::default()
+    );
+    let on_blue = open_stream(&http, url).await;
+    sessions_become(shifter, endpoint, Sessions { blue: 1, green: 0 }).await;
+    shifter
+        .set_weights(endpoint, Weights::green(100).unwrap())
+        .await
+        .unwrap();
+    let _on_green = open_stream(&http, url).await;
+    sessions_become(shifter, endpoint, Sessions { blue: 1, green: 1 }).await;
+    drop(on_blue);
+    sessions_become(shifter, endpoint, Sessions { blue: 0, green: 1 }).await;
+}

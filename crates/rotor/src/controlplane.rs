@@ -93,8 +93,8 @@ pub struct Wiring {
     /// `sim:URL` — the simulated cloud of a `rotor sim` at URL; `aws` — EKS in each Cluster's
     /// region, with the AWS SDK's default credential chain.
     pub providers: Vec<String>,
-    /// `sim:LISTEN` (an embedded weighted router serving on LISTEN), `haproxy:SOCKET` (an
-    /// HAProxy's admin runtime socket) or `route53:ZONE_ID` (weighted records in that zone).
+    /// `sim:LISTEN` (an embedded weighted router serving on LISTEN), `haproxy:SOCKET,config=PATH`
+    /// (an HAProxy's admin runtime socket and its haproxy.cfg, checked at start) or `route53:ZONE_ID` (weighted records in that zone).
     pub traffic: Vec<String>,
     /// Every AWS API at this URL instead of AWS's (a moto, a VPC endpoint).
     pub aws_endpoint_url: Option<String>,
@@ -187,11 +187,19 @@ pub async fn controller_context(
                 ctx = ctx.with_shifter(ShifterKind::Sim, Arc::new(shifter.clone()));
                 layers.sim = Some((shifter, server));
             }
-            Some(("haproxy", socket)) => {
-                ctx = ctx.with_shifter(
-                    ShifterKind::Haproxy,
-                    Arc::new(rotor_traffic::haproxy::HaproxyShifter::new(socket)),
-                );
+            Some(("haproxy", spec)) => {
+                let Some((socket, config)) = spec.split_once(",config=") else {
+                    anyhow::bail!(
+                        "--traffic {t:?}: expected haproxy:SOCKET,config=PATH — rotor reads \
+                         HAProxy's configuration to check it keeps zero downtime"
+                    );
+                };
+                let shifter = rotor_traffic::haproxy::HaproxyShifter::new(socket);
+                shifter
+                    .check(std::path::Path::new(config))
+                    .await
+                    .map_err(|e| anyhow::anyhow!("--traffic {t:?}: {e}"))?;
+                ctx = ctx.with_shifter(ShifterKind::Haproxy, Arc::new(shifter));
             }
             Some(("route53", zone)) if !zone.is_empty() => {
                 let shifter = rotor_traffic::route53::Route53Shifter::new(
@@ -203,7 +211,7 @@ pub async fn controller_context(
                 ctx = ctx.with_shifter(ShifterKind::Route53, Arc::new(shifter));
             }
             _ => anyhow::bail!(
-                "--traffic {t:?}: expected sim:LISTEN, haproxy:SOCKET or route53:ZONE_ID"
+                "--traffic {t:?}: expected sim:LISTEN, haproxy:SOCKET,config=PATH or route53:ZONE_ID"
             ),
         }
     }

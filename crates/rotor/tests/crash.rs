@@ -133,7 +133,11 @@ async fn a_swap_survives_sigkill_of_the_control_plane_20_times() {
     let store = dir.path().join("rotor.db");
     let log = dir.path().join("serve.log");
     let listen = free_addr();
-    let traffic = format!("haproxy:{}", haproxy.socket_path().display());
+    let traffic = format!(
+        "haproxy:{},config={}",
+        haproxy.socket_path().display(),
+        haproxy.config_path().display()
+    );
     let start = || rotor_serve(&store, listen, &sim_url, &traffic, &log);
     let mut serve = start();
     let client = client_once_written(&dir.path().join("rotor.db.kubeconfig")).await;
@@ -359,4 +363,46 @@ async fn a_rollout_survives_sigkill_of_the_control_plane_without_starting_a_swap
     greens.sort();
     assert_eq!(remaining, greens, "orphan or missing instances");
     drop(serve);
+}
+
+/// `rotor serve` refuses an HAProxy whose config lacks what zero downtime relies on, naming the
+/// setting, instead of starting and promising it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn serve_refuses_an_haproxy_config_without_redispatch() {
+    let endpoint = EndpointConfig::new("web", free_addr()).expect("endpoint");
+    let haproxy = HaproxyProcess::start(&[endpoint], Duration::from_secs(10))
+        .await
+        .expect("haproxy starts");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let full = std::fs::read_to_string(haproxy.config_path()).expect("config");
+    let lacking = dir.path().join("haproxy.cfg");
+    std::fs::write(&lacking, full.replace("    option redispatch 1\n", "")).expect("write");
+    let traffic = format!(
+        "haproxy:{},config={}",
+        haproxy.socket_path().display(),
+        lacking.display()
+    );
+    let store = format!("sqlite:{}", dir.path().join("rotor.db").display());
+    let listen = free_addr().to_string();
+    let mut serve = command(&["serve", "--store", &store, "--listen", &listen]);
+    serve
+        .args([
+            "--provider",
+            "sim:http://127.0.0.1:1",
+            "--traffic",
+            &traffic,
+        ])
+        .stderr(std::process::Stdio::piped());
+    let run = move || serve.output();
+    let out = tokio::time::timeout(Duration::from_secs(30), tokio::task::spawn_blocking(run))
+        .await
+        .expect("rotor serve ends within 30 s")
+        .expect("joined")
+        .expect("rotor serve runs");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "rotor serve started: {stderr}");
+    assert!(
+        stderr.contains("backend ep_web: option redispatch: unset"),
+        "{stderr}"
+    );
 }

@@ -281,6 +281,13 @@ pub enum TrafficError {
         shifter: &'static str,
     },
 
+    /// An operator's HAProxy lacks what rotor's guarantees rely on (see `haproxy::check`).
+    #[error("HAProxy at {config:?} is not fit for rotor: {}", list(problems))]
+    Unfit {
+        config: PathBuf,
+        problems: Vec<haproxy::ConfigProblem>,
+    },
+
     /// The shifter does not time requests: there is nothing for a latency gate to read.
     #[error("endpoint {endpoint:?}: the {shifter} shifter does not time requests")]
     NoLatencies {
@@ -294,6 +301,12 @@ pub enum TrafficError {
         #[source]
         source: std::io::Error,
     },
+}
+
+/// Problems one per clause, for an error message.
+fn list(problems: &[haproxy::ConfigProblem]) -> String {
+    let parts: Vec<String> = problems.iter().map(ToString::to_string).collect();
+    parts.join("; ")
 }
 
 /// Sets and reads how one endpoint's traffic is split between blue and green.

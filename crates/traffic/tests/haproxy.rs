@@ -542,3 +542,35 @@ async fn haproxy_counts_open_sessions_per_server() {
     .await;
     common::sessions_follow_streams(&shifter, EP, &format!("http://{listen}/stream")).await;
 }
+
+/// An operator's HAProxy is checked before rotor drives it: rotor's own config passes; a copy
+/// without `option redispatch` is refused, naming the backend and the setting.
+#[tokio::test]
+async fn an_incomplete_operator_config_is_refused_naming_the_setting() {
+    let Some(binary) = haproxy() else {
+        return;
+    };
+    let blue = backend("blue").await;
+    let (process, _) = start(&binary, blue.addr).await;
+    let shifter = process.shifter();
+    shifter
+        .check(process.config_path())
+        .await
+        .expect("rotor's own config passes");
+
+    let full = std::fs::read_to_string(process.config_path()).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let lacking = dir.path().join("haproxy.cfg");
+    std::fs::write(&lacking, full.replace("    option redispatch 1\n", "")).unwrap();
+    let err = shifter.check(&lacking).await.unwrap_err();
+    let TrafficError::Unfit { problems, .. } = &err else {
+        panic!("not refused as unfit: {err}");
+    };
+    assert_eq!(problems.len(), 1, "{err}");
+    assert_eq!(problems[0].section, format!("backend ep_{EP}"));
+    assert_eq!(problems[0].setting, "option redispatch");
+    assert!(
+        err.to_string().contains("option redispatch: unset"),
+        "{err}"
+    );
+}

@@ -24,7 +24,9 @@ pub struct ServeArgs {
     /// Repeatable.
     #[arg(long = "provider")]
     pub providers: Vec<String>,
-    /// A traffic layer for the controllers: `haproxy:SOCKET` (HAProxy's admin runtime socket),
+    /// A traffic layer for the controllers: `haproxy:SOCKET,config=PATH` (HAProxy's admin
+    /// runtime socket and its haproxy.cfg: rotor refuses to start, naming the setting, when
+    /// the config lacks what zero downtime relies on),
     /// `route53:ZONE_ID` (weighted records in that hosted zone) or `sim:LISTEN` (an embedded
     /// weighted router). Repeatable.
     #[arg(long = "traffic")]

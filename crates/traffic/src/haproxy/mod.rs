@@ -43,10 +43,12 @@ use crate::{
     validate_endpoint,
 };
 
+mod check;
 mod config;
 mod process;
 mod replies;
 
+pub use check::{ConfigProblem, check_config};
 pub use config::{ConfigOptions, EndpointConfig, render_config};
 pub use process::{HaproxyProcess, find_haproxy};
 pub use replies::{ServerState, parse_backend_stats, parse_sessions};
@@ -172,6 +174,28 @@ impl HaproxyShifter {
             });
         }
         Ok(replies)
+    }
+
+    /// Refuses an HAProxy rotor cannot keep its guarantees behind (see `check`): its runtime
+    /// API must be at level admin, and `config` (its haproxy.cfg) must give every `ep_*`
+    /// backend what zero downtime relies on. Every problem is named.
+    pub async fn check(&self, config: &Path) -> Result<(), TrafficError> {
+        let level = self.raw("runtime API", "show cli level").await?;
+        let mut problems: Vec<ConfigProblem> =
+            check::check_level(&level).err().into_iter().collect();
+        let text = std::fs::read_to_string(config).map_err(|source| TrafficError::Process {
+            message: format!("reading HAProxy's configuration {}", config.display()),
+            source: Some(source),
+        })?;
+        problems.extend(check_config(&text));
+        if problems.is_empty() {
+            Ok(())
+        } else {
+            Err(TrafficError::Unfit {
+                config: config.to_path_buf(),
+                problems,
+            })
+        }
     }
 
     /// Current state of both servers of `endpoint`'s backend, one round trip.

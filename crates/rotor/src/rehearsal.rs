@@ -87,7 +87,20 @@ fn free_port() -> anyhow::Result<u16> {
 }
 
 impl Rehearsal {
-    pub async fn start(mut config: RehearsalConfig) -> anyhow::Result<Self> {
+    /// [`Rehearsal::start_on`] a memory store.
+    pub async fn start(config: RehearsalConfig) -> anyhow::Result<Self> {
+        Self::start_on(
+            config,
+            Arc::new(rotor_store::memory::MemoryStore::default()),
+        )
+        .await
+    }
+
+    /// The simulated fleet, a control plane on `store`, the controllers and the traffic layer.
+    pub async fn start_on(
+        mut config: RehearsalConfig,
+        store: rotor_store::DynStore,
+    ) -> anyhow::Result<Self> {
         let (stop, stop_rx) = tokio::sync::watch::channel(false);
         let stopped = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
             let _ = rx.wait_for(|v| *v).await;
@@ -113,12 +126,8 @@ impl Rehearsal {
 
         // The control plane.
         let token = rotor_sim::random_token();
-        let control_plane = crate::controlplane::control_plane(
-            Arc::new(rotor_store::memory::MemoryStore::default()),
-            Some(token.clone()),
-            false,
-        )
-        .await?;
+        let control_plane =
+            crate::controlplane::control_plane(store, Some(token.clone()), false).await?;
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
         let cp_url = format!("http://{}", listener.local_addr()?);
         let router = control_plane.clone().router();

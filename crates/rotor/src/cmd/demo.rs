@@ -31,7 +31,7 @@ use serde_json::json;
 
 mod critical_path;
 
-use critical_path::{SwapTiming, critical_path};
+use critical_path::{Configured, SwapTiming, configured_critical_path, critical_path};
 
 #[derive(Args)]
 pub struct DemoArgs {
@@ -58,6 +58,10 @@ pub struct DemoArgs {
     /// clusters in turn.
     #[arg(long, default_value_t = 20)]
     pub streams: usize,
+    /// The control plane's store: `sqlite` (as `rotor serve`, in a temporary directory) or
+    /// `memory`.
+    #[arg(long, value_enum, default_value_t = StoreArg::Sqlite)]
+    pub store: StoreArg,
     /// Traffic layer: HAProxy when installed (`auto`), or the embedded router.
     #[arg(long, value_enum, default_value_t = TrafficArg::Auto)]
     pub traffic: TrafficArg,
@@ -74,6 +78,12 @@ pub struct DemoArgs {
     /// started, phase changes) to this file as JSON lines, to study the schedule.
     #[arg(long)]
     pub timeline: Option<std::path::PathBuf>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum StoreArg {
+    Sqlite,
+    Memory,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -108,13 +118,25 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
         }
         TrafficArg::Auto => TrafficChoice::Sim,
     };
-    let r = Rehearsal::start(RehearsalConfig {
-        fleet: rotor_api::sample_fleet(args.clusters),
-        sim: SimConfig::default(),
-        settings: demo_settings(),
-        traffic,
-        clock: None,
-    })
+    // Kept until the demo ends: the SQLite store lives in it.
+    let store_dir = tempfile::tempdir()?;
+    let store = match args.store {
+        StoreArg::Sqlite => {
+            let path = store_dir.path().join("rotor.db");
+            rotor::controlplane::open_store(&format!("sqlite:{}", path.display())).await?
+        }
+        StoreArg::Memory => rotor::controlplane::open_store("memory").await?,
+    };
+    let r = Rehearsal::start_on(
+        RehearsalConfig {
+            fleet: rotor_api::sample_fleet(args.clusters),
+            sim: SimConfig::default(),
+            settings: demo_settings(),
+            traffic,
+            clock: None,
+        },
+        store,
+    )
     .await?;
     progress(format!(
         "simulator at {} with {} member clusters; control plane and controllers running; traffic through {}",
@@ -213,6 +235,7 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
                     let set = sim.set_fault(&green, fault);
                     *injected = Some(Injection {
                         swap: s.name_any(),
+                        cluster: s.spec.cluster_ref.clone(),
                         green,
                         at_s: started.elapsed().as_secs_f64(),
                         set,
@@ -410,6 +433,13 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
         .map(|t| t.duration_since(rollout_started).as_secs_f64())
         .unwrap_or(0.0);
     let critical_path_s = setup + preflight_s + critical;
+    let injected_cluster = injection
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .as_ref()
+        .filter(|i| i.set)
+        .map(|i| i.cluster.clone());
+    let configured_s = configured_bound(&r, &rollout, &final_status, &mix, injected_cluster);
     // Each failed request (the first 50) with its cluster and where that cluster's swaps were
     // at that moment: what a zero-downtime claim that failed needs to be traced.
     let cluster_of: BTreeMap<String, String> = r
@@ -445,6 +475,7 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
     let report = json!({
         "clusters": r.fleet.len(),
         "traffic": match traffic { TrafficChoice::Haproxy => "haproxy", TrafficChoice::Sim => "sim" },
+        "store": match args.store { StoreArg::Sqlite => "sqlite", StoreArg::Memory => "memory" },
         "rollout_phase": final_status.phase.as_str(),
         "waves": final_status.waves.len(),
         "swaps_succeeded": counts.succeeded,
@@ -494,6 +525,8 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
         "critical_path_by_wave": critical_by_wave,
         "wall_s": round(wall),
         "wall_over_critical_path": round(wall / critical_path_s.max(0.001)),
+        "critical_path_configured_s": round(configured_s),
+        "wall_over_configured": round(rollout_wall / configured_s.max(0.001)),
     });
     if args.json {
         println!("{report}");
@@ -501,6 +534,46 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
         eprintln!("report: {report}");
     }
     Ok(())
+}
+
+/// `critical_path_configured_s` of this run: the simulator's and the rollout's configured
+/// latencies (see [`configured_critical_path`]), the clusters the load holds a stream to, and
+/// the cluster whose swap the injected fault rolled back.
+fn configured_bound(
+    r: &Rehearsal,
+    rollout: &Rollout,
+    status: &rotor_api::RolloutStatus,
+    mix: &rotor_traffic::load::Mix,
+    rolled_back: Option<String>,
+) -> f64 {
+    let (sim, strategy) = (r.sim.config(), &rollout.spec.strategy);
+    let steps = &strategy.traffic_steps;
+    let cfg = Configured {
+        green_ready: (sim.cloud.create_latency + sim.node_ready_delay + sim.workload_ready_delay)
+            .as_secs_f64(),
+        bake: strategy.bake_seconds as f64,
+        steps: steps.len(),
+        steps_before_fault: steps.iter().take_while(|s| **s < 50).count(),
+        drain_timeout: demo_settings().drain_timeout.as_secs_f64(),
+        retention: strategy.blue_retention_seconds as f64,
+        delete: sim.cloud.delete_latency.as_secs_f64(),
+    };
+    // The load opens its streams on the clusters' URLs in turn (rotor-traffic's load).
+    let streams = r
+        .fleet
+        .iter()
+        .map(|c| c.name_any())
+        .cycle()
+        .take(mix.streams.min(r.fleet.len()))
+        .collect();
+    configured_critical_path(
+        status,
+        &cfg,
+        &streams,
+        rolled_back.as_deref(),
+        rollout.spec.max_concurrent_swaps,
+        rollout.spec.bake_seconds_between_waves as f64,
+    )
 }
 
 /// The controllers' timings in the demo, where they differ from `rotor serve`'s.
@@ -539,6 +612,7 @@ fn by_method(m: &rotor_traffic::load::MethodReport) -> serde_json::Value {
 /// Where the demo injected its failure.
 struct Injection {
     swap: String,
+    cluster: String,
     green: String,
     at_s: f64,
     /// Whether the simulator knew the green instance.

@@ -1,5 +1,7 @@
-//! The demo's `critical_path_s`: a lower bound of the run computed from the run itself — the
-//! rollout's waves, its concurrency limit and the measured duration of every swap attempt.
+//! The demo's lower bounds of the run: `critical_path_s` from the run itself — the rollout's
+//! waves, its concurrency limit and the measured duration of every swap attempt — and
+//! `critical_path_configured_s` from the configured latencies alone, so that rotor's own work
+//! inside a swap and in the pre-flight counts as overhead.
 
 use std::collections::BTreeMap;
 use std::time::Instant;
@@ -97,6 +99,77 @@ pub(super) fn critical_path(
         }));
     }
     (waves_end.max(retries_end), by_wave)
+}
+
+/// The latencies a swap is configured to take, in seconds: what the demo's configured bound
+/// is made of. rotor's own work (reconciles, migration, pre-flight) is not in it.
+pub(super) struct Configured {
+    /// The cloud creating green, its nodes becoming Ready, the migrated workloads available.
+    pub green_ready: f64,
+    /// Each traffic step's bake, and how many steps there are.
+    pub bake: f64,
+    pub steps: usize,
+    /// Steps baked before the one at which the injected fault shows (50 %).
+    pub steps_before_fault: usize,
+    /// Blue's drain timeout: a blue holding a long-lived stream drains until it.
+    pub drain_timeout: f64,
+    pub retention: f64,
+    /// The cloud deleting an instance.
+    pub delete: f64,
+}
+
+impl Configured {
+    /// One successful swap; `stream`: blue holds a stream, so its drain runs to the timeout.
+    fn swap_s(&self, stream: bool) -> f64 {
+        let drain = if stream { self.drain_timeout } else { 0.0 };
+        self.green_ready + self.bake * self.steps as f64 + drain + self.retention + self.delete
+    }
+
+    /// One swap rolled back by a gate at the fault's step: green made ready, the steps before
+    /// it baked, green deleted.
+    fn rolled_back_s(&self) -> f64 {
+        self.green_ready + self.bake * self.steps_before_fault as f64 + self.delete
+    }
+}
+
+/// `critical_path_configured_s`: the shortest the rollout could take given its waves, the
+/// concurrency limit, the bakes between waves and the configured latencies of every swap (the
+/// clusters in `streams` hold a stream; `rolled_back` was rolled back once and retried). A
+/// retry runs from its wave's start as one chain (rollback, then the whole swap) that bounds
+/// the run, not the wave: it may finish beside later waves.
+pub(super) fn configured_critical_path(
+    status: &RolloutStatus,
+    cfg: &Configured,
+    streams: &std::collections::BTreeSet<String>,
+    rolled_back: Option<&str>,
+    max_concurrent: u32,
+    bake_between_s: f64,
+) -> f64 {
+    let mut waves_end = 0.0;
+    let mut retries_end: f64 = 0.0;
+    let mut first = true;
+    for w in status.waves.iter().filter(|w| !w.clusters.is_empty()) {
+        if !first {
+            waves_end += bake_between_s;
+        }
+        first = false;
+        let durations: Vec<f64> = w
+            .clusters
+            .iter()
+            .map(|c| cfg.swap_s(streams.contains(c)))
+            .collect();
+        if let Some(c) = rolled_back.filter(|c| w.clusters.iter().any(|w| w == c)) {
+            let chain = cfg.rolled_back_s() + cfg.swap_s(streams.contains(c));
+            retries_end = retries_end.max(waves_end + chain);
+        }
+        let limit = f64::from(max_concurrent.max(1));
+        let longest = durations.iter().copied().fold(0.0, f64::max);
+        let sum: f64 = durations.iter().sum();
+        waves_end += longest
+            .max(sum / limit)
+            .max(slots_bound(&durations, max_concurrent));
+    }
+    waves_end.max(retries_end)
 }
 
 /// With at most `limit` swaps at once, of the `k·limit + 1` longest swaps some slot runs at
@@ -217,6 +290,37 @@ mod tests {
         assert!((bound - 15.0).abs() < 1e-6, "{bound}");
         assert_eq!(by_wave.len(), 2);
         assert_eq!(by_wave[0]["bound_s"], 8.0);
+    }
+
+    #[test]
+    fn the_configured_bound_adds_latencies_waves_and_the_retry_chain() {
+        let cfg = Configured {
+            green_ready: 1.0,
+            bake: 1.0,
+            steps: 3,
+            steps_before_fault: 1,
+            drain_timeout: 6.0,
+            retention: 5.0,
+            delete: 0.2,
+        };
+        let mut st = status(&["canary", "rest"]);
+        st.waves[0].clusters = vec!["a".into()];
+        st.waves[1].clusters = (0..4).map(|i| format!("c{i}")).collect();
+        let none = std::collections::BTreeSet::new();
+        // A swap: 1 + 3 + 5 + 0.2 = 9.2. Canary 9.2, bake 2, rest: 4 swaps on 2 slots = 18.4.
+        let bound = configured_critical_path(&st, &cfg, &none, None, 2, 2.0);
+        assert!((bound - 29.6).abs() < 1e-9, "{bound}");
+        // A stream on c0 makes its swap 6 s longer: the rest now 42.8 over 2 slots.
+        let c0 = std::collections::BTreeSet::from(["c0".to_string()]);
+        let bound = configured_critical_path(&st, &cfg, &c0, None, 2, 2.0);
+        assert!((bound - (9.2 + 2.0 + 21.4)).abs() < 1e-9, "{bound}");
+        // The canary rolled back (1 + 1 + 0.2 = 2.2) and retried: a chain of 11.4 from 0,
+        // shorter than the waves, so the bound stays; alone it would be the bound.
+        let bound = configured_critical_path(&st, &cfg, &none, Some("a"), 2, 2.0);
+        assert!((bound - 29.6).abs() < 1e-9, "{bound}");
+        st.waves[1].clusters.clear();
+        let bound = configured_critical_path(&st, &cfg, &none, Some("a"), 2, 2.0);
+        assert!((bound - 11.4).abs() < 1e-9, "{bound}");
     }
 
     #[test]

@@ -1,10 +1,12 @@
 //! `rotor bench rollback`: time from a gate failure to 100 % of requests on blue.
 //!
 //! Each run rehearses one swap under steady load (HAProxy when installed, else the embedded
-//! router) with the controllers' production timings, waits until green carries 50 %, then breaks
-//! green (every request it gets answers 503) at t0. The clock stops when the traffic layer
-//! reports all weight on blue *and* green's request counter stops moving (no request lands on
-//! green any more).
+//! router) with the controllers' production timings, waits until green carries 50 % and the
+//! step's gate baseline has settled (500 ms), then breaks green (every request it gets answers
+//! 503) at t0, a uniformly random moment within one more gate interval: where a fault lands
+//! relative to the gate's checks is what spreads the figure, so each run draws it (the seed is
+//! reported). The clock stops when the traffic layer reports all weight on blue *and* green's
+//! request counter stops moving (no request lands on green any more).
 
 use std::time::{Duration, Instant};
 
@@ -25,6 +27,9 @@ pub struct RollbackArgs {
     pub traffic: Option<String>,
     #[arg(long)]
     pub json: bool,
+    /// Seed of the fault moments (by default from the clock; reported either way).
+    #[arg(long)]
+    pub seed: Option<u64>,
 }
 
 pub async fn run(args: RollbackArgs) -> anyhow::Result<()> {
@@ -35,32 +40,74 @@ pub async fn run(args: RollbackArgs) -> anyhow::Result<()> {
         None => TrafficChoice::Sim,
         Some(other) => anyhow::bail!("--traffic {other:?}: expected haproxy or sim"),
     };
+    let seed = args.seed.unwrap_or_else(time_seed);
+    let mut rng = XorShift(seed | 1);
+    let gate_interval = rotor_controllers::Settings::default().gate_interval;
     let mut samples = Vec::new();
     let mut failed_requests = 0;
     for run in 0..args.runs.max(1) {
-        let (ms, failed) = once(traffic).await?;
+        let phase = gate_interval.mul_f64(rng.unit());
+        let (ms, failed) = once(traffic, phase).await?;
         if !args.json {
-            eprintln!("run {run}: gate failure -> all traffic on blue in {ms:.0} ms");
+            eprintln!(
+                "run {run}: fault {:.0} ms into a gate interval -> all traffic on blue in \
+                 {ms:.0} ms",
+                phase.as_secs_f64() * 1000.0
+            );
         }
         samples.push(ms);
         failed_requests += failed;
     }
+    let runs: Vec<f64> = samples.iter().map(|ms| round1(*ms)).collect();
     samples.sort_by(f64::total_cmp);
-    let p50 = samples[samples.len() / 2];
-    let max = samples[samples.len() - 1];
     let report = json!({
         "traffic": match traffic { TrafficChoice::Haproxy => "haproxy", TrafficChoice::Sim => "sim" },
         "runs": samples.len(),
-        "rollback_ms": (p50 * 10.0).round() / 10.0,
-        "rollback_max_ms": (max * 10.0).round() / 10.0,
-        "gate_interval_ms": rotor_controllers::Settings::default().gate_interval.as_millis() as u64,
+        "seed": seed,
+        "rollback_p50_ms": round1(nearest_rank(&samples, 0.50)),
+        "rollback_p90_ms": round1(nearest_rank(&samples, 0.90)),
+        "rollback_p99_ms": round1(nearest_rank(&samples, 0.99)),
+        "rollback_max_ms": round1(nearest_rank(&samples, 1.0)),
+        "rollback_runs_ms": runs,
+        "gate_interval_ms": gate_interval.as_millis() as u64,
         "requests_failed": failed_requests,
     });
     println!("{report}");
     Ok(())
 }
 
-async fn once(traffic: TrafficChoice) -> anyhow::Result<(f64, u64)> {
+fn round1(ms: f64) -> f64 {
+    (ms * 10.0).round() / 10.0
+}
+
+/// The `q`-quantile of `sorted` (ascending, not empty) by nearest rank.
+fn nearest_rank(sorted: &[f64], q: f64) -> f64 {
+    let rank = ((q * sorted.len() as f64).ceil() as usize).clamp(1, sorted.len());
+    sorted[rank - 1]
+}
+
+/// A seed from the clock, for runs that do not give one.
+fn time_seed() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos() as u64)
+        .unwrap_or(1)
+}
+
+/// xorshift64: enough to spread faults over a gate interval, and replayable from its seed.
+struct XorShift(u64);
+
+impl XorShift {
+    /// Uniform in [0, 1).
+    fn unit(&mut self) -> f64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        (self.0 >> 11) as f64 / (1u64 << 53) as f64
+    }
+}
+
+async fn once(traffic: TrafficChoice, phase: Duration) -> anyhow::Result<(f64, u64)> {
     let r = Rehearsal::start(RehearsalConfig {
         fleet: rotor_api::sample_fleet(1),
         sim: rotor_sim::SimConfig {
@@ -119,8 +166,8 @@ async fn once(traffic: TrafficChoice) -> anyhow::Result<(f64, u64)> {
         );
         tokio::time::sleep(Duration::from_millis(10)).await;
     };
-    // Let the step's gate baseline settle, then break green.
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    // Let the step's gate baseline settle, then break green at the drawn phase.
+    tokio::time::sleep(Duration::from_millis(500) + phase).await;
     let t0 = Instant::now();
     r.sim.set_fault(&green, rotor_sim::Fault::TrafficErrors);
     loop {
@@ -153,4 +200,31 @@ async fn once(traffic: TrafficChoice) -> anyhow::Result<(f64, u64)> {
     let ms = end.max(t0).duration_since(t0).as_secs_f64() * 1000.0;
     let report = load.stop().await;
     Ok((ms, report.failed))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn quantiles_by_nearest_rank() {
+        let ten: Vec<f64> = (1..=10).map(f64::from).collect();
+        assert_eq!(nearest_rank(&ten, 0.5), 5.0);
+        assert_eq!(nearest_rank(&ten, 0.9), 9.0);
+        assert_eq!(nearest_rank(&ten, 0.99), 10.0);
+        assert_eq!(nearest_rank(&[3.0], 0.5), 3.0);
+    }
+
+    #[test]
+    fn fault_phases_spread_over_the_interval() {
+        let mut rng = XorShift(42);
+        let draws: Vec<f64> = (0..1000).map(|_| rng.unit()).collect();
+        assert!(draws.iter().all(|u| (0.0..1.0).contains(u)));
+        // Each tenth of the interval gets some (uniform: about 100 each).
+        for tenth in 0..10 {
+            let lo = f64::from(tenth) / 10.0;
+            let n = draws.iter().filter(|u| (lo..lo + 0.1).contains(*u)).count();
+            assert!((50..150).contains(&n), "tenth {tenth}: {n}");
+        }
+    }
 }

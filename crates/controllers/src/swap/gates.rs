@@ -133,8 +133,14 @@ impl Reconcile<'_> {
         let gates = &self.swap.spec.strategy.health_gates;
         let step = status.current_step.unwrap_or(u32::MAX);
         let base = self.ctx.swaps.gate_baseline(&self.name, step, stats.green);
-        let requests = stats.green.requests.saturating_sub(base.requests);
         let failures = stats.green.failures.saturating_sub(base.failures);
+        // An attempt in flight when the window began fails inside it without being one of its
+        // requests: counted as one, so a window never has more failures than requests.
+        let requests = stats
+            .green
+            .requests
+            .saturating_sub(base.requests)
+            .max(failures);
         let min = self.ctx.settings.min_gate_requests;
         let rate = error_rate_breached(requests, failures, min, gates.max_error_rate_percent)?;
         Some(GateFailure::ErrorRate {

@@ -7,6 +7,44 @@ use std::sync::Arc;
 use rotor_apiserver::{ApiServer, ServerConfig, WriteOptions};
 use rotor_store::DynStore;
 
+/// `SOCKET,config=PATH[,log=ADDR]`: a shifter on HAProxy's runtime socket, once its
+/// configuration at PATH passed rotor's check; with `log=ADDR`, rotor listens there (UDP) for
+/// HAProxy's per-request log lines (`log_lines` in rotor-traffic), which the latency gate reads.
+async fn haproxy_shifter(
+    spec: &str,
+) -> anyhow::Result<(
+    rotor_traffic::haproxy::HaproxyShifter,
+    Option<rotor_traffic::haproxy::LatencyLog>,
+)> {
+    let mut parts = spec.split(',');
+    let socket = parts.next().unwrap_or_default();
+    let (mut config, mut log) = (None, None);
+    for part in parts {
+        match part.split_once('=') {
+            Some(("config", path)) => config = Some(Path::new(path)),
+            Some(("log", addr)) => {
+                let addr: std::net::SocketAddr = addr
+                    .parse()
+                    .map_err(|e| anyhow::anyhow!("log={addr:?} is not an address: {e}"))?;
+                log = Some(rotor_traffic::haproxy::LatencyLog::bind(addr).await?);
+            }
+            _ => anyhow::bail!("{part:?}: expected config=PATH or log=ADDR"),
+        }
+    }
+    let Some(config) = config else {
+        anyhow::bail!(
+            "expected haproxy:SOCKET,config=PATH — rotor reads HAProxy's configuration to check \
+             it keeps zero downtime"
+        );
+    };
+    let mut shifter = rotor_traffic::haproxy::HaproxyShifter::new(socket);
+    shifter.check(config).await?;
+    if let Some(log) = &log {
+        shifter = shifter.with_latencies(log.book());
+    }
+    Ok((shifter, log))
+}
+
 /// Opens the store named by `--store`.
 pub async fn open_store(spec: &str) -> anyhow::Result<DynStore> {
     if spec == "memory" {
@@ -126,12 +164,15 @@ impl Aws<'_> {
     }
 }
 
-/// The running traffic layers a [`Wiring`] started (the embedded sim router, if any).
+/// The running traffic layers a [`Wiring`] started (the embedded sim router, an HAProxy log
+/// listener), kept for as long as the controllers run.
 pub struct TrafficLayers {
     pub sim: Option<(
         rotor_traffic::sim::SimShifter,
         rotor_traffic::sim::SimServer,
     )>,
+    /// Where an operator's HAProxy logs each request to rotor (`log=ADDR`).
+    pub haproxy_log: Option<rotor_traffic::haproxy::LatencyLog>,
 }
 
 /// Builds the controllers' context for the control plane reached with `kubeconfig`.
@@ -175,7 +216,10 @@ pub async fn controller_context(
             ),
         }
     }
-    let mut layers = TrafficLayers { sim: None };
+    let mut layers = TrafficLayers {
+        sim: None,
+        haproxy_log: None,
+    };
     for t in &wiring.traffic {
         match t.split_once(':') {
             Some(("sim", listen)) => {
@@ -188,18 +232,11 @@ pub async fn controller_context(
                 layers.sim = Some((shifter, server));
             }
             Some(("haproxy", spec)) => {
-                let Some((socket, config)) = spec.split_once(",config=") else {
-                    anyhow::bail!(
-                        "--traffic {t:?}: expected haproxy:SOCKET,config=PATH — rotor reads \
-                         HAProxy's configuration to check it keeps zero downtime"
-                    );
-                };
-                let shifter = rotor_traffic::haproxy::HaproxyShifter::new(socket);
-                shifter
-                    .check(std::path::Path::new(config))
+                let (shifter, log) = haproxy_shifter(spec)
                     .await
                     .map_err(|e| anyhow::anyhow!("--traffic {t:?}: {e}"))?;
                 ctx = ctx.with_shifter(ShifterKind::Haproxy, Arc::new(shifter));
+                layers.haproxy_log = log;
             }
             Some(("route53", zone)) if !zone.is_empty() => {
                 let shifter = rotor_traffic::route53::Route53Shifter::new(
@@ -211,7 +248,8 @@ pub async fn controller_context(
                 ctx = ctx.with_shifter(ShifterKind::Route53, Arc::new(shifter));
             }
             _ => anyhow::bail!(
-                "--traffic {t:?}: expected sim:LISTEN, haproxy:SOCKET,config=PATH or route53:ZONE_ID"
+                "--traffic {t:?}: expected sim:LISTEN, haproxy:SOCKET,config=PATH[,log=ADDR] or \
+                 route53:ZONE_ID"
             ),
         }
     }

@@ -388,6 +388,11 @@ async fn a_resetting_green_at_50_percent_rolls_back_through_the_embedded_router(
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_slow_green_at_50_percent_trips_the_latency_gate_through_haproxy() {
+    bad_green_rolls_back(TrafficChoice::Haproxy, Fault::TrafficSlow).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_slow_green_at_50_percent_trips_the_latency_gate_of_the_embedded_router() {
     bad_green_rolls_back(TrafficChoice::Sim, Fault::TrafficSlow).await;
 }

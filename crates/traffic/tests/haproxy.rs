@@ -574,3 +574,30 @@ async fn an_incomplete_operator_config_is_refused_naming_the_setting() {
         "{err}"
     );
 }
+
+/// Behind HAProxy latencies come from its per-request logs to rotor: a green 300 ms late shows.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn haproxy_latencies_come_from_its_logs() {
+    let Some(binary) = haproxy() else {
+        return;
+    };
+    let blue = backend("blue").await;
+    let green = common::slow_backend("green", Duration::from_millis(300)).await;
+    let (process, listen) = start(&binary, blue.addr).await;
+    let shifter = process.shifter();
+    attach(
+        &shifter,
+        EP,
+        blue.addr,
+        Some(green.addr),
+        Weights::green(50).unwrap(),
+    )
+    .await;
+    common::latencies_tell_a_slow_green(&shifter, EP, &format!("http://{listen}/")).await;
+    // A shifter not fed by the logs says it cannot time requests.
+    let blind = HaproxyShifter::new(process.socket_path());
+    assert!(matches!(
+        blind.latencies(EP).await,
+        Err(TrafficError::NoLatencies { .. })
+    ));
+}

@@ -613,3 +613,21 @@ async fn sim_counts_open_sessions_per_backend() {
     .await;
     common::sessions_follow_streams(&shifter, EP, &format!("{}/stream", server.url(EP))).await;
 }
+
+/// The router times each attempt to its answer's head: a green 300 ms late shows.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sim_latencies_per_backend() {
+    let blue = backend("blue").await;
+    let green = common::slow_backend("green", Duration::from_millis(300)).await;
+    let shifter = SimShifter::new();
+    let server = shifter.serve("127.0.0.1:0".parse().unwrap()).await.unwrap();
+    attach(
+        &shifter,
+        EP,
+        blue.addr,
+        Some(green.addr),
+        Weights::green(50).unwrap(),
+    )
+    .await;
+    common::latencies_tell_a_slow_green(&shifter, EP, &server.url(EP)).await;
+}

@@ -62,6 +62,8 @@ pub struct ConfigOptions {
     /// How many times a failed request is retried, each time on the other server when it has
     /// weight > 0 (see the module docs). 0 turns retries off.
     pub retries: u32,
+    /// Where HAProxy sends one log line per request for rotor's latency gate (see `timing`).
+    pub latency_log: Option<SocketAddr>,
 }
 
 impl Default for ConfigOptions {
@@ -72,6 +74,7 @@ impl Default for ConfigOptions {
             server_timeout: crate::PROXY_SERVER_TIMEOUT,
             maxconn: 4096,
             retries: 3,
+            latency_log: None,
         }
     }
 }
@@ -142,6 +145,11 @@ pub fn render_config(
         client = ms(options.client_timeout),
         server = ms(options.server_timeout),
     );
+    if let Some(to) = options.latency_log {
+        for line in super::log_lines(to) {
+            let _ = writeln!(cfg, "    {line}");
+        }
+    }
     for ep in endpoints {
         let blue = match ep.blue {
             Some(addr) => format!("{} weight 100", haproxy_addr(addr)),

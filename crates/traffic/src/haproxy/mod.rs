@@ -47,6 +47,7 @@ mod check;
 mod config;
 mod process;
 mod replies;
+mod timing;
 
 pub use check::{ConfigProblem, check_config};
 pub use config::{ConfigOptions, EndpointConfig, render_config};
@@ -55,6 +56,7 @@ pub use replies::{ServerState, parse_backend_stats, parse_sessions};
 use replies::{
     expect_silent, parse_get_weight, parse_servers_state, rejection, settled, split_replies,
 };
+pub use timing::{LOG_FORMAT, LatencyBook, LatencyLog, log_lines};
 
 /// Placeholder address of a server whose real address is not known at config time. Nothing
 /// listens on port 1, and the server is `disabled` until registered anyway.
@@ -79,6 +81,8 @@ pub fn frontend_name(endpoint: &str) -> String {
 pub struct HaproxyShifter {
     socket: PathBuf,
     timeout: Duration,
+    /// Per-request latencies from HAProxy's logs, when it sends them to rotor (see `timing`).
+    latency: Option<LatencyBook>,
 }
 
 impl HaproxyShifter {
@@ -87,7 +91,14 @@ impl HaproxyShifter {
         Self {
             socket: socket.into(),
             timeout: Duration::from_secs(2),
+            latency: None,
         }
+    }
+
+    /// Latencies from `book`, which a [`LatencyLog`] fills from this HAProxy's logs.
+    pub fn with_latencies(mut self, book: LatencyBook) -> Self {
+        self.latency = Some(book);
+        self
     }
 
     /// Bound on one round trip (connect, send, read the whole reply). Default 2 s.
@@ -398,14 +409,17 @@ impl TrafficShifter for HaproxyShifter {
         Ok(settled(first, second))
     }
 
-    /// HAProxy's statistics hold averages of the last 1,024 requests (`rtime`), no
-    /// distribution, so there is no percentile to read from them: a latency gate behind HAProxy
-    /// has nothing to judge (the swap's Event says so).
+    /// From HAProxy's per-request log lines (see `timing`): its statistics hold averages only.
+    /// An HAProxy that does not log to rotor has nothing for a latency gate to judge.
     async fn latencies(&self, endpoint: &str) -> Result<BackendLatencies, TrafficError> {
-        Err(TrafficError::NoLatencies {
-            endpoint: endpoint.to_string(),
-            shifter: "haproxy",
-        })
+        validate_endpoint(endpoint)?;
+        match &self.latency {
+            Some(book) => Ok(book.get(&backend_name(endpoint))),
+            None => Err(TrafficError::NoLatencies {
+                endpoint: endpoint.to_string(),
+                shifter: "haproxy without a log to rotor",
+            }),
+        }
     }
 
     /// One round trip: each server's `scur` in `show stat`. A server with weight 0 gets no new

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use super::{ConfigOptions, EndpointConfig, HaproxyShifter, render_config};
+use super::{ConfigOptions, EndpointConfig, HaproxyShifter, LatencyLog, render_config};
 use crate::TrafficError;
 
 /// Where the `haproxy` binary is: `$ROTOR_HAPROXY`, else `PATH`, else the sbin directories
@@ -34,6 +34,8 @@ pub struct HaproxyProcess {
     socket: PathBuf,
     config: PathBuf,
     log: PathBuf,
+    /// Where its per-request log lines arrive (see `timing`).
+    latency_log: LatencyLog,
     // Last field: removed after the child is gone.
     _dir: tempfile::TempDir,
 }
@@ -77,7 +79,12 @@ impl HaproxyProcess {
         }
         let config = dir.path().join("haproxy.cfg");
         let log = dir.path().join("haproxy.log");
-        std::fs::write(&config, render_config(endpoints, &socket, options))
+        let latency_log = LatencyLog::bind(([127, 0, 0, 1], 0).into()).await?;
+        let options = ConfigOptions {
+            latency_log: Some(latency_log.local_addr()),
+            ..options.clone()
+        };
+        std::fs::write(&config, render_config(endpoints, &socket, &options))
             .map_err(|e| process_err(format!("writing {config:?}"), Some(e)))?;
         let log_file = std::fs::File::create(&log)
             .map_err(|e| process_err(format!("creating {log:?}"), Some(e)))?;
@@ -99,6 +106,7 @@ impl HaproxyProcess {
             socket,
             config,
             log,
+            latency_log,
             _dir: dir,
         };
         process.wait_ready(ready_timeout).await?;
@@ -151,9 +159,9 @@ impl HaproxyProcess {
         }
     }
 
-    /// A shifter on this process's runtime socket.
+    /// A shifter on this process's runtime socket, with the latencies of its logs.
     pub fn shifter(&self) -> HaproxyShifter {
-        HaproxyShifter::new(&self.socket)
+        HaproxyShifter::new(&self.socket).with_latencies(self.latency_log.book())
     }
 
     pub fn socket_path(&self) -> &Path {

@@ -53,6 +53,43 @@ pub async fn backend(name: &'static str) -> TestBackend {
     serve(router).await
 }
 
+/// Answers `name` on every path, `delay` late.
+pub async fn slow_backend(name: &'static str, delay: Duration) -> TestBackend {
+    serve(Router::new().fallback(move || async move {
+        tokio::time::sleep(delay).await;
+        name
+    }))
+    .await
+}
+
+/// What every shifter that times requests must show after `n` requests through `url` at
+/// `endpoint`, split 50/50 between a fast blue and a green 300 ms late: green's median in the
+/// 400 ms bucket, blue's within 25 ms (bounded wait for the counts, which may arrive late).
+pub async fn latencies_tell_a_slow_green<S: rotor_traffic::TrafficShifter + ?Sized>(
+    shifter: &S,
+    endpoint: &str,
+    url: &str,
+) {
+    let n = 20;
+    bodies(&client(), url, n).await;
+    let deadline = tokio::time::Instant::now() + REQUEST_TIMEOUT;
+    let seen = loop {
+        let seen = shifter.latencies(endpoint).await.unwrap();
+        if seen.blue.total() + seen.green.total() >= n as u64 {
+            break seen;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "{seen:?}");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    };
+    assert_eq!(
+        (seen.blue.total(), seen.green.total()),
+        (10, 10),
+        "{seen:?}"
+    );
+    assert_eq!(seen.green.quantile_ms(0.5), Some(400), "{seen:?}");
+    assert!(seen.blue.quantile_ms(1.0).unwrap() <= 25, "{seen:?}");
+}
+
 /// Answers 503 with body `name` on every path.
 pub async fn failing_backend(name: &'static str) -> TestBackend {
     serve(Router::new().fallback(move || async move { (StatusCode::SERVICE_UNAVAILABLE, name) }))

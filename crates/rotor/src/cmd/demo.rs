@@ -54,6 +54,11 @@ pub struct DemoArgs {
     /// every weight change and while blue drains.
     #[arg(long, default_value_t = 5)]
     pub slow_percent: u8,
+    /// Bound every swap's p95 latency (`healthGates.maxLatencyP95Ms`) in the Rollout: what
+    /// `--inject green-slow` needs to be caught. Off by default: the load's slow requests are
+    /// slow on purpose, and on a quiet endpoint two of them in one step make a p95.
+    #[arg(long)]
+    pub max_latency_p95_ms: Option<u32>,
     /// Long-lived streams (server-sent events) held open across the fleet, spread over the
     /// clusters in turn.
     #[arg(long, default_value_t = 20)]
@@ -247,6 +252,7 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
 
     let mut rollout = rotor_api::sample_rollout("fleet-upgrade", rotor_api::SAMPLE_TARGET_VERSION);
     rollout.spec.max_concurrent_swaps = args.max_concurrent;
+    rollout.spec.strategy.health_gates.max_latency_p95_ms = args.max_latency_p95_ms;
     let rollouts: Api<Rollout> = Api::all(r.client.clone());
     let rollout_started = Instant::now();
     rollouts
@@ -501,6 +507,8 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
             "post_percent": mix.post_percent,
             "slow_percent": mix.slow_percent,
             "slow_request_s": [rotor_traffic::load::SLOW_REQUEST.0.as_secs(), rotor_traffic::load::SLOW_REQUEST.1.as_secs()],
+            "slow_in_flight_max": args.concurrency * rotor_traffic::load::SLOW_IN_FLIGHT_PER_WORKER,
+            "slow_sent": sent.slow,
             "client_timeout_s": rotor_traffic::CLIENT_TIMEOUT.as_secs(),
             "proxy_server_timeout_s": rotor_traffic::PROXY_SERVER_TIMEOUT.as_secs(),
         },
@@ -508,6 +516,7 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
             "drain_timeout_s": settings.drain_timeout.as_secs_f64(),
             "poll_interval_s": settings.poll_interval.as_secs_f64(),
             "gate_interval_s": settings.gate_interval.as_secs_f64(),
+            "max_latency_p95_ms": args.max_latency_p95_ms,
         },
         "streams_total": sent.streams.opened,
         "streams_broken": sent.streams.broken,

@@ -153,10 +153,15 @@ pub(super) fn configured_critical_path(
             waves_end += bake_between_s;
         }
         first = false;
+        // The rolled-back cluster holds its wave for the rolled-back attempt at least (the
+        // wave may end before the retry does).
         let durations: Vec<f64> = w
             .clusters
             .iter()
-            .map(|c| cfg.swap_s(streams.contains(c)))
+            .map(|c| match rolled_back {
+                Some(r) if r == c => cfg.rolled_back_s(),
+                _ => cfg.swap_s(streams.contains(c)),
+            })
             .collect();
         if let Some(c) = rolled_back.filter(|c| w.clusters.iter().any(|w| w == c)) {
             let chain = cfg.rolled_back_s() + cfg.swap_s(streams.contains(c));
@@ -314,10 +319,11 @@ mod tests {
         let c0 = std::collections::BTreeSet::from(["c0".to_string()]);
         let bound = configured_critical_path(&st, &cfg, &c0, None, 2, 2.0);
         assert!((bound - (9.2 + 2.0 + 21.4)).abs() < 1e-9, "{bound}");
-        // The canary rolled back (1 + 1 + 0.2 = 2.2) and retried: a chain of 11.4 from 0,
-        // shorter than the waves, so the bound stays; alone it would be the bound.
+        // The canary rolled back (1 + 1 + 0.2 = 2.2), which may end its wave, and was retried:
+        // a chain of 11.4 from 0, shorter than the waves (2.2 + 2 + 18.4); alone it would be
+        // the bound.
         let bound = configured_critical_path(&st, &cfg, &none, Some("a"), 2, 2.0);
-        assert!((bound - 29.6).abs() < 1e-9, "{bound}");
+        assert!((bound - 22.6).abs() < 1e-9, "{bound}");
         st.waves[1].clusters.clear();
         let bound = configured_critical_path(&st, &cfg, &none, Some("a"), 2, 2.0);
         assert!((bound - 11.4).abs() < 1e-9, "{bound}");

@@ -18,7 +18,7 @@
 //! The parser reads sections and their lines, nothing more; named `defaults` (`from`) are not
 //! followed, and a proxy that uses them is checked against the last unnamed one.
 
-use std::collections::HashMap;
+use std::collections::HashSet;
 use std::time::Duration;
 
 /// What an operator's HAProxy lacks: where, which setting, and why rotor needs it.
@@ -151,15 +151,14 @@ fn check_backend(backend: &Section, defaults: &Section) -> Vec<ConfigProblem> {
     if get("mode") != Some("http") {
         problem("mode http", "retries per method need HTTP mode".into());
     }
-    let servers: HashMap<&str, ()> = backend
+    let servers: HashSet<&str> = backend
         .lines
         .iter()
         .filter_map(|l| l.strip_prefix("server "))
         .filter_map(|rest| rest.split_whitespace().next())
-        .map(|name| (name, ()))
         .collect();
     for server in ["blue", "green"] {
-        if !servers.contains_key(server) {
+        if !servers.contains(server) {
             problem(
                 &format!("server {server}"),
                 "rotor sets the weights of servers blue and green".into(),

@@ -21,6 +21,8 @@ use rotor_traffic::haproxy::{EndpointConfig, HaproxyProcess};
 use rotor_traffic::load::{Load, Mix};
 
 const KILLS: usize = 20;
+/// `rotor serve --drain-timeout-seconds`: how long Draining lasts while streams stay on blue.
+const DRAIN_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// A small xorshift: the kill moments vary per run, and the seed is printed to replay one.
 struct Rng(u64);
@@ -49,6 +51,10 @@ fn rotor_serve(
     );
     let child = command(&["serve", "--store", &store, "--listen", &listen])
         .args(["--provider", &provider, "--traffic", traffic])
+        .args([
+            "--drain-timeout-seconds",
+            &DRAIN_TIMEOUT.as_secs().to_string(),
+        ])
         .env("ROTOR_LOG", "info")
         .stderr(append_to(log))
         .spawn()
@@ -158,12 +164,13 @@ async fn a_swap_survives_sigkill_of_the_control_plane_20_times() {
         },
     )
     .await;
-    // Writes and slow requests too: blue drains until its slow requests end, so Draining is a
-    // phase the kills can land in, and the drain must survive them.
+    // Writes, slow requests and streams too. The streams opened on blue stay there until blue's
+    // workloads stop, so Draining lasts the whole drain timeout: a phase the kills land in, and
+    // the drain must survive them.
     let mix = Mix {
         post_percent: 20,
         slow_percent: 10,
-        streams: 0,
+        streams: 2,
     };
     let load = Load::start_mixed(vec![url.clone()], 4, rotor_traffic::CLIENT_TIMEOUT, mix);
 
@@ -246,6 +253,11 @@ async fn a_swap_survives_sigkill_of_the_control_plane_20_times() {
     );
     assert_eq!(report.failed, 0, "{report:?}");
     assert!(report.requests > 1000, "{report:?}");
+    assert_eq!(
+        report.streams.broken + report.streams.refused,
+        0,
+        "streams are moved gracefully: {report:?}"
+    );
     // Exactly one green was ever created, and nothing but green remains.
     assert_eq!(sim.cloud.created_total(), 1);
     let green = status.green_instance.clone().expect("green");

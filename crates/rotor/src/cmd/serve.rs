@@ -60,6 +60,12 @@ pub struct ServeArgs {
     /// it, then the lease is released and open connections (watches) are ended.
     #[arg(long, default_value_t = 10)]
     pub shutdown_grace_seconds: u64,
+    /// Once green carries all traffic, seconds blue's open sessions may take to end before
+    /// blue is retained anyway (a Warning names how many were left). Longer than the slowest
+    /// request the services behind rotor answer; long-lived streams reach it and end when
+    /// blue's workloads stop.
+    #[arg(long, default_value_t = rotor_controllers::Settings::default().drain_timeout.as_secs())]
+    pub drain_timeout_seconds: u64,
 }
 
 #[derive(Args)]
@@ -222,6 +228,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         let kubeconfig = rotor_sim::kubeconfig_yaml("rotor", &format!("http://{addr}"), &token);
         let settings = rotor_controllers::Settings {
             shutdown_grace: grace * 3 / 5,
+            drain_timeout: Duration::from_secs(args.drain_timeout_seconds),
             ..Default::default()
         };
         let (mut ctx, layers) =

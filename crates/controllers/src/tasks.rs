@@ -50,8 +50,12 @@ pub(crate) enum Polled<T> {
 }
 
 struct Task<T> {
-    handle: JoinHandle<Result<T, Error>>,
+    handle: JoinHandle<()>,
     progress: Arc<Progress>,
+    /// The result, put here before the end is announced: the reconcile the announcement
+    /// triggers finds it (the handle may not count as finished yet, and the reconcile would
+    /// wait a whole poll interval).
+    outcome: Arc<Mutex<Option<Result<T, Error>>>>,
 }
 
 /// The running tasks of one kind, by object name.
@@ -78,19 +82,24 @@ impl<T: Send + 'static> Tasks<T> {
     pub(crate) fn poll(&self, key: &str) -> Option<Polled<T>> {
         let mut running = lock(&self.running);
         let task = running.get(key)?;
+        let result = lock(&task.outcome).take();
+        if let Some(result) = result {
+            running.remove(key);
+            return Some(Polled::Ended(result));
+        }
         if !task.handle.is_finished() {
             return Some(Polled::Running(task.progress.clone()));
         }
+        // Finished without a result: it panicked.
         let task = running.remove(key)?;
-        let result = match task.handle.now_or_never() {
-            Some(Ok(result)) => result,
-            Some(Err(e)) => Err(Error::TaskEnded {
-                task: key.to_string(),
-                message: e.to_string(),
-            }),
-            None => unreachable!("a finished task is ready"),
+        let message = match task.handle.now_or_never() {
+            Some(Err(e)) => e.to_string(),
+            _ => "ended without a result".to_string(),
         };
-        Some(Polled::Ended(result))
+        Some(Polled::Ended(Err(Error::TaskEnded {
+            task: key.to_string(),
+            message,
+        })))
     }
 
     /// Starts `work` as `key`'s task (the caller polled first: there is none); false when the
@@ -107,12 +116,19 @@ impl<T: Send + 'static> Tasks<T> {
         let ended = self.ended.clone();
         let name = key.to_string();
         let future = work(progress.clone());
+        let outcome = Arc::new(Mutex::new(None));
+        let slot = outcome.clone();
         let handle = tokio::spawn(async move {
             let result = future.await;
+            *lock(&slot) = Some(result);
             let _ = ended.send(name);
-            result
         });
-        if let Some(old) = running.insert(key.to_string(), Task { handle, progress }) {
+        let task = Task {
+            handle,
+            progress,
+            outcome,
+        };
+        if let Some(old) = running.insert(key.to_string(), task) {
             old.handle.abort();
         }
         true
@@ -172,14 +188,9 @@ mod tests {
         }
         go.send(()).expect("task waits");
         assert_eq!(ended.recv().await.expect("ended"), "a");
-        // The result once, then nothing: a new start would begin anew.
-        let polled = loop {
-            match tasks.poll("a") {
-                Some(Polled::Running(_)) => tokio::task::yield_now().await,
-                other => break other,
-            }
-        };
-        assert!(matches!(polled, Some(Polled::Ended(Ok(7)))));
+        // Announced ended: the result is there for the reconcile the announcement triggers,
+        // once; then nothing, and a new start would begin anew.
+        assert!(matches!(tasks.poll("a"), Some(Polled::Ended(Ok(7)))));
         assert!(tasks.poll("a").is_none());
     }
 

@@ -51,8 +51,12 @@ impl Tally {
     /// The phase of `cluster`'s swap; None while it has none.
     pub(super) fn phase(&self, cluster: &str) -> Option<Phase> {
         match self.swaps.get(cluster) {
-            Some(s) => Some(s.status.clone().unwrap_or_default().phase),
-            None if self.created.contains(&swap_name(&self.rollout, cluster)) => {
+            // The phase alone: cloning the status (its history) per cluster and reconcile was
+            // a tenth of a 1,000-cluster demo's CPU.
+            Some(s) => Some(s.status.as_ref().map(|st| st.phase).unwrap_or_default()),
+            None if !self.created.is_empty()
+                && self.created.contains(&swap_name(&self.rollout, cluster)) =>
+            {
                 Some(Phase::Pending)
             }
             None => None,

@@ -516,15 +516,21 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
             "drain_timeout_s": settings.drain_timeout.as_secs_f64(),
             "poll_interval_s": settings.poll_interval.as_secs_f64(),
             "gate_interval_s": settings.gate_interval.as_secs_f64(),
+            "cloud_poll_s": [settings.cloud_poll.first.as_secs_f64(), settings.cloud_poll.max_in_progress.as_secs_f64()],
             "max_latency_p95_ms": args.max_latency_p95_ms,
         },
         "streams_total": sent.streams.opened,
         "streams_broken": sent.streams.broken,
         "streams_refused": sent.streams.refused,
         "injected": args.inject,
-        "injected_into": injection.lock().unwrap_or_else(|p| p.into_inner()).as_ref().map(|i| json!({
-            "swap": i.swap, "green": i.green, "at_s": round(i.at_s), "fault_set": i.set,
-        })),
+        "injected_into": injection.lock().unwrap_or_else(|p| p.into_inner()).as_ref().map(|i| {
+            let back = rolled_back_at(&timings.lock().unwrap_or_else(|p| p.into_inner()), i);
+            json!({
+                "swap": i.swap, "green": i.green, "at_s": round(i.at_s), "fault_set": i.set,
+                "rolled_back_at_s": back.map(round),
+                "gate_reaction_s": back.map(|b| round(b - i.at_s)),
+            })
+        }),
         "failures": failures,
         "open_files_peak": peak_fds.load(std::sync::atomic::Ordering::Relaxed),
         "setup_s": round(setup),
@@ -593,6 +599,14 @@ fn demo_settings() -> rotor_controllers::Settings {
         drain_timeout: rotor_traffic::load::SLOW_REQUEST.1 + Duration::from_secs(1),
         // The simulator answers in milliseconds; poll it as often as a watch would tell.
         poll_interval: Duration::from_millis(250),
+        // The simulated cloud creates in 500 ms where a real one takes 10–15 minutes. On
+        // `rotor serve`'s schedule (250 ms, growing to 10 s) a real create is seen at most ~1 %
+        // late, a simulated one up to a third; polling every 50–100 ms brings that to a fifth.
+        cloud_poll: rotor_providers::poll::PollPolicy {
+            first: Duration::from_millis(50),
+            max_in_progress: Duration::from_millis(100),
+            ..Default::default()
+        },
         ..Default::default()
     }
 }
@@ -616,6 +630,22 @@ fn injected_fault(name: &str) -> anyhow::Result<Option<rotor_sim::Fault>> {
 /// One method's line of the report.
 fn by_method(m: &rotor_traffic::load::MethodReport) -> serde_json::Value {
     json!({"total": m.total, "failed": m.failed, "status": m.status, "timeout": m.timeout, "reset": m.reset})
+}
+
+/// When the demo saw the injected swap take green's traffic away (RollingBack at weight 0),
+/// in seconds since it started: the gate's reaction to the fault, as the demo's watch saw it.
+fn rolled_back_at(
+    timings: &std::collections::BTreeMap<String, critical_path::SwapTiming>,
+    injection: &Injection,
+) -> Option<f64> {
+    timings
+        .values()
+        .filter(|t| t.cluster == injection.cluster)
+        .flat_map(|t| &t.history)
+        .find(|(at, phase, weight)| {
+            *at >= injection.at_s && phase == Phase::RollingBack.as_str() && *weight == 0
+        })
+        .map(|(at, _, _)| *at)
 }
 
 /// Where the demo injected its failure.

@@ -295,6 +295,36 @@ fn demo_with_an_unhealthy_green_rolls_that_swap_back() {
     );
 }
 
+#[test]
+fn demo_exits_non_zero_and_says_why_when_the_rollout_does_not_succeed() {
+    // One second is too short for any swap: the rollout is still running at the timeout.
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_rotor"))
+        .args([
+            "demo",
+            "--clusters",
+            "2",
+            "--inject",
+            "none",
+            "--traffic",
+            "sim",
+        ])
+        .args(["--json", "--timeout-s", "1"])
+        .output()
+        .expect("demo runs");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("the rollout did not finish within 1 s"),
+        "{stderr}"
+    );
+    // The report is still printed, with the phase and the conditions that explain it.
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let report: serde_json::Value =
+        serde_json::from_str(stdout.lines().last().expect("a last line")).expect("JSON");
+    assert_ne!(report["rollout_phase"], "Succeeded", "{report}");
+    assert!(report["rollout_conditions"].is_array(), "{report}");
+}
+
 fn demo(args: &[&str]) -> serde_json::Value {
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_rotor"))
         .arg("demo")

@@ -88,13 +88,6 @@ pub struct BackendLatencies {
 }
 
 impl BackendLatencies {
-    pub const fn get(&self, backend: Backend) -> Latencies {
-        match backend {
-            Backend::Blue => self.blue,
-            Backend::Green => self.green,
-        }
-    }
-
     pub fn get_mut(&mut self, backend: Backend) -> &mut Latencies {
         match backend {
             Backend::Blue => &mut self.blue,

@@ -191,15 +191,6 @@ pub struct Sessions {
     pub green: u64,
 }
 
-impl Sessions {
-    pub const fn get(&self, backend: Backend) -> u64 {
-        match backend {
-            Backend::Blue => self.blue,
-            Backend::Green => self.green,
-        }
-    }
-}
-
 /// Everything that can go wrong while shifting traffic. Each variant names the endpoint (or the
 /// process/listener) and what failed.
 #[derive(Debug, thiserror::Error)]

@@ -483,6 +483,9 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
         "traffic": match traffic { TrafficChoice::Haproxy => "haproxy", TrafficChoice::Sim => "sim" },
         "store": match args.store { StoreArg::Sqlite => "sqlite", StoreArg::Memory => "memory" },
         "rollout_phase": final_status.phase.as_str(),
+        "rollout_conditions": final_status.conditions.iter().map(|c| json!({
+            "type": c.type_.as_str(), "status": c.status.as_str(), "reason": c.reason.as_str(), "message": c.message,
+        })).collect::<Vec<_>>(),
         "waves": final_status.waves.len(),
         "swaps_succeeded": counts.succeeded,
         "swaps_failed": counts.failed,
@@ -548,7 +551,30 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
     } else {
         eprintln!("report: {report}");
     }
-    Ok(())
+    match final_status.phase {
+        RolloutPhase::Succeeded => Ok(()),
+        phase => Err(not_succeeded(phase, &final_status, args.timeout_s)),
+    }
+}
+
+/// Why the demo fails: the rollout's phase and its conditions (which clusters spent the failure
+/// budget, for which reasons), or the timeout it ran into.
+fn not_succeeded(
+    phase: RolloutPhase,
+    status: &rotor_api::RolloutStatus,
+    timeout_s: u64,
+) -> anyhow::Error {
+    let mut why = match phase {
+        RolloutPhase::Paused | RolloutPhase::Failed => format!("the rollout ended {phase}"),
+        _ => format!("the rollout did not finish within {timeout_s} s (phase {phase})"),
+    };
+    for c in &status.conditions {
+        why.push_str(&format!(
+            "\n  {} {}: {}: {}",
+            c.type_, c.status, c.reason, c.message
+        ));
+    }
+    anyhow::anyhow!(why)
 }
 
 /// `critical_path_configured_s` of this run: the simulator's and the rollout's configured

@@ -325,6 +325,33 @@ fn demo_exits_non_zero_and_says_why_when_the_rollout_does_not_succeed() {
     assert!(report["rollout_conditions"].is_array(), "{report}");
 }
 
+#[test]
+fn demo_refuses_a_fleet_larger_than_its_open_file_limit_up_front() {
+    // `ulimit -n` in sh sets the soft and the hard limit: 1,024 files hold no 100 clusters.
+    let rotor = env!("CARGO_BIN_EXE_rotor");
+    let out = std::process::Command::new("sh")
+        .args([
+            "-c",
+            "ulimit -n 1024 && exec \"$0\" demo --clusters 100 --json",
+            rotor,
+        ])
+        .output()
+        .expect("sh runs");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("--clusters 100 needs about 4100 open files")
+            && stderr.contains("at most 1024 (hard limit)"),
+        "{stderr}"
+    );
+    // Refused before anything started: no report.
+    assert!(
+        out.stdout.is_empty(),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+}
+
 fn demo(args: &[&str]) -> serde_json::Value {
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_rotor"))
         .arg("demo")

@@ -30,6 +30,7 @@ use rotor_sim::SimConfig;
 use serde_json::json;
 
 mod critical_path;
+mod limits;
 
 use critical_path::{Configured, SwapTiming, configured_critical_path, critical_path};
 
@@ -109,6 +110,7 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
         slow_percent: args.slow_percent,
         streams: args.streams,
     };
+    let open_files_limit = limits::ensure_open_files(args.clusters as u64)?;
     let started = Instant::now();
     let progress = |msg: String| {
         if !args.json {
@@ -536,6 +538,7 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
         }),
         "failures": failures,
         "open_files_peak": peak_fds.load(std::sync::atomic::Ordering::Relaxed),
+        "open_files_limit": open_files_limit,
         "setup_s": round(setup),
         "preflight_s": round(preflight_s),
         "rollout_wall_s": round(rollout_wall),

@@ -220,6 +220,16 @@ impl Rehearsal {
         })
     }
 
+    /// The traffic layer the controllers drive, to read or set what they see (None only if the
+    /// rehearsal started without one).
+    pub fn shifter(&self) -> Option<Box<dyn TrafficShifter>> {
+        match (&self.haproxy, &self.sim_router) {
+            (Some(haproxy), _) => Some(Box::new(haproxy.shifter())),
+            (None, Some((router, _))) => Some(Box::new(router.clone())),
+            (None, None) => None,
+        }
+    }
+
     /// The URL of the sample application of `endpoint`, through the traffic layer.
     pub fn app_url(&self, endpoint: &str) -> String {
         match (&self.sim_router, self.frontends.get(endpoint)) {

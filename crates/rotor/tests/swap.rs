@@ -355,11 +355,7 @@ async fn bad_green_rolls_back(traffic: TrafficChoice, fault: Fault) {
 
 /// The rehearsal's traffic layer.
 fn shifter(r: &Rehearsal) -> Box<dyn TrafficShifter> {
-    match (&r.haproxy, &r.sim_router) {
-        (Some(haproxy), _) => Box::new(haproxy.shifter()),
-        (None, Some((router, _))) => Box::new(router.clone()),
-        (None, None) => panic!("the rehearsal has no traffic layer"),
-    }
+    r.shifter().expect("the rehearsal has a traffic layer")
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -14,7 +14,7 @@ use clap::Args;
 use kube::api::{Api, PostParams};
 use rotor::rehearsal::{Rehearsal, RehearsalConfig, TrafficChoice};
 use rotor_api::{ClusterSwap, ClusterSwapSpec, SwapStrategy, SwapTarget};
-use rotor_traffic::{TrafficShifter, Weights};
+use rotor_traffic::Weights;
 use serde_json::json;
 
 #[derive(Args)]
@@ -125,11 +125,9 @@ async fn once(traffic: TrafficChoice, phase: Duration) -> anyhow::Result<(f64, u
     r.wait_adopted(Duration::from_secs(30)).await?;
     r.deploy_app(Duration::from_secs(30)).await?;
     let endpoint = r.fleet[0].spec.traffic.endpoint.clone();
-    let shifter: Box<dyn TrafficShifter> = match (&r.haproxy, &r.sim_router) {
-        (Some(h), _) => Box::new(h.shifter()),
-        (None, Some((s, _))) => Box::new(s.clone()),
-        (None, None) => anyhow::bail!("no traffic layer"),
-    };
+    let shifter = r
+        .shifter()
+        .ok_or_else(|| anyhow::anyhow!("no traffic layer"))?;
     let load = rotor_traffic::load::Load::start(r.app_urls(), 8, Duration::from_secs(5));
     let swaps: Api<ClusterSwap> = Api::all(r.client.clone());
     let swap = ClusterSwap::new(

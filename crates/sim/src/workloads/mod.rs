@@ -1,13 +1,17 @@
 //! Workload simulation: the parts of kube-controller-manager and the kubelets a user sees.
 //! Deployments own ReplicaSets (`deployment.rs`, template hash in `hash.rs`, revisions in
 //! `revision.rs`), ReplicaSets own Pods that start Running and Ready after the configured delay
-//! (`replicaset.rs`, `pods.rs`), a few `ScalingReplicaSet` Events (`events.rs`), and `pods/log`
-//! answered with a simulated line (`logs.rs`).
+//! (`replicaset.rs`, `pods.rs`); StatefulSets own ordinal Pods (`statefulset.rs`) and DaemonSets
+//! one Pod per node (`daemonset.rs`), both with ControllerRevisions as their history
+//! (`controller_revision.rs`); the controllers' Events (`events.rs`), and `pods/log` answered
+//! with a simulated line (`logs.rs`).
 //!
 //! Reconciliation is level-triggered and serial: watch events become [`Task`]s in one
 //! de-duplicated queue per cluster (at most one entry per object), worked by one loop; the only
 //! other tasks are the short-lived timers that mark new Pods ready.
 
+mod controller_revision;
+mod daemonset;
 mod deployment;
 mod events;
 pub mod hash;
@@ -15,12 +19,13 @@ pub mod logs;
 mod pods;
 mod replicaset;
 mod revision;
+mod statefulset;
 
 use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use rotor_apiserver::{ApiError, ApiServer, PatchType, Resource, WriteOptions};
+use rotor_apiserver::{ApiError, ApiServer, FieldValidation, PatchType, Resource, WriteOptions};
 use rotor_store::WatchEvent;
 use serde_json::Value;
 use tokio::sync::mpsc;
@@ -33,6 +38,14 @@ pub enum Task {
         name: String,
     },
     ReplicaSet {
+        ns: String,
+        name: String,
+    },
+    StatefulSet {
+        ns: String,
+        name: String,
+    },
+    DaemonSet {
         ns: String,
         name: String,
     },
@@ -89,6 +102,8 @@ impl Queue {
 pub struct Ctx {
     pub server: Arc<ApiServer>,
     pub nodes: usize,
+    /// The cluster's Kubernetes minor version: some behaviour changed between releases.
+    pub minor: u32,
     pub ready_delay: Duration,
     pub queue: Queue,
 }
@@ -106,18 +121,16 @@ pub fn route(queue: &Queue, event: &WatchEvent) {
         return;
     };
     let (ns, name) = (ns.to_string(), name.to_string());
-    let owner = |kind: &str| {
-        serde_json::from_slice::<Value>(value)
-            .ok()
-            .and_then(|o| controller_name(&o, kind))
-    };
     match (group, plural) {
-        // A status written by someone else stands until the spec or a ReplicaSet changes (how
-        // tests inject unavailability); the simulator's own status writes need no second look.
-        ("apps", "deployments") if status_only(event) => {}
+        // A status written by someone else stands until the spec or an owned object changes
+        // (how tests inject unavailability); the simulator's own status writes need no second look.
+        ("apps", "deployments" | "statefulsets" | "daemonsets") | ("batch", "jobs")
+            if status_only(event) => {}
         ("apps", "deployments") => queue.push(Task::Deployment { ns, name }),
+        ("apps", "statefulsets") => queue.push(Task::StatefulSet { ns, name }),
+        ("apps", "daemonsets") => queue.push(Task::DaemonSet { ns, name }),
         ("apps", "replicasets") => {
-            if let Some(d) = owner("Deployment") {
+            if let Some(("Deployment", d)) = controller_of(value) {
                 queue.push(Task::Deployment {
                     ns: ns.clone(),
                     name: d,
@@ -126,12 +139,44 @@ pub fn route(queue: &Queue, event: &WatchEvent) {
             queue.push(Task::ReplicaSet { ns, name });
         }
         ("core", "pods") => {
-            if let Some(rs) = owner("ReplicaSet") {
-                queue.push(Task::ReplicaSet { ns, name: rs });
+            if let Some(task) =
+                controller_of(value).and_then(|(kind, owner)| owner_task(kind, ns.clone(), owner))
+            {
+                queue.push(task);
             }
         }
         _ => {}
     }
+}
+
+/// The task of a Pod's controller.
+fn owner_task(kind: &str, ns: String, name: String) -> Option<Task> {
+    match kind {
+        "ReplicaSet" => Some(Task::ReplicaSet { ns, name }),
+        "StatefulSet" => Some(Task::StatefulSet { ns, name }),
+        "DaemonSet" => Some(Task::DaemonSet { ns, name }),
+        _ => None,
+    }
+}
+
+/// The kind and name of the controller of the stored object `bytes`.
+fn controller_of(bytes: &[u8]) -> Option<(&'static str, String)> {
+    let obj = serde_json::from_slice::<Value>(bytes).ok()?;
+    let r = obj
+        .pointer("/metadata/ownerReferences")?
+        .as_array()?
+        .iter()
+        .find(|r| r["controller"] == true)?;
+    let kind = [
+        "Deployment",
+        "ReplicaSet",
+        "StatefulSet",
+        "DaemonSet",
+        "Job",
+    ]
+    .into_iter()
+    .find(|k| r["kind"] == *k)?;
+    Some((kind, r["name"].as_str()?.to_string()))
 }
 
 /// Whether `event` is an update that changed nothing but status (and bookkeeping metadata).
@@ -162,6 +207,8 @@ pub async fn work(ctx: Ctx, mut rx: mpsc::UnboundedReceiver<Task>) {
         let result = match &task {
             Task::Deployment { ns, name } => deployment::reconcile(&ctx, ns, name).await,
             Task::ReplicaSet { ns, name } => replicaset::reconcile(&ctx, ns, name).await,
+            Task::StatefulSet { ns, name } => statefulset::reconcile(&ctx, ns, name).await,
+            Task::DaemonSet { ns, name } => daemonset::reconcile(&ctx, ns, name).await,
             Task::PodsReady { ns, names } => pods::mark_ready(&ctx, ns, names).await,
         };
         if let Err(e) = result {
@@ -170,22 +217,15 @@ pub async fn work(ctx: Ctx, mut rx: mpsc::UnboundedReceiver<Task>) {
     }
 }
 
-/// The field manager of every simulated controller write.
+/// The options of every simulated controller write: kube-controller-manager's field manager,
+/// and the server's default field validation (Warn: controllers send none), which also lets a
+/// ControllerRevision's free-form `data` through.
 pub fn opts() -> WriteOptions {
     WriteOptions {
         field_manager: "kube-controller-manager".into(),
+        validation: FieldValidation::Warn,
         ..WriteOptions::default()
     }
-}
-
-/// The name of `obj`'s controlling owner of kind `kind`.
-pub fn controller_name(obj: &Value, kind: &str) -> Option<String> {
-    obj.pointer("/metadata/ownerReferences")?
-        .as_array()?
-        .iter()
-        .find(|r| r["controller"] == true && r["kind"] == kind)
-        .and_then(|r| r["name"].as_str())
-        .map(str::to_string)
 }
 
 pub fn uid(obj: &Value) -> &str {

@@ -35,6 +35,11 @@ pub const DAEMON_SET: Source = Source {
     kind: "DaemonSet",
     component: "daemonset-controller",
 };
+pub const JOB: Source = Source {
+    api_version: "batch/v1",
+    kind: "Job",
+    component: "job-controller",
+};
 
 /// Records that Deployment `d` scaled ReplicaSet `rs` from `from` to `to`.
 pub async fn scaled(ctx: &Ctx, d: &Value, rs: &Value, from: i64, to: i64) {

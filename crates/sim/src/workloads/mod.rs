@@ -3,18 +3,19 @@
 //! `revision.rs`), ReplicaSets own Pods that start Running and Ready after the configured delay
 //! (`replicaset.rs`, `pods.rs`); StatefulSets own ordinal Pods (`statefulset.rs`) and DaemonSets
 //! one Pod per node (`daemonset.rs`), both with ControllerRevisions as their history
-//! (`controller_revision.rs`); the controllers' Events (`events.rs`), and `pods/log` answered
-//! with a simulated line (`logs.rs`).
+//! (`controller_revision.rs`); Jobs own Pods that run to completion (`job.rs`); the controllers'
+//! Events (`events.rs`), and `pods/log` answered with a simulated line (`logs.rs`).
 //!
 //! Reconciliation is level-triggered and serial: watch events become [`Task`]s in one
 //! de-duplicated queue per cluster (at most one entry per object), worked by one loop; the only
-//! other tasks are the short-lived timers that mark new Pods ready.
+//! other tasks are the short-lived timers that move new Pods on (ready, or done for a Job's).
 
 mod controller_revision;
 mod daemonset;
 mod deployment;
 mod events;
 pub mod hash;
+mod job;
 pub mod logs;
 mod pods;
 mod replicaset;
@@ -49,8 +50,22 @@ pub enum Task {
         ns: String,
         name: String,
     },
+    Job {
+        ns: String,
+        name: String,
+    },
+    /// A finished Job whose `ttlSecondsAfterFinished` has passed: the TTL controller deletes it.
+    JobExpired {
+        ns: String,
+        name: String,
+    },
     /// Pods created a `workload_ready_delay` ago: now Running and Ready.
     PodsReady {
+        ns: String,
+        names: Vec<String>,
+    },
+    /// A Job's Pods created a `workload_ready_delay` ago: now Succeeded.
+    PodsSucceeded {
         ns: String,
         names: Vec<String>,
     },
@@ -129,6 +144,7 @@ pub fn route(queue: &Queue, event: &WatchEvent) {
         ("apps", "deployments") => queue.push(Task::Deployment { ns, name }),
         ("apps", "statefulsets") => queue.push(Task::StatefulSet { ns, name }),
         ("apps", "daemonsets") => queue.push(Task::DaemonSet { ns, name }),
+        ("batch", "jobs") => queue.push(Task::Job { ns, name }),
         ("apps", "replicasets") => {
             if let Some(("Deployment", d)) = controller_of(value) {
                 queue.push(Task::Deployment {
@@ -155,6 +171,7 @@ fn owner_task(kind: &str, ns: String, name: String) -> Option<Task> {
         "ReplicaSet" => Some(Task::ReplicaSet { ns, name }),
         "StatefulSet" => Some(Task::StatefulSet { ns, name }),
         "DaemonSet" => Some(Task::DaemonSet { ns, name }),
+        "Job" => Some(Task::Job { ns, name }),
         _ => None,
     }
 }
@@ -209,7 +226,10 @@ pub async fn work(ctx: Ctx, mut rx: mpsc::UnboundedReceiver<Task>) {
             Task::ReplicaSet { ns, name } => replicaset::reconcile(&ctx, ns, name).await,
             Task::StatefulSet { ns, name } => statefulset::reconcile(&ctx, ns, name).await,
             Task::DaemonSet { ns, name } => daemonset::reconcile(&ctx, ns, name).await,
+            Task::Job { ns, name } => job::reconcile(&ctx, ns, name).await,
+            Task::JobExpired { ns, name } => job::expire(&ctx, ns, name).await,
             Task::PodsReady { ns, names } => pods::mark_ready(&ctx, ns, names).await,
+            Task::PodsSucceeded { ns, names } => pods::mark_succeeded(&ctx, ns, names).await,
         };
         if let Err(e) = result {
             tracing::debug!(?task, error = %e, "simulated workload controller");

@@ -103,6 +103,11 @@ pub async fn mark_ready(ctx: &Ctx, ns: &str, names: &[String]) -> Result<(), Api
     mark(ctx, ns, names, running_status).await
 }
 
+/// The kubelet's report for run-to-completion Pods (a Job's): their containers exited 0.
+pub async fn mark_succeeded(ctx: &Ctx, ns: &str, names: &[String]) -> Result<(), ApiError> {
+    mark(ctx, ns, names, succeeded_status).await
+}
+
 async fn mark(
     ctx: &Ctx,
     ns: &str,
@@ -173,6 +178,31 @@ fn running_status(pod: &Value) -> Value {
     status
 }
 
+/// Succeeded: every container terminated with exit code 0, the Pod no longer Ready.
+fn succeeded_status(pod: &Value) -> Value {
+    let now = object::now_rfc3339();
+    let condition = |t: &str, ok: bool| match ok {
+        true => json!({"type": t, "status": "True", "lastTransitionTime": now}),
+        false => {
+            json!({"type": t, "status": "False", "reason": "PodCompleted", "lastTransitionTime": now})
+        }
+    };
+    let conditions = [
+        ("PodScheduled", true),
+        ("Initialized", true),
+        ("ContainersReady", false),
+        ("Ready", false),
+    ]
+    .map(|(t, ok)| condition(t, ok));
+    let mut status = started(pod, &now);
+    let terminated = json!({"terminated": {"exitCode": 0, "reason": "Completed",
+        "startedAt": status["startTime"], "finishedAt": now}});
+    status["phase"] = json!("Succeeded");
+    status["conditions"] = json!(conditions);
+    status["containerStatuses"] = json!(container_statuses(pod, false, &terminated));
+    status
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -214,6 +244,21 @@ mod tests {
             p["status"]["podIP"]
                 .as_str()
                 .is_some_and(|ip| ip.starts_with("10."))
+        );
+    }
+
+    #[test]
+    fn a_succeeded_pod_keeps_its_address_and_is_not_ready() {
+        let mut p = from_template(&rs(), events::JOB, "pi-x", "node-0");
+        p["status"] = running_status(&p);
+        let ip = p["status"]["podIP"].clone();
+        p["status"] = succeeded_status(&p);
+        assert!(p["status"]["phase"] == "Succeeded" && !is_ready(&p));
+        assert_eq!(p["status"]["podIP"], ip);
+        let state = &p["status"]["containerStatuses"][0]["state"]["terminated"];
+        assert_eq!(
+            (state["exitCode"].as_i64(), state["reason"].as_str()),
+            (Some(0), Some("Completed"))
         );
     }
 

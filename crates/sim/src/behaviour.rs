@@ -1,6 +1,6 @@
 //! What a real cluster's kubelets and controllers would do: nodes become Ready; one watch on the
 //! whole store feeds the workload controllers (`workloads/`: Deployments, ReplicaSets,
-//! StatefulSets, DaemonSets and Jobs with their Pods).
+//! StatefulSets, DaemonSets and Jobs with their Pods; Endpoints and EndpointSlices of Services).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -111,7 +111,7 @@ type TaskOf = fn(String, String) -> Task;
 /// What every controller owns, looked at once: returns the revision to watch from.
 async fn resync(server: &Arc<ApiServer>, queue: &Queue) -> u64 {
     let rev = server.store().current_revision().await.unwrap_or(0);
-    let kinds: [(&str, TaskOf); 5] = [
+    let kinds: [(&str, TaskOf); 6] = [
         ("/apps/deployments/", |ns, name| Task::Deployment {
             ns,
             name,
@@ -126,6 +126,7 @@ async fn resync(server: &Arc<ApiServer>, queue: &Queue) -> u64 {
         }),
         ("/apps/daemonsets/", |ns, name| Task::DaemonSet { ns, name }),
         ("/batch/jobs/", |ns, name| Task::Job { ns, name }),
+        ("/core/services/", |ns, _| Task::Services { ns }),
     ];
     for (prefix, task) in kinds {
         let Ok(page) = server.store().list(prefix, None, 0).await else {

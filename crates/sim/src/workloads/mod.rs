@@ -3,7 +3,8 @@
 //! `revision.rs`), ReplicaSets own Pods that start Running and Ready after the configured delay
 //! (`replicaset.rs`, `pods.rs`); StatefulSets own ordinal Pods (`statefulset.rs`) and DaemonSets
 //! one Pod per node (`daemonset.rs`), both with ControllerRevisions as their history
-//! (`controller_revision.rs`); Jobs own Pods that run to completion (`job.rs`); the controllers'
+//! (`controller_revision.rs`); Jobs own Pods that run to completion (`job.rs`); Services with a
+//! selector get Endpoints and EndpointSlices of their Pods (`endpoints.rs`); the controllers'
 //! Events (`events.rs`), and `pods/log` answered with a simulated line (`logs.rs`).
 //!
 //! Reconciliation is level-triggered and serial: watch events become [`Task`]s in one
@@ -13,6 +14,7 @@
 mod controller_revision;
 mod daemonset;
 mod deployment;
+mod endpoints;
 mod events;
 pub mod hash;
 mod job;
@@ -56,6 +58,16 @@ pub enum Task {
     },
     /// A finished Job whose `ttlSecondsAfterFinished` has passed: the TTL controller deletes it.
     JobExpired {
+        ns: String,
+        name: String,
+    },
+    /// The Endpoints and EndpointSlices of every Service of a namespace (a Pod or Service there
+    /// changed): one task per namespace, however many Pods changed.
+    Services {
+        ns: String,
+    },
+    /// Service `name` was deleted: its Endpoints go too.
+    ServiceGone {
         ns: String,
         name: String,
     },
@@ -160,7 +172,12 @@ pub fn route(queue: &Queue, event: &WatchEvent) {
             {
                 queue.push(task);
             }
+            queue.push(Task::Services { ns });
         }
+        ("core", "services") if matches!(event, WatchEvent::Delete { .. }) => {
+            queue.push(Task::ServiceGone { ns, name })
+        }
+        ("core", "services") => queue.push(Task::Services { ns }),
         _ => {}
     }
 }
@@ -228,6 +245,8 @@ pub async fn work(ctx: Ctx, mut rx: mpsc::UnboundedReceiver<Task>) {
             Task::DaemonSet { ns, name } => daemonset::reconcile(&ctx, ns, name).await,
             Task::Job { ns, name } => job::reconcile(&ctx, ns, name).await,
             Task::JobExpired { ns, name } => job::expire(&ctx, ns, name).await,
+            Task::Services { ns } => endpoints::reconcile(&ctx, ns).await,
+            Task::ServiceGone { ns, name } => endpoints::service_gone(&ctx, ns, name).await,
             Task::PodsReady { ns, names } => pods::mark_ready(&ctx, ns, names).await,
             Task::PodsSucceeded { ns, names } => pods::mark_succeeded(&ctx, ns, names).await,
         };

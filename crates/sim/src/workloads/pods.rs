@@ -52,6 +52,14 @@ pub async fn create(
     Ok(created)
 }
 
+/// Pods in a terminal phase (a Job's finished Pods): they count for nothing but their Job.
+pub fn is_finished(pod: &Value) -> bool {
+    matches!(
+        pod["status"]["phase"].as_str(),
+        Some("Succeeded" | "Failed")
+    )
+}
+
 /// Whether a Pod's Ready condition is True.
 pub fn is_ready(pod: &Value) -> bool {
     pod.pointer("/status/conditions")
@@ -253,7 +261,7 @@ mod tests {
         p["status"] = running_status(&p);
         let ip = p["status"]["podIP"].clone();
         p["status"] = succeeded_status(&p);
-        assert!(p["status"]["phase"] == "Succeeded" && !is_ready(&p));
+        assert!(is_finished(&p) && !is_ready(&p));
         assert_eq!(p["status"]["podIP"], ip);
         let state = &p["status"]["containerStatuses"][0]["state"]["terminated"];
         assert_eq!(

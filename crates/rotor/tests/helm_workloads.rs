@@ -1,7 +1,7 @@
 //! Workloads beyond Deployments on `rotor sim`, through the real kubectl and Helm 3 and 4: a chart
 //! with a Deployment, a StatefulSet, a DaemonSet, a Service, a Job and a post-install hook Job
 //! installs and upgrades with `--wait --wait-for-jobs`; the StatefulSet's Pods are `db-0`,
-//! `db-1` with their identity labels, the DaemonSet has one Pod per node, the Job completes, the
+//! `db-1` with their identity labels and volume claims, the DaemonSet has one Pod per node, the Job completes, the
 //! Service gets Endpoints and an EndpointSlice of its ready Pods, the controllers record
 //! `SuccessfulCreate`, and `kubectl rollout status|history` work for StatefulSets and DaemonSets.
 
@@ -55,7 +55,12 @@ spec:
     metadata: {labels: {app: db}}
     spec:
       containers:
-      - {name: db, image: "{{ .Values.image }}"}
+      - {name: db, image: "{{ .Values.image }}", volumeMounts: [{name: data, mountPath: /data}]}
+  volumeClaimTemplates:
+  - metadata: {name: data}
+    spec:
+      accessModes: [ReadWriteOnce]
+      resources: {requests: {storage: 1Gi}}
 ---
 apiVersion: apps/v1
 kind: DaemonSet
@@ -200,6 +205,14 @@ fn check_stateful_set(k: &Kubectl, ns: &str) -> String {
         assert_eq!(labels["statefulset.kubernetes.io/pod-name"], name(&pod));
         assert_eq!(pod["status"]["phase"], "Running");
         assert_eq!(pod["spec"]["subdomain"], "db");
+        let claim = format!("data-{}", name(&pod));
+        assert_eq!(
+            pod["spec"]["volumes"][0]["persistentVolumeClaim"]["claimName"],
+            claim.as_str()
+        );
+        let pvc = k.json(&["get", "pvc", &claim, "-n", ns]);
+        assert_eq!(pvc["status"]["phase"], "Bound", "{pvc}");
+        assert_eq!(pvc["metadata"]["labels"]["app"], "db", "{pvc}");
         names.push(name(&pod).to_string());
     }
     names.sort();

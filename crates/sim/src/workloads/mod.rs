@@ -1,9 +1,9 @@
 //! Workload simulation: the parts of kube-controller-manager and the kubelets a user sees.
 //! Deployments own ReplicaSets (`deployment.rs`, template hash in `hash.rs`, revisions in
 //! `revision.rs`), ReplicaSets own Pods that start Running and Ready after the configured delay
-//! (`replicaset.rs`, `pods.rs`); StatefulSets own ordinal Pods (`statefulset.rs`) and DaemonSets
-//! one Pod per node (`daemonset.rs`), both with ControllerRevisions as their history
-//! (`controller_revision.rs`); Jobs own Pods that run to completion (`job.rs`); Services with a
+//! (`replicaset.rs`, `pods.rs`); StatefulSets own ordinal Pods with their volume claims
+//! (`statefulset.rs`, `claims.rs`) and DaemonSets one Pod per node (`daemonset.rs`), both with
+//! ControllerRevisions as their history (`controller_revision.rs`); Jobs own Pods that run to completion (`job.rs`); Services with a
 //! selector get Endpoints and EndpointSlices of their Pods (`endpoints.rs`); the controllers'
 //! Events (`events.rs`), and `pods/log` answered with a simulated line (`logs.rs`).
 //!
@@ -11,6 +11,7 @@
 //! de-duplicated queue per cluster (at most one entry per object), worked by one loop; the only
 //! other tasks are the short-lived timers that move new Pods on (ready, or done for a Job's).
 
+mod claims;
 mod controller_revision;
 mod daemonset;
 mod deployment;

@@ -3,8 +3,10 @@
 //! Pod at a time, in order, each once the ones before it are Ready, and removes the highest
 //! ordinal first; `Parallel` creates and removes all at once. A `RollingUpdate` replaces Pods of
 //! an older revision one at a time, highest ordinal first, down to `partition`; `OnDelete`
-//! leaves that to the user. The status counts Pods per revision, and `currentRevision` becomes
-//! the update revision once every replica runs it, as `kubectl rollout status` and Helm wait for.
+//! leaves that to the user. Each ordinal mounts its own PersistentVolumeClaims (`claims.rs`),
+//! kept across Pod replacements. The status counts Pods per revision, and `currentRevision`
+//! becomes the update revision once every replica runs it, as `kubectl rollout status` and Helm
+//! wait for.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -13,7 +15,7 @@ use rotor_apiserver::{ApiError, Resource, object};
 use serde_json::{Value, json};
 
 use super::controller_revision::{self, History, POD_LABEL, STATEFUL_SET_HASH};
-use super::{Ctx, Task, differs, events, int, live, merge, owned, pods};
+use super::{Ctx, Task, claims, differs, events, int, live, merge, owned, pods};
 
 /// The label naming a StatefulSet Pod (a Service can select one Pod by it).
 const POD_NAME_LABEL: &str = "statefulset.kubernetes.io/pod-name";
@@ -148,6 +150,7 @@ fn new_pod(ctx: &Ctx, sts: &Value, update: &str, i: usize) -> Value {
     if ctx.minor >= 28 {
         labels[POD_INDEX_LABEL] = json!(i.to_string());
     }
+    claims::mount(sts, &mut pod, i);
     pod["spec"]["hostname"] = json!(name);
     if let Some(service) = sts["spec"]["serviceName"]
         .as_str()
@@ -166,6 +169,7 @@ async fn create_pods(
 ) -> Result<(), ApiError> {
     let mut names = Vec::with_capacity(ordinals.len());
     for &i in ordinals {
+        claims::ensure(ctx, sts, i).await?;
         let pod = new_pod(ctx, sts, update, i);
         match pods::create(ctx, events::STATEFUL_SET, sts, pod).await {
             Ok(p) => names.push(object::name(&p).to_string()),

@@ -217,6 +217,22 @@ fn check_stateful_set(k: &Kubectl, ns: &str) -> String {
     }
     names.sort();
     assert_eq!(names, ["db-0", "db-1"]);
+    // The headless Service names each Pod by its hostname (its DNS record upstream).
+    // The Endpoints follow the Pods' readiness a moment after the workload's status does.
+    k.eventually(
+        &["get", "endpoints", "db", "-n", ns],
+        "the headless Service's Endpoints naming db-0 and db-1",
+        |ep| {
+            let mut hostnames: Vec<&str> = ep["subsets"][0]["addresses"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(|a| a["hostname"].as_str())
+                .collect();
+            hostnames.sort();
+            hostnames == ["db-0", "db-1"]
+        },
+    );
     update.to_string()
 }
 
@@ -254,30 +270,53 @@ fn check_job(k: &Kubectl, ns: &str, job: &str) {
 
 /// The Service `web` lists its two ready Pods on the named target port.
 fn check_endpoints(k: &Kubectl, ns: &str) {
-    let web_ips: Vec<String> = pods(k, ns, "app=web")
+    let mut expected: Vec<String> = pods(k, ns, "app=web")
         .iter()
         .filter_map(|p| p["status"]["podIP"].as_str().map(str::to_string))
         .collect();
-    let ep = k.json(&["get", "endpoints", "web", "-n", ns]);
-    let mut ips: Vec<String> = ep["subsets"][0]["addresses"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .filter_map(|a| a["ip"].as_str().map(str::to_string))
-        .collect();
-    let mut expected = web_ips.clone();
-    ips.sort();
     expected.sort();
-    assert_eq!((ips.len(), &ips), (2, &expected), "{ep}");
+    let ips = |ep: &Value| -> Vec<String> {
+        let mut ips: Vec<String> = ep["subsets"][0]["addresses"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|a| a["ip"].as_str().map(str::to_string))
+            .collect();
+        ips.sort();
+        ips
+    };
+    // The Endpoints follow the Pods' readiness a moment after the Deployment's status does.
+    let ep = k.eventually(
+        &["get", "endpoints", "web", "-n", ns],
+        "the Service's Endpoints listing the ready web Pods",
+        |ep| ips(ep) == expected,
+    );
+    assert_eq!(expected.len(), 2, "{ep}");
     assert_eq!(ep["subsets"][0]["ports"][0]["port"], 8080, "{ep}");
-    let slices = items(&k.json(&[
-        "get",
-        "endpointslices",
-        "-n",
-        ns,
-        "-l",
-        "kubernetes.io/service-name=web",
-    ]));
+    let slices = items(&k.eventually(
+        &[
+            "get",
+            "endpointslices",
+            "-n",
+            ns,
+            "-l",
+            "kubernetes.io/service-name=web",
+        ],
+        "the Service's EndpointSlice listing the ready web Pods",
+        |v| {
+            let addresses = |s: &Value| -> Vec<String> {
+                let mut a: Vec<String> = s["endpoints"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .filter_map(|e| e["addresses"][0].as_str().map(str::to_string))
+                    .collect();
+                a.sort();
+                a
+            };
+            items(v).first().is_some_and(|s| addresses(s) == expected)
+        },
+    ));
     assert_eq!(slices.len(), 1, "{slices:?}");
     let endpoints = slices[0]["endpoints"]
         .as_array()

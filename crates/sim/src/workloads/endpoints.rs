@@ -24,6 +24,9 @@ const HEADLESS: &str = "service.kubernetes.io/headless";
 struct Backend<'a> {
     pod: &'a Value,
     ip: &'a str,
+    /// The Pod's hostname when its subdomain is this Service (a StatefulSet's headless one):
+    /// what gives it a DNS name of its own.
+    hostname: Option<&'a str>,
     ready: bool,
     ports: Vec<Value>,
 }
@@ -95,9 +98,13 @@ fn backends<'a>(svc: &Value, all_pods: &'a [Value]) -> Vec<Backend<'a>> {
         .filter_map(|p| {
             let ip = p["status"]["podIP"].as_str().filter(|ip| !ip.is_empty())?;
             let ready = publish || pods::is_ready(p);
+            let hostname = (p["spec"]["subdomain"] == object::name(svc))
+                .then(|| p["spec"]["hostname"].as_str())
+                .flatten();
             Some(Backend {
                 pod: p,
                 ip,
+                hostname,
                 ready,
                 ports: ports(svc, p),
             })
@@ -181,8 +188,12 @@ fn subsets(groups: &Groups) -> Value {
         .iter()
         .map(|(ports, backends)| {
             let address = |b: &&&Backend| {
-                json!({"ip": b.ip, "nodeName": b.pod["spec"]["nodeName"],
-                "targetRef": target_ref(b.pod)})
+                let mut a = json!({"ip": b.ip, "nodeName": b.pod["spec"]["nodeName"],
+                    "targetRef": target_ref(b.pod)});
+                if let Some(h) = b.hostname {
+                    a["hostname"] = json!(h);
+                }
+                a
             };
             let (ready, not_ready): (Vec<&&Backend>, Vec<&&Backend>) =
                 backends.iter().partition(|b| b.ready);
@@ -256,9 +267,13 @@ fn slice_endpoints(backends: &[&Backend]) -> Value {
     backends
         .iter()
         .map(|b| {
-            json!({"addresses": [b.ip],
-            "conditions": {"ready": b.ready, "serving": b.ready, "terminating": false},
-            "nodeName": b.pod["spec"]["nodeName"], "targetRef": target_ref(b.pod)})
+            let mut e = json!({"addresses": [b.ip],
+                "conditions": {"ready": b.ready, "serving": b.ready, "terminating": false},
+                "nodeName": b.pod["spec"]["nodeName"], "targetRef": target_ref(b.pod)});
+            if let Some(h) = b.hostname {
+                e["hostname"] = json!(h);
+            }
+            e
         })
         .collect()
 }
@@ -414,6 +429,20 @@ mod tests {
             json!({"ready": false, "serving": false, "terminating": false})
         );
         assert_eq!(e[0]["targetRef"]["uid"], "u-web-a");
+    }
+
+    #[test]
+    fn a_pod_in_the_services_subdomain_is_listed_by_hostname() {
+        let mut p = pod("db-0", Some("10.0.0.7"), true, 8080);
+        p["spec"]["hostname"] = json!("db-0");
+        p["spec"]["subdomain"] = json!("web");
+        let all = [p];
+        let b = backends(&svc(), &all);
+        assert_eq!(subsets(&groups(&b))[0]["addresses"][0]["hostname"], "db-0");
+        assert_eq!(
+            slice_endpoints(&b.iter().collect::<Vec<_>>())[0]["hostname"],
+            "db-0"
+        );
     }
 
     #[test]

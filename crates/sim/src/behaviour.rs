@@ -1,20 +1,16 @@
 //! What a real cluster's kubelets and controllers would do: nodes become Ready; one watch on the
-//! whole store feeds the workload controllers (`workloads/`: Deployments own ReplicaSets own
-//! Pods); StatefulSets and DaemonSets still only report their replicas ready (status,
-//! observedGeneration) a configurable delay after each spec change.
+//! whole store feeds the workload controllers (`workloads/`: Deployments, ReplicaSets,
+//! StatefulSets, DaemonSets and Jobs with their Pods; Endpoints and EndpointSlices of Services).
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use rotor_apiserver::{ApiServer, PatchType, WriteOptions};
-use rotor_store::{StoreError, WatchEvent};
-use serde_json::{Value, json};
+use rotor_store::StoreError;
+use serde_json::json;
 
 use crate::SimConfig;
 use crate::workloads::{self, Ctx, Queue, Task};
-
-/// The workload kinds whose status alone the simulator converges: (group, plural).
-const WORKLOADS: &[(&str, &str)] = &[("apps", "statefulsets"), ("apps", "daemonsets")];
 
 fn opts() -> WriteOptions {
     WriteOptions {
@@ -32,11 +28,12 @@ pub fn spawn(server: Arc<ApiServer>, config: SimConfig, minor: u32) -> tokio::ta
         let ctx = Ctx {
             server: server.clone(),
             nodes: config.nodes,
+            minor,
             ready_delay: config.workload_ready_delay,
             queue: queue.clone(),
         };
         // One task per cluster: aborting it ends the watch and the controllers together.
-        tokio::join!(run(server, config, queue), workloads::work(ctx, rx));
+        tokio::join!(run(server, queue), workloads::work(ctx, rx));
     })
 }
 
@@ -84,166 +81,63 @@ async fn create_nodes(
 }
 
 /// Follows every change in the cluster; a lagging or compacted watch falls back to a resync.
-async fn run(server: Arc<ApiServer>, config: SimConfig, queue: Queue) {
+async fn run(server: Arc<ApiServer>, queue: Queue) {
     let mut from = 0u64;
     let mut backoff = Duration::from_millis(50);
     loop {
         let watch = match server.store().watch("/", from).await {
             Ok(w) => w,
             Err(StoreError::Compacted { .. }) | Err(_) => {
-                from = resync(&server, &config, &queue).await;
+                from = resync(&server, &queue).await;
                 tokio::time::sleep(backoff).await;
                 backoff = (backoff * 2).min(Duration::from_secs(5));
                 continue;
             }
         };
         if from == 0 {
-            from = resync(&server, &config, &queue).await;
+            from = resync(&server, &queue).await;
         }
         let mut events = watch;
         while let Some(event) = events.recv().await {
             from = event.revision();
             workloads::route(&queue, &event);
-            if let WatchEvent::Put { kv, .. } = &event
-                && kv.key.starts_with("/apps/")
-                && let Ok(obj) = serde_json::from_slice::<Value>(&kv.value)
-            {
-                consider(&server, &config, &kv.key, obj);
-            }
         }
     }
 }
 
-/// Looks at every workload once; returns the revision to watch from.
-async fn resync(server: &Arc<ApiServer>, config: &SimConfig, queue: &Queue) -> u64 {
+/// The task that reconciles an object stored under `/{group}/{plural}/`, by namespace and name.
+type TaskOf = fn(String, String) -> Task;
+
+/// What every controller owns, looked at once: returns the revision to watch from.
+async fn resync(server: &Arc<ApiServer>, queue: &Queue) -> u64 {
     let rev = server.store().current_revision().await.unwrap_or(0);
-    for (plural, task) in [("deployments", true), ("replicasets", false)] {
-        let Ok(page) = server
-            .store()
-            .list(&format!("/apps/{plural}/"), None, 0)
-            .await
-        else {
+    let kinds: [(&str, TaskOf); 6] = [
+        ("/apps/deployments/", |ns, name| Task::Deployment {
+            ns,
+            name,
+        }),
+        ("/apps/replicasets/", |ns, name| Task::ReplicaSet {
+            ns,
+            name,
+        }),
+        ("/apps/statefulsets/", |ns, name| Task::StatefulSet {
+            ns,
+            name,
+        }),
+        ("/apps/daemonsets/", |ns, name| Task::DaemonSet { ns, name }),
+        ("/batch/jobs/", |ns, name| Task::Job { ns, name }),
+        ("/core/services/", |ns, _| Task::Services { ns }),
+    ];
+    for (prefix, task) in kinds {
+        let Ok(page) = server.store().list(prefix, None, 0).await else {
             continue;
         };
         for kv in page.items {
             let mut parts = kv.key.rsplitn(3, '/');
-            let (Some(name), Some(ns)) = (parts.next(), parts.next()) else {
-                continue;
-            };
-            let (ns, name) = (ns.to_string(), name.to_string());
-            queue.push(match task {
-                true => Task::Deployment { ns, name },
-                false => Task::ReplicaSet { ns, name },
-            });
-        }
-    }
-    for (group, plural) in WORKLOADS {
-        let prefix = format!("/{group}/{plural}/");
-        if let Ok(page) = server.store().list(&prefix, None, 0).await {
-            for kv in page.items {
-                if let Ok(obj) = serde_json::from_slice::<Value>(&kv.value) {
-                    consider(server, config, &kv.key, obj);
-                }
+            if let (Some(name), Some(ns)) = (parts.next(), parts.next()) {
+                queue.push(task(ns.to_string(), name.to_string()));
             }
         }
     }
     rev
-}
-
-/// Schedules a status update when a workload's status lags its spec.
-fn consider(server: &Arc<ApiServer>, config: &SimConfig, key: &str, obj: Value) {
-    let mut parts = key.trim_start_matches('/').split('/');
-    let (Some(group), Some(plural), Some(ns), Some(name)) =
-        (parts.next(), parts.next(), parts.next(), parts.next())
-    else {
-        return;
-    };
-    if !WORKLOADS.contains(&(group, plural)) {
-        return;
-    }
-    let generation = obj
-        .pointer("/metadata/generation")
-        .and_then(Value::as_i64)
-        .unwrap_or(1);
-    let observed = obj
-        .pointer("/status/observedGeneration")
-        .and_then(Value::as_i64);
-    if observed == Some(generation) || rotor_apiserver::object::is_deleting(&obj) {
-        return;
-    }
-    let (server, delay) = (server.clone(), config.workload_ready_delay);
-    let (group, plural, ns, name) = (
-        group.to_string(),
-        plural.to_string(),
-        ns.to_string(),
-        name.to_string(),
-    );
-    let nodes = config.nodes as i64;
-    tokio::spawn(async move {
-        tokio::time::sleep(delay).await;
-        let Ok(res) = server.resource(&group, "v1", &plural) else {
-            return;
-        };
-        // Re-read: the status reflects the spec as it is now, not as it was when scheduled.
-        let Ok(current) = server.get(&res, Some(&ns), &name).await else {
-            return;
-        };
-        let status = ready_status(&plural, &current, nodes);
-        if let Err(e) = server
-            .patch(
-                &res,
-                Some(&ns),
-                &name,
-                PatchType::Merge,
-                &json!({"status": status}),
-                Some("status"),
-                &opts(),
-            )
-            .await
-        {
-            tracing::debug!(%plural, %ns, %name, error = %e, "simulated status update");
-        }
-    });
-}
-
-/// The status a healthy controller reports once every replica is up.
-fn ready_status(plural: &str, obj: &Value, nodes: i64) -> Value {
-    let generation = obj
-        .pointer("/metadata/generation")
-        .and_then(Value::as_i64)
-        .unwrap_or(1);
-    if plural == "daemonsets" {
-        return json!({
-            "observedGeneration": generation, "desiredNumberScheduled": nodes, "currentNumberScheduled": nodes,
-            "numberReady": nodes, "numberAvailable": nodes, "updatedNumberScheduled": nodes, "numberMisscheduled": 0,
-        });
-    }
-    let replicas = obj
-        .pointer("/spec/replicas")
-        .and_then(Value::as_i64)
-        .unwrap_or(1);
-    let mut status = json!({
-        "observedGeneration": generation, "replicas": replicas, "readyReplicas": replicas,
-        "availableReplicas": replicas, "updatedReplicas": replicas,
-    });
-    if plural == "statefulsets" {
-        status["currentReplicas"] = json!(replicas);
-    }
-    status
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn ready_status_matches_spec() {
-        let d = json!({"metadata": {"generation": 3}, "spec": {"replicas": 4}});
-        let s = ready_status("statefulsets", &d, 3);
-        assert_eq!(s["observedGeneration"], 3);
-        assert_eq!(s["readyReplicas"], 4);
-        let ds = ready_status("daemonsets", &d, 5);
-        assert_eq!(ready_status("statefulsets", &d, 3)["currentReplicas"], 4);
-        assert_eq!(ds["numberReady"], 5);
-    }
 }

@@ -72,7 +72,8 @@ fn validate_template(spec: Option<&Value>, kind: &str, c: &mut Causes) {
         }
     }
     let pod = spec.and_then(|s| at(s, &["template", "spec"]));
-    super::pod::validate_pod_spec(pod, "spec.template.spec", c);
+    let with_claims = (kind == "statefulset").then(|| with_claim_volumes(spec, pod));
+    super::pod::validate_pod_spec(with_claims.as_ref().or(pod), "spec.template.spec", c);
     if let Some(p) = pod
         .and_then(|p| p.get("restartPolicy"))
         .filter(|v| !v.is_null())
@@ -208,6 +209,61 @@ fn validate_deployment_strategy(spec: Option<&Value>, c: &mut Causes) {
             "spec.progressDeadlineSeconds".into(),
             &Value::from(p),
             "must be greater than minReadySeconds",
+        );
+    }
+}
+
+/// A StatefulSet's pod template as its Pods get it: every `volumeClaimTemplates` name is a
+/// volume its containers may mount (upstream checks the union of both, never one alone).
+fn with_claim_volumes(spec: Option<&Value>, pod: Option<&Value>) -> Value {
+    let mut pod = pod.cloned().unwrap_or(Value::Null);
+    let claims = spec
+        .and_then(|s| s.get("volumeClaimTemplates"))
+        .and_then(Value::as_array);
+    let Some(obj) = pod.as_object_mut() else {
+        return pod;
+    };
+    let mut volumes = obj
+        .get("volumes")
+        .and_then(Value::as_array)
+        .cloned()
+        .unwrap_or_default();
+    for name in claims
+        .into_iter()
+        .flatten()
+        .filter_map(|t| at(t, &["metadata", "name"]))
+    {
+        if !volumes.iter().any(|v| v.get("name") == Some(name)) {
+            volumes.push(serde_json::json!({"name": name}));
+        }
+    }
+    obj.insert("volumes".into(), Value::Array(volumes));
+    pod
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    fn causes(obj: &Value) -> Vec<String> {
+        let mut c = Causes(Vec::new());
+        validate("statefulsets", obj, &mut c);
+        c.0.into_iter().map(|c| c.field).collect()
+    }
+
+    #[test]
+    fn a_stateful_set_may_mount_its_claim_templates_and_nothing_else() {
+        let mut sts = json!({"spec": {"selector": {"matchLabels": {"app": "db"}},
+            "volumeClaimTemplates": [{"metadata": {"name": "data"}}],
+            "template": {"metadata": {"labels": {"app": "db"}}, "spec": {"containers": [
+                {"name": "db", "image": "postgres", "volumeMounts": [{"name": "data", "mountPath": "/data"}]}]}}}});
+        assert!(causes(&sts).is_empty(), "{:?}", causes(&sts));
+        sts["spec"]["template"]["spec"]["containers"][0]["volumeMounts"][0]["name"] = json!("logs");
+        assert_eq!(
+            causes(&sts),
+            ["spec.template.spec.containers[0].volumeMounts[0].name"]
         );
     }
 }

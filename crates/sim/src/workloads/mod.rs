@@ -1,26 +1,35 @@
 //! Workload simulation: the parts of kube-controller-manager and the kubelets a user sees.
 //! Deployments own ReplicaSets (`deployment.rs`, template hash in `hash.rs`, revisions in
 //! `revision.rs`), ReplicaSets own Pods that start Running and Ready after the configured delay
-//! (`replicaset.rs`, `pods.rs`), a few `ScalingReplicaSet` Events (`events.rs`), and `pods/log`
-//! answered with a simulated line (`logs.rs`).
+//! (`replicaset.rs`, `pods.rs`); StatefulSets own ordinal Pods with their volume claims
+//! (`statefulset.rs`, `claims.rs`) and DaemonSets one Pod per node (`daemonset.rs`), both with
+//! ControllerRevisions as their history (`controller_revision.rs`); Jobs own Pods that run to completion (`job.rs`); Services with a
+//! selector get Endpoints and EndpointSlices of their Pods (`endpoints.rs`); the controllers'
+//! Events (`events.rs`), and `pods/log` answered with a simulated line (`logs.rs`).
 //!
 //! Reconciliation is level-triggered and serial: watch events become [`Task`]s in one
 //! de-duplicated queue per cluster (at most one entry per object), worked by one loop; the only
-//! other tasks are the short-lived timers that mark new Pods ready.
+//! other tasks are the short-lived timers that move new Pods on (ready, or done for a Job's).
 
+mod claims;
+mod controller_revision;
+mod daemonset;
 mod deployment;
+mod endpoints;
 mod events;
 pub mod hash;
+mod job;
 pub mod logs;
 mod pods;
 mod replicaset;
 mod revision;
+mod statefulset;
 
 use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use rotor_apiserver::{ApiError, ApiServer, PatchType, Resource, WriteOptions};
+use rotor_apiserver::{ApiError, ApiServer, FieldValidation, PatchType, Resource, WriteOptions};
 use rotor_store::WatchEvent;
 use serde_json::Value;
 use tokio::sync::mpsc;
@@ -36,8 +45,40 @@ pub enum Task {
         ns: String,
         name: String,
     },
+    StatefulSet {
+        ns: String,
+        name: String,
+    },
+    DaemonSet {
+        ns: String,
+        name: String,
+    },
+    Job {
+        ns: String,
+        name: String,
+    },
+    /// A finished Job whose `ttlSecondsAfterFinished` has passed: the TTL controller deletes it.
+    JobExpired {
+        ns: String,
+        name: String,
+    },
+    /// The Endpoints and EndpointSlices of every Service of a namespace (a Pod or Service there
+    /// changed): one task per namespace, however many Pods changed.
+    Services {
+        ns: String,
+    },
+    /// Service `name` was deleted: its Endpoints go too.
+    ServiceGone {
+        ns: String,
+        name: String,
+    },
     /// Pods created a `workload_ready_delay` ago: now Running and Ready.
     PodsReady {
+        ns: String,
+        names: Vec<String>,
+    },
+    /// A Job's Pods created a `workload_ready_delay` ago: now Succeeded.
+    PodsSucceeded {
         ns: String,
         names: Vec<String>,
     },
@@ -89,6 +130,8 @@ impl Queue {
 pub struct Ctx {
     pub server: Arc<ApiServer>,
     pub nodes: usize,
+    /// The cluster's Kubernetes minor version: some behaviour changed between releases.
+    pub minor: u32,
     pub ready_delay: Duration,
     pub queue: Queue,
 }
@@ -106,18 +149,17 @@ pub fn route(queue: &Queue, event: &WatchEvent) {
         return;
     };
     let (ns, name) = (ns.to_string(), name.to_string());
-    let owner = |kind: &str| {
-        serde_json::from_slice::<Value>(value)
-            .ok()
-            .and_then(|o| controller_name(&o, kind))
-    };
     match (group, plural) {
-        // A status written by someone else stands until the spec or a ReplicaSet changes (how
-        // tests inject unavailability); the simulator's own status writes need no second look.
-        ("apps", "deployments") if status_only(event) => {}
+        // A status written by someone else stands until the spec or an owned object changes
+        // (how tests inject unavailability); the simulator's own status writes need no second look.
+        ("apps", "deployments" | "statefulsets" | "daemonsets") | ("batch", "jobs")
+            if status_only(event) => {}
         ("apps", "deployments") => queue.push(Task::Deployment { ns, name }),
+        ("apps", "statefulsets") => queue.push(Task::StatefulSet { ns, name }),
+        ("apps", "daemonsets") => queue.push(Task::DaemonSet { ns, name }),
+        ("batch", "jobs") => queue.push(Task::Job { ns, name }),
         ("apps", "replicasets") => {
-            if let Some(d) = owner("Deployment") {
+            if let Some(("Deployment", d)) = controller_of(value) {
                 queue.push(Task::Deployment {
                     ns: ns.clone(),
                     name: d,
@@ -126,12 +168,50 @@ pub fn route(queue: &Queue, event: &WatchEvent) {
             queue.push(Task::ReplicaSet { ns, name });
         }
         ("core", "pods") => {
-            if let Some(rs) = owner("ReplicaSet") {
-                queue.push(Task::ReplicaSet { ns, name: rs });
+            if let Some(task) =
+                controller_of(value).and_then(|(kind, owner)| owner_task(kind, ns.clone(), owner))
+            {
+                queue.push(task);
             }
+            queue.push(Task::Services { ns });
         }
+        ("core", "services") if matches!(event, WatchEvent::Delete { .. }) => {
+            queue.push(Task::ServiceGone { ns, name })
+        }
+        ("core", "services") => queue.push(Task::Services { ns }),
         _ => {}
     }
+}
+
+/// The task of a Pod's controller.
+fn owner_task(kind: &str, ns: String, name: String) -> Option<Task> {
+    match kind {
+        "ReplicaSet" => Some(Task::ReplicaSet { ns, name }),
+        "StatefulSet" => Some(Task::StatefulSet { ns, name }),
+        "DaemonSet" => Some(Task::DaemonSet { ns, name }),
+        "Job" => Some(Task::Job { ns, name }),
+        _ => None,
+    }
+}
+
+/// The kind and name of the controller of the stored object `bytes`.
+fn controller_of(bytes: &[u8]) -> Option<(&'static str, String)> {
+    let obj = serde_json::from_slice::<Value>(bytes).ok()?;
+    let r = obj
+        .pointer("/metadata/ownerReferences")?
+        .as_array()?
+        .iter()
+        .find(|r| r["controller"] == true)?;
+    let kind = [
+        "Deployment",
+        "ReplicaSet",
+        "StatefulSet",
+        "DaemonSet",
+        "Job",
+    ]
+    .into_iter()
+    .find(|k| r["kind"] == *k)?;
+    Some((kind, r["name"].as_str()?.to_string()))
 }
 
 /// Whether `event` is an update that changed nothing but status (and bookkeeping metadata).
@@ -162,7 +242,14 @@ pub async fn work(ctx: Ctx, mut rx: mpsc::UnboundedReceiver<Task>) {
         let result = match &task {
             Task::Deployment { ns, name } => deployment::reconcile(&ctx, ns, name).await,
             Task::ReplicaSet { ns, name } => replicaset::reconcile(&ctx, ns, name).await,
+            Task::StatefulSet { ns, name } => statefulset::reconcile(&ctx, ns, name).await,
+            Task::DaemonSet { ns, name } => daemonset::reconcile(&ctx, ns, name).await,
+            Task::Job { ns, name } => job::reconcile(&ctx, ns, name).await,
+            Task::JobExpired { ns, name } => job::expire(&ctx, ns, name).await,
+            Task::Services { ns } => endpoints::reconcile(&ctx, ns).await,
+            Task::ServiceGone { ns, name } => endpoints::service_gone(&ctx, ns, name).await,
             Task::PodsReady { ns, names } => pods::mark_ready(&ctx, ns, names).await,
+            Task::PodsSucceeded { ns, names } => pods::mark_succeeded(&ctx, ns, names).await,
         };
         if let Err(e) = result {
             tracing::debug!(?task, error = %e, "simulated workload controller");
@@ -170,22 +257,15 @@ pub async fn work(ctx: Ctx, mut rx: mpsc::UnboundedReceiver<Task>) {
     }
 }
 
-/// The field manager of every simulated controller write.
+/// The options of every simulated controller write: kube-controller-manager's field manager,
+/// and the server's default field validation (Warn: controllers send none), which also lets a
+/// ControllerRevision's free-form `data` through.
 pub fn opts() -> WriteOptions {
     WriteOptions {
         field_manager: "kube-controller-manager".into(),
+        validation: FieldValidation::Warn,
         ..WriteOptions::default()
     }
-}
-
-/// The name of `obj`'s controlling owner of kind `kind`.
-pub fn controller_name(obj: &Value, kind: &str) -> Option<String> {
-    obj.pointer("/metadata/ownerReferences")?
-        .as_array()?
-        .iter()
-        .find(|r| r["controller"] == true && r["kind"] == kind)
-        .and_then(|r| r["name"].as_str())
-        .map(str::to_string)
 }
 
 pub fn uid(obj: &Value) -> &str {

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use rotor_apiserver::{ApiError, Resource};
 use serde_json::{Value, json};
 
-use super::{Ctx, Task, differs, int, live, merge, owned, pods};
+use super::{Ctx, Task, differs, events, int, live, merge, owned, pods};
 
 /// Brings ReplicaSet `ns/name`'s Pods to its replica count, then its status to its Pods.
 pub async fn reconcile(ctx: &Ctx, ns: &str, name: &str) -> Result<(), ApiError> {
@@ -22,38 +22,31 @@ pub async fn reconcile(ctx: &Ctx, ns: &str, name: &str) -> Result<(), ApiError> 
         .collect();
     let want = usize::try_from(int(&rs, "/spec/replicas", 1)).unwrap_or(0);
     if current.len() < want {
-        let created = create_pods(ctx, &pods_res, &rs, want - current.len()).await?;
+        let created = create_pods(ctx, &rs, want - current.len()).await?;
         current.extend(created);
     } else if current.len() > want {
         pods::sort_newest_first(&mut current);
         let extra: Vec<Value> = current.drain(..current.len() - want).collect();
-        pods::delete(ctx, &pods_res, ns, &extra).await?;
+        pods::delete(ctx, events::REPLICA_SET, &rs, &extra).await?;
     }
     write_status(ctx, &replicasets, &rs, &current).await
 }
 
-async fn create_pods(
-    ctx: &Ctx,
-    res: &Arc<Resource>,
-    rs: &Value,
-    count: usize,
-) -> Result<Vec<Value>, ApiError> {
-    let ns = rs["metadata"]["namespace"].as_str().unwrap_or("default");
+async fn create_pods(ctx: &Ctx, rs: &Value, count: usize) -> Result<Vec<Value>, ApiError> {
     let mut created = Vec::with_capacity(count);
     for _ in 0..count {
-        let pod = pods::from_template(rs, "ReplicaSet", ctx.nodes);
-        created.push(
-            ctx.server
-                .create(res, Some(ns), pod, &super::opts())
-                .await?
-                .object,
-        );
+        let (name, node) = (pods::random_name(rs), pods::random_node(ctx.nodes));
+        let pod = pods::from_template(rs, events::REPLICA_SET, &name, &node);
+        created.push(pods::create(ctx, events::REPLICA_SET, rs, pod).await?);
     }
     let names = created
         .iter()
         .map(|p| rotor_apiserver::object::name(p).to_string())
         .collect();
-    let ns = ns.to_string();
+    let ns = rs["metadata"]["namespace"]
+        .as_str()
+        .unwrap_or("default")
+        .to_string();
     ctx.queue
         .after(ctx.ready_delay, Task::PodsReady { ns, names });
     Ok(created)

@@ -75,6 +75,9 @@ closed_enum! {
         VerificationPassed = "VerificationPassed",
         HealthGateFailed = "HealthGateFailed",
         TrafficStepApplied = "TrafficStepApplied",
+        /// A step (or blue's retention) is over but green holds requests it has not answered,
+        /// enough to fail the gate should they fail: the swap waits for their outcome.
+        GreenRequestsUnanswered = "GreenRequestsUnanswered",
         TrafficShifted = "TrafficShifted",
         DrainingBlue = "DrainingBlue",
         /// Blue's drain timeout passed with sessions still open on it (long-lived streams, or

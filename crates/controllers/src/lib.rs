@@ -64,6 +64,13 @@ pub struct Settings {
     /// answered fewer requests counts its failures as if it had answered this many (see
     /// `swap::gates::error_rate_breached`).
     pub min_gate_requests: u64,
+    /// A request green has held this long without answering makes a step undecided: the
+    /// step is not over (no more traffic to green, blue not deleted) while such requests could
+    /// fail the error-rate gate, until they are answered or the proxy gives up on them (a
+    /// failure). Below this, a request is in flight as any other. Without it a hanging green
+    /// looks healthy until the proxy's server timeout, and a short bake lets it take more
+    /// traffic first.
+    pub unanswered_after: Duration,
     /// How often a Cluster's health is re-probed when nothing else triggers it.
     pub cluster_resync: Duration,
     /// How the cloud is polled about operations it has no events for (a create or delete in
@@ -83,6 +90,7 @@ impl Default for Settings {
             green_ready_timeout: Duration::from_secs(30 * 60),
             verify_timeout: Duration::from_secs(10 * 60),
             min_gate_requests: 20,
+            unanswered_after: Duration::from_secs(1),
             cluster_resync: Duration::from_secs(30),
             cloud_poll: rotor_providers::poll::PollPolicy::default(),
             shutdown_grace: Duration::from_secs(6),

@@ -226,14 +226,7 @@ async fn swap_succeeds(traffic: TrafficChoice) {
         }
     }
     // The transitions are Events on the swap.
-    let events: Api<k8s_openapi::api::events::v1::Event> = Api::all(r.client.clone());
-    let list = events.list(&Default::default()).await.expect("events");
-    let reasons: Vec<String> = list
-        .items
-        .iter()
-        .filter(|e| e.regarding.as_ref().and_then(|o| o.name.as_deref()) == Some(name.as_str()))
-        .filter_map(|e| e.reason.clone())
-        .collect();
+    let reasons = event_reasons(&r, &name).await;
     for reason in [
         "ProvisioningGreen",
         "GreenReady",
@@ -261,7 +254,9 @@ async fn swap_through_the_embedded_router_succeeds_with_zero_failed_requests() {
 /// everything back to blue, green is deleted, no GET failed (the traffic layer retried them on
 /// blue), and every failed POST was one green failed (a write is never retried) — at most
 /// those sent to green before the gate tripped. The latency gate is set, so a slow green trips
-/// it where the traffic layer times requests.
+/// it where the traffic layer times requests. The step bakes 3 s, less than the proxy's
+/// server timeout (8 s): a hanging green's requests are still unanswered when the bake ends,
+/// and the step waits for them rather than give green 100 % — so every fault is judged at 50 %.
 async fn bad_green_rolls_back(traffic: TrafficChoice, fault: Fault) {
     let r = rehearsal(traffic).await;
     let blue = r.fleet[0].name_any();
@@ -272,11 +267,9 @@ async fn bad_green_rolls_back(traffic: TrafficChoice, fault: Fault) {
         streams: 0,
     };
     let load = Load::start_mixed(r.app_urls(), 8, CLIENT_TIMEOUT, mix);
-    // A hang shows only when the proxy gives up on it (PROXY_SERVER_TIMEOUT, 8 s): the step
-    // bakes longer than that, or a hanging green would pass its gate.
     let strategy = SwapStrategy {
         traffic_steps: vec![50, 100],
-        bake_seconds: 10,
+        bake_seconds: 3,
         blue_retention_seconds: 1,
         health_gates: rotor_api::HealthGates {
             max_latency_p99_ms: Some(500),
@@ -323,6 +316,18 @@ async fn bad_green_rolls_back(traffic: TrafficChoice, fault: Fault) {
         .find(|t| t.phase == Phase::RollingBack)
         .expect("RollingBack recorded");
     assert_eq!(rollback.reason, rotor_api::Reason::HealthGateFailed);
+    assert!(
+        rollback.message.contains("at 50 %"),
+        "{fault:?} was not judged at 50 %: {}",
+        rollback.message
+    );
+    if fault == Fault::TrafficHangs {
+        let reasons = event_reasons(&r, &name).await;
+        assert!(
+            reasons.iter().any(|r| r == "GreenRequestsUnanswered"),
+            "the 50 % step did not wait for green's unanswered requests: {reasons:?}"
+        );
+    }
     eprintln!(
         "{fault:?} through {traffic:?}: {}; GETs failed {} of {}, POSTs {} of {}; green failed \
          {green_failed} attempts",
@@ -351,6 +356,17 @@ async fn bad_green_rolls_back(traffic: TrafficChoice, fault: Fault) {
     assert!(r.sim.cluster(&green).is_none(), "green was not deleted");
     let weights = shifter(&r).weights(&endpoint).await.expect("weights");
     assert_eq!(weights, rotor_traffic::Weights::all_blue());
+}
+
+/// The reasons of the Events on swap `name`.
+async fn event_reasons(r: &Rehearsal, name: &str) -> Vec<String> {
+    let events: Api<k8s_openapi::api::events::v1::Event> = Api::all(r.client.clone());
+    let list = events.list(&Default::default()).await.expect("events");
+    list.items
+        .iter()
+        .filter(|e| e.regarding.as_ref().and_then(|o| o.name.as_deref()) == Some(name))
+        .filter_map(|e| e.reason.clone())
+        .collect()
 }
 
 /// The rehearsal's traffic layer.

@@ -30,9 +30,14 @@ pub use latency::{BackendLatencies, Latencies};
 /// [`CLIENT_TIMEOUT`], longer, so they get the proxy's answer instead of giving up first.
 pub const PROXY_SERVER_TIMEOUT: Duration = Duration::from_secs(8);
 
-/// What clients of the traffic layer (the load generator, the demo) wait for an answer; see
-/// [`PROXY_SERVER_TIMEOUT`].
-pub const CLIENT_TIMEOUT: Duration = Duration::from_secs(10);
+/// What clients of the traffic layer (the load generator, the demo) wait for an answer: long
+/// enough for a GET that hung on green until [`PROXY_SERVER_TIMEOUT`] to be answered by blue
+/// in its retry, however slow it asked to be ([`load::SLOW_REQUEST`]), plus a second. With
+/// less (it was 10 s), a slow GET caught by a hanging green fails at the client while the
+/// proxy retries it (measured: 1 of 1.45 M GETs in a 20-cluster demo with `green-hangs`).
+pub const CLIENT_TIMEOUT: Duration = PROXY_SERVER_TIMEOUT
+    .saturating_add(load::SLOW_REQUEST.1)
+    .saturating_add(Duration::from_secs(1));
 
 /// Longest endpoint name accepted (HAProxy proxy names are limited; keep headroom for `ep_`).
 pub const MAX_ENDPOINT_LEN: usize = 63;
@@ -191,6 +196,16 @@ pub struct Sessions {
     pub green: u64,
 }
 
+/// Requests each backend of an endpoint has held past an age without answering (no response
+/// head yet), at one moment. A gate cannot call a step healthy while green holds such requests:
+/// a hanging green looks like a slow one until its requests time out at the proxy, and until
+/// then its error rate shows nothing. Streams that have answered are not counted, however old.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub struct Unanswered {
+    pub blue: u64,
+    pub green: u64,
+}
+
 /// Everything that can go wrong while shifting traffic. Each variant names the endpoint (or the
 /// process/listener) and what failed.
 #[derive(Debug, thiserror::Error)]
@@ -339,6 +354,15 @@ pub trait TrafficShifter: Send + Sync {
     /// weight 0 is drained when its count reaches zero. A shifter that never sees requests
     /// (DNS) answers [`TrafficError::NoRequestCounts`].
     async fn sessions(&self, endpoint: &str) -> Result<Sessions, TrafficError>;
+
+    /// The requests each backend of `endpoint` has held for at least `older_than` without
+    /// answering (see [`Unanswered`]). A shifter that never sees requests (DNS) answers
+    /// [`TrafficError::NoRequestCounts`].
+    async fn unanswered(
+        &self,
+        endpoint: &str,
+        older_than: Duration,
+    ) -> Result<Unanswered, TrafficError>;
 
     /// How long after a change of weights clients may still follow the old ones: zero for a
     /// proxy (HAProxy, the simulator), the record's TTL plus propagation for DNS. An instance

@@ -26,7 +26,7 @@ use aws_sdk_route53::types::{
 use rotor_aws::{Failure, SdkConfig, classify};
 
 use crate::{
-    BackendLatencies, BackendStats, Sessions, TrafficError, TrafficShifter, Weights,
+    BackendLatencies, BackendStats, Sessions, TrafficError, TrafficShifter, Unanswered, Weights,
     validate_endpoint,
 };
 
@@ -396,6 +396,17 @@ impl TrafficShifter for Route53Shifter {
 
     /// DNS sees no connections either: a drain behind Route 53 is its settle time.
     async fn sessions(&self, endpoint: &str) -> Result<Sessions, TrafficError> {
+        Err(TrafficError::NoRequestCounts {
+            endpoint: endpoint.to_string(),
+            shifter: "route53",
+        })
+    }
+
+    async fn unanswered(
+        &self,
+        endpoint: &str,
+        _older_than: Duration,
+    ) -> Result<Unanswered, TrafficError> {
         Err(TrafficError::NoRequestCounts {
             endpoint: endpoint.to_string(),
             shifter: "route53",

@@ -41,8 +41,8 @@ use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
 use crate::{
-    Backend, BackendLatencies, BackendStats, Sessions, TrafficError, TrafficShifter, Weights,
-    validate_endpoint,
+    Backend, BackendLatencies, BackendStats, Sessions, TrafficError, TrafficShifter, Unanswered,
+    Weights, validate_endpoint,
 };
 
 /// Response header naming the backend that answered.
@@ -107,6 +107,11 @@ struct EndpointState {
     backends: BackendStats,
     /// Attempts whose answer has not ended yet, per backend ([`TrafficShifter::sessions`]).
     sessions: Sessions,
+    /// Attempts still waiting for their answer's head, by id: when each was sent, and where
+    /// ([`TrafficShifter::unanswered`]).
+    waiting: HashMap<u64, (Backend, Instant)>,
+    /// The id of the next attempt in `waiting`.
+    next_attempt: u64,
     /// Time to each attempt's answer head (or its failure), since registration
     /// ([`TrafficShifter::latencies`]).
     latencies: BackendLatencies,
@@ -211,6 +216,32 @@ impl Drop for Session {
         let mut state = lock(&self.endpoint);
         let count = state.session_count(self.backend);
         *count = count.saturating_sub(1);
+    }
+}
+
+/// One attempt in [`EndpointState::waiting`] until its answer's head (or its failure) is in:
+/// dropped, it takes itself out, however the attempt ended.
+struct Waiting {
+    endpoint: Endpoint,
+    id: u64,
+}
+
+impl Waiting {
+    fn start(endpoint: &Endpoint, backend: Backend) -> Self {
+        let mut state = lock(endpoint);
+        let id = state.next_attempt;
+        state.next_attempt += 1;
+        state.waiting.insert(id, (backend, Instant::now()));
+        Waiting {
+            endpoint: Arc::clone(endpoint),
+            id,
+        }
+    }
+}
+
+impl Drop for Waiting {
+    fn drop(&mut self) {
+        lock(&self.endpoint).waiting.remove(&self.id);
     }
 }
 
@@ -423,7 +454,7 @@ impl SimShifter {
         let first_session = Session::open(&endpoint, first);
         let sent = Instant::now();
         let first_attempt = self
-            .attempt(&parts, &body, first, first_addr, &path_and_query)
+            .attempt(&endpoint, &parts, &body, first, first_addr, &path_and_query)
             .await;
         let first_failed = attempt_failed(&first_attempt);
         let fallback = {
@@ -453,7 +484,14 @@ impl SimShifter {
                 );
                 let sent = Instant::now();
                 let attempt = self
-                    .attempt(&parts, &body, second, Some(addr), &path_and_query)
+                    .attempt(
+                        &endpoint,
+                        &parts,
+                        &body,
+                        second,
+                        Some(addr),
+                        &path_and_query,
+                    )
                     .await;
                 let took = sent.elapsed();
                 lock(&endpoint).record_attempt(second, attempt_failed(&attempt), took);
@@ -501,9 +539,11 @@ impl SimShifter {
         response
     }
 
-    /// One attempt on `backend` (at `addr`, `None` if it is not registered).
+    /// One attempt on `backend` (at `addr`, `None` if it is not registered), counted as
+    /// waiting until its answer's head is in.
     async fn attempt(
         &self,
+        endpoint: &Endpoint,
         parts: &http::request::Parts,
         body: &Bytes,
         backend: Backend,
@@ -511,7 +551,10 @@ impl SimShifter {
         path_and_query: &str,
     ) -> Attempt {
         match addr {
-            Some(addr) => self.send(parts, body, addr, path_and_query).await,
+            Some(addr) => {
+                let _waiting = Waiting::start(endpoint, backend);
+                self.send(parts, body, addr, path_and_query).await
+            }
             None => Err((
                 StatusCode::BAD_GATEWAY,
                 format!("{backend} is not registered"),
@@ -629,6 +672,8 @@ impl TrafficShifter for SimShifter {
                         stats: TrafficStats::default(),
                         backends: BackendStats::default(),
                         sessions: Sessions::default(),
+                        waiting: HashMap::new(),
+                        next_attempt: 0,
                         latencies: BackendLatencies::default(),
                     })),
                 );
@@ -676,6 +721,25 @@ impl TrafficShifter for SimShifter {
     async fn sessions(&self, endpoint: &str) -> Result<Sessions, TrafficError> {
         validate_endpoint(endpoint)?;
         Ok(lock(&self.endpoint(endpoint)?).sessions)
+    }
+
+    async fn unanswered(
+        &self,
+        endpoint: &str,
+        older_than: Duration,
+    ) -> Result<Unanswered, TrafficError> {
+        let endpoint = self.endpoint(endpoint)?;
+        let state = lock(&endpoint);
+        let mut count = Unanswered::default();
+        for (backend, sent) in state.waiting.values() {
+            if sent.elapsed() >= older_than {
+                match backend {
+                    Backend::Blue => count.blue += 1,
+                    Backend::Green => count.green += 1,
+                }
+            }
+        }
+        Ok(count)
     }
 }
 
@@ -731,6 +795,8 @@ mod tests {
             stats: TrafficStats::default(),
             backends: BackendStats::default(),
             sessions: Sessions::default(),
+            waiting: HashMap::new(),
+            next_attempt: 0,
             latencies: BackendLatencies::default(),
         }
     }

@@ -543,6 +543,28 @@ async fn haproxy_counts_open_sessions_per_server() {
     common::sessions_follow_streams(&shifter, EP, &format!("http://{listen}/stream")).await;
 }
 
+/// `show sess all` as rotor reads it: the streams of `ep_<endpoint>` still waiting for their
+/// server's answer head, aged from their accept dates; an answered stream is not counted.
+#[tokio::test]
+async fn haproxy_counts_unanswered_requests_per_server() {
+    let Some(binary) = haproxy() else {
+        return;
+    };
+    let (blue, green) = (streaming_backend().await, common::holding_backend().await);
+    let (process, listen) = start(&binary, blue.addr).await;
+    let shifter = process.shifter();
+    attach(
+        &shifter,
+        EP,
+        blue.addr,
+        Some(green.backend.addr),
+        Weights::green(100).unwrap(),
+    )
+    .await;
+    common::unanswered_follows_held_requests(&shifter, EP, &green, &format!("http://{listen}"))
+        .await;
+}
+
 /// An operator's HAProxy is checked before rotor drives it: rotor's own config passes; a copy
 /// without `option redispatch` is refused, naming the backend and the setting.
 #[tokio::test]

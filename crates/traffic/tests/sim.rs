@@ -614,6 +614,24 @@ async fn sim_counts_open_sessions_per_backend() {
     common::sessions_follow_streams(&shifter, EP, &format!("{}/stream", server.url(EP))).await;
 }
 
+/// The router counts the attempts still waiting for their answer's head, by age, apart from
+/// the streams that have answered.
+#[tokio::test]
+async fn sim_counts_unanswered_requests_per_backend() {
+    let (blue, green) = (streaming_backend().await, common::holding_backend().await);
+    let shifter = SimShifter::new();
+    let server = shifter.serve("127.0.0.1:0".parse().unwrap()).await.unwrap();
+    attach(
+        &shifter,
+        EP,
+        blue.addr,
+        Some(green.backend.addr),
+        Weights::green(100).unwrap(),
+    )
+    .await;
+    common::unanswered_follows_held_requests(&shifter, EP, &green, &server.url(EP)).await;
+}
+
 /// The router times each attempt to its answer's head: a green 300 ms late shows.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sim_latencies_per_backend() {

@@ -154,6 +154,49 @@ impl Reconcile<'_> {
         })
     }
 
+    /// Why the step cannot end yet, if it cannot: green holds requests it has not answered
+    /// for [`Settings::unanswered_after`](crate::Settings::unanswered_after), and counted as
+    /// failures they would fail the error-rate gate. A hanging green shows no failures until
+    /// the proxy gives up on its requests; a step that ended before that would give it more
+    /// traffic (or let blue go) on no evidence. Held, the step ends once they are answered, or
+    /// the proxy's timeout turns them into failures and the gate fails. A DNS shifter sees no
+    /// requests: nothing to wait for.
+    pub(super) async fn undecided(
+        &self,
+        cluster: &Cluster,
+        status: &ClusterSwapStatus,
+    ) -> Result<Option<String>, Error> {
+        let green = self.green(status)?;
+        let (endpoint, shifter) = self.traffic(cluster)?;
+        let after = self.ctx.settings.unanswered_after;
+        let waiting = match shifter.unanswered(endpoint, after).await {
+            Ok(u) => u.green,
+            Err(rotor_traffic::TrafficError::NoRequestCounts { .. }) => return Ok(None),
+            Err(e) => return Err(e.into()),
+        };
+        if waiting == 0 {
+            return Ok(None);
+        }
+        let stats = shifter.backend_stats(endpoint).await?;
+        let step = status.current_step.unwrap_or(u32::MAX);
+        let base = self.ctx.swaps.gate_baseline(&self.name, step, stats.green);
+        let failures = stats.green.failures.saturating_sub(base.failures) + waiting;
+        let requests = stats
+            .green
+            .requests
+            .saturating_sub(base.requests)
+            .max(failures);
+        let gates = &self.swap.spec.strategy.health_gates;
+        let min = self.ctx.settings.min_gate_requests;
+        if error_rate_breached(requests, failures, min, gates.max_error_rate_percent).is_none() {
+            return Ok(None);
+        }
+        Ok(Some(format!(
+            "green {green} has not answered requests it has held for over {after:?}; the step \
+             ends when they are answered, or fails the gate if the proxy gives up on them"
+        )))
+    }
+
     /// Green's latency percentiles since the current step began, when over a bound (see
     /// `HealthGates::latency_bounds`); `Err` when a bound is set and the traffic layer does
     /// not time requests (the gate cannot be judged, so it never passes).

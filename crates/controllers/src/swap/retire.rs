@@ -120,6 +120,14 @@ impl Reconcile<'_> {
                 self.ctx.settings.gate_interval.min(retention - retained),
             ));
         }
+        // Deleting blue cannot be undone: not while green's requests could still fail the gate.
+        if let Some(why) = self.undecided(cluster, status).await? {
+            return Ok(Step::wait(
+                Reason::GreenRequestsUnanswered,
+                why,
+                self.ctx.settings.gate_interval,
+            ));
+        }
         let blue = self.blue(status)?;
         Ok(Step::advance(
             Phase::Decommissioning,

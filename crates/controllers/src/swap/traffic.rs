@@ -49,6 +49,13 @@ impl<'a> Reconcile<'a> {
         }
         let next = step as usize + 1;
         if next < steps.len() {
+            if let Some(why) = self.undecided(cluster, status).await? {
+                return Ok(Step::wait(
+                    Reason::GreenRequestsUnanswered,
+                    why,
+                    self.ctx.settings.gate_interval,
+                ));
+            }
             return self.apply_step(cluster, status, next).await;
         }
         status.green_weight_percent = 100;

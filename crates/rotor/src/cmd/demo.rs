@@ -385,6 +385,7 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
         started,
     );
     let counts = final_status.counts.clone();
+    let held = swaps_with_event(&r, rotor_api::Reason::GreenRequestsUnanswered).await?;
     let samples = load.failure_samples();
     let sent = load.stop().await;
     if !args.json {
@@ -493,6 +494,7 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
         "swaps_failed": counts.failed,
         "swaps_rolled_back": counts.rolled_back + retried,
         "swaps_retried": retried,
+        "swaps_held_for_unanswered": held,
         "swaps_unfinished": counts.total - counts.succeeded - counts.failed - counts.rolled_back,
         "clusters_skipped": final_status.skipped.len(),
         "skipped_by_reason": skipped_by_reason,
@@ -521,6 +523,7 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
             "drain_timeout_s": settings.drain_timeout.as_secs_f64(),
             "poll_interval_s": settings.poll_interval.as_secs_f64(),
             "gate_interval_s": settings.gate_interval.as_secs_f64(),
+            "unanswered_after_s": settings.unanswered_after.as_secs_f64(),
             "cloud_poll_s": [settings.cloud_poll.first.as_secs_f64(), settings.cloud_poll.max_in_progress.as_secs_f64()],
             "max_latency_p95_ms": args.max_latency_p95_ms,
         },
@@ -620,6 +623,21 @@ fn configured_bound(
     )
 }
 
+/// How many swaps have an Event with `reason`: e.g. how many waited for green's unanswered
+/// requests before a step ended.
+async fn swaps_with_event(r: &Rehearsal, reason: rotor_api::Reason) -> anyhow::Result<usize> {
+    let events: Api<k8s_openapi::api::events::v1::Event> = Api::all(r.client.clone());
+    let swaps: std::collections::BTreeSet<String> = events
+        .list(&ListParams::default())
+        .await?
+        .items
+        .into_iter()
+        .filter(|e| e.reason.as_deref() == Some(reason.as_str()))
+        .filter_map(|e| e.regarding.and_then(|o| o.name))
+        .collect();
+    Ok(swaps.len())
+}
+
 /// The controllers' timings in the demo, where they differ from `rotor serve`'s.
 fn demo_settings() -> rotor_controllers::Settings {
     rotor_controllers::Settings {
@@ -636,6 +654,10 @@ fn demo_settings() -> rotor_controllers::Settings {
             max_in_progress: Duration::from_millis(100),
             ..Default::default()
         },
+        // The demo's steps bake 1 s (as long as `rotor serve`'s bound): a green that starts
+        // hanging just after its step began would end the step with its requests younger
+        // than that, so unjudged. Half the bake leaves the other half to see them.
+        unanswered_after: Duration::from_millis(500),
         ..Default::default()
     }
 }

@@ -39,14 +39,15 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::UnixStream;
 
 use crate::{
-    Backend, BackendLatencies, BackendStats, Sessions, TrafficError, TrafficShifter, Weights,
-    validate_endpoint,
+    Backend, BackendLatencies, BackendStats, Sessions, TrafficError, TrafficShifter, Unanswered,
+    Weights, validate_endpoint,
 };
 
 mod check;
 mod config;
 mod process;
 mod replies;
+mod streams;
 mod timing;
 
 pub use check::{ConfigProblem, check_config};
@@ -62,8 +63,9 @@ pub use timing::{LOG_FORMAT, LatencyBook, LatencyLog, log_lines};
 /// listens on port 1, and the server is `disabled` until registered anyway.
 pub const PLACEHOLDER_ADDR: &str = "127.0.0.1:1";
 
-/// Largest reply read from the runtime API; the replies rotor asks for are a few hundred bytes.
-const MAX_REPLY: u64 = 1 << 20;
+/// Largest reply read from the runtime API; the replies rotor asks for are a few hundred bytes,
+/// but for `show sess all` (about 2 KiB per stream, so this bounds it to some 30,000 streams).
+const MAX_REPLY: u64 = 64 << 20;
 
 /// The HAProxy backend that serves `endpoint`.
 pub fn backend_name(endpoint: &str) -> String {
@@ -433,6 +435,32 @@ impl TrafficShifter for HaproxyShifter {
             .round_trip(endpoint, "reading sessions", &command)
             .await?;
         parse_sessions(endpoint, &command, &reply)
+    }
+
+    /// One round trip: `show sess all`, every stream HAProxy holds, of which those of
+    /// `ep_<endpoint>` still waiting for their server's answer head (see `streams`). Its ages
+    /// are whole seconds, so `older_than` is judged to the second below.
+    async fn unanswered(
+        &self,
+        endpoint: &str,
+        older_than: Duration,
+    ) -> Result<Unanswered, TrafficError> {
+        validate_endpoint(endpoint)?;
+        let reply = self
+            .round_trip(endpoint, "reading unanswered requests", "show sess all")
+            .await?;
+        if let Some(message) = rejection(&reply) {
+            return Err(TrafficError::Protocol {
+                endpoint: endpoint.to_string(),
+                command: "show sess all".to_string(),
+                reply: message.to_string(),
+            });
+        }
+        Ok(streams::unanswered(
+            &reply,
+            &backend_name(endpoint),
+            older_than,
+        ))
     }
 
     async fn weights(&self, endpoint: &str) -> Result<Weights, TrafficError> {

@@ -125,6 +125,48 @@ pub async fn streaming_backend() -> TestBackend {
     .await
 }
 
+/// A streaming backend (`/stream`, as [`streaming_backend`]) whose `/hold` answers only once
+/// [`HoldingBackend::release`] is called: a request in flight for as long as a test wants.
+pub struct HoldingBackend {
+    pub backend: TestBackend,
+    release: tokio::sync::watch::Sender<bool>,
+}
+
+impl HoldingBackend {
+    /// Every held request answers, and later ones do at once.
+    pub fn release(&self) {
+        self.release.send_replace(true);
+    }
+}
+
+pub async fn holding_backend() -> HoldingBackend {
+    let (release, released) = tokio::sync::watch::channel(false);
+    let hold = move || {
+        let mut released = released.clone();
+        async move {
+            let _ = released.wait_for(|r| *r).await;
+            "released"
+        }
+    };
+    let stream = || async {
+        let ticks = futures::stream::unfold(0u64, |n| async move {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+            Some((
+                Ok::<_, std::io::Error>(Bytes::from(format!("data: {n}\n\n"))),
+                n + 1,
+            ))
+        });
+        axum::body::Body::from_stream(ticks)
+    };
+    let backend = serve(
+        Router::new()
+            .route("/hold", get(hold))
+            .route("/stream", get(stream)),
+    )
+    .await;
+    HoldingBackend { backend, release }
+}
+
 /// Accepts TCP connections and never answers.
 pub async fn silent_backend() -> TestBackend {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -271,4 +313,74 @@ pub async fn sessions_follow_streams<S: rotor_traffic::TrafficShifter + ?Sized>(
     sessions_become(shifter, endpoint, Sessions { blue: 1, green: 1 }).await;
     drop(on_blue);
     sessions_become(shifter, endpoint, Sessions { blue: 0, green: 1 }).await;
+}
+
+/// Waits (bounded by [`REQUEST_TIMEOUT`], re-reading every 10 ms) until the requests
+/// `endpoint`'s backends have held for `older_than` are `want`.
+pub async fn unanswered_become<S: rotor_traffic::TrafficShifter + ?Sized>(
+    shifter: &S,
+    endpoint: &str,
+    older_than: Duration,
+    want: rotor_traffic::Unanswered,
+) {
+    let deadline = tokio::time::Instant::now() + REQUEST_TIMEOUT;
+    loop {
+        let have = shifter.unanswered(endpoint, older_than).await.unwrap();
+        if have == want {
+            return;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{endpoint}: unanswered for {older_than:?} {have:?}, want {want:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+/// What every shifter that counts requests must show, at `endpoint` whose green is `green`
+/// (at `base`, the endpoint's URL) and 100 % of the traffic: an answered stream is not
+/// unanswered however long it stays open; a held request is, once older than the bound asked
+/// about and not before; and it is no longer once answered.
+pub async fn unanswered_follows_held_requests<S: rotor_traffic::TrafficShifter + ?Sized>(
+    shifter: &S,
+    endpoint: &str,
+    green: &HoldingBackend,
+    base: &str,
+) {
+    use rotor_traffic::Unanswered;
+    let http = client();
+    let _stream = open_stream(&http, &format!("{base}/stream")).await;
+    let hold_url: Uri = format!("{base}/hold").parse().unwrap();
+    let held = tokio::spawn({
+        let http = http.clone();
+        async move {
+            let req = http::Request::get(hold_url)
+                .body(Full::new(Bytes::new()))
+                .unwrap();
+            http.request(req).await.map(|r| r.status())
+        }
+    });
+    let one = Unanswered { blue: 0, green: 1 };
+    unanswered_become(shifter, endpoint, Duration::ZERO, one).await;
+    let hour = Duration::from_secs(3_600);
+    assert_eq!(
+        shifter.unanswered(endpoint, hour).await.unwrap(),
+        Unanswered::default(),
+        "a request held for less than the bound is not counted"
+    );
+    let bound = Duration::from_millis(300);
+    unanswered_become(shifter, endpoint, bound, one).await;
+    green.release();
+    let status = tokio::time::timeout(REQUEST_TIMEOUT, held)
+        .await
+        .expect("the held request answers once released")
+        .unwrap()
+        .expect("answered");
+    assert_eq!(status, StatusCode::OK);
+    unanswered_become(shifter, endpoint, Duration::ZERO, Unanswered::default()).await;
+    assert_eq!(
+        shifter.sessions(endpoint).await.unwrap().green,
+        1,
+        "the stream is still open on green"
+    );
 }

@@ -1,15 +1,20 @@
-//! The EKS provider through the official AWS SDK against a real moto server (AWS's EKS API on
-//! 127.0.0.1). What moto cannot show: real EKS's minutes of CREATING and node group creation in
-//! the background; moto makes clusters and node groups ACTIVE at once.
+//! The EKS provider through the official AWS SDK against two independent EKS APIs: a real moto
+//! server (AWS's EKS API on 127.0.0.1) and `rotor sim`'s AWS front (`/aws`), where every EKS
+//! cluster is a simulated member. Each test runs on both (`on_both!`) and must pass on both.
+//! What moto cannot show: real EKS's minutes of CREATING and node group creation in the
+//! background (moto makes them ACTIVE at once; the simulator takes its create latency).
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use rotor_aws::AwsOptions;
 use rotor_providers::eks::{Accounts, EksProvider, TAG_TOKEN, TAG_TRAFFIC_ADDRESS};
 use rotor_providers::{
     InstanceSpec, InstanceState, Located, NodePoolSpec, Placement, ProviderError,
     idempotency_token, instance_name,
 };
+use rotor_sim::{CloudConfig, Sim, SimConfig};
 use rotor_test_support::moto::{self, MotoServer};
 
 const LIMIT: Duration = Duration::from_secs(20);
@@ -61,21 +66,117 @@ fn spec(swap: &str) -> InstanceSpec {
     }
 }
 
+/// Which EKS API a test runs against.
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum Backend {
+    Moto,
+    Sim,
+}
+
+/// An EKS API that lives as long as the test (held for its drop).
+#[allow(dead_code)]
+enum Server {
+    Moto(MotoServer),
+    Sim(Arc<Sim>),
+}
+
 struct Aws {
-    _moto: MotoServer,
+    options: AwsOptions,
     provider: EksProvider,
     /// The SDK directly, to look at what the provider did.
     eks: aws_sdk_eks::Client,
+    _server: Server,
 }
 
-async fn aws() -> Option<Aws> {
-    let moto = moto::for_test().await?;
-    let config = rotor_aws::sdk_config(&moto.options()).await;
+/// The simulator, serving on a loopback port; the AWS SDK reaches its front at `/aws`.
+async fn simulator() -> (Arc<Sim>, AwsOptions) {
+    let sim = Sim::new(SimConfig {
+        cloud: CloudConfig {
+            create_latency: Duration::from_millis(50),
+            delete_latency: Duration::from_millis(20),
+            create_failure_rate: 0.0,
+        },
+        nodes: 1,
+        ..SimConfig::default()
+    });
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let router = sim.router();
+    tokio::spawn(async move {
+        let _ = rotor_apiserver::http::serve(listener, router).await;
+    });
+    let options = AwsOptions {
+        endpoint_url: Some(format!("http://{addr}/aws")),
+        region: Some(rotor_aws::DEFAULT_REGION.into()),
+        static_credentials: Some(("testing".into(), "testing".into())),
+    };
+    (sim, options)
+}
+
+async fn aws(backend: Backend) -> Option<Aws> {
+    let (server, options) = match backend {
+        Backend::Moto => {
+            let moto = moto::for_test().await?;
+            let options = moto.options();
+            (Server::Moto(moto), options)
+        }
+        Backend::Sim => {
+            let (sim, options) = simulator().await;
+            (Server::Sim(sim), options)
+        }
+    };
+    let config = rotor_aws::sdk_config(&options).await;
     Some(Aws {
         provider: EksProvider::new(&config, Accounts::Own),
         eks: aws_sdk_eks::Client::new(&config),
-        _moto: moto,
+        options,
+        _server: server,
     })
+}
+
+/// Each test, once against moto and once against the simulator.
+macro_rules! on_both {
+    ($($name:ident),* $(,)?) => {$(
+        mod $name {
+            #[tokio::test]
+            async fn moto() {
+                super::$name(super::Backend::Moto).await
+            }
+            #[tokio::test]
+            async fn sim() {
+                super::$name(super::Backend::Sim).await
+            }
+        }
+    )*};
+}
+
+on_both!(
+    create_is_idempotent_and_builds_the_node_groups,
+    another_swaps_cluster_of_the_same_name_is_refused_not_adopted,
+    missing_config_is_refused_naming_the_field_and_creates_nothing,
+    instances_live_in_their_clusters_region,
+    a_cluster_of_another_account_is_refused_without_a_role_to_assume,
+    with_a_role_template_each_cluster_acts_in_its_own_account,
+    delete_takes_the_node_groups_then_the_cluster,
+    credentials_carry_endpoint_and_ca_but_no_secret,
+    the_traffic_address_comes_from_the_instances_tag,
+);
+
+/// Calls `create_instance` until the instance runs: moto makes it at once, the simulator
+/// after its create latency (cluster, then node groups).
+async fn create_until_running(p: &Located<'_>, s: &InstanceSpec) -> rotor_providers::Instance {
+    let deadline = Instant::now() + LIMIT;
+    loop {
+        let got = p.create_instance(s).await.expect("create");
+        if got.state == InstanceState::Running {
+            return got;
+        }
+        assert_eq!(got.state, InstanceState::Creating, "{got:?}");
+        assert!(Instant::now() < deadline, "not running: {got:?}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
 }
 
 async fn cluster_names(eks: &aws_sdk_eks::Client) -> Vec<String> {
@@ -98,25 +199,31 @@ async fn described(eks: &aws_sdk_eks::Client, name: &str) -> aws_sdk_eks::types:
         .expect("cluster")
 }
 
-#[tokio::test]
-async fn create_is_idempotent_and_builds_the_node_groups() {
-    let Some(aws) = aws().await else { return };
+async fn create_is_idempotent_and_builds_the_node_groups(backend: Backend) {
+    let Some(aws) = aws(backend).await else {
+        return;
+    };
     let p = Located::new(&aws.provider, placement("us-east-1"));
     let s = spec("swap-1");
 
     let first = p.create_instance(&s).await.expect("create");
     assert_eq!(first.name, s.name);
     assert_eq!(first.kubernetes_version, "1.30");
+    // moto makes up an https endpoint; the simulator's is its member's API, plain HTTP.
+    let scheme = match backend {
+        Backend::Moto => "https://",
+        Backend::Sim => "http://",
+    };
     assert!(
         first
             .endpoint
             .as_deref()
-            .is_some_and(|e| e.starts_with("https://"))
+            .is_some_and(|e| e.starts_with(scheme)),
+        "{first:?}"
     );
-    // A retry (a crash after the request, a poll) asks for the same instance.
-    let again = p.create_instance(&s).await.expect("retry");
+    // Retries (a crash after the request, a poll) ask for the same instance.
+    let again = create_until_running(&p, &s).await;
     assert_eq!(again.name, s.name);
-    assert_eq!(again.state, InstanceState::Running, "{again:?}");
     assert_eq!(cluster_names(&aws.eks).await, vec![s.name.clone()]);
 
     let described = described(&aws.eks, &s.name).await;
@@ -178,9 +285,10 @@ async fn create_is_idempotent_and_builds_the_node_groups() {
     assert_eq!(got.traffic_address, None, "no tag, no address");
 }
 
-#[tokio::test]
-async fn another_swaps_cluster_of_the_same_name_is_refused_not_adopted() {
-    let Some(aws) = aws().await else { return };
+async fn another_swaps_cluster_of_the_same_name_is_refused_not_adopted(backend: Backend) {
+    let Some(aws) = aws(backend).await else {
+        return;
+    };
     let p = Located::new(&aws.provider, placement("us-east-1"));
     let s = spec("swap-1");
     p.create_instance(&s).await.expect("create");
@@ -196,9 +304,10 @@ async fn another_swaps_cluster_of_the_same_name_is_refused_not_adopted() {
     assert_eq!(cluster_names(&aws.eks).await, vec![s.name.clone()]);
 }
 
-#[tokio::test]
-async fn missing_config_is_refused_naming_the_field_and_creates_nothing() {
-    let Some(aws) = aws().await else { return };
+async fn missing_config_is_refused_naming_the_field_and_creates_nothing(backend: Backend) {
+    let Some(aws) = aws(backend).await else {
+        return;
+    };
     let p = Located::new(&aws.provider, placement("us-east-1"));
     for (key, field) in [
         ("roleArn", "spec.config.roleArn"),
@@ -218,9 +327,10 @@ async fn missing_config_is_refused_naming_the_field_and_creates_nothing() {
     assert!(cluster_names(&aws.eks).await.is_empty());
 }
 
-#[tokio::test]
-async fn instances_live_in_their_clusters_region() {
-    let Some(aws) = aws().await else { return };
+async fn instances_live_in_their_clusters_region(backend: Backend) {
+    let Some(aws) = aws(backend).await else {
+        return;
+    };
     let east = Located::new(&aws.provider, placement("us-east-1"));
     let west = Located::new(&aws.provider, placement("eu-west-1"));
     let s = spec("swap-1");
@@ -233,9 +343,10 @@ async fn instances_live_in_their_clusters_region() {
     assert!(east.get_instance("nope").await.expect("get").is_none());
 }
 
-#[tokio::test]
-async fn a_cluster_of_another_account_is_refused_without_a_role_to_assume() {
-    let Some(aws) = aws().await else { return };
+async fn a_cluster_of_another_account_is_refused_without_a_role_to_assume(backend: Backend) {
+    let Some(aws) = aws(backend).await else {
+        return;
+    };
     // moto's own credentials are of account 123456789012.
     let other = Located::new(
         &aws.provider,
@@ -272,12 +383,11 @@ async fn a_cluster_of_another_account_is_refused_without_a_role_to_assume() {
     assert!(err.to_string().contains("spec.account"), "{err}");
 }
 
-#[tokio::test]
-async fn with_a_role_template_each_cluster_acts_in_its_own_account() {
-    let Some(moto) = moto::for_test().await else {
+async fn with_a_role_template_each_cluster_acts_in_its_own_account(backend: Backend) {
+    let Some(aws) = aws(backend).await else {
         return;
     };
-    let config = rotor_aws::sdk_config(&moto.options()).await;
+    let config = rotor_aws::sdk_config(&aws.options).await;
     let provider = EksProvider::new(
         &config,
         Accounts::AssumeRole("arn:aws:iam::{account}:role/rotor".into()),
@@ -319,12 +429,13 @@ async fn with_a_role_template_each_cluster_acts_in_its_own_account() {
     );
 }
 
-#[tokio::test]
-async fn delete_takes_the_node_groups_then_the_cluster() {
-    let Some(aws) = aws().await else { return };
+async fn delete_takes_the_node_groups_then_the_cluster(backend: Backend) {
+    let Some(aws) = aws(backend).await else {
+        return;
+    };
     let p = Located::new(&aws.provider, placement("us-east-1"));
     let s = spec("swap-1");
-    p.create_instance(&s).await.expect("create");
+    create_until_running(&p, &s).await;
     // The controllers call delete until the provider no longer knows the instance.
     let deadline = Instant::now() + LIMIT;
     let mut calls = 0;
@@ -341,12 +452,13 @@ async fn delete_takes_the_node_groups_then_the_cluster() {
         .expect("deleting a gone instance is Ok");
 }
 
-#[tokio::test]
-async fn credentials_carry_endpoint_and_ca_but_no_secret() {
-    let Some(aws) = aws().await else { return };
+async fn credentials_carry_endpoint_and_ca_but_no_secret(backend: Backend) {
+    let Some(aws) = aws(backend).await else {
+        return;
+    };
     let p = Located::new(&aws.provider, placement("us-east-1"));
     let s = spec("swap-1");
-    let instance = p.create_instance(&s).await.expect("create");
+    let instance = create_until_running(&p, &s).await;
     let kubeconfig = p.credentials(&s.name).await.expect("credentials");
     let k: serde_json::Value = serde_json::from_str(kubeconfig.expose()).expect("json");
     let cluster = &k["clusters"][0]["cluster"];
@@ -383,9 +495,10 @@ async fn credentials_carry_endpoint_and_ca_but_no_secret() {
     assert!(err.to_string().contains("instance nope"), "{err}");
 }
 
-#[tokio::test]
-async fn the_traffic_address_comes_from_the_instances_tag() {
-    let Some(aws) = aws().await else { return };
+async fn the_traffic_address_comes_from_the_instances_tag(backend: Backend) {
+    let Some(aws) = aws(backend).await else {
+        return;
+    };
     let p = Located::new(&aws.provider, placement("us-east-1"));
     let s = spec("swap-1");
     p.create_instance(&s).await.expect("create");
@@ -418,4 +531,39 @@ async fn an_unreachable_aws_is_retryable_and_fails_fast() {
     assert!(err.to_string().contains("instance x"), "{err}");
     assert!(!err.to_string().contains("s3cret"), "{err}");
     assert!(started.elapsed() < LIMIT, "took {:?}", started.elapsed());
+}
+
+/// In the simulator an EKS cluster is a member cluster: once ACTIVE, its endpoint is a
+/// Kubernetes API at the version asked for (with the member's own token; EKS's `aws eks
+/// get-token` is not run here).
+#[tokio::test]
+async fn an_eks_cluster_in_the_simulator_is_a_member_with_its_own_api() {
+    let (sim, options) = simulator().await;
+    let config = rotor_aws::sdk_config(&options).await;
+    let provider = EksProvider::new(&config, Accounts::Own);
+    let p = Located::new(&provider, placement("us-east-1"));
+    let s = spec("swap-1");
+    let instance = create_until_running(&p, &s).await;
+    let endpoint = instance.endpoint.expect("endpoint");
+    let member = endpoint
+        .rsplit('/')
+        .next()
+        .expect("member name")
+        .to_string();
+    let kubeconfig = sim
+        .kubeconfig(
+            &member,
+            endpoint.trim_end_matches(&format!("/clusters/{member}")),
+        )
+        .expect("a simulated member behind the endpoint");
+    let kubeconfig = kube::config::Kubeconfig::from_yaml(&kubeconfig).expect("kubeconfig");
+    let client_config = kube::Config::from_custom_kubeconfig(kubeconfig, &Default::default())
+        .await
+        .expect("client config");
+    let client = kube::Client::try_from(client_config).expect("client");
+    let version = client.apiserver_version().await.expect("version");
+    assert_eq!(
+        (version.major.as_str(), version.minor.as_str()),
+        ("1", "30")
+    );
 }

@@ -162,16 +162,20 @@ impl SimCloud {
         self.fault_knobs().rate_limit_next_calls
     }
 
+    /// Whether this call is rate limited (one of the pending ones is used up), and the
+    /// Retry-After it carries: for every cloud front.
+    pub(crate) fn take_rate_limit(&self) -> Option<Option<Duration>> {
+        let mut knobs = self.fault_knobs();
+        if knobs.rate_limit_next_calls == 0 {
+            return None;
+        }
+        knobs.rate_limit_next_calls -= 1;
+        Some(knobs.rate_limit_retry_after)
+    }
+
     /// A 429 for this call when rate limiting is pending.
     fn rate_limited(&self) -> Option<Response> {
-        let retry_after = {
-            let mut knobs = self.fault_knobs();
-            if knobs.rate_limit_next_calls == 0 {
-                return None;
-            }
-            knobs.rate_limit_next_calls -= 1;
-            knobs.rate_limit_retry_after
-        };
+        let retry_after = self.take_rate_limit()?;
         let mut resp = (
             StatusCode::TOO_MANY_REQUESTS,
             Json(serde_json::json!({"error": "simulated rate limit: too many requests"})),
@@ -183,6 +187,11 @@ impl SimCloud {
             resp.headers_mut().insert(http::header::RETRY_AFTER, v);
         }
         Some(resp)
+    }
+
+    /// How long creates requested now take (node groups of a cloud front take as long again).
+    pub(crate) fn create_latency(&self) -> Duration {
+        self.fault_knobs().create_latency
     }
 
     /// How long creates requested from now on take to become Running (or Failed).

@@ -8,6 +8,7 @@
 //! end-to-end test; controllers reach it only through the Kubernetes API and the provider/traffic
 //! seams, never through its internals.
 
+mod aws;
 mod behaviour;
 mod cloud;
 mod faults;
@@ -26,6 +27,7 @@ use http::{Request, StatusCode, Uri};
 use rotor_apiserver::{ApiServer, ServerConfig};
 use rotor_store::memory::MemoryStore;
 
+pub use aws::DEFAULT_ACCOUNT as AWS_DEFAULT_ACCOUNT;
 pub use cloud::{CloudCluster, CloudClusterState, CloudConfig, CreateRequest, SimCloud};
 pub use faults::Fault;
 pub use traffic::{DRAIN_GRACE, HANG_HOLD, MAX_DELAY, SLOW_LATENCY, STREAM_TICK};
@@ -111,6 +113,8 @@ pub struct Sim {
     /// the cloud is still creating a cluster (no race with a controller's first look at it).
     faults: Mutex<BTreeMap<String, FaultSwitch>>,
     pub cloud: SimCloud,
+    /// The EKS clusters of the AWS front (`/aws`), each a member made by `cloud`.
+    aws: aws::Eks,
 }
 
 impl Sim {
@@ -121,6 +125,7 @@ impl Sim {
             clusters: RwLock::new(BTreeMap::new()),
             next_host: std::sync::atomic::AtomicU32::new(1),
             faults: Mutex::new(BTreeMap::new()),
+            aws: aws::Eks::default(),
         })
     }
 
@@ -274,6 +279,7 @@ impl Sim {
         let sim = self.clone();
         axum::Router::new()
             .nest("/cloud", cloud::router(self.clone()))
+            .merge(aws::router(self.clone()))
             .fallback(move |req: Request<Body>| {
                 let sim = sim.clone();
                 async move { sim.route_member(req).await }

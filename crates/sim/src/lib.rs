@@ -115,6 +115,8 @@ pub struct Sim {
     pub cloud: SimCloud,
     /// The EKS clusters of the AWS front (`/aws`), each a member made by `cloud`.
     aws: aws::Eks,
+    /// The hosted zones of the AWS front.
+    route53: aws::Route53,
 }
 
 impl Sim {
@@ -126,6 +128,7 @@ impl Sim {
             next_host: std::sync::atomic::AtomicU32::new(1),
             faults: Mutex::new(BTreeMap::new()),
             aws: aws::Eks::default(),
+            route53: aws::Route53::default(),
         })
     }
 

@@ -1,25 +1,72 @@
-//! The Route 53 shifter through the official AWS SDK against a real moto server: weighted
-//! record sets written in atomic batches, read back through the SDK directly.
+//! The Route 53 shifter through the official AWS SDK against two independent Route 53 APIs, a
+//! real moto server and `rotor sim`'s AWS front (`/aws`): weighted record sets written in atomic
+//! batches, read back through the SDK directly. Each test runs on both (`on_both!`).
 
 use std::net::SocketAddr;
+use std::sync::Arc;
 
 use aws_sdk_route53::types::{
     Change, ChangeAction, ChangeBatch, ResourceRecord, ResourceRecordSet, RrType,
 };
+use rotor_aws::AwsOptions;
+use rotor_sim::{Sim, SimConfig};
 use rotor_test_support::moto::{self, MotoServer};
 use rotor_traffic::route53::Route53Shifter;
 use rotor_traffic::{TrafficError, TrafficShifter, Weights};
 
+/// Which Route 53 a test runs against.
+#[derive(Clone, Copy, Debug)]
+enum Backend {
+    Moto,
+    Sim,
+}
+
+/// A Route 53 that lives as long as the test (held for its drop).
+#[allow(dead_code)]
+enum Server {
+    Moto(MotoServer),
+    Sim(Arc<Sim>),
+}
+
 struct Dns {
-    _moto: MotoServer,
+    _server: Server,
     shifter: Route53Shifter,
     r53: aws_sdk_route53::Client,
     zone: String,
 }
 
-async fn dns() -> Option<Dns> {
-    let moto = moto::for_test().await?;
-    let config = rotor_aws::sdk_config(&moto.options()).await;
+/// The simulator on a loopback port, and options that reach its AWS front.
+async fn simulator() -> (Arc<Sim>, AwsOptions) {
+    let sim = Sim::new(SimConfig::default());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let router = sim.router();
+    tokio::spawn(async move {
+        let _ = rotor_apiserver::http::serve(listener, router).await;
+    });
+    let options = AwsOptions {
+        endpoint_url: Some(format!("http://{addr}/aws")),
+        region: Some(rotor_aws::DEFAULT_REGION.into()),
+        static_credentials: Some(("testing".into(), "testing".into())),
+    };
+    (sim, options)
+}
+
+async fn dns(backend: Backend) -> Option<Dns> {
+    let (server, options) = match backend {
+        Backend::Moto => {
+            let moto = moto::for_test().await?;
+            let options = moto.options();
+            (Server::Moto(moto), options)
+        }
+        Backend::Sim => {
+            let (sim, options) = simulator().await;
+            (Server::Sim(sim), options)
+        }
+    };
+    let config = rotor_aws::sdk_config(&options).await;
     let r53 = aws_sdk_route53::Client::new(&config);
     let zone = r53
         .create_hosted_zone()
@@ -35,9 +82,31 @@ async fn dns() -> Option<Dns> {
         shifter: Route53Shifter::new(&config, &zone, 10),
         r53,
         zone,
-        _moto: moto,
+        _server: server,
     })
 }
+
+/// Each test, once against moto and once against the simulator.
+macro_rules! on_both {
+    ($($name:ident),* $(,)?) => {$(
+        mod $name {
+            #[tokio::test]
+            async fn moto() {
+                super::$name(super::Backend::Moto).await
+            }
+            #[tokio::test]
+            async fn sim() {
+                super::$name(super::Backend::Sim).await
+            }
+        }
+    )*};
+}
+
+on_both!(
+    weights_move_between_blue_and_green_records,
+    bad_requests_are_refused_naming_the_endpoint_and_change_nothing,
+    other_records_are_left_alone_and_foreign_edits_are_reported,
+);
 
 /// (set identifier, type, weight, value) of every record set named `name`, as Route 53 holds them.
 async fn records(d: &Dns, name: &str) -> Vec<(String, String, i64, String)> {
@@ -78,9 +147,8 @@ fn rec(id: &str, weight: i64, ip: &str) -> (String, String, i64, String) {
 
 const EP: &str = "app.example.com";
 
-#[tokio::test]
-async fn weights_move_between_blue_and_green_records() {
-    let Some(d) = dns().await else { return };
+async fn weights_move_between_blue_and_green_records(backend: Backend) {
+    let Some(d) = dns(backend).await else { return };
     let s = &d.shifter;
     s.register(EP, addr("10.0.0.1:443"), None)
         .await
@@ -143,9 +211,8 @@ async fn weights_move_between_blue_and_green_records() {
     assert_eq!(s.weights(EP).await.unwrap(), Weights::all_blue());
 }
 
-#[tokio::test]
-async fn bad_requests_are_refused_naming_the_endpoint_and_change_nothing() {
-    let Some(d) = dns().await else { return };
+async fn bad_requests_are_refused_naming_the_endpoint_and_change_nothing(backend: Backend) {
+    let Some(d) = dns(backend).await else { return };
     let s = &d.shifter;
     let err = s.weights(EP).await.expect_err("unknown");
     assert!(
@@ -204,9 +271,8 @@ async fn bad_requests_are_refused_naming_the_endpoint_and_change_nothing() {
     );
 }
 
-#[tokio::test]
-async fn other_records_are_left_alone_and_foreign_edits_are_reported() {
-    let Some(d) = dns().await else { return };
+async fn other_records_are_left_alone_and_foreign_edits_are_reported(backend: Backend) {
+    let Some(d) = dns(backend).await else { return };
     let s = &d.shifter;
     // A record of someone else's, under the same name and beside it.
     let foreign = |name: &str, id: Option<&str>, weight: Option<i64>| {

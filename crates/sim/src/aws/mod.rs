@@ -1,6 +1,7 @@
-//! AWS as its SDK sees it, at `/aws`: the EKS API (restJson1, `/aws/clusters…`, `/aws/tags/…`)
-//! and STS (awsQuery, `POST /aws/`), so the EKS provider runs through the official SDK against
-//! the simulator as it does against moto and AWS (`endpoint_url = http://SIM/aws`; the SDK keeps
+//! AWS as its SDK sees it, at `/aws`: the EKS API (restJson1, `/aws/clusters…`, `/aws/tags/…`),
+//! Route 53 (restXml, `/aws/2013-04-01/…`) and STS (awsQuery, `POST /aws/`), so the EKS provider
+//! and the Route 53 shifter run through the official SDK against
+//! the simulator as they do against moto and AWS (`endpoint_url = http://SIM/aws`; the SDK keeps
 //! the path). Every EKS cluster created here is a simulated member cluster, made by the
 //! simulated cloud with its latency and faults.
 //!
@@ -10,7 +11,9 @@
 //! signature itself is not checked: the simulator holds no secrets worth guarding.
 
 mod eks;
+mod route53;
 mod sts;
+mod xml;
 
 use std::sync::Arc;
 
@@ -21,6 +24,7 @@ use http::{HeaderMap, HeaderValue, StatusCode};
 use crate::Sim;
 
 pub(crate) use eks::Eks;
+pub(crate) use route53::Route53;
 
 /// The account of any access key not handed out by `AssumeRole`.
 pub const DEFAULT_ACCOUNT: &str = "123456789012";
@@ -32,7 +36,7 @@ const DEFAULT_REGION: &str = "us-east-1";
 /// the operation's `/`), which a nested router's `/` would not match.
 pub(crate) fn router(sim: Arc<Sim>) -> axum::Router {
     axum::Router::new()
-        .nest("/aws", eks::routes())
+        .nest("/aws", eks::routes().merge(route53::routes()))
         .merge(sts::routes("/aws/"))
         .merge(sts::routes("/aws"))
         .with_state(sim)

@@ -90,7 +90,7 @@ fn assume_role(role_arn: Option<&str>, session: Option<&str>) -> Response {
         );
     };
     let expires = std::time::SystemTime::now() + std::time::Duration::from_secs(3600);
-    let expires = httpdate_iso8601(expires);
+    let expires = iso8601(expires);
     xml(&format!(
         "<AssumeRoleResponse xmlns=\"{NAMESPACE}\"><AssumeRoleResult><Credentials>\
          <AccessKeyId>{key}</AccessKeyId><SecretAccessKey>{secret:032x}</SecretAccessKey>\
@@ -110,7 +110,7 @@ fn assume_role(role_arn: Option<&str>, session: Option<&str>) -> Response {
 }
 
 /// `YYYY-MM-DDTHH:MM:SSZ`.
-fn httpdate_iso8601(t: std::time::SystemTime) -> String {
+pub(super) fn iso8601(t: std::time::SystemTime) -> String {
     let secs = t
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_secs())
@@ -174,10 +174,7 @@ mod tests {
     #[test]
     fn dates_are_iso8601() {
         let t = std::time::UNIX_EPOCH + std::time::Duration::from_secs(1_835_000_000);
-        assert_eq!(httpdate_iso8601(t), "2028-02-24T10:13:20Z");
-        assert_eq!(
-            httpdate_iso8601(std::time::UNIX_EPOCH),
-            "1970-01-01T00:00:00Z"
-        );
+        assert_eq!(iso8601(t), "2028-02-24T10:13:20Z");
+        assert_eq!(iso8601(std::time::UNIX_EPOCH), "1970-01-01T00:00:00Z");
     }
 }

@@ -204,6 +204,12 @@ pub struct Sessions {
 pub struct Unanswered {
     pub blue: u64,
     pub green: u64,
+    /// Whether green answered some request after the youngest of the unanswered ones counted
+    /// was sent: a green that goes on answering is slow on some requests, not hanging, and its
+    /// slow requests are judged when they end. (The youngest, not the oldest: requests in
+    /// flight when green started to hang still end just after it did.) `None` when the traffic
+    /// layer cannot tell (HAProxy), and when green holds no unanswered request.
+    pub green_answering: Option<bool>,
 }
 
 /// Everything that can go wrong while shifting traffic. Each variant names the endpoint (or the

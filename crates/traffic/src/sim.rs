@@ -112,6 +112,8 @@ struct EndpointState {
     waiting: HashMap<u64, (Backend, Instant)>,
     /// The id of the next attempt in `waiting`.
     next_attempt: u64,
+    /// When each backend last answered an attempt (its head, or its failure): `[blue, green]`.
+    last_answer: [Option<Instant>; 2],
     /// Time to each attempt's answer head (or its failure), since registration
     /// ([`TrafficShifter::latencies`]).
     latencies: BackendLatencies,
@@ -150,6 +152,7 @@ impl EndpointState {
     /// the resettable and the cumulative counters.
     fn record_attempt(&mut self, backend: Backend, failed: bool, took: Duration) {
         self.latencies.get_mut(backend).record(took);
+        self.last_answer[backend as usize] = Some(Instant::now());
         let failed = u64::from(failed);
         let (to, failures, counters) = match backend {
             Backend::Blue => (
@@ -674,6 +677,7 @@ impl TrafficShifter for SimShifter {
                         sessions: Sessions::default(),
                         waiting: HashMap::new(),
                         next_attempt: 0,
+                        last_answer: [None, None],
                         latencies: BackendLatencies::default(),
                     })),
                 );
@@ -731,14 +735,22 @@ impl TrafficShifter for SimShifter {
         let endpoint = self.endpoint(endpoint)?;
         let state = lock(&endpoint);
         let mut count = Unanswered::default();
+        let mut youngest_green: Option<Instant> = None;
         for (backend, sent) in state.waiting.values() {
-            if sent.elapsed() >= older_than {
-                match backend {
-                    Backend::Blue => count.blue += 1,
-                    Backend::Green => count.green += 1,
+            if sent.elapsed() < older_than {
+                continue;
+            }
+            match backend {
+                Backend::Blue => count.blue += 1,
+                Backend::Green => {
+                    count.green += 1;
+                    youngest_green = Some(youngest_green.map_or(*sent, |y| y.max(*sent)));
                 }
             }
         }
+        count.green_answering = youngest_green.map(|youngest| {
+            state.last_answer[Backend::Green as usize].is_some_and(|answered| answered > youngest)
+        });
         Ok(count)
     }
 }
@@ -797,6 +809,7 @@ mod tests {
             sessions: Sessions::default(),
             waiting: HashMap::new(),
             next_attempt: 0,
+            last_answer: [None, None],
             latencies: BackendLatencies::default(),
         }
     }

@@ -561,8 +561,8 @@ async fn haproxy_counts_unanswered_requests_per_server() {
         Weights::green(100).unwrap(),
     )
     .await;
-    common::unanswered_follows_held_requests(&shifter, EP, &green, &format!("http://{listen}"))
-        .await;
+    let base = format!("http://{listen}");
+    common::unanswered_follows_held_requests(&shifter, EP, &green, &base, false).await;
 }
 
 /// An operator's HAProxy is checked before rotor drives it: rotor's own config passes; a copy

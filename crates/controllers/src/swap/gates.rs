@@ -159,8 +159,10 @@ impl Reconcile<'_> {
     /// failures they would fail the error-rate gate. A hanging green shows no failures until
     /// the proxy gives up on its requests; a step that ended before that would give it more
     /// traffic (or let blue go) on no evidence. Held, the step ends once they are answered, or
-    /// the proxy's timeout turns them into failures and the gate fails. A DNS shifter sees no
-    /// requests: nothing to wait for.
+    /// the proxy's timeout turns them into failures and the gate fails. A green that answered
+    /// other requests since the youngest of them was sent is slow on those, not hanging: no
+    /// wait (its slow requests are judged when they end, by the latency gate if one is set). A
+    /// DNS shifter sees no requests: nothing to wait for.
     pub(super) async fn undecided(
         &self,
         cluster: &Cluster,
@@ -170,6 +172,7 @@ impl Reconcile<'_> {
         let (endpoint, shifter) = self.traffic(cluster)?;
         let after = self.ctx.settings.unanswered_after;
         let waiting = match shifter.unanswered(endpoint, after).await {
+            Ok(u) if u.green_answering == Some(true) => return Ok(None),
             Ok(u) => u.green,
             Err(rotor_traffic::TrafficError::NoRequestCounts { .. }) => return Ok(None),
             Err(e) => return Err(e.into()),

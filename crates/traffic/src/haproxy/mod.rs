@@ -456,6 +456,9 @@ impl TrafficShifter for HaproxyShifter {
                 reply: message.to_string(),
             });
         }
+        // Whether green goes on answering others is not told: its log lines are handled when
+        // they arrive, possibly long after their request ended, so they cannot say when green
+        // last answered (their own dates could, a change for later).
         Ok(streams::unanswered(
             &reply,
             &backend_name(endpoint),

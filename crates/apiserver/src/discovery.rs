@@ -275,7 +275,7 @@ fn custom_schema(r: &Resource) -> Option<CustomSchema> {
 /// A content hash of one group-version's document, so clients can cache it (`?hash=`).
 fn gv_hash(minor: u32, gv: &str, resources: &[Arc<Resource>]) -> String {
     let mut h = std::collections::hash_map::DefaultHasher::new();
-    (minor, gv).hash(&mut h);
+    (rotor_openapi::DOCUMENTS_FORM, minor, gv).hash(&mut h);
     for r in resources {
         (
             r.plural.as_str(),

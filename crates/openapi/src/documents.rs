@@ -12,7 +12,7 @@ use std::ops::Range;
 
 use serde_json::{Map, Value, json};
 
-use crate::{Spec, gnostic};
+use crate::{Spec, descriptions, gnostic};
 
 /// How many distinct protobuf v2 documents a release keeps encoded (`v2_protobuf_shared`):
 /// servers differ by their custom resources, and most share a handful of sets.
@@ -64,6 +64,8 @@ pub struct CustomSchema {
 }
 
 const OBJECT_META: &str = "io.k8s.apimachinery.pkg.apis.meta.v1.ObjectMeta";
+const INT_OR_STRING: &str = "io.k8s.apimachinery.pkg.util.intstr.IntOrString";
+const QUANTITY: &str = "io.k8s.apimachinery.pkg.api.resource.Quantity";
 const SCALE: &str = "io.k8s.api.autoscaling.v1.Scale";
 /// Definitions every group-version document carries (errors, options, lists, watch events).
 const COMMON: &[&str] = &[
@@ -409,6 +411,19 @@ fn paths_for(r: &ResourcePaths, reference: &str, v3: bool) -> BTreeMap<String, V
     };
     let def = r.definition.as_str();
     let mut out = BTreeMap::new();
+    if r.namespaced {
+        // The list across namespaces (`/apis/apps/v1/deployments`), as upstream publishes it:
+        // kubectl 1.27's `explain` finds a kind's GVK only under this path.
+        let all = format!("{prefix}/{}", r.plural);
+        let id = format!("list{}ForAllNamespaces", r.kind);
+        out.insert(
+            all,
+            json!({
+                "get": operation("list", id, &gvk, reference, v3, None, def),
+                "parameters": [param("pretty", "query", v3)],
+            }),
+        );
+    }
     out.insert(
         collection,
         json!({
@@ -448,6 +463,28 @@ fn paths_for(r: &ResourcePaths, reference: &str, v3: bool) -> BTreeMap<String, V
     out
 }
 
+/// A release definition as kube-apiserver publishes it: with upstream's descriptions, and
+/// IntOrString and Quantity in each version's form. In v3 they are `oneOf` the two types with no
+/// `type` of their own, which is why `kubectl explain` names them (`<IntOrString>`) instead of
+/// printing `<string>`; v2 has no `oneOf` and says `type: string, format: int-or-string`. The
+/// stored definitions keep `x-kubernetes-int-or-string`, which validation reads.
+fn served(minor: u32, name: &str, def: &Value, reference: &str, v3: bool) -> Value {
+    let published = match (name, v3) {
+        (INT_OR_STRING, true) => {
+            json!({"format": "int-or-string", "oneOf": [{"type": "integer"}, {"type": "string"}]})
+        }
+        (INT_OR_STRING, false) => json!({"type": "string", "format": "int-or-string"}),
+        (QUANTITY, true) => json!({"oneOf": [{"type": "string"}, {"type": "number"}]}),
+        _ => def.clone(),
+    };
+    // Described before the refs are rewritten: a described `$ref` becomes v3's `allOf` form.
+    rewrite(
+        &descriptions::describe(minor, name, &published),
+        reference,
+        v3,
+    )
+}
+
 impl Spec {
     fn info(&self) -> Value {
         json!({"title": "Kubernetes", "version": format!("v1.{}.0", self.minor())})
@@ -473,7 +510,7 @@ impl Spec {
         let mut defs: Map<String, Value> = self
             .definitions()
             .iter()
-            .map(|(k, v)| (k.clone(), rewrite(v, reference, false)))
+            .map(|(k, v)| (k.clone(), served(self.minor(), k, v, reference, false)))
             .collect();
         for c in custom {
             defs.insert(c.definition.clone(), custom_definition(c, reference, true));
@@ -489,7 +526,8 @@ impl Spec {
             let mut index = HashMap::new();
             for (name, v) in self.definitions() {
                 let start = blob.len();
-                gnostic::encode_definition(name, &rewrite(v, "#/definitions/", false), &mut blob);
+                let def = served(self.minor(), name, v, "#/definitions/", false);
+                gnostic::encode_definition(name, &def, &mut blob);
                 index.insert(name.clone(), start..blob.len());
             }
             V2Entries { blob, index }
@@ -548,7 +586,12 @@ impl Spec {
     /// and this build (the encoding may change with it).
     fn v2_fingerprint(&self, resources: &[ResourcePaths], custom: &[CustomSchema]) -> u64 {
         let mut h = std::collections::hash_map::DefaultHasher::new();
-        (env!("CARGO_PKG_VERSION"), self.minor()).hash(&mut h);
+        (
+            env!("CARGO_PKG_VERSION"),
+            crate::DOCUMENTS_FORM,
+            self.minor(),
+        )
+            .hash(&mut h);
         resources.hash(&mut h);
         for c in custom {
             (&c.definition, &c.group, &c.version, &c.kind).hash(&mut h);
@@ -641,7 +684,12 @@ impl Spec {
             let mut next = Vec::new();
             refs(def, &mut next);
             wanted.extend(next);
-            schemas.insert(name, rewrite(def, reference, true));
+            let published = if custom_defs.contains_key(&name) {
+                rewrite(def, reference, true)
+            } else {
+                served(self.minor(), &name, def, reference, true)
+            };
+            schemas.insert(name, published);
         }
         let mut paths = Map::new();
         for r in resources

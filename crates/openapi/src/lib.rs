@@ -9,6 +9,7 @@ pub mod builtin_defaults;
 mod cel;
 mod cel_libs;
 mod default;
+mod descriptions;
 mod documents;
 mod formats;
 pub mod gnostic;
@@ -29,6 +30,12 @@ pub use documents::{CustomSchema, EncodedDocument, ResourcePaths, V2_CACHE_ENTRI
 pub use validate::{FieldProblem, GoTypeError, ProblemKind, prune_custom, validate_custom};
 
 pub const SUPPORTED_MINORS: RangeInclusive<u32> = 25..=37;
+
+/// The form of the served documents, part of their hashes and ETags: clients (kubectl) cache a
+/// document by its hash for good, so a change of what is served for the same resources (2:
+/// upstream's descriptions, IntOrString as `oneOf`) must change the hash. Bump it with any such
+/// change.
+pub const DOCUMENTS_FORM: u32 = 2;
 
 const DATA: [&[u8]; 13] = [
     include_bytes!("../data/v1.25.json.gz"),

@@ -173,6 +173,11 @@ fn walk(cursor: &Cursor, value: &Value, at: &mut Place, depth: usize, out: &mut 
     if depth > MAX_DEPTH || value.is_null() {
         return;
     }
+    if cursor.definition_node().and_then(ref_owner) == Some("RawExtension") {
+        // Raw JSON of any type (a ControllerRevision's `data`): upstream keeps the bytes as
+        // sent, whatever the published schema's `type: object` says.
+        return;
+    }
     let Some(resolved) = cursor.resolved() else {
         return;
     };

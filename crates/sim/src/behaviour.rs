@@ -1,6 +1,6 @@
 //! What a real cluster's kubelets and controllers would do: nodes become Ready; one watch on the
 //! whole store feeds the workload controllers (`workloads/`: Deployments, ReplicaSets,
-//! StatefulSets, DaemonSets and Jobs with their Pods; Endpoints and EndpointSlices of Services).
+//! StatefulSets, DaemonSets and Jobs with their Pods, CronJobs' Jobs; Endpoints and EndpointSlices of Services).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -31,6 +31,8 @@ pub fn spawn(server: Arc<ApiServer>, config: SimConfig, minor: u32) -> tokio::ta
             minor,
             ready_delay: config.workload_ready_delay,
             queue: queue.clone(),
+            clock: config.clock.clone(),
+            wakes: Default::default(),
         };
         // One task per cluster: aborting it ends the watch and the controllers together.
         tokio::join!(run(server, queue), workloads::work(ctx, rx));

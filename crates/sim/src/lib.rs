@@ -31,6 +31,7 @@ pub use aws::DEFAULT_ACCOUNT as AWS_DEFAULT_ACCOUNT;
 pub use cloud::{CloudCluster, CloudClusterState, CloudConfig, CreateRequest, SimCloud};
 pub use faults::Fault;
 pub use traffic::{DRAIN_GRACE, HANG_HOLD, MAX_DELAY, SLOW_LATENCY, STREAM_TICK};
+pub use workloads::Clock;
 
 use faults::{FaultSet, FaultSwitch};
 
@@ -53,6 +54,8 @@ pub struct SimConfig {
     pub cloud: CloudConfig,
     /// Let clients without credentials in (see `ServerConfig::anonymous`).
     pub anonymous: bool,
+    /// The time the simulated controllers see (CronJob schedules); tests set their own.
+    pub clock: Clock,
 }
 
 impl Default for SimConfig {
@@ -66,6 +69,7 @@ impl Default for SimConfig {
             traffic_port: None,
             cloud: CloudConfig::default(),
             anonymous: false,
+            clock: Clock::system(),
         }
     }
 }

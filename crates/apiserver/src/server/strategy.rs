@@ -103,6 +103,12 @@ impl ApiServer {
                 obj["status"] = json!({});
             }
             ("apiextensions.k8s.io", "customresourcedefinitions") => crd_status(obj),
+            ("batch", "jobs") => {
+                generate_job_selector(obj, self.config.kubernetes_minor);
+                if let Some(o) = obj.as_object_mut() {
+                    o.remove("status");
+                }
+            }
             _ if res.has_status => {
                 if let Some(o) = obj.as_object_mut() {
                     o.remove("status");
@@ -212,6 +218,57 @@ pub(super) fn ensure_object<'a>(
 }
 
 /// Secret `stringData` is write-only: folded into base64 `data`.
+/// A Job's selector as upstream's Job strategy generates it on create, unless the Job asks for
+/// `manualSelector: true`: its template gets the `job-name` and `controller-uid` labels (both
+/// the legacy names and, from 1.27, the `batch.kubernetes.io/` ones; a label the user set is
+/// kept) and the selector matches the controller-uid one (the `batch.kubernetes.io/` name from
+/// 1.27). `manualSelector` stays unset. The uid is the one create has just given the Job.
+fn generate_job_selector(obj: &mut Value, minor: u32) {
+    if obj.pointer("/spec/manualSelector") == Some(&json!(true)) {
+        return;
+    }
+    let uid = json!(object::meta_str(obj, "uid").unwrap_or_default());
+    let name = json!(object::name(obj));
+    let (job_names, uids, selected): (&[&str], &[&str], &str) = if minor >= 27 {
+        (
+            &["job-name", "batch.kubernetes.io/job-name"],
+            &["controller-uid", "batch.kubernetes.io/controller-uid"],
+            "batch.kubernetes.io/controller-uid",
+        )
+    } else {
+        (&["job-name"], &["controller-uid"], "controller-uid")
+    };
+    let spec = ensure_object(obj, "spec");
+    let template = spec.entry("template").or_insert_with(|| json!({}));
+    if let Some(labels) = labels_of(template) {
+        for key in job_names {
+            labels.entry(*key).or_insert_with(|| name.clone());
+        }
+        for key in uids {
+            labels.entry(*key).or_insert_with(|| uid.clone());
+        }
+    }
+    let selector = spec.entry("selector").or_insert_with(|| json!({}));
+    if let Some(sel) = selector.as_object_mut() {
+        let match_labels = sel.entry("matchLabels").or_insert_with(|| json!({}));
+        if let Some(m) = match_labels.as_object_mut() {
+            m.entry(selected).or_insert(uid);
+        }
+    }
+}
+
+/// `metadata.labels` of a template (made when missing), if the template is an object.
+fn labels_of(template: &mut Value) -> Option<&mut serde_json::Map<String, Value>> {
+    let meta = template
+        .as_object_mut()?
+        .entry("metadata")
+        .or_insert_with(|| json!({}));
+    meta.as_object_mut()?
+        .entry("labels")
+        .or_insert_with(|| json!({}))
+        .as_object_mut()
+}
+
 fn fold_string_data(obj: &mut Value) {
     use base64::Engine;
     let Some(string_data) = obj.as_object_mut().and_then(|o| o.remove("stringData")) else {

@@ -210,6 +210,14 @@ pub(super) fn columns(group: &str, plural: &str) -> Option<Vec<Column>> {
             })],
             vec![],
         ),
+        ("", "endpoints") => (vec![f("Endpoints", "string", endpoints)], vec![]),
+        ("apps", "controllerrevisions") => (
+            vec![
+                f("Controller", "string", controller),
+                f("Revision", "integer", |o| json!(num(o, "/revision"))),
+            ],
+            vec![],
+        ),
         ("", "events") => return Some(event_columns()),
         _ => return None,
     };
@@ -218,6 +226,74 @@ pub(super) fn columns(group: &str, plural: &str) -> Option<Vec<Column>> {
     all.push(age());
     all.extend(wides);
     Some(all)
+}
+
+/// At most this many endpoints are listed; upstream then adds `+ N more...`.
+const ENDPOINTS_SHOWN: usize = 3;
+
+/// An Endpoints' ready addresses as upstream prints them: `IP:PORT` for every port of a subset
+/// (the bare IP where a headless subset has none), `[IPv6]:PORT`, the first three and
+/// `+ N more...`; `<none>` without subsets.
+fn endpoints(o: &Value) -> Value {
+    let subsets = list(o, "/subsets");
+    if subsets.is_empty() {
+        return json!("<none>");
+    }
+    let mut all: Vec<String> = Vec::new();
+    for ss in &subsets {
+        let ips: Vec<String> = list(ss, "/addresses")
+            .iter()
+            .map(|a| text(a, "/ip"))
+            .collect();
+        let ports = list(ss, "/ports");
+        if ports.is_empty() {
+            all.extend(ips);
+            continue;
+        }
+        for p in &ports {
+            let port = num(p, "/port");
+            all.extend(ips.iter().map(|ip| host_port(ip, port)));
+        }
+    }
+    let shown = all[..all.len().min(ENDPOINTS_SHOWN)].join(",");
+    json!(if all.len() > ENDPOINTS_SHOWN {
+        format!("{shown} + {} more...", all.len() - ENDPOINTS_SHOWN)
+    } else {
+        shown
+    })
+}
+
+/// Go's `net.JoinHostPort`: an IPv6 address in brackets.
+fn host_port(ip: &str, port: i64) -> String {
+    if ip.contains(':') {
+        format!("[{ip}]:{port}")
+    } else {
+        format!("{ip}:{port}")
+    }
+}
+
+/// A ControllerRevision's controller as upstream prints it: `kind.group/name` in lower case
+/// (`statefulset.apps/web`), `<none>` without a controller reference.
+fn controller(o: &Value) -> Value {
+    let owner = list(o, "/metadata/ownerReferences")
+        .into_iter()
+        .find(|r| r["controller"] == true);
+    let Some(owner) = owner else {
+        return json!("<none>");
+    };
+    let api_version = text(&owner, "/apiVersion");
+    let group = api_version.rsplit_once('/').map_or("", |(g, _)| g);
+    let kind = text(&owner, "/kind");
+    let qualified = if group.is_empty() {
+        kind
+    } else {
+        format!("{kind}.{group}")
+    };
+    json!(format!(
+        "{}/{}",
+        qualified.to_lowercase(),
+        text(&owner, "/name")
+    ))
 }
 
 fn or_none_na(s: String) -> String {
@@ -256,19 +332,7 @@ fn pod_columns() -> Vec<Column> {
                 .count();
             json!(format!("{ready}/{}", list(o, "/spec/containers").len()))
         }),
-        f("Status", "string", |o| {
-            if o.pointer("/metadata/deletionTimestamp")
-                .is_some_and(|t| !t.is_null())
-            {
-                return json!("Terminating");
-            }
-            let reason = text(o, "/status/reason");
-            json!(if reason.is_empty() {
-                text(o, "/status/phase")
-            } else {
-                reason
-            })
-        }),
+        f("Status", "string", pod_status),
         f("Restarts", "string", |o| {
             let restarts: i64 = list(o, "/status/containerStatuses")
                 .iter()
@@ -277,6 +341,58 @@ fn pod_columns() -> Vec<Column> {
             json!(restarts.to_string())
         }),
     ]
+}
+
+/// A Pod's STATUS as upstream's printer derives it: the phase, or the Pod's reason, overridden
+/// by its containers' (the last one with something to say wins): a waiting reason
+/// (`CrashLoopBackOff`), a terminated reason (`Completed`, `Error`), else `Signal:N` or
+/// `ExitCode:N`; `Completed` while a container still runs reads `Running` (or `NotReady`); a
+/// Pod being deleted that has not finished is `Terminating`.
+fn pod_status(o: &Value) -> Value {
+    let mut reason = text(o, "/status/reason");
+    if reason.is_empty() {
+        reason = text(o, "/status/phase");
+    }
+    let mut running = false;
+    for c in list(o, "/status/containerStatuses").iter().rev() {
+        if let Some(r) = container_reason(c) {
+            reason = r;
+        } else if c["ready"] == true && c.pointer("/state/running").is_some_and(Value::is_object) {
+            running = true;
+        }
+    }
+    if reason == "Completed" && running {
+        let ready = list(o, "/status/conditions")
+            .iter()
+            .any(|c| c["type"] == "Ready" && c["status"] == "True");
+        reason = if ready { "Running" } else { "NotReady" }.into();
+    }
+    let deleting = o
+        .pointer("/metadata/deletionTimestamp")
+        .is_some_and(|t| !t.is_null());
+    let finished = matches!(text(o, "/status/phase").as_str(), "Succeeded" | "Failed");
+    json!(if deleting && !finished {
+        "Terminating".into()
+    } else {
+        reason
+    })
+}
+
+/// What a container's state says of it, if anything (see [`pod_status`]).
+fn container_reason(c: &Value) -> Option<String> {
+    let waiting = text(c, "/state/waiting/reason");
+    if !waiting.is_empty() {
+        return Some(waiting);
+    }
+    let terminated = c.pointer("/state/terminated").filter(|t| t.is_object())?;
+    let reason = text(terminated, "/reason");
+    Some(if !reason.is_empty() {
+        reason
+    } else if num(terminated, "/signal") != 0 {
+        format!("Signal:{}", num(terminated, "/signal"))
+    } else {
+        format!("ExitCode:{}", num(terminated, "/exitCode"))
+    })
 }
 
 fn pod_wides() -> Vec<Column> {
@@ -421,4 +537,75 @@ fn event_columns() -> Vec<Column> {
 /// The fallback for kinds without a printer here: Name and Age.
 pub(super) fn default_columns() -> Vec<Column> {
     vec![name(), age()]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn endpoints_list_three_and_count_the_rest() {
+        let ep = json!({"subsets": [
+            {"addresses": [{"ip": "10.0.0.1"}, {"ip": "10.0.0.2"}], "ports": [{"port": 80}]},
+            {"addresses": [{"ip": "10.0.0.3"}, {"ip": "fd00::4"}], "ports": [{"port": 8080}]},
+        ]});
+        assert_eq!(
+            endpoints(&ep),
+            "10.0.0.1:80,10.0.0.2:80,10.0.0.3:8080 + 1 more..."
+        );
+        let two = json!({"subsets": [{"addresses": [{"ip": "fd00::1"}, {"ip": "10.0.0.2"}],
+            "ports": [{"port": 80}]}]});
+        assert_eq!(endpoints(&two), "[fd00::1]:80,10.0.0.2:80");
+        let headless = json!({"subsets": [{"addresses": [{"ip": "10.0.0.9"}]}]});
+        assert_eq!(endpoints(&headless), "10.0.0.9");
+        assert_eq!(endpoints(&json!({})), "<none>");
+        let not_ready = json!({"subsets": [{"notReadyAddresses": [{"ip": "10.0.0.1"}],
+            "ports": [{"port": 80}]}]});
+        assert_eq!(endpoints(&not_ready), "");
+    }
+
+    #[test]
+    fn a_revision_names_its_controller_by_kind_and_group() {
+        let rev = json!({"metadata": {"ownerReferences": [
+            {"apiVersion": "v1", "kind": "Pod", "name": "p"},
+            {"apiVersion": "apps/v1", "kind": "StatefulSet", "name": "web", "controller": true},
+        ]}});
+        assert_eq!(controller(&rev), "statefulset.apps/web");
+        assert_eq!(controller(&json!({"metadata": {}})), "<none>");
+    }
+
+    fn pod(phase: &str, state: Value, ready: bool) -> Value {
+        json!({"status": {"phase": phase,
+            "containerStatuses": [{"name": "c", "ready": ready, "state": state}]}})
+    }
+
+    #[test]
+    fn pod_status_follows_the_containers_as_upstream() {
+        let done = json!({"terminated": {"exitCode": 0, "reason": "Completed"}});
+        assert_eq!(pod_status(&pod("Succeeded", done, false)), "Completed");
+        let failed = json!({"terminated": {"exitCode": 3}});
+        assert_eq!(pod_status(&pod("Failed", failed, false)), "ExitCode:3");
+        let killed = json!({"terminated": {"exitCode": 137, "signal": 9}});
+        assert_eq!(pod_status(&pod("Failed", killed, false)), "Signal:9");
+        let backoff = json!({"waiting": {"reason": "CrashLoopBackOff"}});
+        assert_eq!(
+            pod_status(&pod("Running", backoff, false)),
+            "CrashLoopBackOff"
+        );
+        let running = json!({"running": {"startedAt": "2026-01-01T00:00:00Z"}});
+        assert_eq!(pod_status(&pod("Running", running, true)), "Running");
+        let mut sidecar_done = pod("Running", json!({"running": {}}), true);
+        sidecar_done["status"]["containerStatuses"]
+            .as_array_mut()
+            .unwrap()
+            .push(json!({"name": "d", "state": {"terminated": {"reason": "Completed"}}}));
+        assert_eq!(pod_status(&sidecar_done), "NotReady");
+        let mut deleting = pod("Running", json!({"running": {}}), true);
+        deleting["metadata"] = json!({"deletionTimestamp": "2026-01-01T00:00:00Z"});
+        assert_eq!(pod_status(&deleting), "Terminating");
+        assert_eq!(
+            pod_status(&json!({"status": {"phase": "Pending"}})),
+            "Pending"
+        );
+    }
 }

@@ -5,6 +5,14 @@ use serde_json::{Map, Value};
 use super::{D, ensure, fill, pod, str_of};
 
 pub(super) fn apply(plural: &str, minor: u32, root: &mut Map<String, Value>) {
+    // Only the kinds with a spec get one: a ControllerRevision has none (a `spec: {}` added to
+    // it is an unknown field, which Strict field validation refuses).
+    if !matches!(
+        plural,
+        "deployments" | "statefulsets" | "daemonsets" | "replicasets"
+    ) {
+        return;
+    }
     let Some(spec) = ensure(root, "spec") else {
         return;
     };

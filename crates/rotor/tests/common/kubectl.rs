@@ -109,18 +109,35 @@ spec:
 pub struct Kubectl {
     kubeconfig: PathBuf,
     cache: tempfile::TempDir,
+    binary: PathBuf,
 }
 
 impl Kubectl {
     pub fn new(kubeconfig: PathBuf) -> Self {
+        Self::with_binary(kubeconfig, PathBuf::from("kubectl"))
+    }
+
+    /// A kubectl of another binary (a versioned one, see [`versioned`]) with its own cache.
+    pub fn with_binary(kubeconfig: PathBuf, binary: PathBuf) -> Self {
         Kubectl {
             kubeconfig,
             cache: tempfile::tempdir().expect("cache dir"),
+            binary,
         }
     }
 
+    /// The same server through kubectl 1.`minor` (None, and the test skipped, when it is not
+    /// installed; `scripts/install-test-deps.sh` installs `kubectl-1.27` and `kubectl-1.35`).
+    pub fn versioned(&self, minor: u32) -> Option<Kubectl> {
+        let name = format!("kubectl-1.{minor}");
+        let env = format!("KUBECTL_1_{minor}");
+        let found = rotor_test_support::find_binary(&env, &name, &["/usr/local/bin"]);
+        let binary = rotor_test_support::required(&name, found)?;
+        Some(Self::with_binary(self.kubeconfig.clone(), binary))
+    }
+
     pub fn command(&self, args: &[&str]) -> Command {
-        let mut c = Command::new("kubectl");
+        let mut c = Command::new(&self.binary);
         c.arg("--kubeconfig")
             .arg(&self.kubeconfig)
             .arg("--cache-dir")

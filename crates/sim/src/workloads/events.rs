@@ -35,6 +35,11 @@ pub const DAEMON_SET: Source = Source {
     kind: "DaemonSet",
     component: "daemonset-controller",
 };
+pub const CRON_JOB: Source = Source {
+    api_version: "batch/v1",
+    kind: "CronJob",
+    component: "cronjob-controller",
+};
 pub const JOB: Source = Source {
     api_version: "batch/v1",
     kind: "Job",
@@ -78,7 +83,20 @@ pub async fn deleted_pod(ctx: &Ctx, source: Source, owner: &Value, pod: &str) {
 
 /// Records a Normal Event `reason` about `obj`.
 pub async fn record(ctx: &Ctx, source: Source, obj: &Value, reason: &str, message: &str) {
-    let event = event(source, obj, reason, message);
+    record_typed(ctx, source, obj, "Normal", reason, message).await;
+}
+
+/// Records an Event of `type_` (`Normal`, `Warning`) about `obj`.
+pub async fn record_typed(
+    ctx: &Ctx,
+    source: Source,
+    obj: &Value,
+    type_: &str,
+    reason: &str,
+    message: &str,
+) {
+    let mut event = event(source, obj, reason, message);
+    event["type"] = json!(type_);
     let ns = obj["metadata"]["namespace"].as_str();
     let Ok(res) = ctx.server.resource("", "v1", "events") else {
         return;

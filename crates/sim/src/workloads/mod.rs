@@ -3,16 +3,20 @@
 //! `revision.rs`), ReplicaSets own Pods that start Running and Ready after the configured delay
 //! (`replicaset.rs`, `pods.rs`); StatefulSets own ordinal Pods with their volume claims
 //! (`statefulset.rs`, `claims.rs`) and DaemonSets one Pod per node (`daemonset.rs`), both with
-//! ControllerRevisions as their history (`controller_revision.rs`); Jobs own Pods that run to completion (`job.rs`); Services with a
+//! ControllerRevisions as their history (`controller_revision.rs`); Jobs own Pods that run to completion (`job.rs`);
+//! CronJobs start Jobs on their schedule (`cronjob.rs`, the cron expressions in `schedule.rs`,
+//! the time from the injectable [`Clock`]); Services with a
 //! selector get Endpoints and EndpointSlices of their Pods (`endpoints.rs`); the controllers'
 //! Events (`events.rs`), and `pods/log` answered with a simulated line (`logs.rs`).
 //!
 //! Reconciliation is level-triggered and serial: watch events become [`Task`]s in one
 //! de-duplicated queue per cluster (at most one entry per object), worked by one loop; the only
-//! other tasks are the short-lived timers that move new Pods on (ready, or done for a Job's).
+//! other tasks are the short-lived timers that move new Pods on (ready, or done for a Job's), and
+//! one timer per CronJob for its next start time.
 
 mod claims;
 mod controller_revision;
+mod cronjob;
 mod daemonset;
 mod deployment;
 mod endpoints;
@@ -23,9 +27,10 @@ pub mod logs;
 mod pods;
 mod replicaset;
 mod revision;
+mod schedule;
 mod statefulset;
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -54,6 +59,11 @@ pub enum Task {
         name: String,
     },
     Job {
+        ns: String,
+        name: String,
+    },
+    /// A CronJob (changed, one of its Jobs changed, or its next start time came).
+    CronJob {
         ns: String,
         name: String,
     },
@@ -126,6 +136,38 @@ impl Queue {
     }
 }
 
+/// Where the simulated controllers read the time (the CronJob controller's schedules): the
+/// system clock, or one a test sets, so scheduling is tested without waiting for minutes.
+#[derive(Clone)]
+pub struct Clock(Arc<dyn Fn() -> jiff::Timestamp + Send + Sync>);
+
+impl Clock {
+    pub fn system() -> Self {
+        Clock(Arc::new(jiff::Timestamp::now))
+    }
+
+    /// A clock that reads `now`.
+    pub fn from_fn(now: impl Fn() -> jiff::Timestamp + Send + Sync + 'static) -> Self {
+        Clock(Arc::new(now))
+    }
+
+    pub fn now(&self) -> jiff::Timestamp {
+        (self.0)()
+    }
+}
+
+impl Default for Clock {
+    fn default() -> Self {
+        Clock::system()
+    }
+}
+
+impl std::fmt::Debug for Clock {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Clock({})", self.now())
+    }
+}
+
 /// What every reconciler needs: the cluster's API, its shape and the queue.
 pub struct Ctx {
     pub server: Arc<ApiServer>,
@@ -134,6 +176,32 @@ pub struct Ctx {
     pub minor: u32,
     pub ready_delay: Duration,
     pub queue: Queue,
+    pub clock: Clock,
+    /// The time each timer armed by [`Ctx::wake_at`] fires for, so a task gets one timer per
+    /// start time however often it is reconciled before.
+    pub wakes: Arc<Mutex<HashMap<Task, jiff::Timestamp>>>,
+}
+
+impl Ctx {
+    /// Queues `task` when the clock reaches `at` (once per task and time).
+    pub fn wake_at(&self, task: Task, at: jiff::Timestamp) {
+        let lock = || self.wakes.lock().unwrap_or_else(|p| p.into_inner());
+        if lock().insert(task.clone(), at) == Some(at) {
+            return;
+        }
+        let wait = self.clock.now().duration_until(at);
+        let delay = Duration::try_from(wait).unwrap_or(Duration::ZERO) + Duration::from_millis(50);
+        let (queue, wakes) = (self.queue.clone(), self.wakes.clone());
+        tokio::spawn(async move {
+            tokio::time::sleep(delay).await;
+            let mut armed = wakes.lock().unwrap_or_else(|p| p.into_inner());
+            if armed.get(&task) == Some(&at) {
+                armed.remove(&task);
+                drop(armed);
+                queue.push(task);
+            }
+        });
+    }
 }
 
 /// The tasks a change to the object at `key` calls for (its own, its controller's).
@@ -152,12 +220,18 @@ pub fn route(queue: &Queue, event: &WatchEvent) {
     match (group, plural) {
         // A status written by someone else stands until the spec or an owned object changes
         // (how tests inject unavailability); the simulator's own status writes need no second look.
-        ("apps", "deployments" | "statefulsets" | "daemonsets") | ("batch", "jobs")
-            if status_only(event) => {}
+        // A Job's status is what its CronJob tracks: every change of it concerns the CronJob.
+        ("batch", "jobs") if status_only(event) => cron_job_of(queue, value, ns),
+        ("batch", "jobs") => {
+            cron_job_of(queue, value, ns.clone());
+            queue.push(Task::Job { ns, name });
+        }
+        ("batch", "cronjobs") if status_only(event) => {}
+        ("batch", "cronjobs") => queue.push(Task::CronJob { ns, name }),
+        ("apps", "deployments" | "statefulsets" | "daemonsets") if status_only(event) => {}
         ("apps", "deployments") => queue.push(Task::Deployment { ns, name }),
         ("apps", "statefulsets") => queue.push(Task::StatefulSet { ns, name }),
         ("apps", "daemonsets") => queue.push(Task::DaemonSet { ns, name }),
-        ("batch", "jobs") => queue.push(Task::Job { ns, name }),
         ("apps", "replicasets") => {
             if let Some(("Deployment", d)) = controller_of(value) {
                 queue.push(Task::Deployment {
@@ -180,6 +254,13 @@ pub fn route(queue: &Queue, event: &WatchEvent) {
         }
         ("core", "services") => queue.push(Task::Services { ns }),
         _ => {}
+    }
+}
+
+/// Queues the CronJob that controls the Job `bytes`, if one does.
+fn cron_job_of(queue: &Queue, bytes: &[u8], ns: String) {
+    if let Some(("CronJob", name)) = controller_of(bytes) {
+        queue.push(Task::CronJob { ns, name });
     }
 }
 
@@ -208,6 +289,7 @@ fn controller_of(bytes: &[u8]) -> Option<(&'static str, String)> {
         "StatefulSet",
         "DaemonSet",
         "Job",
+        "CronJob",
     ]
     .into_iter()
     .find(|k| r["kind"] == *k)?;
@@ -246,6 +328,7 @@ pub async fn work(ctx: Ctx, mut rx: mpsc::UnboundedReceiver<Task>) {
             Task::DaemonSet { ns, name } => daemonset::reconcile(&ctx, ns, name).await,
             Task::Job { ns, name } => job::reconcile(&ctx, ns, name).await,
             Task::JobExpired { ns, name } => job::expire(&ctx, ns, name).await,
+            Task::CronJob { ns, name } => cronjob::reconcile(&ctx, ns, name).await,
             Task::Services { ns } => endpoints::reconcile(&ctx, ns).await,
             Task::ServiceGone { ns, name } => endpoints::service_gone(&ctx, ns, name).await,
             Task::PodsReady { ns, names } => pods::mark_ready(&ctx, ns, names).await,

@@ -1,0 +1,139 @@
+//! Small divergences from kube-apiserver, each as upstream behaves: a Job without a selector gets
+//! the generated one (labels by release), and a ControllerRevision's `data` (a RawExtension,
+//! any JSON) is accepted under Strict field validation.
+
+mod common;
+
+use std::sync::Arc;
+
+use rotor_apiserver::{ApiServer, ServerConfig};
+use rotor_store::memory::MemoryStore;
+use serde_json::{Value, json};
+
+const JSON: &str = "application/json";
+const JOBS: &str = "/apis/batch/v1/namespaces/default/jobs";
+
+async fn server_of(minor: u32) -> Arc<ApiServer> {
+    let config = ServerConfig {
+        kubernetes_minor: minor,
+        ..ServerConfig::default()
+    };
+    ApiServer::new(Arc::new(MemoryStore::default()), config)
+        .await
+        .expect("server")
+}
+
+fn job(name: &str, extra_spec: Value) -> Vec<u8> {
+    let mut spec = json!({"template": {"spec": {"restartPolicy": "Never",
+        "containers": [{"name": "c", "image": "busybox"}]}}});
+    if let (Some(s), Some(extra)) = (spec.as_object_mut(), extra_spec.as_object()) {
+        s.extend(extra.clone());
+    }
+    serde_json::to_vec(&json!({"apiVersion": "batch/v1", "kind": "Job",
+        "metadata": {"name": name}, "spec": spec}))
+    .expect("json")
+}
+
+#[tokio::test]
+async fn a_job_without_a_selector_gets_upstreams_generated_one() {
+    let server = server_of(33).await;
+    let (code, got) = common::send(&server, "POST", JOBS, JSON, job("pi", json!({}))).await;
+    assert_eq!(code, 201, "{got}");
+    let uid = got["metadata"]["uid"].as_str().expect("uid");
+    assert_eq!(
+        got["spec"]["selector"],
+        json!({"matchLabels": {"batch.kubernetes.io/controller-uid": uid}})
+    );
+    let labels = &got["spec"]["template"]["metadata"]["labels"];
+    for (k, v) in [
+        ("batch.kubernetes.io/controller-uid", uid),
+        ("controller-uid", uid),
+        ("batch.kubernetes.io/job-name", "pi"),
+        ("job-name", "pi"),
+    ] {
+        assert_eq!(labels[k], v, "{k} in {labels}");
+    }
+    assert!(got["spec"].get("manualSelector").is_none(), "{got}");
+    // Read back as stored.
+    let (_, read) = common::send(&server, "GET", &format!("{JOBS}/pi"), JSON, vec![]).await;
+    assert_eq!(read["spec"]["selector"], got["spec"]["selector"]);
+}
+
+#[tokio::test]
+async fn before_1_27_a_jobs_generated_selector_uses_the_legacy_labels_only() {
+    let server = server_of(26).await;
+    let (code, got) = common::send(&server, "POST", JOBS, JSON, job("old", json!({}))).await;
+    assert_eq!(code, 201, "{got}");
+    let uid = got["metadata"]["uid"].as_str().expect("uid");
+    assert_eq!(
+        got["spec"]["selector"],
+        json!({"matchLabels": {"controller-uid": uid}})
+    );
+    let labels = got["spec"]["template"]["metadata"]["labels"]
+        .as_object()
+        .expect("labels");
+    let mut keys: Vec<&str> = labels.keys().map(String::as_str).collect();
+    keys.sort();
+    assert_eq!(keys, ["controller-uid", "job-name"]);
+}
+
+#[tokio::test]
+async fn a_manual_selector_is_left_alone() {
+    let server = server_of(33).await;
+    let manual = json!({"manualSelector": true, "selector": {"matchLabels": {"app": "x"}},
+        "template": {"metadata": {"labels": {"app": "x"}}, "spec": {"restartPolicy": "Never",
+            "containers": [{"name": "c", "image": "busybox"}]}}});
+    let (code, got) = common::send(&server, "POST", JOBS, JSON, job("m", manual)).await;
+    assert_eq!(code, 201, "{got}");
+    assert_eq!(
+        got["spec"]["selector"],
+        json!({"matchLabels": {"app": "x"}})
+    );
+    assert_eq!(
+        got["spec"]["template"]["metadata"]["labels"],
+        json!({"app": "x"})
+    );
+    assert_eq!(got["spec"]["manualSelector"], true);
+}
+
+#[tokio::test]
+async fn a_controller_revisions_data_is_any_json_under_strict_validation() {
+    let server = server_of(33).await;
+    let url = "/apis/apps/v1/namespaces/default/controllerrevisions?fieldValidation=Strict";
+    for (name, data) in [
+        (
+            "obj",
+            json!({"spec": {"template": {"$patch": "replace", "spec": {"anything": [1, "x"]}}}}),
+        ),
+        ("list", json!([1, 2, {"a": null}])),
+        ("text", json!("a string")),
+        ("number", json!(7)),
+    ] {
+        let body = json!({"apiVersion": "apps/v1", "kind": "ControllerRevision",
+            "metadata": {"name": name}, "revision": 1, "data": data});
+        let (code, got) = common::send(
+            &server,
+            "POST",
+            url,
+            JSON,
+            serde_json::to_vec(&body).expect("json"),
+        )
+        .await;
+        assert_eq!(code, 201, "{name}: {got}");
+        assert_eq!(got["data"], data, "{name}");
+    }
+    let bad = json!({"apiVersion": "apps/v1", "kind": "ControllerRevision",
+        "metadata": {"name": "typo"}, "revision": 1, "dataa": {}});
+    let (code, got) = common::send(
+        &server,
+        "POST",
+        url,
+        JSON,
+        serde_json::to_vec(&bad).unwrap(),
+    )
+    .await;
+    assert_eq!(
+        code, 400,
+        "an unknown field beside data is still refused: {got}"
+    );
+}

@@ -15,6 +15,7 @@ use rotor_providers::{
     idempotency_token, instance_name,
 };
 use rotor_sim::{CloudConfig, Sim, SimConfig};
+use rotor_test_support::aws::{Backend, sim_options};
 use rotor_test_support::moto::{self, MotoServer};
 
 const LIMIT: Duration = Duration::from_secs(20);
@@ -66,13 +67,6 @@ fn spec(swap: &str) -> InstanceSpec {
     }
 }
 
-/// Which EKS API a test runs against.
-#[derive(Clone, Copy, Debug, PartialEq)]
-enum Backend {
-    Moto,
-    Sim,
-}
-
 /// An EKS API that lives as long as the test (held for its drop).
 #[allow(dead_code)]
 enum Server {
@@ -99,20 +93,8 @@ async fn simulator() -> (Arc<Sim>, AwsOptions) {
         nodes: 1,
         ..SimConfig::default()
     });
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
-    let addr = listener.local_addr().expect("addr");
-    let router = sim.router();
-    tokio::spawn(async move {
-        let _ = rotor_apiserver::http::serve(listener, router).await;
-    });
-    let options = AwsOptions {
-        endpoint_url: Some(format!("http://{addr}/aws")),
-        region: Some(rotor_aws::DEFAULT_REGION.into()),
-        static_credentials: Some(("testing".into(), "testing".into())),
-    };
-    (sim, options)
+    let addr = sim.serve_loopback().await.expect("serve the simulator");
+    (sim, sim_options(addr))
 }
 
 async fn aws(backend: Backend) -> Option<Aws> {
@@ -136,23 +118,7 @@ async fn aws(backend: Backend) -> Option<Aws> {
     })
 }
 
-/// Each test, once against moto and once against the simulator.
-macro_rules! on_both {
-    ($($name:ident),* $(,)?) => {$(
-        mod $name {
-            #[tokio::test]
-            async fn moto() {
-                super::$name(super::Backend::Moto).await
-            }
-            #[tokio::test]
-            async fn sim() {
-                super::$name(super::Backend::Sim).await
-            }
-        }
-    )*};
-}
-
-on_both!(
+rotor_test_support::on_both!(
     create_is_idempotent_and_builds_the_node_groups,
     another_swaps_cluster_of_the_same_name_is_refused_not_adopted,
     missing_config_is_refused_naming_the_field_and_creates_nothing,

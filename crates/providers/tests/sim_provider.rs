@@ -31,14 +31,7 @@ async fn simulator() -> (Arc<Sim>, SocketAddr) {
 
 async fn simulator_with(config: SimConfig) -> (Arc<Sim>, SocketAddr) {
     let sim = Sim::new(config);
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
-    let addr = listener.local_addr().expect("addr");
-    let router = sim.router();
-    tokio::spawn(async move {
-        let _ = rotor_apiserver::http::serve(listener, router).await;
-    });
+    let addr = sim.serve_loopback().await.expect("serve the simulator");
     (sim, addr)
 }
 

@@ -40,15 +40,7 @@ async fn http(addr: SocketAddr, method: &str, path: &str, body: Option<&str>) ->
 }
 
 async fn serve(sim: &std::sync::Arc<Sim>) -> SocketAddr {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
-    let addr = listener.local_addr().expect("addr");
-    let router = sim.router();
-    tokio::spawn(async move {
-        let _ = rotor_apiserver::http::serve(listener, router).await;
-    });
-    addr
+    sim.serve_loopback().await.expect("serve the simulator")
 }
 
 #[tokio::test]

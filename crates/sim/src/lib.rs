@@ -293,6 +293,18 @@ impl Sim {
             })
     }
 
+    /// Serves [`Sim::router`] on a free loopback port, in a task of its own that lives as long
+    /// as the runtime: what the benchmarks and tests do with a simulator.
+    pub async fn serve_loopback(self: &Arc<Self>) -> std::io::Result<SocketAddr> {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+        let addr = listener.local_addr()?;
+        let router = self.router();
+        tokio::spawn(async move {
+            let _ = rotor_apiserver::http::serve(listener, router).await;
+        });
+        Ok(addr)
+    }
+
     async fn route_member(&self, mut req: Request<Body>) -> Response {
         let path = req.uri().path().to_string();
         let Some(rest) = path.strip_prefix("/clusters/") else {

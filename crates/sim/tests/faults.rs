@@ -30,15 +30,7 @@ fn config() -> SimConfig {
 }
 
 async fn serve(sim: &Arc<Sim>) -> SocketAddr {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
-    let addr = listener.local_addr().expect("addr");
-    let router = sim.router();
-    tokio::spawn(async move {
-        let _ = rotor_apiserver::http::serve(listener, router).await;
-    });
-    addr
+    sim.serve_loopback().await.expect("serve the simulator")
 }
 
 /// One HTTP/1.1 exchange on a fresh connection: (status, body).

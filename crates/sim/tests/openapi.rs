@@ -38,14 +38,7 @@ async fn openapi_v3_urls_carry_the_simulators_prefix() {
         ..SimConfig::default()
     });
     let member = sim.add_cluster("m", 34).await.expect("member");
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
-    let addr = listener.local_addr().expect("addr");
-    let router = sim.router();
-    tokio::spawn(async move {
-        let _ = rotor_apiserver::http::serve(listener, router).await;
-    });
+    let addr = sim.serve_loopback().await.expect("serve the simulator");
     let (code, index) = get(addr, "/clusters/m/openapi/v3", &member.token).await;
     assert_eq!(code, 200, "{index}");
     let url = index["paths"]["apis/apps/v1"]["serverRelativeURL"]

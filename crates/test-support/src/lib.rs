@@ -8,6 +8,7 @@
 use std::future::Future;
 use std::path::PathBuf;
 
+pub mod aws;
 pub mod etcd;
 pub mod moto;
 pub mod process;

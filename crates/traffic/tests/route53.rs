@@ -10,16 +10,10 @@ use aws_sdk_route53::types::{
 };
 use rotor_aws::AwsOptions;
 use rotor_sim::{Sim, SimConfig};
+use rotor_test_support::aws::{Backend, sim_options};
 use rotor_test_support::moto::{self, MotoServer};
 use rotor_traffic::route53::Route53Shifter;
 use rotor_traffic::{TrafficError, TrafficShifter, Weights};
-
-/// Which Route 53 a test runs against.
-#[derive(Clone, Copy, Debug)]
-enum Backend {
-    Moto,
-    Sim,
-}
 
 /// A Route 53 that lives as long as the test (held for its drop).
 #[allow(dead_code)]
@@ -38,20 +32,8 @@ struct Dns {
 /// The simulator on a loopback port, and options that reach its AWS front.
 async fn simulator() -> (Arc<Sim>, AwsOptions) {
     let sim = Sim::new(SimConfig::default());
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
-    let addr = listener.local_addr().expect("addr");
-    let router = sim.router();
-    tokio::spawn(async move {
-        let _ = rotor_apiserver::http::serve(listener, router).await;
-    });
-    let options = AwsOptions {
-        endpoint_url: Some(format!("http://{addr}/aws")),
-        region: Some(rotor_aws::DEFAULT_REGION.into()),
-        static_credentials: Some(("testing".into(), "testing".into())),
-    };
-    (sim, options)
+    let addr = sim.serve_loopback().await.expect("serve the simulator");
+    (sim, sim_options(addr))
 }
 
 async fn dns(backend: Backend) -> Option<Dns> {
@@ -86,23 +68,7 @@ async fn dns(backend: Backend) -> Option<Dns> {
     })
 }
 
-/// Each test, once against moto and once against the simulator.
-macro_rules! on_both {
-    ($($name:ident),* $(,)?) => {$(
-        mod $name {
-            #[tokio::test]
-            async fn moto() {
-                super::$name(super::Backend::Moto).await
-            }
-            #[tokio::test]
-            async fn sim() {
-                super::$name(super::Backend::Sim).await
-            }
-        }
-    )*};
-}
-
-on_both!(
+rotor_test_support::on_both!(
     weights_move_between_blue_and_green_records,
     bad_requests_are_refused_naming_the_endpoint_and_change_nothing,
     other_records_are_left_alone_and_foreign_edits_are_reported,

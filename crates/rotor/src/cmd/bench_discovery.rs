@@ -122,12 +122,7 @@ pub async fn run(args: DiscoveryArgs) -> anyhow::Result<()> {
         started.elapsed().as_secs_f64()
     ));
 
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-    let base = format!("http://{}", listener.local_addr()?);
-    let router = sim.router();
-    tokio::spawn(async move {
-        let _ = rotor_apiserver::http::serve(listener, router).await;
-    });
+    let base = format!("http://{}", sim.serve_loopback().await?);
     // The simulator reports each Deployment available a little after its creation; with many
     // thousands that takes a while. Wait for it, so that listing is timed on its own.
     let settle_started = Instant::now();

@@ -82,12 +82,7 @@ pub async fn run(args: MigrateArgs) -> anyhow::Result<()> {
         );
     }
 
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-    let base = format!("http://{}", listener.local_addr()?);
-    let router = sim.router();
-    tokio::spawn(async move {
-        let _ = rotor_apiserver::http::serve(listener, router).await;
-    });
+    let base = format!("http://{}", sim.serve_loopback().await?);
     let kubeconfig = |name: &str| {
         sim.kubeconfig(name, &base)
             .ok_or_else(|| anyhow::anyhow!("no kubeconfig for {name}"))

@@ -208,7 +208,8 @@ pub struct Unanswered {
     /// was sent: a green that goes on answering is slow on some requests, not hanging, and its
     /// slow requests are judged when they end. (The youngest, not the oldest: requests in
     /// flight when green started to hang still end just after it did.) `None` when the traffic
-    /// layer cannot tell (HAProxy), and when green holds no unanswered request.
+    /// layer cannot tell (HAProxy without a log to rotor), and when green holds no unanswered
+    /// request.
     pub green_answering: Option<bool>,
 }
 

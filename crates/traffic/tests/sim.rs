@@ -629,7 +629,7 @@ async fn sim_counts_unanswered_requests_per_backend() {
         Weights::green(100).unwrap(),
     )
     .await;
-    common::unanswered_follows_held_requests(&shifter, EP, &green, &server.url(EP), true).await;
+    common::unanswered_follows_held_requests(&shifter, EP, &green, &server.url(EP), None).await;
 }
 
 /// The router times each attempt to its answer's head: a green 300 ms late shows.

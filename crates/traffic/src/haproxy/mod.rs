@@ -45,6 +45,7 @@ use crate::{
 
 mod check;
 mod config;
+mod date;
 mod process;
 mod replies;
 mod streams;
@@ -438,8 +439,11 @@ impl TrafficShifter for HaproxyShifter {
     }
 
     /// One round trip: `show sess all`, every stream HAProxy holds, of which those of
-    /// `ep_<endpoint>` still waiting for their server's answer head (see `streams`). Its ages
-    /// are whole seconds, so `older_than` is judged to the second below.
+    /// `ep_<endpoint>` still waiting for their server's answer head (see `streams`), aged by
+    /// their accept dates. Whether green went on answering comes from the log lines' accept
+    /// dates (see `timing`), the same clock as `show sess`'s: green answered a request accepted
+    /// after the youngest of those it holds. Compared to the millisecond the log prints, a tie
+    /// counts as not answering. Without a log to rotor it cannot be told (`None`).
     async fn unanswered(
         &self,
         endpoint: &str,
@@ -456,14 +460,19 @@ impl TrafficShifter for HaproxyShifter {
                 reply: message.to_string(),
             });
         }
-        // Whether green goes on answering others is not told: its log lines are handled when
-        // they arrive, possibly long after their request ended, so they cannot say when green
-        // last answered (their own dates could, a change for later).
-        Ok(streams::unanswered(
-            &reply,
-            &backend_name(endpoint),
-            older_than,
-        ))
+        let backend = backend_name(endpoint);
+        let held = streams::unanswered(&reply, &backend, older_than);
+        let answered = self.latency.as_ref().map(|b| b.green_answered_us(&backend));
+        let green_answering = match (held.youngest_green_us, answered) {
+            (Some(youngest), Some(answered)) => {
+                Some(answered.is_some_and(|a| a / 1_000 > youngest / 1_000))
+            }
+            _ => None,
+        };
+        Ok(Unanswered {
+            green_answering,
+            ..held.count
+        })
     }
 
     async fn weights(&self, endpoint: &str) -> Result<Weights, TrafficError> {

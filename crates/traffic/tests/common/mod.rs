@@ -96,19 +96,21 @@ pub async fn failing_backend(name: &'static str) -> TestBackend {
         .await
 }
 
-/// `/stream`: one `data: N` message every 20 ms, never ending; `/broken`: a first chunk, then
-/// the answer breaks off (the connection is dropped mid-body).
+/// One `data: N` message every 20 ms, never ending.
+async fn ticks() -> axum::body::Body {
+    let ticks = futures::stream::unfold(0u64, |n| async move {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        Some((
+            Ok::<_, std::io::Error>(Bytes::from(format!("data: {n}\n\n"))),
+            n + 1,
+        ))
+    });
+    axum::body::Body::from_stream(ticks)
+}
+
+/// `/stream`: [`ticks`]; `/broken`: a first chunk, then the answer breaks off (the connection
+/// is dropped mid-body).
 pub async fn streaming_backend() -> TestBackend {
-    let stream = || async {
-        let ticks = futures::stream::unfold(0u64, |n| async move {
-            tokio::time::sleep(Duration::from_millis(20)).await;
-            Some((
-                Ok::<_, std::io::Error>(Bytes::from(format!("data: {n}\n\n"))),
-                n + 1,
-            ))
-        });
-        axum::body::Body::from_stream(ticks)
-    };
     let broken = || async {
         let start = futures::stream::once(async { Ok(Bytes::from_static(b"partial")) });
         let fail = futures::stream::once(async {
@@ -119,7 +121,7 @@ pub async fn streaming_backend() -> TestBackend {
     };
     serve(
         Router::new()
-            .route("/stream", get(stream))
+            .route("/stream", get(ticks))
             .route("/broken", get(broken)),
     )
     .await
@@ -149,21 +151,11 @@ pub async fn holding_backend() -> HoldingBackend {
             "released"
         }
     };
-    let stream = || async {
-        let ticks = futures::stream::unfold(0u64, |n| async move {
-            tokio::time::sleep(Duration::from_millis(20)).await;
-            Some((
-                Ok::<_, std::io::Error>(Bytes::from(format!("data: {n}\n\n"))),
-                n + 1,
-            ))
-        });
-        axum::body::Body::from_stream(ticks)
-    };
     let backend = serve(
         Router::new()
             .route("/hold", get(hold))
             .route("/ok", get(|| async { "ok" }))
-            .route("/stream", get(stream)),
+            .route("/stream", get(ticks)),
     )
     .await;
     HoldingBackend { backend, release }
@@ -345,15 +337,15 @@ pub async fn unanswered_become<S: rotor_traffic::TrafficShifter + ?Sized>(
 /// What every shifter that counts requests must show, at `endpoint` whose green is `green`
 /// (at `base`, the endpoint's URL) and 100 % of the traffic: an answered stream is not
 /// unanswered however long it stays open; a held request is, once older than the bound asked
-/// about and not before; where the layer `tells_answering`, green is not "answering" until it
-/// answers another request after the held one was sent, and then is (else it never says); the
-/// held request is no longer counted once answered.
+/// about and not before; green is not "answering" until it answers another request after the
+/// held one was sent, and then is, while a `blind` shifter of the same layer (one that cannot
+/// tell) says nothing; the held request is no longer counted once answered.
 pub async fn unanswered_follows_held_requests<S: rotor_traffic::TrafficShifter + ?Sized>(
     shifter: &S,
     endpoint: &str,
     green: &HoldingBackend,
     base: &str,
-    tells_answering: bool,
+    blind: Option<&S>,
 ) {
     let http = client();
     let _stream = open_stream(&http, &format!("{base}/stream")).await;
@@ -377,11 +369,18 @@ pub async fn unanswered_follows_held_requests<S: rotor_traffic::TrafficShifter +
     );
     let bound = Duration::from_millis(300);
     let old = unanswered_become(shifter, endpoint, bound, [0, 1], None).await;
-    let told = |answering: bool| tells_answering.then_some(answering);
-    assert_eq!(old.green_answering, told(false), "{old:?}");
+    assert_eq!(old.green_answering, Some(false), "{old:?}");
     let (status, _) = get_text(&http, &format!("{base}/ok")).await;
     assert_eq!(status, StatusCode::OK);
-    unanswered_become(shifter, endpoint, bound, [0, 1], Some(told(true))).await;
+    unanswered_become(shifter, endpoint, bound, [0, 1], Some(Some(true))).await;
+    if let Some(blind) = blind {
+        let seen = blind.unanswered(endpoint, bound).await.unwrap();
+        assert_eq!(
+            (seen.green, seen.green_answering),
+            (1, None),
+            "a shifter without the log cannot tell: {seen:?}"
+        );
+    }
     green.release();
     let status = tokio::time::timeout(REQUEST_TIMEOUT, held)
         .await

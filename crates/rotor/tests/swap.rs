@@ -253,11 +253,12 @@ async fn swap_through_the_embedded_router_succeeds_with_zero_failed_requests() {
 /// Green misbehaves (`fault`) once it has half the traffic, under GETs and POSTs: a gate sends
 /// everything back to blue, green is deleted, no GET failed (the traffic layer retried them on
 /// blue), and every failed POST was one green failed (a write is never retried) — at most
-/// those sent to green before the gate tripped. The latency gate is set, so a slow green trips
-/// it where the traffic layer times requests. The step bakes 3 s, less than the proxy's
-/// server timeout (8 s): a hanging green's requests are still unanswered when the bake ends,
-/// and the step waits for them rather than give green 100 % — so every fault is judged at 50 %.
-async fn bad_green_rolls_back(traffic: TrafficChoice, fault: Fault) {
+/// those sent to green before the gate tripped. With `latency_gate` (p99 ≤ 500 ms) a slow
+/// green trips it, and so does a hanging one, by the requests it holds, long before the proxy
+/// gives up on them. Without, the step bakes 3 s, less than the proxy's server timeout (8 s):
+/// a hanging green's requests are still unanswered when the bake ends, and the step waits for
+/// them rather than give green 100 % — so every fault is judged at 50 %.
+async fn bad_green_rolls_back(traffic: TrafficChoice, fault: Fault, latency_gate: bool) {
     let r = rehearsal(traffic).await;
     let blue = r.fleet[0].name_any();
     let endpoint = r.fleet[0].spec.traffic.endpoint.clone();
@@ -272,7 +273,7 @@ async fn bad_green_rolls_back(traffic: TrafficChoice, fault: Fault) {
         bake_seconds: 3,
         blue_retention_seconds: 1,
         health_gates: rotor_api::HealthGates {
-            max_latency_p99_ms: Some(500),
+            max_latency_p99_ms: latency_gate.then_some(500),
             ..Default::default()
         },
         ..Default::default()
@@ -321,7 +322,14 @@ async fn bad_green_rolls_back(traffic: TrafficChoice, fault: Fault) {
         "{fault:?} was not judged at 50 %: {}",
         rollback.message
     );
-    if fault == Fault::TrafficHangs {
+    if fault == Fault::TrafficHangs && latency_gate {
+        assert!(
+            rollback.message.contains("held unanswered for over 500 ms"),
+            "the latency gate did not count green's held requests: {}",
+            rollback.message
+        );
+    }
+    if fault == Fault::TrafficHangs && !latency_gate {
         let reasons = event_reasons(&r, &name).await;
         assert!(
             reasons.iter().any(|r| r == "GreenRequestsUnanswered"),
@@ -376,37 +384,47 @@ fn shifter(r: &Rehearsal) -> Box<dyn TrafficShifter> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_erring_green_at_50_percent_rolls_back_through_haproxy() {
-    bad_green_rolls_back(TrafficChoice::Haproxy, Fault::TrafficErrors).await;
+    bad_green_rolls_back(TrafficChoice::Haproxy, Fault::TrafficErrors, true).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_hanging_green_at_50_percent_rolls_back_through_haproxy() {
-    bad_green_rolls_back(TrafficChoice::Haproxy, Fault::TrafficHangs).await;
+    bad_green_rolls_back(TrafficChoice::Haproxy, Fault::TrafficHangs, true).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_hanging_green_at_50_percent_rolls_back_through_the_embedded_router() {
-    bad_green_rolls_back(TrafficChoice::Sim, Fault::TrafficHangs).await;
+    bad_green_rolls_back(TrafficChoice::Sim, Fault::TrafficHangs, true).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hanging_green_without_a_latency_gate_is_held_at_50_percent_through_haproxy() {
+    bad_green_rolls_back(TrafficChoice::Haproxy, Fault::TrafficHangs, false).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hanging_green_without_a_latency_gate_is_held_at_50_percent_by_the_embedded_router() {
+    bad_green_rolls_back(TrafficChoice::Sim, Fault::TrafficHangs, false).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_resetting_green_at_50_percent_rolls_back_through_haproxy() {
-    bad_green_rolls_back(TrafficChoice::Haproxy, Fault::TrafficResets).await;
+    bad_green_rolls_back(TrafficChoice::Haproxy, Fault::TrafficResets, true).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_resetting_green_at_50_percent_rolls_back_through_the_embedded_router() {
-    bad_green_rolls_back(TrafficChoice::Sim, Fault::TrafficResets).await;
+    bad_green_rolls_back(TrafficChoice::Sim, Fault::TrafficResets, true).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_slow_green_at_50_percent_trips_the_latency_gate_through_haproxy() {
-    bad_green_rolls_back(TrafficChoice::Haproxy, Fault::TrafficSlow).await;
+    bad_green_rolls_back(TrafficChoice::Haproxy, Fault::TrafficSlow, true).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_slow_green_at_50_percent_trips_the_latency_gate_of_the_embedded_router() {
-    bad_green_rolls_back(TrafficChoice::Sim, Fault::TrafficSlow).await;
+    bad_green_rolls_back(TrafficChoice::Sim, Fault::TrafficSlow, true).await;
 }
 
 /// After green took 100 %, blue is retained; an operator's `spec.rollback` brings it back with

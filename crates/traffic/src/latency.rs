@@ -32,9 +32,7 @@ impl Latencies {
 
     /// Counts one request that took `took`.
     pub fn record(&mut self, took: Duration) {
-        let ms = u64::try_from(took.as_millis()).unwrap_or(u64::MAX);
-        let bucket = BUCKET_BOUNDS_MS.partition_point(|&bound| bound < ms);
-        self.counts[bucket] += 1;
+        self.record_n(took, 1);
     }
 
     /// Requests counted.
@@ -49,6 +47,20 @@ impl Latencies {
             *c = c.saturating_sub(e);
         }
         Latencies { counts }
+    }
+
+    /// These counts and `held` more just over `older_than`: requests held unanswered for
+    /// longer than that will take longer when they end, so a quantile can count them now.
+    pub fn with_held(&self, older_than: Duration, held: u64) -> Latencies {
+        let mut with = *self;
+        with.record_n(older_than + Duration::from_millis(1), held);
+        with
+    }
+
+    fn record_n(&mut self, took: Duration, n: u64) {
+        let ms = u64::try_from(took.as_millis()).unwrap_or(u64::MAX);
+        let bucket = BUCKET_BOUNDS_MS.partition_point(|&bound| bound < ms);
+        self.counts[bucket] += n;
     }
 
     /// These counts and, when they are fewer than `at_least`, as many more in the fastest
@@ -126,6 +138,24 @@ mod tests {
         assert_eq!(of(&[10]).quantile_ms(0.5), Some(10));
         assert_eq!(of(&[11]).quantile_ms(0.5), Some(25));
         assert_eq!(of(&[60_000]).quantile_ms(0.5), Some(Latencies::OVER));
+    }
+
+    #[test]
+    fn held_requests_count_just_over_their_age() {
+        // 98 fast answers and 2 requests held for over 500 ms: p99 is past 500 ms now.
+        let seen = of(&[3; 98]);
+        let judged = seen.with_held(Duration::from_millis(500), 2);
+        assert_eq!(judged.total(), 100);
+        assert_eq!(judged.quantile_ms(0.99), Some(600));
+        assert_eq!(judged.quantile_ms(0.98), Some(5));
+        // Held past a bucket's own bound: the next bucket, never the bound itself.
+        assert_eq!(
+            of(&[])
+                .with_held(Duration::from_millis(400), 1)
+                .quantile_ms(1.0),
+            Some(600)
+        );
+        assert_eq!(seen.with_held(Duration::from_millis(500), 0), seen);
     }
 
     #[test]

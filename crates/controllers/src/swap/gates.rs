@@ -2,10 +2,12 @@
 //! percentiles since the current step began, and its workloads' availability.
 
 use std::fmt;
+use std::time::Duration;
 
-use rotor_api::{Cluster, ClusterSwapStatus};
+use rotor_api::{Cluster, ClusterSwapStatus, Reason};
 
 use super::Reconcile;
+use super::step::Step;
 use crate::{Error, health};
 
 /// What green's gates say.
@@ -38,7 +40,10 @@ pub(super) enum GateFailure {
         /// The percentile's bucket bound; `None` past the last bound.
         measured_ms: Option<u64>,
         bound_ms: u32,
+        /// Answered requests of the step.
         requests: u64,
+        /// Requests green held unanswered for longer than the bound, counted as over it.
+        held: u64,
         weight: u8,
     },
     /// Some of green's selected workloads are not available.
@@ -77,15 +82,20 @@ impl fmt::Display for GateFailure {
                 measured_ms,
                 bound_ms,
                 requests,
+                held,
                 weight,
             } => {
                 let measured = match measured_ms {
                     Some(ms) => format!("≤ {ms} ms"),
                     None => format!("over {} ms", rotor_traffic::latency::BUCKET_BOUNDS_MS[15]),
                 };
+                let held = match held {
+                    0 => String::new(),
+                    n => format!(" and {n} held unanswered for over {bound_ms} ms"),
+                };
                 write!(
                     f,
-                    "green {green}'s p{percentile} latency over {requests} requests at \
+                    "green {green}'s p{percentile} latency over {requests} requests{held} at \
                      {weight} % is {measured} (> {bound_ms} ms)"
                 )
             }
@@ -122,7 +132,35 @@ pub(crate) fn error_rate_breached(
     (rate > max_rate_percent).then_some(rate)
 }
 
+/// What one reading of the gates found: the verdict, and the request counts it judged (`None`
+/// for a DNS shifter, which sees no requests), for [`Reconcile::undecided`] to judge again.
+pub(super) struct Judged {
+    pub gate: Gate,
+    pub counted: Option<rotor_traffic::BackendStats>,
+}
+
 impl Reconcile<'_> {
+    /// Green's requests and failures since the current step began, with `unanswered` requests
+    /// it still holds counted as failures.
+    fn step_counts(
+        &self,
+        status: &ClusterSwapStatus,
+        stats: rotor_traffic::BackendStats,
+        unanswered: u64,
+    ) -> (u64, u64) {
+        let step = status.current_step.unwrap_or(u32::MAX);
+        let base = self.ctx.swaps.gate_baseline(&self.name, step, stats.green);
+        let failures = stats.green.failures.saturating_sub(base.failures) + unanswered;
+        // An attempt in flight when the window began fails inside it without being one of its
+        // requests: counted as one, so a window never has more failures than requests.
+        let requests = stats
+            .green
+            .requests
+            .saturating_sub(base.requests)
+            .max(failures);
+        (requests, failures)
+    }
+
     /// Green's error rate since the current step began, when over the threshold.
     fn error_rate_gate(
         &self,
@@ -131,16 +169,7 @@ impl Reconcile<'_> {
         stats: rotor_traffic::BackendStats,
     ) -> Option<GateFailure> {
         let gates = &self.swap.spec.strategy.health_gates;
-        let step = status.current_step.unwrap_or(u32::MAX);
-        let base = self.ctx.swaps.gate_baseline(&self.name, step, stats.green);
-        let failures = stats.green.failures.saturating_sub(base.failures);
-        // An attempt in flight when the window began fails inside it without being one of its
-        // requests: counted as one, so a window never has more failures than requests.
-        let requests = stats
-            .green
-            .requests
-            .saturating_sub(base.requests)
-            .max(failures);
+        let (requests, failures) = self.step_counts(status, stats, 0);
         let min = self.ctx.settings.min_gate_requests;
         let rate = error_rate_breached(requests, failures, min, gates.max_error_rate_percent)?;
         Some(GateFailure::ErrorRate {
@@ -154,21 +183,25 @@ impl Reconcile<'_> {
         })
     }
 
-    /// Why the step cannot end yet, if it cannot: green holds requests it has not answered
-    /// for [`Settings::unanswered_after`](crate::Settings::unanswered_after), and counted as
-    /// failures they would fail the error-rate gate. A hanging green shows no failures until
-    /// the proxy gives up on its requests; a step that ended before that would give it more
-    /// traffic (or let blue go) on no evidence. Held, the step ends once they are answered, or
-    /// the proxy's timeout turns them into failures and the gate fails. A green that answered
-    /// other requests since the youngest of them was sent is slow on those, not hanging: no
-    /// wait (its slow requests are judged when they end, by the latency gate if one is set). A
-    /// DNS shifter sees no requests: nothing to wait for.
+    /// A wait, if the step cannot end yet: green holds requests it has not answered for
+    /// [`Settings::unanswered_after`](crate::Settings::unanswered_after), and counted as
+    /// failures with the step's `counted` ones (the gates' reading) they would fail the
+    /// error-rate gate. A hanging green shows no failures until the proxy gives up on its
+    /// requests; a step that ended before that would give it more traffic (or let blue go) on
+    /// no evidence. Held, the step ends once they are answered, or the proxy's timeout turns
+    /// them into failures and the gate fails. A green that answered other requests since the
+    /// youngest of them was sent is slow on those, not hanging: no wait (its slow requests are
+    /// judged when they end, by the latency gate if one is set). A DNS shifter sees no
+    /// requests: nothing to wait for.
     pub(super) async fn undecided(
         &self,
         cluster: &Cluster,
         status: &ClusterSwapStatus,
-    ) -> Result<Option<String>, Error> {
-        let green = self.green(status)?;
+        counted: Option<rotor_traffic::BackendStats>,
+    ) -> Result<Option<Step>, Error> {
+        let Some(stats) = counted else {
+            return Ok(None);
+        };
         let (endpoint, shifter) = self.traffic(cluster)?;
         let after = self.ctx.settings.unanswered_after;
         let waiting = match shifter.unanswered(endpoint, after).await {
@@ -180,29 +213,28 @@ impl Reconcile<'_> {
         if waiting == 0 {
             return Ok(None);
         }
-        let stats = shifter.backend_stats(endpoint).await?;
-        let step = status.current_step.unwrap_or(u32::MAX);
-        let base = self.ctx.swaps.gate_baseline(&self.name, step, stats.green);
-        let failures = stats.green.failures.saturating_sub(base.failures) + waiting;
-        let requests = stats
-            .green
-            .requests
-            .saturating_sub(base.requests)
-            .max(failures);
+        let (requests, failures) = self.step_counts(status, stats, waiting);
         let gates = &self.swap.spec.strategy.health_gates;
         let min = self.ctx.settings.min_gate_requests;
         if error_rate_breached(requests, failures, min, gates.max_error_rate_percent).is_none() {
             return Ok(None);
         }
-        Ok(Some(format!(
-            "green {green} has not answered requests it has held for over {after:?}; the step \
-             ends when they are answered, or fails the gate if the proxy gives up on them"
+        let green = self.green(status)?;
+        Ok(Some(Step::wait(
+            Reason::GreenRequestsUnanswered,
+            format!(
+                "green {green} has not answered requests it has held for over {after:?}; the \
+                 step ends when they are answered, or fails the gate if the proxy gives up on them"
+            ),
+            self.ctx.settings.gate_interval,
         )))
     }
 
     /// Green's latency percentiles since the current step began, when over a bound (see
     /// `HealthGates::latency_bounds`); `Err` when a bound is set and the traffic layer does
-    /// not time requests (the gate cannot be judged, so it never passes).
+    /// not time requests (the gate cannot be judged, so it never passes). Requests green has
+    /// held unanswered for longer than a bound count as over it: a hanging green trips the
+    /// gate within the bound, not at the proxy's timeout.
     async fn latency_gate(
         &self,
         status: &ClusterSwapStatus,
@@ -218,8 +250,12 @@ impl Reconcile<'_> {
         let step = status.current_step.unwrap_or(u32::MAX);
         let base = self.ctx.swaps.latency_baseline(&self.name, step, now);
         let seen = now.since(&base);
-        let judged = seen.padded(self.ctx.settings.min_gate_requests);
         for (q, bound_ms) in gates.latency_bounds() {
+            let bound = Duration::from_millis(bound_ms.into());
+            let held = shifter.unanswered(endpoint, bound).await?.green;
+            let judged = seen
+                .with_held(bound, held)
+                .padded(self.ctx.settings.min_gate_requests);
             let measured = judged.quantile_ms(q).unwrap_or(0);
             if measured > u64::from(bound_ms) {
                 return Ok(Some(GateFailure::Latency {
@@ -228,6 +264,7 @@ impl Reconcile<'_> {
                     measured_ms: (measured != rotor_traffic::Latencies::OVER).then_some(measured),
                     bound_ms,
                     requests: seen.total(),
+                    held,
                     weight: status.green_weight_percent,
                 }));
             }
@@ -254,7 +291,7 @@ impl Reconcile<'_> {
         &self,
         cluster: &Cluster,
         status: &ClusterSwapStatus,
-    ) -> Result<Gate, Error> {
+    ) -> Result<Judged, Error> {
         let green = self.green(status)?;
         let (endpoint, shifter) = self.traffic(cluster)?;
         // A DNS shifter sees no requests: the error-rate gate has nothing to read, and the
@@ -264,21 +301,22 @@ impl Reconcile<'_> {
             Err(rotor_traffic::TrafficError::NoRequestCounts { .. }) => None,
             Err(e) => return Err(e.into()),
         };
+        let judged = |gate| Ok(Judged { gate, counted });
         if let Some(failure) = counted.and_then(|s| self.error_rate_gate(status, &green, s)) {
-            return Ok(Gate::Fail(failure));
+            return judged(Gate::Fail(failure));
         }
         match self
             .latency_gate(status, &green, endpoint, shifter.as_ref())
             .await
         {
-            Ok(Some(failure)) => return Ok(Gate::Fail(failure)),
+            Ok(Some(failure)) => return judged(Gate::Fail(failure)),
             Ok(None) => {}
-            Err(e) => return Ok(Gate::Unknown(e)),
+            Err(e) => return judged(Gate::Unknown(e)),
         }
         if !self.swap.spec.strategy.health_gates.require_availability {
-            return Ok(Gate::Pass);
+            return judged(Gate::Pass);
         }
-        self.availability_gate(cluster, green).await
+        judged(self.availability_gate(cluster, green).await?)
     }
 
     /// Green's selected workloads all available, from discovery when current, else green's API.
@@ -360,6 +398,7 @@ mod tests {
             measured_ms: Some(1_500),
             bound_ms: 500,
             requests: 40,
+            held: 0,
             weight: 50,
         };
         assert_eq!(
@@ -372,9 +411,24 @@ mod tests {
             measured_ms: None,
             bound_ms: 500,
             requests: 40,
+            held: 0,
             weight: 50,
         };
         assert!(hung.to_string().contains("is over 10000 ms"), "{hung}");
+        let holding = GateFailure::Latency {
+            green: "g".into(),
+            percentile: 99,
+            measured_ms: Some(600),
+            bound_ms: 500,
+            requests: 30,
+            held: 2,
+            weight: 50,
+        };
+        assert_eq!(
+            holding.to_string(),
+            "green g's p99 latency over 30 requests and 2 held unanswered for over 500 ms at \
+             50 % is ≤ 600 ms (> 500 ms)"
+        );
         let down = GateFailure::Unavailable {
             green: "g".into(),
             available: 1,

@@ -31,7 +31,7 @@ impl Reconcile<'_> {
             changed
         })
         .await?;
-        if let Gate::Fail(why) = self.gates(cluster, status).await? {
+        if let Gate::Fail(why) = self.gates(cluster, status).await?.gate {
             return Ok(Step::roll_back(Reason::HealthGateFailed, why.to_string()));
         }
         if let Some(wait) = self.drain_wait(cluster, status).await? {
@@ -94,7 +94,8 @@ impl Reconcile<'_> {
         status: &mut ClusterSwapStatus,
     ) -> Result<Step, Error> {
         self.ensure_traffic(cluster, status).await?;
-        if let Gate::Fail(why) = self.gates(cluster, status).await? {
+        let judged = self.gates(cluster, status).await?;
+        if let Gate::Fail(why) = judged.gate {
             return Ok(Step::roll_back(Reason::HealthGateFailed, why.to_string()));
         }
         let strategy = &self.swap.spec.strategy;
@@ -121,12 +122,8 @@ impl Reconcile<'_> {
             ));
         }
         // Deleting blue cannot be undone: not while green's requests could still fail the gate.
-        if let Some(why) = self.undecided(cluster, status).await? {
-            return Ok(Step::wait(
-                Reason::GreenRequestsUnanswered,
-                why,
-                self.ctx.settings.gate_interval,
-            ));
+        if let Some(wait) = self.undecided(cluster, status, judged.counted).await? {
+            return Ok(wait);
         }
         let blue = self.blue(status)?;
         Ok(Step::advance(

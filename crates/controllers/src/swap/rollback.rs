@@ -201,7 +201,7 @@ impl Reconcile<'_> {
         );
         if carrying {
             self.ensure_traffic(cluster, status).await?;
-            if let Gate::Fail(why) = self.gates(cluster, status).await? {
+            if let Gate::Fail(why) = self.gates(cluster, status).await?.gate {
                 return Ok(Step::roll_back(Reason::HealthGateFailed, why.to_string()));
             }
         }

@@ -23,7 +23,8 @@ impl<'a> Reconcile<'a> {
             return self.apply_step(cluster, status, 0).await;
         };
         self.ensure_traffic(cluster, status).await?;
-        match self.gates(cluster, status).await? {
+        let judged = self.gates(cluster, status).await?;
+        match judged.gate {
             Gate::Fail(why) => {
                 return Ok(Step::roll_back(Reason::HealthGateFailed, why.to_string()));
             }
@@ -49,12 +50,8 @@ impl<'a> Reconcile<'a> {
         }
         let next = step as usize + 1;
         if next < steps.len() {
-            if let Some(why) = self.undecided(cluster, status).await? {
-                return Ok(Step::wait(
-                    Reason::GreenRequestsUnanswered,
-                    why,
-                    self.ctx.settings.gate_interval,
-                ));
+            if let Some(wait) = self.undecided(cluster, status, judged.counted).await? {
+                return Ok(wait);
             }
             return self.apply_step(cluster, status, next).await;
         }

@@ -29,6 +29,7 @@ use rotor_api::{ClusterSwap, Phase, Rollout, RolloutPhase};
 use rotor_sim::SimConfig;
 use serde_json::json;
 
+mod cpu;
 mod critical_path;
 mod limits;
 
@@ -257,6 +258,7 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
     rollout.spec.strategy.health_gates.max_latency_p95_ms = args.max_latency_p95_ms;
     let rollouts: Api<Rollout> = Api::all(r.client.clone());
     let rollout_started = Instant::now();
+    let cpu_at_start = cpu::CpuSample::now();
     rollouts
         .create(&PostParams::default(), &rollout)
         .await
@@ -353,6 +355,7 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
         tokio::time::sleep(Duration::from_millis(100)).await;
     };
     let rollout_wall = rollout_started.elapsed().as_secs_f64();
+    let cpu_busy = cpu_at_start.and_then(|s| s.busy_until(&cpu::CpuSample::now()?));
     let setup = rollout_started.duration_since(started).as_secs_f64();
     watch_task.abort();
     if let Some(path) = &args.timeline {
@@ -551,6 +554,8 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
         "wall_over_critical_path": round(wall / critical_path_s.max(0.001)),
         "critical_path_configured_s": round(configured_s),
         "wall_over_configured": round(rollout_wall / configured_s.max(0.001)),
+        "cpu_busy_during_rollout": cpu_busy.map(round),
+        "cpu_cores": cpu_at_start.map(|s| s.cores()),
     });
     if args.json {
         println!("{report}");

@@ -16,8 +16,9 @@ use kube::ResourceExt;
 use kube::api::{Api, Patch, PatchParams, PostParams};
 use rotor::rehearsal::{APP_NAME, APP_NAMESPACE};
 use rotor_api::{Cluster, ClusterSwap, Phase, ShifterKind, SwapStrategy};
-use rotor_sim::{CloudConfig, Sim, SimConfig};
-use rotor_traffic::haproxy::{EndpointConfig, HaproxyProcess};
+use rotor_sim::{CloudConfig, Fault, Sim, SimConfig};
+use rotor_traffic::TrafficShifter as _;
+use rotor_traffic::haproxy::{ConfigOptions, EndpointConfig, HaproxyProcess, find_haproxy};
 use rotor_traffic::load::{Load, Mix};
 
 const KILLS: usize = 20;
@@ -416,5 +417,140 @@ async fn serve_refuses_an_haproxy_config_without_redispatch() {
     assert!(
         stderr.contains("backend ep_web: option redispatch: unset"),
         "{stderr}"
+    );
+}
+
+/// An operator's HAProxy logs each request to `rotor serve` (`log=ADDR`): the latency gate
+/// judges green on the requests those lines timed. Once green serves everything and blue is
+/// retained, 500 more requests are answered by green; then green turns slow, the p99 gate fails
+/// — counting those 500 among the step's requests, which only the log lines can tell it — and
+/// the swap rolls back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn serve_judges_latency_from_an_operator_haproxys_log() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = SimConfig {
+        nodes: 2,
+        workload_ready_delay: Duration::from_millis(200),
+        node_ready_delay: Duration::from_millis(100),
+        traffic_port: Some(free_port()),
+        cloud: CloudConfig {
+            create_latency: Duration::from_millis(300),
+            delete_latency: Duration::from_millis(200),
+            ..CloudConfig::default()
+        },
+        ..SimConfig::default()
+    };
+    let (sim, sim_url, cluster) = one_cluster_with_app(config, ShifterKind::Haproxy).await;
+    let frontend = free_addr();
+    let log_to = std::net::UdpSocket::bind("127.0.0.1:0")
+        .and_then(|s| s.local_addr())
+        .expect("a free UDP port");
+    let options = ConfigOptions {
+        latency_log: Some(log_to),
+        ..ConfigOptions::default()
+    };
+    let binary = find_haproxy().expect("haproxy is installed (.ci/install-test-deps.sh)");
+    let endpoint = EndpointConfig::new(&cluster.spec.traffic.endpoint, frontend).expect("endpoint");
+    let haproxy =
+        HaproxyProcess::start_with(&binary, &[endpoint], &options, Duration::from_secs(10))
+            .await
+            .expect("haproxy starts");
+    let traffic = format!(
+        "haproxy:{},config={},log={log_to}",
+        haproxy.socket_path().display(),
+        haproxy.config_path().display()
+    );
+    let log = dir.path().join("serve.log");
+    let _serve = rotor_serve(
+        &dir.path().join("rotor.db"),
+        free_addr(),
+        &sim_url,
+        &traffic,
+        &log,
+    );
+    let client = client_once_written(&dir.path().join("rotor.db.kubeconfig")).await;
+    apply_cluster(&Api::all(client.clone()), &cluster).await;
+    let url = format!("http://{frontend}/{APP_NAMESPACE}/{APP_NAME}");
+    common::eventually(
+        Duration::from_secs(30),
+        "the app answers through HAProxy",
+        || async {
+            let r =
+                rotor_traffic::load::run(std::slice::from_ref(&url), 1, 1, Duration::from_secs(2))
+                    .await;
+            (r.failed == 0).then_some(())
+        },
+    )
+    .await;
+    let load = Load::start(vec![url], 4, rotor_traffic::CLIENT_TIMEOUT);
+    let strategy = SwapStrategy {
+        traffic_steps: vec![100],
+        bake_seconds: 1,
+        blue_retention_seconds: 60,
+        health_gates: rotor_api::HealthGates {
+            max_latency_p99_ms: Some(500),
+            ..Default::default()
+        },
+        ..Default::default()
+    };
+    let swaps: Api<ClusterSwap> = Api::all(client);
+    let created = swap("slow-green", &cluster.name_any(), "1.35.0", strategy);
+    swaps
+        .create(&PostParams::default(), &created)
+        .await
+        .expect("swap created");
+    // Draining read the gates before it gave way to Retaining: the step's window has begun.
+    let retaining = common::eventually(Duration::from_secs(60), "blue retained", || async {
+        let st = swaps.get("slow-green").await.ok()?.status?;
+        (st.phase == Phase::Retaining).then_some(st)
+    })
+    .await;
+    let endpoint = &cluster.spec.traffic.endpoint;
+    let stats = haproxy.shifter();
+    let answered = || async {
+        stats
+            .backend_stats(endpoint)
+            .await
+            .ok()
+            .map(|s| s.green.requests)
+    };
+    let before = answered().await.expect("HAProxy's statistics");
+    common::eventually(
+        Duration::from_secs(30),
+        "500 requests answered by green",
+        || async { (answered().await? >= before + 500).then_some(()) },
+    )
+    .await;
+    let green = retaining.green_instance.expect("green");
+    assert!(sim.set_fault(&green, Fault::TrafficSlow), "fault set");
+    let done = common::eventually(Duration::from_secs(60), "the swap ends", || async {
+        let st = swaps.get("slow-green").await.ok()?.status?;
+        st.phase.is_terminal().then_some(st)
+    })
+    .await;
+    load.stop().await;
+    assert_eq!(
+        done.phase,
+        Phase::RolledBack,
+        "{:?}\n{}",
+        done.history,
+        tail(&log)
+    );
+    let rollback = done
+        .history
+        .iter()
+        .find(|t| t.phase == Phase::RollingBack)
+        .expect("RollingBack recorded");
+    let timed: u64 = rollback
+        .message
+        .split("latency over ")
+        .nth(1)
+        .and_then(|rest| rest.split(' ').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("not the latency gate: {}", rollback.message));
+    assert!(
+        timed > 0,
+        "no request timed from the log: {}",
+        rollback.message
     );
 }

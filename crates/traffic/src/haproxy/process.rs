@@ -34,8 +34,9 @@ pub struct HaproxyProcess {
     socket: PathBuf,
     config: PathBuf,
     log: PathBuf,
-    /// Where its per-request log lines arrive (see `timing`).
-    latency_log: LatencyLog,
+    /// Where its per-request log lines arrive (see `timing`); `None` when the caller named
+    /// another listener (`ConfigOptions::latency_log`), which then reads them.
+    latency_log: Option<LatencyLog>,
     // Last field: removed after the child is gone.
     _dir: tempfile::TempDir,
 }
@@ -79,9 +80,14 @@ impl HaproxyProcess {
         }
         let config = dir.path().join("haproxy.cfg");
         let log = dir.path().join("haproxy.log");
-        let latency_log = LatencyLog::bind(([127, 0, 0, 1], 0).into()).await?;
+        let latency_log = match options.latency_log {
+            Some(_) => None,
+            None => Some(LatencyLog::bind(([127, 0, 0, 1], 0).into()).await?),
+        };
         let options = ConfigOptions {
-            latency_log: Some(latency_log.local_addr()),
+            latency_log: options
+                .latency_log
+                .or(latency_log.as_ref().map(LatencyLog::local_addr)),
             ..options.clone()
         };
         std::fs::write(&config, render_config(endpoints, &socket, &options))
@@ -159,9 +165,14 @@ impl HaproxyProcess {
         }
     }
 
-    /// A shifter on this process's runtime socket, with the latencies of its logs.
+    /// A shifter on this process's runtime socket, with the latencies of its logs when this
+    /// process reads them.
     pub fn shifter(&self) -> HaproxyShifter {
-        HaproxyShifter::new(&self.socket).with_latencies(self.latency_log.book())
+        let shifter = HaproxyShifter::new(&self.socket);
+        match &self.latency_log {
+            Some(log) => shifter.with_latencies(log.book()),
+            None => shifter,
+        }
     }
 
     pub fn socket_path(&self) -> &Path {

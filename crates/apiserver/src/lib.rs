@@ -20,5 +20,6 @@ mod watch;
 pub use error::{ApiError, ApiResult};
 pub use registry::{Registry, Resource};
 pub use server::{
-    ApiServer, FieldValidation, ListOptions, PatchType, ServerConfig, WriteOptions, Written,
+    ApiServer, FieldValidation, ListOptions, PatchType, ServerConfig, TokenReview, WriteOptions,
+    Written,
 };

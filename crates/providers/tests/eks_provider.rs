@@ -9,7 +9,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use rotor_aws::AwsOptions;
-use rotor_providers::eks::{Accounts, EksProvider, TAG_TOKEN, TAG_TRAFFIC_ADDRESS};
+use rotor_providers::eks::{
+    Accounts, ClusterCredentials, EksProvider, TAG_TOKEN, TAG_TRAFFIC_ADDRESS,
+};
 use rotor_providers::{
     InstanceSpec, InstanceState, Located, NodePoolSpec, Placement, ProviderError,
     idempotency_token, instance_name,
@@ -532,4 +534,59 @@ async fn an_eks_cluster_in_the_simulator_is_a_member_with_its_own_api() {
         (version.major.as_str(), version.minor.as_str()),
         ("1", "30")
     );
+}
+
+/// With `ClusterCredentials::Token` the kubeconfig carries a `k8s-aws-v1.` token rotor minted
+/// from its own AWS credentials, which the simulated EKS cluster's API accepts as EKS does
+/// (no `aws` binary involved); a forged token is refused. With the default, the kubeconfig
+/// runs `aws eks get-token` and holds no token.
+#[tokio::test]
+async fn token_mode_credentials_reach_an_eks_clusters_api_in_the_simulator() {
+    let (_sim, options) = simulator().await;
+    let config = rotor_aws::sdk_config(&options).await;
+    let provider = EksProvider::new(&config, Accounts::Own)
+        .with_cluster_credentials(ClusterCredentials::Token);
+    let p = Located::new(&provider, placement("us-east-1"));
+    let s = spec("swap-1");
+    create_until_running(&p, &s).await;
+    let kubeconfig = p.credentials(&s.name).await.expect("credentials");
+    assert!(
+        kubeconfig.expose().contains("k8s-aws-v1."),
+        "no EKS token in the kubeconfig"
+    );
+    let namespaces = |yaml: String| async move {
+        let kubeconfig = kube::config::Kubeconfig::from_yaml(&yaml).expect("kubeconfig");
+        let config = kube::Config::from_custom_kubeconfig(kubeconfig, &Default::default())
+            .await
+            .expect("client config");
+        let client = kube::Client::try_from(config).expect("client");
+        let api: kube::Api<k8s_openapi::api::core::v1::Namespace> = kube::Api::all(client);
+        api.list(&Default::default()).await
+    };
+    let listed = namespaces(kubeconfig.expose().to_string())
+        .await
+        .expect("the token is accepted");
+    assert!(
+        listed
+            .items
+            .iter()
+            .any(|n| n.metadata.name.as_deref() == Some("default"))
+    );
+    let token = kubeconfig
+        .expose()
+        .split("k8s-aws-v1.")
+        .nth(1)
+        .and_then(|rest| rest.split('"').next())
+        .expect("token");
+    let forged = kubeconfig.expose().replace(token, "aGVsbG8");
+    match namespaces(forged).await {
+        Err(kube::Error::Api(status)) => assert_eq!(status.code, 401, "{status:?}"),
+        other => panic!("a forged token was not refused: {other:?}"),
+    }
+    let exec = EksProvider::new(&config, Accounts::Own);
+    let exec = Located::new(&exec, placement("us-east-1"))
+        .credentials(&s.name)
+        .await
+        .expect("credentials");
+    assert!(exec.expose().contains("get-token") && !exec.expose().contains("k8s-aws-v1."));
 }

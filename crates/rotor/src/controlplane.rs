@@ -139,6 +139,8 @@ pub struct Wiring {
     /// The role to assume in each Cluster's AWS account (`{account}` stands for its id); None:
     /// rotor's own credentials, for Clusters of their account only.
     pub aws_role_arn_template: Option<String>,
+    /// How the controllers authenticate to EKS clusters' APIs.
+    pub eks_credentials: rotor_providers::eks::ClusterCredentials,
     /// TTL of the Route 53 records rotor writes: how long resolvers may keep a weight.
     pub route53_ttl_seconds: i64,
     /// How long Route 53 takes to serve a change from all its name servers.
@@ -208,7 +210,8 @@ pub async fn controller_context(
                     ),
                     None => rotor_providers::eks::Accounts::Own,
                 };
-                let eks = rotor_providers::eks::EksProvider::new(aws.config().await, accounts);
+                let eks = rotor_providers::eks::EksProvider::new(aws.config().await, accounts)
+                    .with_cluster_credentials(wiring.eks_credentials);
                 ctx = ctx.with_provider(Provider::Aws, Arc::new(eks));
             }
             _ => anyhow::bail!(

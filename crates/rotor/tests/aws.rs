@@ -136,6 +136,7 @@ async fn a_swap_on_eks_and_route53_creates_green_then_rolls_back_cleanly() {
             traffic: vec![format!("route53:{zone}")],
             aws_endpoint_url: Some(moto.url.clone()),
             aws_role_arn_template: None,
+            eks_credentials: rotor_providers::eks::ClusterCredentials::Token,
             // Green is kept this long after the rollback (TTL + propagation), for clients
             // that cached its address.
             route53_ttl_seconds: 3,

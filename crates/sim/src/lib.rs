@@ -121,6 +121,9 @@ pub struct Sim {
     aws: aws::Eks,
     /// The hosted zones of the AWS front.
     route53: aws::Route53,
+    /// Tokens a member yet to be made will accept besides its own (an EKS cluster's, see
+    /// `aws::EksTokens`), by member name; set before the cloud creates it.
+    token_reviews: Mutex<BTreeMap<String, Arc<dyn rotor_apiserver::TokenReview>>>,
 }
 
 impl Sim {
@@ -133,7 +136,17 @@ impl Sim {
             faults: Mutex::new(BTreeMap::new()),
             aws: aws::Eks::default(),
             route53: aws::Route53::default(),
+            token_reviews: Mutex::new(BTreeMap::new()),
         })
+    }
+
+    /// Member `name`, once made, also accepts the tokens `review` accepts.
+    pub(crate) fn accept_tokens(&self, name: &str, review: Arc<dyn rotor_apiserver::TokenReview>) {
+        let mut reviews = self
+            .token_reviews
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        reviews.insert(name.to_string(), review);
     }
 
     pub fn config(&self) -> &SimConfig {
@@ -164,6 +177,12 @@ impl Sim {
             return Ok(c);
         }
         let token = random_token();
+        let token_review = self
+            .token_reviews
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .get(name)
+            .cloned();
         let store = Arc::new(MemoryStore::with_history(self.config.history_events));
         let server = ApiServer::new(
             store,
@@ -171,6 +190,7 @@ impl Sim {
                 kubernetes_minor: minor,
                 token: Some(token.clone()),
                 anonymous: self.config.anonymous,
+                token_review,
             },
         )
         .await?;

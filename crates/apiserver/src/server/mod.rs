@@ -47,6 +47,15 @@ pub struct ServerConfig {
     /// client-go never sends a bearer token over plain HTTP, so loopback HTTP listeners that
     /// kubectl must reach set this until rotor serves TLS.
     pub anonymous: bool,
+    /// Bearer tokens accepted besides `token`, as a managed cluster's webhook token
+    /// authenticator accepts its cloud's (EKS: `k8s-aws-v1.` tokens).
+    pub token_review: Option<Arc<dyn TokenReview>>,
+}
+
+/// Decides on bearer tokens a server did not issue itself (kube-apiserver's webhook token
+/// authentication, as managed clusters use it).
+pub trait TokenReview: Send + Sync + std::fmt::Debug {
+    fn accepts(&self, token: &str) -> bool;
 }
 
 impl Default for ServerConfig {
@@ -55,6 +64,7 @@ impl Default for ServerConfig {
             kubernetes_minor: 35,
             token: None,
             anonymous: false,
+            token_review: None,
         }
     }
 }

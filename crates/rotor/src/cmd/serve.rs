@@ -39,6 +39,11 @@ pub struct ServeArgs {
     /// credentials and refuses Clusters of any other account.
     #[arg(long)]
     pub aws_role_arn_template: Option<String>,
+    /// How the controllers authenticate to EKS clusters' APIs: `token` (minted from rotor's
+    /// own AWS credentials, as `aws eks get-token` does; nothing else to install) or `exec`
+    /// (run `aws eks get-token`, which must be on PATH).
+    #[arg(long, default_value = "token", value_parser = ["token", "exec"])]
+    pub eks_credentials: String,
     /// TTL of the Route 53 records rotor writes. Resolvers keep a weight this long, so it
     /// bounds how fast a DNS rollback reaches clients.
     #[arg(long, default_value_t = rotor_traffic::route53::DEFAULT_TTL_SECONDS)]
@@ -222,6 +227,10 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
             traffic: args.traffic.clone(),
             aws_endpoint_url: args.aws_endpoint_url.clone(),
             aws_role_arn_template: args.aws_role_arn_template.clone(),
+            eks_credentials: match args.eks_credentials.as_str() {
+                "exec" => rotor_providers::eks::ClusterCredentials::Exec,
+                _ => rotor_providers::eks::ClusterCredentials::Token,
+            },
             route53_ttl_seconds: args.route53_ttl_seconds,
             route53_propagation: std::time::Duration::from_secs(args.route53_propagation_seconds),
         };

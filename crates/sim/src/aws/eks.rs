@@ -267,6 +267,10 @@ async fn create_cluster(
         )));
     }
     let member = member_name(&caller, &req.name);
+    let tokens = super::EksTokens {
+        account: caller.account.clone(),
+    };
+    sim.accept_tokens(&member, Arc::new(tokens));
     let created = sim.cloud.create(CreateRequest {
         name: member.clone(),
         kubernetes_version: version.clone(),

@@ -13,6 +13,7 @@
 mod eks;
 mod route53;
 mod sts;
+mod token;
 mod xml;
 
 use std::sync::Arc;
@@ -25,6 +26,7 @@ use crate::Sim;
 
 pub(crate) use eks::Eks;
 pub(crate) use route53::Route53;
+pub(crate) use token::EksTokens;
 
 /// The account of any access key not handed out by `AssumeRole`.
 pub const DEFAULT_ACCOUNT: &str = "123456789012";

@@ -18,10 +18,13 @@
 //! is its tag `rotor.dev/traffic-address` (`IP:PORT` of its ingress load balancer), written by
 //! whatever provisions that load balancer; EKS itself does not know it.
 
+mod token;
+
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Mutex;
 
 use async_trait::async_trait;
+use aws_credential_types::provider::SharedCredentialsProvider;
 use aws_sdk_eks::Client;
 use aws_sdk_eks::types::{
     Cluster, ClusterStatus, NodegroupScalingConfig, NodegroupStatus, VpcConfigRequest,
@@ -54,14 +57,30 @@ pub enum Accounts {
     AssumeRole(String),
 }
 
+/// What rotor acts with in one (account, region): the SDK client, and the credentials it
+/// signs with (tokens are minted from them).
+type Acting = (Client, Option<SharedCredentialsProvider>);
+
+/// How the kubeconfigs of [`Provider::credentials`] authenticate to a cluster's API.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum ClusterCredentials {
+    /// `aws eks get-token` as an exec plugin, as `aws eks update-kubeconfig` writes it: for
+    /// people and tools with the AWS CLI.
+    #[default]
+    Exec,
+    /// A token rotor mints from its own credentials (see `token`): no plugin binary needed.
+    Token,
+}
+
 /// EKS, one SDK client per (account, region), made on first use and shared by every Cluster
 /// there.
 pub struct EksProvider {
     config: SdkConfig,
     accounts: Accounts,
-    clients: Mutex<HashMap<(String, String), Client>>,
+    clients: Mutex<HashMap<(String, String), Acting>>,
     /// The account of rotor's own credentials (with [`Accounts::Own`]), once read.
     own_account: tokio::sync::OnceCell<String>,
+    cluster_credentials: ClusterCredentials,
 }
 
 impl std::fmt::Debug for EksProvider {
@@ -149,7 +168,48 @@ impl EksProvider {
             accounts,
             clients: Mutex::new(HashMap::new()),
             own_account: tokio::sync::OnceCell::new(),
+            cluster_credentials: ClusterCredentials::default(),
         }
+    }
+
+    pub fn with_cluster_credentials(mut self, how: ClusterCredentials) -> Self {
+        self.cluster_credentials = how;
+        self
+    }
+
+    /// A bearer token for cluster `name` from the credentials rotor's client in `at` acts with.
+    async fn token(&self, at: &Placement, name: &str) -> Result<String, ProviderError> {
+        use aws_credential_types::provider::ProvideCredentials as _;
+        const OP: &str = "credentials";
+        let refused = |message: String| ProviderError::Refused {
+            operation: OP,
+            instance: name.to_string(),
+            status: 403,
+            message,
+        };
+        let key = (at.account.clone(), at.region.clone());
+        let provider = self
+            .lock_clients()
+            .get(&key)
+            .and_then(|(_, c)| c.clone())
+            .ok_or_else(|| refused("no AWS credentials to mint a token with".into()))?;
+        let credentials = provider
+            .provide_credentials()
+            .await
+            .map_err(|e| refused(format!("AWS credentials: {e}")))?;
+        let sts = token::sts_url(&at.region, self.config.endpoint_url());
+        token::mint(
+            credentials,
+            &at.region,
+            &sts,
+            name,
+            std::time::SystemTime::now(),
+        )
+        .map_err(|e| ProviderError::Protocol {
+            operation: OP,
+            instance: name.to_string(),
+            message: format!("signing an EKS token: {e}"),
+        })
     }
 
     /// The client acting in `at`'s account and region, or why there is none.
@@ -160,7 +220,7 @@ impl EksProvider {
         at: &Placement,
     ) -> Result<Client, ProviderError> {
         let key = (at.account.clone(), at.region.clone());
-        if let Some(c) = self.lock_clients().get(&key) {
+        if let Some((c, _)) = self.lock_clients().get(&key) {
             return Ok(c.clone());
         }
         let refused = |message: String| ProviderError::Refused {
@@ -182,6 +242,7 @@ impl EksProvider {
         }
         let mut config = aws_sdk_eks::config::Builder::from(&self.config)
             .region(aws_sdk_eks::config::Region::new(at.region.clone()));
+        let mut credentials = self.config.credentials_provider();
         match &self.accounts {
             Accounts::Own => {
                 let own = self
@@ -210,20 +271,23 @@ impl EksProvider {
             }
             Accounts::AssumeRole(template) => {
                 let role = template.replace("{account}", &at.account);
-                let credentials = aws_config::sts::AssumeRoleProvider::builder(role)
+                let assumed = aws_config::sts::AssumeRoleProvider::builder(role)
                     .session_name("rotor")
                     .configure(&self.config)
                     .build()
                     .await;
-                config = config.credentials_provider(credentials);
+                let assumed = SharedCredentialsProvider::new(assumed);
+                config = config.credentials_provider(assumed.clone());
+                credentials = Some(assumed);
             }
         }
         let client = Client::from_conf(config.build());
-        self.lock_clients().insert(key, client.clone());
+        self.lock_clients()
+            .insert(key, (client.clone(), credentials));
         Ok(client)
     }
 
-    fn lock_clients(&self) -> std::sync::MutexGuard<'_, HashMap<(String, String), Client>> {
+    fn lock_clients(&self) -> std::sync::MutexGuard<'_, HashMap<(String, String), Acting>> {
         self.clients.lock().unwrap_or_else(|e| e.into_inner())
     }
 
@@ -579,9 +643,10 @@ impl Provider for EksProvider {
         }
     }
 
-    /// A kubeconfig with the cluster's endpoint and CA, authenticating through `aws eks
-    /// get-token` (the exec plugin every EKS kubeconfig uses): it carries no secret, the token
-    /// is minted from the process's own AWS credentials each time it is needed.
+    /// A kubeconfig with the cluster's endpoint and CA, authenticating as
+    /// [`ClusterCredentials`] says: through `aws eks get-token` (the exec plugin every EKS
+    /// kubeconfig uses; it carries no secret, the token is minted from the process's own AWS
+    /// credentials each time it is needed), or with a token rotor minted the same way.
     async fn credentials(&self, at: &Placement, name: &str) -> Result<Kubeconfig, ProviderError> {
         const OP: &str = "credentials";
         let client = self.client(OP, name, at).await?;
@@ -611,16 +676,22 @@ impl Provider for EksProvider {
         ) else {
             return Err(not_ready("EKS reports no endpoint or CA yet".into()));
         };
-        let kubeconfig = serde_json::json!({
-            "apiVersion": "v1", "kind": "Config",
-            "clusters": [{"name": name, "cluster": {
-                "server": endpoint, "certificate-authority-data": ca}}],
-            "users": [{"name": name, "user": {"exec": {
+        let user = match self.cluster_credentials {
+            ClusterCredentials::Exec => serde_json::json!({"exec": {
                 "apiVersion": "client.authentication.k8s.io/v1beta1",
                 "command": "aws",
                 "args": ["eks", "get-token", "--cluster-name", name, "--region", at.region, "--output", "json"],
                 "interactiveMode": "Never",
-            }}}],
+            }}),
+            ClusterCredentials::Token => {
+                serde_json::json!({"token": self.token(at, name).await?})
+            }
+        };
+        let kubeconfig = serde_json::json!({
+            "apiVersion": "v1", "kind": "Config",
+            "clusters": [{"name": name, "cluster": {
+                "server": endpoint, "certificate-authority-data": ca}}],
+            "users": [{"name": name, "user": user}],
             "contexts": [{"name": name, "context": {"cluster": name, "user": name}}],
             "current-context": name,
         });

@@ -5,7 +5,9 @@
 //! endpoint nothing answers on. So the swap below goes as far as AWS can take it — the Cluster's
 //! instance adopted and registered in Route 53, green created in EKS with its node group and
 //! tags, waited for — and then, green's API never answering, rolls back on its timeout: green's
-//! node group and cluster deleted in EKS, Route 53 still all on blue. Every wait is bounded.
+//! node group and cluster deleted in EKS, Route 53 still all on blue. On the simulator's AWS,
+//! where an EKS cluster has a Kubernetes API, the same wiring runs a swap to the end. Every wait
+//! is bounded.
 
 mod common;
 
@@ -289,6 +291,199 @@ async fn a_swap_on_eks_and_route53_creates_green_then_rolls_back_cleanly() {
             assert!(text.contains(line), "{line} not in\n{text}");
         }
 
+        let _ = stop.send(true);
+        let _ = controllers.await;
+    })
+    .await
+    .expect("bounded");
+}
+
+/// The same wiring against the simulator's AWS (`rotor sim` at `/aws`), where an EKS cluster is
+/// a member with a Kubernetes API and a traffic address: the controllers reach blue's and
+/// green's APIs with tokens minted from their AWS credentials (`--eks-credentials token`), and
+/// the swap runs to the end — green created with its node group, Route 53 moved to green's
+/// address, blue deleted from EKS.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_swap_on_eks_and_route53_in_the_simulator_succeeds() {
+    tokio::time::timeout(Duration::from_secs(120), async {
+        let sim = rotor_sim::Sim::new(rotor_sim::SimConfig {
+            nodes: 2,
+            node_ready_delay: Duration::from_millis(100),
+            workload_ready_delay: Duration::from_millis(100),
+            traffic_port: Some(common::kubectl::free_port()),
+            cloud: rotor_sim::CloudConfig {
+                create_latency: Duration::from_millis(300),
+                delete_latency: Duration::from_millis(200),
+                ..Default::default()
+            },
+            ..Default::default()
+        });
+        let addr = sim.serve_loopback().await.expect("simulator serves");
+        let options = rotor_test_support::aws::sim_options(addr);
+        let config = rotor_aws::sdk_config(&options).await;
+        let eks = aws_sdk_eks::Client::new(&config);
+        let r53 = aws_sdk_route53::Client::new(&config);
+        let zone = r53
+            .create_hosted_zone()
+            .name("example.com")
+            .caller_reference("rotor-e2e")
+            .send()
+            .await
+            .expect("zone")
+            .hosted_zone
+            .expect("zone")
+            .id;
+        let cluster = aws_cluster();
+        let name = cluster.name_any();
+        eks.create_cluster()
+            .name(&name)
+            .version("1.30")
+            .role_arn("arn:aws:iam::123456789012:role/eks")
+            .resources_vpc_config(
+                aws_sdk_eks::types::VpcConfigRequest::builder()
+                    .subnet_ids("subnet-1")
+                    .build(),
+            )
+            .send()
+            .await
+            .expect("blue");
+        let blue_address = common::eventually(LIMIT, "blue active with an address", || async {
+            let c = eks
+                .describe_cluster()
+                .name(&name)
+                .send()
+                .await
+                .ok()?
+                .cluster?;
+            let active = c.status() == Some(&aws_sdk_eks::types::ClusterStatus::Active);
+            let tag = c
+                .tags()?
+                .get(rotor_providers::eks::TAG_TRAFFIC_ADDRESS)?
+                .clone();
+            active.then_some(tag)
+        })
+        .await;
+        let blue_ip = blue_address.split(':').next().expect("ip").to_string();
+        // The sample application in blue, through a token as the controllers will use one.
+        let tokens =
+            rotor_providers::eks::EksProvider::new(&config, rotor_providers::eks::Accounts::Own)
+                .with_cluster_credentials(rotor_providers::eks::ClusterCredentials::Token);
+        let at = rotor_providers::Placement {
+            account: "123456789012".into(),
+            region: "us-east-1".into(),
+        };
+        let member = |instance: String| {
+            let (tokens, at) = (&tokens, &at);
+            async move {
+                let located = rotor_providers::Located::new(tokens, at.clone());
+                let kubeconfig = located.credentials(&instance).await.expect("credentials");
+                rotor::client_for(kubeconfig.expose())
+                    .await
+                    .expect("client")
+            }
+        };
+        common::fleet::apply_sample_app(&member(name.clone()).await).await;
+
+        // SAFETY: as in the moto test above: one process per test, set before anything reads.
+        unsafe {
+            std::env::set_var("AWS_ACCESS_KEY_ID", "testing");
+            std::env::set_var("AWS_SECRET_ACCESS_KEY", "testing");
+            std::env::set_var("AWS_REGION", "us-east-1");
+        }
+        let cp = common::start(Arc::new(rotor_store::memory::MemoryStore::default())).await;
+        let wiring = rotor::controlplane::Wiring {
+            providers: vec!["aws".into()],
+            traffic: vec![format!("route53:{zone}")],
+            aws_endpoint_url: options.endpoint_url.clone(),
+            aws_role_arn_template: None,
+            eks_credentials: rotor_providers::eks::ClusterCredentials::Token,
+            route53_ttl_seconds: 1,
+            route53_propagation: Duration::ZERO,
+        };
+        let settings = rotor_controllers::Settings {
+            poll_interval: Duration::from_millis(200),
+            ..Default::default()
+        };
+        let (ctx, _layers) =
+            rotor::controlplane::controller_context(&cp.kubeconfig(), &wiring, settings)
+                .await
+                .expect("wiring");
+        let ctx = Arc::new(ctx);
+        let (stop, mut stopped) = tokio::sync::watch::channel(false);
+        let controllers = tokio::spawn(rotor_controllers::run(ctx.clone(), async move {
+            let _ = stopped.wait_for(|v| *v).await;
+        }));
+        let clusters: Api<Cluster> = Api::all(cp.client.clone());
+        clusters
+            .create(&PostParams::default(), &cluster)
+            .await
+            .expect("Cluster");
+        common::eventually(LIMIT, "blue adopted and registered in Route 53", || async {
+            let active = clusters.get(&name).await.ok()?.status?.active_instance;
+            let recs = records(&r53, &zone).await;
+            (active.as_deref() == Some(name.as_str())
+                && recs == [("rotor-blue".to_string(), 100, blue_ip.clone())])
+            .then_some(())
+        })
+        .await;
+
+        let swaps: Api<ClusterSwap> = Api::all(cp.client.clone());
+        let strategy = SwapStrategy {
+            traffic_steps: vec![50, 100],
+            bake_seconds: 1,
+            blue_retention_seconds: 1,
+            ..Default::default()
+        };
+        swaps
+            .create(
+                &PostParams::default(),
+                &swap("upgrade", &name, "1.31", strategy),
+            )
+            .await
+            .expect("swap");
+        let done = common::eventually(LIMIT, "the swap ends", || async {
+            let s = swaps.get("upgrade").await.ok()?.status?;
+            s.phase.is_terminal().then_some(s)
+        })
+        .await;
+        for t in &done.history {
+            println!("{:?} {:?}: {}", t.phase, t.reason, t.message);
+        }
+        assert_eq!(done.phase, Phase::Succeeded, "{:?}", done.history);
+        let green = done.green_instance.clone().expect("green");
+        let described = eks
+            .describe_cluster()
+            .name(&green)
+            .send()
+            .await
+            .expect("green in EKS")
+            .cluster
+            .expect("cluster");
+        assert_eq!(described.version(), Some("1.31"));
+        let apps: Api<k8s_openapi::api::apps::v1::Deployment> =
+            Api::namespaced(member(green.clone()).await, rotor::rehearsal::APP_NAMESPACE);
+        apps.get(rotor::rehearsal::APP_NAME)
+            .await
+            .expect("the sample application migrated to green");
+        let green_ip = described
+            .tags()
+            .and_then(|t| t.get(rotor_providers::eks::TAG_TRAFFIC_ADDRESS))
+            .and_then(|a| a.split(':').next())
+            .expect("green's address")
+            .to_string();
+        common::eventually(LIMIT, "blue deleted, Route 53 all on green", || async {
+            let listed = eks.list_clusters().send().await.ok()?;
+            let recs = records(&r53, &zone).await;
+            let on_green = recs.iter().any(|(_, w, ip)| *w == 100 && *ip == green_ip)
+                && recs.iter().all(|(_, w, ip)| *ip == green_ip || *w == 0);
+            (listed.clusters() == [green.clone()] && on_green).then_some(())
+        })
+        .await;
+        let c = clusters.get(&name).await.expect("Cluster");
+        assert_eq!(
+            c.status.and_then(|s| s.active_instance).as_deref(),
+            Some(green.as_str())
+        );
         let _ = stop.send(true);
         let _ = controllers.await;
     })

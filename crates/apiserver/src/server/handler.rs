@@ -140,7 +140,7 @@ impl ApiServer {
             (Method::GET, None) if want_table => {
                 self.check_list_version(&res, ns, &query).await?;
                 let list = self.list(&res, ns, &list_options(&query, &res)?).await?;
-                let table = table::from_list(&res, &list, &query);
+                let table = table::from_list(&res, self.config.kubernetes_minor, &list, &query);
                 Ok(json_response(StatusCode::OK, &table, &[]))
             }
             (Method::GET, None) => {
@@ -177,7 +177,9 @@ impl ApiServer {
                 let obj = self.get(&res, ns, name).await?;
                 let body = match sub {
                     Some("scale") => scale_of(&res, &obj),
-                    _ if want_table => table::from_object(&res, &obj, &query),
+                    _ if want_table => {
+                        table::from_object(&res, self.config.kubernetes_minor, &obj, &query)
+                    }
                     _ => obj,
                 };
                 Ok(json_response(StatusCode::OK, &body, &[]))

@@ -1,6 +1,7 @@
 //! Small divergences from kube-apiserver, each as upstream behaves: a Job without a selector gets
-//! the generated one (labels by release), and a ControllerRevision's `data` (a RawExtension,
-//! any JSON) is accepted under Strict field validation.
+//! the generated one (labels by release), a Job with its own selector needs `manualSelector:
+//! true`, and a ControllerRevision's `data` (a RawExtension, any JSON) is accepted under Strict
+//! field validation.
 
 mod common;
 
@@ -94,6 +95,78 @@ async fn a_manual_selector_is_left_alone() {
         json!({"app": "x"})
     );
     assert_eq!(got["spec"]["manualSelector"], true);
+}
+
+/// The causes' fields and messages of a 422 reply.
+fn causes(reply: &Value) -> Vec<(String, String)> {
+    reply["details"]["causes"]
+        .as_array()
+        .map(|cs| {
+            cs.iter()
+                .map(|c| {
+                    let s = |k: &str| c[k].as_str().unwrap_or_default().to_string();
+                    (s("field"), s("message"))
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+#[tokio::test]
+async fn a_jobs_own_selector_without_manual_selector_is_refused() {
+    for minor in [26, 35] {
+        let server = server_of(minor).await;
+        let own = |manual: Option<bool>| {
+            let mut spec = json!({"selector": {"matchLabels": {"app": "x"}},
+                "template": {"metadata": {"labels": {"app": "x"}}, "spec": {
+                    "restartPolicy": "Never", "containers": [{"name": "c", "image": "busybox"}]}}});
+            if let Some(m) = manual {
+                spec["manualSelector"] = json!(m);
+            }
+            spec
+        };
+        for manual in [None, Some(false)] {
+            let (code, reply) =
+                common::send(&server, "POST", JOBS, JSON, job("own", own(manual))).await;
+            assert_eq!(code, 422, "1.{minor} {manual:?}: {reply}");
+            assert_eq!(reply["reason"], "Invalid", "{reply}");
+            let causes = causes(&reply);
+            assert!(
+                causes
+                    .iter()
+                    .any(|(field, message)| field == "spec.selector"
+                        && message.ends_with("`selector` not auto-generated")),
+                "1.{minor}: {causes:?}"
+            );
+            let (code, _) =
+                common::send(&server, "GET", &format!("{JOBS}/own"), JSON, vec![]).await;
+            assert_eq!(code, 404, "nothing stored");
+        }
+        let (code, reply) =
+            common::send(&server, "POST", JOBS, JSON, job("own", own(Some(true)))).await;
+        assert_eq!(code, 201, "1.{minor} manual: {reply}");
+    }
+}
+
+#[tokio::test]
+async fn a_template_label_conflicting_with_the_generated_one_is_refused() {
+    let server = server_of(35).await;
+    let spec = json!({"template": {"metadata": {"labels": {"job-name": "other"}},
+        "spec": {"restartPolicy": "Never", "containers": [{"name": "c", "image": "busybox"}]}}});
+    let (code, reply) = common::send(&server, "POST", JOBS, JSON, job("pi", spec)).await;
+    assert_eq!(code, 422, "{reply}");
+    let causes = causes(&reply);
+    assert!(
+        causes.iter().any(
+            |(field, message)| field == "spec.template.metadata.labels[job-name]"
+                && message.ends_with("must be 'pi'")
+        ),
+        "{causes:?}"
+    );
+    assert!(
+        causes.iter().all(|(field, _)| field != "spec.selector"),
+        "the generated selector still selects: {causes:?}"
+    );
 }
 
 #[tokio::test]

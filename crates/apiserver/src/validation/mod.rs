@@ -184,11 +184,21 @@ pub fn validate_update(
     *causes = c.0;
 }
 
+/// The rules only a create is judged by, some by release (`minor`).
+fn validate_create(group: &str, plural: &str, minor: u32, obj: &Value, causes: &mut Vec<Cause>) {
+    if (group, plural) == ("batch", "jobs") {
+        let mut c = Causes(std::mem::take(causes));
+        batch::validate_generated_selector(obj, minor, &mut c);
+        *causes = c.0;
+    }
+}
+
 /// The write path's hook: every rule on a new object, or on an update whose content (not only
-/// metadata or status) changed plus the update rules. 422 Invalid with all causes; nothing is
-/// written on failure.
+/// metadata or status) changed plus the update rules, for a server of Kubernetes 1.`minor`.
+/// 422 Invalid with all causes; nothing is written on failure.
 pub fn check(
     res: &crate::registry::Resource,
+    minor: u32,
     name: &str,
     old: Option<&Value>,
     new: &Value,
@@ -204,7 +214,10 @@ pub fn check(
             validate(&res.group, &res.plural, new, &mut causes);
             validate_update(&res.group, &res.plural, old, new, &mut causes);
         }
-        None => validate(&res.group, &res.plural, new, &mut causes),
+        None => {
+            validate(&res.group, &res.plural, new, &mut causes);
+            validate_create(&res.group, &res.plural, minor, new, &mut causes);
+        }
     }
     if causes.is_empty() {
         Ok(())

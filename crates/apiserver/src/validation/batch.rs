@@ -168,7 +168,8 @@ const FIELDS: [(u32, u32, &[&str]); 5] = [
     ),
     (0, 7, &["sun", "mon", "tue", "wed", "thu", "fri", "sat"]),
 ];
-const MACROS: [&str; 8] = [
+/// robfig/cron's descriptors; `@every <duration>` apart.
+const DESCRIPTORS: [&str; 7] = [
     "@yearly",
     "@annually",
     "@monthly",
@@ -176,14 +177,18 @@ const MACROS: [&str; 8] = [
     "@daily",
     "@midnight",
     "@hourly",
-    "@every",
 ];
 
-/// The standard five-field cron syntax robfig/cron parses (and its `@` descriptors).
+/// The standard five-field cron syntax robfig/cron parses, its descriptors (the whole
+/// schedule, case and all) and `@every ` followed by a Go duration.
 fn check_schedule(s: &str) -> Result<(), String> {
+    if let Some(d) = s.strip_prefix("@every ") {
+        return super::go_duration(d)
+            .map(|_| ())
+            .map_err(|e| format!("failed to parse duration {s}: {e}"));
+    }
     if s.starts_with('@') {
-        let word = s.split_whitespace().next().unwrap_or_default();
-        return if MACROS.contains(&word) {
+        return if DESCRIPTORS.contains(&s) {
             Ok(())
         } else {
             Err(format!("unrecognized descriptor: {s}"))
@@ -245,6 +250,8 @@ mod tests {
             "0 3 * * mon-fri",
             "@hourly",
             "15,45 1-5 1 jan *",
+            "@every 90s",
+            "@every 1h30m",
         ] {
             assert!(check_schedule(ok).is_ok(), "{ok}");
         }
@@ -254,8 +261,19 @@ mod tests {
             "*/0 * * * *",
             "@sometimes",
             "5-1 * * * *",
+            "@every",
+            "@every 5",
+            "@hourly please",
+            "@HOURLY",
         ] {
             assert!(check_schedule(bad).is_err(), "{bad}");
         }
+        assert_eq!(
+            check_schedule("@every 1x"),
+            Err(
+                r#"failed to parse duration @every 1x: time: unknown unit "x" in duration "1x""#
+                    .into()
+            )
+        );
     }
 }

@@ -7,6 +7,7 @@ mod apps;
 mod autoscaling;
 mod batch;
 mod core;
+mod duration;
 pub mod meta;
 mod networking;
 mod pod;
@@ -15,6 +16,8 @@ mod rbac;
 mod values;
 
 use serde_json::Value;
+
+pub use duration::go_duration;
 
 use crate::error::Cause;
 

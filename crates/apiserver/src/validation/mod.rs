@@ -142,6 +142,7 @@ pub fn validate(group: &str, plural: &str, obj: &Value, causes: &mut Vec<Cause>)
         ("", "configmaps") => core::validate_config_map(obj, &mut c),
         ("", "secrets") => core::validate_secret(obj, &mut c),
         ("", "services") => core::validate_service(obj, &mut c),
+        ("", "namespaces") => core::validate_namespace(obj, &mut c),
         ("apps", _) => apps::validate(plural, obj, &mut c),
         ("batch", "jobs") => batch::validate_job(obj, &mut c),
         ("batch", "cronjobs") => batch::validate_cron_job(obj, &mut c),

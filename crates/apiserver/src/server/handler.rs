@@ -138,16 +138,22 @@ impl ApiServer {
                     .map_err(|e| ApiError::internal(e.to_string()))?)
             }
             (Method::GET, None) if want_table => {
-                self.check_list_version(&res, ns, &query).await?;
-                let list = self.list(&res, ns, &list_options(&query, &res)?).await?;
+                let exact = self.check_list_version(&query).await?;
+                let opts = ListOptions {
+                    exact,
+                    ..list_options(&query, &res)?
+                };
+                let list = self.list(&res, ns, &opts).await?;
                 let table = table::from_list(&res, self.config.kubernetes_minor, &list, &query);
                 Ok(json_response(StatusCode::OK, &table, &[]))
             }
             (Method::GET, None) => {
-                self.check_list_version(&res, ns, &query).await?;
-                let list = self
-                    .list_json(&res, ns, &list_options(&query, &res)?)
-                    .await?;
+                let exact = self.check_list_version(&query).await?;
+                let opts = ListOptions {
+                    exact,
+                    ..list_options(&query, &res)?
+                };
+                let list = self.list_json(&res, ns, &opts).await?;
                 Ok(json_bytes_response(StatusCode::OK, list.into(), &[]))
             }
             (Method::GET, Some(name)) if query.flag("watch") => {
@@ -540,6 +546,7 @@ fn list_options(query: &Query, res: &Resource) -> ApiResult<ListOptions> {
         fields,
         limit: query.u64("limit")?.unwrap_or(0) as usize,
         continue_token: query.get("continue").map(String::from),
+        exact: None,
     })
 }
 

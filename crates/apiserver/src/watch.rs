@@ -107,9 +107,10 @@ pub async fn start(
         let res = res.clone();
         let query = query.clone();
         let selects = !opts.labels.is_empty() || !opts.fields.is_empty();
+        let minor = server.config().kubernetes_minor;
         let table = move |obj: &Value| {
             if as_table {
-                table::from_object(&res, obj, &query)
+                table::from_object(&res, minor, obj, &query)
             } else {
                 obj.clone()
             }

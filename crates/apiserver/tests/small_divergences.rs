@@ -1,6 +1,8 @@
 //! Small divergences from kube-apiserver, each as upstream behaves: a Job without a selector gets
-//! the generated one (labels by release), and a ControllerRevision's `data` (a RawExtension,
-//! any JSON) is accepted under Strict field validation.
+//! the generated one (labels by release), a Job with its own selector needs `manualSelector:
+//! true`, a ControllerRevision's `data` (a RawExtension, any JSON) is accepted under Strict
+//! field validation, a Namespace keeps the finalizers it is created with, and a Service's
+//! `clusterIPs` are judged and kept in step with `clusterIP`.
 
 mod common;
 
@@ -96,6 +98,78 @@ async fn a_manual_selector_is_left_alone() {
     assert_eq!(got["spec"]["manualSelector"], true);
 }
 
+/// The causes' fields and messages of a 422 reply.
+fn causes(reply: &Value) -> Vec<(String, String)> {
+    reply["details"]["causes"]
+        .as_array()
+        .map(|cs| {
+            cs.iter()
+                .map(|c| {
+                    let s = |k: &str| c[k].as_str().unwrap_or_default().to_string();
+                    (s("field"), s("message"))
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+#[tokio::test]
+async fn a_jobs_own_selector_without_manual_selector_is_refused() {
+    for minor in [26, 35] {
+        let server = server_of(minor).await;
+        let own = |manual: Option<bool>| {
+            let mut spec = json!({"selector": {"matchLabels": {"app": "x"}},
+                "template": {"metadata": {"labels": {"app": "x"}}, "spec": {
+                    "restartPolicy": "Never", "containers": [{"name": "c", "image": "busybox"}]}}});
+            if let Some(m) = manual {
+                spec["manualSelector"] = json!(m);
+            }
+            spec
+        };
+        for manual in [None, Some(false)] {
+            let (code, reply) =
+                common::send(&server, "POST", JOBS, JSON, job("own", own(manual))).await;
+            assert_eq!(code, 422, "1.{minor} {manual:?}: {reply}");
+            assert_eq!(reply["reason"], "Invalid", "{reply}");
+            let causes = causes(&reply);
+            assert!(
+                causes
+                    .iter()
+                    .any(|(field, message)| field == "spec.selector"
+                        && message.ends_with("`selector` not auto-generated")),
+                "1.{minor}: {causes:?}"
+            );
+            let (code, _) =
+                common::send(&server, "GET", &format!("{JOBS}/own"), JSON, vec![]).await;
+            assert_eq!(code, 404, "nothing stored");
+        }
+        let (code, reply) =
+            common::send(&server, "POST", JOBS, JSON, job("own", own(Some(true)))).await;
+        assert_eq!(code, 201, "1.{minor} manual: {reply}");
+    }
+}
+
+#[tokio::test]
+async fn a_template_label_conflicting_with_the_generated_one_is_refused() {
+    let server = server_of(35).await;
+    let spec = json!({"template": {"metadata": {"labels": {"job-name": "other"}},
+        "spec": {"restartPolicy": "Never", "containers": [{"name": "c", "image": "busybox"}]}}});
+    let (code, reply) = common::send(&server, "POST", JOBS, JSON, job("pi", spec)).await;
+    assert_eq!(code, 422, "{reply}");
+    let causes = causes(&reply);
+    assert!(
+        causes.iter().any(
+            |(field, message)| field == "spec.template.metadata.labels[job-name]"
+                && message.ends_with("must be 'pi'")
+        ),
+        "{causes:?}"
+    );
+    assert!(
+        causes.iter().all(|(field, _)| field != "spec.selector"),
+        "the generated selector still selects: {causes:?}"
+    );
+}
+
 #[tokio::test]
 async fn a_controller_revisions_data_is_any_json_under_strict_validation() {
     let server = server_of(33).await;
@@ -136,4 +210,106 @@ async fn a_controller_revisions_data_is_any_json_under_strict_validation() {
         code, 400,
         "an unknown field beside data is still refused: {got}"
     );
+}
+
+#[tokio::test]
+async fn a_namespace_keeps_its_finalizers_and_refuses_unqualified_ones() {
+    let server = server_of(35).await;
+    let ns = |name: &str, finalizers: Value| {
+        serde_json::to_vec(&json!({"apiVersion": "v1", "kind": "Namespace",
+            "metadata": {"name": name}, "spec": {"finalizers": finalizers}}))
+        .expect("json")
+    };
+    const NAMESPACES: &str = "/api/v1/namespaces";
+    let (code, got) = common::send(
+        &server,
+        "POST",
+        NAMESPACES,
+        JSON,
+        ns("kept", json!(["example.com/cleanup"])),
+    )
+    .await;
+    assert_eq!(code, 201, "{got}");
+    assert_eq!(
+        got["spec"]["finalizers"],
+        json!(["example.com/cleanup", "kubernetes"])
+    );
+    let (code, reply) = common::send(
+        &server,
+        "POST",
+        NAMESPACES,
+        JSON,
+        ns("bad", json!(["cleanup"])),
+    )
+    .await;
+    assert_eq!(code, 422, "{reply}");
+    assert!(
+        causes(&reply).iter().any(|(f, m)| f == "spec.finalizers"
+            && m.ends_with("name is neither a standard finalizer name nor is it fully qualified")),
+        "{reply}"
+    );
+}
+
+#[tokio::test]
+async fn a_services_cluster_ips_are_judged_and_kept_in_step() {
+    let server = server_of(35).await;
+    const SERVICES: &str = "/api/v1/namespaces/default/services";
+    let svc = |name: &str, extra: Value| {
+        let mut spec = json!({"ports": [{"port": 80}]});
+        if let (Some(s), Some(e)) = (spec.as_object_mut(), extra.as_object()) {
+            s.extend(e.clone());
+        }
+        serde_json::to_vec(&json!({"apiVersion": "v1", "kind": "Service",
+            "metadata": {"name": name}, "spec": spec}))
+        .expect("json")
+    };
+    let (code, got) = common::send(
+        &server,
+        "POST",
+        SERVICES,
+        JSON,
+        svc("one", json!({"clusterIP": "10.96.7.7"})),
+    )
+    .await;
+    assert_eq!(code, 201, "{got}");
+    assert_eq!(got["spec"]["clusterIPs"], json!(["10.96.7.7"]));
+    let (code, got) = common::send(
+        &server,
+        "POST",
+        SERVICES,
+        JSON,
+        svc("two", json!({"clusterIPs": ["10.96.8.8"]})),
+    )
+    .await;
+    assert_eq!(code, 201, "{got}");
+    assert_eq!(got["spec"]["clusterIP"], "10.96.8.8");
+    for (name, spec, field, message) in [
+        (
+            "bad-ip",
+            json!({"clusterIPs": ["a"]}),
+            "spec.clusterIPs[0]",
+            "must be a valid IP address, (e.g. 10.9.8.7 or 2001:db8::ffff)",
+        ),
+        (
+            "apart",
+            json!({"clusterIP": "10.96.9.9", "clusterIPs": ["10.96.9.10"]}),
+            "spec.clusterIPs",
+            "first value must match `clusterIP`",
+        ),
+        (
+            "none-first",
+            json!({"clusterIP": "None", "clusterIPs": ["None", "10.96.9.11"]}),
+            "spec.clusterIPs",
+            "'None' must be the first and only value",
+        ),
+    ] {
+        let (code, reply) = common::send(&server, "POST", SERVICES, JSON, svc(name, spec)).await;
+        assert_eq!(code, 422, "{name}: {reply}");
+        assert!(
+            causes(&reply)
+                .iter()
+                .any(|(f, m)| f == field && m.ends_with(message)),
+            "{name}: {reply}"
+        );
+    }
 }

@@ -1,7 +1,8 @@
 //! Server-side printing seen through the real kubectl against `rotor sim`: the built-in kinds'
 //! columns in upstream's order with their `-o wide` ones, and a CRD's printer columns with full
 //! JSONPath (a filter on conditions), `date` columns as ages, priority-1 columns only with
-//! `-o wide`, and the implicit Age column only for a CRD that defines no columns.
+//! `-o wide`, and the implicit Age column only for a CRD that defines no columns; Jobs and
+//! CronJobs with the columns of the release served.
 
 mod common;
 
@@ -153,4 +154,126 @@ fn built_in_and_custom_columns_print_as_upstream() {
     let (header, row) = table(&k, &["get", "widgets", "-n", "default"]);
     assert_eq!(header, ["NAME", "AGE"]);
     assert_eq!(row[0], "w");
+}
+
+/// A Job that completes in the simulator, and a suspended CronJob with a time zone.
+const BATCH: &str = r#"apiVersion: batch/v1
+kind: Job
+metadata: {name: pi, namespace: default}
+spec:
+  completions: 2
+  template:
+    spec:
+      restartPolicy: Never
+      containers: [{name: pi, image: "perl:5.34"}]
+---
+apiVersion: batch/v1
+kind: CronJob
+metadata: {name: report, namespace: default}
+spec:
+  schedule: "*/5 * * * *"
+  timeZone: Etc/UTC
+  suspend: true
+  jobTemplate:
+    spec:
+      template:
+        spec:
+          restartPolicy: OnFailure
+          containers: [{name: report, image: busybox}]
+"#;
+
+#[test]
+fn jobs_and_cronjobs_print_upstreams_columns_by_release() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let manifest = write_manifest(dir.path(), "batch.yaml", BATCH);
+    let (_sim, k) = start_sim(
+        dir.path(),
+        1,
+        &["--ready-delay-ms", "50", "--kubernetes-version", "1.35"],
+    );
+    k.ok(&["apply", "-f", &manifest]);
+    let job = k.eventually(&["get", "job", "pi", "-n", "default"], "pi done", |j| {
+        j["status"]["completionTime"].is_string()
+    });
+    let (header, row) = table(&k, &["get", "job", "pi", "-n", "default", "-o", "wide"]);
+    assert_eq!(
+        header,
+        [
+            "NAME",
+            "STATUS",
+            "COMPLETIONS",
+            "DURATION",
+            "AGE",
+            "CONTAINERS",
+            "IMAGES",
+            "SELECTOR"
+        ]
+    );
+    assert_eq!(&row[..3], ["pi", "Complete", "2/2"]);
+    assert!(
+        row[3].ends_with('s') && row[3].trim_end_matches('s').parse::<u64>().is_ok(),
+        "a completed Job's duration is start to completion: {row:?}"
+    );
+    let uid = job["metadata"]["uid"].as_str().expect("uid");
+    assert_eq!(
+        &row[5..],
+        [
+            "pi",
+            "perl:5.34",
+            &format!("batch.kubernetes.io/controller-uid={uid}")
+        ]
+    );
+
+    let (header, row) = table(
+        &k,
+        &["get", "cronjob", "report", "-n", "default", "-o", "wide"],
+    );
+    assert_eq!(
+        header,
+        [
+            "NAME",
+            "SCHEDULE",
+            "TIMEZONE",
+            "SUSPEND",
+            "ACTIVE",
+            "LAST SCHEDULE",
+            "AGE",
+            "CONTAINERS",
+            "IMAGES",
+            "SELECTOR"
+        ]
+    );
+    assert_eq!(
+        &row[..6],
+        ["report", "*/5 * * * *", "Etc/UTC", "True", "0", "<none>"]
+    );
+    assert_eq!(&row[7..], ["report", "busybox", "<none>"]);
+
+    // Before 1.30 neither a Job's STATUS nor a CronJob's TIMEZONE was printed.
+    let old_dir = tempfile::tempdir().expect("tempdir");
+    let (_old, k) = start_sim(
+        old_dir.path(),
+        1,
+        &["--ready-delay-ms", "50", "--kubernetes-version", "1.29"],
+    );
+    k.ok(&["apply", "-f", &manifest]);
+    k.eventually(&["get", "job", "pi", "-n", "default"], "pi done", |j| {
+        j["status"]["completionTime"].is_string()
+    });
+    let (header, row) = table(&k, &["get", "job", "pi", "-n", "default"]);
+    assert_eq!(header, ["NAME", "COMPLETIONS", "DURATION", "AGE"]);
+    assert_eq!(&row[..2], ["pi", "2/2"]);
+    let (header, row) = table(&k, &["get", "cronjob", "report", "-n", "default"]);
+    assert_eq!(
+        header,
+        [
+            "NAME",
+            "SCHEDULE",
+            "SUSPEND",
+            "ACTIVE",
+            "LAST SCHEDULE",
+            "AGE"
+        ]
+    );
+    assert_eq!(&row[..5], ["report", "*/5 * * * *", "True", "0", "<none>"]);
 }

@@ -1,7 +1,8 @@
 //! Reads that kube-apiserver refuses, refused the same way over real HTTP: a field selector on a
 //! field the kind has no label for (400), a `resourceVersionMatch=Exact` list below the
 //! compaction (410), a watch or list from a resourceVersion the store has not reached (504
-//! "Too large resource version" after the watch cache's wait), and the ListOptions rules.
+//! "Too large resource version" after the watch cache's wait), and the ListOptions rules; and
+//! an `Exact` list inside the store's history, answered as the list was at that revision.
 
 mod common;
 
@@ -142,6 +143,86 @@ async fn exact_list_below_the_compaction_is_gone() {
     )
     .await;
     assert_eq!(code, 200);
+}
+
+/// Names, `data.k` and resourceVersions of a list's items.
+fn items_of(list: &Value) -> Vec<(String, String, String)> {
+    let s = |v: &Value| v.as_str().unwrap_or_default().to_string();
+    list["items"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|i| {
+            (
+                s(&i["metadata"]["name"]),
+                s(&i["data"]["k"]),
+                s(&i["metadata"]["resourceVersion"]),
+            )
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn exact_list_inside_the_history_is_the_list_as_it_was() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    for store in [common::memory(), common::sqlite(&dir.path().join("s.db"))] {
+        let ts = common::start(store).await;
+        let cms: Api<ConfigMap> = Api::namespaced(ts.client.clone(), "default");
+        let pp = PostParams::default();
+        let mut labelled = cm("b");
+        labelled.metadata.labels = Some([("tier".to_string(), "web".to_string())].into());
+        let a = cms.create(&pp, &cm("a")).await.expect("a");
+        let b = cms.create(&pp, &labelled).await.expect("b");
+        const PATH: &str = "/api/v1/namespaces/default/configmaps";
+        let (_, then) = get(&ts.client, PATH).await;
+        let rv = then["metadata"]["resourceVersion"]
+            .as_str()
+            .expect("rv")
+            .to_string();
+        // Afterwards: a changes, b goes, c comes.
+        let mut a2 = a.clone();
+        a2.data = Some([("k".to_string(), "changed".to_string())].into());
+        cms.replace("a", &pp, &a2).await.expect("update a");
+        cms.delete("b", &Default::default())
+            .await
+            .expect("delete b");
+        cms.create(&pp, &cm("c")).await.expect("c");
+
+        let exact = format!("{PATH}?resourceVersion={rv}&resourceVersionMatch=Exact");
+        let (code, list) = get(&ts.client, &exact).await;
+        assert_eq!(code, 200, "{list}");
+        assert_eq!(list["metadata"]["resourceVersion"], rv.as_str());
+        let rv_of = |c: &ConfigMap| c.metadata.resource_version.clone().expect("rv");
+        assert_eq!(
+            items_of(&list),
+            [
+                ("a".into(), "v".into(), rv_of(&a)),
+                ("b".into(), "v".into(), rv_of(&b))
+            ]
+        );
+        assert_eq!(items_of(&list), items_of(&then), "the list as it was");
+        // Selectors and pages apply to the list as it was.
+        let (_, web) = get(&ts.client, &format!("{exact}&labelSelector=tier%3Dweb")).await;
+        assert_eq!(items_of(&web).len(), 1, "{web}");
+        assert_eq!(items_of(&web)[0].0, "b");
+        let (_, first) = get(&ts.client, &format!("{exact}&limit=1")).await;
+        assert_eq!(items_of(&first)[0].0, "a");
+        assert!(
+            first["metadata"]["continue"]
+                .as_str()
+                .is_some_and(|t| !t.is_empty()),
+            "one more item: {first}"
+        );
+        let (_, now) = get(&ts.client, PATH).await;
+        assert_eq!(
+            items_of(&now)
+                .iter()
+                .map(|i| i.0.as_str())
+                .collect::<Vec<_>>(),
+            ["a", "c"],
+            "the current list is another"
+        );
+    }
 }
 
 #[tokio::test]

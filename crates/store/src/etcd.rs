@@ -384,6 +384,38 @@ impl Store for EtcdStore {
     async fn current_revision(&self) -> Result<u64> {
         Ok(rev(self.etcd_revision().await?))
     }
+
+    async fn list_at(&self, prefix: &str, revision: u64) -> Result<ListPage> {
+        let full_prefix = self.full_key(prefix);
+        let end = prefix_end(full_prefix.as_bytes());
+        let at = etcd_rev(revision);
+        let opts = GetOptions::new().with_range(end).with_revision(at);
+        let mut kv = self.client.kv_client();
+        let read = tokio::time::timeout(REQUEST_TIMEOUT, kv.get(full_prefix.clone(), Some(opts)))
+            .await
+            .map_err(|_| backend("list at a revision", "no answer"))?;
+        let resp = match read {
+            Ok(resp) => resp,
+            Err(e) if e.to_string().contains("compacted") => {
+                let oldest = self.compacted_since(&full_prefix, at).await;
+                return Err(StoreError::Compacted {
+                    requested: revision,
+                    oldest,
+                });
+            }
+            Err(e) => return Err(backend("list at a revision", e)),
+        };
+        let items = resp
+            .kvs()
+            .iter()
+            .map(|k| self.kv(k))
+            .collect::<Result<Vec<_>>>()?;
+        Ok(ListPage {
+            items,
+            revision,
+            more: false,
+        })
+    }
 }
 
 impl EtcdStore {

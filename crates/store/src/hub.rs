@@ -2,11 +2,11 @@
 //! here in revision order, replayed to new watchers, and sent to live ones without ever blocking
 //! the writer (a watcher whose buffer is full is dropped and must resume or relist).
 
-use std::collections::VecDeque;
+use std::collections::{BTreeMap, VecDeque};
 
 use tokio::sync::mpsc;
 
-use crate::{Result, StoreError, WatchEvent, WatchReceiver};
+use crate::{KeyValue, Result, StoreError, WatchEvent, WatchReceiver};
 
 /// Events buffered per live watcher beyond its replay.
 pub const WATCH_BUFFER: usize = 1024;
@@ -83,5 +83,44 @@ impl Hub {
             tx,
         });
         Ok(rx)
+    }
+
+    /// `items` (every key under `prefix` at revision `items_revision`) as they were at `revision`,
+    /// by undoing the retained events in between, newest first: a create is removed, an update
+    /// or a delete puts back the value before it. None while the events up to `items_revision`
+    /// are not all published yet (a commit not yet announced); `Compacted` when the history no
+    /// longer reaches back to `revision`.
+    pub(crate) fn rewind(
+        &self,
+        prefix: &str,
+        revision: u64,
+        items: Vec<KeyValue>,
+        items_revision: u64,
+    ) -> Result<Option<Vec<KeyValue>>> {
+        if revision < self.compacted {
+            return Err(StoreError::Compacted {
+                requested: revision,
+                oldest: self.compacted + 1,
+            });
+        }
+        if self.revision < items_revision {
+            return Ok(None);
+        }
+        let mut state: BTreeMap<String, KeyValue> =
+            items.into_iter().map(|kv| (kv.key.clone(), kv)).collect();
+        let undone = self.history.iter().rev().filter(|e| {
+            e.revision() > revision && e.revision() <= items_revision && e.key().starts_with(prefix)
+        });
+        for event in undone {
+            match event {
+                WatchEvent::Put { kv, prev: None } => {
+                    state.remove(&kv.key);
+                }
+                WatchEvent::Put { prev: Some(p), .. } | WatchEvent::Delete { prev: p, .. } => {
+                    state.insert(p.key.clone(), p.clone());
+                }
+            }
+        }
+        Ok(Some(state.into_values().collect()))
     }
 }

@@ -126,6 +126,11 @@ pub trait Store: Send + Sync + 'static {
 
     /// The revision of the latest write (0 for an empty store).
     async fn current_revision(&self) -> Result<u64>;
+
+    /// Every key under `prefix` as it was at `revision` (not above the current one), ascending;
+    /// `Compacted` when that is older than the retained history. The page's `revision` is
+    /// `revision`. Memory and SQLite undo the retained events after it; etcd reads at it.
+    async fn list_at(&self, prefix: &str, revision: u64) -> Result<ListPage>;
 }
 
 pub type DynStore = Arc<dyn Store>;

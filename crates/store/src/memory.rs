@@ -170,4 +170,20 @@ impl Store for MemoryStore {
     async fn current_revision(&self) -> Result<u64> {
         Ok(self.lock().hub.revision())
     }
+
+    async fn list_at(&self, prefix: &str, revision: u64) -> Result<ListPage> {
+        let inner = self.lock();
+        let (items, _) = page(&inner.map, prefix, None, 0);
+        let now = inner.hub.revision();
+        // Data and history change under one lock: the history always reaches `now`.
+        let items = inner
+            .hub
+            .rewind(prefix, revision, items, now)?
+            .unwrap_or_default();
+        Ok(ListPage {
+            items,
+            revision,
+            more: false,
+        })
+    }
 }

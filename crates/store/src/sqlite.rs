@@ -18,6 +18,8 @@ use crate::{KeyValue, ListPage, Result, Store, StoreError, WatchEvent, WatchRece
 
 /// Default number of events kept for watch replay.
 pub const DEFAULT_HISTORY: usize = 10_000;
+/// How long [`SqliteStore::list_at`] waits for a commit it read to be published.
+const PUBLISH_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
 /// Most writes committed in one transaction.
 const MAX_BATCH: usize = 512;
 
@@ -409,5 +411,44 @@ impl Store for SqliteStore {
 
     async fn current_revision(&self) -> Result<u64> {
         Ok(lock(&self.hub).revision())
+    }
+
+    async fn list_at(&self, prefix: &str, revision: u64) -> Result<ListPage> {
+        let page = self.list(prefix, None, 0).await?;
+        let at = |items: Vec<KeyValue>| ListPage {
+            items,
+            revision,
+            more: false,
+        };
+        // The writer commits, then publishes: wait (on the hub's events) for a commit the read
+        // saw to be published before undoing the history.
+        let mut published = {
+            let mut hub = lock(&self.hub);
+            match hub.rewind(prefix, revision, page.items.clone(), page.revision)? {
+                Some(items) => return Ok(at(items)),
+                None => {
+                    let now = hub.revision();
+                    hub.subscribe("", now)?
+                }
+            }
+        };
+        let reached = tokio::time::timeout(PUBLISH_WAIT, async {
+            while let Some(e) = published.recv().await {
+                if e.revision() >= page.revision {
+                    return true;
+                }
+            }
+            false
+        })
+        .await
+        .unwrap_or(false);
+        let hub = lock(&self.hub);
+        match hub.rewind(prefix, revision, page.items, page.revision)? {
+            Some(items) if reached || hub.revision() >= page.revision => Ok(at(items)),
+            _ => Err(backend(
+                "listing at a revision",
+                "a commit was not published in time",
+            )),
+        }
     }
 }

@@ -166,6 +166,61 @@ async fn concurrent_creates_get_distinct_revisions(s: DynStore) {
     assert_eq!(all, (1..=800).collect::<Vec<u64>>());
 }
 
+/// `(key, value)` of a page, to compare with what was written.
+fn pairs(page: &crate::ListPage) -> Vec<(String, String)> {
+    page.items
+        .iter()
+        .map(|kv| {
+            (
+                kv.key.clone(),
+                String::from_utf8_lossy(&kv.value).into_owned(),
+            )
+        })
+        .collect()
+}
+
+async fn lists_as_of_a_past_revision(s: DynStore) {
+    let r0 = s.current_revision().await.expect("rev");
+    s.create("/p/a", b("a1")).await.expect("create");
+    let b1 = s.create("/p/b", b("b1")).await.expect("create");
+    s.create("/q/other", b("x"))
+        .await
+        .expect("create elsewhere");
+    let r1 = s.current_revision().await.expect("rev");
+    let a2 = s
+        .update("/p/a", b("a2"), b1.mod_revision - 1)
+        .await
+        .expect("update");
+    s.delete("/p/b", None).await.expect("delete");
+    s.create("/p/c", b("c1")).await.expect("create");
+    let r2 = s.current_revision().await.expect("rev");
+    s.update("/p/a", b("a3"), a2.mod_revision)
+        .await
+        .expect("update");
+    let at = |r| {
+        let s = s.clone();
+        async move { s.list_at("/p/", r).await.expect("list at") }
+    };
+    let then = at(r1).await;
+    assert_eq!(then.revision, r1);
+    assert_eq!(
+        pairs(&then),
+        [("/p/a".into(), "a1".into()), ("/p/b".into(), "b1".into())]
+    );
+    assert_eq!(
+        pairs(&at(r2).await),
+        [("/p/a".into(), "a2".into()), ("/p/c".into(), "c1".into())]
+    );
+    assert_eq!(pairs(&at(r0).await), []);
+    let now = s.current_revision().await.expect("rev");
+    assert_eq!(
+        pairs(&at(now).await),
+        pairs(&s.list("/p/", None, 0).await.expect("list"))
+    );
+    // Revisions stay those of the objects at the time.
+    assert_eq!(then.items[0].mod_revision, b1.mod_revision - 1);
+}
+
 macro_rules! suite {
     ($($name:ident),*) => {
         mod memory_backend {
@@ -188,6 +243,7 @@ macro_rules! suite {
 
 suite!(
     crud_and_revisions,
+    lists_as_of_a_past_revision,
     list_pages,
     watch_replay_live_and_compaction,
     slow_watcher_is_dropped,
@@ -210,6 +266,24 @@ async fn watch_from_compacted_revision_fails() {
     );
     let mut rx = s.watch("/k/", 6).await.expect("still retained");
     assert_eq!(next(&mut rx).await.revision(), 7);
+}
+
+#[tokio::test]
+async fn a_list_below_the_history_is_compacted() {
+    let s = MemoryStore::with_history(4);
+    for i in 0..10 {
+        s.create(&format!("/k/{i}"), b("v")).await.expect("create");
+    }
+    use crate::Store;
+    assert_eq!(
+        s.list_at("/k/", 5).await.err(),
+        Some(StoreError::Compacted {
+            requested: 5,
+            oldest: 7
+        })
+    );
+    let at6 = s.list_at("/k/", 6).await.expect("still retained");
+    assert_eq!(at6.items.len(), 6);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

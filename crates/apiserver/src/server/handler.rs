@@ -144,16 +144,22 @@ impl ApiServer {
                     .map_err(|e| ApiError::internal(e.to_string()))?)
             }
             (Method::GET, None) if want_table => {
-                self.check_list_version(&res, ns, &query).await?;
-                let list = self.list(&res, ns, &list_options(&query, &res)?).await?;
-                let table = table::from_list(&res, &list, &query);
+                let exact = self.check_list_version(&query).await?;
+                let opts = ListOptions {
+                    exact,
+                    ..list_options(&query, &res)?
+                };
+                let list = self.list(&res, ns, &opts).await?;
+                let table = table::from_list(&res, self.config.kubernetes_minor, &list, &query);
                 Ok(json_response(StatusCode::OK, &table, &[]))
             }
             (Method::GET, None) => {
-                self.check_list_version(&res, ns, &query).await?;
-                let list = self
-                    .list_json(&res, ns, &list_options(&query, &res)?)
-                    .await?;
+                let exact = self.check_list_version(&query).await?;
+                let opts = ListOptions {
+                    exact,
+                    ..list_options(&query, &res)?
+                };
+                let list = self.list_json(&res, ns, &opts).await?;
                 Ok(json_bytes_response(StatusCode::OK, list.into(), &[]))
             }
             (Method::GET, Some(name)) if query.flag("watch") => {
@@ -183,7 +189,9 @@ impl ApiServer {
                 let obj = self.get(&res, ns, name).await?;
                 let body = match sub {
                     Some("scale") => scale_of(&res, &obj),
-                    _ if want_table => table::from_object(&res, &obj, &query),
+                    _ if want_table => {
+                        table::from_object(&res, self.config.kubernetes_minor, &obj, &query)
+                    }
                     _ => obj,
                 };
                 Ok(json_response(StatusCode::OK, &body, &[]))
@@ -544,6 +552,7 @@ fn list_options(query: &Query, res: &Resource) -> ApiResult<ListOptions> {
         fields,
         limit: query.u64("limit")?.unwrap_or(0) as usize,
         continue_token: query.get("continue").map(String::from),
+        exact: None,
     })
 }
 

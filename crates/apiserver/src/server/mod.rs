@@ -104,6 +104,8 @@ pub struct ListOptions {
     pub fields: FieldSelector,
     pub limit: usize,
     pub continue_token: Option<String>,
+    /// `resourceVersionMatch=Exact`: the list as it was at this revision.
+    pub exact: Option<u64>,
 }
 
 impl ListOptions {
@@ -400,6 +402,11 @@ impl ApiServer {
             Some(t) => Some(decode_continue(t, &prefix)?),
             None => None,
         };
+        if let Some(rev) = opts.exact {
+            return self
+                .list_page_at(res, &prefix, start_after, opts, rev)
+                .await;
+        }
         let selects = !opts.labels.is_empty() || !opts.fields.is_empty();
         let mut items = Vec::new();
         let mut cursor = start_after;
@@ -449,6 +456,52 @@ impl ApiServer {
         let mut metadata = json!({"resourceVersion": revision.to_string()});
         if more && let Some(last) = &cursor {
             metadata["continue"] = json!(encode_continue(&last[prefix.len()..], revision));
+        }
+        Ok(ListedPage { items, metadata })
+    }
+}
+
+impl ApiServer {
+    /// [`list_page`](Self::list_page) as of revision `rev` (`resourceVersionMatch=Exact`): the
+    /// store's keys at that revision, then the cursor, selectors and limit; 410 Gone when the
+    /// history no longer reaches back to it.
+    async fn list_page_at(
+        &self,
+        res: &Resource,
+        prefix: &str,
+        start_after: Option<String>,
+        opts: &ListOptions,
+        rev: u64,
+    ) -> ApiResult<ListedPage> {
+        let page = match self.store.list_at(prefix, rev).await {
+            Err(rotor_store::StoreError::Compacted { .. }) => {
+                return Err(ApiError::gone(
+                    "The resourceVersion for the provided list is too old.",
+                ));
+            }
+            other => other?,
+        };
+        let selects = !opts.labels.is_empty() || !opts.fields.is_empty();
+        let after = |kv: &KeyValue| start_after.as_deref().is_none_or(|s| kv.key.as_str() > s);
+        let mut items = Vec::new();
+        let mut rest = page.items.into_iter().filter(after);
+        for kv in rest.by_ref() {
+            if selects {
+                let obj = decode_as(&kv, res)?;
+                if opts.matches(&obj) {
+                    items.push((kv, Some(obj)));
+                }
+            } else {
+                items.push((kv, None));
+            }
+            if opts.limit != 0 && items.len() == opts.limit {
+                break;
+            }
+        }
+        let mut metadata = json!({"resourceVersion": rev.to_string()});
+        let more = opts.limit != 0 && items.len() == opts.limit && rest.next().is_some();
+        if more && let Some((last, _)) = items.last() {
+            metadata["continue"] = json!(encode_continue(&last.key[prefix.len()..], rev));
         }
         Ok(ListedPage { items, metadata })
     }

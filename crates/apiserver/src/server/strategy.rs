@@ -71,14 +71,18 @@ impl ApiServer {
                     .or_insert_with(|| json!({}))
                     .as_object_mut()
                     .map(|l| l.insert("kubernetes.io/metadata.name".into(), json!(name)));
-                obj["spec"] = json!({"finalizers": ["kubernetes"]});
+                namespace_finalizers(obj);
                 obj["status"] = json!({"phase": "Active"});
             }
             ("", "services") => {
                 let spec = ensure_object(obj, "spec");
+                let external = spec.get("type").and_then(Value::as_str) == Some("ExternalName");
+                if !external {
+                    sync_cluster_ips(spec);
+                }
                 let wants_ip =
                     !matches!(spec.get("clusterIP").and_then(Value::as_str), Some("None"))
-                        && spec.get("type").and_then(Value::as_str) != Some("ExternalName");
+                        && !external;
                 if wants_ip
                     && spec
                         .get("clusterIP")
@@ -254,6 +258,44 @@ fn generate_job_selector(obj: &mut Value, minor: u32) {
         if let Some(m) = match_labels.as_object_mut() {
             m.entry(selected).or_insert(uid);
         }
+    }
+}
+
+/// A new Namespace's `spec.finalizers`: the client's, with `kubernetes` added when missing (the
+/// namespace controller's), as upstream's strategy does.
+fn namespace_finalizers(obj: &mut Value) {
+    let mut finalizers: Vec<Value> = obj
+        .pointer("/spec/finalizers")
+        .and_then(Value::as_array)
+        .cloned()
+        .unwrap_or_default();
+    if !finalizers.iter().any(|f| f == "kubernetes") {
+        finalizers.push(json!("kubernetes"));
+    }
+    obj["spec"] = json!({"finalizers": finalizers});
+}
+
+/// `clusterIP` and `clusterIPs` of a created Service in step, as upstream's strategy keeps
+/// them: either one given fills in the other (validation then judges what was given).
+fn sync_cluster_ips(spec: &mut serde_json::Map<String, Value>) {
+    let ip = spec
+        .get("clusterIP")
+        .and_then(Value::as_str)
+        .filter(|s| !s.is_empty())
+        .map(str::to_string);
+    let first = spec
+        .get("clusterIPs")
+        .and_then(Value::as_array)
+        .and_then(|ips| ips.first())
+        .cloned();
+    match (ip, first) {
+        (None, Some(first)) => {
+            spec.insert("clusterIP".into(), first);
+        }
+        (Some(ip), None) => {
+            spec.insert("clusterIPs".into(), json!([ip]));
+        }
+        _ => {}
     }
 }
 

@@ -1,10 +1,9 @@
 //! The resourceVersion of reads, as kube-apiserver treats it: a list or watch from a revision
 //! the store has not reached waits for it (as the watch cache does, bounded) and then fails with
-//! "Too large resource version"; `resourceVersionMatch=Exact` below the compaction is 410 Gone.
+//! "Too large resource version"; `resourceVersionMatch=Exact` lists the objects as they were at
+//! that revision, and is 410 Gone below the store's history.
 
 use std::time::Duration;
-
-use rotor_store::StoreError;
 
 use super::*;
 use crate::error::Cause;
@@ -40,14 +39,9 @@ impl ApiServer {
     }
 
     /// Checks a list's `resourceVersion`/`resourceVersionMatch` (upstream's ListOptions
-    /// validation), refuses an `Exact` revision that is compacted, and waits for one not
-    /// reached yet. A list always answers from the current state.
-    pub(crate) async fn check_list_version(
-        &self,
-        res: &Resource,
-        ns: Option<&str>,
-        query: &Query,
-    ) -> ApiResult<()> {
+    /// validation) and waits for a revision not reached yet; the revision to list at when the
+    /// match is `Exact` (a list otherwise answers from the current state).
+    pub(crate) async fn check_list_version(&self, query: &Query) -> ApiResult<Option<u64>> {
         let rv = query.get("resourceVersion").filter(|r| !r.is_empty());
         let matching = query.get("resourceVersionMatch").filter(|m| !m.is_empty());
         let forbidden = |message: String, reason: &'static str| {
@@ -86,19 +80,12 @@ impl ApiServer {
             _ => {}
         }
         let Some(rv) = rv.filter(|r| *r != "0") else {
-            return Ok(());
+            return Ok(None);
         };
         let rev: u64 = rv
             .parse()
             .map_err(|_| ApiError::bad_request(format!("invalid resourceVersion \"{rv}\"")))?;
-        if matching == Some("Exact")
-            && let Err(StoreError::Compacted { .. }) =
-                self.store.watch(&res.namespace_prefix(ns), rev).await
-        {
-            return Err(ApiError::gone(
-                "The resourceVersion for the provided list is too old.",
-            ));
-        }
-        self.wait_for_revision(rev).await
+        self.wait_for_revision(rev).await?;
+        Ok((matching == Some("Exact")).then_some(rev))
     }
 }

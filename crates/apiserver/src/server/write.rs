@@ -88,7 +88,7 @@ impl ApiServer {
             meta_mut(&mut obj).insert("generation".into(), json!(1));
         }
         self.prepare_create(res, &mut obj)?;
-        crate::validation::check(res, &name, None, &obj)?;
+        crate::validation::check(res, self.config.kubernetes_minor, &name, None, &obj)?;
         let cursor = self.cursor(res);
         rotor_patch::track_update(
             None,
@@ -593,7 +593,13 @@ impl ApiServer {
         rev: u64,
         opts: &WriteOptions,
     ) -> ApiResult<Value> {
-        crate::validation::check(res, name, Some(&current), &next)?;
+        crate::validation::check(
+            res,
+            self.config.kubernetes_minor,
+            name,
+            Some(&current),
+            &next,
+        )?;
         let key = res.key(ns, name);
         if object::is_deleting(&next)
             && object::finalizers(&next).is_empty()

@@ -5,10 +5,21 @@ use std::time::Duration;
 
 /// The age of something created at `rfc3339`, `<unknown>` when that does not parse.
 pub fn since(rfc3339: &str, now: chrono::DateTime<chrono::Utc>) -> String {
-    let Ok(t) = chrono::DateTime::parse_from_rfc3339(rfc3339) else {
-        return "<unknown>".into();
-    };
-    let secs = (now - t.with_timezone(&chrono::Utc)).num_seconds();
+    match parse(rfc3339) {
+        Some(t) => between(t, now),
+        None => "<unknown>".into(),
+    }
+}
+
+pub fn parse(rfc3339: &str) -> Option<chrono::DateTime<chrono::Utc>> {
+    chrono::DateTime::parse_from_rfc3339(rfc3339)
+        .ok()
+        .map(|t| t.with_timezone(&chrono::Utc))
+}
+
+/// From `start` to `end` in kubectl's words; `<invalid>` when `end` is over a second earlier.
+pub fn between(start: chrono::DateTime<chrono::Utc>, end: chrono::DateTime<chrono::Utc>) -> String {
+    let secs = (end - start).num_seconds();
     if secs < -1 {
         return "<invalid>".into();
     }

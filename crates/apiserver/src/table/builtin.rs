@@ -5,6 +5,8 @@ use serde_json::{Value, json};
 
 use super::{Cell, Column};
 
+mod batch;
+
 fn num(obj: &Value, pointer: &str) -> i64 {
     obj.pointer(pointer).and_then(Value::as_i64).unwrap_or(0)
 }
@@ -101,9 +103,9 @@ fn age() -> Column {
     column("Age", "string", 0, Cell::Age)
 }
 
-/// Name, the kind's own columns, Age, then its wide ones — or None for a kind upstream prints
-/// with the default columns.
-pub(super) fn columns(group: &str, plural: &str) -> Option<Vec<Column>> {
+/// Name, the kind's own columns, Age, then its wide ones, as a server of 1.`minor` prints them
+/// — or None for a kind upstream prints with the default columns.
+pub(super) fn columns(group: &str, plural: &str, minor: u32) -> Option<Vec<Column>> {
     let (own, wides): (Vec<Column>, Vec<Column>) = match (group, plural) {
         ("apps", "deployments") => (
             vec![
@@ -162,16 +164,8 @@ pub(super) fn columns(group: &str, plural: &str) -> Option<Vec<Column>> {
             ],
             workload_wides(true),
         ),
-        ("batch", "jobs") => (
-            vec![f("Completions", "string", |o| {
-                let want = o
-                    .pointer("/spec/completions")
-                    .and_then(Value::as_i64)
-                    .unwrap_or(1);
-                json!(format!("{}/{want}", num(o, "/status/succeeded")))
-            })],
-            workload_wides(true),
-        ),
+        ("batch", "jobs") => batch::job(minor),
+        ("batch", "cronjobs") => batch::cronjob(minor),
         ("", "pods") => (pod_columns(), pod_wides()),
         ("", "services") => (
             service_columns(),

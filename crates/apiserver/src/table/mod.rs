@@ -28,6 +28,8 @@ pub(super) enum Cell {
     /// How long since the timestamp at this pointer.
     Since(&'static str),
     Fn(fn(&Value) -> Value),
+    /// A cell that depends on the time of the request (a running Job's duration).
+    Timed(fn(&Value, chrono::DateTime<chrono::Utc>) -> Value),
     /// A CRD's column: a `$`-rooted JSONPath and the column's type.
     Path {
         path: String,
@@ -51,6 +53,7 @@ impl Column {
             Cell::Age => since("/metadata/creationTimestamp"),
             Cell::Since(pointer) => since(pointer),
             Cell::Fn(f) => f(obj),
+            Cell::Timed(f) => f(obj, now),
             Cell::Path { path, type_ } => custom::cell(obj, path, type_, now),
         }
     }
@@ -65,11 +68,12 @@ fn description(name: &str) -> String {
     }
 }
 
-fn columns(res: &Resource) -> Vec<Column> {
+/// The columns of `res` as a server of Kubernetes 1.`minor` prints them.
+fn columns(res: &Resource, minor: u32) -> Vec<Column> {
     if res.is_custom() {
         return custom::columns(&res.printer_columns);
     }
-    builtin::columns(&res.group, &res.plural).unwrap_or_else(builtin::default_columns)
+    builtin::columns(&res.group, &res.plural, minor).unwrap_or_else(builtin::default_columns)
 }
 
 fn row_object(obj: &Value, query: &Query) -> Option<Value> {
@@ -84,8 +88,14 @@ fn row_object(obj: &Value, query: &Query) -> Option<Value> {
     }
 }
 
-fn table(res: &Resource, items: &[Value], resource_version: Option<&str>, query: &Query) -> Value {
-    let columns = columns(res);
+fn table(
+    res: &Resource,
+    minor: u32,
+    items: &[Value],
+    resource_version: Option<&str>,
+    query: &Query,
+) -> Value {
+    let columns = columns(res, minor);
     let now = chrono::Utc::now();
     let defs: Vec<Value> = columns.iter().map(Column::definition).collect();
     let rows: Vec<Value> = items
@@ -106,10 +116,11 @@ fn table(res: &Resource, items: &[Value], resource_version: Option<&str>, query:
     json!({"kind": "Table", "apiVersion": "meta.k8s.io/v1", "metadata": meta, "columnDefinitions": defs, "rows": rows})
 }
 
-pub fn from_list(res: &Resource, list: &Value, query: &Query) -> Value {
+pub fn from_list(res: &Resource, minor: u32, list: &Value, query: &Query) -> Value {
     let items = list["items"].as_array().cloned().unwrap_or_default();
     let mut t = table(
         res,
+        minor,
         &items,
         list.pointer("/metadata/resourceVersion")
             .and_then(Value::as_str),
@@ -121,9 +132,10 @@ pub fn from_list(res: &Resource, list: &Value, query: &Query) -> Value {
     t
 }
 
-pub fn from_object(res: &Resource, obj: &Value, query: &Query) -> Value {
+pub fn from_object(res: &Resource, minor: u32, obj: &Value, query: &Query) -> Value {
     table(
         res,
+        minor,
         std::slice::from_ref(obj),
         object::meta_str(obj, "resourceVersion"),
         query,

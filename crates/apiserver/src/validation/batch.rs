@@ -1,9 +1,14 @@
-//! batch/v1 Job and CronJob: counts, restart policy, the cron schedule.
+//! batch/v1 Job and CronJob: counts, restart policy, the selector (and, on create, that a
+//! generated one selects what generation labels the Pods with), the cron schedule.
 
-use serde_json::Value;
+use serde_json::{Map, Value};
 
+use super::apps::{selector_matches, validate_selector};
 use super::values::min_int;
 use super::{Causes, at};
+
+/// The release from which Jobs' generated labels include the `batch.kubernetes.io/` ones.
+const PREFIXED_LABELS_SINCE: u32 = 27;
 
 /// A Job's spec at `prefix` (`spec`, or `spec.jobTemplate.spec` in a CronJob).
 fn validate_job_spec(spec: Option<&Value>, prefix: &str, c: &mut Causes) {
@@ -37,7 +42,66 @@ fn validate_job_spec(spec: Option<&Value>, prefix: &str, c: &mut Causes) {
 }
 
 pub fn validate_job(obj: &Value, c: &mut Causes) {
-    validate_job_spec(obj.get("spec"), "spec", c);
+    let spec = obj.get("spec");
+    validate_job_spec(spec, "spec", c);
+    match spec.and_then(|s| at(s, &["selector"])) {
+        None if spec.is_some() => c.required("spec.selector".into(), ""),
+        None => {}
+        Some(sel) => {
+            validate_selector(sel, "spec.selector", c);
+            let labels = spec.and_then(|s| at(s, &["template", "metadata", "labels"]));
+            if !selector_matches(sel, labels) {
+                c.invalid(
+                    "spec.template.metadata.labels".into(),
+                    labels.unwrap_or(&Value::Null),
+                    "`selector` does not match template `labels`",
+                );
+            }
+        }
+    }
+}
+
+/// A created Job without `manualSelector: true` must carry the generated labels on its
+/// template, and its selector must select exactly those: a user's own selector is refused
+/// (`selector` not auto-generated), as kube-apiserver refuses it, so Jobs never overlap.
+pub fn validate_generated_selector(obj: &Value, minor: u32, c: &mut Causes) {
+    let Some(spec) = obj.get("spec") else { return };
+    if spec.get("manualSelector") == Some(&Value::Bool(true)) {
+        return;
+    }
+    let Some(sel) = at(spec, &["selector"]) else {
+        return;
+    };
+    let text = |path: &[&str]| at(obj, path).and_then(Value::as_str).unwrap_or_default();
+    let (uid, name) = (text(&["metadata", "uid"]), text(&["metadata", "name"]));
+    if uid.is_empty() {
+        c.required("metadata.uid".into(), "");
+    }
+    let mut expected = vec![("controller-uid", uid), ("job-name", name)];
+    if minor >= PREFIXED_LABELS_SINCE {
+        expected.push(("batch.kubernetes.io/controller-uid", uid));
+        expected.push(("batch.kubernetes.io/job-name", name));
+    }
+    let labels = at(spec, &["template", "metadata", "labels"]);
+    for (key, want) in &expected {
+        let field = format!("spec.template.metadata.labels[{key}]");
+        match labels.and_then(|l| l.get(*key)) {
+            None => c.required(field, ""),
+            Some(got) if got.as_str() != Some(*want) => c.invalid(
+                field,
+                labels.unwrap_or(&Value::Null),
+                &format!("must be '{want}'"),
+            ),
+            Some(_) => {}
+        }
+    }
+    let expected: Map<String, Value> = expected
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), Value::from(v)))
+        .collect();
+    if !selector_matches(sel, Some(&Value::Object(expected))) {
+        c.invalid("spec.selector".into(), sel, "`selector` not auto-generated");
+    }
 }
 
 pub fn validate_cron_job(obj: &Value, c: &mut Causes) {
@@ -104,7 +168,8 @@ const FIELDS: [(u32, u32, &[&str]); 5] = [
     ),
     (0, 7, &["sun", "mon", "tue", "wed", "thu", "fri", "sat"]),
 ];
-const MACROS: [&str; 8] = [
+/// robfig/cron's descriptors; `@every <duration>` apart.
+const DESCRIPTORS: [&str; 7] = [
     "@yearly",
     "@annually",
     "@monthly",
@@ -112,14 +177,18 @@ const MACROS: [&str; 8] = [
     "@daily",
     "@midnight",
     "@hourly",
-    "@every",
 ];
 
-/// The standard five-field cron syntax robfig/cron parses (and its `@` descriptors).
+/// The standard five-field cron syntax robfig/cron parses, its descriptors (the whole
+/// schedule, case and all) and `@every ` followed by a Go duration.
 fn check_schedule(s: &str) -> Result<(), String> {
+    if let Some(d) = s.strip_prefix("@every ") {
+        return super::go_duration(d)
+            .map(|_| ())
+            .map_err(|e| format!("failed to parse duration {s}: {e}"));
+    }
     if s.starts_with('@') {
-        let word = s.split_whitespace().next().unwrap_or_default();
-        return if MACROS.contains(&word) {
+        return if DESCRIPTORS.contains(&s) {
             Ok(())
         } else {
             Err(format!("unrecognized descriptor: {s}"))
@@ -181,6 +250,8 @@ mod tests {
             "0 3 * * mon-fri",
             "@hourly",
             "15,45 1-5 1 jan *",
+            "@every 90s",
+            "@every 1h30m",
         ] {
             assert!(check_schedule(ok).is_ok(), "{ok}");
         }
@@ -190,8 +261,19 @@ mod tests {
             "*/0 * * * *",
             "@sometimes",
             "5-1 * * * *",
+            "@every",
+            "@every 5",
+            "@hourly please",
+            "@HOURLY",
         ] {
             assert!(check_schedule(bad).is_err(), "{bad}");
         }
+        assert_eq!(
+            check_schedule("@every 1x"),
+            Err(
+                r#"failed to parse duration @every 1x: time: unknown unit "x" in duration "1x""#
+                    .into()
+            )
+        );
     }
 }

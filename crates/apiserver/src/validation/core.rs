@@ -164,8 +164,83 @@ pub fn validate_service(obj: &Value, c: &mut Causes) {
     for (i, p) in ports.iter().enumerate() {
         validate_service_port(p, i, ports.len() > 1, ty, &mut names, c);
     }
+    if ty != "ExternalName" {
+        validate_cluster_ips(spec, c);
+    }
     if let Some(sel) = map(spec, "selector") {
         super::meta::validate_label_map(sel, "spec.selector", true, c);
+    }
+}
+
+/// `clusterIPs` in step with `clusterIP`, each an IP address (or `None`, first and only),
+/// at most two.
+fn validate_cluster_ips(spec: &Value, c: &mut Causes) {
+    let field = "spec.clusterIPs";
+    let ips = spec
+        .get("clusterIPs")
+        .and_then(Value::as_array)
+        .map_or(&[][..], Vec::as_slice);
+    let all = || Value::Array(ips.to_vec());
+    match spec
+        .get("clusterIP")
+        .and_then(Value::as_str)
+        .filter(|s| !s.is_empty())
+    {
+        Some(_) if ips.is_empty() => c.required(field.into(), ""),
+        Some(ip) if ips[0].as_str() != Some(ip) => {
+            c.invalid(field.into(), &all(), "first value must match `clusterIP`")
+        }
+        None if !ips.is_empty() => c.invalid(
+            field.into(),
+            &all(),
+            "must be empty when `clusterIP` is not specified",
+        ),
+        _ => {}
+    }
+    for (i, ip) in ips.iter().enumerate() {
+        match ip.as_str() {
+            Some("None") if i == 0 => {
+                if ips.len() > 1 {
+                    c.invalid(
+                        field.into(),
+                        &all(),
+                        "'None' must be the first and only value",
+                    );
+                }
+            }
+            Some(s) if s.parse::<std::net::IpAddr>().is_ok() => {}
+            _ => c.invalid(
+                format!("{field}[{i}]"),
+                ip,
+                "must be a valid IP address, (e.g. 10.9.8.7 or 2001:db8::ffff)",
+            ),
+        }
+    }
+    if ips.len() > 2 {
+        c.invalid(field.into(), &all(), "may only hold up to 2 values");
+    }
+}
+
+/// A Namespace's `spec.finalizers`: qualified names, and a name without a `/` only if it is a
+/// standard one (`kubernetes`, `orphan`, `foregroundDeletion`).
+pub fn validate_namespace(obj: &Value, c: &mut Causes) {
+    let finalizers = at(obj, &["spec", "finalizers"]).and_then(Value::as_array);
+    for f in finalizers.into_iter().flatten() {
+        let Some(name) = f.as_str() else {
+            c.invalid("spec.finalizers".into(), f, "must be a string");
+            continue;
+        };
+        if let Err(e) = super::values::qualified_name(name) {
+            c.invalid("spec.finalizers".into(), f, &e);
+        }
+        let standard = matches!(name, "kubernetes" | "orphan" | "foregroundDeletion");
+        if !name.contains('/') && !standard {
+            c.invalid(
+                "spec.finalizers".into(),
+                f,
+                "name is neither a standard finalizer name nor is it fully qualified",
+            );
+        }
     }
 }
 

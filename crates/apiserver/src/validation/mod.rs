@@ -7,6 +7,7 @@ mod apps;
 mod autoscaling;
 mod batch;
 mod core;
+mod duration;
 pub mod meta;
 mod networking;
 mod pod;
@@ -15,6 +16,8 @@ mod rbac;
 mod values;
 
 use serde_json::Value;
+
+pub use duration::go_duration;
 
 use crate::error::Cause;
 
@@ -139,6 +142,7 @@ pub fn validate(group: &str, plural: &str, obj: &Value, causes: &mut Vec<Cause>)
         ("", "configmaps") => core::validate_config_map(obj, &mut c),
         ("", "secrets") => core::validate_secret(obj, &mut c),
         ("", "services") => core::validate_service(obj, &mut c),
+        ("", "namespaces") => core::validate_namespace(obj, &mut c),
         ("apps", _) => apps::validate(plural, obj, &mut c),
         ("batch", "jobs") => batch::validate_job(obj, &mut c),
         ("batch", "cronjobs") => batch::validate_cron_job(obj, &mut c),
@@ -184,11 +188,21 @@ pub fn validate_update(
     *causes = c.0;
 }
 
+/// The rules only a create is judged by, some by release (`minor`).
+fn validate_create(group: &str, plural: &str, minor: u32, obj: &Value, causes: &mut Vec<Cause>) {
+    if (group, plural) == ("batch", "jobs") {
+        let mut c = Causes(std::mem::take(causes));
+        batch::validate_generated_selector(obj, minor, &mut c);
+        *causes = c.0;
+    }
+}
+
 /// The write path's hook: every rule on a new object, or on an update whose content (not only
-/// metadata or status) changed plus the update rules. 422 Invalid with all causes; nothing is
-/// written on failure.
+/// metadata or status) changed plus the update rules, for a server of Kubernetes 1.`minor`.
+/// 422 Invalid with all causes; nothing is written on failure.
 pub fn check(
     res: &crate::registry::Resource,
+    minor: u32,
     name: &str,
     old: Option<&Value>,
     new: &Value,
@@ -204,7 +218,10 @@ pub fn check(
             validate(&res.group, &res.plural, new, &mut causes);
             validate_update(&res.group, &res.plural, old, new, &mut causes);
         }
-        None => validate(&res.group, &res.plural, new, &mut causes),
+        None => {
+            validate(&res.group, &res.plural, new, &mut causes);
+            validate_create(&res.group, &res.plural, minor, new, &mut causes);
+        }
     }
     if causes.is_empty() {
         Ok(())

@@ -119,8 +119,9 @@ pub fn plan(cj: &Value, jobs: &[Value], now: Timestamp, minor: u32) -> Plan {
             return p;
         }
     };
-    p.wake = schedule.next_after(now);
-    if let Some(start) = due(cj, &schedule, now, minor, &mut p) {
+    let since = earliest(cj, now);
+    p.wake = schedule.next_start(since, now);
+    if let Some(start) = due(cj, &schedule, since, now, minor, &mut p) {
         p.start = Some(start);
     }
     p
@@ -193,13 +194,25 @@ fn expire_history(cj: &Value, jobs: &[Value], p: &mut Plan) {
     }
 }
 
-/// The start the CronJob owes at `now`, if any, with the Events of what stands in its way.
-fn due(cj: &Value, schedule: &Schedule, now: Timestamp, minor: u32, p: &mut Plan) -> Option<Start> {
+/// Where the start times owed begin: after the last one, or the creation before the first.
+fn earliest(cj: &Value, now: Timestamp) -> Timestamp {
+    time(cj, "/status/lastScheduleTime")
+        .or_else(|| time(cj, "/metadata/creationTimestamp"))
+        .unwrap_or(now)
+}
+
+/// The start the CronJob owes at `now` (counting from `earliest`, no further back than
+/// `startingDeadlineSeconds`), if any, with the Events of what stands in its way.
+fn due(
+    cj: &Value,
+    schedule: &Schedule,
+    mut earliest: Timestamp,
+    now: Timestamp,
+    minor: u32,
+    p: &mut Plan,
+) -> Option<Start> {
     let deadline = cj["spec"]["startingDeadlineSeconds"].as_i64();
     let last = time(cj, "/status/lastScheduleTime");
-    let mut earliest = last
-        .or_else(|| time(cj, "/metadata/creationTimestamp"))
-        .unwrap_or(now);
     if let Some(d) = deadline {
         earliest = earliest.max(schedule::seconds_before(now, d));
     }

@@ -1,7 +1,9 @@
 //! A CronJob's schedule as upstream's cronjob controller reads it: robfig/cron's standard five
 //! fields and `@` descriptors (croner parses them, the crate the Rollout maintenance windows
 //! already use; `@midnight` is robfig's name for `@daily`), evaluated in `spec.timeZone` (the
-//! controller's zone, UTC, without one). `@every` is not supported here.
+//! controller's zone, UTC, without one); and `@every <duration>`, robfig's constant delay: whole
+//! seconds (at least one), counted from the previous start time (from the CronJob's creation
+//! before the first), whatever the zone.
 
 use croner::Cron;
 use jiff::tz::TimeZone;
@@ -21,8 +23,26 @@ pub enum ScheduleError {
 /// A parsed schedule in its time zone.
 #[derive(Debug)]
 pub struct Schedule {
-    cron: Cron,
+    kind: Kind,
     tz: TimeZone,
+}
+
+#[derive(Debug)]
+enum Kind {
+    Cron(Box<Cron>),
+    /// `@every`: the delay in whole seconds, at least one.
+    Every(i64),
+}
+
+/// robfig's `Every`: below a second is a second, the rest is cut to whole seconds.
+fn every(schedule: &str, duration: &str) -> Result<Kind, ScheduleError> {
+    let nanos = rotor_apiserver::validation::go_duration(duration).map_err(|e| {
+        ScheduleError::Unparseable {
+            schedule: schedule.to_string(),
+            message: format!("failed to parse duration {schedule}: {e}"),
+        }
+    })?;
+    Ok(Kind::Every((nanos / 1_000_000_000).max(1)))
 }
 
 /// The start time a CronJob owes now, and how many it missed before it (up to `MANY_MISSED + 1`).
@@ -44,28 +64,57 @@ impl Schedule {
             s if s.eq_ignore_ascii_case("@midnight") => "@daily",
             s => s,
         };
+        if let Some(duration) = text.strip_prefix("@every ") {
+            let kind = every(schedule, duration)?;
+            return Ok(Schedule { kind, tz });
+        }
         let cron = text
             .parse::<Cron>()
             .map_err(|e| ScheduleError::Unparseable {
                 schedule: schedule.to_string(),
                 message: e.to_string(),
             })?;
-        Ok(Schedule { cron, tz })
+        Ok(Schedule {
+            kind: Kind::Cron(Box::new(cron)),
+            tz,
+        })
     }
 
-    /// The first start time strictly after `t` (robfig's `Next`).
+    /// The first start time strictly after `t` (robfig's `Next`; for `@every`, `t` cut to the
+    /// second plus the delay).
     pub fn next_after(&self, t: Timestamp) -> Option<Timestamp> {
-        let zoned = t.to_zoned(self.tz.clone());
-        let next = self.cron.find_next_occurrence(&zoned, false).ok()?;
-        Some(next.timestamp())
+        match &self.kind {
+            Kind::Cron(cron) => {
+                let zoned = t.to_zoned(self.tz.clone());
+                let next = cron.find_next_occurrence(&zoned, false).ok()?;
+                Some(next.timestamp())
+            }
+            Kind::Every(delay) => Timestamp::from_second(t.as_second().checked_add(*delay)?).ok(),
+        }
+    }
+
+    /// When the CronJob looks again: the first start time after `now` in the sequence that
+    /// starts after `earliest` (the same as [`Self::next_after`] `now` but for `@every`, whose
+    /// start times count from `earliest`).
+    pub fn next_start(&self, earliest: Timestamp, now: Timestamp) -> Option<Timestamp> {
+        match self.kind {
+            Kind::Cron(_) => self.next_after(now),
+            Kind::Every(_) => match self.most_recent(earliest, now) {
+                Some(due) => self.next_after(due.at),
+                None => self.next_after(earliest),
+            },
+        }
     }
 
     /// The most recent start time in `(earliest, now]`, if any, with the number of start times
     /// in that interval before it.
     pub fn most_recent(&self, earliest: Timestamp, now: Timestamp) -> Option<Due> {
+        let cron = match &self.kind {
+            Kind::Cron(cron) => cron,
+            Kind::Every(delay) => return every_most_recent(*delay, earliest, now),
+        };
         let zoned = now.to_zoned(self.tz.clone());
-        let at = self
-            .cron
+        let at = cron
             .find_previous_occurrence(&zoned, true)
             .ok()?
             .timestamp();
@@ -95,6 +144,22 @@ impl Schedule {
         }
         zoned.strftime("%Y-%m-%dT%H:%M:%S%:z").to_string()
     }
+}
+
+/// `@every`'s start times are `earliest` (to the second) plus whole delays, as upstream's
+/// controller counts them from its first two: the last one not after `now`.
+fn every_most_recent(delay: i64, earliest: Timestamp, now: Timestamp) -> Option<Due> {
+    let first = earliest.as_second().checked_add(delay)?;
+    let elapsed = now.as_second().checked_sub(first)?;
+    if elapsed < 0 {
+        return None;
+    }
+    let missed = elapsed / delay;
+    let at = Timestamp::from_second(first + missed * delay).ok()?;
+    let missed = usize::try_from(missed)
+        .unwrap_or(usize::MAX)
+        .min(MANY_MISSED + 1);
+    Some(Due { at, missed })
 }
 
 /// `t` less `seconds`, saturating at the earliest representable time.
@@ -141,6 +206,49 @@ mod tests {
         assert!(matches!(
             Schedule::parse("61 * * * *", None),
             Err(ScheduleError::Unparseable { .. })
+        ));
+    }
+
+    #[test]
+    fn every_counts_whole_delays_from_the_earliest_time() {
+        let s = Schedule::parse("@every 90s", Some("Asia/Tokyo")).expect("parses");
+        let created = ts("2026-03-01T10:00:30.400Z");
+        assert_eq!(s.next_after(created), Some(ts("2026-03-01T10:02:00Z")));
+        assert_eq!(s.most_recent(created, ts("2026-03-01T10:01:59.900Z")), None);
+        assert_eq!(
+            s.most_recent(created, ts("2026-03-01T10:02:00Z")),
+            Some(Due {
+                at: ts("2026-03-01T10:02:00Z"),
+                missed: 0
+            })
+        );
+        // 10:02:00, 10:03:30 and 10:05:00 have passed: the last is owed, two were missed.
+        let now = ts("2026-03-01T10:05:10Z");
+        assert_eq!(
+            s.most_recent(created, now),
+            Some(Due {
+                at: ts("2026-03-01T10:05:00Z"),
+                missed: 2
+            })
+        );
+        assert_eq!(s.next_start(created, now), Some(ts("2026-03-01T10:06:30Z")));
+        assert_eq!(
+            s.next_start(created, ts("2026-03-01T10:01:00Z")),
+            Some(ts("2026-03-01T10:02:00Z"))
+        );
+        // Below a second is a second; fractions of a second are cut.
+        for (text, delay) in [("@every 300ms", 1), ("@every 1.7s", 1), ("@every 1h", 3600)] {
+            let s = Schedule::parse(text, None).expect(text);
+            let t = ts("2026-03-01T00:00:00Z");
+            assert_eq!(
+                s.next_after(t).map(|n| n.as_second() - t.as_second()),
+                Some(delay),
+                "{text}"
+            );
+        }
+        assert!(matches!(
+            Schedule::parse("@every 5 minutes", None),
+            Err(ScheduleError::Unparseable { message, .. }) if message.contains("unknown unit")
         ));
     }
 

@@ -117,6 +117,30 @@ fn only_the_most_recent_missed_time_is_started() {
 }
 
 #[test]
+fn every_starts_a_job_each_delay_after_the_last() {
+    // Created at 10:00:30: the first start is 10:02:30, then every two minutes after the last.
+    let cj = cron("@every 2m", json!({}), json!({}));
+    let early = plan(&cj, &[], ts("2026-03-01T10:02:29Z"), 35);
+    assert_eq!(early.start, None);
+    assert_eq!(early.wake, Some(ts("2026-03-01T10:02:30Z")));
+    let first = plan(&cj, &[], ts("2026-03-01T10:02:31Z"), 35);
+    let start = first.start.expect("due");
+    assert_eq!(start.at, ts("2026-03-01T10:02:30Z"));
+    assert_eq!(start.name, "report-29539322");
+    assert_eq!(first.wake, Some(ts("2026-03-01T10:04:30Z")));
+    let started = cron(
+        "@every 2m",
+        json!({}),
+        json!({"lastScheduleTime": "2026-03-01T10:02:30Z"}),
+    );
+    let again = plan(&started, &[], ts("2026-03-01T10:03:00Z"), 35);
+    assert_eq!(again.start, None, "not twice for one start time");
+    let second = plan(&started, &[], ts("2026-03-01T10:04:31Z"), 35);
+    assert_eq!(second.start.expect("due").at, ts("2026-03-01T10:04:30Z"));
+    assert_eq!(second.wake, Some(ts("2026-03-01T10:06:30Z")));
+}
+
+#[test]
 fn a_start_time_past_the_starting_deadline_is_missed() {
     let cj = cron(
         "0 * * * *",

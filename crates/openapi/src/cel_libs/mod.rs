@@ -1,14 +1,19 @@
 //! The parts of Kubernetes' CEL libraries that CRD rules in the wild use and cel-interpreter
 //! lacks: the strings extension (`lowerAscii`, `upperAscii`, `trim`, `replace`, `split`,
 //! `indexOf`, `lastIndexOf`, `substring`, `join`), the lists library (`isSorted`, `sum`), the
-//! regex library (`find`) and the validation helpers (`isURL`, `isIP`, `isCIDR`,
-//! `isQuantity`). A rule calling a function neither has fails its evaluation, which refuses
-//! every write of the kind — so the ones CRDs use matter more than completeness.
+//! regex library (`find`), and the URL, IP, CIDR (`net.rs`) and quantity (`quantity.rs`)
+//! libraries with their types (`typed.rs`). A rule calling a function neither has fails its
+//! evaluation, which refuses every write of the kind — so the ones CRDs use matter more than
+//! completeness.
 
-use std::sync::{Arc, LazyLock};
+use std::sync::Arc;
 
 use cel_interpreter::extractors::{Arguments, This};
-use cel_interpreter::{Context, ExecutionError, Value as Cel};
+use cel_interpreter::{Context, ExecutionError, FunctionContext, Value as Cel};
+
+mod net;
+mod quantity;
+mod typed;
 
 type Str = Arc<String>;
 
@@ -34,14 +39,17 @@ pub(crate) fn register(ctx: &mut Context) {
     ctx.add_function("substring", substring);
     ctx.add_function("join", join);
     ctx.add_function("find", find);
-    ctx.add_function("isURL", |This(s): This<Str>| is_url(&s));
-    ctx.add_function("isIP", |This(s): This<Str>| {
-        s.parse::<std::net::IpAddr>().is_ok()
-    });
-    ctx.add_function("isCIDR", |This(s): This<Str>| {
-        crate::formats::valid_string("cidr", &s)
-    });
-    ctx.add_function("isQuantity", |This(s): This<Str>| is_quantity(&s));
+    ctx.add_function("string", string);
+    net::register(ctx);
+    quantity::register(ctx);
+}
+
+/// `string(x)`: the text of a URL, IP or CIDR, else the interpreter's own conversion.
+fn string(ftx: &FunctionContext, This(v): This<Cel>) -> Result<Cel, ExecutionError> {
+    match typed::to_string(&v) {
+        Some(text) => Ok(Cel::String(Arc::new(text))),
+        None => cel_interpreter::functions::string(ftx, This(v)),
+    }
 }
 
 fn split(This(s): This<Str>, sep: Str) -> Result<Cel, ExecutionError> {
@@ -125,23 +133,6 @@ fn join(
     Ok(Cel::String(Arc::new(parts?.join(&sep))))
 }
 
-/// An absolute URL as Go's `url.Parse` with a scheme and a host (or an opaque part).
-fn is_url(s: &str) -> bool {
-    static URL: LazyLock<regex::Regex> = LazyLock::new(|| {
-        regex::Regex::new(r"^[A-Za-z][A-Za-z0-9+.-]*:(//[^/?#\s]*)?[^\s]*$").expect("URL pattern")
-    });
-    URL.is_match(s)
-}
-
-/// A Kubernetes resource quantity: `1`, `500m`, `1.5Gi`, `2e3`.
-fn is_quantity(s: &str) -> bool {
-    static QUANTITY: LazyLock<regex::Regex> = LazyLock::new(|| {
-        regex::Regex::new(r"^[+-]?(\d+\.?\d*|\.\d+)([KMGTPE]i|[numkMGTPE]|[eE][+-]?\d+)?$")
-            .expect("quantity pattern")
-    });
-    QUANTITY.is_match(s)
-}
-
 #[cfg(test)]
 mod tests {
     use cel_interpreter::Program;
@@ -171,9 +162,70 @@ mod tests {
             "isIP('10.0.0.1') && isIP('::1') && !isIP('10.0.0')",
             "isCIDR('10.0.0.0/8') && !isCIDR('10.0.0.0')",
             "isQuantity('500m') && isQuantity('1.5Gi') && isQuantity('2e3') && !isQuantity('1 Gi')",
+            "string(1) == '1' && 2.string() == '2'",
         ] {
             assert_eq!(eval(rule), "Bool(true)", "{rule}");
         }
         assert!(eval("'abc'.substring(5)").starts_with("error"));
+    }
+
+    #[test]
+    fn urls_parse_as_go_parse_request_uri() {
+        for rule in [
+            "isURL('/just/a/path') && isURL('mailto:x@example.com') && !isURL('example.com')",
+            "!isURL('') && !isURL('1http://x') && !isURL('http://x:port') && !isURL('/%zz')",
+            "url('HTTPS://user@example.com:8443/a%20b?x=1&x=2&y=a+b').getScheme() == 'https'",
+            "url('https://example.com:8443/p').getHost() == 'example.com:8443'",
+            "url('https://example.com:8443/p').getHostname() == 'example.com'",
+            "url('https://example.com:8443/p').getPort() == '8443'",
+            "url('https://[::1]:80/').getHostname() == '::1' && url('https://[::1]/').getPort() == ''",
+            "url('https://example.com/a%20b').getEscapedPath() == '/a%20b'",
+            "url('https://e.com/?x=1&x=2&y=a+b').getQuery() == {'x': ['1', '2'], 'y': ['a b']}",
+            "url('https://e.com/').getQuery() == {}",
+            "string(url('https://e.com/x')) == 'https://e.com/x'",
+        ] {
+            assert_eq!(eval(rule), "Bool(true)", "{rule}");
+        }
+        assert!(eval("url('example.com')").starts_with("error"));
+    }
+
+    #[test]
+    fn ips_and_cidrs_as_netip() {
+        for rule in [
+            "ip('10.0.0.1').family() == 4 && ip('fd00::1').family() == 6",
+            "!isIP('::ffff:10.0.0.1') && !isIP('fe80::1%eth0') && !isIP('010.0.0.1')",
+            "ip('127.0.0.1').isLoopback() && ip('::1').isLoopback() && !ip('10.0.0.1').isLoopback()",
+            "ip('0.0.0.0').isUnspecified() && ip('::').isUnspecified()",
+            "ip('169.254.1.1').isLinkLocalUnicast() && ip('fe80::1').isLinkLocalUnicast()",
+            "ip('224.0.0.5').isLinkLocalMulticast() && ip('ff02::1').isLinkLocalMulticast()",
+            "ip('10.0.0.1').isGlobalUnicast() && !ip('255.255.255.255').isGlobalUnicast()",
+            "ip('10.0.0.1') == ip('10.0.0.1') && string(ip('2001:db8::0:1')) == '2001:db8::1'",
+            "cidr('10.1.2.3/8').ip() == ip('10.1.2.3') && cidr('10.1.2.3/8').prefixLength() == 8",
+            "string(cidr('10.1.2.3/8').masked()) == '10.0.0.0/8'",
+            "cidr('10.0.0.0/8').containsIP('10.2.3.4') && !cidr('10.0.0.0/8').containsIP(ip('11.0.0.1'))",
+            "cidr('10.0.0.0/8').containsCIDR('10.1.0.0/16') && !cidr('10.1.0.0/16').containsCIDR('10.0.0.0/8')",
+            "!cidr('10.0.0.0/8').containsIP('fd00::1') && isCIDR('fd00::/64') && !isCIDR('10.0.0.0/33')",
+        ] {
+            assert_eq!(eval(rule), "Bool(true)", "{rule}");
+        }
+        assert!(eval("ip('::ffff:1.2.3.4')").starts_with("error"));
+    }
+
+    #[test]
+    fn quantities_compare_and_add_as_upstream() {
+        for rule in [
+            "quantity('1') == quantity('1000m') && quantity('1Ki') == quantity('1024')",
+            "quantity('1.5Gi').isGreaterThan(quantity('1G')) && quantity('500m').isLessThan(quantity('1'))",
+            "quantity('2').compareTo(quantity('1')) == 1 && quantity('1').compareTo(quantity('1000m')) == 0",
+            "quantity('1').add(quantity('500m')) == quantity('1.5') && quantity('2').sub(1) == quantity('1')",
+            "quantity('5k').asInteger() == 5000 && !quantity('500m').isInteger() && quantity('3').isInteger()",
+            "quantity('-2').sign() == -1 && quantity('0').sign() == 0",
+            "quantity('250m').asApproximateFloat() == 0.25",
+            "isQuantity('1u') && isQuantity('1E') && isQuantity('1e3') && !isQuantity('1Gb')",
+        ] {
+            assert_eq!(eval(rule), "Bool(true)", "{rule}");
+        }
+        assert!(eval("quantity('500m').asInteger()").starts_with("error"));
+        assert!(eval("quantity('1 Gi')").starts_with("error"));
     }
 }

@@ -107,6 +107,19 @@ impl XorShift {
     }
 }
 
+/// The endpoint's weights, `None` while a change is half applied (HAProxy sets one server at a
+/// time, and a read between the two finds them not summing to 100).
+async fn weights(
+    shifter: &dyn rotor_traffic::TrafficShifter,
+    endpoint: &str,
+) -> anyhow::Result<Option<Weights>> {
+    match shifter.weights(endpoint).await {
+        Ok(w) => Ok(Some(w)),
+        Err(rotor_traffic::TrafficError::Verify { .. }) => Ok(None),
+        Err(e) => Err(e.into()),
+    }
+}
+
 async fn once(traffic: TrafficChoice, phase: Duration) -> anyhow::Result<(f64, u64)> {
     let r = Rehearsal::start(RehearsalConfig {
         fleet: rotor_api::sample_fleet(1),
@@ -153,7 +166,8 @@ async fn once(traffic: TrafficChoice, phase: Duration) -> anyhow::Result<(f64, u
     let green = loop {
         let s = swaps.get("bench-rollback").await?;
         let st = s.status.unwrap_or_default();
-        if st.green_weight_percent == 50 && shifter.weights(&endpoint).await? == Weights::green(50)?
+        if st.green_weight_percent == 50
+            && weights(shifter.as_ref(), &endpoint).await? == Weights::green(50).ok()
         {
             break st.green_instance.unwrap_or_default();
         }
@@ -169,7 +183,7 @@ async fn once(traffic: TrafficChoice, phase: Duration) -> anyhow::Result<(f64, u
     let t0 = Instant::now();
     r.sim.set_fault(&green, rotor_sim::Fault::TrafficErrors);
     loop {
-        if shifter.weights(&endpoint).await? == Weights::all_blue() {
+        if weights(shifter.as_ref(), &endpoint).await? == Some(Weights::all_blue()) {
             break;
         }
         anyhow::ensure!(

@@ -85,6 +85,86 @@ async fn records(r53: &aws_sdk_route53::Client, zone: &str) -> Vec<(String, i64,
     out
 }
 
+/// A hosted zone `example.com`: its id.
+async fn hosted_zone(r53: &aws_sdk_route53::Client) -> String {
+    r53.create_hosted_zone()
+        .name("example.com")
+        .caller_reference("rotor-e2e")
+        .send()
+        .await
+        .expect("zone")
+        .hosted_zone
+        .expect("zone")
+        .id
+}
+
+/// Blue: the EKS cluster already serving the Cluster (named like it, so it is adopted), its
+/// ingress `address` tagged on it where the cloud does not tag it itself.
+async fn create_blue(eks: &aws_sdk_eks::Client, name: &str, address: Option<&str>) {
+    let mut create = eks
+        .create_cluster()
+        .name(name)
+        .version("1.30")
+        .role_arn("arn:aws:iam::123456789012:role/eks")
+        .resources_vpc_config(
+            aws_sdk_eks::types::VpcConfigRequest::builder()
+                .subnet_ids("subnet-1")
+                .build(),
+        );
+    if let Some(address) = address {
+        create = create.tags(rotor_providers::eks::TAG_TRAFFIC_ADDRESS, address);
+    }
+    create.send().await.expect("blue");
+}
+
+/// The credentials of moto and the simulator, where the SDK's default chain reads them.
+fn static_aws_credentials() {
+    // SAFETY: nextest runs each test in a process of its own, and nothing in this one reads
+    // the environment concurrently: the control plane and the SDK start after this.
+    unsafe {
+        std::env::set_var("AWS_ACCESS_KEY_ID", "testing");
+        std::env::set_var("AWS_SECRET_ACCESS_KEY", "testing");
+        std::env::set_var("AWS_REGION", "us-east-1");
+    }
+}
+
+/// The controllers on `cp`, wired as `rotor serve` wires them, until [`Controllers::stop`].
+struct Controllers {
+    ctx: Arc<rotor_controllers::Context>,
+    stop: tokio::sync::watch::Sender<bool>,
+    task: tokio::task::JoinHandle<()>,
+    _layers: rotor::controlplane::TrafficLayers,
+}
+
+impl Controllers {
+    async fn start(
+        cp: &common::TestServer,
+        wiring: &rotor::controlplane::Wiring,
+        settings: rotor_controllers::Settings,
+    ) -> Self {
+        let (ctx, layers) =
+            rotor::controlplane::controller_context(&cp.kubeconfig(), wiring, settings)
+                .await
+                .expect("wiring");
+        let ctx = Arc::new(ctx);
+        let (stop, mut stopped) = tokio::sync::watch::channel(false);
+        let task = tokio::spawn(rotor_controllers::run(ctx.clone(), async move {
+            let _ = stopped.wait_for(|v| *v).await;
+        }));
+        Controllers {
+            ctx,
+            stop,
+            task,
+            _layers: layers,
+        }
+    }
+
+    async fn stop(self) {
+        let _ = self.stop.send(true);
+        let _ = self.task.await;
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_swap_on_eks_and_route53_creates_green_then_rolls_back_cleanly() {
     let Some(moto) = rotor_test_support::moto::for_test().await else {
@@ -94,44 +174,16 @@ async fn a_swap_on_eks_and_route53_creates_green_then_rolls_back_cleanly() {
         let config = rotor_aws::sdk_config(&moto.options()).await;
         let eks = aws_sdk_eks::Client::new(&config);
         let r53 = aws_sdk_route53::Client::new(&config);
-        let zone = r53
-            .create_hosted_zone()
-            .name("example.com")
-            .caller_reference("rotor-e2e")
-            .send()
-            .await
-            .expect("zone")
-            .hosted_zone
-            .expect("zone")
-            .id;
+        let zone = hosted_zone(&r53).await;
 
         // Blue: the EKS cluster already serving the Cluster (named like it, so it is adopted),
         // its ingress address tagged on it.
         let cluster = aws_cluster();
         let name = cluster.name_any();
-        eks.create_cluster()
-            .name(&name)
-            .version("1.30")
-            .role_arn("arn:aws:iam::123456789012:role/eks")
-            .resources_vpc_config(
-                aws_sdk_eks::types::VpcConfigRequest::builder()
-                    .subnet_ids("subnet-1")
-                    .build(),
-            )
-            .tags(rotor_providers::eks::TAG_TRAFFIC_ADDRESS, "10.20.0.1:443")
-            .send()
-            .await
-            .expect("blue");
+        create_blue(&eks, &name, Some("10.20.0.1:443")).await;
 
-        // The control plane and the controllers, wired as `rotor serve` wires them. moto's
-        // credentials come from the environment the SDK's default chain reads.
-        // SAFETY: nextest runs each test in a process of its own, and nothing in this one reads
-        // the environment concurrently: the control plane and the SDK start after this.
-        unsafe {
-            std::env::set_var("AWS_ACCESS_KEY_ID", "testing");
-            std::env::set_var("AWS_SECRET_ACCESS_KEY", "testing");
-            std::env::set_var("AWS_REGION", "us-east-1");
-        }
+        // The control plane and the controllers, wired as `rotor serve` wires them.
+        static_aws_credentials();
         let cp = common::start(Arc::new(rotor_store::memory::MemoryStore::default())).await;
         let wiring = rotor::controlplane::Wiring {
             providers: vec!["aws".into()],
@@ -149,15 +201,7 @@ async fn a_swap_on_eks_and_route53_creates_green_then_rolls_back_cleanly() {
             green_ready_timeout: Duration::from_secs(4),
             ..Default::default()
         };
-        let (ctx, _layers) =
-            rotor::controlplane::controller_context(&cp.kubeconfig(), &wiring, settings)
-                .await
-                .expect("wiring");
-        let ctx = Arc::new(ctx);
-        let (stop, mut stopped) = tokio::sync::watch::channel(false);
-        let controllers = tokio::spawn(rotor_controllers::run(ctx.clone(), async move {
-            let _ = stopped.wait_for(|v| *v).await;
-        }));
+        let controllers = Controllers::start(&cp, &wiring, settings).await;
 
         let clusters: Api<Cluster> = Api::all(cp.client.clone());
         clusters
@@ -280,7 +324,7 @@ async fn a_swap_on_eks_and_route53_creates_green_then_rolls_back_cleanly() {
         );
 
         // What the metrics say of it: the cloud calls by outcome, the transitions, the duration.
-        let text = ctx.metrics.encode();
+        let text = controllers.ctx.metrics.encode();
         for line in [
             r#"rotor_provider_calls_total{provider="aws",operation="create",outcome="ok"}"#,
             r#"rotor_provider_calls_total{provider="aws",operation="delete",outcome="ok"}"#,
@@ -291,8 +335,7 @@ async fn a_swap_on_eks_and_route53_creates_green_then_rolls_back_cleanly() {
             assert!(text.contains(line), "{line} not in\n{text}");
         }
 
-        let _ = stop.send(true);
-        let _ = controllers.await;
+        controllers.stop().await;
     })
     .await
     .expect("bounded");
@@ -323,30 +366,10 @@ async fn a_swap_on_eks_and_route53_in_the_simulator_succeeds() {
         let config = rotor_aws::sdk_config(&options).await;
         let eks = aws_sdk_eks::Client::new(&config);
         let r53 = aws_sdk_route53::Client::new(&config);
-        let zone = r53
-            .create_hosted_zone()
-            .name("example.com")
-            .caller_reference("rotor-e2e")
-            .send()
-            .await
-            .expect("zone")
-            .hosted_zone
-            .expect("zone")
-            .id;
+        let zone = hosted_zone(&r53).await;
         let cluster = aws_cluster();
         let name = cluster.name_any();
-        eks.create_cluster()
-            .name(&name)
-            .version("1.30")
-            .role_arn("arn:aws:iam::123456789012:role/eks")
-            .resources_vpc_config(
-                aws_sdk_eks::types::VpcConfigRequest::builder()
-                    .subnet_ids("subnet-1")
-                    .build(),
-            )
-            .send()
-            .await
-            .expect("blue");
+        create_blue(&eks, &name, None).await;
         let blue_address = common::eventually(LIMIT, "blue active with an address", || async {
             let c = eks
                 .describe_cluster()
@@ -384,12 +407,7 @@ async fn a_swap_on_eks_and_route53_in_the_simulator_succeeds() {
         };
         common::fleet::apply_sample_app(&member(name.clone()).await).await;
 
-        // SAFETY: as in the moto test above: one process per test, set before anything reads.
-        unsafe {
-            std::env::set_var("AWS_ACCESS_KEY_ID", "testing");
-            std::env::set_var("AWS_SECRET_ACCESS_KEY", "testing");
-            std::env::set_var("AWS_REGION", "us-east-1");
-        }
+        static_aws_credentials();
         let cp = common::start(Arc::new(rotor_store::memory::MemoryStore::default())).await;
         let wiring = rotor::controlplane::Wiring {
             providers: vec!["aws".into()],
@@ -404,15 +422,7 @@ async fn a_swap_on_eks_and_route53_in_the_simulator_succeeds() {
             poll_interval: Duration::from_millis(200),
             ..Default::default()
         };
-        let (ctx, _layers) =
-            rotor::controlplane::controller_context(&cp.kubeconfig(), &wiring, settings)
-                .await
-                .expect("wiring");
-        let ctx = Arc::new(ctx);
-        let (stop, mut stopped) = tokio::sync::watch::channel(false);
-        let controllers = tokio::spawn(rotor_controllers::run(ctx.clone(), async move {
-            let _ = stopped.wait_for(|v| *v).await;
-        }));
+        let controllers = Controllers::start(&cp, &wiring, settings).await;
         let clusters: Api<Cluster> = Api::all(cp.client.clone());
         clusters
             .create(&PostParams::default(), &cluster)
@@ -484,8 +494,7 @@ async fn a_swap_on_eks_and_route53_in_the_simulator_succeeds() {
             c.status.and_then(|s| s.active_instance).as_deref(),
             Some(green.as_str())
         );
-        let _ = stop.send(true);
-        let _ = controllers.await;
+        controllers.stop().await;
     })
     .await
     .expect("bounded");

@@ -107,6 +107,37 @@ async fn client_once_written(path: &Path) -> kube::Client {
     common::client_from(path).await
 }
 
+/// A simulated fleet with the sample application's timings and these cloud latencies.
+fn sim_config(create_latency: Duration, delete_latency: Duration) -> SimConfig {
+    SimConfig {
+        nodes: 2,
+        workload_ready_delay: Duration::from_millis(200),
+        node_ready_delay: Duration::from_millis(100),
+        traffic_port: Some(free_port()),
+        cloud: CloudConfig {
+            create_latency,
+            delete_latency,
+            ..CloudConfig::default()
+        },
+        ..SimConfig::default()
+    }
+}
+
+/// Waits until the app at `url` answers through HAProxy (once the Cluster controller attached
+/// blue).
+async fn answers_through_haproxy(url: &str) {
+    let urls = [url.to_string()];
+    common::eventually(
+        Duration::from_secs(30),
+        "the app answers through HAProxy",
+        || async {
+            let r = rotor_traffic::load::run(&urls, 1, 1, Duration::from_secs(2)).await;
+            (r.failed == 0).then_some(())
+        },
+    )
+    .await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_swap_survives_sigkill_of_the_control_plane_20_times() {
     let mut rng = Rng(seed());
@@ -114,18 +145,7 @@ async fn a_swap_survives_sigkill_of_the_control_plane_20_times() {
 
     // The simulated fleet of one cluster, its cloud, and HAProxy in front of it.
     // The sample application runs in blue.
-    let config = SimConfig {
-        nodes: 2,
-        workload_ready_delay: Duration::from_millis(200),
-        node_ready_delay: Duration::from_millis(100),
-        traffic_port: Some(free_port()),
-        cloud: CloudConfig {
-            create_latency: Duration::from_millis(1500),
-            delete_latency: Duration::from_millis(500),
-            ..CloudConfig::default()
-        },
-        ..SimConfig::default()
-    };
+    let config = sim_config(Duration::from_millis(1500), Duration::from_millis(500));
     let (sim, sim_url, cluster) = one_cluster_with_app(config, ShifterKind::Haproxy).await;
     let name = cluster.name_any();
     let frontend = free_addr();
@@ -154,17 +174,7 @@ async fn a_swap_survives_sigkill_of_the_control_plane_20_times() {
 
     // The app answers through HAProxy once the Cluster controller attached blue.
     let url = format!("http://{frontend}/{APP_NAMESPACE}/{APP_NAME}");
-    common::eventually(
-        Duration::from_secs(30),
-        "the app answers through HAProxy",
-        || async {
-            let r =
-                rotor_traffic::load::run(std::slice::from_ref(&url), 1, 1, Duration::from_secs(2))
-                    .await;
-            (r.failed == 0).then_some(())
-        },
-    )
-    .await;
+    answers_through_haproxy(&url).await;
     // Writes, slow requests and streams too. The streams opened on blue stay there until blue's
     // workloads stop, so Draining lasts the whole drain timeout: a phase the kills land in, and
     // the drain must survive them.
@@ -428,18 +438,7 @@ async fn serve_refuses_an_haproxy_config_without_redispatch() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn serve_judges_latency_from_an_operator_haproxys_log() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let config = SimConfig {
-        nodes: 2,
-        workload_ready_delay: Duration::from_millis(200),
-        node_ready_delay: Duration::from_millis(100),
-        traffic_port: Some(free_port()),
-        cloud: CloudConfig {
-            create_latency: Duration::from_millis(300),
-            delete_latency: Duration::from_millis(200),
-            ..CloudConfig::default()
-        },
-        ..SimConfig::default()
-    };
+    let config = sim_config(Duration::from_millis(300), Duration::from_millis(200));
     let (sim, sim_url, cluster) = one_cluster_with_app(config, ShifterKind::Haproxy).await;
     let frontend = free_addr();
     let log_to = std::net::UdpSocket::bind("127.0.0.1:0")
@@ -471,17 +470,7 @@ async fn serve_judges_latency_from_an_operator_haproxys_log() {
     let client = client_once_written(&dir.path().join("rotor.db.kubeconfig")).await;
     apply_cluster(&Api::all(client.clone()), &cluster).await;
     let url = format!("http://{frontend}/{APP_NAMESPACE}/{APP_NAME}");
-    common::eventually(
-        Duration::from_secs(30),
-        "the app answers through HAProxy",
-        || async {
-            let r =
-                rotor_traffic::load::run(std::slice::from_ref(&url), 1, 1, Duration::from_secs(2))
-                    .await;
-            (r.failed == 0).then_some(())
-        },
-    )
-    .await;
+    answers_through_haproxy(&url).await;
     let load = Load::start(vec![url], 4, rotor_traffic::CLIENT_TIMEOUT);
     let strategy = SwapStrategy {
         traffic_steps: vec![100],

@@ -418,8 +418,10 @@ async fn a_swap_on_eks_and_route53_in_the_simulator_succeeds() {
             route53_ttl_seconds: 1,
             route53_propagation: Duration::ZERO,
         };
+        // Route 53 counts no sessions: Draining lasts the whole drain timeout.
         let settings = rotor_controllers::Settings {
             poll_interval: Duration::from_millis(200),
+            drain_timeout: Duration::from_secs(2),
             ..Default::default()
         };
         let controllers = Controllers::start(&cp, &wiring, settings).await;

@@ -77,17 +77,20 @@ pub async fn open_store(spec: &str) -> anyhow::Result<DynStore> {
     anyhow::bail!("--store {spec:?}: expected sqlite:PATH, etcd:URL[,URL…] or memory")
 }
 
-/// Starts a control-plane API server over `store` with rotor's CRDs registered.
+/// Starts a control-plane API server over `store` with rotor's CRDs registered; with
+/// `allowed_hosts`, it answers only to those names, IP addresses and localhost.
 pub async fn control_plane(
     store: DynStore,
     token: Option<String>,
     anonymous: bool,
+    allowed_hosts: Option<Vec<String>>,
 ) -> anyhow::Result<Arc<ApiServer>> {
     let server = ApiServer::new(
         store,
         ServerConfig {
             token,
             anonymous,
+            allowed_hosts,
             ..ServerConfig::default()
         },
     )

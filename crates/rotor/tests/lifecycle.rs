@@ -1,6 +1,7 @@
 //! Process lifecycle: `rotor serve` and `rotor sim` exit 0 within their shutdown grace after
 //! SIGTERM, with watches attached and with controllers mid-swap; a second `rotor serve` on a
-//! SQLite file another process holds refuses to start.
+//! SQLite file another process holds refuses to start; `rotor serve` answers only requests
+//! addressed to its names.
 
 mod common;
 
@@ -209,4 +210,50 @@ async fn sigterm_stops_serve_with_controllers_mid_swap_within_the_grace() {
         !after.contains("watch failing") && !after.contains("client error"),
         "nothing complains after the stop:{after}"
     );
+}
+
+/// The status line `rotor serve` at `addr` answers to `GET /version` addressed to `host`.
+fn status_for_host(addr: &str, host: &str) -> String {
+    use std::io::{Read, Write};
+    let mut conn = std::net::TcpStream::connect(addr).expect("connect");
+    conn.set_read_timeout(Some(bound())).expect("timeout");
+    write!(
+        conn,
+        "GET /version HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n"
+    )
+    .expect("request");
+    let mut reply = String::new();
+    conn.read_to_string(&mut reply).expect("reply");
+    reply.lines().next().unwrap_or_default().to_string()
+}
+
+/// A page whose name an attacker points at a loopback `rotor serve` (DNS rebinding) is refused
+/// by its `Host`; the server's IP address, localhost and `--allowed-host` names are answered.
+#[test]
+fn serve_answers_only_requests_addressed_to_its_names() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let kc = dir.path().join("kc");
+    let (_serve, _) = serve(
+        &dir.path().join("rotor.db"),
+        &kc,
+        &["--no-controllers", "--allowed-host", "rotor.internal"],
+    );
+    let kubeconfig = std::fs::read_to_string(&kc).expect("kubeconfig");
+    let addr = kubeconfig
+        .split("http://")
+        .nth(1)
+        .and_then(|rest| rest.split(|c: char| c == '"' || c.is_whitespace()).next())
+        .expect("the server's address in its kubeconfig")
+        .to_string();
+    let port = addr.rsplit(':').next().expect("port");
+    for host in [
+        addr.clone(),
+        format!("localhost:{port}"),
+        format!("rotor.internal:{port}"),
+    ] {
+        let status = status_for_host(&addr, &host);
+        assert!(status.contains(" 200 "), "{host}: {status}");
+    }
+    let status = status_for_host(&addr, &format!("attacker.example:{port}"));
+    assert!(status.contains(" 403 "), "{status}");
 }

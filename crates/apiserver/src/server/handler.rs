@@ -43,6 +43,7 @@ impl ApiServer {
 
     async fn handle_inner(self: &Arc<Self>, req: Request<Body>) -> ApiResult<Response> {
         let (parts, body) = req.into_parts();
+        self.check_host(&parts)?;
         let target = parse_target(parts.uri.path(), &self.registry);
         let public = matches!(target, Ok(Target::Version | Target::Health));
         if !public {
@@ -79,6 +80,29 @@ impl ApiServer {
                     .await
             }
         }
+    }
+
+    /// Refuses a request addressed to a name this server does not answer to (see
+    /// `ServerConfig::allowed_hosts`): IP addresses and `localhost` always pass.
+    fn check_host(&self, parts: &http::request::Parts) -> ApiResult<()> {
+        let Some(allowed) = &self.config.allowed_hosts else {
+            return Ok(());
+        };
+        let authority = match parts.uri.authority() {
+            Some(a) => a.as_str(),
+            None => header_str(&parts.headers, header::HOST),
+        };
+        let host = host_of(authority);
+        let known = host.parse::<std::net::IpAddr>().is_ok()
+            || host.eq_ignore_ascii_case("localhost")
+            || allowed.iter().any(|name| name.eq_ignore_ascii_case(host));
+        if known {
+            return Ok(());
+        }
+        Err(ApiError::forbidden(format!(
+            "Host {authority:?} is not a name of this server: it answers to IP addresses, \
+             localhost and the names it was given (rotor serve --allowed-host)"
+        )))
     }
 
     fn authorize(&self, headers: &HeaderMap) -> ApiResult<()> {
@@ -632,4 +656,15 @@ fn json_bytes_response(code: StatusCode, bytes: Bytes, warnings: &[String]) -> R
     builder
         .body(Body::from(bytes))
         .unwrap_or_else(|_| (StatusCode::INTERNAL_SERVER_ERROR, "response").into_response())
+}
+
+/// The host of an authority (`name:port`, `[::1]:port`, `name`), without port or brackets.
+fn host_of(authority: &str) -> &str {
+    if let Some(rest) = authority.strip_prefix('[') {
+        return rest.split(']').next().unwrap_or_default();
+    }
+    match authority.rsplit_once(':') {
+        Some((host, port)) if port.bytes().all(|b| b.is_ascii_digit()) => host,
+        _ => authority,
+    }
 }

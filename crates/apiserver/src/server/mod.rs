@@ -50,6 +50,10 @@ pub struct ServerConfig {
     /// Bearer tokens accepted besides `token`, as a managed cluster's webhook token
     /// authenticator accepts its cloud's (EKS: `k8s-aws-v1.` tokens).
     pub token_review: Option<Arc<dyn TokenReview>>,
+    /// The names requests may address this server by (`Host`), besides IP addresses and
+    /// `localhost`; None = any. A page in an operator's browser whose name an attacker points
+    /// at a loopback server (DNS rebinding) is refused by its name.
+    pub allowed_hosts: Option<Vec<String>>,
 }
 
 /// Decides on bearer tokens a server did not issue itself (kube-apiserver's webhook token
@@ -65,6 +69,7 @@ impl Default for ServerConfig {
             token: None,
             anonymous: false,
             token_review: None,
+            allowed_hosts: None,
         }
     }
 }

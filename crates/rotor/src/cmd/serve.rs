@@ -39,6 +39,11 @@ pub struct ServeArgs {
     /// credentials and refuses Clusters of any other account.
     #[arg(long)]
     pub aws_role_arn_template: Option<String>,
+    /// A name clients reach this server by (repeatable), besides its IP addresses and
+    /// localhost: requests addressed to any other `Host` are refused, so a web page whose name
+    /// an attacker points at this server (DNS rebinding) cannot drive the API.
+    #[arg(long = "allowed-host")]
+    pub allowed_hosts: Vec<String>,
     /// How the controllers authenticate to EKS clusters' APIs: `token` (minted from rotor's
     /// own AWS credentials, as `aws eks get-token` does; nothing else to install) or `exec`
     /// (run `aws eks get-token`, which must be on PATH).
@@ -174,6 +179,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         store,
         Some(token.clone()),
         rotor::controlplane::is_loopback(&args.listen),
+        Some(args.allowed_hosts.clone()),
     )
     .await?;
     let (listener, addr) = super::bind(&args.listen).await?;

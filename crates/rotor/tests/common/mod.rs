@@ -36,7 +36,7 @@ impl TestServer {
 
 pub async fn start(store: DynStore) -> TestServer {
     let token = rotor_sim::random_token();
-    let server = rotor::controlplane::control_plane(store, Some(token.clone()), false)
+    let server = rotor::controlplane::control_plane(store, Some(token.clone()), false, None)
         .await
         .expect("control plane starts");
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")

@@ -223,15 +223,20 @@ fn cluster_json(sim: &Sim, enums: Enums, base: &str, key: &Key, c: &Cluster) -> 
         .node_pools
         .iter()
         .map(|p| {
-            json!({
+            let mut pool = json!({
                 "name": p.name,
-                "config": p.config,
                 "initialNodeCount": p.initial_node_count,
-                "autoscaling": p.autoscaling,
                 "status": enums.value(pool_status),
                 "version": patch,
                 "selfLink": format!("{self_link}/nodePools/{}", p.name),
-            })
+            });
+            // What the request left out stays out (not `null`).
+            for (field, value) in [("config", &p.config), ("autoscaling", &p.autoscaling)] {
+                if !value.is_null() {
+                    pool[field] = value.clone();
+                }
+            }
+            pool
         })
         .collect();
     let server = base.trim_end_matches("/gcp/v1");
@@ -400,8 +405,8 @@ async fn create_cluster(
         vec![NodePool {
             name: "default-pool".into(),
             initial_node_count: req.initial_node_count,
-            config: json!({}),
-            autoscaling: json!({}),
+            config: Value::Null,
+            autoscaling: Value::Null,
         }]
     } else {
         req.node_pools

@@ -140,6 +140,7 @@ async fn gke_create_runs_an_operation_and_makes_a_member_cluster() {
     assert_eq!(c["status"], 2, "RUNNING: {c}");
     assert_eq!(c["nodePools"][0]["status"], 2);
     assert_eq!(c["nodePools"][0]["config"]["machineType"], "e2-standard-4");
+    assert_eq!(c["nodePools"][0]["autoscaling"]["maxNodeCount"], 5);
     assert_eq!(c["currentMasterVersion"], "1.34.0-gke.0");
     assert_eq!(c["resourceLabels"]["rotor-token"], "aa");
     assert!(c["masterAuth"]["clusterCaCertificate"].is_string());

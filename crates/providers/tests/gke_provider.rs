@@ -495,3 +495,25 @@ async fn gke_a_lifecycle_fits_in_a_tokio_workers_stack() {
         Some(InstanceState::Deleting)
     );
 }
+
+/// An unreachable GKE is Unavailable (retryable) within seconds: the client's own retries are
+/// bounded (gax's default would try for a minute), rotor's backoff does the rest.
+#[tokio::test]
+async fn gke_an_unreachable_api_is_unavailable_quickly() {
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").expect("a free port");
+    let port = closed.local_addr().expect("addr").port();
+    drop(closed);
+    let provider = provider(&format!("http://127.0.0.1:{port}/gcp")).await;
+    let p = Located::new(&provider, placement("europe-west1"));
+    let started = Instant::now();
+    let err = p.get_instance("blue").await.expect_err("nothing listens");
+    assert!(
+        matches!(err, ProviderError::Unavailable { .. }) && err.is_retryable(),
+        "{err:?}"
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(15),
+        "{:?}",
+        started.elapsed()
+    );
+}

@@ -24,6 +24,7 @@ use async_trait::async_trait;
 use google_cloud_auth::credentials::{AccessTokenCredentials, Credentials};
 use google_cloud_container_v1::client::ClusterManager;
 use google_cloud_container_v1::model::{self, cluster::Status};
+use google_cloud_gax::retry_policy::{Aip194Strict, RetryPolicyExt as _};
 
 pub use labels::{LABEL_CLUSTER, LABEL_TOKEN, LABEL_TRAFFIC_ADDRESS, static_token};
 
@@ -31,6 +32,9 @@ use crate::{
     Instance, InstanceSpec, InstanceState, Kubeconfig, Placement, Provider, ProviderError,
 };
 use errors::{Failure, classify};
+
+/// Attempts per call the client makes before the error reaches rotor.
+const ATTEMPTS: u32 = 3;
 
 /// How the kubeconfigs of [`Provider::credentials`] authenticate to a cluster's API.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -158,8 +162,13 @@ impl GkeProvider {
                 .build_access_token_credentials()
                 .map_err(|e| format!("Google application default credentials: {e}"))?,
         };
-        let mut builder =
-            ClusterManager::builder().with_credentials(Credentials::from(credentials.clone()));
+        // gax retries idempotent calls (GET, DELETE) on 503 and I/O errors for up to 10 attempts
+        // and 60 s by default: a reconcile would hang that long in an outage. rotor retries
+        // with its own backoff (`poll`), so the client tries a few times only.
+        let retries = Aip194Strict.with_attempt_limit(ATTEMPTS);
+        let mut builder = ClusterManager::builder()
+            .with_credentials(Credentials::from(credentials.clone()))
+            .with_retry_policy(retries);
         if let Some(endpoint) = &options.endpoint {
             builder = builder.with_endpoint(endpoint.trim_end_matches('/'));
         }

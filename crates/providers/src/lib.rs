@@ -14,6 +14,7 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 pub mod eks;
+pub mod gke;
 pub mod poll;
 pub mod sim;
 

@@ -12,6 +12,7 @@ mod aws;
 mod behaviour;
 mod cloud;
 mod faults;
+mod gcp;
 mod traffic;
 mod workloads;
 
@@ -121,6 +122,11 @@ pub struct Sim {
     aws: aws::Eks,
     /// The hosted zones of the AWS front.
     route53: aws::Route53,
+    /// The GKE clusters and operations of the Google Cloud front (`/gcp`).
+    gcp: gcp::Gke,
+    /// The simulator's own URL (`http://127.0.0.1:8080`), once it serves: for links in
+    /// answers to clients that send no usable `Host` (Google's, see `gcp`).
+    public_url: std::sync::OnceLock<String>,
     /// Tokens a member yet to be made will accept besides its own (an EKS cluster's, see
     /// `aws::EksTokens`), by member name; set before the cloud creates it.
     token_reviews: Mutex<BTreeMap<String, Arc<dyn rotor_apiserver::TokenReview>>>,
@@ -136,6 +142,8 @@ impl Sim {
             faults: Mutex::new(BTreeMap::new()),
             aws: aws::Eks::default(),
             route53: aws::Route53::default(),
+            gcp: gcp::Gke::default(),
+            public_url: std::sync::OnceLock::new(),
             token_reviews: Mutex::new(BTreeMap::new()),
         })
     }
@@ -147,6 +155,17 @@ impl Sim {
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
         reviews.insert(name.to_string(), review);
+    }
+
+    /// Tells the simulator the URL clients reach it at (`http://127.0.0.1:8080`): the base of
+    /// the links and endpoints its cloud fronts answer. The first call wins.
+    pub fn set_public_url(&self, url: &str) {
+        let _ = self.public_url.set(url.trim_end_matches('/').to_string());
+    }
+
+    /// See [`Sim::set_public_url`].
+    pub fn public_url(&self) -> Option<String> {
+        self.public_url.get().cloned()
     }
 
     pub fn config(&self) -> &SimConfig {
@@ -308,6 +327,7 @@ impl Sim {
         axum::Router::new()
             .nest("/cloud", cloud::router(self.clone()))
             .merge(aws::router(self.clone()))
+            .merge(gcp::router(self.clone()))
             .fallback(move |req: Request<Body>| {
                 let sim = sim.clone();
                 async move { sim.route_member(req).await }
@@ -319,6 +339,7 @@ impl Sim {
     pub async fn serve_loopback(self: &Arc<Self>) -> std::io::Result<SocketAddr> {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
         let addr = listener.local_addr()?;
+        self.set_public_url(&format!("http://{addr}"));
         let router = self.router();
         tokio::spawn(async move {
             let _ = rotor_apiserver::http::serve(listener, router).await;

@@ -78,6 +78,8 @@ pub async fn run(args: SimArgs) -> anyhow::Result<()> {
     sim.start_clusters(&args.name_prefix, args.clusters).await?;
     let (listener, addr) = super::bind(&args.listen).await?;
     let base = format!("http://{addr}");
+    // Links and endpoints in the cloud fronts' answers: Google's clients send no port in Host.
+    sim.set_public_url(&base);
     if let Some(dir) = &args.kubeconfig_dir {
         let n = sim.write_kubeconfigs(dir, &base)?;
         eprintln!("wrote {n} kubeconfigs to {}", dir.display());

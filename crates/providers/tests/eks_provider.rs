@@ -18,6 +18,7 @@ use rotor_providers::{
 };
 use rotor_sim::{CloudConfig, Sim, SimConfig};
 use rotor_test_support::aws::{Backend, sim_options};
+use rotor_test_support::members::list_namespaces;
 use rotor_test_support::moto::{self, MotoServer};
 
 const LIMIT: Duration = Duration::from_secs(20);
@@ -554,16 +555,7 @@ async fn token_mode_credentials_reach_an_eks_clusters_api_in_the_simulator() {
         kubeconfig.expose().contains("k8s-aws-v1."),
         "no EKS token in the kubeconfig"
     );
-    let namespaces = |yaml: String| async move {
-        let kubeconfig = kube::config::Kubeconfig::from_yaml(&yaml).expect("kubeconfig");
-        let config = kube::Config::from_custom_kubeconfig(kubeconfig, &Default::default())
-            .await
-            .expect("client config");
-        let client = kube::Client::try_from(config).expect("client");
-        let api: kube::Api<k8s_openapi::api::core::v1::Namespace> = kube::Api::all(client);
-        api.list(&Default::default()).await
-    };
-    let listed = namespaces(kubeconfig.expose().to_string())
+    let listed = list_namespaces(kubeconfig.expose())
         .await
         .expect("the token is accepted");
     assert!(
@@ -579,7 +571,7 @@ async fn token_mode_credentials_reach_an_eks_clusters_api_in_the_simulator() {
         .and_then(|rest| rest.split('"').next())
         .expect("token");
     let forged = kubeconfig.expose().replace(token, "aGVsbG8");
-    match namespaces(forged).await {
+    match list_namespaces(&forged).await {
         Err(kube::Error::Api(status)) => assert_eq!(status.code, 401, "{status:?}"),
         other => panic!("a forged token was not refused: {other:?}"),
     }

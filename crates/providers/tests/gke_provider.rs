@@ -18,6 +18,7 @@ use rotor_providers::{
     idempotency_token, instance_name,
 };
 use rotor_sim::{CloudConfig, Sim, SimConfig};
+use rotor_test_support::members::list_namespaces;
 
 const LIMIT: Duration = Duration::from_secs(20);
 const TOKEN: &str = "ya29.rotor-test";
@@ -447,16 +448,7 @@ async fn gke_token_mode_credentials_reach_the_clusters_api_in_the_simulator() {
     let kubeconfig = p.credentials(&s.name).await.expect("credentials");
     assert!(format!("{kubeconfig:?}").contains("redacted"));
     assert!(kubeconfig.expose().contains(TOKEN), "rotor's own token");
-    let namespaces = |yaml: String| async move {
-        let kubeconfig = kube::config::Kubeconfig::from_yaml(&yaml).expect("kubeconfig");
-        let config = kube::Config::from_custom_kubeconfig(kubeconfig, &Default::default())
-            .await
-            .expect("client config");
-        let client = kube::Client::try_from(config).expect("client");
-        let api: kube::Api<k8s_openapi::api::core::v1::Namespace> = kube::Api::all(client);
-        api.list(&Default::default()).await
-    };
-    let listed = namespaces(kubeconfig.expose().to_string())
+    let listed = list_namespaces(kubeconfig.expose())
         .await
         .expect("the token is accepted");
     assert!(
@@ -466,7 +458,7 @@ async fn gke_token_mode_credentials_reach_the_clusters_api_in_the_simulator() {
             .any(|n| n.metadata.name.as_deref() == Some("default"))
     );
     let forged = kubeconfig.expose().replace(TOKEN, "ya29.forged");
-    match namespaces(forged).await {
+    match list_namespaces(&forged).await {
         Err(kube::Error::Api(status)) => assert_eq!(status.code, 401, "{status:?}"),
         other => panic!("a forged token was not refused: {other:?}"),
     }

@@ -132,7 +132,8 @@ pub fn is_loopback(listen: &str) -> bool {
 #[derive(Clone, Debug, Default)]
 pub struct Wiring {
     /// `sim:URL` — the simulated cloud of a `rotor sim` at URL; `aws` — EKS in each Cluster's
-    /// region, with the AWS SDK's default credential chain.
+    /// region, with the AWS SDK's default credential chain; `gcp` — GKE in each Cluster's
+    /// project and location, with Google's application default credentials.
     pub providers: Vec<String>,
     /// `sim:LISTEN` (an embedded weighted router serving on LISTEN), `haproxy:SOCKET,config=PATH`
     /// (an HAProxy's admin runtime socket and its haproxy.cfg, checked at start) or `route53:ZONE_ID` (weighted records in that zone).
@@ -148,6 +149,13 @@ pub struct Wiring {
     pub route53_ttl_seconds: i64,
     /// How long Route 53 takes to serve a change from all its name servers.
     pub route53_propagation: std::time::Duration,
+    /// Every Google Cloud API at this URL instead of Google's (`rotor sim`'s `/gcp`).
+    pub gcp_endpoint_url: Option<String>,
+    /// A file holding the access token rotor presents to Google, read at every call; None:
+    /// application default credentials.
+    pub gcp_access_token_file: Option<std::path::PathBuf>,
+    /// How the controllers authenticate to GKE clusters' APIs.
+    pub gke_credentials: rotor_providers::gke::ClusterCredentials,
 }
 
 /// The AWS SDK configuration, loaded on first use only (no AWS flag, no credential lookup).
@@ -166,6 +174,17 @@ impl Aws<'_> {
             self.config = Some(rotor_aws::sdk_config(&options).await);
         }
         self.config.as_ref().expect("loaded above")
+    }
+}
+
+/// Where and as whom rotor reaches Google Cloud.
+fn gke_options(wiring: &Wiring) -> rotor_providers::gke::GkeOptions {
+    rotor_providers::gke::GkeOptions {
+        endpoint: wiring.gcp_endpoint_url.clone(),
+        credentials: wiring
+            .gcp_access_token_file
+            .as_ref()
+            .map(rotor_providers::gke::token_file),
     }
 }
 
@@ -217,8 +236,15 @@ pub async fn controller_context(
                     .with_cluster_credentials(wiring.eks_credentials);
                 ctx = ctx.with_provider(Provider::Aws, Arc::new(eks));
             }
+            None if p == "gcp" => {
+                let gke = rotor_providers::gke::GkeProvider::new(gke_options(wiring))
+                    .await
+                    .map_err(|e| anyhow::anyhow!("--provider gcp: {e}"))?
+                    .with_cluster_credentials(wiring.gke_credentials);
+                ctx = ctx.with_provider(Provider::Gcp, Arc::new(gke));
+            }
             _ => anyhow::bail!(
-                "--provider {p:?}: expected sim:URL or aws (azure and gcp are not built yet)"
+                "--provider {p:?}: expected sim:URL, aws or gcp (azure is not built yet)"
             ),
         }
     }

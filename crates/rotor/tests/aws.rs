@@ -15,6 +15,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
+use common::controllers::Controllers;
 use common::fleet::swap;
 use kube::ResourceExt;
 use kube::api::{Api, PostParams};
@@ -128,43 +129,6 @@ fn static_aws_credentials() {
     }
 }
 
-/// The controllers on `cp`, wired as `rotor serve` wires them, until [`Controllers::stop`].
-struct Controllers {
-    ctx: Arc<rotor_controllers::Context>,
-    stop: tokio::sync::watch::Sender<bool>,
-    task: tokio::task::JoinHandle<()>,
-    _layers: rotor::controlplane::TrafficLayers,
-}
-
-impl Controllers {
-    async fn start(
-        cp: &common::TestServer,
-        wiring: &rotor::controlplane::Wiring,
-        settings: rotor_controllers::Settings,
-    ) -> Self {
-        let (ctx, layers) =
-            rotor::controlplane::controller_context(&cp.kubeconfig(), wiring, settings)
-                .await
-                .expect("wiring");
-        let ctx = Arc::new(ctx);
-        let (stop, mut stopped) = tokio::sync::watch::channel(false);
-        let task = tokio::spawn(rotor_controllers::run(ctx.clone(), async move {
-            let _ = stopped.wait_for(|v| *v).await;
-        }));
-        Controllers {
-            ctx,
-            stop,
-            task,
-            _layers: layers,
-        }
-    }
-
-    async fn stop(self) {
-        let _ = self.stop.send(true);
-        let _ = self.task.await;
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_swap_on_eks_and_route53_creates_green_then_rolls_back_cleanly() {
     let Some(moto) = rotor_test_support::moto::for_test().await else {
@@ -195,6 +159,7 @@ async fn a_swap_on_eks_and_route53_creates_green_then_rolls_back_cleanly() {
             // that cached its address.
             route53_ttl_seconds: 3,
             route53_propagation: Duration::ZERO,
+            ..Default::default()
         };
         let settings = rotor_controllers::Settings {
             poll_interval: Duration::from_millis(200),
@@ -417,6 +382,7 @@ async fn a_swap_on_eks_and_route53_in_the_simulator_succeeds() {
             eks_credentials: rotor_providers::eks::ClusterCredentials::Token,
             route53_ttl_seconds: 1,
             route53_propagation: Duration::ZERO,
+            ..Default::default()
         };
         // Route 53 counts no sessions: Draining lasts the whole drain timeout.
         let settings = rotor_controllers::Settings {

@@ -10,6 +10,7 @@ use std::path::PathBuf;
 
 pub mod aws;
 pub mod etcd;
+pub mod http;
 pub mod members;
 pub mod moto;
 pub mod process;

@@ -19,6 +19,7 @@
 
 mod errors;
 mod labels;
+mod token_file;
 
 use async_trait::async_trait;
 use google_cloud_auth::credentials::{AccessTokenCredentials, Credentials};
@@ -27,6 +28,7 @@ use google_cloud_container_v1::model::{self, cluster::Status};
 use google_cloud_gax::retry_policy::{Aip194Strict, RetryPolicyExt as _};
 
 pub use labels::{LABEL_CLUSTER, LABEL_TOKEN, LABEL_TRAFFIC_ADDRESS, static_token};
+pub use token_file::token_file;
 
 use crate::{
     Instance, InstanceSpec, InstanceState, Kubeconfig, Placement, Provider, ProviderError,

@@ -19,9 +19,10 @@ pub struct ServeArgs {
     /// Where to write an admin kubeconfig (default: next to the SQLite file).
     #[arg(long)]
     pub kubeconfig_out: Option<PathBuf>,
-    /// A cloud for the controllers: `sim:URL` (the simulated cloud of `rotor sim`) or `aws`
-    /// (EKS in each Cluster's region; credentials from the AWS SDK's default chain).
-    /// Repeatable.
+    /// A cloud for the controllers: `sim:URL` (the simulated cloud of `rotor sim`), `aws`
+    /// (EKS in each Cluster's region; credentials from the AWS SDK's default chain) or `gcp`
+    /// (GKE in each Cluster's project and location; Google's application default credentials
+    /// unless `--gcp-access-token-file`). Repeatable.
     #[arg(long = "provider")]
     pub providers: Vec<String>,
     /// A traffic layer for the controllers: `haproxy:SOCKET,config=PATH` (HAProxy's admin
@@ -34,6 +35,21 @@ pub struct ServeArgs {
     /// Every AWS API (EKS, Route 53) at this URL instead of AWS's: a moto, a VPC endpoint.
     #[arg(long, env = "AWS_ENDPOINT_URL")]
     pub aws_endpoint_url: Option<String>,
+    /// Every Google Cloud API (GKE) at this URL instead of Google's: `rotor sim`'s
+    /// `http://HOST:PORT/gcp`, a private endpoint.
+    #[arg(long)]
+    pub gcp_endpoint_url: Option<String>,
+    /// A file holding an OAuth access token for Google Cloud, read at every call (so a
+    /// process that refreshes it in place keeps rotor authenticated), as gcloud's
+    /// `--access-token-file`. Without it: application default credentials
+    /// (`GOOGLE_APPLICATION_CREDENTIALS`, gcloud's ADC file, the metadata server).
+    #[arg(long)]
+    pub gcp_access_token_file: Option<PathBuf>,
+    /// How the controllers authenticate to GKE clusters' APIs: `token` (an access token from
+    /// rotor's own Google credentials; nothing to install) or `exec` (`gke-gcloud-auth-plugin`,
+    /// which must be on PATH).
+    #[arg(long, default_value = "token", value_parser = ["token", "exec"])]
+    pub gke_credentials: String,
     /// The IAM role rotor assumes in each Cluster's AWS account, `{account}` standing for the
     /// account id (`arn:aws:iam::{account}:role/rotor`). Without it rotor acts with its own
     /// credentials and refuses Clusters of any other account.
@@ -239,6 +255,12 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
             },
             route53_ttl_seconds: args.route53_ttl_seconds,
             route53_propagation: std::time::Duration::from_secs(args.route53_propagation_seconds),
+            gcp_endpoint_url: args.gcp_endpoint_url.clone(),
+            gcp_access_token_file: args.gcp_access_token_file.clone(),
+            gke_credentials: match args.gke_credentials.as_str() {
+                "exec" => rotor_providers::gke::ClusterCredentials::Exec,
+                _ => rotor_providers::gke::ClusterCredentials::Token,
+            },
         };
         let kubeconfig = rotor_sim::kubeconfig_yaml("rotor", &format!("http://{addr}"), &token);
         let settings = rotor_controllers::Settings {

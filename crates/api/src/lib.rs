@@ -51,7 +51,10 @@ pub use rollout::{
     RolloutSpec, RolloutStatus, SkippedCluster, SwapCounts, UnavailablePolicy, Wave, WavePhase,
     WaveStatus, resolve_budget,
 };
-pub use sample::{SAMPLE_KUBERNETES_VERSION, SAMPLE_TARGET_VERSION, sample_fleet, sample_rollout};
+pub use sample::{
+    SAMPLE_CLOUDS, SAMPLE_KUBERNETES_VERSION, SAMPLE_TARGET_VERSION, sample_fleet,
+    sample_fleet_over, sample_rollout,
+};
 pub use swap::{
     BlueWorkloads, ClusterSwap, ClusterSwapSpec, ClusterSwapStatus, InvalidTransition,
     MigrationProgress, Phase, PhaseTransition,

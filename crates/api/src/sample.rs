@@ -28,10 +28,29 @@ const CLOUDS: [(&str, &[&str]); 3] = [
 /// robin over clouds and their regions; every fifth is `staging`, the rest `prod`. Labels:
 /// [`labels::CLOUD`], [`labels::REGION`], [`labels::ENV`].
 pub fn sample_fleet(n: usize) -> Vec<Cluster> {
+    sample_fleet_over(n, &SAMPLE_CLOUDS)
+}
+
+/// The clouds of the sample fleet, in the order clusters are dealt to them.
+pub const SAMPLE_CLOUDS: [&str; 3] = ["aws", "azure", "gcp"];
+
+/// [`sample_fleet`] dealt round robin over `clouds` only (each one of [`SAMPLE_CLOUDS`]);
+/// an empty list deals over all of them.
+pub fn sample_fleet_over(n: usize, clouds: &[&str]) -> Vec<Cluster> {
+    let dealt: Vec<(&str, &[&str])> = CLOUDS
+        .iter()
+        .filter(|(cloud, _)| clouds.is_empty() || clouds.contains(cloud))
+        .copied()
+        .collect();
+    let dealt = if dealt.is_empty() {
+        CLOUDS.to_vec()
+    } else {
+        dealt
+    };
     (0..n)
         .map(|i| {
-            let (cloud, regions) = CLOUDS[i % CLOUDS.len()];
-            let region = regions[(i / CLOUDS.len()) % regions.len()];
+            let (cloud, regions) = dealt[i % dealt.len()];
+            let region = regions[(i / dealt.len()) % regions.len()];
             let env = if i % 5 == 0 { "staging" } else { "prod" };
             let name = format!("{env}-{cloud}-{region}-{i:04}");
             let mut cluster = Cluster::new(

@@ -39,6 +39,7 @@ async fn member_changes_reach_the_cluster_status_through_discovery() {
         settings: Default::default(),
         traffic: TrafficChoice::Sim,
         clock: None,
+        clouds: Vec::new(),
     })
     .await
     .expect("rehearsal");

@@ -57,6 +57,7 @@ async fn rehearsal_with(
         },
         traffic: TrafficChoice::Sim,
         clock,
+        clouds: Vec::new(),
     })
     .await
     .expect("rehearsal");

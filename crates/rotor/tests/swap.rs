@@ -46,6 +46,7 @@ async fn rehearsal(traffic: TrafficChoice) -> Rehearsal {
         },
         traffic,
         clock: None,
+        clouds: Vec::new(),
     })
     .await
     .expect("rehearsal starts");

@@ -46,6 +46,7 @@ async fn rehearsal(clusters: usize) -> Rehearsal {
         },
         traffic: TrafficChoice::Sim,
         clock: None,
+        clouds: Vec::new(),
     })
     .await
     .expect("rehearsal starts");

@@ -55,6 +55,7 @@ async fn rehearsal(
         },
         traffic: TrafficChoice::Sim,
         clock: None,
+        clouds: Vec::new(),
     })
     .await
     .expect("rehearsal starts");

@@ -53,6 +53,7 @@ async fn rehearsal(node_ready_delay: Duration) -> Rehearsal {
         },
         traffic: TrafficChoice::Sim,
         clock: None,
+        clouds: Vec::new(),
     })
     .await
     .expect("rehearsal starts");

@@ -405,6 +405,18 @@ impl Sim {
         }
     }
 
+    /// The member cluster serving `instance`: the member of that name, or the one a cloud
+    /// front (EKS, GKE) made for a cluster of that name. Instance names are unique across a
+    /// rehearsal's fleet; in several accounts or regions the first found is returned.
+    pub fn member_of_instance(&self, instance: &str) -> Option<String> {
+        if self.cluster(instance).is_some() {
+            return Some(instance.to_string());
+        }
+        self.aws
+            .member_of(instance)
+            .or_else(|| self.gcp.member_of(instance))
+    }
+
     /// A kubeconfig for one member cluster reached at `base_url` (e.g. `http://127.0.0.1:6443`).
     pub fn kubeconfig(&self, name: &str, base_url: &str) -> Option<String> {
         let c = self.cluster(name)?;

@@ -133,6 +133,7 @@ async fn once(traffic: TrafficChoice, phase: Duration) -> anyhow::Result<(f64, u
         settings: rotor_controllers::Settings::default(),
         traffic,
         clock: None,
+        clouds: Vec::new(),
     })
     .await?;
     r.wait_adopted(Duration::from_secs(30)).await?;

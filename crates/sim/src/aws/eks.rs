@@ -64,6 +64,14 @@ impl Eks {
     fn table(&self) -> MutexGuard<'_, BTreeMap<(Caller, String), Cluster>> {
         self.clusters.lock().unwrap_or_else(|p| p.into_inner())
     }
+
+    /// The member made for the EKS cluster `name` (in any account and region).
+    pub(crate) fn member_of(&self, name: &str) -> Option<String> {
+        self.table()
+            .iter()
+            .find(|((_, n), _)| n == name)
+            .map(|(_, c)| c.member.clone())
+    }
 }
 
 pub(super) fn routes() -> axum::Router<Arc<Sim>> {

@@ -49,6 +49,14 @@ impl Gke {
         self.clusters.lock().unwrap_or_else(|p| p.into_inner())
     }
 
+    /// The member made for the GKE cluster `name` (in any project and location).
+    pub(crate) fn member_of(&self, name: &str) -> Option<String> {
+        self.table()
+            .iter()
+            .find(|((_, _, n), _)| n == name)
+            .map(|(_, c)| c.member.clone())
+    }
+
     pub(super) fn operations(&self) -> MutexGuard<'_, BTreeMap<Key, Operation>> {
         self.operations.lock().unwrap_or_else(|p| p.into_inner())
     }

@@ -3,6 +3,10 @@
 //! traffic layer (the embedded weighted router, or a real HAProxy), and a sample application in
 //! every member. Every part talks to the others over real loopback connections.
 
+mod clouds;
+
+pub use clouds::Cloud;
+
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -39,6 +43,9 @@ pub struct RehearsalConfig {
     pub traffic: TrafficChoice,
     /// The controllers' wall clock (maintenance windows); the system clock when None.
     pub clock: Option<rotor_controllers::Clock>,
+    /// The clouds whose real providers run the fleet (each Cluster on the one its
+    /// `rotor.dev/cloud` label names, else the first); empty: the simulator's own provider.
+    pub clouds: Vec<Cloud>,
 }
 
 pub struct Rehearsal {
@@ -80,6 +87,9 @@ pub fn minor_of(version: &str) -> anyhow::Result<u32> {
         .ok_or_else(|| anyhow::anyhow!("{version:?} is not a Kubernetes version 1.N[.P]"))
 }
 
+/// How long the clouds may take to create every blue of a fleet on their APIs.
+const BLUES_WITHIN: Duration = Duration::from_secs(300);
+
 fn free_port() -> anyhow::Result<u16> {
     Ok(std::net::TcpListener::bind("127.0.0.1:0")?
         .local_addr()?
@@ -112,17 +122,35 @@ impl Rehearsal {
             config.sim.traffic_port = Some(free_port()?);
         }
         let sim = Sim::new(config.sim.clone());
-        for c in &config.fleet {
-            let minor = minor_of(&c.spec.kubernetes_version)?;
-            sim.add_cluster(&c.name_any(), minor).await?;
-            sim.cloud.adopt(&c.name_any(), minor);
+        if config.clouds.is_empty() {
+            for c in &config.fleet {
+                let minor = minor_of(&c.spec.kubernetes_version)?;
+                sim.add_cluster(&c.name_any(), minor).await?;
+                sim.cloud.adopt(&c.name_any(), minor);
+            }
         }
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
         let sim_url = format!("http://{}", listener.local_addr()?);
+        sim.set_public_url(&sim_url);
         let router = sim.router();
         tasks.push(tokio::spawn(async move {
             let _ = rotor_apiserver::http::serve(listener, router).await;
         }));
+        // The fleet on the clouds' APIs: blues created through the real providers.
+        let cloud_providers = clouds::providers(&sim_url, &config.clouds).await?;
+        if !config.clouds.is_empty() {
+            for c in &mut config.fleet {
+                let labelled = c.labels().get(rotor_api::labels::CLOUD).cloned();
+                let cloud = config
+                    .clouds
+                    .iter()
+                    .copied()
+                    .find(|k| labelled.as_deref() == Some(k.as_str()))
+                    .unwrap_or(config.clouds[0]);
+                clouds::place(c, cloud);
+            }
+            clouds::create_blues(&config.fleet, &cloud_providers, BLUES_WITHIN).await?;
+        }
 
         // The control plane.
         let token = rotor_sim::random_token();
@@ -185,6 +213,11 @@ impl Rehearsal {
         )
         .with_shifter(kind, shifter)
         .with_discovery(rotor_discovery::Discovery::new(Default::default()));
+        let ctx = cloud_providers
+            .into_iter()
+            .fold(ctx, |ctx, (kind, provider)| {
+                ctx.with_provider(kind, provider)
+            });
         let ctx = match config.clock.clone() {
             Some(clock) => ctx.with_clock(clock),
             None => ctx,
@@ -249,11 +282,12 @@ impl Rehearsal {
             .collect()
     }
 
-    /// A kube client of one member-cluster instance.
+    /// A kube client of one member-cluster instance (on any cloud).
     pub async fn member(&self, instance: &str) -> anyhow::Result<kube::Client> {
         let kubeconfig = self
             .sim
-            .kubeconfig(instance, &self.sim_url)
+            .member_of_instance(instance)
+            .and_then(|member| self.sim.kubeconfig(&member, &self.sim_url))
             .ok_or_else(|| anyhow::anyhow!("no simulated instance {instance}"))?;
         crate::client_for(&kubeconfig).await
     }

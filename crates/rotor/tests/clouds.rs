@@ -1,0 +1,224 @@
+//! A rollout of a fleet spread over EKS and GKE as `rotor sim` serves their APIs, through the
+//! real providers and the official SDKs (`rotor demo --clouds aws,gcp`): blues created through
+//! the providers and adopted, every swap succeeds under load with no failed request, and at the
+//! end each cloud holds exactly the greens — blues deleted through the same APIs.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use google_cloud_auth::credentials::Credentials;
+use google_cloud_container_v1::client::ClusterManager;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
+use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
+use kube::ResourceExt;
+use kube::api::{Api, PostParams};
+use rotor::rehearsal::{Cloud, Rehearsal, RehearsalConfig, TrafficChoice};
+use rotor_api::{
+    Approval, Cluster, Provider, Rollout, RolloutPhase, RolloutSpec, SwapStrategy, SwapTarget, Wave,
+};
+use rotor_sim::{CloudConfig, SimConfig};
+
+const LIMIT: Duration = Duration::from_secs(90);
+
+fn one_wave_rollout(clusters: u32) -> Rollout {
+    Rollout::new(
+        "clouds",
+        RolloutSpec {
+            cluster_selector: LabelSelector::default(),
+            target: SwapTarget {
+                kubernetes_version: Some(rotor_api::SAMPLE_TARGET_VERSION.into()),
+                ..Default::default()
+            },
+            waves: vec![Wave {
+                name: "all".into(),
+                percent: Some(100),
+                ..Default::default()
+            }],
+            max_concurrent_swaps: clusters,
+            bake_seconds_between_waves: 0,
+            approval: Approval::Automatic,
+            approved_through_wave: None,
+            failure_budget: IntOrString::Int(0),
+            order_by: Vec::new(),
+            unavailable_clusters: Default::default(),
+            preflight: Default::default(),
+            maintenance_windows: Vec::new(),
+            strategy: SwapStrategy {
+                traffic_steps: vec![50, 100],
+                bake_seconds: 0,
+                blue_retention_seconds: 0,
+                ..Default::default()
+            },
+            paused: false,
+            skip_clusters: Vec::new(),
+        },
+    )
+}
+
+/// The names EKS lists in `region`.
+async fn eks_names(sim_url: &str, region: &str) -> Vec<String> {
+    let addr = sim_url.trim_start_matches("http://").parse().expect("addr");
+    let mut options = rotor_test_support::aws::sim_options(addr);
+    options.region = Some(region.into());
+    let eks = aws_sdk_eks::Client::new(&rotor_aws::sdk_config(&options).await);
+    let listed = eks.list_clusters().send().await.expect("EKS lists");
+    listed.clusters().to_vec()
+}
+
+/// The names GKE lists in `project`/`location`.
+async fn gke_names(sim_url: &str, project: &str, location: &str) -> Vec<String> {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let gke = ClusterManager::builder()
+        .with_endpoint(format!("{sim_url}/gcp"))
+        .with_credentials(Credentials::from(rotor_providers::gke::static_token(
+            "ya29.test",
+        )))
+        .build()
+        .await
+        .expect("GKE client");
+    let listed = gke
+        .list_clusters()
+        .set_parent(format!("projects/{project}/locations/{location}"))
+        .send()
+        .await
+        .expect("GKE lists");
+    listed.clusters.into_iter().map(|c| c.name).collect()
+}
+
+/// What each cloud holds for the fleet's placements, sorted: (cloud, name).
+async fn cloud_holdings(r: &Rehearsal) -> Vec<(String, String)> {
+    let placements: std::collections::BTreeSet<(String, String, String)> = r
+        .fleet
+        .iter()
+        .map(|c| {
+            let p = c.spec.provider.as_str().to_string();
+            (p, c.spec.account.clone(), c.spec.region.clone())
+        })
+        .collect();
+    let mut held = Vec::new();
+    for (provider, account, location) in placements {
+        let names = match provider.as_str() {
+            "aws" => eks_names(&r.sim_url, &location).await,
+            "gcp" => gke_names(&r.sim_url, &account, &location).await,
+            other => panic!("a cloud the rehearsal does not place on: {other}"),
+        };
+        held.extend(names.into_iter().map(|n| (provider.clone(), n)));
+    }
+    held.sort();
+    held
+}
+
+/// (cloud, name) of a Cluster's instance.
+fn on_cloud(c: &Cluster, instance: String) -> (String, String) {
+    (c.spec.provider.as_str().to_string(), instance)
+}
+
+#[test]
+fn a_rollout_over_eks_and_gke_succeeds_through_the_real_providers() {
+    // On worker threads as `rotor serve` builds them (Google's clients need the stack).
+    let runtime = rotor::runtime().expect("runtime");
+    let test = runtime.spawn(async {
+        tokio::time::timeout(Duration::from_secs(240), rollout_over_clouds()).await
+    });
+    runtime
+        .block_on(test)
+        .expect("the test's task")
+        .expect("bounded");
+}
+
+async fn rollout_over_clouds() {
+    let clusters = 4;
+    let r = Rehearsal::start(RehearsalConfig {
+        fleet: rotor_api::sample_fleet_over(clusters, &["aws", "gcp"]),
+        sim: SimConfig {
+            nodes: 1,
+            workload_ready_delay: Duration::from_millis(100),
+            node_ready_delay: Duration::from_millis(50),
+            cloud: CloudConfig {
+                create_latency: Duration::from_millis(200),
+                delete_latency: Duration::from_millis(50),
+                ..CloudConfig::default()
+            },
+            ..SimConfig::default()
+        },
+        settings: rotor_controllers::Settings {
+            gate_interval: Duration::from_millis(100),
+            poll_interval: Duration::from_millis(200),
+            drain_timeout: Duration::from_millis(500),
+            ..Default::default()
+        },
+        traffic: TrafficChoice::Sim,
+        clock: None,
+        clouds: vec![Cloud::Aws, Cloud::Gcp],
+    })
+    .await
+    .expect("rehearsal");
+    let by_provider = |p: Provider| r.fleet.iter().filter(|c| c.spec.provider == p).count();
+    assert_eq!(
+        (by_provider(Provider::Aws), by_provider(Provider::Gcp)),
+        (2, 2)
+    );
+    let mut blues: Vec<(String, String)> =
+        r.fleet.iter().map(|c| on_cloud(c, c.name_any())).collect();
+    blues.sort();
+    assert_eq!(cloud_holdings(&r).await, blues, "blues made in the clouds");
+    r.wait_adopted(LIMIT).await.expect("adopted");
+    r.deploy_app(LIMIT).await.expect("app");
+
+    let load = rotor_traffic::load::Load::start_mixed(
+        r.app_urls(),
+        2,
+        rotor_traffic::CLIENT_TIMEOUT,
+        rotor_traffic::load::Mix {
+            post_percent: 20,
+            slow_percent: 0,
+            streams: 0,
+        },
+    );
+    let rollouts: Api<Rollout> = Api::all(r.client.clone());
+    rollouts
+        .create(&PostParams::default(), &one_wave_rollout(clusters as u32))
+        .await
+        .expect("rollout");
+    let done = common::eventually(LIMIT, "the rollout ends", || async {
+        let st = rollouts.get("clouds").await.ok()?.status?;
+        matches!(st.phase, RolloutPhase::Succeeded | RolloutPhase::Failed).then_some(st)
+    })
+    .await;
+    let sent = load.stop().await;
+    assert_eq!(done.phase, RolloutPhase::Succeeded, "{:?}", done.conditions);
+    assert_eq!(done.counts.succeeded, clusters as u32);
+    assert!(sent.requests > 0);
+    assert_eq!(sent.failed, 0, "{sent:?}");
+
+    // Each cloud holds the greens now, and nothing else.
+    let clusters_api: Api<Cluster> = Api::all(r.client.clone());
+    let mut greens = Vec::new();
+    for c in &r.fleet {
+        let active = clusters_api
+            .get(&c.name_any())
+            .await
+            .expect("Cluster")
+            .status
+            .and_then(|s| s.active_instance)
+            .expect("an active instance");
+        assert_ne!(active, c.name_any(), "{} still on blue", c.name_any());
+        greens.push(on_cloud(c, active));
+    }
+    greens.sort();
+    let held = common::eventually(LIMIT, "blues deleted from the clouds", || async {
+        let held = cloud_holdings(&r).await;
+        (held == greens).then_some(held)
+    })
+    .await;
+    let mut per_cloud: BTreeMap<String, usize> = BTreeMap::new();
+    for (cloud, _) in &held {
+        *per_cloud.entry(cloud.clone()).or_default() += 1;
+    }
+    assert_eq!(
+        per_cloud,
+        BTreeMap::from([("aws".to_string(), 2), ("gcp".to_string(), 2)])
+    );
+}

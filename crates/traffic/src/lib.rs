@@ -1,7 +1,7 @@
 //! Traffic shifting between the blue (current) and green (new) instance of a logical cluster.
 //! A swap moves weight in steps and rolls back by sending everything to blue at once, so the
 //! controllers talk only to [`TrafficShifter`]: `haproxy` (runtime API, no reload), `route53`
-//! (weighted DNS records) or `sim`.
+//! and `clouddns` (weighted DNS records) or `sim`.
 //!
 //! Both retry an idempotent request that failed on one backend on the other one, so a failing
 //! green costs clients nothing while blue is healthy and still takes a share (the simulator also
@@ -15,6 +15,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 
+pub mod clouddns;
 pub mod haproxy;
 pub mod latency;
 pub mod load;

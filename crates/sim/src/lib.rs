@@ -124,6 +124,8 @@ pub struct Sim {
     route53: aws::Route53,
     /// The GKE clusters and operations of the Google Cloud front (`/gcp`).
     gcp: gcp::Gke,
+    /// The Cloud DNS managed zones of the Google Cloud front (`/gcp/dns/v1`).
+    clouddns: gcp::CloudDns,
     /// The simulator's own URL (`http://127.0.0.1:8080`), once it serves: for links in
     /// answers to clients that send no usable `Host` (Google's, see `gcp`).
     public_url: std::sync::OnceLock<String>,
@@ -143,6 +145,7 @@ impl Sim {
             aws: aws::Eks::default(),
             route53: aws::Route53::default(),
             gcp: gcp::Gke::default(),
+            clouddns: gcp::CloudDns::default(),
             public_url: std::sync::OnceLock::new(),
             token_reviews: Mutex::new(BTreeMap::new()),
         })

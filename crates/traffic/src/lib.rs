@@ -1,7 +1,7 @@
 //! Traffic shifting between the blue (current) and green (new) instance of a logical cluster.
 //! A swap moves weight in steps and rolls back by sending everything to blue at once, so the
 //! controllers talk only to [`TrafficShifter`]: `haproxy` (runtime API, no reload), `route53`
-//! (weighted DNS records) or `sim`.
+//! and `clouddns` (weighted DNS records) or `sim`.
 //!
 //! Both retry an idempotent request that failed on one backend on the other one, so a failing
 //! green costs clients nothing while blue is healthy and still takes a share (the simulator also
@@ -15,6 +15,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 
+pub mod clouddns;
 pub mod haproxy;
 pub mod latency;
 pub mod load;
@@ -284,6 +285,36 @@ pub enum TrafficError {
         message: String,
     },
 
+    /// A call to Cloud DNS failed; `failure` says how, so callers can tell retry from refusal.
+    #[error("endpoint {endpoint:?}: {what} in Cloud DNS zone {zone}: {failure}: {message}")]
+    CloudDns {
+        endpoint: String,
+        /// `PROJECT/MANAGED_ZONE`.
+        zone: String,
+        what: &'static str,
+        failure: CallFailure,
+        message: String,
+    },
+
+    /// A record at the endpoint's name that rotor did not write: never taken over or changed.
+    #[error(
+        "endpoint {endpoint:?}: {record} exists and rotor did not write it ({reason}); rotor \
+         neither takes it over nor changes it"
+    )]
+    NotOurs {
+        endpoint: String,
+        /// The record, as its DNS service names it (`app.example.com. (A)`).
+        record: String,
+        reason: String,
+    },
+
+    /// A shifter that cannot be built as configured (a malformed zone, no credentials).
+    #[error("{shifter} shifter: {message}")]
+    Setup {
+        shifter: &'static str,
+        message: String,
+    },
+
     #[error("endpoint {endpoint:?}: {reason}")]
     Unsupported { endpoint: String, reason: String },
 
@@ -314,6 +345,55 @@ pub enum TrafficError {
         #[source]
         source: std::io::Error,
     },
+}
+
+/// How a call to a DNS service's API failed, as the swap acts on it: retry soon, retry after a
+/// backoff, re-read and retry, or stop and report.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CallFailure {
+    /// The zone or the record does not exist (HTTP 404).
+    NotFound,
+    /// What rotor creates exists already (HTTP 409): written meanwhile by someone else.
+    AlreadyExists,
+    /// The record is no longer what rotor read (HTTP 412): read again, then decide.
+    ConditionNotMet,
+    /// The API's rate limit (HTTP 429), with the wait it asked for, if any.
+    RateLimited { retry_after: Option<Duration> },
+    /// Refused for good as asked: permissions, quota, an invalid request (the HTTP status).
+    Refused { status: u16 },
+    /// Not reached, timed out, or a 5xx: retry.
+    Unavailable,
+    /// An answer rotor does not understand.
+    Protocol,
+}
+
+impl CallFailure {
+    /// Whether the same call may succeed later without anyone changing anything.
+    pub const fn is_retryable(self) -> bool {
+        matches!(
+            self,
+            CallFailure::RateLimited { .. }
+                | CallFailure::Unavailable
+                | CallFailure::ConditionNotMet
+        )
+    }
+}
+
+impl fmt::Display for CallFailure {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            CallFailure::NotFound => f.write_str("not found"),
+            CallFailure::AlreadyExists => f.write_str("already exists"),
+            CallFailure::ConditionNotMet => f.write_str("changed since rotor read it"),
+            CallFailure::RateLimited {
+                retry_after: Some(after),
+            } => write!(f, "rate-limited (retry after {after:?})"),
+            CallFailure::RateLimited { retry_after: None } => f.write_str("rate-limited"),
+            CallFailure::Refused { status } => write!(f, "refused (HTTP {status})"),
+            CallFailure::Unavailable => f.write_str("unavailable"),
+            CallFailure::Protocol => f.write_str("unexpected answer"),
+        }
+    }
 }
 
 /// Problems one per clause, for an error message.
@@ -406,6 +486,33 @@ pub fn validate_endpoint(endpoint: &str) -> Result<(), TrafficError> {
         return Err(invalid(
             "only ASCII letters, digits, '.', '_' and '-' are allowed",
         ));
+    }
+    Ok(())
+}
+
+/// What a DNS shifter can point one name at: blue and green on the same port (a record
+/// carries no port) and of one address family (one weighted set is all A or all AAAA).
+pub(crate) fn check_dns_backends(
+    endpoint: &str,
+    blue: SocketAddr,
+    green: Option<SocketAddr>,
+) -> Result<(), TrafficError> {
+    let Some(g) = green else { return Ok(()) };
+    let unsupported = |reason| TrafficError::Unsupported {
+        endpoint: endpoint.to_string(),
+        reason,
+    };
+    if g.port() != blue.port() {
+        return Err(unsupported(format!(
+            "blue takes traffic on port {} and green on {}: DNS records carry no port",
+            blue.port(),
+            g.port()
+        )));
+    }
+    if g.is_ipv4() != blue.is_ipv4() {
+        return Err(unsupported(format!(
+            "blue {blue} and green {g} are of different address families: one weighted set must be all A or all AAAA"
+        )));
     }
     Ok(())
 }

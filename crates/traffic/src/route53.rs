@@ -27,7 +27,7 @@ use rotor_aws::{Failure, SdkConfig, classify};
 
 use crate::{
     BackendLatencies, BackendStats, Sessions, TrafficError, TrafficShifter, Unanswered, Weights,
-    validate_endpoint,
+    check_dns_backends, validate_endpoint,
 };
 
 /// The record sets' set identifiers.
@@ -254,26 +254,7 @@ impl TrafficShifter for Route53Shifter {
         green: Option<SocketAddr>,
     ) -> Result<(), TrafficError> {
         validate_endpoint(endpoint)?;
-        if let Some(g) = green {
-            if g.port() != blue.port() {
-                return Err(TrafficError::Unsupported {
-                    endpoint: endpoint.to_string(),
-                    reason: format!(
-                        "blue takes traffic on port {} and green on {}: DNS records carry no port",
-                        blue.port(),
-                        g.port()
-                    ),
-                });
-            }
-            if g.is_ipv4() != blue.is_ipv4() {
-                return Err(TrafficError::Unsupported {
-                    endpoint: endpoint.to_string(),
-                    reason: format!(
-                        "blue {blue} and green {g} are of different address families: one weighted set must be all A or all AAAA"
-                    ),
-                });
-            }
-        }
+        check_dns_backends(endpoint, blue, green)?;
         let current = self.read(endpoint).await?;
         // Re-registering keeps the split; a first registration sends everything to blue.
         let weights = match (&current.blue, &current.green, green) {

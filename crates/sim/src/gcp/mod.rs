@@ -2,7 +2,8 @@
 //! (`/gcp/v1/projects/{p}/locations/{l}/…`), so the GKE provider runs through
 //! `google-cloud-container-v1` against the simulator (`with_endpoint("http://SIM/gcp")`; gaxi
 //! keeps the path). Every GKE cluster created here is a simulated member cluster, made by the
-//! simulated cloud with its latency and faults.
+//! simulated cloud with its latency and faults. Cloud DNS v1 (`/gcp/dns/v1/…`, see [`dns`])
+//! serves managed zones' record sets and changes to the Cloud DNS shifter.
 //!
 //! The wire format is the one the client speaks (google-cloud-container-v1 1.15
 //! `src/transport.rs`): JSON bodies, `$alt=json;enum-encoding=int` on every request — enums are
@@ -15,6 +16,7 @@
 //! `UNAUTHENTICATED`. Routing is by path only: gaxi sends a `Host` without the port to any
 //! endpoint outside googleapis.com.
 
+mod dns;
 mod gke;
 mod operations;
 #[cfg(test)]
@@ -30,22 +32,27 @@ use http::{HeaderMap, StatusCode, header};
 
 use crate::Sim;
 
+pub(crate) use dns::CloudDns;
 pub(crate) use gke::Gke;
 
 /// The routes of `/gcp` and below.
 pub(crate) fn router(sim: Arc<Sim>) -> axum::Router {
     axum::Router::new()
         .nest("/gcp/v1", gke::routes().merge(operations::routes()))
+        .nest("/gcp/dns/v1", dns::routes())
         .with_state(sim)
 }
 
-/// A Google API error: the HTTP status, the canonical code's name and a message.
+/// A Google API error: the HTTP status, the canonical code's name and a message; APIs of the
+/// older generation (Cloud DNS) also give a `reason` (`notFound`, `conditionNotMet`, …), sent
+/// as `errors: [{domain, reason, message}]` beside the canonical fields.
 #[derive(Debug)]
 pub(crate) struct GcpError {
     http: StatusCode,
     status: &'static str,
     message: String,
     retry_after: Option<Duration>,
+    reason: Option<&'static str>,
 }
 
 impl GcpError {
@@ -55,7 +62,14 @@ impl GcpError {
             status,
             message: message.into(),
             retry_after: None,
+            reason: None,
         }
+    }
+
+    /// The same error with the old-style `reason` of APIs such as Cloud DNS.
+    fn with_reason(mut self, reason: &'static str) -> Self {
+        self.reason = Some(reason);
+        self
     }
     pub fn not_found(what: impl std::fmt::Display) -> Self {
         Self::new(
@@ -103,11 +117,18 @@ impl GcpError {
 
 impl IntoResponse for GcpError {
     fn into_response(self) -> Response {
-        let body = serde_json::json!({"error": {
+        let mut body = serde_json::json!({"error": {
             "code": self.http.as_u16(),
             "message": self.message,
             "status": self.status,
         }});
+        if let Some(reason) = self.reason {
+            body["error"]["errors"] = serde_json::json!([{
+                "domain": "global",
+                "reason": reason,
+                "message": self.message,
+            }]);
+        }
         let mut resp = (self.http, Json(body)).into_response();
         if let Some(v) = self
             .retry_after

@@ -30,6 +30,8 @@ closed_enum! {
         Haproxy = "haproxy",
         /// Route 53 weighted records.
         Route53 = "route53",
+        /// Google Cloud DNS: one weighted round-robin record set.
+        CloudDns = "clouddns",
         /// rotor's simulated traffic layer.
         Sim = "sim",
     }
@@ -41,7 +43,8 @@ closed_enum! {
 pub struct TrafficEndpoint {
     /// The traffic shifter implementation.
     pub shifter: ShifterKind,
-    /// The endpoint in the shifter's terms: HAProxy backend, Route 53 record name, sim endpoint.
+    /// The endpoint in the shifter's terms: HAProxy backend, Route 53 or Cloud DNS record name,
+    /// sim endpoint.
     #[schemars(length(min = 1))]
     pub endpoint: String,
 }

@@ -136,7 +136,8 @@ pub struct Wiring {
     /// project and location, with Google's application default credentials.
     pub providers: Vec<String>,
     /// `sim:LISTEN` (an embedded weighted router serving on LISTEN), `haproxy:SOCKET,config=PATH`
-    /// (an HAProxy's admin runtime socket and its haproxy.cfg, checked at start) or `route53:ZONE_ID` (weighted records in that zone).
+    /// (an HAProxy's admin runtime socket and its haproxy.cfg, checked at start), `route53:ZONE_ID`
+    /// (weighted records in that zone) or `clouddns:PROJECT/MANAGED_ZONE`.
     pub traffic: Vec<String>,
     /// Every AWS API at this URL instead of AWS's (a moto, a VPC endpoint).
     pub aws_endpoint_url: Option<String>,
@@ -156,6 +157,10 @@ pub struct Wiring {
     pub gcp_access_token_file: Option<std::path::PathBuf>,
     /// How the controllers authenticate to GKE clusters' APIs.
     pub gke_credentials: rotor_providers::gke::ClusterCredentials,
+    /// TTL of the Cloud DNS records rotor writes.
+    pub clouddns_ttl: std::time::Duration,
+    /// How long Cloud DNS takes to serve a change from all its name servers.
+    pub clouddns_propagation: std::time::Duration,
 }
 
 /// The AWS SDK configuration, loaded on first use only (no AWS flag, no credential lookup).
@@ -185,6 +190,18 @@ fn gke_options(wiring: &Wiring) -> rotor_providers::gke::GkeOptions {
             .gcp_access_token_file
             .as_ref()
             .map(rotor_providers::gke::token_file),
+    }
+}
+
+/// Cloud DNS as `--gcp-*` and `--clouddns-*` say.
+fn clouddns_options(wiring: &Wiring) -> rotor_traffic::clouddns::CloudDnsOptions {
+    let gke = gke_options(wiring);
+    rotor_traffic::clouddns::CloudDnsOptions {
+        endpoint: gke.endpoint,
+        credentials: gke.credentials,
+        ttl: wiring.clouddns_ttl,
+        propagation: wiring.clouddns_propagation,
+        ..Default::default()
     }
 }
 
@@ -279,9 +296,16 @@ pub async fn controller_context(
                 .with_propagation(wiring.route53_propagation);
                 ctx = ctx.with_shifter(ShifterKind::Route53, Arc::new(shifter));
             }
+            Some(("clouddns", zone)) => {
+                let shifter =
+                    rotor_traffic::clouddns::CloudDnsShifter::new(zone, clouddns_options(wiring))
+                        .await
+                        .map_err(|e| anyhow::anyhow!("--traffic {t:?}: {e}"))?;
+                ctx = ctx.with_shifter(ShifterKind::CloudDns, Arc::new(shifter));
+            }
             _ => anyhow::bail!(
-                "--traffic {t:?}: expected sim:LISTEN, haproxy:SOCKET,config=PATH[,log=ADDR] or \
-                 route53:ZONE_ID"
+                "--traffic {t:?}: expected sim:LISTEN, haproxy:SOCKET,config=PATH[,log=ADDR], \
+                 route53:ZONE_ID or clouddns:PROJECT/MANAGED_ZONE"
             ),
         }
     }

@@ -1,10 +1,11 @@
 //! The controllers on Google Cloud's APIs through the wiring `rotor serve` uses (`--provider
-//! gcp --gcp-endpoint-url URL --gcp-access-token-file FILE`), against the simulator's Google
-//! front (`rotor sim` at `/gcp`), where a GKE cluster is a member with a Kubernetes API and a
-//! traffic address. The controllers reach blue's and green's APIs with access tokens from
-//! their Google credentials (`--gke-credentials token`), and the swap runs to the end: green
-//! created in GKE with its node pool at the target version, the application migrated, traffic
-//! moved to green, blue deleted from GKE. Every wait is bounded.
+//! gcp --traffic clouddns:PROJECT/ZONE --gcp-endpoint-url URL --gcp-access-token-file FILE`),
+//! against the simulator's Google front (`rotor sim` at `/gcp`), where a GKE cluster is a
+//! member with a Kubernetes API and a traffic address. The controllers reach blue's and
+//! green's APIs with access tokens from their Google credentials (`--gke-credentials token`),
+//! and the swap runs to the end: green created in GKE with its node pool at the target
+//! version, the application migrated, the weighted record set in Cloud DNS moved to green's
+//! address, blue deleted from GKE. Every wait is bounded.
 
 mod common;
 
@@ -28,6 +29,8 @@ const LIMIT: Duration = Duration::from_secs(60);
 const PROJECT: &str = "rotor-prod-1";
 const LOCATION: &str = "europe-west1";
 const TOKEN: &str = "ya29.rotor-e2e";
+const ZONE: &str = "shop";
+const RECORD: &str = "shop.example.com";
 
 fn gcp_cluster() -> Cluster {
     let mut c = rotor_api::sample_fleet(1).remove(0);
@@ -105,20 +108,35 @@ async fn create_blue(gke: &ClusterManager, name: &str) {
     .await;
 }
 
-/// Whether the sample application answers a GET through the embedded router.
-async fn answers(router: std::net::SocketAddr, endpoint: &str) -> bool {
-    let url = format!(
-        "http://{router}/{endpoint}/{}/{}",
-        rotor::rehearsal::APP_NAMESPACE,
-        rotor::rehearsal::APP_NAME
-    );
-    matches!(rotor_test_support::http::get(&url).await, Ok((200, _, _)))
+/// The IPv4 address of a GKE cluster's `rotor-traffic-address` label (`127-1-0-1_443`).
+async fn traffic_ip(gke: &ClusterManager, name: &str) -> Option<String> {
+    let c = describe(gke, name).await?;
+    let label = c
+        .resource_labels
+        .get(rotor_providers::gke::LABEL_TRAFFIC_ADDRESS)?;
+    Some(label.split('_').next()?.replace('-', "."))
+}
+
+/// The weighted items of rotor's record set in Cloud DNS: (address, weight), as held.
+fn dns_items(sim: &rotor_sim::Sim) -> Vec<(String, f64)> {
+    let Some(set) = sim.dns_rrset(PROJECT, ZONE, &format!("{RECORD}."), "A") else {
+        return Vec::new();
+    };
+    let items = set["routingPolicy"]["wrr"]["items"].as_array().cloned();
+    items
+        .unwrap_or_default()
+        .iter()
+        .map(|i| {
+            let ip = i["rrdatas"][0].as_str().unwrap_or_default().to_string();
+            (ip, i["weight"].as_f64().unwrap_or(-1.0))
+        })
+        .collect()
 }
 
 /// The swap, on a runtime's worker threads as `rotor serve` builds them (Google's clients need
 /// the deeper stacks they get; see `rotor::runtime`), not on the test's own thread.
 #[test]
-fn a_swap_on_gke_in_the_simulator_succeeds() {
+fn a_swap_on_gke_and_cloud_dns_in_the_simulator_succeeds() {
     let runtime = rotor::runtime().expect("runtime");
     let test = runtime
         .spawn(async { tokio::time::timeout(Duration::from_secs(120), swap_on_gke()).await });
@@ -141,6 +159,7 @@ async fn swap_on_gke() {
         },
         ..Default::default()
     });
+    sim.add_managed_zone(PROJECT, ZONE, "example.com");
     let addr = sim.serve_loopback().await.expect("simulator serves");
     let endpoint = format!("http://{addr}/gcp");
     let gke = gke_client(&endpoint).await;
@@ -175,20 +194,25 @@ async fn swap_on_gke() {
     let dir = tempfile::tempdir().expect("temp dir");
     let token_file = dir.path().join("gcp-token");
     std::fs::write(&token_file, format!("{TOKEN}\n")).expect("token file");
-    let router = std::net::SocketAddr::from(([127, 0, 0, 1], common::kubectl::free_port()));
+    let blue_ip = traffic_ip(&gke, &name)
+        .await
+        .expect("blue's traffic address");
     cluster.spec.traffic = TrafficEndpoint {
-        shifter: ShifterKind::Sim,
-        endpoint: name.clone(),
+        shifter: ShifterKind::CloudDns,
+        endpoint: RECORD.into(),
     };
     let cp = common::start(Arc::new(rotor_store::memory::MemoryStore::default())).await;
     let wiring = rotor::controlplane::Wiring {
         providers: vec!["gcp".into()],
-        traffic: vec![format!("sim:{router}")],
+        traffic: vec![format!("clouddns:{PROJECT}/{ZONE}")],
         gcp_endpoint_url: Some(endpoint.clone()),
         gcp_access_token_file: Some(token_file.clone()),
         gke_credentials: ClusterCredentials::Token,
+        clouddns_ttl: Duration::from_secs(1),
+        clouddns_propagation: Duration::ZERO,
         ..Default::default()
     };
+    // Cloud DNS counts no sessions: Draining lasts the whole drain timeout.
     let settings = rotor_controllers::Settings {
         poll_interval: Duration::from_millis(200),
         drain_timeout: Duration::from_secs(2),
@@ -202,10 +226,11 @@ async fn swap_on_gke() {
         .expect("Cluster");
     common::eventually(
         LIMIT,
-        "blue adopted and answering through the router",
+        "blue adopted and registered in Cloud DNS",
         || async {
             let active = clusters.get(&name).await.ok()?.status?.active_instance;
-            (active.as_deref() == Some(name.as_str()) && answers(router, &name).await).then_some(())
+            let registered = dns_items(&sim) == [(blue_ip.clone(), 100.0)];
+            (active.as_deref() == Some(name.as_str()) && registered).then_some(())
         },
     )
     .await;
@@ -247,15 +272,20 @@ async fn swap_on_gke() {
     apps.get(rotor::rehearsal::APP_NAME)
         .await
         .expect("the sample application migrated to green");
-    common::eventually(LIMIT, "blue deleted from GKE", || async {
-        (cluster_names(&gke).await == [green.clone()]).then_some(())
-    })
+    let green_ip = traffic_ip(&gke, &green)
+        .await
+        .expect("green's traffic address");
+    common::eventually(
+        LIMIT,
+        "blue deleted from GKE, Cloud DNS all on green",
+        || async {
+            let items = dns_items(&sim);
+            let on_green = items.iter().any(|(ip, w)| *w == 100.0 && *ip == green_ip)
+                && items.iter().all(|(ip, w)| *ip == green_ip || *w == 0.0);
+            (cluster_names(&gke).await == [green.clone()] && on_green).then_some(())
+        },
+    )
     .await;
-    // Blue's listener is gone with it: what answers now is green.
-    assert!(
-        answers(router, &name).await,
-        "green answers through the router"
-    );
     let c = clusters.get(&name).await.expect("Cluster");
     assert_eq!(
         c.status.and_then(|s| s.active_instance).as_deref(),

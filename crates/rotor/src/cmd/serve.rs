@@ -28,8 +28,9 @@ pub struct ServeArgs {
     /// A traffic layer for the controllers: `haproxy:SOCKET,config=PATH` (HAProxy's admin
     /// runtime socket and its haproxy.cfg: rotor refuses to start, naming the setting, when
     /// the config lacks what zero downtime relies on),
-    /// `route53:ZONE_ID` (weighted records in that hosted zone) or `sim:LISTEN` (an embedded
-    /// weighted router). Repeatable.
+    /// `route53:ZONE_ID` (weighted records in that hosted zone), `clouddns:PROJECT/MANAGED_ZONE`
+    /// (a weighted round-robin record set in that Cloud DNS zone; Google credentials as for
+    /// `--provider gcp`) or `sim:LISTEN` (an embedded weighted router). Repeatable.
     #[arg(long = "traffic")]
     pub traffic: Vec<String>,
     /// Every AWS API (EKS, Route 53) at this URL instead of AWS's: a moto, a VPC endpoint.
@@ -73,6 +74,13 @@ pub struct ServeArgs {
     /// is how long an instance that lost its traffic is kept before it is deleted.
     #[arg(long, default_value_t = rotor_traffic::route53::DEFAULT_PROPAGATION.as_secs())]
     pub route53_propagation_seconds: u64,
+    /// TTL of the Cloud DNS records rotor writes (as `--route53-ttl-seconds`).
+    #[arg(long, default_value_t = rotor_traffic::clouddns::DEFAULT_TTL.as_secs())]
+    pub clouddns_ttl_seconds: u64,
+    /// Seconds Cloud DNS may take to serve a change from all its name servers (as
+    /// `--route53-propagation-seconds`).
+    #[arg(long, default_value_t = rotor_traffic::clouddns::DEFAULT_PROPAGATION.as_secs())]
+    pub clouddns_propagation_seconds: u64,
     /// Serve the API only; run no controllers.
     #[arg(long)]
     pub no_controllers: bool,
@@ -261,6 +269,8 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
                 "exec" => rotor_providers::gke::ClusterCredentials::Exec,
                 _ => rotor_providers::gke::ClusterCredentials::Token,
             },
+            clouddns_ttl: std::time::Duration::from_secs(args.clouddns_ttl_seconds),
+            clouddns_propagation: std::time::Duration::from_secs(args.clouddns_propagation_seconds),
         };
         let kubeconfig = rotor_sim::kubeconfig_yaml("rotor", &format!("http://{addr}"), &token);
         let settings = rotor_controllers::Settings {

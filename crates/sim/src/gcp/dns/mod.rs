@@ -1,6 +1,6 @@
 //! Cloud DNS v1 as `google-cloud-dns-v1` speaks it (`/gcp/dns/v1/projects/{p}/managedZones/…`):
-//! managed zones (made by the test or the operator, [`Sim::add_managed_zone`]: rotor creates
-//! none), their record sets (list with name/type filters and pages, get, create, patch,
+//! managed zones (made by the test, [`Sim::add_managed_zone`], or by the operator through
+//! `managedZones.create`; rotor creates none), their record sets (list with name/type filters and pages, get, create, patch,
 //! delete) and changes (create, all or nothing; get). A change is `done` when answered: the
 //! simulator serves no DNS, so nothing waits on name servers.
 //!
@@ -181,7 +181,10 @@ fn with_zone<T>(
 pub(super) fn routes() -> axum::Router<Arc<Sim>> {
     let zone = "/projects/{project}/managedZones/{zone}";
     axum::Router::new()
-        .route("/projects/{project}/managedZones", get(list_zones))
+        .route(
+            "/projects/{project}/managedZones",
+            get(list_zones).post(create_zone),
+        )
         .route(zone, get(get_zone))
         .route(
             &format!("{zone}/rrsets"),
@@ -226,6 +229,43 @@ async fn list_zones(
     Ok(Json(
         json!({"kind": "dns#managedZonesListResponse", "managedZones": listed}),
     ))
+}
+
+/// The fields of `managedZones.create` the simulator uses.
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct NewZone {
+    #[serde(default)]
+    name: String,
+    #[serde(default)]
+    dns_name: String,
+}
+
+/// `managedZones.create`, as `gcloud dns managed-zones create` sends it: how a user of `rotor
+/// sim` makes the zone `--traffic clouddns:` shifts in. 409 when the name is taken.
+async fn create_zone(
+    State(sim): State<Arc<Sim>>,
+    headers: HeaderMap,
+    Path(project): Path<String>,
+    text: String,
+) -> Result<Json<Value>, GcpError> {
+    admit(&sim, &headers)?;
+    let new: NewZone = body(&text, "managedZone")?;
+    if new.name.is_empty() || new.dns_name.is_empty() {
+        return Err(GcpError::invalid(
+            "Invalid value for 'entity.managedZone': name and dnsName are required",
+        )
+        .with_reason("invalid"));
+    }
+    let key = (project.clone(), new.name.clone());
+    if sim.clouddns.zones().contains_key(&key) {
+        return Err(GcpError::already_exists_named(
+            "entity.managedZone",
+            &new.name,
+        ));
+    }
+    sim.add_managed_zone(&project, &new.name, &new.dns_name);
+    with_zone(&sim, &key, |zone| Ok(Json(zone_json(&key.0, &key.1, zone))))
 }
 
 async fn get_zone(

@@ -385,3 +385,55 @@ async fn dns_without_a_token_is_401_a_missing_zone_404_and_throttling_429() {
     let (status, _) = call(&sim, Method::GET, &list, None).await;
     assert_eq!(status, StatusCode::OK, "one call throttled, then served");
 }
+
+#[tokio::test]
+async fn dns_a_zone_created_over_the_api_serves_record_sets_and_its_name_is_taken_once() {
+    let sim = sim();
+    let zones = "/gcp/dns/v1/projects/proj-2/managedZones";
+    let made = call(
+        &sim,
+        Method::POST,
+        zones,
+        Some(json!({"name": "shop", "dnsName": "shop.example.", "description": "d"})),
+    )
+    .await;
+    assert_eq!(made.0, StatusCode::OK, "{:?}", made.1);
+    assert_eq!(made.1["dnsName"], "shop.example.");
+    let again = call(
+        &sim,
+        Method::POST,
+        zones,
+        Some(json!({"name": "shop", "dnsName": "other.example."})),
+    )
+    .await;
+    assert_eq!(
+        reason(&again),
+        (StatusCode::CONFLICT, "alreadyExists".into())
+    );
+    let nameless = call(&sim, Method::POST, zones, Some(json!({"name": "x"}))).await;
+    assert_eq!(
+        reason(&nameless),
+        (StatusCode::BAD_REQUEST, "invalid".into())
+    );
+
+    let set = call(
+        &sim,
+        Method::POST,
+        &format!("{zones}/shop/rrsets"),
+        Some(a("www.shop.example.", "192.0.2.1")),
+    )
+    .await;
+    assert_eq!(set.0, StatusCode::OK, "{:?}", set.1);
+    let listed = call(&sim, Method::GET, zones, None).await;
+    let names: Vec<&str> = listed.1["managedZones"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|z| z["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["shop"]);
+    assert!(
+        sim.dns_rrset("proj-2", "shop", "www.shop.example.", "A")
+            .is_some()
+    );
+}

@@ -293,3 +293,37 @@ async fn swap_on_gke() {
     );
     controllers.stop().await;
 }
+
+/// `rotor serve`'s Google flags reach the wiring: a Cloud DNS zone that is not
+/// `PROJECT/MANAGED_ZONE` stops it at start, naming the flag, before anything is served.
+#[test]
+fn serve_refuses_a_cloud_dns_zone_without_its_project() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let token_file = dir.path().join("gcp-token");
+    std::fs::write(&token_file, TOKEN).expect("token file");
+    let store = format!("sqlite:{}", dir.path().join("rotor.db").display());
+    let listen = format!("127.0.0.1:{}", common::kubectl::free_port());
+    let mut serve = common::process::command(&["serve", "--store", &store, "--listen", &listen]);
+    serve
+        .args([
+            "--provider",
+            "gcp",
+            "--gcp-endpoint-url",
+            "http://127.0.0.1:1/gcp",
+        ])
+        .arg("--gcp-access-token-file")
+        .arg(&token_file)
+        .args(["--traffic", "clouddns:just-a-zone"])
+        .stderr(std::process::Stdio::piped());
+    let mut child = rotor_test_support::KillOnDrop(serve.spawn().expect("rotor serve runs"));
+    let status = rotor_test_support::exit_within(&mut child.0, Duration::from_secs(30), "serve");
+    let mut stderr = String::new();
+    std::io::Read::read_to_string(&mut child.0.stderr.take().expect("stderr"), &mut stderr)
+        .expect("stderr read");
+    assert!(!status.success(), "rotor serve started: {stderr}");
+    assert!(
+        stderr.contains("--traffic \"clouddns:just-a-zone\"")
+            && stderr.contains("PROJECT/MANAGED_ZONE"),
+        "{stderr}"
+    );
+}

@@ -89,6 +89,10 @@ pub async fn run(args: SimArgs) -> anyhow::Result<()> {
         args.clusters,
         started.elapsed().as_secs_f64()
     );
+    eprintln!(
+        "rotor sim: clouds' APIs at {base}/aws (EKS, Route 53, STS) and {base}/gcp (GKE, Cloud \
+         DNS); any credentials are accepted"
+    );
     let grace = Duration::from_secs(args.shutdown_grace_seconds);
     let stop = async move {
         super::shutdown_signal().await;

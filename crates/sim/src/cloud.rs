@@ -148,6 +148,11 @@ impl SimCloud {
         self.fault_knobs().fail_next_creates = n;
     }
 
+    /// Creates still to fail.
+    pub fn failed_creates_pending(&self) -> u32 {
+        self.fault_knobs().fail_next_creates
+    }
+
     /// The next `n` calls about clusters (create, describe, delete, credentials) are refused
     /// with 429 and change nothing, carrying `Retry-After: retry_after` (whole seconds) when
     /// given, as a cloud API throttling an account; replaces any count still pending.

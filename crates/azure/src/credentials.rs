@@ -3,7 +3,7 @@
 //! on AKS), a service principal's secret from the environment, managed identity (a VM), the
 //! Azure CLI (a developer). The first to hand out a token is used from then on.
 //!
-//! [`StaticToken`] is for the simulator: one fixed token, accepted only by loopback endpoints
+//! [`static_token`] is for the simulator: one fixed token, accepted only by loopback endpoints
 //! (the client refuses plain http elsewhere).
 
 use std::sync::{Arc, Mutex};
@@ -105,14 +105,13 @@ impl TokenCredential for Chain {
     }
 }
 
-/// One fixed token, far from expiry: for the simulator and tests, never for Azure.
-pub struct StaticToken(Secret);
-
-impl StaticToken {
-    pub fn new(token: impl Into<String>) -> Arc<dyn TokenCredential> {
-        Arc::new(StaticToken(Secret::new(token.into())))
-    }
+/// A credential presenting one fixed token, far from expiry: for the simulator and tests,
+/// never for Azure (real tokens expire within the hour).
+pub fn static_token(token: impl Into<String>) -> Arc<dyn TokenCredential> {
+    Arc::new(StaticToken(Secret::new(token.into())))
 }
+
+struct StaticToken(Secret);
 
 impl std::fmt::Debug for StaticToken {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -140,7 +139,7 @@ mod tests {
 
     #[tokio::test]
     async fn the_static_token_is_handed_out_and_never_printed() {
-        let c = StaticToken::new("sim-azure-s3cret");
+        let c = static_token("sim-azure-s3cret");
         let token = c.get_token(&["scope"], None).await.unwrap();
         assert_eq!(token.token.secret(), "sim-azure-s3cret");
         assert!(token.expires_on > OffsetDateTime::now_utc() + Duration::days(1));

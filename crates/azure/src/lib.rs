@@ -21,10 +21,11 @@ use azure_core::http::headers::{
 use azure_core::http::policies::auth::BearerTokenAuthorizationPolicy;
 use azure_core::http::policies::{Policy, RetryHeaders};
 use azure_core::http::{
-    ClientOptions, Context, ExponentialRetryOptions, Method, Pipeline, PipelineOptions, Request,
-    RetryOptions, StatusCode, Transport, Url,
+    ClientOptions, Context, ExponentialRetryOptions, Pipeline, PipelineOptions, Request,
+    RetryOptions, StatusCode, Transport,
 };
 
+pub use azure_core::http::{Method, Url};
 pub use errors::{Failure, classify};
 pub use policy::is_loopback_http;
 
@@ -150,6 +151,14 @@ impl Arm {
         url.query_pairs_mut()
             .append_pair("api-version", api_version);
         url
+    }
+
+    /// `link` (an `Azure-AsyncOperation` or `Location` answered by ARM) when it points at this
+    /// client's endpoint: a token is never sent to another origin.
+    pub fn link(&self, link: &str) -> Option<Url> {
+        let url = Url::parse(link).ok()?;
+        let base = self.endpoint.path().trim_end_matches('/');
+        (url.origin() == self.endpoint.origin() && url.path().starts_with(base)).then_some(url)
     }
 
     /// Sends one request; any status but 2xx is a [`Failure`] (see [`classify`]).

@@ -392,6 +392,23 @@ pub(super) fn get(ctx: &Call<'_>, id: &ClusterId) -> Result<Response, ArmError> 
     Ok(Json(answer).into_response())
 }
 
+/// `GET /subscriptions/{s}/providers/Microsoft.ContainerService/managedClusters`: every live
+/// cluster of the subscription, in one page.
+pub(super) fn list_in_subscription(
+    ctx: &Call<'_>,
+    subscription: &str,
+) -> Result<Response, ArmError> {
+    let mut table = ctx.sim.aks.table();
+    table.retain(|_, c| ctx.sim.cloud.get(&c.member).is_some());
+    let sub = subscription.to_ascii_lowercase();
+    let clusters: Vec<Value> = table
+        .iter()
+        .filter(|((s, _, _), _)| *s == sub)
+        .filter_map(|(_, c)| cluster_json(ctx, c))
+        .collect();
+    Ok(Json(json!({"value": clusters})).into_response())
+}
+
 /// `DELETE`: 202 with the operation's links (the same operation again while it runs), 204
 /// when there is no such cluster.
 pub(super) fn delete(ctx: &Call<'_>, id: &ClusterId) -> Result<Response, ArmError> {

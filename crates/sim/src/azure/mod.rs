@@ -63,6 +63,9 @@ async fn dispatch(
         headers: &headers,
     };
     match (path, method) {
+        (ArmPath::SubscriptionClusters(sub), Method::GET) => {
+            managed_clusters::list_in_subscription(&ctx, &sub)
+        }
         (ArmPath::Cluster(id), Method::PUT) => managed_clusters::put(&ctx, &id, &body),
         (ArmPath::Cluster(id), Method::GET) => managed_clusters::get(&ctx, &id),
         (ArmPath::Cluster(id), Method::DELETE) => managed_clusters::delete(&ctx, &id),

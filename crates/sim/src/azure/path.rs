@@ -39,6 +39,8 @@ pub(crate) struct OperationId {
 /// What a request under `/azure` names.
 #[derive(Debug, PartialEq, Eq)]
 pub(crate) enum ArmPath {
+    /// `…/providers/Microsoft.ContainerService/managedClusters` of a subscription.
+    SubscriptionClusters(String),
     Cluster(ClusterId),
     AgentPools(ClusterId),
     AgentPool(ClusterId, String),
@@ -68,6 +70,10 @@ impl ArmPath {
             return None;
         }
         let subscription = named(1)?;
+        if segments.len() == 5 && is(2, "providers") && is(3, PROVIDER) && is(4, "managedClusters")
+        {
+            return Some(ArmPath::SubscriptionClusters(subscription));
+        }
         if is(2, "providers") && is(3, PROVIDER) && is(4, "locations") {
             let op = OperationId {
                 subscription,
@@ -118,6 +124,10 @@ mod tests {
             ArmPath::parse(&format!("{base}/agentpools/system")),
             Some(ArmPath::AgentPool(_, p)) if p == "system"
         ));
+        assert_eq!(
+            ArmPath::parse("/subscriptions/s/providers/Microsoft.ContainerService/managedclusters"),
+            Some(ArmPath::SubscriptionClusters("s".into()))
+        );
         assert!(matches!(
             ArmPath::parse(&format!("{base}/listClusterUserCredential")),
             Some(ArmPath::UserCredential(_))

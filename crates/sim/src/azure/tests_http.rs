@@ -233,6 +233,34 @@ async fn aks_a_create_only_put_on_a_taken_name_is_precondition_failed() {
     .await;
     assert_eq!(made.status, StatusCode::CREATED);
     assert_eq!(sim.cloud.created_total(), 2);
+    // Both are in the subscription's list, with their resource groups in their ids.
+    let all = call(
+        &sim,
+        Method::GET,
+        "/azure/subscriptions/SUB-1/providers/Microsoft.ContainerService/managedClusters",
+        None,
+    )
+    .await;
+    let mut ids: Vec<&str> = all.body["value"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["id"].as_str().unwrap())
+        .collect();
+    ids.sort();
+    assert_eq!(ids.len(), 2, "{}", all.body);
+    assert!(
+        ids[0].contains("/resourcegroups/rg-1/") && ids[1].contains("/resourcegroups/rg-2/"),
+        "{ids:?}"
+    );
+    let none = call(
+        &sim,
+        Method::GET,
+        "/azure/subscriptions/sub-2/providers/Microsoft.ContainerService/managedClusters",
+        None,
+    )
+    .await;
+    assert_eq!(none.body["value"], json!([]));
 }
 
 #[tokio::test]

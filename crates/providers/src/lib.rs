@@ -1,6 +1,6 @@
 //! The provider seam: everything rotor asks of a cloud — create, read and delete a cluster
 //! instance, and get credentials for its API. Controllers see only [`Provider`]; `sim` talks to
-//! the simulator's cloud API, `eks` AWS's; AKS and GKE implement the same trait.
+//! the simulator's cloud API, `eks` AWS's, `gke` Google's, `aks` Azure's.
 //!
 //! Creation is idempotent by construction: the instance name and the idempotency token are
 //! derived from (cluster, swap, attempt), so a crash between "create requested" and "create
@@ -13,10 +13,12 @@ use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
+pub mod aks;
 pub mod eks;
 pub mod gke;
 pub mod poll;
 pub mod sim;
+mod tags;
 
 /// What to create.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

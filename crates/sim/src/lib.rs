@@ -9,6 +9,7 @@
 //! seams, never through its internals.
 
 mod aws;
+mod azure;
 mod behaviour;
 mod cloud;
 mod faults;
@@ -126,6 +127,8 @@ pub struct Sim {
     gcp: gcp::Gke,
     /// The Cloud DNS managed zones of the Google Cloud front (`/gcp/dns/v1`).
     clouddns: gcp::CloudDns,
+    /// The AKS managed clusters and operations of the Azure front (`/azure`).
+    aks: azure::Aks,
     /// The simulator's own URL (`http://127.0.0.1:8080`), once it serves: for links in
     /// answers to clients that send no usable `Host` (Google's, see `gcp`).
     public_url: std::sync::OnceLock<String>,
@@ -146,6 +149,7 @@ impl Sim {
             route53: aws::Route53::default(),
             gcp: gcp::Gke::default(),
             clouddns: gcp::CloudDns::default(),
+            aks: azure::Aks::default(),
             public_url: std::sync::OnceLock::new(),
             token_reviews: Mutex::new(BTreeMap::new()),
         })
@@ -331,6 +335,7 @@ impl Sim {
             .nest("/cloud", cloud::router(self.clone()))
             .merge(aws::router(self.clone()))
             .merge(gcp::router(self.clone()))
+            .merge(azure::router(self.clone()))
             .fallback(move |req: Request<Body>| {
                 let sim = sim.clone();
                 async move { sim.route_member(req).await }

@@ -1,8 +1,6 @@
-//! GCP's naming rules as rotor meets them: label keys and values (lowercase letters, digits,
-//! `-`, `_`, at most 63), GKE names, the traffic address as a label value, the API server's URL
-//! from GKE's `endpoint`, and the static access token for the simulator.
-
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+//! GCP's naming rules as rotor meets them: GKE names, the API server's URL from GKE's
+//! `endpoint`, and the static access token for the simulator. The labels and their encoding
+//! (traffic address included) are shared with AKS's tags: see `crate::tags`.
 
 use google_cloud_auth::credentials::{
     AccessToken, AccessTokenCredentials, AccessTokenCredentialsProvider, CacheableResource,
@@ -11,27 +9,8 @@ use google_cloud_auth::credentials::{
 use google_cloud_auth::errors::CredentialsError;
 use http::{HeaderMap, HeaderValue};
 
-/// Label: the logical Cluster a GKE cluster serves (`.` written `_`).
-pub const LABEL_CLUSTER: &str = "rotor-cluster";
-/// Label: the idempotency token of the swap that created it.
-pub const LABEL_TOKEN: &str = "rotor-token";
-/// Label: where the instance takes application traffic (`10-0-0-7_443`).
-pub const LABEL_TRAFFIC_ADDRESS: &str = "rotor-traffic-address";
-
-/// `name` as a label value: lowercase, anything GCP does not allow written `_`, at most 63.
-pub(super) fn value_of(name: &str) -> String {
-    name.to_ascii_lowercase()
-        .chars()
-        .map(|c| {
-            if c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '_' {
-                c
-            } else {
-                '_'
-            }
-        })
-        .take(63)
-        .collect()
-}
+pub use crate::tags::{LABEL_CLUSTER, LABEL_TOKEN, LABEL_TRAFFIC_ADDRESS};
+pub(super) use crate::tags::{parse_address, value_of};
 
 /// GKE's rule for cluster and node pool names; `Err` says what is wrong.
 pub(super) fn check_name(name: &str) -> Result<(), &'static str> {
@@ -48,32 +27,6 @@ pub(super) fn check_name(name: &str) -> Result<(), &'static str> {
         return Err("may hold only lowercase letters, digits and '-'");
     }
     Ok(())
-}
-
-/// A traffic address from its label value: `10-0-0-7_443` (IPv4, four decimal groups) or
-/// eight hex groups joined by `-` (IPv6), `_`, the port.
-pub(super) fn parse_address(v: &str) -> Option<SocketAddr> {
-    let (host, port) = v.rsplit_once('_')?;
-    let port: u16 = port.parse().ok()?;
-    let groups: Vec<&str> = host.split('-').collect();
-    let ip = match groups.len() {
-        4 => {
-            let mut octets = [0u8; 4];
-            for (o, g) in octets.iter_mut().zip(&groups) {
-                *o = g.parse().ok()?;
-            }
-            IpAddr::V4(Ipv4Addr::from(octets))
-        }
-        8 => {
-            let mut segments = [0u16; 8];
-            for (s, g) in segments.iter_mut().zip(&groups) {
-                *s = u16::from_str_radix(g, 16).ok()?;
-            }
-            IpAddr::V6(Ipv6Addr::from(segments))
-        }
-        _ => return None,
-    };
-    Some(SocketAddr::new(ip, port))
 }
 
 /// The API server's URL: GKE's `endpoint` is a bare address served over https; one that
@@ -134,24 +87,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn traffic_addresses_read_back_from_label_values() {
-        assert_eq!(
-            parse_address("10-0-0-7_443"),
-            Some("10.0.0.7:443".parse().unwrap())
-        );
-        assert_eq!(
-            parse_address("fd00-0-0-0-0-0-0-7_8443"),
-            Some("[fd00::7]:8443".parse().unwrap())
-        );
-        for bad in ["10-0-0-7", "10-0-0_443", "10-0-0-256_443", "x_1", ""] {
-            assert_eq!(parse_address(bad), None, "{bad}");
-        }
-    }
-
-    #[test]
     fn label_values_and_names_follow_gcps_rules() {
-        assert_eq!(value_of("Prod.EU/a"), "prod_eu_a");
-        assert_eq!(value_of(&"a".repeat(80)).len(), 63);
         assert!(check_name("general").is_ok());
         assert!(check_name("General").is_err());
         assert!(check_name(&"a".repeat(41)).is_err());

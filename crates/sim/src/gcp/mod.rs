@@ -33,7 +33,7 @@ use http::{HeaderMap, StatusCode, header};
 use crate::Sim;
 
 pub(crate) use dns::CloudDns;
-pub(crate) use gke::Gke;
+pub(crate) use gke::{Gke, address_label};
 
 /// The routes of `/gcp` and below.
 pub(crate) fn router(sim: Arc<Sim>) -> axum::Router {

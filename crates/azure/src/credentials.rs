@@ -133,9 +133,68 @@ impl TokenCredential for StaticToken {
     }
 }
 
+/// A credential presenting the access token held in a file (surrounding whitespace ignored),
+/// read each time a token is asked for: for a control plane whose tokens another process keeps
+/// fresh (a sidecar, a CI job running `az account get-access-token`), and for the simulator.
+/// The token is reported valid for [`TOKEN_FILE_VALIDITY`], so a cache asks again soon.
+pub fn token_file(path: impl Into<std::path::PathBuf>) -> Arc<dyn TokenCredential> {
+    Arc::new(TokenFile(path.into()))
+}
+
+/// How long a token read from a file is taken to be valid.
+pub const TOKEN_FILE_VALIDITY: Duration = Duration::minutes(5);
+
+#[derive(Debug)]
+struct TokenFile(std::path::PathBuf);
+
+#[async_trait]
+impl TokenCredential for TokenFile {
+    async fn get_token(
+        &self,
+        _: &[&str],
+        _: Option<TokenRequestOptions<'_>>,
+    ) -> azure_core::Result<AccessToken> {
+        let path = self.0.display();
+        let text = std::fs::read_to_string(&self.0).map_err(|e| {
+            Error::with_message(
+                ErrorKind::Credential,
+                format!("access token file {path}: {e}"),
+            )
+        })?;
+        let token = text.trim();
+        if token.is_empty() {
+            return Err(Error::with_message(
+                ErrorKind::Credential,
+                format!("access token file {path} is empty"),
+            ));
+        }
+        Ok(AccessToken::new(
+            Secret::new(token.to_string()),
+            OffsetDateTime::now_utc() + TOKEN_FILE_VALIDITY,
+        ))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn a_token_file_is_read_at_each_request_and_never_printed() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("token");
+        std::fs::write(&path, "eyJ.first\n").unwrap();
+        let c = token_file(&path);
+        let first = c.get_token(&["scope"], None).await.unwrap();
+        assert_eq!(first.token.secret(), "eyJ.first");
+        std::fs::write(&path, "eyJ.second").unwrap();
+        let second = c.get_token(&["scope"], None).await.unwrap();
+        assert_eq!(second.token.secret(), "eyJ.second");
+        assert!(!format!("{c:?}").contains("eyJ"));
+        std::fs::write(&path, " ").unwrap();
+        let empty = c.get_token(&["scope"], None).await.unwrap_err();
+        assert!(empty.to_string().contains("is empty"), "{empty}");
+    }
 
     #[tokio::test]
     async fn the_static_token_is_handed_out_and_never_printed() {

@@ -1,12 +1,12 @@
 //! One behavioural suite, every provider: the same tests run through the `Provider` seam
-//! against `sim` (the simulator's own cloud), `eks` (EKS through the AWS SDK) and `gke` (GKE
-//! through Google's client), each on `rotor sim`, whose fronts share one simulated cloud and its
+//! against `sim` (the simulator's own cloud), `eks` (EKS through the AWS SDK), `gke` (GKE
+//! through Google's client) and `aks` (AKS through azure_core), each on `rotor sim`, whose fronts share one simulated cloud and its
 //! faults. What a controller relies on must hold on each: create converges and is idempotent,
 //! describe tells the state, a same-named instance of another swap is refused, throttling is
 //! a retryable rate limit, a failed create reports Failed with the cloud's words, an outage
 //! creates nothing, delete converges to gone, and credentials reach the instance's API.
 //! Each provider's own suite (`eks_provider.rs`, on moto too; `gke_provider.rs`;
-//! `sim_provider.rs`) covers what is particular to it.
+//! `aks_provider.rs`; `sim_provider.rs`) covers what is particular to it.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -28,6 +28,7 @@ enum Kind {
     Sim,
     Eks,
     Gke,
+    Aks,
 }
 
 /// A provider on a simulator of its own, at the placement its Clusters would have.
@@ -79,6 +80,18 @@ impl Subject {
                     .with_cluster_credentials(rotor_providers::gke::ClusterCredentials::Token);
                 (Box::new(gke), "rotor-suite", "europe-west1")
             }
+            Kind::Aks => {
+                let aks = rotor_providers::aks::AksProvider::new(rotor_azure::AzureOptions {
+                    endpoint: Some(format!("http://{addr}/azure")),
+                    credential: Some(rotor_azure::credentials::static_token("eyJ.suite")),
+                })
+                .expect("AKS provider");
+                (
+                    Box::new(aks),
+                    "3f2b8c1d-5e6a-4b7c-8d9e-0a1b2c3d4e5f",
+                    "westeurope",
+                )
+            }
         };
         Subject {
             sim,
@@ -103,6 +116,7 @@ impl Subject {
                 ("nodeRoleArn".into(), role("eks-nodes")),
                 ("subnetIds".into(), "subnet-a,subnet-b".into()),
             ]),
+            Kind::Aks => BTreeMap::from([("resourceGroup".into(), "rotor-suite".into())]),
             Kind::Sim | Kind::Gke => BTreeMap::new(),
         };
         InstanceSpec {
@@ -171,6 +185,10 @@ macro_rules! on_every_provider {
             #[tokio::test]
             async fn gke() {
                 super::$name(super::Kind::Gke).await
+            }
+            #[tokio::test]
+            async fn aks() {
+                super::$name(super::Kind::Aks).await
             }
         }
     )*};

@@ -133,7 +133,8 @@ pub fn is_loopback(listen: &str) -> bool {
 pub struct Wiring {
     /// `sim:URL` — the simulated cloud of a `rotor sim` at URL; `aws` — EKS in each Cluster's
     /// region, with the AWS SDK's default credential chain; `gcp` — GKE in each Cluster's
-    /// project and location, with Google's application default credentials.
+    /// project and location, with Google's application default credentials; `azure` — AKS in
+    /// each Cluster's subscription and location, with rotor's Azure credential chain.
     pub providers: Vec<String>,
     /// `sim:LISTEN` (an embedded weighted router serving on LISTEN), `haproxy:SOCKET,config=PATH`
     /// (an HAProxy's admin runtime socket and its haproxy.cfg, checked at start), `route53:ZONE_ID`
@@ -157,6 +158,11 @@ pub struct Wiring {
     pub gcp_access_token_file: Option<std::path::PathBuf>,
     /// How the controllers authenticate to GKE clusters' APIs.
     pub gke_credentials: rotor_providers::gke::ClusterCredentials,
+    /// Azure Resource Manager at this URL instead of Azure's (`rotor sim`'s `/azure`).
+    pub azure_endpoint_url: Option<String>,
+    /// A file holding the access token rotor presents to Azure, read whenever one is needed;
+    /// None: rotor's credential chain.
+    pub azure_access_token_file: Option<std::path::PathBuf>,
     /// TTL of the Cloud DNS records rotor writes.
     pub clouddns_ttl: std::time::Duration,
     /// How long Cloud DNS takes to serve a change from all its name servers.
@@ -260,9 +266,19 @@ pub async fn controller_context(
                     .with_cluster_credentials(wiring.gke_credentials);
                 ctx = ctx.with_provider(Provider::Gcp, Arc::new(gke));
             }
-            _ => anyhow::bail!(
-                "--provider {p:?}: expected sim:URL, aws or gcp (azure is not built yet)"
-            ),
+            None if p == "azure" => {
+                let options = rotor_azure::AzureOptions {
+                    endpoint: wiring.azure_endpoint_url.clone(),
+                    credential: wiring
+                        .azure_access_token_file
+                        .as_ref()
+                        .map(rotor_azure::credentials::token_file),
+                };
+                let aks = rotor_providers::aks::AksProvider::new(options)
+                    .map_err(|e| anyhow::anyhow!("--provider azure: {e}"))?;
+                ctx = ctx.with_provider(Provider::Azure, Arc::new(aks));
+            }
+            _ => anyhow::bail!("--provider {p:?}: expected sim:URL, aws, gcp or azure"),
         }
     }
     let mut layers = TrafficLayers {

@@ -24,7 +24,8 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Run the control plane: rotor's Kubernetes API with its CRDs over a durable store.
-    Serve(cmd::serve::ServeArgs),
+    // Boxed: serve's many flags make it several times the size of the other commands.
+    Serve(Box<cmd::serve::ServeArgs>),
     /// Serve a simulated fleet of member clusters (one Kubernetes API each) and a simulated cloud.
     Sim(cmd::sim::SimArgs),
     /// Start a simulator and an embedded control plane, apply a sample fleet, report.
@@ -67,7 +68,7 @@ async fn run() -> std::process::ExitCode {
         .init();
     let cli = Cli::parse();
     let result = match cli.command {
-        Command::Serve(args) => cmd::serve::run(args).await,
+        Command::Serve(args) => cmd::serve::run(*args).await,
         Command::Sim(args) => cmd::sim::run(args).await,
         Command::Demo(args) => cmd::demo::run(args).await,
         Command::Kubeconfig(args) => cmd::serve::kubeconfig(args).await,

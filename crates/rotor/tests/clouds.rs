@@ -1,5 +1,5 @@
-//! A rollout of a fleet spread over EKS and GKE as `rotor sim` serves their APIs, through the
-//! real providers and the official SDKs (`rotor demo --clouds aws,gcp`): blues created through
+//! A rollout of a fleet spread over EKS, AKS and GKE as `rotor sim` serves their APIs, through
+//! the real providers and the clouds' SDKs (`rotor demo --clouds aws,azure,gcp`): blues created through
 //! the providers and adopted, every swap succeeds under load with no failed request, and at the
 //! end each cloud holds exactly the greens — blues deleted through the same APIs.
 
@@ -87,6 +87,26 @@ async fn gke_names(sim_url: &str, project: &str, location: &str) -> Vec<String> 
     listed.clusters.into_iter().map(|c| c.name).collect()
 }
 
+/// The names ARM lists in `subscription` at `location`.
+async fn aks_names(sim_url: &str, subscription: &str, location: &str) -> Vec<String> {
+    let url = format!(
+        "{sim_url}/azure/subscriptions/{subscription}/providers/Microsoft.ContainerService/\
+         managedClusters?api-version={}",
+        rotor_providers::aks::API_VERSION
+    );
+    let (status, _, body) = rotor_test_support::http::get_as(&url, Some("eyJ.test"))
+        .await
+        .expect("ARM lists");
+    assert_eq!(status, 200, "{}", String::from_utf8_lossy(&body));
+    let listed: serde_json::Value = serde_json::from_slice(&body).expect("JSON");
+    let clusters = listed["value"].as_array().cloned().unwrap_or_default();
+    clusters
+        .iter()
+        .filter(|c| c["location"] == location)
+        .filter_map(|c| c["name"].as_str().map(str::to_string))
+        .collect()
+}
+
 /// What each cloud holds for the fleet's placements, sorted: (cloud, name).
 async fn cloud_holdings(r: &Rehearsal) -> Vec<(String, String)> {
     let placements: std::collections::BTreeSet<(String, String, String)> = r
@@ -102,6 +122,7 @@ async fn cloud_holdings(r: &Rehearsal) -> Vec<(String, String)> {
         let names = match provider.as_str() {
             "aws" => eks_names(&r.sim_url, &location).await,
             "gcp" => gke_names(&r.sim_url, &account, &location).await,
+            "azure" => aks_names(&r.sim_url, &account, &location).await,
             other => panic!("a cloud the rehearsal does not place on: {other}"),
         };
         held.extend(names.into_iter().map(|n| (provider.clone(), n)));
@@ -116,7 +137,7 @@ fn on_cloud(c: &Cluster, instance: String) -> (String, String) {
 }
 
 #[test]
-fn a_rollout_over_eks_and_gke_succeeds_through_the_real_providers() {
+fn a_rollout_over_eks_aks_and_gke_succeeds_through_the_real_providers() {
     // On worker threads as `rotor serve` builds them (Google's clients need the stack).
     let runtime = rotor::runtime().expect("runtime");
     let test = runtime.spawn(async {
@@ -129,9 +150,9 @@ fn a_rollout_over_eks_and_gke_succeeds_through_the_real_providers() {
 }
 
 async fn rollout_over_clouds() {
-    let clusters = 4;
+    let clusters = 6;
     let r = Rehearsal::start(RehearsalConfig {
-        fleet: rotor_api::sample_fleet_over(clusters, &["aws", "gcp"]),
+        fleet: rotor_api::sample_fleet_over(clusters, &rotor_api::SAMPLE_CLOUDS),
         sim: SimConfig {
             nodes: 1,
             workload_ready_delay: Duration::from_millis(100),
@@ -151,7 +172,7 @@ async fn rollout_over_clouds() {
         },
         traffic: TrafficChoice::Sim,
         clock: None,
-        clouds: vec![Cloud::Aws, Cloud::Gcp],
+        clouds: vec![Cloud::Aws, Cloud::Azure, Cloud::Gcp],
     })
     .await
     .expect("rehearsal");
@@ -219,6 +240,10 @@ async fn rollout_over_clouds() {
     }
     assert_eq!(
         per_cloud,
-        BTreeMap::from([("aws".to_string(), 2), ("gcp".to_string(), 2)])
+        BTreeMap::from([
+            ("aws".to_string(), 2),
+            ("azure".to_string(), 2),
+            ("gcp".to_string(), 2)
+        ])
     );
 }

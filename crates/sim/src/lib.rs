@@ -414,7 +414,7 @@ impl Sim {
     }
 
     /// The member cluster serving `instance`: the member of that name, or the one a cloud
-    /// front (EKS, GKE) made for a cluster of that name. Instance names are unique across a
+    /// front (EKS, GKE, AKS) made for a cluster of that name. Instance names are unique across a
     /// rehearsal's fleet; in several accounts or regions the first found is returned.
     pub fn member_of_instance(&self, instance: &str) -> Option<String> {
         if self.cluster(instance).is_some() {
@@ -423,6 +423,7 @@ impl Sim {
         self.aws
             .member_of(instance)
             .or_else(|| self.gcp.member_of(instance))
+            .or_else(|| self.aks.member_of(instance))
     }
 
     /// A kubeconfig for one member cluster reached at `base_url` (e.g. `http://127.0.0.1:6443`).

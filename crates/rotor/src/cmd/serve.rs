@@ -22,7 +22,9 @@ pub struct ServeArgs {
     /// A cloud for the controllers: `sim:URL` (the simulated cloud of `rotor sim`), `aws`
     /// (EKS in each Cluster's region; credentials from the AWS SDK's default chain) or `gcp`
     /// (GKE in each Cluster's project and location; Google's application default credentials
-    /// unless `--gcp-access-token-file`). Repeatable.
+    /// unless `--gcp-access-token-file`) or `azure` (AKS in each Cluster's subscription and
+    /// location; workload identity, a service principal from `AZURE_*`, managed identity or
+    /// the Azure CLI, unless `--azure-access-token-file`). Repeatable.
     #[arg(long = "provider")]
     pub providers: Vec<String>,
     /// A traffic layer for the controllers: `haproxy:SOCKET,config=PATH` (HAProxy's admin
@@ -51,6 +53,14 @@ pub struct ServeArgs {
     /// which must be on PATH).
     #[arg(long, default_value = "token", value_parser = ["token", "exec"])]
     pub gke_credentials: String,
+    /// Azure Resource Manager (AKS) at this URL instead of Azure's: `rotor sim`'s
+    /// `http://HOST:PORT/azure`. Plain http only to a loopback address.
+    #[arg(long)]
+    pub azure_endpoint_url: Option<String>,
+    /// A file holding an access token for Azure Resource Manager, read whenever one is needed
+    /// (as `az account get-access-token` prints it). Without it: rotor's credential chain.
+    #[arg(long)]
+    pub azure_access_token_file: Option<PathBuf>,
     /// The IAM role rotor assumes in each Cluster's AWS account, `{account}` standing for the
     /// account id (`arn:aws:iam::{account}:role/rotor`). Without it rotor acts with its own
     /// credentials and refuses Clusters of any other account.
@@ -269,6 +279,8 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
                 "exec" => rotor_providers::gke::ClusterCredentials::Exec,
                 _ => rotor_providers::gke::ClusterCredentials::Token,
             },
+            azure_endpoint_url: args.azure_endpoint_url.clone(),
+            azure_access_token_file: args.azure_access_token_file.clone(),
             clouddns_ttl: std::time::Duration::from_secs(args.clouddns_ttl_seconds),
             clouddns_propagation: std::time::Duration::from_secs(args.clouddns_propagation_seconds),
         };

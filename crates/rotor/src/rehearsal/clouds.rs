@@ -1,6 +1,6 @@
-//! The rehearsal's fleet on the clouds' own APIs: each Cluster runs on EKS or GKE as `rotor
-//! sim` serves them (`/aws`, `/gcp`), and the controllers reach them through the real
-//! providers and the official SDKs, as `rotor serve --provider aws|gcp` does — so a demo
+//! The rehearsal's fleet on the clouds' own APIs: each Cluster runs on EKS, GKE or AKS as
+//! `rotor sim` serves them (`/aws`, `/gcp`, `/azure`), and the controllers reach them through
+//! the real providers and SDKs, as `rotor serve --provider aws|gcp|azure` does — so a demo
 //! exercises the code that runs against the clouds, not only the simulator's own provider.
 //!
 //! Blue instances are created through the same providers before the Clusters are applied: the
@@ -18,6 +18,7 @@ use rotor_providers::{InstanceSpec, InstanceState, Located, Placement, idempoten
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Cloud {
     Aws,
+    Azure,
     Gcp,
 }
 
@@ -26,6 +27,7 @@ impl Cloud {
     pub const fn as_str(self) -> &'static str {
         match self {
             Cloud::Aws => "aws",
+            Cloud::Azure => "azure",
             Cloud::Gcp => "gcp",
         }
     }
@@ -33,6 +35,7 @@ impl Cloud {
     pub const fn provider(self) -> Provider {
         match self {
             Cloud::Aws => Provider::Aws,
+            Cloud::Azure => Provider::Azure,
             Cloud::Gcp => Provider::Gcp,
         }
     }
@@ -64,6 +67,12 @@ const AWS_ACCOUNT: &str = rotor_sim::AWS_DEFAULT_ACCOUNT;
 const GCP_PROJECT: &str = "rotor-rehearsal";
 /// The access token the GKE provider presents to the simulator (which has no IAM).
 const GCP_TOKEN: &str = "ya29.rotor-rehearsal";
+/// The Azure subscription of the rehearsal's AKS clusters.
+const AZURE_SUBSCRIPTION: &str = "7c3f9a52-0d4e-4b8a-9f61-2e5d8c1b0a47";
+/// Their resource group.
+const AZURE_RESOURCE_GROUP: &str = "rotor-rehearsal";
+/// The access token the AKS provider presents to the simulator.
+const AZURE_TOKEN: &str = "eyJ.rotor-rehearsal";
 
 /// Puts `cluster` on `cloud`: its provider, account, and the `spec.config` the provider needs.
 pub(super) fn place(cluster: &mut Cluster, cloud: Cloud) {
@@ -86,6 +95,14 @@ pub(super) fn place(cluster: &mut Cluster, cloud: Cloud) {
             spec.account = GCP_PROJECT.into();
             for pool in &mut spec.node_pools {
                 pool.instance_type = "e2-standard-4".into();
+            }
+        }
+        Cloud::Azure => {
+            spec.account = AZURE_SUBSCRIPTION.into();
+            spec.config
+                .insert("resourceGroup".into(), AZURE_RESOURCE_GROUP.into());
+            for pool in &mut spec.node_pools {
+                pool.instance_type = "Standard_D4s_v5".into();
             }
         }
     }
@@ -123,6 +140,13 @@ pub(super) async fn providers(
                 .await
                 .map_err(|e| anyhow::anyhow!("GKE provider: {e}"))?
                 .with_cluster_credentials(rotor_providers::gke::ClusterCredentials::Token),
+            ),
+            Cloud::Azure => Arc::new(
+                rotor_providers::aks::AksProvider::new(rotor_azure::AzureOptions {
+                    endpoint: Some(format!("{sim_url}/azure")),
+                    credential: Some(rotor_azure::credentials::static_token(AZURE_TOKEN)),
+                })
+                .map_err(|e| anyhow::anyhow!("AKS provider: {e}"))?,
             ),
         };
         out.push((cloud.provider(), provider));
@@ -233,5 +257,8 @@ mod tests {
         assert_eq!(c.spec.provider, Provider::Gcp);
         assert_eq!(c.spec.account, GCP_PROJECT);
         assert!(c.spec.config.is_empty());
+        place(&mut c, Cloud::Azure);
+        assert_eq!(c.spec.provider, Provider::Azure);
+        assert_eq!(c.spec.config["resourceGroup"], AZURE_RESOURCE_GROUP);
     }
 }

@@ -55,6 +55,14 @@ impl Aks {
         self.clusters.lock().unwrap_or_else(|p| p.into_inner())
     }
 
+    /// The member made for the managed cluster `name` (in any subscription and group).
+    pub(crate) fn member_of(&self, name: &str) -> Option<String> {
+        self.table()
+            .iter()
+            .find(|(key, _)| key.2.eq_ignore_ascii_case(name))
+            .map(|(_, c)| c.member.clone())
+    }
+
     /// Operations by (subscription in lowercase, id).
     pub(super) fn operations(&self) -> MutexGuard<'_, BTreeMap<(String, String), Operation>> {
         self.operations.lock().unwrap_or_else(|p| p.into_inner())

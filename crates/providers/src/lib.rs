@@ -15,6 +15,7 @@ use sha2::{Digest, Sha256};
 
 pub mod aks;
 pub mod eks;
+mod failure;
 pub mod gke;
 pub mod poll;
 pub mod sim;

@@ -91,33 +91,7 @@ impl std::fmt::Debug for EksProvider {
 
 /// A failed SDK call as the error the controllers act on.
 fn provider_error(operation: &'static str, instance: &str, failure: Failure) -> ProviderError {
-    let instance = instance.to_string();
-    match failure {
-        Failure::Unavailable { message } => ProviderError::Unavailable {
-            operation,
-            instance,
-            message,
-        },
-        Failure::Throttled { message } => ProviderError::RateLimited {
-            operation,
-            instance,
-            retry_after: None,
-            message,
-        },
-        Failure::Refused {
-            status, message, ..
-        } => ProviderError::Refused {
-            operation,
-            instance,
-            status,
-            message,
-        },
-        Failure::Protocol { message } => ProviderError::Protocol {
-            operation,
-            instance,
-            message,
-        },
-    }
+    crate::failure::Classed::from(failure).at(operation, instance)
 }
 
 /// A required `spec.config` key was missing or empty: the request cannot be made.

@@ -25,6 +25,27 @@ pub(super) enum Failure {
     Protocol { message: String },
 }
 
+impl From<Failure> for crate::failure::Classed {
+    fn from(f: Failure) -> Self {
+        use crate::failure::Classed;
+        match f {
+            // Busy: another operation runs on the cluster; the same call may pass later.
+            Failure::Unavailable { message } | Failure::Busy { message } => {
+                Classed::Unavailable { message }
+            }
+            Failure::Throttled {
+                retry_after,
+                message,
+            } => Classed::RateLimited {
+                retry_after,
+                message,
+            },
+            Failure::Refused { status, message } => Classed::Refused { status, message },
+            Failure::Protocol { message } => Classed::Protocol { message },
+        }
+    }
+}
+
 pub(super) fn classify(e: &Error) -> Failure {
     let http = e.http_status_code();
     let Some(status) = e.status() else {

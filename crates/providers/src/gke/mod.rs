@@ -76,49 +76,12 @@ impl std::fmt::Debug for GkeProvider {
 
 /// A failed call as the error the controllers act on.
 fn provider_error(operation: &'static str, instance: &str, failure: Failure) -> ProviderError {
-    let instance = instance.to_string();
-    match failure {
-        Failure::Unavailable { message } => ProviderError::Unavailable {
-            operation,
-            instance,
-            message,
-        },
-        Failure::Throttled {
-            retry_after,
-            message,
-        } => ProviderError::RateLimited {
-            operation,
-            instance,
-            retry_after,
-            message,
-        },
-        Failure::Refused { status, message } => ProviderError::Refused {
-            operation,
-            instance,
-            status,
-            message,
-        },
-        Failure::Busy { message } => ProviderError::Unavailable {
-            operation,
-            instance,
-            message,
-        },
-        Failure::Protocol { message } => ProviderError::Protocol {
-            operation,
-            instance,
-            message,
-        },
-    }
+    crate::failure::Classed::from(failure).at(operation, instance)
 }
 
 /// A request rotor cannot make as asked: refused before anything is sent.
 fn invalid(operation: &'static str, instance: &str, message: String) -> ProviderError {
-    ProviderError::Refused {
-        operation,
-        instance: instance.to_string(),
-        status: 400,
-        message,
-    }
+    ProviderError::invalid(operation, instance, message)
 }
 
 /// `projects/{account}/locations/{region}`, after checking both are given.

@@ -47,10 +47,8 @@ impl Cloud {
             let cloud = match name {
                 "aws" => Cloud::Aws,
                 "gcp" => Cloud::Gcp,
-                "azure" => {
-                    anyhow::bail!("--clouds: azure is not built yet (AKS is issue 18's next slice)")
-                }
-                other => anyhow::bail!("--clouds: unknown cloud {other:?} (aws, gcp)"),
+                "azure" => Cloud::Azure,
+                other => anyhow::bail!("--clouds: unknown cloud {other:?} (aws, azure, gcp)"),
             };
             if !clouds.contains(&cloud) {
                 clouds.push(cloud);
@@ -235,8 +233,8 @@ mod tests {
     #[test]
     fn cloud_lists_parse_once_each_and_name_what_is_wrong() {
         assert_eq!(
-            Cloud::parse_list("gcp, aws,gcp").unwrap(),
-            [Cloud::Gcp, Cloud::Aws]
+            Cloud::parse_list("gcp, aws,gcp,azure").unwrap(),
+            [Cloud::Gcp, Cloud::Aws, Cloud::Azure]
         );
         let unknown = Cloud::parse_list("aws,ibm").unwrap_err().to_string();
         assert!(unknown.contains("\"ibm\""), "{unknown}");

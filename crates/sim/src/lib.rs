@@ -32,7 +32,7 @@ use rotor_store::memory::MemoryStore;
 pub use aws::DEFAULT_ACCOUNT as AWS_DEFAULT_ACCOUNT;
 pub use cloud::{CloudCluster, CloudClusterState, CloudConfig, CreateRequest, SimCloud};
 pub use faults::Fault;
-pub use traffic::{DRAIN_GRACE, HANG_HOLD, MAX_DELAY, SLOW_LATENCY, STREAM_TICK};
+pub use traffic::{DRAIN_GRACE, HANG_HOLD, MAX_DELAY, SLOW_LATENCY, STREAM_TICK, TrafficCounts};
 pub use workloads::Clock;
 
 use faults::{FaultSet, FaultSwitch};
@@ -89,7 +89,14 @@ pub struct MemberCluster {
     /// Background tasks stop when the cluster is deleted.
     tasks: Vec<tokio::task::JoinHandle<()>>,
     /// Drains when the cluster is deleted (streams end cleanly, requests in flight finish).
-    _traffic: Option<traffic::TrafficListener>,
+    traffic: Option<traffic::TrafficListener>,
+}
+
+impl MemberCluster {
+    /// What its traffic listener answered so far; None when traffic is off.
+    pub fn traffic_counts(&self) -> Option<Arc<traffic::TrafficCounts>> {
+        self.traffic.as_ref().map(|t| t.counts.clone())
+    }
 }
 
 impl Drop for MemberCluster {
@@ -246,7 +253,7 @@ impl Sim {
             traffic_addr,
             faults,
             tasks,
-            _traffic: traffic,
+            traffic,
         });
         let mut clusters = self
             .clusters

@@ -221,7 +221,13 @@ async fn stream(State(app): State<Arc<App>>, Path((ns, svc)): Path<(String, Stri
 }
 
 /// The answer under the traffic faults in force (see the module docs).
-async fn faulty(mut faults: watch::Receiver<FaultSet>, req: Request, next: Next) -> Response {
+async fn faulty(
+    mut faults: watch::Receiver<FaultSet>,
+    counts: Arc<TrafficCounts>,
+    req: Request,
+    next: Next,
+) -> Response {
+    use std::sync::atomic::Ordering::Relaxed;
     let on = |fault| faults.borrow().contains(&fault);
     let (hangs, slow, errors, resets) = (
         on(Fault::TrafficHangs),
@@ -229,6 +235,10 @@ async fn faulty(mut faults: watch::Receiver<FaultSet>, req: Request, next: Next)
         on(Fault::TrafficErrors),
         on(Fault::TrafficResets),
     );
+    counts.requests.fetch_add(1, Relaxed);
+    if hangs || slow || errors || resets {
+        counts.faulted.fetch_add(1, Relaxed);
+    }
     if hangs {
         let cleared = faults.wait_for(|f| !f.contains(&Fault::TrafficHangs));
         let _ = tokio::time::timeout(HANG_HOLD, cleared).await;
@@ -265,7 +275,25 @@ fn reset() -> Response {
 /// A cluster's traffic listener; dropping it drains (see the module docs).
 pub struct TrafficListener {
     pub addr: SocketAddr,
+    /// What the listener has answered so far.
+    pub counts: Arc<TrafficCounts>,
     stop: Option<oneshot::Sender<()>>,
+}
+
+/// Requests a cluster's listener took, and how many of them a traffic fault answered: what
+/// shows that an injected fault met traffic (a fault nobody's requests reach proves nothing).
+#[derive(Debug, Default)]
+pub struct TrafficCounts {
+    pub requests: std::sync::atomic::AtomicU64,
+    pub faulted: std::sync::atomic::AtomicU64,
+}
+
+impl TrafficCounts {
+    /// (requests, faulted) now.
+    pub fn read(&self) -> (u64, u64) {
+        use std::sync::atomic::Ordering::Relaxed;
+        (self.requests.load(Relaxed), self.faulted.load(Relaxed))
+    }
 }
 
 impl Drop for TrafficListener {
@@ -281,6 +309,8 @@ pub async fn serve(
     faults: watch::Receiver<FaultSet>,
     addr: SocketAddr,
 ) -> anyhow::Result<TrafficListener> {
+    let counts = Arc::new(TrafficCounts::default());
+    let counted = counts.clone();
     let app = axum::Router::new()
         .route("/{namespace}/{service}", get(read).post(write))
         .route("/{namespace}/{service}/stream", get(stream))
@@ -289,7 +319,7 @@ pub async fn serve(
             ready: Mutex::default(),
         }))
         .layer(axum::middleware::from_fn(
-            move |req: Request, next: Next| faulty(faults.clone(), req, next),
+            move |req: Request, next: Next| faulty(faults.clone(), counted.clone(), req, next),
         ));
     let listener = tokio::net::TcpListener::bind(addr)
         .await
@@ -304,6 +334,7 @@ pub async fn serve(
     });
     Ok(TrafficListener {
         addr: local,
+        counts,
         stop: Some(stop),
     })
 }

@@ -16,6 +16,7 @@
 //! `preflight_s`); `wall_s / critical_path_s` is the scheduling overhead.
 
 use std::collections::BTreeMap;
+use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -213,6 +214,7 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
         let timings = timings.clone();
         let injection = injection.clone();
         let sim = r.sim.clone();
+        let haproxy = r.haproxy.as_ref().map(|h| h.shifter());
         let api: Api<ClusterSwap> = Api::all(r.client.clone());
         tokio::spawn(async move {
             let stream = kube::runtime::watcher(api, kube::runtime::watcher::Config::default())
@@ -220,48 +222,29 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
                 .applied_objects();
             futures::pin_mut!(stream);
             while let Some(Ok(s)) = stream.next().await {
-                let st = s.status.clone().unwrap_or_default();
-                let mut t = timings.lock().unwrap_or_else(|p| p.into_inner());
-                let entry = t
-                    .entry(s.uid().unwrap_or_default())
-                    .or_insert_with(|| SwapTiming {
-                        cluster: s.spec.cluster_ref.clone(),
-                        wave: s
-                            .labels()
-                            .get(rotor_api::labels::WAVE)
-                            .cloned()
-                            .unwrap_or_default(),
-                        created: Instant::now(),
-                        finished: None,
-                        history: Vec::new(),
-                    });
-                let step = (st.phase.as_str().to_string(), st.green_weight_percent);
-                if entry.history.last().map(|(_, p, w)| (p, *w)) != Some((&step.0, step.1)) {
-                    entry
-                        .history
-                        .push((started.elapsed().as_secs_f64(), step.0, step.1));
-                }
-                if st.phase.is_terminal() && entry.finished.is_none() {
-                    entry.finished = Some(Instant::now());
-                }
-                let mut injected = injection.lock().unwrap_or_else(|p| p.into_inner());
-                if let Some(fault) = fault
-                    && injected.is_none()
-                    && entry.wave == first_wave
-                    && st.phase == Phase::ShiftingTraffic
-                    && st.green_weight_percent >= 50
-                    && let Some(green) = st.green_instance.clone()
-                {
-                    let set = sim
-                        .member_of_instance(&green)
-                        .is_some_and(|member| sim.set_fault(&member, fault));
-                    *injected = Some(Injection {
-                        swap: s.name_any(),
-                        cluster: s.spec.cluster_ref.clone(),
-                        green,
-                        at_s: started.elapsed().as_secs_f64(),
-                        set,
-                    });
+                let wave = record_timing(&timings, &s, started);
+                let newly_injected = {
+                    let mut injected = injection.lock().unwrap_or_else(|p| p.into_inner());
+                    let due = injected.is_none() && wave == first_wave;
+                    if let Some(fault) = fault.filter(|_| due)
+                        && let Some(i) = inject_if_half(&sim, fault, &s, started)
+                    {
+                        *injected = Some(i);
+                        true
+                    } else {
+                        false
+                    }
+                }; // (the lock is not held across the await below)
+                if newly_injected && let Some(haproxy) = &haproxy {
+                    let routed = haproxy
+                        .server_states(&s.spec.cluster_ref)
+                        .await
+                        .ok()
+                        .and_then(|states| states.get("green").cloned())
+                        .and_then(|g| Some(SocketAddr::new(g.addr?, g.port?)));
+                    if let Some(i) = injection.lock().unwrap_or_else(|p| p.into_inner()).as_mut() {
+                        i.routed_address = routed;
+                    }
                 }
             }
         })
@@ -554,6 +537,10 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
             let back = rolled_back_at(&timings.lock().unwrap_or_else(|p| p.into_inner()), i);
             json!({
                 "swap": i.swap, "green": i.green, "at_s": round(i.at_s), "fault_set": i.set,
+                "member_address": i.member_address.map(|a| a.to_string()),
+                "routed_address": i.routed_address.map(|a| a.to_string()),
+                "member_requests": i.counts.as_ref().map(|c| c.read().0),
+                "member_faulted": i.counts.as_ref().map(|c| c.read().1),
                 "rolled_back_at_s": back.map(round),
                 "gate_reaction_s": back.map(|b| round(b - i.at_s)),
             })
@@ -578,9 +565,99 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
     } else {
         eprintln!("report: {report}");
     }
+    if let Some(warning) = injection
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .as_ref()
+        .and_then(Injection::unexercised)
+    {
+        eprintln!("warning: {warning}");
+    }
     match final_status.phase {
         RolloutPhase::Succeeded => Ok(()),
         phase => Err(not_succeeded(phase, &final_status, args.timeout_s)),
+    }
+}
+
+/// Records `swap`'s phase and weight change in its attempt's timing; returns its wave.
+fn record_timing(
+    timings: &Mutex<BTreeMap<String, SwapTiming>>,
+    swap: &ClusterSwap,
+    started: Instant,
+) -> String {
+    let st = swap.status.clone().unwrap_or_default();
+    let mut t = timings.lock().unwrap_or_else(|p| p.into_inner());
+    let entry = t
+        .entry(swap.uid().unwrap_or_default())
+        .or_insert_with(|| SwapTiming {
+            cluster: swap.spec.cluster_ref.clone(),
+            wave: swap
+                .labels()
+                .get(rotor_api::labels::WAVE)
+                .cloned()
+                .unwrap_or_default(),
+            created: Instant::now(),
+            finished: None,
+            history: Vec::new(),
+        });
+    let step = (st.phase.as_str().to_string(), st.green_weight_percent);
+    if entry.history.last().map(|(_, p, w)| (p, *w)) != Some((&step.0, step.1)) {
+        entry
+            .history
+            .push((started.elapsed().as_secs_f64(), step.0, step.1));
+    }
+    if st.phase.is_terminal() && entry.finished.is_none() {
+        entry.finished = Some(Instant::now());
+    }
+    entry.wave.clone()
+}
+
+/// Sets `fault` in the member behind `swap`'s green once green carries half the traffic.
+fn inject_if_half(
+    sim: &rotor_sim::Sim,
+    fault: rotor_sim::Fault,
+    swap: &ClusterSwap,
+    started: Instant,
+) -> Option<Injection> {
+    let st = swap.status.as_ref()?;
+    if st.phase != Phase::ShiftingTraffic || st.green_weight_percent < 50 {
+        return None;
+    }
+    let green = st.green_instance.clone()?;
+    let member = sim.member_of_instance(&green);
+    let set = member.as_ref().is_some_and(|m| sim.set_fault(m, fault));
+    let served = member.as_deref().and_then(|m| sim.cluster(m));
+    Some(Injection {
+        swap: swap.name_any(),
+        cluster: swap.spec.cluster_ref.clone(),
+        green,
+        at_s: started.elapsed().as_secs_f64(),
+        set,
+        member_address: served.as_ref().and_then(|m| m.traffic_addr),
+        counts: served.and_then(|m| m.traffic_counts()),
+        routed_address: None,
+    })
+}
+
+impl Injection {
+    /// Why the injection proved nothing, if it did not: the fault never reached a member, or
+    /// no request met it (on a fleet this large each cluster's green sees few requests per
+    /// step, and a gate judges only the requests green answered).
+    fn unexercised(&self) -> Option<String> {
+        if !self.set {
+            return Some(format!(
+                "the injected fault found no simulated member for green {}",
+                self.green
+            ));
+        }
+        let faulted = self.counts.as_ref().map_or(0, |c| c.read().1);
+        (faulted == 0).then(|| {
+            format!(
+                "the fault injected into green {} of {} met no request: nothing showed it, \
+                 and the gates had no failure to judge",
+                self.green, self.swap
+            )
+        })
     }
 }
 
@@ -759,4 +836,10 @@ struct Injection {
     at_s: f64,
     /// Whether the simulator knew the green instance.
     set: bool,
+    /// Where the faulted member answers traffic.
+    member_address: Option<SocketAddr>,
+    /// What the faulted member's listener answered (all, and under the fault).
+    counts: Option<Arc<rotor_sim::TrafficCounts>>,
+    /// Green's address in the traffic layer when the fault was set (HAProxy only).
+    routed_address: Option<SocketAddr>,
 }

@@ -306,8 +306,9 @@ async fn endpoints_rotor_did_not_write_are_left_untouched() {
     assert_eq!(now[2]["name"], "rotor-app-blue");
 }
 
-/// A hand edit is reported by `weights`, never read as a split; the next shift writes the
-/// split whole (a rollback must always go through).
+/// A hand edit (or a shift interrupted between its two writes) is reported by `weights`, never
+/// read as a split; re-registering leaves it, and the next shift writes the split whole (a
+/// rollback must always go through).
 #[tokio::test]
 async fn hand_edits_are_reported_and_the_next_shift_writes_the_split_whole() {
     let d = tm().await;
@@ -336,6 +337,12 @@ async fn hand_edits_are_reported_and_the_next_shift_writes_the_split_whole() {
             .contains("rotor-app-green Enabled weight 700"),
         "{err}"
     );
+    // Re-registering (what a swap does before it shifts) leaves the weights to the shift.
+    let before = writes(&d);
+    s.register(EP, addr("10.0.0.1:443"), Some(addr("10.0.0.2:443")))
+        .await
+        .expect("re-registered as it is");
+    assert_eq!(writes(&d), before);
     s.rollback(EP).await.expect("rollback goes through");
     assert_eq!(
         held(&d),
@@ -354,6 +361,42 @@ async fn hand_edits_are_reported_and_the_next_shift_writes_the_split_whole() {
     .await;
     let err = s.weights(EP).await.expect_err("unmarked");
     assert!(matches!(err, TrafficError::NotOurs { .. }), "{err:?}");
+}
+
+/// A shift that stopped after its first write (the gaining side's PATCH went through, the
+/// other was throttled or the process died) is what the swap's next reconcile meets: the
+/// weights do not read, re-registering writes nothing, and the shift writes only what is left.
+#[tokio::test]
+async fn a_shift_interrupted_between_its_two_writes_is_finished_by_the_next() {
+    let d = tm().await;
+    let s = &d.shifter;
+    s.register(EP, addr("10.0.0.1:443"), Some(addr("10.0.0.2:443")))
+        .await
+        .unwrap();
+    // 100/0 → 90/10 writes green first: Enabled at 10. Only that write happened.
+    let green = format!(
+        "{}/ExternalEndpoints/rotor-app-green",
+        profile_path(PROFILE)
+    );
+    let first = json!({"properties": {"endpointStatus": "Enabled", "weight": 10}});
+    operator_sends(&d, Method::Patch, &green, first).await;
+    let err = s.weights(EP).await.expect_err("half a shift");
+    assert!(matches!(err, TrafficError::Verify { .. }), "{err:?}");
+    let before = writes(&d);
+    s.register(EP, addr("10.0.0.1:443"), Some(addr("10.0.0.2:443")))
+        .await
+        .expect("re-registered");
+    s.set_weights(EP, Weights::green(10).unwrap())
+        .await
+        .expect("the shift finishes");
+    assert_eq!(writes(&d), before + 1, "blue's PATCH alone");
+    assert_eq!(
+        held(&d),
+        [
+            ep("rotor-app-blue", "10.0.0.1", "Enabled", 90),
+            ep("rotor-app-green", "10.0.0.2", "Enabled", 10),
+        ]
+    );
 }
 
 #[tokio::test]

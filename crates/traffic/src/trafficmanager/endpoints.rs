@@ -194,6 +194,15 @@ impl Wanted {
         }
     }
 
+    /// `held`'s status and weight at `target`: what a re-registration leaves as it is.
+    pub fn keeping(target: IpAddr, held: &Held) -> Wanted {
+        Wanted {
+            target,
+            enabled: held.enabled,
+            weight: held.weight,
+        }
+    }
+
     fn effective(&self) -> i64 {
         if self.enabled { self.weight } else { 0 }
     }

@@ -291,8 +291,9 @@ impl TrafficManagerShifter {
 #[async_trait]
 impl TrafficShifter for TrafficManagerShifter {
     /// Writes blue's endpoint and green's (or deletes green's); an endpoint at rotor's names
-    /// that rotor did not write is refused. Re-registering a green keeps the split, anything
-    /// else sends all to blue.
+    /// that rotor did not write is refused. Re-registering a green keeps both endpoints'
+    /// status and weight as they are — whatever they hold, so a shift left half done is
+    /// finished by the next `set_weights`, not refused here — anything else sends all to blue.
     async fn register(
         &self,
         endpoint: &str,
@@ -302,14 +303,16 @@ impl TrafficShifter for TrafficManagerShifter {
         validate_endpoint(endpoint)?;
         check_dns_backends(endpoint, blue, green)?;
         let current = self.read(endpoint).await?;
-        let weights = match (&current.blue, &current.green, green) {
-            (Some(b), Some(g), Some(_)) => Self::weights_of(endpoint, b, Some(g))?,
-            _ => Weights::all_blue(),
+        let wanted = match (&current.blue, &current.green, green) {
+            (Some(hb), Some(hg), Some(g)) => [
+                Some(Wanted::keeping(blue.ip(), hb)),
+                Some(Wanted::keeping(g.ip(), hg)),
+            ],
+            _ => [
+                Some(Wanted::share(blue.ip(), 100)),
+                green.map(|g| Wanted::share(g.ip(), 0)),
+            ],
         };
-        let wanted = [
-            Some(Wanted::share(blue.ip(), weights.blue_pct())),
-            green.map(|g| Wanted::share(g.ip(), weights.green_pct())),
-        ];
         let held = [current.blue.as_ref(), current.green.as_ref()];
         let writes = endpoints::plan(endpoint, held, wanted);
         self.apply(endpoint, "registering the backends", writes)

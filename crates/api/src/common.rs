@@ -32,6 +32,8 @@ closed_enum! {
         Route53 = "route53",
         /// Google Cloud DNS: one weighted round-robin record set.
         CloudDns = "clouddns",
+        /// Azure Traffic Manager: weighted external endpoints in one profile.
+        TrafficManager = "trafficmanager",
         /// rotor's simulated traffic layer.
         Sim = "sim",
     }
@@ -44,7 +46,8 @@ pub struct TrafficEndpoint {
     /// The traffic shifter implementation.
     pub shifter: ShifterKind,
     /// The endpoint in the shifter's terms: HAProxy backend, Route 53 or Cloud DNS record name,
-    /// sim endpoint.
+    /// the name in a Traffic Manager profile rotor's endpoints are named after
+    /// (`rotor-{endpoint}-blue`, `-green`), sim endpoint.
     #[schemars(length(min = 1))]
     pub endpoint: String,
 }

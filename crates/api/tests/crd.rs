@@ -181,7 +181,10 @@ fn cluster_and_rollout_schemas_carry_enums_and_bounds() {
     assert_eq!(provider, &json!(["aws", "azure", "gcp", "sim"]));
     let shifter =
         &c["properties"]["spec"]["properties"]["traffic"]["properties"]["shifter"]["enum"];
-    assert_eq!(shifter, &json!(["haproxy", "route53", "clouddns", "sim"]));
+    assert_eq!(
+        shifter,
+        &json!(["haproxy", "route53", "clouddns", "trafficmanager", "sim"])
+    );
     let cond = &c["properties"]["status"]["properties"]["conditions"]["items"]["properties"];
     assert_eq!(cond["status"]["enum"], json!(["True", "False", "Unknown"]));
     assert!(

@@ -1,10 +1,11 @@
-//! What rotor's Azure integrations (the AKS provider; Traffic Manager next) share: one way to
-//! reach Azure Resource Manager, and one reading of its errors.
+//! What rotor's Azure integrations (the AKS provider, the Traffic Manager shifter) share: one
+//! way to reach Azure Resource Manager, and one reading of its errors.
 //!
-//! No maintained crate covers `Microsoft.ContainerService` (the `azure_mgmt_*` crates are
-//! retired and pin an old `azure_core`), so rotor sends its few typed requests through
-//! `azure_core`'s [`Pipeline`] (retries, request ids, user agent) with JSON bodies written from
-//! the official REST specification. The transport is reqwest with rustls on ring, as the rest of
+//! No maintained crate covers `Microsoft.ContainerService` or Traffic Manager's
+//! `Microsoft.Network/trafficmanagerprofiles` (the `azure_mgmt_*` crates are retired and pin an
+//! old `azure_core`), so rotor sends its few typed requests through `azure_core`'s [`Pipeline`]
+//! (retries, request ids, user agent) with JSON bodies written from the official REST
+//! specification. The transport is reqwest with rustls on ring, as the rest of
 //! rotor (no aws-lc, no OpenSSL); credentials come from [`credentials::chain`] unless given.
 
 pub mod credentials;

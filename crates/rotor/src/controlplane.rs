@@ -138,7 +138,8 @@ pub struct Wiring {
     pub providers: Vec<String>,
     /// `sim:LISTEN` (an embedded weighted router serving on LISTEN), `haproxy:SOCKET,config=PATH`
     /// (an HAProxy's admin runtime socket and its haproxy.cfg, checked at start), `route53:ZONE_ID`
-    /// (weighted records in that zone) or `clouddns:PROJECT/MANAGED_ZONE`.
+    /// (weighted records in that zone), `clouddns:PROJECT/MANAGED_ZONE` or
+    /// `trafficmanager:SUBSCRIPTION/RESOURCE_GROUP/PROFILE`.
     pub traffic: Vec<String>,
     /// Every AWS API at this URL instead of AWS's (a moto, a VPC endpoint).
     pub aws_endpoint_url: Option<String>,
@@ -167,6 +168,8 @@ pub struct Wiring {
     pub clouddns_ttl: std::time::Duration,
     /// How long Cloud DNS takes to serve a change from all its name servers.
     pub clouddns_propagation: std::time::Duration,
+    /// How long Traffic Manager takes to serve a change from all its name servers.
+    pub trafficmanager_propagation: std::time::Duration,
 }
 
 /// The AWS SDK configuration, loaded on first use only (no AWS flag, no credential lookup).
@@ -208,6 +211,17 @@ fn clouddns_options(wiring: &Wiring) -> rotor_traffic::clouddns::CloudDnsOptions
         ttl: wiring.clouddns_ttl,
         propagation: wiring.clouddns_propagation,
         ..Default::default()
+    }
+}
+
+/// Where and as whom rotor reaches Azure Resource Manager (`--azure-*`).
+fn azure_options(wiring: &Wiring) -> rotor_azure::AzureOptions {
+    rotor_azure::AzureOptions {
+        endpoint: wiring.azure_endpoint_url.clone(),
+        credential: wiring
+            .azure_access_token_file
+            .as_ref()
+            .map(rotor_azure::credentials::token_file),
     }
 }
 
@@ -267,14 +281,7 @@ pub async fn controller_context(
                 ctx = ctx.with_provider(Provider::Gcp, Arc::new(gke));
             }
             None if p == "azure" => {
-                let options = rotor_azure::AzureOptions {
-                    endpoint: wiring.azure_endpoint_url.clone(),
-                    credential: wiring
-                        .azure_access_token_file
-                        .as_ref()
-                        .map(rotor_azure::credentials::token_file),
-                };
-                let aks = rotor_providers::aks::AksProvider::new(options)
+                let aks = rotor_providers::aks::AksProvider::new(azure_options(wiring))
                     .map_err(|e| anyhow::anyhow!("--provider azure: {e}"))?;
                 ctx = ctx.with_provider(Provider::Azure, Arc::new(aks));
             }
@@ -319,9 +326,21 @@ pub async fn controller_context(
                         .map_err(|e| anyhow::anyhow!("--traffic {t:?}: {e}"))?;
                 ctx = ctx.with_shifter(ShifterKind::CloudDns, Arc::new(shifter));
             }
+            Some(("trafficmanager", profile)) => {
+                let options = rotor_traffic::trafficmanager::TrafficManagerOptions {
+                    azure: azure_options(wiring),
+                    propagation: wiring.trafficmanager_propagation,
+                };
+                let shifter =
+                    rotor_traffic::trafficmanager::TrafficManagerShifter::new(profile, options)
+                        .await
+                        .map_err(|e| anyhow::anyhow!("--traffic {t:?}: {e}"))?;
+                ctx = ctx.with_shifter(ShifterKind::TrafficManager, Arc::new(shifter));
+            }
             _ => anyhow::bail!(
                 "--traffic {t:?}: expected sim:LISTEN, haproxy:SOCKET,config=PATH[,log=ADDR], \
-                 route53:ZONE_ID or clouddns:PROJECT/MANAGED_ZONE"
+                 route53:ZONE_ID, clouddns:PROJECT/MANAGED_ZONE or \
+                 trafficmanager:SUBSCRIPTION/RESOURCE_GROUP/PROFILE"
             ),
         }
     }

@@ -3,8 +3,9 @@
 //! front (`rotor sim` at `/azure`), where an AKS managed cluster is a member with a Kubernetes
 //! API and a traffic address. Blue is made through ARM as a person would (a create-only PUT);
 //! the swap runs to the end: green created at the target version with its agent pool, the
-//! application migrated, traffic moved to green through the embedded router (Traffic Manager
-//! is not built yet), blue deleted through ARM. Every wait is bounded.
+//! application migrated, traffic moved to green — through the embedded router, or through
+//! Traffic Manager's weighted endpoints (`--traffic trafficmanager:…`) in a profile of the
+//! simulator's — blue deleted through ARM. Every wait is bounded.
 
 mod common;
 
@@ -95,14 +96,67 @@ async fn answers(router: std::net::SocketAddr, endpoint: &str) -> bool {
     matches!(rotor_test_support::http::get(&url).await, Ok((200, _, _)))
 }
 
+/// The profile `--traffic trafficmanager:` names in the Traffic Manager runs.
+const PROFILE: &str = "rotor-e2e-front";
+
+/// What moves the swap's traffic.
+#[derive(Clone, Copy, PartialEq)]
+enum Traffic {
+    /// The embedded router (`--traffic sim:LISTEN`), which the test sends requests through.
+    Router,
+    /// Traffic Manager (`--traffic trafficmanager:SUB/GROUP/PROFILE`), whose endpoints the
+    /// test reads from the simulator.
+    TrafficManager,
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_swap_on_aks_in_the_simulator_succeeds() {
-    tokio::time::timeout(Duration::from_secs(120), swap_on_aks())
+    tokio::time::timeout(Duration::from_secs(120), swap_on_aks(Traffic::Router))
         .await
         .expect("bounded");
 }
 
-async fn swap_on_aks() {
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_swap_on_aks_and_traffic_manager_in_the_simulator_succeeds() {
+    tokio::time::timeout(
+        Duration::from_secs(120),
+        swap_on_aks(Traffic::TrafficManager),
+    )
+    .await
+    .expect("bounded");
+}
+
+/// rotor's Traffic Manager endpoints in the profile, as the simulator holds them:
+/// (target, endpointStatus, weight).
+fn tm_endpoints(sim: &rotor_sim::Sim) -> Vec<(String, String, i64)> {
+    let Some(profile) = sim.traffic_manager_profile(SUBSCRIPTION, GROUP, PROFILE) else {
+        return Vec::new();
+    };
+    let endpoints = profile["properties"]["endpoints"].as_array().cloned();
+    endpoints
+        .unwrap_or_default()
+        .iter()
+        .filter(|e| e["name"].as_str().is_some_and(|n| n.starts_with("rotor-")))
+        .map(|e| {
+            let p = &e["properties"];
+            let text = |v: &serde_json::Value| v.as_str().unwrap_or_default().to_string();
+            (
+                text(&p["target"]),
+                text(&p["endpointStatus"]),
+                p["weight"].as_i64().unwrap_or(-1),
+            )
+        })
+        .collect()
+}
+
+/// Whether all of the profile's enabled rotor endpoints target `ip`, at 100.
+fn tm_all_on(sim: &rotor_sim::Sim, ip: &str) -> bool {
+    let held = tm_endpoints(sim);
+    let enabled: Vec<_> = held.iter().filter(|(_, s, _)| s == "Enabled").collect();
+    !enabled.is_empty() && enabled.iter().all(|(t, _, w)| t == ip && *w == 100)
+}
+
+async fn swap_on_aks(traffic: Traffic) {
     let sim = rotor_sim::Sim::new(rotor_sim::SimConfig {
         nodes: 2,
         node_ready_delay: Duration::from_millis(100),
@@ -115,6 +169,8 @@ async fn swap_on_aks() {
         },
         ..Default::default()
     });
+    // The operator's weighted profile, TTL 1 s.
+    sim.add_traffic_manager_profile(SUBSCRIPTION, GROUP, PROFILE, "rotor-e2e", 1);
     let addr = sim.serve_loopback().await.expect("simulator serves");
     let endpoint = format!("http://{addr}/azure");
     let mut cluster = azure_cluster();
@@ -157,18 +213,37 @@ async fn swap_on_aks() {
     let token_file = dir.path().join("azure-token");
     std::fs::write(&token_file, format!("{TOKEN}\n")).expect("token file");
     let router = std::net::SocketAddr::from(([127, 0, 0, 1], common::kubectl::free_port()));
+    let blue_ip = at
+        .get_instance(&name)
+        .await
+        .expect("get")
+        .and_then(|i| i.traffic_address)
+        .expect("blue's traffic address")
+        .ip()
+        .to_string();
+    let (shifter, layer) = match traffic {
+        Traffic::Router => (ShifterKind::Sim, format!("sim:{router}")),
+        Traffic::TrafficManager => (
+            ShifterKind::TrafficManager,
+            format!("trafficmanager:{SUBSCRIPTION}/{GROUP}/{PROFILE}"),
+        ),
+    };
     cluster.spec.traffic = TrafficEndpoint {
-        shifter: ShifterKind::Sim,
+        shifter,
         endpoint: name.clone(),
     };
     let cp = common::start(Arc::new(rotor_store::memory::MemoryStore::default())).await;
     let wiring = rotor::controlplane::Wiring {
         providers: vec!["azure".into()],
-        traffic: vec![format!("sim:{router}")],
+        traffic: vec![layer],
         azure_endpoint_url: Some(endpoint.clone()),
         azure_access_token_file: Some(token_file.clone()),
+        trafficmanager_propagation: Duration::ZERO,
         ..Default::default()
     };
+    if traffic == Traffic::TrafficManager {
+        refuses_a_missing_profile(&cp, &wiring).await;
+    }
     let settings = rotor_controllers::Settings {
         poll_interval: Duration::from_millis(200),
         drain_timeout: Duration::from_secs(1),
@@ -180,9 +255,15 @@ async fn swap_on_aks() {
         .create(&PostParams::default(), &cluster)
         .await
         .expect("Cluster");
-    common::eventually(LIMIT, "blue adopted and answering", || async {
+    common::eventually(LIMIT, "blue adopted and taking the traffic", || async {
         let active = clusters.get(&name).await.ok()?.status?.active_instance;
-        (active.as_deref() == Some(name.as_str()) && answers(router, &name).await).then_some(())
+        let taking = match traffic {
+            Traffic::Router => answers(router, &name).await,
+            Traffic::TrafficManager => {
+                tm_endpoints(&sim) == [(blue_ip.clone(), "Enabled".into(), 100)]
+            }
+        };
+        (active.as_deref() == Some(name.as_str()) && taking).then_some(())
     })
     .await;
 
@@ -228,12 +309,80 @@ async fn swap_on_aks() {
         (cluster_names(&endpoint).await == [green.clone()]).then_some(())
     })
     .await;
-    // Blue's listener is gone with it: what answers now is green.
-    assert!(
-        answers(router, &name).await,
-        "green answers through the router"
-    );
+    match traffic {
+        // Blue's listener is gone with it: what answers now is green.
+        Traffic::Router => assert!(
+            answers(router, &name).await,
+            "green answers through the router"
+        ),
+        Traffic::TrafficManager => {
+            let green_ip = at
+                .get_instance(&green)
+                .await
+                .expect("get")
+                .and_then(|i| i.traffic_address)
+                .expect("green's traffic address")
+                .ip()
+                .to_string();
+            assert_ne!(green_ip, blue_ip);
+            common::eventually(LIMIT, "Traffic Manager all on green", || async {
+                tm_all_on(&sim, &green_ip).then_some(())
+            })
+            .await;
+        }
+    }
     controllers.stop().await;
+}
+
+/// The wiring refuses a profile that does not exist before any controller runs, naming it.
+async fn refuses_a_missing_profile(cp: &common::TestServer, wiring: &rotor::controlplane::Wiring) {
+    let missing = rotor::controlplane::Wiring {
+        traffic: vec![format!("trafficmanager:{SUBSCRIPTION}/{GROUP}/nope")],
+        ..wiring.clone()
+    };
+    let refused = rotor::controlplane::controller_context(
+        &cp.kubeconfig(),
+        &missing,
+        rotor_controllers::Settings::default(),
+    )
+    .await
+    .err()
+    .expect("a missing profile is refused");
+    let text = refused.to_string();
+    assert!(
+        text.contains("--traffic \"trafficmanager:")
+            && text.contains("trafficManagerProfiles/nope"),
+        "{text}"
+    );
+}
+
+/// `rotor serve`'s Traffic Manager flag reaches the wiring: a profile that is not
+/// `SUBSCRIPTION/RESOURCE_GROUP/PROFILE` stops it at start, naming the flag, before any call.
+#[test]
+fn serve_refuses_a_traffic_manager_profile_without_its_resource_group() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let token_file = dir.path().join("azure-token");
+    std::fs::write(&token_file, TOKEN).expect("token file");
+    let store = format!("sqlite:{}", dir.path().join("rotor.db").display());
+    let listen = format!("127.0.0.1:{}", common::kubectl::free_port());
+    let mut serve = common::process::command(&["serve", "--store", &store, "--listen", &listen]);
+    serve
+        .args(["--azure-endpoint-url", "http://127.0.0.1:1/azure"])
+        .arg("--azure-access-token-file")
+        .arg(&token_file)
+        .args(["--traffic", "trafficmanager:sub-1/front"])
+        .stderr(std::process::Stdio::piped());
+    let mut child = rotor_test_support::KillOnDrop(serve.spawn().expect("rotor serve runs"));
+    let status = rotor_test_support::exit_within(&mut child.0, Duration::from_secs(30), "serve");
+    let mut stderr = String::new();
+    std::io::Read::read_to_string(&mut child.0.stderr.take().expect("stderr"), &mut stderr)
+        .expect("stderr read");
+    assert!(!status.success(), "rotor serve started: {stderr}");
+    assert!(
+        stderr.contains("--traffic \"trafficmanager:sub-1/front\"")
+            && stderr.contains("SUBSCRIPTION/RESOURCE_GROUP/PROFILE"),
+        "{stderr}"
+    );
 }
 
 /// `rotor serve`'s Azure flags reach the wiring: a plain-http ARM endpoint off this machine

@@ -136,6 +136,8 @@ pub struct Sim {
     clouddns: gcp::CloudDns,
     /// The AKS managed clusters and operations of the Azure front (`/azure`).
     aks: azure::Aks,
+    /// The Traffic Manager profiles of the Azure front.
+    traffic_manager: azure::TrafficManager,
     /// The simulator's own URL (`http://127.0.0.1:8080`), once it serves: for links in
     /// answers to clients that send no usable `Host` (Google's, see `gcp`).
     public_url: std::sync::OnceLock<String>,
@@ -157,6 +159,7 @@ impl Sim {
             gcp: gcp::Gke::default(),
             clouddns: gcp::CloudDns::default(),
             aks: azure::Aks::default(),
+            traffic_manager: azure::TrafficManager::default(),
             public_url: std::sync::OnceLock::new(),
             token_reviews: Mutex::new(BTreeMap::new()),
         })

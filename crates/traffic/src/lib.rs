@@ -1,7 +1,8 @@
 //! Traffic shifting between the blue (current) and green (new) instance of a logical cluster.
 //! A swap moves weight in steps and rolls back by sending everything to blue at once, so the
 //! controllers talk only to [`TrafficShifter`]: `haproxy` (runtime API, no reload), `route53`
-//! and `clouddns` (weighted DNS records) or `sim`.
+//! and `clouddns` (weighted DNS records), `trafficmanager` (Azure Traffic Manager's weighted
+//! endpoints) or `sim`.
 //!
 //! Both retry an idempotent request that failed on one backend on the other one, so a failing
 //! green costs clients nothing while blue is healthy and still takes a share (the simulator also
@@ -21,6 +22,7 @@ pub mod latency;
 pub mod load;
 pub mod route53;
 pub mod sim;
+pub mod trafficmanager;
 
 pub use latency::{BackendLatencies, Latencies};
 
@@ -296,6 +298,21 @@ pub enum TrafficError {
         message: String,
     },
 
+    /// A call to Azure Traffic Manager failed; `failure` says how. No endpoint when it was the
+    /// shifter's own read of its profile at start.
+    #[error(
+        "{}{what} in Traffic Manager profile {profile}: {failure}: {message}",
+        for_endpoint(.endpoint.as_deref())
+    )]
+    TrafficManager {
+        endpoint: Option<String>,
+        /// `SUBSCRIPTION/RESOURCE_GROUP/PROFILE`.
+        profile: String,
+        what: &'static str,
+        failure: CallFailure,
+        message: String,
+    },
+
     /// A record at the endpoint's name that rotor did not write: never taken over or changed.
     #[error(
         "endpoint {endpoint:?}: {record} exists and rotor did not write it ({reason}); rotor \
@@ -303,7 +320,8 @@ pub enum TrafficError {
     )]
     NotOurs {
         endpoint: String,
-        /// The record, as its DNS service names it (`app.example.com. (A)`).
+        /// The record, as its DNS service names it (`app.example.com. (A)`), or the Traffic
+        /// Manager endpoint and its profile.
         record: String,
         reason: String,
     },
@@ -394,6 +412,11 @@ impl fmt::Display for CallFailure {
             CallFailure::Protocol => f.write_str("unexpected answer"),
         }
     }
+}
+
+/// `endpoint "NAME": `, the prefix of an error about an endpoint; empty without one.
+fn for_endpoint(endpoint: Option<&str>) -> String {
+    endpoint.map_or_else(String::new, |e| format!("endpoint {e:?}: "))
 }
 
 /// Problems one per clause, for an error message.

@@ -32,7 +32,10 @@ pub struct ServeArgs {
     /// the config lacks what zero downtime relies on),
     /// `route53:ZONE_ID` (weighted records in that hosted zone), `clouddns:PROJECT/MANAGED_ZONE`
     /// (a weighted round-robin record set in that Cloud DNS zone; Google credentials as for
-    /// `--provider gcp`) or `sim:LISTEN` (an embedded weighted router). Repeatable.
+    /// `--provider gcp`), `trafficmanager:SUBSCRIPTION/RESOURCE_GROUP/PROFILE` (weighted
+    /// external endpoints in that Traffic Manager profile, which must exist and route by
+    /// weight: rotor refuses to start otherwise; Azure endpoint and credentials as for
+    /// `--provider azure`) or `sim:LISTEN` (an embedded weighted router). Repeatable.
     #[arg(long = "traffic")]
     pub traffic: Vec<String>,
     /// Every AWS API (EKS, Route 53) at this URL instead of AWS's: a moto, a VPC endpoint.
@@ -53,7 +56,7 @@ pub struct ServeArgs {
     /// which must be on PATH).
     #[arg(long, default_value = "token", value_parser = ["token", "exec"])]
     pub gke_credentials: String,
-    /// Azure Resource Manager (AKS) at this URL instead of Azure's: `rotor sim`'s
+    /// Azure Resource Manager (AKS, Traffic Manager) at this URL instead of Azure's: `rotor sim`'s
     /// `http://HOST:PORT/azure`. Plain http only to a loopback address.
     #[arg(long)]
     pub azure_endpoint_url: Option<String>,
@@ -91,6 +94,10 @@ pub struct ServeArgs {
     /// `--route53-propagation-seconds`).
     #[arg(long, default_value_t = rotor_traffic::clouddns::DEFAULT_PROPAGATION.as_secs())]
     pub clouddns_propagation_seconds: u64,
+    /// Seconds Traffic Manager may take to serve a change from all its name servers (as
+    /// `--route53-propagation-seconds`); the TTL is the profile's own (`dnsConfig.ttl`).
+    #[arg(long, default_value_t = rotor_traffic::trafficmanager::DEFAULT_PROPAGATION.as_secs())]
+    pub trafficmanager_propagation_seconds: u64,
     /// Serve the API only; run no controllers.
     #[arg(long)]
     pub no_controllers: bool,
@@ -283,6 +290,9 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
             azure_access_token_file: args.azure_access_token_file.clone(),
             clouddns_ttl: std::time::Duration::from_secs(args.clouddns_ttl_seconds),
             clouddns_propagation: std::time::Duration::from_secs(args.clouddns_propagation_seconds),
+            trafficmanager_propagation: std::time::Duration::from_secs(
+                args.trafficmanager_propagation_seconds,
+            ),
         };
         let kubeconfig = rotor_sim::kubeconfig_yaml("rotor", &format!("http://{addr}"), &token);
         let settings = rotor_controllers::Settings {

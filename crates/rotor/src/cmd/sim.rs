@@ -90,8 +90,8 @@ pub async fn run(args: SimArgs) -> anyhow::Result<()> {
         started.elapsed().as_secs_f64()
     );
     eprintln!(
-        "rotor sim: clouds' APIs at {base}/aws (EKS, Route 53, STS) and {base}/gcp (GKE, Cloud \
-         DNS); any credentials are accepted"
+        "rotor sim: clouds' APIs at {base}/aws (EKS, Route 53, STS), {base}/gcp (GKE, Cloud \
+         DNS) and {base}/azure (AKS, Traffic Manager); any credentials are accepted"
     );
     let grace = Duration::from_secs(args.shutdown_grace_seconds);
     let stop = async move {

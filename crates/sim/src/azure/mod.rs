@@ -1,9 +1,10 @@
 //! Azure Resource Manager as rotor's `rotor-azure` client (azure_core's pipeline) sees it, at
 //! `/azure`: AKS's `Microsoft.ContainerService` managed clusters with their agent pools, the
 //! long-running operations they answer with, and `listClusterUserCredential`
-//! (api-version 2026-01-01, `specification/containerservice/…/aks/stable/2026-01-01`). Every
-//! managed cluster created here is a simulated member cluster, made by the simulated cloud
-//! with its latency and faults.
+//! (api-version 2026-01-01, `specification/containerservice/…/aks/stable/2026-01-01`); and
+//! Traffic Manager's profiles and external endpoints (`traffic_manager`, api-version
+//! 2022-04-01). Every managed cluster created here is a simulated member cluster, made by the
+//! simulated cloud with its latency and faults.
 //!
 //! ARM's path segments are case-insensitive (`resourceGroups` and `resourcegroups` are one
 //! path), which axum's router is not: one catch-all route parses the path ([`path::ArmPath`]).
@@ -18,6 +19,7 @@ mod operations;
 mod path;
 #[cfg(test)]
 mod tests_http;
+mod traffic_manager;
 
 use std::sync::Arc;
 
@@ -31,6 +33,7 @@ use errors::ArmError;
 use path::ArmPath;
 
 pub(crate) use managed_clusters::Aks;
+pub(crate) use traffic_manager::TrafficManager;
 
 /// The api-version the front speaks (and writes into the links it answers).
 pub(crate) const API_VERSION: &str = "2026-01-01";
@@ -74,6 +77,12 @@ async fn dispatch(
         (ArmPath::UserCredential(id), Method::POST) => managed_clusters::user_credential(&ctx, &id),
         (ArmPath::Operation(op), Method::GET) => operations::status(&ctx, &op),
         (ArmPath::OperationResult(op), Method::GET) => operations::result(&ctx, &op),
+        (ArmPath::Profile(id), method) => {
+            traffic_manager::profile(&sim, &id, &method, uri.query(), &body)
+        }
+        (ArmPath::TmEndpoint(at), method) => {
+            traffic_manager::endpoint(&sim, &at, &method, uri.query(), &body)
+        }
         (_, method) => Err(ArmError::no_route(&method, rest)),
     }
 }

@@ -54,8 +54,8 @@ fn default_consecutive() -> u32 {
 /// ```yaml
 /// - name: error-ratio
 ///   query: |
-///     sum(rate(http_requests_total{cluster="{{cluster}}", instance="{{green}}", code=~"5.."}[1m]))
-///     / sum(rate(http_requests_total{cluster="{{cluster}}", instance="{{green}}"}[1m]))
+///     sum(rate(http_requests_total{cluster="{{green}}", code=~"5.."}[1m]))
+///     / sum(rate(http_requests_total{cluster="{{green}}"}[1m]))
 ///   threshold: {max: 0.01}
 /// ```
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
@@ -254,6 +254,14 @@ fn validate_url(field: &str, url: &str, errs: &mut Errors) {
     if let Some(problem) = problem {
         errs.invalid(field, format!("{url:?}: {problem}"));
     }
+}
+
+/// What is wrong with `url` as a Prometheus URL (the rules of a gate's `prometheus.url`, for
+/// `rotor serve --prometheus-url`), if anything. The message never quotes credentials.
+pub fn prometheus_url_problem(url: &str) -> Option<String> {
+    let mut errs = Errors::default();
+    validate_url("url", url, &mut errs);
+    errs.0.into_iter().next().map(|e| e.message)
 }
 
 /// Validates a strategy's metric gates at `path` (`….healthGates.metricGates`).
@@ -584,6 +592,20 @@ mod tests {
             assert_eq!(parse_query(q).is_ok(), ok, "parser on {q:?}");
             assert_eq!(pattern.is_match(q), ok, "pattern on {q:?}");
         }
+    }
+
+    #[test]
+    fn a_default_prometheus_url_follows_a_gates_rules() {
+        assert_eq!(prometheus_url_problem("http://prometheus:9090/prom"), None);
+        assert_eq!(prometheus_url_problem("https://p.example"), None);
+        let creds = prometheus_url_problem("http://user:s3cret@p:9090").expect("refused");
+        assert!(
+            creds.contains("credentials") && !creds.contains("s3cret"),
+            "{creds}"
+        );
+        assert!(prometheus_url_problem("p:9090").is_some());
+        assert!(prometheus_url_problem("http://p:9090/?x=1").is_some());
+        assert!(prometheus_url_problem("http:///api").is_some());
     }
 
     #[test]

@@ -16,6 +16,8 @@ use serde::Deserialize;
 
 /// Bound on an answer's body: a gate's query returns a few series, not a dump.
 const MAX_BODY_BYTES: usize = 1 << 20;
+/// Bound on the error text kept from an answer: it goes into status and Events.
+const MAX_ERROR_CHARS: usize = 512;
 
 /// Where the gates' queries go when a gate names no Prometheus, and the HTTP client they share.
 #[derive(Default)]
@@ -36,17 +38,19 @@ pub struct Sample {
 }
 
 impl Sample {
-    /// The series as PromQL writes it: `{instance="a",job="b"}`, empty for no labels.
+    /// The series as PromQL writes it: `up{instance="a",job="b"}`, empty for no labels.
     pub fn series(&self) -> String {
-        if self.labels.is_empty() {
-            return String::new();
-        }
+        let name = self.labels.get("__name__").map_or("", String::as_str);
         let pairs: Vec<String> = self
             .labels
             .iter()
+            .filter(|(k, _)| *k != "__name__")
             .map(|(k, v)| format!("{k}={v:?}"))
             .collect();
-        format!("{{{}}}", pairs.join(","))
+        if pairs.is_empty() {
+            return name.to_string();
+        }
+        format!("{name}{{{}}}", pairs.join(","))
     }
 }
 
@@ -252,8 +256,8 @@ pub(crate) fn decode(url: &str, status: u16, body: &[u8]) -> Result<Vec<Sample>,
     if envelope.status != "success" {
         return Err(QueryError::Refused {
             url: url.to_string(),
-            error_type: envelope.error_type.unwrap_or_else(|| status.to_string()),
-            message: envelope.error.unwrap_or_default(),
+            error_type: bounded(envelope.error_type.unwrap_or_else(|| status.to_string())),
+            message: bounded(envelope.error.unwrap_or_default()),
         });
     }
     match envelope.data {
@@ -277,8 +281,19 @@ pub(crate) fn decode(url: &str, status: u16, body: &[u8]) -> Result<Vec<Sample>,
     }
 }
 
+/// At most [`MAX_ERROR_CHARS`] of what a server wrote, marked when cut.
+fn bounded(text: String) -> String {
+    if text.chars().count() <= MAX_ERROR_CHARS {
+        return text;
+    }
+    let mut cut: String = text.chars().take(MAX_ERROR_CHARS).collect();
+    cut.push('…');
+    cut
+}
+
 fn sample(labels: BTreeMap<String, String>, raw: String) -> Result<Sample, String> {
-    let value = parse_value(&raw).ok_or_else(|| format!("the value {raw:?} is not a number"))?;
+    let value = parse_value(&raw)
+        .ok_or_else(|| format!("the value {:?} is not a number", bounded(raw.clone())))?;
     Ok(Sample { labels, value, raw })
 }
 
@@ -301,13 +316,13 @@ mod tests {
     #[test]
     fn vectors_and_scalars_become_samples() {
         let body = br#"{"status":"success","data":{"resultType":"vector","result":[
-            {"metric":{"instance":"g","job":"app"},"value":[1712345678.5,"0.25"]},
+            {"metric":{"__name__":"up","instance":"g","job":"app"},"value":[1712345678.5,"0.25"]},
             {"metric":{},"value":[1712345678.5,"NaN"]},
             {"metric":{"instance":"b"},"value":[1712345678.5,"+Inf"]}]}}"#;
         let samples = decode(URL, 200, body).expect("samples");
         assert_eq!(samples.len(), 3);
         assert_eq!(samples[0].value, 0.25);
-        assert_eq!(samples[0].series(), r#"{instance="g",job="app"}"#);
+        assert_eq!(samples[0].series(), r#"up{instance="g",job="app"}"#);
         assert!(samples[1].value.is_nan() && samples[1].series().is_empty());
         assert_eq!(
             (samples[2].value, samples[2].raw.as_str()),
@@ -331,6 +346,15 @@ mod tests {
                 message: "parse error at char 5".into()
             })
         );
+        // A server's error text is kept bounded: it goes into status and Events.
+        let long = format!(
+            r#"{{"status":"error","errorType":"x","error":"{}"}}"#,
+            "e".repeat(4096)
+        );
+        let Err(QueryError::Refused { message, .. }) = decode(URL, 422, long.as_bytes()) else {
+            panic!("refused");
+        };
+        assert_eq!(message.chars().count(), MAX_ERROR_CHARS + 1);
         let matrix = br#"{"status":"success","data":{"resultType":"matrix","result":[]}}"#;
         assert!(matches!(
             decode(URL, 200, matrix),

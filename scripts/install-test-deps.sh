@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Installs what rotor's tests need on a fresh Debian 12 machine, idempotently (skips what is there).
-# What building needs (protoc), a real kubectl (conformance suite), HAProxy (traffic shifting) and
-# etcd (the store's etcd backend, one etcd process per test) and moto (AWS's EKS and Route 53
-# APIs for the EKS provider and the Route 53 shifter).
+# What building needs (protoc), a real kubectl (conformance suite), HAProxy (traffic shifting),
+# etcd (the store's etcd backend, one etcd process per test), Prometheus (metric gates, one
+# process per test) and moto (AWS's EKS and Route 53 APIs for the EKS provider and the Route 53
+# shifter).
 set -euo pipefail
 
 bash "$(dirname "$0")/install-build-deps.sh"
@@ -90,6 +91,17 @@ if ! have etcd && [ ! -x /usr/bin/etcd ]; then
   apt-get install -y -qq --no-install-recommends etcd-server etcd-client >/dev/null
 fi
 etcd --version >&2  # whole output: `| head -1` under pipefail dies of SIGPIPE (exit 141)
+
+# Prometheus for the metric gates' tests: each starts one on a free port with its own data
+# directory, scraping an exporter the test controls. The package also enables a system service
+# on :9090 where systemd runs; the tests never use it.
+if ! have prometheus && [ ! -x /usr/bin/prometheus ]; then
+  echo "installing prometheus" >&2
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends prometheus >/dev/null
+fi
+prometheus --version >&2
 
 # moto in server mode: the AWS SDK's EKS and Route 53 calls go to it (tests start one each).
 # Its own venv, so the machine's Python packages are left alone; the tests look there too.

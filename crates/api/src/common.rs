@@ -384,6 +384,11 @@ impl SwapStrategy {
                 );
             }
         }
+        crate::metric_gate::validate_gates(
+            &format!("{path}.healthGates.metricGates"),
+            &self.health_gates.metric_gates,
+            errs,
+        );
         self.migration
             .validate_at(&format!("{path}.migration"), errs);
     }
@@ -410,6 +415,13 @@ pub struct HealthGates {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(range(min = 1))]
     pub max_latency_p99_ms: Option<u32>,
+    /// Gates on Prometheus metrics, evaluated throughout every traffic step: a step ends only
+    /// once each has passed its `consecutive` evaluations in a row, a value beyond a threshold
+    /// rolls back, and a query without data holds the step (or fails, by `onInconclusive`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 10))]
+    #[schemars(extend("x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["name"]))]
+    pub metric_gates: Vec<crate::metric_gate::MetricGate>,
 }
 
 impl HealthGates {
@@ -431,6 +443,7 @@ impl Default for HealthGates {
             max_error_rate_percent: default_max_error_rate_percent(),
             max_latency_p95_ms: None,
             max_latency_p99_ms: None,
+            metric_gates: Vec::new(),
         }
     }
 }

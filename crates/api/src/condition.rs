@@ -75,6 +75,16 @@ closed_enum! {
         VerificationPassed = "VerificationPassed",
         HealthGateFailed = "HealthGateFailed",
         TrafficStepApplied = "TrafficStepApplied",
+        /// A metric gate read a value beyond its threshold (or could not be judged, with
+        /// `onInconclusive: Fail`): the swap rolls back.
+        MetricGateFailed = "MetricGateFailed",
+        /// A metric gate cannot be judged (no data, NaN, the query failed) and holds the step
+        /// (`onInconclusive: Pause`): no advance, no rollback.
+        MetricGateInconclusive = "MetricGateInconclusive",
+        /// A metric gate that held the step can be judged again.
+        MetricGateConclusive = "MetricGateConclusive",
+        /// A metric gate passed its consecutive evaluations in a traffic step.
+        MetricGatePassed = "MetricGatePassed",
         /// A step (or blue's retention) is over but green holds requests it has not answered,
         /// enough to fail the gate should they fail: the swap waits for their outcome.
         GreenRequestsUnanswered = "GreenRequestsUnanswered",

@@ -28,6 +28,7 @@ pub mod client;
 mod cluster;
 mod common;
 mod condition;
+pub mod metric_gate;
 mod rollout;
 mod sample;
 mod swap;
@@ -44,6 +45,9 @@ pub use common::{
 };
 pub use condition::{
     Condition, ConditionStatus, ConditionType, Reason, find_condition, set_condition,
+};
+pub use metric_gate::{
+    MetricGate, MetricGateResult, MetricGateStatus, OnInconclusive, PrometheusSource, Threshold,
 };
 pub use rollout::{
     Approval, MAX_CONCURRENT_SWAPS, MAX_WAVE_BAKE_SECONDS, MAX_WAVES, OrderKey, PlannedWave,

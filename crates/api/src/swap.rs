@@ -319,6 +319,10 @@ pub struct ClusterSwapStatus {
     /// When the current traffic step was applied (its bake started).
     #[serde(default)]
     pub step_started_at: Option<Time>,
+    /// What the metric gates (`strategy.healthGates.metricGates`) have read, one entry per
+    /// gate evaluated: the last value and result, passes in a row in the current step.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub metric_gates: Vec<crate::metric_gate::MetricGateStatus>,
     /// When the swap left Pending.
     #[serde(default)]
     pub started_at: Option<Time>,

@@ -24,6 +24,7 @@ pub mod members;
 pub mod metrics;
 pub mod migration;
 pub mod preflight;
+pub mod prometheus;
 pub mod replica_owners;
 mod retry;
 pub mod rollout;
@@ -71,6 +72,9 @@ pub struct Settings {
     /// looks healthy until the proxy's server timeout, and a short bake lets it take more
     /// traffic first.
     pub unanswered_after: Duration,
+    /// Bound on one metric gate query to Prometheus, connection included (Prometheus is told
+    /// the same bound). A query that takes longer is an inconclusive evaluation.
+    pub metric_query_timeout: Duration,
     /// How often a Cluster's health is re-probed when nothing else triggers it.
     pub cluster_resync: Duration,
     /// How the cloud is polled about operations it has no events for (a create or delete in
@@ -91,6 +95,7 @@ impl Default for Settings {
             verify_timeout: Duration::from_secs(10 * 60),
             min_gate_requests: 20,
             unanswered_after: Duration::from_secs(1),
+            metric_query_timeout: Duration::from_secs(5),
             cluster_resync: Duration::from_secs(30),
             cloud_poll: rotor_providers::poll::PollPolicy::default(),
             shutdown_grace: Duration::from_secs(6),
@@ -109,6 +114,8 @@ pub struct Context {
     pub members: MemberClients,
     /// What `/metrics` serves.
     pub metrics: Arc<metrics::Metrics>,
+    /// Where metric gates' queries go (a gate's own Prometheus, else this default).
+    pub(crate) prometheus: prometheus::Prometheus,
     pub(crate) recorder: events::Recorder,
     /// Traffic addresses of instances (fixed for an instance's life).
     addresses: Mutex<HashMap<String, std::net::SocketAddr>>,
@@ -151,6 +158,7 @@ impl Context {
             settings,
             members: MemberClients::default(),
             metrics: Arc::default(),
+            prometheus: prometheus::Prometheus::default(),
             swaps: swap::memory::Memories::default(),
             addresses: Mutex::default(),
             failures: Mutex::default(),
@@ -350,6 +358,13 @@ impl Context {
             .unwrap_or_else(std::time::Instant::now);
         starts.insert(key.to_string(), (at.clone(), start));
         elapsed
+    }
+
+    /// Metric gates that name no Prometheus ask the one at `url` (`rotor serve
+    /// --prometheus-url`); without it such a gate cannot be judged.
+    pub fn with_prometheus(mut self, url: Option<String>) -> Self {
+        self.prometheus = prometheus::Prometheus::with_default_url(url);
+        self
     }
 
     /// Read the wall clock from `clock` (maintenance windows in tests).

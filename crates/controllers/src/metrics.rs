@@ -1,9 +1,10 @@
 //! The controllers' Prometheus metrics, served by `rotor serve` at `/metrics`: how often each
 //! controller reconciles and fails, whether this process leads, where the fleet stands (swaps
 //! by phase, rollouts by phase, Clusters by readiness — counted at scrape time from the
-//! controllers' own caches, so they cannot drift from the objects), every swap transition, and
-//! how long finished swaps took. A platform team alerts on a rising error rate, on no control
-//! plane leading, on swaps piling up in a phase or rolling back.
+//! controllers' own caches, so they cannot drift from the objects), every swap transition, how
+//! long finished swaps took, and metric gate evaluations by result. A platform team alerts on a
+//! rising error rate, on no control plane leading, on swaps piling up in a phase or rolling
+//! back, on metric gates that cannot be judged.
 
 use std::sync::atomic::AtomicI64;
 use std::sync::{Arc, Mutex};
@@ -155,6 +156,11 @@ struct ReconcileLabels {
     result: &'static str,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ResultLabels {
+    result: &'static str,
+}
+
 pub struct Metrics {
     registry: Registry,
     reconciles: Family<ReconcileLabels, Counter>,
@@ -163,6 +169,7 @@ pub struct Metrics {
     swap_seconds: Family<OutcomeLabels, Histogram>,
     provider_calls: Family<CallLabels, Counter>,
     provider_seconds: Family<CallLabels, Histogram>,
+    metric_gate_evaluations: Family<ResultLabels, Counter>,
     caches: Caches,
 }
 
@@ -218,6 +225,12 @@ impl Default for Metrics {
             "Cloud provider calls' durations, by provider, operation and outcome",
             provider_seconds.clone(),
         );
+        let metric_gate_evaluations = Family::<ResultLabels, Counter>::default();
+        registry.register(
+            "metric_gate_evaluations",
+            "Evaluations of swaps' metric gates (Prometheus queries) by result (Pass, Fail, Inconclusive)",
+            metric_gate_evaluations.clone(),
+        );
         let caches = Caches::default();
         registry.register_collector(Box::new(caches.clone()));
         Metrics {
@@ -228,6 +241,7 @@ impl Default for Metrics {
             swap_seconds,
             provider_calls,
             provider_seconds,
+            metric_gate_evaluations,
             caches,
         }
     }
@@ -280,6 +294,15 @@ impl Metrics {
                 })
                 .observe(seconds);
         }
+    }
+
+    /// Counts one evaluation of a metric gate by its result.
+    pub fn metric_gate_evaluated(&self, result: rotor_api::MetricGateResult) {
+        self.metric_gate_evaluations
+            .get_or_create(&ResultLabels {
+                result: result.as_str(),
+            })
+            .inc();
     }
 
     /// The swap controller's cache: `rotor_swaps{phase}` is counted from it.
@@ -460,5 +483,21 @@ mod tests {
             "{text}"
         );
         assert!(!text.contains(r#"outcome="ShiftingTraffic""#), "{text}");
+    }
+
+    #[test]
+    fn metric_gate_evaluations_count_by_result() {
+        use rotor_api::MetricGateResult;
+        let m = Metrics::default();
+        m.metric_gate_evaluated(MetricGateResult::Pass);
+        m.metric_gate_evaluated(MetricGateResult::Pass);
+        m.metric_gate_evaluated(MetricGateResult::Inconclusive);
+        let text = m.encode();
+        for line in [
+            r#"rotor_metric_gate_evaluations_total{result="Pass"} 2"#,
+            r#"rotor_metric_gate_evaluations_total{result="Inconclusive"} 1"#,
+        ] {
+            assert!(text.contains(line), "{line} in {text}");
+        }
     }
 }

@@ -172,6 +172,18 @@ pub struct Wiring {
     pub trafficmanager_propagation: std::time::Duration,
 }
 
+/// `rotor serve --prometheus-url`, checked as a gate's own `prometheus.url` is: the Prometheus
+/// metric gates ask when they name none. An error names the flag (never the credentials).
+pub fn prometheus_url(url: Option<String>) -> anyhow::Result<Option<String>> {
+    if let Some(problem) = url
+        .as_deref()
+        .and_then(rotor_api::metric_gate::prometheus_url_problem)
+    {
+        anyhow::bail!("--prometheus-url: {problem}");
+    }
+    Ok(url)
+}
+
 /// The AWS SDK configuration, loaded on first use only (no AWS flag, no credential lookup).
 struct Aws<'w> {
     wiring: &'w Wiring,

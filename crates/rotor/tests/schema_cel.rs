@@ -219,3 +219,86 @@ async fn rotor_crds_rules_are_enforced() {
         )
     );
 }
+
+/// Metric gates a user gets wrong are refused by the apiserver itself (schema keywords and CEL
+/// rules, before any controller reads them), each with one cause naming the field.
+#[tokio::test]
+async fn bad_metric_gates_are_refused_naming_the_field() {
+    let server = common::start(common::memory()).await;
+    let c = &server.client;
+    let base = "/apis/rotor.dev/v1alpha1/clusterswaps";
+    let gate = |patch: Value| {
+        let mut g = json!({"name": "errors", "query": "max(e{i=\"{{green}}\"})",
+            "threshold": {"max": 0.01}, "intervalSeconds": 5});
+        for (k, v) in patch.as_object().expect("an object") {
+            g[k] = v.clone();
+        }
+        g
+    };
+    let swap = |gates: Value| {
+        json!({"apiVersion": "rotor.dev/v1alpha1", "kind": "ClusterSwap",
+            "metadata": {"name": "s1"},
+            "spec": {"clusterRef": "prod", "target": {"kubernetesVersion": "1.35"},
+                "strategy": {"healthGates": {"metricGates": gates}}}})
+    };
+    let at = "spec.strategy.healthGates.metricGates[0]";
+    for (gates, field, says) in [
+        (
+            json!([gate(json!({"query": "e{i=\"{{greeen}}\"}"}))]),
+            format!("{at}.query"),
+            "must open a known variable",
+        ),
+        (
+            json!([gate(json!({"query": ""}))]),
+            format!("{at}.query"),
+            "should be at least 1 chars long",
+        ),
+        (
+            json!([gate(json!({"intervalSeconds": 0}))]),
+            format!("{at}.intervalSeconds"),
+            "should be greater than or equal to 1",
+        ),
+        (
+            json!([gate(json!({"threshold": {}}))]),
+            format!("{at}.threshold"),
+            "set max, min or both",
+        ),
+        (
+            json!([gate(json!({"threshold": {"min": 2, "max": 1}}))]),
+            format!("{at}.threshold"),
+            "min must not exceed max",
+        ),
+        (
+            json!([gate(json!({"onInconclusive": "Maybe"}))]),
+            format!("{at}.onInconclusive"),
+            "supported values: \"Pause\", \"Fail\"",
+        ),
+        (
+            json!([gate(json!({"prometheus": {"url": "http://u:p@prom:9090"}}))]),
+            format!("{at}.prometheus.url"),
+            "should match",
+        ),
+        (
+            json!([gate(json!({})), gate(json!({}))]),
+            "spec.strategy.healthGates.metricGates[1]".to_string(),
+            "Duplicate value",
+        ),
+    ] {
+        let e = send(c, "POST", base, "application/json", &swap(gates.clone())).await;
+        let (f, _, m) = cause(e.expect_err("a bad gate"));
+        assert_eq!(f, field, "{gates}: {m}");
+        assert!(m.contains(says), "{gates}: {m}");
+    }
+    let created = send(
+        c,
+        "POST",
+        base,
+        "application/json",
+        &swap(json!([gate(json!({}))])),
+    )
+    .await
+    .expect("a good gate");
+    let written = &created["spec"]["strategy"]["healthGates"]["metricGates"][0];
+    assert_eq!(written["consecutive"], 3, "defaulted: {written}");
+    assert_eq!(written["onInconclusive"], "Pause", "defaulted: {written}");
+}

@@ -1,6 +1,6 @@
 //! What rotor's tests share beyond one crate: launchers of the real processes they run against
-//! (an etcd, a moto server), the one rule for a process that is not installed, and child
-//! processes stopped and waited for with bounds.
+//! (an etcd, a moto server, a Prometheus and the exporter it scrapes), the one rule for a
+//! process that is not installed, and child processes stopped and waited for with bounds.
 //!
 //! A dev-dependency only: no production crate depends on it. HAProxy's launcher stays in
 //! `rotor-traffic` (`haproxy::HaproxyProcess`) because `rotor demo --traffic haproxy` runs one.
@@ -14,6 +14,7 @@ pub mod http;
 pub mod members;
 pub mod moto;
 pub mod process;
+pub mod prometheus;
 
 pub use process::{KillOnDrop, exit_within, free_port, log_tail, sigterm};
 

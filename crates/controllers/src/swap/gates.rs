@@ -53,6 +53,16 @@ pub(super) enum GateFailure {
         total: u32,
         why: String,
     },
+    /// A metric gate read a value beyond its threshold, or (`onInconclusive: Fail`) could not
+    /// be judged.
+    Metric {
+        gate: String,
+        /// The query as sent, variables filled in.
+        query: String,
+        weight: u8,
+        /// What it found: the value and the threshold it broke, or why it was inconclusive.
+        found: String,
+    },
 }
 
 impl fmt::Display for GateFailure {
@@ -107,6 +117,15 @@ impl fmt::Display for GateFailure {
             } => write!(
                 f,
                 "{available}/{total} workloads available in green {green}: {why}"
+            ),
+            GateFailure::Metric {
+                gate,
+                query,
+                weight,
+                found,
+            } => write!(
+                f,
+                "metric gate {gate} failed at {weight} %: {found}; query: {query}"
             ),
         }
     }
@@ -438,6 +457,17 @@ mod tests {
         assert_eq!(
             down.to_string(),
             "1/2 workloads available in green g: Deployment a/web: 0/2 ready"
+        );
+        let metric = GateFailure::Metric {
+            gate: "errors".into(),
+            query: "max(e{i=\"g\"})".into(),
+            weight: 50,
+            found: "0.2 is beyond the threshold (at most 0.01)".into(),
+        };
+        assert_eq!(
+            metric.to_string(),
+            "metric gate errors failed at 50 %: 0.2 is beyond the threshold (at most 0.01); \
+             query: max(e{i=\"g\"})"
         );
     }
 }

@@ -1,5 +1,6 @@
 //! What the swap controller remembers about a swap between its reconciles, in this process
-//! only: precise starts of timed waits and the traffic gate's counter window. Everything here
+//! only: precise starts of timed waits, the traffic gate's counter window and when each metric
+//! gate was last evaluated. Everything here
 //! can be lost (a restart, another leader) at the cost of a slightly longer wait or one shorter
 //! gate window; nothing here decides what status does not also say. A swap's memory is
 //! dropped when it ends or is deleted, so the map holds live swaps only.
@@ -30,6 +31,8 @@ struct Memory {
     gate: Option<GateWindow<BackendCounters>>,
     /// The latency gate's histogram, windowed the same way.
     latency: Option<GateWindow<Latencies>>,
+    /// When each metric gate was last evaluated, by gate name (status records it rounded).
+    metric: HashMap<String, Started>,
 }
 
 /// A wait's start as recorded in status, and precisely.
@@ -166,11 +169,33 @@ impl Memories {
         self.with(swap, |m| window_base(&mut m.latency, step, current))
     }
 
+    /// Metric gate `gate` of `swap` was evaluated now, recorded in status as `at`.
+    pub(crate) fn mark_metric(&self, swap: &str, gate: &str, at: &Time) {
+        self.with(swap, |m| {
+            m.metric.insert(gate.to_string(), Started::now(at));
+        });
+    }
+
+    /// How long since metric gate `gate` of `swap` was evaluated, which status says was at
+    /// `at`: precisely when this process did it, else never more than the truth (an interval
+    /// is never cut short).
+    pub(crate) fn since_metric(&self, swap: &str, gate: &str, at: &Time) -> Duration {
+        self.with(swap, |m| {
+            let mut slot = m.metric.remove(gate);
+            let elapsed = Started::elapsed(&mut slot, at);
+            if let Some(s) = slot {
+                m.metric.insert(gate.to_string(), s);
+            }
+            elapsed
+        })
+    }
+
     /// The gate starts over (traffic went back to blue).
     pub(crate) fn forget_gate(&self, swap: &str) {
         self.with(swap, |m| {
             m.gate = None;
             m.latency = None;
+            m.metric.clear();
         });
     }
 

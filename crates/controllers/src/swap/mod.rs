@@ -18,7 +18,7 @@
 //! Each phase is a function that reads the world and returns a [`step::Step`] (wait, advance,
 //! roll back, fail, requeue); [`Reconcile::apply`] carries it out in one place. Phases live by
 //! family: `provision.rs` (Pending, Provisioning, WaitingForGreen), `migrate.rs` (Migrating,
-//! Verifying), `traffic.rs` and `gates.rs` (ShiftingTraffic), `retire.rs` (Draining, Retaining,
+//! Verifying), `traffic.rs`, `gates.rs` and `metric_gates/` (ShiftingTraffic), `retire.rs` (Draining, Retaining,
 //! Decommissioning), `rollback.rs` (RollingBack, pause), `cleanup.rs` (the finalizer).
 
 use std::sync::Arc;
@@ -38,6 +38,7 @@ mod cleanup;
 mod gates;
 mod instances;
 pub(crate) mod memory;
+mod metric_gates;
 mod migrate;
 mod provision;
 mod retire;

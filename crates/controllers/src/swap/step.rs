@@ -23,6 +23,9 @@ pub(super) enum Step {
         reason: Reason,
         message: String,
         after: Duration,
+        /// The Event is a Warning: a person should look (the swap holds on something it
+        /// cannot judge).
+        warning: bool,
     },
     /// Move to the next phase (the lifecycle decides whether that is allowed).
     Advance {
@@ -37,6 +40,9 @@ pub(super) enum Step {
     /// Look again after this, recording nothing (a bake, drain or retention timer, or the
     /// next step of the same phase after an intent write).
     Requeue(Duration),
+    /// Write what the phase recorded in status (a metric gate's reading), when it changed,
+    /// and look again after this: no phase change, no Event.
+    Record(Duration),
     /// Nothing to do until the object changes.
     AwaitChange,
 }
@@ -47,6 +53,17 @@ impl Step {
             reason,
             message: message.into(),
             after,
+            warning: false,
+        }
+    }
+
+    /// A [`Step::Wait`] whose Event is a Warning.
+    pub(super) fn hold(reason: Reason, message: impl Into<String>, after: Duration) -> Self {
+        Step::Wait {
+            reason,
+            message: message.into(),
+            after,
+            warning: true,
         }
     }
 
@@ -86,7 +103,11 @@ impl Reconcile<'_> {
                 reason,
                 message,
                 after,
-            } => self.wait(status, reason, message, after).await,
+                warning,
+            } => {
+                self.wait_saying(status, warning, reason, message, after)
+                    .await
+            }
             Step::Advance {
                 to,
                 reason,
@@ -100,6 +121,12 @@ impl Reconcile<'_> {
                     .await
             }
             Step::Requeue(after) => Ok(Action::requeue(after)),
+            Step::Record(after) => {
+                if self.swap.status.as_ref() != Some(&status) {
+                    self.write(status).await?;
+                }
+                Ok(Action::requeue(after))
+            }
             Step::AwaitChange => Ok(Action::await_change()),
         }
     }
@@ -138,7 +165,20 @@ impl Reconcile<'_> {
     /// Records why the swap waits (a condition, when it changed) and polls again after `after`.
     pub(super) async fn wait(
         &self,
+        status: ClusterSwapStatus,
+        reason: Reason,
+        message: String,
+        after: Duration,
+    ) -> Result<Action, Error> {
+        self.wait_saying(status, false, reason, message, after)
+            .await
+    }
+
+    /// As [`Reconcile::wait`], its Event a Warning when `warning` is.
+    async fn wait_saying(
+        &self,
         mut status: ClusterSwapStatus,
+        warning: bool,
         reason: Reason,
         message: String,
         after: Duration,
@@ -160,7 +200,7 @@ impl Reconcile<'_> {
             self.write(status).await?;
         }
         if changed {
-            self.event(false, reason, message).await;
+            self.event(warning, reason, message).await;
         }
         Ok(Action::requeue(after))
     }

@@ -21,6 +21,8 @@ use super::Reconcile;
 use super::step::Step;
 use crate::{Context, Settings};
 
+mod metric_gates;
+
 /// The cluster every test swaps; its blue instance bears its name, as in the sample fleet.
 const BLUE: &str = "prod-a";
 /// An instance the simulated cloud already runs, for phases that start with green up.

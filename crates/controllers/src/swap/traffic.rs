@@ -1,14 +1,18 @@
 //! ShiftingTraffic, and the traffic layer every phase converges to its status: green's share
-//! grows step by step while the gates pass and each step has baked.
+//! grows step by step while the gates pass, each step has baked and every metric gate has
+//! passed its evaluations in a row in it.
 
 use std::net::SocketAddr;
+use std::ops::ControlFlow;
 use std::sync::Arc;
+use std::time::Duration;
 
 use rotor_api::{BlueWorkloads, Cluster, ClusterSwapStatus, Phase, Reason};
 use rotor_traffic::{TrafficShifter, Weights};
 
 use super::Reconcile;
 use super::gates::Gate;
+use super::metric_gates::MetricGates;
 use super::step::Step;
 use crate::{Error, now};
 
@@ -37,16 +41,12 @@ impl<'a> Reconcile<'a> {
             }
             Gate::Pass => {}
         }
-        let bake = self.swap.spec.strategy.bake();
-        let baked = status
-            .step_started_at
-            .as_ref()
-            .map(|t| self.ctx.swaps.in_step(&self.name, t))
-            .unwrap_or(bake);
-        if baked < bake {
-            return Ok(Step::Requeue(
-                self.ctx.settings.gate_interval.min(bake - baked),
-            ));
+        let metric_due = match self.metric_step(cluster, status).await? {
+            ControlFlow::Break(decided) => return Ok(decided),
+            ControlFlow::Continue(due) => due,
+        };
+        if let Some(wait) = self.step_not_over(status, metric_due) {
+            return Ok(wait);
         }
         let next = step as usize + 1;
         if next < steps.len() {
@@ -61,6 +61,50 @@ impl<'a> Reconcile<'a> {
             Reason::TrafficShifted,
             "green carries 100 % of the traffic; blue drains",
         ))
+    }
+
+    /// The metric gates' say: a rollback or a hold, or when the next is due while a gate
+    /// still needs passes in this step (None: each has them, or there are none).
+    async fn metric_step(
+        &self,
+        cluster: &Cluster,
+        status: &mut ClusterSwapStatus,
+    ) -> Result<ControlFlow<Step, Option<Duration>>, Error> {
+        Ok(match self.metric_gates(cluster, status).await? {
+            MetricGates::Failed(why) => {
+                ControlFlow::Break(Step::roll_back(Reason::MetricGateFailed, why.to_string()))
+            }
+            MetricGates::Held(why) => ControlFlow::Break(Step::hold(
+                Reason::MetricGateInconclusive,
+                why,
+                self.ctx.settings.gate_interval,
+            )),
+            MetricGates::Pending(due) => ControlFlow::Continue(Some(due)),
+            MetricGates::Passed => ControlFlow::Continue(None),
+        })
+    }
+
+    /// A look again later while the step bakes, or a metric gate still needs passes in it
+    /// (`metric_due`); recording what the metric gates read, when there are any.
+    fn step_not_over(
+        &self,
+        status: &ClusterSwapStatus,
+        metric_due: Option<Duration>,
+    ) -> Option<Step> {
+        let bake = self.swap.spec.strategy.bake();
+        let baked = status
+            .step_started_at
+            .as_ref()
+            .map(|t| self.ctx.swaps.in_step(&self.name, t))
+            .unwrap_or(bake);
+        let baking = (baked < bake).then(|| bake - baked);
+        let after = [baking, metric_due].into_iter().flatten().min()?;
+        let after = after.min(self.ctx.settings.gate_interval);
+        if self.swap.spec.strategy.health_gates.metric_gates.is_empty() {
+            Some(Step::Requeue(after))
+        } else {
+            Some(Step::Record(after))
+        }
     }
 
     /// Records step `index` (the intent), then applies it to the traffic layer.

@@ -98,6 +98,9 @@ pub struct ServeArgs {
     /// `--route53-propagation-seconds`); the TTL is the profile's own (`dnsConfig.ttl`).
     #[arg(long, default_value_t = rotor_traffic::trafficmanager::DEFAULT_PROPAGATION.as_secs())]
     pub trafficmanager_propagation_seconds: u64,
+    /// The Prometheus (base URL of its HTTP API) that metric gates ask when they name none.
+    #[arg(long)]
+    pub prometheus_url: Option<String>,
     /// Serve the API only; run no controllers.
     #[arg(long)]
     pub no_controllers: bool,
@@ -300,8 +303,10 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
             drain_timeout: Duration::from_secs(args.drain_timeout_seconds),
             ..Default::default()
         };
-        let (mut ctx, layers) =
+        let prometheus = rotor::controlplane::prometheus_url(args.prometheus_url.clone())?;
+        let (ctx, layers) =
             rotor::controlplane::controller_context(&kubeconfig, &wiring, settings).await?;
+        let mut ctx = ctx.with_prometheus(prometheus);
         ctx.metrics = metrics.clone();
         if let Some((_, sim)) = &layers.sim {
             eprintln!(

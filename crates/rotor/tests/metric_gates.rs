@@ -1,0 +1,335 @@
+//! Metric gates end to end: whole swaps on the simulator (fleet, cloud, control plane,
+//! controllers, the embedded router under steady load) gated on a real Prometheus that scrapes
+//! an exporter whose values the test sets. Within its threshold the swap succeeds; beyond it at
+//! 50 % the swap rolls back naming the gate; without data the swap holds, saying why, and goes
+//! on once data appears. Zero failed requests throughout: the gates move traffic only.
+
+mod common;
+
+use std::time::Duration;
+
+use common::eventually;
+use k8s_openapi::api::events::v1::Event;
+use kube::ResourceExt;
+use kube::api::{Api, PostParams};
+use rotor::rehearsal::{Rehearsal, RehearsalConfig, TrafficChoice};
+use rotor_api::{
+    ClusterSwap, ClusterSwapSpec, ClusterSwapStatus, ConditionType, MetricGate, MetricGateResult,
+    OnInconclusive, Phase, PrometheusSource, Reason, SwapStrategy, SwapTarget, Threshold,
+    find_condition,
+};
+use rotor_sim::{CloudConfig, SimConfig};
+use rotor_test_support::prometheus::{self, Exporter, PrometheusProcess};
+use rotor_traffic::CLIENT_TIMEOUT;
+use rotor_traffic::load::Load;
+
+const LIMIT: Duration = Duration::from_secs(90);
+const SWAP: &str = "upgrade";
+
+async fn rehearsal() -> Rehearsal {
+    let r = Rehearsal::start(RehearsalConfig {
+        fleet: rotor_api::sample_fleet(1),
+        sim: SimConfig {
+            nodes: 2,
+            workload_ready_delay: Duration::from_millis(200),
+            node_ready_delay: Duration::from_millis(100),
+            cloud: CloudConfig {
+                create_latency: Duration::from_millis(300),
+                delete_latency: Duration::from_millis(100),
+                ..CloudConfig::default()
+            },
+            ..SimConfig::default()
+        },
+        settings: rotor_controllers::Settings {
+            gate_interval: Duration::from_millis(100),
+            poll_interval: Duration::from_millis(200),
+            drain_timeout: Duration::from_secs(6),
+            min_gate_requests: 10,
+            ..Default::default()
+        },
+        traffic: TrafficChoice::Sim,
+        clock: None,
+        clouds: Vec::new(),
+    })
+    .await
+    .expect("rehearsal starts");
+    r.wait_adopted(Duration::from_secs(20))
+        .await
+        .expect("clusters adopted");
+    r.deploy_app(Duration::from_secs(30))
+        .await
+        .expect("sample app answers");
+    r
+}
+
+/// An exporter (the test's application metrics) and a Prometheus scraping it every second.
+async fn prometheus_scraping() -> (Exporter, PrometheusProcess) {
+    let exporter = Exporter::start().await.expect("exporter");
+    // Another member's series: the target is up whatever the gate reads. (The series name
+    // their member in a label of their own: `instance` and `job` are Prometheus' target labels,
+    // a scraped `instance` would become `exported_instance`.)
+    exporter.set(r#"rotor_test_error_ratio{member="elsewhere"}"#, 1.0);
+    let prometheus = prometheus::for_test(&exporter).await;
+    (exporter, prometheus)
+}
+
+/// A gate on the error ratio the exporter serves, at most 1 %, read every second.
+fn error_ratio(prometheus: &PrometheusProcess, query: &str, consecutive: u32) -> MetricGate {
+    MetricGate {
+        name: "error-ratio".into(),
+        query: query.into(),
+        threshold: Threshold {
+            max: Some(0.01),
+            min: None,
+        },
+        interval_seconds: 1,
+        consecutive,
+        on_inconclusive: OnInconclusive::Pause,
+        prometheus: Some(PrometheusSource {
+            url: prometheus.url.clone(),
+        }),
+    }
+}
+
+async fn create_swap(r: &Rehearsal, gate: MetricGate) {
+    let strategy = SwapStrategy {
+        traffic_steps: vec![10, 50, 100],
+        bake_seconds: 1,
+        blue_retention_seconds: 1,
+        health_gates: rotor_api::HealthGates {
+            metric_gates: vec![gate],
+            ..Default::default()
+        },
+        ..Default::default()
+    };
+    let swap = ClusterSwap::new(
+        SWAP,
+        ClusterSwapSpec {
+            cluster_ref: r.fleet[0].name_any(),
+            target: SwapTarget {
+                kubernetes_version: Some(rotor_api::SAMPLE_TARGET_VERSION.into()),
+                ..Default::default()
+            },
+            strategy,
+            paused: false,
+            rollback: false,
+            hold_before_traffic: false,
+        },
+    );
+    Api::<ClusterSwap>::all(r.client.clone())
+        .create(&PostParams::default(), &swap)
+        .await
+        .expect("swap created");
+}
+
+/// The swap's status once `want` holds for it (bounded by [`LIMIT`]).
+async fn status_when(
+    r: &Rehearsal,
+    what: &str,
+    want: impl Fn(&ClusterSwapStatus) -> bool,
+) -> ClusterSwapStatus {
+    let api: Api<ClusterSwap> = Api::all(r.client.clone());
+    eventually(LIMIT, what, || async {
+        let status = api.get(SWAP).await.ok()?.status?;
+        want(&status).then_some(status)
+    })
+    .await
+}
+
+/// The swap's Events: (reason, Warning?, note).
+async fn events(r: &Rehearsal) -> Vec<(String, bool, String)> {
+    let events: Api<Event> = Api::all(r.client.clone());
+    let list = events.list(&Default::default()).await.expect("events");
+    list.items
+        .into_iter()
+        .filter(|e| e.regarding.as_ref().and_then(|o| o.name.as_deref()) == Some(SWAP))
+        .map(|e| {
+            (
+                e.reason.unwrap_or_default(),
+                e.type_.as_deref() == Some("Warning"),
+                e.note.unwrap_or_default(),
+            )
+        })
+        .collect()
+}
+
+async fn no_failed_requests(load: Load) {
+    let report = load.stop().await;
+    assert!(report.requests > 100, "{report:?}");
+    assert_eq!(report.failed, 0, "{report:?}");
+}
+
+/// (a) The gate reads its cluster's error ratio (the Cluster's name and a label of it filled
+/// into the query) well within the threshold: every step ends after its passes, the swap
+/// succeeds, and the values seen are in status and Events.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_metric_within_its_threshold_lets_the_swap_succeed() {
+    let r = rehearsal().await;
+    let cluster = r.fleet[0].name_any();
+    let env = r.fleet[0].labels()[rotor_api::labels::ENV].clone();
+    let (exporter, prometheus) = prometheus_scraping().await;
+    let series = format!(r#"rotor_test_error_ratio{{cluster="{cluster}",env="{env}"}}"#);
+    exporter.set(&series, 0.002);
+    prometheus.wait_for(&series, Some("0.002"), LIMIT).await;
+    let load = Load::start(r.app_urls(), 4, CLIENT_TIMEOUT);
+    let query = r#"rotor_test_error_ratio{cluster="{{cluster}}",env="{{labels.rotor.dev/env}}"}"#;
+    create_swap(&r, error_ratio(&prometheus, query, 2)).await;
+    let done = status_when(&r, "the swap to end", |s| s.phase.is_terminal()).await;
+    assert_eq!(done.phase, Phase::Succeeded, "{:?}", done.history);
+    no_failed_requests(load).await;
+    let gate = &done.metric_gates[0];
+    assert_eq!(gate.last_result, Some(MetricGateResult::Pass), "{gate:?}");
+    assert_eq!(gate.last_value.as_deref(), Some("0.002"));
+    assert!(
+        gate.evaluations >= 6,
+        "two passes in each of three steps: {gate:?}"
+    );
+    let passed: Vec<String> = events(&r)
+        .await
+        .into_iter()
+        .filter(|(reason, _, _)| reason == "MetricGatePassed")
+        .map(|(_, _, note)| note)
+        .collect();
+    for weight in [10, 50, 100] {
+        let at = format!("at {weight} %; last: 0.002");
+        assert!(
+            passed.iter().any(|n| n.contains(&at)),
+            "{at:?} in {passed:?}"
+        );
+    }
+}
+
+/// (b) The gate reads green's error ratio (`{{green}}`); it turns bad once green carries half
+/// the traffic: the swap rolls back from 50 %, the gate named in its history and Events.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_metric_beyond_its_threshold_at_50_percent_rolls_the_swap_back() {
+    let r = rehearsal().await;
+    let blue = r.fleet[0].name_any();
+    let (exporter, prometheus) = prometheus_scraping().await;
+    let load = Load::start(r.app_urls(), 4, CLIENT_TIMEOUT);
+    let query = r#"rotor_test_error_ratio{member="{{green}}"}"#;
+    create_swap(&r, error_ratio(&prometheus, query, 3)).await;
+    let named = status_when(&r, "green to be named", |s| s.green_instance.is_some()).await;
+    let green = named.green_instance.expect("green");
+    let series = format!(r#"rotor_test_error_ratio{{member="{green}"}}"#);
+    exporter.set(&series, 0.001);
+    status_when(&r, "green at 50 %", |s| s.green_weight_percent == 50).await;
+    exporter.set(&series, 0.3);
+    let done = status_when(&r, "the swap to end", |s| s.phase.is_terminal()).await;
+    assert_eq!(done.phase, Phase::RolledBack, "{:?}", done.history);
+    no_failed_requests(load).await;
+    let rollback = done
+        .history
+        .iter()
+        .find(|t| t.phase == Phase::RollingBack)
+        .expect("RollingBack recorded");
+    assert_eq!(rollback.reason, Reason::MetricGateFailed);
+    for part in [
+        "metric gate error-ratio failed at 50 %: 0.3",
+        "is beyond the threshold (at most 0.01)",
+        &format!(r#"query: rotor_test_error_ratio{{member="{green}"}}"#),
+    ] {
+        assert!(
+            rollback.message.contains(part),
+            "{part:?} in {}",
+            rollback.message
+        );
+    }
+    assert_eq!(done.metric_gates[0].last_value.as_deref(), Some("0.3"));
+    let failed = events(&r).await;
+    assert!(
+        failed
+            .iter()
+            .any(|(reason, warning, note)| reason == "MetricGateFailed"
+                && *warning
+                && note.contains("error-ratio")),
+        "{failed:?}"
+    );
+    let c = Api::<rotor_api::Cluster>::all(r.client.clone())
+        .get(&blue)
+        .await
+        .expect("cluster");
+    let status = c.status.unwrap_or_default();
+    assert_eq!(status.active_instance.as_deref(), Some(blue.as_str()));
+    assert!(r.sim.cluster(&green).is_none(), "green was not deleted");
+}
+
+/// (c) No series for green yet: the first step holds (no advance, no rollback) with a Warning
+/// and a condition saying why; once the series appears the swap goes on and succeeds.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn no_data_holds_the_swap_until_data_appears() {
+    let r = rehearsal().await;
+    let (exporter, prometheus) = prometheus_scraping().await;
+    let load = Load::start(r.app_urls(), 4, CLIENT_TIMEOUT);
+    let query = r#"rotor_test_error_ratio{member="{{green}}"}"#;
+    create_swap(&r, error_ratio(&prometheus, query, 2)).await;
+    let held = status_when(&r, "the step to hold", |s| {
+        find_condition(&s.conditions, ConditionType::Progressing)
+            .is_some_and(|c| c.reason == Reason::MetricGateInconclusive)
+    })
+    .await;
+    let why = find_condition(&held.conditions, ConditionType::Progressing)
+        .map(|c| c.message.clone())
+        .unwrap_or_default();
+    assert!(
+        why.contains(
+            "metric gate error-ratio cannot be judged at 10 %: the query returned no data"
+        ),
+        "{why}"
+    );
+    // Several evaluations later: still at 10 %, never rolled back.
+    let still = status_when(&r, "more evaluations", |s| {
+        s.metric_gates.first().is_some_and(|g| g.evaluations >= 3)
+    })
+    .await;
+    assert_eq!(
+        (still.phase, still.green_weight_percent),
+        (Phase::ShiftingTraffic, 10)
+    );
+    assert!(!still.history.iter().any(|t| t.phase == Phase::RollingBack));
+    let warned = events(&r).await;
+    assert!(
+        warned
+            .iter()
+            .any(|(reason, warning, note)| reason == "MetricGateInconclusive"
+                && *warning
+                && note.contains("returned no data")),
+        "{warned:?}"
+    );
+
+    let green = still.green_instance.expect("green");
+    let series = format!(r#"rotor_test_error_ratio{{member="{green}"}}"#);
+    exporter.set(&series, 0.001);
+    let done = status_when(&r, "the swap to end", |s| s.phase.is_terminal()).await;
+    assert_eq!(done.phase, Phase::Succeeded, "{:?}", done.history);
+    no_failed_requests(load).await;
+    let reasons: Vec<String> = events(&r).await.into_iter().map(|(r, _, _)| r).collect();
+    assert!(
+        reasons.iter().any(|r| r == "MetricGateConclusive"),
+        "{reasons:?}"
+    );
+}
+
+/// `rotor serve --prometheus-url` follows a gate's own rules: credentials in it stop the
+/// process at start, naming the flag and not repeating them.
+#[test]
+fn serve_refuses_a_prometheus_url_with_credentials() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = format!("sqlite:{}", dir.path().join("rotor.db").display());
+    let listen = format!("127.0.0.1:{}", common::kubectl::free_port());
+    let mut serve = common::process::command(&["serve", "--store", &store, "--listen", &listen]);
+    serve
+        .args(["--prometheus-url", "http://admin:s3cret@127.0.0.1:9090"])
+        .stderr(std::process::Stdio::piped());
+    let mut child = rotor_test_support::KillOnDrop(serve.spawn().expect("rotor serve runs"));
+    let status = rotor_test_support::exit_within(&mut child.0, Duration::from_secs(30), "serve");
+    let mut stderr = String::new();
+    std::io::Read::read_to_string(&mut child.0.stderr.take().expect("stderr"), &mut stderr)
+        .expect("stderr read");
+    assert!(!status.success(), "rotor serve started: {stderr}");
+    assert!(
+        stderr.contains("--prometheus-url") && stderr.contains("must not hold credentials"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("s3cret"), "{stderr}");
+}

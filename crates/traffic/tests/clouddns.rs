@@ -497,6 +497,48 @@ async fn throttling_is_classed_rate_limited_and_changes_nothing() {
 }
 
 #[tokio::test]
+async fn a_shift_returns_once_its_change_is_done_and_times_out_on_one_that_never_is() {
+    let d = dns().await;
+    let s = &d.shifter;
+    s.register(EP, addr("10.0.0.1:443"), Some(addr("10.0.0.2:443")))
+        .await
+        .unwrap();
+    d.sim.dns_changes_pending_for(PROJECT, ZONE, 2);
+    s.set_weights(EP, Weights::green(10).unwrap())
+        .await
+        .expect("done after two reads");
+    assert_eq!(d.sim.dns_changes_pending(PROJECT, ZONE), Some(0));
+    assert_eq!(s.weights(EP).await.unwrap(), Weights::green(10).unwrap());
+
+    d.sim.dns_changes_pending_for(PROJECT, ZONE, u32::MAX);
+    let timeout = Duration::from_secs(1);
+    let impatient = CloudDnsShifter::new(
+        &format!("{PROJECT}/{ZONE}"),
+        CloudDnsOptions {
+            endpoint: Some(d.endpoint.clone()),
+            credentials: Some(token()),
+            change_timeout: timeout,
+            ..CloudDnsOptions::default()
+        },
+    )
+    .await
+    .unwrap();
+    let err = impatient
+        .set_weights(EP, Weights::green(50).unwrap())
+        .await
+        .expect_err("never done");
+    match &err {
+        TrafficError::Timeout {
+            endpoint, after, ..
+        } => {
+            assert_eq!((endpoint.as_str(), *after), (EP, timeout))
+        }
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(d.sim.dns_changes_pending(PROJECT, ZONE), Some(1));
+}
+
+#[tokio::test]
 async fn an_unreachable_cloud_dns_is_unavailable() {
     // Nothing listens on port 1: connections are refused at once.
     let s = shifter("http://127.0.0.1:1/gcp", "p/z").await;

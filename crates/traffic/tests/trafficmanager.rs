@@ -562,8 +562,19 @@ async fn bad_requests_are_refused_naming_the_endpoint_and_change_nothing() {
 
 #[tokio::test]
 async fn an_unreachable_resource_manager_is_unavailable_and_a_missing_token_refused() {
-    // Nothing listens on port 1: connections are refused at once.
-    let err = TrafficManagerShifter::new("s/g/p", options("http://127.0.0.1:1/azure"))
+    // Nothing listens on port 1: connections are refused at once. The shifter starts all the
+    // same (a control plane restarted during an outage serves the other clouds), and each
+    // call is Unavailable.
+    let s = TrafficManagerShifter::new("s/g/p", options("http://127.0.0.1:1/azure"))
+        .await
+        .expect("starts while Resource Manager is unreachable");
+    assert_eq!(
+        s.settle_time(),
+        Duration::from_secs(60 + 300),
+        "TTL assumed"
+    );
+    let err = s
+        .register(EP, addr("10.0.0.1:443"), None)
         .await
         .expect_err("unreachable");
     match &err {
@@ -586,6 +597,45 @@ async fn an_unreachable_resource_manager_is_unavailable_and_a_missing_token_refu
         }
         other => panic!("{other:?}"),
     }
+}
+
+#[tokio::test]
+async fn a_shifter_started_while_throttled_checks_the_profile_at_its_first_shift() {
+    let d = tm().await;
+    let throttled = 100;
+    d.sim.cloud.rate_limit_next_calls(throttled, None);
+    let s = TrafficManagerShifter::new(&format!("{SUB}/{RG}/{PROFILE}"), options(&d.arm_url))
+        .await
+        .expect("starts while throttled");
+    assert!(
+        d.sim.cloud.rate_limited_calls_pending() < throttled,
+        "the profile was asked for"
+    );
+    d.sim.cloud.rate_limit_next_calls(0, None);
+    s.register(EP, addr("10.0.0.1:443"), None)
+        .await
+        .expect("served once the limit is over");
+    assert_eq!(held(&d), [ep("rotor-app-blue", "10.0.0.1", "Enabled", 100)]);
+    assert_eq!(s.settle_time(), Duration::from_secs(60 + 30), "TTL read");
+
+    // A profile that turned out not to be weighted is refused at the first shift instead.
+    let performance = json!({"location": "global", "properties": {
+        "trafficRoutingMethod": "Performance", "dnsConfig": {"relativeName": "perf", "ttl": 30},
+        "monitorConfig": {"protocol": "HTTP", "port": 80, "path": "/"}}});
+    operator_sends(&d, Method::Put, &profile_path("perf"), performance).await;
+    d.sim.cloud.rate_limit_next_calls(throttled, None);
+    let s = TrafficManagerShifter::new(&format!("{SUB}/{RG}/perf"), options(&d.arm_url))
+        .await
+        .expect("starts while throttled");
+    d.sim.cloud.rate_limit_next_calls(0, None);
+    let perf_writes = || d.sim.traffic_manager_writes(SUB, RG, "perf").unwrap();
+    let before = perf_writes();
+    let err = s
+        .register(EP, addr("10.0.0.1:443"), None)
+        .await
+        .expect_err("Performance");
+    assert!(matches!(err, TrafficError::Unsupported { .. }), "{err:?}");
+    assert_eq!(perf_writes(), before);
 }
 
 #[tokio::test]

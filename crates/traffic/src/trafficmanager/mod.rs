@@ -21,7 +21,8 @@
 //!
 //! [`TrafficManagerShifter::new`] reads the profile once: a missing profile, or one that does
 //! not route by weight, is refused at start, and the TTL is known from then on (every read
-//! refreshes it). As for the other DNS shifters: clients follow a change only after
+//! refreshes it); when Resource Manager cannot answer then, the shifter starts unchecked and
+//! the first shift's read decides. As for the other DNS shifters: clients follow a change only after
 //! propagation and the profile's TTL ([`TrafficShifter::settle_time`]); Traffic Manager sees no
 //! requests ([`TrafficError::NoRequestCounts`]); blue and green share one port. Traffic
 //! Manager's own health probes may also take an endpoint out of its answers (`Degraded`),
@@ -49,6 +50,14 @@ pub const API_VERSION: &str = "2022-04-01";
 /// How long after a change Traffic Manager's name servers may still answer from before it,
 /// unless told otherwise. Microsoft publishes no figure we found; Route 53's is used.
 pub const DEFAULT_PROPAGATION: Duration = Duration::from_secs(60);
+
+/// `ttl_seconds` before the profile was first read.
+const TTL_UNKNOWN: u64 = u64::MAX;
+
+/// The TTL assumed while the profile's is unknown: a settle is asked for after a shift, and a
+/// shift reads the profile, so this counts only if that order ever changes. A conservative
+/// guess, longer than the TTLs profiles commonly carry.
+const ASSUMED_TTL: Duration = Duration::from_secs(300);
 
 /// Where rotor reaches Resource Manager, as whom, and how long changes take to spread.
 #[derive(Clone, Debug)]
@@ -111,7 +120,10 @@ struct Current {
 
 impl TrafficManagerShifter {
     /// A shifter of `profile` (`SUBSCRIPTION/RESOURCE_GROUP/PROFILE`), after reading it once:
-    /// it must exist and route by weight.
+    /// it must exist and route by weight. When Resource Manager cannot answer (unreachable,
+    /// throttling, a 5xx) the shifter starts unchecked, so that a control plane restarted during
+    /// an Azure outage comes up and serves every other cloud: each shift reads the profile
+    /// first, and so refuses one that is missing or not weighted then.
     pub async fn new(profile: &str, options: TrafficManagerOptions) -> Result<Self, TrafficError> {
         let (subscription, group, profile) = parse_profile(profile)?;
         let arm = Arm::new(options.azure).map_err(|e| TrafficError::Setup {
@@ -124,9 +136,20 @@ impl TrafficManagerShifter {
             group,
             profile,
             propagation: options.propagation,
-            ttl_seconds: AtomicU64::new(0),
+            ttl_seconds: AtomicU64::new(TTL_UNKNOWN),
         };
-        shifter.read_profile(None).await?;
+        match shifter.read_profile(None).await {
+            Ok(_) => {}
+            Err(TrafficError::TrafficManager {
+                failure, message, ..
+            }) if failure.is_retryable() => tracing::warn!(
+                profile = %shifter.profile_path(),
+                %failure,
+                %message,
+                "Traffic Manager profile not checked at start; every shift reads it first"
+            ),
+            Err(e) => return Err(e),
+        }
         Ok(shifter)
     }
 
@@ -368,7 +391,11 @@ impl TrafficShifter for TrafficManagerShifter {
     /// Resolvers may answer with the old endpoints until the change has propagated and their
     /// cached answer (the profile's TTL, as last read) has expired.
     fn settle_time(&self) -> Duration {
-        self.propagation + Duration::from_secs(self.ttl_seconds.load(Ordering::Relaxed))
+        let ttl = match self.ttl_seconds.load(Ordering::Relaxed) {
+            TTL_UNKNOWN => ASSUMED_TTL,
+            seconds => Duration::from_secs(seconds),
+        };
+        self.propagation + ttl
     }
 
     async fn backend_stats(&self, endpoint: &str) -> Result<BackendStats, TrafficError> {

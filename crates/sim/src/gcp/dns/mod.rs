@@ -2,7 +2,9 @@
 //! managed zones (made by the test, [`Sim::add_managed_zone`], or by the operator through
 //! `managedZones.create`; rotor creates none), their record sets (list with name/type filters and pages, get, create, patch,
 //! delete) and changes (create, all or nothing; get). A change is `done` when answered: the
-//! simulator serves no DNS, so nothing waits on name servers.
+//! simulator serves no DNS, so nothing waits on name servers; a test may have a zone's
+//! changes answer `pending` for a number of reads ([`Sim::dns_changes_pending_for`]), as
+//! Cloud DNS does until a change reaches its name servers. The record sets change at once.
 //!
 //! Errors are Cloud DNS's older shape — `{"error": {code, message, status, errors: [{domain,
 //! reason, message}]}}` — with the reasons its clients meet: `notFound` 404, `alreadyExists`
@@ -42,8 +44,28 @@ struct Zone {
     dns_name: String,
     creation_time: String,
     sets: BTreeMap<Key, Rrset>,
-    /// Every change applied, answered as `changes.get` answers it; id = index + 1.
-    changes: Vec<Value>,
+    /// Every change applied; id = index + 1.
+    changes: Vec<Recorded>,
+    /// How many reads each new change answers `pending` before `done`.
+    pending_reads: u32,
+}
+
+/// A change as applied, and how many more reads answer it `pending`.
+struct Recorded {
+    answer: Value,
+    pending_reads: u32,
+}
+
+impl Recorded {
+    /// The change as `changes.create` / `changes.get` answer it now.
+    fn answer(&self) -> Value {
+        let mut answer = self.answer.clone();
+        if self.pending_reads > 0 {
+            answer["status"] = json!("pending");
+            answer["isServing"] = json!(false);
+        }
+        answer
+    }
 }
 
 impl CloudDns {
@@ -82,6 +104,7 @@ impl Sim {
                 creation_time: rfc3339_now(),
                 sets: [soa, ns].into_iter().map(|s| (s.key(), s)).collect(),
                 changes: Vec::new(),
+                pending_reads: 0,
             },
         );
     }
@@ -93,6 +116,22 @@ impl Sim {
         let zone = zones.get(&(project.to_string(), zone.to_string()))?;
         let key = (fqdn(name), kind.to_string());
         zone.sets.get(&key).map(Rrset::answer)
+    }
+
+    /// Makes every change to the zone from now on answer `pending` to its creation and to
+    /// its first `reads` reads (`u32::MAX`: never done), `done` after.
+    pub fn dns_changes_pending_for(&self, project: &str, zone: &str, reads: u32) {
+        let mut zones = self.clouddns.zones();
+        if let Some(zone) = zones.get_mut(&(project.to_string(), zone.to_string())) {
+            zone.pending_reads = reads;
+        }
+    }
+
+    /// How many of a zone's changes still answer `pending` (`None`: no such zone).
+    pub fn dns_changes_pending(&self, project: &str, zone: &str) -> Option<usize> {
+        let zones = self.clouddns.zones();
+        let zone = zones.get(&(project.to_string(), zone.to_string()))?;
+        Some(zone.changes.iter().filter(|c| c.pending_reads > 0).count())
     }
 
     /// How many changes a managed zone has applied (`None`: no such zone).
@@ -340,8 +379,13 @@ fn commit(zone: &mut Zone, change: &ChangeBody) -> Result<Value, GcpError> {
         "additions": change.additions.iter().map(Rrset::answer).collect::<Vec<_>>(),
         "deletions": change.deletions.iter().map(Rrset::answer).collect::<Vec<_>>(),
     });
-    zone.changes.push(answered.clone());
-    Ok(answered)
+    let recorded = Recorded {
+        answer: answered,
+        pending_reads: zone.pending_reads,
+    };
+    let answer = recorded.answer();
+    zone.changes.push(recorded);
+    Ok(answer)
 }
 
 /// The request's body as `T`, or a 400 naming what is wrong.
@@ -505,11 +549,13 @@ async fn get_change(
 ) -> Result<Json<Value>, GcpError> {
     admit(&sim, &headers)?;
     with_zone(&sim, &(project, zone), |zone| {
-        id.parse::<usize>()
+        let change = id
+            .parse::<usize>()
             .ok()
-            .and_then(|n| zone.changes.get(n.checked_sub(1)?))
-            .cloned()
-            .map(Json)
-            .ok_or_else(|| GcpError::not_found_named("parameters.changeId", &id))
+            .and_then(|n| zone.changes.get_mut(n.checked_sub(1)?))
+            .ok_or_else(|| GcpError::not_found_named("parameters.changeId", &id))?;
+        let answer = change.answer();
+        change.pending_reads = change.pending_reads.saturating_sub(1);
+        Ok(Json(answer))
     })
 }

@@ -26,6 +26,7 @@ use azure_core::http::{
     RetryOptions, StatusCode, Transport,
 };
 
+pub use azure_core::credentials::Secret;
 pub use azure_core::http::{Method, Url};
 pub use errors::{Failure, classify};
 pub use policy::is_loopback_http;
@@ -102,6 +103,7 @@ impl ArmResponse {
 pub struct Arm {
     pipeline: Pipeline,
     endpoint: Url,
+    credential: Arc<dyn TokenCredential>,
 }
 
 impl Arm {
@@ -126,10 +128,13 @@ impl Arm {
             None => credentials::chain().map_err(ConfigError::NoCredential)?,
         };
         let auth: Arc<dyn Policy> = if loopback {
-            Arc::new(policy::LoopbackBearer::new(credential, MANAGEMENT_SCOPE))
+            Arc::new(policy::LoopbackBearer::new(
+                credential.clone(),
+                MANAGEMENT_SCOPE,
+            ))
         } else {
             Arc::new(BearerTokenAuthorizationPolicy::new(
-                credential,
+                credential.clone(),
                 [MANAGEMENT_SCOPE],
             ))
         };
@@ -141,7 +146,22 @@ impl Arm {
             vec![auth],
             Some(pipeline_options()),
         );
-        Ok(Arm { pipeline, endpoint })
+        Ok(Arm {
+            pipeline,
+            endpoint,
+            credential,
+        })
+    }
+
+    /// A token for `scope` from the credential this client acts with: what an AKS cluster
+    /// with Azure AD takes for its API (its server application's scope), so that rotor needs
+    /// no `kubelogin`. Failures are classed as a call's.
+    pub async fn token(&self, scope: &str) -> Result<Secret, Failure> {
+        self.credential
+            .get_token(&[scope], None)
+            .await
+            .map(|t| t.token)
+            .map_err(|e| classify(&e))
     }
 
     /// The endpoint's URL for an ARM `path` (`/subscriptions/…`) at `api_version`.

@@ -65,6 +65,18 @@ pub struct Instance {
     pub traffic_address: Option<std::net::SocketAddr>,
 }
 
+/// How the kubeconfigs of [`Provider::credentials`] authenticate to a cloud cluster's API.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum ClusterCredentials {
+    /// The cloud CLI's exec plugin, as its `get-credentials` command writes it (`aws eks
+    /// get-token`, `gke-gcloud-auth-plugin`, `kubelogin` on AKS clusters with Azure AD): for
+    /// people and tools that have the plugin.
+    #[default]
+    Exec,
+    /// A short-lived token rotor mints from its own cloud credentials: no plugin binary needed.
+    Token,
+}
+
 /// A kubeconfig for an instance. It carries a credential: it never prints itself.
 #[derive(Clone, PartialEq, Eq)]
 pub struct Kubeconfig(String);

@@ -9,10 +9,10 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use rotor_azure::{Arm, AzureOptions, ConfigError, Method};
-use rotor_providers::aks::{API_VERSION, AksProvider, static_token};
+use rotor_providers::aks::{AKS_AAD_SERVER_ID, API_VERSION, AksProvider, static_token};
 use rotor_providers::{
-    Instance, InstanceSpec, InstanceState, Located, NodePoolSpec, Placement, ProviderError,
-    idempotency_token, instance_name,
+    ClusterCredentials, Instance, InstanceSpec, InstanceState, Located, NodePoolSpec, Placement,
+    ProviderError, idempotency_token, instance_name,
 };
 use rotor_sim::{CloudConfig, Sim, SimConfig};
 use rotor_test_support::members::list_namespaces;
@@ -384,6 +384,108 @@ async fn aks_credentials_reach_the_members_api_and_a_wrong_token_does_not() {
         Err(ProviderError::Refused { status: 404, .. }) => {}
         other => panic!("{other:?}"),
     }
+}
+
+fn azure_ad(mut s: InstanceSpec) -> InstanceSpec {
+    s.config.insert("aad".into(), "managed".into());
+    s.config.insert("aadTenantId".into(), "tenant-rotor".into());
+    s
+}
+
+#[tokio::test]
+async fn aks_azure_ad_clusters_name_kubelogin_and_token_mode_brings_rotors_own_token() {
+    let (_sim, endpoint) = simulator(0.0).await;
+    let s = azure_ad(spec("swap-aad"));
+    let exec = provider(&endpoint);
+    let p = Located::new(&exec, placement("westeurope"));
+    create_until_running(&p, &s).await;
+    let held = arm_get(&endpoint, &cluster_path(&s.name)).await;
+    assert_eq!(held["properties"]["aadProfile"]["tenantID"], "tenant-rotor");
+
+    let as_written = p.credentials(&s.name).await.expect("credentials");
+    let k: serde_json::Value = serde_json::from_str(as_written.expose()).expect("JSON is YAML");
+    let user = &k["users"][0]["user"];
+    assert_eq!(user["exec"]["command"], "kubelogin", "{user}");
+    let args = user["exec"]["args"].as_array().expect("args");
+    assert!(args.iter().any(|a| a == AKS_AAD_SERVER_ID), "{args:?}");
+    assert!(
+        user.get("token").is_none(),
+        "no credential in an Azure AD kubeconfig"
+    );
+
+    let token_mode = provider(&endpoint).with_cluster_credentials(ClusterCredentials::Token);
+    let p = Located::new(&token_mode, placement("westeurope"));
+    let kubeconfig = p.credentials(&s.name).await.expect("credentials");
+    let k: serde_json::Value = serde_json::from_str(kubeconfig.expose()).expect("JSON");
+    assert_eq!(k["users"][0]["user"]["token"], TOKEN);
+    assert!(k["users"][0]["user"].get("exec").is_none());
+    list_namespaces(kubeconfig.expose())
+        .await
+        .expect("the API takes a token of an identity acting in the subscription");
+    let stranger = kubeconfig.expose().replace(TOKEN, "sim-azure-stranger");
+    match list_namespaces(&stranger).await {
+        Err(kube::Error::Api(status)) => assert_eq!(status.code, 401, "{status:?}"),
+        other => panic!("a token that never acted in the subscription: {other:?}"),
+    }
+
+    // A local account's kubeconfig already carries a credential: token mode keeps it.
+    let local = spec("swap-local");
+    create_until_running(&p, &local).await;
+    let kubeconfig = p.credentials(&local.name).await.expect("credentials");
+    let k: serde_json::Value = serde_json::from_str(kubeconfig.expose()).expect("JSON");
+    assert_ne!(k["users"][0]["user"]["token"], TOKEN);
+    list_namespaces(kubeconfig.expose())
+        .await
+        .expect("the local account's token");
+}
+
+/// Hands out `token-for-{scope}` and records the scopes asked for.
+#[derive(Debug, Default)]
+struct ScopedTokens(std::sync::Mutex<Vec<String>>);
+
+#[async_trait::async_trait]
+impl azure_core::credentials::TokenCredential for ScopedTokens {
+    async fn get_token(
+        &self,
+        scopes: &[&str],
+        _: Option<azure_core::credentials::TokenRequestOptions<'_>>,
+    ) -> azure_core::Result<azure_core::credentials::AccessToken> {
+        let scope = scopes.join(" ");
+        self.0.lock().unwrap().push(scope.clone());
+        Ok(azure_core::credentials::AccessToken::new(
+            azure_core::credentials::Secret::new(format!("token-for-{scope}")),
+            azure_core::time::OffsetDateTime::now_utc() + azure_core::time::Duration::hours(1),
+        ))
+    }
+}
+
+#[tokio::test]
+async fn aks_token_mode_asks_for_the_kubeconfigs_server_application() {
+    let (_sim, endpoint) = simulator(0.0).await;
+    let s = azure_ad(spec("swap-scope"));
+    let exec = provider(&endpoint);
+    create_until_running(&Located::new(&exec, placement("westeurope")), &s).await;
+    let scopes = Arc::new(ScopedTokens::default());
+    let token_mode = AksProvider::new(AzureOptions {
+        endpoint: Some(endpoint.clone()),
+        credential: Some(scopes.clone() as Arc<dyn azure_core::credentials::TokenCredential>),
+    })
+    .expect("AKS provider")
+    .with_cluster_credentials(ClusterCredentials::Token);
+    let p = Located::new(&token_mode, placement("westeurope"));
+    let kubeconfig = p.credentials(&s.name).await.expect("credentials");
+    let k: serde_json::Value = serde_json::from_str(kubeconfig.expose()).expect("JSON");
+    let aks_scope = format!("{AKS_AAD_SERVER_ID}/.default");
+    assert_eq!(
+        k["users"][0]["user"]["token"],
+        format!("token-for-{aks_scope}")
+    );
+    let asked = scopes.0.lock().unwrap().clone();
+    assert!(asked.contains(&aks_scope), "{asked:?}");
+    assert!(
+        asked.contains(&rotor_azure::MANAGEMENT_SCOPE.to_string()),
+        "ARM's own calls: {asked:?}"
+    );
 }
 
 #[tokio::test]

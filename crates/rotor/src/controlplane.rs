@@ -147,7 +147,7 @@ pub struct Wiring {
     /// rotor's own credentials, for Clusters of their account only.
     pub aws_role_arn_template: Option<String>,
     /// How the controllers authenticate to EKS clusters' APIs.
-    pub eks_credentials: rotor_providers::eks::ClusterCredentials,
+    pub eks_credentials: rotor_providers::ClusterCredentials,
     /// TTL of the Route 53 records rotor writes: how long resolvers may keep a weight.
     pub route53_ttl_seconds: i64,
     /// How long Route 53 takes to serve a change from all its name servers.
@@ -158,12 +158,14 @@ pub struct Wiring {
     /// application default credentials.
     pub gcp_access_token_file: Option<std::path::PathBuf>,
     /// How the controllers authenticate to GKE clusters' APIs.
-    pub gke_credentials: rotor_providers::gke::ClusterCredentials,
+    pub gke_credentials: rotor_providers::ClusterCredentials,
     /// Azure Resource Manager at this URL instead of Azure's (`rotor sim`'s `/azure`).
     pub azure_endpoint_url: Option<String>,
     /// A file holding the access token rotor presents to Azure, read whenever one is needed;
     /// None: rotor's credential chain.
     pub azure_access_token_file: Option<std::path::PathBuf>,
+    /// How the controllers authenticate to AKS clusters with Azure AD.
+    pub aks_credentials: rotor_providers::ClusterCredentials,
     /// TTL of the Cloud DNS records rotor writes.
     pub clouddns_ttl: std::time::Duration,
     /// How long Cloud DNS takes to serve a change from all its name servers.
@@ -294,7 +296,8 @@ pub async fn controller_context(
             }
             None if p == "azure" => {
                 let aks = rotor_providers::aks::AksProvider::new(azure_options(wiring))
-                    .map_err(|e| anyhow::anyhow!("--provider azure: {e}"))?;
+                    .map_err(|e| anyhow::anyhow!("--provider azure: {e}"))?
+                    .with_cluster_credentials(wiring.aks_credentials);
                 ctx = ctx.with_provider(Provider::Azure, Arc::new(aks));
             }
             _ => anyhow::bail!("--provider {p:?}: expected sim:URL, aws, gcp or azure"),

@@ -14,6 +14,7 @@ mod behaviour;
 mod cloud;
 mod faults;
 mod gcp;
+mod principals;
 mod traffic;
 mod workloads;
 

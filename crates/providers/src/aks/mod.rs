@@ -16,9 +16,12 @@
 //!
 //! What `spec.config` may give besides `resourceGroup`: `dnsPrefix` (default: the instance
 //! name), `vnetSubnetId`, `networkPlugin`, `identity` (`SystemAssigned` or a user-assigned
-//! identity's id), `tier` (`Free`, `Standard`, `Premium`). Where an instance takes application
+//! identity's id), `tier` (`Free`, `Standard`, `Premium`), `aad: managed` (AKS-managed Azure
+//! AD, with `aadTenantId` and `aadAdminGroupObjectIds`; see [`credentials`] for how rotor
+//! then reaches the cluster's API). Where an instance takes application
 //! traffic is its tag `rotor-traffic-address`, encoded as GKE's label (see `crate::tags`).
 
+mod credentials;
 mod errors;
 mod locate;
 mod observe;
@@ -30,11 +33,15 @@ use rotor_azure::{Arm, AzureOptions, ConfigError, Failure, Method};
 use serde::Deserialize;
 
 use crate::tags::LABEL_TOKEN;
-use crate::{Instance, InstanceSpec, Kubeconfig, Placement, Provider, ProviderError};
+use crate::{
+    ClusterCredentials, Instance, InstanceSpec, Kubeconfig, Placement, Provider, ProviderError,
+};
+use credentials::{TokenModeError, token_mode};
 use errors::{invalid, provider_error};
 use locate::Memory;
 use observe::ManagedCluster;
 
+pub use credentials::AKS_AAD_SERVER_ID;
 pub use rotor_azure::credentials::static_token;
 
 /// The ARM api-version of every call (the newest stable in the REST specification).
@@ -47,6 +54,7 @@ const LIST_PAGES: usize = 20;
 pub struct AksProvider {
     arm: Arm,
     memory: Memory,
+    cluster_credentials: ClusterCredentials,
 }
 
 impl std::fmt::Debug for AksProvider {
@@ -92,7 +100,15 @@ impl AksProvider {
         Ok(AksProvider {
             arm: Arm::new(options)?,
             memory: Memory::default(),
+            cluster_credentials: ClusterCredentials::default(),
         })
+    }
+
+    /// How [`Provider::credentials`]' kubeconfigs authenticate to clusters with Azure AD:
+    /// `kubelogin` as AKS names it (`Exec`), or a token from rotor's own Azure credential.
+    pub fn with_cluster_credentials(mut self, how: ClusterCredentials) -> Self {
+        self.cluster_credentials = how;
+        self
     }
 
     /// The cluster in `group`, or None when ARM does not know it.
@@ -350,7 +366,8 @@ impl Provider for AksProvider {
     }
 
     /// The kubeconfig `listClusterUserCredential` returns, as AKS writes it (on clusters with
-    /// Azure AD it names `kubelogin`; with local accounts it carries a token). Never logged.
+    /// Azure AD it names `kubelogin`, which token mode replaces by a token; with local
+    /// accounts it carries a token). Never logged.
     async fn credentials(&self, at: &Placement, name: &str) -> Result<Kubeconfig, ProviderError> {
         const OP: &str = "credentials";
         let cluster = self
@@ -389,11 +406,21 @@ impl Provider for AksProvider {
             }
             Err(failure) => return Err(provider_error(OP, name, failure)),
         };
-        kubeconfig(&answer.body).map_err(|message| ProviderError::Protocol {
+        let protocol = |message| ProviderError::Protocol {
             operation: OP,
             instance: name.to_string(),
             message,
-        })
+        };
+        let returned = kubeconfig(&answer.body).map_err(protocol)?;
+        if self.cluster_credentials == ClusterCredentials::Exec {
+            return Ok(returned);
+        }
+        token_mode(&self.arm, name, returned)
+            .await
+            .map_err(|e| match e {
+                TokenModeError::Unreadable(message) => protocol(message),
+                TokenModeError::Token(failure) => provider_error(OP, name, failure),
+            })
     }
 }
 

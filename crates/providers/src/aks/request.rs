@@ -83,6 +83,47 @@ fn identity(spec: &InstanceSpec) -> Value {
     }
 }
 
+/// `aadProfile` from `spec.config.aad: managed` (AKS-managed Azure AD, whose clusters hand
+/// out `kubelogin` kubeconfigs), with `aadTenantId` and `aadAdminGroupObjectIds` (comma
+/// separated) when given; None without `aad`.
+fn aad_profile(spec: &InstanceSpec) -> Result<Option<Value>, ProviderError> {
+    let get = |key: &str| {
+        spec.config
+            .get(key)
+            .map(|v| v.trim())
+            .filter(|v| !v.is_empty())
+    };
+    match get("aad") {
+        None => match ["aadTenantId", "aadAdminGroupObjectIds"]
+            .into_iter()
+            .find(|k| get(k).is_some())
+        {
+            Some(key) => Err(invalid(
+                OP,
+                &spec.name,
+                format!("spec.config.{key} needs spec.config.aad: managed"),
+            )),
+            None => Ok(None),
+        },
+        Some("managed") => {
+            let mut profile = json!({"managed": true});
+            if let Some(tenant) = get("aadTenantId") {
+                profile["tenantID"] = json!(tenant);
+            }
+            if let Some(groups) = get("aadAdminGroupObjectIds") {
+                let ids: Vec<&str> = groups.split(',').map(str::trim).collect();
+                profile["adminGroupObjectIDs"] = json!(ids);
+            }
+            Ok(Some(profile))
+        }
+        Some(other) => Err(invalid(
+            OP,
+            &spec.name,
+            format!("spec.config.aad {other:?} is not \"managed\" (AKS-managed Azure AD)"),
+        )),
+    }
+}
+
 /// The PUT body for `spec` in `location`.
 pub(super) fn managed_cluster(spec: &InstanceSpec, location: &str) -> Result<Value, ProviderError> {
     let config = |key: &str| {
@@ -110,6 +151,9 @@ pub(super) fn managed_cluster(spec: &InstanceSpec, location: &str) -> Result<Val
             "agentPoolProfiles": pools,
         },
     });
+    if let Some(aad) = aad_profile(spec)? {
+        body["properties"]["aadProfile"] = aad;
+    }
     if let Some(plugin) = config("networkPlugin") {
         body["properties"]["networkProfile"] = json!({"networkPlugin": plugin});
     }
@@ -165,6 +209,21 @@ mod tests {
         assert_eq!(pools[1]["maxCount"], 5);
         assert_eq!(body["properties"]["dnsPrefix"], "prod-eu-0123456789");
         assert!(body.get("sku").is_none());
+        assert!(body["properties"].get("aadProfile").is_none());
+    }
+
+    #[test]
+    fn azure_ad_is_asked_for_as_aks_managed() {
+        let mut s = spec();
+        s.config.insert("aad".into(), "managed".into());
+        s.config.insert("aadTenantId".into(), "tenant-1".into());
+        s.config
+            .insert("aadAdminGroupObjectIds".into(), "g1, g2".into());
+        let body = managed_cluster(&s, "westeurope").unwrap();
+        assert_eq!(
+            body["properties"]["aadProfile"],
+            json!({"managed": true, "tenantID": "tenant-1", "adminGroupObjectIDs": ["g1", "g2"]})
+        );
     }
 
     #[test]
@@ -185,6 +244,12 @@ mod tests {
         s = spec();
         s.config.insert("tier".into(), "Gold".into());
         named(managed_cluster(&s, "westeurope"), "spec.config.tier");
+        s = spec();
+        s.config.insert("aad".into(), "legacy".into());
+        named(managed_cluster(&s, "westeurope"), "spec.config.aad");
+        s = spec();
+        s.config.insert("aadTenantId".into(), "t".into());
+        named(managed_cluster(&s, "westeurope"), "spec.config.aadTenantId");
         s = spec();
         s.config.clear();
         match resource_group(&s) {

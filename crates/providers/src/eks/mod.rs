@@ -61,16 +61,7 @@ pub enum Accounts {
 /// signs with (tokens are minted from them).
 type Acting = (Client, Option<SharedCredentialsProvider>);
 
-/// How the kubeconfigs of [`Provider::credentials`] authenticate to a cluster's API.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub enum ClusterCredentials {
-    /// `aws eks get-token` as an exec plugin, as `aws eks update-kubeconfig` writes it: for
-    /// people and tools with the AWS CLI.
-    #[default]
-    Exec,
-    /// A token rotor mints from its own credentials (see `token`): no plugin binary needed.
-    Token,
-}
+pub use crate::ClusterCredentials;
 
 /// EKS, one SDK client per (account, region), made on first use and shared by every Cluster
 /// there.

@@ -38,17 +38,7 @@ use errors::{Failure, classify};
 /// Attempts per call the client makes before the error reaches rotor.
 const ATTEMPTS: u32 = 3;
 
-/// How the kubeconfigs of [`Provider::credentials`] authenticate to a cluster's API.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub enum ClusterCredentials {
-    /// `gke-gcloud-auth-plugin` as an exec plugin, as `gcloud container clusters
-    /// get-credentials` writes it: for people and tools with the gcloud CLI.
-    #[default]
-    Exec,
-    /// An OAuth access token rotor's own Google credentials mint (about an hour's validity):
-    /// no plugin binary needed.
-    Token,
-}
+pub use crate::ClusterCredentials;
 
 /// Where rotor reaches GKE and as whom.
 #[derive(Clone, Debug, Default)]

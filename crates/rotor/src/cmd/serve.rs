@@ -64,6 +64,12 @@ pub struct ServeArgs {
     /// (as `az account get-access-token` prints it). Without it: rotor's credential chain.
     #[arg(long)]
     pub azure_access_token_file: Option<PathBuf>,
+    /// How the controllers authenticate to the APIs of AKS clusters with Azure AD: `token` (an
+    /// Azure AD token for AKS's server application from rotor's own Azure credential; nothing
+    /// to install) or `exec` (`kubelogin`, as AKS names it, which must be on PATH). Clusters
+    /// with local accounts use the token AKS hands out either way.
+    #[arg(long, default_value = "token", value_parser = ["token", "exec"])]
+    pub aks_credentials: String,
     /// The IAM role rotor assumes in each Cluster's AWS account, `{account}` standing for the
     /// account id (`arn:aws:iam::{account}:role/rotor`). Without it rotor acts with its own
     /// credentials and refuses Clusters of any other account.
@@ -277,20 +283,15 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
             traffic: args.traffic.clone(),
             aws_endpoint_url: args.aws_endpoint_url.clone(),
             aws_role_arn_template: args.aws_role_arn_template.clone(),
-            eks_credentials: match args.eks_credentials.as_str() {
-                "exec" => rotor_providers::eks::ClusterCredentials::Exec,
-                _ => rotor_providers::eks::ClusterCredentials::Token,
-            },
+            eks_credentials: cluster_credentials(&args.eks_credentials),
             route53_ttl_seconds: args.route53_ttl_seconds,
             route53_propagation: std::time::Duration::from_secs(args.route53_propagation_seconds),
             gcp_endpoint_url: args.gcp_endpoint_url.clone(),
             gcp_access_token_file: args.gcp_access_token_file.clone(),
-            gke_credentials: match args.gke_credentials.as_str() {
-                "exec" => rotor_providers::gke::ClusterCredentials::Exec,
-                _ => rotor_providers::gke::ClusterCredentials::Token,
-            },
+            gke_credentials: cluster_credentials(&args.gke_credentials),
             azure_endpoint_url: args.azure_endpoint_url.clone(),
             azure_access_token_file: args.azure_access_token_file.clone(),
+            aks_credentials: cluster_credentials(&args.aks_credentials),
             clouddns_ttl: std::time::Duration::from_secs(args.clouddns_ttl_seconds),
             clouddns_propagation: std::time::Duration::from_secs(args.clouddns_propagation_seconds),
             trafficmanager_propagation: std::time::Duration::from_secs(
@@ -406,4 +407,13 @@ pub async fn kubeconfig(args: KubeconfigArgs) -> anyhow::Result<()> {
         rotor_sim::kubeconfig_yaml("rotor", &server, token.trim())
     );
     Ok(())
+}
+
+/// `exec` or `token` (clap allows only these) of `--eks-credentials`, `--gke-credentials`,
+/// `--aks-credentials`.
+fn cluster_credentials(flag: &str) -> rotor_providers::ClusterCredentials {
+    match flag {
+        "exec" => rotor_providers::ClusterCredentials::Exec,
+        _ => rotor_providers::ClusterCredentials::Token,
+    }
 }

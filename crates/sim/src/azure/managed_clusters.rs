@@ -12,7 +12,7 @@
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
-use std::sync::{Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard};
 
 use axum::Json;
 use axum::response::{IntoResponse, Response};
@@ -25,6 +25,7 @@ use super::errors::ArmError;
 use super::operations::{self, Kind, Operation};
 use super::path::ClusterId;
 use crate::cloud::CloudError;
+use crate::principals::{Directory, PrincipalTokens};
 use crate::{CloudClusterState, CreateRequest, Sim};
 
 /// The tag a cluster's idempotency token travels in.
@@ -48,6 +49,9 @@ pub(super) struct Call<'a> {
 pub(crate) struct Aks {
     clusters: Mutex<BTreeMap<Key, ManagedCluster>>,
     operations: Mutex<BTreeMap<(String, String), Operation>>,
+    /// The tokens that called ARM in each subscription (lowercase): who an Azure AD cluster's
+    /// API lets in (see `crate::principals`).
+    pub(super) principals: Directory,
 }
 
 impl Aks {
@@ -79,6 +83,9 @@ struct ManagedCluster {
     tags: BTreeMap<String, String>,
     identity: Value,
     pools: Vec<Value>,
+    /// `properties.aadProfile` as given: with `managed: true` the cluster's API takes Azure
+    /// AD tokens and its user kubeconfig names `kubelogin`.
+    aad_profile: Option<Value>,
     /// The operation of a delete in progress, answered again to a repeated DELETE.
     deleting: Option<String>,
 }
@@ -104,6 +111,8 @@ struct PutProperties {
     dns_prefix: String,
     #[serde(default)]
     agent_pool_profiles: Vec<Value>,
+    #[serde(default)]
+    aad_profile: Option<Value>,
 }
 
 /// The member's name: short, path-safe, one per (subscription, group, name).
@@ -239,6 +248,9 @@ fn cluster_json(ctx: &Call<'_>, c: &ManagedCluster) -> Option<Value> {
         "agentPoolProfiles": pools,
         "nodeResourceGroup": format!("MC_{}_{}_{}", c.id.group, c.id.name, c.location),
     });
+    if let Some(aad) = &c.aad_profile {
+        properties["aadProfile"] = aad.clone();
+    }
     if cloud.state != CloudClusterState::Creating {
         // AKS's fqdn is a host its clients reach over https; the simulator's members speak
         // plain http under its own URL, so it answers that URL (rotor uses one with a scheme
@@ -344,6 +356,18 @@ fn create(ctx: &Call<'_>, id: &ClusterId, req: PutBody) -> Result<ManagedCluster
         "" => format!("1.{}", ctx.sim.config().kubernetes_minor),
         v => v.to_string(),
     };
+    if let Some(tenant) = aad_tenant(req.properties.aad_profile.as_ref()) {
+        let subscription = id.subscription.to_ascii_lowercase();
+        let principals = ctx.sim.aks.principals.of(&subscription);
+        tracing::debug!(member, tenant, "AKS cluster with Azure AD");
+        ctx.sim.accept_tokens(
+            &member,
+            Arc::new(PrincipalTokens {
+                scope: subscription,
+                principals,
+            }),
+        );
+    }
     let created = ctx.sim.cloud.create(CreateRequest {
         name: member.clone(),
         kubernetes_version: version.clone(),
@@ -383,6 +407,7 @@ fn create(ctx: &Call<'_>, id: &ClusterId, req: PutBody) -> Result<ManagedCluster
             req.identity
         },
         pools: req.properties.agent_pool_profiles,
+        aad_profile: req.properties.aad_profile,
         deleting: None,
     })
 }
@@ -504,9 +529,10 @@ pub(super) fn get_pool(ctx: &Call<'_>, id: &ClusterId, pool: &str) -> Result<Res
 /// `POST …/listClusterUserCredential`: a kubeconfig (base64 YAML) whose server is the member's
 /// URL and whose token is the member's own, as an AKS local account's.
 pub(super) fn user_credential(ctx: &Call<'_>, id: &ClusterId) -> Result<Response, ArmError> {
-    let member = {
+    let (member, aad) = {
         let mut table = ctx.sim.aks.table();
-        live(ctx.sim, &mut table, id)?.member.clone()
+        let c = live(ctx.sim, &mut table, id)?;
+        (c.member.clone(), aad_tenant(c.aad_profile.as_ref()))
     };
     let token = ctx.sim.cloud.credentials(&member).map_err(|e| match e {
         CloudError::NotRunning { state, .. } => ArmError::new(
@@ -525,10 +551,69 @@ pub(super) fn user_credential(ctx: &Call<'_>, id: &ClusterId) -> Result<Response
         ),
     })?;
     let server = format!("{}/clusters/{member}", ctx.base.trim_end_matches("/azure"));
-    let yaml = crate::kubeconfig_yaml(&id.name, &server, &token);
+    let yaml = match aad {
+        Some(tenant) => kubelogin_kubeconfig(&id.name, &server, &tenant),
+        None => crate::kubeconfig_yaml(&id.name, &server, &token),
+    };
     let value = base64::engine::general_purpose::STANDARD.encode(yaml);
     Ok(Json(json!({"kubeconfigs": [{"name": "clusterUser", "value": value}]})).into_response())
 }
+
+/// The Azure AD tenant of a cluster whose `aadProfile` says `managed: true` (`tenantID`, or
+/// the simulator's own tenant when not given), else None.
+fn aad_tenant(profile: Option<&Value>) -> Option<String> {
+    let profile = profile.filter(|p| p["managed"] == json!(true))?;
+    let tenant = profile["tenantID"].as_str().unwrap_or(SIM_TENANT);
+    Some(tenant.to_string())
+}
+
+/// The tenant an Azure AD cluster is in when its PUT named none.
+const SIM_TENANT: &str = "72f988bf-0000-4000-8000-000000000000";
+
+/// The user kubeconfig AKS answers for a cluster with Azure AD (`format=exec`, the default
+/// since Kubernetes 1.24): no credential in it, `kubelogin` to get one for AKS's server
+/// application.
+fn kubelogin_kubeconfig(name: &str, server: &str, tenant: &str) -> String {
+    let args = [
+        "get-token",
+        "--environment",
+        "AzurePublicCloud",
+        "--server-id",
+        AKS_AAD_SERVER_ID,
+        "--client-id",
+        AKS_AAD_CLIENT_ID,
+        "--tenant-id",
+        tenant,
+        "--login",
+        "devicecode",
+    ];
+    let user = format!("clusterUser_{name}");
+    let doc = json!({
+        "apiVersion": "v1",
+        "kind": "Config",
+        "clusters": [{"name": name, "cluster": {"server": server}}],
+        "users": [{"name": user, "user": {"exec": {
+            "apiVersion": "client.authentication.k8s.io/v1beta1",
+            "command": "kubelogin",
+            "args": args,
+            "env": null,
+            "installHint": "kubelogin is not installed which is required to connect to AAD enabled cluster.",
+            "provideClusterInfo": false,
+            "interactiveMode": "IfAvailable",
+        }}}],
+        "contexts": [{"name": name, "context": {"cluster": name, "user": user}}],
+        "current-context": name,
+    });
+    serde_json::to_string_pretty(&doc).unwrap_or_default()
+}
+
+/// The application id of AKS's Azure AD server application (the audience of the tokens an
+/// Azure AD cluster's API takes), the same in every tenant.
+const AKS_AAD_SERVER_ID: &str = "6dae42f8-4368-4678-94ff-3960e28e3630";
+
+/// AKS's Azure AD client application: the public client `kubelogin`'s device code login
+/// acts as.
+const AKS_AAD_CLIENT_ID: &str = "80faf920-1908-4b52-b5ef-a8e7bedfc67a";
 
 #[cfg(test)]
 mod tests {

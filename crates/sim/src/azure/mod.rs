@@ -55,9 +55,12 @@ async fn dispatch(
 ) -> Result<Response, ArmError> {
     let rest = uri.path().strip_prefix("/azure").unwrap_or_default();
     let path = ArmPath::parse(rest).ok_or_else(|| ArmError::no_route(&method, rest))?;
-    bearer(&headers)?;
+    let token = bearer(&headers)?;
     if let Some(retry_after) = sim.cloud.take_rate_limit() {
         return Err(ArmError::throttled(retry_after));
+    }
+    if let Some(subscription) = subscription_of(rest) {
+        sim.aks.principals.of(&subscription).add(token);
     }
     let base = api_base(&sim)?;
     let ctx = managed_clusters::Call {
@@ -88,14 +91,24 @@ async fn dispatch(
 }
 
 /// The caller's bearer token: a secret, never logged nor answered.
-fn bearer(headers: &HeaderMap) -> Result<(), ArmError> {
+fn bearer(headers: &HeaderMap) -> Result<&str, ArmError> {
     headers
         .get(http::header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.strip_prefix("Bearer "))
         .filter(|t| !t.trim().is_empty())
-        .map(drop)
         .ok_or_else(ArmError::unauthenticated)
+}
+
+/// The subscription an ARM path is in (`/subscriptions/{id}/…`), lowercase: the caller acts
+/// there, and so becomes one of its principals (see `crate::principals`).
+fn subscription_of(path: &str) -> Option<String> {
+    let mut segments = path.trim_start_matches('/').split('/');
+    let first = segments.next()?;
+    let id = segments.next().filter(|id| !id.is_empty())?;
+    first
+        .eq_ignore_ascii_case("subscriptions")
+        .then(|| id.to_ascii_lowercase())
 }
 
 /// `http://SIM/azure`: the simulator's public URL, which it must know to answer links.

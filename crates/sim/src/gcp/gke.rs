@@ -23,9 +23,9 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::operations::{Kind, Operation, operation_json};
-use super::token::{GkeTokens, Principals};
 use super::{Enums, GcpError, bearer, rfc3339_now, throttle};
 use crate::cloud::CloudError;
+use crate::principals::{Directory, PrincipalTokens};
 use crate::{CloudClusterState, CreateRequest, Sim};
 
 /// The label a cluster's idempotency token travels in.
@@ -41,7 +41,7 @@ type Key = (String, String, String);
 pub(crate) struct Gke {
     clusters: Mutex<BTreeMap<Key, Cluster>>,
     operations: Mutex<BTreeMap<Key, Operation>>,
-    principals: Mutex<BTreeMap<String, Arc<Principals>>>,
+    pub(super) principals: Directory,
 }
 
 impl Gke {
@@ -59,12 +59,6 @@ impl Gke {
 
     pub(super) fn operations(&self) -> MutexGuard<'_, BTreeMap<Key, Operation>> {
         self.operations.lock().unwrap_or_else(|p| p.into_inner())
-    }
-
-    /// The principals of `project` (see [`super::token`]).
-    pub(super) fn principals(&self, project: &str) -> Arc<Principals> {
-        let mut all = self.principals.lock().unwrap_or_else(|p| p.into_inner());
-        all.entry(project.to_string()).or_default().clone()
     }
 }
 
@@ -303,7 +297,7 @@ fn live<'t>(
 fn admit(sim: &Sim, headers: &HeaderMap, project: &str) -> Result<(), GcpError> {
     let token = bearer(headers)?;
     throttle(sim)?;
-    sim.gcp.principals(project).add(&token);
+    sim.gcp.principals.of(project).add(&token);
     Ok(())
 }
 
@@ -380,9 +374,9 @@ async fn create_cluster(
     let member = member_name(&key);
     sim.accept_tokens(
         &member,
-        Arc::new(GkeTokens {
-            project: project.clone(),
-            principals: sim.gcp.principals(&project),
+        Arc::new(PrincipalTokens {
+            scope: project.clone(),
+            principals: sim.gcp.principals.of(&project),
         }),
     );
     let created = sim.cloud.create(CreateRequest {

@@ -21,7 +21,6 @@ mod gke;
 mod operations;
 #[cfg(test)]
 mod tests_http;
-mod token;
 
 use std::sync::Arc;
 use std::time::Duration;

@@ -123,7 +123,7 @@ async fn get_operation(
 ) -> Result<Json<Value>, GcpError> {
     let token = bearer(&headers)?;
     throttle(&sim)?;
-    sim.gcp.principals(&project).add(&token);
+    sim.gcp.principals.of(&project).add(&token);
     let base = super::gke::api_base(&sim, &headers);
     let mut ops = sim.gcp.operations();
     let op = ops

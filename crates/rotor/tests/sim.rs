@@ -225,6 +225,18 @@ fn demo_json_report() {
     assert_eq!(report["swaps_failed"], 0, "{report}");
     assert_eq!(report["swaps_rolled_back"], 0, "{report}");
     assert_eq!(report["injected_into"], serde_json::Value::Null, "{report}");
+    // By default the fleet runs on the three clouds' APIs, through the real providers.
+    assert_eq!(
+        report["clouds"],
+        serde_json::json!(["aws", "azure", "gcp"]),
+        "{report}"
+    );
+    for cloud in ["aws", "azure", "gcp"] {
+        assert_eq!(
+            report["swaps_by_cloud"][cloud]["succeeded"], 2,
+            "{cloud}: {report}"
+        );
+    }
     assert!(
         report["requests_total"].as_u64().unwrap_or(0) > 1000,
         "{report}"

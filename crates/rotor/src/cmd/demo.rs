@@ -44,12 +44,12 @@ pub struct DemoArgs {
     /// Print the report as one JSON object on the last line of stdout.
     #[arg(long)]
     pub json: bool,
-    /// Run the fleet on these clouds' APIs as `rotor sim` serves them (`aws`, `gcp`; comma
-    /// separated), through the real providers and SDKs `rotor serve` uses, the clusters dealt
-    /// round robin over them. Without it the simulator's own provider runs the fleet (no SDK or
-    /// serialisation cost: the 1,000-cluster figures are measured so).
-    #[arg(long)]
-    pub clouds: Option<String>,
+    /// Run the fleet on these clouds' APIs as `rotor sim` serves them (`aws`, `azure`, `gcp`;
+    /// comma separated), through the real providers and SDKs `rotor serve` uses, the clusters
+    /// dealt round robin over them. `sim`: the simulator's own provider runs the fleet instead
+    /// (no SDK or serialisation cost: the 1,000-cluster figures are measured so).
+    #[arg(long, default_value = "aws,azure,gcp")]
+    pub clouds: String,
     /// Fault injected into the canary's green once it has 50 %: `green-unhealthy` (every
     /// request 503; also `green-errors`), `green-hangs` (accepts, never answers),
     /// `green-slow` (answers a second late), `green-resets` (drops connections mid-answer), or
@@ -118,9 +118,9 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
         slow_percent: args.slow_percent,
         streams: args.streams,
     };
-    let clouds = match &args.clouds {
-        Some(list) => rotor::rehearsal::Cloud::parse_list(list)?,
-        None => Vec::new(),
+    let clouds = match args.clouds.trim() {
+        "sim" => Vec::new(),
+        list => rotor::rehearsal::Cloud::parse_list(list)?,
     };
     let cloud_names: Vec<&str> = clouds.iter().map(|c| c.as_str()).collect();
     let open_files_limit = limits::ensure_open_files(args.clusters as u64)?;

@@ -48,7 +48,9 @@ impl Cloud {
                 "aws" => Cloud::Aws,
                 "gcp" => Cloud::Gcp,
                 "azure" => Cloud::Azure,
-                other => anyhow::bail!("--clouds: unknown cloud {other:?} (aws, azure, gcp)"),
+                other => anyhow::bail!(
+                    "--clouds: unknown cloud {other:?} (aws, azure, gcp; or sim alone)"
+                ),
             };
             if !clouds.contains(&cloud) {
                 clouds.push(cloud);

@@ -372,6 +372,20 @@ async fn hand_edits_are_reported_and_the_next_shift_restores_rotors_record() {
     let err = s.weights(EP).await.expect_err("items swapped");
     assert!(matches!(err, TrafficError::Verify { .. }), "{err:?}");
     assert!(err.to_string().contains("10.0.0.2, 10.0.0.1"), "{err}");
+    // Re-registering the same backends (a restarted controller) neither stalls on the edit
+    // nor shifts traffic by itself: the set stays as edited until the next shift.
+    let changes = d.sim.dns_changes_applied(PROJECT, ZONE);
+    s.register(EP, addr("10.0.0.1:443"), Some(addr("10.0.0.2:443")))
+        .await
+        .expect("re-register the same backends");
+    assert_eq!(held(&d, NAME, "A").unwrap(), edited);
+    assert_eq!(d.sim.dns_changes_applied(PROJECT, ZONE), changes);
+    // Other backends need the split, which the edit made unreadable: refused, naming it.
+    let err = s
+        .register(EP, addr("10.0.0.1:443"), Some(addr("10.0.0.3:443")))
+        .await
+        .expect_err("a new green over an unreadable split");
+    assert!(matches!(err, TrafficError::Verify { .. }), "{err:?}");
     s.rollback(EP).await.expect("rollback goes through");
     assert_eq!(
         held(&d, NAME, "A"),

@@ -247,6 +247,10 @@ fn demo_json_report() {
         "{report}"
     );
     assert_eq!(report["streams_broken"], 0, "{report}");
+    assert!(
+        report["rss_peak_mib"].as_f64().unwrap_or(0.0) > 0.0,
+        "{report}"
+    );
     let wall = report["wall_s"].as_f64().expect("wall_s");
     let critical = report["critical_path_s"].as_f64().expect("critical_path_s");
     assert!(critical > 0.0 && wall > 0.0, "{report}");

@@ -109,7 +109,7 @@ fn round2(x: f64) -> f64 {
 }
 
 /// Resident set size now and at peak, from /proc (MiB).
-fn rss_mib() -> (f64, f64) {
+pub(super) fn rss_mib() -> (f64, f64) {
     let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
     let field = |name: &str| {
         status

@@ -481,7 +481,7 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
             .collect()
     };
     let settings = demo_settings();
-    let report = json!({
+    let mut report = json!({
         "clusters": r.fleet.len(),
         "traffic": match traffic { TrafficChoice::Haproxy => "haproxy", TrafficChoice::Sim => "sim" },
         "store": match args.store { StoreArg::Sqlite => "sqlite", StoreArg::Memory => "memory" },
@@ -560,6 +560,10 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
         "cpu_busy_during_rollout": cpu_busy.map(round),
         "cpu_cores": cpu_at_start.map(|s| s.cores()),
     });
+    // This process's peak resident memory: the control plane, the simulated fleet and the
+    // load (HAProxy, a process of its own, is not counted). Outside `json!`, whose macro
+    // recursion the report already fills.
+    report["rss_peak_mib"] = json!(super::bench::rss_mib().1.round());
     if args.json {
         println!("{report}");
     } else {

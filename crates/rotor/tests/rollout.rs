@@ -1226,6 +1226,17 @@ async fn rollback_fleet_rolls_back_every_unfinished_swap_and_retry_failed_runs_t
     }
     let described = rotor(&r, dir.path(), &["describe", "rollout", "fleet"]);
     assert!(described.contains("RolledBack"), "{described}");
+    let told = common::events_of(&r.client, "fleet").await;
+    let abort = told
+        .iter()
+        .find(|(reason, _, _)| reason == "FailureBudgetExceeded");
+    let (_, warning, note) = abort.expect("a FailureBudgetExceeded Event");
+    assert!(*warning && note.contains(cluster.as_str()), "{note}");
+    assert!(note.contains("onBudgetExceeded: RollbackFleet"), "{note}");
+    let asked = told
+        .iter()
+        .any(|(reason, _, _)| reason == "FleetRollingBack");
+    assert!(asked, "{told:?}");
 
     // Retry: the rolled-back four, the one that never started and the skipped one all run.
     let patch = serde_json::json!({"spec": {"strategy": {"blueRetentionSeconds": 0}}});

@@ -1313,6 +1313,23 @@ async fn the_plan_of_a_manifest_is_the_plan_the_rollout_freezes() {
         human.contains("Blockers:") && human.contains(&stopped),
         "{human}"
     );
+    // A manifest the controller would refuse is refused, naming the object and the field.
+    let mut bad = ro.clone();
+    bad.spec.waves[0].percent = Some(0);
+    let bad_file = dir.path().join("bad.yaml");
+    std::fs::write(&bad_file, yaml_serde::to_string(&bad).expect("yaml")).expect("written");
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_rotor"))
+        .args(["rollout", "plan", "-f", bad_file.to_str().expect("path")])
+        .arg("--kubeconfig")
+        .arg(dir.path().join("rotor.kubeconfig"))
+        .output()
+        .expect("rotor runs");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("Rollout planned: spec.waves[0].percent"),
+        "{stderr}"
+    );
 
     // A server-side dry run answers the same plan in the Rollout's status and writes nothing.
     let api: Api<Rollout> = Api::all(r.client.clone());

@@ -256,20 +256,25 @@ async fn waves_run_in_order_within_the_concurrency_limit() {
 
 /// Runs the `rotor` binary against the rehearsal's control plane.
 fn rotor(r: &Rehearsal, dir: &std::path::Path, args: &[&str]) -> String {
-    let kubeconfig = dir.join("rotor.kubeconfig");
-    std::fs::write(&kubeconfig, &r.kubeconfig).expect("kubeconfig written");
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_rotor"))
-        .args(args)
-        .arg("--kubeconfig")
-        .arg(&kubeconfig)
-        .output()
-        .expect("rotor runs");
+    let out = rotor_output(r, dir, args);
     assert!(
         out.status.success(),
         "rotor {args:?}: {}",
         String::from_utf8_lossy(&out.stderr)
     );
     String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// Runs the `rotor` binary against the rehearsal's control plane, however it ends.
+fn rotor_output(r: &Rehearsal, dir: &std::path::Path, args: &[&str]) -> std::process::Output {
+    let kubeconfig = dir.join("rotor.kubeconfig");
+    std::fs::write(&kubeconfig, &r.kubeconfig).expect("kubeconfig written");
+    std::process::Command::new(env!("CARGO_BIN_EXE_rotor"))
+        .args(args)
+        .arg("--kubeconfig")
+        .arg(&kubeconfig)
+        .output()
+        .expect("rotor runs")
 }
 
 /// A swap that rolls back exhausts the canary wave's zero budget (the rollout-wide budget of 50 %
@@ -1318,12 +1323,8 @@ async fn the_plan_of_a_manifest_is_the_plan_the_rollout_freezes() {
     bad.spec.waves[0].percent = Some(0);
     let bad_file = dir.path().join("bad.yaml");
     std::fs::write(&bad_file, yaml_serde::to_string(&bad).expect("yaml")).expect("written");
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_rotor"))
-        .args(["rollout", "plan", "-f", bad_file.to_str().expect("path")])
-        .arg("--kubeconfig")
-        .arg(dir.path().join("rotor.kubeconfig"))
-        .output()
-        .expect("rotor runs");
+    let bad_path = bad_file.to_str().expect("path");
+    let out = rotor_output(&r, dir.path(), &["rollout", "plan", "-f", bad_path]);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success(), "{stderr}");
     assert!(

@@ -32,8 +32,9 @@ pub struct Preview {
     pub in_window_now: bool,
     /// Selected clusters that would not start now, and why.
     pub blockers: Vec<Blocker>,
-    /// The estimated duration, in seconds, and what it counts.
+    /// The estimated duration, in seconds.
     pub estimate_seconds: u64,
+    /// What the estimate counts and leaves out ([`ESTIMATE_COUNTS`]).
     pub estimate_counts: &'static str,
 }
 
@@ -41,6 +42,7 @@ pub struct Preview {
 #[derive(Serialize, Debug, Clone, PartialEq)]
 #[serde(rename_all = "camelCase")]
 pub struct WavePreview {
+    /// The wave's name (`remainder` for the implicit last one).
     pub name: String,
     /// Clusters in the order their swaps start.
     pub clusters: Vec<String>,
@@ -64,8 +66,11 @@ pub struct WavePreview {
 #[derive(Serialize, Debug, Clone, PartialEq)]
 #[serde(rename_all = "camelCase")]
 pub struct ClusterWindows {
+    /// The Cluster's name.
     pub cluster: String,
+    /// Its `spec.maintenanceWindows`.
     pub windows: Vec<MaintenanceWindow>,
+    /// Whether now is inside one of them.
     pub in_window_now: bool,
 }
 
@@ -73,10 +78,13 @@ pub struct ClusterWindows {
 #[derive(Serialize, Debug, Clone, PartialEq, Eq)]
 #[serde(rename_all = "camelCase")]
 pub struct Blocker {
+    /// The Cluster's name.
     pub cluster: String,
+    /// The wave it is planned in.
     pub wave: String,
     /// `Operator`, `Stopped`, `Unreachable` or `NotFound`, as `status.skipped[].reason`.
     pub reason: String,
+    /// Details for people.
     pub message: String,
     /// Whether the rollout leaves it out (else it waits for it, `unavailableClusters: Wait`).
     pub skipped: bool,

@@ -119,6 +119,13 @@ closed_enum! {
         WaitingForApproval = "WaitingForApproval",
         OutsideMaintenanceWindow = "OutsideMaintenanceWindow",
         FailureBudgetExceeded = "FailureBudgetExceeded",
+        /// A failure budget was exceeded under `onBudgetExceeded: RollbackFleet`: the rollout's
+        /// swaps are asked to roll back.
+        FleetRollingBack = "FleetRollingBack",
+        /// Every swap of a rollout that rolled its fleet back has ended.
+        FleetRolledBack = "FleetRolledBack",
+        /// `spec.retryFailed` was raised: failed and left-out clusters run again.
+        RetryingFailed = "RetryingFailed",
         NoClustersSelected = "NoClustersSelected",
         RolloutComplete = "RolloutComplete",
         /// A cluster left out of a rollout (stopped, unreachable, blocked by pre-flight, or by an

@@ -50,10 +50,10 @@ pub use metric_gate::{
     MetricGate, MetricGateResult, MetricGateStatus, OnInconclusive, PrometheusSource, Threshold,
 };
 pub use rollout::{
-    Approval, MAX_CONCURRENT_SWAPS, MAX_WAVE_BAKE_SECONDS, MAX_WAVES, OrderKey, PlannedWave,
-    PreflightBlocker, PreflightPolicy, PreflightStatus, REMAINDER_WAVE, Rollout, RolloutPhase,
-    RolloutSpec, RolloutStatus, SkippedCluster, SwapCounts, UnavailablePolicy, Wave, WavePhase,
-    WaveStatus, resolve_budget,
+    Approval, BudgetPolicy, FleetRollback, MAX_CONCURRENT_SWAPS, MAX_WAVE_BAKE_SECONDS, MAX_WAVES,
+    OrderKey, PlannedWave, PreflightBlocker, PreflightPolicy, PreflightStatus, REMAINDER_WAVE,
+    Rollout, RolloutPhase, RolloutSpec, RolloutStatus, SkippedCluster, SwapCounts,
+    UnavailablePolicy, Wave, WavePhase, WaveStatus, resolve_budget,
 };
 pub use sample::{
     SAMPLE_CLOUDS, SAMPLE_KUBERNETES_VERSION, SAMPLE_TARGET_VERSION, sample_fleet,

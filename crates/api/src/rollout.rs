@@ -105,6 +105,11 @@ pub struct RolloutSpec {
     /// (`3`) or a percentage of the rollout's clusters (`"5%"`, rounded down).
     #[serde(default = "zero_budget")]
     pub failure_budget: IntOrString,
+    /// What exceeding a failure budget (the rollout's or a wave's) does: `Pause` starts no new
+    /// swap until a person acts; `RollbackFleet` aborts the rollout and rolls back every one of
+    /// its swaps whose blue still exists.
+    #[serde(default)]
+    pub on_budget_exceeded: BudgetPolicy,
     /// Sort keys for the order in which clusters fill the waves and start inside a wave:
     /// `cloud`, `region` or `label:KEY`; ties (and the end) go by name. A percentage wave takes
     /// the first clusters in this order, so `[region]` finishes one region before the next.
@@ -135,6 +140,15 @@ pub struct RolloutSpec {
     /// for them, and a failed swap of theirs no longer counts against the failure budget.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub skip_clusters: Vec<String>,
+    /// Raise it (`rotor rollout retry --failed`) to run again, against the same frozen plan and
+    /// target, every cluster whose swap failed or rolled back and every cluster the rollout left
+    /// out by policy; the controller acts once per value (`status.retriedFailed`).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub retry_failed: u32,
+}
+
+fn is_zero(n: &u32) -> bool {
+    *n == 0
 }
 
 fn zero_budget() -> IntOrString {
@@ -213,6 +227,20 @@ closed_enum! {
         Skip = "Skip",
         /// Hold it (and the end of its wave) until it is reachable and not stopped.
         Wait = "Wait",
+    }
+}
+
+closed_enum! {
+    /// What a rollout does when more swaps fail than a failure budget allows.
+    #[derive(Default)]
+    pub enum BudgetPolicy {
+        /// Start no new swap (phase `Paused`); swaps in flight go on. A retry or a skip that
+        /// brings the failures back within the budget resumes the rollout.
+        #[default]
+        Pause = "Pause",
+        /// Abort: start no new swap and roll back every swap of the rollout not yet
+        /// decommissioned (phase `RollingBack`, then `RolledBack`).
+        RollbackFleet = "RollbackFleet",
     }
 }
 
@@ -542,6 +570,22 @@ closed_enum! {
         Succeeded = "Succeeded",
         /// Stopped; needs a person.
         Failed = "Failed",
+        /// A failure budget was exceeded under `onBudgetExceeded: RollbackFleet`: no swap
+        /// starts, and every swap whose blue still exists is rolled back.
+        RollingBack = "RollingBack",
+        /// Every swap of an aborted rollout ended (rolled back, or decommissioned before the
+        /// abort). `rotor rollout retry --failed` runs the rolled-back clusters again.
+        RolledBack = "RolledBack",
+    }
+}
+
+impl RolloutPhase {
+    /// Whether the controller has nothing more to do (until a retry is asked for).
+    pub fn is_final(self) -> bool {
+        matches!(
+            self,
+            RolloutPhase::Succeeded | RolloutPhase::Failed | RolloutPhase::RolledBack
+        )
     }
 }
 
@@ -679,7 +723,28 @@ pub struct RolloutStatus {
     /// `Ready`, `Progressing`, `Paused`, `Approved`, `InMaintenanceWindow`, `Degraded`.
     #[serde(default)]
     pub conditions: Vec<Condition>,
+    /// Set when a failure budget was exceeded under `onBudgetExceeded: RollbackFleet`; stays
+    /// until a retry (`spec.retryFailed`), so the abort holds while swaps roll back.
+    #[serde(default)]
+    pub fleet_rollback: Option<FleetRollback>,
+    /// The last `spec.retryFailed` acted on.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub retried_failed: u32,
     /// The `metadata.generation` this status reflects.
     #[serde(default)]
     pub observed_generation: Option<i64>,
+}
+
+/// Why and when a rollout rolled its fleet back.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct FleetRollback {
+    /// The budget exceeded, for people (which budget, how many swaps).
+    pub message: String,
+    /// The clusters whose swaps exceeded it, each with its swap's reason.
+    #[serde(default)]
+    pub failed: Vec<String>,
+    /// When the rollout decided to roll back.
+    #[serde(default)]
+    pub started_at: Option<Time>,
 }

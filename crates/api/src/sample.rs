@@ -143,6 +143,7 @@ pub fn sample_rollout(name: &str, target_version: &str) -> Rollout {
             approval: Approval::Automatic,
             approved_through_wave: None,
             failure_budget: IntOrString::Int(2),
+            on_budget_exceeded: Default::default(),
             order_by: vec!["cloud".into(), "region".into()],
             unavailable_clusters: UnavailablePolicy::Skip,
             preflight: PreflightPolicy::SkipBlocked,
@@ -154,6 +155,7 @@ pub fn sample_rollout(name: &str, target_version: &str) -> Rollout {
             },
             paused: false,
             skip_clusters: Vec::new(),
+            retry_failed: 0,
         },
     )
 }

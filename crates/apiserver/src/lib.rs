@@ -20,6 +20,6 @@ mod watch;
 pub use error::{ApiError, ApiResult};
 pub use registry::{Registry, Resource};
 pub use server::{
-    ApiServer, FieldValidation, ListOptions, PatchType, ServerConfig, TokenReview, WriteOptions,
-    Written,
+    ApiServer, DryRunHook, FieldValidation, ListOptions, PatchType, ServerConfig, TokenReview,
+    WriteOptions, Written,
 };

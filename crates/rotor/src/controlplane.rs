@@ -77,24 +77,28 @@ pub async fn open_store(spec: &str) -> anyhow::Result<DynStore> {
     anyhow::bail!("--store {spec:?}: expected sqlite:PATH, etcd:URL[,URL…] or memory")
 }
 
-/// Starts a control-plane API server over `store` with rotor's CRDs registered; with
-/// `allowed_hosts`, it answers only to those names, IP addresses and localhost.
+/// Starts a control-plane API server over `store` with rotor's CRDs registered and a Rollout's
+/// plan in the replies to dry-run writes; with `allowed_hosts`, it answers only to those
+/// names, IP addresses and localhost.
 pub async fn control_plane(
     store: DynStore,
     token: Option<String>,
     anonymous: bool,
     allowed_hosts: Option<Vec<String>>,
 ) -> anyhow::Result<Arc<ApiServer>> {
+    let plan = Arc::new(crate::dry_run_plan::RolloutPlan::default());
     let server = ApiServer::new(
         store,
         ServerConfig {
             token,
             anonymous,
             allowed_hosts,
+            dry_run_hook: Some(plan.clone()),
             ..ServerConfig::default()
         },
     )
     .await?;
+    plan.attach(&server);
     let crds = server.resource("apiextensions.k8s.io", "v1", "customresourcedefinitions")?;
     let opts = WriteOptions {
         field_manager: "rotor".into(),

@@ -2,6 +2,7 @@
 //! plane, and kube-rs clients from in-memory kubeconfigs.
 
 pub mod controlplane;
+pub mod dry_run_plan;
 pub mod rehearsal;
 
 /// Stack of each runtime thread. Google's generated clients deserialise deeply nested models

@@ -41,6 +41,7 @@ fn one_wave_rollout(clusters: u32) -> Rollout {
             approval: Approval::Automatic,
             approved_through_wave: None,
             failure_budget: IntOrString::Int(0),
+            on_budget_exceeded: Default::default(),
             order_by: Vec::new(),
             unavailable_clusters: Default::default(),
             preflight: Default::default(),
@@ -53,6 +54,7 @@ fn one_wave_rollout(clusters: u32) -> Rollout {
             },
             paused: false,
             skip_clusters: Vec::new(),
+            retry_failed: 0,
         },
     )
 }

@@ -9,7 +9,6 @@ mod common;
 use std::time::Duration;
 
 use common::eventually;
-use k8s_openapi::api::events::v1::Event;
 use kube::ResourceExt;
 use kube::api::{Api, PostParams};
 use rotor::rehearsal::{Rehearsal, RehearsalConfig, TrafficChoice};
@@ -138,19 +137,7 @@ async fn status_when(
 
 /// The swap's Events: (reason, Warning?, note).
 async fn events(r: &Rehearsal) -> Vec<(String, bool, String)> {
-    let events: Api<Event> = Api::all(r.client.clone());
-    let list = events.list(&Default::default()).await.expect("events");
-    list.items
-        .into_iter()
-        .filter(|e| e.regarding.as_ref().and_then(|o| o.name.as_deref()) == Some(SWAP))
-        .map(|e| {
-            (
-                e.reason.unwrap_or_default(),
-                e.type_.as_deref() == Some("Warning"),
-                e.note.unwrap_or_default(),
-            )
-        })
-        .collect()
+    common::events_of(&r.client, SWAP).await
 }
 
 async fn no_failed_requests(load: Load) {

@@ -109,6 +109,7 @@ fn rollout(name: &str, max_concurrent: u32, failure_budget: u32) -> Rollout {
             approval: Approval::Automatic,
             approved_through_wave: None,
             failure_budget: IntOrString::Int(failure_budget as i32),
+            on_budget_exceeded: Default::default(),
             order_by: Vec::new(),
             unavailable_clusters: Default::default(),
             preflight: Default::default(),
@@ -121,6 +122,7 @@ fn rollout(name: &str, max_concurrent: u32, failure_budget: u32) -> Rollout {
             },
             paused: false,
             skip_clusters: Vec::new(),
+            retry_failed: 0,
         },
     )
 }
@@ -170,6 +172,14 @@ async fn wait_rollout(r: &Rehearsal, name: &str, want: impl Fn(&Rollout) -> bool
     })
     .await;
     found.unwrap_or_else(|_| panic!("rollout {name} not there within {LIMIT:?}: {last:?}"))
+}
+
+/// Waits for rollout `name` to be in `phase`.
+async fn wait_phase(r: &Rehearsal, name: &str, phase: RolloutPhase) -> Rollout {
+    wait_rollout(r, name, |ro| {
+        ro.status.as_ref().is_some_and(|s| s.phase == phase)
+    })
+    .await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -246,20 +256,25 @@ async fn waves_run_in_order_within_the_concurrency_limit() {
 
 /// Runs the `rotor` binary against the rehearsal's control plane.
 fn rotor(r: &Rehearsal, dir: &std::path::Path, args: &[&str]) -> String {
-    let kubeconfig = dir.join("rotor.kubeconfig");
-    std::fs::write(&kubeconfig, &r.kubeconfig).expect("kubeconfig written");
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_rotor"))
-        .args(args)
-        .arg("--kubeconfig")
-        .arg(&kubeconfig)
-        .output()
-        .expect("rotor runs");
+    let out = rotor_output(r, dir, args);
     assert!(
         out.status.success(),
         "rotor {args:?}: {}",
         String::from_utf8_lossy(&out.stderr)
     );
     String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// Runs the `rotor` binary against the rehearsal's control plane, however it ends.
+fn rotor_output(r: &Rehearsal, dir: &std::path::Path, args: &[&str]) -> std::process::Output {
+    let kubeconfig = dir.join("rotor.kubeconfig");
+    std::fs::write(&kubeconfig, &r.kubeconfig).expect("kubeconfig written");
+    std::process::Command::new(env!("CARGO_BIN_EXE_rotor"))
+        .args(args)
+        .arg("--kubeconfig")
+        .arg(&kubeconfig)
+        .output()
+        .expect("rotor runs")
 }
 
 /// A swap that rolls back exhausts the canary wave's zero budget (the rollout-wide budget of 50 %
@@ -1139,4 +1154,215 @@ async fn preflight_names_an_object_the_target_release_refuses() {
             .items
             .is_empty()
     );
+}
+
+/// `onBudgetExceeded: RollbackFleet`: one swap rolling back exceeds the budget of 0, the rollout
+/// aborts — no new swap starts, every swap not yet decommissioned rolls back (blue serves
+/// everywhere again), with no failed request — and says why. `rotor rollout retry --failed`
+/// then runs every rolled-back and skipped cluster again against the same plan, and the
+/// rollout succeeds.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rollback_fleet_rolls_back_every_unfinished_swap_and_retry_failed_runs_them_again() {
+    let r = rehearsal(6).await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let load = rotor_traffic::load::Load::start(r.app_urls(), 4, Duration::from_secs(5));
+    let api: Api<Rollout> = Api::all(r.client.clone());
+    let swaps: Api<ClusterSwap> = Api::all(r.client.clone());
+    let names: Vec<String> = r.fleet.iter().map(|c| c.name_any()).collect();
+    let mut ro = rollout("fleet", 4, 0);
+    ro.spec.on_budget_exceeded = rotor_api::BudgetPolicy::RollbackFleet;
+    ro.spec.waves = vec![Wave {
+        name: "all".into(),
+        percent: Some(100),
+        ..Default::default()
+    }];
+    // Swaps that reach 100 % stay in retention, so they can still go back; the last cluster is
+    // skipped by an operator, the fifth waits for a slot.
+    ro.spec.strategy.bake_seconds = 1;
+    ro.spec.strategy.blue_retention_seconds = 600;
+    ro.spec.skip_clusters = vec![names[5].clone()];
+    api.create(&PostParams::default(), &ro)
+        .await
+        .expect("created");
+    let (broken, green) = common::eventually(LIMIT, "a green exists", || async {
+        let all = swaps.list(&ListParams::default()).await.ok()?.items;
+        all.into_iter().find_map(|s| {
+            let st = s.status.clone()?;
+            let green = st.green_instance.clone()?;
+            matches!(st.phase, Phase::Migrating | Phase::Verifying).then_some((s, green))
+        })
+    })
+    .await;
+    assert!(r.sim.set_fault(&green, rotor_sim::Fault::TrafficErrors));
+    let ended = wait_phase(&r, "fleet", RolloutPhase::RolledBack).await;
+    let status = ended.status.clone().unwrap_or_default();
+    let cluster = &broken.spec.cluster_ref;
+    let record = status.fleet_rollback.clone().expect("status.fleetRollback");
+    assert_eq!(record.failed.len(), 1, "{record:?}");
+    assert!(
+        record.failed[0].starts_with(&format!("{cluster} (HealthGateFailed")),
+        "{record:?}"
+    );
+    let ready = rotor_api::find_condition(&status.conditions, rotor_api::ConditionType::Ready)
+        .expect("Ready");
+    assert_eq!(ready.reason, rotor_api::Reason::FleetRolledBack);
+    assert!(
+        ready.message.contains(cluster.as_str()),
+        "{}",
+        ready.message
+    );
+    assert!(ready.message.contains("4 rolled back"), "{}", ready.message);
+    // Four swaps started, every one rolled back; none for the fifth or the skipped cluster.
+    let all = swaps
+        .list(&ListParams::default())
+        .await
+        .expect("swaps")
+        .items;
+    let phases: Vec<Phase> = all
+        .iter()
+        .map(|s| s.status.clone().unwrap_or_default().phase)
+        .collect();
+    assert_eq!(phases, [Phase::RolledBack; 4], "{phases:?}");
+    let clusters: Api<rotor_api::Cluster> = Api::all(r.client.clone());
+    for name in &names {
+        let st = clusters.get(name).await.expect("cluster").status;
+        let active = st.and_then(|s| s.active_instance);
+        assert_eq!(active.as_deref(), Some(name.as_str()), "blue serves {name}");
+    }
+    let described = rotor(&r, dir.path(), &["describe", "rollout", "fleet"]);
+    assert!(described.contains("RolledBack"), "{described}");
+    let told = common::events_of(&r.client, "fleet").await;
+    let abort = told
+        .iter()
+        .find(|(reason, _, _)| reason == "FailureBudgetExceeded");
+    let (_, warning, note) = abort.expect("a FailureBudgetExceeded Event");
+    assert!(*warning && note.contains(cluster.as_str()), "{note}");
+    assert!(note.contains("onBudgetExceeded: RollbackFleet"), "{note}");
+    let asked = told
+        .iter()
+        .any(|(reason, _, _)| reason == "FleetRollingBack");
+    assert!(asked, "{told:?}");
+
+    // Retry: the rolled-back four, the one that never started and the skipped one all run.
+    let patch = serde_json::json!({"spec": {"strategy": {"blueRetentionSeconds": 0}}});
+    api.patch("fleet", &PatchParams::default(), &Patch::Merge(&patch))
+        .await
+        .expect("retention shortened");
+    let out = rotor(&r, dir.path(), &["rollout", "retry", "--failed", "fleet"]);
+    assert!(out.contains("spec.retryFailed=1"), "{out}");
+    let done = wait_phase(&r, "fleet", RolloutPhase::Succeeded).await;
+    let report = load.stop().await;
+    let after = done.status.unwrap_or_default();
+    assert_eq!(after.counts.succeeded, 6, "{:?}", after.counts);
+    assert_eq!(after.fleet_rollback, None);
+    assert_eq!(after.retried_failed, 1);
+    assert!(after.skipped.is_empty(), "{:?}", after.skipped);
+    let clusters_of = |st: &rotor_api::RolloutStatus| -> Vec<Vec<String>> {
+        st.waves.iter().map(|w| w.clusters.clone()).collect()
+    };
+    assert_eq!(
+        clusters_of(&after),
+        clusters_of(&status),
+        "the same frozen plan"
+    );
+    assert_eq!(r.sim.cloud.created_total(), 10, "4 greens, then 6");
+    assert_eq!(report.failed, 0, "{report:?}");
+}
+
+/// `rotor rollout plan -f --json` for a manifest (and a server-side dry run of it) shows the
+/// waves, in order, that the rollout freezes once created, and the stopped cluster it then
+/// leaves out.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_plan_of_a_manifest_is_the_plan_the_rollout_freezes() {
+    let r = rehearsal(5).await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let clusters: Api<rotor_api::Cluster> = Api::all(r.client.clone());
+    let stopped = r.fleet[4].name_any();
+    let patch = serde_json::json!({"spec": {"stopped": true}});
+    clusters
+        .patch(&stopped, &PatchParams::default(), &Patch::Merge(&patch))
+        .await
+        .expect("marked stopped");
+    let mut ro = rollout("planned", 2, 1);
+    ro.spec.order_by = vec!["region".into()];
+    let manifest = dir.path().join("rollout.yaml");
+    std::fs::write(&manifest, yaml_serde::to_string(&ro).expect("yaml")).expect("written");
+    let file = manifest.to_str().expect("path");
+    let out = rotor(&r, dir.path(), &["rollout", "plan", "-f", file, "--json"]);
+    let plan: serde_json::Value = serde_json::from_str(out.trim()).expect("one JSON object");
+    let planned: Vec<(String, Vec<String>)> = plan["waves"]
+        .as_array()
+        .expect("waves")
+        .iter()
+        .map(|w| {
+            let clusters = w["clusters"].as_array().expect("clusters");
+            let clusters = clusters
+                .iter()
+                .map(|c| c.as_str().expect("name").to_string());
+            (
+                w["name"].as_str().expect("name").to_string(),
+                clusters.collect(),
+            )
+        })
+        .collect();
+    assert_eq!(plan["blockers"][0]["cluster"], stopped.as_str(), "{plan}");
+    assert_eq!(plan["blockers"][0]["reason"], "Stopped", "{plan}");
+    assert!(
+        plan["estimateCounts"]
+            .as_str()
+            .expect("said")
+            .contains("bake")
+    );
+    let human = rotor(&r, dir.path(), &["rollout", "plan", "-f", file]);
+    assert!(
+        human.contains("Blockers:") && human.contains(&stopped),
+        "{human}"
+    );
+    // A manifest the controller would refuse is refused, naming the object and the field.
+    let mut bad = ro.clone();
+    bad.spec.waves[0].percent = Some(0);
+    let bad_file = dir.path().join("bad.yaml");
+    std::fs::write(&bad_file, yaml_serde::to_string(&bad).expect("yaml")).expect("written");
+    let bad_path = bad_file.to_str().expect("path");
+    let out = rotor_output(&r, dir.path(), &["rollout", "plan", "-f", bad_path]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("Rollout planned: spec.waves[0].percent"),
+        "{stderr}"
+    );
+
+    // A server-side dry run answers the same plan in the Rollout's status and writes nothing.
+    let api: Api<Rollout> = Api::all(r.client.clone());
+    let dry = PostParams {
+        dry_run: true,
+        ..Default::default()
+    };
+    let answered = api.create(&dry, &ro).await.expect("dry run");
+    let dry_waves: Vec<(String, Vec<String>)> = answered
+        .status
+        .unwrap_or_default()
+        .waves
+        .into_iter()
+        .map(|w| (w.name, w.clusters))
+        .collect();
+    assert_eq!(dry_waves, planned);
+    assert!(api.get_opt("planned").await.expect("get").is_none());
+    api.create(&PostParams::default(), &ro)
+        .await
+        .expect("created");
+    let done = wait_phase(&r, "planned", RolloutPhase::Succeeded).await;
+    let status = done.status.unwrap_or_default();
+    let frozen: Vec<(String, Vec<String>)> = status
+        .waves
+        .iter()
+        .map(|w| (w.name.clone(), w.clusters.clone()))
+        .collect();
+    assert_eq!(planned, frozen);
+    let skipped: Vec<(&str, &str)> = status
+        .skipped
+        .iter()
+        .map(|s| (s.cluster.as_str(), s.reason.as_str()))
+        .collect();
+    assert_eq!(skipped, [(stopped.as_str(), "Stopped")]);
 }

@@ -288,6 +288,7 @@ async fn deleting_a_rollout_takes_its_swaps_through_their_finalizers() {
             approval: rotor_api::Approval::Automatic,
             approved_through_wave: None,
             failure_budget: k8s_openapi::apimachinery::pkg::util::intstr::IntOrString::Int(2),
+            on_budget_exceeded: Default::default(),
             order_by: Vec::new(),
             unavailable_clusters: Default::default(),
             preflight: Default::default(),
@@ -300,6 +301,7 @@ async fn deleting_a_rollout_takes_its_swaps_through_their_finalizers() {
             },
             paused: false,
             skip_clusters: Vec::new(),
+            retry_failed: 0,
         },
     );
     let rollouts: Api<Rollout> = Api::all(r.client.clone());

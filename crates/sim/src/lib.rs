@@ -229,6 +229,7 @@ impl Sim {
                 anonymous: self.config.anonymous,
                 token_review,
                 allowed_hosts: None,
+                dry_run_hook: None,
             },
         )
         .await?;

@@ -223,7 +223,8 @@ impl ApiServer {
             (Method::POST, None) => {
                 let obj = decode_body(headers, &body, &res)?;
                 let duplicated = duplicates::judge(&body, &res, opts.validation)?;
-                let written = self.create(&res, ns, obj, &opts).await?;
+                let mut written = self.create(&res, ns, obj, &opts).await?;
+                self.complete_dry_run(&res, sub, &opts, &mut written).await;
                 Ok(json_bytes_response(
                     StatusCode::CREATED,
                     written.to_json(),
@@ -233,12 +234,13 @@ impl ApiServer {
             (Method::PUT, Some(name)) => {
                 let obj = decode_body(headers, &body, &res)?;
                 let duplicated = duplicates::judge(&body, &res, opts.validation)?;
-                let written = if sub == Some("scale") {
+                let mut written = if sub == Some("scale") {
                     self.write_scale(&res, ns, name, |_, _| Ok(obj.clone()), &opts)
                         .await?
                 } else {
                     self.update(&res, ns, name, obj, sub, &opts).await?
                 };
+                self.complete_dry_run(&res, sub, &opts, &mut written).await;
                 Ok(json_response(
                     StatusCode::OK,
                     &written.object,
@@ -252,7 +254,7 @@ impl ApiServer {
                 })?;
                 let patch = parse_patch_body(&body, patch_type, &res, name)?;
                 let duplicated = duplicates::judge(&body, &res, opts.validation)?;
-                let written = if sub == Some("scale") {
+                let mut written = if sub == Some("scale") {
                     self.write_scale(
                         &res,
                         ns,
@@ -265,6 +267,7 @@ impl ApiServer {
                     self.patch(&res, ns, name, patch_type, &patch, sub, &opts)
                         .await?
                 };
+                self.complete_dry_run(&res, sub, &opts, &mut written).await;
                 let code = if written.created {
                     StatusCode::CREATED
                 } else {
@@ -323,6 +326,26 @@ impl ApiServer {
                 crate::error::qualified(&res.plural, &res.group)
             ))),
         }
+    }
+
+    /// Lets the configured [`DryRunHook`] complete the reply to a dry-run write of an object.
+    async fn complete_dry_run(
+        &self,
+        res: &Resource,
+        sub: Option<&str>,
+        opts: &WriteOptions,
+        written: &mut Written,
+    ) {
+        let Some(hook) = &self.config.dry_run_hook else {
+            return;
+        };
+        if !opts.dry_run || sub.is_some() {
+            return;
+        }
+        hook.complete(&res.group, &res.plural, &mut written.object)
+            .await;
+        // The reply is the object as the hook left it, not the bytes the write produced.
+        written.json = None;
     }
 
     /// Reads the scale subresource, lets `change` compute the new Scale, writes spec.replicas back.

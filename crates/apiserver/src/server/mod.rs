@@ -54,6 +54,22 @@ pub struct ServerConfig {
     /// `localhost`; None = any. A page in an operator's browser whose name an attacker points
     /// at a loopback server (DNS rebinding) is refused by its name.
     pub allowed_hosts: Option<Vec<String>>,
+    /// Completes the replies to dry-run writes; see [`DryRunHook`].
+    pub dry_run_hook: Option<Arc<dyn DryRunHook>>,
+}
+
+/// Completes the reply to a dry-run write of an object (create, update, patch or apply of the
+/// main resource, after defaulting, validation and pruning; never on a real write). What the
+/// server cannot know goes there: `rotor serve` fills in a Rollout's plan, which takes the
+/// controllers' planning code, and this crate knows no rollouts.
+pub trait DryRunHook: Send + Sync + std::fmt::Debug {
+    /// Changes `object`, of resource `plural` in `group`, as the reply shows it.
+    fn complete<'a>(
+        &'a self,
+        group: &'a str,
+        plural: &'a str,
+        object: &'a mut Value,
+    ) -> futures::future::BoxFuture<'a, ()>;
 }
 
 /// Decides on bearer tokens a server did not issue itself (kube-apiserver's webhook token
@@ -70,6 +86,7 @@ impl Default for ServerConfig {
             anonymous: false,
             token_review: None,
             allowed_hosts: None,
+            dry_run_hook: None,
         }
     }
 }

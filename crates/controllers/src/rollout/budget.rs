@@ -27,6 +27,14 @@ pub(super) enum Pause {
 }
 
 impl Pause {
+    /// The failed swaps (`cluster (reason: message)`) when this is an exceeded budget.
+    pub(super) fn over_budget(&self) -> Option<&[String]> {
+        match self {
+            Pause::OverBudget { failed, .. } | Pause::WaveOverBudget { failed, .. } => Some(failed),
+            Pause::PreflightBlocked { .. } | Pause::Requested => None,
+        }
+    }
+
     pub(super) fn reason(&self) -> Reason {
         match self {
             Pause::OverBudget { .. } | Pause::WaveOverBudget { .. } => {

@@ -24,7 +24,10 @@
 mod budget;
 mod count;
 mod create;
+mod fleet_rollback;
 mod plan;
+pub mod preview;
+mod rerun;
 mod skip;
 mod status;
 mod waves;
@@ -42,13 +45,15 @@ use kube::ResourceExt;
 use kube::runtime::controller::{Action, Controller};
 use kube::runtime::reflector::Store;
 use kube::runtime::{WatchStreamExt, watcher};
-use rotor_api::{Cluster, ClusterSwap, Rollout, RolloutPhase, RolloutSpec, RolloutStatus, labels};
+use rotor_api::{Cluster, ClusterSwap, Rollout, RolloutSpec, RolloutStatus, labels};
 
 use crate::lenient;
 use crate::retry::is_conflict;
 use crate::{Context, Error, now};
 
 use status::Decision;
+
+pub use fleet_rollback::{request_rollback, rollback_requestable};
 
 type Time = k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 
@@ -63,6 +68,8 @@ struct State {
     clusters: Store<Cluster>,
     /// Swaps this process created, by name, until the reflector has seen them.
     created: Mutex<BTreeSet<String>>,
+    /// Ended swaps this process deleted for a retry, by uid, until the reflector drops them.
+    deleted: Mutex<BTreeSet<String>>,
 }
 
 /// Runs the controller until `stop` resolves. The reflectors of swaps and Clusters run inside
@@ -81,6 +88,7 @@ pub async fn controller(
         swaps: reader.clone(),
         clusters: cluster_reader.clone(),
         created: Mutex::default(),
+        deleted: Mutex::default(),
     });
     let run = async move {
         // A reconcile must see every swap that exists: wait for the first full list.
@@ -144,7 +152,7 @@ pub fn swap_name(rollout: &str, cluster: &str) -> String {
 
 async fn reconcile(rollout: Arc<Rollout>, state: Arc<State>) -> Result<Action, Error> {
     let mut status = rollout.status.clone().unwrap_or_default();
-    if matches!(status.phase, RolloutPhase::Succeeded | RolloutPhase::Failed) {
+    if status.phase.is_final() && !rerun::due(&rollout.spec, &status) {
         return Ok(Action::await_change());
     }
     let r = Reconcile::new(&rollout, &state);
@@ -191,6 +199,9 @@ impl<'a> Reconcile<'a> {
         if plan::preflight_due(self.spec, status) {
             return Ok(self.preflight(status).await);
         }
+        if rerun::due(self.spec, status) {
+            return self.rerun(status).await;
+        }
         self.run(status).await
     }
 
@@ -200,6 +211,12 @@ impl<'a> Reconcile<'a> {
         let mut skips = skip::Skips::new(&status.skipped, &self.spec.skip_clusters, &status.waves);
         tally.count(status, skips.clusters());
         let pause = budget::pause(self.spec, status, &tally, skips.clusters());
+        if let Some(abort) = fleet_rollback::decide(self.spec, status, pause.as_ref(), &self.t) {
+            status.skipped = skips.into_list();
+            status.parked.clear();
+            let fleet = self.roll_back_fleet(status, &tally, abort).await?;
+            return Ok(Decision::RollBackFleet(fleet));
+        }
         let Some(index) = waves::current(&status.waves) else {
             return Ok(Decision::Run {
                 pause,

@@ -27,6 +27,11 @@ pub(super) fn freeze(plan: Vec<PlannedWave>) -> Vec<WaveStatus> {
         .collect()
 }
 
+/// The plan of `spec` over `clusters` as status freezes it; `rotor rollout plan` shows the same.
+pub(super) fn frozen(spec: &RolloutSpec, clusters: &[Cluster]) -> Vec<WaveStatus> {
+    freeze(spec.plan_waves(clusters))
+}
+
 /// `name (clusters), …`, for the plan's Event.
 pub(super) fn summary(waves: &[WaveStatus]) -> String {
     let waves: Vec<String> = waves
@@ -113,7 +118,7 @@ impl Reconcile<'_> {
     pub(super) async fn plan(&self, status: &mut RolloutStatus) -> Result<Decision, Error> {
         let clusters: Api<Cluster> = Api::all(self.ctx.client.clone());
         let clusters = clusters.list(&ListParams::default()).await?.items;
-        status.waves = freeze(self.spec.plan_waves(&clusters));
+        status.waves = frozen(self.spec, &clusters);
         let total: usize = status.waves.iter().map(|w| w.clusters.len()).sum();
         Ok(if total == 0 {
             Decision::NothingSelected

@@ -10,6 +10,7 @@ use rotor_api::{
 };
 
 use super::budget::Pause;
+use super::fleet_rollback::{Abort, FleetProgress};
 use super::waves::{Progress, WaveEvent};
 use super::{Reconcile, STEP, backoff_key};
 use crate::Error;
@@ -27,6 +28,10 @@ pub(super) enum Decision {
     Preflighted { blocked: bool, message: String },
     /// The waves ran: whether the rollout is paused, and where its waves are.
     Run { pause: Option<Pause>, waves: Waves },
+    /// A budget was exceeded under `onBudgetExceeded: RollbackFleet`: the fleet rolls back.
+    RollBackFleet(FleetProgress),
+    /// `spec.retryFailed` was acted on: these clusters run again.
+    Retried { clusters: Vec<String> },
 }
 
 /// Where the waves are.
@@ -41,12 +46,39 @@ pub(super) enum Waves {
 /// An Event on the Rollout.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub(super) enum Note {
-    Plan { clusters: usize, summary: String },
-    Preflight { blocked: bool, message: String },
+    Plan {
+        clusters: usize,
+        summary: String,
+    },
+    Preflight {
+        blocked: bool,
+        message: String,
+    },
     Pause(Pause),
-    Skip { cluster: String, message: String },
+    Skip {
+        cluster: String,
+        message: String,
+    },
     Wave(WaveEvent),
-    Complete { clusters: usize },
+    Complete {
+        clusters: usize,
+    },
+    /// The fleet rollback starts, for the reason given.
+    FleetRollback {
+        message: String,
+    },
+    /// These swaps were asked to roll back.
+    RollbackAsked {
+        swaps: Vec<String>,
+    },
+    /// Every swap of the aborted rollout ended.
+    FleetRolledBack {
+        message: String,
+    },
+    /// These clusters run again.
+    Retried {
+        clusters: Vec<String>,
+    },
 }
 
 impl Note {
@@ -54,8 +86,12 @@ impl Note {
         match self {
             Note::Preflight { blocked, .. } => *blocked,
             Note::Pause(p) => p.reason() == Reason::FailureBudgetExceeded,
-            Note::Skip { .. } => true,
-            Note::Plan { .. } | Note::Wave(_) | Note::Complete { .. } => false,
+            Note::Skip { .. } | Note::FleetRollback { .. } | Note::FleetRolledBack { .. } => true,
+            Note::Plan { .. }
+            | Note::Wave(_)
+            | Note::Complete { .. }
+            | Note::RollbackAsked { .. }
+            | Note::Retried { .. } => false,
         }
     }
 
@@ -68,6 +104,10 @@ impl Note {
             Note::Skip { .. } => Reason::ClusterSkipped,
             Note::Wave(w) => w.reason(),
             Note::Complete { .. } => Reason::RolloutComplete,
+            Note::FleetRollback { .. } => Reason::FailureBudgetExceeded,
+            Note::RollbackAsked { .. } => Reason::FleetRollingBack,
+            Note::FleetRolledBack { .. } => Reason::FleetRolledBack,
+            Note::Retried { .. } => Reason::RetryingFailed,
         }
     }
 
@@ -80,6 +120,10 @@ impl Note {
             Note::Skip { .. } => "Skip",
             Note::Wave(_) => "Wave",
             Note::Complete { .. } => "Complete",
+            Note::FleetRollback { .. }
+            | Note::RollbackAsked { .. }
+            | Note::FleetRolledBack { .. } => "RollbackFleet",
+            Note::Retried { .. } => "Retry",
         }
     }
 
@@ -93,6 +137,23 @@ impl Note {
             }
             Note::Wave(w) => w.message(rollout),
             Note::Complete { clusters } => format!("all waves done: {clusters} clusters"),
+            Note::FleetRollback { message } => format!(
+                "{message}; onBudgetExceeded: RollbackFleet: no swap starts, every swap not yet \
+                 decommissioned rolls back"
+            ),
+            Note::RollbackAsked { swaps } => {
+                format!(
+                    "{} swaps asked to roll back: {}",
+                    swaps.len(),
+                    swaps.join(", ")
+                )
+            }
+            Note::FleetRolledBack { message } => message.clone(),
+            Note::Retried { clusters } => format!(
+                "spec.retryFailed: {} clusters run again: {}",
+                clusters.len(),
+                clusters.join(", ")
+            ),
         }
     }
 }
@@ -179,6 +240,19 @@ impl Reconcile<'_> {
                 Action::requeue(STEP)
             }
             Decision::Run { pause, waves } => self.settle_run(status, pause, waves, &mut notes),
+            Decision::RollBackFleet(fleet) => self.settle_fleet(status, fleet, &mut notes),
+            Decision::Retried { clusters } => {
+                let message = format!("running again: {}", clusters.join(", "));
+                self.set(
+                    status,
+                    ConditionType::Ready,
+                    false,
+                    Reason::RetryingFailed,
+                    message,
+                );
+                notes.push(Note::Retried { clusters });
+                Action::requeue(STEP)
+            }
         };
         Settled {
             action,
@@ -236,6 +310,59 @@ impl Reconcile<'_> {
                 notes.push(Note::Complete { clusters });
                 Action::await_change()
             }
+        }
+    }
+
+    /// An aborted rollout: `Paused` and `Ready` say which budget and clusters; `RollingBack`
+    /// while any swap runs, then `RolledBack` (told once).
+    fn settle_fleet(
+        &self,
+        status: &mut RolloutStatus,
+        fleet: FleetProgress,
+        notes: &mut Vec<Note>,
+    ) -> Action {
+        let why = status
+            .fleet_rollback
+            .as_ref()
+            .map(|f| f.message.clone())
+            .unwrap_or_default();
+        if fleet.abort == Abort::Starts {
+            notes.push(Note::FleetRollback {
+                message: why.clone(),
+            });
+        }
+        if !fleet.asked.is_empty() {
+            notes.push(Note::RollbackAsked { swaps: fleet.asked });
+        }
+        let budget = Reason::FailureBudgetExceeded;
+        self.set(status, ConditionType::Paused, true, budget, why.clone());
+        let (reason, message) = if fleet.running > 0 {
+            status.phase = RolloutPhase::RollingBack;
+            let message = format!(
+                "{why}; onBudgetExceeded: RollbackFleet: {} swaps still running",
+                fleet.running
+            );
+            (Reason::FleetRollingBack, message)
+        } else {
+            let c = &status.counts;
+            let message = format!(
+                "{why}; the fleet rolled back: {} rolled back, {} failed, {} succeeded before \
+                 the abort",
+                c.rolled_back, c.failed, c.succeeded
+            );
+            if status.phase != RolloutPhase::RolledBack {
+                notes.push(Note::FleetRolledBack {
+                    message: message.clone(),
+                });
+            }
+            status.phase = RolloutPhase::RolledBack;
+            (Reason::FleetRolledBack, message)
+        };
+        self.set(status, ConditionType::Ready, false, reason, message.clone());
+        self.set(status, ConditionType::Progressing, false, reason, message);
+        match status.phase {
+            RolloutPhase::RolledBack => Action::await_change(),
+            _ => Action::requeue(self.ctx.settings.poll_interval),
         }
     }
 
@@ -341,6 +468,7 @@ mod tests {
     use super::*;
     use crate::rollout::State;
     use crate::rollout::fixtures::waves;
+    use crate::rollout::fleet_rollback::{Abort, FleetProgress};
     use crate::rollout::skip::SkipReason;
     use rotor_api::find_condition;
 
@@ -354,6 +482,7 @@ mod tests {
             swaps: kube::runtime::reflector::store().0,
             clusters: kube::runtime::reflector::store().0,
             created: Mutex::default(),
+            deleted: Mutex::default(),
         }
     }
 
@@ -442,6 +571,87 @@ mod tests {
         // The same pause again: the condition holds, no second Event.
         let again = r.settle(&mut status, decision());
         assert!(again.notes.iter().all(|n| !matches!(n, Note::Pause(_))));
+    }
+
+    #[tokio::test]
+    async fn a_fleet_rollback_names_the_budget_and_ends_rolled_back_once_every_swap_ended() {
+        let state = state();
+        let rollout = rotor_api::sample_rollout("r", "1.35.0");
+        let r = Reconcile::new(&rollout, &state);
+        let why = over_budget().to_string();
+        let mut status = RolloutStatus {
+            waves: waves(&[("canary", &["a", "b"])]),
+            fleet_rollback: Some(rotor_api::FleetRollback {
+                message: why.clone(),
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        let starts = FleetProgress {
+            abort: Abort::Starts,
+            asked: vec!["r-a".into()],
+            running: 1,
+        };
+        let settled = r.settle(&mut status, Decision::RollBackFleet(starts));
+        assert_eq!(status.phase, RolloutPhase::RollingBack);
+        assert_eq!(
+            settled.action,
+            Action::requeue(state.ctx.settings.poll_interval)
+        );
+        assert_eq!(
+            condition(&status, ConditionType::Paused),
+            (true, Reason::FailureBudgetExceeded, why.clone())
+        );
+        let ready = condition(&status, ConditionType::Ready);
+        assert_eq!((ready.0, ready.1), (false, Reason::FleetRollingBack));
+        assert!(
+            ready.2.contains("b (HealthGateFailed: too many errors)"),
+            "{}",
+            ready.2
+        );
+        assert!(ready.2.ends_with("1 swaps still running"), "{}", ready.2);
+        let told: Vec<(bool, Reason, String)> = settled
+            .notes
+            .iter()
+            .map(|n| (n.warning(), n.reason(), n.message("r")))
+            .collect();
+        assert!(told[0].0, "a Warning");
+        assert_eq!(told[0].1, Reason::FailureBudgetExceeded);
+        assert!(told[0].2.starts_with(&why), "{}", told[0].2);
+        assert_eq!(
+            told[1],
+            (
+                false,
+                Reason::FleetRollingBack,
+                "1 swaps asked to roll back: r-a".into()
+            )
+        );
+        status.counts.rolled_back = 2;
+        let ended = || {
+            Decision::RollBackFleet(FleetProgress {
+                abort: Abort::Holds,
+                asked: Vec::new(),
+                running: 0,
+            })
+        };
+        let settled = r.settle(&mut status, ended());
+        assert_eq!(status.phase, RolloutPhase::RolledBack);
+        assert_eq!(settled.action, Action::await_change());
+        assert_eq!(
+            condition(&status, ConditionType::Ready).1,
+            Reason::FleetRolledBack
+        );
+        assert_eq!(settled.notes.len(), 1);
+        assert_eq!(settled.notes[0].reason(), Reason::FleetRolledBack);
+        assert!(
+            settled.notes[0]
+                .message("r")
+                .contains("2 rolled back, 0 failed, 0 succeeded"),
+            "{}",
+            settled.notes[0].message("r")
+        );
+        // Told once.
+        assert!(r.settle(&mut status, ended()).notes.is_empty());
     }
 
     #[tokio::test]

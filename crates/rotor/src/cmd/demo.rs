@@ -339,10 +339,7 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
             ));
             last_line = line;
         }
-        if matches!(
-            st.phase,
-            RolloutPhase::Succeeded | RolloutPhase::Failed | RolloutPhase::Paused
-        ) {
+        if st.phase.is_final() || st.phase == RolloutPhase::Paused {
             break st;
         }
         if Instant::now() > deadline {
@@ -673,7 +670,9 @@ fn not_succeeded(
     timeout_s: u64,
 ) -> anyhow::Error {
     let mut why = match phase {
-        RolloutPhase::Paused | RolloutPhase::Failed => format!("the rollout ended {phase}"),
+        RolloutPhase::Paused | RolloutPhase::Failed | RolloutPhase::RolledBack => {
+            format!("the rollout ended {phase}")
+        }
         _ => format!("the rollout did not finish within {timeout_s} s (phase {phase})"),
     };
     for c in &status.conditions {

@@ -7,6 +7,7 @@ mod bench_rollback;
 pub mod demo;
 pub mod migrate;
 pub mod rollout;
+mod rollout_plan;
 pub mod serve;
 pub mod sim;
 

@@ -1,5 +1,5 @@
 //! Operator commands against a running control plane: `rotor get`, `rotor describe`,
-//! `rotor approve` and `rotor rollout pause|resume|retry|skip|abort|rollback|watch`.
+//! `rotor approve` and `rotor rollout pause|resume|retry|skip|abort|rollback|watch|plan`.
 //!
 //! Every command is a small write through the Kubernetes API (kube-rs), never a side door: what
 //! the CLI does, `kubectl` could do, and the controllers act on it level-triggered.
@@ -12,7 +12,8 @@ use clap::{Args, Subcommand, ValueEnum};
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use kube::ResourceExt;
 use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams};
-use rotor_api::{Cluster, ClusterSwap, Phase, Rollout, RolloutPhase, labels};
+use rotor_api::{Cluster, ClusterSwap, Phase, Rollout, labels};
+use rotor_controllers::rollout::rollback_requestable;
 use serde_json::json;
 
 #[derive(Args)]
@@ -88,11 +89,18 @@ pub enum RolloutCommand {
     Pause { name: String },
     /// Undo pause.
     Resume { name: String },
-    /// Run a cluster's failed or rolled-back swap again (it no longer counts against the budget).
+    /// Run a cluster's failed or rolled-back swap again (it no longer counts against the budget);
+    /// with `--failed`, every failed, rolled-back or skipped cluster of a rollout.
     Retry {
-        cluster: String,
+        /// The cluster; with `--failed`, the rollout (default: the only one there is).
+        name: Option<String>,
         #[arg(long)]
         rollout: Option<String>,
+        /// Run again, against the same frozen plan and target, every cluster of the rollout
+        /// whose swap failed or rolled back and every cluster it left out (`spec.skipClusters`
+        /// is cleared); also after `onBudgetExceeded: RollbackFleet` rolled the fleet back.
+        #[arg(long)]
+        failed: bool,
     },
     /// Take a cluster out of the rollout.
     Skip {
@@ -106,11 +114,14 @@ pub enum RolloutCommand {
     Rollback { name: String },
     /// Live progress per wave until the rollout ends.
     Watch { name: String },
+    /// The plan of a Rollout manifest against the clusters now: waves, windows, blockers,
+    /// gates and an estimated duration. Nothing is written.
+    Plan(super::rollout_plan::PlanArgs),
 }
 
 /// Every object of `K` that decodes; the others are named on stderr, so one bad object does
 /// not hide the rest.
-async fn readable<K>(client: &kube::Client, lp: &ListParams) -> anyhow::Result<Vec<K>>
+pub(super) async fn readable<K>(client: &kube::Client, lp: &ListParams) -> anyhow::Result<Vec<K>>
 where
     K: kube::Resource<DynamicType = ()> + serde::de::DeserializeOwned,
 {
@@ -372,7 +383,15 @@ pub async fn rollout(args: RolloutArgs) -> anyhow::Result<()> {
             set_paused(name.clone(), false).await?;
             println!("rollout/{name} resumed");
         }
-        RolloutCommand::Retry { cluster, rollout } => {
+        RolloutCommand::Retry {
+            name,
+            rollout,
+            failed: true,
+        } => retry_failed(&rollouts, name.or(rollout)).await?,
+        RolloutCommand::Retry { name, rollout, .. } => {
+            let cluster = name.ok_or_else(|| {
+                anyhow::anyhow!("rotor rollout retry: name a CLUSTER, or pass --failed [ROLLOUT]")
+            })?;
             let swap = swap_of_cluster(&swaps, &cluster, rollout.as_deref()).await?;
             let phase = swap.status.clone().unwrap_or_default().phase;
             anyhow::ensure!(
@@ -428,7 +447,50 @@ pub async fn rollout(args: RolloutArgs) -> anyhow::Result<()> {
             println!("rollout/{name}: paused, {n} swaps rolling back");
         }
         RolloutCommand::Watch { name } => watch(&rollouts, &client, &name).await?,
+        RolloutCommand::Plan(plan) => super::rollout_plan::plan(&client, plan).await?,
     }
+    Ok(())
+}
+
+/// Raises `spec.retryFailed` (and clears `spec.skipClusters`) in one write guarded by the
+/// resourceVersion read; the controller deletes the ended swaps and reopens their waves.
+async fn retry_failed(rollouts: &Api<Rollout>, name: Option<String>) -> anyhow::Result<()> {
+    let name = match name {
+        Some(n) => n,
+        None => {
+            let all = rollouts.list(&ListParams::default()).await?.items;
+            match all.as_slice() {
+                [one] => one.name_any(),
+                _ => anyhow::bail!(
+                    "rotor rollout retry --failed: {} rollouts exist; name one",
+                    all.len()
+                ),
+            }
+        }
+    };
+    let r = rollouts
+        .get(&name)
+        .await
+        .map_err(|e| anyhow::anyhow!("Rollout {name}: {e}"))?;
+    let st = r.status.clone().unwrap_or_default();
+    let round = r.spec.retry_failed + 1;
+    let patch = json!({
+        "metadata": {"resourceVersion": r.resource_version()},
+        "spec": {"retryFailed": round, "skipClusters": null},
+    });
+    rollouts
+        .patch(&name, &PatchParams::default(), &Patch::Merge(patch))
+        .await
+        .map_err(|e| anyhow::anyhow!("Rollout {name}: {e}"))?;
+    let when = match st.phase {
+        rotor_api::RolloutPhase::RollingBack => " once its fleet rollback has ended",
+        _ => "",
+    };
+    println!(
+        "rollout/{name}: spec.retryFailed={round}: {} failed or rolled back and {} left out run again{when}",
+        st.counts.failures(),
+        st.skipped.len()
+    );
     Ok(())
 }
 
@@ -460,15 +522,9 @@ async fn request_rollback(
 ) -> anyhow::Result<usize> {
     let mut n = 0;
     for s in swaps_of(client, rollout).await?.into_values() {
-        let phase = s.status.clone().unwrap_or_default().phase;
-        if which(phase) && phase.allows_rollback() && !s.spec.rollback {
-            swaps
-                .patch(
-                    &s.name_any(),
-                    &PatchParams::default(),
-                    &Patch::Merge(json!({"spec": {"rollback": true}})),
-                )
-                .await?;
+        let phase = s.status.as_ref().map(|st| st.phase).unwrap_or_default();
+        if which(phase) && rollback_requestable(&s) {
+            rotor_controllers::rollout::request_rollback(swaps, &s.name_any()).await?;
             n += 1;
         }
     }
@@ -528,7 +584,7 @@ async fn watch(rollouts: &Api<Rollout>, client: &kube::Client, name: &str) -> an
             st.counts.total
         ));
         header.tick();
-        if matches!(st.phase, RolloutPhase::Succeeded | RolloutPhase::Failed) {
+        if st.phase.is_final() {
             for b in &bars {
                 b.finish();
             }

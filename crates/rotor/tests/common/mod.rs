@@ -149,6 +149,24 @@ pub async fn get(
     .await
 }
 
+/// The Events regarding the object named `name`: (reason, Warning?, note).
+pub async fn events_of(client: &kube::Client, name: &str) -> Vec<(String, bool, String)> {
+    use k8s_openapi::api::events::v1::Event;
+    let events: kube::Api<Event> = kube::Api::all(client.clone());
+    let list = events.list(&Default::default()).await.expect("events");
+    list.items
+        .into_iter()
+        .filter(|e| e.regarding.as_ref().and_then(|o| o.name.as_deref()) == Some(name))
+        .map(|e| {
+            (
+                e.reason.unwrap_or_default(),
+                e.type_.as_deref() == Some("Warning"),
+                e.note.unwrap_or_default(),
+            )
+        })
+        .collect()
+}
+
 /// Polls `check` until it returns Some, failing the test after `limit`.
 pub async fn eventually<T, F, Fut>(limit: Duration, what: &str, mut check: F) -> T
 where

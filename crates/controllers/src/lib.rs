@@ -23,6 +23,8 @@ pub mod lenient;
 pub mod members;
 pub mod metrics;
 pub mod migration;
+pub mod notify;
+mod outbound;
 pub mod preflight;
 pub mod prometheus;
 pub mod replica_owners;

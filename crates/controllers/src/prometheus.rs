@@ -95,20 +95,10 @@ impl Prometheus {
             .ok_or(QueryError::NoServer)
     }
 
-    /// Built once, on the first query: reqwest has no TLS crypto provider of its own here, so
-    /// ring's is installed when the process has none (as the Google and Azure clients do).
+    /// Built once, on the first query.
     fn http(&self) -> Result<&reqwest::Client, String> {
         self.http
-            .get_or_init(|| {
-                if rustls::crypto::CryptoProvider::get_default().is_none() {
-                    // Losing a race to another installer is fine: one is installed either way.
-                    let _ = rustls::crypto::ring::default_provider().install_default();
-                }
-                reqwest::Client::builder()
-                    .redirect(reqwest::redirect::Policy::none())
-                    .build()
-                    .map_err(|e| e.without_url().to_string())
-            })
+            .get_or_init(crate::outbound::http_client)
             .as_ref()
             .map_err(Clone::clone)
     }

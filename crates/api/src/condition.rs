@@ -126,6 +126,9 @@ closed_enum! {
         FleetRolledBack = "FleetRolledBack",
         /// `spec.retryFailed` was raised: failed and left-out clusters run again.
         RetryingFailed = "RetryingFailed",
+        /// A notification sink did not take a milestone (unreachable, refused, its Secret
+        /// missing).
+        NotificationFailed = "NotificationFailed",
         NoClustersSelected = "NoClustersSelected",
         RolloutComplete = "RolloutComplete",
         /// A cluster left out of a rollout (stopped, unreachable, blocked by pre-flight, or by an

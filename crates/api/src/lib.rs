@@ -29,6 +29,7 @@ mod cluster;
 mod common;
 mod condition;
 pub mod metric_gate;
+mod notification;
 mod rollout;
 mod sample;
 mod swap;
@@ -48,6 +49,10 @@ pub use condition::{
 };
 pub use metric_gate::{
     MetricGate, MetricGateResult, MetricGateStatus, OnInconclusive, PrometheusSource, Threshold,
+};
+pub use notification::{
+    MAX_NOTIFICATION_SINKS, Milestone, NotificationFormat, NotificationSink, SECRETS_NAMESPACE,
+    SecretKeyRef,
 };
 pub use rollout::{
     Approval, BudgetPolicy, FleetRollback, MAX_CONCURRENT_SWAPS, MAX_WAVE_BAKE_SECONDS, MAX_WAVES,

@@ -13,6 +13,7 @@ use serde::{Deserialize, Serialize};
 use crate::cluster::Cluster;
 use crate::common::{SwapStrategy, SwapTarget};
 use crate::condition::Condition;
+use crate::notification::{NotificationSink, validate_sinks};
 use crate::swap::Phase;
 use crate::validation::{Errors, FieldError, FieldErrorKind, selector_matches};
 use crate::window::{MaintenanceWindow, in_windows};
@@ -130,6 +131,10 @@ pub struct RolloutSpec {
     /// New swaps start only inside one of these windows; empty means any time.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub maintenance_windows: Vec<MaintenanceWindow>,
+    /// Webhooks told of the rollout's milestones: waves started and finished, paused (with
+    /// why), approval needed, failure budget exceeded, finished.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub notifications: Vec<NotificationSink>,
     /// Template for the strategy of every swap the rollout creates.
     #[serde(default)]
     pub strategy: SwapStrategy,
@@ -338,6 +343,7 @@ impl RolloutSpec {
     pub fn validate(&self) -> Result<(), Vec<FieldError>> {
         let mut errs = Errors::default();
         errs.label_selector("spec.clusterSelector", &self.cluster_selector);
+        validate_sinks(&self.notifications, &mut errs);
         self.target.validate_at("spec.target", &mut errs);
         if self.waves.is_empty() {
             errs.required("spec.waves", "at least one wave (the canary)");

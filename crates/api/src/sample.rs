@@ -144,6 +144,7 @@ pub fn sample_rollout(name: &str, target_version: &str) -> Rollout {
             approved_through_wave: None,
             failure_budget: IntOrString::Int(2),
             on_budget_exceeded: Default::default(),
+            notifications: Vec::new(),
             order_by: vec!["cloud".into(), "region".into()],
             unavailable_clusters: UnavailablePolicy::Skip,
             preflight: PreflightPolicy::SkipBlocked,

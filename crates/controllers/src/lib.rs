@@ -118,7 +118,9 @@ pub struct Context {
     pub metrics: Arc<metrics::Metrics>,
     /// Where metric gates' queries go (a gate's own Prometheus, else this default).
     pub(crate) prometheus: prometheus::Prometheus,
-    pub(crate) recorder: events::Recorder,
+    pub(crate) recorder: Arc<events::Recorder>,
+    /// Delivers rollouts' notifications (one HTTP client, built on the first).
+    pub(crate) notifier: Arc<notify::Notifier>,
     /// Traffic addresses of instances (fixed for an instance's life).
     addresses: Mutex<HashMap<String, std::net::SocketAddr>>,
     /// Per live swap: precise starts of its waits and its gate's counters.
@@ -153,7 +155,8 @@ impl Context {
     pub fn new(client: Client, settings: Settings) -> Self {
         Context {
             cloud_poller: rotor_providers::poll::Poller::new(settings.cloud_poll.clone()),
-            recorder: events::Recorder::new(client.clone()),
+            recorder: Arc::new(events::Recorder::new(client.clone())),
+            notifier: Arc::default(),
             client,
             providers: HashMap::new(),
             shifters: HashMap::new(),

@@ -8,8 +8,12 @@
 //! failures, 429 and 5xx) and never holds the rollout back: a milestone a sink did not take is
 //! reported, not retried forever.
 
+use std::sync::OnceLock;
 use std::time::Duration;
 
+use k8s_openapi::api::core::v1::Secret;
+use kube::Api;
+use rotor_api::{Milestone, NotificationFormat as Format, SecretKeyRef};
 use serde_json::{Value, json};
 
 /// The generic body's version: receivers match on it.
@@ -19,47 +23,6 @@ pub const GENERIC_VERSION: &str = "rotor.dev/v1alpha1";
 const ATTEMPTS: u32 = 3;
 /// The pause after the first failed attempt; doubled after each.
 const FIRST_BACKOFF: Duration = Duration::from_millis(500);
-
-/// What a sink is told about.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Milestone {
-    WaveStarted,
-    WaveFinished,
-    Paused,
-    ApprovalNeeded,
-    BudgetExceeded,
-    Finished,
-}
-
-impl Milestone {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Milestone::WaveStarted => "WaveStarted",
-            Milestone::WaveFinished => "WaveFinished",
-            Milestone::Paused => "Paused",
-            Milestone::ApprovalNeeded => "ApprovalNeeded",
-            Milestone::BudgetExceeded => "BudgetExceeded",
-            Milestone::Finished => "Finished",
-        }
-    }
-
-    /// Whether a person should look (a Slack message leads with a warning sign).
-    fn wants_attention(self) -> bool {
-        matches!(
-            self,
-            Milestone::Paused | Milestone::ApprovalNeeded | Milestone::BudgetExceeded
-        )
-    }
-}
-
-/// How a sink wants its body.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Format {
-    /// `{"text": …}`, as Slack's (and Mattermost's, Rocket.Chat's) incoming webhooks take.
-    Slack,
-    /// rotor's own JSON, every field separate (see [`body`]).
-    Generic,
-}
 
 /// One milestone of one rollout.
 #[derive(Clone, Debug, PartialEq)]
@@ -110,6 +73,14 @@ pub fn body(format: Format, n: &Notification) -> Value {
 /// Why a sink did not take a notification. Names the sink, never its URL.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum NotifyError {
+    #[error("notification sink {sink:?}: Secret {namespace}/{name}, key {key:?}: {why}")]
+    Secret {
+        sink: String,
+        namespace: String,
+        name: String,
+        key: String,
+        why: String,
+    },
     #[error("notification sink {sink:?}: its URL is not an http(s) URL")]
     BadUrl { sink: String },
     #[error("notification sink {sink:?} refused the notification: HTTP {status}")]
@@ -124,16 +95,57 @@ pub enum NotifyError {
     },
 }
 
-/// Delivers notifications over one HTTP client.
+/// How long one attempt may take, connection included.
+pub const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Delivers notifications over one HTTP client, built on the first one.
 pub struct Notifier {
-    http: reqwest::Client,
+    http: OnceLock<Result<reqwest::Client, String>>,
     /// Per attempt, connection included.
     timeout: Duration,
 }
 
+impl Default for Notifier {
+    fn default() -> Self {
+        Notifier::new(ATTEMPT_TIMEOUT)
+    }
+}
+
 impl Notifier {
-    pub fn new(http: reqwest::Client, timeout: Duration) -> Self {
-        Notifier { http, timeout }
+    pub fn new(timeout: Duration) -> Self {
+        Notifier {
+            http: OnceLock::new(),
+            timeout,
+        }
+    }
+
+    /// The sink's URL, read from its Secret now (so a rotated URL is used at once).
+    pub async fn url(
+        client: &kube::Client,
+        sink: &str,
+        from: &SecretKeyRef,
+    ) -> Result<String, NotifyError> {
+        let failed = |why: String| NotifyError::Secret {
+            sink: sink.into(),
+            namespace: from.namespace().into(),
+            name: from.name.clone(),
+            key: from.key.clone(),
+            why,
+        };
+        let secrets: Api<Secret> = Api::namespaced(client.clone(), from.namespace());
+        let secret = secrets
+            .get_opt(&from.name)
+            .await
+            .map_err(|e| failed(format!("reading it: {e}")))?
+            .ok_or_else(|| failed("no such Secret".into()))?;
+        let value = secret
+            .data
+            .as_ref()
+            .and_then(|d| d.get(&from.key))
+            .ok_or_else(|| failed("no such key".into()))?;
+        String::from_utf8(value.0.clone())
+            .map(|url| url.trim().to_string())
+            .map_err(|_| failed("the value is not UTF-8".into()))
     }
 
     /// POSTs `n` to the sink `name` at `url` as `format` asks, retrying what may pass.
@@ -175,8 +187,12 @@ impl Notifier {
     }
 
     async fn attempt(&self, url: reqwest::Url, payload: &Value) -> Result<(), Attempt> {
-        let sent = self
+        let http = self
             .http
+            .get_or_init(crate::outbound::http_client)
+            .as_ref()
+            .map_err(|e| Attempt::Again(e.clone()))?;
+        let sent = http
             .post(url)
             .timeout(self.timeout)
             .header(reqwest::header::CONTENT_TYPE, "application/json")
@@ -289,8 +305,7 @@ mod tests {
     }
 
     fn notifier() -> Notifier {
-        let http = crate::outbound::http_client().expect("HTTP client");
-        Notifier::new(http, Duration::from_secs(5))
+        Notifier::default()
     }
 
     #[tokio::test]

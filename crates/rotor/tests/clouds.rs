@@ -42,6 +42,7 @@ fn one_wave_rollout(clusters: u32) -> Rollout {
             approved_through_wave: None,
             failure_budget: IntOrString::Int(0),
             on_budget_exceeded: Default::default(),
+            notifications: Vec::new(),
             order_by: Vec::new(),
             unavailable_clusters: Default::default(),
             preflight: Default::default(),

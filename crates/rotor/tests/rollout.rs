@@ -110,6 +110,7 @@ fn rollout(name: &str, max_concurrent: u32, failure_budget: u32) -> Rollout {
             approved_through_wave: None,
             failure_budget: IntOrString::Int(failure_budget as i32),
             on_budget_exceeded: Default::default(),
+            notifications: Vec::new(),
             order_by: Vec::new(),
             unavailable_clusters: Default::default(),
             preflight: Default::default(),
@@ -1365,4 +1366,140 @@ async fn the_plan_of_a_manifest_is_the_plan_the_rollout_freezes() {
         .map(|s| (s.cluster.as_str(), s.reason.as_str()))
         .collect();
     assert_eq!(skipped, [(stopped.as_str(), "Stopped")]);
+}
+
+/// A webhook receiver on a loopback port: the JSON bodies POSTed to each path.
+async fn sink_receiver() -> (String, Arc<Mutex<BTreeMap<String, Vec<serde_json::Value>>>>) {
+    type Got = Arc<Mutex<BTreeMap<String, Vec<serde_json::Value>>>>;
+    async fn take(
+        axum::extract::State(got): axum::extract::State<Got>,
+        uri: axum::http::Uri,
+        body: String,
+    ) -> &'static str {
+        let value = serde_json::from_str(&body).unwrap_or(serde_json::Value::Null);
+        let mut got = got.lock().expect("bodies");
+        got.entry(uri.path().to_string()).or_default().push(value);
+        "ok"
+    }
+    let got: Got = Arc::default();
+    let app = axum::Router::new()
+        .fallback(axum::routing::post(take))
+        .with_state(got.clone());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    (format!("http://{addr}"), got)
+}
+
+/// The milestones of a manual rollout reach its sinks as each asks (every one in rotor's
+/// generic JSON; only approvals and the end as Slack text), and a sink whose Secret lacks its
+/// key is a Warning Event naming the sink.
+#[tokio::test]
+async fn a_rollouts_milestones_reach_its_notification_sinks() {
+    use k8s_openapi::api::core::v1::{Namespace, Secret};
+    use rotor_api::{Milestone, NotificationFormat, NotificationSink, SecretKeyRef};
+    let r = rehearsal(4).await;
+    let (base, got) = sink_receiver().await;
+    let namespaces: Api<Namespace> = Api::all(r.client.clone());
+    let ns = serde_json::from_value(serde_json::json!({"metadata": {"name": "rotor-system"}}));
+    let _ = namespaces
+        .create(&PostParams::default(), &ns.unwrap())
+        .await;
+    let secret: Secret = serde_json::from_value(serde_json::json!({
+        "metadata": {"name": "sinks", "namespace": "rotor-system"},
+        "stringData": {"ops": format!("{base}/ops/s3cret"), "chat": format!("{base}/chat/s3cret")},
+    }))
+    .unwrap();
+    Api::<Secret>::namespaced(r.client.clone(), "rotor-system")
+        .create(&PostParams::default(), &secret)
+        .await
+        .expect("Secret");
+    let sink = |name: &str, key: &str, format, events: Vec<Milestone>| NotificationSink {
+        name: name.into(),
+        url_from: SecretKeyRef {
+            namespace: None,
+            name: "sinks".into(),
+            key: key.into(),
+        },
+        format,
+        events,
+    };
+    let mut ro = rollout("told", 4, 1);
+    ro.spec.approval = Approval::Manual;
+    ro.spec.notifications = vec![
+        sink("ops", "ops", NotificationFormat::Generic, vec![]),
+        sink(
+            "chat",
+            "chat",
+            NotificationFormat::Slack,
+            vec![Milestone::ApprovalNeeded, Milestone::Finished],
+        ),
+        sink("broken", "missing", NotificationFormat::Generic, vec![]),
+    ];
+    let rollouts: Api<Rollout> = Api::all(r.client.clone());
+    rollouts
+        .create(&PostParams::default(), &ro)
+        .await
+        .expect("rollout");
+    let told = |path: &str, event: &str| {
+        let got = got.lock().expect("bodies");
+        got.get(path).is_some_and(|bodies| {
+            bodies.iter().any(|b| {
+                b["event"] == event || b["text"].as_str().is_some_and(|t| t.contains(event))
+            })
+        })
+    };
+    common::eventually(LIMIT, "approval asked of both sinks", || async {
+        (told("/ops/s3cret", "ApprovalNeeded") && told("/chat/s3cret", "ApprovalNeeded"))
+            .then_some(())
+    })
+    .await;
+    let approve = serde_json::json!({"spec": {"approvedThroughWave": 10}});
+    rollouts
+        .patch("told", &PatchParams::default(), &Patch::Merge(&approve))
+        .await
+        .expect("approve");
+    wait_phase(&r, "told", RolloutPhase::Succeeded).await;
+    common::eventually(LIMIT, "the end told", || async {
+        (told("/ops/s3cret", "Finished") && told("/chat/s3cret", "Finished")).then_some(())
+    })
+    .await;
+
+    let got = got.lock().expect("bodies").clone();
+    let ops = &got["/ops/s3cret"];
+    assert!(
+        ops.iter()
+            .all(|b| b["apiVersion"] == "rotor.dev/v1alpha1" && b["rollout"] == "told"),
+        "{ops:?}"
+    );
+    let started: Vec<&serde_json::Value> =
+        ops.iter().filter(|b| b["event"] == "WaveStarted").collect();
+    assert_eq!(
+        started.first().map(|b| &b["wave"]),
+        Some(&serde_json::json!("canary")),
+        "{ops:?}"
+    );
+    assert!(ops.iter().any(|b| b["event"] == "WaveFinished"), "{ops:?}");
+    let chat = &got["/chat/s3cret"];
+    for body in chat {
+        let text = body["text"].as_str().expect("Slack text");
+        assert!(
+            text.contains("ApprovalNeeded") || text.contains("Finished"),
+            "a milestone chat did not ask for: {text}"
+        );
+        assert!(text.contains("*rollout told*"), "{text}");
+    }
+    let events = common::events_of(&r.client, "told").await;
+    let failed: Vec<&(String, bool, String)> = events
+        .iter()
+        .filter(|(reason, ..)| reason == "NotificationFailed")
+        .collect();
+    assert!(!failed.is_empty(), "{events:?}");
+    for (_, warning, note) in failed {
+        assert!(
+            *warning && note.contains("\"broken\"") && note.contains("missing"),
+            "{note}"
+        );
+        assert!(!note.contains("s3cret"), "{note}");
+    }
 }

@@ -289,6 +289,7 @@ async fn deleting_a_rollout_takes_its_swaps_through_their_finalizers() {
             approved_through_wave: None,
             failure_budget: k8s_openapi::apimachinery::pkg::util::intstr::IntOrString::Int(2),
             on_budget_exceeded: Default::default(),
+            notifications: Vec::new(),
             order_by: Vec::new(),
             unavailable_clusters: Default::default(),
             preflight: Default::default(),

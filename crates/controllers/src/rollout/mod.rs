@@ -25,6 +25,7 @@ mod budget;
 mod count;
 mod create;
 mod fleet_rollback;
+mod notifications;
 mod plan;
 pub mod preview;
 mod rerun;

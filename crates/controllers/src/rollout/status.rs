@@ -127,7 +127,7 @@ impl Note {
         }
     }
 
-    fn message(&self, rollout: &str) -> String {
+    pub(super) fn message(&self, rollout: &str) -> String {
         match self {
             Note::Plan { clusters, summary } => format!("{clusters} clusters in waves: {summary}"),
             Note::Preflight { message, .. } => message.clone(),
@@ -175,6 +175,7 @@ impl Reconcile<'_> {
     ) -> Result<Action, Error> {
         let settled = self.settle(&mut status, decision);
         self.write(status).await?;
+        self.notify(&settled.notes);
         for note in settled.notes {
             let object = self.rollout.object_ref(&());
             let (warning, reason, action) = (note.warning(), note.reason(), note.action());

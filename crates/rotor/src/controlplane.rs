@@ -77,24 +77,23 @@ pub async fn open_store(spec: &str) -> anyhow::Result<DynStore> {
     anyhow::bail!("--store {spec:?}: expected sqlite:PATH, etcd:URL[,URL…] or memory")
 }
 
-/// Starts a control-plane API server over `store` with rotor's CRDs registered; with
-/// `allowed_hosts`, it answers only to those names, IP addresses and localhost.
+/// Who a control plane lets in when only its admin token may: no anonymous requests, no other
+/// users (the in-process control planes of `rotor demo`, the benches and the tests).
+pub fn admin_only(token: String) -> ServerConfig {
+    ServerConfig {
+        token: Some(token),
+        anonymous_auth: false,
+        ..ServerConfig::default()
+    }
+}
+
+/// Starts a control-plane API server over `store` with rotor's CRDs registered, letting in whom
+/// `access` says (its credentials, anonymous access, `allowed_hosts`).
 pub async fn control_plane(
     store: DynStore,
-    token: Option<String>,
-    anonymous: bool,
-    allowed_hosts: Option<Vec<String>>,
+    access: ServerConfig,
 ) -> anyhow::Result<Arc<ApiServer>> {
-    let server = ApiServer::new(
-        store,
-        ServerConfig {
-            token,
-            anonymous,
-            allowed_hosts,
-            ..ServerConfig::default()
-        },
-    )
-    .await?;
+    let server = ApiServer::new(store, access).await?;
     let crds = server.resource("apiextensions.k8s.io", "v1", "customresourcedefinitions")?;
     let opts = WriteOptions {
         field_manager: "rotor".into(),

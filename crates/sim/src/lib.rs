@@ -227,7 +227,7 @@ impl Sim {
                 token: Some(token.clone()),
                 anonymous: self.config.anonymous,
                 token_review,
-                allowed_hosts: None,
+                ..ServerConfig::default()
             },
         )
         .await?;

@@ -154,13 +154,11 @@ mod tests {
 
     #[test]
     fn refusals_name_the_line_not_the_token() {
-        let err = TokenFile::parse("ok,a,1\nsecret-token,bob\n")
-            .err()
-            .expect("refused");
+        let err = TokenFile::parse("ok,a,1\nsecret-token,bob\n").expect_err("refused");
         assert_eq!(err, (2, "expected at least token,user,uid"));
-        let err = TokenFile::parse("t,a,1,\"dev\n").err().expect("refused");
+        let err = TokenFile::parse("t,a,1,\"dev\n").expect_err("refused");
         assert_eq!(err.0, 1);
-        let err = TokenFile::parse("t,a,1\nt,b,2\n").err().expect("refused");
+        let err = TokenFile::parse("t,a,1\nt,b,2\n").expect_err("refused");
         assert_eq!(err, (2, "a token already given on an earlier line"));
         let path = std::path::Path::new("/nonexistent/tokens.csv");
         let shown = TokenFile::read(path).expect_err("missing").to_string();

@@ -7,8 +7,9 @@ use std::future::IntoFuture;
 use std::time::Duration;
 
 use axum::body::{Body, HttpBody};
+use axum::extract::connect_info::Connected;
 use axum::response::Response;
-use axum::serve::ListenerExt;
+use axum::serve::{IncomingStream, Listener, ListenerExt};
 use futures::StreamExt;
 use tokio::sync::watch;
 
@@ -26,13 +27,40 @@ pub async fn serve_until(
             tracing::debug!(error = %e, "TCP_NODELAY");
         }
     });
+    serve_listener::<_, std::net::SocketAddr>(listener, router, shutdown, grace).await
+}
+
+/// [`serve_until`] over TLS: requests find their connection's [`Peer`](crate::tls::Peer) (and
+/// the user of its client certificate) as `ConnectInfo<Peer>`.
+pub async fn serve_tls_until(
+    listener: tokio::net::TcpListener,
+    tls: std::sync::Arc<rustls::ServerConfig>,
+    router: axum::Router,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+    grace: Duration,
+) -> std::io::Result<()> {
+    let listener = crate::tls::TlsListener::new(listener, tls)?;
+    serve_listener::<_, crate::tls::Peer>(listener, router, shutdown, grace).await
+}
+
+async fn serve_listener<L, C>(
+    listener: L,
+    router: axum::Router,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+    grace: Duration,
+) -> std::io::Result<()>
+where
+    L: Listener,
+    L::Addr: std::fmt::Debug,
+    C: for<'a> Connected<IncomingStream<'a, L>>,
+{
     let (stop_tx, stop_rx) = watch::channel(false);
     let router = router.layer(axum::middleware::map_response(move |res: Response| {
         let stop = stop_rx.clone();
         async move { end_streams_on(stop, res) }
     }));
     let stopping = stopped(stop_tx.subscribe());
-    let server = axum::serve(listener, router)
+    let server = axum::serve(listener, router.into_make_service_with_connect_info::<C>())
         .with_graceful_shutdown(stopping)
         .into_future();
     tokio::pin!(server);

@@ -2,6 +2,7 @@
 //! the four patch types, watch, CRDs. rotor's control plane and every simulated member cluster
 //! are instances of it; kubectl and kube-rs talk to it unchanged.
 
+pub mod auth;
 mod conversion;
 mod cursor;
 mod discovery;
@@ -14,6 +15,7 @@ pub mod request;
 pub mod selector;
 mod server;
 mod table;
+pub mod tls;
 pub mod validation;
 mod watch;
 

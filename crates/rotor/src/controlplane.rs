@@ -77,27 +77,29 @@ pub async fn open_store(spec: &str) -> anyhow::Result<DynStore> {
     anyhow::bail!("--store {spec:?}: expected sqlite:PATH, etcd:URL[,URL…] or memory")
 }
 
+/// Who a control plane lets in when only its admin token may: no anonymous requests, no other
+/// users (the in-process control planes of `rotor demo`, the benches and the tests).
+pub fn admin_only(token: String) -> ServerConfig {
+    ServerConfig {
+        token: Some(token),
+        anonymous_auth: false,
+        ..ServerConfig::default()
+    }
+}
+
 /// Starts a control-plane API server over `store` with rotor's CRDs registered and a Rollout's
-/// plan in the replies to dry-run writes; with `allowed_hosts`, it answers only to those
-/// names, IP addresses and localhost.
+/// plan in the replies to dry-run writes, letting in whom `access` says (its credentials,
+/// anonymous access, `allowed_hosts`).
 pub async fn control_plane(
     store: DynStore,
-    token: Option<String>,
-    anonymous: bool,
-    allowed_hosts: Option<Vec<String>>,
+    access: ServerConfig,
 ) -> anyhow::Result<Arc<ApiServer>> {
     let plan = Arc::new(crate::dry_run_plan::RolloutPlan::default());
-    let server = ApiServer::new(
-        store,
-        ServerConfig {
-            token,
-            anonymous,
-            allowed_hosts,
-            dry_run_hook: Some(plan.clone()),
-            ..ServerConfig::default()
-        },
-    )
-    .await?;
+    let access = ServerConfig {
+        dry_run_hook: Some(plan.clone()),
+        ..access
+    };
+    let server = ApiServer::new(store, access).await?;
     plan.attach(&server);
     let crds = server.resource("apiextensions.k8s.io", "v1", "customresourcedefinitions")?;
     let opts = WriteOptions {

@@ -3,7 +3,9 @@
 
 pub mod controlplane;
 pub mod dry_run_plan;
+pub mod kubeconfig;
 pub mod rehearsal;
+pub mod tls;
 
 /// Stack of each runtime thread. Google's generated clients deserialise deeply nested models
 /// on the stack: a GKE lifecycle took 1.5–1.75 MiB in a debug build (docs/clouds.md 4.6), close

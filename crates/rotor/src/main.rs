@@ -30,8 +30,9 @@ enum Command {
     Sim(cmd::sim::SimArgs),
     /// Start a simulator and an embedded control plane, apply a sample fleet, report.
     Demo(cmd::demo::DemoArgs),
-    /// Print an admin kubeconfig for a control plane started with `rotor serve`.
-    Kubeconfig(cmd::serve::KubeconfigArgs),
+    /// Print a kubeconfig for a control plane started with `rotor serve`: the admin's, or
+    /// with `--user` one holding a client certificate the rotor CA signs.
+    Kubeconfig(cmd::kubeconfig::KubeconfigArgs),
     /// Print the CustomResourceDefinitions of rotor's kinds as YAML.
     Crdgen,
     /// Benchmarks; the last line of stdout is one JSON object.
@@ -71,7 +72,7 @@ async fn run() -> std::process::ExitCode {
         Command::Serve(args) => cmd::serve::run(*args).await,
         Command::Sim(args) => cmd::sim::run(args).await,
         Command::Demo(args) => cmd::demo::run(args).await,
-        Command::Kubeconfig(args) => cmd::serve::kubeconfig(args).await,
+        Command::Kubeconfig(args) => cmd::kubeconfig::run(args).await,
         Command::Bench(args) => cmd::bench::run(args).await,
         Command::Get(args) => cmd::rollout::get(args).await,
         Command::Describe(args) => cmd::rollout::describe(args).await,

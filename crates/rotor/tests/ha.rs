@@ -149,6 +149,18 @@ async fn one_control_plane_leads_and_another_takes_over() {
             .to_string()
     };
     assert_eq!(token(&a.kubeconfig), token(&b.kubeconfig));
+    // One CA too (kept in etcd): each serves with a certificate it signs, which the other's
+    // kubeconfig verifies.
+    let ca = |kc: &Path| {
+        let text = std::fs::read_to_string(kc).expect("kubeconfig");
+        let doc: serde_json::Value = serde_json::from_str(&text).expect("kubeconfig is JSON");
+        doc["clusters"][0]["cluster"]["certificate-authority-data"].clone()
+    };
+    assert!(
+        ca(&a.kubeconfig).is_string(),
+        "TLS verified by the rotor CA"
+    );
+    assert_eq!(ca(&a.kubeconfig), ca(&b.kubeconfig));
     let store = format!("etcd:{}", etcd.url);
     let (ok, printed, err) = run(&["kubeconfig", "--store", &store, "--server", &b.server]);
     assert!(ok, "rotor kubeconfig: {err}");
@@ -210,10 +222,10 @@ async fn one_control_plane_leads_and_another_takes_over() {
         !b.metrics().await.contains("rotor_clusters{"),
         "the follower runs no controller, so it has no caches to count"
     );
-    let stranger = rotor::client_for(&rotor_sim::kubeconfig_yaml(
-        "x",
-        &format!("http://{}", a.server),
-        "not-the-token",
+    let admin = std::fs::read_to_string(&a.kubeconfig).expect("kubeconfig");
+    let stranger = rotor::client_for(&rotor_test_support::kubeconfig::with_credentials(
+        &admin,
+        rotor_test_support::kubeconfig::Credentials::Token("not-the-token"),
     ))
     .await
     .expect("client");

@@ -841,10 +841,10 @@ async fn bad_input_gets_clear_errors() {
 #[tokio::test]
 async fn wrong_or_missing_token_is_refused() {
     let s = common::start(common::memory()).await;
-    let wrong = rotor::client_for(&rotor_sim::kubeconfig_yaml(
-        "x",
-        &format!("http://{}", s.addr),
-        "not-the-token",
+    use rotor_test_support::kubeconfig::{Credentials, with_credentials};
+    let wrong = rotor::client_for(&with_credentials(
+        &s.kubeconfig(),
+        Credentials::Token("not-the-token"),
     ))
     .await
     .expect("client");
@@ -857,10 +857,9 @@ async fn wrong_or_missing_token_is_refused() {
         ),
         401
     );
-    let none = kube::Client::try_from(kube::Config::new(
-        format!("http://{}", s.addr).parse().expect("url"),
-    ))
-    .expect("client");
+    let none = rotor::client_for(&with_credentials(&s.kubeconfig(), Credentials::None))
+        .await
+        .expect("client");
     let cms: Api<ConfigMap> = Api::namespaced(none, "default");
     assert_eq!(
         api_code(

@@ -228,8 +228,7 @@ impl Sim {
                 token: Some(token.clone()),
                 anonymous: self.config.anonymous,
                 token_review,
-                allowed_hosts: None,
-                dry_run_hook: None,
+                ..ServerConfig::default()
             },
         )
         .await?;

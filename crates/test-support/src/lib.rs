@@ -11,6 +11,7 @@ use std::path::PathBuf;
 pub mod aws;
 pub mod etcd;
 pub mod http;
+pub mod kubeconfig;
 pub mod members;
 pub mod moto;
 pub mod process;

@@ -4,12 +4,14 @@
 use std::sync::Arc;
 
 use axum::body::Body;
+use axum::extract::ConnectInfo;
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 use http::{HeaderMap, Method, Request, StatusCode, header};
 use serde_json::{Value, json};
 
 use super::*;
+use crate::auth::{self, UserInfo};
 use crate::error::{ApiError, ApiResult, Cause};
 use crate::object::{self};
 use crate::registry::Resource;
@@ -31,23 +33,53 @@ impl ApiServer {
         // Kept for the log line of a failure; both are cheap clones (no copy of the path).
         let method = req.method().clone();
         let uri = req.uri().clone();
-        match self.handle_inner(req).await {
-            Ok(resp) => resp,
+        let (parts, body) = req.into_parts();
+        let user = match self.admit(&parts) {
+            Ok(user) => user,
             Err(e) => {
                 let path = uri.path();
-                tracing::debug!(%method, %path, code = e.code.as_u16(), reason = e.reason, "request failed");
+                tracing::debug!(%method, %path, code = e.code.as_u16(), reason = e.reason, "request refused");
+                return e.into_response();
+            }
+        };
+        match self.handle_inner(&user, parts, body).await {
+            Ok(resp) => resp,
+            Err(e) => {
+                let (path, user) = (uri.path(), user.name.as_str());
+                tracing::debug!(%method, %path, user, code = e.code.as_u16(), reason = e.reason, "request failed");
                 e.into_response()
             }
         }
     }
 
-    async fn handle_inner(self: &Arc<Self>, req: Request<Body>) -> ApiResult<Response> {
-        let (parts, body) = req.into_parts();
-        self.check_host(&parts)?;
+    /// The user a request comes from, once its `Host` is one of this server's names; 401 when
+    /// its credentials are wrong or missing (see [`crate::auth`]).
+    fn admit(&self, parts: &http::request::Parts) -> ApiResult<UserInfo> {
+        self.check_host(parts)?;
+        let certificate = parts
+            .extensions
+            .get::<ConnectInfo<crate::tls::Peer>>()
+            .and_then(|peer| peer.0.user.as_ref());
+        auth::authenticate(&self.config, &parts.headers, certificate)
+    }
+
+    /// Serves the request of `user` (authenticated; an authorizer will judge it here).
+    async fn handle_inner(
+        self: &Arc<Self>,
+        user: &UserInfo,
+        parts: http::request::Parts,
+        body: Body,
+    ) -> ApiResult<Response> {
         let target = parse_target(parts.uri.path(), &self.registry);
-        let public = matches!(target, Ok(Target::Version | Target::Health));
-        if !public {
-            self.authorize(&parts.headers)?;
+        if user.is_anonymous() && !matches!(target, Ok(Target::Version | Target::Health)) {
+            return Err(auth::forbidden_to_anonymous(
+                &parts.method,
+                parts.uri.path(),
+            ));
+        }
+        if let Some(version) = auth::review::version_of(&parts.method, parts.uri.path()) {
+            let review = auth::review::reply(version, user);
+            return Ok(json_response(StatusCode::CREATED, &review, &[]));
         }
         let target = target?;
         let query = Query::parse(parts.uri.query());
@@ -103,35 +135,6 @@ impl ApiServer {
             "Host {authority:?} is not a name of this server: it answers to IP addresses, \
              localhost and the names it was given (rotor serve --allowed-host)"
         )))
-    }
-
-    fn authorize(&self, headers: &HeaderMap) -> ApiResult<()> {
-        let Some(token) = &self.config.token else {
-            return Ok(());
-        };
-        let authorization = header_str(headers, header::AUTHORIZATION);
-        if authorization.is_empty() && self.config.anonymous {
-            return Ok(());
-        }
-        let presented = authorization.strip_prefix("Bearer ").unwrap_or_default();
-        // Constant-time comparison: the token is a secret.
-        let equal = presented.len() == token.len()
-            && presented
-                .bytes()
-                .zip(token.bytes())
-                .fold(0u8, |acc, (a, b)| acc | (a ^ b))
-                == 0;
-        let reviewed = || {
-            self.config
-                .token_review
-                .as_ref()
-                .is_some_and(|r| !presented.is_empty() && r.accepts(presented))
-        };
-        if equal || reviewed() {
-            Ok(())
-        } else {
-            Err(ApiError::unauthorized())
-        }
     }
 
     async fn handle_resource(

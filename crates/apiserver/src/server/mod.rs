@@ -37,16 +37,23 @@ const MAX_WRITE_ATTEMPTS: usize = 8;
 const PROTECTED_NAMESPACES: [&str; 3] = ["default", "kube-system", "kube-public"];
 
 /// How a server presents itself and whom it lets in.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct ServerConfig {
     /// Kubernetes minor version this server claims (`/version`) and whose schemas it serves.
     pub kubernetes_minor: u32,
-    /// Bearer token required on every request but `/version` and health; None = open.
+    /// The admin's bearer token (user `rotor-admin` in `system:masters`). With no `token`,
+    /// `tokens` or `token_review` the server is open: every request acts as the admin.
     pub token: Option<String>,
-    /// Accept requests that present no credentials at all (a wrong token is still refused).
-    /// client-go never sends a bearer token over plain HTTP, so loopback HTTP listeners that
-    /// kubectl must reach set this until rotor serves TLS.
+    /// Requests without credentials act as the admin (`system:unsecured`): only for plain-HTTP
+    /// listeners on loopback (development, the simulator's members), since client-go sends no
+    /// bearer token over plain HTTP. A wrong token is still refused.
     pub anonymous: bool,
+    /// kube-apiserver's `--anonymous-auth`: requests without credentials are `system:anonymous`
+    /// and reach only `/version` and health; otherwise they get 401. (A server that is `open`
+    /// or `anonymous` never gets this far.)
+    pub anonymous_auth: bool,
+    /// Users by bearer token, from a token file (`--token-auth-file`).
+    pub tokens: Option<Arc<crate::auth::TokenFile>>,
     /// Bearer tokens accepted besides `token`, as a managed cluster's webhook token
     /// authenticator accepts its cloud's (EKS: `k8s-aws-v1.` tokens).
     pub token_review: Option<Arc<dyn TokenReview>>,
@@ -78,12 +85,29 @@ pub trait TokenReview: Send + Sync + std::fmt::Debug {
     fn accepts(&self, token: &str) -> bool;
 }
 
+impl std::fmt::Debug for ServerConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // The admin token is a secret: only whether there is one.
+        f.debug_struct("ServerConfig")
+            .field("kubernetes_minor", &self.kubernetes_minor)
+            .field("token", &self.token.as_ref().map(|_| "<redacted>"))
+            .field("anonymous", &self.anonymous)
+            .field("anonymous_auth", &self.anonymous_auth)
+            .field("tokens", &self.tokens)
+            .field("token_review", &self.token_review)
+            .field("allowed_hosts", &self.allowed_hosts)
+            .finish()
+    }
+}
+
 impl Default for ServerConfig {
     fn default() -> Self {
         ServerConfig {
             kubernetes_minor: 35,
             token: None,
             anonymous: false,
+            anonymous_auth: true,
+            tokens: None,
             token_review: None,
             allowed_hosts: None,
             dry_run_hook: None,

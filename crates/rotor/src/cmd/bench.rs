@@ -252,7 +252,8 @@ async fn apiserver(args: ApiserverArgs) -> anyhow::Result<()> {
     let store = rotor::controlplane::open_store(&args.store).await?;
     let token = rotor_sim::random_token();
     let server =
-        rotor::controlplane::control_plane(store, Some(token.clone()), false, None).await?;
+        rotor::controlplane::control_plane(store, rotor::controlplane::admin_only(token.clone()))
+            .await?;
     let (listener, addr) = super::bind("127.0.0.1:0").await?;
     let router = server.router();
     tokio::spawn(async move {

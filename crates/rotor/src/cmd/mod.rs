@@ -5,6 +5,7 @@ mod bench_discovery;
 mod bench_migrate;
 mod bench_rollback;
 pub mod demo;
+pub mod kubeconfig;
 pub mod migrate;
 pub mod rollout;
 mod rollout_plan;

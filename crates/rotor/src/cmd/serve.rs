@@ -1,5 +1,5 @@
-//! `rotor serve` and `rotor kubeconfig`: the control plane's API over SQLite (or memory), with
-//! rotor's CRDs registered at start.
+//! `rotor serve`: the control plane's API over SQLite, etcd (or memory), with rotor's CRDs
+//! registered at start, served over TLS, and its controllers.
 
 use clap::Args;
 use rotor::controlplane::{control_plane, open_store};
@@ -80,6 +80,30 @@ pub struct ServeArgs {
     /// an attacker points at this server (DNS rebinding) cannot drive the API.
     #[arg(long = "allowed-host")]
     pub allowed_hosts: Vec<String>,
+    /// The serving certificate (PEM; the certificates of its chain may follow it, and the
+    /// kubeconfig rotor writes then trusts the last of them). Without it rotor serves with a
+    /// certificate its own CA signs, made on first start and kept with the store.
+    #[arg(long, requires = "tls_private_key_file")]
+    pub tls_cert_file: Option<PathBuf>,
+    /// The private key of `--tls-cert-file` (PEM).
+    #[arg(long, requires = "tls_cert_file")]
+    pub tls_private_key_file: Option<PathBuf>,
+    /// Client certificates must chain to a CA in this file (PEM); their Common Name is the
+    /// user, their Organizations its groups. Default: the rotor CA.
+    #[arg(long)]
+    pub client_ca_file: Option<PathBuf>,
+    /// Users by bearer token, in kube-apiserver's format: lines `token,user,uid,"group1,group2"`.
+    #[arg(long)]
+    pub token_auth_file: Option<PathBuf>,
+    /// Let requests without credentials in as `system:anonymous`, which may read `/version`
+    /// and health only. Without it they get 401.
+    #[arg(long)]
+    pub anonymous_auth: bool,
+    /// Serve plain HTTP instead of TLS, for development on a loopback address only (refused on
+    /// any other): requests without credentials act as the admin there, since kubectl sends no
+    /// token over plain HTTP.
+    #[arg(long)]
+    pub insecure_http: bool,
     /// How the controllers authenticate to EKS clusters' APIs: `token` (minted from rotor's
     /// own AWS credentials, as `aws eks get-token` does; nothing else to install) or `exec`
     /// (run `aws eks get-token`, which must be on PATH).
@@ -128,18 +152,8 @@ pub struct ServeArgs {
     pub drain_timeout_seconds: u64,
 }
 
-#[derive(Args)]
-pub struct KubeconfigArgs {
-    /// The store given to `rotor serve`.
-    #[arg(long, default_value = "sqlite:rotor.db")]
-    pub store: String,
-    /// The address `rotor serve` listens on.
-    #[arg(long, default_value = "127.0.0.1:6443")]
-    pub server: String,
-}
-
 /// The token file beside a SQLite store: the admin credential survives restarts.
-fn token_path(store: &str) -> Option<PathBuf> {
+pub(super) fn token_path(store: &str) -> Option<PathBuf> {
     store
         .strip_prefix("sqlite:")
         .map(|p| PathBuf::from(format!("{p}.token")))
@@ -186,7 +200,7 @@ fn serve_metrics(
 }
 
 /// Where a shared store keeps the admin token, outside every resource's keys.
-const SHARED_TOKEN_KEY: &str = "/rotor-internal/admin-token";
+pub(super) const SHARED_TOKEN_KEY: &str = "/rotor-internal/admin-token";
 
 /// The admin token of a store shared by several control planes (etcd): kept in the store, so
 /// every `rotor serve` on it accepts the same credential (one kubeconfig behind a load balancer)
@@ -222,30 +236,77 @@ async fn admin_token(spec: &str, store: &rotor_store::DynStore) -> anyhow::Resul
     }
 }
 
+/// Refuses plain HTTP anywhere but on loopback, where only this machine's users reach it.
+fn check_insecure_http(args: &ServeArgs) -> anyhow::Result<()> {
+    if args.insecure_http && !rotor::controlplane::is_loopback(&args.listen) {
+        anyhow::bail!(
+            "--insecure-http: plain HTTP is served only on a loopback address, and --listen {} \
+             is not one; leave --insecure-http out to serve TLS",
+            args.listen
+        );
+    }
+    Ok(())
+}
+
+/// Whom the API lets in: the admin token, the token file's users, client certificates (checked
+/// by the TLS layer), anonymous requests only with `--anonymous-auth`; with `--insecure-http`
+/// (loopback only) credential-less requests act as the admin, as kubectl sends no token there.
+fn access(args: &ServeArgs, token: &str) -> anyhow::Result<rotor_apiserver::ServerConfig> {
+    let tokens = match &args.token_auth_file {
+        Some(path) => Some(std::sync::Arc::new(rotor_apiserver::auth::TokenFile::read(
+            path,
+        )?)),
+        None => None,
+    };
+    Ok(rotor_apiserver::ServerConfig {
+        anonymous: args.insecure_http,
+        anonymous_auth: args.anonymous_auth,
+        tokens,
+        allowed_hosts: Some(args.allowed_hosts.clone()),
+        ..rotor::controlplane::admin_only(token.to_string())
+    })
+}
+
 pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
+    check_insecure_http(&args)?;
     let store = open_store(&args.store).await?;
     let token = admin_token(&args.store, &store).await?;
-    let server = control_plane(
-        store,
-        Some(token.clone()),
-        rotor::controlplane::is_loopback(&args.listen),
-        Some(args.allowed_hosts.clone()),
-    )
-    .await?;
+    let server = control_plane(store.clone(), access(&args, &token)?).await?;
     let (listener, addr) = super::bind(&args.listen).await?;
+    let serving = match args.insecure_http {
+        true => None,
+        false => {
+            let given = rotor::tls::GivenFiles {
+                cert: args.tls_cert_file.clone(),
+                key: args.tls_private_key_file.clone(),
+                client_ca: args.client_ca_file.clone(),
+            };
+            let names = rotor::tls::serving_names(&addr, &args.allowed_hosts);
+            Some(rotor::tls::prepare(&args.store, &store, &given, &names).await?)
+        }
+    };
+    // A wildcard address is no destination: clients on this machine (the controllers) use
+    // loopback, which the serving certificate covers.
+    let reach = match addr.ip().is_unspecified() {
+        true => std::net::SocketAddr::new(std::net::Ipv4Addr::LOCALHOST.into(), addr.port()),
+        false => addr,
+    };
+    let url = match serving {
+        Some(_) => format!("https://{reach}"),
+        None => format!("http://{reach}"),
+    };
+    let ca = serving.as_ref().and_then(|s| s.kubeconfig_ca.as_deref());
+    let kubeconfig = rotor::kubeconfig::with_token("rotor", &url, ca, &token);
     let kubeconfig_path = args.kubeconfig_out.clone().or_else(|| {
         args.store
             .strip_prefix("sqlite:")
             .map(|p| PathBuf::from(format!("{p}.kubeconfig")))
     });
     if let Some(path) = &kubeconfig_path {
-        rotor_sim::write_secret_file(
-            path,
-            &rotor_sim::kubeconfig_yaml("rotor", &format!("http://{addr}"), &token),
-        )?;
+        rotor_sim::write_secret_file(path, &kubeconfig)?;
     }
     eprintln!(
-        "rotor control plane serving on http://{addr} (store {}){}",
+        "rotor control plane serving on {url} (store {}){}",
         args.store,
         kubeconfig_path
             .map(|p| format!(", kubeconfig {}", p.display()))
@@ -268,12 +329,21 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     let grace = Duration::from_secs(args.shutdown_grace_seconds.max(1));
     // The API outlives the controllers: they release the lease through it.
     let (http_stop_tx, http_stop_rx) = tokio::sync::watch::channel(false);
-    let http = tokio::spawn(rotor_apiserver::http::serve_until(
-        listener,
-        router,
-        stopped(http_stop_rx),
-        grace / 5,
-    ));
+    let http = match serving {
+        Some(serving) => tokio::spawn(rotor_apiserver::http::serve_tls_until(
+            listener,
+            serving.config,
+            router,
+            stopped(http_stop_rx),
+            grace / 5,
+        )),
+        None => tokio::spawn(rotor_apiserver::http::serve_until(
+            listener,
+            router,
+            stopped(http_stop_rx),
+            grace / 5,
+        )),
+    };
     let mut _layers = None;
     let controllers = if args.no_controllers {
         None
@@ -298,7 +368,6 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
                 args.trafficmanager_propagation_seconds,
             ),
         };
-        let kubeconfig = rotor_sim::kubeconfig_yaml("rotor", &format!("http://{addr}"), &token);
         let settings = rotor_controllers::Settings {
             shutdown_grace: grace * 3 / 5,
             drain_timeout: Duration::from_secs(args.drain_timeout_seconds),
@@ -369,44 +438,6 @@ async fn stop_controllers(mut task: tokio::task::JoinHandle<anyhow::Result<()>>,
             task.abort();
         }
     }
-}
-
-pub async fn kubeconfig(args: KubeconfigArgs) -> anyhow::Result<()> {
-    let token = if args.store.starts_with("etcd:") {
-        let store = open_store(&args.store).await?;
-        match store.get(SHARED_TOKEN_KEY).await? {
-            Some(kv) => String::from_utf8_lossy(&kv.value).trim().to_string(),
-            None => anyhow::bail!(
-                "--store {}: no admin token stored yet (has `rotor serve --store {}` run?)",
-                args.store,
-                args.store
-            ),
-        }
-    } else {
-        let path = token_path(&args.store).ok_or_else(|| {
-            anyhow::anyhow!(
-                "--store {}: only sqlite:PATH and etcd:URL stores keep a token",
-                args.store
-            )
-        })?;
-        std::fs::read_to_string(&path).map_err(|e| {
-            anyhow::anyhow!(
-                "reading {}: {e} (has `rotor serve --store {}` run?)",
-                path.display(),
-                args.store
-            )
-        })?
-    };
-    let server = if args.server.starts_with("http") {
-        args.server.clone()
-    } else {
-        format!("http://{}", args.server)
-    };
-    println!(
-        "{}",
-        rotor_sim::kubeconfig_yaml("rotor", &server, token.trim())
-    );
-    Ok(())
 }
 
 /// `exec` or `token` (clap allows only these) of `--eks-credentials`, `--gke-credentials`,

@@ -154,8 +154,11 @@ impl Rehearsal {
 
         // The control plane.
         let token = rotor_sim::random_token();
-        let control_plane =
-            crate::controlplane::control_plane(store, Some(token.clone()), false, None).await?;
+        let control_plane = crate::controlplane::control_plane(
+            store,
+            crate::controlplane::admin_only(token.clone()),
+        )
+        .await?;
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
         let cp_url = format!("http://{}", listener.local_addr()?);
         let router = control_plane.clone().router();

@@ -14,12 +14,15 @@ use std::time::{Duration, Instant};
 use rotor_apiserver::ApiServer;
 use rotor_store::DynStore;
 
-/// A control plane served on an ephemeral loopback port.
+/// A control plane served over TLS on an ephemeral loopback port, as `rotor serve` serves it:
+/// a CA and a serving certificate made for it, its kubeconfig trusting the CA.
 pub struct TestServer {
     pub addr: SocketAddr,
     pub token: String,
     pub server: Arc<ApiServer>,
     pub client: kube::Client,
+    /// The CA of the serving certificate (PEM).
+    pub ca: String,
     task: tokio::task::JoinHandle<()>,
 }
 
@@ -31,35 +34,52 @@ impl Drop for TestServer {
 
 impl TestServer {
     pub fn kubeconfig(&self) -> String {
-        rotor_sim::kubeconfig_yaml("test", &format!("http://{}", self.addr), &self.token)
+        let server = format!("https://{}", self.addr);
+        rotor::kubeconfig::with_token("test", &server, Some(&self.ca), &self.token)
     }
+}
+
+/// The TLS configuration of a test server: a fresh CA, a certificate it signs for loopback.
+fn test_tls() -> (String, Arc<rustls::ServerConfig>) {
+    use rotor_apiserver::tls::{self, generate};
+    let ca = generate::certificate_authority().expect("CA");
+    let serving = generate::serving(&ca, &["127.0.0.1".to_string()]).expect("certificate");
+    let config = tls::server_config(&tls::ServingPem {
+        certificate: &serving.certificate,
+        key: &serving.key,
+        client_ca: Some(&ca.certificate),
+    })
+    .expect("TLS configuration");
+    (ca.certificate, config)
 }
 
 pub async fn start(store: DynStore) -> TestServer {
     let token = rotor_sim::random_token();
-    let server = rotor::controlplane::control_plane(store, Some(token.clone()), false, None)
-        .await
-        .expect("control plane starts");
+    let server =
+        rotor::controlplane::control_plane(store, rotor::controlplane::admin_only(token.clone()))
+            .await
+            .expect("control plane starts");
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
         .expect("bind");
     let addr = listener.local_addr().expect("addr");
     let router = server.clone().router();
+    let (ca, tls) = test_tls();
     let task = tokio::spawn(async move {
-        let _ = rotor_apiserver::http::serve(listener, router).await;
+        let forever = std::future::pending();
+        let _ =
+            rotor_apiserver::http::serve_tls_until(listener, tls, router, forever, Duration::ZERO)
+                .await;
     });
-    let client = rotor::client_for(&rotor_sim::kubeconfig_yaml(
-        "test",
-        &format!("http://{addr}"),
-        &token,
-    ))
-    .await
-    .expect("client");
+    let server_url = format!("https://{addr}");
+    let kubeconfig = rotor::kubeconfig::with_token("test", &server_url, Some(&ca), &token);
+    let client = rotor::client_for(&kubeconfig).await.expect("client");
     TestServer {
         addr,
         token,
         server,
         client,
+        ca,
         task,
     }
 }

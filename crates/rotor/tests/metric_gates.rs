@@ -11,13 +11,12 @@ use std::time::Duration;
 use common::eventually;
 use kube::ResourceExt;
 use kube::api::{Api, PostParams};
-use rotor::rehearsal::{Rehearsal, RehearsalConfig, TrafficChoice};
+use rotor::rehearsal::{Rehearsal, TrafficChoice};
 use rotor_api::{
     ClusterSwap, ClusterSwapSpec, ClusterSwapStatus, ConditionType, MetricGate, MetricGateResult,
     OnInconclusive, Phase, PrometheusSource, Reason, SwapStrategy, SwapTarget, Threshold,
     find_condition,
 };
-use rotor_sim::{CloudConfig, SimConfig};
 use rotor_test_support::prometheus::{self, Exporter, PrometheusProcess};
 use rotor_traffic::CLIENT_TIMEOUT;
 use rotor_traffic::load::Load;
@@ -26,39 +25,7 @@ const LIMIT: Duration = Duration::from_secs(90);
 const SWAP: &str = "upgrade";
 
 async fn rehearsal() -> Rehearsal {
-    let r = Rehearsal::start(RehearsalConfig {
-        fleet: rotor_api::sample_fleet(1),
-        sim: SimConfig {
-            nodes: 2,
-            workload_ready_delay: Duration::from_millis(200),
-            node_ready_delay: Duration::from_millis(100),
-            cloud: CloudConfig {
-                create_latency: Duration::from_millis(300),
-                delete_latency: Duration::from_millis(100),
-                ..CloudConfig::default()
-            },
-            ..SimConfig::default()
-        },
-        settings: rotor_controllers::Settings {
-            gate_interval: Duration::from_millis(100),
-            poll_interval: Duration::from_millis(200),
-            drain_timeout: Duration::from_secs(6),
-            min_gate_requests: 10,
-            ..Default::default()
-        },
-        traffic: TrafficChoice::Sim,
-        clock: None,
-        clouds: Vec::new(),
-    })
-    .await
-    .expect("rehearsal starts");
-    r.wait_adopted(Duration::from_secs(20))
-        .await
-        .expect("clusters adopted");
-    r.deploy_app(Duration::from_secs(30))
-        .await
-        .expect("sample app answers");
-    r
+    common::fleet::one_cluster_rehearsal(TrafficChoice::Sim).await
 }
 
 /// An exporter (the test's application metrics) and a Prometheus scraping it every second.

@@ -10,11 +10,11 @@ use common::eventually;
 use k8s_openapi::api::apps::v1::Deployment;
 use kube::ResourceExt;
 use kube::api::{Api, Patch, PatchParams, PostParams};
-use rotor::rehearsal::{Rehearsal, RehearsalConfig, TrafficChoice};
+use rotor::rehearsal::{Rehearsal, TrafficChoice};
 use rotor_api::{
     BlueWorkloads, Cluster, ClusterSwap, ClusterSwapSpec, Phase, SwapStrategy, SwapTarget,
 };
-use rotor_sim::{CloudConfig, Fault, SimConfig};
+use rotor_sim::Fault;
 use rotor_traffic::CLIENT_TIMEOUT;
 use rotor_traffic::TrafficShifter;
 use rotor_traffic::load::{Load, Mix};
@@ -22,41 +22,7 @@ use rotor_traffic::load::{Load, Mix};
 const LIMIT: Duration = Duration::from_secs(90);
 
 async fn rehearsal(traffic: TrafficChoice) -> Rehearsal {
-    let fleet = rotor_api::sample_fleet(1);
-    let r = Rehearsal::start(RehearsalConfig {
-        fleet,
-        sim: SimConfig {
-            nodes: 2,
-            workload_ready_delay: Duration::from_millis(200),
-            node_ready_delay: Duration::from_millis(100),
-            cloud: CloudConfig {
-                create_latency: Duration::from_millis(300),
-                delete_latency: Duration::from_millis(100),
-                ..CloudConfig::default()
-            },
-            ..SimConfig::default()
-        },
-        settings: rotor_controllers::Settings {
-            gate_interval: Duration::from_millis(100),
-            poll_interval: Duration::from_millis(200),
-            // Longer than the slowest request of the load (5 s): only streams reach it.
-            drain_timeout: Duration::from_secs(6),
-            min_gate_requests: 10,
-            ..Default::default()
-        },
-        traffic,
-        clock: None,
-        clouds: Vec::new(),
-    })
-    .await
-    .expect("rehearsal starts");
-    r.wait_adopted(Duration::from_secs(20))
-        .await
-        .expect("clusters adopted");
-    r.deploy_app(Duration::from_secs(30))
-        .await
-        .expect("sample app answers");
-    r
+    common::fleet::one_cluster_rehearsal(traffic).await
 }
 
 async fn create_swap(r: &Rehearsal, steps: Vec<u8>, bake_seconds: u64, retention: u64) -> String {

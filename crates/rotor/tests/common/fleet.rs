@@ -2,14 +2,17 @@
 //! Cluster whose blue the simulated cloud knows, the sample application in it, swaps of it.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::{Namespace, Service};
 use kube::ResourceExt;
 use kube::api::{Api, Patch, PatchParams};
-use rotor::rehearsal::{APP_NAME, APP_NAMESPACE, sample_app};
+use rotor::rehearsal::{
+    APP_NAME, APP_NAMESPACE, Rehearsal, RehearsalConfig, TrafficChoice, sample_app,
+};
 use rotor_api::{Cluster, ClusterSwap, ClusterSwapSpec, ShifterKind, SwapStrategy, SwapTarget};
-use rotor_sim::{Sim, SimConfig};
+use rotor_sim::{CloudConfig, Sim, SimConfig};
 
 /// Serves `router` (a simulator's) on a loopback port until the runtime ends: its base URL.
 pub async fn serve_router(router: axum::Router) -> String {
@@ -103,4 +106,43 @@ pub async fn store_mistyped_config_map(server: &rotor_apiserver::ApiServer, ns: 
         )
         .await
         .expect("stored as an older API would have");
+}
+
+/// A whole installation in one process over one sample cluster, its application deployed:
+/// the simulated cloud creating in 300 ms, gates read every 100 ms over at least 10 requests,
+/// a drain longer than the load's slowest request (5 s), so that only streams reach it.
+pub async fn one_cluster_rehearsal(traffic: TrafficChoice) -> Rehearsal {
+    let r = Rehearsal::start(RehearsalConfig {
+        fleet: rotor_api::sample_fleet(1),
+        sim: SimConfig {
+            nodes: 2,
+            workload_ready_delay: Duration::from_millis(200),
+            node_ready_delay: Duration::from_millis(100),
+            cloud: CloudConfig {
+                create_latency: Duration::from_millis(300),
+                delete_latency: Duration::from_millis(100),
+                ..CloudConfig::default()
+            },
+            ..SimConfig::default()
+        },
+        settings: rotor_controllers::Settings {
+            gate_interval: Duration::from_millis(100),
+            poll_interval: Duration::from_millis(200),
+            drain_timeout: Duration::from_secs(6),
+            min_gate_requests: 10,
+            ..Default::default()
+        },
+        traffic,
+        clock: None,
+        clouds: Vec::new(),
+    })
+    .await
+    .expect("rehearsal starts");
+    r.wait_adopted(Duration::from_secs(20))
+        .await
+        .expect("clusters adopted");
+    r.deploy_app(Duration::from_secs(30))
+        .await
+        .expect("sample app answers");
+    r
 }

@@ -370,14 +370,8 @@ fn serve_refuses_a_traffic_manager_profile_without_its_resource_group() {
         .args(["--azure-endpoint-url", "http://127.0.0.1:1/azure"])
         .arg("--azure-access-token-file")
         .arg(&token_file)
-        .args(["--traffic", "trafficmanager:sub-1/front"])
-        .stderr(std::process::Stdio::piped());
-    let mut child = rotor_test_support::KillOnDrop(serve.spawn().expect("rotor serve runs"));
-    let status = rotor_test_support::exit_within(&mut child.0, Duration::from_secs(30), "serve");
-    let mut stderr = String::new();
-    std::io::Read::read_to_string(&mut child.0.stderr.take().expect("stderr"), &mut stderr)
-        .expect("stderr read");
-    assert!(!status.success(), "rotor serve started: {stderr}");
+        .args(["--traffic", "trafficmanager:sub-1/front"]);
+    let stderr = common::process::serve_refuses(serve);
     assert!(
         stderr.contains("--traffic \"trafficmanager:sub-1/front\"")
             && stderr.contains("SUBSCRIPTION/RESOURCE_GROUP/PROFILE"),
@@ -395,14 +389,8 @@ fn serve_refuses_plain_http_to_a_remote_azure_endpoint() {
     let mut serve = common::process::command(&["serve", "--store", &store, "--listen", &listen]);
     serve
         .args(["--provider", "azure"])
-        .args(["--azure-endpoint-url", "http://192.0.2.10/azure"])
-        .stderr(std::process::Stdio::piped());
-    let mut child = rotor_test_support::KillOnDrop(serve.spawn().expect("rotor serve runs"));
-    let status = rotor_test_support::exit_within(&mut child.0, Duration::from_secs(30), "serve");
-    let mut stderr = String::new();
-    std::io::Read::read_to_string(&mut child.0.stderr.take().expect("stderr"), &mut stderr)
-        .expect("stderr read");
-    assert!(!status.success(), "rotor serve started: {stderr}");
+        .args(["--azure-endpoint-url", "http://192.0.2.10/azure"]);
+    let stderr = common::process::serve_refuses(serve);
     assert!(
         stderr.contains("--provider azure") && stderr.contains("plain http"),
         "{stderr}"

@@ -313,14 +313,8 @@ fn serve_refuses_a_cloud_dns_zone_without_its_project() {
         ])
         .arg("--gcp-access-token-file")
         .arg(&token_file)
-        .args(["--traffic", "clouddns:just-a-zone"])
-        .stderr(std::process::Stdio::piped());
-    let mut child = rotor_test_support::KillOnDrop(serve.spawn().expect("rotor serve runs"));
-    let status = rotor_test_support::exit_within(&mut child.0, Duration::from_secs(30), "serve");
-    let mut stderr = String::new();
-    std::io::Read::read_to_string(&mut child.0.stderr.take().expect("stderr"), &mut stderr)
-        .expect("stderr read");
-    assert!(!status.success(), "rotor serve started: {stderr}");
+        .args(["--traffic", "clouddns:just-a-zone"]);
+    let stderr = common::process::serve_refuses(serve);
     assert!(
         stderr.contains("--traffic \"clouddns:just-a-zone\"")
             && stderr.contains("PROJECT/MANAGED_ZONE"),

@@ -272,15 +272,8 @@ fn serve_refuses_a_prometheus_url_with_credentials() {
     let store = format!("sqlite:{}", dir.path().join("rotor.db").display());
     let listen = format!("127.0.0.1:{}", common::kubectl::free_port());
     let mut serve = common::process::command(&["serve", "--store", &store, "--listen", &listen]);
-    serve
-        .args(["--prometheus-url", "http://admin:s3cret@127.0.0.1:9090"])
-        .stderr(std::process::Stdio::piped());
-    let mut child = rotor_test_support::KillOnDrop(serve.spawn().expect("rotor serve runs"));
-    let status = rotor_test_support::exit_within(&mut child.0, Duration::from_secs(30), "serve");
-    let mut stderr = String::new();
-    std::io::Read::read_to_string(&mut child.0.stderr.take().expect("stderr"), &mut stderr)
-        .expect("stderr read");
-    assert!(!status.success(), "rotor serve started: {stderr}");
+    serve.args(["--prometheus-url", "http://admin:s3cret@127.0.0.1:9090"]);
+    let stderr = common::process::serve_refuses(serve);
     assert!(
         stderr.contains("--prometheus-url") && stderr.contains("must not hold credentials"),
         "{stderr}"

@@ -20,6 +20,19 @@ pub fn command(args: &[&str]) -> Command {
     c
 }
 
+/// Runs `serve` (a `rotor serve` command) and asserts it refuses to start: it exits, with a
+/// failure, within 30 s. Its stderr, for the test to look for the reason in.
+pub fn serve_refuses(mut serve: Command) -> String {
+    serve.stderr(Stdio::piped());
+    let mut child = rotor_test_support::KillOnDrop(serve.spawn().expect("rotor serve runs"));
+    let status = exit_within(&mut child.0, Duration::from_secs(30), "serve");
+    let mut stderr = String::new();
+    std::io::Read::read_to_string(&mut child.0.stderr.take().expect("stderr"), &mut stderr)
+        .expect("stderr read");
+    assert!(!status.success(), "rotor serve started: {stderr}");
+    stderr
+}
+
 /// `rotor ARGS` run to its end: (success, stdout, stderr).
 pub fn run(args: &[&str]) -> (bool, String, String) {
     let out = Command::new(env!("CARGO_BIN_EXE_rotor"))

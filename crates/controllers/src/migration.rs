@@ -1,6 +1,6 @@
 //! The swap's migration step: the migration engine (`rotor-migration`) planned against blue,
 //! applied to green with server-side apply stage by stage, resumable through a durable
-//! checkpoint kept per swap in the control plane. This module is the seam: the swap controller sees only [`migrate`] and its
+//! checkpoint of what is in green, kept in the control plane. This module is the seam: the swap controller sees only [`migrate`] and its
 //! [`Outcome`]; readiness is judged afterwards from green's workloads (Verifying).
 
 use std::collections::{HashMap, HashSet};
@@ -36,17 +36,21 @@ pub const CHECKPOINT_NAMESPACE: &str = "rotor-system";
 /// How often a running migration writes its checkpoint (a crash loses at most this much work).
 const FLUSH_EVERY: Duration = Duration::from_millis(500);
 
-/// Durable per-swap checkpoints: the keys of the objects already in green (each key carries a
-/// fingerprint of the object's body, so a changed object is applied again), kept in memory and
-/// written to a ConfigMap `rotor-system/migration-<swap>` of the control plane while the
-/// migration runs. A restarted `rotor serve` resumes the migration where it stopped instead of
-/// applying everything again. Keys are stored as 64-bit hashes so 10,000 objects stay ~170 kB.
+/// Durable checkpoints, one per green instance: the keys of the objects already in that green
+/// (each key carries a fingerprint of the object's body, so a changed object is applied again),
+/// kept in memory and written to a ConfigMap `rotor-system/migration-<green>` of the control
+/// plane while the migration runs. A restarted `rotor serve` resumes the migration where it
+/// stopped instead of applying everything again. Keys are stored as 64-bit hashes so 10,000
+/// objects stay ~170 kB.
+///
+/// Keyed by green, not by swap: a swap run again under the same name (`rotor rollout retry`)
+/// has a new green, and objects recorded in a deleted green must not count as in the new one.
 #[derive(Default)]
 pub struct Checkpoints {
-    by_swap: Mutex<HashMap<String, Arc<DurableCheckpoint>>>,
+    by_green: Mutex<HashMap<String, Arc<DurableCheckpoint>>>,
 }
 
-/// The checkpoint of one swap's migration.
+/// The checkpoint of one green instance's migration.
 pub struct DurableCheckpoint {
     name: String,
     keys: Mutex<HashSet<u64>>,
@@ -63,13 +67,13 @@ fn fnv(key: &str) -> u64 {
     h
 }
 
-/// `migration-<swap>`, shortened with a hash when longer than a name may be.
-pub fn checkpoint_name(swap: &str) -> String {
-    let full = format!("migration-{swap}");
+/// `migration-<green>`, shortened with a hash when longer than a name may be.
+pub fn checkpoint_name(green: &str) -> String {
+    let full = format!("migration-{green}");
     if full.len() <= 253 {
         return full;
     }
-    format!("migration-{:016x}", fnv(swap))
+    format!("migration-{:016x}", fnv(green))
 }
 
 impl Checkpoint for DurableCheckpoint {
@@ -99,8 +103,8 @@ impl DurableCheckpoint {
         self.len() == 0
     }
 
-    async fn load(client: &Client, swap: &str) -> Result<Self, Error> {
-        let name = checkpoint_name(swap);
+    async fn load(client: &Client, green: &str) -> Result<Self, Error> {
+        let name = checkpoint_name(green);
         let api: Api<ConfigMap> = Api::namespaced(client.clone(), CHECKPOINT_NAMESPACE);
         let keys: HashSet<u64> = match api.get_opt(&name).await? {
             Some(cm) => cm
@@ -180,37 +184,38 @@ async fn ensure_namespace(client: &Client) -> Result<(), Error> {
 }
 
 impl Checkpoints {
-    /// The swap's checkpoint, loaded from the control plane on first use in this process.
-    pub async fn get(&self, client: &Client, swap: &str) -> Result<Arc<DurableCheckpoint>, Error> {
+    /// Green's checkpoint, loaded from the control plane on first use in this process.
+    pub async fn get(&self, client: &Client, green: &str) -> Result<Arc<DurableCheckpoint>, Error> {
         if let Some(c) = self
-            .by_swap
+            .by_green
             .lock()
             .unwrap_or_else(|p| p.into_inner())
-            .get(swap)
+            .get(green)
         {
             return Ok(c.clone());
         }
-        let loaded = Arc::new(DurableCheckpoint::load(client, swap).await?);
-        let mut map = self.by_swap.lock().unwrap_or_else(|p| p.into_inner());
+        let loaded = Arc::new(DurableCheckpoint::load(client, green).await?);
+        let mut map = self.by_green.lock().unwrap_or_else(|p| p.into_inner());
         if map.len() > 10_000 {
             map.clear();
         }
-        Ok(map.entry(swap.to_string()).or_insert(loaded).clone())
+        Ok(map.entry(green.to_string()).or_insert(loaded).clone())
     }
 
-    /// Drops the swap's checkpoint, here and in the control plane (the migration is done).
-    pub async fn forget(&self, client: &Client, swap: &str) {
-        self.by_swap
+    /// Drops green's checkpoint, here and in the control plane (the migration is done, or the
+    /// swap is over).
+    pub async fn forget(&self, client: &Client, green: &str) {
+        self.by_green
             .lock()
             .unwrap_or_else(|p| p.into_inner())
-            .remove(swap);
+            .remove(green);
         let api: Api<ConfigMap> = Api::namespaced(client.clone(), CHECKPOINT_NAMESPACE);
         if let Err(e) = api
-            .delete(&checkpoint_name(swap), &DeleteParams::default())
+            .delete(&checkpoint_name(green), &DeleteParams::default())
             .await
             && !matches!(&e, kube::Error::Api(s) if s.code == 404)
         {
-            tracing::debug!(%swap, error = %e, "deleting the migration checkpoint failed");
+            tracing::debug!(%green, error = %e, "deleting the migration checkpoint failed");
         }
     }
 }
@@ -295,7 +300,7 @@ impl Job {
         checkpoints: &Checkpoints,
         progress: &Progress,
     ) -> Result<rotor_migration::ApplyReport, Error> {
-        let checkpoint = checkpoints.get(&self.control, &self.swap).await?;
+        let checkpoint = checkpoints.get(&self.control, &self.green.name).await?;
         let counted = Counted {
             inner: checkpoint.as_ref(),
             progress,

@@ -27,7 +27,7 @@ async fn client(sim: &Sim, name: &str, base: &str) -> Client {
 
 async fn recorded(control: &Client) -> usize {
     let api: Api<ConfigMap> = Api::namespaced(control.clone(), CHECKPOINT_NAMESPACE);
-    api.get_opt(&checkpoint_name("swap-1"))
+    api.get_opt(&checkpoint_name("green"))
         .await
         .unwrap()
         .and_then(|cm| cm.data)
@@ -42,7 +42,7 @@ async fn a_cut_off_migration_resumes_from_the_durable_checkpoint() {
         node_ready_delay: Duration::from_millis(10),
         ..SimConfig::default()
     });
-    for name in ["control", "blue", "green"] {
+    for name in ["control", "blue", "green", "green-2"] {
         sim.add_cluster(name, 35).await.unwrap();
     }
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -158,6 +158,7 @@ async fn a_cut_off_migration_resumes_from_the_durable_checkpoint() {
     let Outcome::Done {
         resumed, applied, ..
     } = job
+        .clone()
         .run(&third, &Progress::default())
         .await
         .expect("no-op run")
@@ -166,7 +167,34 @@ async fn a_cut_off_migration_resumes_from_the_durable_checkpoint() {
     };
     assert_eq!((resumed, applied), (total, total));
 
+    // The same swap run again with a new green (a retried swap keeps its name): what the
+    // first green holds counts for nothing in the second.
+    let green_2 = client(&sim, "green-2", &base).await;
+    let retried = Job {
+        green: member(&green_2, "green-2"),
+        ..job.clone()
+    };
+    let Outcome::Done {
+        resumed, applied, ..
+    } = retried
+        .run(&third, &Progress::default())
+        .await
+        .expect("a run into a new green")
+    else {
+        panic!("refused");
+    };
+    assert_eq!((resumed, applied), (0, total));
+    let in_green_2 = Api::<ConfigMap>::namespaced(green_2, "default")
+        .list(&ListParams::default())
+        .await
+        .unwrap()
+        .items
+        .iter()
+        .filter(|c| c.name_any().starts_with("settings-"))
+        .count();
+    assert_eq!(in_green_2, OBJECTS);
+
     // Forgetting removes it from the control plane.
-    third.forget(&control, "swap-1").await;
+    third.forget(&control, "green").await;
     assert_eq!(recorded(&control).await, 0);
 }

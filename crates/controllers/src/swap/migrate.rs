@@ -102,10 +102,7 @@ impl Reconcile<'_> {
                 return Ok(Step::roll_back(Reason::MigrationFailed, why));
             }
         };
-        self.ctx
-            .checkpoints
-            .forget(&self.ctx.client, &self.name)
-            .await;
+        self.ctx.checkpoints.forget(&self.ctx.client, green).await;
         let resumed = if resumed > 0 {
             format!(" ({resumed} already there by the checkpoint)")
         } else {

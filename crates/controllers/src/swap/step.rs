@@ -313,6 +313,10 @@ impl Reconcile<'_> {
             .swap_transition(next, reason.as_str(), took);
         if next.is_terminal() {
             self.forget_all();
+            // A migration cut off by a rollback (or started again from a stale cache) may have
+            // left green's checkpoint behind.
+            let green = self.green_name();
+            self.ctx.checkpoints.forget(&self.ctx.client, &green).await;
         } else {
             self.ctx.swaps.mark_phase(&self.name, next, t);
         }

@@ -615,3 +615,124 @@ async fn a_410_makes_discovery_relist_and_catch_up() {
     set_node_ready(&client, "node-2", true).await;
     f.healthy("alpha").await;
 }
+
+/// The watches of many members reached at one simulator share a few HTTP/2 connections (one
+/// per lane of `MEMBERS_PER_LANE` clients) instead of holding one connection each, and events
+/// still reach every member's summary through them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn many_members_watches_share_a_few_http2_connections() {
+    use axum::serve::{Listener, ListenerExt};
+    const MEMBERS: usize = 40;
+    let names: Vec<String> = (0..MEMBERS).map(|i| format!("m{i:02}")).collect();
+    let sim = Sim::new(SimConfig {
+        nodes: 1,
+        node_ready_delay: Duration::from_millis(10),
+        workload_ready_delay: Duration::from_millis(10),
+        ..SimConfig::default()
+    });
+    for name in &names {
+        sim.add_cluster(name, 35).await.expect("cluster");
+    }
+    let accepted = Arc::new(AtomicUsize::new(0));
+    let counter = accepted.clone();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind")
+        .tap_io(move |_| {
+            counter.fetch_add(1, Ordering::Relaxed);
+        });
+    let addr = listener.local_addr().expect("addr");
+    let router = sim.router();
+    tokio::spawn(async move {
+        let _ = axum::serve(listener, router).await;
+    });
+    let base = format!("http://{addr}");
+    let discovery = Discovery::new(settings());
+    for name in &names {
+        let kubeconfig = sim.kubeconfig(name, &base).expect("kubeconfig");
+        assert!(kubeconfig.contains(rotor_api::client::H2C_EXTENSION));
+        let client = client_for_kubeconfig(&kubeconfig).await.expect("client");
+        assert!(discovery.watch_instance(name, client, Selection::everything()));
+    }
+    let f = Fixture {
+        sim: sim.clone(),
+        addr,
+        discovery,
+        deployment_lists: Arc::default(),
+        node_lists: Arc::default(),
+    };
+    for name in &names {
+        f.healthy(name).await;
+    }
+    // A write in the last member reaches its summary through the shared connection.
+    let last = names.last().expect("a member");
+    let writer = f.client(last).await;
+    create_namespace(&writer, "shop").await;
+    create_deployment(&writer, "shop", "web", 1).await;
+    f.until(last, "the new Deployment", |s| s.workloads_total == 1)
+        .await;
+    // 40 discovery clients and the writer: two lanes, two connections (HTTP/1.1 would hold one
+    // per watch: 5 per member).
+    let lanes = (MEMBERS + 1).div_ceil(rotor_api::client::MEMBERS_PER_LANE);
+    assert_eq!(rotor_api::client::lanes_to(&base), lanes);
+    assert_eq!(accepted.load(Ordering::Relaxed), lanes);
+}
+
+/// Members on one lane share a connection but not their failures: a member whose API hangs
+/// fails its own bounded call, and its lane-mate's calls, before and after, go through on the
+/// same connection.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hung_member_does_not_hold_its_lane_mates() {
+    use axum::serve::{Listener, ListenerExt};
+    use k8s_openapi::api::core::v1::ConfigMap;
+    use rotor_api::client::{Calls, client};
+    let sim = Sim::new(SimConfig::default());
+    for name in ["hung", "fine"] {
+        sim.add_cluster(name, 35).await.expect("cluster");
+    }
+    let accepted = Arc::new(AtomicUsize::new(0));
+    let counter = accepted.clone();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind")
+        .tap_io(move |_| {
+            counter.fetch_add(1, Ordering::Relaxed);
+        });
+    let base = format!("http://{}", listener.local_addr().expect("addr"));
+    let router = sim.router();
+    tokio::spawn(async move {
+        let _ = axum::serve(listener, router).await;
+    });
+    let bounded = Calls::Bounded(Duration::from_millis(500));
+    let member = |name: &str| {
+        let kubeconfig = sim.kubeconfig(name, &base).expect("kubeconfig");
+        async move { client(&kubeconfig, bounded).await.expect("client") }
+    };
+    let (hung, fine) = (member("hung").await, member("fine").await);
+    let fine_maps: Api<ConfigMap> = Api::namespaced(fine, "default");
+    fine_maps
+        .list(&Default::default())
+        .await
+        .expect("a call before");
+    assert!(sim.set_fault("hung", Fault::ApiTimeout));
+    let hung_maps: Api<ConfigMap> = Api::namespaced(hung, "default");
+    let all = kube::api::ListParams::default();
+    let (stuck, meanwhile) = tokio::join!(
+        tokio::time::timeout(LIMIT, hung_maps.list(&all)),
+        fine_maps.list(&all),
+    );
+    let stuck = stuck.expect("the bound of the hung call ends it");
+    assert!(stuck.is_err(), "the hung member's call fails");
+    meanwhile.expect("the lane-mate's call goes through meanwhile");
+    fine_maps
+        .list(&Default::default())
+        .await
+        .expect("and after");
+    assert_eq!(rotor_api::client::lanes_to(&base), 1);
+    assert_eq!(
+        accepted.load(Ordering::Relaxed),
+        1,
+        "one connection throughout"
+    );
+    sim.clear_faults("hung");
+}

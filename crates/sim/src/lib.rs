@@ -477,12 +477,22 @@ pub fn write_secret_file(path: &Path, contents: &str) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// A minimal kubeconfig with one cluster, user and context, all named `name`.
+/// The kubeconfig cluster extension rotor's clients read as "speaks HTTP/2 over plain HTTP"
+/// (`rotor_api::client::H2C_EXTENSION`; the simulator does not depend on rotor's client).
+pub const H2C_EXTENSION: &str = "rotor.dev/h2c";
+
+/// A minimal kubeconfig with one cluster, user and context, all named `name`. Over plain HTTP
+/// the cluster carries rotor's h2c extension: the simulator speaks HTTP/2 with prior knowledge,
+/// so rotor's clients multiplex many members' watches on a few connections.
 pub fn kubeconfig_yaml(name: &str, server: &str, token: &str) -> String {
+    let mut cluster = serde_json::json!({"server": server});
+    if server.starts_with("http://") {
+        cluster["extensions"] = serde_json::json!([{"name": H2C_EXTENSION, "extension": true}]);
+    }
     let doc = serde_json::json!({
         "apiVersion": "v1",
         "kind": "Config",
-        "clusters": [{"name": name, "cluster": {"server": server}}],
+        "clusters": [{"name": name, "cluster": cluster}],
         "users": [{"name": name, "user": {"token": token}}],
         "contexts": [{"name": name, "context": {"cluster": name, "user": name}}],
         "current-context": name,

@@ -6,8 +6,12 @@
 use std::fmt;
 use std::time::Duration;
 
+mod transport;
+
+pub use transport::{H2C_EXTENSION, MEMBERS_PER_LANE, lanes_to};
+
 /// How a client's calls are bounded.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Calls {
     /// kube's defaults (retries inside a call, a 295 s read timeout): the CLI and tools.
     Default,
@@ -44,10 +48,16 @@ impl std::error::Error for ClientError {}
 
 /// The kube client configuration of `kubeconfig` (YAML), bounded as `calls` says.
 pub async fn config(kubeconfig: &str, calls: Calls) -> Result<kube::Config, ClientError> {
+    Ok(parse(kubeconfig, calls).await?.0)
+}
+
+/// The configuration, and whether the cluster is marked as speaking HTTP/2 over plain HTTP.
+async fn parse(kubeconfig: &str, calls: Calls) -> Result<(kube::Config, bool), ClientError> {
     let kc = kube::config::Kubeconfig::from_yaml(kubeconfig).map_err(|_| ClientError {
         step: "the kubeconfig could not be parsed",
         detail: None,
     })?;
+    let h2c = speaks_h2c(&kc);
     let mut config =
         kube::Config::from_custom_kubeconfig(kc, &kube::config::KubeConfigOptions::default())
             .await
@@ -69,13 +79,34 @@ pub async fn config(kubeconfig: &str, calls: Calls) -> Result<kube::Config, Clie
             config.write_timeout = Some(timeout);
         }
     }
-    Ok(config)
+    Ok((config, h2c))
 }
 
-/// A kube client for `kubeconfig` (YAML), bounded as `calls` says.
+/// Whether the current context's cluster carries the [`H2C_EXTENSION`].
+fn speaks_h2c(kc: &kube::config::Kubeconfig) -> bool {
+    let context = kc
+        .contexts
+        .iter()
+        .find(|c| Some(&c.name) == kc.current_context.as_ref())
+        .and_then(|c| c.context.as_ref())
+        .map(|c| c.cluster.as_str());
+    kc.clusters
+        .iter()
+        .find(|c| Some(c.name.as_str()) == context)
+        .and_then(|c| c.cluster.as_ref())
+        .and_then(|c| c.extensions.as_ref())
+        .is_some_and(|e| e.iter().any(|e| e.name == H2C_EXTENSION))
+}
+
+/// A kube client for `kubeconfig` (YAML), bounded as `calls` says. Watch and bounded clients
+/// share connections with the other members' (see [`transport`]).
 pub async fn client(kubeconfig: &str, calls: Calls) -> Result<kube::Client, ClientError> {
-    let config = config(kubeconfig, calls).await?;
-    kube::Client::try_from(config).map_err(|e| ClientError {
+    let (config, h2c) = parse(kubeconfig, calls).await?;
+    let built = match transport::shared_client(&config, calls, h2c) {
+        Some(shared) => shared,
+        None => kube::Client::try_from(config),
+    };
+    built.map_err(|e| ClientError {
         step: "the client could not be built",
         detail: Some(e.to_string()),
     })

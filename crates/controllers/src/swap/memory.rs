@@ -296,7 +296,10 @@ mod tests {
         m.remember_hook("s", &at(1));
         assert_eq!(m.newer_hook("s", &at(0)), Some(at(1)));
         assert_eq!(m.newer_hook("s", &at(1)), None, "status caught up");
-        let other_step = rotor_api::HookStatus { step: Some(2), ..at(0) };
+        let other_step = rotor_api::HookStatus {
+            step: Some(2),
+            ..at(0)
+        };
         assert_eq!(m.newer_hook("s", &other_step), None);
         assert_eq!(m.newer_hook("t", &at(0)), None);
     }

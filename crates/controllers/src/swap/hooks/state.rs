@@ -93,7 +93,7 @@ pub(super) fn record(
             entry.last_answer = Some(HookAnswer::Error);
             entry.failures += 1;
             if entry.failures > hook.retries {
-                let why = format!("{why} (failed {} times)", entry.failures);
+                let why = format!("{why} ({})", failed_calls(entry.failures));
                 return give_up(entry, hook, why);
             }
             entry.message = why.clone();
@@ -104,6 +104,13 @@ pub(super) fn record(
             entry.failures += 1;
             give_up(entry, hook, why.clone())
         }
+    }
+}
+
+fn failed_calls(n: u32) -> String {
+    match n {
+        1 => "1 call failed".into(),
+        n => format!("{n} calls failed"),
     }
 }
 
@@ -280,7 +287,7 @@ mod tests {
         let Outcome::Failed(why) = record(&mut e, &h, &busy, t) else {
             panic!("retries spent: {e:?}");
         };
-        assert_eq!(why, "HTTP 503 (failed 3 times)");
+        assert_eq!(why, "HTTP 503 (3 calls failed)");
         assert_eq!((e.state, e.attempts, e.failures), (HookState::Failed, 3, 3));
         assert_eq!(backoff_seconds(1), 1);
         assert_eq!(backoff_seconds(4), 8);

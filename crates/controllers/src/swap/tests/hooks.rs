@@ -198,7 +198,10 @@ async fn a_waiting_hook_resumes_from_status_after_a_restart() {
         }
         other => panic!("a wait, not {other:?}"),
     }
-    assert!(got.lock().unwrap().is_empty(), "not called before it is due");
+    assert!(
+        got.lock().unwrap().is_empty(),
+        "not called before it is due"
+    );
 
     let due = Timestamp::now() - std::time::Duration::from_secs(1);
     let swap = h.swap("t", s, waiting(due)).await;

@@ -282,6 +282,14 @@ pub struct SwapStrategy {
     /// workloads take to start); `Warm` keeps them running for a rollback in one traffic call.
     #[serde(default)]
     pub blue_while_retained: BlueWhileRetained,
+    /// Webhooks called at named points of the swap (before provisioning, after migration,
+    /// before the first traffic step, after each step, before blue is deleted, after a
+    /// rollback): their answer allows, denies (the swap rolls back) or asks to be called again
+    /// later. See docs/design.md, "Lifecycle hooks".
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 10))]
+    #[schemars(extend("x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["name"]))]
+    pub hooks: Vec<crate::hook::LifecycleHook>,
 }
 
 closed_enum! {
@@ -307,6 +315,7 @@ impl Default for SwapStrategy {
             migration: MigrationPolicy::default(),
             keep_green_on_rollback: false,
             blue_while_retained: BlueWhileRetained::default(),
+            hooks: Vec::new(),
         }
     }
 }
@@ -391,6 +400,15 @@ impl SwapStrategy {
         );
         self.migration
             .validate_at(&format!("{path}.migration"), errs);
+        crate::hook::validate_hooks(&format!("{path}.hooks"), &self.hooks, errs);
+    }
+
+    /// The hooks called at `point`, in the order the strategy lists them.
+    pub fn hooks_at(
+        &self,
+        point: crate::hook::HookPoint,
+    ) -> impl Iterator<Item = &crate::hook::LifecycleHook> {
+        self.hooks.iter().filter(move |h| h.point == point)
     }
 }
 

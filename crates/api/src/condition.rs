@@ -85,6 +85,18 @@ closed_enum! {
         MetricGateConclusive = "MetricGateConclusive",
         /// A metric gate passed its consecutive evaluations in a traffic step.
         MetricGatePassed = "MetricGatePassed",
+        /// A lifecycle hook was called (one Event per call).
+        HookCalled = "HookCalled",
+        /// A lifecycle hook allowed the swap to go on.
+        HookAllowed = "HookAllowed",
+        /// A lifecycle hook denied, with its reason: the swap rolls back.
+        HookDenied = "HookDenied",
+        /// A lifecycle hook gave no usable answer (retries spent, or a final error): the swap
+        /// rolls back (`failurePolicy: Fail`) or goes on with this Warning (`Ignore`).
+        HookFailed = "HookFailed",
+        /// The swap waits for a lifecycle hook's next call (a retry-after answer, or a backoff
+        /// after a failed call).
+        HookWaiting = "HookWaiting",
         /// A step (or blue's retention) is over but green holds requests it has not answered,
         /// enough to fail the gate should they fail: the swap waits for their outcome.
         GreenRequestsUnanswered = "GreenRequestsUnanswered",

@@ -28,6 +28,7 @@ pub mod client;
 mod cluster;
 mod common;
 mod condition;
+pub mod hook;
 pub mod metric_gate;
 mod notification;
 mod rollout;
@@ -46,6 +47,9 @@ pub use common::{
 };
 pub use condition::{
     Condition, ConditionStatus, ConditionType, Reason, find_condition, set_condition,
+};
+pub use hook::{
+    HookAnswer, HookFailurePolicy, HookPoint, HookState, HookStatus, LifecycleHook, WebhookHook,
 };
 pub use metric_gate::{
     MetricGate, MetricGateResult, MetricGateStatus, OnInconclusive, PrometheusSource, Threshold,

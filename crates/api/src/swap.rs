@@ -323,6 +323,11 @@ pub struct ClusterSwapStatus {
     /// gate evaluated: the last value and result, passes in a row in the current step.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub metric_gates: Vec<crate::metric_gate::MetricGateStatus>,
+    /// The lifecycle hooks called so far (`strategy.hooks`), one entry per hook and point (and
+    /// traffic step, for `AfterEachStep`): where each call stands, so a hook waiting for its
+    /// next attempt survives a restart and none is called twice for the same point.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub hooks: Vec<crate::hook::HookStatus>,
     /// When the swap left Pending.
     #[serde(default)]
     pub started_at: Option<Time>,

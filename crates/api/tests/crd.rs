@@ -221,3 +221,51 @@ fn yaml_is_three_documents_that_parse_back() {
     }
     assert_eq!(kinds, ["Cluster", "ClusterSwap", "Rollout"]);
 }
+
+/// A swap's hooks (and so a Rollout's, whose strategy is the same type) carry their points and
+/// policies as enums, their bounds, the list keyed by name; their status entries too.
+#[test]
+fn hook_schemas_carry_enums_and_bounds() {
+    for (kind, strategy) in [("ClusterSwap", "strategy"), ("Rollout", "strategy")] {
+        let s = schema(kind);
+        let hooks = &s["properties"]["spec"]["properties"][strategy]["properties"]["hooks"];
+        assert_eq!(hooks["maxItems"], json!(10), "{kind}");
+        assert_eq!(hooks["x-kubernetes-list-type"], "map", "{kind}");
+        assert_eq!(
+            hooks["x-kubernetes-list-map-keys"],
+            json!(["name"]),
+            "{kind}"
+        );
+        let hook = &hooks["items"]["properties"];
+        assert_eq!(
+            hook["point"]["enum"],
+            json!([
+                "BeforeProvisioning",
+                "AfterMigration",
+                "BeforeFirstTrafficStep",
+                "AfterEachStep",
+                "BeforeBlueDeleted",
+                "AfterRollback"
+            ]),
+            "{kind}"
+        );
+        assert_eq!(hook["failurePolicy"]["enum"], json!(["Fail", "Ignore"]));
+        assert_eq!(hook["timeoutSeconds"]["maximum"].as_f64(), Some(30.0));
+        assert_eq!(hook["retries"]["maximum"].as_f64(), Some(10.0));
+        let webhook = &hook["webhook"]["properties"];
+        assert!(webhook["url"]["pattern"].as_str().is_some(), "{kind}");
+        let mut required: Vec<&str> = hook["webhook"]["required"]
+            .as_array()
+            .expect("required")
+            .iter()
+            .map(|v| v.as_str().unwrap())
+            .collect();
+        required.sort_unstable();
+        assert_eq!(required, ["secretRef", "url"], "{kind}");
+    }
+    let status = &schema("ClusterSwap")["properties"]["status"]["properties"]["hooks"];
+    assert_eq!(
+        status["items"]["properties"]["state"]["enum"],
+        json!(["Pending", "Allowed", "Denied", "Failed", "Ignored"])
+    );
+}

@@ -2,7 +2,8 @@
 //! controller reconciles and fails, whether this process leads, where the fleet stands (swaps
 //! by phase, rollouts by phase, Clusters by readiness — counted at scrape time from the
 //! controllers' own caches, so they cannot drift from the objects), every swap transition, how
-//! long finished swaps took, and metric gate evaluations by result. A platform team alerts on a
+//! long finished swaps took, metric gate evaluations by result, and lifecycle hook calls by
+//! point and answer. A platform team alerts on a
 //! rising error rate, on no control plane leading, on swaps piling up in a phase or rolling
 //! back, on metric gates that cannot be judged.
 
@@ -157,6 +158,12 @@ struct ReconcileLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct HookLabels {
+    point: &'static str,
+    answer: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct ResultLabels {
     result: &'static str,
 }
@@ -170,6 +177,7 @@ pub struct Metrics {
     provider_calls: Family<CallLabels, Counter>,
     provider_seconds: Family<CallLabels, Histogram>,
     metric_gate_evaluations: Family<ResultLabels, Counter>,
+    hook_calls: Family<HookLabels, Counter>,
     caches: Caches,
 }
 
@@ -231,6 +239,12 @@ impl Default for Metrics {
             "Evaluations of swaps' metric gates (Prometheus queries) by result (Pass, Fail, Inconclusive)",
             metric_gate_evaluations.clone(),
         );
+        let hook_calls = Family::<HookLabels, Counter>::default();
+        registry.register(
+            "hook_calls",
+            "Calls of swaps' lifecycle hooks by point and answer (Allow, Deny, RetryAfter, Error)",
+            hook_calls.clone(),
+        );
         let caches = Caches::default();
         registry.register_collector(Box::new(caches.clone()));
         Metrics {
@@ -242,6 +256,7 @@ impl Default for Metrics {
             provider_calls,
             provider_seconds,
             metric_gate_evaluations,
+            hook_calls,
             caches,
         }
     }
@@ -301,6 +316,16 @@ impl Metrics {
         self.metric_gate_evaluations
             .get_or_create(&ResultLabels {
                 result: result.as_str(),
+            })
+            .inc();
+    }
+
+    /// Counts one call of a lifecycle hook at `point` by what it got.
+    pub fn hook_called(&self, point: rotor_api::HookPoint, answer: rotor_api::HookAnswer) {
+        self.hook_calls
+            .get_or_create(&HookLabels {
+                point: point.as_str(),
+                answer: answer.as_str(),
             })
             .inc();
     }
@@ -496,6 +521,22 @@ mod tests {
         for line in [
             r#"rotor_metric_gate_evaluations_total{result="Pass"} 2"#,
             r#"rotor_metric_gate_evaluations_total{result="Inconclusive"} 1"#,
+        ] {
+            assert!(text.contains(line), "{line} in {text}");
+        }
+    }
+
+    #[test]
+    fn hook_calls_count_by_point_and_answer() {
+        use rotor_api::{HookAnswer, HookPoint};
+        let m = Metrics::default();
+        m.hook_called(HookPoint::AfterMigration, HookAnswer::Deny);
+        m.hook_called(HookPoint::AfterEachStep, HookAnswer::Allow);
+        m.hook_called(HookPoint::AfterEachStep, HookAnswer::Allow);
+        let text = m.encode();
+        for line in [
+            r#"rotor_hook_calls_total{point="AfterMigration",answer="Deny"} 1"#,
+            r#"rotor_hook_calls_total{point="AfterEachStep",answer="Allow"} 2"#,
         ] {
             assert!(text.contains(line), "{line} in {text}");
         }

@@ -303,6 +303,43 @@ fn demo_with_an_unhealthy_green_rolls_that_swap_back() {
     );
 }
 
+/// `--inject hook-deny`: a lifecycle hook after migration, whose receiver (run by the demo,
+/// verifying every signature) denies the first call: that swap rolls back before any traffic
+/// moved, is retried and succeeds; no request fails and no call was refused.
+#[test]
+fn demo_with_a_hook_that_denies_rolls_that_swap_back() {
+    let report = demo(&[
+        "--clusters",
+        "3",
+        "--traffic",
+        "sim",
+        "--clouds",
+        "sim",
+        "--inject",
+        "hook-deny",
+    ]);
+    assert_eq!(report["injected"], "hook-deny", "{report}");
+    // Each cluster's swap calls the hook once after migration; the retried one twice.
+    assert_eq!(report["hooks_called"], 4, "{report}");
+    assert_eq!(report["hooks_denied"], 1, "{report}");
+    assert_eq!(report["hooks_refused"], 0, "{report}");
+    let denied = &report["hook_denied_swap"];
+    assert_eq!(denied["rolled_back"], true, "{report}");
+    let cluster = denied["cluster"].as_str().expect("cluster");
+    assert!(
+        denied["swap"]
+            .as_str()
+            .expect("swap")
+            .ends_with(&format!("-{cluster}")),
+        "{report}"
+    );
+    assert_eq!(report["swaps_rolled_back"], 1, "{report}");
+    assert_eq!(report["swaps_retried"], 1, "{report}");
+    assert_eq!(report["swaps_succeeded"], 3, "{report}");
+    assert_eq!(report["rollout_phase"], "Succeeded", "{report}");
+    assert_eq!(report["requests_failed"], 0, "{report}");
+}
+
 #[test]
 fn demo_exits_non_zero_and_says_why_when_the_rollout_does_not_succeed() {
     // One second is too short for any swap: the rollout is still running at the timeout.

@@ -196,7 +196,8 @@ fn blocker(
     }
 }
 
-/// The gates every swap of the strategy passes, for people.
+/// The gates every swap of the strategy passes, and the hooks it calls, for people (a hook by
+/// its name and point, never its URL).
 fn gates(strategy: &SwapStrategy) -> Vec<String> {
     let g = &strategy.health_gates;
     let mut out = Vec::new();
@@ -211,6 +212,12 @@ fn gates(strategy: &SwapStrategy) -> Vec<String> {
         out.push(format!(
             "metric gate {}: {} over {} evaluations every {} s",
             m.name, m.threshold, m.consecutive, m.interval_seconds
+        ));
+    }
+    for h in &strategy.hooks {
+        out.push(format!(
+            "hook {} at {} (failurePolicy {})",
+            h.name, h.point, h.failure_policy
         ));
     }
     out
@@ -309,5 +316,21 @@ mod tests {
             "{:?}",
             gates(&s)
         );
+    }
+
+    #[test]
+    fn the_plan_names_each_hook_and_its_point_never_its_url() {
+        let s = spec(serde_json::json!({
+            "strategy": {"hooks": [{"name": "smoke", "point": "AfterMigration",
+                "webhook": {"url": "https://ci.example.com/s3cret-path",
+                    "secretRef": {"name": "hooks", "key": "smoke"}}}]},
+        }))
+        .strategy;
+        let listed = gates(&s);
+        assert_eq!(
+            listed.last().map(String::as_str),
+            Some("hook smoke at AfterMigration (failurePolicy Fail)")
+        );
+        assert!(!listed.iter().any(|g| g.contains("s3cret")), "{listed:?}");
     }
 }

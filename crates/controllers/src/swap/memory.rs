@@ -1,6 +1,6 @@
 //! What the swap controller remembers about a swap between its reconciles, in this process
 //! only: precise starts of timed waits, the traffic gate's counter window and when each metric
-//! gate was last evaluated. Everything here
+//! gate was last evaluated, the hook calls it recorded. Everything here
 //! can be lost (a restart, another leader) at the cost of a slightly longer wait or one shorter
 //! gate window; nothing here decides what status does not also say. A swap's memory is
 //! dropped when it ends or is deleted, so the map holds live swaps only.
@@ -33,6 +33,9 @@ struct Memory {
     latency: Option<GateWindow<Latencies>>,
     /// When each metric gate was last evaluated, by gate name (status records it rounded).
     metric: HashMap<String, Started>,
+    /// The hook calls this process recorded, as it wrote them: a reconcile that reads a status
+    /// not yet showing one (the cache lags the write) does not call the hook again.
+    hooks: Vec<rotor_api::HookStatus>,
 }
 
 /// A wait's start as recorded in status, and precisely.
@@ -112,6 +115,29 @@ fn window_base<T: Cumulative>(slot: &mut Option<GateWindow<T>>, step: u32, curre
 }
 
 impl Memories {
+    /// Remembers a hook call's status entry as this process recorded it.
+    pub(crate) fn remember_hook(&self, swap: &str, entry: &rotor_api::HookStatus) {
+        self.with(swap, |m| {
+            m.hooks.retain(|h| !same_call(h, entry));
+            m.hooks.push(entry.clone());
+        });
+    }
+
+    /// The entry this process recorded for `entry`'s call, when it is further along than
+    /// `entry` (read from a status that lags).
+    pub(crate) fn newer_hook(
+        &self,
+        swap: &str,
+        entry: &rotor_api::HookStatus,
+    ) -> Option<rotor_api::HookStatus> {
+        self.with(swap, |m| {
+            m.hooks
+                .iter()
+                .find(|h| same_call(h, entry) && h.attempts > entry.attempts)
+                .cloned()
+        })
+    }
+
     fn with<R>(&self, swap: &str, f: impl FnOnce(&mut Memory) -> R) -> R {
         f(lock(&self.0).entry(swap.to_string()).or_default())
     }
@@ -210,6 +236,11 @@ impl Memories {
     }
 }
 
+/// Whether two hook entries are of the same call (hook, point, step).
+fn same_call(a: &rotor_api::HookStatus, b: &rotor_api::HookStatus) -> bool {
+    a.name == b.name && a.point == b.point && a.step == b.step
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -249,6 +280,28 @@ mod tests {
         // The estimate is kept and goes on from there.
         assert!(m.in_phase("s", Phase::Draining, &five_s_ago) >= first);
         assert!(m.in_step("s", &five_s_ago) >= Duration::from_secs(4));
+    }
+
+    #[test]
+    fn a_hook_call_recorded_here_wins_over_a_lagging_status() {
+        let m = Memories::default();
+        let at = |attempts| rotor_api::HookStatus {
+            name: "smoke".into(),
+            point: rotor_api::HookPoint::AfterEachStep,
+            step: Some(1),
+            attempts,
+            ..Default::default()
+        };
+        assert_eq!(m.newer_hook("s", &at(0)), None);
+        m.remember_hook("s", &at(1));
+        assert_eq!(m.newer_hook("s", &at(0)), Some(at(1)));
+        assert_eq!(m.newer_hook("s", &at(1)), None, "status caught up");
+        let other_step = rotor_api::HookStatus {
+            step: Some(2),
+            ..at(0)
+        };
+        assert_eq!(m.newer_hook("s", &other_step), None);
+        assert_eq!(m.newer_hook("t", &at(0)), None);
     }
 
     #[test]

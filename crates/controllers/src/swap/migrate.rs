@@ -2,10 +2,11 @@
 //! server-side apply from a durable checkpoint), then wait until they are available in green
 //! and attach green to the traffic endpoint with no share.
 
-use rotor_api::{Cluster, ClusterSwapStatus, MigrationProgress, Phase, Reason};
+use rotor_api::{Cluster, ClusterSwapStatus, HookPoint, MigrationProgress, Phase, Reason};
 use rotor_traffic::Weights;
 
 use super::Reconcile;
+use super::hooks::At;
 use super::step::Step;
 use crate::health::{self, Selection};
 use crate::tasks::Polled;
@@ -125,6 +126,11 @@ impl Reconcile<'_> {
         cluster: &Cluster,
         status: &mut ClusterSwapStatus,
     ) -> Result<Step, Error> {
+        let first = self.swap.spec.strategy.traffic_steps.first().copied();
+        let migrated = At::point(HookPoint::AfterMigration, first);
+        if let Some(step) = self.hooks_at(cluster, status, migrated).await? {
+            return Ok(step);
+        }
         let green = self.green(status)?;
         let client = self.member(cluster, &green).await?;
         let workloads = health::workloads(&client, &green, &self.selection(cluster)).await?;

@@ -19,7 +19,8 @@
 //! roll back, fail, requeue); [`Reconcile::apply`] carries it out in one place. Phases live by
 //! family: `provision.rs` (Pending, Provisioning, WaitingForGreen), `migrate.rs` (Migrating,
 //! Verifying), `traffic.rs`, `gates.rs` and `metric_gates/` (ShiftingTraffic), `retire.rs` (Draining, Retaining,
-//! Decommissioning), `rollback.rs` (RollingBack, pause), `cleanup.rs` (the finalizer).
+//! Decommissioning), `rollback.rs` (RollingBack, pause), `cleanup.rs` (the finalizer);
+//! `hooks/` the lifecycle hooks the phases call at their named points.
 
 use std::sync::Arc;
 
@@ -36,6 +37,7 @@ use crate::{Context, Error};
 
 mod cleanup;
 mod gates;
+pub mod hooks;
 mod instances;
 pub(crate) mod memory;
 mod metric_gates;

@@ -3,9 +3,10 @@
 
 use kube::ResourceExt;
 use kube::api::PostParams;
-use rotor_api::{Cluster, ClusterSwapStatus, InstancePhase, Phase, Reason};
+use rotor_api::{Cluster, ClusterSwapStatus, HookPoint, InstancePhase, Phase, Reason};
 use rotor_providers::{InstanceSpec, InstanceState, idempotency_token, instance_name};
 
+use super::hooks::At;
 use super::instances::{set_instance_phase, upsert_instance};
 use super::step::Step;
 use super::{Reconcile, poll_key};
@@ -122,6 +123,10 @@ impl Reconcile<'_> {
         status: &mut ClusterSwapStatus,
     ) -> Result<Step, Error> {
         let provider = self.ctx.provider(cluster)?;
+        let before = At::point(HookPoint::BeforeProvisioning, None);
+        if let Some(step) = self.hooks_at(cluster, status, before).await? {
+            return Ok(step);
+        }
         let green = status
             .green_instance
             .clone()

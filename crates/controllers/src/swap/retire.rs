@@ -4,12 +4,14 @@
 use std::time::Duration;
 
 use kube::ResourceExt;
+use rotor_api::HookPoint;
 use rotor_api::{BlueWhileRetained, BlueWorkloads, Cluster, ClusterSwapStatus, InstancePhase};
 use rotor_api::{Phase, Reason};
 
 use rotor_traffic::TrafficError;
 
 use super::gates::Gate;
+use super::hooks::At;
 use super::instances::set_instance_phase;
 use super::step::Step;
 use super::{Reconcile, poll_key};
@@ -124,6 +126,10 @@ impl Reconcile<'_> {
         // Deleting blue cannot be undone: not while green's requests could still fail the gate.
         if let Some(wait) = self.undecided(cluster, status, judged.counted).await? {
             return Ok(wait);
+        }
+        let before = At::point(HookPoint::BeforeBlueDeleted, None);
+        if let Some(step) = self.hooks_at(cluster, status, before).await? {
+            return Ok(step);
         }
         let blue = self.blue(status)?;
         Ok(Step::advance(

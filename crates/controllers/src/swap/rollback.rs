@@ -8,10 +8,11 @@ use kube::ResourceExt;
 use kube::runtime::controller::Action;
 use rotor_api::{
     BlueWorkloads, Cluster, ClusterSwapStatus, Condition, ConditionStatus, ConditionType,
-    InstancePhase, Phase, Reason, set_condition,
+    HookPoint, InstancePhase, Phase, Reason, set_condition,
 };
 
 use super::gates::Gate;
+use super::hooks::At;
 use super::instances::set_instance_phase;
 use super::step::Step;
 use super::{Reconcile, poll_key};
@@ -143,6 +144,10 @@ impl Reconcile<'_> {
             self.release(st) | (before != st.instances.len()) | kept
         })
         .await?;
+        let after = At::point(HookPoint::AfterRollback, None);
+        if let Some(step) = self.hooks_at(cluster, status, after).await? {
+            return Ok(step);
+        }
         let green_fate = if keep_green {
             "is kept for inspection (strategy.keepGreenOnRollback)"
         } else {

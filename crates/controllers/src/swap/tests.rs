@@ -21,6 +21,7 @@ use super::Reconcile;
 use super::step::Step;
 use crate::{Context, Settings};
 
+mod hooks;
 mod metric_gates;
 
 /// The cluster every test swaps; its blue instance bears its name, as in the sample fleet.

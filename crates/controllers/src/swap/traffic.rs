@@ -7,11 +7,12 @@ use std::ops::ControlFlow;
 use std::sync::Arc;
 use std::time::Duration;
 
-use rotor_api::{BlueWorkloads, Cluster, ClusterSwapStatus, Phase, Reason};
+use rotor_api::{BlueWorkloads, Cluster, ClusterSwapStatus, HookPoint, Phase, Reason};
 use rotor_traffic::{TrafficShifter, Weights};
 
 use super::Reconcile;
 use super::gates::Gate;
+use super::hooks::At;
 use super::metric_gates::MetricGates;
 use super::step::Step;
 use crate::{Error, now};
@@ -24,6 +25,10 @@ impl<'a> Reconcile<'a> {
     ) -> Result<Step, Error> {
         let steps = &self.swap.spec.strategy.traffic_steps;
         let Some(step) = status.current_step else {
+            let first = At::point(HookPoint::BeforeFirstTrafficStep, steps.first().copied());
+            if let Some(wait) = self.hooks_at(cluster, status, first).await? {
+                return Ok(wait);
+            }
             return self.apply_step(cluster, status, 0).await;
         };
         self.ensure_traffic(cluster, status).await?;
@@ -53,7 +58,16 @@ impl<'a> Reconcile<'a> {
             if let Some(wait) = self.undecided(cluster, status, judged.counted).await? {
                 return Ok(wait);
             }
+            if let Some(wait) = self
+                .after_step(cluster, status, step, steps.get(next))
+                .await?
+            {
+                return Ok(wait);
+            }
             return self.apply_step(cluster, status, next).await;
+        }
+        if let Some(wait) = self.after_step(cluster, status, step, None).await? {
+            return Ok(wait);
         }
         status.green_weight_percent = 100;
         Ok(Step::advance(
@@ -105,6 +119,23 @@ impl<'a> Reconcile<'a> {
         } else {
             Some(Step::Record(after))
         }
+    }
+
+    /// The `AfterEachStep` hooks of step `step`, once it is over (`next`: the share of the
+    /// step that follows, None after the last).
+    async fn after_step(
+        &self,
+        cluster: &Cluster,
+        status: &mut ClusterSwapStatus,
+        step: u32,
+        next: Option<&u8>,
+    ) -> Result<Option<Step>, Error> {
+        let at = At {
+            point: HookPoint::AfterEachStep,
+            step: Some(step),
+            next_weight: next.copied(),
+        };
+        self.hooks_at(cluster, status, at).await
     }
 
     /// Records step `index` (the intent), then applies it to the traffic layer.

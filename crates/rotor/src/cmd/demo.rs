@@ -9,6 +9,10 @@
 //! failure budget) and is then retried as an operator would (`rotor rollout retry`), with a
 //! fresh green. Failed GETs are retried on blue by the traffic layer; POSTs are never retried,
 //! so those green took before the gate tripped can fail (under `green-hangs`, those it held).
+//! `--inject hook-deny` injects no fault: the Rollout's strategy carries a lifecycle hook
+//! (a webhook after migration) whose receiver, run by the demo, verifies every call's
+//! signature and denies the first call; that swap rolls back before any traffic moved, and is
+//! retried the same way.
 //!
 //! `critical_path_s` is the lower bound of the run given the rollout's waves, its concurrency
 //! limit and the measured duration of every swap ([`critical_path`]), plus the set-up before the
@@ -32,7 +36,11 @@ use serde_json::json;
 
 mod cpu;
 mod critical_path;
+mod hooks;
 mod limits;
+
+/// `--inject hook-deny`: a lifecycle hook denies, no simulator fault.
+const HOOK_DENY: &str = "hook-deny";
 
 use critical_path::{Configured, SwapTiming, configured_critical_path, critical_path};
 
@@ -52,7 +60,8 @@ pub struct DemoArgs {
     pub clouds: String,
     /// Fault injected into the canary's green once it has 50 %: `green-unhealthy` (every
     /// request 503; also `green-errors`), `green-hangs` (accepts, never answers),
-    /// `green-slow` (answers a second late), `green-resets` (drops connections mid-answer), or
+    /// `green-slow` (answers a second late), `green-resets` (drops connections mid-answer),
+    /// `hook-deny` (no fault: a lifecycle hook after migration denies the first swap), or
     /// `none`. A detected fault rolls the swap back; it is then retried with a fresh green.
     #[arg(long, default_value = "green-unhealthy")]
     pub inject: String,
@@ -252,6 +261,13 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
 
     let mut rollout = rotor_api::sample_rollout("fleet-upgrade", rotor_api::SAMPLE_TARGET_VERSION);
     rollout.spec.max_concurrent_swaps = args.max_concurrent;
+    let hook_rx = if args.inject == HOOK_DENY {
+        let (receiver, hook) = hooks::deny_first(&r).await?;
+        rollout.spec.strategy.hooks.push(hook);
+        Some(receiver)
+    } else {
+        None
+    };
     rollout.spec.strategy.health_gates.max_latency_p95_ms = args.max_latency_p95_ms;
     let rollouts: Api<Rollout> = Api::all(r.client.clone());
     let rollout_started = Instant::now();
@@ -293,6 +309,16 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
                 args.inject, i.green, i.swap
             ));
             broken = Some(i.swap.clone());
+        }
+        if broken.is_none()
+            && let Some(denied) = hook_rx.as_ref().and_then(hooks::denied)
+        {
+            progress(format!(
+                "hook {} denied {} after migration",
+                hooks::HOOK,
+                denied.swap
+            ));
+            broken = Some(denied.swap);
         }
         // The operator's move after a rollback: `rotor rollout retry CLUSTER` (the swap is
         // removed; the rollout starts it again with a fresh green).
@@ -561,6 +587,13 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
     // load (HAProxy, a process of its own, is not counted). Outside `json!`, whose macro
     // recursion the report already fills.
     report["rss_peak_mib"] = json!(super::bench::rss_mib().1.round());
+    let hook_report = hooks::report(
+        hook_rx.as_ref(),
+        &timings.lock().unwrap_or_else(|p| p.into_inner()),
+    );
+    for (field, value) in hook_report {
+        report[field] = value;
+    }
     if args.json {
         println!("{report}");
     } else {
@@ -767,14 +800,14 @@ fn demo_settings() -> rotor_controllers::Settings {
 fn injected_fault(name: &str) -> anyhow::Result<Option<rotor_sim::Fault>> {
     use rotor_sim::Fault;
     Ok(Some(match name {
-        "none" => return Ok(None),
+        "none" | HOOK_DENY => return Ok(None),
         "green-unhealthy" | "green-errors" => Fault::TrafficErrors,
         "green-hangs" => Fault::TrafficHangs,
         "green-slow" => Fault::TrafficSlow,
         "green-resets" => Fault::TrafficResets,
         other => anyhow::bail!(
             "--inject {other:?}: the known faults are green-unhealthy (green-errors), \
-             green-hangs, green-slow, green-resets, or none"
+             green-hangs, green-slow, green-resets, hook-deny, or none"
         ),
     }))
 }

@@ -4,6 +4,7 @@
 //! every member. Every part talks to the others over real loopback connections.
 
 mod clouds;
+pub mod hook_receiver;
 
 pub use clouds::Cloud;
 
@@ -62,6 +63,8 @@ pub struct Rehearsal {
         rotor_traffic::sim::SimServer,
     )>,
     pub haproxy: Option<rotor_traffic::haproxy::HaproxyProcess>,
+    /// What the controllers' `/metrics` would serve.
+    pub metrics: Arc<rotor_controllers::metrics::Metrics>,
     /// HAProxy frontends by endpoint.
     frontends: BTreeMap<String, SocketAddr>,
     stop: tokio::sync::watch::Sender<bool>,
@@ -225,6 +228,7 @@ impl Rehearsal {
             Some(clock) => ctx.with_clock(clock),
             None => ctx,
         };
+        let metrics = ctx.metrics.clone();
         tasks.push(tokio::spawn(rotor_controllers::run(
             Arc::new(ctx),
             stopped(stop_rx),
@@ -250,6 +254,7 @@ impl Rehearsal {
             fleet: config.fleet,
             sim_router,
             haproxy,
+            metrics,
             frontends,
             stop,
             tasks,

@@ -21,6 +21,9 @@ impl ApiServer {
         mut obj: Value,
         opts: &WriteOptions,
     ) -> ApiResult<Written> {
+        if let Some(limit) = &opts.limit {
+            return Err(limit.refuse_create());
+        }
         if !obj.is_object() {
             return Err(ApiError::bad_request(format!(
                 "the body of a {} create must be a JSON object",
@@ -153,6 +156,10 @@ impl ApiServer {
         self.default_object(res, &mut obj);
         for _ in 0..MAX_WRITE_ATTEMPTS {
             let (current, rev) = self.get_kv(res, ns.as_deref(), name).await?;
+            // Authorization's limit first, as upstream authorizes before it validates.
+            if let Some(limit) = &opts.limit {
+                limit.check(&current, &obj)?;
+            }
             // Against the stored object: CEL transition rules compare with it.
             let warnings = self.validate(res, &obj, name, Some(&current), sub, opts)?;
             if precondition.is_some_and(|p| p != rev) {
@@ -309,6 +316,10 @@ impl ApiServer {
                 }
             };
             self.default_object(res, &mut patched);
+            // Authorization's limit first, as upstream authorizes before it validates.
+            if let Some(limit) = &opts.limit {
+                limit.check(&current, &patched)?;
+            }
             let warnings = self.validate(res, &patched, name, Some(&current), sub, opts)?;
             let mut next = self.prepare_update(res, &current, patched, sub)?;
             if patch_type != PatchType::Apply {

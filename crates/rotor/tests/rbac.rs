@@ -312,6 +312,33 @@ fn the_operator_acts_through_the_cli_but_cannot_change_what_rolls_out() {
         true
     );
 
+    // A failed cluster's swap runs again: `retry CLUSTER` deletes it.
+    let failed = SWAP_YAML
+        .replace("NAME", "failed-c")
+        .replace("prod-sim-a", "prod-sim-c");
+    f.admin.ok(&[
+        "create",
+        "-f",
+        &write_manifest(f.dir.path(), "failed.yaml", &failed),
+    ]);
+    let status = r#"{"status":{"phase":"Failed"}}"#;
+    let args = [
+        "patch",
+        "clusterswaps.rotor.dev",
+        "failed-c",
+        "--subresource=status",
+    ];
+    f.admin
+        .ok(&[&args[..], &["--type=merge", "-p", status]].concat());
+    let (ok, printed, err) = rotor_as(
+        op,
+        &["rollout", "retry", "prod-sim-c", "--rollout", "fleet"],
+    );
+    assert!(ok, "retry CLUSTER: {err}");
+    assert!(printed.contains("swap failed-c removed"), "{printed}");
+    f.admin
+        .not_found(&["get", "clusterswaps.rotor.dev", "failed-c"]);
+
     // What rolls out is not an operator's to change: 403 naming the field.
     let k = Kubectl::new(op.into());
     let patch = r#"{"spec":{"paused":true,"target":{"kubernetesVersion":"1.36"}}}"#;
@@ -379,6 +406,39 @@ fn a_viewer_lists_its_rules_and_reads_metrics_and_a_user_without_a_role_cannot()
         .unwrap_or_else(|| panic!("{list}"));
     assert!(metrics.contains("[get]"), "{metrics}");
     assert!(!list.contains("secrets"), "{list}");
+    // The oldest and newest kubectl ask the same reviews.
+    for minor in [27, 35] {
+        let Some(old) = vic.versioned(minor) else {
+            continue;
+        };
+        let yes = old.run(&["auth", "can-i", "watch", "rollouts.rotor.dev"]);
+        assert!(yes.status.success(), "kubectl 1.{minor}: {yes:?}");
+        let no = old.run(&["auth", "can-i", "get", "secrets"]);
+        assert_eq!(
+            String::from_utf8_lossy(&no.stdout).trim(),
+            "no",
+            "kubectl 1.{minor}"
+        );
+        let listed = old.ok(&["auth", "can-i", "--list"]);
+        assert!(
+            listed.contains("*.rotor.dev"),
+            "kubectl 1.{minor}: {listed}"
+        );
+    }
+    // Discovery lists the reviews as kube-apiserver does: create-only.
+    let reviews = vic.ok(&[
+        "api-resources",
+        "--api-group=authorization.k8s.io",
+        "-o",
+        "wide",
+    ]);
+    for plural in ["selfsubjectaccessreviews", "selfsubjectrulesreviews"] {
+        let row = reviews.lines().find(|l| l.starts_with(plural));
+        let row = row.unwrap_or_else(|| panic!("{plural} not listed:\n{reviews}"));
+        // -o wide: NAME APIVERSION NAMESPACED KIND VERBS, the verbs comma-separated.
+        assert_eq!(row.split_whitespace().last(), Some("create"), "{row}");
+        assert!(row.contains("authorization.k8s.io/v1"), "{row}");
+    }
     // Everyone may review itself.
     assert!(
         list.lines()

@@ -473,3 +473,94 @@ fn a_viewer_lists_its_rules_and_reads_metrics_and_a_user_without_a_role_cannot()
         );
     }
 }
+
+/// Upstream's escalation prevention: who may write bindings and roles may grant only what they
+/// hold, unless they have `bind` or `escalate` (rotor-admin has both, through `*`).
+#[test]
+fn a_user_who_may_write_rbac_objects_grants_only_what_they_hold() {
+    let f = fixture();
+    let admin = &f.admin;
+    let rbac = "--resource=clusterrolebindings.rbac.authorization.k8s.io,clusterroles.rbac.authorization.k8s.io";
+    admin.ok(&[
+        "create",
+        "clusterrole",
+        "rbac-writer",
+        "--verb=create,get",
+        rbac,
+    ]);
+    for role in ["rbac-writer", "rotor-viewer"] {
+        let binding = format!("rita-{role}");
+        admin.ok(&[
+            "create",
+            "clusterrolebinding",
+            &binding,
+            "--clusterrole",
+            role,
+            "--group=rita-team",
+        ]);
+    }
+    let (db, kc) = (f.dir.path().join("rotor.db"), f.dir.path().join("admin.kc"));
+    let rita = user(f.dir.path(), &db, &kc, "rita", "rita-team");
+    let held = "user \"rita\" (groups=[\"rita-team\" \"system:authenticated\"]) is attempting to grant RBAC permissions not currently held:";
+
+    let out = rita.run(&[
+        "create",
+        "clusterrolebinding",
+        "rita-admin",
+        "--clusterrole=rotor-admin",
+        "--user=rita",
+    ]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "rita made herself an admin");
+    assert!(
+        stderr.contains(
+            "clusterrolebindings.rbac.authorization.k8s.io \"rita-admin\" is forbidden: "
+        ),
+        "{stderr}"
+    );
+    assert!(stderr.contains(held), "{stderr}");
+    assert!(
+        stderr.contains(r#"{APIGroups:[""], Resources:["secrets"], Verbs:["*"]}"#),
+        "names a right: {stderr}"
+    );
+
+    let out = rita.run(&[
+        "create",
+        "clusterrole",
+        "secret-reader",
+        "--verb=get",
+        "--resource=secrets",
+    ]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "rita wrote a role beyond her rights");
+    assert!(stderr.contains(held), "{stderr}");
+    assert!(
+        stderr.contains(r#"{APIGroups:[""], Resources:["secrets"], Verbs:["get"]}"#),
+        "{stderr}"
+    );
+
+    // What she holds she may grant.
+    rita.ok(&[
+        "create",
+        "clusterrolebinding",
+        "vic-too",
+        "--clusterrole=rotor-viewer",
+        "--user=vic",
+    ]);
+    rita.ok(&[
+        "create",
+        "clusterrole",
+        "cluster-reader",
+        "--verb=get,list",
+        "--resource=clusters.rotor.dev",
+    ]);
+    // rotor-admin holds `bind` and `escalate` on every RBAC object.
+    let ada = &f.users[2].2;
+    ada.ok(&[
+        "create",
+        "clusterrolebinding",
+        "rita-admin",
+        "--clusterrole=cluster-admin",
+        "--user=rita",
+    ]);
+}

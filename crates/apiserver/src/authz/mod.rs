@@ -9,6 +9,7 @@
 
 pub mod attributes;
 pub mod bootstrap;
+pub mod escalation;
 pub mod fields;
 pub mod policy;
 pub mod review;
@@ -132,6 +133,26 @@ impl ApiServer {
             return Ok(Grant::Fields(Arc::new(limit)));
         }
         Err(forbidden(user, attrs, &reason))
+    }
+
+    /// Who writes, for a create, update or patch of an RBAC object by a user outside
+    /// `system:masters`: the write path then refuses grants they do not hold.
+    pub(crate) async fn requester(
+        &self,
+        user: &UserInfo,
+        attrs: &Attributes,
+    ) -> ApiResult<Option<Arc<escalation::Requester>>> {
+        let Some(r) = attrs.resource() else {
+            return Ok(None);
+        };
+        let writes = matches!(attrs.verb.as_str(), "create" | "update" | "patch");
+        let master = user.groups.iter().any(|g| g == MASTERS);
+        if master || !writes || r.group != bootstrap::RBAC_GROUP || !r.subresource.is_empty() {
+            return Ok(None);
+        }
+        let policy = self.load_policy(&r.namespace).await?;
+        let user = user.clone();
+        Ok(Some(Arc::new(escalation::Requester { user, policy })))
     }
 
     /// The decision on a path outside the API (`/metrics` of `rotor serve`): the request's user

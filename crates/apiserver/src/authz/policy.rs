@@ -127,7 +127,7 @@ impl Policy {
         }
     }
 
-    fn role_rules(&self, namespace: &str, name: &str) -> Result<Vec<PolicyRule>, String> {
+    pub fn role_rules(&self, namespace: &str, name: &str) -> Result<Vec<PolicyRule>, String> {
         self.roles
             .iter()
             .find(|r| {

@@ -75,6 +75,7 @@ impl ApiServer {
         let path = parts.uri.path();
         let attrs = authz::attributes::of_request(&parts.method, path, &query);
         let grant = self.authorize(user, &attrs).await?;
+        let requester = self.requester(user, &attrs).await?;
         if let Some(version) = auth::review::version_of(&parts.method, path) {
             let review = auth::review::reply(version, user);
             return Ok(json_response(StatusCode::CREATED, &review, &[]));
@@ -111,6 +112,7 @@ impl ApiServer {
                     rr,
                     query,
                     grant,
+                    requester,
                 };
                 self.handle_resource(call, &parts.headers, bytes, accept)
                     .await
@@ -148,6 +150,7 @@ impl ApiServer {
             rr,
             query,
             grant,
+            requester,
         }: ResourceCall,
         headers: &HeaderMap,
         body: Bytes,
@@ -161,6 +164,7 @@ impl ApiServer {
         if let Grant::Fields(limit) = grant {
             opts.limit = Some(limit);
         }
+        opts.requester = requester;
         match (method, rr.name.as_deref()) {
             (Method::GET, None) if query.flag("watch") => {
                 let list_opts = list_options(&query, &res)?;
@@ -522,6 +526,8 @@ struct ResourceCall {
     query: Query,
     /// What authorization allowed: all of it, or a write limited to some fields.
     grant: Grant,
+    /// Who writes an RBAC object (for escalation prevention); None for `system:masters`.
+    requester: Option<Arc<authz::escalation::Requester>>,
 }
 
 /// A request's body, bounded.
@@ -593,6 +599,7 @@ fn write_options(query: &Query, headers: &HeaderMap, method: &Method) -> ApiResu
         validation,
         force,
         limit: None,
+        requester: None,
     })
 }
 

@@ -139,6 +139,9 @@ pub struct WriteOptions {
     /// The write may change only these fields (a field-limited verb granted it; see
     /// [`crate::authz::fields`]).
     pub limit: Option<Arc<crate::authz::FieldLimit>>,
+    /// Who writes, when an RBAC object is written by a user outside `system:masters`: the
+    /// write may grant only what they hold ([`crate::authz::escalation`]).
+    pub requester: Option<Arc<crate::authz::escalation::Requester>>,
 }
 
 impl Default for WriteOptions {
@@ -149,6 +152,7 @@ impl Default for WriteOptions {
             validation: FieldValidation::Strict,
             force: false,
             limit: None,
+            requester: None,
         }
     }
 }

@@ -50,6 +50,9 @@ impl ApiServer {
         }
         let name = object::name(&obj).to_string();
         self.default_object(res, &mut obj);
+        if let Some(requester) = &opts.requester {
+            requester.check(&res.plural, ns.as_deref().unwrap_or(""), None, &obj)?;
+        }
         let warnings = self.validate(res, &obj, &name, None, None, opts)?;
         if let Some(ns) = &ns {
             let namespaces = self.resource("", "v1", "namespaces")?;
@@ -159,6 +162,14 @@ impl ApiServer {
             // Authorization's limit first, as upstream authorizes before it validates.
             if let Some(limit) = &opts.limit {
                 limit.check(&current, &obj)?;
+            }
+            if let Some(requester) = &opts.requester {
+                requester.check(
+                    &res.plural,
+                    ns.as_deref().unwrap_or(""),
+                    Some(&current),
+                    &obj,
+                )?;
             }
             // Against the stored object: CEL transition rules compare with it.
             let warnings = self.validate(res, &obj, name, Some(&current), sub, opts)?;
@@ -319,6 +330,14 @@ impl ApiServer {
             // Authorization's limit first, as upstream authorizes before it validates.
             if let Some(limit) = &opts.limit {
                 limit.check(&current, &patched)?;
+            }
+            if let Some(requester) = &opts.requester {
+                requester.check(
+                    &res.plural,
+                    ns.as_deref().unwrap_or(""),
+                    Some(&current),
+                    &patched,
+                )?;
             }
             let warnings = self.validate(res, &patched, name, Some(&current), sub, opts)?;
             let mut next = self.prepare_update(res, &current, patched, sub)?;

@@ -1,7 +1,8 @@
 //! Field-limited custom verbs, in the spirit of upstream's `bind`, `escalate` and `approve`:
 //! a verb on a resource that allows a patch or update changing only some fields. rotor's
 //! `operate` lets an operator pause, approve or roll back without `patch` on the whole object.
-//! The limit is checked on the object the write would store, whatever the patch type.
+//! The limit is checked on the object the write would store (after the patch, whatever its
+//! type, and defaulting), before validation: upstream authorizes before it validates.
 
 use serde_json::Value;
 

@@ -49,9 +49,88 @@ pub fn version(minor: u32) -> Value {
 /// Versions of one group, preferred first, each with its resources.
 type GroupVersions = Vec<(String, Vec<Arc<Resource>>)>;
 
+/// The review resources answered outside the resource table, create-only as upstream lists
+/// them: (group, version, plural, kind).
+const REVIEWS: [(&str, &str, &str, &str); 3] = [
+    (
+        "authentication.k8s.io",
+        "v1",
+        "selfsubjectreviews",
+        "SelfSubjectReview",
+    ),
+    (
+        "authorization.k8s.io",
+        "v1",
+        "selfsubjectaccessreviews",
+        "SelfSubjectAccessReview",
+    ),
+    (
+        "authorization.k8s.io",
+        "v1",
+        "selfsubjectrulesreviews",
+        "SelfSubjectRulesReview",
+    ),
+];
+
+/// Whether `group`/`version` is one of the reviews' (served for discovery).
+pub fn serves_reviews(group: &str, version: &str) -> bool {
+    REVIEWS
+        .iter()
+        .any(|(g, v, _, _)| *g == group && *v == version)
+}
+
+fn is_review(r: &Resource) -> bool {
+    REVIEWS
+        .iter()
+        .any(|(g, v, p, _)| r.group == *g && r.version == *v && r.plural == *p)
+}
+
+/// What discovery lists a resource with: the reviews can only be created.
+fn verbs(r: &Resource) -> &'static [&'static str] {
+    match is_review(r) {
+        true => &["create"],
+        false => &VERBS,
+    }
+}
+
+/// The review resource of `group`/`plural` (for decoding its request bodies).
+pub fn review_resource(group: &str, plural: &str) -> Option<Arc<Resource>> {
+    review_resources().find(|r| r.group == group && r.plural == plural)
+}
+
+fn review_resources() -> impl Iterator<Item = Arc<Resource>> {
+    REVIEWS.iter().map(|(group, version, plural, kind)| {
+        let pkg = group.split('.').next().unwrap_or_default();
+        Arc::new(Resource {
+            api_version: format!("{group}/{version}"),
+            group: group.to_string(),
+            version: version.to_string(),
+            plural: plural.to_string(),
+            singular: kind.to_ascii_lowercase(),
+            kind: kind.to_string(),
+            namespaced: false,
+            short_names: Vec::new(),
+            categories: Vec::new(),
+            has_status: false,
+            scale: None,
+            definition: format!("io.k8s.api.{pkg}.{version}.{kind}"),
+            custom_schema: None,
+            printer_columns: Vec::new(),
+            selectable_fields: Vec::new(),
+            conversion: None,
+            read_defaults: false,
+        })
+    })
+}
+
 fn groups(server: &ApiServer) -> BTreeMap<String, GroupVersions> {
     let mut out: BTreeMap<String, GroupVersions> = BTreeMap::new();
-    for r in server.registry().all() {
+    for r in server
+        .registry()
+        .all()
+        .into_iter()
+        .chain(review_resources())
+    {
         let versions = out.entry(r.group.clone()).or_default();
         match versions.iter_mut().find(|(v, _)| *v == r.version) {
             Some((_, rs)) => rs.push(r),
@@ -93,7 +172,7 @@ fn legacy_resources(group: &str, version: &str, resources: &[Arc<Resource>]) -> 
     let mut list = Vec::new();
     for r in resources {
         let mut entry = json!({
-            "name": r.plural, "singularName": r.singular, "namespaced": r.namespaced, "kind": r.kind, "verbs": VERBS,
+            "name": r.plural, "singularName": r.singular, "namespaced": r.namespaced, "kind": r.kind, "verbs": verbs(r),
         });
         if !r.short_names.is_empty() {
             entry["shortNames"] = json!(r.short_names);
@@ -129,7 +208,7 @@ fn aggregated_group(group: &str, versions: &[(String, Vec<Arc<Resource>>)]) -> V
                     }
                     let mut entry = json!({
                         "resource": r.plural, "responseKind": kind, "scope": if r.namespaced { "Namespaced" } else { "Cluster" },
-                        "singularResource": r.singular, "verbs": VERBS,
+                        "singularResource": r.singular, "verbs": verbs(r),
                     });
                     if !r.short_names.is_empty() {
                         entry["shortNames"] = json!(r.short_names);

@@ -167,6 +167,17 @@ impl ApiError {
         Self::new(StatusCode::FORBIDDEN, "Forbidden", message)
     }
 
+    /// Upstream's `NewForbidden` for a resource: `<resource> "<name>" is forbidden: <why>`
+    /// (without the name when the request names none), details naming the resource.
+    pub fn forbidden_resource(resource: &str, group: &str, name: &str, why: &str) -> Self {
+        let what = qualified(resource, group);
+        let message = match name.is_empty() {
+            true => format!("{what} is forbidden: {why}"),
+            false => format!("{what} \"{name}\" is forbidden: {why}"),
+        };
+        Self::new(StatusCode::FORBIDDEN, "Forbidden", message).with_details(name, group, resource)
+    }
+
     pub fn unauthorized() -> Self {
         Self::new(StatusCode::UNAUTHORIZED, "Unauthorized", "Unauthorized")
     }
@@ -198,7 +209,9 @@ impl ApiError {
             let mut details = json!({});
             if let Some(d) = &self.details {
                 let (name, group, kind) = &**d;
-                details["name"] = json!(name);
+                if !name.is_empty() {
+                    details["name"] = json!(name);
+                }
                 if !group.is_empty() {
                     details["group"] = json!(group);
                 }

@@ -3,6 +3,7 @@
 //! are instances of it; kubectl and kube-rs talk to it unchanged.
 
 pub mod auth;
+pub mod authz;
 mod conversion;
 mod cursor;
 mod discovery;

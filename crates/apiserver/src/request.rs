@@ -93,7 +93,9 @@ pub fn parse_target(path: &str, registry: &Registry) -> ApiResult<Target> {
 }
 
 fn gv_target(group: &str, version: &str, registry: &Registry, path: &str) -> ApiResult<Target> {
-    if registry.serves_group_version(group, version) {
+    if registry.serves_group_version(group, version)
+        || crate::discovery::serves_reviews(group, version)
+    {
         Ok(Target::GroupVersion {
             group: group.to_string(),
             version: version.to_string(),

@@ -1,14 +1,17 @@
 //! Who a request is, as kube-apiserver decides it (`rotor_apiserver::auth`), through the HTTP
 //! handler: the admin token and a token file's users are themselves (`SelfSubjectReview`),
 //! a wrong or missing token gets 401 with upstream's Status body, anonymous requests reach
-//! `/version` and health only and only when allowed, and a server that trusts its loopback
-//! clients lets credential-less requests act as the admin but still refuses a wrong token.
+//! `/version` and health only and only when allowed (the bootstrap policy's
+//! `system:public-info-viewer`), an authenticated user without a role is refused in upstream's
+//! words, and a server that trusts its loopback clients lets credential-less requests act as
+//! the admin but still refuses a wrong token.
 
 use std::sync::Arc;
 
 use axum::body::Body;
 use http::Request;
 use rotor_apiserver::auth::TokenFile;
+use rotor_apiserver::authz::Shipped;
 use rotor_apiserver::{ApiServer, ServerConfig};
 use rotor_store::memory::MemoryStore;
 use serde_json::{Value, json};
@@ -44,6 +47,7 @@ async fn server(anonymous: bool, anonymous_auth: bool) -> Arc<ApiServer> {
         anonymous,
         anonymous_auth,
         tokens: Some(Arc::new(tokens)),
+        policy: Some(Arc::new(Shipped::default())),
         ..ServerConfig::default()
     };
     ApiServer::new(Arc::new(MemoryStore::default()), config)
@@ -68,8 +72,14 @@ async fn tokens_name_their_users() {
         review["status"]["userInfo"],
         json!({"username": "alice", "uid": "u-1", "groups": ["dev", "ops", "system:authenticated"]})
     );
-    let (code, list) = send(&s, "GET", "/api/v1/namespaces", Some("tok-alice")).await;
-    assert_eq!(code, 200, "{list}");
+    // Authenticated is not authorized: alice has no role.
+    let (code, status) = send(&s, "GET", "/api/v1/namespaces", Some("tok-alice")).await;
+    assert_eq!(code, 403, "{status}");
+    assert_eq!(
+        status["message"],
+        "namespaces is forbidden: User \"alice\" cannot list resource \"namespaces\" in API group \"\" at the cluster scope"
+    );
+    assert_eq!(status["details"], json!({"kind": "namespaces"}));
     let v1beta1 = "/apis/authentication.k8s.io/v1beta1/selfsubjectreviews";
     let (code, review) = send(&s, "POST", v1beta1, Some("tok-alice")).await;
     assert_eq!(
@@ -105,16 +115,30 @@ async fn anonymous_reaches_version_and_health_only() {
     assert_eq!(code, 403, "{status}");
     assert_eq!(
         status["message"],
-        "forbidden: User \"system:anonymous\" cannot get path \"/api/v1/secrets\""
+        "secrets is forbidden: User \"system:anonymous\" cannot list resource \"secrets\" in API group \"\" at the cluster scope"
+    );
+    let (code, status) = send(&s, "GET", "/metrics", None).await;
+    assert_eq!(code, 403, "{status}");
+    assert_eq!(
+        status["message"],
+        "forbidden: User \"system:anonymous\" cannot get path \"/metrics\""
     );
     assert_eq!(send(&s, "POST", REVIEW, None).await.0, 403);
     assert_eq!(send(&s, "GET", "/apis", None).await.0, 403);
-    // Credentials still count, and a wrong one is still refused.
+    // Credentials still count (alice is herself, though without a role), and a wrong one is
+    // still refused.
+    let (code, status) = send(&s, "GET", "/api/v1/secrets", Some("tok-alice")).await;
+    assert_eq!(code, 403, "{status}");
+    assert!(
+        status["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("User \"alice\" cannot list")),
+        "{status}"
+    );
     assert_eq!(
-        send(&s, "GET", "/api/v1/secrets", Some("tok-alice"))
-            .await
-            .0,
-        200
+        send(&s, "GET", "/apis", Some("tok-alice")).await.0,
+        200,
+        "discovery"
     );
     assert_eq!(send(&s, "GET", "/version", Some("wrong")).await.0, 401);
 }

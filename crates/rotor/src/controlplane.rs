@@ -87,9 +87,9 @@ pub fn admin_only(token: String) -> ServerConfig {
     }
 }
 
-/// Starts a control-plane API server over `store` with rotor's CRDs registered and a Rollout's
-/// plan in the replies to dry-run writes, letting in whom `access` says (its credentials,
-/// anonymous access, `allowed_hosts`).
+/// Starts a control-plane API server over `store` with rotor's CRDs registered, rotor's roles
+/// and `operate` verb (`policy.rs`) and a Rollout's plan in the replies to dry-run writes,
+/// letting in whom `access` says (its credentials, anonymous access, `allowed_hosts`).
 pub async fn control_plane(
     store: DynStore,
     access: ServerConfig,
@@ -97,6 +97,7 @@ pub async fn control_plane(
     let plan = Arc::new(crate::dry_run_plan::RolloutPlan::default());
     let access = ServerConfig {
         dry_run_hook: Some(plan.clone()),
+        policy: Some(Arc::new(crate::policy::shipped())),
         ..access
     };
     let server = ApiServer::new(store, access).await?;

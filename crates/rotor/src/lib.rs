@@ -4,6 +4,7 @@
 pub mod controlplane;
 pub mod dry_run_plan;
 pub mod kubeconfig;
+pub mod policy;
 pub mod rehearsal;
 pub mod tls;
 

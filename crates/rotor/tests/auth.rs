@@ -142,7 +142,15 @@ fn missing_or_wrong_credentials_get_401_and_users_are_who_they_say() {
 fn client_certificates_of_the_rotor_ca_authenticate_and_others_are_refused() {
     let dir = tempfile::tempdir().expect("tempdir");
     let (db, kc) = (dir.path().join("rotor.db"), dir.path().join("admin.kc"));
-    let (_serve, _) = serve_sqlite(&db, &kc, &["--no-controllers"]);
+    let (_serve, admin) = serve_sqlite(&db, &kc, &["--no-controllers"]);
+    // Authorization is RBAC (tests/rbac.rs): carol's group may read.
+    admin.ok(&[
+        "create",
+        "clusterrolebinding",
+        "qa",
+        "--clusterrole=rotor-viewer",
+        "--group=qa",
+    ]);
     let carol = generate::client(&rotor_ca(&db), "carol", Some("qa")).expect("client cert");
     let k = kubectl_as(
         dir.path(),

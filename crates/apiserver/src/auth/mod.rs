@@ -127,11 +127,3 @@ pub(crate) fn constant_time_eq(a: &str, b: &str) -> bool {
             .fold(0u8, |acc, (x, y)| acc | (x ^ y))
             == 0
 }
-
-/// The 403 of the anonymous user outside what it may reach, in upstream's words for a path.
-pub fn forbidden_to_anonymous(method: &http::Method, path: &str) -> ApiError {
-    ApiError::forbidden(format!(
-        "forbidden: User \"{ANONYMOUS}\" cannot {} path \"{path}\"",
-        method.as_str().to_ascii_lowercase()
-    ))
-}

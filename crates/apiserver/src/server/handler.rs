@@ -12,6 +12,7 @@ use serde_json::{Value, json};
 
 use super::*;
 use crate::auth::{self, UserInfo};
+use crate::authz::{self, Grant};
 use crate::error::{ApiError, ApiResult, Cause};
 use crate::object::{self};
 use crate::registry::Resource;
@@ -54,7 +55,7 @@ impl ApiServer {
 
     /// The user a request comes from, once its `Host` is one of this server's names; 401 when
     /// its credentials are wrong or missing (see [`crate::auth`]).
-    fn admit(&self, parts: &http::request::Parts) -> ApiResult<UserInfo> {
+    pub(crate) fn admit(&self, parts: &http::request::Parts) -> ApiResult<UserInfo> {
         self.check_host(parts)?;
         let certificate = parts
             .extensions
@@ -63,26 +64,30 @@ impl ApiServer {
         auth::authenticate(&self.config, &parts.headers, certificate)
     }
 
-    /// Serves the request of `user` (authenticated; an authorizer will judge it here).
+    /// Serves the request of `user` (authenticated) once RBAC allowed it (see [`crate::authz`]).
     async fn handle_inner(
         self: &Arc<Self>,
         user: &UserInfo,
         parts: http::request::Parts,
         body: Body,
     ) -> ApiResult<Response> {
-        let target = parse_target(parts.uri.path(), &self.registry);
-        if user.is_anonymous() && !matches!(target, Ok(Target::Version | Target::Health)) {
-            return Err(auth::forbidden_to_anonymous(
-                &parts.method,
-                parts.uri.path(),
-            ));
-        }
-        if let Some(version) = auth::review::version_of(&parts.method, parts.uri.path()) {
+        let query = Query::parse(parts.uri.query());
+        let path = parts.uri.path();
+        let attrs = authz::attributes::of_request(&parts.method, path, &query);
+        let grant = self.authorize(user, &attrs).await?;
+        let requester = self.requester(user, &attrs).await?;
+        if let Some(version) = auth::review::version_of(&parts.method, path) {
             let review = auth::review::reply(version, user);
             return Ok(json_response(StatusCode::CREATED, &review, &[]));
         }
-        let target = target?;
-        let query = Query::parse(parts.uri.query());
+        if let Some(review) = authz::review::Review::of(&parts.method, path) {
+            let res = discovery::review_resource(authz::review::GROUP, review.plural())
+                .ok_or_else(|| ApiError::path_not_found(path))?;
+            let object = decode_body(&parts.headers, &read_body(body).await?, &res)?;
+            let reply = self.review(review, user, object).await?;
+            return Ok(json_response(StatusCode::CREATED, &reply, &[]));
+        }
+        let target = parse_target(path, &self.registry)?;
         let accept = header_str(&parts.headers, header::ACCEPT);
         match target {
             Target::Version => Ok(json_response(
@@ -101,14 +106,15 @@ impl ApiServer {
                 discovery::openapi(self, &target, accept, prefix)
             }
             Target::Resource(rr) => {
-                let bytes = axum::body::to_bytes(body, MAX_BODY_BYTES)
-                    .await
-                    .map_err(|_| {
-                        ApiError::too_large(format!(
-                            "the request body is larger than {MAX_BODY_BYTES} bytes"
-                        ))
-                    })?;
-                self.handle_resource(parts.method, &parts.headers, rr, query, bytes, accept)
+                let bytes = read_body(body).await?;
+                let call = ResourceCall {
+                    method: parts.method,
+                    rr,
+                    query,
+                    grant,
+                    requester,
+                };
+                self.handle_resource(call, &parts.headers, bytes, accept)
                     .await
             }
         }
@@ -139,10 +145,14 @@ impl ApiServer {
 
     async fn handle_resource(
         self: &Arc<Self>,
-        method: Method,
+        ResourceCall {
+            method,
+            rr,
+            query,
+            grant,
+            requester,
+        }: ResourceCall,
         headers: &HeaderMap,
-        rr: ResourceRequest,
-        query: Query,
         body: Bytes,
         accept: &str,
     ) -> ApiResult<Response> {
@@ -150,7 +160,11 @@ impl ApiServer {
         let ns = rr.namespace.as_deref();
         let sub = rr.subresource.as_deref();
         let want_table = accept.contains("as=Table");
-        let opts = write_options(&query, headers, &method)?;
+        let mut opts = write_options(&query, headers, &method)?;
+        if let Grant::Fields(limit) = grant {
+            opts.limit = Some(limit);
+        }
+        opts.requester = requester;
         match (method, rr.name.as_deref()) {
             (Method::GET, None) if query.flag("watch") => {
                 let list_opts = list_options(&query, &res)?;
@@ -505,6 +519,28 @@ fn patch_scale(current: &Value, patch: &Value, patch_type: PatchType) -> ApiResu
     Ok(v)
 }
 
+/// A request for a resource, as routed and authorized.
+struct ResourceCall {
+    method: Method,
+    rr: ResourceRequest,
+    query: Query,
+    /// What authorization allowed: all of it, or a write limited to some fields.
+    grant: Grant,
+    /// Who writes an RBAC object (for escalation prevention); None for `system:masters`.
+    requester: Option<Arc<authz::escalation::Requester>>,
+}
+
+/// A request's body, bounded.
+async fn read_body(body: Body) -> ApiResult<Bytes> {
+    axum::body::to_bytes(body, MAX_BODY_BYTES)
+        .await
+        .map_err(|_| {
+            ApiError::too_large(format!(
+                "the request body is larger than {MAX_BODY_BYTES} bytes"
+            ))
+        })
+}
+
 fn header_str(headers: &HeaderMap, name: header::HeaderName) -> &str {
     headers
         .get(name)
@@ -562,6 +598,8 @@ fn write_options(query: &Query, headers: &HeaderMap, method: &Method) -> ApiResu
         field_manager,
         validation,
         force,
+        limit: None,
+        requester: None,
     })
 }
 

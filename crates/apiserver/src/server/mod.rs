@@ -63,6 +63,10 @@ pub struct ServerConfig {
     pub allowed_hosts: Option<Vec<String>>,
     /// Completes the replies to dry-run writes; see [`DryRunHook`].
     pub dry_run_hook: Option<Arc<dyn DryRunHook>>,
+    /// The RBAC policy written at start (upstream's system roles and these) and the custom
+    /// field-limited verbs. None: nothing is written — a server whose users are all
+    /// `system:masters` (the simulator's members) needs no roles. Authorization applies either way.
+    pub policy: Option<Arc<crate::authz::Shipped>>,
 }
 
 /// Completes the reply to a dry-run write of an object (create, update, patch or apply of the
@@ -96,6 +100,7 @@ impl std::fmt::Debug for ServerConfig {
             .field("tokens", &self.tokens)
             .field("token_review", &self.token_review)
             .field("allowed_hosts", &self.allowed_hosts)
+            .field("policy", &self.policy)
             .finish()
     }
 }
@@ -111,6 +116,7 @@ impl Default for ServerConfig {
             token_review: None,
             allowed_hosts: None,
             dry_run_hook: None,
+            policy: None,
         }
     }
 }
@@ -130,6 +136,12 @@ pub struct WriteOptions {
     pub field_manager: String,
     pub validation: FieldValidation,
     pub force: bool,
+    /// The write may change only these fields (a field-limited verb granted it; see
+    /// [`crate::authz::fields`]).
+    pub limit: Option<Arc<crate::authz::FieldLimit>>,
+    /// Who writes, when an RBAC object is written by a user outside `system:masters`: the
+    /// write may grant only what they hold ([`crate::authz::escalation`]).
+    pub requester: Option<Arc<crate::authz::escalation::Requester>>,
 }
 
 impl Default for WriteOptions {
@@ -139,6 +151,8 @@ impl Default for WriteOptions {
             field_manager: "rotor".into(),
             validation: FieldValidation::Strict,
             force: false,
+            limit: None,
+            requester: None,
         }
     }
 }
@@ -269,6 +283,12 @@ impl ApiServer {
                 Err(e) if e.reason == "AlreadyExists" => {}
                 Err(e) => return Err(anyhow::anyhow!("creating namespace {ns}: {e}")),
             }
+        }
+        if let Some(shipped) = server.config.policy.clone() {
+            server
+                .reconcile_policy(&shipped.cluster_roles)
+                .await
+                .map_err(|e| anyhow::anyhow!("writing the RBAC bootstrap policy: {e}"))?;
         }
         for kv in server
             .store

@@ -21,6 +21,9 @@ impl ApiServer {
         mut obj: Value,
         opts: &WriteOptions,
     ) -> ApiResult<Written> {
+        if let Some(limit) = &opts.limit {
+            return Err(limit.refuse_create());
+        }
         if !obj.is_object() {
             return Err(ApiError::bad_request(format!(
                 "the body of a {} create must be a JSON object",
@@ -47,6 +50,9 @@ impl ApiServer {
         }
         let name = object::name(&obj).to_string();
         self.default_object(res, &mut obj);
+        if let Some(requester) = &opts.requester {
+            requester.check(&res.plural, ns.as_deref().unwrap_or(""), None, &obj)?;
+        }
         let warnings = self.validate(res, &obj, &name, None, None, opts)?;
         if let Some(ns) = &ns {
             let namespaces = self.resource("", "v1", "namespaces")?;
@@ -153,6 +159,18 @@ impl ApiServer {
         self.default_object(res, &mut obj);
         for _ in 0..MAX_WRITE_ATTEMPTS {
             let (current, rev) = self.get_kv(res, ns.as_deref(), name).await?;
+            // Authorization's limit first, as upstream authorizes before it validates.
+            if let Some(limit) = &opts.limit {
+                limit.check(&current, &obj)?;
+            }
+            if let Some(requester) = &opts.requester {
+                requester.check(
+                    &res.plural,
+                    ns.as_deref().unwrap_or(""),
+                    Some(&current),
+                    &obj,
+                )?;
+            }
             // Against the stored object: CEL transition rules compare with it.
             let warnings = self.validate(res, &obj, name, Some(&current), sub, opts)?;
             if precondition.is_some_and(|p| p != rev) {
@@ -309,6 +327,18 @@ impl ApiServer {
                 }
             };
             self.default_object(res, &mut patched);
+            // Authorization's limit first, as upstream authorizes before it validates.
+            if let Some(limit) = &opts.limit {
+                limit.check(&current, &patched)?;
+            }
+            if let Some(requester) = &opts.requester {
+                requester.check(
+                    &res.plural,
+                    ns.as_deref().unwrap_or(""),
+                    Some(&current),
+                    &patched,
+                )?;
+            }
             let warnings = self.validate(res, &patched, name, Some(&current), sub, opts)?;
             let mut next = self.prepare_update(res, &current, patched, sub)?;
             if patch_type != PatchType::Apply {

@@ -5,6 +5,8 @@ use serde_json::Value;
 
 use super::Causes;
 
+const RBAC_GROUP: &str = "rbac.authorization.k8s.io";
+
 fn items(v: Option<&Value>) -> &[Value] {
     v.and_then(Value::as_array).map_or(&[], Vec::as_slice)
 }
@@ -19,6 +21,15 @@ pub fn validate(plural: &str, obj: &Value, c: &mut Causes) {
             let namespaced = plural == "roles";
             for (i, rule) in items(obj.get("rules")).iter().enumerate() {
                 validate_rule(rule, i, namespaced, c);
+            }
+            if let Some(rule) = obj.get("aggregationRule").filter(|r| !r.is_null())
+                && !namespaced
+                && empty(rule.get("clusterRoleSelectors"))
+            {
+                c.required(
+                    "aggregationRule.clusterRoleSelectors".into(),
+                    "at least one clusterRoleSelector required if aggregationRule is non-nil",
+                );
             }
         }
         "rolebindings" | "clusterrolebindings" => {
@@ -100,7 +111,15 @@ fn validate_binding(obj: &Value, namespaced: bool, c: &mut Causes) {
             c.required(f("name"), "");
         }
         let kind = s.get("kind").unwrap_or(&Value::Null);
+        let group = s.get("apiGroup").unwrap_or(&Value::Null);
+        let group_is = |g: &str| group.as_str().unwrap_or_default() == g;
         match kind.as_str() {
+            Some("ServiceAccount") if !group_is("") => {
+                c.not_supported(f("apiGroup"), group, &[""]);
+            }
+            Some("User" | "Group") if !group_is(RBAC_GROUP) => {
+                c.not_supported(f("apiGroup"), group, &[RBAC_GROUP]);
+            }
             Some("ServiceAccount") => {
                 if !namespaced
                     && s.get("namespace")

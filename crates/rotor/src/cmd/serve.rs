@@ -174,20 +174,18 @@ fn load_or_create_token(store: &str) -> anyhow::Result<String> {
     Ok(token)
 }
 
-/// `/metrics`: the controllers' metrics in Prometheus text format, for the admin token (as
-/// kube-apiserver's `/metrics`, it is not public).
-fn serve_metrics(
+/// `/metrics`: the controllers' metrics in Prometheus text format, for users whose roles grant
+/// `get` on the path (`rotor-viewer` and up; as kube-apiserver's `/metrics`, it is not public),
+/// authenticated and authorized as every API request is.
+async fn serve_metrics(
+    server: &rotor_apiserver::ApiServer,
     metrics: &rotor_controllers::metrics::Metrics,
-    token: &str,
-    headers: &axum::http::HeaderMap,
+    request: axum::extract::Request,
 ) -> axum::response::Response {
     use axum::response::IntoResponse;
-    let given = headers
-        .get(axum::http::header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "));
-    if given != Some(token) {
-        return (axum::http::StatusCode::UNAUTHORIZED, "Unauthorized\n").into_response();
+    let (parts, _) = request.into_parts();
+    if let Err(refused) = server.authorize_path(&parts).await {
+        return refused.into_response();
     }
     (
         [(
@@ -317,12 +315,12 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         let _ = rx.wait_for(|v| *v).await;
     };
     let metrics = std::sync::Arc::new(rotor_controllers::metrics::Metrics::default());
-    let router = server.router().route(
+    let router = server.clone().router().route(
         "/metrics",
         axum::routing::get({
-            let (metrics, token) = (metrics.clone(), token.clone());
-            move |headers: axum::http::HeaderMap| async move {
-                serve_metrics(&metrics, &token, &headers)
+            let (server, metrics) = (server.clone(), metrics.clone());
+            move |request: axum::extract::Request| async move {
+                serve_metrics(&server, &metrics, request).await
             }
         }),
     );

@@ -21,6 +21,10 @@ use crate::{
 /// Bounds every call to the simulated cloud.
 const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// The kubeconfig cluster extension rotor's clients read as "speaks HTTP/2 over plain HTTP"
+/// (`rotor_api::client::H2C_EXTENSION`, which this crate does not depend on).
+pub const H2C_EXTENSION: &str = "rotor.dev/h2c";
+
 /// The sim cloud's cluster record (see `rotor_sim::CloudCluster`).
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -289,9 +293,15 @@ impl Provider for SimProvider {
                 instance: name.to_string(),
                 message: "no token in the answer".into(),
             })?;
+        let mut cluster = json!({"server": self.endpoint(name)});
+        if self.base.starts_with("http://") {
+            // The simulator speaks HTTP/2 with prior knowledge: rotor's clients multiplex its
+            // members' watches on a few connections.
+            cluster["extensions"] = json!([{"name": H2C_EXTENSION, "extension": true}]);
+        }
         let kubeconfig = json!({
             "apiVersion": "v1", "kind": "Config",
-            "clusters": [{"name": name, "cluster": {"server": self.endpoint(name)}}],
+            "clusters": [{"name": name, "cluster": cluster}],
             "users": [{"name": name, "user": {"token": token}}],
             "contexts": [{"name": name, "context": {"cluster": name, "user": name}}],
             "current-context": name,

@@ -26,3 +26,14 @@ pub fn runtime() -> std::io::Result<tokio::runtime::Runtime> {
 pub async fn client_for(kubeconfig: &str) -> anyhow::Result<kube::Client> {
     Ok(rotor_api::client::client(kubeconfig, rotor_api::client::Calls::Default).await?)
 }
+
+#[cfg(test)]
+mod tests {
+    /// The simulator and its provider write the extension rotor's clients read: one name.
+    #[test]
+    fn the_h2c_extension_has_one_name() {
+        let read = rotor_api::client::H2C_EXTENSION;
+        assert_eq!(rotor_sim::H2C_EXTENSION, read);
+        assert_eq!(rotor_providers::sim::H2C_EXTENSION, read);
+    }
+}

@@ -99,8 +99,18 @@ async fn migrate_plan_and_apply_between_two_clusters() {
         .expect("the Deployment is in green");
     assert_eq!(d.spec.and_then(|s| s.replicas), Some(2));
 
-    // After it, green holds what blue does.
-    let (ok, out, err) = diff(true);
+    // After it, green holds what blue does, once green's simulated kube-controller-manager has
+    // caught up: its own writes to the Deployment are owners the diff compares, and a diff run
+    // at once found blue's `kube-controller-manager/Update` owner not yet in green (1 run in 6
+    // here, and once in CI). The diff is asked again, within a bound, until then.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let (ok, out, err) = loop {
+        let (ok, out, err) = diff(true);
+        if ok || std::time::Instant::now() > deadline {
+            break (ok, out, err);
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    };
     assert!(ok, "{out} {err}");
     let after: serde_json::Value = serde_json::from_str(out.trim()).expect("diff is JSON");
     assert_eq!(after["same"], before["objects"], "{after}");

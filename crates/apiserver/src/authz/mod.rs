@@ -230,6 +230,27 @@ impl ApiServer {
     }
 }
 
+impl crate::server::WriteOptions {
+    /// The limits authorization set on a change of `current` to `next` (of resource `plural`
+    /// in namespace `ns`): the fields a field-limited verb may touch, and what an RBAC object
+    /// written by a user outside `system:masters` may grant. Shared by update and patch.
+    pub(crate) fn authorize_change(
+        &self,
+        plural: &str,
+        ns: Option<&str>,
+        current: &serde_json::Value,
+        next: &serde_json::Value,
+    ) -> Result<(), crate::error::ApiError> {
+        if let Some(limit) = &self.limit {
+            limit.check(current, next)?;
+        }
+        if let Some(requester) = &self.requester {
+            requester.check(plural, ns.unwrap_or(""), Some(current), next)?;
+        }
+        Ok(())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use k8s_openapi::api::rbac::v1::{

@@ -159,18 +159,8 @@ impl ApiServer {
         self.default_object(res, &mut obj);
         for _ in 0..MAX_WRITE_ATTEMPTS {
             let (current, rev) = self.get_kv(res, ns.as_deref(), name).await?;
-            // Authorization's limit first, as upstream authorizes before it validates.
-            if let Some(limit) = &opts.limit {
-                limit.check(&current, &obj)?;
-            }
-            if let Some(requester) = &opts.requester {
-                requester.check(
-                    &res.plural,
-                    ns.as_deref().unwrap_or(""),
-                    Some(&current),
-                    &obj,
-                )?;
-            }
+            // Authorization's limits first, as upstream authorizes before it validates.
+            opts.authorize_change(&res.plural, ns.as_deref(), &current, &obj)?;
             // Against the stored object: CEL transition rules compare with it.
             let warnings = self.validate(res, &obj, name, Some(&current), sub, opts)?;
             if precondition.is_some_and(|p| p != rev) {
@@ -327,18 +317,8 @@ impl ApiServer {
                 }
             };
             self.default_object(res, &mut patched);
-            // Authorization's limit first, as upstream authorizes before it validates.
-            if let Some(limit) = &opts.limit {
-                limit.check(&current, &patched)?;
-            }
-            if let Some(requester) = &opts.requester {
-                requester.check(
-                    &res.plural,
-                    ns.as_deref().unwrap_or(""),
-                    Some(&current),
-                    &patched,
-                )?;
-            }
+            // Authorization's limits first, as upstream authorizes before it validates.
+            opts.authorize_change(&res.plural, ns.as_deref(), &current, &patched)?;
             let warnings = self.validate(res, &patched, name, Some(&current), sub, opts)?;
             let mut next = self.prepare_update(res, &current, patched, sub)?;
             if patch_type != PatchType::Apply {

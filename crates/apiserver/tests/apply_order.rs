@@ -2,7 +2,7 @@
 //! decodes the body into the kind first: a field that both has the wrong type and is owned by
 //! another manager gets the type error (400 in Go's decoder words), not a 409 conflict.
 
-mod common;
+use crate::common;
 
 const CM: &str = "/api/v1/namespaces/default/configmaps/web";
 const APPLY: &str = "application/apply-patch+yaml";

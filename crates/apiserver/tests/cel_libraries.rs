@@ -2,7 +2,7 @@
 //! `cidr()` and `quantity()` with their methods. Each rule lets a valid object through and
 //! refuses an invalid one with 422, naming the field and the rule's message.
 
-mod common;
+use crate::common;
 
 use serde_json::{Value, json};
 

@@ -1,7 +1,7 @@
 //! Creates judged as upstream judges them: a dry run goes as far as storage (a name taken is 409
 //! AlreadyExists) and stores nothing; a create carrying a resourceVersion is refused.
 
-mod common;
+use crate::common;
 
 const CMS: &str = "/api/v1/namespaces/default/configmaps";
 const JSON: &str = "application/json";

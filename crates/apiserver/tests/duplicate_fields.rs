@@ -2,7 +2,7 @@
 //! strict decoder and the level decide: Strict refuses it naming the field's path, Warn writes
 //! the object (the last value) with a warning, Ignore writes it silently.
 
-mod common;
+use crate::common;
 
 use axum::body::Body;
 use axum::http::Request;

@@ -3,7 +3,7 @@
 //! levels, several owners, blockOwnerDeletion, owners identified by uid, the replies a DELETE
 //! gets, and the collector ending with its server.
 
-mod common;
+use crate::common;
 
 use std::sync::Arc;
 use std::time::Duration;

@@ -2,7 +2,7 @@
 //! say, updates, subresource writes (status, scale) and DeleteOptions accept protobuf, custom
 //! resources refuse it with a 415, and no protobuf garbage gets a 5xx or writes anything.
 
-mod common;
+use crate::common;
 
 use std::sync::Arc;
 

@@ -2,7 +2,7 @@
 //! from storage: an object stored before the CRD gained a default is served with it (GET,
 //! LIST and watch alike), without being rewritten.
 
-mod common;
+use crate::common;
 
 use rotor_store::Store;
 use serde_json::{Value, json};

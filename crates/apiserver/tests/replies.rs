@@ -1,7 +1,7 @@
 //! Replies built from the store's bytes (a create's reply, GET, LIST: the stored JSON with the
 //! revision spliced in) must say exactly what decoding the object and serialising it says.
 
-mod common;
+use crate::common;
 
 use common::{send, server};
 use serde_json::{Value, json};

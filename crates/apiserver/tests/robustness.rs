@@ -1,7 +1,7 @@
 //! Arbitrary request bodies and patches never panic the server, always get a 4xx Status, and
 //! never leave a half-written object behind.
 
-mod common;
+use crate::common;
 
 use common::{send, server};
 use proptest::prelude::*;

@@ -8,7 +8,7 @@
 //! proper 422 Invalid Status naming fields; one created must come back with every field it was
 //! sent (but what a create resets upstream too); anything else fails the test.
 
-mod common;
+use crate::common;
 
 use std::sync::Arc;
 

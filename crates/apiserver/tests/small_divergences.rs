@@ -4,7 +4,7 @@
 //! field validation, a Namespace keeps the finalizers it is created with, and a Service's
 //! `clusterIPs` are judged and kept in step with `clusterIP`.
 
-mod common;
+use crate::common;
 
 use std::sync::Arc;
 

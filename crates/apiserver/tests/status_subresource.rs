@@ -4,7 +4,7 @@
 //! still be told so in its status (rotor's controllers write an `InvalidSpec` condition on such
 //! objects), while a bad status is refused, and the main resource still judges the spec.
 
-mod common;
+use crate::common;
 
 use serde_json::{Value, json};
 

@@ -114,14 +114,21 @@ pub fn differs(want: &[Value], have: &[Value]) -> bool {
 }
 
 /// Owners as two clusters' copies of an object can be compared: each entry but the status
-/// subresource's as `manager/operation[/subresource] apiVersion fields`, without times and with
-/// ownerReferences keyed by no uid (each cluster has its own), sorted.
+/// subresource's as `manager/operation[/subresource] apiVersion fields`, without times, with
+/// ownerReferences keyed by no uid (each cluster has its own), and without the annotations each
+/// cluster's controllers write about their own state (an entry left owning nothing is dropped:
+/// whether green's controller still owns its revision annotation after the owners' replay
+/// depends on which wrote first), sorted.
 pub fn comparable(entries: &[Value]) -> Vec<String> {
     let mut out: Vec<String> = entries
         .iter()
         .filter(|e| e["subresource"] != "status")
-        .map(|e| {
+        .filter_map(|e| {
             let mut fields = e["fieldsV1"].clone();
+            drop_cluster_state(&mut fields);
+            if fields.as_object().is_some_and(Map::is_empty) {
+                return None;
+            }
             if let Some(refs) = fields
                 .pointer_mut("/f:metadata/f:ownerReferences")
                 .and_then(Value::as_object_mut)
@@ -139,16 +146,35 @@ pub fn comparable(entries: &[Value]) -> Vec<String> {
                 .as_str()
                 .map(|s| format!("/{s}"))
                 .unwrap_or_default();
-            format!(
+            Some(format!(
                 "{}/{}{sub} {} {fields}",
                 text("manager"),
                 text("operation"),
                 text("apiVersion")
-            )
+            ))
         })
         .collect();
     out.sort();
     out
+}
+
+/// Removes from a field set the annotations of [`crate::sanitize::BLUE_ANNOTATIONS`], and the
+/// maps that held only them.
+fn drop_cluster_state(fields: &mut Value) {
+    let Some(meta) = fields.get_mut("f:metadata").and_then(Value::as_object_mut) else {
+        return;
+    };
+    if let Some(annotations) = meta.get_mut("f:annotations").and_then(Value::as_object_mut) {
+        for a in crate::sanitize::BLUE_ANNOTATIONS {
+            annotations.remove(&format!("f:{a}"));
+        }
+        if annotations.keys().all(|k| k == ".") {
+            meta.remove("f:annotations");
+        }
+    }
+    if meta.is_empty() {
+        fields.as_object_mut().map(|f| f.remove("f:metadata"));
+    }
 }
 
 fn identity(entry: &Value) -> Value {
@@ -221,6 +247,33 @@ mod tests {
         );
         let converted = for_green(&out, &uids, "apps/v1", "apps/v2");
         assert_eq!(converted[0]["apiVersion"], "apps/v2");
+    }
+
+    #[test]
+    fn owners_of_cluster_state_annotations_are_not_compared() {
+        let revision = entry(
+            "kube-controller-manager",
+            "Update",
+            json!({"f:metadata": {"f:annotations": {
+                ".": {}, "f:deployment.kubernetes.io/revision": {}}}}),
+        );
+        let helm = entry("helm", "Apply", json!({"f:spec": {"f:replicas": {}}}));
+        assert_eq!(
+            comparable(&[revision, helm.clone()]),
+            comparable(std::slice::from_ref(&helm))
+        );
+        let mixed = entry(
+            "kube-controller-manager",
+            "Update",
+            json!({"f:metadata": {"f:annotations": {
+                "f:deployment.kubernetes.io/revision": {}, "f:team": {}}}}),
+        );
+        let kept = comparable(&[mixed]);
+        assert_eq!(kept.len(), 1, "{kept:?}");
+        assert!(
+            kept[0].contains("f:team") && !kept[0].contains("revision"),
+            "{kept:?}"
+        );
     }
 
     #[test]

@@ -8,7 +8,7 @@ use serde_json::{Map, Value};
 /// green's (a PVC "bound" to blue's volume, a node of blue selected for scheduling).
 /// (`kubectl.kubernetes.io/last-applied-configuration` is the owner's and moves: kubectl's next
 /// client-side apply diffs and prunes against it.)
-const BLUE_ANNOTATIONS: &[&str] = &[
+pub(crate) const BLUE_ANNOTATIONS: &[&str] = &[
     "deployment.kubernetes.io/revision",
     "pv.kubernetes.io/bind-completed",
     "pv.kubernetes.io/bound-by-controller",

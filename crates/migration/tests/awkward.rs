@@ -7,7 +7,7 @@ use kube::core::{ApiResource, GroupVersionKind};
 use rotor_migration::{MemoryCheckpoint, MigrationOptions, apply, plan};
 use serde_json::{Value, json};
 
-mod common;
+use crate::common;
 
 async fn migrate(e: &common::Env) -> rotor_migration::Plan {
     let options = MigrationOptions::default();

@@ -14,7 +14,7 @@ use rotor_migration::{
 };
 use serde_json::{Value, json};
 
-mod common;
+use crate::common;
 use common::Env;
 
 async fn env(green_minor: u32) -> Env {

@@ -8,7 +8,7 @@ use kube::{Client, ResourceExt};
 use rotor_migration::{MemoryCheckpoint, MigrationOptions, apply, plan, sanitize};
 use serde_json::{Value, json};
 
-mod common;
+use crate::common;
 
 fn deployments(c: &Client) -> Api<DynamicObject> {
     let ar = ApiResource::from_gvk(&GroupVersionKind::gvk("apps", "v1", "Deployment"));

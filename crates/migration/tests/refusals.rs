@@ -7,7 +7,7 @@ use kube::core::{ApiResource, GroupVersionKind};
 use rotor_migration::{MemoryCheckpoint, MigrationOptions, ServedVersions, apply, plan, plan_for};
 use serde_json::json;
 
-mod common;
+use crate::common;
 
 /// A ConfigMap with a number where a string belongs, written straight into blue's store as an
 /// older, laxer API server would have kept it.

@@ -15,7 +15,7 @@ use serde_json::{Value, json};
 
 const FC: &str = "flowcontrol.apiserver.k8s.io";
 
-mod common;
+use crate::common;
 use common::env;
 
 /// Creates `obj` in-process at its apiVersion, as a user would have with kubectl.

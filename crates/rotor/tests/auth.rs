@@ -5,7 +5,7 @@
 //! loopback and only when asked; the generated CA and certificate are 0600 and a kubeconfig
 //! written at first start still works after a restart.
 
-mod common;
+use crate::common;
 
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};

@@ -9,7 +9,7 @@
 //! where an EKS cluster has a Kubernetes API, the same wiring runs a swap to the end. Every wait
 //! is bounded.
 
-mod common;
+use crate::common;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;

@@ -7,7 +7,7 @@
 //! Traffic Manager's weighted endpoints (`--traffic trafficmanager:…`) in a profile of the
 //! simulator's — blue deleted through ARM. Every wait is bounded.
 
-mod common;
+use crate::common;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;

@@ -3,7 +3,7 @@
 //! created after it, carries a Warning Event naming the field, and `rotor get clusters` lists
 //! the valid one while naming the bad one.
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 

@@ -3,7 +3,7 @@
 //! the providers and adopted, every swap succeeds under load with no failed request, and at the
 //! end each cloud holds exactly the greens — blues deleted through the same APIs.
 
-mod common;
+use crate::common;
 
 use std::collections::BTreeMap;
 use std::time::Duration;

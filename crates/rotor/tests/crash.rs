@@ -3,7 +3,7 @@
 //! the simulated cloud saw exactly one green ever created and keeps no orphan, and the steady
 //! load through HAProxy never saw a failed request.
 
-mod common;
+use crate::common;
 
 use std::net::SocketAddr;
 use std::path::Path;

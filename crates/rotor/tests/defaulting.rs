@@ -4,7 +4,7 @@
 //! them); explicit nulls dropped; `metadata.generation` only on the kinds that use it; a CRD's
 //! schema defaults on every write.
 
-mod common;
+use crate::common;
 
 use kube::api::{Api, DynamicObject, Patch, PatchParams, PostParams};
 use kube::core::{ApiResource, GroupVersionKind};

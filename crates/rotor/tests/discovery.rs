@@ -2,7 +2,7 @@
 //! status within seconds (the Cluster controller's own resync is 30 s, so only discovery's
 //! trigger can explain it).
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 

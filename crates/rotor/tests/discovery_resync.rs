@@ -4,7 +4,7 @@
 //! control plane, the controllers and discovery run here with a short resync (the rehearsal
 //! uses discovery's defaults). Every wait is bounded.
 
-mod common;
+use crate::common;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};

@@ -7,7 +7,7 @@
 //! version, the application migrated, the weighted record set in Cloud DNS moved to green's
 //! address, blue deleted from GKE. Every wait is bounded.
 
-mod common;
+use crate::common;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;

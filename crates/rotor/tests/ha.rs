@@ -3,7 +3,7 @@
 //! takes over: when it shut down cleanly it released the lease, when it was killed the lease runs
 //! out first.
 
-mod common;
+use crate::common;
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};

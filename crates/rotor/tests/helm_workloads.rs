@@ -5,7 +5,7 @@
 //! Service gets Endpoints and an EndpointSlice of its ready Pods, the controllers record
 //! `SuccessfulCreate`, and `kubectl rollout status|history` work for StatefulSets and DaemonSets.
 
-mod common;
+use crate::common;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;

@@ -5,7 +5,7 @@
 //! answer delays the swap, which then goes on; a replayed call is refused by the receiver.
 //! Zero failed requests throughout: hooks move no traffic themselves.
 
-mod common;
+use crate::common;
 
 use std::collections::BTreeMap;
 use std::time::Duration;

@@ -2,7 +2,7 @@
 //! optimistic concurrency, the status subresource, server-side apply with field managers, CRDs
 //! registered at run time, selectors and pagination, watcher + reflector across a forced 410.
 
-mod common;
+use crate::common;
 
 use std::collections::BTreeMap;
 use std::time::Duration;

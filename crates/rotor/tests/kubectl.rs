@@ -1,7 +1,7 @@
 //! Conformance with the real kubectl, against `rotor sim` and `rotor serve` started as processes:
 //! each step asserts on what comes back, not only on the exit code.
 
-mod common;
+use crate::common;
 
 use std::io::{BufRead, BufReader};
 use std::path::Path;

@@ -2,7 +2,7 @@
 //! member cluster started as a process: the garbage collector of rotor's API server collects,
 //! waits for, or releases the dependents as kube-apiserver's would.
 
-mod common;
+use crate::common;
 
 use std::path::Path;
 

@@ -3,7 +3,7 @@
 //! exercises the API server's protobuf decoding; each object is then read back with `get -o
 //! json` and its fields checked.
 
-mod common;
+use crate::common;
 
 use base64::Engine;
 use common::kubectl::{Kubectl, start_sim};

@@ -3,7 +3,7 @@
 //! records the success in the CronJob's status. (Scheduling itself is tested on a test clock in
 //! crates/sim: no test here waits for a minute to turn.)
 
-mod common;
+use crate::common;
 
 use common::kubectl::{start_sim, write_manifest};
 

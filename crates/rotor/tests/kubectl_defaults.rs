@@ -3,7 +3,7 @@
 //! gives the field up, defaulting brings it back) and the Deployment becomes ready; a CRD's
 //! schema defaults fill a custom resource that kubectl applies.
 
-mod common;
+use crate::common;
 
 use common::kubectl::{Kubectl, start_sim, write_manifest};
 use serde_json::Value;

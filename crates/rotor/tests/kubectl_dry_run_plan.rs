@@ -2,7 +2,7 @@
 //! plan the controller would freeze (`status.waves`) and the plan `rotor rollout plan` shows
 //! (`status.plan`), and writes nothing.
 
-mod common;
+use crate::common;
 
 use common::kubectl::{CLUSTER_YAML, free_port, start_serve, write_manifest};
 

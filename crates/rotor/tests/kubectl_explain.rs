@@ -3,7 +3,7 @@
 //! carry upstream's descriptions, and IntOrString fields show as `<IntOrString>` as on a real
 //! cluster; rotor's own kinds carry the descriptions of their CRDs.
 
-mod common;
+use crate::common;
 
 use common::kubectl::{Kubectl, serve_sqlite, start_sim};
 

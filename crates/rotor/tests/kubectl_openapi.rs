@@ -4,7 +4,7 @@
 //! created; an item with a field its schema lacks is refused by kubectl before any request,
 //! naming the field, which only happens when kubectl has decoded the schemas.
 
-mod common;
+use crate::common;
 
 use std::path::Path;
 

@@ -4,7 +4,7 @@
 //! `-o wide`, and the implicit Age column only for a CRD that defines no columns; Jobs and
 //! CronJobs with the columns of the release served.
 
-mod common;
+use crate::common;
 
 use common::kubectl::{Kubectl, start_sim, write_manifest};
 

@@ -3,7 +3,7 @@
 //! columns, a Job without a selector gets the generated one, and a ControllerRevision copied from
 //! a cluster applies under `--validate=strict`.
 
-mod common;
+use crate::common;
 
 use common::kubectl::{Kubectl, start_sim, write_manifest};
 

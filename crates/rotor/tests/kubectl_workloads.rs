@@ -3,7 +3,7 @@
 //! `scale` and `logs` behave as on a real cluster, a deleted Pod is replaced, and deleting the Deployment takes its
 //! ReplicaSets and Pods with it.
 
-mod common;
+use crate::common;
 
 use common::kubectl::{Kubectl, start_sim};
 use serde_json::Value;

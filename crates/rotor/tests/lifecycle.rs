@@ -3,7 +3,7 @@
 //! SQLite file another process holds refuses to start; `rotor serve` answers only requests
 //! addressed to its names.
 
-mod common;
+use crate::common;
 
 use std::path::Path;
 use std::process::Stdio;

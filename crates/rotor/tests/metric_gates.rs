@@ -4,7 +4,7 @@
 //! 50 % the swap rolls back naming the gate; without data the swap holds, saying why, and goes
 //! on once data appears. Zero failed requests throughout: the gates move traffic only.
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 

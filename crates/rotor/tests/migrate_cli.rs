@@ -1,6 +1,6 @@
 //! `rotor migrate plan|preflight|diff|apply` as an operator runs them, against two simulated clusters.
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 
@@ -99,18 +99,10 @@ async fn migrate_plan_and_apply_between_two_clusters() {
         .expect("the Deployment is in green");
     assert_eq!(d.spec.and_then(|s| s.replicas), Some(2));
 
-    // After it, green holds what blue does. The diff is asked again within a bound: green's
-    // simulated controllers write owners the diff compares. Known flake, not understood yet:
-    // about 1 run in 6 green never gets blue's `kube-controller-manager/Update` owner (in CI it
-    // stayed missing for the whole 10 s).
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-    let (ok, out, err) = loop {
-        let (ok, out, err) = diff(true);
-        if ok || std::time::Instant::now() > deadline {
-            break (ok, out, err);
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-    };
+    // After it, green holds what blue does. Who owns each annotation green's controllers write
+    // about green (the Deployment's revision) is not compared: it depends on whether green's
+    // controller wrote it before or after the owners' replay (1 run in 6 did, before).
+    let (ok, out, err) = diff(true);
     assert!(ok, "{out} {err}");
     let after: serde_json::Value = serde_json::from_str(out.trim()).expect("diff is JSON");
     assert_eq!(after["same"], before["objects"], "{after}");

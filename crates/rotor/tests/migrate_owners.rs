@@ -3,7 +3,7 @@
 //! merge) and Helm 4 (server-side apply) each deploy a change and a removal, and Helm rolls
 //! back — on blue and on green alike, and the two end up the same, owners included.
 
-mod common;
+use crate::common;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;

@@ -5,7 +5,7 @@
 //! cannot change what a rollout rolls out; `can-i --list` shows a viewer its rules; `/metrics`
 //! is for users whose roles grant it.
 
-mod common;
+use crate::common;
 
 use std::path::Path;
 

@@ -4,7 +4,7 @@
 //! "Too large resource version" after the watch cache's wait), and the ListOptions rules; and
 //! an `Exact` list inside the store's history, answered as the list was at that revision.
 
-mod common;
+use crate::common;
 
 use std::sync::Arc;
 

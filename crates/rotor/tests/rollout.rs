@@ -2,7 +2,7 @@
 //! at every sampled moment, ordering, the failure budget pausing the rollout, stopped and
 //! unreachable clusters, parking at the safe point, windows, approval, abort and fleet rollback.
 
-mod common;
+use crate::common;
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};

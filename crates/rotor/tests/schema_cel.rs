@@ -3,9 +3,7 @@
 //! only; a CRD whose rule does not compile is refused naming the rule; rotor's own CRDs' rules
 //! (immutable swap target, strictly increasing traffic steps) are enforced.
 
-#![recursion_limit = "256"]
-
-mod common;
+use crate::common;
 
 use common::send;
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;

@@ -4,9 +4,7 @@
 //! breaking any schema keyword gets 422 Invalid naming the field and the reason; rotor's own
 //! Cluster schema refuses a missing or unknown provider.
 
-#![recursion_limit = "256"]
-
-mod common;
+use crate::common;
 
 use common::send;
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;

@@ -2,7 +2,7 @@
 //! `--validate` says (it only decides about unknown fields), with kube-apiserver's words, and
 //! nothing is written; rotor's Cluster schema refuses an unknown provider.
 
-mod common;
+use crate::common;
 
 use common::kubectl::{CLUSTER_YAML, Kubectl, free_port, start_serve};
 

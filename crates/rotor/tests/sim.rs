@@ -2,7 +2,7 @@
 //! kubeconfigs, workloads converging, traffic answering 200/503 by readiness, the simulated cloud
 //! creating and deleting clusters over HTTP, and `rotor demo --json`'s report contract.
 
-mod common;
+use crate::common;
 
 use std::net::SocketAddr;
 use std::time::Duration;

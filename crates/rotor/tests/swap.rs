@@ -2,7 +2,7 @@
 //! real traffic layer (HAProxy, or the embedded router), with steady HTTP load through the
 //! traffic layer the whole time. Zero failed requests is asserted exactly.
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 

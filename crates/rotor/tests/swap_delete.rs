@@ -4,7 +4,7 @@
 //! embedded router; a swap deleted after it succeeded leaves green serving. Deleting a Rollout
 //! takes its swaps through the garbage collector, each through its finalizer.
 
-mod common;
+use crate::common;
 
 use std::collections::BTreeSet;
 use std::time::Duration;

@@ -4,7 +4,7 @@
 //! interval is set long here, so only those mechanisms can explain the timings. Every wait is
 //! bounded.
 
-mod common;
+use crate::common;
 
 use std::time::{Duration, Instant};
 

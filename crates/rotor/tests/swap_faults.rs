@@ -3,7 +3,7 @@
 //! and retry (recording why as Events and conditions), never fail or roll back, end Succeeded,
 //! and no client of the traffic layer may see a failed request.
 
-mod common;
+use crate::common;
 
 use std::time::{Duration, Instant};
 

@@ -3,7 +3,7 @@
 //! immutable fields refuse updates; the objects kubectl 1.32 sends still pass. And the real
 //! kubectl against `rotor serve` for the examples.
 
-mod common;
+use crate::common;
 
 use kube::api::{Api, DynamicObject, Patch, PatchParams, PostParams};
 use kube::core::{ApiResource, GroupVersionKind};

@@ -1,7 +1,7 @@
 //! HaproxyShifter against a real HAProxy (started per test with HaproxyProcess) in front of real
 //! HTTP backends. Skipped, with a message, only when `haproxy` is not installed and `CI` is unset.
 
-mod common;
+use crate::common;
 
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};

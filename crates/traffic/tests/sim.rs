@@ -1,6 +1,6 @@
 //! SimShifter against real HTTP backends through its real listener.
 
-mod common;
+use crate::common;
 
 use std::time::{Duration, Instant};
 

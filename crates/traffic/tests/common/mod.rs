@@ -63,8 +63,8 @@ pub async fn slow_backend(name: &'static str, delay: Duration) -> TestBackend {
 }
 
 /// What every shifter that times requests must show after `n` requests through `url` at
-/// `endpoint`, split 50/50 between a fast blue and a green 300 ms late: green's median in the
-/// 400 ms bucket, blue's within 25 ms (bounded wait for the counts, which may arrive late).
+/// `endpoint`, split 50/50 between a fast blue and a green 300 ms late: each green request in a
+/// bucket past 300 ms, each blue one below (bounded wait for the counts, which may arrive late).
 pub async fn latencies_tell_a_slow_green<S: rotor_traffic::TrafficShifter + ?Sized>(
     shifter: &S,
     endpoint: &str,
@@ -86,8 +86,11 @@ pub async fn latencies_tell_a_slow_green<S: rotor_traffic::TrafficShifter + ?Siz
         (10, 10),
         "{seen:?}"
     );
-    assert_eq!(seen.green.quantile_ms(0.5), Some(400), "{seen:?}");
-    assert!(seen.blue.quantile_ms(1.0).unwrap() <= 25, "{seen:?}");
+    // Bounds from the configured delay, not this machine's speed (a loaded CI took blue past
+    // 25 ms): every green request took at least its 300 ms (the bucket above 250), and every
+    // blue one, answered at once, less.
+    assert!(seen.green.quantile_ms(0.01) >= Some(400), "{seen:?}");
+    assert!(seen.blue.quantile_ms(1.0) <= Some(250), "{seen:?}");
 }
 
 /// Answers 503 with body `name` on every path.

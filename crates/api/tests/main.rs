@@ -1,0 +1,10 @@
+//! rotor-api's integration tests, one module per concern, built as one test binary (a binary per
+//! file linked the crate and its dependencies once each); nextest still runs every test in its own
+//! process.
+
+mod crd;
+mod metric_gates;
+mod phase;
+mod serde_and_samples;
+mod validation;
+mod waves;

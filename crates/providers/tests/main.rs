@@ -1,0 +1,9 @@
+//! rotor-providers' integration tests, one module per concern, built as one test binary (a binary
+//! per file linked the crate and its dependencies once each); nextest still runs every test in its
+//! own process.
+
+mod aks_provider;
+mod behaviour;
+mod eks_provider;
+mod gke_provider;
+mod sim_provider;

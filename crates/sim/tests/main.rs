@@ -1,0 +1,7 @@
+//! rotor-sim's integration tests, one module per concern, built as one test binary (a binary per
+//! file linked the crate and its dependencies once each); nextest still runs every test in its own
+//! process.
+
+mod cronjob;
+mod faults;
+mod openapi;

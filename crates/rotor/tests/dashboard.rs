@@ -14,6 +14,7 @@ use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use common::kubectl::{Running, free_port, start_serve_with};
+use fantoccini::key::Key;
 use fantoccini::{Client, ClientBuilder, Locator};
 use futures::FutureExt;
 use k8s_openapi::api::rbac::v1::{ClusterRoleBinding, RoleRef, Subject};
@@ -441,6 +442,7 @@ impl Scenario<'_> {
             .expect("focus");
         assert_eq!(focused, self.added.name_any());
         until_count(c, "#fleet-detail:not([hidden])", 1, "the cluster's details").await;
+        self.arrow_keys().await;
         until_count(
             c,
             "#fleet-groups .cell[data-state=\"healthy\"]",
@@ -449,6 +451,36 @@ impl Scenario<'_> {
         )
         .await;
         screenshot(c, "fleet").await;
+    }
+
+    /// One cell is in the Tab order; Home and the arrow keys move the focus through them all.
+    async fn arrow_keys(&self) {
+        let c = self.client;
+        let key = |k: Key| String::from(char::from(k));
+        let active = || async {
+            let name = c
+                .execute("return document.activeElement.dataset.name;", Vec::new())
+                .await
+                .expect("focus");
+            name.as_str().unwrap_or_default().to_string()
+        };
+        let names = c
+            .execute(
+                "return [...document.querySelectorAll('#fleet-groups .cell')]\
+                 .map((cell) => cell.dataset.name);",
+                Vec::new(),
+            )
+            .await
+            .expect("cells");
+        let names: Vec<String> = serde_json::from_value(names).expect("names");
+        let focused = c.active_element().await.expect("the focused cell");
+        focused.send_keys(&key(Key::Home)).await.expect("Home");
+        assert_eq!(active().await, names[0], "Home: the first cell");
+        let focused = c.active_element().await.expect("the focused cell");
+        focused.send_keys(&key(Key::Right)).await.expect("Right");
+        assert_eq!(active().await, names[1], "Right: the next cell");
+        let in_tab_order = count(c, "#fleet-groups .cell[tabindex=\"0\"]").await;
+        assert_eq!(in_tab_order, 1, "one cell in the Tab order");
     }
 
     async fn apply(&self, cluster: &Cluster) {

@@ -77,6 +77,7 @@ export class FleetView {
     this.clusters = new Map(); // name → Cluster
     this.cells = new Map(); // name → its button, reused across renders (keeps focus)
     this.selected = null;
+    this.current = null; // the cell Tab reaches (roving tabindex); arrows move it
     this.controller = null;
     this.scheduled = false;
     this.summary = root.querySelector("#fleet-summary");
@@ -85,6 +86,7 @@ export class FleetView {
     this.connection = root.querySelector("#fleet-connection");
     this.legend = root.querySelector("#fleet-legend");
     this.renderLegend();
+    this.groups.addEventListener("keydown", (event) => this.move(event));
     root.querySelector("#fleet-filter").addEventListener("submit", (event) => {
       event.preventDefault();
       this.start(root.querySelector("#fleet-selector").value.trim());
@@ -156,6 +158,9 @@ export class FleetView {
       cell.type = "button";
       cell.dataset.name = name;
       cell.addEventListener("click", () => this.select(name));
+      cell.addEventListener("focus", () => {
+        this.current = name;
+      });
       this.cells.set(name, cell);
     }
     const state = stateOf(cluster);
@@ -204,9 +209,38 @@ export class FleetView {
       sections.push(section);
     }
     this.groups.replaceChildren(...sections);
+    this.rove();
     this.summary.textContent = countsText([...this.clusters.values()]);
     if (focused && this.cells.has(focused)) this.cells.get(focused).focus({ preventScroll: true });
     this.renderDetail();
+  }
+
+  /** One cell in the Tab order (the last one focused, else the first); the others by arrows. */
+  rove() {
+    if (!this.cells.has(this.current)) this.current = null;
+    const cells = this.groups.querySelectorAll(".cell");
+    if (!this.current && cells.length) this.current = cells[0].dataset.name;
+    for (const cell of cells) cell.tabIndex = cell.dataset.name === this.current ? 0 : -1;
+  }
+
+  /** Arrow keys, Home and End move the focus through the cells, across groups. */
+  move(event) {
+    const cells = [...this.groups.querySelectorAll(".cell")];
+    const at = cells.indexOf(document.activeElement);
+    if (at < 0) return;
+    const to = {
+      ArrowRight: at + 1,
+      ArrowDown: at + 1,
+      ArrowLeft: at - 1,
+      ArrowUp: at - 1,
+      Home: 0,
+      End: cells.length - 1,
+    }[event.key];
+    if (to === undefined || to < 0 || to >= cells.length) return;
+    event.preventDefault();
+    this.current = cells[to].dataset.name;
+    this.rove();
+    cells[to].focus();
   }
 
   select(name) {

@@ -2,9 +2,10 @@
 //! against `rotor serve` over TLS with controllers and a simulated fleet. The page is served
 //! without credentials with its content types and Content-Security-Policy, data requests without
 //! a token get 401, a viewer's token shows every Cluster as a cell, status changes and a Cluster
-//! created afterwards appear without a reload (the watch), and the rollouts view draws each
-//! wave. Screenshots of the views go to `target/ui-screenshots/`. Chromium missing fails the
-//! test: `scripts/install-test-deps.sh` installs it.
+//! created afterwards appear without a reload (the watch, also across a restart of the
+//! server), the rollouts view draws each wave, and a user without a role sees the API's 403.
+//! Screenshots of the views go to `target/ui-screenshots/`. Chromium missing fails the test:
+//! `scripts/install-test-deps.sh` installs it.
 
 mod common;
 
@@ -171,7 +172,9 @@ async fn a_viewer_sees_the_fleet_and_its_rollouts_live() {
     // `rotor serve` with controllers, and a user `vic` by token, bound to rotor-viewer.
     let viewer_token = rotor_sim::random_token();
     let tokens = dir.path().join("tokens.csv");
-    std::fs::write(&tokens, format!("{viewer_token},vic,vic-uid,\"viewers\"\n")).expect("tokens");
+    let nobody_token = rotor_sim::random_token();
+    let users = format!("{viewer_token},vic,vic-uid\n{nobody_token},nobody,nobody-uid\n");
+    std::fs::write(&tokens, users).expect("tokens");
     let (db, kc) = (dir.path().join("rotor.db"), dir.path().join("admin.kc"));
     let (provider, traffic) = (
         format!("sim:{sim_url}"),
@@ -235,6 +238,7 @@ async fn a_viewer_sees_the_fleet_and_its_rollouts_live() {
         client: &browser.client,
         base: &base,
         viewer_token: &viewer_token,
+        nobody_token: &nobody_token,
         admin: &admin,
         fleet: &fleet,
         first,
@@ -263,6 +267,8 @@ struct Scenario<'a> {
     client: &'a Client,
     base: &'a str,
     viewer_token: &'a str,
+    /// A user no role is bound to.
+    nobody_token: &'a str,
     admin: &'a kube::Client,
     fleet: &'a [Cluster],
     /// Applied before the page opens.
@@ -283,6 +289,42 @@ impl Scenario<'_> {
         self.reconnects().await;
         self.filters().await;
         self.rollouts().await;
+        self.forbidden().await;
+    }
+
+    /// Signing out forgets the token; a user without a role signs in and sees the API's 403
+    /// where the fleet would be.
+    async fn forbidden(&self) {
+        let c = self.client;
+        c.find(Locator::Css("#signout"))
+            .await
+            .expect("sign-out button")
+            .click()
+            .await
+            .expect("sign out");
+        until_count(c, "#signin:not([hidden])", 1, "the sign-in form again").await;
+        let kept = c
+            .execute("return sessionStorage.getItem('rotor.token');", Vec::new())
+            .await
+            .expect("sessionStorage");
+        assert_eq!(kept, Value::Null, "the token forgotten");
+        self.enter_token(self.nobody_token).await;
+        common::eventually(LIMIT, "signed in as nobody", || async {
+            (text(c, "#user").await? == "nobody").then_some(())
+        })
+        .await;
+        c.find(Locator::Css("#nav-fleet"))
+            .await
+            .expect("fleet link")
+            .click()
+            .await
+            .expect("open the fleet view");
+        common::eventually(LIMIT, "the fleet refused with 403", || async {
+            let refusal = text(c, "#fleet-connection[data-state=\"denied\"]").await?;
+            (refusal.starts_with("403") && refusal.contains("forbidden")).then_some(())
+        })
+        .await;
+        assert_eq!(count(c, "#fleet-groups .cell").await, 0, "no cell shown");
     }
 
     /// The page loads without credentials, each file with its type and the policy; a data

@@ -3,7 +3,7 @@
 # What building needs (protoc), a real kubectl (conformance suite), HAProxy (traffic shifting),
 # etcd (the store's etcd backend, one etcd process per test), Prometheus (metric gates, one
 # process per test) and moto (AWS's EKS and Route 53 APIs for the EKS provider and the Route 53
-# shifter).
+# shifter), Chromium and chromedriver (the dashboard).
 set -euo pipefail
 
 bash "$(dirname "$0")/install-build-deps.sh"
@@ -102,6 +102,17 @@ if ! have prometheus && [ ! -x /usr/bin/prometheus ]; then
   apt-get install -y -qq --no-install-recommends prometheus >/dev/null
 fi
 prometheus --version >&2
+
+# Chromium and its WebDriver for the dashboard's tests (`tests/dashboard.rs` drives the page in
+# headless Chromium through chromedriver). Debian's packages; a missing one fails the tests.
+if ! have chromium || ! have chromedriver; then
+  echo "installing chromium and chromium-driver" >&2
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends chromium chromium-driver >/dev/null
+fi
+chromium --version >&2
+chromedriver --version >&2
 
 # moto in server mode: the AWS SDK's EKS and Route 53 calls go to it (tests start one each).
 # Its own venv, so the machine's Python packages are left alone; the tests look there too.

@@ -7,6 +7,7 @@ pub mod kubeconfig;
 pub mod policy;
 pub mod rehearsal;
 pub mod tls;
+pub mod ui;
 
 /// Stack of each runtime thread. Google's generated clients deserialise deeply nested models
 /// on the stack: a GKE lifecycle took 1.5–1.75 MiB in a debug build (docs/clouds.md 4.6), close

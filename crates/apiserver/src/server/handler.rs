@@ -121,8 +121,9 @@ impl ApiServer {
     }
 
     /// Refuses a request addressed to a name this server does not answer to (see
-    /// `ServerConfig::allowed_hosts`): IP addresses and `localhost` always pass.
-    fn check_host(&self, parts: &http::request::Parts) -> ApiResult<()> {
+    /// `ServerConfig::allowed_hosts`): IP addresses and `localhost` always pass. Public for
+    /// what an embedder serves beside the API without credentials (rotor's dashboard files).
+    pub fn check_host(&self, parts: &http::request::Parts) -> ApiResult<()> {
         let Some(allowed) = &self.config.allowed_hosts else {
             return Ok(());
         };

@@ -177,6 +177,15 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
             TrafficChoice::Sim => "the embedded router",
         }
     ));
+    // The dashboard's sign-in wants the admin token: in a 0600 file, never printed.
+    let token_file = store_dir.path().join("admin.token");
+    rotor_sim::write_secret_file(&token_file, &r.token)?;
+    progress(format!(
+        "dashboard at {}{} (sign in with the token in {})",
+        r.control_plane_url,
+        rotor::ui::PATH,
+        token_file.display()
+    ));
     r.wait_adopted(Duration::from_secs(60)).await?;
     progress(format!(
         "{} Clusters adopted their instances",

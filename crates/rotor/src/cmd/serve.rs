@@ -310,20 +310,25 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
             .map(|p| format!(", kubeconfig {}", p.display()))
             .unwrap_or_default()
     );
+    eprintln!("dashboard at {url}{}", rotor::ui::PATH);
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let stopped = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
         let _ = rx.wait_for(|v| *v).await;
     };
     let metrics = std::sync::Arc::new(rotor_controllers::metrics::Metrics::default());
-    let router = server.clone().router().route(
-        "/metrics",
-        axum::routing::get({
-            let (server, metrics) = (server.clone(), metrics.clone());
-            move |request: axum::extract::Request| async move {
-                serve_metrics(&server, &metrics, request).await
-            }
-        }),
-    );
+    let router = server
+        .clone()
+        .router()
+        .merge(rotor::ui::router(server.clone()))
+        .route(
+            "/metrics",
+            axum::routing::get({
+                let (server, metrics) = (server.clone(), metrics.clone());
+                move |request: axum::extract::Request| async move {
+                    serve_metrics(&server, &metrics, request).await
+                }
+            }),
+        );
     let grace = Duration::from_secs(args.shutdown_grace_seconds.max(1));
     // The API outlives the controllers: they release the lease through it.
     let (http_stop_tx, http_stop_rx) = tokio::sync::watch::channel(false);

@@ -54,6 +54,11 @@ pub struct Rehearsal {
     /// Base URL of the simulator (member APIs under `/clusters/{name}`, the cloud at `/cloud`).
     pub sim_url: String,
     pub control_plane: Arc<ApiServer>,
+    /// Base URL of the control plane's API (plain HTTP on loopback; the dashboard under
+    /// [`crate::ui::PATH`]).
+    pub control_plane_url: String,
+    /// The control plane's admin token (also in `kubeconfig`).
+    pub token: String,
     /// Admin kubeconfig of the control plane (holds its token).
     pub kubeconfig: String,
     pub client: kube::Client,
@@ -164,7 +169,10 @@ impl Rehearsal {
         .await?;
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
         let cp_url = format!("http://{}", listener.local_addr()?);
-        let router = control_plane.clone().router();
+        let router = control_plane
+            .clone()
+            .router()
+            .merge(crate::ui::router(control_plane.clone()));
         tasks.push(tokio::spawn(async move {
             let _ = rotor_apiserver::http::serve(listener, router).await;
         }));
@@ -249,6 +257,8 @@ impl Rehearsal {
             sim,
             sim_url,
             control_plane,
+            control_plane_url: cp_url,
+            token,
             kubeconfig,
             client,
             fleet: config.fleet,

@@ -47,14 +47,24 @@ pub async fn apply_sample_app(member: &kube::Client) {
 /// A simulator on `config` holding the first sample Cluster (traffic through `shifter`), its
 /// blue at 1.34 adopted by the simulated cloud, served over HTTP: (sim, its URL, the Cluster).
 pub async fn one_cluster(config: SimConfig, shifter: ShifterKind) -> (Arc<Sim>, String, Cluster) {
-    let sim = Sim::new(config);
     let mut cluster = rotor_api::sample_fleet(1).remove(0);
     cluster.spec.traffic.shifter = shifter;
-    let name = cluster.name_any();
-    sim.add_cluster(&name, 34).await.expect("blue");
-    sim.cloud.adopt(&name, 34);
-    let url = serve_router(sim.router()).await;
+    let (sim, url) = serve_fleet(config, std::slice::from_ref(&cluster)).await;
     (sim, url, cluster)
+}
+
+/// A simulator on `config` holding `fleet`, each Cluster's blue at its version adopted by the
+/// simulated cloud, served over HTTP: (sim, its URL).
+pub async fn serve_fleet(config: SimConfig, fleet: &[Cluster]) -> (Arc<Sim>, String) {
+    let sim = Sim::new(config);
+    for cluster in fleet {
+        let name = cluster.name_any();
+        let minor = rotor::rehearsal::minor_of(&cluster.spec.kubernetes_version).expect("minor");
+        sim.add_cluster(&name, minor).await.expect("blue");
+        sim.cloud.adopt(&name, minor);
+    }
+    let url = serve_router(sim.router()).await;
+    (sim, url)
 }
 
 /// [`one_cluster`] with the sample application running in blue.

@@ -1,0 +1,85 @@
+// The dashboard's shell: sign in with a bearer token (checked by a SelfSubjectReview, kept in
+// sessionStorage), switch between the views by the URL's fragment, sign out.
+
+import { ApiError, clearToken, setToken, token, whoAmI } from "./api.js";
+import { FleetView } from "./fleet.js";
+import { RolloutsView } from "./rollouts.js";
+
+const VIEWS = ["fleet", "rollouts"];
+
+const signin = document.querySelector("#signin");
+const signinError = document.querySelector("#signin-error");
+const session = document.querySelector("#session");
+const user = document.querySelector("#user");
+const main = document.querySelector("main");
+const fleet = new FleetView(document.querySelector("#fleet"));
+const rollouts = new RolloutsView(document.querySelector("#rollouts"));
+
+function show(view) {
+  const name = VIEWS.includes(view) ? view : VIEWS[0];
+  for (const v of VIEWS) {
+    document.querySelector(`#${v}`).hidden = v !== name;
+    const link = document.querySelector(`#nav-${v}`);
+    if (v === name) link.setAttribute("aria-current", "page");
+    else link.removeAttribute("aria-current");
+  }
+}
+
+function signedOut(message) {
+  fleet.stop();
+  rollouts.stop();
+  main.hidden = true;
+  session.hidden = true;
+  signin.hidden = false;
+  signinError.textContent = message || "";
+  signinError.hidden = !message;
+  document.querySelector("#token").focus();
+}
+
+async function signedIn() {
+  let info;
+  try {
+    info = await whoAmI();
+  } catch (error) {
+    clearToken();
+    const refused = error instanceof ApiError && error.status === 401;
+    signedOut(refused ? "The API refused this token (401 Unauthorized)." : error.message);
+    return;
+  }
+  user.textContent = info.username || "unknown user";
+  signin.hidden = true;
+  session.hidden = false;
+  main.hidden = false;
+  show(location.hash.slice(1));
+  fleet.start(document.querySelector("#fleet-selector").value.trim());
+  rollouts.start();
+}
+
+signin.addEventListener("submit", (event) => {
+  event.preventDefault();
+  const input = document.querySelector("#token");
+  const value = input.value.trim();
+  input.value = "";
+  if (!value) return;
+  setToken(value);
+  signedIn();
+});
+
+document.querySelector("#signout").addEventListener("click", () => {
+  clearToken();
+  signedOut("");
+});
+
+// A watch refused for good (the token expired, a binding was removed): say so where the
+// views are; a 401 sends the user back to sign in.
+main.addEventListener("denied", (event) => {
+  if (event.detail && event.detail.status === 401) {
+    clearToken();
+    signedOut("The API no longer accepts this token (401 Unauthorized).");
+  }
+});
+
+window.addEventListener("hashchange", () => show(location.hash.slice(1)));
+
+if (token()) signedIn();
+else signedOut("");

@@ -1,0 +1,282 @@
+// The fleet view: every Cluster as a cell, grouped by cloud and region, its colour and symbol
+// saying its state (in words too, for screen readers and tooltips), its label the Kubernetes
+// version it runs. Kept current by a watch on the Clusters.
+
+import { follow } from "./api.js";
+
+const CLUSTERS = "/apis/rotor.dev/v1alpha1/clusters";
+const CLOUD_LABEL = "rotor.dev/cloud";
+const REGION_LABEL = "rotor.dev/region";
+
+/** A cell's states, worst first (the order of the counts). */
+export const STATES = [
+  { key: "unreachable", label: "Unreachable", symbol: "\u2715" },
+  { key: "degraded", label: "Degraded", symbol: "!" },
+  { key: "swapping", label: "Swapping", symbol: "\u21bb" },
+  { key: "stopped", label: "Stopped", symbol: "\u25a0" },
+  { key: "pending", label: "Not adopted yet", symbol: "?" },
+  { key: "healthy", label: "Healthy", symbol: "\u2713" },
+];
+const STATE = Object.fromEntries(STATES.map((s) => [s.key, s]));
+
+/** Where a Cluster stands, from its status (what the controllers and discovery last saw). */
+export function stateOf(cluster) {
+  const spec = cluster.spec || {};
+  const status = cluster.status || {};
+  if (status.currentSwap) return STATE.swapping;
+  if (spec.stopped) return STATE.stopped;
+  const health = status.health;
+  if (!status.activeInstance || !health) return STATE.pending;
+  if (!health.reachable) return STATE.unreachable;
+  const healthy =
+    health.nodesReady === health.nodesTotal &&
+    health.workloadsAvailable === health.workloadsTotal;
+  return healthy ? STATE.healthy : STATE.degraded;
+}
+
+/** The version the cluster serves: its active instance's, else the one it asks for. */
+export function versionOf(cluster) {
+  const status = cluster.status || {};
+  const active = (status.instances || []).find((i) => i.name === status.activeInstance);
+  return (active && active.version) || (cluster.spec && cluster.spec.kubernetesVersion) || "?";
+}
+
+function placeOf(cluster) {
+  const labels = cluster.metadata.labels || {};
+  const spec = cluster.spec || {};
+  return {
+    cloud: labels[CLOUD_LABEL] || spec.provider || "unknown",
+    region: spec.region || labels[REGION_LABEL] || "unknown",
+  };
+}
+
+function element(tag, className, text) {
+  const e = document.createElement(tag);
+  if (className) e.className = className;
+  if (text !== undefined) e.textContent = text;
+  return e;
+}
+
+/** "3 clusters: 2 healthy, 1 swapping" — the counts of `clusters` by state, in words. */
+function countsText(clusters) {
+  const counts = new Map();
+  for (const c of clusters) {
+    const s = stateOf(c);
+    counts.set(s, (counts.get(s) || 0) + 1);
+  }
+  const parts = STATES.filter((s) => counts.has(s)).map(
+    (s) => `${counts.get(s)} ${s.label.toLowerCase()}`,
+  );
+  const n = clusters.length;
+  return `${n} cluster${n === 1 ? "" : "s"}${parts.length ? ": " + parts.join(", ") : ""}`;
+}
+
+export class FleetView {
+  constructor(root) {
+    this.root = root;
+    this.clusters = new Map(); // name → Cluster
+    this.cells = new Map(); // name → its button, reused across renders (keeps focus)
+    this.selected = null;
+    this.current = null; // the cell Tab reaches (roving tabindex); arrows move it
+    this.controller = null;
+    this.scheduled = false;
+    this.summary = root.querySelector("#fleet-summary");
+    this.groups = root.querySelector("#fleet-groups");
+    this.detail = root.querySelector("#fleet-detail");
+    this.connection = root.querySelector("#fleet-connection");
+    this.legend = root.querySelector("#fleet-legend");
+    this.renderLegend();
+    this.groups.addEventListener("keydown", (event) => this.move(event));
+    root.querySelector("#fleet-filter").addEventListener("submit", (event) => {
+      event.preventDefault();
+      this.start(root.querySelector("#fleet-selector").value.trim());
+    });
+  }
+
+  renderLegend() {
+    this.legend.replaceChildren(
+      ...STATES.map((s) => {
+        const item = element("li", `cell-key s-${s.key}`);
+        item.append(element("span", "symbol", s.symbol), element("span", "", s.label));
+        item.firstChild.setAttribute("aria-hidden", "true");
+        return item;
+      }),
+    );
+  }
+
+  /** Lists and watches the Clusters matching `selector` (a label selector; "" for all). */
+  start(selector = "") {
+    this.stop();
+    this.controller = new AbortController();
+    this.clusters.clear();
+    this.schedule();
+    const sink = {
+      reset: (items) => {
+        this.clusters = new Map(items.map((c) => [c.metadata.name, c]));
+        this.schedule();
+      },
+      apply: (type, cluster) => {
+        if (type === "DELETED") this.clusters.delete(cluster.metadata.name);
+        else this.clusters.set(cluster.metadata.name, cluster);
+        this.schedule();
+      },
+      state: (text, live) => this.setConnection(text, live ? "live" : "retrying"),
+      failed: (error) => {
+        this.setConnection(error.message, error.denied ? "denied" : "failed");
+        this.root.dispatchEvent(new CustomEvent("denied", { bubbles: true, detail: error }));
+      },
+    };
+    this.setConnection("connecting", "connecting");
+    follow(CLUSTERS, selector, sink, this.controller.signal);
+  }
+
+  stop() {
+    if (this.controller) this.controller.abort();
+    this.controller = null;
+  }
+
+  setConnection(text, state) {
+    this.connection.textContent = text;
+    this.connection.dataset.state = state;
+  }
+
+  /** One render per frame however many events arrive. */
+  schedule() {
+    if (this.scheduled) return;
+    this.scheduled = true;
+    requestAnimationFrame(() => {
+      this.scheduled = false;
+      this.render();
+    });
+  }
+
+  cellFor(cluster) {
+    const name = cluster.metadata.name;
+    let cell = this.cells.get(name);
+    if (!cell) {
+      cell = element("button", "cell");
+      cell.type = "button";
+      cell.dataset.name = name;
+      cell.addEventListener("click", () => this.select(name));
+      cell.addEventListener("focus", () => {
+        this.current = name;
+      });
+      this.cells.set(name, cell);
+    }
+    const state = stateOf(cluster);
+    const version = versionOf(cluster);
+    const words = `${name}: ${state.label}, Kubernetes ${version}`;
+    cell.className = `cell s-${state.key}`;
+    cell.dataset.state = state.key;
+    cell.title = words;
+    cell.setAttribute("aria-label", words);
+    const symbol = element("span", "symbol", state.symbol);
+    symbol.setAttribute("aria-hidden", "true");
+    cell.replaceChildren(symbol, element("span", "version", version));
+    return cell;
+  }
+
+  render() {
+    const focused = document.activeElement && document.activeElement.dataset
+      ? document.activeElement.dataset.name
+      : undefined;
+    for (const name of [...this.cells.keys()]) {
+      if (!this.clusters.has(name)) this.cells.delete(name);
+    }
+    const byPlace = new Map(); // "cloud\u0000region" → {cloud, region, clusters}
+    for (const cluster of this.clusters.values()) {
+      const { cloud, region } = placeOf(cluster);
+      const key = `${cloud}\u0000${region}`;
+      if (!byPlace.has(key)) byPlace.set(key, { cloud, region, clusters: [] });
+      byPlace.get(key).clusters.push(cluster);
+    }
+    const places = [...byPlace.values()].sort(
+      (a, b) => a.cloud.localeCompare(b.cloud) || a.region.localeCompare(b.region),
+    );
+    const sections = [];
+    for (const place of places) {
+      place.clusters.sort((a, b) => a.metadata.name.localeCompare(b.metadata.name));
+      const section = element("section", "group");
+      section.dataset.cloud = place.cloud;
+      section.dataset.region = place.region;
+      const heading = element("h3", "", `${place.cloud} \u00b7 ${place.region}`);
+      const counts = element("p", "counts", countsText(place.clusters));
+      const grid = element("div", "cells");
+      grid.setAttribute("role", "group");
+      grid.setAttribute("aria-label", `${place.cloud} ${place.region}`);
+      grid.append(...place.clusters.map((c) => this.cellFor(c)));
+      section.append(heading, counts, grid);
+      sections.push(section);
+    }
+    this.groups.replaceChildren(...sections);
+    this.rove();
+    this.summary.textContent = countsText([...this.clusters.values()]);
+    if (focused && this.cells.has(focused)) this.cells.get(focused).focus({ preventScroll: true });
+    this.renderDetail();
+  }
+
+  /** One cell in the Tab order (the last one focused, else the first); the others by arrows. */
+  rove() {
+    if (!this.cells.has(this.current)) this.current = null;
+    const cells = this.groups.querySelectorAll(".cell");
+    if (!this.current && cells.length) this.current = cells[0].dataset.name;
+    for (const cell of cells) cell.tabIndex = cell.dataset.name === this.current ? 0 : -1;
+  }
+
+  /** Arrow keys, Home and End move the focus through the cells, across groups. */
+  move(event) {
+    const cells = [...this.groups.querySelectorAll(".cell")];
+    const at = cells.indexOf(document.activeElement);
+    if (at < 0) return;
+    const to = {
+      ArrowRight: at + 1,
+      ArrowDown: at + 1,
+      ArrowLeft: at - 1,
+      ArrowUp: at - 1,
+      Home: 0,
+      End: cells.length - 1,
+    }[event.key];
+    if (to === undefined || to < 0 || to >= cells.length) return;
+    event.preventDefault();
+    this.current = cells[to].dataset.name;
+    this.rove();
+    cells[to].focus();
+  }
+
+  select(name) {
+    this.selected = name;
+    this.renderDetail();
+  }
+
+  /** The selected cluster in words: state, version, health, instances, current swap. */
+  renderDetail() {
+    const cluster = this.selected && this.clusters.get(this.selected);
+    if (!cluster) {
+      this.detail.hidden = true;
+      return;
+    }
+    const status = cluster.status || {};
+    const health = status.health;
+    const { cloud, region } = placeOf(cluster);
+    const rows = [
+      ["State", stateOf(cluster).label],
+      ["Version", versionOf(cluster)],
+      ["Where", `${cloud} \u00b7 ${region}`],
+      ["Current swap", status.currentSwap || "none"],
+    ];
+    if (health) {
+      rows.push(
+        ["Reachable", health.reachable ? "yes" : "no"],
+        ["Nodes ready", `${health.nodesReady} of ${health.nodesTotal}`],
+        ["Workloads available", `${health.workloadsAvailable} of ${health.workloadsTotal}`],
+      );
+    }
+    for (const instance of status.instances || []) {
+      rows.push([`Instance ${instance.name}`, `${instance.phase}, Kubernetes ${instance.version}`]);
+    }
+    const list = element("dl");
+    for (const [term, value] of rows) list.append(element("dt", "", term), element("dd", "", value));
+    this.detail.replaceChildren(element("h3", "", cluster.metadata.name), list);
+    this.detail.hidden = false;
+  }
+}

@@ -7,7 +7,7 @@
 //! Screenshots of the views go to `target/ui-screenshots/`. Chromium missing fails the test:
 //! `scripts/install-test-deps.sh` installs it.
 
-mod common;
+use crate::common;
 
 use std::collections::BTreeSet;
 use std::path::PathBuf;

@@ -11,6 +11,7 @@ mod azure;
 mod bad_objects;
 mod clouds;
 mod crash;
+mod dashboard;
 mod defaulting;
 mod discovery;
 mod discovery_resync;

@@ -91,8 +91,10 @@ impl ApiServer {
         if let Some(record) = record.as_mut() {
             record.authorized(verdict.decision, &verdict.reason);
         }
+        // A refused request's body is never read, as upstream's: nothing to record.
+        let allowed = verdict.grant.is_ok();
         let body = match record.as_mut() {
-            Some(record) if record.wants_request_body() => match read_body(body).await {
+            Some(record) if allowed && record.wants_request_body() => match read_body(body).await {
                 Ok(bytes) => {
                     record.request_body(&parts.headers, &bytes, self);
                     Body::from(bytes)

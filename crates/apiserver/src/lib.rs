@@ -2,6 +2,7 @@
 //! the four patch types, watch, CRDs. rotor's control plane and every simulated member cluster
 //! are instances of it; kubectl and kube-rs talk to it unchanged.
 
+pub mod audit;
 pub mod auth;
 pub mod authz;
 mod conversion;

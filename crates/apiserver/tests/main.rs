@@ -5,6 +5,7 @@
 mod common;
 
 mod allowed_hosts;
+mod audit;
 mod apply_order;
 mod authentication;
 mod cel_libraries;

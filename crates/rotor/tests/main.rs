@@ -6,6 +6,7 @@
 mod common;
 
 mod auth;
+mod audit;
 mod aws;
 mod azure;
 mod bad_objects;

@@ -56,6 +56,33 @@ pub enum Grant {
     Fields(Arc<FieldLimit>),
 }
 
+/// An authorization as the audit log records it: the grant (or the refusal), upstream's
+/// `allow`/`forbid` (None when the policy could not be read) and the authorizer's reason.
+pub(crate) struct Verdict {
+    pub grant: ApiResult<Grant>,
+    pub decision: Option<&'static str>,
+    pub reason: String,
+}
+
+impl Verdict {
+    fn allow(grant: Grant, reason: String) -> Verdict {
+        Verdict {
+            grant: Ok(grant),
+            decision: Some("allow"),
+            reason,
+        }
+    }
+
+    /// The authorizer failed: upstream's 500 with the reason `internal error`.
+    fn failed(e: ApiError) -> Verdict {
+        Verdict {
+            grant: Err(e),
+            decision: None,
+            reason: "internal error".into(),
+        }
+    }
+}
+
 /// The decision for `user` on `attrs` against `policy` (the RBAC objects that apply).
 pub fn decide(policy: &Policy, user: &UserInfo, attrs: &Attributes) -> Decision {
     if user.groups.iter().any(|g| g == MASTERS) {
@@ -119,20 +146,32 @@ impl ApiServer {
     /// Judges a request: its grant, or upstream's 403. Members of `system:masters` are not
     /// looked up at all.
     pub(crate) async fn authorize(&self, user: &UserInfo, attrs: &Attributes) -> ApiResult<Grant> {
+        self.judge(user, attrs).await.grant
+    }
+
+    /// [`Self::authorize`] with what the audit log records of the decision.
+    pub(crate) async fn judge(&self, user: &UserInfo, attrs: &Attributes) -> Verdict {
         if user.groups.iter().any(|g| g == MASTERS) {
-            return Ok(Grant::Full);
+            return Verdict::allow(Grant::Full, String::new());
         }
         let namespace = attrs.resource().map_or("", |r| r.namespace.as_str());
-        let policy = self.load_policy(namespace).await?;
-        let decision = decide(&policy, user, attrs);
-        let reason = match decision {
-            Decision::Allow { .. } => return Ok(Grant::Full),
+        let policy = match self.load_policy(namespace).await {
+            Ok(policy) => policy,
+            Err(e) => return Verdict::failed(e),
+        };
+        let reason = match decide(&policy, user, attrs) {
+            Decision::Allow { reason } => return Verdict::allow(Grant::Full, reason),
             Decision::NoOpinion { reason } => reason,
         };
         if let Some(limit) = self.field_limit(&policy, user, attrs) {
-            return Ok(Grant::Fields(Arc::new(limit)));
+            let allowed = format!("RBAC: allowed the fields of verb {:?}", limit.verb.verb);
+            return Verdict::allow(Grant::Fields(Arc::new(limit)), allowed);
         }
-        Err(forbidden(user, attrs, &reason))
+        Verdict {
+            grant: Err(forbidden(user, attrs, &reason)),
+            decision: Some("forbid"),
+            reason,
+        }
     }
 
     /// Who writes, for a create, update or patch of an RBAC object by a user outside

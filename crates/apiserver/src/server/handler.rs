@@ -7,10 +7,12 @@ use axum::body::Body;
 use axum::extract::ConnectInfo;
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
+use futures::FutureExt;
 use http::{HeaderMap, Method, Request, StatusCode, header};
 use serde_json::{Value, json};
 
 use super::*;
+use crate::audit;
 use crate::auth::{self, UserInfo};
 use crate::authz::{self, Grant};
 use crate::error::{ApiError, ApiResult, Cause};
@@ -30,27 +32,90 @@ impl ApiServer {
     }
 
     /// Serves one HTTP request. Never panics on client input: every failure is a `Status` body.
+    /// With an audit log, the request is recorded once its reply is complete (or if serving it
+    /// panicked, before the panic goes on).
     pub async fn handle(self: &Arc<Self>, req: Request<Body>) -> Response {
-        // Kept for the log line of a failure; both are cheap clones (no copy of the path).
-        let method = req.method().clone();
-        let uri = req.uri().clone();
+        let received = chrono::Utc::now();
         let (parts, body) = req.into_parts();
-        let user = match self.admit(&parts) {
+        let query = Query::parse(parts.uri.query());
+        let attrs = authz::attributes::of_request(&parts.method, parts.uri.path(), &query);
+        let admitted = self.admit(&parts);
+        let mut record = self.config.audit.as_ref().and_then(|auditor| {
+            audit::Record::begin(auditor, &parts, admitted.as_ref().ok(), &attrs, received)
+        });
+        let request = Admitted {
+            user: admitted,
+            parts,
+            body,
+            query,
+            attrs,
+        };
+        let served = std::panic::AssertUnwindSafe(self.serve_admitted(request, &mut record))
+            .catch_unwind()
+            .await;
+        match (served, record) {
+            (Ok(response), Some(record)) => record.finish(response).await,
+            (Ok(response), None) => response,
+            (Err(panic), record) => {
+                if let Some(record) = record {
+                    record.panicked(panic.as_ref());
+                }
+                std::panic::resume_unwind(panic)
+            }
+        }
+    }
+
+    /// Authorizes an authenticated request (noting the decision in its audit record) and
+    /// serves it; a refused one gets its Status.
+    async fn serve_admitted(
+        self: &Arc<Self>,
+        request: Admitted,
+        record: &mut Option<audit::Record>,
+    ) -> Response {
+        let Admitted {
+            user,
+            parts,
+            body,
+            query,
+            attrs,
+        } = request;
+        let (method, path) = (&parts.method, parts.uri.path());
+        let user = match user {
             Ok(user) => user,
             Err(e) => {
-                let path = uri.path();
                 tracing::debug!(%method, %path, code = e.code.as_u16(), reason = e.reason, "request refused");
                 return e.into_response();
             }
         };
-        match self.handle_inner(&user, parts, body).await {
-            Ok(resp) => resp,
-            Err(e) => {
-                let (path, user) = (uri.path(), user.name.as_str());
-                tracing::debug!(%method, %path, user, code = e.code.as_u16(), reason = e.reason, "request failed");
-                e.into_response()
-            }
+        let verdict = self.judge(&user, &attrs).await;
+        if let Some(record) = record.as_mut() {
+            record.authorized(verdict.decision, &verdict.reason);
         }
+        // A refused request's body is never read, as upstream's: nothing to record.
+        let allowed = verdict.grant.is_ok();
+        let body = match record.as_mut() {
+            Some(record) if allowed && record.wants_request_body() => match read_body(body).await {
+                Ok(bytes) => {
+                    record.request_body(&parts.headers, &bytes, self);
+                    Body::from(bytes)
+                }
+                Err(e) => return e.into_response(),
+            },
+            _ => body,
+        };
+        let (method, path) = (method.clone(), path.to_string());
+        let served = match verdict.grant {
+            Ok(grant) => {
+                self.handle_inner(&user, parts, body, query, &attrs, grant)
+                    .await
+            }
+            Err(refused) => Err(refused),
+        };
+        served.unwrap_or_else(|e| {
+            let user = user.name.as_str();
+            tracing::debug!(%method, %path, user, code = e.code.as_u16(), reason = e.reason, "request failed");
+            e.into_response()
+        })
     }
 
     /// The user a request comes from, once its `Host` is one of this server's names; 401 when
@@ -70,12 +135,12 @@ impl ApiServer {
         user: &UserInfo,
         parts: http::request::Parts,
         body: Body,
+        query: Query,
+        attrs: &authz::Attributes,
+        grant: Grant,
     ) -> ApiResult<Response> {
-        let query = Query::parse(parts.uri.query());
         let path = parts.uri.path();
-        let attrs = authz::attributes::of_request(&parts.method, path, &query);
-        let grant = self.authorize(user, &attrs).await?;
-        let requester = self.requester(user, &attrs).await?;
+        let requester = self.requester(user, attrs).await?;
         if let Some(version) = auth::review::version_of(&parts.method, path) {
             let review = auth::review::reply(version, user);
             return Ok(json_response(StatusCode::CREATED, &review, &[]));
@@ -518,6 +583,15 @@ fn patch_scale(current: &Value, patch: &Value, patch_type: PatchType) -> ApiResu
         _ => rotor_patch::merge_patch(&mut v, patch),
     }
     Ok(v)
+}
+
+/// A request as it arrived: its user (or why it has none), its parts and what they ask.
+struct Admitted {
+    user: ApiResult<UserInfo>,
+    parts: http::request::Parts,
+    body: Body,
+    query: Query,
+    attrs: authz::Attributes,
 }
 
 /// A request for a resource, as routed and authorized.

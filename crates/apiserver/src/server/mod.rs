@@ -67,6 +67,8 @@ pub struct ServerConfig {
     /// field-limited verbs. None: nothing is written — a server whose users are all
     /// `system:masters` (the simulator's members) needs no roles. Authorization applies either way.
     pub policy: Option<Arc<crate::authz::Shipped>>,
+    /// Where each request is recorded (`rotor serve --audit-log`); None: not audited.
+    pub audit: Option<Arc<crate::audit::Auditor>>,
 }
 
 /// Completes the reply to a dry-run write of an object (create, update, patch or apply of the
@@ -101,6 +103,7 @@ impl std::fmt::Debug for ServerConfig {
             .field("token_review", &self.token_review)
             .field("allowed_hosts", &self.allowed_hosts)
             .field("policy", &self.policy)
+            .field("audit", &self.audit)
             .finish()
     }
 }
@@ -117,6 +120,7 @@ impl Default for ServerConfig {
             allowed_hosts: None,
             dry_run_hook: None,
             policy: None,
+            audit: None,
         }
     }
 }

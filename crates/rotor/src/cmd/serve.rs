@@ -99,6 +99,23 @@ pub struct ServeArgs {
     /// and health only. Without it they get 401.
     #[arg(long)]
     pub anonymous_auth: bool,
+    /// Record every request in kube-apiserver's audit format (`audit.k8s.io/v1` Event JSON
+    /// lines) in this file, readable by its owner only. Each `rotor serve` of a group sharing an
+    /// etcd store writes its own.
+    #[arg(long, alias = "audit-log-path")]
+    pub audit_log: Option<PathBuf>,
+    /// The audit policy (`audit.k8s.io/v1` Policy YAML): which requests are recorded at which
+    /// level. Without it: Metadata for every request. Secrets are never recorded above
+    /// Metadata, whatever it says.
+    #[arg(long, alias = "audit-policy-file", requires = "audit_log")]
+    pub audit_policy: Option<PathBuf>,
+    /// Megabytes the audit log may reach before it is rotated (renamed with its time); 0:
+    /// never rotated.
+    #[arg(long, default_value_t = 100)]
+    pub audit_log_maxsize: u64,
+    /// Rotated audit logs kept (the oldest beyond are removed); 0: keep them all.
+    #[arg(long, default_value_t = 10)]
+    pub audit_log_maxbackup: usize,
     /// Serve plain HTTP instead of TLS, for development on a loopback address only (refused on
     /// any other): requests without credentials act as the admin there, since kubectl sends no
     /// token over plain HTTP.
@@ -187,14 +204,42 @@ async fn serve_metrics(
     if let Err(refused) = server.authorize_path(&parts).await {
         return refused.into_response();
     }
+    let mut text = metrics.encode();
+    if let Some(auditor) = &server.config().audit {
+        // The audit counter belongs to the API server, which knows no Prometheus registry:
+        // its family goes before the exposition's closing `# EOF`.
+        let at = text.rfind("# EOF").unwrap_or(text.len());
+        text.insert_str(at, &auditor.metrics_text());
+    }
     (
         [(
             axum::http::header::CONTENT_TYPE,
             "text/plain; version=0.0.4; charset=utf-8",
         )],
-        metrics.encode(),
+        text,
     )
         .into_response()
+}
+
+/// The audit log of `--audit-log`, under `--audit-policy` (a bad policy stops the start, naming
+/// the file and the field) or Metadata for everything.
+fn auditor(
+    args: &ServeArgs,
+) -> anyhow::Result<Option<std::sync::Arc<rotor_apiserver::audit::Auditor>>> {
+    use rotor_apiserver::audit::{Auditor, FileConfig, Policy};
+    let Some(path) = &args.audit_log else {
+        return Ok(None);
+    };
+    let policy = match &args.audit_policy {
+        Some(file) => Policy::read(file)?,
+        None => Policy::metadata_for_everything(),
+    };
+    let file = FileConfig {
+        path: path.clone(),
+        max_bytes: args.audit_log_maxsize.saturating_mul(1024 * 1024),
+        max_backups: args.audit_log_maxbackup,
+    };
+    Ok(Some(Auditor::start(policy, file)?))
 }
 
 /// Where a shared store keeps the admin token, outside every resource's keys.
@@ -267,9 +312,14 @@ fn access(args: &ServeArgs, token: &str) -> anyhow::Result<rotor_apiserver::Serv
 
 pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     check_insecure_http(&args)?;
+    let audit = auditor(&args)?;
     let store = open_store(&args.store).await?;
     let token = admin_token(&args.store, &store).await?;
-    let server = control_plane(store.clone(), access(&args, &token)?).await?;
+    let access = rotor_apiserver::ServerConfig {
+        audit: audit.clone(),
+        ..access(&args, &token)?
+    };
+    let server = control_plane(store.clone(), access).await?;
     let (listener, addr) = super::bind(&args.listen).await?;
     let serving = match args.insecure_http {
         true => None,
@@ -423,7 +473,17 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         stop_controllers(c, grace * 4 / 5).await;
     }
     let _ = http_stop_tx.send(true);
-    http.await??;
+    let served = http.await;
+    if let Some(audit) = &audit {
+        // Every request has completed (or been cut off) by now: its record is queued.
+        if let Err(e) = audit
+            .close((grace / 10).max(Duration::from_millis(500)))
+            .await
+        {
+            eprintln!("{e}");
+        }
+    }
+    served??;
     Ok(())
 }
 

@@ -5,8 +5,8 @@
 mod common;
 
 mod allowed_hosts;
-mod audit;
 mod apply_order;
+mod audit;
 mod authentication;
 mod cel_libraries;
 mod create_rules;

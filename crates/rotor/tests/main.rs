@@ -5,8 +5,8 @@
 
 mod common;
 
-mod auth;
 mod audit;
+mod auth;
 mod aws;
 mod azure;
 mod bad_objects;

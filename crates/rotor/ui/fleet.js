@@ -2,7 +2,7 @@
 // saying its state (in words too, for screen readers and tooltips), its label the Kubernetes
 // version it runs. Kept current by a watch on the Clusters.
 
-import { follow } from "./api.js";
+import { LiveView, element } from "./live.js";
 
 const CLUSTERS = "/apis/rotor.dev/v1alpha1/clusters";
 const CLOUD_LABEL = "rotor.dev/cloud";
@@ -50,13 +50,6 @@ function placeOf(cluster) {
   };
 }
 
-function element(tag, className, text) {
-  const e = document.createElement(tag);
-  if (className) e.className = className;
-  if (text !== undefined) e.textContent = text;
-  return e;
-}
-
 /** "3 clusters: 2 healthy, 1 swapping" — the counts of `clusters` by state, in words. */
 function countsText(clusters) {
   const counts = new Map();
@@ -71,19 +64,15 @@ function countsText(clusters) {
   return `${n} cluster${n === 1 ? "" : "s"}${parts.length ? ": " + parts.join(", ") : ""}`;
 }
 
-export class FleetView {
+export class FleetView extends LiveView {
   constructor(root) {
-    this.root = root;
-    this.clusters = new Map(); // name → Cluster
+    super(root, "#fleet-connection");
     this.cells = new Map(); // name → its button, reused across renders (keeps focus)
     this.selected = null;
     this.current = null; // the cell Tab reaches (roving tabindex); arrows move it
-    this.controller = null;
-    this.scheduled = false;
     this.summary = root.querySelector("#fleet-summary");
     this.groups = root.querySelector("#fleet-groups");
     this.detail = root.querySelector("#fleet-detail");
-    this.connection = root.querySelector("#fleet-connection");
     this.legend = root.querySelector("#fleet-legend");
     this.renderLegend();
     this.groups.addEventListener("keydown", (event) => this.move(event));
@@ -104,50 +93,14 @@ export class FleetView {
     );
   }
 
+  /** The Clusters by name. */
+  get clusters() {
+    return this.objects;
+  }
+
   /** Lists and watches the Clusters matching `selector` (a label selector; "" for all). */
   start(selector = "") {
-    this.stop();
-    this.controller = new AbortController();
-    this.clusters.clear();
-    this.schedule();
-    const sink = {
-      reset: (items) => {
-        this.clusters = new Map(items.map((c) => [c.metadata.name, c]));
-        this.schedule();
-      },
-      apply: (type, cluster) => {
-        if (type === "DELETED") this.clusters.delete(cluster.metadata.name);
-        else this.clusters.set(cluster.metadata.name, cluster);
-        this.schedule();
-      },
-      state: (text, live) => this.setConnection(text, live ? "live" : "retrying"),
-      failed: (error) => {
-        this.setConnection(error.message, error.denied ? "denied" : "failed");
-        this.root.dispatchEvent(new CustomEvent("denied", { bubbles: true, detail: error }));
-      },
-    };
-    this.setConnection("connecting", "connecting");
-    follow(CLUSTERS, selector, sink, this.controller.signal);
-  }
-
-  stop() {
-    if (this.controller) this.controller.abort();
-    this.controller = null;
-  }
-
-  setConnection(text, state) {
-    this.connection.textContent = text;
-    this.connection.dataset.state = state;
-  }
-
-  /** One render per frame however many events arrive. */
-  schedule() {
-    if (this.scheduled) return;
-    this.scheduled = true;
-    requestAnimationFrame(() => {
-      this.scheduled = false;
-      this.render();
-    });
+    this.follow(CLUSTERS, selector);
   }
 
   cellFor(cluster) {

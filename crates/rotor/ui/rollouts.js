@@ -2,7 +2,7 @@
 // its clusters (succeeded, running, rolled back, failed, skipped, pending) from the
 // Rollout's status, with the same counts in words. Kept current by a watch on the Rollouts.
 
-import { follow } from "./api.js";
+import { LiveView, element } from "./live.js";
 
 const ROLLOUTS = "/apis/rotor.dev/v1alpha1/rollouts";
 
@@ -37,73 +37,25 @@ export function waveCounts(wave, skipped) {
   return counts;
 }
 
-function element(tag, className, text) {
-  const e = document.createElement(tag);
-  if (className) e.className = className;
-  if (text !== undefined) e.textContent = text;
-  return e;
-}
-
 function countsText(counts) {
   const parts = SEGMENTS.filter((s) => counts[s.key] > 0).map((s) => `${counts[s.key]} ${s.label}`);
   const of = `${counts.size} cluster${counts.size === 1 ? "" : "s"}`;
   return parts.length ? `${of}: ${parts.join(", ")}` : of;
 }
 
-export class RolloutsView {
+export class RolloutsView extends LiveView {
   constructor(root) {
-    this.root = root;
-    this.rollouts = new Map();
-    this.controller = null;
-    this.scheduled = false;
+    super(root, "#rollouts-connection");
     this.list = root.querySelector("#rollouts-list");
-    this.connection = root.querySelector("#rollouts-connection");
   }
 
+  /** Lists and watches the Rollouts. */
   start() {
-    this.stop();
-    this.controller = new AbortController();
-    const sink = {
-      reset: (items) => {
-        this.rollouts = new Map(items.map((r) => [r.metadata.name, r]));
-        this.schedule();
-      },
-      apply: (type, rollout) => {
-        if (type === "DELETED") this.rollouts.delete(rollout.metadata.name);
-        else this.rollouts.set(rollout.metadata.name, rollout);
-        this.schedule();
-      },
-      state: (text, live) => this.setConnection(text, live ? "live" : "retrying"),
-      failed: (error) => {
-        this.setConnection(error.message, error.denied ? "denied" : "failed");
-        this.root.dispatchEvent(new CustomEvent("denied", { bubbles: true, detail: error }));
-      },
-    };
-    this.setConnection("connecting", "connecting");
-    follow(ROLLOUTS, "", sink, this.controller.signal);
-  }
-
-  stop() {
-    if (this.controller) this.controller.abort();
-    this.controller = null;
-  }
-
-  setConnection(text, state) {
-    this.connection.textContent = text;
-    this.connection.dataset.state = state;
-  }
-
-  schedule() {
-    if (this.scheduled) return;
-    this.scheduled = true;
-    requestAnimationFrame(() => {
-      this.scheduled = false;
-      this.render();
-    });
+    this.follow(ROLLOUTS);
   }
 
   render() {
-    const rollouts = [...this.rollouts.values()].sort((a, b) =>
+    const rollouts = [...this.objects.values()].sort((a, b) =>
       a.metadata.name.localeCompare(b.metadata.name),
     );
     if (rollouts.length === 0) {

@@ -36,6 +36,11 @@ pub const ASSETS: &[Asset] = &[
         body: include_str!("../../ui/api.js"),
     },
     Asset {
+        name: "live.js",
+        content_type: JS,
+        body: include_str!("../../ui/live.js"),
+    },
+    Asset {
         name: "fleet.js",
         content_type: JS,
         body: include_str!("../../ui/fleet.js"),

@@ -1,0 +1,69 @@
+// What every view of a collection shares: the objects by name, kept current by `follow`, a
+// connection indicator, and one redraw per frame however many events arrive.
+
+import { follow } from "./api.js";
+
+/** A new element of `tag` with an optional class and text. */
+export function element(tag, className, text) {
+  const e = document.createElement(tag);
+  if (className) e.className = className;
+  if (text !== undefined) e.textContent = text;
+  return e;
+}
+
+/** A view of one collection of the API; a subclass draws `objects` in `render()`. */
+export class LiveView {
+  constructor(root, connection) {
+    this.root = root;
+    this.objects = new Map(); // name → object
+    this.controller = null;
+    this.scheduled = false;
+    this.connection = root.querySelector(connection);
+  }
+
+  /** Lists and watches the collection at `path` matching `selector` ("" for all). */
+  follow(path, selector = "") {
+    this.stop();
+    this.controller = new AbortController();
+    this.objects.clear();
+    this.schedule();
+    const sink = {
+      reset: (items) => {
+        this.objects = new Map(items.map((o) => [o.metadata.name, o]));
+        this.schedule();
+      },
+      apply: (type, object) => {
+        if (type === "DELETED") this.objects.delete(object.metadata.name);
+        else this.objects.set(object.metadata.name, object);
+        this.schedule();
+      },
+      state: (text, live) => this.setConnection(text, live ? "live" : "retrying"),
+      failed: (error) => {
+        this.setConnection(error.message, error.denied ? "denied" : "failed");
+        this.root.dispatchEvent(new CustomEvent("denied", { bubbles: true, detail: error }));
+      },
+    };
+    this.setConnection("connecting", "connecting");
+    follow(path, selector, sink, this.controller.signal);
+  }
+
+  stop() {
+    if (this.controller) this.controller.abort();
+    this.controller = null;
+  }
+
+  setConnection(text, state) {
+    this.connection.textContent = text;
+    this.connection.dataset.state = state;
+  }
+
+  /** One render per frame however many events arrive. */
+  schedule() {
+    if (this.scheduled) return;
+    this.scheduled = true;
+    requestAnimationFrame(() => {
+      this.scheduled = false;
+      this.render();
+    });
+  }
+}

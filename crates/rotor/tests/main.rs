@@ -17,6 +17,7 @@ mod defaulting;
 mod discovery;
 mod discovery_resync;
 mod gcp;
+mod grafana;
 mod ha;
 mod helm_workloads;
 mod hooks;

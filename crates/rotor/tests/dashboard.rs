@@ -124,6 +124,17 @@ async fn text(client: &Client, css: &str) -> Option<String> {
     client.find(Locator::Css(css)).await.ok()?.text().await.ok()
 }
 
+/// Clicks the element `css` finds, to `what` (the test's failure message).
+async fn click(client: &Client, css: &str, what: &str) {
+    client
+        .find(Locator::Css(css))
+        .await
+        .unwrap_or_else(|e| panic!("{what}: no {css}: {e}"))
+        .click()
+        .await
+        .unwrap_or_else(|e| panic!("{what}: {e}"));
+}
+
 /// Waits (bounded) until `css` matches exactly `n` elements.
 async fn until_count(client: &Client, css: &str, n: usize, what: &str) {
     common::eventually(LIMIT, what, || async {
@@ -296,12 +307,7 @@ impl Scenario<'_> {
     /// where the fleet would be.
     async fn forbidden(&self) {
         let c = self.client;
-        c.find(Locator::Css("#signout"))
-            .await
-            .expect("sign-out button")
-            .click()
-            .await
-            .expect("sign out");
+        click(c, "#signout", "sign out").await;
         until_count(c, "#signin:not([hidden])", 1, "the sign-in form again").await;
         let kept = c
             .execute("return sessionStorage.getItem('rotor.token');", Vec::new())
@@ -313,12 +319,7 @@ impl Scenario<'_> {
             (text(c, "#user").await? == "nobody").then_some(())
         })
         .await;
-        c.find(Locator::Css("#nav-fleet"))
-            .await
-            .expect("fleet link")
-            .click()
-            .await
-            .expect("open the fleet view");
+        click(c, "#nav-fleet", "open the fleet view").await;
         common::eventually(LIMIT, "the fleet refused with 403", || async {
             let refusal = text(c, "#fleet-connection[data-state=\"denied\"]").await?;
             (refusal.starts_with("403") && refusal.contains("forbidden")).then_some(())
@@ -382,12 +383,7 @@ impl Scenario<'_> {
         let input = c.find(Locator::Css("#token")).await.expect("token field");
         input.clear().await.expect("clear");
         input.send_keys(token).await.expect("type the token");
-        c.find(Locator::Css("#signin-submit"))
-            .await
-            .expect("sign-in button")
-            .click()
-            .await
-            .expect("sign in");
+        click(c, "#signin-submit", "sign in").await;
     }
 
     async fn sign_in(&self) {
@@ -585,12 +581,7 @@ impl Scenario<'_> {
             .send_keys("rotor.dev/cloud=aws")
             .await
             .expect("type a selector");
-        c.find(Locator::Css("#fleet-filter button[type=submit]"))
-            .await
-            .expect("filter button")
-            .click()
-            .await
-            .expect("filter");
+        click(c, "#fleet-filter button[type=submit]", "filter").await;
         until_count(c, "#fleet-groups .cell", aws, "only the aws Clusters").await;
     }
 
@@ -603,12 +594,7 @@ impl Scenario<'_> {
             .create(&PostParams::default(), &rollout)
             .await
             .expect("Rollout created");
-        c.find(Locator::Css("#nav-rollouts"))
-            .await
-            .expect("rollouts link")
-            .click()
-            .await
-            .expect("open the rollouts view");
+        click(c, "#nav-rollouts", "open the rollouts view").await;
         until_count(c, "#rollouts:not([hidden])", 1, "the rollouts view").await;
         let wave_css = ".rollout[data-name=\"fleet-upgrade\"] .wave";
         until_count(c, wave_css, waves, "a bar per wave of the plan").await;

@@ -43,6 +43,23 @@ pub async fn serve_tls_until(
     serve_listener::<_, crate::tls::Peer>(listener, router, shutdown, grace).await
 }
 
+/// [`serve_until`] over any axum [`Listener`] whose peers are TCP addresses: a listener fed by
+/// another accept loop (the simulator's one socket for every cluster's traffic). TCP_NODELAY is
+/// the feeder's to set.
+pub async fn serve_incoming_until<L>(
+    listener: L,
+    router: axum::Router,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+    grace: Duration,
+) -> std::io::Result<()>
+where
+    L: Listener<Addr = std::net::SocketAddr>,
+{
+    // axum knows a peer's address from its own listeners and from tapped ones.
+    let listener = listener.tap_io(|_| ());
+    serve_listener::<_, std::net::SocketAddr>(listener, router, shutdown, grace).await
+}
+
 async fn serve_listener<L, C>(
     listener: L,
     router: axum::Router,

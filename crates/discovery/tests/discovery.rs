@@ -678,6 +678,61 @@ async fn many_members_watches_share_a_few_http2_connections() {
     assert_eq!(accepted.load(Ordering::Relaxed), lanes);
 }
 
+/// Members served over TLS, as the clouds serve a managed cluster's API (the simulator's EKS,
+/// GKE and AKS fronts describe them so), share lanes too: HTTP/2 is agreed by ALPN, no
+/// kubeconfig extension needed, and 40 members' watches are streams of two connections.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn members_over_tls_share_http2_connections_agreed_by_alpn() {
+    const MEMBERS: usize = 40;
+    let names: Vec<String> = (0..MEMBERS).map(|i| format!("t{i:02}")).collect();
+    let sim = Sim::new(SimConfig {
+        nodes: 1,
+        node_ready_delay: Duration::from_millis(10),
+        ..SimConfig::default()
+    });
+    for name in &names {
+        sim.add_cluster(name, 35).await.expect("cluster");
+    }
+    let tls = sim.serve_members_tls().await.expect("members over TLS");
+    let discovery = Discovery::new(settings());
+    for name in &names {
+        let kubeconfig = sim.kubeconfig(name, &tls.url).expect("kubeconfig");
+        assert!(!kubeconfig.contains(rotor_api::client::H2C_EXTENSION));
+        assert!(kubeconfig.contains("certificate-authority-data"));
+        let client = client_for_kubeconfig(&kubeconfig).await.expect("client");
+        assert!(discovery.watch_instance(name, client, Selection::everything()));
+    }
+    for name in &names {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while discovery
+            .summary(name)
+            .is_none_or(|s| !(s.synced && s.nodes_ready == 1))
+        {
+            assert!(Instant::now() < deadline, "{name} not synced over TLS");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+    let lanes = MEMBERS.div_ceil(rotor_api::client::MEMBERS_PER_LANE);
+    assert_eq!(rotor_api::client::lanes_to(&tls.url), lanes);
+    let port = tls.url.rsplit(':').next().and_then(|p| p.parse().ok());
+    assert_eq!(established_to(port.expect("port")), lanes);
+}
+
+/// This process's established TCP connections whose local port is `port` (the server's ends:
+/// both ends of a loopback connection are in the process).
+fn established_to(port: u16) -> usize {
+    let table = std::fs::read_to_string("/proc/self/net/tcp").expect("/proc/self/net/tcp");
+    let local = format!(":{port:04X}");
+    table
+        .lines()
+        .skip(1)
+        .filter(|l| {
+            let cols: Vec<&str> = l.split_whitespace().collect();
+            cols.len() > 3 && cols[1].ends_with(&local) && cols[3] == "01"
+        })
+        .count()
+}
+
 /// Members on one lane share a connection but not their failures: a member whose API hangs
 /// fails its own bounded call, and its lane-mate's calls, before and after, go through on the
 /// same connection.

@@ -119,7 +119,10 @@ async fn aks_create_runs_is_idempotent_and_describes_what_arm_holds() {
     let running = create_until_running(&p, &s).await;
     assert_eq!(running.kubernetes_version, "1.34");
     let url = running.endpoint.clone().expect("endpoint");
-    assert!(url.starts_with("http://127.0.0.1:"), "{url}");
+    assert!(
+        url.starts_with("https://127.0.0.1:"),
+        "over TLS, as AKS serves: {url}"
+    );
     assert_eq!(
         p.get_instance(&s.name).await.expect("describe"),
         Some(running.clone())

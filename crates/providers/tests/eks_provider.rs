@@ -178,16 +178,12 @@ async fn create_is_idempotent_and_builds_the_node_groups(backend: Backend) {
     let first = p.create_instance(&s).await.expect("create");
     assert_eq!(first.name, s.name);
     assert_eq!(first.kubernetes_version, "1.30");
-    // moto makes up an https endpoint; the simulator's is its member's API, plain HTTP.
-    let scheme = match backend {
-        Backend::Moto => "https://",
-        Backend::Sim => "http://",
-    };
+    // moto makes up an https endpoint; the simulator's is its member's API, over TLS as EKS's.
     assert!(
         first
             .endpoint
             .as_deref()
-            .is_some_and(|e| e.starts_with(scheme)),
+            .is_some_and(|e| e.starts_with("https://")),
         "{first:?}"
     );
     // Retries (a crash after the request, a poll) ask for the same instance.

@@ -131,7 +131,7 @@ async fn gke_create_runs_is_idempotent_and_describes_what_gke_holds() {
     assert_eq!(running.kubernetes_version, "1.34");
     let endpoint_url = running.endpoint.clone().expect("endpoint");
     assert!(
-        endpoint_url.starts_with("http://127.0.0.1:"),
+        endpoint_url.starts_with("https://127.0.0.1:"),
         "{endpoint_url}"
     );
     assert_eq!(

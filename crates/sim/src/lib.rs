@@ -1,7 +1,7 @@
 //! The simulator: a fleet of member-cluster API servers in one process (memory storage), each
 //! behind its own path prefix and kubeconfig, with simulated cluster behaviour (nodes, workload
 //! status), a simulated cloud that creates and deletes member clusters, and simulated application
-//! traffic on a loopback address per cluster. Faults can be switched on per cluster and in the
+//! traffic on a loopback address per cluster (one socket for all). Faults can be switched on per cluster and in the
 //! cloud ([`Fault`], [`SimCloud::fail_next_creates`]) to rehearse failures.
 //!
 //! It is a product feature (rehearsing a fleet rollout on a laptop) and the ground of every
@@ -15,6 +15,7 @@ mod cloud;
 mod faults;
 mod gcp;
 mod principals;
+mod tls;
 mod traffic;
 mod workloads;
 
@@ -33,6 +34,7 @@ use rotor_store::memory::MemoryStore;
 pub use aws::DEFAULT_ACCOUNT as AWS_DEFAULT_ACCOUNT;
 pub use cloud::{CloudCluster, CloudClusterState, CloudConfig, CreateRequest, SimCloud};
 pub use faults::Fault;
+pub use tls::MembersTls;
 pub use traffic::{DRAIN_GRACE, HANG_HOLD, MAX_DELAY, SLOW_LATENCY, STREAM_TICK, TrafficCounts};
 pub use workloads::Clock;
 
@@ -121,8 +123,12 @@ impl std::fmt::Debug for MemberCluster {
 pub struct Sim {
     config: SimConfig,
     clusters: RwLock<BTreeMap<String, Arc<MemberCluster>>>,
-    /// The next loopback host index handed to a cluster's traffic listener.
+    /// The next loopback host index handed to a cluster's traffic server.
     next_host: std::sync::atomic::AtomicU32,
+    /// The one socket every cluster's traffic address is served on, bound with the first.
+    traffic_front: tokio::sync::OnceCell<traffic::front::Front>,
+    /// The members over TLS, once [`Sim::serve_members_tls`] started them.
+    members_tls: std::sync::OnceLock<MembersTls>,
     /// Fault switches by cluster name; kept apart from the members so faults can be set while
     /// the cloud is still creating a cluster (no race with a controller's first look at it).
     faults: Mutex<BTreeMap<String, FaultSwitch>>,
@@ -154,6 +160,8 @@ impl Sim {
             config,
             clusters: RwLock::new(BTreeMap::new()),
             next_host: std::sync::atomic::AtomicU32::new(1),
+            traffic_front: tokio::sync::OnceCell::new(),
+            members_tls: std::sync::OnceLock::new(),
             faults: Mutex::new(BTreeMap::new()),
             aws: aws::Eks::default(),
             route53: aws::Route53::default(),
@@ -236,17 +244,16 @@ impl Sim {
         let tasks = vec![behaviour::spawn(server.clone(), self.config.clone(), minor)];
         let (mut traffic_addr, mut traffic) = (None, None);
         if let Some(port) = self.config.traffic_port {
+            let front = self
+                .traffic_front
+                .get_or_try_init(|| traffic::front::Front::bind(port))
+                .await?;
             let idx = self
                 .next_host
                 .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             let ip =
                 std::net::Ipv4Addr::new(127, 1 + (idx >> 16) as u8, (idx >> 8) as u8, idx as u8);
-            let listener = traffic::serve(
-                server.clone(),
-                faults.subscribe(),
-                SocketAddr::from((ip, port)),
-            )
-            .await?;
+            let listener = traffic::serve(front, server.clone(), faults.subscribe(), ip);
             traffic_addr = Some(listener.addr);
             traffic = Some(listener);
         }
@@ -363,7 +370,26 @@ impl Sim {
         tokio::spawn(async move {
             let _ = rotor_apiserver::http::serve(listener, router).await;
         });
+        self.serve_members_tls()
+            .await
+            .map_err(std::io::Error::other)?;
         Ok(addr)
+    }
+
+    /// Serves the members (the whole router) over TLS too, on a free loopback port with a CA of
+    /// its own, and from then on the clouds' fronts describe members by that endpoint and CA:
+    /// what EKS, GKE and AKS answer. Once per simulator; later calls answer the first.
+    pub async fn serve_members_tls(self: &Arc<Self>) -> anyhow::Result<MembersTls> {
+        if let Some(tls) = self.members_tls.get() {
+            return Ok(tls.clone());
+        }
+        let tls = tls::serve(self.router()).await?;
+        Ok(self.members_tls.get_or_init(|| tls).clone())
+    }
+
+    /// See [`Sim::serve_members_tls`].
+    pub fn members_tls(&self) -> Option<&MembersTls> {
+        self.members_tls.get()
     }
 
     async fn route_member(&self, mut req: Request<Body>) -> Response {
@@ -440,9 +466,16 @@ impl Sim {
     /// A kubeconfig for one member cluster reached at `base_url` (e.g. `http://127.0.0.1:6443`).
     pub fn kubeconfig(&self, name: &str, base_url: &str) -> Option<String> {
         let c = self.cluster(name)?;
-        Some(kubeconfig_yaml(
+        let base = base_url.trim_end_matches('/');
+        // Over TLS the kubeconfig carries the CA that signed the members' certificate.
+        let ca = self
+            .members_tls()
+            .filter(|t| t.url == base)
+            .map(MembersTls::ca_base64);
+        Some(kubeconfig_yaml_with_ca(
             name,
-            &format!("{}/clusters/{name}", base_url.trim_end_matches('/')),
+            &format!("{base}/clusters/{name}"),
+            ca.as_deref(),
             &c.token,
         ))
     }
@@ -485,10 +518,12 @@ pub const H2C_EXTENSION: &str = "rotor.dev/h2c";
 /// the cluster carries rotor's h2c extension: the simulator speaks HTTP/2 with prior knowledge,
 /// so rotor's clients multiplex many members' watches on a few connections.
 pub fn kubeconfig_yaml(name: &str, server: &str, token: &str) -> String {
-    let mut cluster = serde_json::json!({"server": server});
-    if server.starts_with("http://") {
-        cluster["extensions"] = serde_json::json!([{"name": H2C_EXTENSION, "extension": true}]);
-    }
+    kubeconfig_yaml_with_ca(name, server, None, token)
+}
+
+/// [`kubeconfig_yaml`] for a server whose certificate the CA `ca` (base64 PEM) signed.
+pub fn kubeconfig_yaml_with_ca(name: &str, server: &str, ca: Option<&str>, token: &str) -> String {
+    let cluster = kubeconfig_cluster(server, ca);
     let doc = serde_json::json!({
         "apiVersion": "v1",
         "kind": "Config",
@@ -500,6 +535,19 @@ pub fn kubeconfig_yaml(name: &str, server: &str, token: &str) -> String {
     });
     // JSON is YAML; kubectl and kube-rs read it as such.
     serde_json::to_string_pretty(&doc).unwrap_or_default()
+}
+
+/// A kubeconfig's cluster entry: over plain HTTP marked as speaking HTTP/2 (the simulator's
+/// servers do), over TLS with the CA to verify it by.
+fn kubeconfig_cluster(server: &str, ca: Option<&str>) -> serde_json::Value {
+    let mut cluster = serde_json::json!({"server": server});
+    if server.starts_with("http://") {
+        cluster["extensions"] = serde_json::json!([{"name": H2C_EXTENSION, "extension": true}]);
+    }
+    if let Some(ca) = ca {
+        cluster["certificate-authority-data"] = ca.into();
+    }
+    cluster
 }
 
 pub fn random_token() -> String {

@@ -467,15 +467,30 @@ async fn application_answers_writes_slow_requests_and_streams_that_end_cleanly()
     assert!(head.contains("content-type: text/event-stream"), "{head}");
 
     // Deleting the cluster drains: the stream ends after a whole message, with the chunked
-    // body's terminator (a clean end), and nothing listens afterwards.
+    // body's terminator (a clean end), and nothing answers on its address afterwards.
     drop(sim.remove_cluster("blue-0000"));
     read_raw(&mut stream, &mut seen, |_| false).await;
     let all = String::from_utf8_lossy(&seen).to_string();
     assert!(all.ends_with("\n\n\r\n0\r\n\r\n"), "{all:?}");
-    eventually("listener closed", || async {
-        tokio::net::TcpStream::connect(traffic).await.is_err()
-    })
-    .await;
+    eventually("the address refused", || unanswered(traffic)).await;
+}
+
+/// Whether a request to `addr` goes unanswered: the connection is refused, or reset before a
+/// byte comes back (the simulator's one traffic socket resets connections to an address no
+/// cluster holds).
+async fn unanswered(addr: SocketAddr) -> bool {
+    let Ok(mut s) = tokio::net::TcpStream::connect(addr).await else {
+        return true;
+    };
+    let asked = s.write_all(b"GET /default/web HTTP/1.1\r\nHost: app\r\n\r\n");
+    if asked.await.is_err() {
+        return true;
+    }
+    let mut first = [0u8; 1];
+    matches!(
+        tokio::time::timeout(LIMIT, s.read(&mut first)).await,
+        Ok(Ok(0) | Err(_))
+    )
 }
 
 /// A workload scaled to zero behaves as terminating Pods: a request it accepted is still

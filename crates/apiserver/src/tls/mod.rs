@@ -80,6 +80,14 @@ pub fn server_config(pem: &ServingPem<'_>) -> Result<Arc<rustls::ServerConfig>, 
     Ok(Arc::new(config))
 }
 
+/// `config` offering HTTP/2 first by ALPN, then HTTP/1.1, as kube-apiserver does: clients
+/// multiplex their watches and calls over one connection.
+pub fn offering_h2(config: &rustls::ServerConfig) -> Arc<rustls::ServerConfig> {
+    let mut config = config.clone();
+    config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+    Arc::new(config)
+}
+
 fn rejected(what: &str, problem: impl std::fmt::Display) -> TlsError {
     TlsError::Rejected {
         what: what.into(),

@@ -133,6 +133,7 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
     };
     let cloud_names: Vec<&str> = clouds.iter().map(|c| c.as_str()).collect();
     let open_files_limit = limits::ensure_open_files(args.clusters as u64)?;
+    let memory_available_mib = limits::ensure_memory(args.clusters as u64)?;
     let started = Instant::now();
     let progress = |msg: String| {
         if !args.json {
@@ -596,6 +597,7 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
     // load (HAProxy, a process of its own, is not counted). Outside `json!`, whose macro
     // recursion the report already fills.
     report["rss_peak_mib"] = json!(super::bench::rss_mib().1.round());
+    report["memory_available_mib"] = json!(memory_available_mib);
     let hook_report = hooks::report(
         hook_rx.as_ref(),
         &timings.lock().unwrap_or_else(|p| p.into_inner()),

@@ -80,6 +80,8 @@ pub async fn run(args: SimArgs) -> anyhow::Result<()> {
     let base = format!("http://{addr}");
     // Links and endpoints in the cloud fronts' answers: Google's clients send no port in Host.
     sim.set_public_url(&base);
+    // Clusters created through the clouds' fronts are described over TLS, as the clouds do.
+    let tls = sim.serve_members_tls().await?;
     if let Some(dir) = &args.kubeconfig_dir {
         let n = sim.write_kubeconfigs(dir, &base)?;
         eprintln!("wrote {n} kubeconfigs to {}", dir.display());
@@ -91,7 +93,9 @@ pub async fn run(args: SimArgs) -> anyhow::Result<()> {
     );
     eprintln!(
         "rotor sim: clouds' APIs at {base}/aws (EKS, Route 53, STS), {base}/gcp (GKE, Cloud \
-         DNS) and {base}/azure (AKS, Traffic Manager); any credentials are accepted"
+         DNS) and {base}/azure (AKS, Traffic Manager); any credentials are accepted; the \
+         clusters they create answer over TLS at {}/clusters/{{name}}/",
+        tls.url
     );
     let grace = Duration::from_secs(args.shutdown_grace_seconds);
     let stop = async move {

@@ -140,6 +140,8 @@ impl Rehearsal {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
         let sim_url = format!("http://{}", listener.local_addr()?);
         sim.set_public_url(&sim_url);
+        // Members made through the clouds' fronts answer over TLS, HTTP/2 by ALPN.
+        sim.serve_members_tls().await?;
         let router = sim.router();
         tasks.push(tokio::spawn(async move {
             let _ = rotor_apiserver::http::serve(listener, router).await;

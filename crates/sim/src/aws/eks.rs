@@ -198,16 +198,17 @@ fn cluster_json(sim: &Sim, headers: &HeaderMap, name: &str, c: &Cluster) -> Opti
         .get(header::HOST)
         .and_then(|h| h.to_str().ok())
         .unwrap_or("127.0.0.1");
+    let endpoint = crate::tls::endpoint(sim.members_tls(), &format!("http://{host}"), &c.member);
     Some(json!({
         "name": name,
         "arn": c.arn,
         "createdAt": c.created_at,
         "version": c.version,
-        "endpoint": format!("http://{host}/clusters/{}", c.member),
+        "endpoint": endpoint.server,
         "roleArn": c.role_arn,
         "resourcesVpcConfig": {"subnetIds": c.subnets, "securityGroupIds": c.security_groups},
         "status": status,
-        "certificateAuthority": {"data": "c2ltdWxhdGVkOiBwbGFpbiBIVFRQLCBubyBDQQ=="},
+        "certificateAuthority": {"data": endpoint.ca_base64},
         "clientRequestToken": c.token,
         "platformVersion": "eks.1",
         "tags": tags,

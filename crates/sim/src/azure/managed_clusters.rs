@@ -252,11 +252,12 @@ fn cluster_json(ctx: &Call<'_>, c: &ManagedCluster) -> Option<Value> {
         properties["aadProfile"] = aad.clone();
     }
     if cloud.state != CloudClusterState::Creating {
-        // AKS's fqdn is a host its clients reach over https; the simulator's members speak
-        // plain http under its own URL, so it answers that URL (rotor uses one with a scheme
-        // as it is, as it does GKE's endpoint).
+        // AKS's fqdn is a host its clients reach over https; the simulator's members sit
+        // under a path, so it answers the whole URL (rotor uses one with a scheme as it is,
+        // as it does GKE's endpoint).
         let server = ctx.base.trim_end_matches("/azure");
-        properties["fqdn"] = json!(format!("{server}/clusters/{}", c.member));
+        let endpoint = crate::tls::endpoint(ctx.sim.members_tls(), server, &c.member);
+        properties["fqdn"] = json!(endpoint.server);
     }
     Some(json!({
         "id": c.id.resource_id(),
@@ -550,10 +551,12 @@ pub(super) fn user_credential(ctx: &Call<'_>, id: &ClusterId) -> Result<Response
             &id.group,
         ),
     })?;
-    let server = format!("{}/clusters/{member}", ctx.base.trim_end_matches("/azure"));
+    let base = ctx.base.trim_end_matches("/azure");
+    let endpoint = crate::tls::endpoint(ctx.sim.members_tls(), base, &member);
+    let ca = ctx.sim.members_tls().map(|t| t.ca_base64());
     let yaml = match aad {
-        Some(tenant) => kubelogin_kubeconfig(&id.name, &server, &tenant),
-        None => crate::kubeconfig_yaml(&id.name, &server, &token),
+        Some(tenant) => kubelogin_kubeconfig(&id.name, &endpoint.server, ca.as_deref(), &tenant),
+        None => crate::kubeconfig_yaml_with_ca(&id.name, &endpoint.server, ca.as_deref(), &token),
     };
     let value = base64::engine::general_purpose::STANDARD.encode(yaml);
     Ok(Json(json!({"kubeconfigs": [{"name": "clusterUser", "value": value}]})).into_response())
@@ -573,7 +576,7 @@ const SIM_TENANT: &str = "72f988bf-0000-4000-8000-000000000000";
 /// The user kubeconfig AKS answers for a cluster with Azure AD (`format=exec`, the default
 /// since Kubernetes 1.24): no credential in it, `kubelogin` to get one for AKS's server
 /// application.
-fn kubelogin_kubeconfig(name: &str, server: &str, tenant: &str) -> String {
+fn kubelogin_kubeconfig(name: &str, server: &str, ca: Option<&str>, tenant: &str) -> String {
     let args = [
         "get-token",
         "--environment",
@@ -591,7 +594,7 @@ fn kubelogin_kubeconfig(name: &str, server: &str, tenant: &str) -> String {
     let doc = json!({
         "apiVersion": "v1",
         "kind": "Config",
-        "clusters": [{"name": name, "cluster": {"server": server}}],
+        "clusters": [{"name": name, "cluster": crate::kubeconfig_cluster(server, ca)}],
         "users": [{"name": user, "user": {"exec": {
             "apiVersion": "client.authentication.k8s.io/v1beta1",
             "command": "kubelogin",

@@ -259,11 +259,11 @@ fn cluster_json(sim: &Sim, enums: Enums, base: &str, key: &Key, c: &Cluster) -> 
     });
     if cloud.state != CloudClusterState::Creating {
         // GKE's endpoint is a bare address its clients reach over https; the simulator's
-        // members speak plain http, so it gives the whole URL (clients use one with a scheme
+        // members sit under a path, so it gives the whole URL (clients use one with a scheme
         // as it is).
-        answer["endpoint"] = json!(format!("{server}/clusters/{}", c.member));
-        answer["masterAuth"] =
-            json!({"clusterCaCertificate": "c2ltdWxhdGVkOiBwbGFpbiBIVFRQLCBubyBDQQ=="});
+        let endpoint = crate::tls::endpoint(sim.members_tls(), server, &c.member);
+        answer["endpoint"] = json!(endpoint.server);
+        answer["masterAuth"] = json!({"clusterCaCertificate": endpoint.ca_base64});
     }
     if cloud.state == CloudClusterState::Failed {
         answer["statusMessage"] = json!(cloud.message);

@@ -1,5 +1,6 @@
-//! Simulated application traffic: each member cluster answers HTTP on its own loopback address,
-//! as a load balancer in front of the cluster would see its applications:
+//! Simulated application traffic: each member cluster answers HTTP on its own loopback address
+//! (one socket listens for all of them: [`front`]), as a load balancer in front of the cluster
+//! would see its applications:
 //!
 //! - `GET /{namespace}/{service}`: 200 when a workload selected by the Service has ready
 //!   replicas when the request arrives, 503 otherwise. `?delay_ms=N` (at most [`MAX_DELAY`])
@@ -12,7 +13,7 @@
 //!   [`STREAM_TICK`], each message one chunk, for as long as the cluster lives and the workload
 //!   runs (it is checked every second; a stopped one ends the stream after a whole message).
 //!
-//! Deleting the cluster drains its listener as a terminating Pod does: no new connections, every
+//! Deleting the cluster drains its server as a terminating Pod does: no new connections, every
 //! stream ends after a whole message (a clean end a client reconnects after, never a reset), and
 //! requests in flight finish within [`DRAIN_GRACE`].
 //!
@@ -20,8 +21,10 @@
 //! (until the fault is cleared, or [`HANG_HOLD`]); `TrafficSlow` answers [`SLOW_LATENCY`] late;
 //! `TrafficResets` sends the status line and headers, then drops the connection.
 
+pub mod front;
+
 use std::collections::HashMap;
-use std::net::SocketAddr;
+use std::net::{Ipv4Addr, SocketAddr};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -272,11 +275,13 @@ fn reset() -> Response {
         .expect("a static response builds")
 }
 
-/// A cluster's traffic listener; dropping it drains (see the module docs).
+/// A cluster's traffic server; dropping it refuses new connections and drains the others
+/// (see the module docs).
 pub struct TrafficListener {
     pub addr: SocketAddr,
-    /// What the listener has answered so far.
+    /// What the server has answered so far.
     pub counts: Arc<TrafficCounts>,
+    route: Option<front::Route>,
     stop: Option<oneshot::Sender<()>>,
 }
 
@@ -298,17 +303,21 @@ impl TrafficCounts {
 
 impl Drop for TrafficListener {
     fn drop(&mut self) {
+        // No new connections first, then the drain of those open.
+        drop(self.route.take());
         if let Some(stop) = self.stop.take() {
             let _ = stop.send(());
         }
     }
 }
 
-pub async fn serve(
+/// Serves cluster `server`'s traffic on `ip` of the shared `front`.
+pub fn serve(
+    front: &front::Front,
     server: Arc<ApiServer>,
     faults: watch::Receiver<FaultSet>,
-    addr: SocketAddr,
-) -> anyhow::Result<TrafficListener> {
+    ip: Ipv4Addr,
+) -> TrafficListener {
     let counts = Arc::new(TrafficCounts::default());
     let counted = counts.clone();
     let app = axum::Router::new()
@@ -321,20 +330,19 @@ pub async fn serve(
         .layer(axum::middleware::from_fn(
             move |req: Request, next: Next| faulty(faults.clone(), counted.clone(), req, next),
         ));
-    let listener = tokio::net::TcpListener::bind(addr)
-        .await
-        .map_err(|e| anyhow::anyhow!("binding traffic listener {addr}: {e}"))?;
-    let local = listener.local_addr()?;
+    let (incoming, route) = front.attach(ip);
     let (stop, stopped) = oneshot::channel::<()>();
     tokio::spawn(async move {
         let stopped = async move {
             let _ = stopped.await;
         };
-        let _ = rotor_apiserver::http::serve_until(listener, app, stopped, DRAIN_GRACE).await;
+        let _ =
+            rotor_apiserver::http::serve_incoming_until(incoming, app, stopped, DRAIN_GRACE).await;
     });
-    Ok(TrafficListener {
-        addr: local,
+    TrafficListener {
+        addr: SocketAddr::from((ip, front.port())),
         counts,
+        route: Some(route),
         stop: Some(stop),
-    })
+    }
 }

@@ -18,7 +18,8 @@ use kube_lease_manager::LeaseManagerBuilder;
 
 use crate::Context;
 
-/// The Lease all of rotor's control planes contend for.
+/// The Lease all of rotor's control planes contend for: its name, and its namespace in rotor's
+/// own control plane (`rotor controllers` on another API takes its own namespace instead).
 pub const LEASE_NAME: &str = "rotor-controllers";
 pub const LEASE_NAMESPACE: &str = "kube-system";
 
@@ -27,6 +28,8 @@ pub const LEASE_NAMESPACE: &str = "kube-system";
 pub struct Election {
     /// Unique per process: the Lease's `holderIdentity`.
     pub identity: String,
+    /// Where the Lease lives.
+    pub namespace: String,
     /// How long a lease holds without renewal: the longest the controllers stand still after
     /// their leader dies.
     pub lease_duration: Duration,
@@ -36,9 +39,10 @@ pub struct Election {
 
 impl Election {
     /// kube-controller-manager's lease (15 s) with a 5 s grace.
-    pub fn new(identity: impl Into<String>) -> Self {
+    pub fn new(identity: impl Into<String>, namespace: impl Into<String>) -> Self {
         Election {
             identity: identity.into(),
+            namespace: namespace.into(),
             lease_duration: Duration::from_secs(15),
             grace: Duration::from_secs(5),
         }
@@ -64,20 +68,19 @@ pub async fn run_elected(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
     let secs = |d: Duration| d.as_secs().max(1);
+    let namespace = election.namespace.clone();
     let manager = LeaseManagerBuilder::new(ctx.client.clone(), LEASE_NAME)
-        .with_namespace(LEASE_NAMESPACE)
+        .with_namespace(&namespace)
         .with_identity(election.identity.clone())
         .with_duration(secs(election.lease_duration))
         .with_grace(secs(election.grace))
         .with_field_manager("rotor-leader-election")
         .build()
         .await
-        .map_err(|e| {
-            anyhow::anyhow!("leader election on Lease {LEASE_NAMESPACE}/{LEASE_NAME}: {e}")
-        })?;
+        .map_err(|e| anyhow::anyhow!("leader election on Lease {namespace}/{LEASE_NAME}: {e}"))?;
     let (mut leading, manager_task) = manager.watch().await;
     let (confirmed, fence_task) = fence(
-        Api::namespaced(ctx.client.clone(), LEASE_NAMESPACE),
+        Api::namespaced(ctx.client.clone(), &namespace),
         election.identity.clone(),
         election.lease_duration,
         election.grace,
@@ -100,12 +103,12 @@ pub async fn run_elected(
                     return Ok(());
                 }
                 changed = leading.changed() => if changed.is_err() {
-                    anyhow::bail!("leader election on Lease {LEASE_NAMESPACE}/{LEASE_NAME} ended");
+                    anyhow::bail!("leader election on Lease {namespace}/{LEASE_NAME} ended");
                 },
                 _ = confirmed.changed() => {}
             }
         }
-        tracing::info!(%identity, "leading (Lease {LEASE_NAMESPACE}/{LEASE_NAME}): controllers started");
+        tracing::info!(%identity, "leading (Lease {namespace}/{LEASE_NAME}): controllers started");
         ctx.metrics.set_leading(true);
         let (stop_tx, mut stop_rx) = tokio::sync::watch::channel(false);
         let controllers = tokio::spawn(crate::run(ctx.clone(), async move {

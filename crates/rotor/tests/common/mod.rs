@@ -3,6 +3,7 @@
 
 pub mod controllers;
 pub mod fleet;
+pub mod helm;
 pub mod kubectl;
 pub mod process;
 

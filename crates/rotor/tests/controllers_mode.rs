@@ -1,0 +1,405 @@
+//! Management-cluster mode: `rotor controllers` against "some Kubernetes API" — a `rotor serve
+//! --no-controllers` enforcing RBAC, rotor's CRDs applied with the real kubectl from `rotor
+//! crdgen`, and for the controllers' ServiceAccount the Helm chart's RBAC and nothing more. Two
+//! replicas: one holds the Lease; a swap runs end to end on the simulator; SIGTERM to the leader
+//! mid-swap hands the Lease to the other, which finishes the swap; the audit log shows the old
+//! leader never wrote after it let go, and no call of either was refused.
+
+use crate::common;
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use common::fleet::{one_cluster_with_app, swap};
+use common::kubectl::{Kubectl, Running, free_port, wait_for_file, write_manifest};
+use common::process::{command, exit_within, run, sigterm};
+use k8s_openapi::api::coordination::v1::Lease;
+use kube::ResourceExt;
+use kube::api::{Api, Patch, PatchParams, PostParams};
+use rotor_api::{ClusterSwap, Phase, ShifterKind, SwapStrategy};
+use rotor_sim::{CloudConfig, SimConfig};
+use serde_json::Value;
+
+/// Seconds a lease holds in this test (the default is 15).
+const LEASE_SECONDS: u64 = 3;
+/// The chart's ServiceAccount, installed as release `rotor` in `rotor-system`.
+const SERVICE_ACCOUNT: &str = "system:serviceaccount:rotor-system:rotor";
+const NAMESPACE: &str = "rotor-system";
+
+/// The Helm chart in the repository.
+pub fn chart_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../charts/rotor")
+}
+
+/// One `rotor controllers` replica: its identity in the election, its token's uid (which the
+/// audit log records) and where it serves its metrics.
+struct Replica {
+    child: Running,
+    identity: String,
+    uid: &'static str,
+    metrics: String,
+}
+
+impl Replica {
+    fn start(dir: &Path, uid: &'static str, kubeconfig: &Path, sim_url: &str) -> Replica {
+        let log = dir.join(format!("{uid}.log"));
+        let provider = format!("sim:{sim_url}");
+        let lease = LEASE_SECONDS.to_string();
+        let child = command(&["controllers", "--kubeconfig", path(kubeconfig)])
+            .args([
+                "--lease-namespace",
+                NAMESPACE,
+                "--lease-duration-seconds",
+                &lease,
+            ])
+            .args([
+                "--shutdown-grace-seconds",
+                "5",
+                "--metrics-listen",
+                "127.0.0.1:0",
+            ])
+            .args(["--provider", &provider, "--traffic", "sim:127.0.0.1:0"])
+            .env("ROTOR_LOG", "rotor_controllers::leader=info")
+            .stderr(std::fs::File::create(&log).expect("log"))
+            .spawn()
+            .expect("rotor controllers starts");
+        let child = Running(child);
+        let identity = word_after(&wait_for_line(&log, "controllers run while "), "while");
+        let metrics = word_after(&wait_for_line(&log, "metrics on "), "on");
+        Replica {
+            child,
+            identity,
+            uid,
+            metrics,
+        }
+    }
+
+    /// `rotor_leading` as this replica's `/metrics` says it.
+    async fn leading(&self) -> Option<bool> {
+        let text = reqwest::get(&self.metrics).await.ok()?.text().await.ok()?;
+        let line = text.lines().find(|l| l.starts_with("rotor_leading "))?;
+        Some(line.ends_with(" 1"))
+    }
+}
+
+fn path(p: &Path) -> &str {
+    p.to_str().expect("utf-8 path")
+}
+
+/// The word after `marker` in `line`.
+fn word_after(line: &str, marker: &str) -> String {
+    let mut words = line.split_whitespace();
+    words.find(|w| *w == marker).expect("marker");
+    words.next().expect("a word after the marker").to_string()
+}
+
+fn wait_for_line(log: &Path, needle: &str) -> String {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let text = std::fs::read_to_string(log).unwrap_or_default();
+        if let Some(line) = text.lines().find(|l| l.contains(needle)) {
+            return line.to_string();
+        }
+        assert!(Instant::now() < deadline, "{needle:?} never logged: {text}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// The Lease's holder once it is `want` (or, with `None`, anybody), within `limit`.
+async fn holder(leases: &Api<Lease>, want: Option<&str>, limit: Duration) -> String {
+    let what = format!("the Lease held by {}", want.unwrap_or("anybody"));
+    common::eventually(limit, &what, || async {
+        let now = leases
+            .get_opt(rotor_controllers::leader::LEASE_NAME)
+            .await
+            .ok()
+            .flatten()
+            .and_then(|l| l.spec?.holder_identity)
+            .filter(|h| !h.is_empty())?;
+        want.is_none_or(|w| w == now).then_some(now)
+    })
+    .await
+}
+
+/// "Some Kubernetes API": `rotor serve` without controllers, enforcing RBAC, auditing every
+/// request, with two tokens of the chart's ServiceAccount (uids `replica-a`, `replica-b`).
+struct SomeApi {
+    serve: Running,
+    kubectl: Kubectl,
+    admin: PathBuf,
+    audit: PathBuf,
+}
+
+fn start_api(dir: &Path) -> (SomeApi, [PathBuf; 2]) {
+    let tokens = dir.join("tokens.csv");
+    let groups = format!("system:serviceaccounts,system:serviceaccounts:{NAMESPACE}");
+    let lines: Vec<String> = ["replica-a", "replica-b"]
+        .iter()
+        .map(|uid| {
+            format!(
+                "{},{SERVICE_ACCOUNT},{uid},\"{groups}\"",
+                rotor_sim::random_token()
+            )
+        })
+        .collect();
+    std::fs::write(&tokens, lines.join("\n")).expect("token file");
+    let (admin, audit) = (dir.join("admin.kubeconfig"), dir.join("audit.log"));
+    let (store, listen) = (
+        format!("sqlite:{}", dir.join("api.db").display()),
+        format!("127.0.0.1:{}", free_port()),
+    );
+    let serve = Running(
+        command(&[
+            "serve",
+            "--store",
+            &store,
+            "--listen",
+            &listen,
+            "--no-controllers",
+        ])
+        .args([
+            "--kubeconfig-out",
+            path(&admin),
+            "--token-auth-file",
+            path(&tokens),
+        ])
+        .args(["--audit-log", path(&audit)])
+        .spawn()
+        .expect("rotor serve starts"),
+    );
+    wait_for_file(&admin);
+    let admin_yaml = std::fs::read_to_string(&admin).expect("kubeconfig");
+    let kubeconfigs = ["a", "b"].map(|n| dir.join(format!("replica-{n}.kubeconfig")));
+    for (line, kc) in lines.iter().zip(&kubeconfigs) {
+        let token = line.split(',').next().expect("token");
+        let yaml = rotor_test_support::kubeconfig::with_credentials(
+            &admin_yaml,
+            rotor_test_support::kubeconfig::Credentials::Token(token),
+        );
+        std::fs::write(kc, yaml).expect("replica kubeconfig");
+    }
+    let kubectl = Kubectl::new(admin.clone());
+    let api = SomeApi {
+        serve,
+        kubectl,
+        admin,
+        audit,
+    };
+    (api, kubeconfigs)
+}
+
+/// rotor's CRDs from `rotor crdgen`, the namespace, and the chart's RBAC for the controllers,
+/// applied with kubectl as an operator of a management cluster would.
+fn install(dir: &Path, kubectl: &Kubectl) {
+    let (ok, crds, stderr) = run(&["crdgen"]);
+    assert!(ok, "rotor crdgen: {stderr}");
+    kubectl.ok(&["apply", "-f", &write_manifest(dir, "crds.yaml", &crds)]);
+    kubectl.ok(&["create", "namespace", NAMESPACE]);
+    let rbac = helm_template(&["--show-only", "templates/rbac.yaml"]);
+    kubectl.ok(&["apply", "-f", &write_manifest(dir, "rbac.yaml", &rbac)]);
+}
+
+/// `helm3 template rotor charts/rotor -n rotor-system ARGS`: the rendered manifests.
+pub fn helm_template(args: &[&str]) -> String {
+    let out = std::process::Command::new("helm3")
+        .args(["template", "rotor", path(&chart_dir()), "-n", NAMESPACE])
+        .args(args)
+        .output()
+        .expect("helm3 runs (scripts/install-test-deps.sh installs it)");
+    assert!(
+        out.status.success(),
+        "helm3 template: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).expect("utf-8")
+}
+
+/// A swap that stays a few seconds in each traffic step, so the leader can be stopped there.
+fn strategy() -> SwapStrategy {
+    SwapStrategy {
+        traffic_steps: vec![50, 100],
+        bake_seconds: 2,
+        blue_retention_seconds: 1,
+        ..Default::default()
+    }
+}
+
+async fn phase(swaps: &Api<ClusterSwap>, name: &str) -> Option<Phase> {
+    Some(swaps.get(name).await.ok()?.status?.phase)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_replicas_elect_one_leader_run_a_swap_and_hand_over_on_sigterm() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (mut api, kubeconfigs) = start_api(dir.path());
+    install(dir.path(), &api.kubectl);
+    let (_sim, sim_url, cluster) = one_cluster_with_app(
+        SimConfig {
+            nodes: 2,
+            workload_ready_delay: Duration::from_millis(200),
+            node_ready_delay: Duration::from_millis(100),
+            // Each cluster answers its application's traffic: green's address for the router.
+            traffic_port: Some(free_port()),
+            cloud: CloudConfig {
+                create_latency: Duration::from_millis(300),
+                delete_latency: Duration::from_millis(100),
+                ..CloudConfig::default()
+            },
+            ..SimConfig::default()
+        },
+        ShifterKind::Sim,
+    )
+    .await;
+    let replicas = [
+        Replica::start(dir.path(), "replica-a", &kubeconfigs[0], &sim_url),
+        Replica::start(dir.path(), "replica-b", &kubeconfigs[1], &sim_url),
+    ];
+    let admin = common::client_from(&api.admin).await;
+    let leases: Api<Lease> = Api::namespaced(admin.clone(), NAMESPACE);
+    let first = holder(&leases, None, Duration::from_secs(20)).await;
+    let (mut leader, follower) = match replicas {
+        [a, b] if a.identity == first => (a, b),
+        [a, b] if b.identity == first => (b, a),
+        _ => panic!("the Lease is held by {first}, neither replica"),
+    };
+    common::eventually(
+        Duration::from_secs(10),
+        "only the leader leading",
+        || async { (leader.leading().await? && !follower.leading().await?).then_some(()) },
+    )
+    .await;
+
+    Api::<rotor_api::Cluster>::all(admin.clone())
+        .patch(
+            &cluster.name_any(),
+            &PatchParams::apply("test"),
+            &Patch::Apply(&cluster),
+        )
+        .await
+        .expect("Cluster applied");
+    let swaps: Api<ClusterSwap> = Api::all(admin.clone());
+    let upgrade = swap("upgrade", &cluster.name_any(), "1.35.0", strategy());
+    swaps
+        .create(&PostParams::default(), &upgrade)
+        .await
+        .expect("swap");
+    let at = common::eventually(Duration::from_secs(60), "traffic shifting", || async {
+        let now = phase(&swaps, "upgrade").await?;
+        assert!(
+            !now.is_terminal(),
+            "the swap ended in {now:?} before the hand-over"
+        );
+        (now == Phase::ShiftingTraffic).then_some(now)
+    })
+    .await;
+
+    let stopped = Instant::now();
+    sigterm(&leader.child.0);
+    holder(
+        &leases,
+        Some(&follower.identity),
+        Duration::from_secs(LEASE_SECONDS + 2),
+    )
+    .await;
+    let handed_over = stopped.elapsed();
+    let status = tokio::task::block_in_place(|| {
+        exit_within(
+            &mut leader.child.0,
+            Duration::from_secs(6),
+            "the old leader",
+        )
+    });
+    assert!(status.success(), "the old leader exited with {status}");
+    eprintln!("SIGTERM in {at:?}; the other replica held the Lease {handed_over:?} later");
+
+    common::eventually(Duration::from_secs(90), "the swap to succeed", || async {
+        let now = phase(&swaps, "upgrade").await?;
+        assert!(
+            now != Phase::RolledBack && now != Phase::Failed,
+            "swap: {now:?}"
+        );
+        (now == Phase::Succeeded).then_some(())
+    })
+    .await;
+    drop(follower);
+    // The audit log is complete once its server has stopped.
+    sigterm(&api.serve.0);
+    let status = tokio::task::block_in_place(|| {
+        exit_within(&mut api.serve.0, Duration::from_secs(15), "rotor serve")
+    });
+    assert!(status.success(), "rotor serve exited with {status}");
+    check_audit(&api.audit, leader.uid);
+}
+
+/// One request of a replica as the audit log recorded it.
+struct Call {
+    uid: String,
+    write: bool,
+    resource: String,
+    code: i64,
+    at: chrono::DateTime<chrono::FixedOffset>,
+}
+
+fn calls(audit: &Path) -> Vec<Call> {
+    let text = std::fs::read_to_string(audit).expect("audit log");
+    text.lines()
+        .map(|l| serde_json::from_str::<Value>(l).expect("an audit Event"))
+        .filter(|e| e["user"]["username"] == SERVICE_ACCOUNT)
+        .filter(|e| e["stage"] == "ResponseComplete")
+        .map(|e| Call {
+            uid: e["user"]["uid"].as_str().unwrap_or_default().to_string(),
+            write: matches!(
+                e["verb"].as_str(),
+                Some("create" | "update" | "patch" | "delete" | "deletecollection")
+            ),
+            resource: e["objectRef"]["resource"]
+                .as_str()
+                .unwrap_or_default()
+                .into(),
+            code: e["responseStatus"]["code"].as_i64().unwrap_or_default(),
+            at: chrono::DateTime::parse_from_rfc3339(e["stageTimestamp"].as_str().expect("time"))
+                .expect("RFC 3339"),
+        })
+        .collect()
+}
+
+/// No call was refused (the chart's RBAC is enough); the first leader's last write is its
+/// release of the Lease, and the other replica wrote nothing but the Lease before that.
+fn check_audit(audit: &Path, first_leader: &'static str) {
+    let calls = calls(audit);
+    let refused: Vec<String> = calls
+        .iter()
+        .filter(|c| c.code == 403)
+        .map(|c| format!("{} {}", c.uid, c.resource))
+        .collect();
+    assert!(refused.is_empty(), "refused by RBAC: {refused:?}");
+    let writes = |uid: &'static str| calls.iter().filter(move |c| c.write && c.uid == uid);
+    let last = writes(first_leader)
+        .max_by_key(|c| c.at)
+        .expect("the leader wrote");
+    assert_eq!(
+        last.resource, "leases",
+        "the old leader's last write releases the Lease"
+    );
+    assert!(
+        writes(first_leader).any(|c| c.resource == "clusterswaps"),
+        "the first leader drove the swap"
+    );
+    let other = if first_leader == "replica-a" {
+        "replica-b"
+    } else {
+        "replica-a"
+    };
+    let early: Vec<&Call> = writes(other)
+        .filter(|c| c.resource != "leases" && c.at <= last.at)
+        .collect();
+    assert!(
+        early.is_empty(),
+        "the follower wrote before the hand-over: {:?}",
+        early.len()
+    );
+    assert!(
+        writes(other).any(|c| c.resource == "clusterswaps"),
+        "the new leader drove the swap on"
+    );
+}

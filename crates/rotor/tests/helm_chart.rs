@@ -1,7 +1,7 @@
 //! The Helm chart `charts/rotor`: its CRDs are `rotor crdgen`'s, its people's roles are the
 //! ones `rotor serve` ships, its dashboard is `deploy/grafana/rotor.json`; it passes `helm lint`
-//! and installs into a simulated cluster with Helm 3 and 4, on a server-side dry run and for
-//! real, its Deployment's two replicas becoming ready there.
+//! and installs with Helm 3 and 4 into a simulated cluster, on a server-side dry run and for
+//! real (its Deployment's two replicas becoming ready there), and into `rotor serve`.
 
 use crate::common;
 use crate::controllers_mode::{chart_dir, helm_template};
@@ -9,7 +9,7 @@ use crate::controllers_mode::{chart_dir, helm_template};
 use std::path::Path;
 
 use common::helm::Helm;
-use common::kubectl::{Kubectl, start_sim};
+use common::kubectl::{Kubectl, serve_sqlite, start_sim};
 use common::process::run;
 use k8s_openapi::api::rbac::v1::ClusterRole;
 
@@ -92,6 +92,7 @@ fn install(helm: &'static str) {
     let args = ["rotor", chart, "-n", "rotor-system"];
     let set = ["--set", "grafanaDashboard.enabled=true"];
     let dry = helm.ok(&[&["install"], &args[..], &set, &["--dry-run=server"]].concat());
+    assert!(dry.contains("name: rotor-dashboard"), "{dry}");
     for kind in [
         "Deployment",
         "ClusterRole",
@@ -106,8 +107,28 @@ fn install(helm: &'static str) {
     let wait = ["--wait", "--timeout", "60s"];
     helm.ok(&[&["install"], &args[..], &set, &wait].concat());
     check_installed(&k);
+    k.ok(&["get", "configmap", "rotor-dashboard", "-n", "rotor-system"]);
+    let deploy = k.json(&["get", "deployment", "rotor", "-n", "rotor-system"]);
+    assert_eq!(deploy["status"]["readyReplicas"], 2, "{deploy}");
 }
 
+/// Into `rotor serve`, which registers rotor's CRDs and writes its shipped roles itself
+/// (`--skip-crds`, `shippedRoles=false`: Helm refuses to adopt objects it did not make) and
+/// runs no Pods: the objects exist.
+fn install_into_serve(helm: &'static str) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let kc = dir.path().join("kubeconfig");
+    let (_serve, k) = serve_sqlite(&dir.path().join("rotor.db"), &kc, &["--no-controllers"]);
+    let helm = Helm::new(helm, kc);
+    k.ok(&["create", "namespace", "rotor-system"]);
+    let chart = chart_dir();
+    let chart = chart.to_str().expect("path");
+    let args = ["install", "rotor", chart, "-n", "rotor-system"];
+    helm.ok(&[&args[..], &["--skip-crds", "--set", "shippedRoles=false"]].concat());
+    check_installed(&k);
+}
+
+/// What the chart installs, as kubectl sees it.
 fn check_installed(k: &Kubectl) {
     for crd in ["clusters", "clusterswaps", "rollouts"] {
         k.ok(&["get", "crd", &format!("{crd}.rotor.dev")]);
@@ -127,12 +148,10 @@ fn check_installed(k: &Kubectl) {
         "role/rotor-controllers",
         "rolebinding/rotor-controllers",
         "service/rotor-metrics",
-        "configmap/rotor-dashboard",
     ] {
         k.ok(&[&["get", what], &ns[..]].concat());
     }
     let deploy = k.json(&["get", "deployment", "rotor", "-n", "rotor-system"]);
-    assert_eq!(deploy["status"]["readyReplicas"], 2, "{deploy}");
     let pod = &deploy["spec"]["template"]["spec"];
     assert_eq!(pod["serviceAccountName"], "rotor");
     assert_eq!(pod["securityContext"]["runAsNonRoot"], true);
@@ -149,4 +168,14 @@ fn helm3_installs_the_chart_into_a_simulated_cluster() {
 #[test]
 fn helm4_installs_the_chart_into_a_simulated_cluster() {
     install("helm4");
+}
+
+#[test]
+fn helm3_installs_the_chart_into_rotor_serve() {
+    install_into_serve("helm3");
+}
+
+#[test]
+fn helm4_installs_the_chart_into_rotor_serve() {
+    install_into_serve("helm4");
 }

@@ -10,14 +10,14 @@ use crate::common;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use common::fleet::{one_cluster_with_app, swap};
-use common::kubectl::{Kubectl, Running, free_port, wait_for_file, write_manifest};
-use common::process::{command, exit_within, run, sigterm};
+use common::fleet::{one_cluster_with_app, sim_config, swap};
+use common::kubectl::{Kubectl, Running, serve_sqlite, write_manifest};
+use common::lease::holder;
+use common::process::{command, exit_within, run, sigterm, wait_for_line};
 use k8s_openapi::api::coordination::v1::Lease;
 use kube::ResourceExt;
 use kube::api::{Api, Patch, PatchParams, PostParams};
 use rotor_api::{ClusterSwap, Phase, ShifterKind, SwapStrategy};
-use rotor_sim::{CloudConfig, SimConfig};
 use serde_json::Value;
 
 /// Seconds a lease holds in this test (the default is 15).
@@ -93,34 +93,6 @@ fn word_after(line: &str, marker: &str) -> String {
     words.next().expect("a word after the marker").to_string()
 }
 
-fn wait_for_line(log: &Path, needle: &str) -> String {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        let text = std::fs::read_to_string(log).unwrap_or_default();
-        if let Some(line) = text.lines().find(|l| l.contains(needle)) {
-            return line.to_string();
-        }
-        assert!(Instant::now() < deadline, "{needle:?} never logged: {text}");
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
-
-/// The Lease's holder once it is `want` (or, with `None`, anybody), within `limit`.
-async fn holder(leases: &Api<Lease>, want: Option<&str>, limit: Duration) -> String {
-    let what = format!("the Lease held by {}", want.unwrap_or("anybody"));
-    common::eventually(limit, &what, || async {
-        let now = leases
-            .get_opt(rotor_controllers::leader::LEASE_NAME)
-            .await
-            .ok()
-            .flatten()
-            .and_then(|l| l.spec?.holder_identity)
-            .filter(|h| !h.is_empty())?;
-        want.is_none_or(|w| w == now).then_some(now)
-    })
-    .await
-}
-
 /// "Some Kubernetes API": `rotor serve` without controllers, enforcing RBAC, auditing every
 /// request, with two tokens of the chart's ServiceAccount (uids `replica-a`, `replica-b`).
 struct SomeApi {
@@ -144,30 +116,9 @@ fn start_api(dir: &Path) -> (SomeApi, [PathBuf; 2]) {
         .collect();
     std::fs::write(&tokens, lines.join("\n")).expect("token file");
     let (admin, audit) = (dir.join("admin.kubeconfig"), dir.join("audit.log"));
-    let (store, listen) = (
-        format!("sqlite:{}", dir.join("api.db").display()),
-        format!("127.0.0.1:{}", free_port()),
-    );
-    let serve = Running(
-        command(&[
-            "serve",
-            "--store",
-            &store,
-            "--listen",
-            &listen,
-            "--no-controllers",
-        ])
-        .args([
-            "--kubeconfig-out",
-            path(&admin),
-            "--token-auth-file",
-            path(&tokens),
-        ])
-        .args(["--audit-log", path(&audit)])
-        .spawn()
-        .expect("rotor serve starts"),
-    );
-    wait_for_file(&admin);
+    let flags = ["--no-controllers", "--token-auth-file", path(&tokens)];
+    let flags = [&flags[..], &["--audit-log", path(&audit)]].concat();
+    let (serve, kubectl) = serve_sqlite(&dir.join("api.db"), &admin, &flags);
     let admin_yaml = std::fs::read_to_string(&admin).expect("kubeconfig");
     let kubeconfigs = ["a", "b"].map(|n| dir.join(format!("replica-{n}.kubeconfig")));
     for (line, kc) in lines.iter().zip(&kubeconfigs) {
@@ -178,7 +129,6 @@ fn start_api(dir: &Path) -> (SomeApi, [PathBuf; 2]) {
         );
         std::fs::write(kc, yaml).expect("replica kubeconfig");
     }
-    let kubectl = Kubectl::new(admin.clone());
     let api = SomeApi {
         serve,
         kubectl,
@@ -233,23 +183,9 @@ async fn two_replicas_elect_one_leader_run_a_swap_and_hand_over_on_sigterm() {
     let dir = tempfile::tempdir().expect("tempdir");
     let (mut api, kubeconfigs) = start_api(dir.path());
     install(dir.path(), &api.kubectl);
-    let (_sim, sim_url, cluster) = one_cluster_with_app(
-        SimConfig {
-            nodes: 2,
-            workload_ready_delay: Duration::from_millis(200),
-            node_ready_delay: Duration::from_millis(100),
-            // Each cluster answers its application's traffic: green's address for the router.
-            traffic_port: Some(free_port()),
-            cloud: CloudConfig {
-                create_latency: Duration::from_millis(300),
-                delete_latency: Duration::from_millis(100),
-                ..CloudConfig::default()
-            },
-            ..SimConfig::default()
-        },
-        ShifterKind::Sim,
-    )
-    .await;
+    // Each cluster answers its application's traffic: green's address for the router.
+    let config = sim_config(Duration::from_millis(300), Duration::from_millis(100));
+    let (_sim, sim_url, cluster) = one_cluster_with_app(config, ShifterKind::Sim).await;
     let replicas = [
         Replica::start(dir.path(), "replica-a", &kubeconfigs[0], &sim_url),
         Replica::start(dir.path(), "replica-b", &kubeconfigs[1], &sim_url),

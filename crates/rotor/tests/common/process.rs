@@ -57,6 +57,22 @@ pub fn append_to(log: &Path) -> Stdio {
         .into()
 }
 
+/// The first line of the file `log` containing `needle`, once a process wrote it (within 30 s).
+pub fn wait_for_line(log: &Path, needle: &str) -> String {
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let text = std::fs::read_to_string(log).unwrap_or_default();
+        if let Some(line) = text.lines().find(|l| l.contains(needle)) {
+            return line.to_string();
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{needle:?} never logged: {text}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
 /// SIGTERM to `process`, then its exit within `within`: its status.
 pub fn stop(process: &mut Running, within: Duration, what: &str) -> ExitStatus {
     sigterm(&process.0);

@@ -1,23 +1,24 @@
 //! Management-cluster mode: `rotor controllers` against "some Kubernetes API" — a `rotor serve
 //! --no-controllers` enforcing RBAC, rotor's CRDs applied with the real kubectl from `rotor
 //! crdgen`, and for the controllers' ServiceAccount the Helm chart's RBAC and nothing more. Two
-//! replicas: one holds the Lease; a swap runs end to end on the simulator; SIGTERM to the leader
-//! mid-swap hands the Lease to the other, which finishes the swap; the audit log shows the old
-//! leader never wrote after it let go, and no call of either was refused.
+//! replicas: one holds the Lease; a Rollout applied with kubectl runs its swap end to end on the
+//! simulator; SIGTERM to the leader mid-swap hands the Lease to the other, which finishes it;
+//! the audit log shows the old leader never wrote after it let go, and no call of either was
+//! refused.
 
 use crate::common;
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use common::fleet::{one_cluster_with_app, sim_config, swap};
+use common::fleet::{one_cluster_with_app, sim_config};
 use common::kubectl::{Kubectl, Running, serve_sqlite, write_manifest};
 use common::lease::holder;
-use common::process::{command, exit_within, run, sigterm, wait_for_line};
+use common::process::{command, exit_within, run, serve_refuses, sigterm, wait_for_line};
 use k8s_openapi::api::coordination::v1::Lease;
 use kube::ResourceExt;
-use kube::api::{Api, Patch, PatchParams, PostParams};
-use rotor_api::{ClusterSwap, Phase, ShifterKind, SwapStrategy};
+use kube::api::{Api, Patch, PatchParams};
+use rotor_api::{ClusterSwap, Phase, ShifterKind};
 use serde_json::Value;
 
 /// Seconds a lease holds in this test (the default is 15).
@@ -164,22 +165,66 @@ pub fn helm_template(args: &[&str]) -> String {
     String::from_utf8(out.stdout).expect("utf-8")
 }
 
-/// A swap that stays a few seconds in each traffic step, so the leader can be stopped there.
-fn strategy() -> SwapStrategy {
-    SwapStrategy {
-        traffic_steps: vec![50, 100],
-        bake_seconds: 2,
-        blue_retention_seconds: 1,
-        ..Default::default()
-    }
+/// A Rollout of every Cluster to 1.35 in one wave, its swaps staying a few seconds in each
+/// traffic step, so the leader can be stopped there.
+const ROLLOUT_YAML: &str = r#"apiVersion: rotor.dev/v1alpha1
+kind: Rollout
+metadata: {name: fleet}
+spec:
+  clusterSelector: {}
+  target: {kubernetesVersion: "1.35.0"}
+  waves: [{name: all, percent: 100}]
+  strategy: {trafficSteps: [50, 100], bakeSeconds: 2, blueRetentionSeconds: 1}
+"#;
+
+/// The phase of the Rollout's swap, once it has one.
+async fn swap_phase(swaps: &Api<ClusterSwap>) -> Option<Phase> {
+    let list = swaps.list(&Default::default()).await.ok()?;
+    Some(list.items.into_iter().next()?.status?.phase)
 }
 
-async fn phase(swaps: &Api<ClusterSwap>, name: &str) -> Option<Phase> {
-    Some(swaps.get(name).await.ok()?.status?.phase)
+async fn rollout_phase(rollouts: &Api<rotor_api::Rollout>) -> Option<String> {
+    let phase = rollouts.get("fleet").await.ok()?.status?.phase;
+    Some(format!("{phase:?}"))
+}
+
+/// The replica holding the Lease and the other, once only the holder says it leads.
+async fn elect(replicas: [Replica; 2], leases: &Api<Lease>) -> (Replica, Replica) {
+    let first = holder(leases, None, Duration::from_secs(20)).await;
+    let (leader, follower) = match replicas {
+        [a, b] if a.identity == first => (a, b),
+        [a, b] if b.identity == first => (b, a),
+        _ => panic!("the Lease is held by {first}, neither replica"),
+    };
+    let what = "only the leader leading";
+    common::eventually(Duration::from_secs(10), what, || async {
+        (leader.leading().await? && !follower.leading().await?).then_some(())
+    })
+    .await;
+    (leader, follower)
+}
+
+/// SIGTERM to `leader`: `follower` holds the Lease within a bound, the leader exits 0 within
+/// its grace. How long the hand-over took.
+async fn hand_over(leader: &mut Replica, follower: &Replica, leases: &Api<Lease>) -> Duration {
+    let stopped = Instant::now();
+    sigterm(&leader.child.0);
+    let bound = Duration::from_secs(LEASE_SECONDS + 2);
+    holder(leases, Some(&follower.identity), bound).await;
+    let handed_over = stopped.elapsed();
+    let status = tokio::task::block_in_place(|| {
+        exit_within(
+            &mut leader.child.0,
+            Duration::from_secs(6),
+            "the old leader",
+        )
+    });
+    assert!(status.success(), "the old leader exited with {status}");
+    handed_over
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn two_replicas_elect_one_leader_run_a_swap_and_hand_over_on_sigterm() {
+async fn two_replicas_elect_one_leader_run_a_rollout_and_hand_over_on_sigterm() {
     let dir = tempfile::tempdir().expect("tempdir");
     let (mut api, kubeconfigs) = start_api(dir.path());
     install(dir.path(), &api.kubectl);
@@ -192,35 +237,18 @@ async fn two_replicas_elect_one_leader_run_a_swap_and_hand_over_on_sigterm() {
     ];
     let admin = common::client_from(&api.admin).await;
     let leases: Api<Lease> = Api::namespaced(admin.clone(), NAMESPACE);
-    let first = holder(&leases, None, Duration::from_secs(20)).await;
-    let (mut leader, follower) = match replicas {
-        [a, b] if a.identity == first => (a, b),
-        [a, b] if b.identity == first => (b, a),
-        _ => panic!("the Lease is held by {first}, neither replica"),
-    };
-    common::eventually(
-        Duration::from_secs(10),
-        "only the leader leading",
-        || async { (leader.leading().await? && !follower.leading().await?).then_some(()) },
-    )
-    .await;
+    let (mut leader, follower) = elect(replicas, &leases).await;
 
+    let pp = PatchParams::apply("test");
     Api::<rotor_api::Cluster>::all(admin.clone())
-        .patch(
-            &cluster.name_any(),
-            &PatchParams::apply("test"),
-            &Patch::Apply(&cluster),
-        )
+        .patch(&cluster.name_any(), &pp, &Patch::Apply(&cluster))
         .await
         .expect("Cluster applied");
+    let rollout = write_manifest(dir.path(), "rollout.yaml", ROLLOUT_YAML);
+    api.kubectl.ok(&["apply", "-f", &rollout]);
     let swaps: Api<ClusterSwap> = Api::all(admin.clone());
-    let upgrade = swap("upgrade", &cluster.name_any(), "1.35.0", strategy());
-    swaps
-        .create(&PostParams::default(), &upgrade)
-        .await
-        .expect("swap");
     let at = common::eventually(Duration::from_secs(60), "traffic shifting", || async {
-        let now = phase(&swaps, "upgrade").await?;
+        let now = swap_phase(&swaps).await?;
         assert!(
             !now.is_terminal(),
             "the swap ended in {now:?} before the hand-over"
@@ -228,40 +256,28 @@ async fn two_replicas_elect_one_leader_run_a_swap_and_hand_over_on_sigterm() {
         (now == Phase::ShiftingTraffic).then_some(now)
     })
     .await;
-
-    let stopped = Instant::now();
-    sigterm(&leader.child.0);
-    holder(
-        &leases,
-        Some(&follower.identity),
-        Duration::from_secs(LEASE_SECONDS + 2),
-    )
-    .await;
-    let handed_over = stopped.elapsed();
-    let status = tokio::task::block_in_place(|| {
-        exit_within(
-            &mut leader.child.0,
-            Duration::from_secs(6),
-            "the old leader",
-        )
-    });
-    assert!(status.success(), "the old leader exited with {status}");
+    let handed_over = hand_over(&mut leader, &follower, &leases).await;
     eprintln!("SIGTERM in {at:?}; the other replica held the Lease {handed_over:?} later");
 
-    common::eventually(Duration::from_secs(90), "the swap to succeed", || async {
-        let now = phase(&swaps, "upgrade").await?;
-        assert!(
-            now != Phase::RolledBack && now != Phase::Failed,
-            "swap: {now:?}"
-        );
-        (now == Phase::Succeeded).then_some(())
-    })
+    let rollouts: Api<rotor_api::Rollout> = Api::all(admin.clone());
+    common::eventually(
+        Duration::from_secs(90),
+        "the rollout to succeed",
+        || async {
+            let now = rollout_phase(&rollouts).await?;
+            assert!(
+                !now.contains("Fail") && !now.contains("Roll"),
+                "rollout: {now}"
+            );
+            (now == "Succeeded").then_some(())
+        },
+    )
     .await;
+    assert_eq!(swap_phase(&swaps).await, Some(Phase::Succeeded));
     drop(follower);
     // The audit log is complete once its server has stopped.
-    sigterm(&api.serve.0);
     let status = tokio::task::block_in_place(|| {
-        exit_within(&mut api.serve.0, Duration::from_secs(15), "rotor serve")
+        common::process::stop(&mut api.serve, Duration::from_secs(15), "rotor serve")
     });
     assert!(status.success(), "rotor serve exited with {status}");
     check_audit(&api.audit, leader.uid);
@@ -317,10 +333,12 @@ fn check_audit(audit: &Path, first_leader: &'static str) {
         last.resource, "leases",
         "the old leader's last write releases the Lease"
     );
-    assert!(
-        writes(first_leader).any(|c| c.resource == "clusterswaps"),
-        "the first leader drove the swap"
-    );
+    for resource in ["rollouts", "clusterswaps"] {
+        assert!(
+            writes(first_leader).any(|c| c.resource == resource),
+            "the first leader wrote {resource}"
+        );
+    }
     let other = if first_leader == "replica-a" {
         "replica-b"
     } else {
@@ -338,4 +356,22 @@ fn check_audit(audit: &Path, first_leader: &'static str) {
         writes(other).any(|c| c.resource == "clusterswaps"),
         "the new leader drove the swap on"
     );
+}
+
+#[test]
+fn controllers_refuse_an_api_without_rotors_crds_and_a_bad_flag_naming_them() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (_sim, _) = common::kubectl::start_sim(dir.path(), 1, &[]);
+    let member = dir.path().join("kubeconfigs/member-0000.kubeconfig");
+    let controllers = |extra: &[&str]| {
+        let mut c = command(&["controllers", "--kubeconfig", path(&member)]);
+        c.args(extra);
+        serve_refuses(c)
+    };
+    let said = controllers(&["--metrics-listen", "127.0.0.1:0"]);
+    assert!(said.contains("rotor crdgen | kubectl apply -f -"), "{said}");
+    let said = controllers(&["--metrics-listen", "nowhere"]);
+    assert!(said.contains("--metrics-listen"), "{said}");
+    let said = controllers(&["--provider", "mars"]);
+    assert!(said.contains("--provider \"mars\""), "{said}");
 }

@@ -91,15 +91,19 @@ fn router(metrics: Arc<rotor_controllers::metrics::Metrics>) -> axum::Router {
 }
 
 pub async fn run(args: ControllersArgs) -> anyhow::Result<()> {
-    let (client, default_namespace) = client(args.kubeconfig.as_deref()).await?;
-    let namespace = args.lease_namespace.clone().unwrap_or(default_namespace);
-    check_crds(&client).await?;
+    // The flags first, then the API: a mistake is named before anything is reached.
     let (listener, addr) = super::bind(&args.metrics_listen)
         .await
         .map_err(|e| anyhow::anyhow!("--metrics-listen: {e}"))?;
-    eprintln!("metrics on http://{addr}/metrics");
+    let (client, default_namespace) = client(args.kubeconfig.as_deref()).await?;
+    let namespace = args.lease_namespace.clone().unwrap_or(default_namespace);
     let metrics = Arc::new(rotor_controllers::metrics::Metrics::default());
-    let (ctx, _layers) = args.controllers.context(client, metrics.clone()).await?;
+    let (ctx, _layers) = args
+        .controllers
+        .context(client.clone(), metrics.clone())
+        .await?;
+    check_crds(&client).await?;
+    eprintln!("metrics on http://{addr}/metrics");
     let grace = args.controllers.grace();
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let stopped = |mut rx: tokio::sync::watch::Receiver<bool>| async move {

@@ -20,8 +20,9 @@ pub fn command(args: &[&str]) -> Command {
     c
 }
 
-/// Runs `serve` (a `rotor serve` command) and asserts it refuses to start: it exits, with a
-/// failure, within 30 s. Its stderr, for the test to look for the reason in.
+/// Runs `serve` (a `rotor serve` or `rotor controllers` command) and asserts it refuses to
+/// start: it exits, with a failure, within 30 s. Its stderr, for the test to look for the
+/// reason in.
 pub fn serve_refuses(mut serve: Command) -> String {
     serve.stderr(Stdio::piped());
     let mut child = rotor_test_support::KillOnDrop(serve.spawn().expect("rotor serve runs"));

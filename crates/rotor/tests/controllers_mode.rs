@@ -374,4 +374,12 @@ fn controllers_refuse_an_api_without_rotors_crds_and_a_bad_flag_naming_them() {
     assert!(said.contains("--metrics-listen"), "{said}");
     let said = controllers(&["--provider", "mars"]);
     assert!(said.contains("--provider \"mars\""), "{said}");
+    // Without --kubeconfig the configuration is inferred as kubectl infers it: outside a pod,
+    // $KUBECONFIG. It reached the member: the refusal is about the CRDs.
+    let mut inferred = command(&["controllers", "--metrics-listen", "127.0.0.1:0"]);
+    inferred
+        .env("KUBECONFIG", &member)
+        .env_remove("KUBERNETES_SERVICE_HOST");
+    let said = serve_refuses(inferred);
+    assert!(said.contains("rotor's CRDs are not installed"), "{said}");
 }

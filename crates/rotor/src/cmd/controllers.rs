@@ -116,28 +116,34 @@ pub async fn run(args: ControllersArgs) -> anyhow::Result<()> {
         grace / 5,
     ));
     let election = args.controllers.election(&namespace);
-    let mut controllers = tokio::spawn(rotor_controllers::leader::run_elected(
+    let controllers = tokio::spawn(rotor_controllers::leader::run_elected(
         ctx,
         election,
         stopped(stop_rx),
     ));
-    // An election that ends by itself (the Lease unreachable for good) ends the process, so
-    // that its supervisor restarts it.
+    run_until_stopped(controllers, http, stop_tx, grace).await
+}
+
+/// Until SIGTERM or SIGINT, or an election that ends by itself (the Lease unreachable for
+/// good: the process then ends, so that its supervisor restarts it); then everything stops
+/// within `grace`, the controllers first, which release the Lease.
+async fn run_until_stopped(
+    mut controllers: tokio::task::JoinHandle<anyhow::Result<()>>,
+    http: tokio::task::JoinHandle<std::io::Result<()>>,
+    stop: tokio::sync::watch::Sender<bool>,
+    grace: Duration,
+) -> anyhow::Result<()> {
     let ended = tokio::select! {
         _ = super::shutdown_signal() => None,
         ended = &mut controllers => Some(ended),
     };
     eprintln!("stopping (within {}s)", grace.as_secs());
-    let _ = stop_tx.send(true);
+    let _ = stop.send(true);
     match ended {
         None => super::serve::stop_controllers(controllers, grace * 4 / 5).await,
         Some(ended) => {
             let _ = tokio::time::timeout(grace / 5, http).await;
-            return match ended {
-                Ok(Ok(())) => Ok(()),
-                Ok(Err(e)) => Err(e),
-                Err(e) => Err(e.into()),
-            };
+            return ended?;
         }
     }
     tokio::time::timeout((grace / 5).max(Duration::from_millis(200)), http)

@@ -18,7 +18,8 @@ use kube_lease_manager::LeaseManagerBuilder;
 
 use crate::Context;
 
-/// The Lease all of rotor's control planes contend for.
+/// The Lease all of rotor's control planes contend for: its name, and its namespace in rotor's
+/// own control plane (`rotor controllers` on another API takes its own namespace instead).
 pub const LEASE_NAME: &str = "rotor-controllers";
 pub const LEASE_NAMESPACE: &str = "kube-system";
 
@@ -27,6 +28,8 @@ pub const LEASE_NAMESPACE: &str = "kube-system";
 pub struct Election {
     /// Unique per process: the Lease's `holderIdentity`.
     pub identity: String,
+    /// Where the Lease lives.
+    pub namespace: String,
     /// How long a lease holds without renewal: the longest the controllers stand still after
     /// their leader dies.
     pub lease_duration: Duration,
@@ -36,9 +39,10 @@ pub struct Election {
 
 impl Election {
     /// kube-controller-manager's lease (15 s) with a 5 s grace.
-    pub fn new(identity: impl Into<String>) -> Self {
+    pub fn new(identity: impl Into<String>, namespace: impl Into<String>) -> Self {
         Election {
             identity: identity.into(),
+            namespace: namespace.into(),
             lease_duration: Duration::from_secs(15),
             grace: Duration::from_secs(5),
         }
@@ -55,57 +59,89 @@ impl Election {
     }
 }
 
+/// This process's candidacy through kube-lease-manager: whether it leads, and the manager.
+struct Candidacy {
+    leading: tokio::sync::watch::Receiver<bool>,
+    task: tokio::task::JoinHandle<kube_lease_manager::Result<kube_lease_manager::LeaseManager>>,
+}
+
+impl Candidacy {
+    async fn start(client: &kube::Client, election: &Election) -> anyhow::Result<Self> {
+        let secs = |d: Duration| d.as_secs().max(1);
+        let namespace = &election.namespace;
+        let manager = LeaseManagerBuilder::new(client.clone(), LEASE_NAME)
+            .with_namespace(namespace)
+            .with_identity(election.identity.clone())
+            .with_duration(secs(election.lease_duration))
+            .with_grace(secs(election.grace))
+            .with_field_manager("rotor-leader-election")
+            .build()
+            .await
+            .map_err(|e| {
+                anyhow::anyhow!("leader election on Lease {namespace}/{LEASE_NAME}: {e}")
+            })?;
+        let (leading, task) = manager.watch().await;
+        Ok(Candidacy { leading, task })
+    }
+
+    /// A follower's manager sleeps until the lease it saw would expire, even when its holder
+    /// released it early (a leader shutting down): started anew, it tries at once.
+    async fn restart(self, client: &kube::Client, election: &Election) -> anyhow::Result<Self> {
+        self.task.abort();
+        let _ = self.task.await;
+        Candidacy::start(client, election).await
+    }
+
+    /// Closing the channel makes the manager release the lease if it holds it.
+    async fn finish(self, fence: tokio::task::JoinHandle<()>) {
+        fence.abort();
+        drop(self.leading);
+        let _ = self.task.await;
+    }
+}
+
 /// Runs the controllers whenever this process holds the lease, until `shutdown`; on shutdown
 /// the controllers stop and the lease is released (another control plane takes it on its next
-/// look, within the lease duration).
+/// read of the lease, every `grace / 4`).
 pub async fn run_elected(
     ctx: Arc<Context>,
     election: Election,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
-    let secs = |d: Duration| d.as_secs().max(1);
-    let manager = LeaseManagerBuilder::new(ctx.client.clone(), LEASE_NAME)
-        .with_namespace(LEASE_NAMESPACE)
-        .with_identity(election.identity.clone())
-        .with_duration(secs(election.lease_duration))
-        .with_grace(secs(election.grace))
-        .with_field_manager("rotor-leader-election")
-        .build()
-        .await
-        .map_err(|e| {
-            anyhow::anyhow!("leader election on Lease {LEASE_NAMESPACE}/{LEASE_NAME}: {e}")
-        })?;
-    let (mut leading, manager_task) = manager.watch().await;
-    let (confirmed, fence_task) = fence(
-        Api::namespaced(ctx.client.clone(), LEASE_NAMESPACE),
+    let namespace = election.namespace.clone();
+    let mut candidacy = Candidacy::start(&ctx.client, &election).await?;
+    let Fence {
+        mut confirmed,
+        mut released,
+        task: fence_task,
+    } = fence(
+        Api::namespaced(ctx.client.clone(), &namespace),
         election.identity.clone(),
         election.lease_duration,
         election.grace,
     );
-    let mut confirmed = confirmed;
-    let identity = election.identity;
+    let identity = election.identity.clone();
     tokio::pin!(shutdown);
-    let finish = |leading: tokio::sync::watch::Receiver<bool>| async move {
-        fence_task.abort();
-        // Closing the channel makes the manager release the lease.
-        drop(leading);
-        let _ = manager_task.await;
-    };
     loop {
         // Follow until this process holds the lease and the store confirms it.
-        while !(*leading.borrow_and_update() && *confirmed.borrow_and_update()) {
+        while !(*candidacy.leading.borrow_and_update() && *confirmed.borrow_and_update()) {
             tokio::select! {
                 _ = &mut shutdown => {
-                    finish(leading).await;
+                    candidacy.finish(fence_task).await;
                     return Ok(());
                 }
-                changed = leading.changed() => if changed.is_err() {
-                    anyhow::bail!("leader election on Lease {LEASE_NAMESPACE}/{LEASE_NAME} ended");
+                changed = candidacy.leading.changed() => if changed.is_err() {
+                    anyhow::bail!("leader election on Lease {namespace}/{LEASE_NAME} ended");
                 },
                 _ = confirmed.changed() => {}
+                _ = released.changed() => {
+                    if *released.borrow_and_update() && !*candidacy.leading.borrow() {
+                        candidacy = candidacy.restart(&ctx.client, &election).await?;
+                    }
+                }
             }
         }
-        tracing::info!(%identity, "leading (Lease {LEASE_NAMESPACE}/{LEASE_NAME}): controllers started");
+        tracing::info!(%identity, "leading (Lease {namespace}/{LEASE_NAME}): controllers started");
         ctx.metrics.set_leading(true);
         let (stop_tx, mut stop_rx) = tokio::sync::watch::channel(false);
         let controllers = tokio::spawn(crate::run(ctx.clone(), async move {
@@ -114,8 +150,8 @@ pub async fn run_elected(
         let stopped = loop {
             tokio::select! {
                 _ = &mut shutdown => break Stopped::Shutdown,
-                changed = leading.changed() => {
-                    if changed.is_err() || !*leading.borrow_and_update() {
+                changed = candidacy.leading.changed() => {
+                    if changed.is_err() || !*candidacy.leading.borrow_and_update() {
                         break Stopped::Lost;
                     }
                 }
@@ -131,7 +167,7 @@ pub async fn run_elected(
         ctx.metrics.set_leading(false);
         match stopped {
             Stopped::Shutdown => {
-                finish(leading).await;
+                candidacy.finish(fence_task).await;
                 return Ok(());
             }
             Stopped::Lost => {
@@ -187,16 +223,10 @@ enum Stopped {
 /// before the bound, while a leader that cannot read stops `grace / 2` before anyone
 /// else may start (the verdict is given when the bound runs out, before the next read).
 /// Clocks may differ by less than that margin, as kube-lease-manager itself assumes.
-fn fence(
-    leases: Api<Lease>,
-    identity: String,
-    duration: Duration,
-    grace: Duration,
-) -> (
-    tokio::sync::watch::Receiver<bool>,
-    tokio::task::JoinHandle<()>,
-) {
-    let (tx, rx) = tokio::sync::watch::channel(false);
+/// The same reads tell a follower when the lease was released, so it need not wait for expiry.
+fn fence(leases: Api<Lease>, identity: String, duration: Duration, grace: Duration) -> Fence {
+    let (tx, confirmed) = tokio::sync::watch::channel(false);
+    let (released_tx, released) = tokio::sync::watch::channel(false);
     let interval = (grace / 4).max(Duration::from_millis(50));
     let task = tokio::spawn(async move {
         let mut valid_until: Option<tokio::time::Instant> = None;
@@ -214,23 +244,13 @@ fn fence(
             match read {
                 Ok(Ok(Some(lease))) => {
                     let spec = lease.spec.unwrap_or_default();
-                    valid_until = if spec.holder_identity.as_deref() == Some(identity.as_str()) {
-                        let renewed = spec.renew_time.or(spec.acquire_time).map(|t| t.0);
-                        let held = spec
-                            .lease_duration_seconds
-                            .and_then(|s| u64::try_from(s).ok())
-                            .map_or(duration, Duration::from_secs);
-                        renewed.and_then(|renewed| {
-                            let bound = renewed.checked_add(held.saturating_sub(grace / 2)).ok()?;
-                            let left = Duration::try_from(
-                                bound.duration_since(k8s_openapi::jiff::Timestamp::now()),
-                            )
-                            .ok()?;
-                            Some(tokio::time::Instant::now() + left)
-                        })
-                    } else {
-                        None
-                    };
+                    let holder = spec.holder_identity.as_deref().unwrap_or_default();
+                    released_tx.send_if_modified(|was| {
+                        std::mem::replace(was, holder.is_empty()) != holder.is_empty()
+                    });
+                    valid_until = (holder == identity)
+                        .then(|| held_until(&spec, duration, grace))
+                        .flatten();
                 }
                 Ok(Ok(None)) => valid_until = None,
                 // Unreadable: the last bound stands, and runs out by itself.
@@ -245,5 +265,36 @@ fn fence(
             tokio::time::sleep_until(wake).await;
         }
     });
-    (rx, task)
+    Fence {
+        confirmed,
+        released,
+        task,
+    }
+}
+
+/// What the fence reports.
+struct Fence {
+    /// This process holds the lease, with more than `grace / 2` left.
+    confirmed: tokio::sync::watch::Receiver<bool>,
+    /// The lease has no holder: its last one released it.
+    released: tokio::sync::watch::Receiver<bool>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+/// Until when (on this machine's clock) a lease this process holds is good for the fence:
+/// `grace / 2` before it expires.
+fn held_until(
+    spec: &k8s_openapi::api::coordination::v1::LeaseSpec,
+    duration: Duration,
+    grace: Duration,
+) -> Option<tokio::time::Instant> {
+    let renewed = spec.renew_time.as_ref().or(spec.acquire_time.as_ref())?.0;
+    let held = spec
+        .lease_duration_seconds
+        .and_then(|s| u64::try_from(s).ok())
+        .map_or(duration, Duration::from_secs);
+    let bound = renewed.checked_add(held.saturating_sub(grace / 2)).ok()?;
+    let left =
+        Duration::try_from(bound.duration_since(k8s_openapi::jiff::Timestamp::now())).ok()?;
+    Some(tokio::time::Instant::now() + left)
 }

@@ -257,14 +257,14 @@ pub struct TrafficLayers {
     pub haproxy_log: Option<rotor_traffic::haproxy::LatencyLog>,
 }
 
-/// Builds the controllers' context for the control plane reached with `kubeconfig`.
+/// Builds the controllers' context for the API holding rotor's objects, reached with `client`
+/// (rotor's own control plane, or any Kubernetes API with rotor's CRDs).
 pub async fn controller_context(
-    kubeconfig: &str,
+    client: kube::Client,
     wiring: &Wiring,
     settings: rotor_controllers::Settings,
 ) -> anyhow::Result<(rotor_controllers::Context, TrafficLayers)> {
     use rotor_api::{Provider, ShifterKind};
-    let client = crate::client_for(kubeconfig).await?;
     let mut ctx = rotor_controllers::Context::new(client, settings)
         .with_discovery(rotor_discovery::Discovery::new(Default::default()));
     let mut aws = Aws {

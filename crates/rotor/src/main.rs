@@ -26,6 +26,9 @@ enum Command {
     /// Run the control plane: rotor's Kubernetes API with its CRDs over a durable store.
     // Boxed: serve's many flags make it several times the size of the other commands.
     Serve(Box<cmd::serve::ServeArgs>),
+    /// Run rotor's controllers against any Kubernetes API with rotor's CRDs installed (a
+    /// management cluster), the replicas electing a leader on a Lease there.
+    Controllers(Box<cmd::controllers::ControllersArgs>),
     /// Serve a simulated fleet of member clusters (one Kubernetes API each) and a simulated cloud.
     Sim(cmd::sim::SimArgs),
     /// Start a simulator and an embedded control plane, apply a sample fleet, report.
@@ -70,6 +73,7 @@ async fn run() -> std::process::ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Serve(args) => cmd::serve::run(*args).await,
+        Command::Controllers(args) => cmd::controllers::run(*args).await,
         Command::Sim(args) => cmd::sim::run(args).await,
         Command::Demo(args) => cmd::demo::run(args).await,
         Command::Kubeconfig(args) => cmd::kubeconfig::run(args).await,

@@ -341,7 +341,7 @@ async fn refuses_a_missing_profile(cp: &common::TestServer, wiring: &rotor::cont
         ..wiring.clone()
     };
     let refused = rotor::controlplane::controller_context(
-        &cp.kubeconfig(),
+        cp.client.clone(),
         &missing,
         rotor_controllers::Settings::default(),
     )

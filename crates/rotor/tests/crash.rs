@@ -9,7 +9,7 @@ use std::net::SocketAddr;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use common::fleet::{one_cluster_with_app, serve_router, swap};
+use common::fleet::{one_cluster_with_app, serve_router, sim_config, swap};
 use common::kubectl::{Running, free_port};
 use common::process::{append_to, command};
 use kube::ResourceExt;
@@ -105,22 +105,6 @@ async fn client_once_written(path: &Path) -> kube::Client {
     )
     .await;
     common::client_from(path).await
-}
-
-/// A simulated fleet with the sample application's timings and these cloud latencies.
-fn sim_config(create_latency: Duration, delete_latency: Duration) -> SimConfig {
-    SimConfig {
-        nodes: 2,
-        workload_ready_delay: Duration::from_millis(200),
-        node_ready_delay: Duration::from_millis(100),
-        traffic_port: Some(free_port()),
-        cloud: CloudConfig {
-            create_latency,
-            delete_latency,
-            ..CloudConfig::default()
-        },
-        ..SimConfig::default()
-    }
 }
 
 /// Waits until the app at `url` answers through HAProxy (once the Cluster controller attached

@@ -9,7 +9,8 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use common::kubectl::{Running, free_port, wait_for_file};
-use common::process::{command, run, sigterm};
+use common::lease::holder;
+use common::process::{command, run, sigterm, wait_for_line};
 use k8s_openapi::api::coordination::v1::Lease;
 use kube::Api;
 
@@ -90,41 +91,6 @@ impl Serve {
 
     fn terminate(&self) {
         sigterm(&self.child.0);
-    }
-}
-
-fn wait_for_line(log: &Path, needle: &str) -> String {
-    let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
-        let text = std::fs::read_to_string(log).unwrap_or_default();
-        if let Some(line) = text.lines().find(|l| l.contains(needle)) {
-            return line.to_string();
-        }
-        assert!(Instant::now() < deadline, "{needle:?} never logged: {text}");
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
-
-/// The lease's holder once it is `want` (or, with `None`, anybody), within `limit`.
-async fn holder(leases: &Api<Lease>, want: Option<&str>, limit: Duration) -> String {
-    let deadline = Instant::now() + limit;
-    loop {
-        let now = leases
-            .get_opt("rotor-controllers")
-            .await
-            .ok()
-            .flatten()
-            .and_then(|l| l.spec?.holder_identity)
-            .filter(|h| !h.is_empty());
-        match (now, want) {
-            (Some(h), None) => return h,
-            (Some(h), Some(w)) if h == w => return h,
-            (now, _) => assert!(
-                Instant::now() < deadline,
-                "lease held by {now:?}, waiting for {want:?}"
-            ),
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
 

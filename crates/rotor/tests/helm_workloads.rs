@@ -8,8 +8,8 @@
 use crate::common;
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
+use common::helm::Helm;
 use common::kubectl::{Kubectl, start_sim};
 use serde_json::Value;
 
@@ -118,46 +118,7 @@ fn write_chart(dir: &Path) -> PathBuf {
     chart
 }
 
-/// `helm` (`helm3` or `helm4`) with its own home and the member's kubeconfig.
-struct Helm {
-    binary: &'static str,
-    kubeconfig: PathBuf,
-    home: tempfile::TempDir,
-}
-
 impl Helm {
-    fn new(binary: &'static str, kubeconfig: PathBuf) -> Self {
-        let home = tempfile::tempdir().expect("helm home");
-        Helm {
-            binary,
-            kubeconfig,
-            home,
-        }
-    }
-
-    /// Runs and requires success; every wait is bounded by `--timeout`.
-    fn ok(&self, args: &[&str]) -> String {
-        let home = self.home.path();
-        let out = Command::new(self.binary)
-            .args(args)
-            .arg("--kubeconfig")
-            .arg(&self.kubeconfig)
-            .env("HOME", home)
-            .env("HELM_CACHE_HOME", home.join("cache"))
-            .env("HELM_CONFIG_HOME", home.join("config"))
-            .env("HELM_DATA_HOME", home.join("data"))
-            .output()
-            .expect("helm runs");
-        assert!(
-            out.status.success(),
-            "{} {args:?} failed:\nstdout: {}\nstderr: {}",
-            self.binary,
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8_lossy(&out.stdout).into_owned()
-    }
-
     /// `helm install|upgrade` of `chart` as `shop` in `ns`, waiting for every resource and Job.
     fn deploy(&self, verb: &str, chart: &Path, ns: &str, image: &str) {
         let set = format!("image={image}");

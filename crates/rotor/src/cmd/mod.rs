@@ -4,6 +4,8 @@ pub mod bench;
 mod bench_discovery;
 mod bench_migrate;
 mod bench_rollback;
+mod controller_flags;
+pub mod controllers;
 pub mod demo;
 pub mod kubeconfig;
 pub mod migrate;

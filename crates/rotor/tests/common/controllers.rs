@@ -18,7 +18,7 @@ impl Controllers {
         settings: rotor_controllers::Settings,
     ) -> Self {
         let (ctx, layers) =
-            rotor::controlplane::controller_context(&cp.kubeconfig(), wiring, settings)
+            rotor::controlplane::controller_context(cp.client.clone(), wiring, settings)
                 .await
                 .expect("wiring");
         let ctx = Arc::new(ctx);

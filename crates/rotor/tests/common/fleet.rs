@@ -156,3 +156,19 @@ pub async fn one_cluster_rehearsal(traffic: TrafficChoice) -> Rehearsal {
         .expect("sample app answers");
     r
 }
+
+/// A simulated fleet with the sample application's timings and these cloud latencies.
+pub fn sim_config(create_latency: Duration, delete_latency: Duration) -> SimConfig {
+    SimConfig {
+        nodes: 2,
+        workload_ready_delay: Duration::from_millis(200),
+        node_ready_delay: Duration::from_millis(100),
+        traffic_port: Some(super::kubectl::free_port()),
+        cloud: CloudConfig {
+            create_latency,
+            delete_latency,
+            ..CloudConfig::default()
+        },
+        ..SimConfig::default()
+    }
+}

@@ -3,7 +3,9 @@
 
 pub mod controllers;
 pub mod fleet;
+pub mod helm;
 pub mod kubectl;
+pub mod lease;
 pub mod process;
 
 use std::future::Future;

@@ -20,8 +20,9 @@ pub fn command(args: &[&str]) -> Command {
     c
 }
 
-/// Runs `serve` (a `rotor serve` command) and asserts it refuses to start: it exits, with a
-/// failure, within 30 s. Its stderr, for the test to look for the reason in.
+/// Runs `serve` (a `rotor serve` or `rotor controllers` command) and asserts it refuses to
+/// start: it exits, with a failure, within 30 s. Its stderr, for the test to look for the
+/// reason in.
 pub fn serve_refuses(mut serve: Command) -> String {
     serve.stderr(Stdio::piped());
     let mut child = rotor_test_support::KillOnDrop(serve.spawn().expect("rotor serve runs"));
@@ -55,6 +56,22 @@ pub fn append_to(log: &Path) -> Stdio {
         .open(log)
         .expect("log file")
         .into()
+}
+
+/// The first line of the file `log` containing `needle`, once a process wrote it (within 30 s).
+pub fn wait_for_line(log: &Path, needle: &str) -> String {
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let text = std::fs::read_to_string(log).unwrap_or_default();
+        if let Some(line) = text.lines().find(|l| l.contains(needle)) {
+            return line.to_string();
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{needle:?} never logged: {text}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
 }
 
 /// SIGTERM to `process`, then its exit within `within`: its status.

@@ -372,7 +372,8 @@ fn demo_exits_non_zero_and_says_why_when_the_rollout_does_not_succeed() {
 
 #[test]
 fn demo_refuses_a_fleet_larger_than_its_open_file_limit_up_front() {
-    // `ulimit -n` in sh sets the soft and the hard limit: 1,024 files hold no 100 clusters.
+    // `ulimit -n` in sh sets the soft and the hard limit: 1,024 files hold no 100 clusters
+    // (1,000 fixed + 170).
     let rotor = env!("CARGO_BIN_EXE_rotor");
     let out = std::process::Command::new("sh")
         .args([
@@ -385,7 +386,7 @@ fn demo_refuses_a_fleet_larger_than_its_open_file_limit_up_front() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success(), "{stderr}");
     assert!(
-        stderr.contains("--clusters 100 needs about 4100 open files")
+        stderr.contains("--clusters 100 needs about 1170 open files")
             && stderr.contains("at most 1024 (hard limit)"),
         "{stderr}"
     );

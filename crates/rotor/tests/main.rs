@@ -21,6 +21,7 @@ mod grafana;
 mod ha;
 mod helm_workloads;
 mod hooks;
+mod job_hooks;
 mod kube_api;
 mod kubectl;
 mod kubectl_cascade;

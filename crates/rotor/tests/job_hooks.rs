@@ -13,8 +13,8 @@ use k8s_openapi::api::core::v1::Event;
 use kube::api::Api;
 use rotor::rehearsal::{APP_NAMESPACE, Rehearsal};
 use rotor_api::{
-    ClusterSwapStatus, HookAnswer, HookCluster, HookFailurePolicy, HookPoint, HookState, JobHook,
-    LifecycleHook, Phase, Reason,
+    ClusterSwap, ClusterSwapStatus, HookAnswer, HookCluster, HookFailurePolicy, HookPoint,
+    HookState, JobHook, LifecycleHook, Phase, Reason,
 };
 use rotor_traffic::CLIENT_TIMEOUT;
 use rotor_traffic::load::Load;
@@ -57,6 +57,15 @@ async fn events_with(r: &Rehearsal, reason: Reason) -> Vec<(bool, String)> {
         .collect()
 }
 
+/// The swap's uid (its hook Jobs' names derive from it).
+async fn swap_uid(r: &Rehearsal) -> String {
+    let swap = Api::<ClusterSwap>::all(r.client.clone())
+        .get(SWAP)
+        .await
+        .expect("the swap");
+    swap.metadata.uid.expect("a uid")
+}
+
 /// The Job `name` in green's application namespace, if it is there.
 async fn green_job(r: &Rehearsal, done: &ClusterSwapStatus, name: &str) -> Option<Job> {
     let green = done.green_instance.as_deref().expect("a green");
@@ -90,7 +99,7 @@ async fn a_job_hook_that_completes_lets_the_swap_succeed() {
         (HookState::Allowed, Some(HookAnswer::Allow), 1, None)
     );
     let name = rotor_controllers::swap::hooks::job::job_name(
-        SWAP,
+        &swap_uid(&r).await,
         "smoke",
         HookPoint::AfterMigration,
         None,
@@ -139,7 +148,7 @@ async fn a_job_hook_that_fails_blocks_traffic() {
     assert_eq!(done.phase, Phase::RolledBack, "{:?}", done.history);
     no_failed_requests(load).await;
     let name = rotor_controllers::swap::hooks::job::job_name(
-        SWAP,
+        &swap_uid(&r).await,
         "smoke",
         HookPoint::BeforeFirstTrafficStep,
         None,

@@ -20,8 +20,10 @@ pub const LOG_TAIL_LINES: usize = 10;
 /// message before the logs must fit beside them.
 pub const LOG_TAIL_BYTES: usize = 640;
 
-/// The Job of `hook` at `point` (and `step`) of `swap`: `rotor-{hook}-{hash}`, at most 63
-/// characters (a Job's name is also its Pods' `job-name` label value).
+/// The Job of `hook` at `point` (and `step`) of the swap whose uid is `swap`:
+/// `rotor-{hook}-{hash}`, at most 63 characters (a Job's name is also its Pods' `job-name`
+/// label value). The uid, not the name: a swap deleted and made again under its name never
+/// takes its predecessor's Job for its own.
 pub fn job_name(swap: &str, hook: &str, point: HookPoint, step: Option<u32>) -> String {
     let step = step.map(|s| s.to_string()).unwrap_or_default();
     let digest = Sha256::digest(format!("{swap}/{hook}/{point}/{step}").as_bytes());

@@ -28,7 +28,8 @@ enum Look {
     TimedOut,
     /// It could not be made or read; why (tried again at the next look).
     Unreachable(String),
-    /// The member refused to create it; why (not tried again).
+    /// It cannot answer: the member refused to make it, or it was deleted before it
+    /// finished; why (not tried again).
     Refused(String),
 }
 
@@ -52,7 +53,8 @@ impl Reconcile<'_> {
         spec: &JobHook,
         at: At,
     ) -> Step {
-        let name = job::job_name(&self.name, &hook.name, at.point, at.step);
+        let uid = self.swap.metadata.uid.as_deref().unwrap_or(&self.name);
+        let name = job::job_name(uid, &hook.name, at.point, at.step);
         let now = Timestamp::now();
         let look = match self.job_api(cluster, status, spec).await {
             Ok(api) => {

@@ -43,6 +43,9 @@ closed_enum! {
         InMaintenanceWindow = "InMaintenanceWindow",
         /// Rollout: the pre-flight before the first wave found no blocker.
         PreflightPassed = "PreflightPassed",
+        /// Rollout: a swap of it holds on a gate that cannot be judged (a metric gate without
+        /// data under `onInconclusive: Pause`); the message names the clusters and why.
+        SwapsHeld = "SwapsHeld",
         /// Any kind: the stored object cannot be read by this rotor (the message names the
         /// field); the controllers skip it until it is fixed.
         InvalidSpec = "InvalidSpec",

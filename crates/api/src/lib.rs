@@ -49,7 +49,8 @@ pub use condition::{
     Condition, ConditionStatus, ConditionType, Reason, find_condition, set_condition,
 };
 pub use hook::{
-    HookAnswer, HookFailurePolicy, HookPoint, HookState, HookStatus, LifecycleHook, WebhookHook,
+    HookAnswer, HookCluster, HookFailurePolicy, HookPoint, HookState, HookStatus, JobHook,
+    LifecycleHook, WebhookHook,
 };
 pub use metric_gate::{
     MetricGate, MetricGateResult, MetricGateStatus, OnInconclusive, PrometheusSource, Threshold,

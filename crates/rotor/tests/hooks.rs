@@ -24,11 +24,11 @@ use rotor_controllers::swap::hooks::{HookReply, HookRequest};
 use rotor_traffic::CLIENT_TIMEOUT;
 use rotor_traffic::load::Load;
 
-const LIMIT: Duration = Duration::from_secs(90);
-const SWAP: &str = "upgrade";
+pub(crate) const LIMIT: Duration = Duration::from_secs(90);
+pub(crate) const SWAP: &str = "upgrade";
 const KEY: &[u8] = b"shared-between-rotor-and-the-team";
 
-async fn rehearsal() -> Rehearsal {
+pub(crate) async fn rehearsal() -> Rehearsal {
     common::fleet::one_cluster_rehearsal(TrafficChoice::Sim).await
 }
 
@@ -52,17 +52,18 @@ fn hook(name: &str, point: HookPoint, rx: &HookReceiver) -> LifecycleHook {
     LifecycleHook {
         name: name.into(),
         point,
-        webhook: WebhookHook {
+        webhook: Some(WebhookHook {
             url: rx.url.clone(),
             secret_ref: secret_ref(),
-        },
-        timeout_seconds: 5,
+        }),
+        job: None,
+        timeout_seconds: Some(5),
         retries: 2,
         failure_policy: HookFailurePolicy::Fail,
     }
 }
 
-async fn create_swap(r: &Rehearsal, hooks: Vec<LifecycleHook>) {
+pub(crate) async fn create_swap(r: &Rehearsal, hooks: Vec<LifecycleHook>) {
     let strategy = SwapStrategy {
         traffic_steps: vec![10, 50, 100],
         bake_seconds: 1,
@@ -83,7 +84,7 @@ async fn create_swap(r: &Rehearsal, hooks: Vec<LifecycleHook>) {
 }
 
 /// The swap's status once `want` holds for it (bounded by [`LIMIT`]).
-async fn status_when(
+pub(crate) async fn status_when(
     r: &Rehearsal,
     what: &str,
     want: impl Fn(&ClusterSwapStatus) -> bool,
@@ -96,23 +97,34 @@ async fn status_when(
     .await
 }
 
-async fn ended(r: &Rehearsal) -> ClusterSwapStatus {
+pub(crate) async fn ended(r: &Rehearsal) -> ClusterSwapStatus {
     status_when(r, "the swap to end", |s| s.phase.is_terminal()).await
 }
 
-async fn no_failed_requests(load: Load) {
+pub(crate) async fn no_failed_requests(load: Load) {
     let report = load.stop().await;
     assert!(report.requests > 50, "{report:?}");
     assert_eq!(report.failed, 0, "{report:?}");
 }
 
-fn rollback_of(done: &ClusterSwapStatus) -> (Reason, String) {
+pub(crate) fn rollback_of(done: &ClusterSwapStatus) -> (Reason, String) {
     let t = done
         .history
         .iter()
         .find(|t| t.phase == Phase::RollingBack)
         .expect("RollingBack recorded");
     (t.reason, t.message.clone())
+}
+
+/// Asserts that no traffic step was applied: green never carried any traffic.
+pub(crate) async fn green_got_no_traffic(r: &Rehearsal) {
+    let events = common::events_of(&r.client, SWAP).await;
+    assert!(
+        !events
+            .iter()
+            .any(|(reason, _, _)| reason == "TrafficStepApplied"),
+        "green got traffic: {events:?}"
+    );
 }
 
 /// Answers `first` to the first call at `point`, Allow to everything else.
@@ -273,7 +285,7 @@ async fn a_hook_that_times_out_under_fail_rolls_the_swap_back() {
     let rx = receiver(&r, hang).await;
     let load = Load::start(r.app_urls(), 4, CLIENT_TIMEOUT);
     let mut slow = hook("warm-caches", HookPoint::BeforeFirstTrafficStep, &rx);
-    slow.timeout_seconds = 1;
+    slow.timeout_seconds = Some(1);
     slow.retries = 1;
     create_swap(&r, vec![slow]).await;
     let done = ended(&r).await;
@@ -294,13 +306,7 @@ async fn a_hook_that_times_out_under_fail_rolls_the_swap_back() {
         (HookState::Failed, 2, 2)
     );
     assert_eq!(rx.received().len(), 2);
-    let events = common::events_of(&r.client, SWAP).await;
-    assert!(
-        !events
-            .iter()
-            .any(|(reason, _, _)| reason == "TrafficStepApplied"),
-        "green got traffic: {events:?}"
-    );
+    green_got_no_traffic(&r).await;
 }
 
 /// The same receiver under `failurePolicy: Ignore`: a Warning Event, and the swap succeeds.
@@ -311,7 +317,7 @@ async fn a_hook_that_times_out_under_ignore_lets_the_swap_succeed_with_a_warning
     let rx = receiver(&r, hang).await;
     let load = Load::start(r.app_urls(), 4, CLIENT_TIMEOUT);
     let mut slow = hook("warm-caches", HookPoint::BeforeFirstTrafficStep, &rx);
-    slow.timeout_seconds = 1;
+    slow.timeout_seconds = Some(1);
     slow.retries = 0;
     slow.failure_policy = HookFailurePolicy::Ignore;
     create_swap(&r, vec![slow]).await;

@@ -24,6 +24,7 @@ mod ha;
 mod helm_chart;
 mod helm_workloads;
 mod hooks;
+mod job_hooks;
 mod kube_api;
 mod kubectl;
 mod kubectl_cascade;

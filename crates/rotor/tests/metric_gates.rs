@@ -57,8 +57,9 @@ fn error_ratio(prometheus: &PrometheusProcess, query: &str, consecutive: u32) ->
     }
 }
 
-async fn create_swap(r: &Rehearsal, gate: MetricGate) {
-    let strategy = SwapStrategy {
+/// Steps of 10, 50 and 100 %, each baking 1 s, gated by `gate`.
+fn gated(gate: MetricGate) -> SwapStrategy {
+    SwapStrategy {
         traffic_steps: vec![10, 50, 100],
         bake_seconds: 1,
         blue_retention_seconds: 1,
@@ -67,7 +68,11 @@ async fn create_swap(r: &Rehearsal, gate: MetricGate) {
             ..Default::default()
         },
         ..Default::default()
-    };
+    }
+}
+
+async fn create_swap(r: &Rehearsal, gate: MetricGate) {
+    let strategy = gated(gate);
     let swap = ClusterSwap::new(
         SWAP,
         ClusterSwapSpec {
@@ -261,6 +266,70 @@ async fn no_data_holds_the_swap_until_data_appears() {
     assert!(
         reasons.iter().any(|r| r == "MetricGateConclusive"),
         "{reasons:?}"
+    );
+}
+
+/// (d) The same hold inside a Rollout: the Rollout shows it, a `SwapsHeld` condition naming
+/// the cluster and why, while the swap holds; once data appears the condition clears and the
+/// rollout succeeds.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_held_swap_shows_on_its_rollout() {
+    let r = rehearsal().await;
+    let cluster = r.fleet[0].name_any();
+    let (exporter, prometheus) = prometheus_scraping().await;
+    let load = Load::start(r.app_urls(), 4, CLIENT_TIMEOUT);
+    let query = r#"rotor_test_error_ratio{member="{{green}}"}"#;
+    let mut rollout = rotor_api::sample_rollout("fleet", rotor_api::SAMPLE_TARGET_VERSION);
+    rollout.spec.cluster_selector = Default::default();
+    rollout.spec.order_by = Vec::new();
+    rollout.spec.waves = vec![rotor_api::Wave {
+        name: "all".into(),
+        percent: Some(100),
+        ..Default::default()
+    }];
+    rollout.spec.strategy = gated(error_ratio(&prometheus, query, 2));
+    let rollouts: Api<rotor_api::Rollout> = Api::all(r.client.clone());
+    rollouts
+        .create(&PostParams::default(), &rollout)
+        .await
+        .expect("rollout created");
+    let held = |want: bool| {
+        let rollouts = rollouts.clone();
+        async move {
+            let status = rollouts.get("fleet").await.ok()?.status?;
+            let c = find_condition(&status.conditions, ConditionType::SwapsHeld)?;
+            let on = c.status == rotor_api::ConditionStatus::True;
+            (on == want).then(|| (c.reason, c.message.clone()))
+        }
+    };
+    let (reason, message) =
+        eventually(LIMIT, "the rollout to show the held swap", || held(true)).await;
+    assert_eq!(reason, Reason::MetricGateInconclusive);
+    assert!(
+        message.starts_with(&format!("1 swaps held: {cluster}: metric gate error-ratio cannot be judged at 10 %: the query returned no data")),
+        "{message}"
+    );
+
+    let swaps: Api<ClusterSwap> = Api::all(r.client.clone());
+    let swap = format!("fleet-{cluster}");
+    let green = eventually(LIMIT, "green to be named", || async {
+        swaps.get(&swap).await.ok()?.status?.green_instance
+    })
+    .await;
+    exporter.set(
+        &format!(r#"rotor_test_error_ratio{{member="{green}"}}"#),
+        0.001,
+    );
+    let done = eventually(LIMIT, "the rollout to finish", || async {
+        let status = rollouts.get("fleet").await.ok()?.status?;
+        (status.phase == rotor_api::RolloutPhase::Succeeded).then_some(status)
+    })
+    .await;
+    no_failed_requests(load).await;
+    let c = find_condition(&done.conditions, ConditionType::SwapsHeld).expect("SwapsHeld");
+    assert_eq!(
+        (c.status, c.reason),
+        (rotor_api::ConditionStatus::False, Reason::Healthy)
     );
 }
 

@@ -300,3 +300,64 @@ async fn bad_metric_gates_are_refused_naming_the_field() {
     assert_eq!(written["consecutive"], 3, "defaulted: {written}");
     assert_eq!(written["onInconclusive"], "Pause", "defaulted: {written}");
 }
+
+/// Hooks a user gets wrong are refused by the apiserver (schema and CEL): exactly one of
+/// `webhook` and `job`, a webhook's timeout at most 30 s and a Job's at most 3600 s; a good
+/// Job hook keeps its template as written.
+#[tokio::test]
+async fn bad_hooks_are_refused_naming_the_field() {
+    let server = common::start(common::memory()).await;
+    let c = &server.client;
+    let base = "/apis/rotor.dev/v1alpha1/clusterswaps";
+    let webhook = json!({"url": "https://ci.example.com/hook",
+        "secretRef": {"name": "hooks", "key": "k"}});
+    let job = json!({"namespace": "shop", "template": {"spec": {"template": {"spec": {
+        "restartPolicy": "Never", "containers": [{"name": "smoke", "image": "smoke:1"}]}}}}});
+    let swap = |hook: Value| {
+        json!({"apiVersion": "rotor.dev/v1alpha1", "kind": "ClusterSwap",
+            "metadata": {"name": "s1"},
+            "spec": {"clusterRef": "prod", "target": {"kubernetesVersion": "1.35"},
+                "strategy": {"hooks": [hook]}}})
+    };
+    let at = "spec.strategy.hooks[0]";
+    for (hook, field, says) in [
+        (
+            json!({"name": "h", "point": "AfterMigration", "webhook": webhook, "job": job}),
+            at.to_string(),
+            "set exactly one of webhook and job",
+        ),
+        (
+            json!({"name": "h", "point": "AfterMigration"}),
+            at.to_string(),
+            "set exactly one of webhook and job",
+        ),
+        (
+            json!({"name": "h", "point": "AfterMigration", "webhook": webhook, "timeoutSeconds": 31}),
+            format!("{at}.timeoutSeconds"),
+            "a webhook call's timeoutSeconds must be at most 30",
+        ),
+        (
+            json!({"name": "h", "point": "AfterMigration", "job": job, "timeoutSeconds": 3601}),
+            format!("{at}.timeoutSeconds"),
+            "should be less than or equal to 3600",
+        ),
+        (
+            json!({"name": "h", "point": "AfterMigration",
+                "job": {"cluster": "Purple", "template": {}}}),
+            format!("{at}.job.cluster"),
+            "supported values: \"Green\", \"Blue\"",
+        ),
+    ] {
+        let e = send(c, "POST", base, "application/json", &swap(hook.clone())).await;
+        let (f, _, m) = cause(e.expect_err("a bad hook"));
+        assert_eq!(f, field, "{hook}: {m}");
+        assert!(m.contains(says), "{hook}: {m}");
+    }
+    let good = json!({"name": "h", "point": "AfterMigration", "job": job, "timeoutSeconds": 1800});
+    let created = send(c, "POST", base, "application/json", &swap(good))
+        .await
+        .expect("a good Job hook");
+    let written = &created["spec"]["strategy"]["hooks"][0]["job"];
+    assert_eq!(written["cluster"], "Green", "defaulted: {written}");
+    assert_eq!(written["template"], job["template"], "kept as written");
+}

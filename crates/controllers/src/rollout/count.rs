@@ -6,7 +6,9 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
 use kube::ResourceExt;
-use rotor_api::{ClusterSwap, Phase, RolloutStatus, SwapCounts, WaveStatus, labels};
+use rotor_api::{
+    ClusterSwap, ConditionType, Phase, Reason, RolloutStatus, SwapCounts, WaveStatus, labels,
+};
 
 use super::{State, swap_name};
 
@@ -136,6 +138,21 @@ impl Tally {
         (by_wave.iter().sum(), by_wave)
     }
 
+    /// `cluster: why` of each running swap held by a gate that cannot be judged (its
+    /// Progressing condition's reason is `MetricGateInconclusive`), by cluster name.
+    pub(super) fn held(&self) -> Vec<String> {
+        self.swaps
+            .iter()
+            .filter(|(cluster, _)| !self.going.contains(*cluster))
+            .filter_map(|(cluster, swap)| {
+                let status = swap.status.as_ref().filter(|s| !s.phase.is_terminal())?;
+                let c = rotor_api::find_condition(&status.conditions, ConditionType::Progressing)?;
+                (c.reason == Reason::MetricGateInconclusive)
+                    .then(|| format!("{cluster}: {}", c.message))
+            })
+            .collect()
+    }
+
     /// `cluster (reason: message)` of the swap's last step towards rolling back or failing.
     pub(super) fn why_failed(&self, cluster: &str) -> String {
         let why = self
@@ -178,6 +195,34 @@ mod tests {
         assert_eq!(tally.phase("c"), None);
         assert!(tally.running("a") && tally.running("b") && !tally.running("c"));
         assert_eq!(tally.swaps().keys().collect::<Vec<_>>(), ["a"]);
+    }
+
+    #[test]
+    fn a_swap_held_by_an_inconclusive_gate_is_named_with_why() {
+        let held = |cluster: &str, phase: Phase, reason: Reason| {
+            let mut s = (*swap("r", cluster, phase)).clone();
+            let status = s.status.get_or_insert_with(Default::default);
+            rotor_api::set_condition(
+                &mut status.conditions,
+                rotor_api::Condition::new(
+                    ConditionType::Progressing,
+                    rotor_api::ConditionStatus::True,
+                    reason,
+                    format!("why {cluster}"),
+                    crate::now(),
+                    None,
+                ),
+            );
+            Arc::new(s)
+        };
+        let swaps = [
+            held("a", Phase::ShiftingTraffic, Reason::MetricGateInconclusive),
+            held("b", Phase::ShiftingTraffic, Reason::TrafficStepApplied),
+            held("c", Phase::RolledBack, Reason::MetricGateInconclusive),
+            swap("r", "d", Phase::Migrating),
+        ];
+        let tally = Tally::new("r", swaps, &set(&[]));
+        assert_eq!(tally.held(), ["a: why a"]);
     }
 
     #[test]

@@ -307,6 +307,8 @@ impl Reconcile<'_> {
                     Reason::RolloutComplete,
                     message,
                 );
+                // Every swap ended: none is held any more.
+                self.set(status, ConditionType::SwapsHeld, false, Reason::Healthy, "");
                 let clusters = status.waves.iter().map(|w| w.clusters.len()).sum();
                 notes.push(Note::Complete { clusters });
                 Action::await_change()
@@ -368,7 +370,7 @@ impl Reconcile<'_> {
     }
 
     /// The current wave's conditions: `InMaintenanceWindow`, `Degraded` (clusters waiting),
-    /// `Progressing`; the phase.
+    /// `SwapsHeld` (swaps held by a gate without data), `Progressing`; the phase.
     fn settle_wave(
         &self,
         status: &mut RolloutStatus,
@@ -410,6 +412,15 @@ impl Reconcile<'_> {
         };
         let degraded = !p.waiting.is_empty();
         self.set(status, ConditionType::Degraded, degraded, reason, message);
+        let (reason, message) = match p.held.is_empty() {
+            true => (Reason::Healthy, String::new()),
+            false => (
+                Reason::MetricGateInconclusive,
+                format!("{} swaps held: {}", p.held.len(), p.held.join("; ")),
+            ),
+        };
+        let held = !p.held.is_empty();
+        self.set(status, ConditionType::SwapsHeld, held, reason, message);
         let wave = &status.waves[p.wave];
         status.phase = if paused {
             RolloutPhase::Paused
@@ -515,6 +526,7 @@ mod tests {
             window: Some(false),
             waiting: vec!["c (stopped)".into()],
             skipped: vec![SkipReason::Stopped.entry("d", "rest", "stopped".into())],
+            held: vec!["a: metric gate errors cannot be judged".into()],
             event: None,
             requeue: Duration::from_secs(3),
         };
@@ -551,6 +563,14 @@ mod tests {
                 false,
                 Reason::WaveInProgress,
                 "wave 0 (canary) InProgress; 1 of 50 swaps running".into()
+            )
+        );
+        assert_eq!(
+            condition(&status, ConditionType::SwapsHeld),
+            (
+                true,
+                Reason::MetricGateInconclusive,
+                "1 swaps held: a: metric gate errors cannot be judged".into()
             )
         );
         let told: Vec<(bool, Reason, &str)> = settled

@@ -34,6 +34,8 @@ pub(super) struct Progress {
     pub(super) waiting: Vec<String>,
     /// Clusters left out now.
     pub(super) skipped: Vec<SkippedCluster>,
+    /// Running swaps held by a gate that cannot be judged: `cluster: why`.
+    pub(super) held: Vec<String>,
     /// What happened to the wave, if anything.
     pub(super) event: Option<WaveEvent>,
     /// When to look again.
@@ -160,6 +162,7 @@ impl Reconcile<'_> {
             window: None,
             waiting: Vec::new(),
             skipped: Vec::new(),
+            held: tally.held(),
             event,
             requeue: self.ctx.settings.poll_interval,
         };

@@ -4,6 +4,7 @@
 //! every member. Every part talks to the others over real loopback connections.
 
 mod clouds;
+mod controllers;
 pub mod hook_receiver;
 
 pub use clouds::Cloud;
@@ -72,15 +73,18 @@ pub struct Rehearsal {
     pub metrics: Arc<rotor_controllers::metrics::Metrics>,
     /// HAProxy frontends by endpoint.
     frontends: BTreeMap<String, SocketAddr>,
-    stop: tokio::sync::watch::Sender<bool>,
     tasks: Vec<tokio::task::JoinHandle<()>>,
+    wiring: controllers::Wiring,
+    controllers: Option<controllers::Running>,
 }
 
 impl Drop for Rehearsal {
     fn drop(&mut self) {
-        let _ = self.stop.send(true);
         for t in &self.tasks {
             t.abort();
+        }
+        if let Some(c) = &self.controllers {
+            c.abort();
         }
     }
 }
@@ -119,10 +123,6 @@ impl Rehearsal {
         mut config: RehearsalConfig,
         store: rotor_store::DynStore,
     ) -> anyhow::Result<Self> {
-        let (stop, stop_rx) = tokio::sync::watch::channel(false);
-        let stopped = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
-            let _ = rx.wait_for(|v| *v).await;
-        };
         let mut tasks = Vec::new();
 
         // The simulated fleet and cloud; each logical cluster's first instance bears its name.
@@ -219,30 +219,24 @@ impl Rehearsal {
         };
 
         // The controllers.
-        let ctx = rotor_controllers::Context::new(
-            crate::client_for(&kubeconfig).await?,
-            config.settings.clone(),
-        )
-        .with_provider(
-            rotor_api::Provider::Sim,
-            Arc::new(rotor_providers::sim::SimProvider::new(&sim_url)),
-        )
-        .with_shifter(kind, shifter)
-        .with_discovery(rotor_discovery::Discovery::new(Default::default()));
-        let ctx = cloud_providers
-            .into_iter()
-            .fold(ctx, |ctx, (kind, provider)| {
-                ctx.with_provider(kind, provider)
-            });
-        let ctx = match config.clock.clone() {
-            Some(clock) => ctx.with_clock(clock),
-            None => ctx,
+        let mut providers = cloud_providers;
+        providers.insert(
+            0,
+            (
+                rotor_api::Provider::Sim,
+                Arc::new(rotor_providers::sim::SimProvider::new(&sim_url)),
+            ),
+        );
+        let wiring = controllers::Wiring {
+            kubeconfig: kubeconfig.clone(),
+            settings: config.settings.clone(),
+            providers,
+            shifter: (kind, shifter),
+            clock: config.clock.clone(),
+            metrics: Arc::default(),
         };
-        let metrics = ctx.metrics.clone();
-        tasks.push(tokio::spawn(rotor_controllers::run(
-            Arc::new(ctx),
-            stopped(stop_rx),
-        )));
+        let metrics = wiring.metrics.clone();
+        let running = wiring.start().await?;
 
         // The fleet, applied as an operator's automation would.
         let clusters: Api<Cluster> = Api::all(client.clone());
@@ -268,9 +262,27 @@ impl Rehearsal {
             haproxy,
             metrics,
             frontends,
-            stop,
             tasks,
+            wiring,
+            controllers: Some(running),
         })
+    }
+
+    /// Stops the controllers (bounded), as a stopped `rotor serve` would be; nothing of them
+    /// runs until [`Rehearsal::start_controllers`].
+    pub async fn stop_controllers(&mut self) -> anyhow::Result<()> {
+        match self.controllers.take() {
+            Some(running) => running.stop().await,
+            None => Ok(()),
+        }
+    }
+
+    /// Starts new controllers, as a restarted `rotor serve` would: nothing carries over but
+    /// what the control plane and the members hold.
+    pub async fn start_controllers(&mut self) -> anyhow::Result<()> {
+        self.stop_controllers().await?;
+        self.controllers = Some(self.wiring.start().await?);
+        Ok(())
     }
 
     /// The traffic layer the controllers drive, to read or set what they see (None only if the

@@ -1,9 +1,14 @@
 //! The job controller (non-indexed completion): up to `parallelism` Pods at a time until
 //! `completions` have succeeded (without `completions`, until one has and none is left
-//! running); simulated Pods succeed a `workload_ready_delay` after they are made. A complete Job
-//! gets `completionTime` and the `Complete` condition, preceded from 1.31 by
-//! `SuccessCriteriaMet` as upstream's controller adds it; `ttlSecondsAfterFinished` then deletes
-//! it as the TTL controller does. A suspended Job gets no Pods.
+//! running); simulated Pods end a `workload_ready_delay` after they are made (or after their
+//! template's `sim.rotor.dev/run-seconds`), Succeeded, or Failed with the exit code of their
+//! template's `sim.rotor.dev/exit-code`. A complete Job gets `completionTime` and the
+//! `Complete` condition, preceded from 1.31 by `SuccessCriteriaMet` as upstream's controller adds
+//! it. Once more Pods failed than `backoffLimit` (default 6) allows, the Job gets the `Failed`
+//! condition (reason `BackoffLimitExceeded`), preceded from 1.31 by `FailureTarget`, and no new
+//! Pod; upstream's backoff between replacement Pods (10 s doubling) is not simulated.
+//! `ttlSecondsAfterFinished` then deletes a finished Job as the TTL controller does. A
+//! suspended Job gets no Pods.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -16,6 +21,11 @@ use super::{Ctx, Task, differs, events, int, live, merge, owned, pods};
 /// Why a Job is complete, and what upstream says about it.
 const REASON: &str = "CompletionsReached";
 const MESSAGE: &str = "Reached expected number of succeeded pods";
+/// Why a Job failed, and what upstream says about it.
+const FAILED_REASON: &str = "BackoffLimitExceeded";
+const FAILED_MESSAGE: &str = "Job has reached the specified backoff limit";
+/// Upstream's `backoffLimit` when the spec has none.
+const DEFAULT_BACKOFF_LIMIT: i64 = 6;
 
 /// The Pods' count by phase.
 #[derive(Debug, Default, Clone, Copy, PartialEq)]
@@ -42,13 +52,22 @@ fn counts(current: &[Value]) -> Counts {
     c
 }
 
-fn is_complete(job: &Value) -> bool {
+/// Whether the Job has its `Complete` or its `Failed` condition: nothing more to run.
+fn is_finished(job: &Value) -> bool {
     job.pointer("/status/conditions")
         .and_then(Value::as_array)
         .is_some_and(|cs| {
-            cs.iter()
-                .any(|c| c["type"] == "Complete" && c["status"] == "True")
+            cs.iter().any(|c| {
+                (c["type"] == "Complete" || c["type"] == "Failed") && c["status"] == "True"
+            })
         })
+}
+
+/// How a run ends, once it does.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum End {
+    Complete,
+    Failed,
 }
 
 /// Runs Job `ns/name`'s Pods towards its completions, then writes its status.
@@ -58,7 +77,7 @@ pub async fn reconcile(ctx: &Ctx, ns: &str, name: &str) -> Result<(), ApiError> 
     let Some(job) = live(&ctx.server, &res, ns, name).await? else {
         return Ok(());
     };
-    if is_complete(&job) {
+    if is_finished(&job) {
         return Ok(());
     }
     let current: Vec<Value> = owned(&ctx.server, &pods_res, ns, super::uid(&job))
@@ -67,13 +86,21 @@ pub async fn reconcile(ctx: &Ctx, ns: &str, name: &str) -> Result<(), ApiError> 
         .filter(|p| !object::is_deleting(p))
         .collect();
     let mut c = counts(&current);
-    let more = to_start(&job, c);
+    let more = if failed(&job, c) {
+        0
+    } else {
+        to_start(&job, c)
+    };
     create_pods(ctx, &job, more).await?;
     c.active += more;
-    let done = finished(&job, c);
-    let status = status(ctx.minor, &job, c, done);
-    if done {
-        events::record(ctx, events::JOB, &job, "Completed", "Job completed").await;
+    let end = ended(&job, c);
+    let status = status(ctx.minor, &job, c, end);
+    if let Some(end) = end {
+        let (type_, reason, note) = match end {
+            End::Complete => ("Normal", "Completed", "Job completed"),
+            End::Failed => ("Warning", FAILED_REASON, FAILED_MESSAGE),
+        };
+        events::record_typed(ctx, events::JOB, &job, type_, reason, note).await;
         if let Some(ttl) = job["spec"]["ttlSecondsAfterFinished"].as_u64() {
             let task = Task::JobExpired {
                 ns: ns.to_string(),
@@ -100,6 +127,21 @@ fn to_start(job: &Value, c: Counts) -> usize {
     parallelism.min(due).saturating_sub(c.active)
 }
 
+/// Whether more Pods failed than `backoffLimit` allows.
+fn failed(job: &Value, c: Counts) -> bool {
+    let limit = int(job, "/spec/backoffLimit", DEFAULT_BACKOFF_LIMIT);
+    i64::try_from(c.failed).unwrap_or(i64::MAX) > limit
+}
+
+/// How the run ended, if it has: failed once the backoff limit is spent and no Pod still
+/// runs, complete once enough Pods succeeded.
+fn ended(job: &Value, c: Counts) -> Option<End> {
+    if failed(job, c) && c.active == 0 {
+        return Some(End::Failed);
+    }
+    finished(job, c).then_some(End::Complete)
+}
+
 fn finished(job: &Value, c: Counts) -> bool {
     match job["spec"]["completions"].as_u64() {
         Some(n) => c.succeeded >= usize::try_from(n).unwrap_or(0) && c.active == 0,
@@ -119,8 +161,10 @@ async fn create_pods(ctx: &Ctx, job: &Value, count: usize) -> Result<(), ApiErro
             .as_str()
             .unwrap_or("default")
             .to_string();
-        ctx.queue
-            .after(ctx.ready_delay, Task::PodsSucceeded { ns, names });
+        let run = pods::annotation(&job["spec"]["template"], pods::RUN_SECONDS)
+            .and_then(|v| v.trim().parse().ok())
+            .map_or(ctx.ready_delay, Duration::from_secs);
+        ctx.queue.after(run, Task::PodsFinished { ns, names });
     }
     Ok(())
 }
@@ -144,7 +188,7 @@ fn new_pod(job: &Value, node: &str) -> Value {
     pod
 }
 
-fn status(minor: u32, job: &Value, c: Counts, done: bool) -> Value {
+fn status(minor: u32, job: &Value, c: Counts, end: Option<End>) -> Value {
     let now = object::now_rfc3339();
     let started = job["status"]["startTime"]
         .as_str()
@@ -163,20 +207,37 @@ fn status(minor: u32, job: &Value, c: Counts, done: bool) -> Value {
     if !suspended {
         status["startTime"] = started;
     }
-    if done {
-        status["completionTime"] = json!(now);
-        let condition = |kind: &str| {
-            json!({"type": kind, "status": "True", "reason": REASON,
-            "message": MESSAGE, "lastProbeTime": now, "lastTransitionTime": now})
-        };
-        status["conditions"] = match minor >= 31 {
-            true => json!([condition("SuccessCriteriaMet"), condition("Complete")]),
-            false => {
-                json!([{"type": "Complete", "status": "True", "lastProbeTime": now, "lastTransitionTime": now}])
-            }
-        };
+    match end {
+        Some(End::Complete) => {
+            status["completionTime"] = json!(now);
+            status["conditions"] = match minor >= 31 {
+                true => json!([
+                    condition("SuccessCriteriaMet", REASON, MESSAGE, &now),
+                    condition("Complete", REASON, MESSAGE, &now)
+                ]),
+                false => {
+                    json!([{"type": "Complete", "status": "True", "lastProbeTime": now, "lastTransitionTime": now}])
+                }
+            };
+        }
+        Some(End::Failed) => {
+            let failed = condition("Failed", FAILED_REASON, FAILED_MESSAGE, &now);
+            status["conditions"] = match minor >= 31 {
+                true => json!([
+                    condition("FailureTarget", FAILED_REASON, FAILED_MESSAGE, &now),
+                    failed
+                ]),
+                false => json!([failed]),
+            };
+        }
+        None => {}
     }
     status
+}
+
+fn condition(kind: &str, reason: &str, message: &str, now: &str) -> Value {
+    json!({"type": kind, "status": "True", "reason": reason, "message": message,
+        "lastProbeTime": now, "lastTransitionTime": now})
 }
 
 async fn write_status(
@@ -207,7 +268,7 @@ pub async fn expire(ctx: &Ctx, ns: &str, name: &str) -> Result<(), ApiError> {
     let Some(job) = live(&ctx.server, &res, ns, name).await? else {
         return Ok(());
     };
-    if !is_complete(&job) {
+    if !is_finished(&job) {
         return Ok(());
     }
     let opts = json!({"propagationPolicy": "Background"});
@@ -266,7 +327,7 @@ mod tests {
 
     #[test]
     fn completion_sets_time_and_conditions_by_release() {
-        let s = status(34, &job(Some(1), 1), c(0, 1), true);
+        let s = status(34, &job(Some(1), 1), c(0, 1), Some(End::Complete));
         assert_eq!(s["succeeded"], 1);
         assert!(s["active"].is_null() && s["completionTime"].is_string());
         assert_eq!(s["conditions"][0]["type"], "SuccessCriteriaMet");
@@ -277,9 +338,42 @@ mod tests {
             ),
             (Some("Complete"), Some(REASON))
         );
-        let old = status(30, &job(Some(1), 1), c(0, 1), true);
+        let old = status(30, &job(Some(1), 1), c(0, 1), Some(End::Complete));
         assert_eq!(old["conditions"].as_array().map(Vec::len), Some(1));
         assert_eq!(old["conditions"][0]["type"], "Complete");
+    }
+
+    #[test]
+    fn a_job_fails_once_more_pods_failed_than_its_backoff_limit() {
+        let mut j = job(Some(1), 1);
+        j["spec"]["backoffLimit"] = json!(1);
+        let failed_pods = |active, failed| Counts {
+            active,
+            failed,
+            ..Counts::default()
+        };
+        // One failure is within the limit: a replacement Pod runs.
+        assert!(!failed(&j, failed_pods(0, 1)));
+        assert_eq!(to_start(&j, failed_pods(0, 1)), 1);
+        assert_eq!(ended(&j, failed_pods(1, 1)), None);
+        assert!(failed(&j, failed_pods(0, 2)));
+        assert_eq!(ended(&j, failed_pods(0, 2)), Some(End::Failed));
+        // Without a limit upstream's default (6) applies.
+        assert!(!failed(&job(Some(1), 1), failed_pods(0, 6)));
+        assert!(failed(&job(Some(1), 1), failed_pods(0, 7)));
+        let s = status(34, &j, failed_pods(0, 2), Some(End::Failed));
+        assert_eq!(s["failed"], 2);
+        assert!(s["completionTime"].is_null());
+        let kinds: Vec<&str> = s["conditions"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|c| c["type"].as_str())
+            .collect();
+        assert_eq!(kinds, ["FailureTarget", "Failed"]);
+        assert_eq!(s["conditions"][1]["reason"], FAILED_REASON);
+        let old = status(30, &j, failed_pods(0, 2), Some(End::Failed));
+        assert_eq!(old["conditions"].as_array().map(Vec::len), Some(1));
     }
 
     #[test]

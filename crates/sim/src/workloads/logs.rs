@@ -1,5 +1,6 @@
-//! `pods/log` for simulated Pods: their containers run nothing, so the log is one line saying so.
-//! The Pod is read through the member's own API first (`GET` of the Pod with the caller's
+//! `pods/log` for simulated Pods: their containers run nothing, so the log is one line saying so,
+//! or, by simulator convention, the lines of the Pod's `sim.rotor.dev/log` annotation (the last
+//! `tailLines` of them when the request asks). The Pod is read through the member's own API first (`GET` of the Pod with the caller's
 //! credentials): authentication, authorisation and the 404 of a missing Pod are the API server's.
 
 use axum::body::Body;
@@ -64,11 +65,14 @@ pub async fn reply(pod_reply: Response, query: Option<&str>) -> Response {
         .and_then(Value::as_array)
         .map(|cs| cs.iter().filter_map(|c| c["name"].as_str()).collect())
         .unwrap_or_default();
-    let asked = query.and_then(|q| {
-        q.split('&')
-            .find_map(|kv| kv.strip_prefix("container="))
-            .map(str::to_string)
-    });
+    let param = |key: &str| {
+        query.and_then(|q| {
+            q.split('&')
+                .find_map(|kv| kv.strip_prefix(key)?.strip_prefix('='))
+                .map(str::to_string)
+        })
+    };
+    let asked = param("container");
     let container = match asked {
         Some(c) if !containers.contains(&c.as_str()) => {
             return rotor_apiserver::ApiError::bad_request(format!(
@@ -82,9 +86,24 @@ pub async fn reply(pod_reply: Response, query: Option<&str>) -> Response {
             .map(|c| c.to_string())
             .unwrap_or_default(),
     };
-    let line =
-        format!("rotor sim: simulated container {container} of pod {ns}/{name} has no real logs\n");
-    ([(header::CONTENT_TYPE, "text/plain")], line).into_response()
+    let text = match super::pods::annotation(&pod, LOG) {
+        Some(lines) => tail(lines, param("tailLines").and_then(|n| n.parse().ok())),
+        None => format!(
+            "rotor sim: simulated container {container} of pod {ns}/{name} has no real logs\n"
+        ),
+    };
+    ([(header::CONTENT_TYPE, "text/plain")], text).into_response()
+}
+
+/// Simulator convention: a Pod (or a workload's Pod template) annotated `sim.rotor.dev/log`
+/// serves that text, a line per line, as every container's log.
+pub const LOG: &str = "sim.rotor.dev/log";
+
+/// The last `lines` lines of `text` (all without a count), each ending in a newline.
+fn tail(text: &str, lines: Option<usize>) -> String {
+    let all: Vec<&str> = text.lines().collect();
+    let from = lines.map_or(0, |n| all.len().saturating_sub(n));
+    all[from..].iter().map(|l| format!("{l}\n")).collect()
 }
 
 #[cfg(test)]
@@ -103,5 +122,13 @@ mod tests {
             None
         );
         assert_eq!(log_target("/api/v1/namespaces//pods/web-1/log"), None);
+    }
+
+    #[test]
+    fn tail_lines_keeps_the_last_ones() {
+        assert_eq!(tail("a\nb\nc", Some(2)), "b\nc\n");
+        assert_eq!(tail("a\nb\nc\n", None), "a\nb\nc\n");
+        assert_eq!(tail("a", Some(5)), "a\n");
+        assert_eq!(tail("a\nb", Some(0)), "");
     }
 }

@@ -87,8 +87,9 @@ pub enum Task {
         ns: String,
         names: Vec<String>,
     },
-    /// A Job's Pods created a `workload_ready_delay` ago: now Succeeded.
-    PodsSucceeded {
+    /// A Job's Pods created a `workload_ready_delay` (or their `sim.rotor.dev/run-seconds`)
+    /// ago: now Succeeded, or Failed by their `sim.rotor.dev/exit-code`.
+    PodsFinished {
         ns: String,
         names: Vec<String>,
     },
@@ -332,7 +333,7 @@ pub async fn work(ctx: Ctx, mut rx: mpsc::UnboundedReceiver<Task>) {
             Task::Services { ns } => endpoints::reconcile(&ctx, ns).await,
             Task::ServiceGone { ns, name } => endpoints::service_gone(&ctx, ns, name).await,
             Task::PodsReady { ns, names } => pods::mark_ready(&ctx, ns, names).await,
-            Task::PodsSucceeded { ns, names } => pods::mark_succeeded(&ctx, ns, names).await,
+            Task::PodsFinished { ns, names } => pods::mark_finished(&ctx, ns, names).await,
         };
         if let Err(e) = result {
             tracing::debug!(?task, error = %e, "simulated workload controller");

@@ -111,9 +111,38 @@ pub async fn mark_ready(ctx: &Ctx, ns: &str, names: &[String]) -> Result<(), Api
     mark(ctx, ns, names, running_status).await
 }
 
-/// The kubelet's report for run-to-completion Pods (a Job's): their containers exited 0.
-pub async fn mark_succeeded(ctx: &Ctx, ns: &str, names: &[String]) -> Result<(), ApiError> {
-    mark(ctx, ns, names, succeeded_status).await
+/// The kubelet's report for run-to-completion Pods (a Job's): their containers exited, with 0
+/// (Succeeded) or with the code their [`EXIT_CODE`] annotation asks for (Failed).
+pub async fn mark_finished(ctx: &Ctx, ns: &str, names: &[String]) -> Result<(), ApiError> {
+    mark(ctx, ns, names, finished_status).await
+}
+
+/// Simulator convention: a Pod (or a Job's Pod template) annotated `sim.rotor.dev/exit-code:
+/// "N"` with N ≠ 0 ends Failed, its containers terminated with exit code N.
+pub const EXIT_CODE: &str = "sim.rotor.dev/exit-code";
+/// Simulator convention: a run-to-completion Pod annotated `sim.rotor.dev/run-seconds: "N"`
+/// ends N seconds after it is made instead of after the workload ready delay.
+pub const RUN_SECONDS: &str = "sim.rotor.dev/run-seconds";
+
+/// The exit code `pod`'s annotation asks for (0 without one, or one that is not a number).
+pub fn exit_code(pod: &Value) -> i32 {
+    annotation(pod, EXIT_CODE)
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or(0)
+}
+
+/// `key` of `obj`'s annotations.
+pub fn annotation<'a>(obj: &'a Value, key: &str) -> Option<&'a str> {
+    obj.pointer("/metadata/annotations")
+        .and_then(|a| a.get(key))
+        .and_then(Value::as_str)
+}
+
+fn finished_status(pod: &Value) -> Value {
+    match exit_code(pod) {
+        0 => succeeded_status(pod),
+        code => failed_status(pod, code),
+    }
 }
 
 async fn mark(
@@ -211,6 +240,22 @@ fn succeeded_status(pod: &Value) -> Value {
     status
 }
 
+/// Failed: every container terminated with `code` (reason `Error`), the Pod no longer Ready.
+fn failed_status(pod: &Value, code: i32) -> Value {
+    let mut status = succeeded_status(pod);
+    status["phase"] = json!("Failed");
+    for c in status["containerStatuses"]
+        .as_array_mut()
+        .into_iter()
+        .flatten()
+    {
+        let t = &mut c["state"]["terminated"];
+        t["exitCode"] = json!(code);
+        t["reason"] = json!("Error");
+    }
+    status
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -268,6 +313,24 @@ mod tests {
             (state["exitCode"].as_i64(), state["reason"].as_str()),
             (Some(0), Some("Completed"))
         );
+    }
+
+    #[test]
+    fn an_exit_code_annotation_makes_a_failed_pod() {
+        let mut p = from_template(&rs(), events::JOB, "pi-x", "node-0");
+        assert_eq!(finished_status(&p)["phase"], "Succeeded");
+        p["metadata"]["annotations"] = json!({EXIT_CODE: "3"});
+        let s = finished_status(&p);
+        let t = &s["containerStatuses"][0]["state"]["terminated"];
+        assert_eq!(
+            (
+                s["phase"].as_str(),
+                t["exitCode"].as_i64(),
+                t["reason"].as_str()
+            ),
+            (Some("Failed"), Some(3), Some("Error"))
+        );
+        assert!(is_finished(&json!({"status": s})));
     }
 
     #[test]

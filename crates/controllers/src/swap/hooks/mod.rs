@@ -6,10 +6,14 @@
 //! it answered for good. A deny (or a failure under `failurePolicy: Fail`) rolls the swap back.
 //!
 //! Delivery is at least once: a call whose answer was not recorded (the process stopped, the
-//! status write lost a race) is made again, with the same `attempt` number or the next.
+//! status write lost a race) is made again, with the same `attempt` number or the next. A Job
+//! hook's Job is made once: its name is derived, and a restarted controller finds it
+//! ([`run`]).
 
+mod run;
 mod state;
 
+pub mod job;
 pub mod signature;
 pub mod webhook;
 
@@ -64,25 +68,66 @@ impl Reconcile<'_> {
             if let Some(newer) = self.ctx.swaps.newer_hook(&self.name, entry) {
                 *entry = newer;
             }
-            match state::due(entry, Timestamp::now()) {
-                Due::Over(HookState::Allowed | HookState::Ignored) => continue,
-                Due::Over(_) if !rolls_back(at.point) => continue,
-                Due::Over(HookState::Denied) => {
-                    return Ok(Some(self.denied(hook, at, &entry.message)));
-                }
-                Due::Over(_) => return Ok(Some(self.failed(hook, at, &entry.message))),
-                Due::Wait(after) => return Ok(Some(waiting(hook, at, entry, after))),
-                Due::Call => {
-                    let outcome = self.call_hook(cluster, status, hook, at).await;
-                    if let Outcome::Later(after) = outcome {
-                        let entry = state::entry(status, &hook.name, at.point, at.step);
-                        return Ok(Some(waiting(hook, at, entry, after)));
-                    }
-                    return Ok(Some(self.after_call(hook, at, outcome).await));
-                }
+            let step = match state::due(entry, Timestamp::now()) {
+                Due::Over(decided) => self.decided(cluster, status, hook, at, decided).await,
+                Due::Wait(after) => Some(waiting(hook, at, entry, after)),
+                Due::Call => Some(self.call(cluster, status, hook, at).await),
+            };
+            if step.is_some() {
+                return Ok(step);
             }
         }
         Ok(None)
+    }
+
+    /// A hook that answered for good: None when the phase may go on, else the rollback (or,
+    /// for a Job hook whose Job is still there, the wait to delete it first).
+    async fn decided(
+        &self,
+        cluster: &Cluster,
+        status: &mut ClusterSwapStatus,
+        hook: &LifecycleHook,
+        at: At,
+        decided: HookState,
+    ) -> Option<Step> {
+        if let Some(spec) = &hook.job {
+            let at_entry = (hook.name.as_str(), at);
+            if let Err(why) = self.delete_job(cluster, status, spec, at_entry).await {
+                let why = format!(
+                    "hook {} at {}: deleting its Job: {why}",
+                    hook.name, at.point
+                );
+                let after = self.ctx.settings.poll_interval;
+                return Some(Step::hold(Reason::HookWaiting, why, after));
+            }
+        }
+        if matches!(decided, HookState::Allowed | HookState::Ignored) || !rolls_back(at.point) {
+            return None;
+        }
+        let message = &state::entry(status, &hook.name, at.point, at.step).message;
+        Some(match decided {
+            HookState::Denied => self.denied(hook, at, message),
+            _ => self.failed(hook, at, message),
+        })
+    }
+
+    /// A hook whose call is due: a webhook is called, a Job hook's Job made or looked at.
+    async fn call(
+        &self,
+        cluster: &Cluster,
+        status: &mut ClusterSwapStatus,
+        hook: &LifecycleHook,
+        at: At,
+    ) -> Step {
+        if let Some(spec) = &hook.job {
+            return self.look_at_job(cluster, status, hook, spec, at).await;
+        }
+        let outcome = self.call_hook(cluster, status, hook, at).await;
+        if let Outcome::Later(after) = outcome {
+            let entry = state::entry(status, &hook.name, at.point, at.step);
+            return waiting(hook, at, entry, after);
+        }
+        self.after_call(hook, at, outcome).await
     }
 
     /// One call of `hook`, recorded in its status entry, counted and told as Events.
@@ -119,12 +164,15 @@ impl Reconcile<'_> {
             Ok(http) => http,
             Err(e) => return webhook::Called::Transient(e.clone()),
         };
-        let key = match webhook::read_key(&self.ctx.client, &hook.webhook.secret_ref).await {
+        let Some(spec) = &hook.webhook else {
+            return webhook::Called::Final("the hook has no webhook".into());
+        };
+        let key = match webhook::read_key(&self.ctx.client, &spec.secret_ref).await {
             Ok(key) => key,
             Err(called) => return called,
         };
         let now = Timestamp::now().as_second();
-        webhook::call(http, &hook.webhook.url, &key, request, now, hook.timeout()).await
+        webhook::call(http, &spec.url, &key, request, now, hook.timeout()).await
     }
 
     fn request(

@@ -12,6 +12,7 @@ use rotor_api::{
     LifecycleHook,
 };
 
+use super::job::Answer;
 use super::webhook::{Called, HookReply};
 
 /// The backoff after failed calls is capped here.
@@ -107,6 +108,37 @@ pub(super) fn record(
     }
 }
 
+/// Records what a Job hook's Job answered (`Err`: it could not run, or ran past its timeout)
+/// and says what it means.
+pub(super) fn job_answered(
+    entry: &mut HookStatus,
+    hook: &LifecycleHook,
+    answer: &Result<Answer, String>,
+) -> Outcome {
+    entry.attempts = entry.attempts.max(1);
+    let job = entry.job.clone().unwrap_or_default();
+    match answer {
+        Ok(Answer::Running) => Outcome::Later(Duration::ZERO),
+        Ok(Answer::Complete) => {
+            entry.last_answer = Some(HookAnswer::Allow);
+            entry.state = HookState::Allowed;
+            entry.message.clear();
+            Outcome::Allowed
+        }
+        Ok(Answer::Failed(why)) => {
+            entry.last_answer = Some(HookAnswer::Deny);
+            entry.state = HookState::Denied;
+            entry.message = format!("Job {job} failed ({why})");
+            Outcome::Denied(entry.message.clone())
+        }
+        Err(why) => {
+            entry.last_answer = Some(HookAnswer::Error);
+            entry.failures += 1;
+            give_up(entry, hook, why.clone())
+        }
+    }
+}
+
 fn failed_calls(n: u32) -> String {
     match n {
         1 => "1 call failed".into(),
@@ -177,11 +209,12 @@ mod tests {
         LifecycleHook {
             name: "smoke".into(),
             point: HookPoint::AfterMigration,
-            webhook: WebhookHook {
+            webhook: Some(WebhookHook {
                 url: "https://x".into(),
                 secret_ref: SecretKeyRef::default(),
-            },
-            timeout_seconds: 1,
+            }),
+            job: None,
+            timeout_seconds: Some(1),
             retries,
             failure_policy,
         }
@@ -309,6 +342,39 @@ mod tests {
             record(&mut e, &hook(5, HookFailurePolicy::Fail), &refused, t),
             Outcome::Failed("HTTP 404".into())
         );
+    }
+
+    #[test]
+    fn a_jobs_answer_allows_denies_or_follows_the_failure_policy() {
+        let h = hook(0, HookFailurePolicy::Fail);
+        let mut e = HookStatus {
+            job: Some("rotor-smoke-x".into()),
+            ..fresh()
+        };
+        assert_eq!(
+            job_answered(&mut e, &h, &Ok(Answer::Complete)),
+            Outcome::Allowed
+        );
+        assert_eq!((e.state, e.attempts), (HookState::Allowed, 1));
+        let failed = Ok(Answer::Failed("BackoffLimitExceeded".into()));
+        let Outcome::Denied(why) = job_answered(&mut e, &h, &failed) else {
+            panic!("a failed Job denies: {e:?}");
+        };
+        assert_eq!(why, "Job rotor-smoke-x failed (BackoffLimitExceeded)");
+        assert_eq!(e.last_answer, Some(HookAnswer::Deny));
+        let late = Err("the Job did not finish within 5s".to_string());
+        let mut e = fresh();
+        assert_eq!(
+            job_answered(&mut e, &h, &late),
+            Outcome::Failed("the Job did not finish within 5s".into())
+        );
+        let mut e = fresh();
+        let ignore = hook(0, HookFailurePolicy::Ignore);
+        assert!(matches!(
+            job_answered(&mut e, &ignore, &late),
+            Outcome::Ignored(_)
+        ));
+        assert_eq!(e.state, HookState::Ignored);
     }
 
     #[test]

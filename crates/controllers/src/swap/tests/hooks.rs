@@ -95,11 +95,12 @@ fn hook(point: HookPoint, url: &str, secret: &str) -> LifecycleHook {
     LifecycleHook {
         name: "team".into(),
         point,
-        webhook: WebhookHook {
+        webhook: Some(WebhookHook {
             url: url.into(),
             secret_ref: secret_ref(secret),
-        },
-        timeout_seconds: 5,
+        }),
+        job: None,
+        timeout_seconds: Some(5),
         retries: 0,
         failure_policy: HookFailurePolicy::Fail,
     }

@@ -49,11 +49,12 @@ pub(super) async fn deny_first(r: &Rehearsal) -> anyhow::Result<(HookReceiver, L
     let hook = LifecycleHook {
         name: HOOK.into(),
         point: HookPoint::AfterMigration,
-        webhook: WebhookHook {
+        webhook: Some(WebhookHook {
             url: receiver.url.clone(),
             secret_ref,
-        },
-        timeout_seconds: 5,
+        }),
+        job: None,
+        timeout_seconds: Some(5),
         retries: 2,
         failure_policy: HookFailurePolicy::Fail,
     };

@@ -3,9 +3,11 @@
 //! back) or retry after N seconds; this module holds the spec, its validation and the status
 //! the controller keeps of every call (the calls themselves are the controller's).
 //!
-//! Only the webhook kind exists so far: an HTTPS POST of a versioned JSON body, signed with
-//! HMAC-SHA256 over `{timestamp}.{body}` by a key read from a Secret (docs/design.md,
-//! "Lifecycle hooks").
+//! Two kinds: a webhook, an HTTPS POST of a versioned JSON body signed with HMAC-SHA256 over
+//! `{timestamp}.{body}` by a key read from a Secret; and a Job run in green or blue
+//! ([`job`]). See docs/design.md, "Lifecycle hooks".
+
+pub mod job;
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use schemars::JsonSchema;
@@ -13,10 +15,12 @@ use serde::{Deserialize, Serialize};
 
 use crate::notification::SecretKeyRef;
 use crate::validation::{Errors, FieldErrorKind};
+pub use job::{HookCluster, JobHook};
 
 /// Upper bound on the hooks of one strategy (also in the schema).
 pub const MAX_HOOKS: usize = 10;
-/// Upper bound on one call's timeout (also in the schema): a call runs inside a reconcile.
+/// Upper bound on one webhook call's timeout (also in the schema): a call runs inside a
+/// reconcile. A Job hook's bound is [`job::MAX_JOB_TIMEOUT_SECONDS`].
 pub const MAX_HOOK_TIMEOUT_SECONDS: u32 = 30;
 /// Upper bound on a hook's retries after a failed call (also in the schema).
 pub const MAX_HOOK_RETRIES: u32 = 10;
@@ -25,9 +29,8 @@ pub const MAX_RETRY_AFTER_SECONDS: u32 = 3600;
 /// Retry-after answers one hook may give at one point before it counts as failed.
 pub const MAX_RETRY_AFTER_ANSWERS: u32 = 20;
 
-fn default_timeout_seconds() -> u32 {
-    10
-}
+/// A webhook call's timeout when none is set.
+pub const DEFAULT_WEBHOOK_TIMEOUT_SECONDS: u32 = 10;
 fn default_retries() -> u32 {
     3
 }
@@ -67,7 +70,8 @@ closed_enum! {
     }
 }
 
-/// A hook called at one point of every swap of this strategy.
+/// A hook called at one point of every swap of this strategy: exactly one of `webhook` and
+/// `job`.
 ///
 /// ```yaml
 /// hooks:
@@ -82,6 +86,11 @@ closed_enum! {
 /// ```
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
+#[schemars(extend("x-kubernetes-validations" = [
+    {"rule": "has(self.webhook) != has(self.job)", "message": "set exactly one of webhook and job"},
+    {"rule": "!has(self.webhook) || !has(self.timeoutSeconds) || self.timeoutSeconds <= 30",
+     "message": "a webhook call's timeoutSeconds must be at most 30", "fieldPath": ".timeoutSeconds"}
+]))]
 pub struct LifecycleHook {
     /// A DNS label unique among the strategy's hooks: status and Events name the hook by it.
     #[schemars(length(min = 1, max = 63), pattern(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"))]
@@ -89,19 +98,24 @@ pub struct LifecycleHook {
     /// Where in the swap it is called.
     pub point: HookPoint,
     /// Where to POST, and the key that signs the body.
-    pub webhook: WebhookHook,
-    /// How long one call may take, connection included.
-    #[serde(default = "default_timeout_seconds")]
-    #[schemars(range(min = 1, max = 30))]
-    pub timeout_seconds: u32,
-    /// Calls after a failed one (no connection, no answer in time, HTTP 429 or 5xx), with a
-    /// backoff of 1 s doubling to 60 s. Other statuses and answers that do not parse are not
-    /// retried.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub webhook: Option<WebhookHook>,
+    /// The Job to run, and where.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub job: Option<JobHook>,
+    /// A webhook: how long one call may take, connection included (at most 30, default 10).
+    /// A Job: how long it may run before it counts as failed (at most 3600, default 600).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1, max = 3600))]
+    pub timeout_seconds: Option<u32>,
+    /// Webhook calls after a failed one (no connection, no answer in time, HTTP 429 or 5xx),
+    /// with a backoff of 1 s doubling to 60 s. Other statuses and answers that do not parse
+    /// are not retried. A Job hook's retries are its template's `backoffLimit`.
     #[serde(default = "default_retries")]
     #[schemars(range(max = 10))]
     pub retries: u32,
-    /// What a hook that failed (retries spent, or a final error) does: `Fail` rolls the swap
-    /// back, `Ignore` records a Warning Event and proceeds.
+    /// What a hook that failed (retries spent, a final error, a Job past its timeout) does:
+    /// `Fail` rolls the swap back, `Ignore` records a Warning Event and proceeds.
     #[serde(default)]
     pub failure_policy: HookFailurePolicy,
 }
@@ -123,31 +137,49 @@ pub struct WebhookHook {
 }
 
 impl LifecycleHook {
-    /// One call's timeout as a `Duration`.
+    /// A webhook call's timeout, or how long a Job may run, as a `Duration`.
     pub fn timeout(&self) -> std::time::Duration {
-        std::time::Duration::from_secs(self.timeout_seconds.into())
+        std::time::Duration::from_secs(self.timeout_seconds().into())
+    }
+
+    /// `timeoutSeconds`, or its default for the hook's kind.
+    pub fn timeout_seconds(&self) -> u32 {
+        let default = match self.job {
+            Some(_) => job::DEFAULT_JOB_TIMEOUT_SECONDS,
+            None => DEFAULT_WEBHOOK_TIMEOUT_SECONDS,
+        };
+        self.timeout_seconds.unwrap_or(default)
     }
 
     fn validate_at(&self, path: &str, errs: &mut Errors) {
         errs.dns_label(&format!("{path}.name"), &self.name);
-        validate_url(&format!("{path}.webhook.url"), &self.webhook.url, errs);
-        let secret = format!("{path}.webhook.secretRef");
-        errs.dns_subdomain(&format!("{secret}.name"), &self.webhook.secret_ref.name);
-        if self.webhook.secret_ref.key.trim().is_empty() {
-            errs.required(
-                format!("{secret}.key"),
-                "the Secret's key holding the signing key",
-            );
-        }
-        if let Some(ns) = &self.webhook.secret_ref.namespace {
-            errs.dns_label(&format!("{secret}.namespace"), ns);
-        }
-        if !(1..=MAX_HOOK_TIMEOUT_SECONDS).contains(&self.timeout_seconds) {
+        let max_timeout = match (&self.webhook, &self.job) {
+            (Some(webhook), None) => {
+                webhook.validate_at(&format!("{path}.webhook"), errs);
+                MAX_HOOK_TIMEOUT_SECONDS
+            }
+            (None, Some(job)) => {
+                job.validate_at(&format!("{path}.job"), self.point, errs);
+                job::MAX_JOB_TIMEOUT_SECONDS
+            }
+            (Some(_), Some(_)) => {
+                errs.invalid(format!("{path}.job"), "set exactly one of webhook and job");
+                return;
+            }
+            (None, None) => {
+                errs.required(
+                    format!("{path}.webhook"),
+                    "set exactly one of webhook and job",
+                );
+                return;
+            }
+        };
+        if !(1..=max_timeout).contains(&self.timeout_seconds()) {
             errs.invalid(
                 format!("{path}.timeoutSeconds"),
                 format!(
-                    "{}: must be between 1 and {MAX_HOOK_TIMEOUT_SECONDS}",
-                    self.timeout_seconds
+                    "{}: must be between 1 and {max_timeout}",
+                    self.timeout_seconds()
                 ),
             );
         }
@@ -156,6 +188,23 @@ impl LifecycleHook {
                 format!("{path}.retries"),
                 format!("{}: must be at most {MAX_HOOK_RETRIES}", self.retries),
             );
+        }
+    }
+}
+
+impl WebhookHook {
+    fn validate_at(&self, path: &str, errs: &mut Errors) {
+        validate_url(&format!("{path}.url"), &self.url, errs);
+        let secret = format!("{path}.secretRef");
+        errs.dns_subdomain(&format!("{secret}.name"), &self.secret_ref.name);
+        if self.secret_ref.key.trim().is_empty() {
+            errs.required(
+                format!("{secret}.key"),
+                "the Secret's key holding the signing key",
+            );
+        }
+        if let Some(ns) = &self.secret_ref.namespace {
+            errs.dns_label(&format!("{secret}.namespace"), ns);
         }
     }
 }
@@ -296,6 +345,10 @@ pub struct HookStatus {
     /// When the next call is due, while `Pending` after a call.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub next_attempt_at: Option<Time>,
+    /// A Job hook's Job (in `namespace` of the hook's cluster) until rotor deleted it, which
+    /// it does once the answer is recorded.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub job: Option<String>,
     /// For people: the deny's reason, why a call failed (never a URL or a key).
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub message: String,
@@ -309,15 +362,16 @@ mod tests {
         LifecycleHook {
             name: name.into(),
             point: HookPoint::AfterMigration,
-            webhook: WebhookHook {
+            webhook: Some(WebhookHook {
                 url: url.into(),
                 secret_ref: SecretKeyRef {
                     namespace: None,
                     name: "rotor-hooks".into(),
                     key: "smoke".into(),
                 },
-            },
-            timeout_seconds: default_timeout_seconds(),
+            }),
+            job: None,
+            timeout_seconds: None,
             retries: default_retries(),
             failure_policy: HookFailurePolicy::Fail,
         }
@@ -345,10 +399,11 @@ mod tests {
     #[test]
     fn bad_hooks_are_refused_naming_the_field() {
         let mut bad = hook("smoke", "http://ci.example.com/rotor");
-        bad.timeout_seconds = 0;
+        bad.timeout_seconds = Some(0);
         bad.retries = 11;
-        bad.webhook.secret_ref.key = " ".into();
-        bad.webhook.secret_ref.name = "Not_A_Name".into();
+        let webhook = bad.webhook.as_mut().expect("a webhook");
+        webhook.secret_ref.key = " ".into();
+        webhook.secret_ref.name = "Not_A_Name".into();
         let creds = hook("creds", "https://user:s3cret@ci.example.com/");
         let got = fields(&[
             bad,
@@ -380,6 +435,95 @@ mod tests {
             .map(|i| hook(&format!("h{i}"), "https://x"))
             .collect();
         assert_eq!(fields(&many)[0].0, "spec.strategy.hooks");
+    }
+
+    fn job_hook(name: &str, template: serde_json::Value) -> LifecycleHook {
+        LifecycleHook {
+            webhook: None,
+            job: Some(JobHook {
+                cluster: HookCluster::Green,
+                namespace: "shop".into(),
+                template,
+            }),
+            ..hook(name, "https://unused")
+        }
+    }
+
+    fn smoke_job() -> serde_json::Value {
+        serde_json::json!({"spec": {"backoffLimit": 1, "template": {"spec": {
+            "restartPolicy": "Never", "containers": [{"name": "smoke", "image": "smoke:1"}]}}}})
+    }
+
+    #[test]
+    fn a_job_hook_passes_with_its_longer_timeout() {
+        let mut long = job_hook("smoke", smoke_job());
+        long.timeout_seconds = Some(job::MAX_JOB_TIMEOUT_SECONDS);
+        assert!(fields(&[long.clone()]).is_empty());
+        assert_eq!(long.timeout(), std::time::Duration::from_secs(3600));
+        long.timeout_seconds = None;
+        assert_eq!(long.timeout_seconds(), job::DEFAULT_JOB_TIMEOUT_SECONDS);
+        assert_eq!(
+            hook("w", "https://x").timeout_seconds(),
+            DEFAULT_WEBHOOK_TIMEOUT_SECONDS
+        );
+    }
+
+    #[test]
+    fn bad_job_hooks_are_refused_naming_the_field() {
+        let mut both = job_hook("both", smoke_job());
+        both.webhook = hook("both", "https://x").webhook;
+        let mut neither = job_hook("neither", smoke_job());
+        neither.job = None;
+        let mut too_long = job_hook("long", smoke_job());
+        too_long.timeout_seconds = Some(job::MAX_JOB_TIMEOUT_SECONDS + 1);
+        let mut webhook_long = hook("webhook-long", "https://x");
+        webhook_long.timeout_seconds = Some(MAX_HOOK_TIMEOUT_SECONDS + 1);
+        let mut bad_ns = job_hook("ns", smoke_job());
+        bad_ns.job.as_mut().expect("job").namespace = "Shop_1".into();
+        let no_containers = job_hook(
+            "empty",
+            serde_json::json!({"spec": {"template": {"spec": {}}}}),
+        );
+        let mut too_early = job_hook("early", smoke_job());
+        too_early.point = HookPoint::BeforeProvisioning;
+        let mistyped = job_hook(
+            "mistyped",
+            serde_json::json!({"spec": {"backoffLimit": "many"}}),
+        );
+        let got = fields(&[
+            both,
+            neither,
+            too_long,
+            webhook_long,
+            bad_ns,
+            no_containers,
+            mistyped,
+            too_early,
+        ]);
+        let names: Vec<&str> = got.iter().map(|(f, _)| f.as_str()).collect();
+        assert_eq!(
+            names,
+            [
+                "spec.strategy.hooks[0].job",
+                "spec.strategy.hooks[1].webhook",
+                "spec.strategy.hooks[2].timeoutSeconds",
+                "spec.strategy.hooks[3].timeoutSeconds",
+                "spec.strategy.hooks[4].job.namespace",
+                "spec.strategy.hooks[5].job.template.spec.template.spec.containers",
+                "spec.strategy.hooks[6].job.template",
+                "spec.strategy.hooks[7].job.cluster",
+            ]
+        );
+        assert!(
+            got[0].1.contains("exactly one of webhook and job"),
+            "{got:?}"
+        );
+        assert!(got[2].1.ends_with("between 1 and 3600"), "{got:?}");
+        assert!(got[3].1.ends_with("between 1 and 30"), "{got:?}");
+        assert!(
+            got[6].1.starts_with("not a batch/v1 JobTemplateSpec"),
+            "{got:?}"
+        );
     }
 
     #[test]

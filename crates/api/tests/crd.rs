@@ -250,7 +250,14 @@ fn hook_schemas_carry_enums_and_bounds() {
             "{kind}"
         );
         assert_eq!(hook["failurePolicy"]["enum"], json!(["Fail", "Ignore"]));
-        assert_eq!(hook["timeoutSeconds"]["maximum"].as_f64(), Some(30.0));
+        // The schema bounds every hook by a Job's 3,600 s; a webhook's 30 s is a CEL rule.
+        assert_eq!(hook["timeoutSeconds"]["maximum"].as_f64(), Some(3600.0));
+        let rules = hooks["items"]["x-kubernetes-validations"].to_string();
+        assert!(
+            rules.contains("self.timeoutSeconds <= 30")
+                && rules.contains("has(self.webhook) != has(self.job)"),
+            "{kind}: {rules}"
+        );
         assert_eq!(hook["retries"]["maximum"].as_f64(), Some(10.0));
         let webhook = &hook["webhook"]["properties"];
         assert!(webhook["url"]["pattern"].as_str().is_some(), "{kind}");

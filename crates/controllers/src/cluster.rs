@@ -45,6 +45,8 @@ pub async fn controller(
     let controller = Controller::for_stream(clusters, store);
     ctx.metrics.count_clusters(controller.store());
     controller
+        // A traffic layer that restarted forgot the backends: every Cluster attaches again.
+        .reconcile_all_on(traffic_restarts(ctx.clone()))
         // A swap's progress changes its Cluster's Progressing condition.
         .watches_stream(swaps, |swap: ClusterSwap| {
             Some(ObjectRef::new(&swap.spec.cluster_ref))
@@ -57,6 +59,21 @@ pub async fn controller(
             async {}
         })
         .await;
+}
+
+/// One item whenever a traffic layer restarted: its epoch is read at start and then once per
+/// `cluster_resync` (see [`Context::read_traffic_epochs`]).
+fn traffic_restarts(ctx: Arc<Context>) -> impl futures::Stream<Item = ()> {
+    let mut ticks = tokio::time::interval(ctx.settings.cluster_resync);
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    futures::stream::unfold((ctx, ticks), |(ctx, mut ticks)| async move {
+        loop {
+            ticks.tick().await;
+            if ctx.read_traffic_epochs().await {
+                return Some(((), (ctx, ticks)));
+            }
+        }
+    })
 }
 
 fn error_policy(cluster: Arc<Cluster>, error: &Error, ctx: Arc<Context>) -> Action {
@@ -144,39 +161,25 @@ async fn reconcile_once(cluster: &Cluster, ctx: &Context) -> Result<Action, Erro
         }
     }
 
-    // With no swap in progress, the active instance is the endpoint's only backend. Attaching
-    // it again is idempotent and heals a traffic layer that restarted or never knew it. The
-    // claim is re-read fresh: a swap that claimed the Cluster a moment ago owns the traffic.
-    if swap_in_progress.is_none()
-        && let Some(active) = status.active_instance.clone()
-        && api
-            .get_opt(&name)
-            .await?
-            .and_then(|c| c.status)
-            .and_then(|s| s.current_swap)
-            .is_none_or(|s| Some(&s) == old.current_swap.as_ref() && status.current_swap.is_none())
-    {
-        let shifter = ctx.shifter(cluster.spec.traffic.shifter)?;
-        let endpoint = &cluster.spec.traffic.endpoint;
-        let addr = match ctx.cached_address(&active) {
-            Some(a) => Some(a),
-            None => provider
-                .get_instance(&active)
-                .await?
-                .and_then(|i| i.traffic_address),
-        };
-        if let Some(addr) = addr {
-            ctx.cache_address(&active, addr);
-            shifter.register(endpoint, addr, None).await?;
+    if let Some(active) = status.active_instance.clone() {
+        if swap_in_progress.is_some() {
+            ctx.attachments.forget(&cluster.spec.traffic.endpoint);
+        } else {
+            attach_active(ctx, cluster, &provider, &old, &status, &active).await?;
         }
     }
 
     // Health of the active instance: from discovery's watches when it has synced, else a probe.
+    // Health from discovery needs no resync: its changes re-queue the Cluster.
+    let mut from_events = false;
     let summary = match status.active_instance.clone() {
         Some(active) => {
             ctx.watch_active(cluster, &active).await?;
             match from_discovery(ctx, &active) {
-                Some(found) => Some(found),
+                Some(found) => {
+                    from_events = true;
+                    Some(found)
+                }
                 None => Some(probe(ctx, cluster, &active).await),
             }
         }
@@ -275,7 +278,56 @@ async fn reconcile_once(cluster: &Cluster, ctx: &Context) -> Result<Action, Erro
         return Ok(Action::requeue(next.after.min(ctx.settings.cluster_resync)));
     }
     ctx.cloud_poll_done(&key);
-    Ok(Action::requeue(ctx.settings.cluster_resync))
+    Ok(Action::requeue(if from_events {
+        ctx.settings.idle_resync
+    } else {
+        ctx.settings.cluster_resync
+    }))
+}
+
+/// With no swap in progress, the active instance is the endpoint's only backend. Attaching it
+/// is idempotent and heals a traffic layer that restarted or never knew it; it is done when
+/// this process has not attached it since the layer's last restart (see [`Attachments`]). The
+/// claim is re-read fresh first: a swap that claimed the Cluster a moment ago owns the traffic.
+///
+/// [`Attachments`]: crate::attachments::Attachments
+async fn attach_active(
+    ctx: &Context,
+    cluster: &Cluster,
+    provider: &rotor_providers::Located<'_>,
+    old: &ClusterStatus,
+    status: &ClusterStatus,
+    active: &str,
+) -> Result<(), Error> {
+    let kind = cluster.spec.traffic.shifter;
+    let endpoint = &cluster.spec.traffic.endpoint;
+    let addr = match ctx.cached_address(active) {
+        Some(a) => a,
+        None => match provider
+            .get_instance(active)
+            .await?
+            .and_then(|i| i.traffic_address)
+        {
+            Some(a) => a,
+            None => return Ok(()),
+        },
+    };
+    ctx.cache_address(active, addr);
+    if ctx.attachments.holds(kind, endpoint, addr) {
+        return Ok(());
+    }
+    let api: Api<Cluster> = Api::all(ctx.client.clone());
+    let unclaimed = api
+        .get_opt(&cluster.name_any())
+        .await?
+        .and_then(|c| c.status)
+        .and_then(|s| s.current_swap)
+        .is_none_or(|s| Some(&s) == old.current_swap.as_ref() && status.current_swap.is_none());
+    if unclaimed {
+        ctx.shifter(kind)?.register(endpoint, addr, None).await?;
+        ctx.attachments.remember(kind, endpoint, addr);
+    }
+    Ok(())
 }
 
 /// Discovery's summary of `instance` as the Cluster's health, once its first lists are in.

@@ -14,6 +14,7 @@
 //! The controllers reach clouds only through [`rotor_providers::Provider`], traffic only through
 //! [`rotor_traffic::TrafficShifter`], and member clusters only through their Kubernetes API.
 
+mod attachments;
 pub mod blue_replicas;
 pub mod cluster;
 mod events;
@@ -77,8 +78,14 @@ pub struct Settings {
     /// Bound on one metric gate query to Prometheus, connection included (Prometheus is told
     /// the same bound). A query that takes longer is an inconclusive evaluation.
     pub metric_query_timeout: Duration,
-    /// How often a Cluster's health is re-probed when nothing else triggers it.
+    /// How often a Cluster's health is re-probed when nothing else triggers it, and how often
+    /// the traffic layers are asked whether they restarted.
     pub cluster_resync: Duration,
+    /// How often a Cluster whose health discovery follows is reconciled when nothing triggers
+    /// it: a safety net, since every change it would see arrives as an event (discovery's, a
+    /// swap's, the Cluster's own, a traffic layer's restart). At 10,000 Clusters the 30 s
+    /// probe pace was 333 reconciles a second of an idle fleet.
+    pub idle_resync: Duration,
     /// How the cloud is polled about operations it has no events for (a create or delete in
     /// progress) and how its rate limits are honoured.
     pub cloud_poll: rotor_providers::poll::PollPolicy,
@@ -99,6 +106,7 @@ impl Default for Settings {
             unanswered_after: Duration::from_secs(1),
             metric_query_timeout: Duration::from_secs(5),
             cluster_resync: Duration::from_secs(30),
+            idle_resync: Duration::from_secs(10 * 60),
             cloud_poll: rotor_providers::poll::PollPolicy::default(),
             shutdown_grace: Duration::from_secs(6),
         }
@@ -123,6 +131,8 @@ pub struct Context {
     pub(crate) notifier: Arc<notify::Notifier>,
     /// Traffic addresses of instances (fixed for an instance's life).
     addresses: Mutex<HashMap<String, std::net::SocketAddr>>,
+    /// Active instances the Cluster controller attached to their endpoints.
+    pub(crate) attachments: attachments::Attachments,
     /// Per live swap: precise starts of its waits and its gate's counters.
     pub(crate) swaps: swap::memory::Memories,
     /// Per object key: consecutive reconcile errors (exponential backoff).
@@ -166,6 +176,7 @@ impl Context {
             prometheus: prometheus::Prometheus::default(),
             swaps: swap::memory::Memories::default(),
             addresses: Mutex::default(),
+            attachments: attachments::Attachments::default(),
             failures: Mutex::default(),
             clock: Arc::new(chrono::Utc::now),
             starts: Mutex::default(),
@@ -427,6 +438,30 @@ impl Context {
         *n = (*n + 1).min(16);
         let ms = 250u64.saturating_mul(1 << (*n - 1).min(8));
         Duration::from_millis(ms.min(60_000))
+    }
+
+    /// Reads every traffic layer's epoch (see [`TrafficShifter::epoch`]); true when one of
+    /// them restarted since the last reading. A layer that cannot be asked is not trusted to
+    /// have kept anything until it can.
+    pub(crate) async fn read_traffic_epochs(&self) -> bool {
+        let mut restarted = false;
+        for (kind, shifter) in &self.shifters {
+            let epoch = match shifter.epoch().await {
+                Ok(epoch) => Some(epoch.unwrap_or_default()),
+                Err(error) => {
+                    tracing::debug!(shifter = kind.as_str(), %error, "traffic layer epoch unknown");
+                    None
+                }
+            };
+            if self.attachments.epoch_read(*kind, epoch) == attachments::EpochChange::Restarted {
+                tracing::info!(
+                    shifter = kind.as_str(),
+                    "traffic layer restarted; attaching every Cluster's active instance again"
+                );
+                restarted = true;
+            }
+        }
+        restarted
     }
 
     pub(crate) fn cached_address(&self, instance: &str) -> Option<std::net::SocketAddr> {

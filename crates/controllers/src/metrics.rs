@@ -291,6 +291,19 @@ impl Metrics {
             .inc();
     }
 
+    /// Reconciles of `controller` so far, successful or not (what `rotor bench fleet` reads
+    /// to tell the work an idle fleet costs).
+    pub fn reconciles_of(&self, controller: &'static str) -> u64 {
+        ["ok", "error"]
+            .into_iter()
+            .map(|result| {
+                self.reconciles
+                    .get_or_create(&ReconcileLabels { controller, result })
+                    .get()
+            })
+            .sum()
+    }
+
     /// Counts a swap's transition into `phase`; a terminal one also records how long the swap
     /// took.
     pub fn swap_transition(&self, phase: Phase, reason: &'static str, took: Option<f64>) {

@@ -52,4 +52,5 @@ mod swap;
 mod swap_delete;
 mod swap_discovery;
 mod swap_faults;
+mod traffic_restart;
 mod validation;

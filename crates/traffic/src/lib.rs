@@ -482,6 +482,15 @@ pub trait TrafficShifter: Send + Sync {
         Duration::ZERO
     }
 
+    /// What identifies the traffic layer's current lifetime. It changes when the layer
+    /// restarted and so forgot the backends [`register`](TrafficShifter::register) attached at
+    /// runtime: the controllers then attach them again, instead of re-attaching every endpoint
+    /// on every resync. None (the default): the layer keeps what it was told for as long as
+    /// rotor does (DNS records, the in-process router).
+    async fn epoch(&self) -> Result<Option<String>, TrafficError> {
+        Ok(None)
+    }
+
     /// Send all traffic back to blue (the rollback), as fast as the implementation allows.
     async fn rollback(&self, endpoint: &str) -> Result<(), TrafficError> {
         self.set_weights(endpoint, Weights::all_blue()).await

@@ -162,12 +162,14 @@ impl<'a> Reconcile<'a> {
         Ok(Step::Requeue(self.ctx.settings.gate_interval))
     }
 
-    /// The Cluster's traffic endpoint and the shifter that serves it.
+    /// The Cluster's traffic endpoint and the shifter that serves it. The swap takes the
+    /// endpoint over: what the Cluster controller attached to it no longer holds.
     pub(super) fn traffic<'c>(
         &self,
         cluster: &'c Cluster,
     ) -> Result<(&'c str, &'a Arc<dyn TrafficShifter>), Error> {
         let shifter = self.ctx.shifter(cluster.spec.traffic.shifter)?;
+        self.ctx.attachments.forget(&cluster.spec.traffic.endpoint);
         Ok((cluster.spec.traffic.endpoint.as_str(), shifter))
     }
 

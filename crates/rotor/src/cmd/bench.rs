@@ -30,6 +30,8 @@ pub enum BenchWhat {
     Migrate(super::bench_migrate::MigrateArgs),
     /// Discovery across a simulated fleet: write → summary latency and memory.
     Discovery(super::bench_discovery::DiscoveryArgs),
+    /// What an idle fleet costs the control plane per cluster, and what one change costs.
+    Fleet(super::bench_fleet::FleetArgs),
 }
 
 #[derive(Args)]
@@ -93,6 +95,7 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
         BenchWhat::Rollback(a) => super::bench_rollback::run(a).await,
         BenchWhat::Migrate(a) => super::bench_migrate::run(a).await,
         BenchWhat::Discovery(a) => super::bench_discovery::run(a).await,
+        BenchWhat::Fleet(a) => super::bench_fleet::run(a).await,
     }
 }
 
@@ -126,7 +129,7 @@ pub(super) fn rss_mib() -> (f64, f64) {
 /// CPU time (user + system) this process has used so far, in seconds, from /proc (clock ticks,
 /// 10 ms resolution: meant for phases that use seconds of CPU). Counts every thread, exited ones
 /// included, so it is independent of what else runs on the machine.
-fn process_cpu_s() -> f64 {
+pub(super) fn process_cpu_s() -> f64 {
     let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
     // Fields after the command (which may contain spaces) start after the last ')'.
     let rest = stat.rsplit_once(')').map(|(_, r)| r).unwrap_or_default();

@@ -37,7 +37,7 @@ use serde_json::json;
 mod cpu;
 mod critical_path;
 mod hooks;
-mod limits;
+pub(super) mod limits;
 
 /// `--inject hook-deny`: a lifecycle hook denies, no simulator fault.
 const HOOK_DENY: &str = "hook-deny";
@@ -140,14 +140,7 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
             eprintln!("[{:6.2}s] {msg}", started.elapsed().as_secs_f64());
         }
     };
-    let traffic = match args.traffic {
-        TrafficArg::Haproxy => TrafficChoice::Haproxy,
-        TrafficArg::Sim => TrafficChoice::Sim,
-        TrafficArg::Auto if rotor_traffic::haproxy::find_haproxy().is_some() => {
-            TrafficChoice::Haproxy
-        }
-        TrafficArg::Auto => TrafficChoice::Sim,
-    };
+    let traffic = traffic_choice(args.traffic);
     // Kept until the demo ends: the SQLite store lives in it.
     let store_dir = tempfile::tempdir()?;
     let store = match args.store {
@@ -784,6 +777,18 @@ async fn swaps_with_event(r: &Rehearsal, reason: rotor_api::Reason) -> anyhow::R
 }
 
 /// The controllers' timings in the demo, where they differ from `rotor serve`'s.
+/// The traffic layer `arg` names: `auto` is HAProxy when installed.
+pub(super) fn traffic_choice(arg: TrafficArg) -> TrafficChoice {
+    match arg {
+        TrafficArg::Haproxy => TrafficChoice::Haproxy,
+        TrafficArg::Sim => TrafficChoice::Sim,
+        TrafficArg::Auto if rotor_traffic::haproxy::find_haproxy().is_some() => {
+            TrafficChoice::Haproxy
+        }
+        TrafficArg::Auto => TrafficChoice::Sim,
+    }
+}
+
 fn demo_settings() -> rotor_controllers::Settings {
     rotor_controllers::Settings {
         // Just longer than the load's slowest request: a drain ends when blue's sessions do,

@@ -2,6 +2,7 @@
 
 pub mod bench;
 mod bench_discovery;
+mod bench_fleet;
 mod bench_migrate;
 mod bench_rollback;
 mod controller_flags;

@@ -56,7 +56,8 @@ pub use config::{ConfigOptions, EndpointConfig, render_config};
 pub use process::{HaproxyProcess, find_haproxy};
 pub use replies::{ServerState, parse_backend_stats, parse_sessions};
 use replies::{
-    expect_silent, parse_get_weight, parse_servers_state, rejection, settled, split_replies,
+    expect_silent, parse_epoch, parse_get_weight, parse_servers_state, rejection, settled,
+    split_replies,
 };
 pub use timing::{LOG_FORMAT, LatencyBook, LatencyLog, log_lines};
 
@@ -473,6 +474,20 @@ impl TrafficShifter for HaproxyShifter {
             green_answering,
             ..held.count
         })
+    }
+
+    /// The worker's pid and start time from `show info`: a restart or a reload (a new worker,
+    /// which reads the config file, not the runtime changes) changes one or both.
+    async fn epoch(&self) -> Result<Option<String>, TrafficError> {
+        let command = "show info";
+        let info = self.raw("runtime API", command).await?;
+        parse_epoch(&info)
+            .map(Some)
+            .ok_or_else(|| TrafficError::Protocol {
+                endpoint: "runtime API".to_string(),
+                command: command.to_string(),
+                reply: info,
+            })
     }
 
     async fn weights(&self, endpoint: &str) -> Result<Weights, TrafficError> {

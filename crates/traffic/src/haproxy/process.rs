@@ -30,6 +30,7 @@ pub fn find_haproxy() -> Option<PathBuf> {
 /// killed (and reaped) on drop.
 #[derive(Debug)]
 pub struct HaproxyProcess {
+    binary: PathBuf,
     child: Child,
     socket: PathBuf,
     config: PathBuf,
@@ -92,22 +93,10 @@ impl HaproxyProcess {
         };
         std::fs::write(&config, render_config(endpoints, &socket, &options))
             .map_err(|e| process_err(format!("writing {config:?}"), Some(e)))?;
-        let log_file = std::fs::File::create(&log)
-            .map_err(|e| process_err(format!("creating {log:?}"), Some(e)))?;
-        let log_file2 = log_file
-            .try_clone()
-            .map_err(|e| process_err(format!("opening {log:?}"), Some(e)))?;
-        let child = Command::new(binary)
-            .arg("-f")
-            .arg(&config)
-            .arg("-db")
-            .stdin(Stdio::null())
-            .stdout(log_file)
-            .stderr(log_file2)
-            .spawn()
-            .map_err(|e| process_err(format!("starting {binary:?}"), Some(e)))?;
+        let child = spawn(binary, &config, &log)?;
         // From here on, Drop kills the child on every error path.
         let mut process = Self {
+            binary: binary.to_path_buf(),
             child,
             socket,
             config,
@@ -117,6 +106,27 @@ impl HaproxyProcess {
         };
         process.wait_ready(ready_timeout).await?;
         Ok(process)
+    }
+
+    /// Kills HAProxy and starts it again on the same config, socket and ports, as an
+    /// operator's restart would: it comes back knowing only its config file, none of the
+    /// backends set through the runtime API.
+    pub async fn restart(&mut self, ready_timeout: Duration) -> Result<(), TrafficError> {
+        self.stop();
+        self.start_again(ready_timeout).await
+    }
+
+    /// Kills HAProxy (and reaps it); [`start_again`](Self::start_again) brings it back.
+    pub fn stop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_file(&self.socket);
+    }
+
+    /// Starts HAProxy again on the same config, socket and ports, after [`stop`](Self::stop).
+    pub async fn start_again(&mut self, ready_timeout: Duration) -> Result<(), TrafficError> {
+        self.child = spawn(&self.binary, &self.config, &self.log)?;
+        self.wait_ready(ready_timeout).await
     }
 
     async fn wait_ready(&mut self, ready_timeout: Duration) -> Result<(), TrafficError> {
@@ -197,6 +207,31 @@ impl HaproxyProcess {
             Err(e) => format!("(log unreadable: {e})"),
         }
     }
+}
+
+/// `binary -f CONFIG -db`, its output appended to `log`.
+fn spawn(binary: &Path, config: &Path, log: &Path) -> Result<Child, TrafficError> {
+    let process_err = |message: String, source| TrafficError::Process {
+        message,
+        source: Some(source),
+    };
+    let log_file = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(log)
+        .map_err(|e| process_err(format!("opening {log:?}"), e))?;
+    let log_file2 = log_file
+        .try_clone()
+        .map_err(|e| process_err(format!("opening {log:?}"), e))?;
+    Command::new(binary)
+        .arg("-f")
+        .arg(config)
+        .arg("-db")
+        .stdin(Stdio::null())
+        .stdout(log_file)
+        .stderr(log_file2)
+        .spawn()
+        .map_err(|e| process_err(format!("starting {binary:?}"), e))
 }
 
 impl Drop for HaproxyProcess {

@@ -333,9 +333,31 @@ fn server_rows<const N: usize>(
     }
 }
 
+/// `show info`'s `Pid` and `Start_time_sec`, as `PID@START`: together they change whenever
+/// another worker answers (a restart, or a reload that reads the config file afresh).
+pub(super) fn parse_epoch(info: &str) -> Option<String> {
+    let field = |name: &str| {
+        info.lines()
+            .find_map(|l| l.strip_prefix(name)?.strip_prefix(':'))
+            .map(str::trim)
+            .filter(|v| !v.is_empty())
+    };
+    Some(format!("{}@{}", field("Pid")?, field("Start_time_sec")?))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_epoch_is_the_workers_pid_and_start_time() {
+        let info = "Name: HAProxy\nVersion: 2.6.12\nPid: 25089\nUptime_sec: 0\nStart_time_sec: 1796582445\n";
+        assert_eq!(parse_epoch(info).as_deref(), Some("25089@1796582445"));
+        // HAProxy before 2.6 has no start time: no epoch, rather than a pid alone (pid 1 in
+        // every container restart would look like the same worker).
+        assert_eq!(parse_epoch("Pid: 1\nUptime_sec: 3\n"), None);
+        assert_eq!(parse_epoch("Unknown command\n"), None);
+    }
 
     #[test]
     fn a_failure_counts_once_a_second_read_still_shows_it() {

@@ -22,7 +22,7 @@ pub(super) fn files_needed(clusters: u64) -> u64 {
 
 /// Raises the soft open-file limit to what `clusters` need (up to the hard limit), or refuses
 /// naming both numbers. Returns the limit in force.
-pub(super) fn ensure_open_files(clusters: u64) -> anyhow::Result<u64> {
+pub(in crate::cmd) fn ensure_open_files(clusters: u64) -> anyhow::Result<u64> {
     let needed = files_needed(clusters);
     let Rlimit { current, maximum } = getrlimit(Resource::Nofile);
     let (soft, hard) = (current.unwrap_or(u64::MAX), maximum.unwrap_or(u64::MAX));
@@ -60,7 +60,7 @@ pub(super) fn memory_needed_mib(clusters: u64) -> u64 {
 
 /// Refuses a fleet the machine's available memory cannot hold, naming both numbers, rather
 /// than swapping or being killed midway. Returns the memory available (MiB) when known.
-pub(super) fn ensure_memory(clusters: u64) -> anyhow::Result<Option<u64>> {
+pub(in crate::cmd) fn ensure_memory(clusters: u64) -> anyhow::Result<Option<u64>> {
     let available = mem_available_mib();
     if let Some(available) = available {
         memory_verdict(clusters, available).map_err(anyhow::Error::msg)?;

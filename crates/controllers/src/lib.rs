@@ -17,6 +17,7 @@
 mod attachments;
 pub mod blue_replicas;
 pub mod cluster;
+mod coalesce;
 mod events;
 pub mod health;
 pub mod leader;

@@ -15,7 +15,6 @@ use kube::runtime::WatchStreamExt;
 use kube::runtime::watcher::{self, Event};
 use kube::{Api, Client};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, broadcast};
-use tokio::time::MissedTickBehavior;
 
 use crate::objects::{
     DaemonSetLite, DeploymentLite, Kind, NodeLite, PdbLite, Rec, StatefulSetLite, Trimmed, keep,
@@ -358,6 +357,27 @@ impl Instance {
         }
     }
 
+    /// When the loop must look again though nothing arrived: at the watchdog's next deadline
+    /// (the silence, the version refresh, the next probe of an instance not reachable), at
+    /// most `silence` away. While a watch fails or a probe is asked for, every
+    /// [`tick_period`](Self::tick_period): its healing and its staleness are read from the
+    /// clock. A fixed tick of half a second cost 20,000 wake-ups a second at 10,000 quiet
+    /// instances, each computing a summary.
+    fn next_look(&self) -> Duration {
+        let s = self.settings();
+        if self.probe_requested || self.state.kinds.iter().any(|k| k.error.is_some()) {
+            return self.tick_period();
+        }
+        let ms = |d: Duration| d.as_millis() as u64;
+        let due = match self.state.reachable {
+            Some(true) => {
+                (self.last_heard() + ms(s.silence)).min(self.probe_ok + ms(s.version_refresh))
+            }
+            _ => self.probe_started + ms(s.unreachable_probe_interval),
+        };
+        ms_between(now_ms(), due).clamp(Duration::from_millis(10), s.silence)
+    }
+
     fn tick_period(&self) -> Duration {
         let s = self.settings();
         (s.silence.min(s.unreachable_probe_interval) / 4)
@@ -396,8 +416,8 @@ pub(crate) async fn run(
     let mut starting = Some(acquire(me.shared.lists.clone()));
     let mut slot: Option<(OwnedSemaphorePermit, Instant)> = None;
     let mut probe: Option<Probe> = None;
-    let mut tick = tokio::time::interval(me.tick_period());
-    tick.set_missed_tick_behavior(MissedTickBehavior::Delay);
+    let look = tokio::time::sleep(me.tick_period());
+    tokio::pin!(look);
     let resync = tokio::time::sleep(jittered(resync_every));
     tokio::pin!(resync);
 
@@ -427,7 +447,7 @@ pub(crate) async fn run(
                 probe = None;
                 rebuild = me.probed(started, res);
             }
-            _ = tick.tick() => {}
+            () = &mut look => {}
             () = &mut resync, if !resync_every.is_zero() => {
                 resync.as_mut().reset(tokio::time::Instant::now() + jittered(resync_every));
                 rebuild = true;
@@ -452,6 +472,8 @@ pub(crate) async fn run(
             probe = Some(me.probe());
         }
         me.publish();
+        look.as_mut()
+            .reset(tokio::time::Instant::now() + me.next_look());
     }
 }
 

@@ -53,3 +53,4 @@ mod swap_delete;
 mod swap_discovery;
 mod swap_faults;
 mod validation;
+mod wave_gates;

@@ -396,6 +396,7 @@ impl SwapStrategy {
         crate::metric_gate::validate_gates(
             &format!("{path}.healthGates.metricGates"),
             &self.health_gates.metric_gates,
+            crate::metric_gate::GateScope::Swap,
             errs,
         );
         self.migration

@@ -26,14 +26,18 @@ pub const MAX_METRIC_CONSECUTIVE: u32 = 100;
 /// Upper bound on a query template's length (also in the schema).
 pub const MAX_QUERY_LENGTH: usize = 4096;
 
-/// The variables a query template may use, besides `{{labels.KEY}}`.
+/// The variables a swap's query template may use, besides `{{labels.KEY}}`.
 pub const QUERY_VARIABLES: [&str; 6] = ["cluster", "swap", "blue", "green", "weight", "endpoint"];
+/// The variables a Rollout's wave gate may use (`spec.waveGates`).
+pub const WAVE_QUERY_VARIABLES: [&str; 4] = ["rollout", "wave", "clusters", "instances"];
 
 /// The schema's rule for a query: every `{{` opens a known variable and is closed. The same
 /// language as [`parse_query`], written without backslashes (CEL string escapes): `[{]` is `\{`.
+/// It admits the variables of both scopes (the type is shared); [`validate_gates`] refuses a
+/// variable of the other scope, naming the field.
 const QUERY_PATTERN: &str = concat!(
     "^(?:[^{]|[{][^{]|[{]$|[{][{] *(?:cluster|swap|blue|green|weight|endpoint|",
-    "labels[.][A-Za-z0-9_./-]+) *[}][}])*$"
+    "rollout|wave|clusters|instances|labels[.][A-Za-z0-9_./-]+) *[}][}])*$"
 );
 
 /// The schema's rule for a Prometheus URL: http or https, a host, an optional path; no
@@ -73,7 +77,7 @@ pub struct MetricGate {
     #[schemars(length(min = 1, max = 4096))]
     #[schemars(extend("x-kubernetes-validations" = [{
         "rule": format!("self.matches('{QUERY_PATTERN}')"),
-        "message": "every {{ must open a known variable and be closed: {{cluster}}, {{swap}}, {{blue}}, {{green}}, {{weight}}, {{endpoint}} or {{labels.KEY}}"
+        "message": "every {{ must open a known variable and be closed: {{cluster}}, {{swap}}, {{blue}}, {{green}}, {{weight}}, {{endpoint}} or {{labels.KEY}} in a swap's gate; {{rollout}}, {{wave}}, {{clusters}} or {{instances}} in a wave gate"
     }]))]
     pub query: String,
     /// The bound the query's value must keep.
@@ -264,8 +268,65 @@ pub fn prometheus_url_problem(url: &str) -> Option<String> {
     errs.0.into_iter().next().map(|e| e.message)
 }
 
-/// Validates a strategy's metric gates at `path` (`….healthGates.metricGates`).
-pub(crate) fn validate_gates(path: &str, gates: &[MetricGate], errs: &mut Errors) {
+/// Where a gate is evaluated, which decides the variables its query may use.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum GateScope {
+    /// During a swap's traffic steps (`healthGates.metricGates`).
+    Swap,
+    /// Between a Rollout's waves (`spec.waveGates`).
+    Wave,
+}
+
+impl GateScope {
+    fn allows(self, var: Variable<'_>) -> bool {
+        let wave = matches!(
+            var,
+            Variable::Rollout | Variable::Wave | Variable::Clusters | Variable::Instances
+        );
+        wave == (self == GateScope::Wave)
+    }
+
+    fn variables(self) -> String {
+        match self {
+            GateScope::Swap => variable_list(),
+            GateScope::Wave => WAVE_QUERY_VARIABLES
+                .iter()
+                .map(|v| format!("{{{{{v}}}}}"))
+                .collect::<Vec<_>>()
+                .join(", "),
+        }
+    }
+}
+
+impl fmt::Display for GateScope {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            GateScope::Swap => "a swap's gate",
+            GateScope::Wave => "a wave gate",
+        })
+    }
+}
+
+/// The first variable of `template` that `scope` does not fill in.
+fn out_of_scope(template: &str, scope: GateScope) -> Option<TemplateError> {
+    let pieces = parse_query(template).ok()?;
+    pieces.into_iter().find_map(|p| match p {
+        Piece::Var(v) if !scope.allows(v) => Some(TemplateError::OutOfScope {
+            name: v.to_string(),
+            scope,
+        }),
+        _ => None,
+    })
+}
+
+/// Validates a strategy's metric gates at `path` (`….healthGates.metricGates`, or
+/// `spec.waveGates` for `scope` [`GateScope::Wave`]).
+pub(crate) fn validate_gates(
+    path: &str,
+    gates: &[MetricGate],
+    scope: GateScope,
+    errs: &mut Errors,
+) {
     if gates.len() > MAX_METRIC_GATES {
         errs.push(
             path,
@@ -278,6 +339,9 @@ pub(crate) fn validate_gates(path: &str, gates: &[MetricGate], errs: &mut Errors
     for (i, gate) in gates.iter().enumerate() {
         let p = format!("{path}[{i}]");
         gate.validate_at(&p, errs);
+        if let Some(e) = out_of_scope(&gate.query, scope) {
+            errs.invalid(format!("{p}.query"), e.to_string());
+        }
         if !gate.name.is_empty() && !seen.insert(gate.name.as_str()) {
             errs.push(
                 format!("{p}.name"),
@@ -305,6 +369,35 @@ pub enum Variable<'a> {
     Endpoint,
     /// `{{labels.KEY}}`: the Cluster's label KEY.
     Label(&'a str),
+    /// `{{rollout}}`: the Rollout's name (wave gates).
+    Rollout,
+    /// `{{wave}}`: the name of the wave that just finished (wave gates).
+    Wave,
+    /// `{{clusters}}`: the finished wave's Clusters as a regex alternation `a|b|c`, for `=~`
+    /// (wave gates).
+    Clusters,
+    /// `{{instances}}`: the instances serving those Clusters now, as an alternation (wave
+    /// gates): what series labelled by instance name carry after the swaps.
+    Instances,
+}
+
+impl fmt::Display for Variable<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let name = match self {
+            Variable::Cluster => "cluster",
+            Variable::Swap => "swap",
+            Variable::Blue => "blue",
+            Variable::Green => "green",
+            Variable::Weight => "weight",
+            Variable::Endpoint => "endpoint",
+            Variable::Label(key) => return write!(f, "{{{{labels.{key}}}}}"),
+            Variable::Rollout => "rollout",
+            Variable::Wave => "wave",
+            Variable::Clusters => "clusters",
+            Variable::Instances => "instances",
+        };
+        write!(f, "{{{{{name}}}}}")
+    }
 }
 
 /// A query template piece: text as written, or a variable.
@@ -323,6 +416,8 @@ pub enum TemplateError {
     Unknown { name: String },
     /// The Cluster has no label `key` (`{{labels.key}}`).
     MissingLabel { key: String },
+    /// `name` (as written, `{{wave}}`) is a variable of the other scope.
+    OutOfScope { name: String, scope: GateScope },
 }
 
 impl fmt::Display for TemplateError {
@@ -331,12 +426,19 @@ impl fmt::Display for TemplateError {
             TemplateError::Unclosed { at } => write!(f, "the {{{{ at byte {at} is not closed"),
             TemplateError::Unknown { name } => write!(
                 f,
-                "unknown template variable {{{{{name}}}}}; the variables are {}",
-                variable_list()
+                "unknown template variable {{{{{name}}}}}; the variables are {} (a swap's gate) \
+                 and {} (a wave gate)",
+                variable_list(),
+                GateScope::Wave.variables()
             ),
             TemplateError::MissingLabel { key } => {
                 write!(f, "the Cluster has no label {key:?} ({{{{labels.{key}}}}})")
             }
+            TemplateError::OutOfScope { name, scope } => write!(
+                f,
+                "{name} is not filled in for {scope}; its variables are {}",
+                scope.variables()
+            ),
         }
     }
 }
@@ -367,6 +469,10 @@ fn variable(name: &str) -> Option<Variable<'_>> {
         "green" => Variable::Green,
         "weight" => Variable::Weight,
         "endpoint" => Variable::Endpoint,
+        "rollout" => Variable::Rollout,
+        "wave" => Variable::Wave,
+        "clusters" => Variable::Clusters,
+        "instances" => Variable::Instances,
         _ => match name.strip_prefix("labels.") {
             Some(key) if is_label_key(key) => Variable::Label(key),
             _ => return None,
@@ -436,6 +542,54 @@ pub fn render_query(template: &str, values: &QueryValues<'_>) -> Result<String, 
                     })?;
                 out.push_str(value);
             }
+            Piece::Var(v) => return Err(out_of_scope_error(v, GateScope::Swap)),
+        }
+    }
+    Ok(out)
+}
+
+fn out_of_scope_error(v: Variable<'_>, scope: GateScope) -> TemplateError {
+    TemplateError::OutOfScope {
+        name: v.to_string(),
+        scope,
+    }
+}
+
+/// What a wave gate's variables stand for once a wave's swaps ended.
+#[derive(Clone, Copy, Debug)]
+pub struct WaveQueryValues<'a> {
+    pub rollout: &'a str,
+    /// The finished wave's name.
+    pub wave: &'a str,
+    /// Its Clusters' names.
+    pub clusters: &'a [String],
+    /// The instances serving them now.
+    pub instances: &'a [String],
+}
+
+/// A wave gate's query with its variables filled in. `{{clusters}}` and `{{instances}}` become
+/// `a|b|c` with each name's dots escaped for PromQL's regex (`a\\.b`), so `=~"{{clusters}}"`
+/// matches exactly those names.
+pub fn render_wave_query(
+    template: &str,
+    values: &WaveQueryValues<'_>,
+) -> Result<String, TemplateError> {
+    let alternation = |names: &[String]| {
+        names
+            .iter()
+            .map(|n| n.replace('.', "\\\\."))
+            .collect::<Vec<_>>()
+            .join("|")
+    };
+    let mut out = String::with_capacity(template.len() + 64);
+    for piece in parse_query(template)? {
+        match piece {
+            Piece::Text(t) => out.push_str(t),
+            Piece::Var(Variable::Rollout) => out.push_str(values.rollout),
+            Piece::Var(Variable::Wave) => out.push_str(values.wave),
+            Piece::Var(Variable::Clusters) => out.push_str(&alternation(values.clusters)),
+            Piece::Var(Variable::Instances) => out.push_str(&alternation(values.instances)),
+            Piece::Var(v) => return Err(out_of_scope_error(v, GateScope::Wave)),
         }
     }
     Ok(out)
@@ -534,6 +688,64 @@ mod tests {
             render_query("rate(x{a=\"b\"}[1m]) }}", &values(&labels)).as_deref(),
             Ok("rate(x{a=\"b\"}[1m]) }}")
         );
+    }
+
+    #[test]
+    fn a_wave_gates_variables_are_filled_in_and_a_swaps_refused() {
+        let clusters = ["eu-1".to_string(), "us.2".to_string()];
+        let instances = ["eu-1-g1".to_string()];
+        let v = WaveQueryValues {
+            rollout: "fleet",
+            wave: "canary",
+            clusters: &clusters,
+            instances: &instances,
+        };
+        let q = r#"x{r="{{rollout}}",w="{{wave}}",c=~"{{clusters}}",i=~"{{ instances }}"}"#;
+        assert_eq!(
+            render_wave_query(q, &v).as_deref(),
+            Ok(r#"x{r="fleet",w="canary",c=~"eu-1|us\\.2",i=~"eu-1-g1"}"#)
+        );
+        let e = render_wave_query("x{{green}}", &v).unwrap_err();
+        assert!(
+            e.to_string()
+                .contains("{{green}} is not filled in for a wave gate"),
+            "{e}"
+        );
+        let labels = labels();
+        let e = render_query("x{{wave}}", &values(&labels)).unwrap_err();
+        assert!(
+            e.to_string()
+                .contains("{{wave}} is not filled in for a swap's gate"),
+            "{e}"
+        );
+        let mut errs = Errors::default();
+        let gate = |q: &str| MetricGate {
+            name: "g".into(),
+            query: q.into(),
+            threshold: Threshold {
+                max: Some(1.0),
+                min: None,
+            },
+            interval_seconds: 1,
+            consecutive: 1,
+            on_inconclusive: OnInconclusive::Pause,
+            prometheus: None,
+        };
+        validate_gates(
+            "spec.waveGates",
+            &[gate("x{{cluster}}")],
+            GateScope::Wave,
+            &mut errs,
+        );
+        validate_gates("m", &[gate("x{{clusters}}")], GateScope::Swap, &mut errs);
+        let fields: Vec<String> = errs.0.iter().map(|e| e.to_string()).collect();
+        assert_eq!(fields.len(), 2, "{fields:?}");
+        assert!(fields[0].contains("spec.waveGates[0].query"), "{fields:?}");
+        assert!(
+            fields[0].contains("{{rollout}}, {{wave}}, {{clusters}}, {{instances}}"),
+            "{fields:?}"
+        );
+        assert!(fields[1].contains("m[0].query"), "{fields:?}");
     }
 
     #[test]

@@ -135,6 +135,18 @@ pub struct RolloutSpec {
     /// why), approval needed, failure budget exceeded, finished.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub notifications: Vec<NotificationSink>,
+    /// Metric gates judged after each wave's swaps have ended, before the next wave starts
+    /// (during and after the bake): the next wave waits for each gate's `consecutive` passes in
+    /// a row; a value beyond a threshold pauses the rollout (whatever `onBudgetExceeded`: the
+    /// wave's swaps succeeded and their blues may be gone); a query without data holds it
+    /// (`onInconclusive: Pause`) or pauses it as a failure (`Fail`). Queries may use
+    /// `{{rollout}}`, `{{wave}}`, `{{clusters}}` and `{{instances}}` (the wave's Clusters and
+    /// the instances serving them now, each as a regex alternation `a|b` for `=~`). Not
+    /// judged after the last wave.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 10))]
+    #[schemars(extend("x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["name"]))]
+    pub wave_gates: Vec<crate::metric_gate::MetricGate>,
     /// Template for the strategy of every swap the rollout creates.
     #[serde(default)]
     pub strategy: SwapStrategy,
@@ -446,6 +458,12 @@ impl RolloutSpec {
             errs.dns_subdomain(&format!("spec.skipClusters[{i}]"), c);
         }
         self.strategy.validate_at("spec.strategy", &mut errs);
+        crate::metric_gate::validate_gates(
+            "spec.waveGates",
+            &self.wave_gates,
+            crate::metric_gate::GateScope::Wave,
+            &mut errs,
+        );
         errs.into_result()
     }
 
@@ -636,6 +654,9 @@ pub struct WaveStatus {
     /// This wave's swaps by phase.
     #[serde(default)]
     pub counts: SwapCounts,
+    /// What the rollout's wave gates (`spec.waveGates`) read after this wave.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub metric_gates: Vec<crate::metric_gate::MetricGateStatus>,
 }
 
 /// A cluster the rollout left out, and why.

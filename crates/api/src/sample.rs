@@ -145,6 +145,7 @@ pub fn sample_rollout(name: &str, target_version: &str) -> Rollout {
             failure_budget: IntOrString::Int(2),
             on_budget_exceeded: Default::default(),
             notifications: Vec::new(),
+            wave_gates: Vec::new(),
             order_by: vec!["cloud".into(), "region".into()],
             unavailable_clusters: UnavailablePolicy::Skip,
             preflight: PreflightPolicy::SkipBlocked,

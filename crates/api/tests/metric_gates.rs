@@ -190,3 +190,54 @@ fn the_schema_bounds_every_field_and_keys_gates_by_name() {
         json!(["Pass", "Fail", "Inconclusive"])
     );
 }
+
+/// A Rollout's wave gates: checked as a swap's are, with the fleet's variables, and a swap's
+/// refused naming the field.
+#[test]
+fn wave_gates_are_checked_with_the_fleets_variables() {
+    let mut rollout = rotor_api::sample_rollout("fleet", "1.35");
+    let gates =
+        |v: Value| -> Vec<rotor_api::MetricGate> { serde_json::from_value(v).expect("gates") };
+    rollout.spec.wave_gates = gates(json!([
+        {"name": "fleet", "query": "x{w=\"{{wave}}\",r=\"{{rollout}}\",c=~\"{{clusters}}\",i=~\"{{instances}}\"}",
+         "threshold": {"max": 1}}
+    ]));
+    assert_eq!(rollout.spec.validate(), Ok(()));
+    rollout.spec.wave_gates = gates(json!([
+        {"name": "fleet", "query": "x{g=\"{{green}}\"}", "threshold": {"max": 1}},
+        {"name": "fleet", "query": "x", "threshold": {}}
+    ]));
+    let errs = rollout.spec.validate().expect_err("bad wave gates");
+    let fields: Vec<&str> = errs.iter().map(|e| e.field.as_str()).collect();
+    assert_eq!(
+        fields,
+        [
+            "spec.waveGates[0].query",
+            "spec.waveGates[1].threshold",
+            "spec.waveGates[1].name"
+        ],
+        "{errs:?}"
+    );
+    assert!(
+        errs[0]
+            .to_string()
+            .contains("{{green}} is not filled in for a wave gate"),
+        "{errs:?}"
+    );
+    // The schema carries them keyed by name, with the gate's own rules.
+    let crd = crds()
+        .into_iter()
+        .find(|c| c.spec.names.kind == "Rollout")
+        .expect("Rollout CRD");
+    let crd = serde_json::to_value(crd).expect("json");
+    let schema = &crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"];
+    let gates = &schema["properties"]["spec"]["properties"]["waveGates"];
+    assert_eq!(gates["x-kubernetes-list-map-keys"], json!(["name"]));
+    assert_eq!(gates["maxItems"], json!(10));
+    let rule = gates["items"]["properties"]["query"]["x-kubernetes-validations"][0]["rule"]
+        .as_str()
+        .expect("a CEL rule on the query");
+    assert!(rule.contains("instances"), "{rule}");
+    let wave = &schema["properties"]["status"]["properties"]["waves"]["items"]["properties"];
+    assert!(wave["metricGates"].is_object(), "{wave}");
+}

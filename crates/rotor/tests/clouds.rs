@@ -43,6 +43,7 @@ fn one_wave_rollout(clusters: u32) -> Rollout {
             failure_budget: IntOrString::Int(0),
             on_budget_exceeded: Default::default(),
             notifications: Vec::new(),
+            wave_gates: Vec::new(),
             order_by: Vec::new(),
             unavailable_clusters: Default::default(),
             preflight: Default::default(),

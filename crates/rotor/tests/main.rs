@@ -54,3 +54,4 @@ mod swap_discovery;
 mod swap_faults;
 mod traffic_restart;
 mod validation;
+mod wave_gates;

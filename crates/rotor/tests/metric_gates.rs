@@ -1,8 +1,11 @@
 //! Metric gates end to end: whole swaps on the simulator (fleet, cloud, control plane,
-//! controllers, the embedded router under steady load) gated on a real Prometheus that scrapes
-//! an exporter whose values the test sets. Within its threshold the swap succeeds; beyond it at
-//! 50 % the swap rolls back naming the gate; without data the swap holds, saying why, and goes
-//! on once data appears. Zero failed requests throughout: the gates move traffic only.
+//! controllers, the embedded router under steady load) gated on a real Prometheus. Scraping the
+//! simulator's own `/metrics` (the requests each cluster's application answered): green's error
+//! ratio by PromQL passes a healthy green and rolls back a green whose application fails
+//! (the `TrafficErrors` fault). Scraping an exporter whose values the test sets: within its
+//! threshold the swap succeeds; beyond it at 50 % the swap rolls back naming the gate; without
+//! data the swap holds, saying why, and goes on once data appears. Zero failed requests
+//! wherever no fault is injected: the gates move traffic only.
 
 use crate::common;
 
@@ -116,6 +119,140 @@ async fn no_failed_requests(load: Load) {
     let report = load.stop().await;
     assert!(report.requests > 100, "{report:?}");
     assert_eq!(report.failed, 0, "{report:?}");
+}
+
+/// Green's error ratio over the last 5 s, from the simulator's series of the requests green's
+/// application answered: no data until green has served requests.
+const GREEN_ERROR_RATIO: &str = r#"sum(rate(rotor_sim_traffic_errors_total{member="{{green}}"}[5s])) / sum(rate(rotor_sim_traffic_requests_total{member="{{green}}"}[5s]))"#;
+
+/// A Prometheus scraping the simulator's `/metrics` every second.
+async fn prometheus_scraping_the_simulator(r: &Rehearsal) -> PrometheusProcess {
+    let sim: std::net::SocketAddr = r
+        .sim_url
+        .trim_start_matches("http://")
+        .parse()
+        .expect("the simulator's address");
+    prometheus::for_targets(&[sim]).await
+}
+
+/// A swap gated on [`GREEN_ERROR_RATIO`] alone: the built-in error-rate gate is set out of
+/// reach (100 %), so only Prometheus' reading can roll it back.
+async fn create_swap_gated_on_greens_series(r: &Rehearsal, prometheus: &PrometheusProcess) {
+    let mut gate = error_ratio(prometheus, GREEN_ERROR_RATIO, 2);
+    gate.name = "green-errors".into();
+    let mut strategy = gated(gate);
+    strategy.health_gates.max_error_rate_percent = 100.0;
+    let swap = ClusterSwap::new(
+        SWAP,
+        ClusterSwapSpec {
+            cluster_ref: r.fleet[0].name_any(),
+            target: SwapTarget {
+                kubernetes_version: Some(rotor_api::SAMPLE_TARGET_VERSION.into()),
+                ..Default::default()
+            },
+            strategy,
+            paused: false,
+            rollback: false,
+            hold_before_traffic: false,
+        },
+    );
+    Api::<ClusterSwap>::all(r.client.clone())
+        .create(&PostParams::default(), &swap)
+        .await
+        .expect("swap created");
+}
+
+/// (e) A healthy green: the simulator's series of green's requests give an error ratio of 0 at
+/// every step, read from real samples (green answered requests Prometheus counted), and the
+/// swap succeeds.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn greens_own_error_ratio_from_the_simulator_passes_a_healthy_green() {
+    let r = rehearsal().await;
+    let prometheus = prometheus_scraping_the_simulator(&r).await;
+    let load = Load::start(r.app_urls(), 4, CLIENT_TIMEOUT);
+    create_swap_gated_on_greens_series(&r, &prometheus).await;
+    let done = status_when(&r, "the swap to end", |s| s.phase.is_terminal()).await;
+    assert_eq!(done.phase, Phase::Succeeded, "{:?}", done.history);
+    no_failed_requests(load).await;
+    let gate = &done.metric_gates[0];
+    assert_eq!(gate.name, "green-errors");
+    assert_eq!(gate.last_result, Some(MetricGateResult::Pass), "{gate:?}");
+    assert_eq!(gate.last_value.as_deref(), Some("0"), "{gate:?}");
+    assert!(
+        gate.evaluations >= 6,
+        "two passes in each of three steps: {gate:?}"
+    );
+    // The ratio's denominator was real traffic: green's requests, counted by the simulator
+    // and scraped, answered 200.
+    let green = done.green_instance.expect("green");
+    let served = prometheus
+        .query(&format!(
+            r#"max_over_time(rotor_sim_traffic_requests_total{{member="{green}",code="200"}}[5m])"#
+        ))
+        .await
+        .expect("query");
+    let n: f64 = served
+        .first()
+        .map_or(0.0, |(_, v)| v.parse().unwrap_or(0.0));
+    assert!(n > 0.0, "green's requests in Prometheus: {served:?}");
+}
+
+/// (f) Green's application fails every request (`TrafficErrors`, switched on before it gets
+/// traffic): the simulator counts the 503s, Prometheus' error ratio for green is beyond 1 % at
+/// the first step, and the swap rolls back from 10 % naming the gate. Only the metric gate can
+/// do it: the built-in error-rate gate is out of reach. The router retries each 503 on blue, so
+/// no client sees a failure.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn greens_own_error_ratio_from_the_simulator_rolls_a_failing_green_back() {
+    let r = rehearsal().await;
+    let blue = r.fleet[0].name_any();
+    let prometheus = prometheus_scraping_the_simulator(&r).await;
+    let load = Load::start(r.app_urls(), 4, CLIENT_TIMEOUT);
+    create_swap_gated_on_greens_series(&r, &prometheus).await;
+    let named = status_when(&r, "green to be named", |s| s.green_instance.is_some()).await;
+    let green = named.green_instance.expect("green");
+    eventually(LIMIT, "green's member to exist", || async {
+        r.sim
+            .set_fault(&green, rotor_sim::Fault::TrafficErrors)
+            .then_some(())
+    })
+    .await;
+    let done = status_when(&r, "the swap to end", |s| s.phase.is_terminal()).await;
+    assert_eq!(done.phase, Phase::RolledBack, "{:?}", done.history);
+    // The router retries green's 503s on blue, so clients saw none; the simulator counted
+    // them (the value read below is theirs).
+    no_failed_requests(load).await;
+    let rollback = done
+        .history
+        .iter()
+        .find(|t| t.phase == Phase::RollingBack)
+        .expect("RollingBack recorded");
+    assert_eq!(rollback.reason, Reason::MetricGateFailed);
+    for part in [
+        "metric gate green-errors failed at 10 %",
+        "is beyond the threshold (at most 0.01)",
+        &format!(r#"rotor_sim_traffic_errors_total{{member="{green}"}}"#),
+    ] {
+        assert!(
+            rollback.message.contains(part),
+            "{part:?} in {}",
+            rollback.message
+        );
+    }
+    let seen: f64 = done.metric_gates[0]
+        .last_value
+        .as_deref()
+        .and_then(|v| v.parse().ok())
+        .expect("a value recorded");
+    assert!(seen > 0.01, "{:?}", done.metric_gates[0]);
+    let c = Api::<rotor_api::Cluster>::all(r.client.clone())
+        .get(&blue)
+        .await
+        .expect("cluster");
+    assert_eq!(
+        c.status.unwrap_or_default().active_instance.as_deref(),
+        Some(blue.as_str())
+    );
 }
 
 /// (a) The gate reads its cluster's error ratio (the Cluster's name and a label of it filled

@@ -111,6 +111,7 @@ fn rollout(name: &str, max_concurrent: u32, failure_budget: u32) -> Rollout {
             failure_budget: IntOrString::Int(failure_budget as i32),
             on_budget_exceeded: Default::default(),
             notifications: Vec::new(),
+            wave_gates: Vec::new(),
             order_by: Vec::new(),
             unavailable_clusters: Default::default(),
             preflight: Default::default(),

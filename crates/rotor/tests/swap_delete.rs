@@ -290,6 +290,7 @@ async fn deleting_a_rollout_takes_its_swaps_through_their_finalizers() {
             failure_budget: k8s_openapi::apimachinery::pkg::util::intstr::IntOrString::Int(2),
             on_budget_exceeded: Default::default(),
             notifications: Vec::new(),
+            wave_gates: Vec::new(),
             order_by: Vec::new(),
             unavailable_clusters: Default::default(),
             preflight: Default::default(),

@@ -40,6 +40,9 @@ pub use workloads::Clock;
 
 use faults::{FaultSet, FaultSwitch};
 
+/// Prometheus' text exposition format, as `/metrics` answers it.
+const TEXT_FORMAT: &str = "text/plain; version=0.0.4; charset=utf-8";
+
 /// How simulated clusters behave.
 #[derive(Debug, Clone)]
 pub struct SimConfig {
@@ -127,6 +130,8 @@ pub struct Sim {
     next_host: std::sync::atomic::AtomicU32,
     /// The one socket every cluster's traffic address is served on, bound with the first.
     traffic_front: tokio::sync::OnceCell<traffic::front::Front>,
+    /// What every cluster's application served, at `GET /metrics` ([`Sim::router`]).
+    traffic_metrics: Arc<traffic::metrics::TrafficMetrics>,
     /// The members over TLS, once [`Sim::serve_members_tls`] started them.
     members_tls: std::sync::OnceLock<MembersTls>,
     /// Fault switches by cluster name; kept apart from the members so faults can be set while
@@ -161,6 +166,7 @@ impl Sim {
             clusters: RwLock::new(BTreeMap::new()),
             next_host: std::sync::atomic::AtomicU32::new(1),
             traffic_front: tokio::sync::OnceCell::new(),
+            traffic_metrics: Arc::default(),
             members_tls: std::sync::OnceLock::new(),
             faults: Mutex::new(BTreeMap::new()),
             aws: aws::Eks::default(),
@@ -253,7 +259,13 @@ impl Sim {
                 .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             let ip =
                 std::net::Ipv4Addr::new(127, 1 + (idx >> 16) as u8, (idx >> 8) as u8, idx as u8);
-            let listener = traffic::serve(front, server.clone(), faults.subscribe(), ip);
+            let served = traffic::Served {
+                member: name.into(),
+                server: server.clone(),
+                faults: faults.subscribe(),
+                metrics: self.traffic_metrics.clone(),
+            };
+            let listener = traffic::serve(front, served, ip);
             traffic_addr = Some(listener.addr);
             traffic = Some(listener);
         }
@@ -346,10 +358,24 @@ impl Sim {
     }
 
     /// The HTTP face of the whole simulator: `/clusters/{name}/…` is that member's Kubernetes API,
-    /// `/cloud/…` the simulated cloud.
+    /// `/cloud/…` the simulated cloud, `/metrics` every cluster's application traffic in
+    /// Prometheus' text format (`traffic/metrics.rs`).
     pub fn router(self: &Arc<Self>) -> axum::Router {
         let sim = self.clone();
+        let metrics = self.traffic_metrics.clone();
         axum::Router::new()
+            .route(
+                "/metrics",
+                axum::routing::get(move || {
+                    let metrics = metrics.clone();
+                    async move {
+                        (
+                            [(http::header::CONTENT_TYPE, TEXT_FORMAT)],
+                            metrics.encode(),
+                        )
+                    }
+                }),
+            )
             .nest("/cloud", cloud::router(self.clone()))
             .merge(aws::router(self.clone()))
             .merge(gcp::router(self.clone()))

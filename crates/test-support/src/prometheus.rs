@@ -1,5 +1,6 @@
-//! A real Prometheus per test, scraping every second a small exporter whose values the test
-//! sets: what a metric gate reads is decided by the test, through Prometheus' own scrape,
+//! A real Prometheus per test, scraping every second real targets (the simulator's `/metrics`,
+//! the traffic its clusters served: [`for_targets`]) or a small exporter whose values the test
+//! sets ([`for_test`]): what a metric gate reads then goes through Prometheus' own scrape,
 //! storage, staleness and query engine. Both stop when dropped.
 //!
 //! Unlike etcd's or moto's, a missing Prometheus fails the test whether or not `CI` is set: a
@@ -26,13 +27,18 @@ pub fn find_prometheus() -> Option<PathBuf> {
 /// A fresh Prometheus scraping `exporter` every second. Panics, failing the test, when
 /// Prometheus is not installed or does not start.
 pub async fn for_test(exporter: &Exporter) -> PrometheusProcess {
+    for_targets(&[exporter.addr()]).await
+}
+
+/// A fresh Prometheus scraping `targets`' `/metrics` every second; panics as [`for_test`].
+pub async fn for_targets(targets: &[SocketAddr]) -> PrometheusProcess {
     let Some(binary) = find_prometheus() else {
         panic!(
             "prometheus is not installed (scripts/install-test-deps.sh installs Debian's \
              `prometheus`; or set ROTOR_PROMETHEUS): a metric gate test cannot pass without it"
         );
     };
-    PrometheusProcess::start(&binary, &[exporter.addr()])
+    PrometheusProcess::start(&binary, targets)
         .await
         .expect("prometheus starts")
 }

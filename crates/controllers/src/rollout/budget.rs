@@ -24,6 +24,11 @@ pub(super) enum Pause {
     PreflightBlocked { clusters: Vec<String> },
     /// `spec.paused` is set.
     Requested,
+    /// A wave gate (`spec.waveGates`) read a value beyond its threshold after the current
+    /// wave (or could not be judged, under `onInconclusive: Fail`): gate, value, threshold.
+    WaveGateFailed { message: String },
+    /// A wave gate cannot be judged (`onInconclusive: Pause`): the next wave waits.
+    WaveGateHeld { message: String },
 }
 
 impl Pause {
@@ -31,7 +36,10 @@ impl Pause {
     pub(super) fn over_budget(&self) -> Option<&[String]> {
         match self {
             Pause::OverBudget { failed, .. } | Pause::WaveOverBudget { failed, .. } => Some(failed),
-            Pause::PreflightBlocked { .. } | Pause::Requested => None,
+            Pause::PreflightBlocked { .. }
+            | Pause::Requested
+            | Pause::WaveGateFailed { .. }
+            | Pause::WaveGateHeld { .. } => None,
         }
     }
 
@@ -42,6 +50,8 @@ impl Pause {
             }
             Pause::PreflightBlocked { .. } => Reason::PreflightBlocked,
             Pause::Requested => Reason::Paused,
+            Pause::WaveGateFailed { .. } => Reason::MetricGateFailed,
+            Pause::WaveGateHeld { .. } => Reason::MetricGateInconclusive,
         }
     }
 }
@@ -73,6 +83,9 @@ impl fmt::Display for Pause {
                 clusters.join(", ")
             ),
             Pause::Requested => f.write_str("spec.paused is set"),
+            Pause::WaveGateFailed { message } | Pause::WaveGateHeld { message } => {
+                f.write_str(message)
+            }
         }
     }
 }

@@ -37,6 +37,7 @@ pub(super) fn waves(waves: &[(&str, &[&str])]) -> Vec<WaveStatus> {
             started_at: None,
             finished_at: None,
             counts: SwapCounts::default(),
+            metric_gates: Vec::new(),
         })
         .collect()
 }

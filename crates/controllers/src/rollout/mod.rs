@@ -31,6 +31,7 @@ pub mod preview;
 mod rerun;
 mod skip;
 mod status;
+mod wave_gates;
 mod waves;
 mod windows;
 
@@ -260,6 +261,8 @@ impl<'a> Reconcile<'a> {
             .await?;
         status.parked = self.park(&tally, stop).await?;
         status.skipped = skips.into_list();
+        // A wave gate's pause comes after the budgets': it stops only the next wave.
+        let pause = pause.or_else(|| progress.gates.as_deref().cloned());
         Ok(Decision::Run {
             pause,
             waves: status::Waves::Current(progress),

@@ -23,6 +23,7 @@ pub(super) fn freeze(plan: Vec<PlannedWave>) -> Vec<WaveStatus> {
             started_at: None,
             finished_at: None,
             counts: SwapCounts::default(),
+            metric_gates: Vec::new(),
         })
         .collect()
 }

@@ -58,6 +58,9 @@ pub struct WavePreview {
     pub cluster_windows: Vec<ClusterWindows>,
     /// Bake after the wave before the next opens.
     pub bake_after_seconds: u64,
+    /// The rollout's wave gates (`spec.waveGates`) read after this wave before the next opens;
+    /// none after the last.
+    pub wave_gates: Vec<String>,
     /// This wave's share of the estimate.
     pub estimate_seconds: u64,
 }
@@ -153,6 +156,10 @@ pub fn preview(
                     })
                     .collect(),
                 bake_after_seconds: bake,
+                wave_gates: match Some(i) == last || w.clusters.is_empty() {
+                    true => Vec::new(),
+                    false => spec.wave_gates.iter().map(describe_metric_gate).collect(),
+                },
                 estimate_seconds: rounds * swap_seconds(&spec.strategy) + bake,
             }
         })
@@ -208,19 +215,27 @@ fn gates(strategy: &SwapStrategy) -> Vec<String> {
     for (q, ms) in g.latency_bounds() {
         out.push(format!("p{} latency <= {ms} ms", (q * 100.0).round()));
     }
-    for m in &g.metric_gates {
-        out.push(format!(
-            "metric gate {}: {} over {} evaluations every {} s",
-            m.name, m.threshold, m.consecutive, m.interval_seconds
-        ));
-    }
+    out.extend(g.metric_gates.iter().map(describe_metric_gate));
     for h in &strategy.hooks {
+        // The kind, never the webhook's URL: a Job in green or blue, or a webhook.
+        let kind = match &h.job {
+            Some(job) => format!("a Job in {}", job.cluster),
+            None => "a webhook".to_string(),
+        };
         out.push(format!(
-            "hook {} at {} (failurePolicy {})",
+            "hook {} at {}, {kind} (failurePolicy {})",
             h.name, h.point, h.failure_policy
         ));
     }
     out
+}
+
+/// A metric gate for people: its name, bound, passes and interval.
+fn describe_metric_gate(m: &rotor_api::MetricGate) -> String {
+    format!(
+        "metric gate {}: {} over {} evaluations every {} s",
+        m.name, m.threshold, m.consecutive, m.interval_seconds
+    )
 }
 
 /// A swap's configured duration: each traffic step lasts its bake or its metric gates' passes in
@@ -301,6 +316,28 @@ mod tests {
     }
 
     #[test]
+    fn wave_gates_show_after_every_wave_but_the_last() {
+        let fleet = rotor_api::sample_fleet(3);
+        let spec_ = spec(serde_json::json!({
+            "waves": [{"name": "canary", "count": 1}, {"name": "rest", "percent": 100}],
+            "waveGates": [{"name": "fleet-errors", "query": "x{c=~\"{{clusters}}\"}",
+                "threshold": {"max": 0.01}, "intervalSeconds": 5, "consecutive": 3}],
+        }));
+        let p = preview(&spec_, &fleet, saturday_10am());
+        let shown: Vec<&[String]> = p.waves.iter().map(|w| w.wave_gates.as_slice()).collect();
+        assert_eq!(
+            shown,
+            [
+                &[
+                    "metric gate fleet-errors: at most 0.01 over 3 evaluations every 5 s"
+                        .to_string()
+                ][..],
+                &[][..]
+            ]
+        );
+    }
+
+    #[test]
     fn a_metric_gate_longer_than_the_bake_sets_the_steps_length() {
         let mut s = spec(serde_json::json!({
             "strategy": {"trafficSteps": [10, 100], "bakeSeconds": 5, "blueRetentionSeconds": 0,
@@ -329,7 +366,7 @@ mod tests {
         let listed = gates(&s);
         assert_eq!(
             listed.last().map(String::as_str),
-            Some("hook smoke at AfterMigration (failurePolicy Fail)")
+            Some("hook smoke at AfterMigration, a webhook (failurePolicy Fail)")
         );
         assert!(!listed.iter().any(|g| g.contains("s3cret")), "{listed:?}");
     }

@@ -527,6 +527,7 @@ mod tests {
             waiting: vec!["c (stopped)".into()],
             skipped: vec![SkipReason::Stopped.entry("d", "rest", "stopped".into())],
             held: vec!["a: metric gate errors cannot be judged".into()],
+            gates: None,
             event: None,
             requeue: Duration::from_secs(3),
         };

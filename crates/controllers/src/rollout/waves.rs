@@ -1,6 +1,7 @@
 //! The current wave: it opens once approved, starts its swaps (and retries of earlier waves'),
 //! ends when every cluster's swap ended or the cluster was left out, then bakes for
-//! `bakeSecondsBetweenWaves` before the next wave may open.
+//! `bakeSecondsBetweenWaves` (and until the wave gates pass: `wave_gates.rs`) before the next
+//! wave may open.
 
 use std::time::Duration;
 
@@ -11,6 +12,7 @@ use rotor_api::{Reason, RolloutStatus, SkippedCluster, WavePhase, WaveStatus};
 use super::count::Tally;
 use super::create::{Slots, pick};
 use super::skip::Skips;
+use super::wave_gates::WaveGates;
 use super::windows::availability;
 use super::{Reconcile, STEP, Time};
 use crate::Error;
@@ -40,6 +42,9 @@ pub(super) struct Progress {
     pub(super) skipped: Vec<SkippedCluster>,
     /// Running swaps held by a gate that cannot be judged: `cluster: why`.
     pub(super) held: Vec<String>,
+    /// A wave gate that stops the next wave from opening, as the rollout's pause (boxed: the
+    /// progress travels in a `Decision`).
+    pub(super) gates: Option<Box<super::budget::Pause>>,
     /// What happened to the wave, if anything.
     pub(super) event: Option<WaveEvent>,
     /// When to look again.
@@ -115,11 +120,17 @@ pub(super) fn done(wave: &WaveStatus, tally: &Tally, skips: &Skips) -> bool {
         .all(|c| skips.clusters().contains(c) || tally.ended(c))
 }
 
-/// Ends an in-progress wave at `t`: it bakes unless it is the `last` wave with clusters, the bake
-/// is zero, or it had no clusters.
-pub(super) fn finish(wave: &mut WaveStatus, last: bool, bake: Duration, t: &Time) -> WaveEvent {
+/// Ends an in-progress wave at `t`: it bakes unless it is the `last` wave with clusters, it had
+/// no clusters, or the bake is zero and no wave gate is `gated`.
+pub(super) fn finish(
+    wave: &mut WaveStatus,
+    last: bool,
+    bake: Duration,
+    gated: bool,
+    t: &Time,
+) -> WaveEvent {
     wave.finished_at = Some(t.clone());
-    wave.phase = if last || bake.is_zero() || wave.clusters.is_empty() {
+    wave.phase = if last || (bake.is_zero() && !gated) || wave.clusters.is_empty() {
         WavePhase::Succeeded
     } else {
         WavePhase::Baking
@@ -130,19 +141,27 @@ pub(super) fn finish(wave: &mut WaveStatus, last: bool, bake: Duration, t: &Time
     }
 }
 
-/// A baking wave that `baked` long enough succeeds; else when to look again, at most `requeue`.
+/// A baking wave that `baked` long enough and whose wave `gates` passed succeeds; else when to
+/// look again, at most `requeue`.
 pub(super) fn bake(
     wave: &mut WaveStatus,
     baked: Duration,
     bake: Duration,
+    gates: &WaveGates,
     requeue: Duration,
 ) -> Duration {
-    if baked >= bake {
-        wave.phase = WavePhase::Succeeded;
-        STEP
-    } else {
-        requeue.min(bake - baked)
+    let requeue = match gates {
+        WaveGates::Pending(next) => requeue.min(*next),
+        _ => requeue,
+    };
+    if baked < bake {
+        return requeue.min(bake - baked);
     }
+    if *gates == WaveGates::Passed {
+        wave.phase = WavePhase::Succeeded;
+        return STEP;
+    }
+    requeue
 }
 
 impl Reconcile<'_> {
@@ -167,6 +186,7 @@ impl Reconcile<'_> {
             waiting: Vec::new(),
             skipped: Vec::new(),
             held: tally.held(),
+            gates: None,
             event,
             requeue: self.ctx.settings.poll_interval,
         };
@@ -179,14 +199,18 @@ impl Reconcile<'_> {
             self.end_if_done(status, index, tally, skips, &mut progress);
         }
         let bake_for = self.bake_for();
-        let wave = &mut status.waves[index];
-        if wave.phase == WavePhase::Baking {
+        if status.waves[index].phase == WavePhase::Baking {
+            let gates = self.wave_gates(status, index).await;
+            let wave = &mut status.waves[index];
             let baked = wave
                 .finished_at
                 .as_ref()
                 .map(|t| self.ctx.elapsed(&self.bake_key(index), t))
                 .unwrap_or(bake_for);
-            progress.requeue = bake(wave, baked, bake_for, progress.requeue);
+            progress.requeue = bake(wave, baked, bake_for, &gates, progress.requeue);
+            if let WaveGates::Stopped(pause) = gates {
+                progress.gates = Some(Box::new(pause));
+            }
         }
         progress.in_flight = slots.running;
         Ok(progress)
@@ -257,7 +281,8 @@ impl Reconcile<'_> {
             return;
         }
         self.ctx.mark_started(self.bake_key(index), &self.t);
-        progress.event = Some(finish(wave, last, self.bake_for(), &self.t));
+        let gated = !self.spec.wave_gates.is_empty();
+        progress.event = Some(finish(wave, last, self.bake_for(), gated, &self.t));
         progress.requeue = STEP;
     }
 
@@ -338,26 +363,35 @@ mod tests {
 
         let bake_for = Duration::from_secs(60);
         let mut wave = w[0].clone();
-        let event = finish(&mut wave, false, bake_for, &time());
+        let event = finish(&mut wave, false, bake_for, false, &time());
         assert_eq!(
             (wave.phase, wave.finished_at.clone()),
             (WavePhase::Baking, Some(time()))
         );
         assert_eq!(event.message("r"), "wave one finished; baking 60s");
         let poll = Duration::from_secs(1);
+        let passed = WaveGates::Passed;
         let left = bake(
             &mut wave,
             Duration::from_secs(59) + Duration::from_millis(700),
             bake_for,
+            &passed,
             poll,
         );
         assert_eq!(
             (wave.phase, left),
             (WavePhase::Baking, Duration::from_millis(300))
         );
-        let left = bake(&mut wave, Duration::from_secs(30), bake_for, poll);
+        let left = bake(&mut wave, Duration::from_secs(30), bake_for, &passed, poll);
         assert_eq!(left, poll);
-        assert_eq!(bake(&mut wave, bake_for, bake_for, poll), STEP);
+        // Baked, but a wave gate still needs passes: it waits for the gate's next evaluation.
+        let pending = WaveGates::Pending(Duration::from_millis(400));
+        let left = bake(&mut wave, bake_for, bake_for, &pending, poll);
+        assert_eq!(
+            (wave.phase, left),
+            (WavePhase::Baking, Duration::from_millis(400))
+        );
+        assert_eq!(bake(&mut wave, bake_for, bake_for, &passed, poll), STEP);
         assert_eq!(wave.phase, WavePhase::Succeeded);
         // No bake after the last wave, without a bake, or for an empty wave.
         for (last, bake_for, clusters) in [
@@ -367,8 +401,12 @@ mod tests {
         ] {
             let mut wave = w[0].clone();
             wave.clusters.truncate(clusters);
-            finish(&mut wave, last, bake_for, &time());
+            finish(&mut wave, last, bake_for, false, &time());
             assert_eq!(wave.phase, WavePhase::Succeeded);
         }
+        // Without a bake, a gated wave still stops to have its gates read.
+        let mut wave = w[0].clone();
+        finish(&mut wave, false, Duration::ZERO, true, &time());
+        assert_eq!(wave.phase, WavePhase::Baking);
     }
 }

@@ -40,7 +40,7 @@ mod gates;
 pub mod hooks;
 mod instances;
 pub(crate) mod memory;
-mod metric_gates;
+pub(crate) mod metric_gates;
 mod migrate;
 mod provision;
 mod retire;

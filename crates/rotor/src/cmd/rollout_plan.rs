@@ -95,6 +95,7 @@ fn print_table(name: &str, p: &Preview) {
                 w.bake_after_seconds
             ));
         }
+        gates.extend(w.wave_gates.iter().map(|g| format!("after the wave: {g}")));
         println!("      gates: {}", gates.join("; "));
         for c in &w.cluster_windows {
             println!(

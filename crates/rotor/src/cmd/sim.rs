@@ -97,6 +97,12 @@ pub async fn run(args: SimArgs) -> anyhow::Result<()> {
          clusters they create answer over TLS at {}/clusters/{{name}}/",
         tls.url
     );
+    if args.traffic_port.is_some() {
+        eprintln!(
+            "rotor sim: the traffic each cluster's application answered, for Prometheus to \
+             scrape: {base}/metrics (rotor_sim_traffic_*, label member)"
+        );
+    }
     let grace = Duration::from_secs(args.shutdown_grace_seconds);
     let stop = async move {
         super::shutdown_signal().await;

@@ -122,8 +122,13 @@ pub async fn store_mistyped_config_map(server: &rotor_apiserver::ApiServer, ns: 
 /// the simulated cloud creating in 300 ms, gates read every 100 ms over at least 10 requests,
 /// a drain longer than the load's slowest request (5 s), so that only streams reach it.
 pub async fn one_cluster_rehearsal(traffic: TrafficChoice) -> Rehearsal {
+    rehearsal_of(1, traffic).await
+}
+
+/// As [`one_cluster_rehearsal`], over `clusters` sample clusters.
+pub async fn rehearsal_of(clusters: usize, traffic: TrafficChoice) -> Rehearsal {
     let r = Rehearsal::start(RehearsalConfig {
-        fleet: rotor_api::sample_fleet(1),
+        fleet: rotor_api::sample_fleet(clusters),
         sim: SimConfig {
             nodes: 2,
             workload_ready_delay: Duration::from_millis(200),

@@ -20,8 +20,12 @@
 //! Faults ([`Fault`]): `TrafficErrors` answers 503; `TrafficHangs` accepts and never answers
 //! (until the fault is cleared, or [`HANG_HOLD`]); `TrafficSlow` answers [`SLOW_LATENCY`] late;
 //! `TrafficResets` sends the status line and headers, then drops the connection.
+//!
+//! Every answer, faulted or not, is counted per cluster in [`metrics`]: requests by code, errors
+//! (5xx, or broken off) and the time to the answer's head.
 
 pub mod front;
+pub mod metrics;
 
 use std::collections::HashMap;
 use std::net::{Ipv4Addr, SocketAddr};
@@ -269,10 +273,37 @@ fn reset() -> Response {
             "simulated fault TrafficResets",
         ))
     });
-    Response::builder()
+    let mut answer = Response::builder()
         .header(http::header::CONTENT_TYPE, "text/plain")
         .body(Body::from_stream(start.chain(broken)))
-        .expect("a static response builds")
+        .expect("a static response builds");
+    answer.extensions_mut().insert(BrokenOff);
+    answer
+}
+
+/// Marks an answer that will break off mid-body: an error to the metrics whatever its code.
+#[derive(Clone, Copy)]
+struct BrokenOff;
+
+/// Counts and times the answer of `next` (outside the faults, so they are counted too).
+async fn measured(
+    metrics: Arc<metrics::TrafficMetrics>,
+    member: Arc<str>,
+    req: Request,
+    next: Next,
+) -> Response {
+    let started = std::time::Instant::now();
+    let answer = next.run(req).await;
+    let code = answer.status();
+    metrics.record(
+        &member,
+        &metrics::Answer {
+            code: code.as_u16(),
+            failed: code.is_server_error() || answer.extensions().get::<BrokenOff>().is_some(),
+            took: started.elapsed(),
+        },
+    );
+    answer
 }
 
 /// A cluster's traffic server; dropping it refuses new connections and drains the others
@@ -283,6 +314,9 @@ pub struct TrafficListener {
     pub counts: Arc<TrafficCounts>,
     route: Option<front::Route>,
     stop: Option<oneshot::Sender<()>>,
+    /// Its series, forgotten when it is dropped.
+    metrics: Arc<metrics::TrafficMetrics>,
+    member: Arc<str>,
 }
 
 /// Requests a cluster's listener took, and how many of them a traffic fault answered: what
@@ -308,18 +342,30 @@ impl Drop for TrafficListener {
         if let Some(stop) = self.stop.take() {
             let _ = stop.send(());
         }
+        self.metrics.forget(&self.member);
     }
 }
 
-/// Serves cluster `server`'s traffic on `ip` of the shared `front`.
-pub fn serve(
-    front: &front::Front,
-    server: Arc<ApiServer>,
-    faults: watch::Receiver<FaultSet>,
-    ip: Ipv4Addr,
-) -> TrafficListener {
+/// What a cluster's traffic server is made of.
+pub struct Served {
+    /// The member's name, its series' label.
+    pub member: Arc<str>,
+    pub server: Arc<ApiServer>,
+    pub faults: watch::Receiver<FaultSet>,
+    pub metrics: Arc<metrics::TrafficMetrics>,
+}
+
+/// Serves cluster `served`'s traffic on `ip` of the shared `front`.
+pub fn serve(front: &front::Front, served: Served, ip: Ipv4Addr) -> TrafficListener {
+    let Served {
+        member,
+        server,
+        faults,
+        metrics,
+    } = served;
     let counts = Arc::new(TrafficCounts::default());
     let counted = counts.clone();
+    let (metered, named) = (metrics.clone(), member.clone());
     let app = axum::Router::new()
         .route("/{namespace}/{service}", get(read).post(write))
         .route("/{namespace}/{service}/stream", get(stream))
@@ -329,6 +375,9 @@ pub fn serve(
         }))
         .layer(axum::middleware::from_fn(
             move |req: Request, next: Next| faulty(faults.clone(), counted.clone(), req, next),
+        ))
+        .layer(axum::middleware::from_fn(
+            move |req: Request, next: Next| measured(metered.clone(), named.clone(), req, next),
         ));
     let (incoming, route) = front.attach(ip);
     let (stop, stopped) = oneshot::channel::<()>();
@@ -344,5 +393,7 @@ pub fn serve(
         counts,
         route: Some(route),
         stop: Some(stop),
+        metrics,
+        member,
     }
 }

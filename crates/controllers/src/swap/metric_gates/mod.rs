@@ -2,14 +2,17 @@
 //! their queries filled in and asked of Prometheus concurrently, each bounded; what they read
 //! goes into the swap's status, `/metrics` and Events; [`judge`] decides. The step may end once
 //! every gate has its passes in a row in it; a value beyond a threshold rolls back; an
-//! inconclusive gate holds the step (or fails, by its `onInconclusive`).
+//! inconclusive gate holds the step (or fails, by its `onInconclusive`). A Rollout's wave gates
+//! (`rollout/wave_gates.rs`) ask and judge through the same [`evaluate`] and [`judge`].
 
-mod judge;
+pub(crate) mod judge;
 
 use std::time::Duration;
 
 use kube::ResourceExt;
-use rotor_api::metric_gate::{MetricGate, MetricGateStatus, QueryValues, render_query};
+use rotor_api::metric_gate::{
+    MetricGate, MetricGateStatus, QueryValues, TemplateError, render_query,
+};
 use rotor_api::{
     Cluster, ClusterSwapStatus, Condition, ConditionStatus, ConditionType, Reason, find_condition,
     set_condition,
@@ -17,7 +20,7 @@ use rotor_api::{
 
 use super::Reconcile;
 use super::gates::GateFailure;
-use crate::{Error, now};
+use crate::{Context, Error, now};
 use judge::{Inconclusive, Reading, Verdict};
 
 /// What the metric gates let the current traffic step do.
@@ -124,27 +127,7 @@ impl Reconcile<'_> {
     }
 
     async fn read_gate(&self, gate: &MetricGate, values: &QueryValues<'_>) -> (String, Reading) {
-        let query = match render_query(&gate.query, values) {
-            Ok(q) => q,
-            Err(e) => {
-                return (
-                    gate.query.clone(),
-                    Reading::Inconclusive(Inconclusive::Template(e)),
-                );
-            }
-        };
-        let prometheus = &self.ctx.prometheus;
-        let own = gate.prometheus.as_ref().map(|p| p.url.as_str());
-        let timeout = self.ctx.settings.metric_query_timeout;
-        let answer = match prometheus.url_for(own) {
-            Ok(url) => prometheus.instant_query(url, &query, timeout).await,
-            Err(e) => Err(e),
-        };
-        let reading = match answer {
-            Ok(samples) => judge::judge(samples, &gate.threshold),
-            Err(e) => Reading::Inconclusive(Inconclusive::Query(e)),
-        };
-        (query, reading)
+        evaluate(self.ctx, gate, render_query(&gate.query, values)).await
     }
 
     /// One evaluation into status, `/metrics` and (when it completes the gate's passes) an
@@ -212,14 +195,52 @@ impl Reconcile<'_> {
     }
 }
 
-/// The status entry of gate `name`, added when it has none.
-fn gate_entry<'s>(status: &'s mut ClusterSwapStatus, name: &str) -> &'s mut MetricGateStatus {
-    let i = match status.metric_gates.iter().position(|e| e.name == name) {
-        Some(i) => i,
-        None => {
-            status.metric_gates.push(MetricGateStatus::new(name));
-            status.metric_gates.len() - 1
+/// Asks Prometheus `query` (the gate's template filled in, or why it cannot be) and judges the
+/// answer against the gate's threshold: (the query as asked, the reading). One bounded call.
+pub(crate) async fn evaluate(
+    ctx: &Context,
+    gate: &MetricGate,
+    query: Result<String, TemplateError>,
+) -> (String, Reading) {
+    let query = match query {
+        Ok(q) => q,
+        Err(e) => {
+            return (
+                gate.query.clone(),
+                Reading::Inconclusive(Inconclusive::Template(e)),
+            );
         }
     };
-    &mut status.metric_gates[i]
+    let prometheus = &ctx.prometheus;
+    let own = gate.prometheus.as_ref().map(|p| p.url.as_str());
+    let timeout = ctx.settings.metric_query_timeout;
+    let answer = match prometheus.url_for(own) {
+        Ok(url) => prometheus.instant_query(url, &query, timeout).await,
+        Err(e) => Err(e),
+    };
+    let reading = match answer {
+        Ok(samples) => judge::judge(samples, &gate.threshold),
+        Err(e) => Reading::Inconclusive(Inconclusive::Query(e)),
+    };
+    (query, reading)
+}
+
+/// The status entry of gate `name`, added when it has none.
+fn gate_entry<'s>(status: &'s mut ClusterSwapStatus, name: &str) -> &'s mut MetricGateStatus {
+    entry_of(&mut status.metric_gates, name)
+}
+
+/// Gate `name`'s entry in `entries`, added when it has none.
+pub(crate) fn entry_of<'s>(
+    entries: &'s mut Vec<MetricGateStatus>,
+    name: &str,
+) -> &'s mut MetricGateStatus {
+    let i = match entries.iter().position(|e| e.name == name) {
+        Some(i) => i,
+        None => {
+            entries.push(MetricGateStatus::new(name));
+            entries.len() - 1
+        }
+    };
+    &mut entries[i]
 }

@@ -29,11 +29,11 @@ use serde_json::{Value, json};
 /// created while the page watches, one of them while `rotor serve` restarts.
 const FLEET: usize = 12;
 /// Longest wait for anything the page shows.
-const LIMIT: Duration = Duration::from_secs(30);
+pub(crate) const LIMIT: Duration = Duration::from_secs(30);
 
 /// A headless Chromium session through its own chromedriver, both gone when dropped.
-struct Browser {
-    client: Client,
+pub(crate) struct Browser {
+    pub(crate) client: Client,
     _driver: Running,
     _profile: tempfile::TempDir,
 }
@@ -41,7 +41,7 @@ struct Browser {
 /// Starts chromedriver on a free port and opens a session of headless Chromium with a fresh
 /// profile. rotor's serving certificate is signed by its own CA, which this throwaway profile
 /// does not know: certificate errors are ignored here, and nowhere else.
-async fn browser() -> Browser {
+pub(crate) async fn browser() -> Browser {
     for tool in ["chromium", "chromedriver"] {
         let found = Command::new(tool)
             .arg("--version")
@@ -106,26 +106,26 @@ fn screenshot_dir() -> PathBuf {
     dir
 }
 
-async fn screenshot(client: &Client, name: &str) {
+pub(crate) async fn screenshot(client: &Client, name: &str) {
     let png = client.screenshot().await.expect("screenshot");
     let path = screenshot_dir().join(format!("{name}.png"));
     std::fs::write(&path, png).expect("write screenshot");
     eprintln!("screenshot of the {name} view: {}", path.display());
 }
 
-async fn count(client: &Client, css: &str) -> usize {
+pub(crate) async fn count(client: &Client, css: &str) -> usize {
     client
         .find_all(Locator::Css(css))
         .await
         .map_or(0, |found| found.len())
 }
 
-async fn text(client: &Client, css: &str) -> Option<String> {
+pub(crate) async fn text(client: &Client, css: &str) -> Option<String> {
     client.find(Locator::Css(css)).await.ok()?.text().await.ok()
 }
 
 /// Clicks the element `css` finds, to `what` (the test's failure message).
-async fn click(client: &Client, css: &str, what: &str) {
+pub(crate) async fn click(client: &Client, css: &str, what: &str) {
     client
         .find(Locator::Css(css))
         .await
@@ -136,7 +136,7 @@ async fn click(client: &Client, css: &str, what: &str) {
 }
 
 /// Waits (bounded) until `css` matches exactly `n` elements.
-async fn until_count(client: &Client, css: &str, n: usize, what: &str) {
+pub(crate) async fn until_count(client: &Client, css: &str, n: usize, what: &str) {
     common::eventually(LIMIT, what, || async {
         (count(client, css).await == n).then_some(())
     })
@@ -144,7 +144,7 @@ async fn until_count(client: &Client, css: &str, n: usize, what: &str) {
 }
 
 /// Runs `script` in the page as an async function body (`return` a promise's value).
-async fn in_page(client: &Client, script: &str) -> Value {
+pub(crate) async fn in_page(client: &Client, script: &str) -> Value {
     let wrapped = format!(
         "const done = arguments[arguments.length - 1];\
          (async () => {{ {script} }})().then(done, (e) => done('error: ' + e));"

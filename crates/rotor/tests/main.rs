@@ -15,6 +15,7 @@ mod containerfile;
 mod controllers_mode;
 mod crash;
 mod dashboard;
+mod dashboard_actions;
 mod defaulting;
 mod discovery;
 mod discovery_resync;

@@ -58,11 +58,14 @@ export function withQuery(path, params) {
 }
 
 /** One request to the API with the token; throws an ApiError unless it succeeded. */
-export async function request(path, { method = "GET", body, signal } = {}) {
+export async function request(
+  path,
+  { method = "GET", body, signal, contentType = "application/json" } = {},
+) {
   const headers = { Accept: "application/json" };
   const bearer = token();
   if (bearer) headers.Authorization = `Bearer ${bearer}`;
-  if (body !== undefined) headers["Content-Type"] = "application/json";
+  if (body !== undefined) headers["Content-Type"] = contentType;
   const response = await fetch(path, {
     method,
     headers,
@@ -118,8 +121,32 @@ function pause(ms, signal) {
   });
 }
 
+/** A JSON merge patch of the object at `path` (what the CLI's operator commands send). */
+export async function mergePatch(path, patch) {
+  const reply = await request(path, {
+    method: "PATCH",
+    body: patch,
+    contentType: "application/merge-patch+json",
+  });
+  return reply.json();
+}
+
+/** Whether the API would allow the user `verb` on `resource` of `group` (a SelfSubjectAccessReview). */
+export async function allowed(group, resource, verb) {
+  const review = await request("/apis/authorization.k8s.io/v1/selfsubjectaccessreviews", {
+    method: "POST",
+    body: {
+      apiVersion: "authorization.k8s.io/v1",
+      kind: "SelfSubjectAccessReview",
+      spec: { resourceAttributes: { group, resource, verb } },
+    },
+  });
+  const reply = await review.json();
+  return Boolean(reply.status && reply.status.allowed);
+}
+
 /**
- * Lists the collection at `path` (filtered by `labelSelector`), then watches it from the
+ * Lists the collection at `path` (filtered by `selectors`: `labelSelector`, `fieldSelector`), then watches it from the
  * list's resourceVersion until `signal` aborts. The `sink` hears:
  * - `reset(items)` after every list,
  * - `apply(type, object)` for each ADDED, MODIFIED or DELETED event,
@@ -128,7 +155,7 @@ function pause(ms, signal) {
  * A watch the server closed resumes from the last resourceVersion seen; 410 Gone (that
  * version is no longer retained) lists again. Other failures retry with a bounded backoff.
  */
-export async function follow(path, labelSelector, sink, signal) {
+export async function follow(path, selectors, sink, signal) {
   let resourceVersion = null;
   let backoff = MIN_BACKOFF_MS;
   const retry = async (reason) => {
@@ -139,7 +166,7 @@ export async function follow(path, labelSelector, sink, signal) {
   while (!signal.aborted) {
     try {
       if (resourceVersion === null) {
-        const listed = await request(withQuery(path, { labelSelector }), { signal });
+        const listed = await request(withQuery(path, selectors), { signal });
         const list = await listed.json();
         resourceVersion = list.metadata.resourceVersion;
         sink.reset(list.items || []);
@@ -147,7 +174,7 @@ export async function follow(path, labelSelector, sink, signal) {
       const opened = Date.now();
       const watch = await request(
         withQuery(path, {
-          labelSelector,
+          ...selectors,
           watch: "1",
           resourceVersion,
           allowWatchBookmarks: "true",

@@ -2,32 +2,46 @@
 // sessionStorage), switch between the views by the URL's fragment, sign out.
 
 import { ApiError, clearToken, setToken, token, whoAmI } from "./api.js";
+import { forgetPermissions, loadPermissions, may } from "./actions.js";
 import { FleetView } from "./fleet.js";
 import { RolloutsView } from "./rollouts.js";
+import { SwapView } from "./swap.js";
+import { SwapStore } from "./swaps.js";
 
-const VIEWS = ["fleet", "rollouts"];
+/** The views by the URL's fragment; `#swap/NAME` opens the swap view on one swap. */
+const VIEWS = ["fleet", "rollouts", "swap"];
 
 const signin = document.querySelector("#signin");
 const signinError = document.querySelector("#signin-error");
 const session = document.querySelector("#session");
 const user = document.querySelector("#user");
 const main = document.querySelector("main");
-const fleet = new FleetView(document.querySelector("#fleet"));
-const rollouts = new RolloutsView(document.querySelector("#rollouts"));
+const swaps = new SwapStore(main);
+const fleet = new FleetView(document.querySelector("#fleet"), swaps);
+const rollouts = new RolloutsView(document.querySelector("#rollouts"), swaps);
+const swapView = new SwapView(document.querySelector("#swap"), swaps);
 
-function show(view) {
-  const name = VIEWS.includes(view) ? view : VIEWS[0];
+function show(fragment) {
+  const [view, ...rest] = fragment.split("/");
+  const name = VIEWS.includes(view) && (view !== "swap" || rest.length) ? view : VIEWS[0];
   for (const v of VIEWS) {
     document.querySelector(`#${v}`).hidden = v !== name;
     const link = document.querySelector(`#nav-${v}`);
+    if (!link) continue;
     if (v === name) link.setAttribute("aria-current", "page");
     else link.removeAttribute("aria-current");
   }
+  if (name === "swap") swapView.open(decodeURIComponent(rest.join("/")));
+  else swapView.stop();
 }
 
 function signedOut(message) {
   fleet.stop();
   rollouts.stop();
+  swaps.stop();
+  swapView.stop();
+  forgetPermissions();
+  document.querySelector("#role").textContent = "";
   main.hidden = true;
   session.hidden = true;
   signin.hidden = false;
@@ -47,9 +61,17 @@ async function signedIn() {
     return;
   }
   user.textContent = info.username || "unknown user";
+  try {
+    await loadPermissions();
+  } catch {
+    forgetPermissions(); // Not known: offer no actions; the API would decide anyway.
+  }
+  const acts = may.rollouts || may.swaps || may.deleteSwaps;
+  document.querySelector("#role").textContent = acts ? "(may act)" : "(read only)";
   signin.hidden = true;
   session.hidden = false;
   main.hidden = false;
+  swaps.start();
   show(location.hash.slice(1));
   fleet.start(document.querySelector("#fleet-selector").value.trim());
   rollouts.start();
@@ -79,7 +101,9 @@ main.addEventListener("denied", (event) => {
   }
 });
 
-window.addEventListener("hashchange", () => show(location.hash.slice(1)));
+window.addEventListener("hashchange", () => {
+  if (!main.hidden) show(location.hash.slice(1));
+});
 
 if (token()) signedIn();
 else signedOut("");

@@ -65,8 +65,10 @@ function countsText(clusters) {
 }
 
 export class FleetView extends LiveView {
-  constructor(root) {
+  constructor(root, swaps) {
     super(root, "#fleet-connection");
+    this.swaps = swaps;
+    swaps.subscribe(() => this.renderDetail());
     this.cells = new Map(); // name → its button, reused across renders (keeps focus)
     this.selected = null;
     this.current = null; // the cell Tab reaches (roving tabindex); arrows move it
@@ -227,9 +229,33 @@ export class FleetView extends LiveView {
     for (const instance of status.instances || []) {
       rows.push([`Instance ${instance.name}`, `${instance.phase}, Kubernetes ${instance.version}`]);
     }
+    for (const c of status.conditions || []) {
+      rows.push([`${c.type}`, `${c.status}${c.reason ? ", " + c.reason : ""}${c.message ? ": " + c.message : ""}`]);
+    }
     const list = element("dl");
     for (const [term, value] of rows) list.append(element("dt", "", term), element("dd", "", value));
-    this.detail.replaceChildren(element("h3", "", cluster.metadata.name), list);
+    this.detail.replaceChildren(element("h3", "", cluster.metadata.name), list, this.swapList(cluster));
     this.detail.hidden = false;
+  }
+
+  /** The cluster's swaps, current and past, newest first, each a link to its swap view. */
+  swapList(cluster) {
+    const swaps = this.swaps.ofCluster(cluster.metadata.name);
+    const section = element("section", "cluster-swaps");
+    section.append(element("h4", "", `Swaps (${swaps.length})`));
+    const list = element("ul");
+    for (const swap of swaps) {
+      const st = swap.status || {};
+      const item = element("li");
+      const link = element("a", "swap-link", swap.metadata.name);
+      link.href = `#swap/${encodeURIComponent(swap.metadata.name)}`;
+      const current = (cluster.status || {}).currentSwap === swap.metadata.name ? ", current" : "";
+      const target = (swap.spec.target && swap.spec.target.kubernetesVersion) || "?";
+      item.append(link, element("span", "", ` \u2014 ${st.phase || "Pending"}${current}, to Kubernetes ${target}`));
+      list.append(item);
+    }
+    if (swaps.length === 0) list.append(element("li", "empty", "No swaps."));
+    section.append(list);
+    return section;
   }
 }

@@ -18,11 +18,15 @@ export class LiveView {
     this.objects = new Map(); // name → object
     this.controller = null;
     this.scheduled = false;
-    this.connection = root.querySelector(connection);
+    this.connection = connection ? root.querySelector(connection) : null;
   }
 
-  /** Lists and watches the collection at `path` matching `selector` ("" for all). */
+  /**
+   * Lists and watches the collection at `path` matching `selector`: a label selector ("" for
+   * all) or an object of `labelSelector` and `fieldSelector`.
+   */
   follow(path, selector = "") {
+    const selectors = typeof selector === "string" ? { labelSelector: selector } : selector;
     this.stop();
     this.controller = new AbortController();
     this.objects.clear();
@@ -44,7 +48,7 @@ export class LiveView {
       },
     };
     this.setConnection("connecting", "connecting");
-    follow(path, selector, sink, this.controller.signal);
+    follow(path, selectors, sink, this.controller.signal);
   }
 
   stop() {
@@ -53,6 +57,7 @@ export class LiveView {
   }
 
   setConnection(text, state) {
+    if (!this.connection) return;
     this.connection.textContent = text;
     this.connection.dataset.state = state;
   }
@@ -63,7 +68,14 @@ export class LiveView {
     this.scheduled = true;
     requestAnimationFrame(() => {
       this.scheduled = false;
+      // A redraw replaces elements: keep the keyboard's focus on the one with the same key.
+      const active = document.activeElement;
+      const key = active && this.root.contains(active) ? active.dataset.key : undefined;
       this.render();
+      if (key && !this.root.contains(active)) {
+        const again = [...this.root.querySelectorAll("[data-key]")].find((e) => e.dataset.key === key);
+        if (again) again.focus({ preventScroll: true });
+      }
     });
   }
 }

@@ -1,10 +1,15 @@
-// The rollouts view: each Rollout with its phase and its waves, each wave a progress bar of
-// its clusters (succeeded, running, rolled back, failed, skipped, pending) from the
-// Rollout's status, with the same counts in words. Kept current by a watch on the Rollouts.
+// The rollouts view: each Rollout with its phase, approval, bake, failure budget and windows,
+// its operator actions, and its waves, each a progress bar of its clusters (succeeded,
+// running, rolled back, failed, skipped, pending) from the Rollout's status, with the same
+// counts in words and, opened, each cluster with its swap. Kept current by watches on the
+// Rollouts and the ClusterSwaps.
 
 import { LiveView, element } from "./live.js";
-
-const ROLLOUTS = "/apis/rotor.dev/v1alpha1/rollouts";
+import { ROLLOUTS, act, actionButton, may, toolbar } from "./actions.js";
+import {
+  approvalText, bakeState, budgetText, waitingWave, waveBudgetText, windowsText,
+} from "./rolloutfacts.js";
+import { ganttOf } from "./gantt.js";
 
 /** The segments of a wave's bar, in the order they are drawn. */
 const SEGMENTS = [
@@ -44,14 +49,27 @@ function countsText(counts) {
 }
 
 export class RolloutsView extends LiveView {
-  constructor(root) {
+  constructor(root, swaps) {
     super(root, "#rollouts-connection");
     this.list = root.querySelector("#rollouts-list");
+    this.swaps = swaps;
+    this.open = new Set(); // "rollout\u0000wave" of the waves whose clusters are shown
+    swaps.subscribe(() => this.schedule());
+    this.ticker = null;
   }
 
-  /** Lists and watches the Rollouts. */
+  /** Lists and watches the Rollouts; a bake's time left is redrawn every second. */
   start() {
     this.follow(ROLLOUTS);
+    clearInterval(this.ticker);
+    this.ticker = setInterval(() => {
+      if ([...this.objects.values()].some((r) => bakeState(r))) this.schedule();
+    }, 1000);
+  }
+
+  stop() {
+    super.stop();
+    clearInterval(this.ticker);
   }
 
   render() {
@@ -66,34 +84,85 @@ export class RolloutsView extends LiveView {
   }
 
   renderRollout(rollout) {
-    const spec = rollout.spec || {};
     const status = rollout.status || {};
     const article = element("article", "rollout");
     article.dataset.name = rollout.metadata.name;
-    const target = (spec.target && spec.target.kubernetesVersion) || "";
+    article.dataset.phase = status.phase || "Pending";
     const heading = element("h3", "", rollout.metadata.name);
-    const phase = status.phase || "Pending";
-    const facts = [`Phase: ${phase}`];
-    if (target) facts.push(`target Kubernetes ${target}`);
-    if (spec.paused) facts.push("paused");
-    const waves = status.waves || [];
-    if (status.currentWave !== undefined && status.currentWave !== null && waves[status.currentWave]) {
-      facts.push(`current wave: ${waves[status.currentWave].name}`);
-    }
-    const summary = element("p", `phase p-${phase}`, facts.join(" \u00b7 "));
     const list = element("ol", "waves");
+    const waves = status.waves || [];
     if (waves.length === 0) {
       list.append(element("li", "empty", "No plan yet: the controller has not planned the waves."));
     }
+    const swaps = this.swaps.ofRollout(rollout.metadata.name);
     waves.forEach((wave, index) => {
-      list.append(this.renderWave(wave, index === status.currentWave, status.skipped || []));
+      list.append(this.renderWave(rollout, wave, index, swaps));
     });
-    article.append(heading, summary, list);
+    const actions = this.rolloutActions(rollout);
+    article.append(heading, this.facts(rollout), ...(actions ? [actions] : []), list);
+    const gantt = ganttOf(rollout, swaps);
+    if (gantt) article.append(gantt);
     return article;
   }
 
-  renderWave(wave, current, skipped) {
-    const counts = waveCounts(wave, skipped);
+  /** Phase, target, current wave, approval, bake, budget and windows as a description list. */
+  facts(rollout) {
+    const spec = rollout.spec || {};
+    const status = rollout.status || {};
+    const waves = status.waves || [];
+    const current = waves[status.currentWave];
+    const bake = bakeState(rollout);
+    const rows = [
+      ["Phase", `${status.phase || "Pending"}${spec.paused ? " (paused by spec.paused)" : ""}`],
+      ["Target", `Kubernetes ${(spec.target && spec.target.kubernetesVersion) || "?"}`],
+      ["Current wave", current ? `${current.name} (#${status.currentWave}), ${current.phase}` : "none"],
+      ["Approval", approvalText(rollout)],
+      ["Bake", bake ? `wave ${bake.wave} baking, ${bake.left} s left of ${bake.seconds} s` : `${spec.bakeSecondsBetweenWaves || 0} s between waves; none baking`],
+      ["Failure budget", budgetText(rollout)],
+      ["Maintenance windows", windowsText(rollout)],
+    ];
+    if ((status.parked || []).length) rows.push(["Parked before traffic", status.parked.join(", ")]);
+    const dl = element("dl", "facts");
+    for (const [term, value] of rows) {
+      const dd = element("dd", "", value);
+      dd.dataset.fact = term;
+      dl.append(element("dt", "", term), dd);
+    }
+    return dl;
+  }
+
+  /** Approve, pause or resume, abort, roll back: offered only to who may `operate` Rollouts. */
+  rolloutActions(rollout) {
+    if (!may.rollouts) return null;
+    const name = rollout.metadata.name;
+    const spec = rollout.spec || {};
+    const waiting = waitingWave(rollout);
+    const final = ["Succeeded", "Failed", "RolledBack"].includes((rollout.status || {}).phase);
+    const ok = (text) => () => text;
+    return toolbar(`Actions on rollout ${name}`, [
+      waiting && actionButton(`Approve wave ${waiting.name}`,
+        `Approve wave ${waiting.name} of rollout ${name}?`,
+        `Sets spec.approvedThroughWave to ${waiting.index}: its swaps may start.`,
+        () => act.approve(name, waiting.index), ok(`rollout/${name} approved through wave ${waiting.index}`)),
+      !final && (spec.paused
+        ? actionButton("Resume", `Resume rollout ${name}?`, "Sets spec.paused to false.",
+          () => act.resume(name), ok(`rollout/${name} resumed`))
+        : actionButton("Pause", `Pause rollout ${name}?`,
+          "Sets spec.paused: no new swaps start; running ones continue.",
+          () => act.pause(name), ok(`rollout/${name} paused`))),
+      !final && actionButton("Abort", `Abort rollout ${name}?`,
+        "Pauses it and asks every swap still in progress to roll back (as rotor rollout abort).",
+        () => act.rollBackRollout(name), (n) => `rollout/${name} aborted: ${n} swaps rolling back`),
+      !final && actionButton("Roll back", `Roll back rollout ${name}?`,
+        "Pauses it and asks every swap whose blue still exists to roll back (as rotor rollout rollback).",
+        () => act.rollBackRollout(name), (n) => `rollout/${name}: ${n} swaps rolling back`),
+    ]);
+  }
+
+  renderWave(rollout, wave, index, swaps) {
+    const status = rollout.status || {};
+    const current = index === status.currentWave;
+    const counts = waveCounts(wave, status.skipped || []);
     const item = element("li", current ? "wave current" : "wave");
     item.dataset.wave = wave.name;
     item.dataset.phase = wave.phase || "Pending";
@@ -119,7 +188,61 @@ export class RolloutsView extends LiveView {
     }
     const percent = counts.size ? Math.round((100 * counts.succeeded) / counts.size) : 0;
     item.dataset.succeededPercent = String(percent);
-    item.append(title, bar, element("p", "wave-counts", words));
+    const specWave = ((rollout.spec && rollout.spec.waves) || []).find((w) => w.name === wave.name);
+    const budget = waveBudgetText(specWave, wave);
+    item.append(title, bar, element("p", "wave-counts", budget ? `${words}; ${budget}` : words));
+    item.append(this.waveClusters(rollout, wave, swaps));
     return item;
+  }
+
+  /** The wave's clusters, each with its swap (a link to the swap view) and retry / skip. */
+  waveClusters(rollout, wave, swaps) {
+    const key = `${rollout.metadata.name}\u0000${wave.name}`;
+    const details = element("details", "wave-clusters");
+    details.open = this.open.has(key);
+    const summary = element("summary", "", `Clusters of ${wave.name}`);
+    summary.dataset.key = `summary\u0000${key}`;
+    details.append(summary);
+    details.addEventListener("toggle", () => {
+      if (details.open === this.open.has(key)) return;
+      if (details.open) this.open.add(key);
+      else this.open.delete(key);
+      this.schedule();
+    });
+    if (!details.open) return details; // drawn only when opened: a wave may hold 1,000
+    const list = element("ul", "clusters");
+    for (const cluster of wave.clusters || []) {
+      list.append(this.clusterRow(rollout, cluster, swaps.get(cluster)));
+    }
+    details.append(list);
+    return details;
+  }
+
+  clusterRow(rollout, cluster, swap) {
+    const row = element("li", "cluster-row");
+    row.dataset.cluster = cluster;
+    const skipped = ((rollout.status && rollout.status.skipped) || []).find((s) => s.cluster === cluster);
+    row.append(element("span", "name", cluster));
+    const phase = swap ? (swap.status && swap.status.phase) || "Pending" : null;
+    if (swap) {
+      const link = element("a", "swap-link", `swap ${phase}`);
+      link.href = `#swap/${encodeURIComponent(swap.metadata.name)}`;
+      link.setAttribute("aria-label", `swap ${swap.metadata.name} of ${cluster}: ${phase}`);
+      row.append(link);
+    } else {
+      row.append(element("span", "muted", skipped ? `skipped: ${skipped.reason}` : "no swap yet"));
+    }
+    const name = rollout.metadata.name;
+    const retryable = swap && (phase === "Failed" || phase === "RolledBack");
+    const actions = toolbar(`Actions on ${cluster}`, [
+      retryable && may.deleteSwaps && actionButton("Retry", `Retry cluster ${cluster}?`,
+        `Deletes its ${phase} swap ${swap.metadata.name}; rollout ${name} starts it again.`,
+        () => act.retry(swap.metadata.name), () => `cluster ${cluster}: swap removed; its rollout starts it again`),
+      !skipped && phase !== "Succeeded" && may.rollouts && actionButton("Skip", `Skip cluster ${cluster}?`,
+        `Adds it to spec.skipClusters of rollout ${name}: no swap starts for it.`,
+        () => act.skip(rollout, cluster), () => `cluster ${cluster} skipped by rollout/${name}`),
+    ]);
+    if (actions) row.append(actions);
+    return row;
   }
 }

@@ -21,6 +21,11 @@ pub const ASSETS: &[Asset] = &[
         body: include_str!("../../ui/index.html"),
     },
     Asset {
+        name: "favicon.svg",
+        content_type: "image/svg+xml",
+        body: include_str!("../../ui/favicon.svg"),
+    },
+    Asset {
         name: "style.css",
         content_type: "text/css; charset=utf-8",
         body: include_str!("../../ui/style.css"),
@@ -49,6 +54,41 @@ pub const ASSETS: &[Asset] = &[
         name: "rollouts.js",
         content_type: JS,
         body: include_str!("../../ui/rollouts.js"),
+    },
+    Asset {
+        name: "actions.js",
+        content_type: JS,
+        body: include_str!("../../ui/actions.js"),
+    },
+    Asset {
+        name: "swaps.js",
+        content_type: JS,
+        body: include_str!("../../ui/swaps.js"),
+    },
+    Asset {
+        name: "swap.js",
+        content_type: JS,
+        body: include_str!("../../ui/swap.js"),
+    },
+    Asset {
+        name: "traffic.js",
+        content_type: JS,
+        body: include_str!("../../ui/traffic.js"),
+    },
+    Asset {
+        name: "gantt.js",
+        content_type: JS,
+        body: include_str!("../../ui/gantt.js"),
+    },
+    Asset {
+        name: "svg.js",
+        content_type: JS,
+        body: include_str!("../../ui/svg.js"),
+    },
+    Asset {
+        name: "rolloutfacts.js",
+        content_type: JS,
+        body: include_str!("../../ui/rolloutfacts.js"),
     },
 ];
 

@@ -36,6 +36,14 @@ pub fn router(server: Arc<ApiServer>) -> axum::Router {
             get(move |request: Request| async move { serve(&server, "", request) }),
         )
         .route("/ui/{name}", get(file))
+        .route("/favicon.ico", get(no_icon))
+}
+
+/// Browsers ask for `/favicon.ico` whatever the page says; without this route the request
+/// would reach the API and be refused with 401, an error in every console. The page names its
+/// icon (`/ui/favicon.svg`); this answers "no content" to everyone else, without credentials.
+async fn no_icon() -> StatusCode {
+    StatusCode::NO_CONTENT
 }
 
 fn serve(server: &ApiServer, name: &str, request: Request) -> Response {

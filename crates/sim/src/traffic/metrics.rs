@@ -9,6 +9,8 @@
 //! Each series names its cluster in label `member` (the member's name, which is the instance
 //! name on the simulator's own cloud): `instance` and `job` are Prometheus' target labels.
 
+use std::collections::{BTreeSet, HashMap};
+use std::sync::{Mutex, PoisonError};
 use std::time::Duration;
 
 use prometheus_client::encoding::EncodeLabelSet;
@@ -36,6 +38,9 @@ pub struct TrafficMetrics {
     requests: Family<CodeLabels, Counter>,
     errors: Family<MemberLabels, Counter>,
     duration: Family<MemberLabels, Histogram>,
+    /// The codes each member has answered, so that forgetting one member costs what it
+    /// answered, not an encoding of the whole fleet's series.
+    codes: Mutex<HashMap<String, BTreeSet<u16>>>,
 }
 
 /// How a request ended, as its metrics record it.
@@ -77,6 +82,7 @@ impl Default for TrafficMetrics {
             requests,
             errors,
             duration,
+            codes: Mutex::default(),
         }
     }
 }
@@ -84,6 +90,12 @@ impl Default for TrafficMetrics {
 impl TrafficMetrics {
     /// Counts one answered request of `member`.
     pub(crate) fn record(&self, member: &str, answer: &Answer) {
+        self.codes
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .entry(member.to_string())
+            .or_default()
+            .insert(answer.code);
         let member = member.to_string();
         let code = answer.code.to_string();
         self.requests
@@ -110,22 +122,18 @@ impl TrafficMetrics {
         };
         self.errors.remove(&labels);
         self.duration.remove(&labels);
-        for code in self.codes_of(member) {
+        let codes = self
+            .codes
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .remove(member)
+            .unwrap_or_default();
+        for code in codes {
             self.requests.remove(&CodeLabels {
                 member: member.to_string(),
-                code,
+                code: code.to_string(),
             });
         }
-    }
-
-    /// The codes `member` has answered (from the text: the family has no iterator).
-    fn codes_of(&self, member: &str) -> Vec<String> {
-        let prefix = format!("rotor_sim_traffic_requests_total{{member=\"{member}\",code=\"");
-        self.encode()
-            .lines()
-            .filter_map(|l| l.strip_prefix(&prefix))
-            .filter_map(|rest| rest.split('"').next().map(str::to_string))
-            .collect()
     }
 
     /// The text exposition format.

@@ -240,3 +240,50 @@ async fn a_restarted_controller_finds_the_same_job() {
         "the Job is deleted"
     );
 }
+
+/// A Job hook in blue still running when the swap is rolled back (here by the operator; a gate
+/// would do the same): the swap no longer waits for it, and blue stays, so the rollback
+/// deletes the Job rather than leave it running in the cluster that goes on serving.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rollback_deletes_a_job_still_running_in_blue() {
+    let r = rehearsal().await;
+    let load = Load::start(r.app_urls(), 4, CLIENT_TIMEOUT);
+    let mut hook = job_hook(
+        HookPoint::AfterMigration,
+        json!({"sim.rotor.dev/run-seconds": "600"}),
+    );
+    hook.timeout_seconds = Some(900);
+    hook.job.as_mut().expect("a Job hook").cluster = HookCluster::Blue;
+    create_swap(&r, vec![hook]).await;
+    let running = status_when(&r, "the hook's Job running in blue", |s| {
+        s.hooks.first().is_some_and(|h| h.job.is_some())
+    })
+    .await;
+    let name = running.hooks[0].job.clone().expect("the Job's name");
+    let blue = running.blue_instance.clone().expect("a blue");
+    let jobs: Api<Job> =
+        Api::namespaced(r.member(&blue).await.expect("blue's client"), APP_NAMESPACE);
+    assert!(jobs.get_opt(&name).await.expect("blue answers").is_some());
+
+    let swaps: Api<ClusterSwap> = Api::all(r.client.clone());
+    swaps
+        .patch(
+            SWAP,
+            &kube::api::PatchParams::default(),
+            &kube::api::Patch::Merge(json!({"spec": {"rollback": true}})),
+        )
+        .await
+        .expect("rollback requested");
+    let done = ended(&r).await;
+    assert_eq!(done.phase, Phase::RolledBack, "{:?}", done.history);
+    assert_eq!(done.hooks[0].job, None, "{:?}", done.hooks);
+    common::eventually(crate::hooks::LIMIT, "the Job gone from blue", || async {
+        jobs.get_opt(&name)
+            .await
+            .expect("blue answers")
+            .is_none()
+            .then_some(())
+    })
+    .await;
+    no_failed_requests(load).await;
+}

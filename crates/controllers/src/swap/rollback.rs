@@ -109,6 +109,7 @@ impl Reconcile<'_> {
         if let Some(step) = self.restore_blue(cluster, status).await? {
             return Ok(step);
         }
+        self.delete_abandoned_jobs(cluster, status).await;
         self.ctx.provider(cluster)?;
         if let Some(blue) = &blue {
             self.update_cluster(cluster, |st| {

@@ -22,7 +22,9 @@ use std::sync::OnceLock;
 use k8s_openapi::jiff::Timestamp;
 use kube::ResourceExt;
 use rotor_api::Reason;
-use rotor_api::{Cluster, ClusterSwapStatus, HookAnswer, HookPoint, HookState, LifecycleHook};
+use rotor_api::{
+    Cluster, ClusterSwapStatus, HookAnswer, HookCluster, HookPoint, HookState, LifecycleHook,
+};
 
 use super::Reconcile;
 use super::step::Step;
@@ -78,6 +80,46 @@ impl Reconcile<'_> {
             }
         }
         Ok(None)
+    }
+
+    /// Deletes the Jobs that hooks in blue still run when the swap rolls back: it no longer
+    /// waits for them, and blue stays (a Job in green goes with green, or stays with a green
+    /// kept for inspection). Best effort: a delete that fails is tried again at the next
+    /// reconcile of the rollback and never holds it. `AfterRollback`'s own Jobs are left alone.
+    pub(super) async fn delete_abandoned_jobs(
+        &self,
+        cluster: &Cluster,
+        status: &mut ClusterSwapStatus,
+    ) {
+        let running: Vec<(String, HookPoint, Option<u32>)> = status
+            .hooks
+            .iter()
+            .filter(|e| e.job.is_some() && e.point != HookPoint::AfterRollback)
+            .map(|e| (e.name.clone(), e.point, e.step))
+            .collect();
+        for (name, point, step) in running {
+            let spec = self
+                .swap
+                .spec
+                .strategy
+                .hooks
+                .iter()
+                .find(|h| h.name == name);
+            let Some(spec) = spec.and_then(|h| h.job.as_ref()) else {
+                continue;
+            };
+            if spec.cluster != HookCluster::Blue {
+                continue;
+            }
+            let at = At {
+                point,
+                step,
+                next_weight: None,
+            };
+            if let Err(why) = self.delete_job(cluster, status, spec, (&name, at)).await {
+                tracing::warn!(swap = %self.name, hook = %name, %why, "deleting an abandoned hook Job");
+            }
+        }
     }
 
     /// A hook that answered for good: None when the phase may go on, else the rollback (or,

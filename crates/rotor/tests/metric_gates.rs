@@ -8,6 +8,7 @@
 //! wherever no fault is injected: the gates move traffic only.
 
 use crate::common;
+use crate::hooks::rollback_of;
 
 use std::time::Duration;
 
@@ -222,22 +223,14 @@ async fn greens_own_error_ratio_from_the_simulator_rolls_a_failing_green_back() 
     // The router retries green's 503s on blue, so clients saw none; the simulator counted
     // them (the value read below is theirs).
     no_failed_requests(load).await;
-    let rollback = done
-        .history
-        .iter()
-        .find(|t| t.phase == Phase::RollingBack)
-        .expect("RollingBack recorded");
-    assert_eq!(rollback.reason, Reason::MetricGateFailed);
+    let (reason, message) = rollback_of(&done);
+    assert_eq!(reason, Reason::MetricGateFailed);
     for part in [
         "metric gate green-errors failed at 10 %",
         "is beyond the threshold (at most 0.01)",
         &format!(r#"rotor_sim_traffic_errors_total{{member="{green}"}}"#),
     ] {
-        assert!(
-            rollback.message.contains(part),
-            "{part:?} in {}",
-            rollback.message
-        );
+        assert!(message.contains(part), "{part:?} in {message}");
     }
     let seen: f64 = done.metric_gates[0]
         .last_value
@@ -314,22 +307,14 @@ async fn a_metric_beyond_its_threshold_at_50_percent_rolls_the_swap_back() {
     let done = status_when(&r, "the swap to end", |s| s.phase.is_terminal()).await;
     assert_eq!(done.phase, Phase::RolledBack, "{:?}", done.history);
     no_failed_requests(load).await;
-    let rollback = done
-        .history
-        .iter()
-        .find(|t| t.phase == Phase::RollingBack)
-        .expect("RollingBack recorded");
-    assert_eq!(rollback.reason, Reason::MetricGateFailed);
+    let (reason, message) = rollback_of(&done);
+    assert_eq!(reason, Reason::MetricGateFailed);
     for part in [
         "metric gate error-ratio failed at 50 %: 0.3",
         "is beyond the threshold (at most 0.01)",
         &format!(r#"query: rotor_test_error_ratio{{member="{green}"}}"#),
     ] {
-        assert!(
-            rollback.message.contains(part),
-            "{part:?} in {}",
-            rollback.message
-        );
+        assert!(message.contains(part), "{part:?} in {message}");
     }
     assert_eq!(done.metric_gates[0].last_value.as_deref(), Some("0.3"));
     let failed = events(&r).await;

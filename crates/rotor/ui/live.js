@@ -12,6 +12,18 @@ export function element(tag, className, text) {
 }
 
 /** A view of one collection of the API; a subclass draws `objects` in `render()`. */
+/** A `<dl class="facts">` of [term, value] rows, each value tagged with its term (tests find
+ * facts by `data-fact`). */
+export function factList(rows) {
+  const dl = element("dl", "facts");
+  for (const [term, value] of rows) {
+    const dd = element("dd", "", value);
+    dd.dataset.fact = term;
+    dl.append(element("dt", "", term), dd);
+  }
+  return dl;
+}
+
 export class LiveView {
   constructor(root, connection) {
     this.root = root;

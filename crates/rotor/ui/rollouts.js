@@ -4,7 +4,7 @@
 // counts in words and, opened, each cluster with its swap. Kept current by watches on the
 // Rollouts and the ClusterSwaps.
 
-import { LiveView, element } from "./live.js";
+import { LiveView, element, factList } from "./live.js";
 import { ROLLOUTS, act, actionButton, may, toolbar } from "./actions.js";
 import {
   approvalText, bakeState, budgetText, waitingWave, waveBudgetText, windowsText,
@@ -122,13 +122,7 @@ export class RolloutsView extends LiveView {
       ["Maintenance windows", windowsText(rollout)],
     ];
     if ((status.parked || []).length) rows.push(["Parked before traffic", status.parked.join(", ")]);
-    const dl = element("dl", "facts");
-    for (const [term, value] of rows) {
-      const dd = element("dd", "", value);
-      dd.dataset.fact = term;
-      dl.append(element("dt", "", term), dd);
-    }
-    return dl;
+    return factList(rows);
   }
 
   /** Approve, pause or resume, abort, roll back: offered only to who may `operate` Rollouts. */

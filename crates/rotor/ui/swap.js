@@ -4,7 +4,7 @@
 // The swap comes from the shared watch on every ClusterSwap (`SwapStore`), its Events from a
 // list+watch with a field selector on `regarding` — nothing polled.
 
-import { LiveView, element } from "./live.js";
+import { LiveView, element, factList } from "./live.js";
 import { act, actionButton, canRollBack, may, toolbar } from "./actions.js";
 import { familyOf } from "./gantt.js";
 import { trafficChart } from "./traffic.js";
@@ -93,13 +93,7 @@ function facts(swap) {
     ["Blue / green", `${st.blueInstance || "?"} / ${st.greenInstance || "none yet"}`],
     ["Migration", m ? `${m.objectsApplied} of ${m.objectsTotal} applied, ${m.objectsReady} ready` : "not started"],
   ];
-  const dl = element("dl", "facts");
-  for (const [term, value] of rows) {
-    const dd = element("dd", "", value);
-    dd.dataset.fact = term;
-    dl.append(element("dt", "", term), dd);
-  }
-  return dl;
+  return factList(rows);
 }
 
 /** status.history as a list: when, which phase, why; rollbacks and failures marked in words. */

@@ -10,6 +10,7 @@ mod audit;
 mod authentication;
 mod cel_libraries;
 mod create_rules;
+mod discovery_follows_crds;
 mod duplicate_fields;
 mod gc;
 mod protobuf;

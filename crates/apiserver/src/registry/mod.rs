@@ -3,6 +3,7 @@
 //! only the data here (scope, names, subresources, schema) — the "strategy" of k8s.io/apiserver.
 
 use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 
 use serde_json::Value;
@@ -173,6 +174,9 @@ pub struct Registry {
     builtins: Arc<Builtins>,
     /// CRD name → the resources (one per served version) it registered.
     custom: RwLock<BTreeMap<String, Vec<Arc<Resource>>>>,
+    /// Bumped whenever the served resources change, so answers derived from them (discovery)
+    /// can be kept until then.
+    generation: AtomicU64,
 }
 
 impl Default for Registry {
@@ -180,6 +184,7 @@ impl Default for Registry {
         Registry {
             builtins: shared_builtins(),
             custom: RwLock::new(BTreeMap::new()),
+            generation: AtomicU64::new(0),
         }
     }
 }
@@ -190,7 +195,13 @@ impl Registry {
         Registry {
             builtins: release_builtins(spec),
             custom: RwLock::new(BTreeMap::new()),
+            generation: AtomicU64::new(0),
         }
+    }
+
+    /// Changes whenever a CRD's resources are registered or unregistered.
+    pub fn generation(&self) -> u64 {
+        self.generation.load(Ordering::Acquire)
     }
 
     /// All resources, built-ins first, in a stable order.
@@ -229,14 +240,18 @@ impl Registry {
                 resources.into_iter().map(Arc::new).collect(),
             );
         }
+        self.generation.fetch_add(1, Ordering::AcqRel);
     }
 
     pub fn unregister_crd(&self, crd_name: &str) -> Vec<Arc<Resource>> {
-        self.custom
+        let removed = self
+            .custom
             .write()
             .ok()
             .and_then(|mut c| c.remove(crd_name))
-            .unwrap_or_default()
+            .unwrap_or_default();
+        self.generation.fetch_add(1, Ordering::AcqRel);
+        removed
     }
 }
 

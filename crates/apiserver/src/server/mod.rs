@@ -239,6 +239,7 @@ pub struct ApiServer {
     config: ServerConfig,
     openapi: Arc<rotor_openapi::Spec>,
     next_cluster_ip: AtomicU32,
+    discovery_answers: crate::discovery::Answers,
     /// Ends the garbage collector when the server is dropped.
     _gc: gc::Stop,
 }
@@ -266,6 +267,7 @@ impl ApiServer {
             config,
             openapi,
             next_cluster_ip: AtomicU32::new(u32::from_be_bytes([10, 96, 0, 10])),
+            discovery_answers: Default::default(),
             _gc: gc_stop,
         });
         let crds = server.resource("apiextensions.k8s.io", "v1", "customresourcedefinitions")?;
@@ -315,6 +317,11 @@ impl ApiServer {
 
     pub fn registry(&self) -> &Registry {
         &self.registry
+    }
+
+    /// Discovery documents kept until the served resources change.
+    pub(crate) fn discovery_answers(&self) -> &crate::discovery::Answers {
+        &self.discovery_answers
     }
 
     pub fn store(&self) -> &DynStore {

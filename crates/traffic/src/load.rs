@@ -112,6 +112,79 @@ impl Mix {
     }
 }
 
+/// How fast a [`Load`] sends and where: an open-loop rate keeps the load's share of the machine
+/// what was asked for (unpaced, `concurrency` workers send as fast as the proxy and the
+/// application answer, and on a small machine they crowd out what the load is watching), and a
+/// focus sends most requests to the endpoints something is happening to.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Pace {
+    /// Requests per second over all workers (slow requests and streams aside); None: as fast
+    /// as the workers get answers.
+    pub per_second: Option<u32>,
+    /// Percentage of requests sent to the focused URLs (see [`Focus`]) while there are any;
+    /// the rest go round the whole list.
+    pub focus_percent: u8,
+}
+
+impl Pace {
+    /// One worker's ticker: each of `workers` sends at its share of the rate. A worker that
+    /// falls behind (slow answers) does not catch up in a burst.
+    fn ticker(&self, workers: usize) -> Option<tokio::time::Interval> {
+        let per_second = self.per_second.filter(|r| *r > 0)?;
+        let period = Duration::from_secs_f64(workers.max(1) as f64 / f64::from(per_second));
+        let mut ticker = tokio::time::interval(period);
+        ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        Some(ticker)
+    }
+}
+
+/// The URLs (by index into the load's list) a [`Load`] sends its focused share to: `rotor
+/// demo` focuses the clusters whose swap is running, so each sees many requests at every
+/// weight step however large the fleet.
+#[derive(Debug, Clone, Default)]
+pub struct Focus {
+    on: Arc<Mutex<Vec<usize>>>,
+    next: Arc<AtomicU64>,
+}
+
+impl Focus {
+    /// Focuses on URL `index` or stops.
+    pub fn set(&self, index: usize, focused: bool) {
+        let mut on = self.on.lock().unwrap_or_else(|p| p.into_inner());
+        match (on.binary_search(&index), focused) {
+            (Err(at), true) => on.insert(at, index),
+            (Ok(at), false) => {
+                on.remove(at);
+            }
+            _ => {}
+        }
+    }
+
+    /// How many URLs are focused.
+    pub fn len(&self) -> usize {
+        self.on.lock().unwrap_or_else(|p| p.into_inner()).len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The URL request `i` goes to: a focused one for `percent` of requests while any are
+    /// focused (spread apart from the method mix, so writes are focused as often as reads).
+    fn pick<'u>(&self, i: u64, urls: &'u [String], percent: u8) -> &'u String {
+        if (i.wrapping_mul(61).wrapping_add(13) % 100) < u64::from(percent) {
+            let on = self.on.lock().unwrap_or_else(|p| p.into_inner());
+            if !on.is_empty() {
+                let n = self.next.fetch_add(1, Ordering::Relaxed) as usize;
+                if let Some(url) = urls.get(on[n % on.len()]) {
+                    return url;
+                }
+            }
+        }
+        &urls[i as usize % urls.len()]
+    }
+}
+
 /// How many failures a run keeps verbatim (the counters count them all).
 const SAMPLES_KEPT: usize = 50;
 
@@ -453,6 +526,25 @@ impl Load {
 
     /// GETs, POSTs, slow requests and streams as `mix` says (on the current tokio runtime).
     pub fn start_mixed(urls: Vec<String>, concurrency: usize, timeout: Duration, mix: Mix) -> Self {
+        Self::start_paced(
+            urls,
+            concurrency,
+            timeout,
+            mix,
+            Pace::default(),
+            Focus::default(),
+        )
+    }
+
+    /// As [`Load::start_mixed`], at the rate `pace` sets, focused where `focus` says.
+    pub fn start_paced(
+        urls: Vec<String>,
+        concurrency: usize,
+        timeout: Duration,
+        mix: Mix,
+        pace: Pace,
+        focus: Focus,
+    ) -> Self {
         let client = client(timeout);
         let counters = Arc::new(Counters::new());
         let (stop, stopped) = watch::channel(false);
@@ -461,21 +553,33 @@ impl Load {
         let slow = SlowRequests::new(concurrency.max(1) * SLOW_IN_FLIGHT_PER_WORKER);
         let mut workers: Vec<_> = (0..concurrency.max(1))
             .map(|_| {
-                let (client, counters, stopped, urls, next, slow) = (
+                let (client, counters, mut stopped, urls, next, slow, focus) = (
                     client.clone(),
                     counters.clone(),
                     stopped.clone(),
                     urls.clone(),
                     next.clone(),
                     slow.clone(),
+                    focus.clone(),
                 );
+                let mut ticker = pace.ticker(concurrency);
                 tokio::spawn(async move {
                     if urls.is_empty() {
                         return;
                     }
                     while !*stopped.borrow() {
+                        if let Some(ticker) = ticker.as_mut() {
+                            tokio::select! {
+                                _ = ticker.tick() => {}
+                                // The sender gone is a stop too.
+                                changed = stopped.changed() => match changed {
+                                    Ok(()) => continue,
+                                    Err(_) => break,
+                                },
+                            }
+                        }
                         let i = next.fetch_add(1, Ordering::Relaxed);
-                        let base = urls[i as usize % urls.len()].clone();
+                        let base = focus.pick(i, &urls, pace.focus_percent).clone();
                         let (method, delay) = mix.request(i);
                         // A slow request waits beside the workers, so the steady rate stays
                         // what `concurrency` gives.
@@ -616,6 +720,68 @@ mod tests {
             "{report:?}"
         );
         assert_eq!(most.load(Ordering::SeqCst), 2 * SLOW_IN_FLIGHT_PER_WORKER);
+        assert_eq!(report.failed, 0, "{report:?}");
+    }
+
+    #[test]
+    fn a_focus_takes_its_share_of_requests_and_the_rest_go_round() {
+        let urls: Vec<String> = (0..10).map(|i| format!("u{i}")).collect();
+        let focus = Focus::default();
+        let count = |focus: &Focus| {
+            let mut hits = [0u32; 10];
+            for i in 0..1000 {
+                let url = focus.pick(i, &urls, 80);
+                hits[urls.iter().position(|u| u == url).expect("one of them")] += 1;
+            }
+            hits
+        };
+        assert_eq!(count(&focus), [100; 10], "nothing focused: round robin");
+        focus.set(3, true);
+        focus.set(7, true);
+        focus.set(3, true);
+        assert_eq!(focus.len(), 2);
+        let hits = count(&focus);
+        // 80 % shared by the two focused URLs, 20 % round the ten.
+        assert_eq!(
+            (hits[3], hits[7], hits[0]),
+            (400 + 20, 400 + 20, 20),
+            "{hits:?}"
+        );
+        focus.set(3, false);
+        assert_eq!(count(&focus)[7], 800 + 20);
+    }
+
+    #[tokio::test]
+    async fn a_paced_load_sends_no_more_than_its_rate() {
+        let app = axum::Router::new().route("/ok", axum::routing::get(|| async { "ok" }));
+        let addr = serve(app).await;
+        let pace = Pace {
+            per_second: Some(200),
+            focus_percent: 0,
+        };
+        let started = std::time::Instant::now();
+        let load = Load::start_paced(
+            vec![format!("http://{addr}/ok")],
+            4,
+            Duration::from_secs(8),
+            Mix::default(),
+            pace,
+            Focus::default(),
+        );
+        let deadline = started + Duration::from_secs(20);
+        while load.snapshot().requests < 100 {
+            assert!(std::time::Instant::now() < deadline, "the load stalled");
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        let report = load.stop().await;
+        // Each of the 4 workers ticks at once, then every 4/200 s: however slow the machine,
+        // never more than that.
+        let ticks = started.elapsed().as_secs_f64() * 200.0 + 4.0;
+        assert!(
+            report.requests as f64 <= ticks,
+            "{} > {ticks}",
+            report.requests
+        );
         assert_eq!(report.failed, 0, "{report:?}");
     }
 

@@ -109,6 +109,24 @@ fn free_port() -> anyhow::Result<u16> {
         .port())
 }
 
+/// Free ports, none given twice: a port is free once its probe listener closes, and the kernel
+/// may then give it out again. Two HAProxy frontends on one port both start (SO_REUSEPORT) and
+/// split its connections: one cluster's load and gates then partly read another's.
+#[derive(Default)]
+struct DistinctPorts(std::collections::HashSet<u16>);
+
+impl DistinctPorts {
+    fn next(&mut self) -> anyhow::Result<u16> {
+        for _ in 0..100 {
+            let port = free_port()?;
+            if self.0.insert(port) {
+                return Ok(port);
+            }
+        }
+        anyhow::bail!("no port not given already in 100 tries")
+    }
+}
+
 impl Rehearsal {
     /// [`Rehearsal::start_on`] a memory store.
     pub async fn start(config: RehearsalConfig) -> anyhow::Result<Self> {
@@ -195,9 +213,10 @@ impl Rehearsal {
             }
             TrafficChoice::Haproxy => {
                 let mut endpoints = Vec::new();
+                let mut ports = DistinctPorts::default();
                 for c in &mut config.fleet {
                     c.spec.traffic.shifter = ShifterKind::Haproxy;
-                    let listen: SocketAddr = format!("127.0.0.1:{}", free_port()?).parse()?;
+                    let listen: SocketAddr = format!("127.0.0.1:{}", ports.next()?).parse()?;
                     endpoints.push(rotor_traffic::haproxy::EndpointConfig::new(
                         &c.spec.traffic.endpoint,
                         listen,

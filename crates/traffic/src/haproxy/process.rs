@@ -67,6 +67,9 @@ impl HaproxyProcess {
             message,
             source,
         };
+        if let Some(message) = shared_listen(endpoints) {
+            return Err(process_err(message, None));
+        }
         let dir = tempfile::Builder::new()
             .prefix("rotor-haproxy-")
             .tempdir()
@@ -239,5 +242,47 @@ impl Drop for HaproxyProcess {
         // Ignore errors: the child may already have exited.
         let _ = self.child.kill();
         let _ = self.child.wait();
+    }
+}
+
+/// Two endpoints on one listen address, named: HAProxy binds its frontends with SO_REUSEPORT, so
+/// it would start and split that port's connections between the two endpoints' backends —
+/// each endpoint's traffic, and what its swap's gates read, partly another's.
+fn shared_listen(endpoints: &[EndpointConfig]) -> Option<String> {
+    let mut seen = std::collections::HashMap::new();
+    endpoints.iter().find_map(|e| {
+        seen.insert(e.listen(), e.name()).map(|other| {
+            format!(
+                "endpoints {other} and {} both listen on {}",
+                e.name(),
+                e.listen()
+            )
+        })
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn two_endpoints_on_one_port_are_refused_naming_both() {
+        let at: std::net::SocketAddr = "127.0.0.1:18080".parse().expect("address");
+        let endpoints = [
+            EndpointConfig::new("a", "127.0.0.1:18081".parse().expect("address")).expect("a"),
+            EndpointConfig::new("b", at).expect("b"),
+            EndpointConfig::new("c", at).expect("c"),
+        ];
+        // Refused before HAProxy is looked for or started.
+        let binary = Path::new("/nonexistent/haproxy");
+        let options = ConfigOptions::default();
+        let refused = HaproxyProcess::start_with(binary, &endpoints, &options, Duration::ZERO)
+            .await
+            .expect_err("refused");
+        assert_eq!(
+            refused.to_string(),
+            "HAProxy process: endpoints b and c both listen on 127.0.0.1:18080",
+            "{refused:?}"
+        );
     }
 }

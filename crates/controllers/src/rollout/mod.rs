@@ -38,9 +38,9 @@ mod windows;
 #[cfg(test)]
 mod fixtures;
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashMap};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use futures::StreamExt;
 use kube::Resource;
@@ -79,6 +79,8 @@ struct State {
     created: Mutex<BTreeSet<String>>,
     /// Ended swaps this process deleted for a retry, by uid, until the reflector drops them.
     deleted: Mutex<BTreeSet<String>>,
+    /// When each rollout's status was last written (see [`status::COUNTS_EVERY`]).
+    written: Mutex<HashMap<String, Instant>>,
 }
 
 /// Runs the controller until `stop` resolves. The reflectors of swaps and Clusters run inside
@@ -98,6 +100,7 @@ pub async fn controller(
         clusters: cluster_reader.clone(),
         created: Mutex::default(),
         deleted: Mutex::default(),
+        written: Mutex::default(),
     });
     let run = async move {
         // A reconcile must see every swap that exists: wait for the first full list.

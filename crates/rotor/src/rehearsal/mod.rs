@@ -109,22 +109,56 @@ fn free_port() -> anyhow::Result<u16> {
         .port())
 }
 
-/// Free ports, none given twice: a port is free once its probe listener closes, and the kernel
-/// may then give it out again. Two HAProxy frontends on one port both start (SO_REUSEPORT) and
-/// split its connections: one cluster's load and gates then partly read another's.
-#[derive(Default)]
-struct DistinctPorts(std::collections::HashSet<u16>);
+/// Ports for HAProxy's frontends, each held by a listener of ours until HAProxy is about to bind
+/// it, and taken below the kernel's ephemeral range. A port probed free and let go was given out
+/// again: to another probe (HAProxy binds frontends with SO_REUSEPORT, so two frontends shared a
+/// port and split its connections, one cluster's load and gates partly reading another's), or
+/// to a connection the control plane opened meanwhile (HAProxy then failed to start).
+struct HeldPorts(Vec<std::net::TcpListener>);
 
-impl DistinctPorts {
-    fn next(&mut self) -> anyhow::Result<u16> {
-        for _ in 0..100 {
-            let port = free_port()?;
-            if self.0.insert(port) {
-                return Ok(port);
+/// Lowest port considered: below it sit well-known services.
+const HELD_PORTS_FROM: u16 = 10_000;
+
+impl HeldPorts {
+    /// `n` distinct ports, scanned from a place that differs between processes (concurrent
+    /// rehearsals), skipping ports in use.
+    fn reserve(n: usize) -> anyhow::Result<Self> {
+        let below = ephemeral_low().max(HELD_PORTS_FROM + 1);
+        let span = u32::from(below - HELD_PORTS_FROM);
+        let start = std::process::id().wrapping_mul(7919) % span;
+        let mut held = Vec::with_capacity(n);
+        for i in 0..span {
+            if held.len() == n {
+                break;
+            }
+            let port = HELD_PORTS_FROM + ((start + i) % span) as u16;
+            if let Ok(listener) = std::net::TcpListener::bind(("127.0.0.1", port)) {
+                held.push(listener);
             }
         }
-        anyhow::bail!("no port not given already in 100 tries")
+        anyhow::ensure!(
+            held.len() == n,
+            "only {} free ports between {HELD_PORTS_FROM} and {below} for {n} HAProxy frontends",
+            held.len()
+        );
+        Ok(HeldPorts(held))
     }
+
+    fn addresses(&self) -> anyhow::Result<Vec<SocketAddr>> {
+        Ok(self
+            .0
+            .iter()
+            .map(std::net::TcpListener::local_addr)
+            .collect::<Result<_, _>>()?)
+    }
+}
+
+/// The first port the kernel hands out to connections (Linux's `ip_local_port_range`).
+fn ephemeral_low() -> u16 {
+    std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+        .ok()
+        .and_then(|s| s.split_whitespace().next()?.parse().ok())
+        .unwrap_or(32_768)
 }
 
 impl Rehearsal {
@@ -213,16 +247,16 @@ impl Rehearsal {
             }
             TrafficChoice::Haproxy => {
                 let mut endpoints = Vec::new();
-                let mut ports = DistinctPorts::default();
-                for c in &mut config.fleet {
+                let ports = HeldPorts::reserve(config.fleet.len())?;
+                for (c, listen) in config.fleet.iter_mut().zip(ports.addresses()?) {
                     c.spec.traffic.shifter = ShifterKind::Haproxy;
-                    let listen: SocketAddr = format!("127.0.0.1:{}", ports.next()?).parse()?;
                     endpoints.push(rotor_traffic::haproxy::EndpointConfig::new(
                         &c.spec.traffic.endpoint,
                         listen,
                     )?);
                     frontends.insert(c.spec.traffic.endpoint.clone(), listen);
                 }
+                drop(ports);
                 let process = rotor_traffic::haproxy::HaproxyProcess::start(
                     &endpoints,
                     Duration::from_secs(10),

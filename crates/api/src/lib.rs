@@ -28,6 +28,7 @@ pub mod client;
 mod cluster;
 mod common;
 mod condition;
+mod gate_reading;
 pub mod hook;
 pub mod metric_gate;
 mod notification;
@@ -48,6 +49,7 @@ pub use common::{
 pub use condition::{
     Condition, ConditionStatus, ConditionType, Reason, find_condition, set_condition,
 };
+pub use gate_reading::{GateKind, GateReading, MAX_GATE_READINGS, record_readings};
 pub use hook::{
     HookAnswer, HookCluster, HookFailurePolicy, HookPoint, HookState, HookStatus, JobHook,
     LifecycleHook, WebhookHook,

@@ -323,6 +323,13 @@ pub struct ClusterSwapStatus {
     /// gate evaluated: the last value and result, passes in a row in the current step.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub metric_gates: Vec<crate::metric_gate::MetricGateStatus>,
+    /// What the gates read while green carried traffic: at the end of each traffic step the
+    /// passing readings (error rate, latency percentiles, metric gates), and the reading that
+    /// failed, oldest first; at most [`MAX_GATE_READINGS`](crate::MAX_GATE_READINGS), the
+    /// oldest dropped.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 64))]
+    pub gate_readings: Vec<crate::GateReading>,
     /// The lifecycle hooks called so far (`strategy.hooks`), one entry per hook and point (and
     /// traffic step, for `AfterEachStep`): where each call stands, so a hook waiting for its
     /// next attempt survives a restart and none is called twice for the same point.

@@ -16,6 +16,7 @@ mod controllers_mode;
 mod crash;
 mod dashboard;
 mod dashboard_actions;
+mod dashboard_rollback;
 mod defaulting;
 mod discovery;
 mod discovery_resync;

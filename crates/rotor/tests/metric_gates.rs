@@ -286,6 +286,26 @@ async fn a_metric_within_its_threshold_lets_the_swap_succeed() {
             "{at:?} in {passed:?}"
         );
     }
+    // status.gateReadings: at each step's end, the gate's passing value at that weight.
+    let readings: Vec<(u8, Option<f64>, bool)> = done
+        .gate_readings
+        .iter()
+        .filter(|g| g.kind == rotor_api::GateKind::Metric)
+        .map(|g| (g.weight_percent, g.value, g.passed))
+        .collect();
+    assert_eq!(
+        readings,
+        [10, 50, 100].map(|w| (w, Some(0.002), true)),
+        "{:?}",
+        done.gate_readings
+    );
+    assert!(
+        done.gate_readings
+            .iter()
+            .any(|g| g.kind == rotor_api::GateKind::ErrorRate && g.passed),
+        "the error rate read at a step's end too: {:?}",
+        done.gate_readings
+    );
 }
 
 /// (b) The gate reads green's error ratio (`{{green}}`); it turns bad once green carries half

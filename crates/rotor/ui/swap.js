@@ -7,7 +7,7 @@
 import { LiveView, element, factList } from "./live.js";
 import { act, actionButton, canRollBack, may, toolbar } from "./actions.js";
 import { familyOf } from "./gantt.js";
-import { trafficChart } from "./traffic.js";
+import { gateName, trafficChart } from "./traffic.js";
 import { clock, ms } from "./svg.js";
 
 const EVENTS = "/apis/events.k8s.io/v1/namespaces/default/events";
@@ -43,7 +43,11 @@ export class SwapView extends LiveView {
       this.body.replaceChildren(element("p", "empty", `No ClusterSwap ${this.name || ""} (yet).`));
       return;
     }
-    const events = [...this.objects.values()].sort((a, b) => eventTime(a) - eventTime(b));
+    // A retried swap has the name of the attempt before it: that attempt's Events are not its.
+    const born = Math.floor(ms(swap.metadata.creationTimestamp) / 1000) * 1000;
+    const events = [...this.objects.values()]
+      .filter((e) => !(eventTime(e) < born))
+      .sort((a, b) => eventTime(a) - eventTime(b));
     const actions = this.actions(swap);
     this.body.replaceChildren(
       facts(swap),
@@ -140,6 +144,8 @@ function gates(swap) {
   const st = swap.status || {};
   const div = element("div", "gates");
   div.append(
+    element("h4", "", "Readings"),
+    readingsTable(st.gateReadings || []),
     element("h4", "", "Conditions"),
     table(["Type", "Status", "Reason", "Message", "Since"],
       (st.conditions || []).map((c) => [c.type, c.status, c.reason, c.message, clock(ms(c.lastTransitionTime))]),
@@ -156,6 +162,23 @@ function gates(swap) {
       "No hooks called."),
   );
   return div;
+}
+
+/** status.gateReadings in words, newest first: the chart's lanes as a table. */
+function readingsTable(readings) {
+  const t = table(["Read", "Gate", "Value", "Bound", "Result", "Green weight"],
+    [...readings].reverse().map((r) => [clock(ms(r.time)), gateName(r),
+      r.value === undefined || r.value === null ? "not a number" : r.value,
+      r.threshold, r.passed ? "passed" : "failed", `${r.weightPercent} %`]),
+    "No readings yet (recorded when a traffic step ends, and when a gate fails).");
+  t.classList.add("readings");
+  const rows = t.tBodies ? [...t.tBodies[0].rows] : [];
+  [...readings].reverse().forEach((r, i) => {
+    rows[i].dataset.kind = r.kind;
+    rows[i].dataset.result = r.passed ? "passed" : "failed";
+    if (typeof r.value === "number") rows[i].dataset.value = String(r.value);
+  });
+  return t;
 }
 
 function eventTable(events) {

@@ -4,9 +4,10 @@
 use std::fmt;
 use std::time::Duration;
 
-use rotor_api::{Cluster, ClusterSwapStatus, Reason};
+use rotor_api::{Cluster, ClusterSwapStatus, GateReading, Reason};
 
 use super::Reconcile;
+use super::readings;
 use super::step::Step;
 use crate::{Error, health};
 
@@ -156,6 +157,9 @@ pub(crate) fn error_rate_breached(
 pub(super) struct Judged {
     pub gate: Gate,
     pub counted: Option<rotor_traffic::BackendStats>,
+    /// What the error-rate and latency gates read (the failing reading last), for
+    /// `status.gateReadings`.
+    pub readings: Vec<GateReading>,
 }
 
 impl Reconcile<'_> {
@@ -180,18 +184,23 @@ impl Reconcile<'_> {
         (requests, failures)
     }
 
-    /// Green's error rate since the current step began, when over the threshold.
+    /// Green's error rate since the current step began, read, and the failure when over the
+    /// threshold.
     fn error_rate_gate(
         &self,
         status: &ClusterSwapStatus,
         green: &str,
         stats: rotor_traffic::BackendStats,
-    ) -> Option<GateFailure> {
+    ) -> (GateReading, Option<GateFailure>) {
         let gates = &self.swap.spec.strategy.health_gates;
         let (requests, failures) = self.step_counts(status, stats, 0);
         let min = self.ctx.settings.min_gate_requests;
-        let rate = error_rate_breached(requests, failures, min, gates.max_error_rate_percent)?;
-        Some(GateFailure::ErrorRate {
+        let breached = error_rate_breached(requests, failures, min, gates.max_error_rate_percent);
+        let reading = readings::error_rate(status, requests, failures, breached, gates);
+        let Some(rate) = breached else {
+            return (reading, None);
+        };
+        let failure = GateFailure::ErrorRate {
             green: green.to_string(),
             failures,
             requests,
@@ -199,7 +208,8 @@ impl Reconcile<'_> {
             rate,
             counted_over: (requests < min).then_some(min),
             max_rate: gates.max_error_rate_percent,
-        })
+        };
+        (reading, Some(failure))
     }
 
     /// A wait, if the step cannot end yet: green holds requests it has not answered for
@@ -260,6 +270,7 @@ impl Reconcile<'_> {
         green: &str,
         endpoint: &str,
         shifter: &dyn rotor_traffic::TrafficShifter,
+        read: &mut Vec<GateReading>,
     ) -> Result<Option<GateFailure>, Error> {
         let gates = &self.swap.spec.strategy.health_gates;
         if gates.latency_bounds().next().is_none() {
@@ -276,6 +287,7 @@ impl Reconcile<'_> {
                 .with_held(bound, held)
                 .padded(self.ctx.settings.min_gate_requests);
             let measured = judged.quantile_ms(q).unwrap_or(0);
+            read.push(readings::latency(status, q, measured, bound_ms));
             if measured > u64::from(bound_ms) {
                 return Ok(Some(GateFailure::Latency {
                     green: green.to_string(),
@@ -320,22 +332,34 @@ impl Reconcile<'_> {
             Err(rotor_traffic::TrafficError::NoRequestCounts { .. }) => None,
             Err(e) => return Err(e.into()),
         };
-        let judged = |gate| Ok(Judged { gate, counted });
-        if let Some(failure) = counted.and_then(|s| self.error_rate_gate(status, &green, s)) {
-            return judged(Gate::Fail(failure));
+        let mut read = Vec::new();
+        let failed = counted.and_then(|s| {
+            let (reading, failure) = self.error_rate_gate(status, &green, s);
+            read.push(reading);
+            failure
+        });
+        let judged = |gate, readings| {
+            Ok(Judged {
+                gate,
+                counted,
+                readings,
+            })
+        };
+        if let Some(failure) = failed {
+            return judged(Gate::Fail(failure), read);
         }
-        match self
-            .latency_gate(status, &green, endpoint, shifter.as_ref())
-            .await
-        {
-            Ok(Some(failure)) => return judged(Gate::Fail(failure)),
+        let latency = self
+            .latency_gate(status, &green, endpoint, shifter.as_ref(), &mut read)
+            .await;
+        match latency {
+            Ok(Some(failure)) => return judged(Gate::Fail(failure), read),
             Ok(None) => {}
-            Err(e) => return judged(Gate::Unknown(e)),
+            Err(e) => return judged(Gate::Unknown(e), read),
         }
         if !self.swap.spec.strategy.health_gates.require_availability {
-            return judged(Gate::Pass);
+            return judged(Gate::Pass, read);
         }
-        judged(self.availability_gate(cluster, green).await?)
+        judged(self.availability_gate(cluster, green).await?, read)
     }
 
     /// Green's selected workloads all available, from discovery when current, else green's API.

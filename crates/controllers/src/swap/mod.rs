@@ -43,6 +43,7 @@ pub(crate) mod memory;
 pub(crate) mod metric_gates;
 mod migrate;
 mod provision;
+mod readings;
 mod retire;
 mod rollback;
 mod step;

@@ -14,6 +14,7 @@ use super::Reconcile;
 use super::gates::Gate;
 use super::hooks::At;
 use super::metric_gates::MetricGates;
+use super::readings;
 use super::step::Step;
 use crate::{Error, now};
 
@@ -33,8 +34,10 @@ impl<'a> Reconcile<'a> {
         };
         self.ensure_traffic(cluster, status).await?;
         let judged = self.gates(cluster, status).await?;
+        let metric_gates = &self.swap.spec.strategy.health_gates.metric_gates;
         match judged.gate {
             Gate::Fail(why) => {
+                readings::record(status, judged.readings, &[]);
                 return Ok(Step::roll_back(Reason::HealthGateFailed, why.to_string()));
             }
             Gate::Unknown(why) => {
@@ -47,7 +50,12 @@ impl<'a> Reconcile<'a> {
             Gate::Pass => {}
         }
         let metric_due = match self.metric_step(cluster, status).await? {
-            ControlFlow::Break(decided) => return Ok(decided),
+            ControlFlow::Break(decided) => {
+                if matches!(decided, Step::RollBack { .. }) {
+                    readings::record(status, judged.readings, metric_gates);
+                }
+                return Ok(decided);
+            }
             ControlFlow::Continue(due) => due,
         };
         if let Some(wait) = self.step_not_over(status, metric_due) {
@@ -64,11 +72,13 @@ impl<'a> Reconcile<'a> {
             {
                 return Ok(wait);
             }
+            readings::record(status, judged.readings, metric_gates);
             return self.apply_step(cluster, status, next).await;
         }
         if let Some(wait) = self.after_step(cluster, status, step, None).await? {
             return Ok(wait);
         }
+        readings::record(status, judged.readings, metric_gates);
         status.green_weight_percent = 100;
         Ok(Step::advance(
             Phase::Draining,

@@ -178,3 +178,32 @@ fn expired_foreign_and_malformed_requests_are_refused() {
         "{err}"
     );
 }
+
+/// Control planes sharing an etcd share the signing key (kept in etcd by the first to start):
+/// a token one issues authenticates at the other.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn control_planes_sharing_etcd_accept_each_others_tokens() {
+    let Some(etcd) = common::etcd_process().await else {
+        return;
+    };
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = format!("etcd:{}", etcd.url);
+    let serve = |name: &str| {
+        let kc = dir.path().join(format!("{name}.kc"));
+        let listen = format!("127.0.0.1:{}", common::kubectl::free_port());
+        let (running, admin) =
+            common::kubectl::start_serve_with(&store, &listen, &kc, &["--no-controllers"]);
+        (running, admin, kc)
+    };
+    let (_a, admin_a, _) = serve("a");
+    let (_b, _, kc_b) = serve("b");
+    admin_a.ok(&["create", "namespace", "ci"]);
+    admin_a.ok(&["create", "serviceaccount", "deployer", "-n", "ci"]);
+    let token = admin_a.ok(&["create", "token", "deployer", "-n", "ci"]);
+    let at_b = with_token(dir.path(), &kc_b, "at-b.kc", token.trim());
+    let whoami = at_b.ok(&["auth", "whoami"]);
+    assert!(
+        whoami.contains("system:serviceaccount:ci:deployer"),
+        "{whoami}"
+    );
+}

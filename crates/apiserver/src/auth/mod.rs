@@ -114,7 +114,7 @@ async fn by_token(server: &ApiServer, token: &str) -> Option<UserInfo> {
     }
     if let Some(judged) = by_jwt(server, token).await {
         return judged
-            .inspect_err(|reason| tracing::info!(%reason, "bearer token refused"))
+            .inspect_err(|reason| tracing::warn!(%reason, "bearer token refused"))
             .ok();
     }
     let reviewed = config

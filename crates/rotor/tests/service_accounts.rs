@@ -20,6 +20,18 @@ fn with_token(dir: &Path, admin_kc: &Path, name: &str, token: &str) -> Kubectl {
     kubectl_as(dir, name, admin_kc, Credentials::Token(token))
 }
 
+/// The created TokenReview of `token` (through `kubectl create -f`).
+fn token_review(dir: &Path, admin: &Kubectl, token: &str) -> serde_json::Value {
+    let review = serde_json::json!({
+        "apiVersion": "authentication.k8s.io/v1",
+        "kind": "TokenReview",
+        "spec": {"token": token},
+    });
+    let file = dir.join("review.json");
+    std::fs::write(&file, review.to_string()).expect("write");
+    admin.json(&["create", "-f", file.to_str().expect("path")])
+}
+
 /// The uid of ServiceAccount `name` in `ci`.
 fn uid_of(admin: &Kubectl, name: &str) -> String {
     admin.json(&["get", "serviceaccount", name, "-n", "ci"])["metadata"]["uid"]
@@ -97,6 +109,19 @@ fn created_tokens_are_their_service_account_and_rbac_follows_bindings() {
         );
     }
     deployer.ok(&["get", "configmaps", "-n", "ci"]);
+    // A component checks a token it was shown (TokenReview): who it is, the token not echoed.
+    let review = token_review(dir.path(), &admin, token.trim());
+    assert_eq!(review["status"]["authenticated"], true, "{review}");
+    assert_eq!(
+        review["status"]["user"]["username"], "system:serviceaccount:ci:deployer",
+        "{review}"
+    );
+    assert!(
+        !review.to_string().contains(token.trim()),
+        "the token echoed"
+    );
+    let review = token_review(dir.path(), &admin, "not-a-token");
+    assert_eq!(review["status"]["authenticated"], false, "{review}");
 
     let token = admin.ok(&["create", "token", "idle", "-n", "ci"]);
     let idle = with_token(dir.path(), &kc, "idle.kc", token.trim());

@@ -9,6 +9,7 @@ pub mod review;
 pub mod service_account;
 pub mod token_file;
 pub mod token_request;
+pub mod token_review;
 pub mod x509;
 
 use http::{HeaderMap, header};
@@ -100,7 +101,7 @@ pub async fn authenticate(
 
 /// The user of a bearer token: the admin token, a token file's user, a ServiceAccount or OIDC
 /// JWT's (picked by its `iss`), or one a token review accepts.
-async fn by_token(server: &ApiServer, token: &str) -> Option<UserInfo> {
+pub(crate) async fn by_token(server: &ApiServer, token: &str) -> Option<UserInfo> {
     let config = server.config();
     if config
         .token

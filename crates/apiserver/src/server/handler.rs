@@ -154,6 +154,13 @@ impl ApiServer {
             let created = auth::token_request::create(self, ns, name, &request).await?;
             return Ok(json_response(StatusCode::CREATED, &created, &[]));
         }
+        if auth::token_review::is_create(&parts.method, path) {
+            let res = discovery::review_resource(auth::token_review::GROUP, "tokenreviews")
+                .ok_or_else(|| ApiError::path_not_found(path))?;
+            let object = decode_body(&parts.headers, &read_body(body).await?, &res)?;
+            let reply = auth::token_review::reply(self, &object).await;
+            return Ok(json_response(StatusCode::CREATED, &reply, &[]));
+        }
         if let Some(review) = authz::review::Review::of(&parts.method, path) {
             let res = discovery::review_resource(authz::review::GROUP, review.plural())
                 .ok_or_else(|| ApiError::path_not_found(path))?;

@@ -3,7 +3,7 @@
 # What building needs (protoc), a real kubectl (conformance suite), HAProxy (traffic shifting),
 # etcd (the store's etcd backend, one etcd process per test), Prometheus (metric gates, one
 # process per test) and moto (AWS's EKS and Route 53 APIs for the EKS provider and the Route 53
-# shifter), Chromium and chromedriver (the dashboard).
+# shifter), Chromium and chromedriver (the dashboard), PyCA cryptography (the test OIDC issuer).
 set -euo pipefail
 
 bash "$(dirname "$0")/install-build-deps.sh"
@@ -120,6 +120,16 @@ if ! have moto_server && [ ! -x /opt/rotor-moto/bin/moto_server ]; then
   echo "installing moto[server] into /opt/rotor-moto" >&2
   python3 -m venv /opt/rotor-moto
   /opt/rotor-moto/bin/pip install --quiet --disable-pip-version-check 'moto[server]>=5,<6'
+fi
+
+# PyCA cryptography for the test OIDC issuer (crates/test-support/oidc_issuer.py); moto's venv
+# has it, and so does Debian's python3-cryptography where moto came from elsewhere.
+if ! /opt/rotor-moto/bin/python3 -c 'import cryptography' 2>/dev/null \
+  && ! python3 -c 'import cryptography' 2>/dev/null; then
+  echo "installing python3-cryptography" >&2
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends python3-cryptography >/dev/null
 fi
 
 if ! have cargo-nextest && ! cargo nextest --version >/dev/null 2>&1; then

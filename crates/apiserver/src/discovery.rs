@@ -52,13 +52,14 @@ type GroupVersions = Vec<(String, Vec<Arc<Resource>>)>;
 
 /// The review resources answered outside the resource table, create-only as upstream lists
 /// them: (group, version, plural, kind).
-const REVIEWS: [(&str, &str, &str, &str); 3] = [
+const REVIEWS: [(&str, &str, &str, &str); 4] = [
     (
         "authentication.k8s.io",
         "v1",
         "selfsubjectreviews",
         "SelfSubjectReview",
     ),
+    ("authentication.k8s.io", "v1", "tokenreviews", "TokenReview"),
     (
         "authorization.k8s.io",
         "v1",

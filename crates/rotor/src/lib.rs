@@ -6,6 +6,7 @@ pub mod dry_run_plan;
 pub mod kubeconfig;
 pub mod policy;
 pub mod rehearsal;
+pub mod service_accounts;
 pub mod tls;
 pub mod ui;
 

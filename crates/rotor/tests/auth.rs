@@ -9,9 +9,10 @@ use crate::common;
 
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
-use std::process::{Output, Stdio};
+use std::process::Stdio;
 use std::time::Duration;
 
+use common::as_user::{kubectl_as, refused, unauthorized};
 use common::kubectl::{Kubectl, LIMIT, free_port, serve_sqlite};
 use common::process::{command, exit_within, stop};
 use rotor_apiserver::tls::generate;
@@ -20,39 +21,6 @@ use rotor_test_support::kubeconfig::{self, Credentials};
 const TOKENS: &str = "# user,uid,groups\n\
 tok-alice-0123456789,alice,u-1001,\"dev,ops\"\n\
 tok-bob-0123456789,bob,u-1002\n";
-
-/// kubectl with a kubeconfig made from `rotor serve`'s own at `admin` with `credentials`.
-fn kubectl_as(dir: &Path, name: &str, admin: &Path, credentials: Credentials<'_>) -> Kubectl {
-    let text = std::fs::read_to_string(admin).expect("admin kubeconfig");
-    let path = dir.join(name);
-    std::fs::write(&path, kubeconfig::with_credentials(&text, credentials)).expect("write");
-    Kubectl::new(path)
-}
-
-/// Runs kubectl expecting failure; its stderr.
-fn refused(k: &Kubectl, args: &[&str]) -> String {
-    failed(k.run(args), args)
-}
-
-/// kubectl's words for a 401: "Unauthorized" (`get --raw`, older releases) or client-go's
-/// "the server has asked for the client to provide credentials".
-fn unauthorized(stderr: &str) -> bool {
-    stderr.contains("Unauthorized")
-        || stderr.contains("asked for the client to provide credentials")
-}
-
-fn failed(out: Output, args: &[&str]) -> String {
-    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
-    assert!(
-        !out.status.success(),
-        "kubectl {args:?} succeeded: {stderr}"
-    );
-    assert!(
-        !String::from_utf8_lossy(&out.stdout).contains('{'),
-        "kubectl {args:?} printed data"
-    );
-    stderr
-}
 
 fn rotor_ca(db: &Path) -> generate::Pem {
     let (cert, key) = rotor::tls::ca_files(db.to_str().expect("path"));

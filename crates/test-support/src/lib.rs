@@ -14,6 +14,7 @@ pub mod http;
 pub mod kubeconfig;
 pub mod members;
 pub mod moto;
+pub mod oidc;
 pub mod process;
 pub mod prometheus;
 

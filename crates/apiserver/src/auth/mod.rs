@@ -1,19 +1,24 @@
 //! Authentication as kube-apiserver's: who sent a request, from its client certificate (checked
 //! by the TLS layer against the client CA) or its bearer token (the admin token, a token file,
-//! a token review), else anonymous where that is allowed. The result is a typed [`UserInfo`]
-//! the request handling carries, so an authorizer and an audit log can judge it later.
-//!
-//! Not built yet: ServiceAccount tokens and OIDC (issue 20).
+//! a ServiceAccount token this server issued, an OIDC ID token, a token review), else
+//! anonymous where that is allowed. The result is a typed [`UserInfo`] the request handling
+//! carries, so an authorizer and an audit log can judge it later.
 
+pub mod oidc;
 pub mod review;
+pub mod service_account;
 pub mod token_file;
+pub mod token_request;
+pub mod token_review;
 pub mod x509;
 
 use http::{HeaderMap, header};
 
 use crate::error::ApiError;
-use crate::server::ServerConfig;
+use crate::server::ApiServer;
 
+pub use oidc::{Oidc, OidcConfig};
+pub use service_account::ServiceAccountTokens;
 pub use token_file::{TokenFile, TokenFileError};
 
 /// The group whose members may do everything (kube-apiserver's superuser group).
@@ -67,29 +72,37 @@ impl UserInfo {
 
 /// Who sent a request, or 401 (upstream's `Unauthorized` Status) when its credentials are wrong
 /// or missing. `certificate` is the user of a verified client certificate, if one was shown.
-pub fn authenticate(
-    config: &ServerConfig,
+pub async fn authenticate(
+    server: &ApiServer,
     headers: &HeaderMap,
     certificate: Option<&UserInfo>,
 ) -> Result<UserInfo, ApiError> {
+    let config = server.config();
     if let Some(user) = certificate {
         return Ok(user.clone().authenticated());
     }
-    let open = config.token.is_none() && config.tokens.is_none() && config.token_review.is_none();
+    let open = config.token.is_none()
+        && config.tokens.is_none()
+        && config.token_review.is_none()
+        && config.service_accounts.is_none()
+        && config.oidc.is_none();
     if open {
         return Ok(UserInfo::new(UNSECURED, &[MASTERS]).authenticated());
     }
     match bearer(headers) {
-        Some(token) => by_token(config, token).ok_or_else(ApiError::unauthorized),
+        Some(token) => by_token(server, token)
+            .await
+            .ok_or_else(ApiError::unauthorized),
         None if config.anonymous => Ok(UserInfo::new(UNSECURED, &[MASTERS]).authenticated()),
         None if config.anonymous_auth => Ok(UserInfo::anonymous()),
         None => Err(ApiError::unauthorized()),
     }
 }
 
-/// The user of a bearer token: the admin token, a token file's user, or one a token review
-/// accepts.
-fn by_token(config: &ServerConfig, token: &str) -> Option<UserInfo> {
+/// The user of a bearer token: the admin token, a token file's user, a ServiceAccount or OIDC
+/// JWT's (picked by its `iss`), or one a token review accepts.
+pub(crate) async fn by_token(server: &ApiServer, token: &str) -> Option<UserInfo> {
+    let config = server.config();
     if config
         .token
         .as_deref()
@@ -100,12 +113,43 @@ fn by_token(config: &ServerConfig, token: &str) -> Option<UserInfo> {
     if let Some(user) = config.tokens.as_ref().and_then(|file| file.user(token)) {
         return Some(user.clone().authenticated());
     }
+    if let Some(judged) = by_jwt(server, token).await {
+        return judged
+            .inspect_err(|reason| tracing::warn!(%reason, "bearer token refused"))
+            .ok();
+    }
     let reviewed = config
         .token_review
         .as_ref()
         .is_some_and(|review| !token.is_empty() && review.accepts(token));
     // A token review here answers yes or no, not who: its users act as the admin would.
     reviewed.then(|| UserInfo::new("system:token-reviewed", &[MASTERS]).authenticated())
+}
+
+/// The user of a JWT from an issuer this server knows (itself for ServiceAccounts, the OIDC
+/// issuer); None when the token is no JWT or from another issuer, Some(Err(why)) when its
+/// issuer refuses it.
+async fn by_jwt(server: &ApiServer, token: &str) -> Option<Result<UserInfo, String>> {
+    let config = server.config();
+    let issuer = service_account::unverified_issuer(token)?;
+    if let Some(accounts) = config.service_accounts.as_ref()
+        && accounts.claims_issued(Some(&issuer))
+    {
+        let judged = match accounts.verify(token) {
+            Ok(named) => token_request::still_there(server, &named)
+                .await
+                .map(|()| named.user()),
+            Err(why) => Err(format!("ServiceAccount token: {why}")),
+        };
+        return Some(judged);
+    }
+    let oidc = config.oidc.as_ref().filter(|o| o.issuer() == issuer)?;
+    Some(
+        oidc.authenticate(token)
+            .await
+            .map(UserInfo::authenticated)
+            .map_err(|why| format!("OIDC token of {issuer}: {why}")),
+    )
 }
 
 /// The bearer token of `Authorization`, its scheme in any case as upstream accepts it; None

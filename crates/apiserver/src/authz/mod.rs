@@ -197,7 +197,7 @@ impl ApiServer {
     /// The decision on a path outside the API (`/metrics` of `rotor serve`): the request's user
     /// (authenticated as any request is) if RBAC lets it `get` the path.
     pub async fn authorize_path(&self, parts: &http::request::Parts) -> ApiResult<UserInfo> {
-        let user = self.admit(parts)?;
+        let user = self.admit(parts).await?;
         let query = crate::request::Query::parse(parts.uri.query());
         let attrs = attributes::of_request(&parts.method, parts.uri.path(), &query);
         self.authorize(&user, &attrs).await?;

@@ -39,7 +39,7 @@ impl ApiServer {
         let (parts, body) = req.into_parts();
         let query = Query::parse(parts.uri.query());
         let attrs = authz::attributes::of_request(&parts.method, parts.uri.path(), &query);
-        let admitted = self.admit(&parts);
+        let admitted = self.admit(&parts).await;
         let mut record = self.config.audit.as_ref().and_then(|auditor| {
             audit::Record::begin(auditor, &parts, admitted.as_ref().ok(), &attrs, received)
         });
@@ -120,13 +120,13 @@ impl ApiServer {
 
     /// The user a request comes from, once its `Host` is one of this server's names; 401 when
     /// its credentials are wrong or missing (see [`crate::auth`]).
-    pub(crate) fn admit(&self, parts: &http::request::Parts) -> ApiResult<UserInfo> {
+    pub(crate) async fn admit(&self, parts: &http::request::Parts) -> ApiResult<UserInfo> {
         self.check_host(parts)?;
         let certificate = parts
             .extensions
             .get::<ConnectInfo<crate::tls::Peer>>()
             .and_then(|peer| peer.0.user.as_ref());
-        auth::authenticate(&self.config, &parts.headers, certificate)
+        auth::authenticate(self, &parts.headers, certificate).await
     }
 
     /// Serves the request of `user` (authenticated) once RBAC allowed it (see [`crate::authz`]).
@@ -144,6 +144,22 @@ impl ApiServer {
         if let Some(version) = auth::review::version_of(&parts.method, path) {
             let review = auth::review::reply(version, user);
             return Ok(json_response(StatusCode::CREATED, &review, &[]));
+        }
+        if let Some((ns, name)) = auth::token_request::target_of(&parts.method, path) {
+            let bytes = read_body(body).await?;
+            let request = match bytes.is_empty() {
+                true => json!({}),
+                false => decode_body(&parts.headers, &bytes, &auth::token_request::resource())?,
+            };
+            let created = auth::token_request::create(self, ns, name, &request).await?;
+            return Ok(json_response(StatusCode::CREATED, &created, &[]));
+        }
+        if auth::token_review::is_create(&parts.method, path) {
+            let res = discovery::review_resource(auth::token_review::GROUP, "tokenreviews")
+                .ok_or_else(|| ApiError::path_not_found(path))?;
+            let object = decode_body(&parts.headers, &read_body(body).await?, &res)?;
+            let reply = auth::token_review::reply(self, &object).await;
+            return Ok(json_response(StatusCode::CREATED, &reply, &[]));
         }
         if let Some(review) = authz::review::Review::of(&parts.method, path) {
             let res = discovery::review_resource(authz::review::GROUP, review.plural())

@@ -54,6 +54,10 @@ pub struct ServerConfig {
     pub anonymous_auth: bool,
     /// Users by bearer token, from a token file (`--token-auth-file`).
     pub tokens: Option<Arc<crate::auth::TokenFile>>,
+    /// Issues ServiceAccount tokens (`TokenRequest`) and authenticates them; None: neither.
+    pub service_accounts: Option<Arc<crate::auth::ServiceAccountTokens>>,
+    /// Authenticates OIDC ID tokens of one issuer (`--oidc-issuer-url`).
+    pub oidc: Option<Arc<crate::auth::Oidc>>,
     /// Bearer tokens accepted besides `token`, as a managed cluster's webhook token
     /// authenticator accepts its cloud's (EKS: `k8s-aws-v1.` tokens).
     pub token_review: Option<Arc<dyn TokenReview>>,
@@ -101,6 +105,8 @@ impl std::fmt::Debug for ServerConfig {
             .field("anonymous_auth", &self.anonymous_auth)
             .field("tokens", &self.tokens)
             .field("token_review", &self.token_review)
+            .field("service_accounts", &self.service_accounts)
+            .field("oidc", &self.oidc)
             .field("allowed_hosts", &self.allowed_hosts)
             .field("policy", &self.policy)
             .field("audit", &self.audit)
@@ -117,6 +123,8 @@ impl Default for ServerConfig {
             anonymous_auth: true,
             tokens: None,
             token_review: None,
+            service_accounts: None,
+            oidc: None,
             allowed_hosts: None,
             dry_run_hook: None,
             policy: None,

@@ -10,6 +10,7 @@ pub mod controllers;
 pub mod demo;
 pub mod kubeconfig;
 pub mod migrate;
+mod oidc_flags;
 pub mod rollout;
 mod rollout_plan;
 pub mod serve;

@@ -39,6 +39,19 @@ pub struct ServeArgs {
     /// Users by bearer token, in kube-apiserver's format: lines `token,user,uid,"group1,group2"`.
     #[arg(long)]
     pub token_auth_file: Option<PathBuf>,
+    /// The key ServiceAccount tokens are signed with (PEM: PKCS#8 ECDSA P-256/P-384 or RSA).
+    /// Without it rotor makes one (P-256) on first start and keeps it as it keeps its CA.
+    #[arg(long)]
+    pub service_account_signing_key_file: Option<PathBuf>,
+    /// The `iss` of the ServiceAccount tokens rotor issues, and the only one it accepts for them.
+    #[arg(long, default_value = "rotor")]
+    pub service_account_issuer: String,
+    /// Audiences a token must be for to authenticate here (comma-separated); default the
+    /// issuer. Tokens are issued for them unless a TokenRequest names others.
+    #[arg(long, value_delimiter = ',')]
+    pub api_audiences: Vec<String>,
+    #[command(flatten)]
+    pub oidc: super::oidc_flags::OidcFlags,
     /// Let requests without credentials in as `system:anonymous`, which may read `/version`
     /// and health only. Without it they get 401.
     #[arg(long)]
@@ -196,16 +209,28 @@ fn check_insecure_http(args: &ServeArgs) -> anyhow::Result<()> {
 }
 
 /// Whom the API lets in: the admin token, the token file's users, client certificates (checked
-/// by the TLS layer), anonymous requests only with `--anonymous-auth`; with `--insecure-http`
+/// by the TLS layer), ServiceAccount tokens it issued, OIDC ID tokens, anonymous requests only with `--anonymous-auth`; with `--insecure-http`
 /// (loopback only) credential-less requests act as the admin, as kubectl sends no token there.
-fn access(args: &ServeArgs, token: &str) -> anyhow::Result<rotor_apiserver::ServerConfig> {
+async fn access(
+    args: &ServeArgs,
+    token: &str,
+    store: &rotor_store::DynStore,
+) -> anyhow::Result<rotor_apiserver::ServerConfig> {
     let tokens = match &args.token_auth_file {
         Some(path) => Some(std::sync::Arc::new(rotor_apiserver::auth::TokenFile::read(
             path,
         )?)),
         None => None,
     };
+    let accounts = rotor::service_accounts::Flags {
+        signing_key_file: args.service_account_signing_key_file.as_deref(),
+        issuer: &args.service_account_issuer,
+        audiences: &args.api_audiences,
+    };
+    let service_accounts = rotor::service_accounts::prepare(&args.store, store, &accounts).await?;
     Ok(rotor_apiserver::ServerConfig {
+        service_accounts: Some(service_accounts),
+        oidc: args.oidc.authenticator()?,
         anonymous: args.insecure_http,
         anonymous_auth: args.anonymous_auth,
         tokens,
@@ -221,7 +246,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     let token = admin_token(&args.store, &store).await?;
     let access = rotor_apiserver::ServerConfig {
         audit: audit.clone(),
-        ..access(&args, &token)?
+        ..access(&args, &token, &store).await?
     };
     let server = control_plane(store.clone(), access).await?;
     let (listener, addr) = super::bind(&args.listen).await?;

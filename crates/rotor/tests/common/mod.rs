@@ -1,6 +1,7 @@
 //! Shared by the integration tests: start servers on loopback, build clients, wait with bounds.
 #![allow(dead_code)]
 
+pub mod as_user;
 pub mod controllers;
 pub mod fleet;
 pub mod helm;

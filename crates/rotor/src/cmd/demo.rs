@@ -30,6 +30,8 @@ use kube::ResourceExt;
 use kube::api::{Api, ListParams, PostParams};
 use kube::runtime::WatchStreamExt;
 use rotor::rehearsal::{Rehearsal, RehearsalConfig, TrafficChoice};
+
+use injection::{Injection, inject_if_half, injected_fault, rolled_back_at};
 use rotor_api::{ClusterSwap, Phase, Rollout, RolloutPhase};
 use rotor_sim::SimConfig;
 use serde_json::json;
@@ -37,6 +39,7 @@ use serde_json::json;
 mod cpu;
 mod critical_path;
 mod hooks;
+mod injection;
 pub(super) mod limits;
 
 /// `--inject hook-deny`: a lifecycle hook denies, no simulator fault.
@@ -684,55 +687,6 @@ fn record_timing(
     entry.wave.clone()
 }
 
-/// Sets `fault` in the member behind `swap`'s green once green carries half the traffic.
-fn inject_if_half(
-    sim: &rotor_sim::Sim,
-    fault: rotor_sim::Fault,
-    swap: &ClusterSwap,
-    started: Instant,
-) -> Option<Injection> {
-    let st = swap.status.as_ref()?;
-    if st.phase != Phase::ShiftingTraffic || st.green_weight_percent < 50 {
-        return None;
-    }
-    let green = st.green_instance.clone()?;
-    let member = sim.member_of_instance(&green);
-    let set = member.as_ref().is_some_and(|m| sim.set_fault(m, fault));
-    let served = member.as_deref().and_then(|m| sim.cluster(m));
-    Some(Injection {
-        swap: swap.name_any(),
-        cluster: swap.spec.cluster_ref.clone(),
-        green,
-        at_s: started.elapsed().as_secs_f64(),
-        set,
-        member_address: served.as_ref().and_then(|m| m.traffic_addr),
-        counts: served.and_then(|m| m.traffic_counts()),
-        routed_address: None,
-    })
-}
-
-impl Injection {
-    /// Why the injection proved nothing, if it did not: the fault never reached a member, or
-    /// no request met it (on a fleet this large each cluster's green sees few requests per
-    /// step, and a gate judges only the requests green answered).
-    fn unexercised(&self) -> Option<String> {
-        if !self.set {
-            return Some(format!(
-                "the injected fault found no simulated member for green {}",
-                self.green
-            ));
-        }
-        let faulted = self.counts.as_ref().map_or(0, |c| c.read().1);
-        (faulted == 0).then(|| {
-            format!(
-                "the fault injected into green {} of {} met no request: nothing showed it, \
-                 and the gates had no failure to judge",
-                self.green, self.swap
-            )
-        })
-    }
-}
-
 /// Why the demo fails: the rollout's phase and its conditions (which clusters spent the failure
 /// budget, for which reasons), or the timeout it ran into.
 fn not_succeeded(
@@ -846,22 +800,6 @@ fn demo_settings() -> rotor_controllers::Settings {
     }
 }
 
-/// The simulator fault an `--inject` value names (None: `none`).
-fn injected_fault(name: &str) -> anyhow::Result<Option<rotor_sim::Fault>> {
-    use rotor_sim::Fault;
-    Ok(Some(match name {
-        "none" | HOOK_DENY => return Ok(None),
-        "green-unhealthy" | "green-errors" => Fault::TrafficErrors,
-        "green-hangs" => Fault::TrafficHangs,
-        "green-slow" => Fault::TrafficSlow,
-        "green-resets" => Fault::TrafficResets,
-        other => anyhow::bail!(
-            "--inject {other:?}: the known faults are green-unhealthy (green-errors), \
-             green-hangs, green-slow, green-resets, hook-deny, or none"
-        ),
-    }))
-}
-
 /// Every swap's end by the cloud of its Cluster (the `rotor.dev/cloud` label): `{"aws":
 /// {"succeeded", "rolled_back", "failed"}, …}`, from the demo's watch, so a swap rolled back
 /// and then retried counts once in each. A swap still running counts in none.
@@ -896,36 +834,4 @@ fn swaps_by_cloud(
 /// One method's line of the report.
 fn by_method(m: &rotor_traffic::load::MethodReport) -> serde_json::Value {
     json!({"total": m.total, "failed": m.failed, "status": m.status, "timeout": m.timeout, "reset": m.reset})
-}
-
-/// When the demo saw the injected swap take green's traffic away (RollingBack at weight 0),
-/// in seconds since it started: the gate's reaction to the fault, as the demo's watch saw it.
-fn rolled_back_at(
-    timings: &std::collections::BTreeMap<String, critical_path::SwapTiming>,
-    injection: &Injection,
-) -> Option<f64> {
-    timings
-        .values()
-        .filter(|t| t.cluster == injection.cluster)
-        .flat_map(|t| &t.history)
-        .find(|(at, phase, weight)| {
-            *at >= injection.at_s && phase == Phase::RollingBack.as_str() && *weight == 0
-        })
-        .map(|(at, _, _)| *at)
-}
-
-/// Where the demo injected its failure.
-struct Injection {
-    swap: String,
-    cluster: String,
-    green: String,
-    at_s: f64,
-    /// Whether the simulator knew the green instance.
-    set: bool,
-    /// Where the faulted member answers traffic.
-    member_address: Option<SocketAddr>,
-    /// What the faulted member's listener answered (all, and under the fault).
-    counts: Option<Arc<rotor_sim::TrafficCounts>>,
-    /// Green's address in the traffic layer when the fault was set (HAProxy only).
-    routed_address: Option<SocketAddr>,
 }

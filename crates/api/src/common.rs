@@ -7,6 +7,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
+use crate::metric_gate::OnInconclusive;
 use crate::validation::{Errors, VERSION_PATTERN};
 
 closed_enum! {
@@ -238,6 +239,11 @@ fn default_bake_seconds() -> u64 {
 fn default_blue_retention_seconds() -> u64 {
     3600
 }
+/// Whether `n` is zero (a count left out of the wire form when it is).
+pub(crate) fn is_zero(n: &u32) -> bool {
+    *n == 0
+}
+
 fn default_true() -> bool {
     true
 }
@@ -434,6 +440,18 @@ pub struct HealthGates {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(range(min = 1))]
     pub max_latency_p99_ms: Option<u32>,
+    /// A traffic step ends only once green has answered at least this many requests in it
+    /// (0: no minimum). A step that got too few proves nothing: a failing green that is sent
+    /// no requests passes every request-based gate, and would reach 100 % on no evidence.
+    /// Needs a traffic layer that counts requests (HAProxy, the embedded router); behind DNS
+    /// the step cannot be judged and holds (or fails, by `onTooFewRequests`).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub min_requests: u32,
+    /// What a step that has baked with fewer than `minRequests` does: `Pause` holds it (no
+    /// advance, no rollback; a Warning says how many are missing) until they come; `Fail`
+    /// rolls back.
+    #[serde(default, skip_serializing_if = "OnInconclusive::is_pause")]
+    pub on_too_few_requests: OnInconclusive,
     /// Gates on Prometheus metrics, evaluated throughout every traffic step: a step ends only
     /// once each has passed its `consecutive` evaluations in a row, a value beyond a threshold
     /// rolls back, and a query without data holds the step (or fails, by `onInconclusive`).
@@ -462,6 +480,8 @@ impl Default for HealthGates {
             max_error_rate_percent: default_max_error_rate_percent(),
             max_latency_p95_ms: None,
             max_latency_p99_ms: None,
+            min_requests: 0,
+            on_too_few_requests: Default::default(),
             metric_gates: Vec::new(),
         }
     }

@@ -103,6 +103,9 @@ closed_enum! {
         /// A step (or blue's retention) is over but green holds requests it has not answered,
         /// enough to fail the gate should they fail: the swap waits for their outcome.
         GreenRequestsUnanswered = "GreenRequestsUnanswered",
+        /// A step has baked but green answered fewer requests in it than `minRequests`: it
+        /// holds (`onTooFewRequests: Pause`) or rolls back (`Fail`).
+        TooFewRequests = "TooFewRequests",
         TrafficShifted = "TrafficShifted",
         DrainingBlue = "DrainingBlue",
         /// Blue's drain timeout passed with sessions still open on it (long-lived streams, or

@@ -149,6 +149,13 @@ closed_enum! {
     }
 }
 
+impl OnInconclusive {
+    /// Whether this is the default, `Pause` (left out of the wire form).
+    pub fn is_pause(&self) -> bool {
+        *self == OnInconclusive::Pause
+    }
+}
+
 /// Where a metric gate's Prometheus answers.
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, JsonSchema)]
 #[serde(rename_all = "camelCase")]

@@ -11,7 +11,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use crate::cluster::Cluster;
-use crate::common::{SwapStrategy, SwapTarget};
+use crate::common::{SwapStrategy, SwapTarget, is_zero};
 use crate::condition::Condition;
 use crate::notification::{NotificationSink, validate_sinks};
 use crate::swap::Phase;
@@ -162,10 +162,6 @@ pub struct RolloutSpec {
     /// out by policy; the controller acts once per value (`status.retriedFailed`).
     #[serde(default, skip_serializing_if = "is_zero")]
     pub retry_failed: u32,
-}
-
-fn is_zero(n: &u32) -> bool {
-    *n == 0
 }
 
 fn zero_budget() -> IntOrString {

@@ -258,6 +258,13 @@ fn demo_json_report() {
     assert_eq!(report["store"], "sqlite", "{report}");
     assert_eq!(report["load"]["post_percent"], 20, "{report}");
     assert_eq!(report["load"]["slow_percent"], 5, "{report}");
+    // The demo's Rollout asks for 3 requests to green per step; how many swaps held for them
+    // depends on the load's share (a count, not a promise).
+    assert_eq!(report["controllers"]["min_requests"], 3, "{report}");
+    assert!(
+        report["swaps_held_for_too_few_requests"].is_u64(),
+        "{report}"
+    );
     assert_eq!(
         report["requests_by_method"]["POST"]["failed"], 0,
         "{report}"

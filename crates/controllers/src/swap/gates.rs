@@ -4,7 +4,7 @@
 use std::fmt;
 use std::time::Duration;
 
-use rotor_api::{Cluster, ClusterSwapStatus, GateReading, Reason};
+use rotor_api::{Cluster, ClusterSwapStatus, GateReading, OnInconclusive, Reason};
 
 use super::Reconcile;
 use super::readings;
@@ -210,6 +210,42 @@ impl Reconcile<'_> {
             max_rate: gates.max_error_rate_percent,
         };
         (reading, Some(failure))
+    }
+
+    /// A hold or a rollback (by `onTooFewRequests`) when the step, otherwise over, saw fewer
+    /// requests to green than `minRequests`; `None` when it saw enough or no minimum is set.
+    /// Without counts (a DNS shifter) the minimum cannot be met.
+    pub(super) fn too_few_requests(
+        &self,
+        status: &ClusterSwapStatus,
+        counted: Option<rotor_traffic::BackendStats>,
+    ) -> Result<Option<Step>, Error> {
+        let gates = &self.swap.spec.strategy.health_gates;
+        let min = u64::from(gates.min_requests);
+        let requests = counted.map_or(0, |stats| self.step_counts(status, stats, 0).0);
+        if min == 0 || requests >= min {
+            return Ok(None);
+        }
+        let green = self.green(status)?;
+        let weight = status.green_weight_percent;
+        let why = match counted {
+            Some(_) => format!("green {green} answered fewer than {min} requests at {weight} %"),
+            None => format!(
+                "the traffic layer counts no requests, so green {green} cannot show {min} at \
+                 {weight} %"
+            ),
+        };
+        Ok(Some(match gates.on_too_few_requests {
+            OnInconclusive::Pause => Step::hold(
+                Reason::TooFewRequests,
+                format!("{why} (minRequests): the step holds until it has"),
+                self.ctx.settings.gate_interval,
+            ),
+            OnInconclusive::Fail => Step::roll_back(
+                Reason::TooFewRequests,
+                format!("{why} (minRequests, onTooFewRequests: Fail)"),
+            ),
+        }))
     }
 
     /// A wait, if the step cannot end yet: green holds requests it has not answered for

@@ -573,3 +573,84 @@ async fn get_status(url: &str) -> u16 {
         .await
         .expect("answered within 30 s")
 }
+
+/// Sends GETs through the router until green has answered `n` more than it had.
+async fn green_answers(h: &Harness, n: u64) {
+    let answered = || async {
+        let stats = h.shifter.backend_stats(BLUE).await.expect("counts");
+        stats.green.requests
+    };
+    let before = answered().await;
+    for _ in 0..(20 * n) {
+        if answered().await >= before + n {
+            return;
+        }
+        get_status(&h.router.url(BLUE)).await;
+    }
+    panic!("green did not answer {n} requests within {} sent", 20 * n);
+}
+
+#[tokio::test]
+async fn a_step_with_too_few_requests_holds_until_green_has_answered_them() {
+    let h = harness(Duration::from_secs(3600)).await;
+    let mut wanting = strategy(vec![50, 100]);
+    wanting.health_gates.min_requests = 10;
+    h.swap("s", wanting, status_in(Phase::ShiftingTraffic))
+        .await;
+    let swap = h.step("s").await;
+    assert_eq!(swap.status.as_ref().and_then(|s| s.current_step), Some(0));
+    // Baked (bake 0), every gate passing on no requests at all: held, a Warning.
+    let (step, _) = h.decide(&swap).await;
+    match &step {
+        Step::Wait {
+            reason: Reason::TooFewRequests,
+            message,
+            warning: true,
+            ..
+        } => assert!(
+            message.contains(&format!(
+                "green {GREEN} answered fewer than 10 requests at 50 %"
+            )),
+            "{message}"
+        ),
+        other => panic!("the step holds, not {other:?}"),
+    }
+    green_answers(&h, 9).await;
+    let (step, _) = h.decide(&swap).await;
+    assert!(
+        matches!(
+            step,
+            Step::Wait {
+                reason: Reason::TooFewRequests,
+                ..
+            }
+        ),
+        "9 of 10 still hold: {step:?}"
+    );
+    green_answers(&h, 1).await;
+    let swap = h.step("s").await;
+    assert_eq!(
+        swap.status.as_ref().and_then(|s| s.current_step),
+        Some(1),
+        "the tenth request ends the step"
+    );
+}
+
+#[tokio::test]
+async fn a_step_with_too_few_requests_rolls_back_when_told_to_fail() {
+    let h = harness(Duration::from_secs(3600)).await;
+    let mut wanting = strategy(vec![50, 100]);
+    wanting.health_gates.min_requests = 10;
+    wanting.health_gates.on_too_few_requests = rotor_api::OnInconclusive::Fail;
+    h.swap("s", wanting, status_in(Phase::ShiftingTraffic))
+        .await;
+    let swap = h.step("s").await;
+    let (step, _) = h.decide(&swap).await;
+    match &step {
+        Step::RollBack {
+            reason: Reason::TooFewRequests,
+            message,
+        } => assert!(message.contains("onTooFewRequests: Fail"), "{message}"),
+        other => panic!("the swap rolls back, not {other:?}"),
+    }
+}

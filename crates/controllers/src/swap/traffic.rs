@@ -61,6 +61,12 @@ impl<'a> Reconcile<'a> {
         if let Some(wait) = self.step_not_over(status, metric_due) {
             return Ok(wait);
         }
+        if let Some(decided) = self.too_few_requests(status, judged.counted)? {
+            if matches!(decided, Step::RollBack { .. }) {
+                readings::record(status, judged.readings, metric_gates);
+            }
+            return Ok(decided);
+        }
         let next = step as usize + 1;
         if next < steps.len() {
             if let Some(wait) = self.undecided(cluster, status, judged.counted).await? {

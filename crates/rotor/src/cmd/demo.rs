@@ -80,6 +80,12 @@ pub struct DemoArgs {
     /// slow on purpose, and on a quiet endpoint two of them in one step make a p95.
     #[arg(long)]
     pub max_latency_p95_ms: Option<u32>,
+    /// Requests green must answer in each traffic step before the step ends
+    /// (`healthGates.minRequests`): with many swaps sharing the load, a step at 10 % may see
+    /// none, and a faulty green would pass gates that read no requests. 0: no minimum (as
+    /// when `--concurrency 0` sends no load).
+    #[arg(long, default_value_t = 3)]
+    pub min_requests: u32,
     /// Long-lived streams (server-sent events) held open across the fleet, spread over the
     /// clusters in turn.
     #[arg(long, default_value_t = 20)]
@@ -306,6 +312,9 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
         None
     };
     rollout.spec.strategy.health_gates.max_latency_p95_ms = args.max_latency_p95_ms;
+    if args.concurrency > 0 {
+        rollout.spec.strategy.health_gates.min_requests = args.min_requests;
+    }
     let rollouts: Api<Rollout> = Api::all(r.client.clone());
     let rollout_started = Instant::now();
     let cpu_at_start = cpu::CpuSample::now();
@@ -446,6 +455,7 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
     );
     let counts = final_status.counts.clone();
     let held = swaps_with_event(&r, rotor_api::Reason::GreenRequestsUnanswered).await?;
+    let starved = swaps_with_event(&r, rotor_api::Reason::TooFewRequests).await?;
     let samples = load.failure_samples();
     let sent = load.stop().await;
     if !args.json {
@@ -628,6 +638,8 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
     // recursion the report already fills.
     report["rss_peak_mib"] = json!(super::bench::rss_mib().1.round());
     report["memory_available_mib"] = json!(memory_available_mib);
+    report["swaps_held_for_too_few_requests"] = json!(starved);
+    report["controllers"]["min_requests"] = json!(rollout.spec.strategy.health_gates.min_requests);
     let hook_report = hooks::report(
         hook_rx.as_ref(),
         &timings.lock().unwrap_or_else(|p| p.into_inner()),

@@ -378,6 +378,96 @@ fn demo_exits_non_zero_and_says_why_when_the_rollout_does_not_succeed() {
 }
 
 #[test]
+fn demo_stopped_by_sigterm_reports_stops_haproxy_and_exits_non_zero() {
+    use std::io::BufRead;
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_rotor"))
+        .args(["demo", "--clusters", "4", "--traffic", "haproxy"])
+        .args(["--inject", "none", "--timeout-s", "300"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("demo starts");
+    let pid = child.id();
+    let (lines, rx) = std::sync::mpsc::channel();
+    let stderr = child.stderr.take().expect("stderr");
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(stderr)
+            .lines()
+            .map_while(Result::ok)
+        {
+            let _ = lines.send(line);
+        }
+    });
+    let mut seen = Vec::new();
+    while !seen
+        .iter()
+        .any(|l: &String| l.contains("Rollout fleet-upgrade to"))
+    {
+        match rx.recv_timeout(Duration::from_secs(120)) {
+            Ok(line) => seen.push(line),
+            Err(e) => panic!("the rollout did not start within 120 s ({e}): {seen:#?}"),
+        }
+    }
+    let haproxy = children_named(pid, "haproxy");
+    assert_eq!(haproxy.len(), 1, "the demo runs one HAProxy: {haproxy:?}");
+    let kill = std::process::Command::new("kill")
+        .args(["-TERM", &pid.to_string()])
+        .status()
+        .expect("kill runs");
+    assert!(kill.success());
+    let (done, exited) = std::sync::mpsc::channel();
+    let mut stdout = child.stdout.take().expect("stdout");
+    std::thread::spawn(move || {
+        let mut out = String::new();
+        std::io::Read::read_to_string(&mut stdout, &mut out).expect("stdout");
+        let _ = done.send((child.wait().expect("wait"), out));
+    });
+    let (status, out) = exited
+        .recv_timeout(Duration::from_secs(60))
+        .expect("the demo exits within 60 s of SIGTERM");
+    seen.extend(rx.try_iter());
+    // A handled stop: exit code 1 with the reason, not death by the signal (143).
+    assert_eq!(status.code(), Some(1), "{seen:#?}");
+    assert!(
+        seen.iter()
+            .any(|l| l.contains("stopped by a signal before the rollout finished")),
+        "{seen:#?}"
+    );
+    // The report follows the stop (its human form: the JSON one silences progress, which
+    // this test waits on).
+    assert!(
+        seen.iter()
+            .any(|l| l.contains("stopped by a signal: the load stops, the report follows")),
+        "{seen:#?}"
+    );
+    assert!(out.contains("WAVE"), "{out}");
+    for haproxy in haproxy {
+        assert!(
+            !std::path::Path::new(&format!("/proc/{haproxy}")).exists(),
+            "HAProxy {haproxy} outlived the demo"
+        );
+    }
+}
+
+/// The pids of `parent`'s children whose command is `name`.
+fn children_named(parent: u32, name: &str) -> Vec<u32> {
+    let entries = std::fs::read_dir("/proc").expect("/proc");
+    entries
+        .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|pid| {
+            let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+                return false;
+            };
+            // `pid (comm) state ppid …`; comm may hold spaces, so split after its ')'.
+            let (head, rest) = stat.rsplit_once(')').unwrap_or_default();
+            let comm = head.split_once('(').map(|(_, c)| c).unwrap_or_default();
+            let ppid = rest.split_whitespace().nth(1).and_then(|p| p.parse().ok());
+            comm == name && ppid == Some(parent)
+        })
+        .collect()
+}
+
+#[test]
 fn demo_refuses_a_fleet_larger_than_its_open_file_limit_up_front() {
     // `ulimit -n` in sh sets the soft and the hard limit: 1,024 files hold no 100 clusters
     // (1,000 fixed + 170).

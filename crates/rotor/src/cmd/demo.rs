@@ -21,6 +21,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -136,7 +137,42 @@ pub enum TrafficArg {
     Sim,
 }
 
+/// Runs the demo until its rollout ends, the timeout, or Ctrl-C / SIGTERM. A signal during
+/// the rollout ends it as the timeout does: the load stops, the report is printed, and the
+/// demo exits non-zero saying so. Before the rollout (setting up a large fleet takes minutes)
+/// the set-up is dropped. Either way what the demo started (HAProxy, the fleet's servers) stops
+/// with it rather than outliving it.
 pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
+    let (signalled, stop) = tokio::sync::watch::channel(false);
+    let mut stopped = stop.clone();
+    let signals = tokio::spawn(async move {
+        super::shutdown_signal().await;
+        let _ = signalled.send(true);
+    });
+    let waiting = AtomicBool::new(false);
+    let before_rollout = async {
+        let _ = stopped.changed().await;
+        if waiting.load(Ordering::SeqCst) {
+            std::future::pending::<()>().await;
+        }
+    };
+    let out = tokio::select! {
+        out = rehearse(args, stop, &waiting) => out,
+        _ = before_rollout => Err(anyhow::anyhow!(
+            "stopped by a signal before the rollout began; what the demo started is stopped"
+        )),
+    };
+    signals.abort();
+    out
+}
+
+/// The demo: `stop` turns true on a signal; `waiting` is set once the rollout runs, from when
+/// the demo answers a signal with its report.
+async fn rehearse(
+    args: DemoArgs,
+    stop: tokio::sync::watch::Receiver<bool>,
+    waiting: &AtomicBool,
+) -> anyhow::Result<()> {
     let fault = injected_fault(&args.inject)?;
     anyhow::ensure!(
         args.post_percent <= 100 && args.slow_percent <= 100 && args.focus_percent <= 100,
@@ -341,6 +377,8 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
     let mut retried = 0u32;
     let mut last_line = String::new();
     let mut preflight_done: Option<Instant> = None;
+    let mut cut = None;
+    waiting.store(true, Ordering::SeqCst);
     let final_status = loop {
         let ro = rollouts.get("fleet-upgrade").await?;
         let st = ro.status.clone().unwrap_or_default();
@@ -416,6 +454,12 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
         }
         if Instant::now() > deadline {
             progress(format!("timed out after {}s", args.timeout_s));
+            cut = Some(Cut::TimedOut(args.timeout_s));
+            break st;
+        }
+        if *stop.borrow() {
+            progress("stopped by a signal: the load stops, the report follows".to_string());
+            cut = Some(Cut::Signalled);
             break st;
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
@@ -662,7 +706,7 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
     }
     match final_status.phase {
         RolloutPhase::Succeeded => Ok(()),
-        phase => Err(not_succeeded(phase, &final_status, args.timeout_s)),
+        phase => Err(not_succeeded(phase, &final_status, cut)),
     }
 }
 
@@ -699,18 +743,33 @@ fn record_timing(
     entry.wave.clone()
 }
 
+/// What cut the demo's wait for its rollout short.
+#[derive(Clone, Copy)]
+enum Cut {
+    /// `--timeout-s`, in seconds.
+    TimedOut(u64),
+    /// Ctrl-C or SIGTERM.
+    Signalled,
+}
+
 /// Why the demo fails: the rollout's phase and its conditions (which clusters spent the failure
-/// budget, for which reasons), or the timeout it ran into.
+/// budget, for which reasons), or what cut the wait short.
 fn not_succeeded(
     phase: RolloutPhase,
     status: &rotor_api::RolloutStatus,
-    timeout_s: u64,
+    cut: Option<Cut>,
 ) -> anyhow::Error {
-    let mut why = match phase {
-        RolloutPhase::Paused | RolloutPhase::Failed | RolloutPhase::RolledBack => {
+    let mut why = match (phase, cut) {
+        (RolloutPhase::Paused | RolloutPhase::Failed | RolloutPhase::RolledBack, _) => {
             format!("the rollout ended {phase}")
         }
-        _ => format!("the rollout did not finish within {timeout_s} s (phase {phase})"),
+        (_, Some(Cut::Signalled)) => {
+            format!("stopped by a signal before the rollout finished (phase {phase})")
+        }
+        (_, Some(Cut::TimedOut(s))) => {
+            format!("the rollout did not finish within {s} s (phase {phase})")
+        }
+        (_, None) => format!("the rollout stopped in phase {phase}"),
     };
     for c in &status.conditions {
         why.push_str(&format!(

@@ -271,7 +271,8 @@ pub struct SwapStrategy {
     /// What must hold on green for the swap to go on.
     #[serde(default)]
     pub health_gates: HealthGates,
-    /// How long blue is kept after 100 % so a rollback stays possible; then it is deleted.
+    /// How long blue is kept after green took all the traffic (its drain included) so a
+    /// rollback stays possible; then it is deleted.
     #[serde(default = "default_blue_retention_seconds")]
     #[schemars(range(max = 2592000))]
     pub blue_retention_seconds: u64,

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use kube::ResourceExt;
 use kube::api::PostParams;
-use rotor_api::{Cluster, ClusterInstance, ClusterSwapStatus, InstancePhase};
+use rotor_api::{Cluster, ClusterInstance, ClusterSwapStatus, InstancePhase, Phase};
 
 use super::{Reconcile, poll_key};
 use crate::{Error, now};
@@ -43,6 +43,20 @@ impl Reconcile<'_> {
     }
 
     /// How long the swap has been in its current phase.
+    /// How long blue has been retained: since green took all the traffic (Draining began, its
+    /// drain included), else — no such transition in the history — since Retaining began.
+    pub(super) fn retained_for(&self, status: &ClusterSwapStatus) -> Duration {
+        let shifted = status
+            .history
+            .iter()
+            .rev()
+            .find(|t| t.phase == Phase::Draining);
+        match shifted {
+            Some(t) => self.ctx.swaps.shifted_for(&self.name, &t.time),
+            None => self.in_phase_for(status),
+        }
+    }
+
     pub(super) fn in_phase_for(&self, status: &ClusterSwapStatus) -> Duration {
         status
             .history

@@ -25,6 +25,8 @@ struct Memory {
     phase: Option<(Phase, Started)>,
     /// When the current traffic step began (its bake).
     step: Option<Started>,
+    /// When green took all the traffic (Draining began): blue's retention counts from it.
+    shifted: Option<Started>,
     /// Since when traffic has been on blue during a rollback (not in status).
     on_blue: Option<Instant>,
     /// The error-rate gate's counters: see [`Memories::gate_baseline`].
@@ -144,7 +146,18 @@ impl Memories {
 
     /// `swap` entered `phase` now, recorded in status as `at`.
     pub(crate) fn mark_phase(&self, swap: &str, phase: Phase, at: &Time) {
-        self.with(swap, |m| m.phase = Some((phase, Started::now(at))));
+        self.with(swap, |m| {
+            m.phase = Some((phase, Started::now(at)));
+            if phase == Phase::Draining {
+                m.shifted = Some(Started::now(at));
+            }
+        });
+    }
+
+    /// How long green has carried all of `swap`'s traffic, which status says began at `at`
+    /// (the Draining transition).
+    pub(crate) fn shifted_for(&self, swap: &str, at: &Time) -> Duration {
+        self.with(swap, |m| Started::elapsed(&mut m.shifted, at))
     }
 
     /// How long `swap` has been in `phase`, which status says began at `at`.

@@ -1,5 +1,7 @@
 //! Draining, Retaining, Decommissioning: green serves everything; blue drains, stays warm (or
-//! scaled to zero) for a rollback during the retention, and is then deleted.
+//! scaled to zero) for a rollback during the retention, and is then deleted. The retention
+//! counts from green taking all the traffic, the drain included: blue is as ready for a
+//! rollback while it drains as after.
 
 use std::time::Duration;
 
@@ -43,7 +45,10 @@ impl Reconcile<'_> {
         Ok(Step::advance(
             Phase::Retaining,
             Reason::RetainingBlue,
-            format!("blue {blue} stays idle for {retention:?} so a rollback stays possible"),
+            format!(
+                "blue {blue} stays idle until {retention:?} after green took all the traffic, so \
+                 a rollback stays possible"
+            ),
         ))
     }
 
@@ -117,7 +122,7 @@ impl Reconcile<'_> {
             }
         }
         let retention = strategy.blue_retention();
-        let retained = self.in_phase_for(status);
+        let retained = self.retained_for(status);
         if retained < retention {
             return Ok(Step::Requeue(
                 self.ctx.settings.gate_interval.min(retention - retained),

@@ -654,3 +654,43 @@ async fn a_step_with_too_few_requests_rolls_back_when_told_to_fail() {
         other => panic!("the swap rolls back, not {other:?}"),
     }
 }
+
+#[tokio::test]
+async fn blues_retention_counts_from_green_taking_all_the_traffic() {
+    let h = harness(Duration::from_secs(3600)).await;
+    let at = |ago: u64| {
+        k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(
+            k8s_openapi::jiff::Timestamp::now()
+                - k8s_openapi::jiff::SignedDuration::from_secs(ago as i64),
+        )
+    };
+    let entered = |phase, ago| rotor_api::PhaseTransition {
+        phase,
+        time: at(ago),
+        reason: Reason::TrafficShifted,
+        message: String::new(),
+    };
+    // Green took all the traffic 10 s ago; blue drained for 9 of them and has been Retaining
+    // for 1: a 5 s retention is over, however short the Retaining phase.
+    let mut status = status_in(Phase::Retaining);
+    status.green_weight_percent = 100;
+    status.history = vec![entered(Phase::Draining, 10), entered(Phase::Retaining, 1)];
+    let retained = SwapStrategy {
+        blue_retention_seconds: 5,
+        blue_while_retained: rotor_api::BlueWhileRetained::Warm,
+        ..strategy(vec![100])
+    };
+    let swap = h.swap("s", retained, status).await;
+    let (step, _) = h.decide(&swap).await;
+    assert!(
+        matches!(
+            step,
+            Step::Advance {
+                to: Phase::Decommissioning,
+                reason: Reason::RetentionExpired,
+                ..
+            }
+        ),
+        "the retention ran during the drain: {step:?}"
+    );
+}

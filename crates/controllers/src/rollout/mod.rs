@@ -180,6 +180,8 @@ pub fn swap_name(rollout: &str, cluster: &str) -> String {
 async fn reconcile(rollout: Arc<Rollout>, state: Arc<State>) -> Result<Action, Error> {
     let mut status = rollout.status.clone().unwrap_or_default();
     if status.phase.is_final() && !rerun::due(&rollout.spec, &status) {
+        // Its count-only writes are over: the pacing entry goes (a rerun starts a new one).
+        crate::lock(&state.written).remove(&rollout.name_any());
         return Ok(Action::await_change());
     }
     let r = Reconcile::new(&rollout, &state);

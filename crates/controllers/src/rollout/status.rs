@@ -544,6 +544,22 @@ mod tests {
         }
     }
 
+    #[tokio::test]
+    async fn a_finished_rollout_drops_its_count_pacing_entry() {
+        let state = Arc::new(state());
+        let mut rollout = rotor_api::sample_rollout("r", "1.35.0");
+        crate::lock(&state.written).insert("r".into(), std::time::Instant::now());
+        rollout.status = Some(RolloutStatus {
+            phase: RolloutPhase::Succeeded,
+            ..Default::default()
+        });
+        let action = crate::rollout::reconcile(Arc::new(rollout), state.clone())
+            .await
+            .expect("a finished rollout reconciles without a call");
+        assert_eq!(action, Action::await_change());
+        assert!(crate::lock(&state.written).is_empty());
+    }
+
     fn condition(status: &RolloutStatus, type_: ConditionType) -> (bool, Reason, String) {
         let c = find_condition(&status.conditions, type_).expect("the condition");
         (c.is_true(), c.reason, c.message.clone())

@@ -462,7 +462,9 @@ impl Reconcile<'_> {
     /// Writes `status` unless it is what the Rollout has, or differs only in its counts and
     /// the last write was less than [`COUNTS_EVERY`] ago (a later reconcile writes them: a
     /// running rollout is re-queued every poll interval).
-    async fn write(&self, status: RolloutStatus) -> Result<(), Error> {
+    async fn write(&self, mut status: RolloutStatus) -> Result<(), Error> {
+        // A spec change that changes nothing else is still observed: the write goes out.
+        status.observed_generation = self.rollout.metadata.generation;
         let Some(stored) = self.rollout.status.as_ref() else {
             return self.replace(status).await;
         };
@@ -558,6 +560,26 @@ mod tests {
             .expect("a finished rollout reconciles without a call");
         assert_eq!(action, Action::await_change());
         assert!(crate::lock(&state.written).is_empty());
+    }
+
+    #[tokio::test]
+    async fn a_spec_change_alone_is_written_as_observed() {
+        let state = state();
+        let mut rollout = rotor_api::sample_rollout("r", "1.35.0");
+        rollout.metadata.generation = Some(2);
+        let stored = RolloutStatus {
+            observed_generation: Some(2),
+            ..Default::default()
+        };
+        rollout.status = Some(stored.clone());
+        let r = Reconcile::new(&rollout, &state);
+        // Nothing changed: no write (this state's client answers no call).
+        r.write(stored.clone()).await.expect("no write, no call");
+        // The spec moved on (generation 3), the status did not: the write is attempted.
+        rollout.metadata.generation = Some(3);
+        let r = Reconcile::new(&rollout, &state);
+        let attempted = r.write(stored).await;
+        assert!(attempted.is_err(), "a write was due: {attempted:?}");
     }
 
     fn condition(status: &RolloutStatus, type_: ConditionType) -> (bool, Reason, String) {

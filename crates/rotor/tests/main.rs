@@ -50,6 +50,7 @@ mod rollout;
 mod schema_cel;
 mod schema_validation;
 mod schema_validation_kubectl;
+mod secrets_hygiene;
 mod service_accounts;
 mod sim;
 mod swap;

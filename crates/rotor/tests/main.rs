@@ -26,6 +26,7 @@ mod ha;
 mod helm_chart;
 mod helm_workloads;
 mod hooks;
+mod issuer_discovery;
 mod job_hooks;
 mod kube_api;
 mod kubectl;

@@ -4,12 +4,14 @@
 //! anonymous where that is allowed. The result is a typed [`UserInfo`] the request handling
 //! carries, so an authorizer and an audit log can judge it later.
 
+pub mod issuer_discovery;
 pub mod oidc;
 pub mod review;
 pub mod service_account;
 pub mod token_file;
 pub mod token_request;
 pub mod token_review;
+pub mod verification_keys;
 pub mod x509;
 
 use http::{HeaderMap, header};

@@ -7,6 +7,7 @@ use jsonwebtoken::errors::ErrorKind;
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use serde::{Deserialize, Serialize};
 
+use super::token_cache::TokenCache;
 use super::verification_keys::VerificationKey;
 use super::{AUTHENTICATED, UserInfo};
 
@@ -44,6 +45,8 @@ pub struct ServiceAccountTokens {
     keys: Vec<VerificationKey>,
     /// The issuer's discovery documents, when the issuer is a URL they can be served for.
     discovery: Option<super::issuer_discovery::Discovery>,
+    /// Recently verified tokens (by digest) and their users.
+    cache: TokenCache,
 }
 
 impl std::fmt::Debug for ServiceAccountTokens {
@@ -173,7 +176,19 @@ impl ServiceAccountTokens {
             encoding,
             keys: vec![own],
             discovery: None,
+            cache: TokenCache::default(),
         })
+    }
+
+    /// With `cache` instead of the default one (a test's short TTL).
+    pub fn with_cache(mut self, cache: TokenCache) -> Self {
+        self.cache = cache;
+        self
+    }
+
+    /// The users of recently verified tokens.
+    pub fn cache(&self) -> &TokenCache {
+        &self.cache
     }
 
     /// With `extra` keys tokens may also be signed with (`--service-account-key-file`); a key
@@ -264,6 +279,11 @@ impl ServiceAccountTokens {
     /// The ServiceAccount a token names, once its signature, algorithm, issuer, audience and
     /// times are good; the reason otherwise (never the token).
     pub fn verify(&self, token: &str) -> Result<Named, String> {
+        self.verify_until(token).map(|(named, _)| named)
+    }
+
+    /// [`verify`](Self::verify), and the token's `exp` (Unix seconds).
+    pub fn verify_until(&self, token: &str) -> Result<(Named, i64), String> {
         let header = jsonwebtoken::decode_header(token).map_err(|e| e.to_string())?;
         // Every key of the token's algorithm, the one its `kid` names first (upstream tries
         // them all: a `kid` is a hint, not a promise).
@@ -276,7 +296,10 @@ impl ServiceAccountTokens {
         let mut why = format!("no key for algorithm {:?}", header.alg);
         for key in candidates {
             match jsonwebtoken::decode::<Claims>(token, &key.decoding, &self.validation(key)) {
-                Ok(data) => return named(data.claims),
+                Ok(data) => {
+                    let exp = data.claims.exp;
+                    return named(data.claims).map(|n| (n, exp));
+                }
                 // Signed by another key: the next may be it.
                 Err(e) if *e.kind() == ErrorKind::InvalidSignature => why = e.to_string(),
                 // Signed by this key, and wrong otherwise.

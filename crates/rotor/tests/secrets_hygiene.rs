@@ -2,8 +2,9 @@
 //! audit log at RequestResponse for everything, through three swaps — on the simulator's
 //! provider, on EKS and on AKS as the simulator serves them (the real EKS and AKS providers,
 //! the AWS SDK with static keys and a session token, ARM with an access token file) — while
-//! people use it with every kind of credential (the admin token, a
-//! token file's, a client certificate, a ServiceAccount token, a wrong token). The test knows
+//! people use it with every kind of credential (the admin token, a token file's, a client
+//! certificate, a ServiceAccount token, a wrong token), and the clouds fail the first creates
+//! and rate-limit calls (errors are where credentials slip out). The test knows
 //! every secret in play; afterwards none of them, plain or in base64, is in a log line, an
 //! Event, any object (statuses included; Secrets apart, whose job it is) or the audit file, and
 //! no EKS bearer token (`k8s-aws-v1.`, minted from the AWS keys) is either.
@@ -439,18 +440,29 @@ async fn no_credential_in_logs_events_objects_or_audit_through_swaps_on_sim_eks_
         use_service_account(&admin, &mut secrets);
         use_client_certificate(dir.path(), &admin, &mut secrets);
     });
+    // Errors are where credentials slip out: the clouds refuse the first creates and
+    // rate-limit calls (429 with Retry-After) while the swaps run.
+    sim.cloud.fail_next_creates(2);
+    sim.cloud
+        .rate_limit_next_calls(6, Some(Duration::from_secs(1)));
     let ended = run_swaps(&client, &sim_cluster.name_any()).await;
     member_tokens(&sim, &mut secrets);
+    // Transient cloud errors are retried: every swap still succeeds.
     for s in &ended {
         let st = s.status.as_ref().expect("status");
-        assert_eq!(
-            st.phase,
-            Phase::Succeeded,
-            "{}: {:?}",
-            s.name_any(),
-            st.history
-        );
+        let (name, history) = (s.name_any(), &st.history);
+        assert_eq!(st.phase, Phase::Succeeded, "{name}: {history:?}");
     }
+    assert_eq!(
+        sim.cloud.failed_creates_pending(),
+        0,
+        "the failing creates happened"
+    );
+    assert_eq!(
+        sim.cloud.rate_limited_calls_pending(),
+        0,
+        "the 429s happened"
+    );
 
     let objects = tokio::task::block_in_place(|| all_objects(&admin));
     let status = tokio::task::block_in_place(|| {
@@ -503,5 +515,9 @@ async fn no_credential_in_logs_events_objects_or_audit_through_swaps_on_sim_eks_
     assert!(
         events.1.contains("ClusterSwap"),
         "the swaps' Events were scanned"
+    );
+    assert!(
+        events.1.contains("\"Warning\""),
+        "the cloud errors were reported in Events"
     );
 }

@@ -8,6 +8,7 @@ use std::sync::Arc;
 
 use rotor_apiserver::auth::ServiceAccountTokens;
 use rotor_apiserver::auth::service_account::generate_key;
+use rotor_apiserver::auth::verification_keys::VerificationKey;
 use rotor_store::DynStore;
 
 /// Where a shared store keeps the key, beside the CA, outside every resource's keys.
@@ -23,6 +24,11 @@ pub struct Flags<'a> {
     pub signing_key_file: Option<&'a Path>,
     pub issuer: &'a str,
     pub audiences: &'a [String],
+    /// `--service-account-key-file`s: more keys tokens may be signed with.
+    pub key_files: &'a [PathBuf],
+    pub jwks_uri: Option<&'a str>,
+    /// Where clients reach the server (`host:port`), for the default `jwks_uri`.
+    pub external_address: String,
 }
 
 /// The issuer of `store_spec`'s server.
@@ -43,8 +49,35 @@ pub async fn prepare(
             "the ServiceAccount signing key rotor keeps".into(),
         ),
     };
-    let tokens = ServiceAccountTokens::new(flags.issuer, flags.audiences, &pem, &what)?;
-    Ok(Arc::new(tokens))
+    let tokens = ServiceAccountTokens::new(flags.issuer, flags.audiences, &pem, &what)?
+        .with_verification_keys(verification_keys(flags.key_files)?);
+    Ok(Arc::new(with_discovery(tokens, flags)))
+}
+
+/// The keys of every `--service-account-key-file`.
+fn verification_keys(files: &[PathBuf]) -> anyhow::Result<Vec<VerificationKey>> {
+    let mut keys = Vec::new();
+    for file in files {
+        let what = format!("--service-account-key-file {}", file.display());
+        let text = std::fs::read_to_string(file).map_err(|e| anyhow::anyhow!("{what}: {e}"))?;
+        keys.extend(rotor_apiserver::auth::verification_keys::from_pem(
+            &text, &what,
+        )?);
+    }
+    Ok(keys)
+}
+
+/// `tokens` serving the issuer's discovery documents, or, when the issuer is no https URL,
+/// not: said once at start, as kube-apiserver logs it, and the server runs on.
+fn with_discovery(tokens: ServiceAccountTokens, flags: &Flags<'_>) -> ServiceAccountTokens {
+    let discovery = tokens.discovery_for(flags.jwks_uri, &flags.external_address);
+    match discovery {
+        Ok(discovery) => tokens.serving(discovery),
+        Err(why) => {
+            tracing::info!(%why, "ServiceAccount issuer discovery not served");
+            tokens
+        }
+    }
 }
 
 /// The key rotor made for the store, made now if there is none.

@@ -121,3 +121,70 @@ fn oidc_tokens_are_their_user_and_bad_ones_get_401() {
         since_first_fetch.elapsed()
     );
 }
+
+/// `--oidc-required-claim`: a token lacking a required claim, or holding another value, gets
+/// 401; one holding every required claim is its user. A flag without `=` stops `rotor serve`,
+/// naming the flag.
+#[test]
+fn tokens_without_a_required_claim_get_401() {
+    let issuer = OidcIssuer::start().expect("the test OIDC issuer starts");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (db, kc) = (dir.path().join("rotor.db"), dir.path().join("admin.kc"));
+    let ca = issuer.ca_file();
+    let ca = ca.to_str().expect("path");
+    let oidc = [
+        "--oidc-issuer-url",
+        &issuer.url,
+        "--oidc-client-id",
+        "rotor",
+    ];
+    let required = [
+        "--oidc-required-claim",
+        "hd=example.com",
+        "--oidc-required-claim",
+        "tier=gold",
+    ];
+    let flags = [
+        &["--no-controllers", "--oidc-ca-file", ca][..],
+        &oidc,
+        &required,
+    ]
+    .concat();
+    let (_serve, _admin) = serve_sqlite(&db, &kc, &flags);
+    let as_token = |token: &str| kubectl_as(dir.path(), "oidc.kc", &kc, Credentials::Token(token));
+    let with = |hd: Option<&str>, tier: &str| {
+        let spec = json!({"claims": claims(&issuer.url, |c| {
+            if let Some(hd) = hd {
+                c["hd"] = json!(hd);
+            }
+            c["tier"] = json!(tier);
+        })});
+        issuer.mint(&spec)
+    };
+
+    let whoami = as_token(&with(Some("example.com"), "gold")).ok(&["auth", "whoami", "-o", "json"]);
+    let review: Value = serde_json::from_str(&whoami).expect("json");
+    assert_eq!(
+        review["status"]["userInfo"]["username"],
+        format!("{}#alice", issuer.url)
+    );
+    for (case, token) in [
+        ("no hd", with(None, "gold")),
+        ("another hd", with(Some("evil.example"), "gold")),
+        ("another tier", with(Some("example.com"), "silver")),
+    ] {
+        let err = refused(&as_token(&token), &["auth", "whoami"]);
+        assert!(unauthorized(&err), "{case}: {err}");
+    }
+
+    let bad = dir.path().join("bad.db");
+    let mut serve = common::process::command(&["serve", "--store"]);
+    serve.arg(format!("sqlite:{}", bad.display()));
+    serve.args(["--listen", "127.0.0.1:0"]).args(oidc);
+    serve.args(["--oidc-required-claim", "hd"]);
+    let said = common::process::serve_refuses(serve);
+    assert!(
+        said.contains("--oidc-required-claim \"hd\": want CLAIM=VALUE"),
+        "{said}"
+    );
+}

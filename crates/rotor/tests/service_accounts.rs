@@ -1,8 +1,9 @@
 //! ServiceAccount tokens `rotor serve` issues, checked through the real kubectl: `kubectl create
 //! token` gives a token that is the ServiceAccount (`auth whoami`), RBAC follows a RoleBinding
 //! to it (`auth can-i`, the real verb) and refuses an unbound one with upstream's 403; a token
-//! expired, of a deleted (or deleted and recreated) ServiceAccount, or signed by another key
-//! gets 401; durations under ten minutes and unknown ServiceAccounts are refused as upstream.
+//! expired, of a deleted (within the token cache's TTL) or deleted and recreated
+//! ServiceAccount, or signed by another key gets 401; durations under ten minutes and unknown
+//! ServiceAccounts are refused as upstream.
 
 use crate::common;
 
@@ -130,9 +131,19 @@ fn created_tokens_are_their_service_account_and_rbac_follows_bindings() {
         err.contains(r#"configmaps is forbidden: User "system:serviceaccount:ci:idle" cannot list resource "configmaps" in API group "" in the namespace "ci""#),
         "{err}"
     );
-    // A deleted ServiceAccount's tokens stop working, and stay dead once one of the same name
-    // is made again (another uid).
+    // A deleted ServiceAccount's tokens stop working — once the verdict cached at the 403
+    // above has expired, within the cache's TTL (upstream's 10 s) — and stay dead once one of
+    // the same name is made again (another uid).
     admin.ok(&["delete", "serviceaccount", "idle", "-n", "ci"]);
+    let deleted = std::time::Instant::now();
+    let bound = rotor_apiserver::auth::token_cache::TTL + std::time::Duration::from_secs(5);
+    while idle.run(&["auth", "whoami"]).status.success() {
+        assert!(
+            deleted.elapsed() < bound,
+            "still authenticated {bound:?} after the deletion"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
     let err = refused(&idle, &["auth", "whoami"]);
     assert!(unauthorized(&err), "deleted: {err}");
     admin.ok(&["create", "serviceaccount", "idle", "-n", "ci"]);

@@ -4,12 +4,15 @@
 //! anonymous where that is allowed. The result is a typed [`UserInfo`] the request handling
 //! carries, so an authorizer and an audit log can judge it later.
 
+pub mod issuer_discovery;
 pub mod oidc;
 pub mod review;
 pub mod service_account;
+pub mod token_cache;
 pub mod token_file;
 pub mod token_request;
 pub mod token_review;
+pub mod verification_keys;
 pub mod x509;
 
 use http::{HeaderMap, header};
@@ -135,13 +138,7 @@ async fn by_jwt(server: &ApiServer, token: &str) -> Option<Result<UserInfo, Stri
     if let Some(accounts) = config.service_accounts.as_ref()
         && accounts.claims_issued(Some(&issuer))
     {
-        let judged = match accounts.verify(token) {
-            Ok(named) => token_request::still_there(server, &named)
-                .await
-                .map(|()| named.user()),
-            Err(why) => Err(format!("ServiceAccount token: {why}")),
-        };
-        return Some(judged);
+        return Some(service_account_user(server, accounts, token).await);
     }
     let oidc = config.oidc.as_ref().filter(|o| o.issuer() == issuer)?;
     Some(
@@ -150,6 +147,27 @@ async fn by_jwt(server: &ApiServer, token: &str) -> Option<Result<UserInfo, Stri
             .map(UserInfo::authenticated)
             .map_err(|why| format!("OIDC token of {issuer}: {why}")),
     )
+}
+
+/// The user of a ServiceAccount token: from the cache of recent verdicts, else verified and
+/// checked against the store, and then kept (until the TTL or the token's `exp`).
+async fn service_account_user(
+    server: &ApiServer,
+    accounts: &ServiceAccountTokens,
+    token: &str,
+) -> Result<UserInfo, String> {
+    if let Some(user) = accounts.cache().get(token) {
+        return Ok(user);
+    }
+    let (named, exp) = accounts
+        .verify_until(token)
+        .map_err(|why| format!("ServiceAccount token: {why}"))?;
+    token_request::still_there(server, &named).await?;
+    let user = named.user();
+    let left = exp.saturating_sub(chrono::Utc::now().timestamp()).max(0);
+    let left = std::time::Duration::from_secs(u64::try_from(left).unwrap_or_default());
+    accounts.cache().put(token, user.clone(), left);
+    Ok(user)
 }
 
 /// The bearer token of `Authorization`, its scheme in any case as upstream accepts it; None

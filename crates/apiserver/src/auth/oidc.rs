@@ -3,6 +3,7 @@
 //! and are fetched again when a token names a key not among them — at most once per
 //! [`REFETCH_INTERVAL`], never once per request.
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -39,6 +40,8 @@ pub struct OidcConfig {
     pub ca_pem: Option<String>,
     /// `--oidc-signing-algs` (default RS256).
     pub signing_algs: Vec<Algorithm>,
+    /// `--oidc-required-claim`s: each claim must be in the token, a string equal to the value.
+    pub required_claims: BTreeMap<String, String>,
 }
 
 /// Why the OIDC configuration was refused at start.
@@ -56,6 +59,19 @@ pub enum OidcConfigError {
     Ca(String),
     #[error("the OIDC HTTPS client: {0}")]
     Client(String),
+    #[error("--oidc-required-claim {0:?}: want CLAIM=VALUE")]
+    RequiredClaim(String),
+}
+
+/// Parses `--oidc-required-claim`s (`CLAIM=VALUE`, the value may hold `=`).
+pub fn required_claims(flags: &[String]) -> Result<BTreeMap<String, String>, OidcConfigError> {
+    flags
+        .iter()
+        .map(|flag| match flag.split_once('=') {
+            Some((claim, value)) if !claim.is_empty() => Ok((claim.to_string(), value.to_string())),
+            _ => Err(OidcConfigError::RequiredClaim(flag.clone())),
+        })
+        .collect()
 }
 
 /// Parses `--oidc-signing-algs`' comma-separated names (asymmetric ones only: a shared-secret
@@ -154,6 +170,7 @@ impl Oidc {
     /// prefixes.
     fn user(&self, claims: &serde_json::Map<String, Value>) -> Result<UserInfo, String> {
         let c = &self.config;
+        check_required(&c.required_claims, claims)?;
         let name = claims
             .get(&c.username_claim)
             .and_then(Value::as_str)
@@ -250,6 +267,22 @@ impl Oidc {
     }
 }
 
+/// Every required claim present in `claims` with its value, as upstream checks them (only
+/// string claims can match).
+fn check_required(
+    required: &BTreeMap<String, String>,
+    claims: &serde_json::Map<String, Value>,
+) -> Result<(), String> {
+    for (claim, want) in required {
+        match claims.get(claim) {
+            None => return Err(format!("required claim {claim} not present")),
+            Some(Value::String(got)) if got == want => {}
+            Some(_) => return Err(format!("required claim {claim} does not have its value")),
+        }
+    }
+    Ok(())
+}
+
 /// The key of `set` a token names: by `kid`, or the only key fit for `alg` when it names none.
 fn pick(set: &JwkSet, kid: Option<&str>, alg: Algorithm) -> Option<Result<DecodingKey, String>> {
     let jwk = match kid {
@@ -309,6 +342,7 @@ mod tests {
             groups_prefix: "oidc:".into(),
             ca_pem: None,
             signing_algs: vec![Algorithm::RS256],
+            required_claims: BTreeMap::new(),
         })
         .expect("config")
     }
@@ -346,6 +380,29 @@ mod tests {
         assert!(oidc("sub", None).user(&nameless).is_err());
         let bad_groups = claims(serde_json::json!({"sub": "u", "groups": [1]}));
         assert!(oidc("sub", None).user(&bad_groups).is_err());
+    }
+
+    #[test]
+    fn required_claims_must_be_there_with_their_string_value() {
+        let mut o = oidc("sub", None);
+        let flags = ["hd=example.com".to_string(), "t=a=b".to_string()];
+        o.config.required_claims = required_claims(&flags).expect("flags");
+        assert_eq!(o.config.required_claims["t"], "a=b");
+        let both = claims(serde_json::json!({"sub": "u", "hd": "example.com", "t": "a=b"}));
+        assert!(o.user(&both).is_ok());
+        let cases = [
+            serde_json::json!({"sub": "u", "t": "a=b"}),
+            serde_json::json!({"sub": "u", "hd": "evil.com", "t": "a=b"}),
+            serde_json::json!({"sub": "u", "hd": ["example.com"], "t": "a=b"}),
+        ];
+        for case in cases {
+            assert!(o.user(&claims(case.clone())).is_err(), "{case}");
+        }
+        let err = required_claims(&["hd".to_string()]).expect_err("no value");
+        assert!(
+            err.to_string().starts_with("--oidc-required-claim \"hd\""),
+            "{err}"
+        );
     }
 
     #[test]

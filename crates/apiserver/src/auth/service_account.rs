@@ -3,9 +3,12 @@
 //! ServiceAccount and its uid, so a token outlives neither its expiry nor its ServiceAccount (a
 //! deleted and recreated one has another uid).
 
+use jsonwebtoken::errors::ErrorKind;
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use serde::{Deserialize, Serialize};
 
+use super::token_cache::TokenCache;
+use super::verification_keys::VerificationKey;
 use super::{AUTHENTICATED, UserInfo};
 
 /// The prefix of a ServiceAccount's user name, as upstream spells it.
@@ -38,7 +41,12 @@ pub struct ServiceAccountTokens {
     algorithm: Algorithm,
     kid: String,
     encoding: EncodingKey,
-    decoding: DecodingKey,
+    /// The signing key's public half first, then `--service-account-key-file`'s.
+    keys: Vec<VerificationKey>,
+    /// The issuer's discovery documents, when the issuer is a URL they can be served for.
+    discovery: Option<super::issuer_discovery::Discovery>,
+    /// Recently verified tokens (by digest) and their users.
+    cache: TokenCache,
 }
 
 impl std::fmt::Debug for ServiceAccountTokens {
@@ -48,6 +56,7 @@ impl std::fmt::Debug for ServiceAccountTokens {
             .field("issuer", &self.issuer)
             .field("audiences", &self.audiences)
             .field("algorithm", &self.algorithm)
+            .field("keys", &self.keys)
             .finish_non_exhaustive()
     }
 }
@@ -150,9 +159,8 @@ impl ServiceAccountTokens {
             encoding.map_err(|_| unreadable())?,
             decoding.map_err(|_| unreadable())?,
         );
-        let kid = jsonwebtoken::jwk::Jwk::from_encoding_key(&encoding, algorithm)
-            .and_then(|jwk| jwk.thumbprint(jsonwebtoken::jwk::ThumbprintHash::SHA256))
-            .map_err(|e| SigningKeyError::Rejected {
+        let own =
+            VerificationKey::new(decoding, algorithm).map_err(|e| SigningKeyError::Rejected {
                 what: what.into(),
                 problem: e.to_string(),
             })?;
@@ -164,10 +172,59 @@ impl ServiceAccountTokens {
             issuer: issuer.to_string(),
             audiences,
             algorithm,
-            kid,
+            kid: own.kid.clone(),
             encoding,
-            decoding,
+            keys: vec![own],
+            discovery: None,
+            cache: TokenCache::default(),
         })
+    }
+
+    /// With `cache` instead of the default one (a test's short TTL).
+    pub fn with_cache(mut self, cache: TokenCache) -> Self {
+        self.cache = cache;
+        self
+    }
+
+    /// The users of recently verified tokens.
+    pub fn cache(&self) -> &TokenCache {
+        &self.cache
+    }
+
+    /// With `extra` keys tokens may also be signed with (`--service-account-key-file`); a key
+    /// already known is not added twice.
+    pub fn with_verification_keys(mut self, extra: Vec<VerificationKey>) -> Self {
+        for key in extra {
+            if !self.keys.iter().any(|k| k.kid == key.kid) {
+                self.keys.push(key);
+            }
+        }
+        self
+    }
+
+    /// The discovery documents (see [`super::issuer_discovery`]) of this issuer and its keys,
+    /// or why the issuer allows none.
+    pub fn discovery_for(
+        &self,
+        jwks_uri: Option<&str>,
+        external_address: &str,
+    ) -> Result<super::issuer_discovery::Discovery, super::issuer_discovery::DiscoveryError> {
+        super::issuer_discovery::Discovery::new(self, jwks_uri, external_address)
+    }
+
+    /// Serving `discovery` at its paths.
+    pub fn serving(mut self, discovery: super::issuer_discovery::Discovery) -> Self {
+        self.discovery = Some(discovery);
+        self
+    }
+
+    pub fn discovery(&self) -> Option<&super::issuer_discovery::Discovery> {
+        self.discovery.as_ref()
+    }
+
+    /// Every key tokens are verified with, the signing key's first.
+    pub fn keys(&self) -> &[VerificationKey] {
+        &self.keys
     }
 
     pub fn issuer(&self) -> &str {
@@ -222,25 +279,59 @@ impl ServiceAccountTokens {
     /// The ServiceAccount a token names, once its signature, algorithm, issuer, audience and
     /// times are good; the reason otherwise (never the token).
     pub fn verify(&self, token: &str) -> Result<Named, String> {
-        let mut validation = Validation::new(self.algorithm);
+        self.verify_until(token).map(|(named, _)| named)
+    }
+
+    /// [`verify`](Self::verify), and the token's `exp` (Unix seconds).
+    pub fn verify_until(&self, token: &str) -> Result<(Named, i64), String> {
+        let header = jsonwebtoken::decode_header(token).map_err(|e| e.to_string())?;
+        // Every key of the token's algorithm, the one its `kid` names first (upstream tries
+        // them all: a `kid` is a hint, not a promise).
+        let mut candidates: Vec<&VerificationKey> = self
+            .keys
+            .iter()
+            .filter(|k| k.algorithm == header.alg)
+            .collect();
+        candidates.sort_by_key(|k| header.kid.as_deref() != Some(k.kid.as_str()));
+        let mut why = format!("no key for algorithm {:?}", header.alg);
+        for key in candidates {
+            match jsonwebtoken::decode::<Claims>(token, &key.decoding, &self.validation(key)) {
+                Ok(data) => {
+                    let exp = data.claims.exp;
+                    return named(data.claims).map(|n| (n, exp));
+                }
+                // Signed by another key: the next may be it.
+                Err(e) if *e.kind() == ErrorKind::InvalidSignature => why = e.to_string(),
+                // Signed by this key, and wrong otherwise.
+                Err(e) => return Err(e.to_string()),
+            }
+        }
+        Err(why)
+    }
+
+    fn validation(&self, key: &VerificationKey) -> Validation {
+        let mut validation = Validation::new(key.algorithm);
         validation.leeway = LEEWAY_SECONDS;
         validation.validate_nbf = true;
         validation.set_issuer(&[&self.issuer]);
         validation.set_audience(&self.audiences);
         validation.set_required_spec_claims(&["exp", "iss", "aud", "sub"]);
-        let data = jsonwebtoken::decode::<Claims>(token, &self.decoding, &validation)
-            .map_err(|e| e.to_string())?;
-        let k = data.claims.kubernetes;
-        let named = Named {
-            namespace: k.namespace,
-            name: k.serviceaccount.name,
-            uid: k.serviceaccount.uid,
-        };
-        if data.claims.sub != format!("{USER_PREFIX}{}:{}", named.namespace, named.name) {
-            return Err("sub does not name the token's ServiceAccount".into());
-        }
-        Ok(named)
+        validation
     }
+}
+
+/// The ServiceAccount verified claims name, if `sub` agrees with them.
+fn named(claims: Claims) -> Result<Named, String> {
+    let k = claims.kubernetes;
+    let named = Named {
+        namespace: k.namespace,
+        name: k.serviceaccount.name,
+        uid: k.serviceaccount.uid,
+    };
+    if claims.sub != format!("{USER_PREFIX}{}:{}", named.namespace, named.name) {
+        return Err("sub does not name the token's ServiceAccount".into());
+    }
+    Ok(named)
 }
 
 fn ec(public_pem: &str) -> jsonwebtoken::errors::Result<DecodingKey> {
@@ -332,6 +423,30 @@ mod tests {
             let token = token.expect("issued");
             assert!(tokens.verify(&token).is_err(), "{case} accepted");
         }
+    }
+
+    #[test]
+    fn after_a_rotation_the_old_keys_tokens_verify_once_its_public_key_is_given() {
+        let old_pem = generate_key().expect("key");
+        let old = ServiceAccountTokens::new("rotor", &[], &old_pem, "old").expect("old");
+        let token = old.issue(&account(), &[], now(), 600).expect("token");
+        let expired = old
+            .issue(&account(), &[], now() - 7200, 600)
+            .expect("token");
+        let new_pem = generate_key().expect("key");
+        let new = ServiceAccountTokens::new("rotor", &[], &new_pem, "new").expect("new");
+        assert!(new.verify(&token).is_err(), "verified without the old key");
+        let public = rcgen::KeyPair::from_pem(&old_pem)
+            .expect("pem")
+            .public_key_pem();
+        let keys = super::super::verification_keys::from_pem(&public, "old.pub").expect("keys");
+        let rotated = new.with_verification_keys(keys);
+        assert_eq!(rotated.keys().len(), 2);
+        assert_eq!(rotated.verify(&token), Ok(account()));
+        let fresh = rotated.issue(&account(), &[], now(), 600).expect("token");
+        assert_eq!(rotated.verify(&fresh), Ok(account()));
+        let why = rotated.verify(&expired).expect_err("expired");
+        assert!(why.contains("Expired"), "{why}");
     }
 
     #[test]

@@ -1,6 +1,7 @@
 //! The policy a server starts with, as kube-apiserver's bootstrap policy: upstream's
 //! `cluster-admin` (bound to `system:masters`), `system:basic-user` (the self reviews),
-//! `system:discovery` and `system:public-info-viewer`, plus the roles an embedder ships (rotor's
+//! `system:discovery`, `system:public-info-viewer` and
+//! `system:service-account-issuer-discovery` (bound to `system:serviceaccounts`), plus the roles an embedder ships (rotor's
 //! own). Reconciled at start as upstream does: missing objects created, missing rules, labels,
 //! annotations and subjects added, extra ones kept, and objects annotated
 //! `rbac.authorization.kubernetes.io/autoupdate: "false"` left alone.
@@ -9,13 +10,15 @@ use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding, PolicyRule, Ro
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use serde_json::Value;
 
-use crate::auth::{AUTHENTICATED, MASTERS, UNAUTHENTICATED};
+use crate::auth::{AUTHENTICATED, MASTERS, UNAUTHENTICATED, issuer_discovery, service_account};
 use crate::error::{ApiError, ApiResult};
 use crate::server::{ApiServer, WriteOptions};
 
 pub const RBAC_GROUP: &str = "rbac.authorization.k8s.io";
 const AUTOUPDATE: &str = "rbac.authorization.kubernetes.io/autoupdate";
 const BOOTSTRAPPING: &str = "kubernetes.io/bootstrapping";
+/// Upstream's role for reading the ServiceAccount issuer's discovery documents.
+pub const ISSUER_DISCOVERY: &str = "system:service-account-issuer-discovery";
 
 /// A rule on resources of API groups.
 pub fn resource_rule(verbs: &[&str], groups: &[&str], resources: &[&str]) -> PolicyRule {
@@ -121,6 +124,16 @@ pub fn system_policy() -> (Vec<ClusterRole>, Vec<ClusterRoleBinding>) {
             "system:public-info-viewer",
             vec![url_rule(&["get"], &public)],
         ),
+        cluster_role(
+            ISSUER_DISCOVERY,
+            vec![url_rule(
+                &["get"],
+                &[
+                    issuer_discovery::CONFIGURATION_PATH,
+                    issuer_discovery::JWKS_PATH,
+                ],
+            )],
+        ),
     ];
     let bindings = vec![
         binding_to_groups("cluster-admin", &[MASTERS]),
@@ -130,6 +143,9 @@ pub fn system_policy() -> (Vec<ClusterRole>, Vec<ClusterRoleBinding>) {
             "system:public-info-viewer",
             &[AUTHENTICATED, UNAUTHENTICATED],
         ),
+        // Upstream grants it to ServiceAccounts only, deferring to the operator for binding
+        // it to all authenticated or unauthenticated users.
+        binding_to_groups(ISSUER_DISCOVERY, &[service_account::GROUP]),
     ];
     (roles, bindings)
 }

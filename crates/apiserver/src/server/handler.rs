@@ -168,6 +168,13 @@ impl ApiServer {
             let reply = self.review(review, user, object).await?;
             return Ok(json_response(StatusCode::CREATED, &reply, &[]));
         }
+        let discovery = self.config.service_accounts.as_ref();
+        if let Some(reply) = discovery
+            .and_then(|s| s.discovery())
+            .and_then(|d| d.respond(&parts.method, path))
+        {
+            return Ok(reply);
+        }
         let target = parse_target(path, &self.registry)?;
         let accept = header_str(&parts.headers, header::ACCEPT);
         match target {

@@ -36,6 +36,10 @@ pub struct OidcFlags {
     /// The signing algorithms accepted (comma-separated, asymmetric only).
     #[arg(long, default_value = "RS256")]
     pub oidc_signing_algs: String,
+    /// A claim every token must hold with this value (`CLAIM=VALUE`; string claims only), as
+    /// kube-apiserver's flag. Repeatable.
+    #[arg(long = "oidc-required-claim", requires = "oidc_issuer_url")]
+    pub oidc_required_claims: Vec<String>,
 }
 
 impl OidcFlags {
@@ -61,6 +65,7 @@ impl OidcFlags {
             groups_prefix: self.oidc_groups_prefix.clone(),
             ca_pem,
             signing_algs: oidc::signing_algs(&self.oidc_signing_algs)?,
+            required_claims: oidc::required_claims(&self.oidc_required_claims)?,
         };
         Ok(Some(Arc::new(Oidc::new(config)?)))
     }

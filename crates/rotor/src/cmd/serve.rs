@@ -46,6 +46,16 @@ pub struct ServeArgs {
     /// The `iss` of the ServiceAccount tokens rotor issues, and the only one it accepts for them.
     #[arg(long, default_value = "rotor")]
     pub service_account_issuer: String,
+    /// More keys ServiceAccount tokens may be signed with (PEM public or private keys; several
+    /// per file), as kube-apiserver's flag: after rotating the signing key, give the old one
+    /// here and the tokens it signed stay valid until they expire. Repeatable.
+    #[arg(long = "service-account-key-file")]
+    pub service_account_key_files: Vec<PathBuf>,
+    /// The `jwks_uri` of the issuer's discovery document (`/.well-known/openid-configuration`,
+    /// served when the issuer is an https URL); default `https://ADDRESS/openid/v1/jwks` with
+    /// this server's address.
+    #[arg(long)]
+    pub service_account_jwks_uri: Option<String>,
     /// Audiences a token must be for to authenticate here (comma-separated); default the
     /// issuer. Tokens are issued for them unless a TokenRequest names others.
     #[arg(long, value_delimiter = ',')]
@@ -226,6 +236,9 @@ async fn access(
         signing_key_file: args.service_account_signing_key_file.as_deref(),
         issuer: &args.service_account_issuer,
         audiences: &args.api_audiences,
+        key_files: &args.service_account_key_files,
+        jwks_uri: args.service_account_jwks_uri.as_deref(),
+        external_address: external_address(args),
     };
     let service_accounts = rotor::service_accounts::prepare(&args.store, store, &accounts).await?;
     Ok(rotor_apiserver::ServerConfig {
@@ -237,6 +250,22 @@ async fn access(
         allowed_hosts: Some(args.allowed_hosts.clone()),
         ..rotor::controlplane::admin_only(token.to_string())
     })
+}
+
+/// Where clients reach this server, for the issuer's default `jwks_uri`: the listen address,
+/// or for a wildcard one the first `--allowed-host` (else loopback) on its port.
+fn external_address(args: &ServeArgs) -> String {
+    let Ok(addr) = args.listen.parse::<std::net::SocketAddr>() else {
+        return args.listen.clone();
+    };
+    if !addr.ip().is_unspecified() {
+        return args.listen.clone();
+    }
+    let host = args
+        .allowed_hosts
+        .first()
+        .map_or("127.0.0.1", String::as_str);
+    format!("{host}:{}", addr.port())
 }
 
 pub async fn run(args: ServeArgs) -> anyhow::Result<()> {

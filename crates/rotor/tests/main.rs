@@ -48,6 +48,7 @@ mod oidc;
 mod rbac;
 mod read_versions;
 mod rollout;
+mod rollout_retry;
 mod schema_cel;
 mod schema_validation;
 mod schema_validation_kubectl;

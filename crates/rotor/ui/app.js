@@ -33,6 +33,8 @@ function show(fragment) {
   }
   if (name === "swap") swapView.open(decodeURIComponent(rest.join("/")));
   else swapView.stop();
+  // A hidden view does not redraw; shown, it draws what changed meanwhile.
+  for (const view of [fleet, rollouts, swapView]) view.reveal();
 }
 
 function signedOut(message) {

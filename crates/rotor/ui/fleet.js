@@ -50,26 +50,43 @@ function placeOf(cluster) {
   };
 }
 
-/** "3 clusters: 2 healthy, 1 swapping" — the counts of `clusters` by state, in words. */
-function countsText(clusters) {
-  const counts = new Map();
-  for (const c of clusters) {
-    const s = stateOf(c);
-    counts.set(s, (counts.get(s) || 0) + 1);
+/** Clusters counted by state key, kept as cells change (no recount of the fleet per event). */
+class Counts {
+  constructor() {
+    this.n = 0;
+    this.byState = new Map();
   }
-  const parts = STATES.filter((s) => counts.has(s)).map(
-    (s) => `${counts.get(s)} ${s.label.toLowerCase()}`,
-  );
-  const n = clusters.length;
-  return `${n} cluster${n === 1 ? "" : "s"}${parts.length ? ": " + parts.join(", ") : ""}`;
+
+  add(key, by = 1) {
+    this.n += by;
+    const left = (this.byState.get(key) || 0) + by;
+    if (left > 0) this.byState.set(key, left);
+    else this.byState.delete(key);
+  }
+
+  /** "3 clusters: 2 healthy, 1 swapping", in the order of `STATES`. */
+  text() {
+    const parts = STATES.filter((s) => this.byState.has(s.key)).map(
+      (s) => `${this.byState.get(s.key)} ${s.label.toLowerCase()}`,
+    );
+    const n = this.n;
+    return `${n} cluster${n === 1 ? "" : "s"}${parts.length ? ": " + parts.join(", ") : ""}`;
+  }
 }
+
+const placeKey = ({ cloud, region }) => `${cloud}\u0000${region}`;
 
 export class FleetView extends LiveView {
   constructor(root, swaps) {
     super(root, "#fleet-connection");
     this.swaps = swaps;
-    swaps.subscribe(() => this.renderDetail());
+    swaps.subscribe(() => {
+      if (this.selected && this.visible) this.renderDetail();
+    });
     this.cells = new Map(); // name → its button, reused across renders (keeps focus)
+    this.drawn = new Map(); // name → {place, state} as its cell shows it
+    this.places = new Map(); // placeKey → {counts, text}: each group's counts and their <p>
+    this.total = new Counts();
     this.selected = null;
     this.current = null; // the cell Tab reaches (roving tabindex); arrows move it
     this.summary = root.querySelector("#fleet-summary");
@@ -100,6 +117,12 @@ export class FleetView extends LiveView {
     return this.objects;
   }
 
+  /** Shown again: the cells changed meanwhile, and the open cluster's swaps. */
+  reveal() {
+    super.reveal();
+    if (this.selected && this.visible) this.renderDetail();
+  }
+
   /** Lists and watches the Clusters matching `selector` (a label selector; "" for all). */
   start(selector = "") {
     this.follow(CLUSTERS, selector);
@@ -120,6 +143,9 @@ export class FleetView extends LiveView {
     }
     const state = stateOf(cluster);
     const version = versionOf(cluster);
+    const shown = `${state.key}\u0000${version}`;
+    if (cell.dataset.shown === shown) return cell; // unchanged: no DOM write
+    cell.dataset.shown = shown;
     const words = `${name}: ${state.label}, Kubernetes ${version}`;
     cell.className = `cell s-${state.key}`;
     cell.dataset.state = state.key;
@@ -131,17 +157,59 @@ export class FleetView extends LiveView {
     return cell;
   }
 
-  render() {
+  /**
+   * Redraws what `changed` (names; null: everything) touched: a cluster whose cell stays in its
+   * group updates that cell and the counts only; one added, removed or moved to another group
+   * draws the groups again (cells reused).
+   */
+  render(changed) {
+    if (changed && this.updateCells(changed)) {
+      if (this.selected && changed.has(this.selected)) this.renderDetail();
+      return;
+    }
+    this.renderAll();
+  }
+
+  /** Updates the cells of `changed` in place; false when the groups must be drawn again. */
+  updateCells(changed) {
+    for (const name of changed) {
+      const cluster = this.clusters.get(name);
+      const drawn = this.drawn.get(name);
+      if (!cluster || !drawn || placeKey(placeOf(cluster)) !== drawn.place) return false;
+    }
+    for (const name of changed) {
+      const cluster = this.clusters.get(name);
+      const drawn = this.drawn.get(name);
+      const state = stateOf(cluster).key;
+      this.cellFor(cluster);
+      if (state === drawn.state) continue;
+      const place = this.places.get(drawn.place);
+      place.counts.add(drawn.state, -1);
+      place.counts.add(state);
+      place.text.textContent = place.counts.text();
+      this.total.add(drawn.state, -1);
+      this.total.add(state);
+      drawn.state = state;
+    }
+    this.summary.textContent = this.total.text();
+    return true;
+  }
+
+  /** Every group and cell drawn again (cells reused), the counts recounted. */
+  renderAll() {
     const focused = document.activeElement && document.activeElement.dataset
       ? document.activeElement.dataset.name
       : undefined;
     for (const name of [...this.cells.keys()]) {
       if (!this.clusters.has(name)) this.cells.delete(name);
     }
-    const byPlace = new Map(); // "cloud\u0000region" → {cloud, region, clusters}
+    this.drawn.clear();
+    this.places.clear();
+    this.total = new Counts();
+    const byPlace = new Map(); // placeKey → {cloud, region, clusters}
     for (const cluster of this.clusters.values()) {
       const { cloud, region } = placeOf(cluster);
-      const key = `${cloud}\u0000${region}`;
+      const key = placeKey({ cloud, region });
       if (!byPlace.has(key)) byPlace.set(key, { cloud, region, clusters: [] });
       byPlace.get(key).clusters.push(cluster);
     }
@@ -155,7 +223,16 @@ export class FleetView extends LiveView {
       section.dataset.cloud = place.cloud;
       section.dataset.region = place.region;
       const heading = element("h3", "", `${place.cloud} \u00b7 ${place.region}`);
-      const counts = element("p", "counts", countsText(place.clusters));
+      const key = placeKey(place);
+      const tally = new Counts();
+      for (const c of place.clusters) {
+        const state = stateOf(c).key;
+        tally.add(state);
+        this.total.add(state);
+        this.drawn.set(c.metadata.name, { place: key, state });
+      }
+      const counts = element("p", "counts", tally.text());
+      this.places.set(key, { counts: tally, text: counts });
       const grid = element("div", "cells");
       grid.setAttribute("role", "group");
       grid.setAttribute("aria-label", `${place.cloud} ${place.region}`);
@@ -165,7 +242,7 @@ export class FleetView extends LiveView {
     }
     this.groups.replaceChildren(...sections);
     this.rove();
-    this.summary.textContent = countsText([...this.clusters.values()]);
+    this.summary.textContent = this.total.text();
     if (focused && this.cells.has(focused)) this.cells.get(focused).focus({ preventScroll: true });
     this.renderDetail();
   }

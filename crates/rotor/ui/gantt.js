@@ -32,31 +32,79 @@ export function segmentsOf(swap, now) {
   });
 }
 
-/** The chart of `swaps` (cluster → swap), or null when none has begun. */
-export function ganttOf(rollout, swaps, now = Date.now()) {
-  const rows = [...swaps.entries()]
-    .map(([cluster, swap]) => ({ cluster, swap, segments: segmentsOf(swap, now) }))
-    .filter((r) => r.segments.length > 0)
-    .sort((a, b) => a.segments[0].from - b.segments[0].from);
-  if (rows.length === 0) return null;
-  const shown = rows.slice(0, MAX_ROWS);
-  const from = Math.min(...shown.map((r) => r.segments[0].from));
-  const to = Math.max(from + 1000, ...shown.map((r) => r.segments[r.segments.length - 1].to));
-  const x = timeScale(from, to, LEFT, WIDTH - 10);
-  const height = shown.length * ROW + 30;
-  const chart = svg("svg", {
-    class: "gantt", viewBox: `0 0 ${WIDTH} ${height}`, width: WIDTH, height, role: "img",
-    "aria-label": `Timeline of ${rows.length} swaps of rollout ${rollout.metadata.name}, ${clock(from)} to ${clock(to)}`,
-  });
-  shown.forEach((row, i) => chart.append(ganttRow(row, i, x)));
-  chart.append(timeTicks(from, to, x, shown.length * ROW + 8));
-  const figure = element("figure", "gantt-figure");
-  const caption = element("figcaption", "", "Swaps over time (one row per cluster; hover a segment for its phase)");
-  figure.append(caption, chart);
-  if (rows.length > shown.length) {
-    figure.append(element("p", "muted", `${rows.length - shown.length} more swaps not drawn`));
+/**
+ * The time axis ends at the next whole step after the last time drawn, so it (and every row's
+ * geometry with it) changes about once a step, not at every redraw.
+ */
+const AXIS_STEP_MS = 60 * 1000;
+
+/**
+ * One rollout's chart, kept across redraws: while the rows drawn and the axis stay, a redraw
+ * replaces only the rows whose swap changed (with 1,000 clusters and 50 swaps running, a
+ * handful a frame rather than 200). A running swap's last segment grows when its swap changes.
+ */
+export class GanttChart {
+  constructor() {
+    this.figure = element("figure", "gantt-figure");
+    this.layout = null; // the axis and the rows drawn, as one string
+    this.rows = new Map(); // cluster → {g, version}
+    this.chart = null;
+    this.more = null;
   }
-  return figure;
+
+  /** The chart of `swaps` (cluster → swap) of `rollout`, or null when none has begun. */
+  update(rollout, swaps, now = Date.now()) {
+    const rows = [...swaps.entries()]
+      .map(([cluster, swap]) => ({ cluster, swap, segments: segmentsOf(swap, now) }))
+      .filter((r) => r.segments.length > 0)
+      .sort((a, b) => a.segments[0].from - b.segments[0].from);
+    if (rows.length === 0) return null;
+    const shown = rows.slice(0, MAX_ROWS);
+    const from = Math.min(...shown.map((r) => r.segments[0].from));
+    const end = Math.max(from + 1000, ...shown.map((r) => r.segments[r.segments.length - 1].to));
+    const to = from + Math.ceil((end - from) / AXIS_STEP_MS) * AXIS_STEP_MS;
+    const x = timeScale(from, to, LEFT, WIDTH - 10);
+    const layout = `${from} ${to} ${shown.map((r) => r.cluster).join("\u0000")}`;
+    if (layout !== this.layout) this.draw(shown, from, to, x, layout);
+    else this.redrawChanged(shown, x);
+    this.chart.setAttribute("aria-label",
+      `Timeline of ${rows.length} swaps of rollout ${rollout.metadata.name}, ${clock(from)} to ${clock(to)}`);
+    const more = rows.length - shown.length;
+    this.more.hidden = more === 0;
+    this.more.textContent = more ? `${more} more swaps not drawn` : "";
+    return this.figure;
+  }
+
+  /** Every row and the axis drawn afresh. */
+  draw(shown, from, to, x, layout) {
+    this.layout = layout;
+    const height = shown.length * ROW + 30;
+    this.chart = svg("svg", {
+      class: "gantt", viewBox: `0 0 ${WIDTH} ${height}`, width: WIDTH, height, role: "img",
+    });
+    this.rows.clear();
+    shown.forEach((row, i) => {
+      const g = ganttRow(row, i, x);
+      this.rows.set(row.cluster, { g, version: row.swap.metadata.resourceVersion });
+      this.chart.append(g);
+    });
+    this.chart.append(timeTicks(from, to, x, shown.length * ROW + 8));
+    const caption = element("figcaption", "", "Swaps over time (one row per cluster; hover a segment for its phase)");
+    this.more = element("p", "muted");
+    this.figure.replaceChildren(caption, this.chart, this.more);
+  }
+
+  /** The rows whose swap has another resourceVersion than the one drawn. */
+  redrawChanged(shown, x) {
+    shown.forEach((row, i) => {
+      const drawn = this.rows.get(row.cluster);
+      const version = row.swap.metadata.resourceVersion;
+      if (drawn.version === version) return;
+      const g = ganttRow(row, i, x);
+      drawn.g.replaceWith(g);
+      this.rows.set(row.cluster, { g, version });
+    });
+  }
 }
 
 function ganttRow({ cluster, swap, segments }, i, x) {

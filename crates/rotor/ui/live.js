@@ -1,5 +1,6 @@
 // What every view of a collection shares: the objects by name, kept current by `follow`, a
-// connection indicator, and one redraw per frame however many events arrive.
+// connection indicator, and one redraw per frame however many events arrive — none while the
+// view is hidden (it redraws once shown), each told which objects changed since the last.
 
 import { follow } from "./api.js";
 
@@ -30,6 +31,10 @@ export class LiveView {
     this.objects = new Map(); // name → object
     this.controller = null;
     this.scheduled = false;
+    /** Names changed since the last render; null when everything is to be drawn again. */
+    this.changed = null;
+    /** Whether a render was due while the view was hidden (it runs when `reveal`ed). */
+    this.stale = false;
     this.connection = connection ? root.querySelector(connection) : null;
   }
 
@@ -42,15 +47,19 @@ export class LiveView {
     this.stop();
     this.controller = new AbortController();
     this.objects.clear();
+    this.changed = null;
     this.schedule();
     const sink = {
       reset: (items) => {
         this.objects = new Map(items.map((o) => [o.metadata.name, o]));
+        this.changed = null;
         this.schedule();
       },
       apply: (type, object) => {
-        if (type === "DELETED") this.objects.delete(object.metadata.name);
-        else this.objects.set(object.metadata.name, object);
+        const name = object.metadata.name;
+        if (type === "DELETED") this.objects.delete(name);
+        else this.objects.set(name, object);
+        if (this.changed) this.changed.add(name);
         this.schedule();
       },
       state: (text, live) => this.setConnection(text, live ? "live" : "retrying"),
@@ -74,16 +83,40 @@ export class LiveView {
     this.connection.dataset.state = state;
   }
 
-  /** One render per frame however many events arrive. */
+  /** Whether the view is on screen; a hidden view's renders wait for `reveal`. */
+  get visible() {
+    return !this.root.hidden;
+  }
+
+  /** The view was shown: draw what changed while it was hidden. */
+  reveal() {
+    if (this.stale) this.schedule();
+  }
+
+  /**
+   * One render per frame however many events arrive, none while hidden: with 1,000 clusters
+   * and 50 swaps running, events come by the hundred a second.
+   */
   schedule() {
+    if (!this.visible) {
+      this.stale = true;
+      return;
+    }
     if (this.scheduled) return;
     this.scheduled = true;
     requestAnimationFrame(() => {
       this.scheduled = false;
+      if (!this.visible) {
+        this.stale = true;
+        return;
+      }
+      this.stale = false;
+      const changed = this.changed;
+      this.changed = new Set();
       // A redraw replaces elements: keep the keyboard's focus on the one with the same key.
       const active = document.activeElement;
       const key = active && this.root.contains(active) ? active.dataset.key : undefined;
-      this.render();
+      this.render(changed);
       if (key && !this.root.contains(active)) {
         const again = [...this.root.querySelectorAll("[data-key]")].find((e) => e.dataset.key === key);
         if (again) again.focus({ preventScroll: true });

@@ -9,7 +9,7 @@ import { ROLLOUTS, act, actionButton, may, toolbar } from "./actions.js";
 import {
   approvalText, bakeState, budgetText, waitingWave, waveBudgetText, windowsText,
 } from "./rolloutfacts.js";
-import { ganttOf } from "./gantt.js";
+import { GanttChart } from "./gantt.js";
 
 /** The segments of a wave's bar, in the order they are drawn. */
 const SEGMENTS = [
@@ -54,8 +54,17 @@ export class RolloutsView extends LiveView {
     this.list = root.querySelector("#rollouts-list");
     this.swaps = swaps;
     this.open = new Set(); // "rollout\u0000wave" of the waves whose clusters are shown
-    swaps.subscribe(() => this.schedule());
+    this.articles = new Map(); // rollout name → {article, head, gantt}, kept across redraws
+    this.dirty = new Set(); // rollouts to draw again besides the changed ones; null: all
+    swaps.subscribe((rollouts) => this.touch(rollouts));
     this.ticker = null;
+  }
+
+  /** Rollouts `names` (null: all) are to be drawn again at the next render. */
+  touch(names) {
+    if (names === null || this.dirty === null) this.dirty = null;
+    else for (const n of names) this.dirty.add(n);
+    this.schedule();
   }
 
   /** Lists and watches the Rollouts; a bake's time left is redrawn every second. */
@@ -63,7 +72,8 @@ export class RolloutsView extends LiveView {
     this.follow(ROLLOUTS);
     clearInterval(this.ticker);
     this.ticker = setInterval(() => {
-      if ([...this.objects.values()].some((r) => bakeState(r))) this.schedule();
+      const baking = [...this.objects.values()].filter((r) => bakeState(r));
+      if (baking.length) this.touch(baking.map((r) => r.metadata.name));
     }, 1000);
   }
 
@@ -72,21 +82,51 @@ export class RolloutsView extends LiveView {
     clearInterval(this.ticker);
   }
 
-  render() {
+  /**
+   * Draws again only the rollouts that changed, or whose swaps did (`changed`: rollout names;
+   * null, or rollouts added or gone: all). A rollout of 1,000 clusters with 50 swaps running
+   * changes often; the others on the page stay as they are.
+   */
+  render(changed) {
+    const dirty = changed === null || this.dirty === null ? null : new Set([...changed, ...this.dirty]);
+    this.dirty = new Set();
     const rollouts = [...this.objects.values()].sort((a, b) =>
       a.metadata.name.localeCompare(b.metadata.name),
     );
     if (rollouts.length === 0) {
+      this.articles.clear();
       this.list.replaceChildren(element("p", "empty", "No rollouts."));
       return;
     }
-    this.list.replaceChildren(...rollouts.map((r) => this.renderRollout(r)));
+    for (const name of [...this.articles.keys()]) {
+      if (!this.objects.has(name)) this.articles.delete(name);
+    }
+    const drawn = [...this.list.children];
+    const same = drawn.length === rollouts.length &&
+      rollouts.every((r, i) => this.articles.has(r.metadata.name) &&
+        this.articles.get(r.metadata.name).article === drawn[i]);
+    for (const rollout of rollouts) {
+      const name = rollout.metadata.name;
+      if (!dirty || !this.articles.has(name) || dirty.has(name)) this.renderRollout(rollout);
+    }
+    if (!same) this.list.replaceChildren(...rollouts.map((r) => this.articles.get(r.metadata.name).article));
   }
 
+  /** Draws `rollout` into its article (made once): its facts and waves afresh, its timeline
+   * updated in place. */
   renderRollout(rollout) {
     const status = rollout.status || {};
-    const article = element("article", "rollout");
-    article.dataset.name = rollout.metadata.name;
+    const name = rollout.metadata.name;
+    let drawn = this.articles.get(name);
+    if (!drawn) {
+      const article = element("article", "rollout");
+      article.dataset.name = name;
+      const head = element("div", "rollout-head");
+      article.append(head);
+      drawn = { article, head, gantt: new GanttChart() };
+      this.articles.set(name, drawn);
+    }
+    const { article, head, gantt } = drawn;
     article.dataset.phase = status.phase || "Pending";
     const heading = element("h3", "", rollout.metadata.name);
     const list = element("ol", "waves");
@@ -99,9 +139,10 @@ export class RolloutsView extends LiveView {
       list.append(this.renderWave(rollout, wave, index, swaps));
     });
     const actions = this.rolloutActions(rollout);
-    article.append(heading, this.facts(rollout), ...(actions ? [actions] : []), list);
-    const gantt = ganttOf(rollout, swaps);
-    if (gantt) article.append(gantt);
+    head.replaceChildren(heading, this.facts(rollout), ...(actions ? [actions] : []), list);
+    const figure = gantt.update(rollout, swaps);
+    if (figure && !figure.isConnected) article.append(figure);
+    else if (!figure) gantt.figure.remove();
     return article;
   }
 
@@ -201,7 +242,7 @@ export class RolloutsView extends LiveView {
       if (details.open === this.open.has(key)) return;
       if (details.open) this.open.add(key);
       else this.open.delete(key);
-      this.schedule();
+      this.touch([rollout.metadata.name]);
     });
     if (!details.open) return details; // drawn only when opened: a wave may hold 1,000
     const list = element("ul", "clusters");

@@ -22,9 +22,17 @@ export function timeScale(from, to, left, right) {
   return (t) => left + ((t - from) / span) * (right - left);
 }
 
+/**
+ * One formatter for every label: `toLocaleTimeString` builds one per call, and a rollout's
+ * timeline asks for thousands per redraw (most of its time with 1,000 clusters).
+ */
+const CLOCK = new Intl.DateTimeFormat([], {
+  hour12: false, hour: "numeric", minute: "2-digit", second: "2-digit",
+});
+
 /** HH:MM:SS of a time (ms), local. */
 export function clock(t) {
-  return new Date(t).toLocaleTimeString([], { hour12: false });
+  return CLOCK.format(new Date(t));
 }
 
 /** Ticks with their clock times along y = `y`, about `n` of them. */

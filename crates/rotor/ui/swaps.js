@@ -8,19 +8,40 @@ export class SwapStore extends LiveView {
   constructor(root) {
     super(root, null);
     this.listeners = [];
+    this.rolloutOf = new Map(); // swap name → its rollout, also for swaps since deleted
   }
 
   start() {
     this.follow(SWAPS);
   }
 
-  /** `listener()` runs after every change (at most once per frame). */
+  /**
+   * `listener(rollouts)` runs after every change (at most once per frame), told the rollouts
+   * whose swaps changed (a Set of names; null: any may have).
+   */
   subscribe(listener) {
     this.listeners.push(listener);
   }
 
-  render() {
-    for (const listener of this.listeners) listener();
+  render(changed) {
+    let rollouts = null;
+    if (changed) {
+      rollouts = new Set();
+      for (const name of changed) {
+        const swap = this.objects.get(name);
+        const rollout = swap ? (swap.metadata.labels || {})[ROLLOUT_LABEL] : this.rolloutOf.get(name);
+        if (rollout) rollouts.add(rollout);
+        if (swap && rollout) this.rolloutOf.set(name, rollout);
+        else this.rolloutOf.delete(name);
+      }
+    } else {
+      this.rolloutOf.clear();
+      for (const swap of this.objects.values()) {
+        const rollout = (swap.metadata.labels || {})[ROLLOUT_LABEL];
+        if (rollout) this.rolloutOf.set(swap.metadata.name, rollout);
+      }
+    }
+    for (const listener of this.listeners) listener(rollouts);
   }
 
   /** The swaps of Cluster `name`, newest first. */

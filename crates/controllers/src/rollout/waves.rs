@@ -113,6 +113,17 @@ pub(super) fn open(
     None
 }
 
+/// How many waves, from the first, may start swaps while wave `index` is current in `phase`:
+/// the waves before it (ended: only their retries start) and itself once opened (in progress, or
+/// baking: a retry of its own). A retry must not wait for the next wave's approval or bake:
+/// the waves it belongs to were approved already.
+pub(super) fn opened_waves(index: usize, phase: WavePhase) -> usize {
+    match phase {
+        WavePhase::InProgress | WavePhase::Baking => index + 1,
+        _ => index,
+    }
+}
+
 /// Whether every cluster of `wave` is left out or its swap ended.
 pub(super) fn done(wave: &WaveStatus, tally: &Tally, skips: &Skips) -> bool {
     wave.clusters
@@ -190,11 +201,13 @@ impl Reconcile<'_> {
             event,
             requeue: self.ctx.settings.poll_interval,
         };
-        if status.waves[index].phase == WavePhase::InProgress {
-            if !paused && in_window {
-                self.start_swaps(status, index, tally, skips, &mut slots, &mut progress)
-                    .await?;
-            }
+        let phase = status.waves[index].phase;
+        if !paused && in_window {
+            let opened = opened_waves(index, phase);
+            self.start_swaps(status, opened, tally, skips, &mut slots, &mut progress)
+                .await?;
+        }
+        if phase == WavePhase::InProgress {
             progress.window = Some(in_window);
             self.end_if_done(status, index, tally, skips, &mut progress);
         }
@@ -216,18 +229,19 @@ impl Reconcile<'_> {
         Ok(progress)
     }
 
-    /// Starts the swaps of wave `index`, and retries of earlier waves: clusters of finished
-    /// waves without a swap, whose failed swap was deleted to retry it (`rotor rollout retry`).
+    /// Starts the swaps of the first `opened` waves ([`opened_waves`]): the current wave's, and
+    /// retries: clusters of opened waves without a swap, whose ended swap was deleted to run it
+    /// again (`rotor rollout retry`, the dashboard's Retry).
     async fn start_swaps(
         &self,
         status: &RolloutStatus,
-        index: usize,
+        opened: usize,
         tally: &Tally,
         skips: &mut Skips,
         slots: &mut Slots,
         progress: &mut Progress,
     ) -> Result<(), Error> {
-        let candidates = status.waves[..=index]
+        let candidates = status.waves[..opened]
             .iter()
             .enumerate()
             .flat_map(|(i, w)| w.clusters.iter().map(move |c| (i, c.clone())));
@@ -312,6 +326,14 @@ mod tests {
         w[1].phase = WavePhase::Failed;
         w[2].phase = WavePhase::Succeeded;
         assert_eq!(current(&w), None);
+    }
+
+    #[test]
+    fn retries_of_opened_waves_start_whatever_the_current_wave_waits_for() {
+        assert_eq!(opened_waves(0, WavePhase::Pending), 0);
+        assert_eq!(opened_waves(2, WavePhase::WaitingForApproval), 2);
+        assert_eq!(opened_waves(2, WavePhase::InProgress), 3);
+        assert_eq!(opened_waves(2, WavePhase::Baking), 3);
     }
 
     #[test]

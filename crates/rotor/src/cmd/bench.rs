@@ -32,6 +32,9 @@ pub enum BenchWhat {
     Discovery(super::bench_discovery::DiscoveryArgs),
     /// What an idle fleet costs the control plane per cluster, and what one change costs.
     Fleet(super::bench_fleet::FleetArgs),
+    /// The dashboard with a large fleet and many swaps running: API change → DOM delay and
+    /// long tasks, in headless Chromium.
+    Dashboard(super::bench_dashboard::DashboardArgs),
 }
 
 #[derive(Args)]
@@ -96,6 +99,7 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
         BenchWhat::Migrate(a) => super::bench_migrate::run(a).await,
         BenchWhat::Discovery(a) => super::bench_discovery::run(a).await,
         BenchWhat::Fleet(a) => super::bench_fleet::run(a).await,
+        BenchWhat::Dashboard(a) => super::bench_dashboard::run(a).await,
     }
 }
 

@@ -1,6 +1,7 @@
 //! One module per subcommand.
 
 pub mod bench;
+mod bench_dashboard;
 mod bench_discovery;
 mod bench_fleet;
 mod bench_migrate;

@@ -17,9 +17,8 @@ use fantoccini::{Client, Locator};
 use futures::FutureExt;
 use kube::ResourceExt;
 use kube::api::{Api, ListParams, PostParams};
-use rotor::rehearsal::{Rehearsal, RehearsalConfig, TrafficChoice};
+use rotor::rehearsal::Rehearsal;
 use rotor_api::{ClusterSwap, Phase, Rollout};
-use rotor_sim::{CloudConfig, SimConfig};
 use serde_json::{Value, json};
 
 const ROLLOUT: &str = "inject";
@@ -49,39 +48,7 @@ fn rollout() -> Rollout {
 }
 
 async fn rehearsal() -> Rehearsal {
-    let mut fleet = rotor_api::sample_fleet(2);
-    fleet[0].labels_mut().insert(LABEL.into(), "canary".into());
-    fleet[1].labels_mut().insert(LABEL.into(), "rest".into());
-    let r = Rehearsal::start(RehearsalConfig {
-        fleet,
-        sim: SimConfig {
-            nodes: 1,
-            workload_ready_delay: Duration::from_millis(100),
-            node_ready_delay: Duration::from_millis(50),
-            cloud: CloudConfig {
-                create_latency: Duration::from_millis(200),
-                delete_latency: Duration::from_millis(50),
-                ..CloudConfig::default()
-            },
-            ..SimConfig::default()
-        },
-        settings: rotor_controllers::Settings {
-            gate_interval: Duration::from_millis(100),
-            poll_interval: Duration::from_millis(200),
-            drain_timeout: Duration::from_millis(100),
-            ..Default::default()
-        },
-        traffic: TrafficChoice::Sim,
-        clock: None,
-        clouds: Vec::new(),
-    })
-    .await
-    .expect("rehearsal");
-    r.wait_adopted(Duration::from_secs(20))
-        .await
-        .expect("adopted");
-    r.deploy_app(Duration::from_secs(30)).await.expect("app");
-    r
+    common::fleet::canary_and_rest(LABEL).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

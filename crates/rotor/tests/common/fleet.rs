@@ -162,6 +162,45 @@ pub async fn rehearsal_of(clusters: usize, traffic: TrafficChoice) -> Rehearsal 
     r
 }
 
+/// Two sample clusters labelled `label: canary` and `label: rest`, for a Rollout's two waves;
+/// a quick cloud (200 ms create), gates every 100 ms, a 100 ms drain, the application
+/// deployed, traffic through the embedded router.
+pub async fn canary_and_rest(label: &str) -> Rehearsal {
+    let mut fleet = rotor_api::sample_fleet(2);
+    fleet[0].labels_mut().insert(label.into(), "canary".into());
+    fleet[1].labels_mut().insert(label.into(), "rest".into());
+    let r = Rehearsal::start(RehearsalConfig {
+        fleet,
+        sim: SimConfig {
+            nodes: 1,
+            workload_ready_delay: Duration::from_millis(100),
+            node_ready_delay: Duration::from_millis(50),
+            cloud: CloudConfig {
+                create_latency: Duration::from_millis(200),
+                delete_latency: Duration::from_millis(50),
+                ..CloudConfig::default()
+            },
+            ..SimConfig::default()
+        },
+        settings: rotor_controllers::Settings {
+            gate_interval: Duration::from_millis(100),
+            poll_interval: Duration::from_millis(200),
+            drain_timeout: Duration::from_millis(100),
+            ..Default::default()
+        },
+        traffic: TrafficChoice::Sim,
+        clock: None,
+        clouds: Vec::new(),
+    })
+    .await
+    .expect("rehearsal");
+    r.wait_adopted(Duration::from_secs(20))
+        .await
+        .expect("adopted");
+    r.deploy_app(Duration::from_secs(30)).await.expect("app");
+    r
+}
+
 /// A simulated fleet with the sample application's timings and these cloud latencies.
 pub fn sim_config(create_latency: Duration, delete_latency: Duration) -> SimConfig {
     SimConfig {

@@ -42,11 +42,13 @@ mod critical_path;
 mod hooks;
 mod injection;
 pub(super) mod limits;
+mod report;
 
 /// `--inject hook-deny`: a lifecycle hook denies, no simulator fault.
 const HOOK_DENY: &str = "hook-deny";
 
 use critical_path::{Configured, SwapTiming, configured_critical_path, critical_path};
+use report::{Cut, by_method, not_succeeded, record_timing, swaps_by_cloud, swaps_with_event};
 
 #[derive(Args)]
 pub struct DemoArgs {
@@ -710,76 +712,6 @@ async fn rehearse(
     }
 }
 
-/// Records `swap`'s phase and weight change in its attempt's timing; returns its wave.
-fn record_timing(
-    timings: &Mutex<BTreeMap<String, SwapTiming>>,
-    swap: &ClusterSwap,
-    started: Instant,
-) -> String {
-    let st = swap.status.clone().unwrap_or_default();
-    let mut t = timings.lock().unwrap_or_else(|p| p.into_inner());
-    let entry = t
-        .entry(swap.uid().unwrap_or_default())
-        .or_insert_with(|| SwapTiming {
-            cluster: swap.spec.cluster_ref.clone(),
-            wave: swap
-                .labels()
-                .get(rotor_api::labels::WAVE)
-                .cloned()
-                .unwrap_or_default(),
-            created: Instant::now(),
-            finished: None,
-            history: Vec::new(),
-        });
-    let step = (st.phase.as_str().to_string(), st.green_weight_percent);
-    if entry.history.last().map(|(_, p, w)| (p, *w)) != Some((&step.0, step.1)) {
-        entry
-            .history
-            .push((started.elapsed().as_secs_f64(), step.0, step.1));
-    }
-    if st.phase.is_terminal() && entry.finished.is_none() {
-        entry.finished = Some(Instant::now());
-    }
-    entry.wave.clone()
-}
-
-/// What cut the demo's wait for its rollout short.
-#[derive(Clone, Copy)]
-enum Cut {
-    /// `--timeout-s`, in seconds.
-    TimedOut(u64),
-    /// Ctrl-C or SIGTERM.
-    Signalled,
-}
-
-/// Why the demo fails: the rollout's phase and its conditions (which clusters spent the failure
-/// budget, for which reasons), or what cut the wait short.
-fn not_succeeded(
-    phase: RolloutPhase,
-    status: &rotor_api::RolloutStatus,
-    cut: Option<Cut>,
-) -> anyhow::Error {
-    let mut why = match (phase, cut) {
-        (RolloutPhase::Paused | RolloutPhase::Failed | RolloutPhase::RolledBack, _) => {
-            format!("the rollout ended {phase}")
-        }
-        (_, Some(Cut::Signalled)) => {
-            format!("stopped by a signal before the rollout finished (phase {phase})")
-        }
-        (_, Some(Cut::TimedOut(s))) => {
-            format!("the rollout did not finish within {s} s (phase {phase})")
-        }
-        (_, None) => format!("the rollout stopped in phase {phase}"),
-    };
-    for c in &status.conditions {
-        why.push_str(&format!(
-            "\n  {} {}: {}: {}",
-            c.type_, c.status, c.reason, c.message
-        ));
-    }
-    anyhow::anyhow!(why)
-}
-
 /// `critical_path_configured_s` of this run: the simulator's and the rollout's configured
 /// latencies (see [`configured_critical_path`]), the clusters the load holds a stream to, and
 /// the cluster whose swap the injected fault rolled back.
@@ -820,22 +752,6 @@ fn configured_bound(
     )
 }
 
-/// How many swaps have an Event with `reason`: e.g. how many waited for green's unanswered
-/// requests before a step ended.
-async fn swaps_with_event(r: &Rehearsal, reason: rotor_api::Reason) -> anyhow::Result<usize> {
-    let events: Api<k8s_openapi::api::events::v1::Event> = Api::all(r.client.clone());
-    let swaps: std::collections::BTreeSet<String> = events
-        .list(&ListParams::default())
-        .await?
-        .items
-        .into_iter()
-        .filter(|e| e.reason.as_deref() == Some(reason.as_str()))
-        .filter_map(|e| e.regarding.and_then(|o| o.name))
-        .collect();
-    Ok(swaps.len())
-}
-
-/// The controllers' timings in the demo, where they differ from `rotor serve`'s.
 /// The traffic layer `arg` names: `auto` is HAProxy when installed.
 pub(super) fn traffic_choice(arg: TrafficArg) -> TrafficChoice {
     match arg {
@@ -848,6 +764,7 @@ pub(super) fn traffic_choice(arg: TrafficArg) -> TrafficChoice {
     }
 }
 
+/// The controllers' timings in the demo, where they differ from `rotor serve`'s.
 fn demo_settings() -> rotor_controllers::Settings {
     rotor_controllers::Settings {
         // Just longer than the load's slowest request: a drain ends when blue's sessions do,
@@ -869,40 +786,4 @@ fn demo_settings() -> rotor_controllers::Settings {
         unanswered_after: Duration::from_millis(500),
         ..Default::default()
     }
-}
-
-/// Every swap's end by the cloud of its Cluster (the `rotor.dev/cloud` label): `{"aws":
-/// {"succeeded", "rolled_back", "failed"}, …}`, from the demo's watch, so a swap rolled back
-/// and then retried counts once in each. A swap still running counts in none.
-fn swaps_by_cloud(
-    timings: &BTreeMap<String, SwapTiming>,
-    fleet: &[rotor_api::Cluster],
-) -> serde_json::Value {
-    let cloud_of: BTreeMap<String, String> = fleet
-        .iter()
-        .map(|c| {
-            let cloud = c.labels().get(rotor_api::labels::CLOUD).cloned();
-            (c.name_any(), cloud.unwrap_or_else(|| "unknown".into()))
-        })
-        .collect();
-    let mut by_cloud: BTreeMap<String, BTreeMap<&str, u32>> = BTreeMap::new();
-    for t in timings.values() {
-        let cloud = cloud_of.get(&t.cluster).cloned().unwrap_or_default();
-        let counts = by_cloud.entry(cloud).or_insert_with(|| {
-            BTreeMap::from([("succeeded", 0), ("rolled_back", 0), ("failed", 0)])
-        });
-        let end = match t.history.last().map(|(_, phase, _)| phase.as_str()) {
-            Some("Succeeded") => "succeeded",
-            Some("RolledBack") => "rolled_back",
-            Some("Failed") => "failed",
-            _ => continue,
-        };
-        *counts.entry(end).or_default() += 1;
-    }
-    json!(by_cloud)
-}
-
-/// One method's line of the report.
-fn by_method(m: &rotor_traffic::load::MethodReport) -> serde_json::Value {
-    json!({"total": m.total, "failed": m.failed, "status": m.status, "timeout": m.timeout, "reset": m.reset})
 }

@@ -1,0 +1,139 @@
+//! What the demo reports beyond the load's and the rollout's own figures: each swap attempt's
+//! timing (from the demo's watch), counts of swaps by Event and by cloud, and why the demo
+//! fails when its rollout did not succeed.
+
+use std::collections::BTreeMap;
+use std::sync::Mutex;
+use std::time::Instant;
+
+use kube::ResourceExt;
+use kube::api::{Api, ListParams};
+use rotor::rehearsal::Rehearsal;
+use rotor_api::{ClusterSwap, RolloutPhase};
+use serde_json::json;
+
+use super::critical_path::SwapTiming;
+
+/// Records `swap`'s phase and weight change in its attempt's timing; returns its wave.
+pub(super) fn record_timing(
+    timings: &Mutex<BTreeMap<String, SwapTiming>>,
+    swap: &ClusterSwap,
+    started: Instant,
+) -> String {
+    let st = swap.status.clone().unwrap_or_default();
+    let mut t = timings.lock().unwrap_or_else(|p| p.into_inner());
+    let entry = t
+        .entry(swap.uid().unwrap_or_default())
+        .or_insert_with(|| SwapTiming {
+            cluster: swap.spec.cluster_ref.clone(),
+            wave: swap
+                .labels()
+                .get(rotor_api::labels::WAVE)
+                .cloned()
+                .unwrap_or_default(),
+            created: Instant::now(),
+            finished: None,
+            history: Vec::new(),
+        });
+    let step = (st.phase.as_str().to_string(), st.green_weight_percent);
+    if entry.history.last().map(|(_, p, w)| (p, *w)) != Some((&step.0, step.1)) {
+        entry
+            .history
+            .push((started.elapsed().as_secs_f64(), step.0, step.1));
+    }
+    if st.phase.is_terminal() && entry.finished.is_none() {
+        entry.finished = Some(Instant::now());
+    }
+    entry.wave.clone()
+}
+
+/// How many swaps have an Event with `reason`: e.g. how many waited for green's unanswered
+/// requests before a step ended.
+pub(super) async fn swaps_with_event(
+    r: &Rehearsal,
+    reason: rotor_api::Reason,
+) -> anyhow::Result<usize> {
+    let events: Api<k8s_openapi::api::events::v1::Event> = Api::all(r.client.clone());
+    let swaps: std::collections::BTreeSet<String> = events
+        .list(&ListParams::default())
+        .await?
+        .items
+        .into_iter()
+        .filter(|e| e.reason.as_deref() == Some(reason.as_str()))
+        .filter_map(|e| e.regarding.and_then(|o| o.name))
+        .collect();
+    Ok(swaps.len())
+}
+
+/// Every swap's end by the cloud of its Cluster (the `rotor.dev/cloud` label): `{"aws":
+/// {"succeeded", "rolled_back", "failed"}, …}`, from the demo's watch, so a swap rolled back
+/// and then retried counts once in each. A swap still running counts in none.
+pub(super) fn swaps_by_cloud(
+    timings: &BTreeMap<String, SwapTiming>,
+    fleet: &[rotor_api::Cluster],
+) -> serde_json::Value {
+    let cloud_of: BTreeMap<String, String> = fleet
+        .iter()
+        .map(|c| {
+            let cloud = c.labels().get(rotor_api::labels::CLOUD).cloned();
+            (c.name_any(), cloud.unwrap_or_else(|| "unknown".into()))
+        })
+        .collect();
+    let mut by_cloud: BTreeMap<String, BTreeMap<&str, u32>> = BTreeMap::new();
+    for t in timings.values() {
+        let cloud = cloud_of.get(&t.cluster).cloned().unwrap_or_default();
+        let counts = by_cloud.entry(cloud).or_insert_with(|| {
+            BTreeMap::from([("succeeded", 0), ("rolled_back", 0), ("failed", 0)])
+        });
+        let end = match t.history.last().map(|(_, phase, _)| phase.as_str()) {
+            Some("Succeeded") => "succeeded",
+            Some("RolledBack") => "rolled_back",
+            Some("Failed") => "failed",
+            _ => continue,
+        };
+        *counts.entry(end).or_default() += 1;
+    }
+    json!(by_cloud)
+}
+
+/// One method's line of the report.
+pub(super) fn by_method(m: &rotor_traffic::load::MethodReport) -> serde_json::Value {
+    json!({"total": m.total, "failed": m.failed, "status": m.status, "timeout": m.timeout, "reset": m.reset})
+}
+
+/// What cut the demo's wait for its rollout short.
+#[derive(Clone, Copy)]
+pub(super) enum Cut {
+    /// `--timeout-s`, in seconds.
+    TimedOut(u64),
+    /// Ctrl-C or SIGTERM.
+    Signalled,
+}
+
+/// Why the demo fails: the rollout's phase and its conditions (which clusters spent the failure
+/// budget, for which reasons), or what cut the wait short.
+pub(super) fn not_succeeded(
+    phase: RolloutPhase,
+    status: &rotor_api::RolloutStatus,
+    cut: Option<Cut>,
+) -> anyhow::Error {
+    let mut why = match (phase, cut) {
+        (RolloutPhase::Paused | RolloutPhase::Failed | RolloutPhase::RolledBack, _) => {
+            format!("the rollout ended {phase}")
+        }
+        (_, Some(Cut::Signalled)) => {
+            format!("stopped by a signal before the rollout finished (phase {phase})")
+        }
+        (_, Some(Cut::TimedOut(s))) => {
+            format!("the rollout did not finish within {s} s (phase {phase})")
+        }
+        (_, None) => format!("the rollout stopped in phase {phase}"),
+    };
+    for c in &status.conditions {
+        why.push_str(&format!(
+            "\n  {} {}: {}: {}",
+            c.type_, c.status, c.reason, c.message
+        ));
+    }
+    anyhow::anyhow!(why)
+}

@@ -11,12 +11,11 @@ use std::time::Duration;
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use kube::ResourceExt;
 use kube::api::{Api, ListParams, Patch, PatchParams, PostParams};
-use rotor::rehearsal::{Rehearsal, RehearsalConfig, TrafficChoice};
+use rotor::rehearsal::Rehearsal;
 use rotor_api::{
     Approval, ClusterSwap, LabelSelector, Phase, Rollout, RolloutPhase, RolloutSpec, SwapStrategy,
     SwapTarget, Wave, WavePhase, labels,
 };
-use rotor_sim::{CloudConfig, SimConfig};
 
 const LIMIT: Duration = Duration::from_secs(120);
 
@@ -36,36 +35,8 @@ async fn rehearsal_with(
     clock: Option<rotor_controllers::Clock>,
     create_latency: Duration,
 ) -> Rehearsal {
-    let r = Rehearsal::start(RehearsalConfig {
-        fleet: rotor_api::sample_fleet(clusters),
-        sim: SimConfig {
-            nodes: 1,
-            workload_ready_delay: Duration::from_millis(100),
-            node_ready_delay: Duration::from_millis(50),
-            cloud: CloudConfig {
-                create_latency,
-                delete_latency: Duration::from_millis(50),
-                ..CloudConfig::default()
-            },
-            ..SimConfig::default()
-        },
-        settings: rotor_controllers::Settings {
-            gate_interval: Duration::from_millis(100),
-            poll_interval: Duration::from_millis(200),
-            drain_timeout: Duration::from_millis(100),
-            ..Default::default()
-        },
-        traffic: TrafficChoice::Sim,
-        clock,
-        clouds: Vec::new(),
-    })
-    .await
-    .expect("rehearsal");
-    r.wait_adopted(Duration::from_secs(20))
-        .await
-        .expect("adopted");
-    r.deploy_app(Duration::from_secs(30)).await.expect("app");
-    r
+    let fleet = rotor_api::sample_fleet(clusters);
+    common::fleet::quick_rehearsal(fleet, clock, create_latency).await
 }
 
 fn rollout(name: &str, max_concurrent: u32, failure_budget: u32) -> Rollout {

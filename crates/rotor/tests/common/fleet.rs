@@ -162,13 +162,23 @@ pub async fn rehearsal_of(clusters: usize, traffic: TrafficChoice) -> Rehearsal 
     r
 }
 
-/// Two sample clusters labelled `label: canary` and `label: rest`, for a Rollout's two waves;
-/// a quick cloud (200 ms create), gates every 100 ms, a 100 ms drain, the application
-/// deployed, traffic through the embedded router.
+/// Two sample clusters labelled `label: canary` and `label: rest`, for a Rollout's two waves,
+/// in a [`quick_rehearsal`] whose cloud creates in 200 ms.
 pub async fn canary_and_rest(label: &str) -> Rehearsal {
     let mut fleet = rotor_api::sample_fleet(2);
     fleet[0].labels_mut().insert(label.into(), "canary".into());
     fleet[1].labels_mut().insert(label.into(), "rest".into());
+    quick_rehearsal(fleet, None, Duration::from_millis(200)).await
+}
+
+/// A whole installation in one process over `fleet`, its application deployed, for rollouts:
+/// one node per cluster, the cloud creating in `create_latency`, gates every 100 ms, a 100 ms
+/// drain, traffic through the embedded router; `clock` for maintenance windows.
+pub async fn quick_rehearsal(
+    fleet: Vec<Cluster>,
+    clock: Option<rotor_controllers::Clock>,
+    create_latency: Duration,
+) -> Rehearsal {
     let r = Rehearsal::start(RehearsalConfig {
         fleet,
         sim: SimConfig {
@@ -176,7 +186,7 @@ pub async fn canary_and_rest(label: &str) -> Rehearsal {
             workload_ready_delay: Duration::from_millis(100),
             node_ready_delay: Duration::from_millis(50),
             cloud: CloudConfig {
-                create_latency: Duration::from_millis(200),
+                create_latency,
                 delete_latency: Duration::from_millis(50),
                 ..CloudConfig::default()
             },
@@ -189,7 +199,7 @@ pub async fn canary_and_rest(label: &str) -> Rehearsal {
             ..Default::default()
         },
         traffic: TrafficChoice::Sim,
-        clock: None,
+        clock,
         clouds: Vec::new(),
     })
     .await

@@ -476,21 +476,19 @@ impl Reconcile<'_> {
 
     /// Whether this process wrote the rollout's status less than [`COUNTS_EVERY`] ago.
     fn wrote_lately(&self) -> bool {
-        let written = self.state.written.lock().unwrap_or_else(|p| p.into_inner());
-        written
+        crate::lock(&self.state.written)
             .get(&self.name)
             .is_some_and(|at| at.elapsed() < COUNTS_EVERY)
     }
 
-    async fn replace(&self, mut status: RolloutStatus) -> Result<(), Error> {
+    /// Writes `status` (its `observedGeneration` set by [`Self::write`]).
+    async fn replace(&self, status: RolloutStatus) -> Result<(), Error> {
         let mut obj = self.rollout.clone();
-        status.observed_generation = obj.metadata.generation;
         obj.status = Some(status);
         let api: Api<Rollout> = Api::all(self.ctx.client.clone());
         api.replace_status(&obj.name_any(), &PostParams::default(), &obj)
             .await?;
-        let mut written = self.state.written.lock().unwrap_or_else(|p| p.into_inner());
-        written.insert(self.name.clone(), Instant::now());
+        crate::lock(&self.state.written).insert(self.name.clone(), Instant::now());
         Ok(())
     }
 }

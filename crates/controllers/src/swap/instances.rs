@@ -42,7 +42,6 @@ impl Reconcile<'_> {
         self.ctx.members.get(&provider, name).await
     }
 
-    /// How long the swap has been in its current phase.
     /// How long blue has been retained: since green took all the traffic (Draining began, its
     /// drain included), else — no such transition in the history — since Retaining began.
     pub(super) fn retained_for(&self, status: &ClusterSwapStatus) -> Duration {
@@ -57,6 +56,7 @@ impl Reconcile<'_> {
         }
     }
 
+    /// How long the swap has been in its current phase.
     pub(super) fn in_phase_for(&self, status: &ClusterSwapStatus) -> Duration {
         status
             .history

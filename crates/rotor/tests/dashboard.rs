@@ -135,6 +135,21 @@ pub(crate) async fn click(client: &Client, css: &str, what: &str) {
         .unwrap_or_else(|e| panic!("{what}: {e}"));
 }
 
+/// Clicks what `css` finds, finding it again if a redraw replaced it in between (the views
+/// redraw on watch events): bounded by [`LIMIT`].
+pub(crate) async fn press(client: &Client, css: &str, what: &str) {
+    common::eventually(LIMIT, what, || async {
+        client
+            .find(Locator::Css(css))
+            .await
+            .ok()?
+            .click()
+            .await
+            .ok()
+    })
+    .await;
+}
+
 /// Waits (bounded) until `css` matches exactly `n` elements.
 pub(crate) async fn until_count(client: &Client, css: &str, n: usize, what: &str) {
     common::eventually(LIMIT, what, || async {

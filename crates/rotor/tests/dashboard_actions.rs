@@ -9,7 +9,9 @@
 //! rolls it back; the rollback appears on the swap's timeline and its traffic chart.
 
 use crate::common;
-use crate::dashboard::{Browser, LIMIT, browser, count, in_page, screenshot, text, until_count};
+use crate::dashboard::{
+    Browser, LIMIT, browser, count, in_page, press, screenshot, text, until_count,
+};
 
 use fantoccini::key::Key;
 use fantoccini::{Client, Locator};
@@ -220,21 +222,6 @@ struct Actions<'a> {
 }
 
 const ARTICLE: &str = ".rollout[data-name=\"manual\"]";
-
-/// Clicks what `css` finds, finding it again if a redraw replaced it in between (the views
-/// redraw on every watch event): bounded by [`LIMIT`].
-async fn press(client: &Client, css: &str, what: &str) {
-    common::eventually(LIMIT, what, || async {
-        client
-            .find(Locator::Css(css))
-            .await
-            .ok()?
-            .click()
-            .await
-            .ok()
-    })
-    .await;
-}
 
 impl Actions<'_> {
     async fn play(&self) {

@@ -9,7 +9,7 @@
 //! a new green without the fault) succeeds on the same page, its passing readings listed.
 
 use crate::common;
-use crate::dashboard::{LIMIT, browser, count, in_page, screenshot, text, until_count};
+use crate::dashboard::{LIMIT, browser, count, in_page, press, screenshot, text, until_count};
 
 use std::time::Duration;
 
@@ -105,20 +105,6 @@ struct Page<'a> {
     base: &'a str,
     swap: &'a str,
     cluster: &'a str,
-}
-
-/// Clicks what `css` finds, again if a redraw replaced it in between; bounded by [`LIMIT`].
-async fn press(client: &Client, css: &str, what: &str) {
-    common::eventually(LIMIT, what, || async {
-        client
-            .find(Locator::Css(css))
-            .await
-            .ok()?
-            .click()
-            .await
-            .ok()
-    })
-    .await;
 }
 
 /// The readings table's rows: (kind, result, value).

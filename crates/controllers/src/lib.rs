@@ -136,6 +136,8 @@ pub struct Context {
     pub(crate) attachments: attachments::Attachments,
     /// Per live swap: precise starts of its waits and its gate's counters.
     pub(crate) swaps: swap::memory::Memories,
+    /// Per swap: the status versions this process wrote over (read-your-writes).
+    pub(crate) written: swap::written::Written,
     /// Per object key: consecutive reconcile errors (exponential backoff).
     failures: Mutex<HashMap<String, u32>>,
     /// Wall clock for maintenance windows (tests move it).
@@ -176,6 +178,7 @@ impl Context {
             metrics: Arc::default(),
             prometheus: prometheus::Prometheus::default(),
             swaps: swap::memory::Memories::default(),
+            written: swap::written::Written::default(),
             addresses: Mutex::default(),
             attachments: attachments::Attachments::default(),
             failures: Mutex::default(),

@@ -98,6 +98,13 @@ impl Reconcile<'_> {
         status: ClusterSwapStatus,
         step: Step,
     ) -> Result<Action, Error> {
+        // A phase change, and an intent written to act on at once, go straight on.
+        let goes_on = match &step {
+            Step::Advance { .. } | Step::RollBack { .. } => true,
+            Step::Requeue(after) => after.is_zero(),
+            _ => false,
+        };
+        crate::lock(&self.wrote).1 = goes_on;
         match step {
             Step::Wait {
                 reason,
@@ -136,9 +143,16 @@ impl Reconcile<'_> {
         status.observed_generation = self.swap.metadata.generation;
         let mut obj = self.swap.clone();
         obj.status = Some(status);
-        self.api
+        let written = self
+            .api
             .replace_status(&self.name, &PostParams::default(), &obj)
             .await?;
+        self.ctx.written.wrote(
+            &self.name,
+            self.swap.metadata.resource_version.as_deref(),
+            written.metadata.resource_version.as_deref(),
+        );
+        crate::lock(&self.wrote).0 = Some(written);
         Ok(())
     }
 
@@ -330,6 +344,7 @@ impl Reconcile<'_> {
     pub(super) fn forget_all(&self) {
         self.ctx.migrations.cancel(&self.name);
         self.ctx.swaps.forget(&self.name);
+        self.ctx.written.ended(&self.name);
         self.ctx.cloud_poll_done(&poll_key(&self.name));
         if let Some(green) = self
             .swap

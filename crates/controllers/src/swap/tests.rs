@@ -21,6 +21,7 @@ use super::Reconcile;
 use super::step::Step;
 use crate::{Context, Settings};
 
+mod chain;
 mod hooks;
 mod metric_gates;
 

@@ -164,6 +164,34 @@ struct HookLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct StageLabels {
+    stage: &'static str,
+}
+
+/// A stage of a swap's migration, as `rotor_migration_stage_duration_seconds` labels it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum MigrationStage {
+    /// Reading blue: its API discovery, every selected kind listed, the plan ordered.
+    Plan,
+    /// Loading green's checkpoint from the control plane.
+    Checkpoint,
+    /// Writing green, the checkpoint's flushes included.
+    Apply,
+}
+
+impl MigrationStage {
+    pub const ALL: [MigrationStage; 3] = [Self::Plan, Self::Checkpoint, Self::Apply];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Plan => "plan",
+            Self::Checkpoint => "checkpoint",
+            Self::Apply => "apply",
+        }
+    }
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct ResultLabels {
     result: &'static str,
 }
@@ -178,6 +206,9 @@ pub struct Metrics {
     provider_seconds: Family<CallLabels, Histogram>,
     metric_gate_evaluations: Family<ResultLabels, Counter>,
     hook_calls: Family<HookLabels, Counter>,
+    migration_seconds: Family<StageLabels, Histogram>,
+    /// The same stages' counts and sums, for reports (the histogram does not give them back).
+    migration_totals: Mutex<[(u64, f64); 3]>,
     caches: Caches,
 }
 
@@ -245,6 +276,14 @@ impl Default for Metrics {
             "Calls of swaps' lifecycle hooks by point and answer (Allow, Deny, RetryAfter, Error)",
             hook_calls.clone(),
         );
+        let migration_seconds = Family::<StageLabels, Histogram>::new_with_constructor(|| {
+            Histogram::new(CALL_SECONDS_BUCKETS)
+        });
+        registry.register(
+            "migration_stage_duration_seconds",
+            "Swaps' migrations by stage: plan (reading blue), checkpoint (loading green's), apply (writing green)",
+            migration_seconds.clone(),
+        );
         let caches = Caches::default();
         registry.register_collector(Box::new(caches.clone()));
         Metrics {
@@ -257,6 +296,8 @@ impl Default for Metrics {
             provider_seconds,
             metric_gate_evaluations,
             hook_calls,
+            migration_seconds,
+            migration_totals: Mutex::default(),
             caches,
         }
     }
@@ -283,6 +324,25 @@ impl rotor_providers::CallObserver for Metrics {
 }
 
 impl Metrics {
+    /// One migration's `stage` took `seconds`.
+    pub fn migration_stage(&self, stage: MigrationStage, seconds: f64) {
+        let labels = StageLabels {
+            stage: stage.as_str(),
+        };
+        self.migration_seconds
+            .get_or_create(&labels)
+            .observe(seconds);
+        let mut totals = crate::lock(&self.migration_totals);
+        let total = &mut totals[stage as usize];
+        total.0 += 1;
+        total.1 += seconds;
+    }
+
+    /// How many migrations went through `stage`, and their seconds in it altogether.
+    pub fn migration_stage_total(&self, stage: MigrationStage) -> (u64, f64) {
+        crate::lock(&self.migration_totals)[stage as usize]
+    }
+
     /// Counts one reconcile of `controller`.
     pub fn reconciled<T, E>(&self, controller: &'static str, result: &Result<T, E>) {
         let result = if result.is_ok() { "ok" } else { "error" };

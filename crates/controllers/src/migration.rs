@@ -6,7 +6,7 @@
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use k8s_openapi::api::core::v1::{ConfigMap, Namespace};
 use kube::Client;
@@ -15,6 +15,7 @@ use rotor_api::{MigrationPolicy, WorkloadSelector};
 use rotor_migration::{Checkpoint, MigrationOptions};
 
 use crate::Error;
+use crate::metrics::MigrationStage;
 use crate::tasks::Progress;
 
 /// What one migration run ended with.
@@ -238,6 +239,8 @@ pub struct Job {
     pub green: Member,
     pub workloads: WorkloadSelector,
     pub policy: MigrationPolicy,
+    /// Where each stage's duration goes.
+    pub metrics: Arc<crate::metrics::Metrics>,
 }
 
 /// A checkpoint that also counts progress: objects found done (applied before a restart) and
@@ -275,6 +278,7 @@ impl Job {
             allow_stateful: self.policy.stateful_data.allows_migration(),
             ..MigrationOptions::default()
         };
+        let started = Instant::now();
         let plan = match rotor_migration::plan(&self.blue.client, &options).await {
             Ok(plan) => plan,
             Err(e @ rotor_migration::Error::Stateful { .. }) => {
@@ -287,6 +291,7 @@ impl Job {
                 });
             }
         };
+        self.took(MigrationStage::Plan, started);
         progress.set_total(plan.total() as u32);
         let report = self.apply(&plan, &options, checkpoints, progress).await?;
         judge(&self.green.name, report)
@@ -300,7 +305,10 @@ impl Job {
         checkpoints: &Checkpoints,
         progress: &Progress,
     ) -> Result<rotor_migration::ApplyReport, Error> {
+        let started = Instant::now();
         let checkpoint = checkpoints.get(&self.control, &self.green.name).await?;
+        self.took(MigrationStage::Checkpoint, started);
+        let started = Instant::now();
         let counted = Counted {
             inner: checkpoint.as_ref(),
             progress,
@@ -320,7 +328,14 @@ impl Job {
             }
         };
         checkpoint.flush(&self.control).await?;
+        self.took(MigrationStage::Apply, started);
         Ok(report)
+    }
+
+    fn took(&self, stage: MigrationStage, since: Instant) {
+        let seconds = since.elapsed().as_secs_f64();
+        self.metrics.migration_stage(stage, seconds);
+        tracing::debug!(swap = %self.swap, stage = stage.as_str(), seconds, "migration stage");
     }
 }
 

@@ -88,6 +88,7 @@ async fn a_cut_off_migration_resumes_from_the_durable_checkpoint() {
         green: member(&green, "green"),
         workloads: WorkloadSelector::default(),
         policy: MigrationPolicy::default(),
+        metrics: Arc::default(),
     };
 
     // First process: the migration runs until part of it is checkpointed, then green stops
@@ -184,6 +185,13 @@ async fn a_cut_off_migration_resumes_from_the_durable_checkpoint() {
         panic!("refused");
     };
     assert_eq!((resumed, applied), (0, total));
+    // The cut-off run planned and loaded its checkpoint but never finished applying; the
+    // three that finished went through every stage.
+    use rotor_controllers::metrics::MigrationStage;
+    let count = |stage| job.metrics.migration_stage_total(stage).0;
+    assert_eq!(count(MigrationStage::Plan), 4);
+    assert_eq!(count(MigrationStage::Checkpoint), 4);
+    assert_eq!(count(MigrationStage::Apply), 3);
     let in_green_2 = Api::<ConfigMap>::namespaced(green_2, "default")
         .list(&ListParams::default())
         .await

@@ -275,6 +275,20 @@ fn demo_json_report() {
         .expect("critical_path_configured_s");
     let ratio = report["wall_over_configured"].as_f64().expect("ratio");
     assert!(configured > 0.0 && ratio >= 1.0, "{report}");
+    // Where the swaps' time went: every succeeded swap baked its steps in ShiftingTraffic, and
+    // each of the six migrations planned, loaded its checkpoint and applied.
+    let shifting = report["phase_mean_s"]["ShiftingTraffic"]
+        .as_f64()
+        .expect("phase_mean_s.ShiftingTraffic");
+    assert!(shifting > 0.0, "{report}");
+    for stage in ["plan", "checkpoint", "apply"] {
+        assert_eq!(
+            report["migration_stages"][stage]["count"], 6,
+            "{stage}: {report}"
+        );
+        let mean = report["migration_stages"][stage]["mean_ms"].as_f64();
+        assert!(mean.is_some_and(|m| m > 0.0), "{stage}: {report}");
+    }
 }
 
 /// The default injected failure (`--inject green-unhealthy`): the canary's green fails its

@@ -75,6 +75,7 @@ impl Reconcile<'_> {
             green: member(self.member(cluster, green).await?, green),
             workloads: cluster.spec.workloads.clone(),
             policy: self.swap.spec.strategy.migration.clone(),
+            metrics: self.ctx.metrics.clone(),
         };
         let checkpoints = self.ctx.checkpoints.clone();
         self.ctx

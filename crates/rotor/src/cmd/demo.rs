@@ -685,6 +685,9 @@ async fn rehearse(
     report["rss_peak_mib"] = json!(super::bench::rss_mib().1.round());
     report["memory_available_mib"] = json!(memory_available_mib);
     report["swaps_held_for_too_few_requests"] = json!(starved);
+    report["phase_mean_s"] =
+        report::phase_means(&timings.lock().unwrap_or_else(|p| p.into_inner()));
+    report["migration_stages"] = report::migration_stages(&r.metrics);
     report["controllers"]["min_requests"] = json!(rollout.spec.strategy.health_gates.min_requests);
     let hook_report = hooks::report(
         hook_rx.as_ref(),

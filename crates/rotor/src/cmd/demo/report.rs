@@ -137,3 +137,45 @@ pub(super) fn not_succeeded(
     }
     anyhow::anyhow!(why)
 }
+
+/// Mean seconds a succeeded swap spent in each phase (the traffic steps together), from the
+/// demo's watch: where a swap's time beyond its configured latencies goes.
+pub(super) fn phase_means(timings: &BTreeMap<String, SwapTiming>) -> serde_json::Value {
+    let succeeded: Vec<&SwapTiming> = timings
+        .values()
+        .filter(|t| t.history.last().is_some_and(|(_, p, _)| p == "Succeeded"))
+        .collect();
+    let mut sums: BTreeMap<&str, f64> = BTreeMap::new();
+    for pair in succeeded.iter().flat_map(|t| t.history.windows(2)) {
+        *sums.entry(pair[0].1.as_str()).or_default() += pair[1].0 - pair[0].0;
+    }
+    let swaps = succeeded.len().max(1) as f64;
+    sums.into_iter()
+        .map(|(phase, sum)| {
+            (
+                phase.to_string(),
+                json!((sum / swaps * 1000.0).round() / 1000.0),
+            )
+        })
+        .collect::<serde_json::Map<_, _>>()
+        .into()
+}
+
+/// Each migration stage's mean, in milliseconds, and how many migrations ran.
+pub(super) fn migration_stages(metrics: &rotor_controllers::metrics::Metrics) -> serde_json::Value {
+    use rotor_controllers::metrics::MigrationStage;
+    let mut out = serde_json::Map::new();
+    for stage in MigrationStage::ALL {
+        let (count, sum) = metrics.migration_stage_total(stage);
+        let mean_ms = if count == 0 {
+            0.0
+        } else {
+            sum / count as f64 * 1000.0
+        };
+        out.insert(
+            stage.as_str().to_string(),
+            json!({"count": count, "mean_ms": (mean_ms * 10.0).round() / 10.0}),
+        );
+    }
+    out.into()
+}

@@ -21,7 +21,7 @@ pub const FINALIZER: &str = "rotor.dev/swap-cleanup";
 
 impl Reconcile<'_> {
     /// Adds the finalizer (before the first claim or provider call); true when it wrote, and
-    /// the reconcile then waits for the updated object.
+    /// the reconcile then goes straight on from the updated object (see `run_chained`).
     pub(super) async fn ensure_finalizer(&self) -> Result<bool, Error> {
         if self.swap.finalizers().iter().any(|f| f == FINALIZER) {
             return Ok(false);
@@ -33,9 +33,11 @@ impl Reconcile<'_> {
             "finalizers": finalizers,
             "resourceVersion": self.swap.resource_version(),
         }});
-        self.api
+        let patched = self
+            .api
             .patch(&self.name, &PatchParams::default(), &Patch::Merge(&patch))
             .await?;
+        self.wrote_and_goes_on(patched);
         Ok(true)
     }
 

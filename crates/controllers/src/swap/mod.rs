@@ -136,8 +136,8 @@ fn written_over(swap: &ClusterSwap, ctx: &Context) -> bool {
         .superseded(&swap.name_any(), swap.resource_version().as_deref())
 }
 
-/// At most this many reconciles of one swap run in a row (see [`run_chained`]): enough for
-/// Pending → Provisioning → WaitingForGreen, each link a status write.
+/// At most this many reconciles of one swap run in a row (see [`run_chained`]): enough for a
+/// new swap's finalizer, then Pending → Provisioning → WaitingForGreen, each link a write.
 const CHAIN: usize = 4;
 
 /// Reconciles `swap`, and at once again from what it wrote while its step goes straight on (a

@@ -7,8 +7,8 @@ use std::time::Duration;
 use kube::api::PostParams;
 use kube::runtime::controller::Action;
 use rotor_api::{
-    Cluster, ClusterSwapStatus, Condition, ConditionStatus, ConditionType, Phase, Reason,
-    find_condition, set_condition,
+    Cluster, ClusterSwap, ClusterSwapStatus, Condition, ConditionStatus, ConditionType, Phase,
+    Reason, find_condition, set_condition,
 };
 
 use super::{Reconcile, object_ref, poll_key};
@@ -147,13 +147,25 @@ impl Reconcile<'_> {
             .api
             .replace_status(&self.name, &PostParams::default(), &obj)
             .await?;
+        self.remember(written);
+        Ok(())
+    }
+
+    /// Remembers `written`, this reconcile's write over the swap it read: the version it
+    /// replaced is superseded, and a step that goes straight on starts from it.
+    fn remember(&self, written: ClusterSwap) {
         self.ctx.written.wrote(
             &self.name,
             self.swap.metadata.resource_version.as_deref(),
             written.metadata.resource_version.as_deref(),
         );
         crate::lock(&self.wrote).0 = Some(written);
-        Ok(())
+    }
+
+    /// As [`Reconcile::remember`], and the reconcile goes straight on from `written`.
+    pub(super) fn wrote_and_goes_on(&self, written: ClusterSwap) {
+        self.remember(written);
+        crate::lock(&self.wrote).1 = true;
     }
 
     /// An Event on the swap, its action the phase it is in.

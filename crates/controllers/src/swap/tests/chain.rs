@@ -14,19 +14,11 @@ use super::{harness, strategy};
 async fn a_phase_change_goes_straight_on_and_its_superseded_version_is_left_alone() {
     // A cloud that takes an hour: WaitingForGreen is where the chain has to stop.
     let h = harness(Duration::from_secs(3600)).await;
-    h.swap("s", strategy(vec![50, 100]), ClusterSwapStatus::default())
+    let created = h
+        .swap("s", strategy(vec![50, 100]), ClusterSwapStatus::default())
         .await;
-    // The first reconcile adds the finalizer and waits for the updated object.
-    run_chained(Arc::new(h.fresh_swap("s").await), &h.ctx)
-        .await
-        .expect("finalizer added");
-    let pending = h.fresh_swap("s").await;
-    assert_eq!(
-        pending.status.as_ref().map(|s| s.phase),
-        Some(Phase::Pending)
-    );
-
-    run_chained(Arc::new(pending.clone()), &h.ctx)
+    assert!(created.finalizers().is_empty());
+    run_chained(Arc::new(created.clone()), &h.ctx)
         .await
         .expect("one reconcile");
     let swap = h.fresh_swap("s").await;
@@ -35,8 +27,10 @@ async fn a_phase_change_goes_straight_on_and_its_superseded_version_is_left_alon
     assert_eq!(
         path,
         [Phase::Provisioning, Phase::WaitingForGreen],
-        "one reconcile claimed the Cluster, asked the cloud for green and waits for it"
+        "one reconcile added the finalizer, claimed the Cluster, asked the cloud for green \
+         and waits for it"
     );
+    assert_eq!(swap.finalizers(), [super::super::FINALIZER]);
     assert!(
         status.green_instance.is_some(),
         "green is named: {status:?}"
@@ -44,9 +38,9 @@ async fn a_phase_change_goes_straight_on_and_its_superseded_version_is_left_alon
 
     // The watch cache may still hold what the chain read, or any version it wrote on the way.
     assert!(
-        written_over(&pending, &h.ctx),
-        "the Pending version {} was written over",
-        pending.resource_version().unwrap_or_default()
+        written_over(&created, &h.ctx),
+        "the version {} as created was written over",
+        created.resource_version().unwrap_or_default()
     );
     assert!(
         !written_over(&swap, &h.ctx),

@@ -64,6 +64,11 @@ pub struct SimConfig {
     pub anonymous: bool,
     /// The time the simulated controllers see (CronJob schedules); tests set their own.
     pub clock: Clock,
+    /// Where the clusters' application traffic is answered; None: the runtime that adds the
+    /// first cluster. A runtime of its own keeps the applications' answers from queueing
+    /// behind a control plane's work in the same process, as they would on machines of their
+    /// own (the demo's rehearsal).
+    pub traffic_runtime: Option<tokio::runtime::Handle>,
 }
 
 impl Default for SimConfig {
@@ -78,6 +83,7 @@ impl Default for SimConfig {
             cloud: CloudConfig::default(),
             anonymous: false,
             clock: Clock::system(),
+            traffic_runtime: None,
         }
     }
 }
@@ -252,7 +258,9 @@ impl Sim {
         if let Some(port) = self.config.traffic_port {
             let front = self
                 .traffic_front
-                .get_or_try_init(|| traffic::front::Front::bind(port))
+                .get_or_try_init(|| {
+                    traffic::front::Front::bind(port, self.config.traffic_runtime.clone())
+                })
                 .await?;
             let idx = self
                 .next_host

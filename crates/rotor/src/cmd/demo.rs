@@ -260,6 +260,8 @@ async fn rehearse(
             .map(|(i, c)| (c.name_any(), i))
             .collect(),
     );
+    // The load stands for the fleet's clients: it runs on the data plane's runtime.
+    let in_data_plane = r.data_plane().enter();
     let load = rotor_traffic::load::Load::start_paced(
         r.app_urls(),
         args.concurrency,
@@ -268,6 +270,7 @@ async fn rehearse(
         pace,
         focus.clone(),
     );
+    drop(in_data_plane);
 
     // Precise swap timings from a watch (status times have one-second resolution), per swap
     // object (uid): a retried cluster has one per attempt.

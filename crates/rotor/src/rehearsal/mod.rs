@@ -5,6 +5,7 @@
 
 mod clouds;
 mod controllers;
+mod data_plane;
 pub mod hook_receiver;
 
 pub use clouds::Cloud;
@@ -77,6 +78,8 @@ pub struct Rehearsal {
     tasks: Vec<tokio::task::JoinHandle<()>>,
     wiring: controllers::Wiring,
     controllers: Option<controllers::Running>,
+    /// Last, so it is dropped after everything that runs on it.
+    data_plane: data_plane::DataPlane,
 }
 
 impl Drop for Rehearsal {
@@ -177,10 +180,14 @@ impl Rehearsal {
         store: rotor_store::DynStore,
     ) -> anyhow::Result<Self> {
         let mut tasks = Vec::new();
+        let data_plane = data_plane::DataPlane::start()?;
 
         // The simulated fleet and cloud; each logical cluster's first instance bears its name.
         if config.sim.traffic_port.is_none() {
             config.sim.traffic_port = Some(free_port()?);
+        }
+        if config.sim.traffic_runtime.is_none() {
+            config.sim.traffic_runtime = Some(data_plane.handle().clone());
         }
         let sim = Sim::new(config.sim.clone());
         if config.clouds.is_empty() {
@@ -241,7 +248,11 @@ impl Rehearsal {
         let shifter: Arc<dyn TrafficShifter> = match config.traffic {
             TrafficChoice::Sim => {
                 let shifter = rotor_traffic::sim::SimShifter::new();
-                let server = shifter.serve("127.0.0.1:0".parse()?).await?;
+                let (serving, listen) = (shifter.clone(), "127.0.0.1:0".parse()?);
+                let server = data_plane
+                    .handle()
+                    .spawn(async move { serving.serve(listen).await })
+                    .await??;
                 sim_router = Some((shifter.clone(), server));
                 Arc::new(shifter)
             }
@@ -319,7 +330,14 @@ impl Rehearsal {
             tasks,
             wiring,
             controllers: Some(running),
+            data_plane,
         })
+    }
+
+    /// The data plane's runtime: what stands for the fleet's own machines (see
+    /// [`data_plane`]); the demo's load runs on it.
+    pub fn data_plane(&self) -> &tokio::runtime::Handle {
+        self.data_plane.handle()
     }
 
     /// Stops the controllers (bounded), as a stopped `rotor serve` would be; nothing of them

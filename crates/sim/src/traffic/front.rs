@@ -32,6 +32,8 @@ pub struct Front {
     port: u16,
     routes: Arc<Routes>,
     accepting: tokio::task::JoinHandle<()>,
+    /// Where the socket and every cluster's server run (see `SimConfig::traffic_runtime`).
+    runtime: tokio::runtime::Handle,
 }
 
 impl Drop for Front {
@@ -41,18 +43,38 @@ impl Drop for Front {
 }
 
 impl Front {
-    /// Listens on `port` (0: a free one) of every loopback address.
-    pub async fn bind(port: u16) -> anyhow::Result<Front> {
-        let listener = loopback_listener(port)
+    /// Listens on `port` (0: a free one) of every loopback address, accepting on `runtime`
+    /// (None: the caller's).
+    pub async fn bind(port: u16, runtime: Option<tokio::runtime::Handle>) -> anyhow::Result<Front> {
+        let bound = loopback_listener(port)
             .map_err(|e| anyhow::anyhow!("binding the traffic socket on port {port}: {e}"))?;
-        let port = listener.local_addr()?.port();
+        let port = bound.local_addr()?.port();
         let routes = Arc::new(Routes::default());
-        let accepting = tokio::spawn(accept_loop(listener, routes.clone()));
+        let runtime = runtime.unwrap_or_else(tokio::runtime::Handle::current);
+        let accepted = routes.clone();
+        // Registered with the runtime that polls it: its readiness comes from that runtime's
+        // driver, not from a busier one's.
+        let accepting = runtime.spawn(async move {
+            match TcpListener::from_std(bound) {
+                Ok(listener) => accept_loop(listener, accepted).await,
+                Err(e) => tracing::error!(error = %e, "the traffic socket cannot be polled"),
+            }
+        });
         Ok(Front {
             port,
             routes,
             accepting,
+            runtime,
         })
+    }
+
+    /// Runs `task` where the socket's connections are served.
+    pub fn spawn<F>(&self, task: F) -> tokio::task::JoinHandle<F::Output>
+    where
+        F: std::future::Future + Send + 'static,
+        F::Output: Send + 'static,
+    {
+        self.runtime.spawn(task)
     }
 
     /// The port every cluster's address answers on.
@@ -122,7 +144,7 @@ impl axum::serve::Listener for Attached {
 /// `0.0.0.0:port` bound to the loopback device: every 127.x.y.z, and nothing from the network.
 /// Where the device cannot be named (not Linux, or refused), the wildcard socket is kept and
 /// connections that did not arrive on a loopback address are reset by the accept loop.
-fn loopback_listener(port: u16) -> io::Result<TcpListener> {
+fn loopback_listener(port: u16) -> io::Result<std::net::TcpListener> {
     use socket2::{Domain, Protocol, Socket, Type};
     let socket = Socket::new(Domain::IPV4, Type::STREAM, Some(Protocol::TCP))?;
     socket.set_reuse_address(true)?;
@@ -133,7 +155,7 @@ fn loopback_listener(port: u16) -> io::Result<TcpListener> {
     socket.bind(&SocketAddr::from((Ipv4Addr::UNSPECIFIED, port)).into())?;
     socket.listen(BACKLOG)?;
     socket.set_nonblocking(true)?;
-    TcpListener::from_std(socket.into())
+    Ok(socket.into())
 }
 
 async fn accept_loop(listener: TcpListener, routes: Arc<Routes>) {
@@ -205,7 +227,7 @@ mod tests {
 
     #[tokio::test]
     async fn each_connection_goes_to_the_address_it_was_made_to() {
-        let front = Front::bind(0).await.expect("bind");
+        let front = Front::bind(0, None).await.expect("bind");
         let (a, b) = (Ipv4Addr::new(127, 3, 0, 1), Ipv4Addr::new(127, 3, 0, 2));
         let (mut to_a, route_a) = front.attach(a);
         let (mut to_b, _route_b) = front.attach(b);

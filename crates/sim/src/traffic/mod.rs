@@ -381,7 +381,7 @@ pub fn serve(front: &front::Front, served: Served, ip: Ipv4Addr) -> TrafficListe
         ));
     let (incoming, route) = front.attach(ip);
     let (stop, stopped) = oneshot::channel::<()>();
-    tokio::spawn(async move {
+    front.spawn(async move {
         let stopped = async move {
             let _ = stopped.await;
         };

@@ -7,6 +7,8 @@ use std::sync::Arc;
 use rotor_apiserver::{ApiServer, ServerConfig, WriteOptions};
 use rotor_store::DynStore;
 
+use crate::etcd_flags::EtcdFlags;
+
 /// `SOCKET,config=PATH[,log=ADDR]`: a shifter on HAProxy's runtime socket, once its
 /// configuration at PATH passed rotor's check; with `log=ADDR`, rotor listens there (UDP) for
 /// HAProxy's per-request log lines (`log_lines` in rotor-traffic), which the latency gate reads.
@@ -45,8 +47,14 @@ async fn haproxy_shifter(
     Ok((shifter, log))
 }
 
-/// Opens the store named by `--store`.
+/// Opens the store named by `--store`; an etcd one over plain HTTP.
 pub async fn open_store(spec: &str) -> anyhow::Result<DynStore> {
+    open_store_with(spec, &EtcdFlags::default()).await
+}
+
+/// Opens the store named by `--store`, an etcd one with `etcd`'s TLS settings (`https://`
+/// endpoints need `--etcd-cafile`).
+pub async fn open_store_with(spec: &str, etcd: &EtcdFlags) -> anyhow::Result<DynStore> {
     if spec == "memory" {
         return Ok(Arc::new(rotor_store::memory::MemoryStore::default()));
     }
@@ -56,25 +64,37 @@ pub async fn open_store(spec: &str) -> anyhow::Result<DynStore> {
         return Ok(Arc::new(store));
     }
     if let Some(urls) = spec.strip_prefix("etcd:") {
-        let endpoints: Vec<String> = urls
-            .split(',')
-            .map(str::trim)
-            .filter(|u| !u.is_empty())
-            .map(String::from)
-            .collect();
-        if let Some(bad) = endpoints.iter().find(|u| !u.starts_with("http://")) {
-            anyhow::bail!(
-                "--store {spec:?}: etcd endpoint {bad:?} must be http://HOST:PORT (TLS to etcd is not supported yet)"
-            );
-        }
-        let store =
-            rotor_store::etcd::EtcdStore::connect(&endpoints, rotor_store::etcd::DEFAULT_PREFIX)
-                .await
-                .map_err(|e| anyhow::anyhow!("opening etcd store {urls}: {e}"))?;
-        store.spawn_compactor(rotor_store::etcd::COMPACTION_INTERVAL);
-        return Ok(Arc::new(store));
+        return Ok(Arc::new(open_etcd(spec, urls, etcd).await?));
     }
     anyhow::bail!("--store {spec:?}: expected sqlite:PATH, etcd:URL[,URL…] or memory")
+}
+
+/// The etcd store at `urls`, its history compacted on kube-apiserver's schedule. A failed
+/// connection names the TLS files it was tried with.
+async fn open_etcd(
+    spec: &str,
+    urls: &str,
+    etcd: &EtcdFlags,
+) -> anyhow::Result<rotor_store::etcd::EtcdStore> {
+    let endpoints: Vec<String> = urls
+        .split(',')
+        .map(str::trim)
+        .filter(|u| !u.is_empty())
+        .map(String::from)
+        .collect();
+    let tls = etcd
+        .settings(&endpoints)
+        .map_err(|e| anyhow::anyhow!("--store {spec:?}: {e}"))?;
+    let prefix = rotor_store::etcd::DEFAULT_PREFIX;
+    let store = rotor_store::etcd::EtcdStore::connect_with(&endpoints, prefix, tls.as_ref())
+        .await
+        .map_err(|e| {
+            let over = tls.as_ref().and(etcd.describe());
+            let over = over.map(|t| format!(" ({t})")).unwrap_or_default();
+            anyhow::anyhow!("opening etcd store {urls}{over}: {e}")
+        })?;
+    store.spawn_compactor(rotor_store::etcd::COMPACTION_INTERVAL);
+    Ok(store)
 }
 
 /// Who a control plane lets in when only its admin token may: no anonymous requests, no other

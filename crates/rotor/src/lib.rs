@@ -3,6 +3,7 @@
 
 pub mod controlplane;
 pub mod dry_run_plan;
+pub mod etcd_flags;
 pub mod kubeconfig;
 pub mod policy;
 pub mod rehearsal;

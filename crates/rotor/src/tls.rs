@@ -210,14 +210,17 @@ async fn read_stored_ca(store: &DynStore) -> anyhow::Result<Option<generate::Pem
 
 /// The rotor CA `rotor serve` keeps for `spec`'s store (`rotor kubeconfig` signs with it);
 /// an error when none was made yet.
-pub async fn kept_ca(spec: &str) -> anyhow::Result<generate::Pem> {
+pub async fn kept_ca(
+    spec: &str,
+    etcd: &crate::etcd_flags::EtcdFlags,
+) -> anyhow::Result<generate::Pem> {
     let missing = || {
         anyhow::anyhow!(
             "--store {spec}: no rotor CA kept yet (has `rotor serve --store {spec}` run?)"
         )
     };
     if spec.starts_with("etcd:") {
-        let store = crate::controlplane::open_store(spec).await?;
+        let store = crate::controlplane::open_store_with(spec, etcd).await?;
         return read_stored_ca(&store).await?.ok_or_else(missing);
     }
     let path = spec.strip_prefix("sqlite:").ok_or_else(missing)?;

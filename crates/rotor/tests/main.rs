@@ -20,6 +20,7 @@ mod dashboard_rollback;
 mod defaulting;
 mod discovery;
 mod discovery_resync;
+mod etcd_tls;
 mod gcp;
 mod grafana;
 mod ha;

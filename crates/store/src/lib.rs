@@ -11,6 +11,7 @@ use async_trait::async_trait;
 use bytes::Bytes;
 
 pub mod etcd;
+pub mod etcd_tls;
 pub mod file_lock;
 mod hub;
 pub mod memory;
@@ -18,6 +19,8 @@ pub mod sqlite;
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_etcd_tls;
 
 pub use hub::WATCH_BUFFER;
 

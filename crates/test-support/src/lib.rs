@@ -9,6 +9,7 @@ use std::future::Future;
 use std::path::PathBuf;
 
 pub mod aws;
+pub mod certs;
 pub mod etcd;
 pub mod http;
 pub mod kubeconfig;

@@ -3,7 +3,8 @@
 //! signs (as `kubeadm kubeconfig user` does).
 
 use clap::Args;
-use rotor::controlplane::open_store;
+use rotor::controlplane::open_store_with;
+use rotor::etcd_flags::EtcdFlags;
 
 use super::serve::{SHARED_TOKEN_KEY, token_path};
 
@@ -12,6 +13,9 @@ pub struct KubeconfigArgs {
     /// The store given to `rotor serve`.
     #[arg(long, default_value = "sqlite:rotor.db")]
     pub store: String,
+    /// TLS to an etcd store, as given to `rotor serve`.
+    #[command(flatten)]
+    pub etcd: rotor::etcd_flags::EtcdFlags,
     /// The address `rotor serve` listens on (`http://ADDR` for one started with
     /// `--insecure-http`); the kubeconfig trusts the rotor CA kept with the store.
     #[arg(long, default_value = "127.0.0.1:6443")]
@@ -35,16 +39,20 @@ pub async fn run(args: KubeconfigArgs) -> anyhow::Result<()> {
     };
     let kubeconfig = match &args.user {
         Some(user) => {
-            let ca = rotor::tls::kept_ca(&args.store).await?;
+            let ca = rotor::tls::kept_ca(&args.store, &args.etcd).await?;
             let cert = rotor_apiserver::tls::generate::client(&ca, user, args.group.as_deref())?;
             let ca = (!insecure).then_some(ca.certificate.as_str());
             rotor::kubeconfig::with_certificate(user, &server, ca, &cert.certificate, &cert.key)
         }
         None => {
-            let token = admin_token(&args.store).await?;
+            let token = admin_token(&args.store, &args.etcd).await?;
             let ca = match insecure {
                 true => None,
-                false => Some(rotor::tls::kept_ca(&args.store).await?.certificate),
+                false => Some(
+                    rotor::tls::kept_ca(&args.store, &args.etcd)
+                        .await?
+                        .certificate,
+                ),
             };
             rotor::kubeconfig::with_token("rotor", &server, ca.as_deref(), &token)
         }
@@ -54,9 +62,9 @@ pub async fn run(args: KubeconfigArgs) -> anyhow::Result<()> {
 }
 
 /// The admin token `rotor serve` keeps for `spec`'s store.
-async fn admin_token(spec: &str) -> anyhow::Result<String> {
+async fn admin_token(spec: &str, etcd: &EtcdFlags) -> anyhow::Result<String> {
     if spec.starts_with("etcd:") {
-        let store = open_store(spec).await?;
+        let store = open_store_with(spec, etcd).await?;
         return match store.get(SHARED_TOKEN_KEY).await? {
             Some(kv) => Ok(String::from_utf8_lossy(&kv.value).trim().to_string()),
             None => anyhow::bail!(

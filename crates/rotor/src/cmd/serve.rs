@@ -2,7 +2,7 @@
 //! registered at start, served over TLS, and its controllers.
 
 use clap::Args;
-use rotor::controlplane::{control_plane, open_store};
+use rotor::controlplane::{control_plane, open_store_with};
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -10,9 +10,12 @@ use std::time::Duration;
 pub struct ServeArgs {
     /// `sqlite:PATH` (durable, the default), `etcd:URL[,URL…]` (an etcd v3 cluster, keys under
     /// `/rotor`, shareable by several `rotor serve`, of which one runs the controllers: see
-    /// `--lease-duration-seconds`) or `memory`.
+    /// `--lease-duration-seconds`; `https://` endpoints with `--etcd-cafile`) or `memory`.
     #[arg(long, default_value = "sqlite:rotor.db")]
     pub store: String,
+    /// TLS to an etcd store (`https://` endpoints), with a client certificate.
+    #[command(flatten)]
+    pub etcd: rotor::etcd_flags::EtcdFlags,
     /// Address to serve the API on.
     #[arg(long, default_value = "127.0.0.1:6443")]
     pub listen: String,
@@ -271,7 +274,7 @@ fn external_address(args: &ServeArgs) -> String {
 pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     check_insecure_http(&args)?;
     let audit = auditor(&args)?;
-    let store = open_store(&args.store).await?;
+    let store = open_store_with(&args.store, &args.etcd).await?;
     let token = admin_token(&args.store, &store).await?;
     let access = rotor_apiserver::ServerConfig {
         audit: audit.clone(),

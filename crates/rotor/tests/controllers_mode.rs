@@ -358,6 +358,126 @@ fn check_audit(audit: &Path, first_leader: &'static str) {
     );
 }
 
+/// What `rotor controllers` finds in a pod, then `rotor controllers` started as in one: the
+/// files under /var/run/secrets/kubernetes.io/serviceaccount are mounted for it alone, in a
+/// private mount namespace (util-linux `unshare`; the machine's /run is left as it is).
+const IN_A_POD: &str = r#"set -e
+mount -t tmpfs pod-run /run
+mkdir -p /run/secrets/kubernetes.io/serviceaccount
+cp "$1/token" "$1/ca.crt" "$1/namespace" /run/secrets/kubernetes.io/serviceaccount/
+shift
+exec "$@"
+"#;
+
+/// As in a pod: no kubeconfig, the API at `KUBERNETES_SERVICE_HOST`/`_PORT`, and in the
+/// ServiceAccount's directory a token the API issued for the chart's ServiceAccount
+/// (TokenRequest, `kubectl create token`), the API's CA and the namespace. The replica finds
+/// them as kube's in-cluster configuration does, takes the Lease in the namespace the file
+/// names (no `--lease-namespace`), and the audit log shows its calls as that ServiceAccount,
+/// none refused by the chart's RBAC.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn controllers_in_a_pod_run_as_the_service_account_mounted_there() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (mut api, _) = start_api(dir.path());
+    install(dir.path(), &api.kubectl);
+    let sa = helm_template(&["--show-only", "templates/serviceaccount.yaml"]);
+    api.kubectl
+        .ok(&["apply", "-f", &write_manifest(dir.path(), "sa.yaml", &sa)]);
+    let uid = api.kubectl.ok(&[
+        "get",
+        "serviceaccount",
+        "rotor",
+        "-n",
+        NAMESPACE,
+        "-o",
+        "jsonpath={.metadata.uid}",
+    ]);
+    let token = api
+        .kubectl
+        .ok(&["create", "token", "rotor", "-n", NAMESPACE]);
+    let admin = std::fs::read_to_string(&api.admin).expect("admin kubeconfig");
+    let mounted = dir.path().join("serviceaccount");
+    std::fs::create_dir(&mounted).expect("dir");
+    std::fs::write(mounted.join("token"), token.trim()).expect("token");
+    std::fs::write(
+        mounted.join("ca.crt"),
+        rotor_test_support::kubeconfig::ca_pem(&admin),
+    )
+    .expect("ca.crt");
+    std::fs::write(mounted.join("namespace"), NAMESPACE).expect("namespace");
+    let server = rotor_test_support::kubeconfig::server(&admin);
+    let (host, port) = server
+        .trim_start_matches("https://")
+        .rsplit_once(':')
+        .expect("https://HOST:PORT");
+    let (home, log) = (dir.path().join("home"), dir.path().join("pod.log"));
+    std::fs::create_dir(&home).expect("home");
+    let pod = std::process::Command::new("unshare")
+        .args([
+            "--mount",
+            "--propagation",
+            "private",
+            "--",
+            "sh",
+            "-c",
+            IN_A_POD,
+        ])
+        .args([
+            "sh",
+            path(&mounted),
+            env!("CARGO_BIN_EXE_rotor"),
+            "controllers",
+        ])
+        .args([
+            "--metrics-listen",
+            "127.0.0.1:0",
+            "--shutdown-grace-seconds",
+            "5",
+        ])
+        .env_remove("KUBECONFIG")
+        .env("HOME", &home)
+        .env("KUBERNETES_SERVICE_HOST", host)
+        .env("KUBERNETES_SERVICE_PORT", port)
+        .env("ROTOR_LOG", "rotor_controllers::leader=info")
+        .stdin(std::process::Stdio::null())
+        .stderr(std::fs::File::create(&log).expect("log"))
+        .spawn()
+        .expect("unshare (util-linux) runs; it needs root for a mount namespace");
+    let mut pod = Running(pod);
+    let identity = word_after(&wait_for_line(&log, "controllers run while "), "while");
+    let client = common::client_from(&api.admin).await;
+    let leases: Api<Lease> = Api::namespaced(client, NAMESPACE);
+    holder(&leases, Some(&identity), Duration::from_secs(15)).await;
+    let status = tokio::task::block_in_place(|| {
+        common::process::stop(&mut pod, Duration::from_secs(10), "the replica")
+    });
+    assert!(status.success(), "the replica exited with {status}");
+    let status = tokio::task::block_in_place(|| {
+        common::process::stop(&mut api.serve, Duration::from_secs(15), "rotor serve")
+    });
+    assert!(status.success(), "rotor serve exited with {status}");
+    let calls: Vec<Call> = calls(&api.audit)
+        .into_iter()
+        .filter(|c| c.uid == uid)
+        .collect();
+    assert!(
+        calls
+            .iter()
+            .any(|c| c.write && c.resource == "leases" && c.code < 300),
+        "the ServiceAccount's token took the Lease ({} calls)",
+        calls.len()
+    );
+    let refused: Vec<&str> = calls
+        .iter()
+        .filter(|c| c.code == 403)
+        .map(|c| c.resource.as_str())
+        .collect();
+    assert!(
+        refused.is_empty(),
+        "refused by the chart's RBAC: {refused:?}"
+    );
+}
+
 #[test]
 fn controllers_refuse_an_api_without_rotors_crds_and_a_bad_flag_naming_them() {
     let dir = tempfile::tempdir().expect("tempdir");

@@ -48,6 +48,15 @@ pub fn token(kubeconfig: &str) -> String {
     field(kubeconfig, "/users/0/user/token")
 }
 
+/// The CA a kubeconfig rotor wrote trusts, PEM (what a pod finds in its `ca.crt`).
+pub fn ca_pem(kubeconfig: &str) -> String {
+    let data = field(kubeconfig, "/clusters/0/cluster/certificate-authority-data");
+    let pem = base64::engine::general_purpose::STANDARD
+        .decode(data)
+        .expect("base64 CA data");
+    String::from_utf8(pem).expect("a PEM CA")
+}
+
 fn field(kubeconfig: &str, pointer: &str) -> String {
     let doc: Value = serde_json::from_str(kubeconfig).expect("a kubeconfig rotor wrote (JSON)");
     doc.pointer(pointer)

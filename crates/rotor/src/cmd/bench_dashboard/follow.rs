@@ -100,3 +100,50 @@ pub fn while_shown(api: &[Change], windows: &[Window]) -> Vec<Change> {
         .cloned()
         .collect()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn c(key: &str, at_ms: f64) -> Change {
+        Change {
+            key: key.into(),
+            value: "v".into(),
+            at_ms,
+        }
+    }
+
+    #[test]
+    fn only_the_changes_made_while_the_page_showed_their_swap_count() {
+        let windows = [
+            Window {
+                cluster: "a".into(),
+                from_ms: 100.0,
+                to_ms: 200.0,
+            },
+            Window {
+                cluster: "b".into(),
+                from_ms: 200.0,
+                to_ms: 300.0,
+            },
+        ];
+        let api = [
+            c("phase/a", 50.0),   // before the page opened a
+            c("phase/a", 150.0),  // shown
+            c("weight/a", 250.0), // after the page left a
+            c("weight/b", 250.0), // shown
+            c("phase/c", 150.0),  // never on the page
+        ];
+        let kept: Vec<_> = while_shown(&api, &windows)
+            .into_iter()
+            .map(|c| (c.key, c.at_ms))
+            .collect();
+        assert_eq!(
+            kept,
+            [
+                ("phase/a".to_string(), 150.0),
+                ("weight/b".to_string(), 250.0)
+            ]
+        );
+    }
+}

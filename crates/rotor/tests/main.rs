@@ -17,6 +17,7 @@ mod crash;
 mod dashboard;
 mod dashboard_actions;
 mod dashboard_rollback;
+mod dashboard_timeline;
 mod defaulting;
 mod discovery;
 mod discovery_resync;

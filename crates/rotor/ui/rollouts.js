@@ -1,11 +1,12 @@
 // The rollouts view: each Rollout with its phase, approval, bake, failure budget and windows,
 // its operator actions, and its waves, each a progress bar of its clusters (succeeded,
 // running, rolled back, failed, skipped, pending) from the Rollout's status, with the same
-// counts in words and, opened, each cluster with its swap. Kept current by watches on the
-// Rollouts and the ClusterSwaps.
+// counts in words and, opened, each cluster with its swap (waveclusters.js). Kept current by
+// watches on the Rollouts and the ClusterSwaps.
 
 import { LiveView, element, factList } from "./live.js";
 import { ROLLOUTS, act, actionButton, may, toolbar } from "./actions.js";
+import { WaveClusters } from "./waveclusters.js";
 import {
   approvalText, bakeState, budgetText, waitingWave, waveBudgetText, windowsText,
 } from "./rolloutfacts.js";
@@ -112,8 +113,8 @@ export class RolloutsView extends LiveView {
     if (!same) this.list.replaceChildren(...rollouts.map((r) => this.articles.get(r.metadata.name).article));
   }
 
-  /** Draws `rollout` into its article (made once): its facts and waves afresh, its timeline
-   * updated in place. */
+  /** Draws `rollout` into its article (made once): its facts afresh, its waves and their
+   * opened cluster lists and its timeline updated in place (kept elements keep the focus). */
   renderRollout(rollout) {
     const status = rollout.status || {};
     const name = rollout.metadata.name;
@@ -122,28 +123,41 @@ export class RolloutsView extends LiveView {
       const article = element("article", "rollout");
       article.dataset.name = name;
       const head = element("div", "rollout-head");
+      const top = element("div", "rollout-facts");
+      const list = element("ol", "waves");
+      head.append(top, list);
       article.append(head);
-      drawn = { article, head, gantt: new GanttChart() };
+      drawn = { article, top, list, waves: new Map(), gantt: new GanttChart() };
       this.articles.set(name, drawn);
     }
-    const { article, head, gantt } = drawn;
+    const { article, top, gantt } = drawn;
     article.dataset.phase = status.phase || "Pending";
     const heading = element("h3", "", rollout.metadata.name);
-    const list = element("ol", "waves");
-    const waves = status.waves || [];
-    if (waves.length === 0) {
-      list.append(element("li", "empty", "No plan yet: the controller has not planned the waves."));
-    }
-    const swaps = this.swaps.ofRollout(rollout.metadata.name);
-    waves.forEach((wave, index) => {
-      list.append(this.renderWave(rollout, wave, index, swaps));
-    });
     const actions = this.rolloutActions(rollout);
-    head.replaceChildren(heading, this.facts(rollout), ...(actions ? [actions] : []), list);
+    top.replaceChildren(heading, this.facts(rollout), ...(actions ? [actions] : []));
+    const swaps = this.swaps.ofRollout(name);
+    this.renderWaves(rollout, drawn, swaps);
     const figure = gantt.update(rollout, swaps);
     if (figure && !figure.isConnected) article.append(figure);
     else if (!figure) gantt.figure.remove();
     return article;
+  }
+
+  /** Each wave of the plan into its item (made once per wave name), in the plan's order. */
+  renderWaves(rollout, drawn, swaps) {
+    const waves = (rollout.status && rollout.status.waves) || [];
+    if (waves.length === 0) {
+      drawn.waves.clear();
+      drawn.list.replaceChildren(element("li", "empty", "No plan yet: the controller has not planned the waves."));
+      return;
+    }
+    const items = waves.map((wave, index) => this.renderWave(rollout, wave, index, swaps, drawn.waves));
+    for (const name of [...drawn.waves.keys()]) {
+      if (!waves.some((w) => w.name === name)) drawn.waves.delete(name);
+    }
+    const same = items.length === drawn.list.children.length &&
+      items.every((item, i) => drawn.list.children[i] === item);
+    if (!same) drawn.list.replaceChildren(...items);
   }
 
   /** Phase, target, current wave, approval, bake, budget and windows as a description list. */
@@ -194,11 +208,31 @@ export class RolloutsView extends LiveView {
     ]);
   }
 
-  renderWave(rollout, wave, index, swaps) {
+  /** A wave's item: its title, bar and counts drawn afresh (a few elements), its cluster
+   * list kept and updated (up to every cluster of the wave). */
+  renderWave(rollout, wave, index, swaps, kept) {
     const status = rollout.status || {};
+    const rolloutName = rollout.metadata.name;
+    let drawn = kept.get(wave.name);
+    if (!drawn) {
+      const key = `${rolloutName}\u0000${wave.name}`;
+      const opened = (open) => {
+        if (open === this.open.has(key)) return;
+        if (open) this.open.add(key);
+        else this.open.delete(key);
+        this.touch([rolloutName]);
+      };
+      const clusters = new WaveClusters(rolloutName, wave.name, opened, () => this.objects.get(rolloutName));
+      const item = element("li");
+      const summary = element("div", "wave-summary");
+      item.append(summary, clusters.details);
+      drawn = { item, summary, clusters, key };
+      kept.set(wave.name, drawn);
+    }
+    const { item, summary, clusters, key } = drawn;
     const current = index === status.currentWave;
     const counts = waveCounts(wave, status.skipped || []);
-    const item = element("li", current ? "wave current" : "wave");
+    item.className = current ? "wave current" : "wave";
     item.dataset.wave = wave.name;
     item.dataset.phase = wave.phase || "Pending";
     const words = countsText(counts);
@@ -225,59 +259,8 @@ export class RolloutsView extends LiveView {
     item.dataset.succeededPercent = String(percent);
     const specWave = ((rollout.spec && rollout.spec.waves) || []).find((w) => w.name === wave.name);
     const budget = waveBudgetText(specWave, wave);
-    item.append(title, bar, element("p", "wave-counts", budget ? `${words}; ${budget}` : words));
-    item.append(this.waveClusters(rollout, wave, swaps));
+    summary.replaceChildren(title, bar, element("p", "wave-counts", budget ? `${words}; ${budget}` : words));
+    clusters.update(rollout, wave, swaps, this.open.has(key));
     return item;
-  }
-
-  /** The wave's clusters, each with its swap (a link to the swap view) and retry / skip. */
-  waveClusters(rollout, wave, swaps) {
-    const key = `${rollout.metadata.name}\u0000${wave.name}`;
-    const details = element("details", "wave-clusters");
-    details.open = this.open.has(key);
-    const summary = element("summary", "", `Clusters of ${wave.name}`);
-    summary.dataset.key = `summary\u0000${key}`;
-    details.append(summary);
-    details.addEventListener("toggle", () => {
-      if (details.open === this.open.has(key)) return;
-      if (details.open) this.open.add(key);
-      else this.open.delete(key);
-      this.touch([rollout.metadata.name]);
-    });
-    if (!details.open) return details; // drawn only when opened: a wave may hold 1,000
-    const list = element("ul", "clusters");
-    for (const cluster of wave.clusters || []) {
-      list.append(this.clusterRow(rollout, cluster, swaps.get(cluster)));
-    }
-    details.append(list);
-    return details;
-  }
-
-  clusterRow(rollout, cluster, swap) {
-    const row = element("li", "cluster-row");
-    row.dataset.cluster = cluster;
-    const skipped = ((rollout.status && rollout.status.skipped) || []).find((s) => s.cluster === cluster);
-    row.append(element("span", "name", cluster));
-    const phase = swap ? (swap.status && swap.status.phase) || "Pending" : null;
-    if (swap) {
-      const link = element("a", "swap-link", `swap ${phase}`);
-      link.href = `#swap/${encodeURIComponent(swap.metadata.name)}`;
-      link.setAttribute("aria-label", `swap ${swap.metadata.name} of ${cluster}: ${phase}`);
-      row.append(link);
-    } else {
-      row.append(element("span", "muted", skipped ? `skipped: ${skipped.reason}` : "no swap yet"));
-    }
-    const name = rollout.metadata.name;
-    const retryable = swap && (phase === "Failed" || phase === "RolledBack");
-    const actions = toolbar(`Actions on ${cluster}`, [
-      retryable && may.deleteSwaps && actionButton("Retry", `Retry cluster ${cluster}?`,
-        `Deletes its ${phase} swap ${swap.metadata.name}; rollout ${name} starts it again.`,
-        () => act.retry(swap.metadata.name), () => `cluster ${cluster}: swap removed; its rollout starts it again`),
-      !skipped && phase !== "Succeeded" && may.rollouts && actionButton("Skip", `Skip cluster ${cluster}?`,
-        `Adds it to spec.skipClusters of rollout ${name}: no swap starts for it.`,
-        () => act.skip(rollout, cluster), () => `cluster ${cluster} skipped by rollout/${name}`),
-    ]);
-    if (actions) row.append(actions);
-    return row;
   }
 }

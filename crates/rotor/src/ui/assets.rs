@@ -61,6 +61,11 @@ pub const ASSETS: &[Asset] = &[
         body: include_str!("../../ui/actions.js"),
     },
     Asset {
+        name: "waveclusters.js",
+        content_type: JS,
+        body: include_str!("../../ui/waveclusters.js"),
+    },
+    Asset {
         name: "swaps.js",
         content_type: JS,
         body: include_str!("../../ui/swaps.js"),

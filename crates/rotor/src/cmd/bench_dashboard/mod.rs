@@ -2,16 +2,19 @@
 //! running (issue 21: "the page stays responsive, updates appear within a second").
 //!
 //! A rehearsal of `--clusters` simulated clusters runs one Rollout over all of them with
-//! `maxConcurrentSwaps: --concurrent`. Two headless Chromium sessions show the fleet view and
-//! the rollouts view side by side. For `--seconds` after the first swap began, the bench watches
-//! the Clusters and ClusterSwaps itself and notes when each change arrives (wall clock); a probe
-//! in each page (`probe.js`) notes when the DOM shows it: the fleet cell's state turning
-//! Swapping and back, and the last phase of each swap's row in the rollout's timeline. The
-//! delays between the two are reported as p50/p99/max, with the pages' long tasks (main thread
-//! busy over 50 ms at once: count, longest, total). JSON on the last line.
+//! `maxConcurrentSwaps: --concurrent`. Three headless Chromium sessions show the fleet view, the
+//! rollouts view and one running swap's view (`follow.rs`: the swap that began last, then the
+//! next when it ends) side by side. For `--seconds` after the first swap began, the bench
+//! watches the Clusters and ClusterSwaps itself and notes when each change arrives (wall
+//! clock); a probe in each page (`probe.js`) notes when the DOM shows it: the fleet cell's
+//! state turning Swapping and back, the last phase of each swap's row in the rollout's
+//! timeline, and the swap view's last phase and green weight. The delays between the two are
+//! reported as p50/p99/max, with the pages' long tasks (main thread busy over 50 ms at once:
+//! count, longest, total). JSON on the last line.
 
 mod browser;
 mod delays;
+mod follow;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -53,31 +56,30 @@ struct Seen {
     clusters: Vec<Change>,
     /// `swap/CLUSTER` → the phase of the last entry of `status.history` (the timeline's).
     swaps: Vec<Change>,
+    /// `phase/CLUSTER` → the same phase, `weight/CLUSTER` → green's weight: the swap view's.
+    swap_view: Vec<Change>,
     /// Swaps not ended now, sampled every second of the measurement.
     running: Vec<usize>,
     last: HashMap<String, String>,
+    /// Cluster → whether its swap ended.
     ended: HashMap<String, bool>,
+    /// Cluster → its swap's name, and when the bench saw it begin (wall clock, ms).
+    names: HashMap<String, String>,
+    begun_at: HashMap<String, f64>,
 }
 
 impl Seen {
-    fn note(&mut self, key: String, value: String, initial: bool, swap: bool) {
+    /// The change of `key` to `value`, unless it is none or the state before the measurement.
+    fn note(&mut self, key: String, value: String, initial: bool) -> Option<Change> {
         if self.last.get(&key) == Some(&value) {
-            return;
+            return None;
         }
         self.last.insert(key.clone(), value.clone());
-        if initial {
-            return; // the state before the measurement: not a change
-        }
-        let change = Change {
+        (!initial).then(|| Change {
             key,
             value,
             at_ms: wall_ms(),
-        };
-        if swap {
-            self.swaps.push(change);
-        } else {
-            self.clusters.push(change);
-        }
+        })
     }
 }
 
@@ -94,10 +96,13 @@ pub async fn run(args: DashboardArgs) -> anyhow::Result<()> {
     let driver = browser::Driver::start().await?;
     let fleet = driver.page().await?;
     let rollouts = driver.page().await?;
+    let swap = driver.page().await?;
     fleet.open(&r.control_plane_url, &r.token, "fleet").await?;
     rollouts
         .open(&r.control_plane_url, &r.token, "rollouts")
         .await?;
+    // On the fleet until a swap runs; then on a swap's page (`follow`).
+    swap.open(&r.control_plane_url, &r.token, "fleet").await?;
     let cells = format!(
         "return document.querySelectorAll('#fleet .cell').length === {};",
         args.clusters
@@ -112,19 +117,27 @@ pub async fn run(args: DashboardArgs) -> anyhow::Result<()> {
             "the rollouts view drawn",
         )
         .await?;
-    for page in [&fleet, &rollouts] {
+    for page in [&fleet, &rollouts, &swap] {
         page.run(include_str!("probe.js")).await?;
     }
     let seen = Arc::new(Mutex::new(Seen::default()));
     let watching = watch(&r, seen.clone());
-    let measured = measure(&r, &args, &seen);
+    let mut follower = follow::Follower::new(&swap);
+    let measured = measure(&r, &args, &seen, &mut follower);
     let measured = tokio::select! {
         m = measured => m?,
         () = watching => anyhow::bail!("the bench's watches ended"),
     };
-    let report = report(&args, &seen, &fleet, &rollouts, measured, set_up_s).await?;
+    let followed = follower.finish();
+    let pages = Pages {
+        fleet: &fleet,
+        rollouts: &rollouts,
+        swap: &swap,
+    };
+    let report = report(&args, &seen, &pages, &followed, measured, set_up_s).await?;
     fleet.close().await?;
     rollouts.close().await?;
+    swap.close().await?;
     println!("{report}");
     Ok(())
 }
@@ -166,7 +179,10 @@ async fn watch(r: &Rehearsal, seen: Arc<Mutex<Seen>>) {
         let swapping = c.status.as_ref().is_some_and(|s| s.current_swap.is_some());
         let key = format!("cluster/{}", c.name_any());
         let value = if swapping { "swapping" } else { "not swapping" };
-        lock(&seen).note(key, value.into(), initial, false);
+        let mut seen = lock(&seen);
+        if let Some(change) = seen.note(key, value.into(), initial) {
+            seen.clusters.push(change);
+        }
     };
     let on_swap = |event: Result<watcher::Event<ClusterSwap>, watcher::Error>| {
         let (s, initial) = match event {
@@ -174,13 +190,26 @@ async fn watch(r: &Rehearsal, seen: Arc<Mutex<Seen>>) {
             Ok(watcher::Event::InitApply(s)) => (s, true),
             _ => return,
         };
+        let name = s.name_any();
         let status = s.status.unwrap_or_default();
+        let cluster = s.spec.cluster_ref;
         let mut seen = lock(&seen);
         let ended = status.phase.is_terminal();
-        seen.ended.insert(s.spec.cluster_ref.clone(), ended);
-        if let Some(last) = status.history.last() {
-            let key = format!("swap/{}", s.spec.cluster_ref);
-            seen.note(key, format!("{:?}", last.phase), initial, true);
+        seen.ended.insert(cluster.clone(), ended);
+        seen.names.insert(cluster.clone(), name);
+        let Some(last) = status.history.last() else {
+            return;
+        };
+        seen.begun_at.entry(cluster.clone()).or_insert_with(wall_ms);
+        let phase = format!("{:?}", last.phase);
+        let weight = status.green_weight_percent.to_string();
+        if let Some(c) = seen.note(format!("swap/{cluster}"), phase.clone(), initial) {
+            seen.swaps.push(c);
+        }
+        for (key, value) in [("phase", phase), ("weight", weight)] {
+            if let Some(c) = seen.note(format!("{key}/{cluster}"), value, initial) {
+                seen.swap_view.push(c);
+            }
         }
     };
     tokio::join!(
@@ -200,8 +229,14 @@ fn lock(seen: &Mutex<Seen>) -> std::sync::MutexGuard<'_, Seen> {
 }
 
 /// Starts the rollout, waits for its first swap, then measures for `--seconds`, sampling the
-/// swaps running each second. The wall time measured, s.
-async fn measure(r: &Rehearsal, args: &DashboardArgs, seen: &Mutex<Seen>) -> anyhow::Result<f64> {
+/// swaps running each second and moving the swap view's page on when its swap ended. The wall
+/// time measured, s.
+async fn measure(
+    r: &Rehearsal,
+    args: &DashboardArgs,
+    seen: &Mutex<Seen>,
+    follower: &mut follow::Follower<'_>,
+) -> anyhow::Result<f64> {
     let rollout: Rollout = serde_json::from_value(json!({
         "apiVersion": "rotor.dev/v1alpha1",
         "kind": "Rollout",
@@ -233,9 +268,12 @@ async fn measure(r: &Rehearsal, args: &DashboardArgs, seen: &Mutex<Seen>) -> any
     let mut tick = tokio::time::interval(Duration::from_secs(1));
     while from.elapsed() < Duration::from_secs(args.seconds) {
         tick.tick().await;
-        let mut s = lock(seen);
-        let running = s.ended.values().filter(|ended| !**ended).count();
-        s.running.push(running);
+        {
+            let mut s = lock(seen);
+            let running = s.ended.values().filter(|ended| !**ended).count();
+            s.running.push(running);
+        }
+        follower.step(seen).await?;
     }
     Ok(from.elapsed().as_secs_f64())
 }
@@ -282,17 +320,26 @@ fn view(api: &[Change], dom: &[Change], long: &[f64], shows: fn(&str, &str) -> b
     })
 }
 
+/// The three pages measured.
+struct Pages<'a> {
+    fleet: &'a browser::Page,
+    rollouts: &'a browser::Page,
+    swap: &'a browser::Page,
+}
+
 async fn report(
     args: &DashboardArgs,
     seen: &Mutex<Seen>,
-    fleet: &browser::Page,
-    rollouts: &browser::Page,
+    pages: &Pages<'_>,
+    followed: &[follow::Window],
     measured_s: f64,
     set_up_s: f64,
 ) -> anyhow::Result<Value> {
-    let (fleet_dom, fleet_long) = probe(fleet).await?;
-    let (rollouts_dom, rollouts_long) = probe(rollouts).await?;
+    let (fleet_dom, fleet_long) = probe(pages.fleet).await?;
+    let (rollouts_dom, rollouts_long) = probe(pages.rollouts).await?;
+    let (swap_dom, swap_long) = probe(pages.swap).await?;
     let s = lock(seen);
+    let swap_api = follow::while_shown(&s.swap_view, followed);
     let mut running = s.running.clone();
     running.sort_unstable();
     let mean = running.iter().sum::<usize>() as f64 / running.len().max(1) as f64;
@@ -310,8 +357,12 @@ async fn report(
             (api == "swapping") == (dom == "swapping")
         }),
         "rollouts_view": view(&s.swaps, &rollouts_dom, &rollouts_long, |api, dom| api == dom),
+        "swap_view": view(&swap_api, &swap_dom, &swap_long, |api, dom| api == dom),
+        "swaps_followed": followed.len(),
         "note": "delay: the bench's own watch seeing a change (wall clock) to the page's \
                  MutationObserver seeing the DOM show it (Date.now(), same machine); the \
-                 rollouts view counts only clusters its timeline draws (the first 200 swaps)",
+                 rollouts view counts only clusters its timeline's first page draws (the \
+                 first 200 swaps); the swap view, the last phase and green weight of the swaps \
+                 it followed, while it showed each",
     }))
 }

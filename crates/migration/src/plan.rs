@@ -14,8 +14,10 @@ use crate::select::{self, Stage};
 use crate::versions::{BlockedObject, ServedVersions, VersionChoice};
 use crate::{Error, MigrationOptions};
 
-/// Lists in flight at once while planning.
-const LIST_CONCURRENCY: usize = 8;
+/// Lists in flight at once while planning: every kind rotor moves (about 32) in one round, as
+/// many as the apply keeps in flight (`MigrationOptions::concurrency`). At eight, a plan took
+/// four rounds of round trips, and at 1,000 clusters planning was 40 % of a migration.
+const LIST_CONCURRENCY: usize = 32;
 /// Objects per list page: bounds the size of one response from a large cluster.
 const PAGE: u32 = 500;
 

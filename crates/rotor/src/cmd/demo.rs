@@ -247,7 +247,9 @@ async fn rehearse(
         "{} Clusters adopted their instances",
         args.clusters
     ));
-    r.deploy_app(Duration::from_secs(120)).await?;
+    // Every cluster's application is probed through the traffic layer, 16 at a time.
+    r.deploy_app(Duration::from_secs(120) + Duration::from_millis(10) * r.fleet.len() as u32)
+        .await?;
     progress("sample application answers through every cluster's traffic layer".into());
 
     let load_started = Instant::now();

@@ -275,7 +275,7 @@ struct Inner {
 }
 
 /// How long the router keeps an idle connection to a backend.
-const IDLE_BACKEND_CONNECTION: Duration = Duration::from_secs(5);
+const IDLE_BACKEND_CONNECTION: Duration = Duration::from_secs(1);
 
 /// The simulated traffic layer. Cheap to clone (shared state); serve it with
 /// [`SimShifter::serve`] or mount [`SimShifter::router`] into another axum server.
@@ -317,7 +317,7 @@ impl SimShifter {
         let mut connector = HttpConnector::new();
         connector.set_connect_timeout(Some(connect));
         connector.set_nodelay(true);
-        // Idle connections to backends go after a few seconds, reaped by a timer: without one
+        // Idle connections to backends go after a second, reaped by a timer: without one
         // hyper drops an idle connection only when its backend is asked again, and a router in
         // front of 10,000 clusters kept one to each (two descriptors each in a rehearsal, both
         // ends in one process) until it ran out.

@@ -134,7 +134,7 @@ fn client(timeout: Duration) -> HttpClient {
     let mut connector = HttpConnector::new();
     connector.set_nodelay(true);
     connector.set_connect_timeout(Some(timeout));
-    // Idle connections go after a few seconds, reaped by a timer (hyper's default keeps them
+    // Idle connections go after a second, reaped by a timer (hyper's default keeps them
     // 90 s and drops one only when its host is asked again): spread over 10,000 clusters' frontends
     // the load kept thousands open, filling HAProxy's `maxconn` and this process's descriptors.
     Client::builder(TokioExecutor::new())
@@ -144,7 +144,7 @@ fn client(timeout: Duration) -> HttpClient {
 }
 
 /// How long the load keeps an idle connection to an endpoint.
-const IDLE_CONNECTION: Duration = Duration::from_secs(5);
+const IDLE_CONNECTION: Duration = Duration::from_secs(1);
 
 /// The body every POST sends.
 const POST_BODY: &[u8] =

@@ -192,6 +192,12 @@ impl Context {
         }
     }
 
+    /// Waits until every Event recorded so far was posted (they are posted in the
+    /// background), at most `within`; whether all were.
+    pub async fn flush_events(&self, within: Duration) -> bool {
+        self.recorder.flush(within).await
+    }
+
     /// Learn member-cluster health from `discovery`'s watches (and be woken by its changes)
     /// instead of probing on every resync.
     pub fn with_discovery(mut self, discovery: Arc<rotor_discovery::Discovery>) -> Self {
@@ -570,7 +576,7 @@ where
 }
 
 /// Runs the Cluster, ClusterSwap and Rollout controllers until `shutdown` resolves, then stops
-/// them within `settings.shutdown_grace`.
+/// them within `settings.shutdown_grace` and posts their queued Events within a sixth of it.
 pub async fn run(
     ctx: Arc<Context>,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
@@ -607,6 +613,15 @@ pub async fn run(
         tracing::warn!(
             ?grace,
             "reconciles still running after the shutdown grace: stopped where they stood"
+        );
+    }
+    // Events recorded up to here still reach the API (their lanes post in the background),
+    // within a sixth more of the grace: `rotor serve` stops its controllers in 4/3 of it.
+    let flush = grace / 6;
+    if !ctx.recorder.flush(flush).await {
+        tracing::warn!(
+            ?flush,
+            "events still queued after the grace were not recorded"
         );
     }
 }

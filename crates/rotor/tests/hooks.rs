@@ -118,7 +118,7 @@ pub(crate) fn rollback_of(done: &ClusterSwapStatus) -> (Reason, String) {
 
 /// Asserts that no traffic step was applied: green never carried any traffic.
 pub(crate) async fn green_got_no_traffic(r: &Rehearsal) {
-    let events = common::events_of(&r.client, SWAP).await;
+    let events = common::events_of(r, SWAP).await;
     assert!(
         !events
             .iter()
@@ -207,7 +207,7 @@ async fn a_hook_that_denies_after_migration_rolls_the_swap_back() {
     assert_eq!(call.green, done.green_instance);
     assert_eq!((call.weights.current, call.weights.next), (0, Some(10)));
 
-    let events = common::events_of(&r.client, SWAP).await;
+    let events = common::events_of(&r, SWAP).await;
     let has = |reason: &str, warning: bool, part: &str| {
         events
             .iter()
@@ -325,7 +325,7 @@ async fn a_hook_that_times_out_under_ignore_lets_the_swap_succeed_with_a_warning
     assert_eq!(done.phase, Phase::Succeeded, "{:?}", done.history);
     no_failed_requests(load).await;
     assert_eq!(done.hooks[0].state, HookState::Ignored);
-    let events = common::events_of(&r.client, SWAP).await;
+    let events = common::events_of(&r, SWAP).await;
     assert!(
         events
             .iter()
@@ -407,7 +407,7 @@ async fn a_retry_after_answer_delays_then_the_swap_proceeds() {
         .map(|q| (q.weights.current, q.weights.next))
         .collect();
     assert_eq!(steps, [(10, Some(50)), (50, Some(100)), (100, None)]);
-    let events = common::events_of(&r.client, SWAP).await;
+    let events = common::events_of(&r, SWAP).await;
     assert!(
         events
             .iter()

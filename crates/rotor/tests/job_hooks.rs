@@ -49,7 +49,7 @@ fn job_hook(point: HookPoint, annotations: Value) -> LifecycleHook {
 
 /// The swap's Events with `reason`, as (warning, note).
 async fn events_with(r: &Rehearsal, reason: Reason) -> Vec<(bool, String)> {
-    common::events_of(&r.client, SWAP)
+    common::events_of(r, SWAP)
         .await
         .into_iter()
         .filter(|(got, _, _)| got == reason.as_str())

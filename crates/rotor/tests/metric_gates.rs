@@ -113,7 +113,7 @@ async fn status_when(
 
 /// The swap's Events: (reason, Warning?, note).
 async fn events(r: &Rehearsal) -> Vec<(String, bool, String)> {
-    common::events_of(&r.client, SWAP).await
+    common::events_of(r, SWAP).await
 }
 
 async fn no_failed_requests(load: Load) {

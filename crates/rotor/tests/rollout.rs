@@ -1204,7 +1204,7 @@ async fn rollback_fleet_rolls_back_every_unfinished_swap_and_retry_failed_runs_t
     }
     let described = rotor(&r, dir.path(), &["describe", "rollout", "fleet"]);
     assert!(described.contains("RolledBack"), "{described}");
-    let told = common::events_of(&r.client, "fleet").await;
+    let told = common::events_of(&r, "fleet").await;
     let abort = told
         .iter()
         .find(|(reason, _, _)| reason == "FailureBudgetExceeded");
@@ -1461,7 +1461,7 @@ async fn a_rollouts_milestones_reach_its_notification_sinks() {
         );
         assert!(text.contains("*rollout told*"), "{text}");
     }
-    let events = common::events_of(&r.client, "told").await;
+    let events = common::events_of(&r, "told").await;
     let failed: Vec<&(String, bool, String)> = events
         .iter()
         .filter(|(reason, ..)| reason == "NotificationFailed")

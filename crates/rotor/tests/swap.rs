@@ -335,12 +335,10 @@ async fn bad_green_rolls_back(traffic: TrafficChoice, fault: Fault, latency_gate
 
 /// The reasons of the Events on swap `name`.
 async fn event_reasons(r: &Rehearsal, name: &str) -> Vec<String> {
-    let events: Api<k8s_openapi::api::events::v1::Event> = Api::all(r.client.clone());
-    let list = events.list(&Default::default()).await.expect("events");
-    list.items
-        .iter()
-        .filter(|e| e.regarding.as_ref().and_then(|o| o.name.as_deref()) == Some(name))
-        .filter_map(|e| e.reason.clone())
+    common::events_regarding(r, name)
+        .await
+        .into_iter()
+        .filter_map(|e| e.reason)
         .collect()
 }
 

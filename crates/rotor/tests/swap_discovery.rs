@@ -111,15 +111,6 @@ fn progressing_message(s: &ClusterSwap) -> String {
         .unwrap_or_default()
 }
 
-async fn swap_events(r: &Rehearsal, name: &str) -> Vec<Event> {
-    let events: Api<Event> = Api::all(r.client.clone());
-    let list = events.list(&Default::default()).await.expect("events");
-    list.items
-        .into_iter()
-        .filter(|e| e.regarding.as_ref().and_then(|o| o.name.as_deref()) == Some(name))
-        .collect()
-}
-
 async fn bounded(test: impl std::future::Future<Output = ()>) {
     tokio::time::timeout(TEST_LIMIT, test)
         .await
@@ -281,7 +272,7 @@ async fn a_rate_limiting_cloud_gets_one_warning_and_the_swap_goes_on() {
             "{:?}",
             s.status
         );
-        let events = swap_events(&r, &name).await;
+        let events = common::events_regarding(&r, &name).await;
         let limited: Vec<&Event> = events
             .iter()
             .filter(|e| e.reason.as_deref() == Some("ProviderRateLimited"))

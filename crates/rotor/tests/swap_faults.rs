@@ -162,16 +162,6 @@ async fn watch_for(r: &Rehearsal, name: &str, log: &mut Vec<Seen>, duration: Dur
     }
 }
 
-/// The Events regarding swap `name`, oldest first.
-async fn swap_events(r: &Rehearsal, name: &str) -> Vec<Event> {
-    let events: Api<Event> = Api::all(r.client.clone());
-    let list = events.list(&Default::default()).await.expect("events");
-    list.items
-        .into_iter()
-        .filter(|e| e.regarding.as_ref().and_then(|o| o.name.as_deref()) == Some(name))
-        .collect()
-}
-
 /// How many times an Event happened (the recorder aggregates repeats into a series).
 fn occurrences(e: &Event) -> i32 {
     e.series.as_ref().map(|s| s.count).unwrap_or(1)
@@ -210,7 +200,7 @@ async fn finish(r: &Rehearsal, load: Load, name: &str, log: &mut Vec<Seen>) -> C
     .await;
     let report = load.stop().await;
     let status = done.status.clone().unwrap_or_default();
-    let events = swap_events(r, name).await;
+    let events = common::events_regarding(r, name).await;
     assert_eq!(
         status.phase,
         Phase::Succeeded,
@@ -264,7 +254,7 @@ async fn refused_creates_are_retried_and_the_swap_succeeds() {
         let status = finish(&r, load, &name, &mut log).await;
         let green = status.green_instance.clone().expect("green");
 
-        let events = swap_events(&r, &name).await;
+        let events = common::events_regarding(&r, &name).await;
         let refused: Vec<&Event> = events
             .iter()
             .filter(|e| e.reason.as_deref() == Some(Reason::ProviderError.as_str()))
@@ -339,7 +329,7 @@ async fn a_slow_cloud_keeps_the_swap_waiting_for_green_then_it_succeeds() {
             waited >= Duration::from_millis(2_500),
             "waited {waited:?} only"
         );
-        let events = swap_events(&r, &name).await;
+        let events = common::events_regarding(&r, &name).await;
         assert!(
             events.iter().any(|e| {
                 e.reason.as_deref() == Some(Reason::GreenNotReady.as_str())
@@ -416,7 +406,7 @@ async fn green_api_fault_while_waiting(fault: Fault, hold: Duration) -> FaultRun
         .filter(|s| s.reason == Some(Reason::GreenNotReady))
         .map(|s| s.message.clone())
         .collect();
-    let events = swap_events(&r, &name).await;
+    let events = common::events_regarding(&r, &name).await;
     assert!(
         !events.iter().any(|e| e.type_.as_deref() == Some("Warning")),
         "{}",

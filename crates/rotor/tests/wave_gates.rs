@@ -135,7 +135,7 @@ async fn a_passing_wave_gate_lets_the_next_wave_start() {
         done.waves[1].metric_gates.is_empty(),
         "no gate after the last wave"
     );
-    let events = common::events_of(&r.client, ROLLOUT).await;
+    let events = common::events_of(&r, ROLLOUT).await;
     assert!(
         events
             .iter()
@@ -200,7 +200,7 @@ async fn a_wave_gate_beyond_its_threshold_pauses_the_rollout_before_the_next_wav
     .await;
     assert_eq!(later.phase, RolloutPhase::Paused);
     wave_two_not_started(&r, &later).await;
-    let events = common::events_of(&r.client, ROLLOUT).await;
+    let events = common::events_of(&r, ROLLOUT).await;
     assert!(
         events
             .iter()

@@ -539,6 +539,10 @@ async fn draining_waits_for_blues_sessions_then_gives_up_at_the_timeout_with_a_w
         ),
         "the timeout ends the drain: {step:?}"
     );
+    assert!(
+        h.ctx.recorder.flush(Duration::from_secs(10)).await,
+        "events posted"
+    );
     let events: Api<k8s_openapi::api::events::v1::Event> = Api::all(h.client.clone());
     let events = events.list(&Default::default()).await.expect("events");
     let warning = events

@@ -28,6 +28,7 @@ pub(super) struct Wiring {
 pub(super) struct Running {
     stop: watch::Sender<bool>,
     task: JoinHandle<()>,
+    ctx: Arc<rotor_controllers::Context>,
 }
 
 impl Wiring {
@@ -47,10 +48,11 @@ impl Wiring {
         }
         ctx.metrics = self.metrics.clone();
         let (stop, mut stopped) = watch::channel(false);
-        let task = tokio::spawn(rotor_controllers::run(Arc::new(ctx), async move {
+        let ctx = Arc::new(ctx);
+        let task = tokio::spawn(rotor_controllers::run(ctx.clone(), async move {
             let _ = stopped.wait_for(|v| *v).await;
         }));
-        Ok(Running { stop, task })
+        Ok(Running { stop, task, ctx })
     }
 }
 
@@ -62,6 +64,11 @@ impl Running {
             .await
             .map_err(|_| anyhow::anyhow!("the controllers did not stop within {STOP_WITHIN:?}"))?
             .map_err(|e| anyhow::anyhow!("the controllers' task: {e}"))
+    }
+
+    /// Waits until every Event they recorded so far was posted, at most `within`.
+    pub(super) async fn events_posted(&self, within: Duration) -> bool {
+        self.ctx.flush_events(within).await
     }
 
     /// Stops them without waiting (the rehearsal is dropped).

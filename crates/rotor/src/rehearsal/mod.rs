@@ -349,6 +349,15 @@ impl Rehearsal {
         }
     }
 
+    /// Waits until every Event the running controllers recorded so far was posted, at most
+    /// `within` (they post in the background: read them after this); whether all were.
+    pub async fn events_posted(&self, within: Duration) -> bool {
+        match &self.controllers {
+            Some(c) => c.events_posted(within).await,
+            None => true,
+        }
+    }
+
     /// Starts new controllers, as a restarted `rotor serve` would: nothing carries over but
     /// what the control plane and the members hold.
     pub async fn start_controllers(&mut self) -> anyhow::Result<()> {

@@ -172,14 +172,31 @@ pub async fn get(
     .await
 }
 
-/// The Events regarding the object named `name`: (reason, Warning?, note).
-pub async fn events_of(client: &kube::Client, name: &str) -> Vec<(String, bool, String)> {
+/// The Events regarding the object named `name`, once every Event the rehearsal's controllers
+/// recorded so far was posted (they post in the background).
+pub async fn events_regarding(
+    r: &rotor::rehearsal::Rehearsal,
+    name: &str,
+) -> Vec<k8s_openapi::api::events::v1::Event> {
     use k8s_openapi::api::events::v1::Event;
-    let events: kube::Api<Event> = kube::Api::all(client.clone());
+    let within = Duration::from_secs(30);
+    assert!(
+        r.events_posted(within).await,
+        "events posted within {within:?}"
+    );
+    let events: kube::Api<Event> = kube::Api::all(r.client.clone());
     let list = events.list(&Default::default()).await.expect("events");
     list.items
         .into_iter()
         .filter(|e| e.regarding.as_ref().and_then(|o| o.name.as_deref()) == Some(name))
+        .collect()
+}
+
+/// [`events_regarding`] as (reason, Warning?, note).
+pub async fn events_of(r: &rotor::rehearsal::Rehearsal, name: &str) -> Vec<(String, bool, String)> {
+    events_regarding(r, name)
+        .await
+        .into_iter()
         .map(|e| {
             (
                 e.reason.unwrap_or_default(),

@@ -79,8 +79,9 @@ impl Harness {
         }
     }
 
-    /// The Events on the swaps: (reason, Warning?, note).
+    /// The Events on the swaps: (reason, Warning?, note), once every recorded one was posted.
     async fn events(&self) -> Vec<(String, bool, String)> {
+        assert!(self.ctx.recorder.flush(LIMIT).await, "events posted");
         let events: Api<Event> = Api::all(self.client.clone());
         let list = events.list(&Default::default()).await.expect("events");
         list.items

@@ -4,7 +4,7 @@
 
 use std::collections::BTreeMap;
 use std::sync::Mutex;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use kube::ResourceExt;
 use kube::api::{Api, ListParams};
@@ -53,6 +53,10 @@ pub(super) async fn swaps_with_event(
     r: &Rehearsal,
     reason: rotor_api::Reason,
 ) -> anyhow::Result<usize> {
+    // The controllers post Events in the background: count once those recorded are in.
+    if !r.events_posted(Duration::from_secs(10)).await {
+        tracing::warn!("some Events were not posted within 10 s: the counts may be short");
+    }
     let events: Api<k8s_openapi::api::events::v1::Event> = Api::all(r.client.clone());
     let swaps: std::collections::BTreeSet<String> = events
         .list(&ListParams::default())

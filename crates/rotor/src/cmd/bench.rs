@@ -4,6 +4,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use super::round;
 use clap::{Args, Subcommand};
 use futures::StreamExt;
 use k8s_openapi::api::core::v1::ConfigMap;
@@ -109,10 +110,6 @@ fn percentile(sorted: &[f64], p: f64) -> f64 {
     }
     let idx = ((sorted.len() as f64 - 1.0) * p).round() as usize;
     sorted[idx.min(sorted.len() - 1)]
-}
-
-fn round2(x: f64) -> f64 {
-    (x * 100.0).round() / 100.0
 }
 
 /// Resident set size now and at peak, from /proc (MiB).
@@ -299,13 +296,13 @@ async fn apiserver(args: ApiserverArgs) -> anyhow::Result<()> {
         "store": args.store,
         "clients": clients,
         "objects": created,
-        "creates_per_s": round2(created as f64 / create_s),
+        "creates_per_s": round(created as f64 / create_s, 2),
         // Server and clients together (one process): the load-independent cost of a create.
-        "create_cpu_us": round2(create_cpu_s * 1e6 / created as f64),
-        "get_p50_ms": round2(percentile(&gets, 0.5)),
-        "get_p99_ms": round2(percentile(&gets, 0.99)),
-        "list_1000_ms": round2(percentile(&lists, 0.5)),
-        "list_1000_max_ms": round2(lists[lists.len() - 1]),
+        "create_cpu_us": round(create_cpu_s * 1e6 / created as f64, 2),
+        "get_p50_ms": round(percentile(&gets, 0.5), 2),
+        "get_p99_ms": round(percentile(&gets, 0.99), 2),
+        "list_1000_ms": round(percentile(&lists, 0.5), 2),
+        "list_1000_max_ms": round(lists[lists.len() - 1], 2),
         "list_items": list_items,
     });
     if args.floor {
@@ -315,8 +312,8 @@ async fn apiserver(args: ApiserverArgs) -> anyhow::Result<()> {
         let base = floor_server(serde_json::to_vec(&first)?.into()).await?;
         let kubeconfig = rotor_sim::kubeconfig_yaml("floor", &base, &token);
         let (s, cpu, n) = drive_creates(&kubeconfig, clients, args.objects).await?;
-        report["floor_creates_per_s"] = json!(round2(n as f64 / s));
-        report["floor_create_cpu_us"] = json!(round2(cpu * 1e6 / n as f64));
+        report["floor_creates_per_s"] = json!(round(n as f64 / s, 2));
+        report["floor_create_cpu_us"] = json!(round(cpu * 1e6 / n as f64, 2));
     }
     if !args.json {
         eprintln!("created {created} objects with {clients} clients in {create_s:.2}s");
@@ -412,20 +409,16 @@ async fn sim(args: SimBenchArgs) -> anyhow::Result<()> {
         "clusters": args.clusters,
         "objects_per_cluster": args.objects,
         "deployments_per_cluster": args.deployments,
-        "start_and_fill_s": round2(fill_s),
-        "rss_mib": round2(rss),
-        "peak_rss_mib": round2(peak),
-        "rss_per_cluster_mib": round2((rss - rss_before) / n),
+        "start_and_fill_s": round(fill_s, 2),
+        "rss_mib": round(rss, 2),
+        "peak_rss_mib": round(peak, 2),
+        "rss_per_cluster_mib": round((rss - rss_before) / n, 2),
         "watch_samples": latencies.len(),
-        "watch_p50_ms": round3(percentile(&latencies, 0.5)),
-        "watch_p99_ms": round3(percentile(&latencies, 0.99)),
+        "watch_p50_ms": round(percentile(&latencies, 0.5), 3),
+        "watch_p99_ms": round(percentile(&latencies, 0.99), 3),
     });
     println!("{report}");
     Ok(())
-}
-
-fn round3(x: f64) -> f64 {
-    (x * 1000.0).round() / 1000.0
 }
 
 async fn store(args: StoreBenchArgs) -> anyhow::Result<()> {
@@ -470,9 +463,9 @@ async fn store(args: StoreBenchArgs) -> anyhow::Result<()> {
         "store": args.store,
         "writers": writers,
         "writes": per_writer * writers,
-        "writes_per_s": round2((per_writer * writers) as f64 / write_s),
-        "watch_p50_ms": round3(percentile(&latencies, 0.5)),
-        "watch_p99_ms": round3(percentile(&latencies, 0.99)),
+        "writes_per_s": round((per_writer * writers) as f64 / write_s, 2),
+        "watch_p50_ms": round(percentile(&latencies, 0.5), 3),
+        "watch_p99_ms": round(percentile(&latencies, 0.99), 3),
     });
     println!("{report}");
     Ok(())

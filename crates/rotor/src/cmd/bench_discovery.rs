@@ -17,6 +17,7 @@ use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use super::round;
 use clap::Args;
 use rotor_apiserver::{PatchType, WriteOptions};
 use rotor_discovery::{Discovery, Selection, Settings, client_for_kubeconfig};
@@ -66,10 +67,6 @@ fn percentile(sorted: &[f64], p: f64) -> f64 {
     }
     let idx = ((sorted.len() as f64 - 1.0) * p).round() as usize;
     sorted[idx.min(sorted.len() - 1)]
-}
-
-fn round3(x: f64) -> f64 {
-    (x * 1000.0).round() / 1000.0
 }
 
 fn deployment(name: &str) -> serde_json::Value {
@@ -245,15 +242,15 @@ pub async fn run(args: DiscoveryArgs) -> anyhow::Result<()> {
         "objects_per_cluster": objects,
         "changes_made": args.churn,
         "changes_observed": latencies.len(),
-        "p50_ms": round3(percentile(&latencies, 0.5)),
-        "p99_ms": round3(percentile(&latencies, 0.99)),
-        "max_ms": round3(latencies.last().copied().unwrap_or(0.0)),
-        "sim_settle_s": round3(settle_s),
-        "sync_s": round3(sync_s),
-        "rss_mib": round3(rss),
-        "rss_sim_mib": round3(rss_sim),
+        "p50_ms": round(percentile(&latencies, 0.5), 3),
+        "p99_ms": round(percentile(&latencies, 0.99), 3),
+        "max_ms": round(latencies.last().copied().unwrap_or(0.0), 3),
+        "sim_settle_s": round(settle_s, 3),
+        "sync_s": round(sync_s, 3),
+        "rss_mib": round(rss, 3),
+        "rss_sim_mib": round(rss_sim, 3),
         "sim_history_events": SIM_HISTORY,
-        "rss_discovery_mib": round3(rss_synced - rss_sim),
+        "rss_discovery_mib": round(rss_synced - rss_sim, 3),
     });
     drop(discovery);
     println!("{report}");

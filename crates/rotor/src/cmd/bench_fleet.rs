@@ -24,6 +24,7 @@ use serde_json::json;
 
 use super::bench::{process_cpu_s, rss_mib};
 use super::demo::TrafficArg;
+use super::round;
 
 #[derive(Args)]
 pub struct FleetArgs {
@@ -228,9 +229,4 @@ async fn wait_reconciles(r: &Rehearsal, total: u64) -> anyhow::Result<()> {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     Ok(())
-}
-
-fn round(x: f64, digits: i32) -> f64 {
-    let f = 10f64.powi(digits);
-    (x * f).round() / f
 }

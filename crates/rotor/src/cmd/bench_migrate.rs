@@ -12,6 +12,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+use super::round;
 use clap::Args;
 use rotor_apiserver::WriteOptions;
 use rotor_migration::{MemoryCheckpoint, MigrationOptions};
@@ -47,10 +48,6 @@ pub struct MigrateArgs {
 const BLUE: &str = "blue";
 const GREEN: &str = "green";
 const KUBECTL_GREEN: &str = "green-kubectl";
-
-fn round2(x: f64) -> f64 {
-    (x * 100.0).round() / 100.0
-}
 
 pub async fn run(args: MigrateArgs) -> anyhow::Result<()> {
     let namespaces = args.namespaces.clamp(1, args.objects.max(1));
@@ -138,11 +135,11 @@ pub async fn run(args: MigrateArgs) -> anyhow::Result<()> {
         "deployment_every": args.deployment_every,
         "concurrency": options.concurrency,
         "qps_limit": options.qps,
-        "plan_s": round2(plan_s),
-        "wall_s": round2(wall_s),
+        "plan_s": round(plan_s, 2),
+        "wall_s": round(wall_s, 2),
         "objects_per_s": objects_per_s.round(),
         "retries": report.retries,
-        "ready_s": round2(ready_s),
+        "ready_s": round(ready_s, 2),
     });
     if let Some(kubectl) = kubectl {
         let dir = tempfile::tempdir()?;
@@ -162,9 +159,9 @@ pub async fn run(args: MigrateArgs) -> anyhow::Result<()> {
         if !args.json {
             eprintln!("kubectl moved the same objects in {kubectl_s:.2}s");
         }
-        out["kubectl_s"] = json!(round2(kubectl_s));
+        out["kubectl_s"] = json!(round(kubectl_s, 2));
         out["kubectl_objects_per_s"] = json!((report.total as f64 / kubectl_s).round());
-        out["speedup"] = json!(round2(kubectl_s / wall_s));
+        out["speedup"] = json!(round(kubectl_s / wall_s, 2));
     }
     println!("{out}");
     Ok(())

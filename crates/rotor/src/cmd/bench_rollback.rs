@@ -10,6 +10,7 @@
 
 use std::time::{Duration, Instant};
 
+use super::round;
 use clap::Args;
 use kube::api::{Api, PostParams};
 use rotor::rehearsal::{Rehearsal, RehearsalConfig, TrafficChoice};
@@ -58,26 +59,22 @@ pub async fn run(args: RollbackArgs) -> anyhow::Result<()> {
         samples.push(ms);
         failed_requests += failed;
     }
-    let runs: Vec<f64> = samples.iter().map(|ms| round1(*ms)).collect();
+    let runs: Vec<f64> = samples.iter().map(|ms| round(*ms, 1)).collect();
     samples.sort_by(f64::total_cmp);
     let report = json!({
         "traffic": match traffic { TrafficChoice::Haproxy => "haproxy", TrafficChoice::Sim => "sim" },
         "runs": samples.len(),
         "seed": seed,
-        "rollback_p50_ms": round1(nearest_rank(&samples, 0.50)),
-        "rollback_p90_ms": round1(nearest_rank(&samples, 0.90)),
-        "rollback_p99_ms": round1(nearest_rank(&samples, 0.99)),
-        "rollback_max_ms": round1(nearest_rank(&samples, 1.0)),
+        "rollback_p50_ms": round(nearest_rank(&samples, 0.50), 1),
+        "rollback_p90_ms": round(nearest_rank(&samples, 0.90), 1),
+        "rollback_p99_ms": round(nearest_rank(&samples, 0.99), 1),
+        "rollback_max_ms": round(nearest_rank(&samples, 1.0), 1),
         "rollback_runs_ms": runs,
         "gate_interval_ms": gate_interval.as_millis() as u64,
         "requests_failed": failed_requests,
     });
     println!("{report}");
     Ok(())
-}
-
-fn round1(ms: f64) -> f64 {
-    (ms * 10.0).round() / 10.0
 }
 
 /// The `q`-quantile of `sorted` (ascending, not empty) by nearest rank.

@@ -47,6 +47,7 @@ mod report;
 /// `--inject hook-deny`: a lifecycle hook denies, no simulator fault.
 const HOOK_DENY: &str = "hook-deny";
 
+use super::round;
 use critical_path::{Configured, SwapTiming, configured_critical_path, critical_path};
 use report::{Cut, by_method, not_succeeded, record_timing, swaps_by_cloud, swaps_with_event};
 
@@ -555,7 +556,6 @@ async fn rehearse(
             s.cluster, s.reason, s.message
         ));
     }
-    let round = |x: f64| (x * 100.0).round() / 100.0;
     let wall = started.elapsed().as_secs_f64();
     // The pre-flight runs before any swap may start: its measured time is part of the bound
     // (reported on its own, so it is not hidden in the ratio).
@@ -597,7 +597,7 @@ async fn rehearse(
                         })
                     })
                     .collect();
-                json!({"at_s": round(at), "cluster": cluster, "what": f.what, "swaps": swaps})
+                json!({"at_s": round(at, 2), "cluster": cluster, "what": f.what, "swaps": swaps})
             })
             .collect()
     };
@@ -660,28 +660,28 @@ async fn rehearse(
         "injected_into": injection.lock().unwrap_or_else(|p| p.into_inner()).as_ref().map(|i| {
             let back = rolled_back_at(&timings.lock().unwrap_or_else(|p| p.into_inner()), i);
             json!({
-                "swap": i.swap, "green": i.green, "at_s": round(i.at_s), "fault_set": i.set,
+                "swap": i.swap, "green": i.green, "at_s": round(i.at_s, 2), "fault_set": i.set,
                 "member_address": i.member_address.map(|a| a.to_string()),
                 "routed_address": i.routed_address.map(|a| a.to_string()),
                 "member_requests": i.counts.as_ref().map(|c| c.read().0),
                 "member_faulted": i.counts.as_ref().map(|c| c.read().1),
-                "rolled_back_at_s": back.map(round),
-                "gate_reaction_s": back.map(|b| round(b - i.at_s)),
+                "rolled_back_at_s": back.map(|b| round(b, 2)),
+                "gate_reaction_s": back.map(|b| round(b - i.at_s, 2)),
             })
         }),
         "failures": failures,
         "open_files_peak": peak_fds.load(std::sync::atomic::Ordering::Relaxed),
         "open_files_limit": open_files_limit,
-        "setup_s": round(setup),
-        "preflight_s": round(preflight_s),
-        "rollout_wall_s": round(rollout_wall),
-        "critical_path_s": round(critical_path_s),
+        "setup_s": round(setup, 2),
+        "preflight_s": round(preflight_s, 2),
+        "rollout_wall_s": round(rollout_wall, 2),
+        "critical_path_s": round(critical_path_s, 2),
         "critical_path_by_wave": critical_by_wave,
-        "wall_s": round(wall),
-        "wall_over_critical_path": round(wall / critical_path_s.max(0.001)),
-        "critical_path_configured_s": round(configured_s),
-        "wall_over_configured": round(rollout_wall / configured_s.max(0.001)),
-        "cpu_busy_during_rollout": cpu_busy.map(round),
+        "wall_s": round(wall, 2),
+        "wall_over_critical_path": round(wall / critical_path_s.max(0.001), 2),
+        "critical_path_configured_s": round(configured_s, 2),
+        "wall_over_configured": round(rollout_wall / configured_s.max(0.001), 2),
+        "cpu_busy_during_rollout": cpu_busy.map(|c| round(c, 2)),
         "cpu_cores": cpu_at_start.map(|s| s.cores()),
     });
     // This process's peak resident memory: the control plane, the simulated fleet and the

@@ -19,6 +19,12 @@ pub mod sim;
 
 use std::net::SocketAddr;
 
+/// A figure for a report, to `digits` decimals.
+pub(crate) fn round(x: f64, digits: i32) -> f64 {
+    let f = 10f64.powi(digits);
+    (x * f).round() / f
+}
+
 /// Binds `addr` and serves `router` until the process ends. Returns the bound address.
 pub async fn bind(addr: &str) -> anyhow::Result<(tokio::net::TcpListener, SocketAddr)> {
     let listener = tokio::net::TcpListener::bind(addr)

@@ -6,6 +6,7 @@
 use std::collections::BTreeMap;
 use std::time::Instant;
 
+use crate::cmd::round;
 use rotor_api::RolloutStatus;
 use serde_json::json;
 
@@ -33,7 +34,6 @@ pub(super) fn critical_path(
     bake_s: f64,
     since: Instant,
 ) -> (f64, Vec<serde_json::Value>) {
-    let round = |x: f64| (x * 100.0).round() / 100.0;
     let secs = |a: Instant, b: Instant| b.duration_since(a).as_secs_f64();
     let mut waves_end = 0.0;
     let mut retries_end: f64 = 0.0;
@@ -88,14 +88,14 @@ pub(super) fn critical_path(
             "wave": w.name,
             "swaps": durations.len(),
             "attempts": values().count(),
-            "longest_s": round(longest),
-            "shortest_s": round(shortest),
-            "sum_over_limit_s": round(sum / limit),
-            "slots_bound_s": round(slots),
-            "bound_s": round(bound),
-            "retried_chain_s": round(longest_chain),
-            "from_s": values().map(|t| t.created).min().map(|a| round(secs(since, a))),
-            "to_s": values().filter_map(|t| t.finished).max().map(|b| round(secs(since, b))),
+            "longest_s": round(longest, 2),
+            "shortest_s": round(shortest, 2),
+            "sum_over_limit_s": round(sum / limit, 2),
+            "slots_bound_s": round(slots, 2),
+            "bound_s": round(bound, 2),
+            "retried_chain_s": round(longest_chain, 2),
+            "from_s": values().map(|t| t.created).min().map(|a| round(secs(since, a), 2)),
+            "to_s": values().filter_map(|t| t.finished).max().map(|b| round(secs(since, b), 2)),
         }));
     }
     (waves_end.max(retries_end), by_wave)

@@ -256,20 +256,9 @@ mod tests {
     async fn api_server() -> (Arc<Sim>, kube::Client, tokio::task::JoinHandle<()>) {
         let sim = Sim::new(SimConfig::default());
         sim.add_cluster("control", 35).await.expect("cluster");
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("bind");
-        let base = format!("http://{}", listener.local_addr().expect("addr"));
-        let router = sim.router();
-        let server = tokio::spawn(async move {
-            let _ = rotor_apiserver::http::serve(listener, router).await;
-        });
-        let yaml = sim.kubeconfig("control", &base).expect("kubeconfig");
-        let kubeconfig = kube::config::Kubeconfig::from_yaml(&yaml).expect("yaml");
-        let config = kube::Config::from_custom_kubeconfig(kubeconfig, &Default::default())
-            .await
-            .expect("config");
-        (sim, kube::Client::try_from(config).expect("client"), server)
+        let (base, server) = crate::testing::serve(&sim).await;
+        let client = crate::testing::client(&sim, "control", &base).await;
+        (sim, client, server)
     }
 
     fn object(name: &str) -> ObjectReference {

@@ -34,6 +34,8 @@ mod retry;
 pub mod rollout;
 pub mod swap;
 pub mod tasks;
+#[cfg(test)]
+mod testing;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};

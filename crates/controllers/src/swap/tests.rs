@@ -62,15 +62,8 @@ async fn harness(create_latency: Duration) -> Harness {
         sim.add_cluster(instance, 35).await.expect("instance");
         sim.cloud.adopt(instance, 35);
     }
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
-    let base = format!("http://{}", listener.local_addr().expect("addr"));
-    let router = sim.router();
-    let server = tokio::spawn(async move {
-        let _ = rotor_apiserver::http::serve(listener, router).await;
-    });
-    let client = client(&sim, "control", &base).await;
+    let (base, server) = crate::testing::serve(&sim).await;
+    let client = crate::testing::client(&sim, "control", &base).await;
     let shifter = SimShifter::new();
     let router = shifter
         .serve("127.0.0.1:0".parse().expect("addr"))
@@ -112,15 +105,6 @@ async fn install_crds(server: &rotor_apiserver::ApiServer) {
             .await
             .expect("CRD created");
     }
-}
-
-async fn client(sim: &Sim, name: &str, base: &str) -> Client {
-    let yaml = sim.kubeconfig(name, base).expect("kubeconfig");
-    let kubeconfig = kube::config::Kubeconfig::from_yaml(&yaml).expect("yaml");
-    let config = kube::Config::from_custom_kubeconfig(kubeconfig, &Default::default())
-        .await
-        .expect("config");
-    Client::try_from(config).expect("client")
 }
 
 async fn create_cluster(client: &Client) -> Cluster {

@@ -18,6 +18,7 @@ use async_trait::async_trait;
 
 pub mod clouddns;
 pub mod haproxy;
+mod http_client;
 pub mod latency;
 pub mod load;
 pub mod route53;

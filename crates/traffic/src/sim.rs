@@ -34,9 +34,6 @@ use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 use http::{HeaderName, HeaderValue, Method, StatusCode, Uri, header};
 use http_body_util::{BodyExt, Full};
-use hyper_util::client::legacy::Client;
-use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::rt::TokioExecutor;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
@@ -269,13 +266,10 @@ type Endpoint = Arc<Mutex<EndpointState>>;
 
 struct Inner {
     endpoints: RwLock<HashMap<String, Endpoint>>,
-    client: Client<HttpConnector, Full<Bytes>>,
+    client: crate::http_client::HttpClient,
     request_timeout: Duration,
     retry: AtomicBool,
 }
-
-/// How long the router keeps an idle connection to a backend.
-const IDLE_BACKEND_CONNECTION: Duration = Duration::from_secs(1);
 
 /// The simulated traffic layer. Cheap to clone (shared state); serve it with
 /// [`SimShifter::serve`] or mount [`SimShifter::router`] into another axum server.
@@ -314,17 +308,7 @@ impl SimShifter {
     /// a forwarded request from sending to the head of the response (to its last byte for a
     /// 5xx), and reading the client's request body. Retries on.
     pub fn with_timeouts(connect: Duration, request: Duration) -> Self {
-        let mut connector = HttpConnector::new();
-        connector.set_connect_timeout(Some(connect));
-        connector.set_nodelay(true);
-        // Idle connections to backends go after a second, reaped by a timer: without one
-        // hyper drops an idle connection only when its backend is asked again, and a router in
-        // front of 10,000 clusters kept one to each (two descriptors each in a rehearsal, both
-        // ends in one process) until it ran out.
-        let client = Client::builder(TokioExecutor::new())
-            .pool_timer(hyper_util::rt::TokioTimer::new())
-            .pool_idle_timeout(IDLE_BACKEND_CONNECTION)
-            .build(connector);
+        let client = crate::http_client::short_lived(connect);
         Self {
             inner: Arc::new(Inner {
                 endpoints: RwLock::new(HashMap::new()),

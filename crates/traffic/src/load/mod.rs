@@ -15,10 +15,9 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use http::Method;
 use http_body_util::{BodyExt, Full};
-use hyper_util::client::legacy::Client;
-use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::rt::TokioExecutor;
 use tokio::sync::watch;
+
+use crate::http_client::{HttpClient, short_lived};
 
 mod pace;
 
@@ -127,24 +126,6 @@ enum Outcome {
     Timeout,
     Connection(String),
 }
-
-type HttpClient = Client<HttpConnector, Full<Bytes>>;
-
-fn client(timeout: Duration) -> HttpClient {
-    let mut connector = HttpConnector::new();
-    connector.set_nodelay(true);
-    connector.set_connect_timeout(Some(timeout));
-    // Idle connections go after a second, reaped by a timer (hyper's default keeps them
-    // 90 s and drops one only when its host is asked again): spread over 10,000 clusters' frontends
-    // the load kept thousands open, filling HAProxy's `maxconn` and this process's descriptors.
-    Client::builder(TokioExecutor::new())
-        .pool_timer(hyper_util::rt::TokioTimer::new())
-        .pool_idle_timeout(IDLE_CONNECTION)
-        .build(connector)
-}
-
-/// How long the load keeps an idle connection to an endpoint.
-const IDLE_CONNECTION: Duration = Duration::from_secs(1);
 
 /// The body every POST sends.
 const POST_BODY: &[u8] =
@@ -383,7 +364,7 @@ pub async fn run(
     concurrency: usize,
     timeout: Duration,
 ) -> LoadReport {
-    let client = client(timeout);
+    let client = short_lived(timeout);
     let counters = Arc::new(Counters::new());
     let work: Arc<Vec<String>> = Arc::new(
         urls.iter()
@@ -485,7 +466,7 @@ impl Load {
         pace: Pace,
         focus: Focus,
     ) -> Self {
-        let client = client(timeout);
+        let client = short_lived(timeout);
         let counters = Arc::new(Counters::new());
         let (stop, stopped) = watch::channel(false);
         let urls = Arc::new(urls);

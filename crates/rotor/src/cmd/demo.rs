@@ -49,7 +49,7 @@ const HOOK_DENY: &str = "hook-deny";
 
 use super::round;
 use critical_path::{Configured, SwapTiming, configured_critical_path, critical_path};
-use report::{Cut, by_method, not_succeeded, record_timing, swaps_by_cloud, swaps_with_event};
+use report::{Cut, by_method, not_succeeded, record_timing, swaps_by_cloud, swaps_with_events};
 
 #[derive(Args)]
 pub struct DemoArgs {
@@ -506,8 +506,14 @@ async fn rehearse(
         started,
     );
     let counts = final_status.counts.clone();
-    let held = swaps_with_event(&r, rotor_api::Reason::GreenRequestsUnanswered).await?;
-    let starved = swaps_with_event(&r, rotor_api::Reason::TooFewRequests).await?;
+    let [held, starved] = swaps_with_events(
+        &r,
+        [
+            rotor_api::Reason::GreenRequestsUnanswered,
+            rotor_api::Reason::TooFewRequests,
+        ],
+    )
+    .await?;
     let samples = load.failure_samples();
     let sent = load.stop().await;
     if !args.json {

@@ -47,26 +47,31 @@ pub(super) fn record_timing(
     entry.wave.clone()
 }
 
-/// How many swaps have an Event with `reason`: e.g. how many waited for green's unanswered
-/// requests before a step ended.
-pub(super) async fn swaps_with_event(
+/// For each of `reasons`, how many swaps have an Event with it: e.g. how many waited for
+/// green's unanswered requests before a step ended. One list of the Events serves them all.
+pub(super) async fn swaps_with_events<const N: usize>(
     r: &Rehearsal,
-    reason: rotor_api::Reason,
-) -> anyhow::Result<usize> {
+    reasons: [rotor_api::Reason; N],
+) -> anyhow::Result<[usize; N]> {
     // The controllers post Events in the background: count once those recorded are in.
     if !r.events_posted(Duration::from_secs(10)).await {
         tracing::warn!("some Events were not posted within 10 s: the counts may be short");
     }
     let events: Api<k8s_openapi::api::events::v1::Event> = Api::all(r.client.clone());
-    let swaps: std::collections::BTreeSet<String> = events
-        .list(&ListParams::default())
-        .await?
-        .items
-        .into_iter()
-        .filter(|e| e.reason.as_deref() == Some(reason.as_str()))
-        .filter_map(|e| e.regarding.and_then(|o| o.name))
-        .collect();
-    Ok(swaps.len())
+    let mut swaps: [std::collections::BTreeSet<String>; N] =
+        std::array::from_fn(|_| Default::default());
+    for e in events.list(&ListParams::default()).await?.items {
+        let Some(at) = reasons
+            .iter()
+            .position(|reason| e.reason.as_deref() == Some(reason.as_str()))
+        else {
+            continue;
+        };
+        if let Some(name) = e.regarding.and_then(|o| o.name) {
+            swaps[at].insert(name);
+        }
+    }
+    Ok(swaps.map(|s| s.len()))
 }
 
 /// Every swap's end by the cloud of its Cluster (the `rotor.dev/cloud` label): `{"aws":

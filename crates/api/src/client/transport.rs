@@ -11,12 +11,18 @@
 //! shares its idle connections. Authentication stays per client (it is a header), so members
 //! with different tokens share a lane; a client certificate is part of the lane's key.
 //!
+//! Until a lane over TLS has its first connection, its requests go one at a time: hyper learns
+//! that a server speaks HTTP/2 only from the ALPN of a finished handshake, so every request
+//! made before then dials its own connection, and the ones that lose the race are closed again
+//! (40 members' first calls opened up to 45 connections for a moment, where 2 lanes serve them).
+//!
 //! A lane's connections have no read timeout: on a shared connection it would end every
 //! member's calls when one member hangs. Bounded calls are bounded per request instead (the
 //! answer's headers, then each pause between its body's frames).
 
 use std::collections::HashMap;
 use std::hash::{DefaultHasher, Hash, Hasher};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, LazyLock, Mutex};
 use std::time::Duration;
 
@@ -42,6 +48,10 @@ const KEEP_ALIVE: (Duration, Duration) = (Duration::from_secs(30), Duration::fro
 /// knowledge, h2c): the simulator's members do; a plain-HTTP server in general may not.
 pub const H2C_EXTENSION: &str = "rotor.dev/h2c";
 
+/// How long a request waits for its lane's first connection before it dials its own: a member
+/// that never answers must not hold back the others on its lane for longer.
+const FIRST_CONNECTION_WAIT: Duration = Duration::from_secs(5);
+
 type Hyper =
     hyper_util::client::legacy::Client<TimeoutConnector<HttpsConnector<HttpConnector>>, Body>;
 
@@ -58,6 +68,7 @@ struct LaneKey {
 
 struct Lane {
     client: Hyper,
+    first: Arc<FirstConnection>,
     /// One clone per member client using the lane: its count is the lane's load.
     members: Arc<()>,
 }
@@ -65,6 +76,37 @@ struct Lane {
 impl Lane {
     fn load(&self) -> usize {
         Arc::strong_count(&self.members) - 1
+    }
+}
+
+/// Lets one request dial a lane's first connection while the others wait for it (see the
+/// module's documentation). Over h2c hyper does this itself: it knows HTTP/2 before dialling.
+#[derive(Default)]
+struct FirstConnection {
+    open: AtomicBool,
+    turn: tokio::sync::Mutex<()>,
+}
+
+impl FirstConnection {
+    async fn request(
+        self: Arc<Self>,
+        hyper: Hyper,
+        req: http::Request<Body>,
+    ) -> <hyper_util::client::legacy::ResponseFuture as std::future::Future>::Output {
+        if self.open.load(Ordering::Acquire) {
+            return hyper.request(req).await;
+        }
+        let turn = tokio::time::timeout(FIRST_CONNECTION_WAIT, self.turn.lock()).await;
+        if self.open.load(Ordering::Acquire) {
+            drop(turn);
+            return hyper.request(req).await;
+        }
+        // The answer's headers mean the connection is in the pool, for the others to share.
+        let answer = hyper.request(req).await;
+        if answer.is_ok() {
+            self.open.store(true, Ordering::Release);
+        }
+        answer
     }
 }
 
@@ -90,7 +132,8 @@ fn build(config: &kube::Config, calls: Calls, h2c: bool) -> Result<kube::Client,
         tls: tls_digest(config),
         h2c,
     };
-    let (hyper, member) = lane(key, || hyper_client(config, h2c))?;
+    let (hyper, first, member) = lane(key, || hyper_client(config, h2c))?;
+    let hyper = tower::service_fn(move |req| first.clone().request(hyper.clone(), req));
     let stack = ServiceBuilder::new()
         .layer(config.base_uri_layer())
         .option_layer(config.auth_layer()?)
@@ -123,7 +166,8 @@ fn build(config: &kube::Config, calls: Calls, h2c: bool) -> Result<kube::Client,
 fn lane(
     key: LaneKey,
     make: impl FnOnce() -> Result<Hyper, kube::Error>,
-) -> Result<(Hyper, Arc<()>), kube::Error> {
+) -> Result<(Hyper, Arc<FirstConnection>, Arc<()>), kube::Error> {
+    let h2c = key.h2c;
     let mut all = LANES.lock().unwrap_or_else(|p| p.into_inner());
     all.retain(|_, lanes| {
         lanes.retain(|l| l.load() > 0);
@@ -135,13 +179,21 @@ fn lane(
         .filter(|l| l.load() < MEMBERS_PER_LANE)
         .min_by_key(|l| l.load());
     if let Some(l) = roomy {
-        return Ok((l.client.clone(), l.members.clone()));
+        return Ok((l.client.clone(), l.first.clone(), l.members.clone()));
     }
     let lane = Lane {
         client: make()?,
+        first: Arc::new(FirstConnection {
+            open: AtomicBool::new(h2c),
+            ..FirstConnection::default()
+        }),
         members: Arc::new(()),
     };
-    let held = (lane.client.clone(), lane.members.clone());
+    let held = (
+        lane.client.clone(),
+        lane.first.clone(),
+        lane.members.clone(),
+    );
     lanes.push(lane);
     Ok(held)
 }

@@ -12,6 +12,7 @@ mod aws;
 mod azure;
 mod behaviour;
 mod cloud;
+pub mod dns;
 mod faults;
 mod gcp;
 mod principals;

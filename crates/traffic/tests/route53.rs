@@ -338,3 +338,37 @@ async fn clients_follow_a_change_only_after_propagation_and_ttl() {
     let s = s.with_propagation(std::time::Duration::ZERO);
     assert_eq!(s.settle_time(), std::time::Duration::from_secs(10));
 }
+
+/// A resolver asking for the endpoint is answered from the weighted sets the shifter wrote:
+/// the split in force, with the sets' TTL (the simulator only: moto serves no answers).
+#[tokio::test]
+async fn the_endpoint_resolves_by_the_split_the_shifter_wrote() {
+    let Some(d) = dns(Backend::Sim).await else {
+        unreachable!("the simulator always starts")
+    };
+    let Server::Sim(sim) = &d._server else {
+        unreachable!("started on the simulator")
+    };
+    let s = &d.shifter;
+    s.register(EP, addr("10.0.0.1:443"), Some(addr("10.0.0.2:443")))
+        .await
+        .unwrap();
+    let answered_with = |ip: &str| {
+        let answer = sim.resolve(EP).expect("the name resolves");
+        let ip: std::net::IpAddr = ip.parse().unwrap();
+        (0..100)
+            .filter(|i| answer.pick(f64::from(*i) / 100.0) == Some(ip))
+            .count()
+    };
+    assert_eq!(answered_with("10.0.0.2"), 0);
+    s.set_weights(EP, Weights::green(50).unwrap())
+        .await
+        .unwrap();
+    assert_eq!(answered_with("10.0.0.2"), 50);
+    assert_eq!(answered_with("10.0.0.1"), 50);
+    assert_eq!(
+        sim.resolve(EP).unwrap().ttl,
+        std::time::Duration::from_secs(10)
+    );
+    assert!(sim.resolve("other.example.com").is_none());
+}

@@ -3,7 +3,7 @@
 //! not match exactly, fails the whole batch with `InvalidChangeBatch` and changes nothing.
 //! Sets are listed in Route 53's order (names by reversed labels, then type, then set
 //! identifier) from `name`/`type`/`identifier`. Changes are answered `PENDING`, as Route 53
-//! answers them; the simulator serves no DNS, so nothing resolves through these records.
+//! answers them. Names resolve through the records in the process ([`crate::dns`]).
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -24,6 +24,23 @@ const NAMESPACE: &str = "https://route53.amazonaws.com/doc/2013-04-01/";
 #[derive(Default)]
 pub(crate) struct Route53 {
     zones: Mutex<BTreeMap<String, Zone>>,
+}
+
+impl Route53 {
+    /// The address records of `name` (an FQDN in lower case) in every zone: a weighted set
+    /// weighs each of its values by its `Weight`, a simple one each value alike.
+    pub(crate) fn answer(&self, name: &str) -> Option<crate::dns::Answer> {
+        let zones = self.zones.lock().unwrap_or_else(|p| p.into_inner());
+        let records = zones
+            .values()
+            .flat_map(|z| &z.sets)
+            .filter(|s| s.name == name && matches!(s.kind.as_str(), "A" | "AAAA"))
+            .flat_map(|s| {
+                let weight = s.weight.map_or(1.0, |w| w as f64);
+                s.values.iter().map(move |v| (v.as_str(), weight, s.ttl))
+            });
+        crate::dns::Answer::of(records)
+    }
 }
 
 struct Zone {

@@ -45,6 +45,25 @@ impl TrafficManager {
     fn profiles(&self) -> MutexGuard<'_, BTreeMap<Key, Profile>> {
         self.profiles.lock().unwrap_or_else(|p| p.into_inner())
     }
+
+    /// The endpoints `name` (an FQDN in lower case) resolves to: those of the enabled weighted
+    /// profile whose DNS name it is, enabled ones only, each by its weight, with the profile's
+    /// TTL. Other routing methods are not modelled (rotor writes weighted profiles only).
+    pub(crate) fn answer(&self, name: &str) -> Option<crate::dns::Answer> {
+        let profiles = self.profiles();
+        let profile = profiles.values().find(|p| {
+            crate::dns::fqdn(&format!("{}.{}", p.relative_name, model::DNS_DOMAIN)) == name
+        })?;
+        if profile.status != "Enabled" || profile.routing != "Weighted" {
+            return None;
+        }
+        let records = profile
+            .endpoints
+            .iter()
+            .filter(|e| e.status == "Enabled")
+            .map(|e| (e.target.as_str(), e.weight as f64, Some(profile.ttl)));
+        crate::dns::Answer::of(records)
+    }
 }
 
 impl Sim {

@@ -26,7 +26,7 @@ const RANGE_1_1000: std::ops::RangeInclusive<i64> = 1..=1000;
 /// Custom headers: "up to eight header:value pairs" (Azure's monitoring documentation).
 const MAX_CUSTOM_HEADERS: usize = 8;
 /// The domain of profiles' FQDNs in Azure's public cloud.
-const DNS_DOMAIN: &str = "trafficmanager.net";
+pub(super) const DNS_DOMAIN: &str = "trafficmanager.net";
 /// The TTL of a profile created without one: the simulator's choice (the spec sets none).
 const DEFAULT_TTL: i64 = 30;
 

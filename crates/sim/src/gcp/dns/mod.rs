@@ -72,6 +72,30 @@ impl CloudDns {
     fn zones(&self) -> MutexGuard<'_, BTreeMap<ZoneKey, Zone>> {
         self.zones.lock().unwrap_or_else(|p| p.into_inner())
     }
+
+    /// The address records of `name` (an FQDN in lower case) in every zone: a weighted
+    /// round-robin set weighs each item's data by the item's weight, a plain one each datum
+    /// alike.
+    pub(crate) fn answer(&self, name: &str) -> Option<crate::dns::Answer> {
+        let zones = self.zones();
+        let sets = zones
+            .values()
+            .flat_map(|z| z.sets.values())
+            .filter(|s| s.name == name && matches!(s.kind.as_str(), "A" | "AAAA"));
+        let mut records: Vec<(&str, f64, Option<i64>)> = Vec::new();
+        for set in sets {
+            match set.routing_policy.as_ref().and_then(|p| p.wrr.as_ref()) {
+                Some(wrr) => records.extend(wrr.items.iter().flat_map(|item| {
+                    let weight = item.weight.unwrap_or(0.0);
+                    item.rrdatas
+                        .iter()
+                        .map(move |d| (d.as_str(), weight, set.ttl))
+                })),
+                None => records.extend(set.rrdatas.iter().map(|d| (d.as_str(), 1.0, set.ttl))),
+            }
+        }
+        crate::dns::Answer::of(records)
+    }
 }
 
 impl Sim {

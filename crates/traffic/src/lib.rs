@@ -21,6 +21,7 @@ pub mod haproxy;
 mod http_client;
 pub mod latency;
 pub mod load;
+pub mod resolver;
 pub mod route53;
 pub mod sim;
 pub mod trafficmanager;

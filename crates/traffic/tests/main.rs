@@ -6,6 +6,7 @@ mod common;
 
 mod clouddns;
 mod haproxy;
+mod load;
 mod route53;
 mod sim;
 mod trafficmanager;

@@ -17,7 +17,7 @@ use http::Method;
 use http_body_util::{BodyExt, Full};
 use tokio::sync::watch;
 
-use crate::http_client::{HttpClient, short_lived};
+use crate::http_client::{HttpClient, resolving, short_lived};
 
 mod pace;
 
@@ -467,6 +467,29 @@ impl Load {
         focus: Focus,
     ) -> Self {
         let client = short_lived(timeout);
+        Self::start_on(client, urls, concurrency, timeout, (mix, pace, focus))
+    }
+
+    /// As [`Load::start_paced`], the URLs' host names resolved through caching resolvers over
+    /// `records` (see [`crate::resolver`]), a connection per request.
+    pub fn start_resolving(
+        urls: Vec<String>,
+        concurrency: usize,
+        timeout: Duration,
+        (mix, pace, focus): (Mix, Pace, Focus),
+        records: Arc<dyn crate::resolver::Records>,
+    ) -> Self {
+        let client = resolving(timeout, records);
+        Self::start_on(client, urls, concurrency, timeout, (mix, pace, focus))
+    }
+
+    fn start_on(
+        client: HttpClient,
+        urls: Vec<String>,
+        concurrency: usize,
+        timeout: Duration,
+        (mix, pace, focus): (Mix, Pace, Focus),
+    ) -> Self {
         let counters = Arc::new(Counters::new());
         let (stop, stopped) = watch::channel(false);
         let urls = Arc::new(urls);

@@ -1,7 +1,9 @@
 //! A rollout of a fleet spread over EKS, AKS and GKE as `rotor sim` serves their APIs, through
 //! the real providers and the clouds' SDKs (`rotor demo --clouds aws,azure,gcp`): blues created through
 //! the providers and adopted, every swap succeeds under load with no failed request, and at the
-//! end each cloud holds exactly the greens — blues deleted through the same APIs.
+//! end each cloud holds exactly the greens — blues deleted through the same APIs. The same
+//! rollout through each cloud's DNS (Route 53, Cloud DNS, Traffic Manager) with a load that
+//! resolves the names moves the traffic to the greens with no failed request either.
 
 use crate::common;
 
@@ -153,9 +155,9 @@ fn a_rollout_over_eks_aks_and_gke_succeeds_through_the_real_providers() {
         .expect("bounded");
 }
 
-async fn rollout_over_clouds() {
-    let clusters = 6;
-    let r = Rehearsal::start(RehearsalConfig {
+/// Six Clusters over the three clouds, their traffic through `traffic`.
+async fn rehearsal_over_clouds(clusters: usize, traffic: TrafficChoice) -> Rehearsal {
+    Rehearsal::start(RehearsalConfig {
         fleet: rotor_api::sample_fleet_over(clusters, &rotor_api::SAMPLE_CLOUDS),
         sim: SimConfig {
             nodes: 1,
@@ -174,12 +176,32 @@ async fn rollout_over_clouds() {
             drain_timeout: Duration::from_millis(500),
             ..Default::default()
         },
-        traffic: TrafficChoice::Sim,
+        traffic,
         clock: None,
         clouds: vec![Cloud::Aws, Cloud::Azure, Cloud::Gcp],
     })
     .await
-    .expect("rehearsal");
+    .expect("rehearsal")
+}
+
+/// Runs `rollout` to its end; its final status.
+async fn rolled_out(r: &Rehearsal, rollout: Rollout) -> rotor_api::RolloutStatus {
+    let rollouts: Api<Rollout> = Api::all(r.client.clone());
+    let name = rollout.name_any();
+    rollouts
+        .create(&PostParams::default(), &rollout)
+        .await
+        .expect("rollout");
+    common::eventually(LIMIT, "the rollout ends", || async {
+        let st = rollouts.get(&name).await.ok()?.status?;
+        matches!(st.phase, RolloutPhase::Succeeded | RolloutPhase::Failed).then_some(st)
+    })
+    .await
+}
+
+async fn rollout_over_clouds() {
+    let clusters = 6;
+    let r = rehearsal_over_clouds(clusters, TrafficChoice::Sim).await;
     let by_provider = |p: Provider| r.fleet.iter().filter(|c| c.spec.provider == p).count();
     assert_eq!(
         (by_provider(Provider::Aws), by_provider(Provider::Gcp)),
@@ -202,16 +224,7 @@ async fn rollout_over_clouds() {
             streams: 0,
         },
     );
-    let rollouts: Api<Rollout> = Api::all(r.client.clone());
-    rollouts
-        .create(&PostParams::default(), &one_wave_rollout(clusters as u32))
-        .await
-        .expect("rollout");
-    let done = common::eventually(LIMIT, "the rollout ends", || async {
-        let st = rollouts.get("clouds").await.ok()?.status?;
-        matches!(st.phase, RolloutPhase::Succeeded | RolloutPhase::Failed).then_some(st)
-    })
-    .await;
+    let done = rolled_out(&r, one_wave_rollout(clusters as u32)).await;
     let sent = load.stop().await;
     assert_eq!(done.phase, RolloutPhase::Succeeded, "{:?}", done.conditions);
     assert_eq!(done.counts.succeeded, clusters as u32);
@@ -250,4 +263,102 @@ async fn rollout_over_clouds() {
             ("gcp".to_string(), 2)
         ])
     );
+}
+
+/// The active instance of each Cluster of the fleet.
+async fn active_instances(r: &Rehearsal) -> Vec<String> {
+    let clusters: Api<Cluster> = Api::all(r.client.clone());
+    let mut active = Vec::new();
+    for c in &r.fleet {
+        let cluster = clusters.get(&c.name_any()).await.expect("Cluster");
+        active.push(
+            cluster
+                .status
+                .and_then(|s| s.active_instance)
+                .expect("active"),
+        );
+    }
+    active
+}
+
+/// Requests the application of `member` answered with `code`, from the simulator's `/metrics`.
+fn answered(metrics: &str, member: &str, code: u16) -> u64 {
+    let labels = format!("{{member=\"{member}\",code=\"{code}\"}}");
+    metrics
+        .lines()
+        .filter_map(|l| l.strip_prefix("rotor_sim_traffic_requests_total"))
+        .filter_map(|l| l.strip_prefix(labels.as_str()))
+        .filter_map(|v| v.trim().parse::<u64>().ok())
+        .sum()
+}
+
+async fn rollout_over_clouds_through_their_dns() {
+    let clusters = 6;
+    let r = rehearsal_over_clouds(clusters, TrafficChoice::Dns).await;
+    let kinds: std::collections::BTreeSet<_> =
+        r.fleet.iter().map(|c| c.spec.traffic.shifter).collect();
+    assert_eq!(
+        kinds.len(),
+        3,
+        "Route 53, Cloud DNS and Traffic Manager: {kinds:?}"
+    );
+    r.wait_adopted(LIMIT).await.expect("adopted");
+    r.deploy_app(LIMIT)
+        .await
+        .expect("the app answers by its names");
+    let urls = r.app_urls();
+    assert!(urls.iter().all(|u| u.contains("rotor-demo.")), "{urls:?}");
+    let load = rotor_traffic::load::Load::start_resolving(
+        urls,
+        2,
+        rotor_traffic::CLIENT_TIMEOUT,
+        (
+            rotor_traffic::load::Mix {
+                post_percent: 20,
+                slow_percent: 0,
+                streams: 0,
+            },
+            rotor_traffic::load::Pace::default(),
+            rotor_traffic::load::Focus::default(),
+        ),
+        r.dns_records().expect("DNS records"),
+    );
+    let mut rollout = one_wave_rollout(clusters as u32);
+    // A DNS shifter counts no requests: no minimum (the default is none).
+    rollout.spec.strategy.health_gates.min_requests = 0;
+    let done = rolled_out(&r, rollout).await;
+    // Load after the swaps too: every name now resolves to its green alone.
+    let (_, _, metrics) = rotor_test_support::http::get(&format!("{}/metrics", r.sim_url))
+        .await
+        .expect("the simulator's /metrics");
+    let sent = load.stop().await;
+    assert_eq!(done.phase, RolloutPhase::Succeeded, "{:?}", done.conditions);
+    assert_eq!(done.counts.succeeded, clusters as u32);
+    assert_eq!(sent.failed, 0, "{sent:?}");
+    let metrics = String::from_utf8_lossy(&metrics);
+    for (c, green) in r.fleet.iter().zip(active_instances(&r).await) {
+        assert_ne!(green, c.name_any(), "{} still on blue", c.name_any());
+        let member = r.sim.member_of_instance(&green).expect("green's member");
+        assert!(
+            answered(&metrics, &member, 200) > 0,
+            "green {green} of {} answered no request through DNS",
+            c.name_any()
+        );
+    }
+}
+
+#[test]
+fn a_rollout_through_route53_clouddns_and_traffic_manager_moves_traffic_by_dns() {
+    let runtime = rotor::runtime().expect("runtime");
+    let test = runtime.spawn(async {
+        tokio::time::timeout(
+            Duration::from_secs(240),
+            rollout_over_clouds_through_their_dns(),
+        )
+        .await
+    });
+    runtime
+        .block_on(test)
+        .expect("the test's task")
+        .expect("bounded");
 }

@@ -191,6 +191,7 @@ async fn swap_succeeds(traffic: TrafficChoice) {
             assert!(stats.to_green > 0, "{stats:?}");
             assert_eq!(stats.failures, 0, "{stats:?}");
         }
+        TrafficChoice::Dns => unreachable!("run through HAProxy and the router only"),
     }
     // The transitions are Events on the swap.
     let reasons = event_reasons(&r, &name).await;

@@ -62,7 +62,7 @@ pub async fn run(args: RollbackArgs) -> anyhow::Result<()> {
     let runs: Vec<f64> = samples.iter().map(|ms| round(*ms, 1)).collect();
     samples.sort_by(f64::total_cmp);
     let report = json!({
-        "traffic": match traffic { TrafficChoice::Haproxy => "haproxy", TrafficChoice::Sim => "sim" },
+        "traffic": traffic.as_str(),
         "runs": samples.len(),
         "seed": seed,
         "rollback_p50_ms": round(nearest_rank(&samples, 0.50), 1),

@@ -98,7 +98,9 @@ pub struct DemoArgs {
     /// `memory`.
     #[arg(long, value_enum, default_value_t = StoreArg::Sqlite)]
     pub store: StoreArg,
-    /// Traffic layer: HAProxy when installed (`auto`), or the embedded router.
+    /// Traffic layer: HAProxy when installed (`auto`), the embedded router (`sim`), or each
+    /// cloud's DNS (`dns`: the gates see no requests there, so `--min-requests` is 0 and only
+    /// `--inject none` or `hook-deny` can be caught).
     #[arg(long, value_enum, default_value_t = TrafficArg::Auto)]
     pub traffic: TrafficArg,
     /// Concurrent requests kept in flight across the fleet's endpoints.
@@ -138,6 +140,9 @@ pub enum TrafficArg {
     Auto,
     Haproxy,
     Sim,
+    /// Each cloud's DNS (Route 53, Cloud DNS, Traffic Manager) through rotor's shifters of
+    /// them, the load resolving the names: needs `--clouds`.
+    Dns,
 }
 
 /// Runs the demo until its rollout ends, the timeout, or Ctrl-C / SIGTERM. A signal during
@@ -177,6 +182,13 @@ async fn rehearse(
     waiting: &AtomicBool,
 ) -> anyhow::Result<()> {
     let fault = injected_fault(&args.inject)?;
+    let traffic = traffic_choice(args.traffic);
+    anyhow::ensure!(
+        traffic != TrafficChoice::Dns || fault.is_none(),
+        "--inject {}: under --traffic dns no gate sees green's requests (DNS counts none), so \
+         the fault would not be caught; use --inject none or hook-deny",
+        args.inject
+    );
     anyhow::ensure!(
         args.post_percent <= 100 && args.slow_percent <= 100 && args.focus_percent <= 100,
         "--post-percent, --slow-percent and --focus-percent are percentages (0–100)"
@@ -203,7 +215,6 @@ async fn rehearse(
             eprintln!("[{:6.2}s] {msg}", started.elapsed().as_secs_f64());
         }
     };
-    let traffic = traffic_choice(args.traffic);
     // Kept until the demo ends: the SQLite store lives in it.
     let store_dir = tempfile::tempdir()?;
     let store = match args.store {
@@ -232,6 +243,7 @@ async fn rehearse(
         match traffic {
             TrafficChoice::Haproxy => "HAProxy",
             TrafficChoice::Sim => "the embedded router",
+            TrafficChoice::Dns => "the clouds' DNS",
         }
     ));
     // The dashboard's sign-in wants the admin token: in a 0600 file, never printed.
@@ -265,14 +277,23 @@ async fn rehearse(
     );
     // The load stands for the fleet's clients: it runs on the data plane's runtime.
     let in_data_plane = r.data_plane().enter();
-    let load = rotor_traffic::load::Load::start_paced(
-        r.app_urls(),
-        args.concurrency,
-        rotor_traffic::CLIENT_TIMEOUT,
-        mix,
-        pace,
-        focus.clone(),
-    );
+    let load = match r.dns_records() {
+        Some(records) => rotor_traffic::load::Load::start_resolving(
+            r.app_urls(),
+            args.concurrency,
+            rotor_traffic::CLIENT_TIMEOUT,
+            (mix, pace, focus.clone()),
+            records,
+        ),
+        None => rotor_traffic::load::Load::start_paced(
+            r.app_urls(),
+            args.concurrency,
+            rotor_traffic::CLIENT_TIMEOUT,
+            mix,
+            pace,
+            focus.clone(),
+        ),
+    };
     drop(in_data_plane);
 
     // Precise swap timings from a watch (status times have one-second resolution), per swap
@@ -356,7 +377,8 @@ async fn rehearse(
         None
     };
     rollout.spec.strategy.health_gates.max_latency_p95_ms = args.max_latency_p95_ms;
-    if args.concurrency > 0 {
+    // A DNS shifter counts no requests: a minimum would hold every step.
+    if args.concurrency > 0 && traffic != TrafficChoice::Dns {
         rollout.spec.strategy.health_gates.min_requests = args.min_requests;
     }
     let rollouts: Api<Rollout> = Api::all(r.client.clone());
@@ -610,7 +632,7 @@ async fn rehearse(
     let settings = demo_settings();
     let mut report = json!({
         "clusters": r.fleet.len(),
-        "traffic": match traffic { TrafficChoice::Haproxy => "haproxy", TrafficChoice::Sim => "sim" },
+        "traffic": traffic.as_str(),
         "store": match args.store { StoreArg::Sqlite => "sqlite", StoreArg::Memory => "memory" },
         "clouds": if cloud_names.is_empty() { json!("sim") } else { json!(cloud_names) },
         "swaps_by_cloud": swaps_by_cloud(&timings.lock().unwrap_or_else(|p| p.into_inner()), &r.fleet),
@@ -748,13 +770,18 @@ fn configured_bound(
         retention: strategy.blue_retention_seconds as f64,
         delete: sim.cloud.delete_latency.as_secs_f64(),
     };
-    // The load opens its streams on the clusters' URLs in turn (rotor-traffic's load).
+    // The load opens its streams on the clusters' URLs in turn (rotor-traffic's load). A DNS
+    // shifter counts no sessions: every blue drains until the timeout, as one holding a stream.
+    let draining_to_timeout = match r.dns_records() {
+        Some(_) => r.fleet.len(),
+        None => mix.streams.min(r.fleet.len()),
+    };
     let streams = r
         .fleet
         .iter()
         .map(|c| c.name_any())
         .cycle()
-        .take(mix.streams.min(r.fleet.len()))
+        .take(draining_to_timeout)
         .collect();
     configured_critical_path(
         status,
@@ -775,6 +802,7 @@ pub(super) fn traffic_choice(arg: TrafficArg) -> TrafficChoice {
             TrafficChoice::Haproxy
         }
         TrafficArg::Auto => TrafficChoice::Sim,
+        TrafficArg::Dns => TrafficChoice::Dns,
     }
 }
 

@@ -64,13 +64,13 @@ impl Cloud {
 /// The simulator's AWS account (the EKS provider acts in its own account).
 const AWS_ACCOUNT: &str = rotor_sim::AWS_DEFAULT_ACCOUNT;
 /// The GCP project of the rehearsal's GKE clusters.
-const GCP_PROJECT: &str = "rotor-rehearsal";
+pub(super) const GCP_PROJECT: &str = "rotor-rehearsal";
 /// The access token the GKE provider presents to the simulator (which has no IAM).
-const GCP_TOKEN: &str = "ya29.rotor-rehearsal";
+pub(super) const GCP_TOKEN: &str = "ya29.rotor-rehearsal";
 /// The Azure subscription of the rehearsal's AKS clusters.
-const AZURE_SUBSCRIPTION: &str = "7c3f9a52-0d4e-4b8a-9f61-2e5d8c1b0a47";
+pub(super) const AZURE_SUBSCRIPTION: &str = "7c3f9a52-0d4e-4b8a-9f61-2e5d8c1b0a47";
 /// Their resource group.
-const AZURE_RESOURCE_GROUP: &str = "rotor-rehearsal";
+pub(super) const AZURE_RESOURCE_GROUP: &str = "rotor-rehearsal";
 /// The access token the AKS provider presents to the simulator.
 const AZURE_TOKEN: &str = "eyJ.rotor-rehearsal";
 
@@ -118,12 +118,7 @@ pub(super) async fn providers(
     for cloud in clouds {
         let provider: Arc<dyn rotor_providers::Provider> = match cloud {
             Cloud::Aws => {
-                let options = rotor_aws::AwsOptions {
-                    endpoint_url: Some(format!("{sim_url}/aws")),
-                    region: Some(rotor_aws::DEFAULT_REGION.into()),
-                    static_credentials: Some(("rotor-rehearsal".into(), "rotor-rehearsal".into())),
-                };
-                let config = rotor_aws::sdk_config(&options).await;
+                let config = rotor_aws::sdk_config(&aws_options(sim_url)).await;
                 Arc::new(
                     rotor_providers::eks::EksProvider::new(
                         &config,
@@ -142,16 +137,30 @@ pub(super) async fn providers(
                 .with_cluster_credentials(rotor_providers::gke::ClusterCredentials::Token),
             ),
             Cloud::Azure => Arc::new(
-                rotor_providers::aks::AksProvider::new(rotor_azure::AzureOptions {
-                    endpoint: Some(format!("{sim_url}/azure")),
-                    credential: Some(rotor_azure::credentials::static_token(AZURE_TOKEN)),
-                })
-                .map_err(|e| anyhow::anyhow!("AKS provider: {e}"))?,
+                rotor_providers::aks::AksProvider::new(azure_options(sim_url))
+                    .map_err(|e| anyhow::anyhow!("AKS provider: {e}"))?,
             ),
         };
         out.push((cloud.provider(), provider));
     }
     Ok(out)
+}
+
+/// The simulator's AWS front as the SDK reaches it, with the rehearsal's static keys.
+pub(super) fn aws_options(sim_url: &str) -> rotor_aws::AwsOptions {
+    rotor_aws::AwsOptions {
+        endpoint_url: Some(format!("{sim_url}/aws")),
+        region: Some(rotor_aws::DEFAULT_REGION.into()),
+        static_credentials: Some(("rotor-rehearsal".into(), "rotor-rehearsal".into())),
+    }
+}
+
+/// Resource Manager as the simulator serves it, with the rehearsal's token.
+pub(super) fn azure_options(sim_url: &str) -> rotor_azure::AzureOptions {
+    rotor_azure::AzureOptions {
+        endpoint: Some(format!("{sim_url}/azure")),
+        credential: Some(rotor_azure::credentials::static_token(AZURE_TOKEN)),
+    }
 }
 
 /// Blues created at once, at most: the fleet's creates overlap as a cloud's API allows.

@@ -18,7 +18,7 @@ pub(super) struct Wiring {
     pub kubeconfig: String,
     pub settings: rotor_controllers::Settings,
     pub providers: Vec<(Provider, Arc<dyn rotor_providers::Provider>)>,
-    pub shifter: (ShifterKind, Arc<dyn TrafficShifter>),
+    pub shifters: Vec<(ShifterKind, Arc<dyn TrafficShifter>)>,
     pub clock: Option<rotor_controllers::Clock>,
     /// Shared by every start, so a test reads one `/metrics` across restarts.
     pub metrics: Arc<rotor_controllers::metrics::Metrics>,
@@ -38,8 +38,10 @@ impl Wiring {
             crate::client_for(&self.kubeconfig).await?,
             self.settings.clone(),
         )
-        .with_shifter(self.shifter.0, self.shifter.1.clone())
         .with_discovery(rotor_discovery::Discovery::new(Default::default()));
+        for (kind, shifter) in &self.shifters {
+            ctx = ctx.with_shifter(*kind, shifter.clone());
+        }
         for (kind, provider) in &self.providers {
             ctx = ctx.with_provider(*kind, provider.clone());
         }

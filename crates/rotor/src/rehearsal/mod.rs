@@ -6,6 +6,7 @@
 mod clouds;
 mod controllers;
 mod data_plane;
+pub mod dns;
 pub mod hook_receiver;
 
 pub use clouds::Cloud;
@@ -38,6 +39,20 @@ pub enum TrafficChoice {
     Sim,
     /// A real HAProxy, one frontend per endpoint, weights through its runtime API.
     Haproxy,
+    /// Each cloud's DNS (Route 53, Cloud DNS, Traffic Manager) as the simulator serves it,
+    /// through rotor's shifters of them; clients resolve the names (see [`dns`]).
+    Dns,
+}
+
+impl TrafficChoice {
+    /// The name reports give it.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            TrafficChoice::Sim => "sim",
+            TrafficChoice::Haproxy => "haproxy",
+            TrafficChoice::Dns => "dns",
+        }
+    }
 }
 
 pub struct RehearsalConfig {
@@ -75,6 +90,10 @@ pub struct Rehearsal {
     pub metrics: Arc<rotor_controllers::metrics::Metrics>,
     /// HAProxy frontends by endpoint.
     frontends: BTreeMap<String, SocketAddr>,
+    /// The DNS name of each endpoint, and the records clients resolve them by, under
+    /// [`TrafficChoice::Dns`].
+    names: BTreeMap<String, String>,
+    records: Option<Arc<dyn rotor_traffic::resolver::Records>>,
     tasks: Vec<tokio::task::JoinHandle<()>>,
     wiring: controllers::Wiring,
     controllers: Option<controllers::Running>,
@@ -245,7 +264,9 @@ impl Rehearsal {
         let mut sim_router = None;
         let mut haproxy = None;
         let mut frontends = BTreeMap::new();
-        let shifter: Arc<dyn TrafficShifter> = match config.traffic {
+        let mut names = BTreeMap::new();
+        let mut records = None;
+        let shifters: Vec<(ShifterKind, Arc<dyn TrafficShifter>)> = match config.traffic {
             TrafficChoice::Sim => {
                 let shifter = rotor_traffic::sim::SimShifter::new();
                 let (serving, listen) = (shifter.clone(), "127.0.0.1:0".parse()?);
@@ -254,7 +275,7 @@ impl Rehearsal {
                     .spawn(async move { serving.serve(listen).await })
                     .await??;
                 sim_router = Some((shifter.clone(), server));
-                Arc::new(shifter)
+                vec![(ShifterKind::Sim, Arc::new(shifter))]
             }
             TrafficChoice::Haproxy => {
                 let mut endpoints = Vec::new();
@@ -275,12 +296,18 @@ impl Rehearsal {
                 .await?;
                 let shifter = process.shifter();
                 haproxy = Some(process);
-                Arc::new(shifter)
+                vec![(ShifterKind::Haproxy, Arc::new(shifter))]
             }
-        };
-        let kind = match config.traffic {
-            TrafficChoice::Sim => ShifterKind::Sim,
-            TrafficChoice::Haproxy => ShifterKind::Haproxy,
+            TrafficChoice::Dns => {
+                anyhow::ensure!(
+                    !config.clouds.is_empty(),
+                    "traffic through DNS needs the clouds' DNS services: name them (--clouds)"
+                );
+                let dns = dns::setup(&sim, &sim_url, &mut config.fleet, &config.clouds).await?;
+                names = dns.names;
+                records = Some(Arc::new(dns::SimRecords::new(sim.clone())) as Arc<_>);
+                dns.shifters
+            }
         };
 
         // The controllers.
@@ -296,7 +323,7 @@ impl Rehearsal {
             kubeconfig: kubeconfig.clone(),
             settings: config.settings.clone(),
             providers,
-            shifter: (kind, shifter),
+            shifters,
             clock: config.clock.clone(),
             metrics: Arc::default(),
         };
@@ -327,6 +354,8 @@ impl Rehearsal {
             haproxy,
             metrics,
             frontends,
+            names,
+            records,
             tasks,
             wiring,
             controllers: Some(running),
@@ -378,6 +407,10 @@ impl Rehearsal {
 
     /// The URL of the sample application of `endpoint`, through the traffic layer.
     pub fn app_url(&self, endpoint: &str) -> String {
+        if let (Some(name), Some(port)) = (self.names.get(endpoint), self.sim.config().traffic_port)
+        {
+            return format!("http://{name}:{port}/{APP_NAMESPACE}/{APP_NAME}");
+        }
         match (&self.sim_router, self.frontends.get(endpoint)) {
             (_, Some(listen)) => format!("http://{listen}/{APP_NAMESPACE}/{APP_NAME}"),
             (Some((_, server)), None) => {
@@ -385,6 +418,12 @@ impl Rehearsal {
             }
             (None, None) => format!("http://unknown-endpoint.invalid/{endpoint}"),
         }
+    }
+
+    /// What the load resolves the app URLs' names by, when they are DNS names
+    /// ([`TrafficChoice::Dns`]).
+    pub fn dns_records(&self) -> Option<Arc<dyn rotor_traffic::resolver::Records>> {
+        self.records.clone()
     }
 
     /// Every Cluster's app URL, in fleet order.
@@ -474,7 +513,7 @@ impl Rehearsal {
             .await?;
         let deadline = Instant::now() + limit;
         futures::stream::iter(self.app_urls())
-            .map(|url| answered(url, deadline, limit))
+            .map(|url| answered(url, self.records.clone(), deadline, limit))
             .buffer_unordered(SET_UP_CONCURRENCY)
             .try_collect::<Vec<()>>()
             .await?;
@@ -498,12 +537,21 @@ fn list_pace(clusters: usize) -> Duration {
     (Duration::from_millis(50) * (1 + clusters / 100) as u32).min(Duration::from_secs(1))
 }
 
-/// Waits until the sample application at `url` answers, polling until `deadline`.
-async fn answered(url: String, deadline: Instant, limit: Duration) -> anyhow::Result<()> {
+/// Waits until the sample application at `url` answers (its name resolved by `records`, when
+/// given), polling until `deadline`.
+async fn answered(
+    url: String,
+    records: Option<Arc<dyn rotor_traffic::resolver::Records>>,
+    deadline: Instant,
+    limit: Duration,
+) -> anyhow::Result<()> {
+    let urls = std::slice::from_ref(&url);
+    let timeout = Duration::from_secs(2);
     loop {
-        let report =
-            rotor_traffic::load::run(std::slice::from_ref(&url), 1, 1, Duration::from_secs(2))
-                .await;
+        let report = match &records {
+            Some(r) => rotor_traffic::load::run_resolving(urls, (1, 1), timeout, r.clone()).await,
+            None => rotor_traffic::load::run(urls, 1, 1, timeout).await,
+        };
         if report.failed == 0 {
             return Ok(());
         }

@@ -27,10 +27,48 @@ pub(crate) struct Route53 {
 }
 
 impl Route53 {
+    /// A public zone for `name` (an FQDN) with the SOA and NS sets Route 53 gives a new one;
+    /// its id. A caller reference is used once.
+    fn new_zone(&self, name: &str, caller_reference: &str) -> Result<String, R53Error> {
+        let mut zones = self.zones();
+        if zones
+            .values()
+            .any(|z| z.caller_reference == caller_reference)
+        {
+            return Err(R53Error::HostedZoneAlreadyExists(caller_reference.into()));
+        }
+        let id = format!("Z{:020X}", rand::random::<u128>() & ((1 << 80) - 1));
+        let soa = RecordSet {
+            name: name.to_string(),
+            kind: "SOA".into(),
+            set_identifier: None,
+            weight: None,
+            ttl: Some(900),
+            values: vec![format!(
+                "ns-1.rotor-sim. hostmaster.{name} 1 7200 900 1209600 86400"
+            )],
+        };
+        let ns = RecordSet {
+            kind: "NS".into(),
+            ttl: Some(172_800),
+            values: vec!["ns-1.rotor-sim.".into()],
+            ..soa.clone()
+        };
+        zones.insert(
+            id.clone(),
+            Zone {
+                name: name.to_string(),
+                caller_reference: caller_reference.to_string(),
+                sets: vec![ns, soa],
+            },
+        );
+        Ok(id)
+    }
+
     /// The address records of `name` (an FQDN in lower case) in every zone: a weighted set
     /// weighs each of its values by its `Weight`, a simple one each value alike.
     pub(crate) fn answer(&self, name: &str) -> Option<crate::dns::Answer> {
-        let zones = self.zones.lock().unwrap_or_else(|p| p.into_inner());
+        let zones = self.zones();
         let records = zones
             .values()
             .flat_map(|z| &z.sets)
@@ -262,31 +300,7 @@ async fn create_zone(State(sim): State<Arc<Sim>>, body: String) -> Result<Respon
         .text_of("CallerReference")
         .ok_or_else(|| R53Error::InvalidInput("CallerReference is required".into()))?
         .to_string();
-    if sim
-        .route53
-        .zones()
-        .values()
-        .any(|z| z.caller_reference == caller_reference)
-    {
-        return Err(R53Error::HostedZoneAlreadyExists(caller_reference));
-    }
-    let id = format!("Z{:020X}", rand::random::<u128>() & ((1 << 80) - 1));
-    let soa = RecordSet {
-        name: name.clone(),
-        kind: "SOA".into(),
-        set_identifier: None,
-        weight: None,
-        ttl: Some(900),
-        values: vec![format!(
-            "ns-1.rotor-sim. hostmaster.{name} 1 7200 900 1209600 86400"
-        )],
-    };
-    let ns = RecordSet {
-        kind: "NS".into(),
-        ttl: Some(172_800),
-        values: vec!["ns-1.rotor-sim.".into()],
-        ..soa.clone()
-    };
+    let id = sim.route53.new_zone(&name, &caller_reference)?;
     let answer = format!(
         "<CreateHostedZoneResponse xmlns=\"{NAMESPACE}\"><HostedZone><Id>/hostedzone/{id}</Id>\
          <Name>{}</Name><CallerReference>{}</CallerReference><Config><PrivateZone>false\
@@ -297,19 +311,23 @@ async fn create_zone(State(sim): State<Arc<Sim>>, body: String) -> Result<Respon
         xml_escape(&caller_reference),
         change_info()
     );
-    sim.route53.zones().insert(
-        id.clone(),
-        Zone {
-            name,
-            caller_reference,
-            sets: vec![ns, soa],
-        },
-    );
     let mut resp = (StatusCode::CREATED, xml_answer(&answer)).into_response();
     if let Ok(v) = format!("/2013-04-01/hostedzone/{id}").parse() {
         resp.headers_mut().insert(header::LOCATION, v);
     }
     Ok(resp)
+}
+
+impl Sim {
+    /// Makes the public hosted zone for `name` (`example.com`), as `CreateHostedZone` would;
+    /// its id (`Z…`).
+    pub fn add_hosted_zone(&self, name: &str) -> String {
+        let reference = format!("rotor-sim-{}", rand::random::<u64>());
+        match self.route53.new_zone(&fqdn(name), &reference) {
+            Ok(id) => id,
+            Err(_) => unreachable!("a fresh caller reference is never taken"),
+        }
+    }
 }
 
 #[derive(Deserialize)]

@@ -364,7 +364,27 @@ pub async fn run(
     concurrency: usize,
     timeout: Duration,
 ) -> LoadReport {
-    let client = short_lived(timeout);
+    run_on(short_lived(timeout), urls, per_url, concurrency, timeout).await
+}
+
+/// As [`run`], the URLs' host names resolved through caching resolvers over `records`.
+pub async fn run_resolving(
+    urls: &[String],
+    (per_url, concurrency): (usize, usize),
+    timeout: Duration,
+    records: Arc<dyn crate::resolver::Records>,
+) -> LoadReport {
+    let client = resolving(timeout, records);
+    run_on(client, urls, per_url, concurrency, timeout).await
+}
+
+async fn run_on(
+    client: HttpClient,
+    urls: &[String],
+    per_url: usize,
+    concurrency: usize,
+    timeout: Duration,
+) -> LoadReport {
     let counters = Arc::new(Counters::new());
     let work: Arc<Vec<String>> = Arc::new(
         urls.iter()

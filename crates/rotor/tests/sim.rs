@@ -391,6 +391,27 @@ fn demo_exits_non_zero_and_says_why_when_the_rollout_does_not_succeed() {
     assert!(report["rollout_conditions"].is_array(), "{report}");
 }
 
+/// Through DNS no gate sees green's requests: a traffic fault would go uncaught, so the demo
+/// refuses it up front, naming the flag, rather than report a rollout that judged nothing.
+#[test]
+fn demo_through_dns_refuses_a_fault_no_gate_would_catch() {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_rotor"))
+        .args(["demo", "--clusters", "3", "--traffic", "dns", "--json"])
+        .output()
+        .expect("demo runs");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("--inject green-unhealthy") && stderr.contains("--traffic dns"),
+        "{stderr}"
+    );
+    assert!(
+        out.stdout.is_empty(),
+        "nothing ran: {}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+}
+
 #[test]
 fn demo_stopped_by_sigterm_reports_stops_haproxy_and_exits_non_zero() {
     use std::io::BufRead;

@@ -4,6 +4,8 @@
 //! wire object, not the shifter's reading of it), records rotor did not write left alone,
 //! and errors classed and named.
 
+use crate::common;
+
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -591,15 +593,6 @@ async fn clients_follow_a_change_only_after_propagation_and_ttl() {
     assert!(matches!(err, TrafficError::Setup { .. }), "{err:?}");
 }
 
-/// How many of 100 evenly spread queries of `name` the simulator answers with `ip`.
-fn answered_with(sim: &Sim, name: &str, ip: &str) -> usize {
-    let answer = sim.resolve(name).expect("the name resolves");
-    let ip: std::net::IpAddr = ip.parse().unwrap();
-    (0..100)
-        .filter(|i| answer.pick(f64::from(*i) / 100.0) == Some(ip))
-        .count()
-}
-
 /// A resolver asking for the endpoint is answered from the record set the shifter wrote: the
 /// split in force, with the set's TTL.
 #[tokio::test]
@@ -609,14 +602,14 @@ async fn the_endpoint_resolves_by_the_split_the_shifter_wrote() {
     s.register(EP, addr("10.0.0.1:443"), Some(addr("10.0.0.2:443")))
         .await
         .unwrap();
-    assert_eq!(answered_with(&d.sim, EP, "10.0.0.2"), 0);
+    assert_eq!(common::answered_with(&d.sim, EP, "10.0.0.2"), 0);
     s.set_weights(EP, Weights::green(10).unwrap())
         .await
         .unwrap();
-    assert_eq!(answered_with(&d.sim, EP, "10.0.0.2"), 10);
-    assert_eq!(answered_with(&d.sim, EP, "10.0.0.1"), 90);
+    assert_eq!(common::answered_with(&d.sim, EP, "10.0.0.2"), 10);
+    assert_eq!(common::answered_with(&d.sim, EP, "10.0.0.1"), 90);
     assert_eq!(d.sim.resolve(EP).unwrap().ttl, Duration::from_secs(10));
     s.rollback(EP).await.unwrap();
-    assert_eq!(answered_with(&d.sim, EP, "10.0.0.1"), 100);
+    assert_eq!(common::answered_with(&d.sim, EP, "10.0.0.1"), 100);
     assert!(d.sim.resolve("other.example.com").is_none());
 }

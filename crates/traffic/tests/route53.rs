@@ -353,13 +353,7 @@ async fn the_endpoint_resolves_by_the_split_the_shifter_wrote() {
     s.register(EP, addr("10.0.0.1:443"), Some(addr("10.0.0.2:443")))
         .await
         .unwrap();
-    let answered_with = |ip: &str| {
-        let answer = sim.resolve(EP).expect("the name resolves");
-        let ip: std::net::IpAddr = ip.parse().unwrap();
-        (0..100)
-            .filter(|i| answer.pick(f64::from(*i) / 100.0) == Some(ip))
-            .count()
-    };
+    let answered_with = |ip: &str| crate::common::answered_with(sim, EP, ip);
     assert_eq!(answered_with("10.0.0.2"), 0);
     s.set_weights(EP, Weights::green(50).unwrap())
         .await

@@ -4,6 +4,8 @@
 //! the shifter's reading of them), a 0 % side as a disabled endpoint, endpoints rotor did not
 //! write left alone, and errors classed and named.
 
+use crate::common;
+
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -663,15 +665,6 @@ async fn clients_follow_a_change_after_propagation_and_the_profiles_ttl() {
     assert_eq!(s.settle_time(), Duration::from_secs(45));
 }
 
-/// How many of 100 evenly spread queries of `name` the simulator answers with `ip`.
-fn answered_with(sim: &Sim, name: &str, ip: &str) -> usize {
-    let answer = sim.resolve(name).expect("the name resolves");
-    let ip: std::net::IpAddr = ip.parse().unwrap();
-    (0..100)
-        .filter(|i| answer.pick(f64::from(*i) / 100.0) == Some(ip))
-        .count()
-}
-
 /// A resolver asking for the profile's name is answered from its enabled endpoints by weight,
 /// with the profile's TTL: the split the shifter wrote, a disabled 0 % side never.
 #[tokio::test]
@@ -682,16 +675,16 @@ async fn the_profile_name_resolves_by_the_split_the_shifter_wrote() {
     s.register(EP, addr("10.0.0.1:443"), Some(addr("10.0.0.2:443")))
         .await
         .unwrap();
-    assert_eq!(answered_with(&d.sim, name, "10.0.0.2"), 0);
+    assert_eq!(common::answered_with(&d.sim, name, "10.0.0.2"), 0);
     s.set_weights(EP, Weights::green(10).unwrap())
         .await
         .unwrap();
-    assert_eq!(answered_with(&d.sim, name, "10.0.0.2"), 10);
-    assert_eq!(answered_with(&d.sim, name, "10.0.0.1"), 90);
+    assert_eq!(common::answered_with(&d.sim, name, "10.0.0.2"), 10);
+    assert_eq!(common::answered_with(&d.sim, name, "10.0.0.1"), 90);
     assert_eq!(d.sim.resolve(name).unwrap().ttl, Duration::from_secs(30));
     s.set_weights(EP, Weights::green(100).unwrap())
         .await
         .unwrap();
-    assert_eq!(answered_with(&d.sim, name, "10.0.0.2"), 100);
+    assert_eq!(common::answered_with(&d.sim, name, "10.0.0.2"), 100);
     assert!(d.sim.resolve("other.trafficmanager.net").is_none());
 }

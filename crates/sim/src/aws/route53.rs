@@ -17,6 +17,7 @@ use serde::Deserialize;
 use super::xml::{self, Element};
 use super::{request_id, xml_escape};
 use crate::Sim;
+use crate::dns::fqdn;
 
 const NAMESPACE: &str = "https://route53.amazonaws.com/doc/2013-04-01/";
 
@@ -174,16 +175,6 @@ impl RecordSet {
         }
         out.push_str("</ResourceRecords></ResourceRecordSet>");
         out
-    }
-}
-
-/// Lower case with the trailing dot, as Route 53 keeps names.
-fn fqdn(name: &str) -> String {
-    let lower = name.to_ascii_lowercase();
-    if lower.ends_with('.') {
-        lower
-    } else {
-        format!("{lower}.")
     }
 }
 

@@ -399,3 +399,13 @@ pub async fn unanswered_follows_held_requests<S: rotor_traffic::TrafficShifter +
         "the stream is still open on green"
     );
 }
+
+/// How many of 100 evenly spread queries of `name` the simulator answers with `ip`: the share
+/// of resolvers a DNS shifter's split sends to `ip`.
+pub fn answered_with(sim: &rotor_sim::Sim, name: &str, ip: &str) -> usize {
+    let answer = sim.resolve(name).expect("the name resolves");
+    let ip: std::net::IpAddr = ip.parse().unwrap();
+    (0..100)
+        .filter(|i| answer.pick(f64::from(*i) / 100.0) == Some(ip))
+        .count()
+}

@@ -27,6 +27,7 @@ use serde_json::{Value, json};
 
 use super::{GcpError, bearer, rfc3339_now};
 use crate::Sim;
+use crate::dns::fqdn;
 use rrset::{ChangeBody, Key, Rrset};
 
 /// (project, managed zone name).
@@ -164,16 +165,6 @@ impl Sim {
         zones
             .get(&(project.to_string(), zone.to_string()))
             .map(|z| z.changes.len())
-    }
-}
-
-/// Lower case with the trailing dot, as Cloud DNS keeps names.
-fn fqdn(name: &str) -> String {
-    let lower = name.to_ascii_lowercase();
-    if lower.ends_with('.') {
-        lower
-    } else {
-        format!("{lower}.")
     }
 }
 

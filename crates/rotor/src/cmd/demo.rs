@@ -591,13 +591,25 @@ async fn rehearse(
         .map(|t| t.duration_since(rollout_started).as_secs_f64())
         .unwrap_or(0.0);
     let critical_path_s = setup + preflight_s + critical;
+    // The swap rolled back once and retried, with the traffic steps it baked first: the
+    // injected fault's at 50 %, or the hook's denial after migration, before any step.
+    let steps = &rollout.spec.strategy.traffic_steps;
     let injected_cluster = injection
         .lock()
         .unwrap_or_else(|p| p.into_inner())
         .as_ref()
         .filter(|i| i.set)
-        .map(|i| i.cluster.clone());
-    let configured_s = configured_bound(&r, &rollout, &final_status, &mix, injected_cluster);
+        .map(|i| {
+            (
+                i.cluster.clone(),
+                steps.iter().take_while(|s| **s < 50).count(),
+            )
+        });
+    let rolled_back = injected_cluster.or_else(|| {
+        let denied = hook_rx.as_ref().and_then(hooks::denied)?;
+        Some((denied.cluster, 0))
+    });
+    let configured_s = configured_bound(&r, &rollout, &final_status, &mix, rolled_back);
     // Each failed request (the first 50) with its cluster and where that cluster's swaps were
     // at that moment: what a zero-downtime claim that failed needs to be traced.
     let cluster_of: BTreeMap<String, String> = r
@@ -750,13 +762,14 @@ async fn rehearse(
 
 /// `critical_path_configured_s` of this run: the simulator's and the rollout's configured
 /// latencies (see [`configured_critical_path`]), the clusters the load holds a stream to, and
-/// the cluster whose swap the injected fault rolled back.
+/// the cluster whose swap was rolled back (by the injected fault or the denying hook) with the
+/// traffic steps it baked before.
 fn configured_bound(
     r: &Rehearsal,
     rollout: &Rollout,
     status: &rotor_api::RolloutStatus,
     mix: &rotor_traffic::load::Mix,
-    rolled_back: Option<String>,
+    rolled_back: Option<(String, usize)>,
 ) -> f64 {
     let (sim, strategy) = (r.sim.config(), &rollout.spec.strategy);
     let steps = &strategy.traffic_steps;
@@ -765,7 +778,7 @@ fn configured_bound(
             .as_secs_f64(),
         bake: strategy.bake_seconds as f64,
         steps: steps.len(),
-        steps_before_fault: steps.iter().take_while(|s| **s < 50).count(),
+        steps_before_fault: rolled_back.as_ref().map_or(0, |(_, baked)| *baked),
         drain_timeout: demo_settings().drain_timeout.as_secs_f64(),
         retention: strategy.blue_retention_seconds as f64,
         delete: sim.cloud.delete_latency.as_secs_f64(),
@@ -787,7 +800,7 @@ fn configured_bound(
         status,
         &cfg,
         &streams,
-        rolled_back.as_deref(),
+        rolled_back.as_ref().map(|(cluster, _)| cluster.as_str()),
         rollout.spec.max_concurrent_swaps,
         rollout.spec.bake_seconds_between_waves as f64,
     )

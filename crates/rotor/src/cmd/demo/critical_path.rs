@@ -109,7 +109,8 @@ pub(super) struct Configured {
     /// Each traffic step's bake, and how many steps there are.
     pub bake: f64,
     pub steps: usize,
-    /// Steps baked before the one at which the injected fault shows (50 %).
+    /// Traffic steps the rolled-back swap baked before its rollback: those before 50 % for an
+    /// injected fault (it shows at 50 %), none for a hook that denies after migration.
     pub steps_before_fault: usize,
     /// Blue's drain timeout: a blue holding a long-lived stream drains until it.
     pub drain_timeout: f64,
@@ -126,8 +127,8 @@ impl Configured {
         self.green_ready + self.bake * self.steps as f64 + drain.max(self.retention) + self.delete
     }
 
-    /// One swap rolled back by a gate at the fault's step: green made ready, the steps before
-    /// it baked, green deleted.
+    /// One swap rolled back at the fault's step (or by a hook before any): green made ready,
+    /// the steps before it baked, green deleted.
     fn rolled_back_s(&self) -> f64 {
         self.green_ready + self.bake * self.steps_before_fault as f64 + self.delete
     }
@@ -329,6 +330,13 @@ mod tests {
         st.waves[1].clusters.clear();
         let bound = configured_critical_path(&st, &cfg, &none, Some("a"), 2, 2.0);
         assert!((bound - 11.4).abs() < 1e-9, "{bound}");
+        // A hook denied it after migration, before any step baked: 1 + 0.2, then the retry.
+        let denied = Configured {
+            steps_before_fault: 0,
+            ..cfg
+        };
+        let bound = configured_critical_path(&st, &denied, &none, Some("a"), 2, 2.0);
+        assert!((bound - 10.4).abs() < 1e-9, "{bound}");
     }
 
     #[test]

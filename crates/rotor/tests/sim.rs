@@ -410,6 +410,24 @@ fn demo_through_dns_refuses_a_fault_no_gate_would_catch() {
         "nothing ran: {}",
         String::from_utf8_lossy(&out.stdout)
     );
+    // The simulator's own provider has no DNS service to shift.
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_rotor"))
+        .args([
+            "demo",
+            "--clusters",
+            "3",
+            "--traffic",
+            "dns",
+            "--inject",
+            "none",
+        ])
+        .args(["--clouds", "sim", "--json"])
+        .output()
+        .expect("demo runs");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{stderr}");
+    assert!(stderr.contains("--traffic dns needs"), "{stderr}");
+    assert!(out.stdout.is_empty(), "nothing ran");
 }
 
 #[test]

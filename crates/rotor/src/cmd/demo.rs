@@ -206,6 +206,10 @@ async fn rehearse(
         "sim" => Vec::new(),
         list => rotor::rehearsal::Cloud::parse_list(list)?,
     };
+    anyhow::ensure!(
+        traffic != TrafficChoice::Dns || !clouds.is_empty(),
+        "--traffic dns needs the clouds' DNS services: --clouds sim has none (name aws, azure, gcp)"
+    );
     let cloud_names: Vec<&str> = clouds.iter().map(|c| c.as_str()).collect();
     let open_files_limit = limits::ensure_open_files(args.clusters as u64)?;
     let memory_available_mib = limits::ensure_memory(args.clusters as u64)?;

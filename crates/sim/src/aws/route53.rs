@@ -313,11 +313,13 @@ impl Sim {
     /// Makes the public hosted zone for `name` (`example.com`), as `CreateHostedZone` would;
     /// its id (`Z…`).
     pub fn add_hosted_zone(&self, name: &str) -> String {
-        let reference = format!("rotor-sim-{}", rand::random::<u64>());
-        match self.route53.new_zone(&fqdn(name), &reference) {
-            Ok(id) => id,
-            Err(_) => unreachable!("a fresh caller reference is never taken"),
-        }
+        // A reference no `CreateHostedZone` call has used: the next free one of the simulator's.
+        (0..)
+            .find_map(|n| {
+                let reference = format!("rotor-sim-{n}");
+                self.route53.new_zone(&fqdn(name), &reference).ok()
+            })
+            .unwrap_or_default()
     }
 }
 

@@ -312,15 +312,13 @@ async fn rollout_over_clouds_through_their_dns() {
         urls,
         2,
         rotor_traffic::CLIENT_TIMEOUT,
-        (
-            rotor_traffic::load::Mix {
-                post_percent: 20,
-                slow_percent: 0,
-                streams: 0,
-            },
-            rotor_traffic::load::Pace::default(),
-            rotor_traffic::load::Focus::default(),
-        ),
+        rotor_traffic::load::Mix {
+            post_percent: 20,
+            slow_percent: 0,
+            streams: 0,
+        },
+        rotor_traffic::load::Pace::default(),
+        rotor_traffic::load::Focus::default(),
         r.dns_records().expect("DNS records"),
     );
     let mut rollout = one_wave_rollout(clusters as u32);

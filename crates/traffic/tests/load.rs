@@ -58,7 +58,9 @@ async fn the_load_reaches_whichever_address_the_records_give() {
         vec![format!("http://app.test:{port}/")],
         2,
         Duration::from_secs(5),
-        (Mix::default(), Pace::default(), Focus::default()),
+        Mix::default(),
+        Pace::default(),
+        Focus::default(),
         records.clone(),
     );
     reaches(&first, 20).await;

@@ -286,7 +286,9 @@ async fn rehearse(
             r.app_urls(),
             args.concurrency,
             rotor_traffic::CLIENT_TIMEOUT,
-            (mix, pace, focus.clone()),
+            mix,
+            pace,
+            focus.clone(),
             records,
         ),
         None => rotor_traffic::load::Load::start_paced(

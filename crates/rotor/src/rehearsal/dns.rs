@@ -59,27 +59,27 @@ pub(super) async fn setup(
             .copied()
             .find(|k| k.provider() == c.spec.provider)
             .ok_or_else(|| anyhow::anyhow!("Cluster {} is on no cloud's DNS", c.name_any()))?;
-        let (kind, endpoint, name) = match cloud {
+        let (endpoint, name) = match cloud {
             Cloud::Aws | Cloud::Gcp => {
                 let name = format!("{}.{}.{DOMAIN}", c.name_any(), cloud.as_str());
-                let kind = if cloud == Cloud::Aws {
-                    ShifterKind::Route53
-                } else {
-                    ShifterKind::CloudDns
-                };
-                (kind, name.clone(), name)
+                (name.clone(), name)
             }
-            Cloud::Azure => (
-                ShifterKind::TrafficManager,
-                c.name_any(),
-                format!("{PROFILE}.trafficmanager.net"),
-            ),
+            Cloud::Azure => (c.name_any(), format!("{PROFILE}.trafficmanager.net")),
         };
-        c.spec.traffic.shifter = kind;
+        c.spec.traffic.shifter = kind(cloud);
         c.spec.traffic.endpoint = endpoint.clone();
         names.insert(endpoint, name);
     }
     Ok(DnsTraffic { shifters, names })
+}
+
+/// The shifter of `cloud`'s DNS service.
+fn kind(cloud: Cloud) -> ShifterKind {
+    match cloud {
+        Cloud::Aws => ShifterKind::Route53,
+        Cloud::Gcp => ShifterKind::CloudDns,
+        Cloud::Azure => ShifterKind::TrafficManager,
+    }
 }
 
 /// `cloud`'s DNS service made ready in the simulator, and rotor's shifter of it.
@@ -89,13 +89,13 @@ async fn shifter(
     cloud: Cloud,
 ) -> anyhow::Result<(ShifterKind, Arc<dyn TrafficShifter>)> {
     let ttl = TTL.as_secs();
-    Ok(match cloud {
+    let shifter: Arc<dyn TrafficShifter> = match cloud {
         Cloud::Aws => {
             let zone = sim.add_hosted_zone(&format!("aws.{DOMAIN}"));
             let config = rotor_aws::sdk_config(&clouds::aws_options(sim_url)).await;
             let shifter = rotor_traffic::route53::Route53Shifter::new(&config, &zone, ttl as i64)
                 .with_propagation(Duration::ZERO);
-            (ShifterKind::Route53, Arc::new(shifter))
+            Arc::new(shifter)
         }
         Cloud::Gcp => {
             sim.add_managed_zone(clouds::GCP_PROJECT, MANAGED_ZONE, &format!("gcp.{DOMAIN}"));
@@ -110,7 +110,7 @@ async fn shifter(
             let shifter = rotor_traffic::clouddns::CloudDnsShifter::new(&zone, options)
                 .await
                 .map_err(|e| anyhow::anyhow!("Cloud DNS shifter: {e}"))?;
-            (ShifterKind::CloudDns, Arc::new(shifter))
+            Arc::new(shifter)
         }
         Cloud::Azure => {
             let (subscription, group) = (clouds::AZURE_SUBSCRIPTION, clouds::AZURE_RESOURCE_GROUP);
@@ -124,9 +124,10 @@ async fn shifter(
                 rotor_traffic::trafficmanager::TrafficManagerShifter::new(&profile, options)
                     .await
                     .map_err(|e| anyhow::anyhow!("Traffic Manager shifter: {e}"))?;
-            (ShifterKind::TrafficManager, Arc::new(shifter))
+            Arc::new(shifter)
         }
-    })
+    };
+    Ok((kind(cloud), shifter))
 }
 
 /// The simulator's DNS records as the load's resolvers query them: query `n` is answered with

@@ -549,7 +549,7 @@ async fn answered(
     let timeout = Duration::from_secs(2);
     loop {
         let report = match &records {
-            Some(r) => rotor_traffic::load::run_resolving(urls, (1, 1), timeout, r.clone()).await,
+            Some(r) => rotor_traffic::load::run_resolving(urls, 1, 1, timeout, r.clone()).await,
             None => rotor_traffic::load::run(urls, 1, 1, timeout).await,
         };
         if report.failed == 0 {

@@ -370,7 +370,8 @@ pub async fn run(
 /// As [`run`], the URLs' host names resolved through caching resolvers over `records`.
 pub async fn run_resolving(
     urls: &[String],
-    (per_url, concurrency): (usize, usize),
+    per_url: usize,
+    concurrency: usize,
     timeout: Duration,
     records: Arc<dyn crate::resolver::Records>,
 ) -> LoadReport {
@@ -487,7 +488,7 @@ impl Load {
         focus: Focus,
     ) -> Self {
         let client = short_lived(timeout);
-        Self::start_on(client, urls, concurrency, timeout, (mix, pace, focus))
+        Self::start_on(client, urls, concurrency, timeout, mix, pace, focus)
     }
 
     /// As [`Load::start_paced`], the URLs' host names resolved through caching resolvers over
@@ -496,11 +497,13 @@ impl Load {
         urls: Vec<String>,
         concurrency: usize,
         timeout: Duration,
-        (mix, pace, focus): (Mix, Pace, Focus),
+        mix: Mix,
+        pace: Pace,
+        focus: Focus,
         records: Arc<dyn crate::resolver::Records>,
     ) -> Self {
         let client = resolving(timeout, records);
-        Self::start_on(client, urls, concurrency, timeout, (mix, pace, focus))
+        Self::start_on(client, urls, concurrency, timeout, mix, pace, focus)
     }
 
     fn start_on(
@@ -508,7 +511,9 @@ impl Load {
         urls: Vec<String>,
         concurrency: usize,
         timeout: Duration,
-        (mix, pace, focus): (Mix, Pace, Focus),
+        mix: Mix,
+        pace: Pace,
+        focus: Focus,
     ) -> Self {
         let counters = Arc::new(Counters::new());
         let (stop, stopped) = watch::channel(false);

@@ -24,7 +24,7 @@ use rotor_sim::{CloudConfig, SimConfig};
 
 const LIMIT: Duration = Duration::from_secs(90);
 
-fn one_wave_rollout(clusters: u32) -> Rollout {
+pub(crate) fn one_wave_rollout(clusters: u32) -> Rollout {
     Rollout::new(
         "clouds",
         RolloutSpec {
@@ -156,7 +156,7 @@ fn a_rollout_over_eks_aks_and_gke_succeeds_through_the_real_providers() {
 }
 
 /// Six Clusters over the three clouds, their traffic through `traffic`.
-async fn rehearsal_over_clouds(clusters: usize, traffic: TrafficChoice) -> Rehearsal {
+pub(crate) async fn rehearsal_over_clouds(clusters: usize, traffic: TrafficChoice) -> Rehearsal {
     Rehearsal::start(RehearsalConfig {
         fleet: rotor_api::sample_fleet_over(clusters, &rotor_api::SAMPLE_CLOUDS),
         sim: SimConfig {
@@ -185,7 +185,7 @@ async fn rehearsal_over_clouds(clusters: usize, traffic: TrafficChoice) -> Rehea
 }
 
 /// Runs `rollout` to its end; its final status.
-async fn rolled_out(r: &Rehearsal, rollout: Rollout) -> rotor_api::RolloutStatus {
+pub(crate) async fn rolled_out(r: &Rehearsal, rollout: Rollout) -> rotor_api::RolloutStatus {
     let rollouts: Api<Rollout> = Api::all(r.client.clone());
     let name = rollout.name_any();
     rollouts
@@ -266,7 +266,7 @@ async fn rollout_over_clouds() {
 }
 
 /// The active instance of each Cluster of the fleet.
-async fn active_instances(r: &Rehearsal) -> Vec<String> {
+pub(crate) async fn active_instances(r: &Rehearsal) -> Vec<String> {
     let clusters: Api<Cluster> = Api::all(r.client.clone());
     let mut active = Vec::new();
     for c in &r.fleet {
@@ -281,9 +281,10 @@ async fn active_instances(r: &Rehearsal) -> Vec<String> {
     active
 }
 
-/// Requests the application of `member` answered with `code`, from the simulator's `/metrics`.
-fn answered(metrics: &str, member: &str, code: u16) -> u64 {
-    let labels = format!("{{member=\"{member}\",code=\"{code}\"}}");
+/// Requests the application of `member`, known to its cloud as `cluster`, answered with `code`,
+/// from the simulator's `/metrics`.
+fn answered(metrics: &str, member: &str, cluster: &str, code: u16) -> u64 {
+    let labels = format!("{{member=\"{member}\",cluster=\"{cluster}\",code=\"{code}\"}}");
     metrics
         .lines()
         .filter_map(|l| l.strip_prefix("rotor_sim_traffic_requests_total"))
@@ -338,7 +339,7 @@ async fn rollout_over_clouds_through_their_dns() {
         assert_ne!(green, c.name_any(), "{} still on blue", c.name_any());
         let member = r.sim.member_of_instance(&green).expect("green's member");
         assert!(
-            answered(&metrics, &member, 200) > 0,
+            answered(&metrics, &member, &green, 200) > 0,
             "green {green} of {} answered no request through DNS",
             c.name_any()
         );

@@ -11,6 +11,7 @@ mod aws;
 mod azure;
 mod bad_objects;
 mod clouds;
+mod clouds_dns_gates;
 mod containerfile;
 mod controllers_mode;
 mod crash;

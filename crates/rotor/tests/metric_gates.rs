@@ -124,7 +124,7 @@ async fn no_failed_requests(load: Load) {
 
 /// Green's error ratio over the last 5 s, from the simulator's series of the requests green's
 /// application answered: no data until green has served requests.
-const GREEN_ERROR_RATIO: &str = r#"sum(rate(rotor_sim_traffic_errors_total{member="{{green}}"}[5s])) / sum(rate(rotor_sim_traffic_requests_total{member="{{green}}"}[5s]))"#;
+const GREEN_ERROR_RATIO: &str = r#"sum(rate(rotor_sim_traffic_errors_total{cluster="{{green}}"}[5s])) / sum(rate(rotor_sim_traffic_requests_total{cluster="{{green}}"}[5s]))"#;
 
 /// A Prometheus scraping the simulator's `/metrics` every second.
 async fn prometheus_scraping_the_simulator(r: &Rehearsal) -> PrometheusProcess {
@@ -188,7 +188,7 @@ async fn greens_own_error_ratio_from_the_simulator_passes_a_healthy_green() {
     let green = done.green_instance.expect("green");
     let served = prometheus
         .query(&format!(
-            r#"max_over_time(rotor_sim_traffic_requests_total{{member="{green}",code="200"}}[5m])"#
+            r#"max_over_time(rotor_sim_traffic_requests_total{{cluster="{green}",code="200"}}[5m])"#
         ))
         .await
         .expect("query");
@@ -228,7 +228,7 @@ async fn greens_own_error_ratio_from_the_simulator_rolls_a_failing_green_back() 
     for part in [
         "metric gate green-errors failed at 10 %",
         "is beyond the threshold (at most 0.01)",
-        &format!(r#"rotor_sim_traffic_errors_total{{member="{green}"}}"#),
+        &format!(r#"rotor_sim_traffic_errors_total{{cluster="{green}"}}"#),
     ] {
         assert!(message.contains(part), "{part:?} in {message}");
     }

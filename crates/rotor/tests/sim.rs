@@ -391,18 +391,51 @@ fn demo_exits_non_zero_and_says_why_when_the_rollout_does_not_succeed() {
     assert!(report["rollout_conditions"].is_array(), "{report}");
 }
 
-/// Through DNS no gate sees green's requests: a traffic fault would go uncaught, so the demo
-/// refuses it up front, naming the flag, rather than report a rollout that judged nothing.
+/// Through DNS the demo gates every swap on green's own error ratio in a Prometheus scraping
+/// the simulator (DNS counts no requests): the default fault rolls the canary back, the retry
+/// succeeds, and the clients' failures (none retried behind DNS) are all the injected
+/// cluster's, all green's 503s. A hang, which no series records, is refused up front.
 #[test]
-fn demo_through_dns_refuses_a_fault_no_gate_would_catch() {
+fn demo_through_dns_rolls_a_faulty_green_back_by_its_own_series() {
+    let report = demo(&["--clusters", "3", "--traffic", "dns"]);
+    assert_eq!(report["traffic"], "dns", "{report}");
+    assert_eq!(report["metric_gates"], serde_json::json!(["green-errors"]));
+    let injected = &report["injected_into"];
+    assert_eq!(injected["fault_set"], true, "{report}");
+    assert!(
+        injected["member_faulted"].as_u64().unwrap_or(0) > 0,
+        "{report}"
+    );
+    assert!(injected["gate_reaction_s"].as_f64().is_some(), "{report}");
+    assert_eq!(report["swaps_rolled_back"], 1, "{report}");
+    assert_eq!(report["swaps_retried"], 1, "{report}");
+    assert_eq!(report["swaps_succeeded"], 3, "{report}");
+    assert_eq!(report["rollout_phase"], "Succeeded", "{report}");
+    let failed = report["requests_failed"].as_u64().expect("failed");
+    let of_cluster = &injected["cluster_failed"];
+    let cluster_failed =
+        of_cluster["GET"].as_u64().unwrap_or(0) + of_cluster["POST"].as_u64().unwrap_or(0);
+    assert_eq!(cluster_failed, failed, "{report}");
+    assert_eq!(report["requests_failed_by"]["status"], failed, "{report}");
+    for f in report["failures"].as_array().expect("failures") {
+        let what = f["what"].as_str().unwrap_or_default();
+        assert!(what.contains(" 503"), "{report}");
+    }
+    assert_eq!(report["streams_broken"], 0, "{report}");
+}
+
+#[test]
+fn demo_through_dns_refuses_what_it_cannot_gate_or_shift() {
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_rotor"))
         .args(["demo", "--clusters", "3", "--traffic", "dns", "--json"])
+        .args(["--inject", "green-hangs"])
         .output()
         .expect("demo runs");
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success(), "{stderr}");
     assert!(
-        stderr.contains("--inject green-unhealthy") && stderr.contains("--traffic dns"),
+        stderr.contains("--inject green-hangs under --traffic dns")
+            && stderr.contains("a hung green answers nothing"),
         "{stderr}"
     );
     assert!(

@@ -65,10 +65,16 @@ pub struct CloudCluster {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct CreateRequest {
+    /// The member's name in the simulator (unique across its cloud fronts).
     pub name: String,
     /// `1.35`
     pub kubernetes_version: String,
     pub idempotency_token: String,
+    /// The cloud's own name for the cluster (an EKS or GKE cluster's name, an AKS resource's),
+    /// which rotor knows as the instance: the traffic series' `cluster` label, what a metric
+    /// gate's `{{green}}` names. Absent: the member's name (the simulator's own cloud).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cloud_name: Option<String>,
 }
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -271,7 +277,8 @@ impl SimCloud {
             let outcome = if fail {
                 Err("simulated cloud failure: capacity unavailable".to_string())
             } else {
-                sim.add_cluster(&req.name, minor)
+                let cloud_name = req.cloud_name.as_deref().unwrap_or(&req.name);
+                sim.add_cluster_named(&req.name, cloud_name, minor)
                     .await
                     .map(|_| ())
                     .map_err(|e| e.to_string())
@@ -554,6 +561,7 @@ mod tests {
             name: "green-1".into(),
             kubernetes_version: "1.35".into(),
             idempotency_token: "t1".into(),
+            cloud_name: None,
         };
         let a = sim.cloud.create(req.clone()).expect("create");
         let b = sim.cloud.create(req.clone()).expect("retry");
@@ -583,7 +591,8 @@ mod tests {
                 .create(CreateRequest {
                     name: "x".into(),
                     kubernetes_version: "2.0".into(),
-                    idempotency_token: "t".into()
+                    idempotency_token: "t".into(),
+                    cloud_name: None,
                 })
                 .is_err()
         );
@@ -600,6 +609,7 @@ mod tests {
             name: name.into(),
             kubernetes_version: "1.35".into(),
             idempotency_token: format!("token-{name}"),
+            cloud_name: None,
         };
         sim.cloud.fail_next_creates(2);
         for _ in 0..2 {

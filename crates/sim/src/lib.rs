@@ -231,6 +231,17 @@ impl Sim {
 
     /// Adds (or returns the existing) member cluster `name` running Kubernetes 1.`minor`.
     pub async fn add_cluster(&self, name: &str, minor: u32) -> anyhow::Result<Arc<MemberCluster>> {
+        self.add_cluster_named(name, name, minor).await
+    }
+
+    /// [`Sim::add_cluster`] for a cluster its cloud knows as `cloud_name` (a cloud front's
+    /// members are named apart from the clusters they stand for).
+    pub async fn add_cluster_named(
+        &self,
+        name: &str,
+        cloud_name: &str,
+        minor: u32,
+    ) -> anyhow::Result<Arc<MemberCluster>> {
         if let Some(c) = self.cluster(name) {
             return Ok(c);
         }
@@ -269,7 +280,7 @@ impl Sim {
             let ip =
                 std::net::Ipv4Addr::new(127, 1 + (idx >> 16) as u8, (idx >> 8) as u8, idx as u8);
             let served = traffic::Served {
-                member: name.into(),
+                series: traffic::SeriesNames::new(name, cloud_name),
                 server: server.clone(),
                 faults: faults.subscribe(),
                 metrics: self.traffic_metrics.clone(),

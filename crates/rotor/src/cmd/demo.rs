@@ -9,6 +9,9 @@
 //! failure budget) and is then retried as an operator would (`rotor rollout retry`), with a
 //! fresh green. Failed GETs are retried on blue by the traffic layer; POSTs are never retried,
 //! so those green took before the gate tripped can fail (under `green-hangs`, those it held).
+//! Behind the clouds' DNS (`--traffic dns`) nothing retries and nothing counts requests: the
+//! swaps are gated on green's own series in a Prometheus the demo runs ([`dns_gates`]), and
+//! the faulty green's requests of every method fail until the gate trips and the TTL runs out.
 //! `--inject hook-deny` injects no fault: the Rollout's strategy carries a lifecycle hook
 //! (a webhook after migration) whose receiver, run by the demo, verifies every call's
 //! signature and denies the first call; that swap rolls back before any traffic moved, and is
@@ -39,6 +42,7 @@ use serde_json::json;
 
 mod cpu;
 mod critical_path;
+mod dns_gates;
 mod hooks;
 mod injection;
 pub(super) mod limits;
@@ -99,8 +103,8 @@ pub struct DemoArgs {
     #[arg(long, value_enum, default_value_t = StoreArg::Sqlite)]
     pub store: StoreArg,
     /// Traffic layer: HAProxy when installed (`auto`), the embedded router (`sim`), or each
-    /// cloud's DNS (`dns`: the gates see no requests there, so `--min-requests` is 0 and only
-    /// `--inject none` or `hook-deny` can be caught).
+    /// cloud's DNS (`dns`: DNS counts no requests, so `--min-requests` is 0 and every swap is
+    /// gated on green's own series in a Prometheus the demo runs; a hang is not caught there).
     #[arg(long, value_enum, default_value_t = TrafficArg::Auto)]
     pub traffic: TrafficArg,
     /// Concurrent requests kept in flight across the fleet's endpoints.
@@ -183,12 +187,12 @@ async fn rehearse(
 ) -> anyhow::Result<()> {
     let fault = injected_fault(&args.inject)?;
     let traffic = traffic_choice(args.traffic);
-    anyhow::ensure!(
-        traffic != TrafficChoice::Dns || fault.is_none(),
-        "--inject {}: under --traffic dns no gate sees green's requests (DNS counts none), so \
-         the fault would not be caught; use --inject none or hook-deny",
-        args.inject
-    );
+    let prometheus_binary = match traffic {
+        TrafficChoice::Dns => {
+            dns_gates::prometheus_for(fault, &args.inject, args.max_latency_p95_ms)?
+        }
+        _ => None,
+    };
     anyhow::ensure!(
         args.post_percent <= 100 && args.slow_percent <= 100 && args.focus_percent <= 100,
         "--post-percent, --slow-percent and --focus-percent are percentages (0–100)"
@@ -259,6 +263,24 @@ async fn rehearse(
         rotor::ui::PATH,
         token_file.display()
     ));
+    let dns_gates = match &prometheus_binary {
+        Some(binary) => {
+            let sim = r.sim_url.trim_start_matches("http://").parse()?;
+            let gates = dns_gates::DnsGates::start(binary, sim, args.max_latency_p95_ms).await?;
+            progress(format!(
+                "Prometheus at {} scraping the simulator's traffic series; swaps gated on {}",
+                gates.prometheus.url,
+                gates
+                    .gates
+                    .iter()
+                    .map(|g| g.name.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ));
+            Some(gates)
+        }
+        None => None,
+    };
     r.wait_adopted(Duration::from_secs(60)).await?;
     progress(format!(
         "{} Clusters adopted their instances",
@@ -383,6 +405,9 @@ async fn rehearse(
         None
     };
     rollout.spec.strategy.health_gates.max_latency_p95_ms = args.max_latency_p95_ms;
+    if let Some(g) = &dns_gates {
+        rollout.spec.strategy.health_gates.metric_gates = g.gates.clone();
+    }
     // A DNS shifter counts no requests: a minimum would hold every step.
     if args.concurrency > 0 && traffic != TrafficChoice::Dns {
         rollout.spec.strategy.health_gates.min_requests = args.min_requests;
@@ -506,24 +531,7 @@ async fn rehearse(
     watch_task.abort();
     if let Some(path) = &args.timeline {
         let t = timings.lock().unwrap_or_else(|p| p.into_inner());
-        let lines: String = t
-            .values()
-            .map(|s| {
-                let secs = |i: Instant| i.duration_since(started).as_secs_f64();
-                format!(
-                    "{}\n",
-                    json!({
-                        "cluster": s.cluster,
-                        "wave": s.wave,
-                        "created_s": secs(s.created),
-                        "finished_s": s.finished.map(secs),
-                        "history": s.history,
-                    })
-                )
-            })
-            .collect();
-        std::fs::write(path, lines)
-            .map_err(|e| anyhow::anyhow!("writing --timeline {}: {e}", path.display()))?;
+        report::write_timeline(path, &t, started)?;
     }
     fd_task.abort();
     let (critical, critical_by_wave) = critical_path(
@@ -543,6 +551,7 @@ async fn rehearse(
     )
     .await?;
     let samples = load.failure_samples();
+    let failed_by_url = load.failed_by_url();
     let sent = load.stop().await;
     if !args.json {
         println!(
@@ -713,6 +722,7 @@ async fn rehearse(
                 "member_faulted": i.counts.as_ref().map(|c| c.read().1),
                 "rolled_back_at_s": back.map(|b| round(b, 2)),
                 "gate_reaction_s": back.map(|b| round(b - i.at_s, 2)),
+                "cluster_failed": report::failed_of(&failed_by_url, &r, &i.cluster),
             })
         }),
         "failures": failures,
@@ -736,6 +746,16 @@ async fn rehearse(
     report["rss_peak_mib"] = json!(super::bench::rss_mib().1.round());
     report["memory_available_mib"] = json!(memory_available_mib);
     report["swaps_held_for_too_few_requests"] = json!(starved);
+    report["metric_gates"] = json!(
+        rollout
+            .spec
+            .strategy
+            .health_gates
+            .metric_gates
+            .iter()
+            .map(|g| &g.name)
+            .collect::<Vec<_>>()
+    );
     report["phase_mean_s"] =
         report::phase_means(&timings.lock().unwrap_or_else(|p| p.into_inner()));
     report["migration_stages"] = report::migration_stages(&r.metrics);
@@ -779,10 +799,24 @@ fn configured_bound(
 ) -> f64 {
     let (sim, strategy) = (r.sim.config(), &rollout.spec.strategy);
     let steps = &strategy.traffic_steps;
+    // A step ends once its bake is over and every metric gate has passed enough evaluations
+    // in a row, an interval apart; in the first, only once green's series have been scraped.
+    let gates = &strategy.health_gates.metric_gates;
+    let hold = gates
+        .iter()
+        .map(|g| f64::from(g.consecutive.saturating_sub(1) * g.interval_seconds))
+        .fold(0.0, f64::max);
+    let first_data = if gates.is_empty() {
+        0.0
+    } else {
+        rotor::rehearsal::prometheus::SCRAPE_INTERVAL.as_secs_f64()
+    };
+    let step = (strategy.bake_seconds as f64).max(hold);
     let cfg = Configured {
         green_ready: (sim.cloud.create_latency + sim.node_ready_delay + sim.workload_ready_delay)
             .as_secs_f64(),
-        bake: strategy.bake_seconds as f64,
+        step,
+        first_step: (strategy.bake_seconds as f64).max(first_data + hold),
         steps: steps.len(),
         steps_before_fault: rolled_back.as_ref().map_or(0, |(_, baked)| *baked),
         drain_timeout: demo_settings().drain_timeout.as_secs_f64(),

@@ -8,6 +8,7 @@ mod controllers;
 mod data_plane;
 pub mod dns;
 pub mod hook_receiver;
+pub mod prometheus;
 
 pub use clouds::Cloud;
 

@@ -284,6 +284,7 @@ async fn create_cluster(
         name: member.clone(),
         kubernetes_version: version.clone(),
         idempotency_token: req.client_request_token.clone().unwrap_or_default(),
+        cloud_name: Some(req.name.clone()),
     });
     match created {
         Ok(_) => {}

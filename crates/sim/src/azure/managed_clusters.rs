@@ -373,6 +373,7 @@ fn create(ctx: &Call<'_>, id: &ClusterId, req: PutBody) -> Result<ManagedCluster
         name: member.clone(),
         kubernetes_version: version.clone(),
         idempotency_token: req.tags.get(TAG_TOKEN).cloned().unwrap_or_default(),
+        cloud_name: Some(id.name.clone()),
     });
     match created {
         Ok(_) => {}

@@ -387,6 +387,7 @@ async fn create_cluster(
             .get(LABEL_TOKEN)
             .cloned()
             .unwrap_or_default(),
+        cloud_name: Some(req.name.clone()),
     });
     match created {
         Ok(_) => {}

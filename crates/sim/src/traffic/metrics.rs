@@ -6,8 +6,11 @@
 //! paths (`/{namespace}/{service}`) are the user's, so a `/metrics` there could collide with a
 //! namespace called `metrics`; and one scrape config (one static target) then covers every
 //! cluster, those a swap creates included — a target per green would need service discovery.
-//! Each series names its cluster in label `member` (the member's name, which is the instance
-//! name on the simulator's own cloud): `instance` and `job` are Prometheus' target labels.
+//! Each series names its cluster twice: label `cluster` is the cloud's name for it (an EKS or
+//! GKE cluster's, an AKS resource's: the instance rotor knows, what a gate's `{{green}}` fills
+//! in, as real fleets label their series), label `member` the simulator's (the same on the
+//! simulator's own cloud; a hash of the account or project and the name on a cloud front).
+//! `instance` and `job` are Prometheus' target labels.
 
 use std::collections::{BTreeSet, HashMap};
 use std::sync::{Mutex, PoisonError};
@@ -19,25 +22,37 @@ use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 
+/// A cluster's names, the labels of all its series.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct SeriesNames {
+    member: String,
+    cluster: String,
+}
+
+impl SeriesNames {
+    /// Member `member`, known to its cloud as `cluster`.
+    pub fn new(member: &str, cluster: &str) -> Self {
+        SeriesNames {
+            member: member.to_string(),
+            cluster: cluster.to_string(),
+        }
+    }
+}
+
 /// A request's cluster and answer code.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct CodeLabels {
-    member: String,
+    #[prometheus(flatten)]
+    names: SeriesNames,
     code: String,
-}
-
-/// A request's cluster.
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-struct MemberLabels {
-    member: String,
 }
 
 /// The fleet's traffic series, shared by every cluster's listener.
 pub struct TrafficMetrics {
     registry: Registry,
     requests: Family<CodeLabels, Counter>,
-    errors: Family<MemberLabels, Counter>,
-    duration: Family<MemberLabels, Histogram>,
+    errors: Family<SeriesNames, Counter>,
+    duration: Family<SeriesNames, Histogram>,
     /// The codes each member has answered, so that forgetting one member costs what it
     /// answered, not an encoding of the whole fleet's series.
     codes: Mutex<HashMap<String, BTreeSet<u16>>>,
@@ -62,14 +77,14 @@ impl Default for TrafficMetrics {
             "Application requests a simulated cluster answered, by status code",
             requests.clone(),
         );
-        let errors = Family::<MemberLabels, Counter>::default();
+        let errors = Family::<SeriesNames, Counter>::default();
         registry.register(
             "errors",
             "Application requests a simulated cluster answered 5xx or broke off",
             errors.clone(),
         );
         // 5 ms to 10 s: a fast answer, TrafficSlow's second and the longest delay_ms.
-        let duration = Family::<MemberLabels, Histogram>::new_with_constructor(|| {
+        let duration = Family::<SeriesNames, Histogram>::new_with_constructor(|| {
             Histogram::new(exponential_buckets(0.005, 2.0, 12))
         });
         registry.register(
@@ -88,49 +103,43 @@ impl Default for TrafficMetrics {
 }
 
 impl TrafficMetrics {
-    /// Counts one answered request of `member`.
-    pub(crate) fn record(&self, member: &str, answer: &Answer) {
+    /// Counts one answered request of the cluster `names` names.
+    pub(crate) fn record(&self, names: &SeriesNames, answer: &Answer) {
         self.codes
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
-            .entry(member.to_string())
+            .entry(names.member.clone())
             .or_default()
             .insert(answer.code);
-        let member = member.to_string();
-        let code = answer.code.to_string();
         self.requests
             .get_or_create(&CodeLabels {
-                member: member.clone(),
-                code,
+                names: names.clone(),
+                code: answer.code.to_string(),
             })
             .inc();
-        let labels = MemberLabels { member };
         // Created at zero with the first request, so an error ratio has a denominator's twin.
-        let errors = self.errors.get_or_create(&labels);
+        let errors = self.errors.get_or_create(names);
         if answer.failed {
             errors.inc();
         }
         self.duration
-            .get_or_create(&labels)
+            .get_or_create(names)
             .observe(answer.took.as_secs_f64());
     }
 
     /// Forgets a deleted cluster's series (Prometheus marks them stale at its next scrape).
-    pub(crate) fn forget(&self, member: &str) {
-        let labels = MemberLabels {
-            member: member.to_string(),
-        };
-        self.errors.remove(&labels);
-        self.duration.remove(&labels);
+    pub(crate) fn forget(&self, names: &SeriesNames) {
+        self.errors.remove(names);
+        self.duration.remove(names);
         let codes = self
             .codes
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
-            .remove(member)
+            .remove(&names.member)
             .unwrap_or_default();
         for code in codes {
             self.requests.remove(&CodeLabels {
-                member: member.to_string(),
+                names: names.clone(),
                 code: code.to_string(),
             });
         }
@@ -149,7 +158,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn answers_are_counted_per_member_and_code_and_forgotten_with_the_member() {
+    fn answers_are_counted_per_cluster_and_code_under_both_names_and_forgotten_with_it() {
         let m = TrafficMetrics::default();
         let ok = Answer {
             code: 200,
@@ -161,23 +170,27 @@ mod tests {
             failed: true,
             took: Duration::from_millis(30),
         };
-        m.record("green", &ok);
-        m.record("green", &failed);
-        m.record("blue", &ok);
+        let (green, blue) = (
+            SeriesNames::new("eks-3f2a", "prod-green"),
+            SeriesNames::new("blue", "blue"),
+        );
+        m.record(&green, &ok);
+        m.record(&green, &failed);
+        m.record(&blue, &ok);
         let text = m.encode();
         for line in [
-            r#"rotor_sim_traffic_requests_total{member="green",code="200"} 1"#,
-            r#"rotor_sim_traffic_requests_total{member="green",code="503"} 1"#,
-            r#"rotor_sim_traffic_errors_total{member="green"} 1"#,
-            r#"rotor_sim_traffic_errors_total{member="blue"} 0"#,
-            r#"rotor_sim_traffic_request_duration_seconds_count{member="green"} 2"#,
-            r#"rotor_sim_traffic_request_duration_seconds_bucket{le="0.005",member="green"} 1"#,
+            r#"rotor_sim_traffic_requests_total{member="eks-3f2a",cluster="prod-green",code="200"} 1"#,
+            r#"rotor_sim_traffic_requests_total{member="eks-3f2a",cluster="prod-green",code="503"} 1"#,
+            r#"rotor_sim_traffic_errors_total{member="eks-3f2a",cluster="prod-green"} 1"#,
+            r#"rotor_sim_traffic_errors_total{member="blue",cluster="blue"} 0"#,
+            r#"rotor_sim_traffic_request_duration_seconds_count{member="eks-3f2a",cluster="prod-green"} 2"#,
+            r#"rotor_sim_traffic_request_duration_seconds_bucket{le="0.005",member="eks-3f2a",cluster="prod-green"} 1"#,
         ] {
             assert!(text.contains(line), "{line} in {text}");
         }
-        m.forget("green");
+        m.forget(&green);
         let text = m.encode();
-        assert!(!text.contains(r#"member="green""#), "{text}");
+        assert!(!text.contains("prod-green"), "{text}");
         assert!(text.contains(r#"member="blue""#), "{text}");
     }
 }

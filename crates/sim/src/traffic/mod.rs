@@ -27,6 +27,8 @@
 pub mod front;
 pub mod metrics;
 
+pub use metrics::SeriesNames;
+
 use std::collections::HashMap;
 use std::net::{Ipv4Addr, SocketAddr};
 use std::sync::{Arc, Mutex};
@@ -288,7 +290,7 @@ struct BrokenOff;
 /// Counts and times the answer of `next` (outside the faults, so they are counted too).
 async fn measured(
     metrics: Arc<metrics::TrafficMetrics>,
-    member: Arc<str>,
+    series: Arc<SeriesNames>,
     req: Request,
     next: Next,
 ) -> Response {
@@ -296,7 +298,7 @@ async fn measured(
     let answer = next.run(req).await;
     let code = answer.status();
     metrics.record(
-        &member,
+        &series,
         &metrics::Answer {
             code: code.as_u16(),
             failed: code.is_server_error() || answer.extensions().get::<BrokenOff>().is_some(),
@@ -316,7 +318,7 @@ pub struct TrafficListener {
     stop: Option<oneshot::Sender<()>>,
     /// Its series, forgotten when it is dropped.
     metrics: Arc<metrics::TrafficMetrics>,
-    member: Arc<str>,
+    series: Arc<SeriesNames>,
 }
 
 /// Requests a cluster's listener took, and how many of them a traffic fault answered: what
@@ -342,14 +344,14 @@ impl Drop for TrafficListener {
         if let Some(stop) = self.stop.take() {
             let _ = stop.send(());
         }
-        self.metrics.forget(&self.member);
+        self.metrics.forget(&self.series);
     }
 }
 
 /// What a cluster's traffic server is made of.
 pub struct Served {
-    /// The member's name, its series' label.
-    pub member: Arc<str>,
+    /// The cluster's names, its series' labels.
+    pub series: SeriesNames,
     pub server: Arc<ApiServer>,
     pub faults: watch::Receiver<FaultSet>,
     pub metrics: Arc<metrics::TrafficMetrics>,
@@ -358,14 +360,15 @@ pub struct Served {
 /// Serves cluster `served`'s traffic on `ip` of the shared `front`.
 pub fn serve(front: &front::Front, served: Served, ip: Ipv4Addr) -> TrafficListener {
     let Served {
-        member,
+        series,
         server,
         faults,
         metrics,
     } = served;
     let counts = Arc::new(TrafficCounts::default());
     let counted = counts.clone();
-    let (metered, named) = (metrics.clone(), member.clone());
+    let series = Arc::new(series);
+    let (metered, named) = (metrics.clone(), series.clone());
     let app = axum::Router::new()
         .route("/{namespace}/{service}", get(read).post(write))
         .route("/{namespace}/{service}/stream", get(stream))
@@ -394,6 +397,6 @@ pub fn serve(front: &front::Front, served: Served, ip: Ipv4Addr) -> TrafficListe
         route: Some(route),
         stop: Some(stop),
         metrics,
-        member,
+        series,
     }
 }

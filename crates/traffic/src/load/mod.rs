@@ -10,7 +10,7 @@
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use bytes::Bytes;
 use http::Method;
@@ -19,64 +19,13 @@ use tokio::sync::watch;
 
 use crate::http_client::{HttpClient, resolving, short_lived};
 
+mod counters;
 mod pace;
 
+use counters::{Counters, Outcome, StreamEnd};
+pub use counters::{FailureSample, LoadReport, MethodReport, StreamReport, UrlFailures};
+
 pub use pace::{Focus, Pace};
-
-/// What one method's requests came to.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct MethodReport {
-    pub total: u64,
-    pub failed: u64,
-    /// Of `failed`: answered with a non-2xx status.
-    pub status: u64,
-    /// Of `failed`: no answer in time (the request or its body).
-    pub timeout: u64,
-    /// Of `failed`: the connection failed (refused, reset, broken body).
-    pub reset: u64,
-}
-
-/// What the long-lived streams came to.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct StreamReport {
-    /// Streams opened (2xx answer), reopenings after a clean end included.
-    pub opened: u64,
-    /// Attempts to open one that got no 2xx answer.
-    pub refused: u64,
-    /// Streams that ended mid-message, with an error, or went silent for the request timeout.
-    pub broken: u64,
-    /// Whole messages received.
-    pub messages: u64,
-}
-
-/// What a load run saw.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct LoadReport {
-    pub requests: u64,
-    /// Non-2xx answers, connection errors and timeouts.
-    pub failed: u64,
-    /// Of `failed`: answered with a non-2xx status.
-    pub failed_status: u64,
-    /// Of `failed`: no answer in time (the request or its body).
-    pub failed_timeout: u64,
-    /// Of `failed`: the connection failed (refused, reset, broken body).
-    pub failed_connection: u64,
-    pub get: MethodReport,
-    pub post: MethodReport,
-    /// Of the requests, how many asked to be answered late (see [`Mix::slow_percent`]).
-    pub slow: u64,
-    pub streams: StreamReport,
-}
-
-/// One failed request, kept so a failure can be traced to its endpoint and moment.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct FailureSample {
-    /// Milliseconds after the load started.
-    pub at_ms: u64,
-    pub url: String,
-    /// `POST 503: <the start of the body>`, `GET timeout`, `stream broken: <why>`, …
-    pub what: String,
-}
 
 /// What a [`Load`] sends besides plain GETs (see the module docs). The default is GETs only.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -113,18 +62,6 @@ impl Mix {
         let delay = slow.then(|| min + i.wrapping_mul(7919) % (max - min + 1));
         (method, delay)
     }
-}
-
-/// How many failures a run keeps verbatim (the counters count them all).
-const SAMPLES_KEPT: usize = 50;
-
-/// How one request ended.
-#[derive(Clone, Debug, PartialEq, Eq)]
-enum Outcome {
-    Ok,
-    Status(String),
-    Timeout,
-    Connection(String),
 }
 
 /// The body every POST sends.
@@ -185,14 +122,6 @@ fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
     out
 }
 
-/// How a stream ended.
-enum StreamEnd {
-    /// The server ended it after a whole message (or the load stopped).
-    Clean,
-    Refused(String),
-    Broken(String),
-}
-
 /// Holds one stream of `url` open until it ends or `stop` turns true, counting its messages.
 async fn hold_stream(
     client: &HttpClient,
@@ -234,125 +163,6 @@ async fn hold_stream(
             Ok(None) if partial.is_empty() => return StreamEnd::Clean,
             Ok(None) => return StreamEnd::Broken("ended mid-message".into()),
             Err(_) => return StreamEnd::Broken(format!("silent for {timeout:?}")),
-        }
-    }
-}
-
-#[derive(Default)]
-struct MethodCounters {
-    total: AtomicU64,
-    failed: AtomicU64,
-    status: AtomicU64,
-    timeout: AtomicU64,
-    reset: AtomicU64,
-}
-
-impl MethodCounters {
-    fn report(&self) -> MethodReport {
-        MethodReport {
-            total: self.total.load(Ordering::Relaxed),
-            failed: self.failed.load(Ordering::Relaxed),
-            status: self.status.load(Ordering::Relaxed),
-            timeout: self.timeout.load(Ordering::Relaxed),
-            reset: self.reset.load(Ordering::Relaxed),
-        }
-    }
-}
-
-#[derive(Default)]
-struct StreamCounters {
-    opened: AtomicU64,
-    refused: AtomicU64,
-    broken: AtomicU64,
-    messages: AtomicU64,
-}
-
-struct Counters {
-    started: Instant,
-    get: MethodCounters,
-    post: MethodCounters,
-    streams: StreamCounters,
-    /// Slow requests sent (those drawn slow while there was room for them).
-    slow: AtomicU64,
-    samples: Mutex<Vec<FailureSample>>,
-}
-
-impl Counters {
-    fn new() -> Self {
-        Counters {
-            started: Instant::now(),
-            get: MethodCounters::default(),
-            post: MethodCounters::default(),
-            streams: StreamCounters::default(),
-            slow: AtomicU64::new(0),
-            samples: Mutex::new(Vec::new()),
-        }
-    }
-
-    fn record(&self, method: &Method, url: &str, outcome: Outcome) {
-        let counters = if *method == Method::POST {
-            &self.post
-        } else {
-            &self.get
-        };
-        counters.total.fetch_add(1, Ordering::Relaxed);
-        let (kind, what) = match outcome {
-            Outcome::Ok => return,
-            Outcome::Status(what) => (&counters.status, what),
-            Outcome::Timeout => (&counters.timeout, "timeout".to_string()),
-            Outcome::Connection(e) => (&counters.reset, format!("connection: {e}")),
-        };
-        kind.fetch_add(1, Ordering::Relaxed);
-        counters.failed.fetch_add(1, Ordering::Relaxed);
-        self.sample(url, format!("{method} {what}"));
-    }
-
-    fn record_stream(&self, url: &str, end: &StreamEnd) {
-        let (counter, what) = match end {
-            StreamEnd::Clean => return,
-            StreamEnd::Refused(why) => (&self.streams.refused, format!("stream refused: {why}")),
-            StreamEnd::Broken(why) => (&self.streams.broken, format!("stream broken: {why}")),
-        };
-        counter.fetch_add(1, Ordering::Relaxed);
-        self.sample(url, what);
-    }
-
-    fn sample(&self, url: &str, what: String) {
-        let mut samples = self.samples.lock().unwrap_or_else(|p| p.into_inner());
-        if samples.len() < SAMPLES_KEPT {
-            samples.push(FailureSample {
-                at_ms: self.started.elapsed().as_millis() as u64,
-                url: url.to_string(),
-                what,
-            });
-        }
-    }
-
-    fn samples(&self) -> Vec<FailureSample> {
-        self.samples
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .clone()
-    }
-
-    fn report(&self) -> LoadReport {
-        let (get, post) = (self.get.report(), self.post.report());
-        let s = &self.streams;
-        LoadReport {
-            requests: get.total + post.total,
-            failed: get.failed + post.failed,
-            failed_status: get.status + post.status,
-            failed_timeout: get.timeout + post.timeout,
-            failed_connection: get.reset + post.reset,
-            get,
-            post,
-            slow: self.slow.load(Ordering::Relaxed),
-            streams: StreamReport {
-                opened: s.opened.load(Ordering::Relaxed),
-                refused: s.refused.load(Ordering::Relaxed),
-                broken: s.broken.load(Ordering::Relaxed),
-                messages: s.messages.load(Ordering::Relaxed),
-            },
         }
     }
 }
@@ -614,6 +424,11 @@ impl Load {
         self.counters.samples()
     }
 
+    /// The failed requests of each URL that had any, so far.
+    pub fn failed_by_url(&self) -> std::collections::BTreeMap<String, UrlFailures> {
+        self.counters.failed_by_url()
+    }
+
     /// Stops the workers, waits for the requests in flight, and reports.
     pub async fn stop(self) -> LoadReport {
         let _ = self.stop.send(true);
@@ -749,8 +564,18 @@ mod tests {
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
         let samples = load.failure_samples();
+        let by_url = load.failed_by_url();
         let report = load.stop().await;
         assert!(report.requests >= 200, "{report:?}");
+        // Failures per URL: all of /down's, none of /ok's (taken before the stop, so at most
+        // the requests in flight then short).
+        let down = by_url
+            .get(&format!("http://{addr}/down"))
+            .copied()
+            .unwrap_or_default();
+        assert_eq!(by_url.len(), 1, "{by_url:?}");
+        assert_eq!(down.post, 0);
+        assert!(report.failed - down.get <= 2, "{down:?} of {report:?}");
         // The first failures are kept with where they went and what came back.
         assert_eq!(samples.len(), 50, "{samples:?}");
         assert!(

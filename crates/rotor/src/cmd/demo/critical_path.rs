@@ -106,8 +106,11 @@ pub(super) fn critical_path(
 pub(super) struct Configured {
     /// The cloud creating green, its nodes becoming Ready, the migrated workloads available.
     pub green_ready: f64,
-    /// Each traffic step's bake, and how many steps there are.
-    pub bake: f64,
+    /// Each traffic step's shortest (its bake, or the metric gates' passes in a row if
+    /// longer), the first step's (metric gates wait for green's first data too), and how many
+    /// steps there are.
+    pub step: f64,
+    pub first_step: f64,
     pub steps: usize,
     /// Traffic steps the rolled-back swap baked before its rollback: those before 50 % for an
     /// injected fault (it shows at 50 %), none for a hook that denies after migration.
@@ -124,13 +127,21 @@ impl Configured {
     /// Blue's retention counts from green taking all the traffic, so the drain runs inside it.
     fn swap_s(&self, stream: bool) -> f64 {
         let drain = if stream { self.drain_timeout } else { 0.0 };
-        self.green_ready + self.bake * self.steps as f64 + drain.max(self.retention) + self.delete
+        self.green_ready + self.steps_s(self.steps) + drain.max(self.retention) + self.delete
+    }
+
+    /// The first `n` traffic steps.
+    fn steps_s(&self, n: usize) -> f64 {
+        match n {
+            0 => 0.0,
+            n => self.first_step + self.step * (n - 1) as f64,
+        }
     }
 
     /// One swap rolled back at the fault's step (or by a hook before any): green made ready,
     /// the steps before it baked, green deleted.
     fn rolled_back_s(&self) -> f64 {
-        self.green_ready + self.bake * self.steps_before_fault as f64 + self.delete
+        self.green_ready + self.steps_s(self.steps_before_fault) + self.delete
     }
 }
 
@@ -303,7 +314,8 @@ mod tests {
     fn the_configured_bound_adds_latencies_waves_and_the_retry_chain() {
         let cfg = Configured {
             green_ready: 1.0,
-            bake: 1.0,
+            step: 1.0,
+            first_step: 1.0,
             steps: 3,
             steps_before_fault: 1,
             drain_timeout: 6.0,
@@ -337,6 +349,15 @@ mod tests {
         };
         let bound = configured_critical_path(&st, &denied, &none, Some("a"), 2, 2.0);
         assert!((bound - 10.4).abs() < 1e-9, "{bound}");
+        // Metric gates holding each step 2 s, the first 3 s: a swap 1 + 7 + 5 + 0.2 = 13.2;
+        // rolled back after the first step, 1 + 3 + 0.2; the chain 17.4.
+        let gated = Configured {
+            step: 2.0,
+            first_step: 3.0,
+            ..cfg
+        };
+        let bound = configured_critical_path(&st, &gated, &none, Some("a"), 2, 2.0);
+        assert!((bound - 17.4).abs() < 1e-9, "{bound}");
     }
 
     #[test]

@@ -110,6 +110,50 @@ pub(super) fn by_method(m: &rotor_traffic::load::MethodReport) -> serde_json::Va
     json!({"total": m.total, "failed": m.failed, "status": m.status, "timeout": m.timeout, "reset": m.reset})
 }
 
+/// The failed requests sent to `cluster`'s URL, by method: a fault's cost to the clients. Behind
+/// DNS, the Azure clusters share one Traffic Manager name, so theirs are counted together.
+pub(super) fn failed_of(
+    by_url: &BTreeMap<String, rotor_traffic::load::UrlFailures>,
+    r: &Rehearsal,
+    cluster: &str,
+) -> serde_json::Value {
+    let url = r
+        .fleet
+        .iter()
+        .position(|c| c.name_any() == cluster)
+        .and_then(|i| r.app_urls().into_iter().nth(i));
+    let failed = url
+        .and_then(|u| by_url.get(&u))
+        .copied()
+        .unwrap_or_default();
+    json!({"GET": failed.get, "POST": failed.post})
+}
+
+/// `--timeline`: every swap attempt as a JSON line (cluster, wave, start and end in seconds
+/// since `started`, phase changes).
+pub(super) fn write_timeline(
+    path: &std::path::Path,
+    timings: &BTreeMap<String, SwapTiming>,
+    started: Instant,
+) -> anyhow::Result<()> {
+    let secs = |i: Instant| i.duration_since(started).as_secs_f64();
+    let lines: String = timings
+        .values()
+        .map(|s| {
+            let line = json!({
+                "cluster": s.cluster,
+                "wave": s.wave,
+                "created_s": secs(s.created),
+                "finished_s": s.finished.map(secs),
+                "history": s.history,
+            });
+            format!("{line}\n")
+        })
+        .collect();
+    std::fs::write(path, lines)
+        .map_err(|e| anyhow::anyhow!("writing --timeline {}: {e}", path.display()))
+}
+
 /// What cut the demo's wait for its rollout short.
 #[derive(Clone, Copy)]
 pub(super) enum Cut {

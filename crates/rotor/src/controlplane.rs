@@ -166,7 +166,7 @@ pub struct Wiring {
     /// `sim:LISTEN` (an embedded weighted router serving on LISTEN), `haproxy:SOCKET,config=PATH`
     /// (an HAProxy's admin runtime socket and its haproxy.cfg, checked at start), `route53:ZONE_ID`
     /// (weighted records in that zone), `clouddns:PROJECT/MANAGED_ZONE` or
-    /// `trafficmanager:SUBSCRIPTION/RESOURCE_GROUP/PROFILE`.
+    /// `trafficmanager:SUBSCRIPTION/RESOURCE_GROUP[/PROFILE]`.
     pub traffic: Vec<String>,
     /// Every AWS API at this URL instead of AWS's (a moto, a VPC endpoint).
     pub aws_endpoint_url: Option<String>,
@@ -382,7 +382,7 @@ pub async fn controller_context(
             _ => anyhow::bail!(
                 "--traffic {t:?}: expected sim:LISTEN, haproxy:SOCKET,config=PATH[,log=ADDR], \
                  route53:ZONE_ID, clouddns:PROJECT/MANAGED_ZONE or \
-                 trafficmanager:SUBSCRIPTION/RESOURCE_GROUP/PROFILE"
+                 trafficmanager:SUBSCRIPTION/RESOURCE_GROUP[/PROFILE]"
             ),
         }
     }

@@ -307,8 +307,16 @@ async fn rollout_over_clouds_through_their_dns() {
     r.deploy_app(LIMIT)
         .await
         .expect("the app answers by its names");
+    // A DNS name per Cluster on every cloud (on Azure, a Traffic Manager profile each).
     let urls = r.app_urls();
-    assert!(urls.iter().all(|u| u.contains("rotor-demo.")), "{urls:?}");
+    for (u, c) in urls.iter().zip(&r.fleet) {
+        let own = format!("http://{}.", c.name_any());
+        assert!(
+            u.starts_with(&own),
+            "{u} is not {}'s own name",
+            c.name_any()
+        );
+    }
     let load = rotor_traffic::load::Load::start_resolving(
         urls,
         2,

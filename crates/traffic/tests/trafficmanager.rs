@@ -100,7 +100,14 @@ fn writes(d: &Tm) -> usize {
 
 /// The profile's endpoints as the simulator serves them: (name, target, status, weight).
 fn held(d: &Tm) -> Vec<(String, String, String, i64)> {
-    let profile = profile(d);
+    held_in(&d.sim, PROFILE)
+}
+
+/// [`held`] of another profile of the resource group.
+fn held_in(sim: &Sim, profile: &str) -> Vec<(String, String, String, i64)> {
+    let profile = sim
+        .traffic_manager_profile(SUB, RG, profile)
+        .expect("the profile");
     let endpoints = profile["properties"]["endpoints"].as_array().unwrap();
     endpoints
         .iter()
@@ -687,4 +694,69 @@ async fn the_profile_name_resolves_by_the_split_the_shifter_wrote() {
         .unwrap();
     assert_eq!(common::answered_with(&d.sim, name, "10.0.0.2"), 100);
     assert!(d.sim.resolve("other.trafficmanager.net").is_none());
+}
+
+/// Scope `SUBSCRIPTION/RESOURCE_GROUP`: each endpoint is the profile named as it, so each
+/// Cluster has a DNS name of its own; a shift touches its own profile only, the settle time is
+/// the longest TTL read, and an endpoint without a profile is refused naming it.
+#[tokio::test]
+async fn a_profile_per_endpoint_gives_each_endpoint_a_name_of_its_own() {
+    let d = tm().await;
+    d.sim
+        .add_traffic_manager_profile(SUB, RG, "app-a", "app-a", 30);
+    d.sim
+        .add_traffic_manager_profile(SUB, RG, "app-b", "app-b", 45);
+    let s = TrafficManagerShifter::new(&format!("{SUB}/{RG}"), options(&d.arm_url))
+        .await
+        .expect("a resource group's shifter");
+    for e in ["app-a", "app-b"] {
+        s.register(e, addr("10.0.0.1:443"), Some(addr("10.0.0.2:443")))
+            .await
+            .unwrap();
+    }
+    s.set_weights("app-a", Weights::green(10).unwrap())
+        .await
+        .unwrap();
+    assert_eq!(
+        held_in(&d.sim, "app-a"),
+        [
+            ep("rotor-app-a-blue", "10.0.0.1", "Enabled", 90),
+            ep("rotor-app-a-green", "10.0.0.2", "Enabled", 10),
+        ]
+    );
+    assert_eq!(
+        held_in(&d.sim, "app-b"),
+        [
+            ep("rotor-app-b-blue", "10.0.0.1", "Enabled", 100),
+            ep("rotor-app-b-green", "10.0.0.2", "Disabled", 1),
+        ]
+    );
+    assert!(held(&d).is_empty(), "the shared profile untouched");
+    assert_eq!(
+        common::answered_with(&d.sim, "app-a.trafficmanager.net", "10.0.0.2"),
+        10
+    );
+    assert_eq!(
+        common::answered_with(&d.sim, "app-b.trafficmanager.net", "10.0.0.2"),
+        0
+    );
+    assert_eq!(s.weights("app-b").await.unwrap(), Weights::all_blue());
+    // One settle time for all: the longest TTL read (app-b's), not the last (app-a's).
+    assert_eq!(s.settle_time(), Duration::from_secs(60 + 45));
+    let err = s
+        .register("app-c", addr("10.0.0.1:443"), None)
+        .await
+        .expect_err("no profile app-c");
+    match &err {
+        TrafficError::TrafficManager {
+            endpoint: Some(e),
+            profile,
+            failure: CallFailure::NotFound,
+            ..
+        } => assert_eq!(
+            (e.as_str(), profile.as_str()),
+            ("app-c", "sub-1/rg-edge/app-c")
+        ),
+        other => panic!("{other:?}"),
+    }
 }

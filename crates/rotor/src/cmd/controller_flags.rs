@@ -28,7 +28,10 @@ pub struct ControllerFlags {
     /// `--provider gcp`), `trafficmanager:SUBSCRIPTION/RESOURCE_GROUP/PROFILE` (weighted
     /// external endpoints in that Traffic Manager profile, which must exist and route by
     /// weight: rotor refuses to start otherwise; Azure endpoint and credentials as for
-    /// `--provider azure`) or `sim:LISTEN` (an embedded weighted router). Repeatable.
+    /// `--provider azure`), `trafficmanager:SUBSCRIPTION/RESOURCE_GROUP` (each Cluster's
+    /// endpoint a profile of that resource group named as the endpoint: a DNS name per
+    /// Cluster; each is checked at its first shift) or `sim:LISTEN` (an embedded weighted
+    /// router). Repeatable.
     #[arg(long = "traffic")]
     pub traffic: Vec<String>,
     /// Every AWS API (EKS, Route 53) at this URL instead of AWS's: a moto, a VPC endpoint.

@@ -5,10 +5,9 @@
 //! by resolving the name through caching resolvers over the simulator's records
 //! ([`rotor_traffic::resolver`]) at the instances' shared traffic port.
 //!
-//! Traffic Manager routes one name per profile, and rotor's shifter keeps each endpoint's blue
-//! and green in one profile: the Azure Clusters share the profile's name, one application
-//! spread over them (as a global service on Traffic Manager is), where AWS and GCP Clusters
-//! each have a name of their own.
+//! Traffic Manager routes one name per profile: each Azure Cluster's endpoint is a profile of
+//! its own in one resource group (`{cluster}.trafficmanager.net`; the shifter's scope is the
+//! resource group), as AWS and GCP Clusters each have a record set of their own.
 
 use std::collections::BTreeMap;
 use std::net::IpAddr;
@@ -28,8 +27,6 @@ use super::clouds::{self, Cloud};
 pub const TTL: Duration = Duration::from_secs(1);
 /// The domain of the AWS and GCP Clusters' names (`{cluster}.{cloud}.{DOMAIN}`).
 const DOMAIN: &str = "rotor-demo.example";
-/// The Traffic Manager profile of the Azure Clusters, and its DNS name's first label.
-const PROFILE: &str = "rotor-demo";
 /// The Cloud DNS managed zone (in the rehearsal's GCP project).
 const MANAGED_ZONE: &str = "rotor-demo";
 
@@ -40,7 +37,7 @@ pub(super) struct DnsTraffic {
     pub names: BTreeMap<String, String>,
 }
 
-/// Zones (or a profile) on each cloud in `clouds`, their shifters, and every Cluster of `fleet`
+/// Zones (or profiles) on each cloud in `clouds`, their shifters, and every Cluster of `fleet`
 /// pointed at its cloud's: its shifter kind, its endpoint, its name.
 pub(super) async fn setup(
     sim: &Sim,
@@ -64,7 +61,14 @@ pub(super) async fn setup(
                 let name = format!("{}.{}.{DOMAIN}", c.name_any(), cloud.as_str());
                 (name.clone(), name)
             }
-            Cloud::Azure => (c.name_any(), format!("{PROFILE}.trafficmanager.net")),
+            Cloud::Azure => {
+                let (subscription, group) =
+                    (clouds::AZURE_SUBSCRIPTION, clouds::AZURE_RESOURCE_GROUP);
+                let profile = c.name_any();
+                let ttl = TTL.as_secs() as i64;
+                sim.add_traffic_manager_profile(subscription, group, &profile, &profile, ttl);
+                (profile.clone(), format!("{profile}.trafficmanager.net"))
+            }
         };
         c.spec.traffic.shifter = kind(cloud);
         c.spec.traffic.endpoint = endpoint.clone();
@@ -114,14 +118,14 @@ async fn shifter(
         }
         Cloud::Azure => {
             let (subscription, group) = (clouds::AZURE_SUBSCRIPTION, clouds::AZURE_RESOURCE_GROUP);
-            sim.add_traffic_manager_profile(subscription, group, PROFILE, PROFILE, ttl as i64);
             let options = rotor_traffic::trafficmanager::TrafficManagerOptions {
                 azure: clouds::azure_options(sim_url),
                 propagation: Duration::ZERO,
             };
-            let profile = format!("{subscription}/{group}/{PROFILE}");
+            // A profile per endpoint: the resource group is the shifter's scope.
+            let scope = format!("{subscription}/{group}");
             let shifter =
-                rotor_traffic::trafficmanager::TrafficManagerShifter::new(&profile, options)
+                rotor_traffic::trafficmanager::TrafficManagerShifter::new(&scope, options)
                     .await
                     .map_err(|e| anyhow::anyhow!("Traffic Manager shifter: {e}"))?;
             Arc::new(shifter)

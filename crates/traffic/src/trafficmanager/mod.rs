@@ -4,9 +4,13 @@
 //! REST specification (api-version 2022-04-01): GET of the profile (its endpoints inline), and
 //! PUT, PATCH and DELETE of external endpoints.
 //!
-//! The profile (`SUBSCRIPTION/RESOURCE_GROUP/PROFILE`) is the operator's: it must exist and
-//! route by weight (`trafficRoutingMethod: Weighted`), and rotor never writes it. A rotor
-//! endpoint is two external endpoints in it, `rotor-{endpoint}-blue` and `-green`, targeting
+//! The profile is the operator's: it must exist and route by weight (`trafficRoutingMethod:
+//! Weighted`), and rotor never writes it. Either one profile holds every rotor endpoint
+//! (`SUBSCRIPTION/RESOURCE_GROUP/PROFILE`: one DNS name for the fleet's clusters), or each
+//! rotor endpoint is a profile of its own in a resource group (`SUBSCRIPTION/RESOURCE_GROUP`,
+//! the profile named as the endpoint: a DNS name per cluster, as Route 53 and Cloud DNS give
+//! one record set each; [`Scope`]). A rotor endpoint is two external endpoints in its profile,
+//! `rotor-{endpoint}-blue` and `-green`, targeting
 //! the instances' addresses and marked rotor's by a custom header; the weight mapping (a 0 %
 //! side is a disabled endpoint: Traffic Manager has no weight 0) and the marking are in
 //! [`endpoints`]. Endpoints at those names without rotor's mark are refused
@@ -77,37 +81,59 @@ impl Default for TrafficManagerOptions {
     }
 }
 
-/// Shifts the rotor endpoints of one Traffic Manager profile.
+/// Shifts the rotor endpoints of one Traffic Manager profile, or of a profile per endpoint.
 pub struct TrafficManagerShifter {
     arm: Arm,
     subscription: String,
     group: String,
-    profile: String,
+    scope: Scope,
     propagation: Duration,
-    /// The profile's `dnsConfig.ttl` as last read, in seconds.
+    /// The profile's `dnsConfig.ttl` as last read, in seconds; with a profile per endpoint,
+    /// the longest any has carried (one settle time serves every endpoint).
     ttl_seconds: AtomicU64,
+}
+
+/// Which profile holds a rotor endpoint's pair of external endpoints.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Scope {
+    /// This one profile holds them all.
+    Profile(String),
+    /// The profile of the resource group named as the endpoint.
+    PerEndpoint,
 }
 
 impl std::fmt::Debug for TrafficManagerShifter {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("TrafficManagerShifter")
-            .field("profile", &self.profile_path())
+            .field("group", &format!("{}/{}", self.subscription, self.group))
+            .field("scope", &self.scope)
             .field("propagation", &self.propagation)
             .finish_non_exhaustive()
     }
 }
 
-/// `(subscription, resource group, profile)` from `SUBSCRIPTION/RESOURCE_GROUP/PROFILE`, what
-/// `--traffic trafficmanager:` takes.
-pub fn parse_profile(profile: &str) -> Result<(String, String, String), TrafficError> {
-    match profile.split('/').collect::<Vec<_>>().as_slice() {
-        [s, g, p] if [s, g, p].iter().all(|x| !x.trim().is_empty()) => {
-            Ok((s.to_string(), g.to_string(), p.to_string()))
-        }
-        _ => Err(TrafficError::Setup {
-            shifter: "trafficmanager",
-            message: format!("profile {profile:?} is not SUBSCRIPTION/RESOURCE_GROUP/PROFILE"),
-        }),
+/// `(subscription, resource group, scope)` from `SUBSCRIPTION/RESOURCE_GROUP/PROFILE` (one
+/// profile) or `SUBSCRIPTION/RESOURCE_GROUP` (a profile per endpoint), what `--traffic
+/// trafficmanager:` takes.
+pub fn parse_scope(scope: &str) -> Result<(String, String, Scope), TrafficError> {
+    let parts: Vec<&str> = scope.split('/').collect();
+    if parts.iter().any(|x| x.trim().is_empty()) {
+        return Err(not_a_scope(scope));
+    }
+    match parts.as_slice() {
+        [s, g, p] => Ok((s.to_string(), g.to_string(), Scope::Profile(p.to_string()))),
+        [s, g] => Ok((s.to_string(), g.to_string(), Scope::PerEndpoint)),
+        _ => Err(not_a_scope(scope)),
+    }
+}
+
+fn not_a_scope(scope: &str) -> TrafficError {
+    TrafficError::Setup {
+        shifter: "trafficmanager",
+        message: format!(
+            "{scope:?} is neither SUBSCRIPTION/RESOURCE_GROUP/PROFILE (one profile) nor \
+             SUBSCRIPTION/RESOURCE_GROUP (a profile per endpoint)"
+        ),
     }
 }
 
@@ -119,13 +145,14 @@ struct Current {
 }
 
 impl TrafficManagerShifter {
-    /// A shifter of `profile` (`SUBSCRIPTION/RESOURCE_GROUP/PROFILE`), after reading it once:
-    /// it must exist and route by weight. When Resource Manager cannot answer (unreachable,
-    /// throttling, a 5xx) the shifter starts unchecked, so that a control plane restarted during
-    /// an Azure outage comes up and serves every other cloud: each shift reads the profile
-    /// first, and so refuses one that is missing or not weighted then.
-    pub async fn new(profile: &str, options: TrafficManagerOptions) -> Result<Self, TrafficError> {
-        let (subscription, group, profile) = parse_profile(profile)?;
+    /// A shifter of `scope` ([`parse_scope`]). One profile is read once first: it must exist
+    /// and route by weight. When Resource Manager cannot answer (unreachable, throttling, a
+    /// 5xx) the shifter starts unchecked, so that a control plane restarted during an Azure
+    /// outage comes up and serves every other cloud: each shift reads its profile first, and
+    /// so refuses one that is missing or not weighted then (a profile per endpoint is checked
+    /// so only).
+    pub async fn new(scope: &str, options: TrafficManagerOptions) -> Result<Self, TrafficError> {
+        let (subscription, group, scope) = parse_scope(scope)?;
         let arm = Arm::new(options.azure).map_err(|e| TrafficError::Setup {
             shifter: "trafficmanager",
             message: e.to_string(),
@@ -134,16 +161,19 @@ impl TrafficManagerShifter {
             arm,
             subscription,
             group,
-            profile,
+            scope,
             propagation: options.propagation,
             ttl_seconds: AtomicU64::new(TTL_UNKNOWN),
         };
-        match shifter.read_profile(None).await {
+        let Scope::Profile(profile) = &shifter.scope else {
+            return Ok(shifter);
+        };
+        match shifter.read_profile(profile, None).await {
             Ok(_) => {}
             Err(TrafficError::TrafficManager {
                 failure, message, ..
             }) if failure.is_retryable() => tracing::warn!(
-                profile = %shifter.profile_path(),
+                profile = %shifter.profile_path(profile),
                 %failure,
                 %message,
                 "Traffic Manager profile not checked at start; every shift reads it first"
@@ -153,16 +183,24 @@ impl TrafficManagerShifter {
         Ok(shifter)
     }
 
-    /// `SUBSCRIPTION/RESOURCE_GROUP/PROFILE`, as errors name the profile.
-    fn profile_path(&self) -> String {
-        format!("{}/{}/{}", self.subscription, self.group, self.profile)
+    /// The profile holding `endpoint`'s pair.
+    fn profile_of<'a>(&'a self, endpoint: &'a str) -> &'a str {
+        match &self.scope {
+            Scope::Profile(profile) => profile,
+            Scope::PerEndpoint => endpoint,
+        }
     }
 
-    /// The profile's URL, or one of its external endpoints'.
-    fn url(&self, endpoint: Option<&str>) -> Url {
+    /// `SUBSCRIPTION/RESOURCE_GROUP/PROFILE`, as errors name a profile.
+    fn profile_path(&self, profile: &str) -> String {
+        format!("{}/{}/{profile}", self.subscription, self.group)
+    }
+
+    /// A profile's URL, or one of its external endpoints'.
+    fn url(&self, profile: &str, endpoint: Option<&str>) -> Url {
         let mut path = format!(
-            "/subscriptions/{}/resourceGroups/{}/providers/Microsoft.Network/trafficmanagerprofiles/{}",
-            self.subscription, self.group, self.profile
+            "/subscriptions/{}/resourceGroups/{}/providers/Microsoft.Network/trafficmanagerprofiles/{profile}",
+            self.subscription, self.group
         );
         if let Some(name) = endpoint {
             path.push_str("/ExternalEndpoints/");
@@ -171,35 +209,57 @@ impl TrafficManagerShifter {
         self.arm.url(&path, API_VERSION)
     }
 
-    fn failed(&self, endpoint: Option<&str>, what: &'static str, f: Failure) -> TrafficError {
+    fn failed(
+        &self,
+        profile: &str,
+        endpoint: Option<&str>,
+        what: &'static str,
+        f: Failure,
+    ) -> TrafficError {
         let (failure, message) = errors::classify(f);
         TrafficError::TrafficManager {
             endpoint: endpoint.map(str::to_string),
-            profile: self.profile_path(),
+            profile: self.profile_path(profile),
             what,
             failure,
             message,
         }
     }
 
-    /// The profile, checked to route by weight; its TTL noted.
-    async fn read_profile(&self, endpoint: Option<&str>) -> Result<ProfileAnswer, TrafficError> {
+    /// Notes a profile's TTL: the one profile's as it is now, or the longest of many.
+    fn note_ttl(&self, ttl: u64) {
+        let _ = self
+            .ttl_seconds
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |known| {
+                Some(match self.scope {
+                    Scope::PerEndpoint if known != TTL_UNKNOWN => known.max(ttl),
+                    _ => ttl,
+                })
+            });
+    }
+
+    /// `profile`, checked to route by weight; its TTL noted.
+    async fn read_profile(
+        &self,
+        profile: &str,
+        endpoint: Option<&str>,
+    ) -> Result<ProfileAnswer, TrafficError> {
         let what = match endpoint {
             Some(_) => "reading the endpoints",
             None => "checking the profile at start",
         };
         let answer = self
             .arm
-            .send(Method::Get, self.url(None), None, &[])
+            .send(Method::Get, self.url(profile, None), None, &[])
             .await
             .and_then(|a| a.json::<ProfileAnswer>())
-            .map_err(|f| self.failed(endpoint, what, f))?;
+            .map_err(|f| self.failed(profile, endpoint, what, f))?;
         let method = answer.routing_method();
         if !method.eq_ignore_ascii_case("Weighted") {
             let reason = format!(
                 "Traffic Manager profile {} routes by {method:?}: rotor shifts weights only in a \
                  profile whose trafficRoutingMethod is Weighted",
-                self.profile_path()
+                self.profile_path(profile)
             );
             return Err(match endpoint {
                 Some(e) => TrafficError::Unsupported {
@@ -213,14 +273,15 @@ impl TrafficManagerShifter {
             });
         }
         if let Some(ttl) = answer.ttl() {
-            self.ttl_seconds.store(ttl, Ordering::Relaxed);
+            self.note_ttl(ttl);
         }
         Ok(answer)
     }
 
     /// rotor's two endpoints of `endpoint`; one at rotor's name without its mark is refused.
     async fn read(&self, endpoint: &str) -> Result<Current, TrafficError> {
-        let profile = self.read_profile(Some(endpoint)).await?;
+        let in_profile = self.profile_of(endpoint);
+        let profile = self.read_profile(in_profile, Some(endpoint)).await?;
         let mut current = Current::default();
         for backend in [Backend::Blue, Backend::Green] {
             let held = match profile.held(endpoint, backend) {
@@ -232,7 +293,7 @@ impl TrafficManagerShifter {
                         record: format!(
                             "Traffic Manager endpoint {} in profile {}",
                             foreign.name,
-                            self.profile_path()
+                            self.profile_path(in_profile)
                         ),
                         reason: foreign.reason,
                     });
@@ -301,11 +362,12 @@ impl TrafficManagerShifter {
                 Write::Update { backend, body } => (Method::Patch, backend, Some(body)),
                 Write::Delete { backend } => (Method::Delete, backend, None),
             };
-            let url = self.url(Some(&endpoints::name(endpoint, backend)));
+            let profile = self.profile_of(endpoint);
+            let url = self.url(profile, Some(&endpoints::name(endpoint, backend)));
             self.arm
                 .send(method, url, body.as_ref(), &[])
                 .await
-                .map_err(|f| self.failed(Some(endpoint), what, f))?;
+                .map_err(|f| self.failed(profile, Some(endpoint), what, f))?;
         }
         Ok(())
     }
@@ -389,7 +451,8 @@ impl TrafficShifter for TrafficManagerShifter {
     }
 
     /// Resolvers may answer with the old endpoints until the change has propagated and their
-    /// cached answer (the profile's TTL, as last read) has expired.
+    /// cached answer (the profile's TTL, as last read; with a profile per endpoint, the longest
+    /// read) has expired.
     fn settle_time(&self) -> Duration {
         let ttl = match self.ttl_seconds.load(Ordering::Relaxed) {
             TTL_UNKNOWN => ASSUMED_TTL,
@@ -436,17 +499,25 @@ mod tests {
     use super::*;
 
     #[test]
-    fn profiles_are_subscription_slash_group_slash_name() {
+    fn a_scope_is_one_profile_or_a_resource_group() {
         assert_eq!(
-            parse_profile("sub-1/rg-edge/front").unwrap(),
-            ("sub-1".into(), "rg-edge".into(), "front".into())
+            parse_scope("sub-1/rg-edge/front").unwrap(),
+            (
+                "sub-1".into(),
+                "rg-edge".into(),
+                Scope::Profile("front".into())
+            )
         );
-        for bad in ["", "s/g", "s/g/", "/g/p", "s//p", "s/g/p/x"] {
-            let err = parse_profile(bad).unwrap_err();
+        assert_eq!(
+            parse_scope("sub-1/rg-edge").unwrap(),
+            ("sub-1".into(), "rg-edge".into(), Scope::PerEndpoint)
+        );
+        for bad in ["", "s", "s/", "s/g/", "/g/p", "s//p", "s/g/p/x"] {
+            let err = parse_scope(bad).unwrap_err();
             assert!(matches!(err, TrafficError::Setup { .. }), "{bad}: {err:?}");
             assert!(
                 err.to_string()
-                    .contains("SUBSCRIPTION/RESOURCE_GROUP/PROFILE"),
+                    .contains("SUBSCRIPTION/RESOURCE_GROUP/PROFILE (one profile) nor"),
                 "{err}"
             );
         }

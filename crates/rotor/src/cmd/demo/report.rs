@@ -110,8 +110,7 @@ pub(super) fn by_method(m: &rotor_traffic::load::MethodReport) -> serde_json::Va
     json!({"total": m.total, "failed": m.failed, "status": m.status, "timeout": m.timeout, "reset": m.reset})
 }
 
-/// The failed requests sent to `cluster`'s URL, by method: a fault's cost to the clients. Behind
-/// DNS, the Azure clusters share one Traffic Manager name, so theirs are counted together.
+/// The failed requests sent to `cluster`'s URL, by method: a fault's cost to the clients.
 pub(super) fn failed_of(
     by_url: &BTreeMap<String, rotor_traffic::load::UrlFailures>,
     r: &Rehearsal,

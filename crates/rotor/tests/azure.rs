@@ -356,10 +356,11 @@ async fn refuses_a_missing_profile(cp: &common::TestServer, wiring: &rotor::cont
     );
 }
 
-/// `rotor serve`'s Traffic Manager flag reaches the wiring: a profile that is not
-/// `SUBSCRIPTION/RESOURCE_GROUP/PROFILE` stops it at start, naming the flag, before any call.
+/// `rotor serve`'s Traffic Manager flag reaches the wiring: a scope that is neither
+/// `SUBSCRIPTION/RESOURCE_GROUP/PROFILE` nor `SUBSCRIPTION/RESOURCE_GROUP` stops it at start,
+/// naming the flag and both forms, before any call.
 #[test]
-fn serve_refuses_a_traffic_manager_profile_without_its_resource_group() {
+fn serve_refuses_a_traffic_manager_scope_that_is_neither_a_profile_nor_a_group() {
     let dir = tempfile::tempdir().expect("tempdir");
     let token_file = dir.path().join("azure-token");
     std::fs::write(&token_file, TOKEN).expect("token file");
@@ -370,11 +371,12 @@ fn serve_refuses_a_traffic_manager_profile_without_its_resource_group() {
         .args(["--azure-endpoint-url", "http://127.0.0.1:1/azure"])
         .arg("--azure-access-token-file")
         .arg(&token_file)
-        .args(["--traffic", "trafficmanager:sub-1/front"]);
+        .args(["--traffic", "trafficmanager:sub-1/rg/front/extra"]);
     let stderr = common::process::serve_refuses(serve);
     assert!(
-        stderr.contains("--traffic \"trafficmanager:sub-1/front\"")
-            && stderr.contains("SUBSCRIPTION/RESOURCE_GROUP/PROFILE"),
+        stderr.contains("--traffic \"trafficmanager:sub-1/rg/front/extra\"")
+            && stderr.contains("SUBSCRIPTION/RESOURCE_GROUP/PROFILE (one profile) nor")
+            && stderr.contains("SUBSCRIPTION/RESOURCE_GROUP (a profile per endpoint)"),
         "{stderr}"
     );
 }

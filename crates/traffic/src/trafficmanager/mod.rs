@@ -23,10 +23,10 @@
 //! the split whole. Each PATCH carries only the fields that change, so what an operator set on
 //! rotor's endpoints besides target, status and weight (a probe's Host header) is kept.
 //!
-//! [`TrafficManagerShifter::new`] reads the profile once: a missing profile, or one that does
-//! not route by weight, is refused at start, and the TTL is known from then on (every read
+//! [`TrafficManagerShifter::new`] reads the one profile once: a missing profile, or one that
+//! does not route by weight, is refused at start, and the TTL is known from then on (every read
 //! refreshes it); when Resource Manager cannot answer then, the shifter starts unchecked and
-//! the first shift's read decides. As for the other DNS shifters: clients follow a change only after
+//! the first shift's read decides, as it always does for a profile per endpoint. As for the other DNS shifters: clients follow a change only after
 //! propagation and the profile's TTL ([`TrafficShifter::settle_time`]); Traffic Manager sees no
 //! requests ([`TrafficError::NoRequestCounts`]); blue and green share one port. Traffic
 //! Manager's own health probes may also take an endpoint out of its answers (`Degraded`),

@@ -119,8 +119,8 @@ pub(super) fn failed_of(
     let url = r
         .fleet
         .iter()
-        .position(|c| c.name_any() == cluster)
-        .and_then(|i| r.app_urls().into_iter().nth(i));
+        .find(|c| c.name_any() == cluster)
+        .map(|c| r.app_url(&c.spec.traffic.endpoint));
     let failed = url
         .and_then(|u| by_url.get(&u))
         .copied()

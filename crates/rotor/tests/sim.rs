@@ -224,6 +224,7 @@ fn demo_json_report() {
     assert_eq!(report["swaps_succeeded"], 6, "{report}");
     assert_eq!(report["swaps_failed"], 0, "{report}");
     assert_eq!(report["swaps_rolled_back"], 0, "{report}");
+    assert_eq!(report["rollbacks"], serde_json::json!([]), "{report}");
     assert_eq!(report["injected_into"], serde_json::Value::Null, "{report}");
     // By default the fleet runs on the three clouds' APIs, through the real providers.
     assert_eq!(
@@ -322,6 +323,22 @@ fn demo_with_an_unhealthy_green_rolls_that_swap_back() {
         report["requests_total"].as_u64().unwrap_or(0) > 100,
         "{report}"
     );
+    // The one rollback is the injected green's, by its error rate; the gate's reaction is
+    // timed from the fault to that rollback (not to a later one of the same cluster).
+    let rollbacks = report["rollbacks"].as_array().expect("rollbacks");
+    assert_eq!(rollbacks.len(), 1, "{report}");
+    assert_eq!(rollbacks[0]["reason"], "HealthGateFailed", "{report}");
+    let green = report["injected_into"]["green"].as_str().expect("green");
+    let message = rollbacks[0]["message"].as_str().unwrap_or_default();
+    assert!(message.contains(green), "{report}");
+    let at = rollbacks[0]["at_s"].as_f64().expect("at_s");
+    let fault = report["injected_into"]["at_s"].as_f64().expect("at_s");
+    let reaction = report["injected_into"]["gate_reaction_s"].as_f64();
+    // All three are rounded to 10 ms.
+    assert!(
+        reaction.is_some_and(|r| (r - (at - fault)).abs() < 0.02),
+        "{report}"
+    );
 }
 
 /// `--inject hook-deny`: a lifecycle hook after migration, whose receiver (run by the demo,
@@ -359,6 +376,10 @@ fn demo_with_a_hook_that_denies_rolls_that_swap_back() {
     assert_eq!(report["swaps_succeeded"], 3, "{report}");
     assert_eq!(report["rollout_phase"], "Succeeded", "{report}");
     assert_eq!(report["requests_failed"], 0, "{report}");
+    let rollbacks = report["rollbacks"].as_array().expect("rollbacks");
+    assert_eq!(rollbacks.len(), 1, "{report}");
+    assert_eq!(rollbacks[0]["reason"], "HookDenied", "{report}");
+    assert_eq!(rollbacks[0]["cluster"], cluster, "{report}");
 }
 
 #[test]

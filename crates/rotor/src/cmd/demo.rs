@@ -107,7 +107,8 @@ pub struct DemoArgs {
     /// gated on green's own series in a Prometheus the demo runs; a hang is not caught there).
     #[arg(long, value_enum, default_value_t = TrafficArg::Auto)]
     pub traffic: TrafficArg,
-    /// Concurrent requests kept in flight across the fleet's endpoints.
+    /// Concurrent requests kept in flight across the fleet's endpoints; 0: none (the streams
+    /// alone), and no minimum of requests per step.
     #[arg(long, default_value_t = 16)]
     pub concurrency: usize,
     /// Requests per second the load sends (slow requests and streams aside), at most what
@@ -759,6 +760,9 @@ async fn rehearse(
     report["phase_mean_s"] =
         report::phase_means(&timings.lock().unwrap_or_else(|p| p.into_inner()));
     report["migration_stages"] = report::migration_stages(&r.metrics);
+    report["rollbacks"] = json!(report::rollbacks(
+        &timings.lock().unwrap_or_else(|p| p.into_inner())
+    ));
     report["controllers"]["min_requests"] = json!(rollout.spec.strategy.health_gates.min_requests);
     let hook_report = hooks::report(
         hook_rx.as_ref(),

@@ -330,7 +330,8 @@ impl Load {
         let urls = Arc::new(urls);
         let next = Arc::new(AtomicU64::new(0));
         let slow = SlowRequests::new(concurrency.max(1) * SLOW_IN_FLIGHT_PER_WORKER);
-        let mut workers: Vec<_> = (0..concurrency.max(1))
+        // No workers at 0: only the streams (`rotor demo --concurrency 0` sends no requests).
+        let mut workers: Vec<_> = (0..concurrency)
             .map(|_| {
                 let (client, counters, mut stopped, urls, next, slow, focus) = (
                     client.clone(),
@@ -721,5 +722,39 @@ mod tests {
             !samples.iter().any(|s| s.url.ends_with("/ok/stream")),
             "{samples:?}"
         );
+    }
+
+    /// No workers at concurrency 0: the streams alone, and not one request (a demo without a
+    /// load drops the per-step minimum of requests on that promise).
+    #[tokio::test]
+    async fn no_requests_at_concurrency_zero_only_the_streams() {
+        use axum::routing::get;
+        let app = axum::Router::new()
+            .route("/ok", get(|| async { "ok" }))
+            .route("/ok/stream", get(|| async { events(true) }));
+        let addr = serve(app).await;
+        let mix = Mix {
+            post_percent: 50,
+            slow_percent: 50,
+            streams: 1,
+        };
+        let load = Load::start_mixed(
+            vec![format!("http://{addr}/ok")],
+            0,
+            Duration::from_secs(5),
+            mix,
+        );
+        let deadline = std::time::Instant::now() + Duration::from_secs(20);
+        while load.snapshot().streams.messages < 3 {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "no stream: {:?}",
+                load.snapshot()
+            );
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        let r = load.stop().await;
+        assert_eq!(r.requests, 0, "{r:?}");
+        assert!(r.streams.opened >= 1 && r.streams.broken == 0, "{r:?}");
     }
 }

@@ -18,6 +18,8 @@ pub(super) struct SwapTiming {
     pub finished: Option<Instant>,
     /// (seconds since the demo started, phase, green's weight) at every change.
     pub history: Vec<(f64, String, u8)>,
+    /// Why it rolled back, as its status' move to RollingBack says (reason, message).
+    pub rollback: Option<(String, String)>,
 }
 
 /// The shortest the rollout could have taken given its waves, the concurrency limit and the
@@ -239,6 +241,7 @@ mod tests {
                     created: at(*start),
                     finished: Some(at(*end)),
                     history: Vec::new(),
+                    rollback: None,
                 };
                 (format!("uid-{i}"), timing)
             })

@@ -83,14 +83,17 @@ pub(super) fn rolled_back_at(
     timings: &BTreeMap<String, SwapTiming>,
     injection: &Injection,
 ) -> Option<f64> {
+    // The earliest: a retry of the same cluster may roll back later, and its entry may come
+    // first in the map (keyed by uid).
     timings
         .values()
         .filter(|t| t.cluster == injection.cluster)
         .flat_map(|t| &t.history)
-        .find(|(at, phase, weight)| {
+        .filter(|(at, phase, weight)| {
             *at >= injection.at_s && phase == Phase::RollingBack.as_str() && *weight == 0
         })
         .map(|(at, _, _)| *at)
+        .reduce(f64::min)
 }
 
 /// Where the demo injected its failure.

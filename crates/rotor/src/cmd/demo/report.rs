@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use kube::ResourceExt;
 use kube::api::{Api, ListParams};
 use rotor::rehearsal::Rehearsal;
-use rotor_api::{ClusterSwap, RolloutPhase};
+use rotor_api::{ClusterSwap, Phase, RolloutPhase};
 use serde_json::json;
 
 use super::critical_path::SwapTiming;
@@ -34,6 +34,7 @@ pub(super) fn record_timing(
             created: Instant::now(),
             finished: None,
             history: Vec::new(),
+            rollback: None,
         });
     let step = (st.phase.as_str().to_string(), st.green_weight_percent);
     if entry.history.last().map(|(_, p, w)| (p, *w)) != Some((&step.0, step.1)) {
@@ -41,10 +42,42 @@ pub(super) fn record_timing(
             .history
             .push((started.elapsed().as_secs_f64(), step.0, step.1));
     }
+    if entry.rollback.is_none()
+        && let Some(t) = st.history.iter().find(|t| t.phase == Phase::RollingBack)
+    {
+        entry.rollback = Some((t.reason.as_str().to_string(), t.message.clone()));
+    }
     if st.phase.is_terminal() && entry.finished.is_none() {
         entry.finished = Some(Instant::now());
     }
     entry.wave.clone()
+}
+
+/// Every swap attempt that rolled back, when (seconds since the demo started) and why, as its
+/// status said: an injected fault's rollback, and any other (a healthy green must have none).
+pub(super) fn rollbacks(timings: &BTreeMap<String, SwapTiming>) -> Vec<serde_json::Value> {
+    let mut all: Vec<_> = timings
+        .values()
+        .filter_map(|t| {
+            let (reason, message) = t.rollback.as_ref()?;
+            let at = t
+                .history
+                .iter()
+                .find(|(_, p, _)| p == Phase::RollingBack.as_str());
+            Some((
+                at.map_or(f64::MAX, |(at, _, _)| *at),
+                t.cluster.as_str(),
+                reason,
+                message,
+            ))
+        })
+        .collect();
+    all.sort_by(|a, b| a.0.total_cmp(&b.0));
+    all.into_iter()
+        .map(|(at, cluster, reason, message)| {
+            json!({"at_s": crate::cmd::round(at, 2), "cluster": cluster, "reason": reason, "message": message})
+        })
+        .collect()
 }
 
 /// For each of `reasons`, how many swaps have an Event with it: e.g. how many waited for

@@ -96,7 +96,7 @@ impl Cumulative for BackendCounters {
     /// two and come back. A dip taken for a restart became the window's base, and the count
     /// coming back was one failure green never had: a healthy retry — whose slot still holds
     /// the rolled-back green's failures, so a dip shows — rolled back in Retaining at 1,000
-    /// clusters, "failed 1 of 42 requests" (two runs in five).
+    /// clusters, "failed 1 of 42 requests" (two runs in seven).
     fn went_back(&self, last: &Self) -> bool {
         self.requests < last.requests
     }

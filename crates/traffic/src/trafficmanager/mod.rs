@@ -26,11 +26,12 @@
 //! [`TrafficManagerShifter::new`] reads the one profile once: a missing profile, or one that
 //! does not route by weight, is refused at start, and the TTL is known from then on (every read
 //! refreshes it); when Resource Manager cannot answer then, the shifter starts unchecked and
-//! the first shift's read decides, as it always does for a profile per endpoint. As for the other DNS shifters: clients follow a change only after
-//! propagation and the profile's TTL ([`TrafficShifter::settle_time`]); Traffic Manager sees no
-//! requests ([`TrafficError::NoRequestCounts`]); blue and green share one port. Traffic
-//! Manager's own health probes may also take an endpoint out of its answers (`Degraded`),
-//! outside rotor's weights.
+//! the first shift's read decides, as it always does for a profile per endpoint. As for the
+//! other DNS shifters: clients follow a change only after propagation and the profile's TTL
+//! ([`TrafficShifter::settle_time`]); Traffic Manager sees no requests
+//! ([`TrafficError::NoRequestCounts`]); blue and green share one port. Traffic Manager's own
+//! health probes may also take an endpoint out of its answers (`Degraded`), outside rotor's
+//! weights.
 
 mod endpoints;
 mod errors;

@@ -18,8 +18,9 @@ pub(super) struct SwapTiming {
     pub finished: Option<Instant>,
     /// (seconds since the demo started, phase, green's weight) at every change.
     pub history: Vec<(f64, String, u8)>,
-    /// Why it rolled back, as its status' move to RollingBack says (reason, message).
-    pub rollback: Option<(String, String)>,
+    /// When the demo first saw it rolled back (seconds since it started) and why, as its
+    /// status' move to RollingBack says: (at, reason, message).
+    pub rollback: Option<(f64, String, String)>,
 }
 
 /// The shortest the rollout could have taken given its waves, the concurrency limit and the

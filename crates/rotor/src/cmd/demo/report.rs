@@ -45,7 +45,8 @@ pub(super) fn record_timing(
     if entry.rollback.is_none()
         && let Some(t) = st.history.iter().find(|t| t.phase == Phase::RollingBack)
     {
-        entry.rollback = Some((t.reason.as_str().to_string(), t.message.clone()));
+        let at = started.elapsed().as_secs_f64();
+        entry.rollback = Some((at, t.reason.as_str().to_string(), t.message.clone()));
     }
     if st.phase.is_terminal() && entry.finished.is_none() {
         entry.finished = Some(Instant::now());
@@ -58,24 +59,12 @@ pub(super) fn record_timing(
 pub(super) fn rollbacks(timings: &BTreeMap<String, SwapTiming>) -> Vec<serde_json::Value> {
     let mut all: Vec<_> = timings
         .values()
-        .filter_map(|t| {
-            let (reason, message) = t.rollback.as_ref()?;
-            let at = t
-                .history
-                .iter()
-                .find(|(_, p, _)| p == Phase::RollingBack.as_str());
-            Some((
-                at.map_or(f64::MAX, |(at, _, _)| *at),
-                t.cluster.as_str(),
-                reason,
-                message,
-            ))
-        })
+        .filter_map(|t| Some((t.rollback.as_ref()?, t.cluster.as_str())))
         .collect();
-    all.sort_by(|a, b| a.0.total_cmp(&b.0));
+    all.sort_by(|a, b| a.0.0.total_cmp(&b.0.0));
     all.into_iter()
-        .map(|(at, cluster, reason, message)| {
-            json!({"at_s": crate::cmd::round(at, 2), "cluster": cluster, "reason": reason, "message": message})
+        .map(|((at, reason, message), cluster)| {
+            json!({"at_s": crate::cmd::round(*at, 2), "cluster": cluster, "reason": reason, "message": message})
         })
         .collect()
 }

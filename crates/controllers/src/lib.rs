@@ -159,6 +159,9 @@ pub struct Context {
     /// Precise starts of timed waits (bake, drain, retention): status times have one-second
     /// resolution, which would cut a 1 s bake to nothing.
     starts: Mutex<HashMap<String, (Time, std::time::Instant)>>,
+    /// The Clusters as the swap controller's watch has them (set when it starts): a swap's
+    /// reconciles read its Cluster here instead of asking the API each time.
+    pub(crate) clusters: std::sync::OnceLock<kube::runtime::reflector::Store<rotor_api::Cluster>>,
 }
 
 type Time = k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
@@ -191,6 +194,7 @@ impl Context {
             discovery: None,
             watched: Mutex::default(),
             greens: Mutex::default(),
+            clusters: std::sync::OnceLock::new(),
         }
     }
 
@@ -376,7 +380,7 @@ impl Context {
     pub(crate) fn elapsed(&self, key: &str, at: &Time) -> Duration {
         let mut starts = lock(&self.starts);
         if let Some((recorded, instant)) = starts.get(key)
-            && recorded == at
+            && same_second(recorded, at)
         {
             return instant.elapsed();
         }
@@ -633,6 +637,13 @@ pub(crate) fn now() -> k8s_openapi::apimachinery::pkg::apis::meta::v1::Time {
     k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(k8s_openapi::jiff::Timestamp::now())
 }
 
+/// Whether two times fall in the same second: a time written to status reads back rounded
+/// down to it (RFC 3339 without a fraction), so a start remembered precisely is known again by
+/// its second, never by exact equality.
+pub(crate) fn same_second(a: &Time, b: &Time) -> bool {
+    a.0.as_second() == b.0.as_second()
+}
+
 /// Time elapsed since `t` (zero if `t` is in the future).
 pub(crate) fn since(t: &k8s_openapi::apimachinery::pkg::apis::meta::v1::Time) -> Duration {
     let now = k8s_openapi::jiff::Timestamp::now();
@@ -724,5 +735,23 @@ mod tests {
         let ctx = Arc::new(Context::new(idle_client(), Settings::default()));
         let mut triggers = discovery_triggers::<Cluster>(&ctx, |_, i| Some(i.to_string()));
         assert!(triggers.next().await.is_none());
+    }
+
+    #[tokio::test]
+    async fn a_wait_started_here_is_timed_precisely_after_status_rounds_its_start() {
+        let ctx = Context::new(idle_client(), Settings::default());
+        // A start with a fraction of a second, as status reads it back (whole seconds).
+        let whole = now().0.as_second() - 2;
+        let started = k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(
+            k8s_openapi::jiff::Timestamp::new(whole, 600_000_000).expect("time"),
+        );
+        let recorded: Time =
+            serde_json::from_value(serde_json::to_value(&started).expect("json")).expect("time");
+        assert_ne!(recorded, started, "status rounds to the second");
+        let marked = std::time::Instant::now();
+        ctx.mark_started("bake".into(), &started);
+        // Known again by its second: timed from when it was marked, not from status'
+        // estimate (a second after the rounded start, here more than a second ago).
+        assert!(ctx.elapsed("bake", &recorded) <= marked.elapsed());
     }
 }

@@ -56,6 +56,9 @@ pub struct DurableCheckpoint {
     name: String,
     keys: Mutex<HashSet<u64>>,
     dirty: AtomicBool,
+    /// Whether the ConfigMap exists in the control plane: found when loaded, or written since.
+    /// A migration that ends before its first flush never writes one, nor deletes one.
+    durable: AtomicBool,
     /// Keys found in the ConfigMap when it was loaded (work done before a restart).
     pub loaded: usize,
 }
@@ -107,22 +110,27 @@ impl DurableCheckpoint {
     async fn load(client: &Client, green: &str) -> Result<Self, Error> {
         let name = checkpoint_name(green);
         let api: Api<ConfigMap> = Api::namespaced(client.clone(), CHECKPOINT_NAMESPACE);
-        let keys: HashSet<u64> = match api.get_opt(&name).await? {
-            Some(cm) => cm
-                .data
-                .and_then(|d| d.get("objects").cloned())
-                .unwrap_or_default()
-                .split_whitespace()
-                .filter_map(|h| u64::from_str_radix(h, 16).ok())
-                .collect(),
-            None => HashSet::new(),
-        };
+        let found = api.get_opt(&name).await?;
+        let durable = found.is_some();
+        let keys: HashSet<u64> = found
+            .and_then(|cm| cm.data)
+            .and_then(|d| d.get("objects").cloned())
+            .unwrap_or_default()
+            .split_whitespace()
+            .filter_map(|h| u64::from_str_radix(h, 16).ok())
+            .collect();
         Ok(Self {
             name,
             loaded: keys.len(),
             keys: Mutex::new(keys),
             dirty: AtomicBool::new(false),
+            durable: AtomicBool::new(durable),
         })
+    }
+
+    /// Whether the checkpoint is in the control plane (see [`DurableCheckpoint::flush`]).
+    pub fn is_durable(&self) -> bool {
+        self.durable.load(Ordering::Acquire)
     }
 
     /// Writes the recorded keys if anything changed since the last write.
@@ -165,6 +173,7 @@ impl DurableCheckpoint {
             self.dirty.store(true, Ordering::Release);
             return Err(e.into());
         }
+        self.durable.store(true, Ordering::Release);
         Ok(())
     }
 }
@@ -204,12 +213,16 @@ impl Checkpoints {
     }
 
     /// Drops green's checkpoint, here and in the control plane (the migration is done, or the
-    /// swap is over).
+    /// swap is over). One this process knows was never written is not deleted.
     pub async fn forget(&self, client: &Client, green: &str) {
-        self.by_green
+        let known = self
+            .by_green
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .remove(green);
+        if known.is_some_and(|c| !c.is_durable()) {
+            return;
+        }
         let api: Api<ConfigMap> = Api::namespaced(client.clone(), CHECKPOINT_NAMESPACE);
         if let Err(e) = api
             .delete(&checkpoint_name(green), &DeleteParams::default())
@@ -278,12 +291,27 @@ impl Job {
             allow_stateful: self.policy.stateful_data.allows_migration(),
             ..MigrationOptions::default()
         };
-        let started = Instant::now();
-        let plan = match rotor_migration::plan(&self.blue.client, &options).await {
+        // Green's checkpoint loads while blue is read: neither needs the other.
+        let (plan, checkpoint) = tokio::join!(self.plan(&options), self.checkpoint(checkpoints));
+        let plan = match plan? {
             Ok(plan) => plan,
-            Err(e @ rotor_migration::Error::Stateful { .. }) => {
-                return Ok(Outcome::Refused(e.to_string()));
-            }
+            Err(refused) => return Ok(Outcome::Refused(refused)),
+        };
+        let checkpoint = checkpoint?;
+        progress.set_total(plan.total() as u32);
+        let report = self.apply(&plan, &options, &checkpoint, progress).await?;
+        judge(&self.green.name, report)
+    }
+
+    /// The plan against blue; `Ok(Err)`: refused for good (stateful workloads).
+    async fn plan(
+        &self,
+        options: &MigrationOptions,
+    ) -> Result<Result<rotor_migration::Plan, String>, Error> {
+        let started = Instant::now();
+        let plan = match rotor_migration::plan(&self.blue.client, options).await {
+            Ok(plan) => plan,
+            Err(e @ rotor_migration::Error::Stateful { .. }) => return Ok(Err(e.to_string())),
             Err(e) => {
                 return Err(Error::Member {
                     instance: self.blue.name.clone(),
@@ -292,25 +320,30 @@ impl Job {
             }
         };
         self.took(MigrationStage::Plan, started);
-        progress.set_total(plan.total() as u32);
-        let report = self.apply(&plan, &options, checkpoints, progress).await?;
-        judge(&self.green.name, report)
+        Ok(Ok(plan))
     }
 
-    /// Applies `plan` to green, flushing the checkpoint as it goes and once at the end.
+    /// Green's checkpoint, loaded from the control plane on first use.
+    async fn checkpoint(&self, checkpoints: &Checkpoints) -> Result<Arc<DurableCheckpoint>, Error> {
+        let started = Instant::now();
+        let checkpoint = checkpoints.get(&self.control, &self.green.name).await?;
+        self.took(MigrationStage::Checkpoint, started);
+        Ok(checkpoint)
+    }
+
+    /// Applies `plan` to green, flushing the checkpoint as it goes and, once it has been
+    /// written, at the end (one that ends before its first flush leaves none behind: a
+    /// migration cut off then starts over, which loses less than a flush's worth).
     async fn apply(
         &self,
         plan: &rotor_migration::Plan,
         options: &MigrationOptions,
-        checkpoints: &Checkpoints,
+        checkpoint: &DurableCheckpoint,
         progress: &Progress,
     ) -> Result<rotor_migration::ApplyReport, Error> {
         let started = Instant::now();
-        let checkpoint = checkpoints.get(&self.control, &self.green.name).await?;
-        self.took(MigrationStage::Checkpoint, started);
-        let started = Instant::now();
         let counted = Counted {
-            inner: checkpoint.as_ref(),
+            inner: checkpoint,
             progress,
         };
         let apply = rotor_migration::apply(&self.green.client, plan, options, &counted);
@@ -327,7 +360,9 @@ impl Job {
                 }
             }
         };
-        checkpoint.flush(&self.control).await?;
+        if checkpoint.is_durable() {
+            checkpoint.flush(&self.control).await?;
+        }
         self.took(MigrationStage::Apply, started);
         Ok(report)
     }

@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use rotor_api::Phase;
 use rotor_traffic::{BackendCounters, Latencies};
 
-use crate::{Time, lock, since};
+use crate::{Time, lock, same_second, since};
 
 /// Every live swap's memory, by swap name.
 #[derive(Default)]
@@ -58,8 +58,13 @@ impl Started {
     /// How long since `recorded`: precisely when this process saw it start, else
     /// conservatively (status times are rounded down to the second, so one second less: a wait
     /// is never cut short), remembering the estimate so it stays steady.
+    ///
+    /// The start this process remembers is compared to the one status records at the second,
+    /// all status can hold: compared exactly, a remembered start never matched a status read
+    /// back, and every wait fell to the estimate — a step's bake counted from the first
+    /// reconcile after its write, blue's retention up to a second long.
     fn elapsed(slot: &mut Option<Started>, recorded: &Time) -> Duration {
-        if let Some(s) = slot.as_ref().filter(|s| &s.recorded == recorded) {
+        if let Some(s) = slot.as_ref().filter(|s| same_second(&s.recorded, recorded)) {
             return s.at.elapsed();
         }
         let elapsed = since(recorded).saturating_sub(Duration::from_secs(1));
@@ -281,6 +286,34 @@ mod tests {
 
     fn c(requests: u64, failures: u64) -> BackendCounters {
         BackendCounters { requests, failures }
+    }
+
+    use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time as MetaTime;
+
+    /// A start as status holds it once written and read back (RFC 3339, whole seconds).
+    fn read_back(t: &Time) -> Time {
+        serde_json::from_value(serde_json::to_value(t).unwrap()).unwrap()
+    }
+
+    #[test]
+    fn a_remembered_start_is_kept_when_status_reads_it_back_rounded_to_the_second() {
+        let m = Memories::default();
+        // A start with a fraction of a second, so the read-back differs from it.
+        let whole = crate::now().0.as_second() - 2;
+        let started = MetaTime(k8s_openapi::jiff::Timestamp::new(whole, 600_000_000).unwrap());
+        let recorded = read_back(&started);
+        assert_ne!(recorded, started, "status rounds to the second");
+        let marked = Instant::now();
+        m.mark_step("s", &started);
+        m.mark_phase("s", Phase::Draining, &started);
+        // Remembered: as long as since this process marked it, not status' estimate (which
+        // counts from a second after the rounded start, here more than a second ago).
+        assert!(m.in_step("s", &recorded) <= marked.elapsed());
+        assert!(m.shifted_for("s", &recorded) <= marked.elapsed());
+        assert!(m.in_phase("s", Phase::Draining, &recorded) <= marked.elapsed());
+        // A start in another second is another wait: estimated from status.
+        let other = MetaTime(k8s_openapi::jiff::Timestamp::new(whole - 3, 0).unwrap());
+        assert!(m.in_step("s", &other) > marked.elapsed());
     }
 
     #[test]

@@ -67,17 +67,27 @@ pub async fn controller(
         .filter_map(|ended| async move { ended.ok().map(|name| ObjectRef::new(&name)) });
     let triggers = futures::stream::select(discovered, migrated);
     let (store, swaps) = crate::lenient::reflect::<ClusterSwap>(&ctx, watcher::Config::default());
+    let (clusters, cluster_events) =
+        crate::lenient::reflect::<Cluster>(&ctx, watcher::Config::default());
+    // A restarted controller (new leader, same process) keeps the first cache, still fed.
+    let fed = ctx.clusters.set(clusters).is_ok();
     let controller = Controller::for_stream(swaps, store);
     ctx.metrics.count_swaps(controller.store());
-    controller
+    let run = controller
         .reconcile_on(triggers)
         .graceful_shutdown_on(stop)
         .run(reconcile, error_policy, ctx.clone())
         .for_each(|result| {
             ctx.metrics.reconciled("clusterswap", &result);
             async {}
-        })
-        .await;
+        });
+    if !fed {
+        return run.await;
+    }
+    tokio::select! {
+        () = run => {}
+        () = cluster_events.for_each(|_| async {}) => {}
+    }
 }
 
 async fn reconcile(swap: Arc<ClusterSwap>, ctx: Arc<Context>) -> Result<Action, Error> {
@@ -213,11 +223,24 @@ impl<'a> Reconcile<'a> {
         if status.phase.is_terminal() || self.ensure_finalizer().await? {
             return Ok(Action::await_change());
         }
-        let Some(cluster) = self.clusters.get_opt(&self.swap.spec.cluster_ref).await? else {
+        let Some(cluster) = self.cluster(status.phase).await? else {
             return self.cluster_missing(status).await;
         };
         let step = self.decide(&cluster, &mut status).await?;
         self.apply(&cluster, status, step).await
+    }
+
+    /// The swap's Cluster, from the watch's cache ([`Context::clusters`]); from the API when
+    /// the cache does not have it (not listed yet, or just created: a Cluster reported missing
+    /// is one the API does not have) and in Pending, which claims the Cluster with the
+    /// resourceVersion it read.
+    async fn cluster(&self, phase: Phase) -> Result<Option<Cluster>, Error> {
+        let name = &self.swap.spec.cluster_ref;
+        let cached = self.ctx.clusters.get().filter(|_| phase != Phase::Pending);
+        if let Some(cluster) = cached.and_then(|c| c.get(&ObjectRef::new(name))) {
+            return Ok(Some(Cluster::clone(&cluster)));
+        }
+        Ok(self.clusters.get_opt(name).await?)
     }
 
     /// The step of the phase the swap is in, unless the operator's levers override it.

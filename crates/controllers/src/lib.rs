@@ -159,9 +159,10 @@ pub struct Context {
     /// Precise starts of timed waits (bake, drain, retention): status times have one-second
     /// resolution, which would cut a 1 s bake to nothing.
     starts: Mutex<HashMap<String, (Time, std::time::Instant)>>,
-    /// The Clusters as the swap controller's watch has them (set when it starts): a swap's
-    /// reconciles read its Cluster here instead of asking the API each time.
-    pub(crate) clusters: std::sync::OnceLock<kube::runtime::reflector::Store<rotor_api::Cluster>>,
+    /// The Clusters as the running swap controller's watch has them (replaced each time it
+    /// starts, as after a lease regained): a swap's reconciles read its Cluster here instead
+    /// of asking the API each time.
+    pub(crate) clusters: Mutex<Option<kube::runtime::reflector::Store<rotor_api::Cluster>>>,
 }
 
 type Time = k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
@@ -194,7 +195,7 @@ impl Context {
             discovery: None,
             watched: Mutex::default(),
             greens: Mutex::default(),
-            clusters: std::sync::OnceLock::new(),
+            clusters: Mutex::default(),
         }
     }
 

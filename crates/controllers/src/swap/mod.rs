@@ -69,8 +69,9 @@ pub async fn controller(
     let (store, swaps) = crate::lenient::reflect::<ClusterSwap>(&ctx, watcher::Config::default());
     let (clusters, cluster_events) =
         crate::lenient::reflect::<Cluster>(&ctx, watcher::Config::default());
-    // A restarted controller (new leader, same process) keeps the first cache, still fed.
-    let fed = ctx.clusters.set(clusters).is_ok();
+    // This run's cache: one left by an earlier run (a lease lost and regained in this process)
+    // is no longer fed.
+    *crate::lock(&ctx.clusters) = Some(clusters);
     let controller = Controller::for_stream(swaps, store);
     ctx.metrics.count_swaps(controller.store());
     let run = controller
@@ -81,9 +82,6 @@ pub async fn controller(
             ctx.metrics.reconciled("clusterswap", &result);
             async {}
         });
-    if !fed {
-        return run.await;
-    }
     tokio::select! {
         () = run => {}
         () = cluster_events.for_each(|_| async {}) => {}
@@ -236,7 +234,9 @@ impl<'a> Reconcile<'a> {
     /// resourceVersion it read.
     async fn cluster(&self, phase: Phase) -> Result<Option<Cluster>, Error> {
         let name = &self.swap.spec.cluster_ref;
-        let cached = self.ctx.clusters.get().filter(|_| phase != Phase::Pending);
+        let cached = crate::lock(&self.ctx.clusters)
+            .clone()
+            .filter(|_| phase != Phase::Pending);
         if let Some(cluster) = cached.and_then(|c| c.get(&ObjectRef::new(name))) {
             return Ok(Some(Cluster::clone(&cluster)));
         }

@@ -158,7 +158,7 @@ pub struct Context {
     cloud_poller: rotor_providers::poll::Poller,
     /// Precise starts of timed waits (bake, drain, retention): status times have one-second
     /// resolution, which would cut a 1 s bake to nothing.
-    starts: Mutex<HashMap<String, (Time, std::time::Instant)>>,
+    starts: Mutex<HashMap<String, swap::memory::Started>>,
     /// The Clusters as the running swap controller's watch has them (replaced each time it
     /// starts, as after a lease regained): a swap's reconciles read its Cluster here instead
     /// of asking the API each time.
@@ -372,24 +372,18 @@ impl Context {
         if starts.len() > 100_000 {
             starts.clear();
         }
-        starts.insert(key, (at.clone(), std::time::Instant::now()));
+        starts.insert(key, swap::memory::Started::now(at));
     }
 
-    /// How long the wait `key` (recorded in status as `at`) has lasted: precisely when this
-    /// process started it, else conservatively (the recorded time is rounded down to the
-    /// second, so one second is subtracted: a wait is never cut short).
+    /// How long the wait `key` (recorded in status as `at`) has lasted, as a swap's waits are
+    /// timed ([`swap::memory::Started::elapsed`]).
     pub(crate) fn elapsed(&self, key: &str, at: &Time) -> Duration {
         let mut starts = lock(&self.starts);
-        if let Some((recorded, instant)) = starts.get(key)
-            && same_second(recorded, at)
-        {
-            return instant.elapsed();
+        let mut slot = starts.remove(key);
+        let elapsed = swap::memory::Started::elapsed(&mut slot, at);
+        if let Some(started) = slot {
+            starts.insert(key.to_string(), started);
         }
-        let elapsed = since(at).saturating_sub(Duration::from_secs(1));
-        let start = std::time::Instant::now()
-            .checked_sub(elapsed)
-            .unwrap_or_else(std::time::Instant::now);
-        starts.insert(key.to_string(), (at.clone(), start));
         elapsed
     }
 
@@ -636,13 +630,6 @@ pub async fn run(
 /// `now` as the API's `Time`.
 pub(crate) fn now() -> k8s_openapi::apimachinery::pkg::apis::meta::v1::Time {
     k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(k8s_openapi::jiff::Timestamp::now())
-}
-
-/// Whether two times fall in the same second: a time written to status reads back rounded
-/// down to it (RFC 3339 without a fraction), so a start remembered precisely is known again by
-/// its second, never by exact equality.
-pub(crate) fn same_second(a: &Time, b: &Time) -> bool {
-    a.0.as_second() == b.0.as_second()
 }
 
 /// Time elapsed since `t` (zero if `t` is in the future).

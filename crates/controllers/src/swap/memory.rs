@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use rotor_api::Phase;
 use rotor_traffic::{BackendCounters, Latencies};
 
-use crate::{Time, lock, same_second, since};
+use crate::{Time, lock, since};
 
 /// Every live swap's memory, by swap name.
 #[derive(Default)]
@@ -40,15 +40,16 @@ struct Memory {
     hooks: Vec<rotor_api::HookStatus>,
 }
 
-/// A wait's start as recorded in status, and precisely.
+/// A wait's start as recorded in status, and precisely (also the rollout's waits, in
+/// [`crate::Context`]).
 #[derive(Clone)]
-struct Started {
+pub(crate) struct Started {
     recorded: Time,
     at: Instant,
 }
 
 impl Started {
-    fn now(recorded: &Time) -> Self {
+    pub(crate) fn now(recorded: &Time) -> Self {
         Started {
             recorded: recorded.clone(),
             at: Instant::now(),
@@ -63,7 +64,7 @@ impl Started {
     /// all status can hold: compared exactly, a remembered start never matched a status read
     /// back, and every wait fell to the estimate — a step's bake counted from the first
     /// reconcile after its write, blue's retention up to a second long.
-    fn elapsed(slot: &mut Option<Started>, recorded: &Time) -> Duration {
+    pub(crate) fn elapsed(slot: &mut Option<Started>, recorded: &Time) -> Duration {
         if let Some(s) = slot.as_ref().filter(|s| same_second(&s.recorded, recorded)) {
             return s.at.elapsed();
         }
@@ -77,6 +78,13 @@ impl Started {
         });
         elapsed
     }
+}
+
+/// Whether two times fall in the same second: a time written to status reads back rounded
+/// down to it (RFC 3339 without a fraction), so a start remembered precisely is known again by
+/// its second, never by exact equality.
+fn same_second(a: &Time, b: &Time) -> bool {
+    a.0.as_second() == b.0.as_second()
 }
 
 /// One swap's gate window over a cumulative reading: see [`Memories::gate_baseline`].

@@ -156,8 +156,9 @@ pub struct Context {
     pub(crate) migrations: tasks::Tasks<migration::Outcome>,
     /// Where each object is in the cloud-polling schedule (`settings.cloud_poll`).
     cloud_poller: rotor_providers::poll::Poller,
-    /// Precise starts of timed waits (bake, drain, retention): status times have one-second
-    /// resolution, which would cut a 1 s bake to nothing.
+    /// Precise starts of the rollout's timed waits (the bake between waves, wave gates; a
+    /// swap's own are in `swap::memory`): status times have one-second resolution, which would
+    /// cut a 1 s bake to nothing.
     starts: Mutex<HashMap<String, swap::memory::Started>>,
     /// The Clusters as the running swap controller's watch has them (replaced each time it
     /// starts, as after a lease regained): a swap's reconciles read its Cluster here instead

@@ -31,6 +31,7 @@ pub mod preview;
 mod rerun;
 mod skip;
 mod status;
+mod triggers;
 mod wave_gates;
 mod waves;
 mod windows;
@@ -46,11 +47,10 @@ use futures::StreamExt;
 use kube::Resource;
 use kube::ResourceExt;
 use kube::runtime::controller::{Action, Controller};
-use kube::runtime::reflector::{ObjectRef, Store};
+use kube::runtime::reflector::{self, ObjectRef, Store};
 use kube::runtime::{WatchStreamExt, watcher};
 use rotor_api::{Cluster, ClusterSwap, Rollout, RolloutSpec, RolloutStatus, labels};
 
-use crate::coalesce::coalesce;
 use crate::lenient;
 use crate::retry::is_conflict;
 use crate::{Context, Error, now};
@@ -64,9 +64,9 @@ type Time = k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 /// The requeue after a step whose result the next step reads at once.
 const STEP: Duration = Duration::from_millis(10);
 
-/// How often, at most, a Rollout is re-queued by its swaps' changes while they keep coming.
-/// A swap's end is seen at most this late when others are changing; 500 running swaps no
-/// longer mean hundreds of reconciles (and status writes naming the whole fleet) a second.
+/// How often, at most, a Rollout is re-queued by its swaps' changes while they keep coming
+/// (a swap's end, which frees a slot, re-queues it at once: see `triggers`); 500 running swaps
+/// do not mean hundreds of reconciles (and status writes naming the whole fleet) a second.
 const TRIGGER_WINDOW: Duration = Duration::from_millis(100);
 
 /// Shared by all reconciles of this controller.
@@ -90,8 +90,12 @@ pub async fn controller(
     ctx: Arc<Context>,
     stop: impl std::future::Future<Output = ()> + Send + Sync + 'static,
 ) {
-    let of_rollouts = || watcher::Config::default().labels(labels::ROLLOUT);
-    let (reader, swaps_stream) = lenient::reflect::<ClusterSwap>(&ctx, of_rollouts());
+    let of_rollouts = watcher::Config::default().labels(labels::ROLLOUT);
+    let (reader, writer) = reflector::store();
+    // One watch of the swaps feeds the cache and, once the cache holds each change, the
+    // triggers (see `triggers`).
+    let swaps_stream = lenient::events::<ClusterSwap>(&ctx, of_rollouts).reflect(writer);
+    let (feed, triggers) = triggers::channel();
     let (cluster_reader, clusters_stream) =
         lenient::reflect::<Cluster>(&ctx, watcher::Config::default());
     let state = Arc::new(State {
@@ -106,11 +110,17 @@ pub async fn controller(
         // A reconcile must see every swap that exists: wait for the first full list.
         let _ = reader.wait_until_ready().await;
         let _ = cluster_reader.wait_until_ready().await;
-        run_controller(ctx, state, of_rollouts(), stop).await;
+        run_controller(ctx, state, triggers, stop).await;
     };
+    let feed_triggers = swaps_stream.for_each(|event| {
+        if let Ok(event) = &event {
+            feed.send(event);
+        }
+        async {}
+    });
     tokio::select! {
         () = run => {}
-        () = swaps_stream.for_each(|_| async {}) => {}
+        () = feed_triggers => {}
         () = clusters_stream.for_each(|_| async {}) => {}
     }
 }
@@ -118,7 +128,7 @@ pub async fn controller(
 async fn run_controller(
     ctx: Arc<Context>,
     state: Arc<State>,
-    of_rollouts: watcher::Config,
+    triggers: triggers::Triggers,
     stop: impl std::future::Future<Output = ()> + Send + Sync + 'static,
 ) {
     let metrics = ctx.metrics.clone();
@@ -126,14 +136,7 @@ async fn run_controller(
     let controller = Controller::for_stream(rollouts, store);
     metrics.count_rollouts(controller.store());
     controller
-        // Every change of one of its swaps re-queues the Rollout, coalesced: at most about
-        // once a window while they churn (see `coalesce`).
-        .reconcile_on(coalesce(
-            lenient::events::<ClusterSwap>(&ctx, of_rollouts)
-                .touched_objects()
-                .filter_map(|swap| std::future::ready(swap.ok().and_then(|s| owning_rollout(&s)))),
-            TRIGGER_WINDOW,
-        ))
+        .reconcile_on(triggers.stream(TRIGGER_WINDOW))
         .graceful_shutdown_on(stop)
         .run(reconcile, error_policy, state)
         .for_each(|result| {

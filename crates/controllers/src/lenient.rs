@@ -73,9 +73,21 @@ pub fn reflect<K: Watched>(
     Store<K>,
     impl Stream<Item = watcher::Result<K>> + Send + 'static,
 ) {
+    let (reader, events) = reflect_events::<K>(ctx, config);
+    (reader, events.applied_objects())
+}
+
+/// As [`reflect`], the stream yielding each watch event once the store applied it (a consumer
+/// that must tell a deletion or the first list from a change).
+pub fn reflect_events<K: Watched>(
+    ctx: &Arc<Context>,
+    config: watcher::Config,
+) -> (
+    Store<K>,
+    impl Stream<Item = watcher::Result<Event<K>>> + Send + 'static,
+) {
     let (reader, writer) = reflector::store();
-    let stream = events::<K>(ctx, config).reflect(writer).applied_objects();
-    (reader, stream)
+    (reader, events::<K>(ctx, config).reflect(writer))
 }
 
 /// The typed event, or None for an object that does not decode (reported).

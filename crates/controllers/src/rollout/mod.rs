@@ -47,8 +47,8 @@ use futures::StreamExt;
 use kube::Resource;
 use kube::ResourceExt;
 use kube::runtime::controller::{Action, Controller};
-use kube::runtime::reflector::{self, ObjectRef, Store};
-use kube::runtime::{WatchStreamExt, watcher};
+use kube::runtime::reflector::{ObjectRef, Store};
+use kube::runtime::watcher;
 use rotor_api::{Cluster, ClusterSwap, Rollout, RolloutSpec, RolloutStatus, labels};
 
 use crate::lenient;
@@ -91,10 +91,9 @@ pub async fn controller(
     stop: impl std::future::Future<Output = ()> + Send + Sync + 'static,
 ) {
     let of_rollouts = watcher::Config::default().labels(labels::ROLLOUT);
-    let (reader, writer) = reflector::store();
     // One watch of the swaps feeds the cache and, once the cache holds each change, the
     // triggers (see `triggers`).
-    let swaps_stream = lenient::events::<ClusterSwap>(&ctx, of_rollouts).reflect(writer);
+    let (reader, swaps_stream) = lenient::reflect_events::<ClusterSwap>(&ctx, of_rollouts);
     let (feed, triggers) = triggers::channel();
     let (cluster_reader, clusters_stream) =
         lenient::reflect::<Cluster>(&ctx, watcher::Config::default());
